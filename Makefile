@@ -1,0 +1,30 @@
+# Two commands: `make reproduce` (environment + the whole study) and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+OUT ?= out/paper
+
+.PHONY: reproduce test test-slow bench clean
+
+$(BIN)/grokcast: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	# torch first and pinned: takes the CPU wheel instead of a multi-GB CUDA build.
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(BIN)/grokcast
+
+reproduce: $(BIN)/grokcast
+	$(BIN)/grokcast sweep --config configs/paper.toml --out $(OUT)
+
+test: $(BIN)/grokcast
+	$(BIN)/python -m pytest -q
+
+test-slow: $(BIN)/grokcast
+	$(BIN)/python -m pytest -q -m slow
+
+bench: $(BIN)/grokcast
+	$(BIN)/python benchmarks/bench_train.py
+
+clean:
+	rm -rf $(VENV) out

@@ -1,0 +1,222 @@
+"""Typed configuration: one run, and the sweep grid that expands into runs.
+
+Every dataclass is frozen and validates itself in ``__post_init__``; a bad value raises
+:class:`ConfigError` naming the field, the value received and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import math
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+INIT_SCHEMES = ("torch", "nanda")
+
+
+class ConfigError(ValueError):
+    """A configuration value is outside what grokcast accepts."""
+
+
+def _fail(name: str, value: Any, allowed: str) -> None:
+    raise ConfigError(f"{name}={value!r} is not allowed: expected {allowed}")
+
+
+def _check_int(name: str, value: Any, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        _fail(name, value, f"an integer >= {minimum}")
+
+
+def _check_real(name: str, value: Any, *, lo: float, hi: float = math.inf,
+                lo_open: bool = False, hi_open: bool = True) -> None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if ok:
+        ok = (value > lo if lo_open else value >= lo) and (value < hi if hi_open else value <= hi)
+    if not ok:
+        left, right = "(" if lo_open else "[", ")" if hi_open else "]"
+        _fail(name, value, f"a finite number in {left}{lo}, {hi}{right}")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Shape of the 1-layer, no-LayerNorm transformer."""
+
+    d_model: int = 64
+    n_heads: int = 4
+    d_mlp: int = 256
+    init: str = "torch"
+    init_scale: float = 1.0
+
+    def __post_init__(self) -> None:
+        _check_int("model.d_model", self.d_model, 1)
+        _check_int("model.n_heads", self.n_heads, 1)
+        _check_int("model.d_mlp", self.d_mlp, 1)
+        if self.d_model % self.n_heads:
+            _fail("model.n_heads", self.n_heads, f"a divisor of d_model={self.d_model}")
+        if self.init not in INIT_SCHEMES:
+            _fail("model.init", self.init, f"one of {INIT_SCHEMES}")
+        _check_real("model.init_scale", self.init_scale, lo=0.0, lo_open=True)
+
+    @property
+    def d_head(self) -> int:
+        return self.d_model // self.n_heads
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """Full-batch AdamW settings shared by every run (weight decay is per run)."""
+
+    lr: float = 1e-3
+    beta1: float = 0.9
+    beta2: float = 0.98
+    eps: float = 1e-8
+
+    def __post_init__(self) -> None:
+        _check_real("optim.lr", self.lr, lo=0.0, lo_open=True)
+        _check_real("optim.beta1", self.beta1, lo=0.0, hi=1.0)
+        _check_real("optim.beta2", self.beta2, lo=0.0, hi=1.0)
+        _check_real("optim.eps", self.eps, lo=0.0, lo_open=True)
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    """Which steps get a log row: every step below ``dense_until``, then every ``every``."""
+
+    dense_until: int = 300
+    every: int = 100
+
+    def __post_init__(self) -> None:
+        _check_int("log.dense_until", self.dense_until, 0)
+        _check_int("log.every", self.every, 1)
+
+    def steps(self, n_steps: int) -> list[int]:
+        """Logged steps in ``[0, n_steps]``; the final model (step ``n_steps``) is always logged."""
+        dense = range(min(self.dense_until, n_steps + 1))
+        start = -(-self.dense_until // self.every) * self.every  # first multiple of every >= dense_until
+        sparse = range(start, n_steps + 1, self.every)
+        return sorted(set(dense) | set(sparse) | {n_steps})
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that determines one training run, and so its log."""
+
+    p: int = 23
+    train_frac: float = 0.3
+    weight_decay: float = 1.0
+    seed: int = 0
+    split_seed: int = 0
+    n_steps: int = 10_000
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+
+    def __post_init__(self) -> None:
+        _check_int("p", self.p, 2)
+        _check_real("train_frac", self.train_frac, lo=0.0, hi=1.0, lo_open=True, hi_open=True)
+        _check_real("weight_decay", self.weight_decay, lo=0.0)
+        _check_int("seed", self.seed, 0)
+        _check_int("split_seed", self.split_seed, 0)
+        _check_int("n_steps", self.n_steps, 0)
+        n_train = round(self.train_frac * self.p**2)
+        if not 1 <= n_train < self.p**2:
+            _fail("train_frac", self.train_frac,
+                  f"a fraction leaving at least one train and one val example of p*p={self.p**2}")
+
+    @property
+    def run_id(self) -> str:
+        """Stable, human-readable identifier: unique within a sweep."""
+        return (f"p{self.p}-f{self.train_frac:g}-wd{self.weight_decay:g}"
+                f"-s{self.seed}-ss{self.split_seed}")
+
+    @property
+    def split_key(self) -> tuple[int, float, int]:
+        """Runs with equal split keys see the same train/val split."""
+        return (self.p, self.train_frac, self.split_seed)
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """A grid of runs: train fraction x weight decay x seed, sharing everything else."""
+
+    name: str = "sweep"
+    p: int = 23
+    train_fracs: tuple[float, ...] = (0.3, 0.4, 0.5, 0.6)
+    weight_decays: tuple[float, ...] = (0.3, 1.0, 3.0, 10.0)
+    seeds: tuple[int, ...] = (0, 1, 2)
+    split_seed: int = 0
+    n_steps: int = 10_000
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+
+    def __post_init__(self) -> None:
+        for name in ("train_fracs", "weight_decays", "seeds"):
+            values = getattr(self, name)
+            if not isinstance(values, tuple) or not values:
+                _fail(name, values, "a non-empty list")
+            if len(set(values)) != len(values):
+                _fail(name, values, "a list without repeated values")
+        # Validate every field once through RunConfig so errors name the bad value.
+        for f, wd, s in itertools.product(self.train_fracs, self.weight_decays, self.seeds):
+            self._run(f, wd, s)
+
+    def _run(self, train_frac: float, weight_decay: float, seed: int) -> RunConfig:
+        return RunConfig(p=self.p, train_frac=train_frac, weight_decay=weight_decay, seed=seed,
+                         split_seed=self.split_seed, n_steps=self.n_steps, model=self.model,
+                         optim=self.optim, log=self.log)
+
+    def runs(self) -> list[RunConfig]:
+        """The grid expanded in (train_frac, weight_decay, seed) order."""
+        return [self._run(f, wd, s) for f, wd, s in
+                itertools.product(self.train_fracs, self.weight_decays, self.seeds)]
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        for k in ("train_fracs", "weight_decays", "seeds"):
+            d[k] = list(d[k])
+        return d
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> SweepConfig:
+        """Build from a parsed TOML/JSON mapping; unknown keys are an error."""
+        raw = dict(raw)
+        sub = {"model": ModelConfig, "optim": OptimConfig, "log": LogConfig}
+        kwargs: dict[str, Any] = {}
+        for key, value in raw.items():
+            if key in sub:
+                if not isinstance(value, dict):
+                    _fail(key, value, "a table of settings")
+                kwargs[key] = _build(sub[key], value, prefix=f"{key}.")
+            elif key in {f.name for f in dataclasses.fields(cls)}:
+                kwargs[key] = tuple(value) if isinstance(value, list) else value
+            else:
+                allowed = sorted(f.name for f in dataclasses.fields(cls))
+                raise ConfigError(f"unknown config key {key!r}: allowed keys are {allowed}")
+        return cls(**kwargs)
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> SweepConfig:
+        """Read a ``.toml`` or ``.json`` sweep config."""
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {str(path)!r} does not exist")
+        text = path.read_text()
+        try:
+            raw = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
+        except (tomllib.TOMLDecodeError, json.JSONDecodeError) as err:
+            raise ConfigError(f"config file {str(path)!r} is not valid: {err}") from None
+        return cls.from_dict(raw)
+
+
+def _build(cls: type, raw: dict[str, Any], prefix: str) -> Any:
+    names = {f.name for f in dataclasses.fields(cls)}
+    for key in raw:
+        if key not in names:
+            raise ConfigError(f"unknown config key {prefix + key!r}: allowed keys are "
+                              f"{sorted(prefix + n for n in names)}")
+    return cls(**raw)

@@ -1,0 +1,83 @@
+"""The logged early-training signals, computed for a whole ensemble at once.
+
+Shared by the trainer and :class:`grokcast.monitor.GrokMonitor`: one implementation.
+
+Step convention (the log's contract)
+------------------------------------
+Row ``step = t`` describes the model after t optimizer updates, theta_t:
+
+* ``train_loss``, ``train_acc``, ``train_margin``, ``val_loss``, ``val_acc``, ``param_norm``,
+  ``erank_we``, ``erank_wu``: evaluated at theta_t.
+* ``grad_norm``: norm of the full-batch gradient at theta_t (the one update t+1 uses).
+* ``update_norm``: ||theta_{t+1} - theta_t||, the step taken from theta_t; NaN on the last row.
+* ``update_cos``: cos(theta_{t+1} - theta_t, theta_t - theta_{t-1}); NaN at t = 0 and on
+  the last row.
+
+Norms are L2 over all parameters of a run together.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+# Column order of the log table after ``run_id`` and ``step``.
+SIGNAL_NAMES = (
+    "train_loss", "val_loss", "train_acc", "val_acc",
+    "param_norm", "grad_norm", "erank_we", "erank_wu", "train_margin",
+    "update_norm", "update_cos",
+)
+
+
+def effective_rank(mats: Tensor) -> Tensor:
+    """exp of the Shannon entropy of the normalised singular values (Roy & Vetterli 2007).
+
+    Parameters
+    ----------
+    mats : Tensor of shape (R, m, n)
+
+    Returns
+    -------
+    Tensor of shape (R,); 1 for a rank-1 matrix, n for an n x n identity.
+    """
+    s = torch.linalg.svdvals(mats)  # (R, min(m, n))
+    prob = s / s.sum(-1, keepdim=True)
+    plogp = torch.where(prob > 0, prob * torch.log(prob), torch.zeros_like(prob))
+    return torch.exp(-plogp.sum(-1))
+
+
+def global_norm(tensors: list[Tensor]) -> Tensor:
+    """L2 norm over several tensors of shape (R, ...) taken together, per run -> (R,)."""
+    return torch.sqrt(sum(t.reshape(t.shape[0], -1).pow(2).sum(1) for t in tensors))
+
+
+def global_dot(a: list[Tensor], b: list[Tensor]) -> Tensor:
+    """Per-run inner product of two parameter lists -> (R,)."""
+    return sum((x.reshape(x.shape[0], -1) * y.reshape(y.shape[0], -1)).sum(1) for x, y in zip(a, b))
+
+
+def cosine(a: list[Tensor], b: list[Tensor]) -> Tensor:
+    """Per-run cosine between two parameter-shaped lists -> (R,)."""
+    return global_dot(a, b) / (global_norm(a) * global_norm(b))
+
+
+def masked_mean(values: Tensor, mask: Tensor) -> Tensor:
+    """Mean over the example axis of (R, N) values where mask is True -> (R,)."""
+    mask = mask.to(values.dtype)
+    return (values * mask).sum(1) / mask.sum(1)
+
+
+def fit_stats(logits: Tensor, labels: Tensor, mask: Tensor) -> dict[str, Tensor]:
+    """Loss, accuracy and logit margin of (R, N, V) logits against (R, N) labels -> each (R,).
+
+    ``margin`` is the correct logit minus the largest other logit, averaged over examples:
+    positive when the model classifies correctly.
+    """
+    logp = torch.log_softmax(logits, dim=-1)
+    correct = logits.gather(-1, labels.unsqueeze(-1)).squeeze(-1)
+    others = logits.scatter(-1, labels.unsqueeze(-1), float("-inf"))
+    return {
+        "loss": masked_mean(-logp.gather(-1, labels.unsqueeze(-1)).squeeze(-1), mask),
+        "acc": masked_mean((logits.argmax(-1) == labels).to(logits.dtype), mask),
+        "margin": masked_mean(correct - others.max(-1).values, mask),
+    }

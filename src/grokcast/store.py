@@ -1,0 +1,185 @@
+"""The sweep directory: Parquet tables, atomic writes, resume.
+
+Layout of a sweep directory::
+
+    DIR/sweep.json               the SweepConfig (plus grokcast version), written once
+    DIR/log/chunk-00000.parquet  log rows of one finished ensemble chunk
+    DIR/runs/chunk-00000.parquet run rows of the same chunk (written after its log)
+
+``log/`` and ``runs/`` are each one Parquet dataset (``pandas.read_parquet(DIR / "log")``
+reads the whole table). A chunk counts as finished once its ``runs`` file exists; every file
+is written to a temporary name and renamed, so a killed process leaves either a whole file
+or none, and a rerun redoes only the unfinished runs.
+
+Log table columns: ``run_id``, ``step``, then :data:`grokcast.signals.SIGNAL_NAMES`.
+Runs table columns: see :data:`RUN_COLUMNS`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from grokcast import __version__
+from grokcast.config import ConfigError, SweepConfig
+from grokcast.signals import SIGNAL_NAMES
+from grokcast.train import EnsembleLog
+
+RUN_COLUMNS = (
+    "run_id", "p", "train_frac", "weight_decay", "seed", "split_seed", "n_steps", "init",
+    "init_scale", "status", "max_val_acc", "step_val_acc_0.9", "step_val_acc_0.99",
+    "final_train_loss", "final_val_loss", "final_train_acc", "final_val_acc", "chunk",
+    "chunk_seconds",
+)
+GROK_THRESHOLDS = (0.9, 0.99)
+
+
+class StoreError(RuntimeError):
+    """The sweep directory is missing, corrupt, or holds a different sweep."""
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write via a temp file in the same directory, then rename: readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_parquet(path: Path, df: pd.DataFrame) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        df.to_parquet(tmp, index=False)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def log_frame(log: EnsembleLog) -> pd.DataFrame:
+    """Long-format log rows: one per (run, logged step)."""
+    R, S, _ = log.values.shape
+    df = pd.DataFrame(log.values.reshape(R * S, -1), columns=list(SIGNAL_NAMES))
+    df.insert(0, "step", np.tile(log.steps, R).astype(np.int64))
+    df.insert(0, "run_id", np.repeat([r.run_id for r in log.runs], S))
+    return df
+
+
+def _first_step(steps: np.ndarray, acc: np.ndarray, threshold: float) -> int:
+    hit = np.flatnonzero(acc >= threshold)
+    return int(steps[hit[0]]) if hit.size else -1
+
+
+def run_frame(log: EnsembleLog, chunk: str, chunk_seconds: float) -> pd.DataFrame:
+    """One row per run: config, status and outcome (over the logged steps).
+
+    ``chunk_seconds`` is the wall time of the whole ensemble the run trained in.
+    """
+    col = {n: k for k, n in enumerate(SIGNAL_NAMES)}
+    rows = []
+    for r, cfg in enumerate(log.runs):
+        v = log.values[r]
+        val_acc = v[:, col["val_acc"]]
+        diverged = not np.isfinite(v[:, col["train_loss"]][~np.isnan(val_acc)]).all()
+        final = v[np.flatnonzero(~np.isnan(val_acc))[-1]] if (~np.isnan(val_acc)).any() else v[-1]
+        status = "diverged" if diverged else ("stopped" if log.stopped_at[r] >= 0 else "finished")
+        rows.append({
+            "run_id": cfg.run_id, "p": cfg.p, "train_frac": cfg.train_frac,
+            "weight_decay": cfg.weight_decay, "seed": cfg.seed, "split_seed": cfg.split_seed,
+            "n_steps": cfg.n_steps, "init": cfg.model.init, "init_scale": cfg.model.init_scale,
+            "status": status, "max_val_acc": float(np.nanmax(val_acc)) if not diverged else np.nan,
+            **{f"step_val_acc_{th}": _first_step(log.steps, val_acc, th) for th in GROK_THRESHOLDS},
+            "final_train_loss": final[col["train_loss"]], "final_val_loss": final[col["val_loss"]],
+            "final_train_acc": final[col["train_acc"]], "final_val_acc": final[col["val_acc"]],
+            "chunk": chunk, "chunk_seconds": chunk_seconds,
+        })
+    return pd.DataFrame(rows, columns=list(RUN_COLUMNS))
+
+
+class SweepStore:
+    """Read and append to one sweep directory."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    @property
+    def config_path(self) -> Path:
+        return self.root / "sweep.json"
+
+    def init(self, config: SweepConfig) -> None:
+        """Create the directory for ``config``, or check that it already holds the same sweep."""
+        if self.root.exists() and not self.root.is_dir():
+            raise StoreError(f"{str(self.root)!r} exists and is not a directory")
+        if self.config_path.exists():
+            existing = self.read_config()
+            if existing != config:
+                raise StoreError(
+                    f"{str(self.root)!r} holds a different sweep ({existing.name!r}); "
+                    "use a new --out directory or the same config to resume")
+            return
+        if self.root.exists() and any(self.root.iterdir()):
+            raise StoreError(f"{str(self.root)!r} is not empty and holds no sweep.json")
+        payload = {"grokcast_version": __version__, "config": config.to_dict()}
+        atomic_write_bytes(self.config_path, json.dumps(payload, indent=2).encode())
+
+    def read_config(self) -> SweepConfig:
+        if not self.config_path.is_file():
+            raise StoreError(f"{str(self.root)!r} is not a sweep directory: no sweep.json")
+        try:
+            raw = json.loads(self.config_path.read_text())
+            return SweepConfig.from_dict(raw["config"])
+        except (json.JSONDecodeError, KeyError, TypeError, ConfigError) as err:
+            raise StoreError(f"{str(self.config_path)!r} is corrupt: {err}") from None
+
+    def _chunks(self, table: str) -> list[Path]:
+        return sorted((self.root / table).glob("chunk-*.parquet"))
+
+    def finished_run_ids(self) -> set[str]:
+        return set(self.runs()["run_id"]) if self._chunks("runs") else set()
+
+    def write_chunk(self, log: EnsembleLog, seconds: float) -> None:
+        """Store one finished ensemble: its log first, then its run rows (the commit point)."""
+        used = [int(p.stem.split("-")[1]) for p in self._chunks("log") + self._chunks("runs")]
+        name = f"chunk-{max(used, default=-1) + 1:05d}.parquet"
+        atomic_write_parquet(self.root / "log" / name, log_frame(log))
+        atomic_write_parquet(self.root / "runs" / name, run_frame(log, name.removesuffix(".parquet"), seconds))
+
+    def _read(self, table: str, columns: list[str] | None = None) -> pd.DataFrame:
+        files = self._chunks(table)
+        if table == "log":  # a log chunk without its runs file is an unfinished chunk
+            committed = {p.name for p in self._chunks("runs")}
+            files = [p for p in files if p.name in committed]
+        if not files:
+            raise StoreError(f"{str(self.root)!r} holds no finished runs yet")
+        try:
+            return pd.concat([pd.read_parquet(p, columns=columns) for p in files], ignore_index=True)
+        except Exception as err:  # pyarrow raises several types for damaged files
+            raise StoreError(f"a Parquet file in {str(self.root / table)!r} is unreadable: {err}") from None
+
+    def runs(self) -> pd.DataFrame:
+        """The runs table, sorted by run_id."""
+        return self._read("runs").sort_values("run_id", ignore_index=True)
+
+    def log(self, columns: list[str] | None = None) -> pd.DataFrame:
+        """The log table, sorted by (run_id, step)."""
+        return self._read("log", columns).sort_values(["run_id", "step"], ignore_index=True)
+
+    def summary(self) -> dict[str, Any]:
+        runs = self.runs()
+        return {"n_runs": len(runs), **{f"n_grok_{th}": int((runs["max_val_acc"] >= th).sum())
+                                        for th in GROK_THRESHOLDS}}

@@ -1,0 +1,77 @@
+"""Run a sweep: plan ensemble chunks, train them, store each as it finishes, resume."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from grokcast.config import RunConfig, SweepConfig
+from grokcast.store import SweepStore
+from grokcast.train import EnsembleLog, resolve_device, train_ensemble
+
+# Past ~64 runs a CPU ensemble is compute bound already; bigger chunks only delay the
+# first stored result (and the resume point).
+DEFAULT_CPU_CHUNK = 64
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    n_trained: int
+    n_skipped: int
+    seconds: float
+
+
+def plan_chunks(runs: list[RunConfig], max_runs: int) -> list[list[RunConfig]]:
+    """Split runs into ensembles of at most ``max_runs``, keeping runs of one split together.
+
+    Runs sharing a split need no padding, so each split group fills its own chunks.
+    """
+    if max_runs < 1:
+        raise ValueError(f"max_runs={max_runs} is not allowed: expected an integer >= 1")
+    groups: dict[tuple, list[RunConfig]] = {}
+    for r in runs:
+        groups.setdefault(r.split_key, []).append(r)
+    return [g[i:i + max_runs] for g in groups.values() for i in range(0, len(g), max_runs)]
+
+
+def default_chunk_size(device: torch.device, config: SweepConfig) -> int:
+    """Runs per ensemble: fixed on CPU; on a GPU, what fits in a quarter of free memory."""
+    if device.type != "cuda":
+        return DEFAULT_CPU_CHUNK
+    free, _ = torch.cuda.mem_get_info(device)
+    n_ex = config.p**2
+    d, d_mlp = config.model.d_model, config.model.d_mlp
+    # Activations saved for backward dominate: ~ (4 d_model + 2 d_mlp) floats per example.
+    per_run = 4 * (n_ex * (4 * d + 2 * d_mlp) + 20 * 60_000)
+    return max(1, min(4096, int(free * 0.25 // per_run)))
+
+
+def run_sweep(config: SweepConfig, out: str | Path, *, device: str = "auto",
+              chunk_size: int | None = None, progress: bool = True,
+              train_fn: Callable[..., EnsembleLog] = train_ensemble) -> SweepResult:
+    """Train every unfinished run of ``config`` into the sweep directory ``out``."""
+    store = SweepStore(out)
+    store.init(config)
+    dev = resolve_device(device)
+    done = store.finished_run_ids()
+    todo = [r for r in config.runs() if r.run_id not in done]
+    chunks = plan_chunks(todo, chunk_size or default_chunk_size(dev, config))
+    total = sum(len(c) for c in chunks) * config.n_steps
+    start = time.perf_counter()
+    with tqdm(total=total, unit="run-step", unit_scale=True, disable=not progress,
+              desc=f"sweep {config.name}", dynamic_ncols=True) as bar:
+        bar.set_postfix(runs=f"{len(done)}/{len(done) + len(todo)}")
+        n_done = len(done)
+        for chunk in chunks:
+            t0 = time.perf_counter()
+            log = train_fn(chunk, dev, on_progress=lambda k, n=len(chunk): bar.update(k * n))
+            store.write_chunk(log, seconds=time.perf_counter() - t0)
+            n_done += len(chunk)
+            bar.set_postfix(runs=f"{n_done}/{len(done) + len(todo)}")
+    return SweepResult(n_trained=len(todo), n_skipped=len(done),
+                       seconds=time.perf_counter() - start)

@@ -1,0 +1,200 @@
+"""Train an ensemble of runs with full-batch AdamW and record their signal log.
+
+The only module that touches the device. Runs in one ensemble share p, the model shape,
+the optimiser settings, the number of steps and the logging schedule; they may differ in
+seed, weight decay, train fraction and split seed. Runs with different splits are padded to
+the largest train set and masked, so each run's loss is the mean over its own examples.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from grokcast import model as M
+from grokcast import signals as S
+from grokcast.config import RunConfig
+from grokcast.data import all_examples, split_indices
+
+# Called after every logged step with (step, per-run signal rows of shape (R, n_signals)).
+# Returning a boolean array of shape (R,) marks runs to stop (they freeze and log NaN after).
+LogHook = Callable[[int, np.ndarray], "np.ndarray | None"]
+
+
+@dataclass
+class EnsembleLog:
+    """Signals of R runs at S logged steps: ``values[r, s, k]`` is signal ``SIGNAL_NAMES[k]``."""
+
+    runs: list[RunConfig]
+    steps: np.ndarray  # (S,)
+    values: np.ndarray  # (R, S, n_signals)
+    stopped_at: np.ndarray  # (R,) step at which a hook stopped the run, -1 if never
+
+
+def resolve_device(device: str) -> torch.device:
+    """``auto`` picks CUDA when available; asking for CUDA without it is an error."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
+        raise ValueError(f"device={device!r} is not allowed: expected auto, cpu or cuda[:N]")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} was requested but torch.cuda.is_available() is False")
+    return torch.device(device)
+
+
+def check_compatible(runs: list[RunConfig]) -> None:
+    """Runs of one ensemble must agree on everything except seed, weight decay and split."""
+    if not runs:
+        raise ValueError("an ensemble needs at least one run")
+    first = runs[0]
+    for r in runs[1:]:
+        for name in ("p", "n_steps", "model", "optim", "log"):
+            if getattr(r, name) != getattr(first, name):
+                raise ValueError(f"runs {first.run_id} and {r.run_id} differ in {name!r}: "
+                                 "an ensemble shares it")
+
+
+def _padded_examples(runs: list[RunConfig], which: int, device: torch.device,
+                     ) -> tuple[Tensor, Tensor, Tensor]:
+    """Tokens (R, N, T), labels (R, N) and mask (R, N) of each run's train (0) or val (1) set."""
+    tokens, labels = all_examples(runs[0].p)
+    idx = [split_indices(r.p, r.train_frac, r.split_seed)[which] for r in runs]
+    n_max = max(len(i) for i in idx)
+    padded = np.zeros((len(runs), n_max), dtype=np.int64)  # pad with example 0, masked out
+    mask = np.zeros((len(runs), n_max), dtype=bool)
+    for r, i in enumerate(idx):
+        padded[r, : len(i)], mask[r, : len(i)] = i, True
+    padded_t = torch.from_numpy(padded)
+    return (tokens[padded_t].to(device), labels[padded_t].to(device),
+            torch.from_numpy(mask).to(device))
+
+
+class _AdamW:
+    """Full-batch AdamW matching ``torch.optim.AdamW`` with a per-run weight decay."""
+
+    def __init__(self, params: list[Tensor], runs: list[RunConfig]) -> None:
+        opt = runs[0].optim
+        self.params, self.lr, self.b1, self.b2, self.eps = params, opt.lr, opt.beta1, opt.beta2, opt.eps
+        wd = torch.tensor([r.weight_decay for r in runs], dtype=params[0].dtype, device=params[0].device)
+        self.decay = [(1 - self.lr * wd).reshape(-1, *[1] * (p.dim() - 1)) for p in params]
+        self.m = [torch.zeros_like(p) for p in params]
+        self.v = [torch.zeros_like(p) for p in params]
+        self.t = 0
+
+    def freeze(self, active: Tensor) -> None:
+        """Stop updating runs where ``active`` (R,) is 0: no decay, no step."""
+        self.decay = [d * active.reshape(d.shape) + (1 - active.reshape(d.shape)) for d in self.decay]
+
+    @torch.no_grad()
+    def step(self, grads: list[Tensor], active: Tensor | None) -> None:
+        self.t += 1
+        torch._foreach_mul_(self.params, self.decay)
+        torch._foreach_lerp_(self.m, grads, 1 - self.b1)
+        torch._foreach_mul_(self.v, self.b2)
+        torch._foreach_addcmul_(self.v, grads, grads, 1 - self.b2)
+        bc1, bc2 = 1 - self.b1**self.t, 1 - self.b2**self.t
+        denom = torch._foreach_sqrt(self.v)
+        torch._foreach_div_(denom, math.sqrt(bc2))
+        torch._foreach_add_(denom, self.eps)
+        step = torch._foreach_div(self.m, denom)
+        if active is not None:
+            step = [s * active.reshape(-1, *[1] * (s.dim() - 1)) for s in step]
+        torch._foreach_add_(self.params, step, alpha=-self.lr / bc1)
+
+
+def train_ensemble(runs: list[RunConfig], device: str | torch.device = "cpu", *,
+                   on_progress: Callable[[int], None] | None = None,
+                   on_log: LogHook | None = None) -> EnsembleLog:
+    """Train ``runs`` as one ensemble and return their logs.
+
+    ``on_progress(k)`` is called with the number of optimizer steps just completed (in
+    blocks, for progress bars). ``on_log`` may stop runs early, see :data:`LogHook`.
+    """
+    check_compatible(runs)
+    device = resolve_device(device) if isinstance(device, str) else device
+    cfg = runs[0]
+    R, n_steps, n_heads = len(runs), cfg.n_steps, cfg.model.n_heads
+    params = M.init_params(cfg.model, cfg.p, [r.seed for r in runs], device)
+    plist = [params[n].requires_grad_() for n in M.PARAM_NAMES]
+    opt = _AdamW(plist, runs)
+    train = _padded_examples(runs, 0, device)
+    val = _padded_examples(runs, 1, device)
+
+    steps = cfg.log.steps(n_steps)
+    logged = set(steps)
+    buf = torch.full((len(steps), len(S.SIGNAL_NAMES), R), math.nan, device=device)
+    col = {name: k for k, name in enumerate(S.SIGNAL_NAMES)}
+    active: Tensor | None = None
+    stopped_at = np.full(R, -1)
+    prev_delta: list[Tensor] | None = None
+    row, since_progress = 0, 0
+
+    for t in range(n_steps + 1):
+        logits = M.forward(params, train[0], n_heads)
+        ce = torch.nn.functional.cross_entropy(logits.transpose(1, 2), train[1], reduction="none")
+        loss = S.masked_mean(ce, train[2])  # (R,)
+        grads = torch.autograd.grad(loss.sum(), plist)
+        if t in logged:
+            _record(buf[row], col, params, plist, grads, logits.detach(), train, val, n_heads)
+        if t == n_steps:
+            break
+        snapshot = t in logged or t + 1 in logged
+        before = [p.detach().clone() for p in plist] if snapshot else None
+        opt.step(grads, active)
+        if snapshot:
+            delta = [p.detach() - b for p, b in zip(plist, before)]
+            if t in logged:
+                buf[row, col["update_norm"]] = S.global_norm(delta)
+                if prev_delta is not None:
+                    buf[row, col["update_cos"]] = S.cosine(delta, prev_delta)
+            prev_delta = delta if t + 1 in logged else None
+        if t in logged:
+            if on_log is not None:
+                new_active = _apply_hook(on_log, t, buf[row], active, stopped_at)
+                if new_active is not active:
+                    active = new_active
+                    opt.freeze(active)
+            row += 1
+        since_progress += 1
+        if on_progress is not None and (since_progress == 100 or t + 1 == n_steps):
+            on_progress(since_progress)
+            since_progress = 0
+
+    values = buf.permute(2, 0, 1).cpu().numpy().astype(np.float64)
+    if active is not None:  # a stopped run has no log after it stopped
+        for r in np.flatnonzero(stopped_at >= 0):
+            values[r, np.asarray(steps) > stopped_at[r]] = np.nan
+    return EnsembleLog(runs=runs, steps=np.asarray(steps), values=values, stopped_at=stopped_at)
+
+
+@torch.no_grad()
+def _record(out: Tensor, col: dict[str, int], params: dict[str, Tensor], plist: list[Tensor],
+            grads: list[Tensor], logits: Tensor, train: tuple, val: tuple, n_heads: int) -> None:
+    """Fill one log row (n_signals, R) for theta_t, except the update columns."""
+    fit = S.fit_stats(logits, train[1], train[2])
+    vfit = S.fit_stats(M.forward(params, val[0], n_heads), val[1], val[2])
+    out[col["train_loss"]], out[col["train_acc"]], out[col["train_margin"]] = (
+        fit["loss"], fit["acc"], fit["margin"])
+    out[col["val_loss"]], out[col["val_acc"]] = vfit["loss"], vfit["acc"]
+    out[col["param_norm"]] = S.global_norm(plist)
+    out[col["grad_norm"]] = S.global_norm(list(grads))
+    out[col["erank_we"]] = S.effective_rank(params["W_E"])
+    out[col["erank_wu"]] = S.effective_rank(params["W_U"])
+
+
+def _apply_hook(hook: LogHook, t: int, row: Tensor, active: Tensor | None,
+                stopped_at: np.ndarray) -> Tensor | None:
+    stop = hook(t, row.T.cpu().numpy())
+    if stop is None:
+        return active
+    stop = np.asarray(stop, dtype=bool) & (stopped_at < 0)
+    if not stop.any():
+        return active
+    stopped_at[stop] = t
+    keep = torch.from_numpy(stopped_at < 0).to(row.device, row.dtype)
+    return keep
