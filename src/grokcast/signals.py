@@ -38,12 +38,14 @@ def effective_rank(mats: Tensor) -> Tensor:
 
     Returns
     -------
-    Tensor of shape (R,); 1 for a rank-1 matrix, n for an n x n identity.
+    Tensor of shape (R,); 1 for a rank-1 matrix, n for an n x n identity; NaN for a
+    matrix with non-finite entries (a diverged run), which the SVD would reject.
     """
-    s = torch.linalg.svdvals(mats)  # (R, min(m, n))
+    finite = torch.isfinite(mats).flatten(1).all(1)
+    s = torch.linalg.svdvals(torch.where(finite[:, None, None], mats, torch.zeros_like(mats)))
     prob = s / s.sum(-1, keepdim=True)
     plogp = torch.where(prob > 0, prob * torch.log(prob), torch.zeros_like(prob))
-    return torch.exp(-plogp.sum(-1))
+    return torch.where(finite, torch.exp(-plogp.sum(-1)), torch.nan)
 
 
 def global_norm(tensors: list[Tensor]) -> Tensor:

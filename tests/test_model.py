@@ -1,0 +1,98 @@
+"""The batched ensemble against a plain per-run PyTorch model (tests/reference_model.py)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from grokcast import model as M
+from grokcast.config import ModelConfig, OptimConfig, RunConfig
+from grokcast.data import all_examples, split_indices
+from grokcast.train import _AdamW, _padded_examples
+
+from reference_model import PlainTransformer
+
+P = 23
+
+
+def test_param_count_is_derived_from_shapes():
+    shapes = M.param_shapes(ModelConfig(), P)
+    count = sum(math.prod(s) for s in shapes.values())
+    # W_E 24x64, pos 3x64, Q/K/V/O 4x64x64, MLP 64x256 + 256x64, W_U 64x24
+    assert count == 24 * 64 + 3 * 64 + 4 * 64 * 64 + 2 * 64 * 256 + 64 * 24 == 52_416
+    assert M.n_params(ModelConfig(), P) == 52_416
+    plain = PlainTransformer(P)
+    assert sum(p.numel() for p in plain.parameters()) == 52_416
+
+
+@pytest.mark.parametrize("init", ["torch", "nanda"])
+def test_init_is_per_run_and_independent_of_ensemble(init):
+    cfg = ModelConfig(init=init)
+    alone = M.init_params(cfg, P, [5])
+    together = M.init_params(cfg, P, [3, 5, 7])
+    for name in M.PARAM_NAMES:
+        assert torch.equal(alone[name][0], together[name][1])
+    assert not torch.equal(together["W_in"][0], together["W_in"][1])
+
+
+def test_init_scales():
+    torch_init = M.init_params(ModelConfig(init="torch"), P, list(range(8)))
+    assert torch_init["W_E"].std().item() == pytest.approx(1.0, rel=0.05)
+    assert torch_init["W_in"].abs().max().item() <= 1 / math.sqrt(64)
+    assert torch_init["W_out"].abs().max().item() <= 1 / math.sqrt(256)
+    nanda = M.init_params(ModelConfig(init="nanda"), P, list(range(8)))
+    assert nanda["W_out"].std().item() == pytest.approx(1 / math.sqrt(256), rel=0.05)
+    scaled = M.init_params(ModelConfig(init="nanda", init_scale=0.5), P, list(range(8)))
+    assert torch.allclose(scaled["W_U"], 0.5 * nanda["W_U"])
+
+
+def _mixed_runs() -> list[RunConfig]:
+    return [RunConfig(p=P, train_frac=f, weight_decay=wd, seed=s, n_steps=20)
+            for f, wd, s in [(0.3, 1.0, 0), (0.6, 0.3, 1), (0.3, 10.0, 2), (0.5, 3.0, 0)]]
+
+
+def test_logits_match_plain_model_for_every_run():
+    runs = _mixed_runs()
+    params = M.init_params(runs[0].model, P, [r.seed for r in runs])
+    tokens, _, mask = _padded_examples(runs, 0, torch.device("cpu"))
+    batched = M.forward(params, tokens, n_heads=4)
+    for r in range(len(runs)):
+        plain = PlainTransformer(P).load_ensemble_run(params, r)
+        n = int(mask[r].sum())
+        expected = plain(tokens[r, :n])[:, -1]  # the '=' position
+        torch.testing.assert_close(batched[r, :n], expected, atol=1e-5, rtol=0)
+
+
+def test_training_matches_plain_adamw_loop():
+    """20 full-batch AdamW steps: ensemble vs one torch.optim.AdamW per run."""
+    runs = _mixed_runs()
+    opt_cfg = OptimConfig()
+    params = M.init_params(runs[0].model, P, [r.seed for r in runs])
+    plains = [PlainTransformer(P).load_ensemble_run(params, r) for r in range(len(runs))]
+
+    plist = [params[n].requires_grad_() for n in M.PARAM_NAMES]
+    opt = _AdamW(plist, runs)
+    tokens, labels, mask = _padded_examples(runs, 0, torch.device("cpu"))
+    for _ in range(20):
+        logits = M.forward(params, tokens, 4)
+        ce = torch.nn.functional.cross_entropy(logits.transpose(1, 2), labels, reduction="none")
+        loss = ((ce * mask).sum(1) / mask.sum(1)).sum()
+        opt.step(list(torch.autograd.grad(loss, plist)), None)
+
+    all_tokens, all_labels = all_examples(P)
+    for r, (run, plain) in enumerate(zip(runs, plains)):
+        idx = torch.from_numpy(split_indices(P, run.train_frac, run.split_seed)[0])
+        torch_opt = torch.optim.AdamW(plain.parameters(), lr=opt_cfg.lr,
+                                      betas=(opt_cfg.beta1, opt_cfg.beta2),
+                                      weight_decay=run.weight_decay)
+        for _ in range(20):
+            torch_opt.zero_grad()
+            logits = plain(all_tokens[idx])[:, -1]
+            torch.nn.functional.cross_entropy(logits, all_labels[idx]).backward()
+            torch_opt.step()
+        expected = PlainTransformer(P).load_ensemble_run(
+            {n: p.detach() for n, p in params.items()}, r)
+        for (name, got), want in zip(expected.named_parameters(), plain.parameters()):
+            torch.testing.assert_close(got, want, atol=1e-4, rtol=0, msg=f"run {r} {name}")

@@ -1,0 +1,42 @@
+"""Signal functions against independent references (torch.linalg, closed forms)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from grokcast import signals as S
+
+
+def test_effective_rank_closed_forms():
+    rank1 = torch.outer(torch.arange(1.0, 6.0), torch.arange(1.0, 4.0))
+    eye = torch.eye(7)
+    diag = torch.diag(torch.tensor([3.0, 1.0, 0.0]))  # p = (3/4, 1/4, 0)
+    got = S.effective_rank(torch.stack([rank1[:3, :3], eye[:3, :3] * 2, diag]))
+    entropy = -(0.75 * math.log(0.75) + 0.25 * math.log(0.25))
+    torch.testing.assert_close(got, torch.tensor([1.0, 3.0, math.exp(entropy)]), atol=1e-4, rtol=0)
+    assert abs(S.effective_rank(eye[None])[0].item() - 7) < 1e-4
+
+
+def test_norms_against_linalg():
+    g = torch.Generator().manual_seed(0)
+    a = [torch.randn(3, 4, 5, generator=g), torch.randn(3, 7, generator=g)]
+    b = [torch.randn(3, 4, 5, generator=g), torch.randn(3, 7, generator=g)]
+    flat_a = torch.cat([t.reshape(3, -1) for t in a], 1)
+    flat_b = torch.cat([t.reshape(3, -1) for t in b], 1)
+    torch.testing.assert_close(S.global_norm(a), torch.linalg.vector_norm(flat_a, dim=1))
+    torch.testing.assert_close(S.cosine(a, b), torch.nn.functional.cosine_similarity(flat_a, flat_b))
+
+
+def test_fit_stats_on_hand_made_logits():
+    logits = torch.tensor([[[2.0, 0.5, -1.0],    # label 0: margin 2 - 0.5 = 1.5, correct
+                            [0.0, 1.0, 3.0],     # label 1: margin 1 - 3 = -2, wrong
+                            [9.0, 9.0, 9.0]]])   # padded example, masked out
+    labels = torch.tensor([[0, 1, 2]])
+    mask = torch.tensor([[True, True, False]])
+    out = S.fit_stats(logits, labels, mask)
+    assert out["margin"].item() == -0.25
+    assert out["acc"].item() == 0.5
+    ce = torch.nn.functional.cross_entropy(logits[0, :2], labels[0, :2])
+    torch.testing.assert_close(out["loss"][0], ce)

@@ -1,0 +1,119 @@
+"""The trainer's log: step convention against a plain loop, determinism, divergence, hooks."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from grokcast import model as M
+from grokcast.config import LogConfig, RunConfig
+from grokcast.data import all_examples, split_indices
+from grokcast.signals import SIGNAL_NAMES
+from grokcast.train import train_ensemble
+
+from reference_model import PlainTransformer
+
+P = 23
+COL = {n: k for k, n in enumerate(SIGNAL_NAMES)}
+
+
+def _run(**kw) -> RunConfig:
+    base = dict(p=P, train_frac=0.4, weight_decay=1.0, seed=0, n_steps=6,
+                log=LogConfig(dense_until=4, every=3))
+    return RunConfig(**{**base, **kw})
+
+
+def test_logged_steps_schedule():
+    assert LogConfig(dense_until=300, every=100).steps(10_000)[:3] == [0, 1, 2]
+    steps = LogConfig(dense_until=300, every=100).steps(10_000)
+    assert len(steps) == 300 + 98 and steps[299:302] == [299, 300, 400] and steps[-1] == 10_000
+    assert LogConfig(dense_until=4, every=3).steps(7) == [0, 1, 2, 3, 6, 7]
+
+
+def test_log_matches_plain_loop_step_by_step():
+    """Every signal of row t, recomputed from theta_t of an independent nn.Module + AdamW loop."""
+    run = _run(weight_decay=3.0)
+    log = train_ensemble([run])
+    assert log.steps.tolist() == [0, 1, 2, 3, 6]
+
+    params = M.init_params(run.model, P, [run.seed])
+    plain = PlainTransformer(P).load_ensemble_run(params, 0)
+    opt = torch.optim.AdamW(plain.parameters(), lr=1e-3, betas=(0.9, 0.98), weight_decay=3.0)
+    tokens, labels = all_examples(P)
+    tr, va = (torch.from_numpy(i) for i in split_indices(P, run.train_frac, run.split_seed))
+    flat = lambda: torch.cat([p.detach().reshape(-1) for p in plain.parameters()])  # noqa: E731
+    thetas, rows = [flat()], []
+    for t in range(run.n_steps + 1):
+        opt.zero_grad()
+        logits = plain(tokens[tr])[:, -1]
+        loss = torch.nn.functional.cross_entropy(logits, labels[tr])
+        loss.backward()
+        with torch.no_grad():
+            val_logits = plain(tokens[va])[:, -1]
+            correct = logits.gather(1, labels[tr, None])[:, 0]
+            other = logits.scatter(1, labels[tr, None], -math.inf).max(1).values
+            sv_e = torch.linalg.svdvals(plain.embed.weight)
+            sv_u = torch.linalg.svdvals(plain.unembed.weight)
+            erank = lambda s: math.exp(-(s / s.sum() * torch.log(s / s.sum())).sum().item())  # noqa: E731
+            rows.append({
+                "train_loss": loss.item(),
+                "val_loss": torch.nn.functional.cross_entropy(val_logits, labels[va]).item(),
+                "train_acc": (logits.argmax(1) == labels[tr]).float().mean().item(),
+                "val_acc": (val_logits.argmax(1) == labels[va]).float().mean().item(),
+                "param_norm": thetas[-1].norm().item(),
+                "grad_norm": torch.cat([p.grad.reshape(-1) for p in plain.parameters()]).norm().item(),
+                "erank_we": erank(sv_e), "erank_wu": erank(sv_u),
+                "train_margin": (correct - other).mean().item(),
+            })
+        if t < run.n_steps:
+            opt.step()
+            thetas.append(flat())
+    for s, step in enumerate(log.steps):
+        got = log.values[0, s]
+        for name, want in rows[step].items():
+            assert got[COL[name]] == pytest.approx(want, rel=2e-4, abs=2e-5), (step, name)
+        if step < run.n_steps:
+            delta = thetas[step + 1] - thetas[step]
+            assert got[COL["update_norm"]] == pytest.approx(delta.norm().item(), rel=1e-3)
+            if step > 0:
+                prev = thetas[step] - thetas[step - 1]
+                cos = torch.nn.functional.cosine_similarity(delta, prev, dim=0).item()
+                assert got[COL["update_cos"]] == pytest.approx(cos, abs=1e-3)
+    assert np.isnan(log.values[0, 0, COL["update_cos"]])
+    assert np.isnan(log.values[0, -1, COL["update_norm"]])
+
+
+def test_same_config_gives_identical_log():
+    runs = [_run(seed=1), _run(seed=2, weight_decay=0.3, train_frac=0.6)]
+    a, b = train_ensemble(runs), train_ensemble(runs)
+    np.testing.assert_array_equal(a.values, b.values)
+
+
+def test_ensemble_of_one_equals_member_of_larger_ensemble():
+    runs = [_run(seed=1), _run(seed=2, weight_decay=0.3, train_frac=0.6), _run(seed=3)]
+    together = train_ensemble(runs)
+    alone = train_ensemble([runs[1]])
+    np.testing.assert_allclose(alone.values[0], together.values[1], rtol=1e-4, atol=1e-5)
+
+
+def test_diverging_run_does_not_disturb_the_others():
+    # 1 - lr * wd = -999: that run's weights blow up to inf/NaN within a few steps.
+    runs = [_run(seed=0, n_steps=40), _run(seed=0, weight_decay=1e6, n_steps=40)]
+    both = train_ensemble(runs)
+    alone = train_ensemble(runs[:1])
+    assert not np.isfinite(both.values[1, -1, COL["train_loss"]])
+    np.testing.assert_allclose(both.values[0], alone.values[0], rtol=1e-4, atol=1e-5)
+
+
+def test_hook_stops_runs_and_freezes_them():
+    runs = [_run(seed=0, n_steps=10), _run(seed=1, n_steps=10)]
+    stop_second = lambda step, rows: np.array([False, step == 2])  # noqa: E731
+    log = train_ensemble(runs, on_log=stop_second)
+    assert log.stopped_at.tolist() == [-1, 2]
+    later = log.steps > 2
+    assert np.isnan(log.values[1, later]).all() and np.isfinite(log.values[0, later, 0]).all()
+    reference = train_ensemble(runs[:1])
+    np.testing.assert_allclose(log.values[0], reference.values[0], rtol=1e-4, atol=1e-5)
