@@ -1,0 +1,98 @@
+"""`grokcast sweep` end to end: smoke run, resume after kill -9, bad input."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from grokcast.cli import main
+from grokcast.config import ConfigError, SweepConfig
+from grokcast.store import SweepStore
+
+ROOT = Path(__file__).resolve().parents[1]
+SMOKE = ROOT / "configs" / "smoke.toml"
+
+
+def _tiny_config(tmp_path: Path, **overrides) -> Path:
+    lines = {"name": '"tiny"', "train_fracs": "[0.3, 0.6]", "weight_decays": "[1.0]",
+             "seeds": "[0, 1]", "n_steps": "30", **overrides}
+    path = tmp_path / "tiny.toml"
+    path.write_text("\n".join(f"{k} = {v}" for k, v in lines.items()) + "\n[log]\ndense_until = 10\nevery = 10\n")
+    return path
+
+
+def test_shipped_configs_parse():
+    paper = SweepConfig.from_file(ROOT / "configs" / "paper.toml")
+    assert len(paper.runs()) == 48 and paper.n_steps == 10_000
+    assert len(SweepConfig.from_file(SMOKE).runs()) == 8
+
+
+def test_sweep_writes_loadable_tables_and_skips_finished_runs(tmp_path, capsys):
+    cfg, out = _tiny_config(tmp_path), tmp_path / "s"
+    assert main(["sweep", "--config", str(cfg), "--out", str(out), "--quiet"]) == 0
+    runs, log = pd.read_parquet(out / "runs"), pd.read_parquet(out / "log")
+    assert len(runs) == 4 and set(runs["status"]) == {"finished"}
+    assert sorted(log[log.run_id == runs.run_id[0]]["step"]) == list(range(10)) + [10, 20, 30]
+    before = sorted(p.name for p in (out / "runs").iterdir())
+    assert main(["sweep", "--config", str(cfg), "--out", str(out), "--quiet"]) == 0
+    assert sorted(p.name for p in (out / "runs").iterdir()) == before
+    assert "trained 0 runs (4 already finished)" in capsys.readouterr().out
+
+
+def test_kill_9_mid_sweep_loses_no_finished_run(tmp_path):
+    cfg = _tiny_config(tmp_path, n_steps="400", seeds="[0, 1, 2]")
+    out = tmp_path / "s"
+    cmd = [sys.executable, "-m", "grokcast.cli", "sweep", "--config", str(cfg), "--out", str(out),
+           "--chunk-size", "1", "--quiet"]
+    proc = subprocess.Popen(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list((out / "runs").glob("chunk-*.parquet"))) < 2:
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    finished = SweepStore(out).finished_run_ids()
+    assert 2 <= len(finished) < 6, "the kill should land mid-sweep"
+    subprocess.run(cmd, check=True)
+    runs = SweepStore(out).runs()
+    assert len(runs) == 6 and runs["run_id"].is_unique
+    assert finished <= set(runs["run_id"])
+    assert len(SweepStore(out).log()) == 6 * len(SweepConfig.from_file(cfg).log.steps(400))
+
+
+@pytest.mark.parametrize("override, needle", [
+    ({"train_fracs": "[0.3, 1.5]"}, "train_frac=1.5"),
+    ({"weight_decays": "[-1.0]"}, "weight_decay=-1.0"),
+    ({"n_steps": "-5"}, "n_steps=-5"),
+    ({"p": "1"}, "p=1"),
+    ({"colour": '"red"'}, "unknown config key 'colour'"),
+])
+def test_bad_config_is_one_clear_line_and_exit_2(tmp_path, capsys, override, needle):
+    cfg = _tiny_config(tmp_path, **override)
+    assert main(["sweep", "--config", str(cfg), "--out", str(tmp_path / "s"), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert needle in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "s").exists()
+
+
+def test_directory_of_another_sweep_is_refused_untouched(tmp_path, capsys):
+    out = tmp_path / "s"
+    assert main(["sweep", "--config", str(_tiny_config(tmp_path)), "--out", str(out), "--quiet"]) == 0
+    snapshot = {p: p.stat().st_mtime_ns for p in out.rglob("*")}
+    other = _tiny_config(tmp_path, weight_decays="[3.0]")
+    assert main(["sweep", "--config", str(other), "--out", str(out), "--quiet"]) == 2
+    assert "different sweep" in capsys.readouterr().err
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*")} == snapshot
+
+
+def test_config_errors_name_value_and_allowed():
+    with pytest.raises(ConfigError, match=r"train_frac=0 .*\(0.0, 1.0\)"):
+        SweepConfig(train_fracs=(0,))
+    with pytest.raises(ConfigError, match="model.init='xavier'"):
+        SweepConfig.from_dict({"model": {"init": "xavier"}})

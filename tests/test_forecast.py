@@ -1,0 +1,304 @@
+"""GrokForecaster and LOO/k-fold predictions against scikit-learn's pipeline; the JSON file format."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.special import expit
+from sklearn.base import clone
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
+from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
+from sklearn.model_selection import StratifiedKFold
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+import grokcast
+from grokcast import forecast as F
+from grokcast.forecast import ForecasterFileError, GrokForecaster, kfold_predictions, loo_predictions
+
+
+def sklearn_reference(**overrides):
+    """The paper's pipeline, tol tightened so liblinear's answer is comparable to ours.
+
+    Spelled without the arguments scikit-learn >= 1.8 deprecates (penalty, l1_ratios=None,
+    implicit scoring), whichever version is installed.
+    """
+    known = LogisticRegressionCV().get_params()
+    kwargs = dict(Cs=10, cv=3, solver="liblinear", tol=1e-10, max_iter=10000, scoring=None)
+    kwargs["l1_ratios" if "use_legacy_attributes" in known else "penalty"] = (
+        (0.0,) if "use_legacy_attributes" in known else "l2")
+    if "use_legacy_attributes" in known:
+        kwargs["use_legacy_attributes"] = False
+    kwargs.update(overrides)
+    return make_pipeline(StandardScaler(), LogisticRegressionCV(**kwargs))
+
+
+def reference_scores(lr: LogisticRegressionCV) -> np.ndarray:
+    scores = lr.scores_
+    if isinstance(scores, dict):  # legacy attributes: {positive class: (cv, n_Cs)}
+        scores = next(iter(scores.values()))
+    return np.asarray(scores).reshape(lr.cv, -1)  # new layout (cv, 1, n_Cs)
+
+
+def make_data(seed: int, n: int, d: int, *, noise: float = 1.0, shift: float = 0.3):
+    """Features on mixed scales and offsets; the label depends on the first few."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d)) * rng.uniform(0.1, 5.0, d) + 3 * rng.normal(size=d)
+    Z = (X - X.mean(0)) / X.std(0)
+    y = (Z[:, : min(d, 3)].sum(1) + noise * rng.normal(size=n) > shift).astype(int)
+    return X, y
+
+
+# (seed, n, d, noise): "noise=0" makes a separable set, where many C reach accuracy 1 and tie.
+DATASETS = [(0, 48, 28, 1.0), (1, 40, 5, 1.0), (2, 55, 12, 2.0), (3, 30, 3, 0.5),
+            (4, 48, 28, 0.0), (5, 36, 8, 0.0)]
+
+
+@pytest.mark.parametrize("seed,n,d,noise", DATASETS)
+def test_fit_matches_sklearn_pipeline(seed, n, d, noise):
+    X, y = make_data(seed, n, d, noise=noise)
+    ours = GrokForecaster().fit(X, y)
+    ref = sklearn_reference().fit(X, y)
+    scaler, lr = ref[0], ref[-1]
+
+    np.testing.assert_allclose(ours.scaler_mean_, scaler.mean_, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(ours.scaler_scale_, scaler.scale_, rtol=1e-12)
+    np.testing.assert_array_equal(ours.scores_, reference_scores(lr))
+    assert ours.C_ == float(np.ravel(lr.C_)[0])
+    # liblinear stops at its tol; ours is the exact optimum: they agree to ~1e-6 relative.
+    np.testing.assert_allclose(ours.coef_, lr.coef_, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(ours.intercept_, lr.intercept_, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(ours.predict_proba(X), ref.predict_proba(X), rtol=0, atol=1e-6)
+    np.testing.assert_array_equal(ours.predict(X), ref.predict(X))
+    assert ours.coef_.shape == (1, d) and ours.intercept_.shape == (1,)
+
+
+def test_tied_scores_take_the_first_best_C_like_sklearn():
+    X, y = make_data(4, 48, 28, noise=0.0)  # separable: every large C scores 1.0 per fold
+    ours = GrokForecaster().fit(X, y)
+    total = ours.scores_.sum(0)
+    assert np.sum(total == total.max()) >= 2, "dataset should produce a tie"
+    assert ours.C_ == ours.Cs_[np.flatnonzero(total == total.max())[0]]
+    assert ours.C_ == float(np.ravel(sklearn_reference().fit(X, y)[-1].C_)[0])
+
+
+def test_solutions_are_stationary_points_of_the_liblinear_objective():
+    # Separable data and C up to 1e4: the hardest case for Newton's method.
+    X, y = make_data(7, 40, 28, noise=0.0)
+    Cs = np.logspace(-4, 4, 10)
+    Xt = np.hstack([(X - X.mean(0)) / X.std(0), np.ones((len(y), 1))])
+    train = np.ones((len(Cs), len(y)), dtype=bool)
+    w = F._solve_l2_logistic(Xt[None], np.zeros(len(Cs), dtype=int), y, train, Cs,
+                             tol=1e-10, max_iter=100)
+    s = 2.0 * y - 1
+    for C, wc in zip(Cs, w):
+        grad = wc - C * Xt.T @ (s * expit(-s * (Xt @ wc)))
+        assert np.linalg.norm(grad) < 1e-8 * max(1.0, C)
+
+
+def test_loo_matches_a_plain_loop_of_the_sklearn_pipeline():
+    X, y = make_data(11, 30, 5)
+    ours = loo_predictions(X, y)
+    expected = np.array([
+        sklearn_reference().fit(np.delete(X, i, 0), np.delete(y, i)).predict_proba(X[i:i + 1])[0, 1]
+        for i in range(len(y))
+    ])
+    np.testing.assert_allclose(ours, expected, rtol=0, atol=1e-6)
+
+
+def test_kfold_matches_sklearn_on_the_same_folds_and_is_reproducible():
+    X, y = make_data(12, 40, 6)
+    ours = kfold_predictions(X, y, n_splits=5, rng=np.random.default_rng(3))
+    seed = int(np.random.default_rng(3).integers(2**32))  # the one draw kfold_predictions makes
+    expected = np.empty(len(y))
+    for train, test in StratifiedKFold(5, shuffle=True, random_state=seed).split(X, y):
+        expected[test] = sklearn_reference().fit(X[train], y[train]).predict_proba(X[test])[:, 1]
+    np.testing.assert_allclose(ours, expected, rtol=0, atol=1e-6)
+    again = kfold_predictions(X, y, n_splits=5, rng=np.random.default_rng(3))
+    np.testing.assert_array_equal(ours, again)
+    with pytest.raises(TypeError, match="Generator"):
+        kfold_predictions(X, y, n_splits=5, rng=3)
+
+
+def reference_with_single_class_folds(X, y, Cs=np.logspace(-4, 4, 10), cv=3):
+    """The documented single-class behaviour, built from plain sklearn pieces."""
+    scaler = StandardScaler().fit(X)
+    Z = scaler.transform(X)
+    total = np.zeros(len(Cs))
+    for train, test in StratifiedKFold(cv).split(Z, y):
+        for j, C in enumerate(Cs):
+            if len(np.unique(y[train])) == 1:  # the constant predictor of the one class
+                total[j] += np.mean(y[test] == y[train][0])
+            else:
+                lr = LogisticRegression(C=C, solver="liblinear", tol=1e-10, max_iter=10000)
+                total[j] += lr.fit(Z[train], y[train]).score(Z[test], y[test])
+    C = Cs[np.argmax(total)]
+    return scaler, LogisticRegression(C=C, solver="liblinear", tol=1e-10, max_iter=10000).fit(Z, y)
+
+
+@pytest.mark.parametrize("n_pos", [1, 2])
+def test_loo_with_few_positives_follows_the_documented_rule(n_pos):
+    # n_pos=1: holding the positive out leaves one class (-> prevalence 0.0), and every other
+    # LOO training set has a single positive, so one inner fold trains on one class.
+    # n_pos=2: holding a positive out leaves one positive -> single-class inner folds.
+    rng = np.random.default_rng(20 + n_pos)
+    X = rng.normal(size=(24, 3))
+    y = np.zeros(24, dtype=int)
+    y[rng.choice(24, n_pos, replace=False)] = 1
+    X[y == 1] += 1.5
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # StratifiedKFold: class smaller than cv
+        ours = loo_predictions(X, y)
+        expected = np.empty(len(y))
+        for i in range(len(y)):
+            Xi, yi = np.delete(X, i, 0), np.delete(y, i)
+            if len(np.unique(yi)) == 1:
+                expected[i] = yi.mean()
+            else:
+                scaler, lr = reference_with_single_class_folds(Xi, yi)
+                expected[i] = lr.predict_proba(scaler.transform(X[i:i + 1]))[0, 1]
+    np.testing.assert_allclose(ours, expected, rtol=0, atol=1e-6)
+    if n_pos == 1:
+        assert ours[y == 1][0] == 0.0
+
+
+def test_fit_errors_name_the_problem():
+    X, y = make_data(0, 20, 3)
+    with pytest.raises(ValueError, match="only one class: 1"):
+        GrokForecaster().fit(X, np.ones(20, dtype=int))
+    with pytest.raises(ValueError, match="only one class: 'grokked'"):
+        loo_predictions(X, np.array(["grokked"] * 20))
+    with pytest.raises(ValueError, match="3 classes"):
+        GrokForecaster().fit(X, np.arange(20) % 3)
+    bad = pd.DataFrame(X, columns=["end_val_loss", "slope_val_acc", "end_val_acc"])
+    bad.iloc[[4, 9], 1] = np.nan
+    with pytest.raises(ValueError, match=r"'slope_val_acc' holds 2 non-finite.*4, 9"):
+        GrokForecaster().fit(bad, y)
+    X_inf = X.copy()
+    X_inf[3, 2] = np.inf
+    with pytest.raises(ValueError, match="column 2 holds 1 non-finite"):
+        loo_predictions(X_inf, y)
+    with pytest.raises(ValueError, match="cv=1"):
+        GrokForecaster(cv=1).fit(X, y)
+    with pytest.raises(ValueError, match="Cs="):
+        GrokForecaster(Cs=[1.0, -2.0]).fit(X, y)
+    with pytest.raises(NotFittedError):
+        GrokForecaster().predict_proba(X)
+    fitted = GrokForecaster().fit(X, y)
+    with pytest.raises(ValueError, match="non-finite"):
+        fitted.predict_proba(X_inf)
+
+
+def test_estimator_api():
+    X, y = make_data(1, 40, 4)
+    labels = np.where(y == 1, "grok", "memorise")
+    df = pd.DataFrame(X, columns=["a", "b", "c", "d"])
+    model = GrokForecaster(Cs=5, max_iter=50)
+    assert model.get_params() == {"Cs": 5, "cv": 3, "tol": 1e-10, "max_iter": 50}
+    assert model.fit(df, labels) is model
+    assert list(model.classes_) == ["grok", "memorise"]
+    assert list(model.feature_names_in_) == ["a", "b", "c", "d"] and model.n_features_in_ == 4
+    proba = model.predict_proba(df)
+    assert proba.shape == (40, 2)
+    np.testing.assert_allclose(proba.sum(1), 1.0)
+    np.testing.assert_array_equal(model.predict(df),
+                                  np.where(model.decision_function(df) > 0, "memorise", "grok"))
+    assert 0.0 <= model.score(df, labels) <= 1.0
+    assert clone(model).get_params() == model.get_params()
+    assert not hasattr(GrokForecaster().fit(X, y), "feature_names_in_")
+    with pytest.raises(ValueError, match="4 features"):
+        model.predict_proba(X[:, :3])
+
+
+def test_convergence_warning_when_max_iter_is_too_small():
+    X, y = make_data(4, 48, 28, noise=0.0)
+    with pytest.warns(ConvergenceWarning, match="did not converge"):
+        GrokForecaster(max_iter=2).fit(X, y)
+
+
+# ----------------------------------------------------------------------------- files
+
+NAMES = ["end_val_loss", "slope_val_acc", "end_val_acc", "end_loss_gap"]
+META = dict(window=200, threshold=0.9, sweep_hash="abc123", n_train_runs=40)
+
+
+@pytest.fixture
+def saved(tmp_path):
+    X, y = make_data(2, 40, 4)
+    model = GrokForecaster().fit(pd.DataFrame(X, columns=NAMES), y)
+    path = tmp_path / "forecaster.json"
+    model.save(path, **META, known_features=NAMES)
+    return model, X, path
+
+
+def test_save_load_round_trip_is_exact(saved):
+    model, X, path = saved
+    doc = json.loads(path.read_text())
+    assert doc["format"] == F.FORMAT_NAME and doc["format_version"] == F.FORMAT_VERSION
+    assert doc["grokcast_version"] == grokcast.__version__ and doc["feature_names"] == NAMES
+    loaded = GrokForecaster.load(path, known_features=NAMES)
+    df = pd.DataFrame(X, columns=NAMES)
+    np.testing.assert_array_equal(loaded.predict_proba(df), model.predict_proba(df))
+    np.testing.assert_array_equal(loaded.predict(df), model.predict(df))
+    assert loaded.C_ == model.C_ and list(loaded.classes_) == list(model.classes_)
+    assert loaded.metadata_ == F.ForecasterMetadata(**META, grokcast_version=grokcast.__version__)
+    assert loaded.get_params()["Cs"] == list(model.Cs_)
+
+
+def rewrite(path, edit):
+    doc = json.loads(path.read_text())
+    edit(doc)
+    path.write_text(json.dumps(doc))
+
+
+@pytest.mark.parametrize("edit,message", [
+    (lambda d: d.pop("coef"), "missing key.*'coef'"),
+    (lambda d: d.update(format_version=2), "format_version 2 is not supported"),
+    (lambda d: d["feature_names"].__setitem__(1, "mystery_signal"), "unknown feature.*mystery_signal"),
+    (lambda d: d["scaler_mean"].pop(), "'scaler_mean' has 3 entries but there are 4 feature names"),
+    (lambda d: d.update(coef="0.1, 0.2"), "'coef' must be a list of numbers"),
+    (lambda d: d.update(intercept=None), "'intercept' must be a finite number"),
+    (lambda d: d.update(window="200"), "window='200'"),
+    (lambda d: d.update(format="something.else"), "'format' is 'something.else'"),
+    (lambda d: d["feature_names"].__setitem__(1, "end_val_loss"), "repeat"),
+])
+def test_malformed_files_raise_forecaster_file_error(saved, edit, message):
+    _, _, path = saved
+    rewrite(path, edit)
+    with pytest.raises(ForecasterFileError, match=message) as info:
+        GrokForecaster.load(path, known_features=NAMES)
+    assert str(path) in str(info.value)
+
+
+def test_truncated_or_non_json_files(saved):
+    _, _, path = saved
+    text = path.read_text()
+    path.write_text(text[: len(text) // 2])
+    with pytest.raises(ForecasterFileError, match="not valid JSON"):
+        GrokForecaster.load(path, known_features=NAMES)
+    path.write_text(text.replace('"intercept": ', '"intercept": NaN, "x": '))
+    with pytest.raises(ForecasterFileError, match="NaN is not allowed"):
+        GrokForecaster.load(path, known_features=NAMES)
+    path.write_bytes(b"\x80\x04\x95 a pickle, not JSON")
+    with pytest.raises(ForecasterFileError, match="not a forecaster JSON file"):
+        GrokForecaster.load(path, known_features=NAMES)
+    assert issubclass(ForecasterFileError, ValueError)
+
+
+def test_save_validates_its_inputs(tmp_path):
+    X, y = make_data(2, 40, 4)
+    unnamed = GrokForecaster().fit(X, y)
+    with pytest.raises(ValueError, match="feature names"):
+        unnamed.save(tmp_path / "f.json", **META, known_features=NAMES)
+    named = GrokForecaster().fit(pd.DataFrame(X, columns=NAMES), y)
+    with pytest.raises(ValueError, match="unknown feature"):
+        named.save(tmp_path / "f.json", **META, known_features=NAMES[:3])
+    with pytest.raises(ValueError, match="threshold=1.5"):
+        named.save(tmp_path / "f.json", **{**META, "threshold": 1.5}, known_features=NAMES)
+    with pytest.raises(NotFittedError):
+        GrokForecaster().save(tmp_path / "f.json", **META)
+    assert not (tmp_path / "f.json").exists()
