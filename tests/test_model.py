@@ -72,14 +72,11 @@ def test_training_matches_plain_adamw_loop():
     params = M.init_params(runs[0].model, P, [r.seed for r in runs])
     plains = [PlainTransformer(P).load_ensemble_run(params, r) for r in range(len(runs))]
 
-    plist = [params[n].requires_grad_() for n in M.PARAM_NAMES]
-    opt = _AdamW(plist, runs)
-    tokens, labels, mask = _padded_examples(runs, 0, torch.device("cpu"))
+    opt = _AdamW([params[n] for n in M.PARAM_NAMES], runs)
+    train = _padded_examples(runs, 0, torch.device("cpu"))
     for _ in range(20):
-        logits = M.forward(params, tokens, 4)
-        ce = torch.nn.functional.cross_entropy(logits.transpose(1, 2), labels, reduction="none")
-        loss = ((ce * mask).sum(1) / mask.sum(1)).sum()
-        opt.step(list(torch.autograd.grad(loss, plist)), None)
+        _, _, grads = M.loss_and_grads(params, *train, 4)
+        opt.step([grads[n] for n in M.PARAM_NAMES], None)
 
     all_tokens, all_labels = all_examples(P)
     for r, (run, plain) in enumerate(zip(runs, plains)):
@@ -96,3 +93,18 @@ def test_training_matches_plain_adamw_loop():
             {n: p.detach() for n, p in params.items()}, r)
         for (name, got), want in zip(expected.named_parameters(), plain.parameters()):
             torch.testing.assert_close(got, want, atol=1e-4, rtol=0, msg=f"run {r} {name}")
+
+
+def test_hand_written_backward_equals_autograd_in_float64():
+    runs = _mixed_runs()
+    params = {k: v.double() for k, v in M.init_params(runs[0].model, P, [r.seed for r in runs]).items()}
+    tokens, labels, mask = _padded_examples(runs, 0, torch.device("cpu"))
+    leaves = [params[n].clone().requires_grad_() for n in M.PARAM_NAMES]
+    logits = M.forward(dict(zip(M.PARAM_NAMES, leaves)), tokens, 4)
+    ce = torch.nn.functional.cross_entropy(logits.transpose(1, 2), labels, reduction="none")
+    loss = (ce * mask).sum(1) / mask.sum(1)
+    expected = torch.autograd.grad(loss.sum(), leaves)
+    got_loss, got_logits, grads = M.loss_and_grads(params, tokens, labels, mask, 4)
+    torch.testing.assert_close(got_loss, loss.detach(), rtol=1e-12, atol=1e-12)
+    for name, want in zip(M.PARAM_NAMES, expected):
+        torch.testing.assert_close(grads[name], want, rtol=1e-10, atol=1e-12, msg=name)

@@ -120,7 +120,7 @@ def train_ensemble(runs: list[RunConfig], device: str | torch.device = "cpu", *,
     cfg = runs[0]
     R, n_steps, n_heads = len(runs), cfg.n_steps, cfg.model.n_heads
     params = M.init_params(cfg.model, cfg.p, [r.seed for r in runs], device)
-    plist = [params[n].requires_grad_() for n in M.PARAM_NAMES]
+    plist = [params[n] for n in M.PARAM_NAMES]
     opt = _AdamW(plist, runs)
     train = _padded_examples(runs, 0, device)
     val = _padded_examples(runs, 1, device)
@@ -135,19 +135,17 @@ def train_ensemble(runs: list[RunConfig], device: str | torch.device = "cpu", *,
     row, since_progress = 0, 0
 
     for t in range(n_steps + 1):
-        logits = M.forward(params, train[0], n_heads)
-        ce = torch.nn.functional.cross_entropy(logits.transpose(1, 2), train[1], reduction="none")
-        loss = S.masked_mean(ce, train[2])  # (R,)
-        grads = torch.autograd.grad(loss.sum(), plist)
+        _, logits, grad = M.loss_and_grads(params, *train, n_heads)
+        grads = [grad[n] for n in M.PARAM_NAMES]
         if t in logged:
-            _record(buf[row], col, params, plist, grads, logits.detach(), train, val, n_heads)
+            _record(buf[row], col, params, plist, grads, logits, train, val, n_heads)
         if t == n_steps:
             break
         snapshot = t in logged or t + 1 in logged
-        before = [p.detach().clone() for p in plist] if snapshot else None
+        before = [p.clone() for p in plist] if snapshot else None
         opt.step(grads, active)
         if snapshot:
-            delta = [p.detach() - b for p, b in zip(plist, before)]
+            delta = [p - b for p, b in zip(plist, before)]
             if t in logged:
                 buf[row, col["update_norm"]] = S.global_norm(delta)
                 if prev_delta is not None:
@@ -182,7 +180,7 @@ def _record(out: Tensor, col: dict[str, int], params: dict[str, Tensor], plist: 
         fit["loss"], fit["acc"], fit["margin"])
     out[col["val_loss"]], out[col["val_acc"]] = vfit["loss"], vfit["acc"]
     out[col["param_norm"]] = S.global_norm(plist)
-    out[col["grad_norm"]] = S.global_norm(list(grads))
+    out[col["grad_norm"]] = S.global_norm(grads)
     out[col["erank_we"]] = S.effective_rank(params["W_E"])
     out[col["erank_wu"]] = S.effective_rank(params["W_U"])
 

@@ -1,0 +1,114 @@
+"""Training throughput: grokcast's batched ensemble vs a plain per-run PyTorch loop.
+
+Both train the same runs (the paper grid's first runs) for the same number of steps on the
+same device with the same thread count, in one invocation. The plain loop is the tests'
+oracle (tests/reference_model.py): one nn.Module per run, all three positions, torch AdamW,
+one run after another, no logging. grokcast's side includes its full signal logging.
+
+    python benchmarks/bench_train.py --runs 48 --steps 200 --threads 2 [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+from reference_model import PlainTransformer  # noqa: E402
+
+from grokcast import model as M  # noqa: E402
+from grokcast.cli import _tune_allocator  # noqa: E402
+from grokcast.config import SweepConfig  # noqa: E402
+from grokcast.data import all_examples, split_indices  # noqa: E402
+from grokcast.sweep import plan_chunks  # noqa: E402
+from grokcast.train import resolve_device, train_ensemble  # noqa: E402
+
+
+def plain_loop(runs, steps: int, device: torch.device) -> float:
+    tokens, labels = all_examples(runs[0].p)
+    start = time.perf_counter()
+    for run in runs:
+        params = M.init_params(run.model, run.p, [run.seed])
+        net = PlainTransformer(run.p).load_ensemble_run(params, 0).to(device)
+        opt = torch.optim.AdamW(net.parameters(), lr=run.optim.lr,
+                                betas=(run.optim.beta1, run.optim.beta2),
+                                weight_decay=run.weight_decay)
+        idx = torch.from_numpy(split_indices(run.p, run.train_frac, run.split_seed)[0])
+        x, y = tokens[idx].to(device), labels[idx].to(device)
+        for _ in range(steps):
+            opt.zero_grad(set_to_none=True)
+            torch.nn.functional.cross_entropy(net(x)[:, -1], y).backward()
+            opt.step()
+    _sync(device)
+    return time.perf_counter() - start
+
+
+def ensemble(runs, device: torch.device, chunk_size: int) -> float:
+    start = time.perf_counter()
+    for chunk in plan_chunks(runs, chunk_size):
+        train_ensemble(chunk, device)
+    _sync(device)
+    return time.perf_counter() - start
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runs", type=int, default=48, help="first N runs of configs/paper.toml")
+    ap.add_argument("--steps", type=int, default=200)
+    ap.add_argument("--plain-runs", type=int, default=None,
+                    help="time the plain loop on fewer runs and scale (it is slow)")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--chunk-size", type=int, default=64)
+    ap.add_argument("--json", type=Path, default=None)
+    args = ap.parse_args()
+
+    _tune_allocator()
+    torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
+    grid = SweepConfig.from_file(ROOT / "configs" / "paper.toml")
+    runs = [SweepConfig.from_dict({**grid.to_dict(), "n_steps": args.steps}).runs()[i]
+            for i in range(args.runs)]
+    # Interleave the grid so a prefix of runs covers every train fraction.
+    runs = sorted(runs, key=lambda r: (r.seed, r.weight_decay, r.train_frac))
+    n_plain = args.plain_runs or len(runs)
+
+    t_ens = ensemble(runs, device, args.chunk_size)
+    t_plain = plain_loop(runs[:n_plain], args.steps, device) * len(runs) / n_plain
+    run_steps = len(runs) * args.steps
+    peak_mib = (torch.cuda.max_memory_allocated(device) if device.type == "cuda"
+                else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024) / 2**20
+    result = {
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda"
+        else f"{platform.processor() or platform.machine()} cpu",
+        "threads": args.threads, "runs": len(runs), "steps": args.steps,
+        "plain_runs_timed": n_plain,
+        "plain_run_steps_per_s": run_steps / t_plain,
+        "ensemble_run_steps_per_s": run_steps / t_ens,
+        "ensemble_ms_per_run_step": 1e3 * t_ens / run_steps,
+        "speedup": t_plain / t_ens,
+        "peak_memory_mib": peak_mib,
+        "torch": torch.__version__,
+    }
+    for key, value in result.items():
+        print(f"{key:>26}: {value:.4g}" if isinstance(value, float) else f"{key:>26}: {value}")
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
