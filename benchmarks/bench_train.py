@@ -60,6 +60,32 @@ def ensemble(runs, device: torch.device, chunk_size: int) -> float:
     return time.perf_counter() - start
 
 
+def flops_per_run_step(n_train: int, d: int = 64, d_mlp: int = 256, vocab: int = 24,
+                       seq: int = 3) -> float:
+    """Training FLOPs of one run-step as grokcast computes it (benchmarks/README.md derives it).
+
+    Per example, forward multiply-adds at the '=' position: W_O d^2, MLP 2 d d_mlp, W_U d vocab,
+    attention mix seq*d; per run, the (token, position) tables: K and V seq*vocab*d^2 each,
+    Q vocab*d^2, scores vocab*seq*vocab*d. Backward costs twice the forward; 2 FLOPs per MAC.
+    """
+    per_example = d * d + 2 * d * d_mlp + d * vocab + seq * d
+    tables = 2 * seq * vocab * d * d + vocab * d * d + vocab * seq * vocab * d
+    return 2 * 3 * (n_train * per_example + tables)
+
+
+def sgemm_gflops(device: torch.device, n: int = 2048, reps: int = 10) -> float:
+    """Achieved GFLOP/s of a large square fp32 matmul: the practical peak of this device."""
+    a = torch.randn(n, n, device=device)
+    b = torch.randn(n, n, device=device)
+    a @ b
+    _sync(device)
+    start = time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    _sync(device)
+    return 2 * n**3 * reps / (time.perf_counter() - start) / 1e9
+
+
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -90,6 +116,8 @@ def main() -> None:
     t_ens = ensemble(runs, device, args.chunk_size)
     t_plain = plain_loop(runs[:n_plain], args.steps, device) * len(runs) / n_plain
     run_steps = len(runs) * args.steps
+    flops = sum(flops_per_run_step(round(r.train_frac * r.p**2)) for r in runs) * args.steps
+    peak = sgemm_gflops(device)
     peak_mib = (torch.cuda.max_memory_allocated(device) if device.type == "cuda"
                 else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024) / 2**20
     result = {
@@ -101,6 +129,8 @@ def main() -> None:
         "ensemble_run_steps_per_s": run_steps / t_ens,
         "ensemble_ms_per_run_step": 1e3 * t_ens / run_steps,
         "speedup": t_plain / t_ens,
+        "ensemble_gflops": flops / t_ens / 1e9,
+        "sgemm_gflops_measured_peak": peak,
         "peak_memory_mib": peak_mib,
         "torch": torch.__version__,
     }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -35,10 +36,51 @@ def cmd_sweep(args: argparse.Namespace) -> None:
     config = SweepConfig.from_file(args.config)
     if args.steps is not None:
         config = SweepConfig.from_dict({**config.to_dict(), "n_steps": args.steps})
-    result = run_sweep(config, args.out, device=args.device, chunk_size=args.chunk_size,
-                       progress=not args.quiet)
+    if args.executor == "ray":
+        try:
+            from grokcast.integrations.ray import run_sweep_ray
+        except ImportError as err:
+            raise ValueError(f"--executor ray needs Ray: pip install 'grokcast[ray]' ({err})") from None
+        result = run_sweep_ray(config, args.out, address=args.address, device=args.device,
+                               chunk_size=args.chunk_size, progress=not args.quiet)
+    else:
+        result = run_sweep(config, args.out, device=args.device, chunk_size=args.chunk_size,
+                           progress=not args.quiet)
     print(f"trained {result.n_trained} runs ({result.n_skipped} already finished) "
           f"in {result.seconds:.1f} s -> {args.out}")
+
+
+def cmd_analyze(args: argparse.Namespace) -> None:
+    from grokcast.analysis import analyze_sweep, format_table1
+
+    kwargs = {} if args.windows is None else {"windows": tuple(args.windows)}
+    result = analyze_sweep(args.sweep_dir, args.out, n_resamples=args.resamples, seed=args.seed,
+                           **kwargs)
+    print(format_table1(result))
+    seconds = result["timing"]["analysis_seconds"]
+    print(f"\nanalysis took {seconds:.1f} s -> {args.out or args.sweep_dir / 'analysis'}")
+
+
+def cmd_fit(args: argparse.Namespace) -> None:
+    from grokcast.tool import fit_forecaster, format_fit
+
+    result = fit_forecaster(args.sweep_dir, window=args.window, threshold=args.threshold,
+                            out=args.out, seed=args.seed)
+    print(json.dumps(result, indent=2) if args.json else format_fit(result))
+
+
+def cmd_forecast(args: argparse.Namespace) -> None:
+    from grokcast.tool import forecast_log, format_forecast
+
+    result = forecast_log(args.model, args.log)
+    print(json.dumps(result, indent=2) if args.json else format_forecast(result))
+
+
+def cmd_early_stop_study(args: argparse.Namespace) -> None:
+    from grokcast.early_stop import format_summary, run_study
+
+    result = run_study(args.model, args.heldout_sweep, args.out)
+    print(format_summary(result))
 
 
 def _positive_int(text: str) -> int:
@@ -62,8 +104,42 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--chunk-size", type=_positive_int, default=None,
                    help="runs per ensemble (default: 64 on CPU, sized to free memory on GPU)")
     p.add_argument("--steps", type=_positive_int, default=None, help="override n_steps")
+    p.add_argument("--executor", choices=("local", "ray"), default="local",
+                   help="local (default) or ray: ensemble chunks as Ray tasks (grokcast[ray])")
+    p.add_argument("--address", default=None, help="Ray cluster address (default: start Ray locally)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_sweep)
+
+    p = sub.add_parser("analyze", help="features, AUROCs, LOO forecaster and Tables 1-3 of a sweep")
+    p.add_argument("sweep_dir", type=Path)
+    p.add_argument("--out", type=Path, default=None, help="results directory (default: SWEEP_DIR/analysis)")
+    p.add_argument("--windows", type=_positive_int, nargs="+", default=None,
+                   help="early windows W in steps (default: 100 200 300 500)")
+    p.add_argument("--resamples", type=_positive_int, default=2000, help="bootstrap resamples")
+    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap resamples")
+    p.set_defaults(func=cmd_analyze)
+
+    p = sub.add_parser("fit", help="fit a forecaster on a sweep and save it as JSON")
+    p.add_argument("sweep_dir", type=Path)
+    p.add_argument("--window", type=_positive_int, default=200, help="early window W (steps)")
+    p.add_argument("--threshold", type=float, default=0.9, help="grokking label: max val acc >= this")
+    p.add_argument("--out", type=Path, required=True, help="forecaster file to write (.json)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_fit)
+
+    p = sub.add_parser("forecast", help="P(grok) of a run from its early log (Parquet or CSV)")
+    p.add_argument("log", type=Path, help="the run's log with the sweep log's column names")
+    p.add_argument("--model", type=Path, required=True, help="forecaster file from `grokcast fit`")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_forecast)
+
+    p = sub.add_parser("early-stop-study",
+                       help="compute saved vs grokkers kept: forecaster vs ASHA and median stopping")
+    p.add_argument("heldout_sweep", type=Path, help="a sweep the forecaster was not fitted on")
+    p.add_argument("--model", type=Path, required=True, help="forecaster file from `grokcast fit`")
+    p.add_argument("--out", type=Path, required=True, help="directory for the table and figure")
+    p.set_defaults(func=cmd_early_stop_study)
     return parser
 
 

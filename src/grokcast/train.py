@@ -139,7 +139,9 @@ def train_ensemble(runs: list[RunConfig], device: str | torch.device = "cpu", *,
         grads = [grad[n] for n in M.PARAM_NAMES]
         if t in logged:
             _record(buf[row], col, params, plist, grads, logits, train, val, n_heads)
-        if t == n_steps:
+        if t == n_steps:  # the final model: logged, hooked, never updated
+            if on_log is not None:
+                _apply_hook(on_log, t, buf[row], active, stopped_at)
             break
         snapshot = t in logged or t + 1 in logged
         before = [p.clone() for p in plist] if snapshot else None

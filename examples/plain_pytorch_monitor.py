@@ -1,0 +1,125 @@
+"""Forecast grokking from inside your own PyTorch training loop with GrokMonitor.
+
+    .venv/bin/python examples/plain_pytorch_monitor.py --forecaster forecaster.json --steps 10000
+
+A plain loop (not grokcast's trainer): a small nn.Module transformer learns (a + b) mod p with
+full-batch AdamW. The monitor records the sweep log's signals as it trains, prints the
+forecast once the first W steps are in, and the loop runs on to show the outcome. The
+forecaster (``grokcast fit``) should come from a sweep trained like this run: same task,
+model shape, optimiser and log schedule; only the fraction, weight decay and seed vary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from grokcast.monitor import GrokMonitor, logit_stats
+
+
+class Transformer(nn.Module):
+    """One attention layer and a ReLU MLP, no LayerNorm, no biases: the paper's model (§2)."""
+
+    def __init__(self, p: int, d_model: int = 64, n_heads: int = 4, d_mlp: int = 256) -> None:
+        super().__init__()
+        self.n_heads = n_heads
+        self.embed = nn.Embedding(p + 1, d_model)  # tokens 0..p-1 and '='
+        self.pos = nn.Parameter(torch.randn(3, d_model))
+        self.qkv = nn.ModuleList(nn.Linear(d_model, d_model, bias=False) for _ in range(3))
+        self.out = nn.Linear(d_model, d_model, bias=False)
+        self.mlp = nn.Sequential(nn.Linear(d_model, d_mlp, bias=False), nn.ReLU(),
+                                 nn.Linear(d_mlp, d_model, bias=False))
+        self.unembed = nn.Linear(d_model, p + 1, bias=False)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Logits at the '=' position: (N, 3) tokens -> (N, p + 1)."""
+        n, t = tokens.shape
+        x = self.embed(tokens) + self.pos  # (N, T, d)
+        q, k, v = (f(x).reshape(n, t, self.n_heads, -1).transpose(1, 2) for f in self.qkv)
+        causal = torch.ones(t, t, dtype=torch.bool, device=x.device).triu(1)
+        scores = (q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])).masked_fill(causal, -math.inf)
+        x = x + self.out((scores.softmax(-1) @ v).transpose(1, 2).reshape(n, t, -1))
+        x = x + self.mlp(x)
+        return self.unembed(x[:, -1])
+
+
+def modular_addition(p: int, train_frac: float, split_seed: int, device: torch.device):
+    """All p*p inputs [a, b, =] with labels (a + b) mod p, split into train and validation."""
+    a, b = torch.cartesian_prod(torch.arange(p), torch.arange(p)).T
+    tokens = torch.stack([a, b, torch.full_like(a, p)], 1).to(device)
+    labels = ((a + b) % p).to(device)
+    perm = torch.randperm(p * p, generator=torch.Generator().manual_seed(split_seed)).to(device)
+    n_train = round(train_frac * p * p)
+    tr, va = perm[:n_train], perm[n_train:]
+    return (tokens[tr], labels[tr]), (tokens[va], labels[va])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--forecaster", help="forecaster file from `grokcast fit` (optional)")
+    parser.add_argument("--steps", type=int, default=10_000, help="optimizer steps (default 10000)")
+    parser.add_argument("--p", type=int, default=23)
+    parser.add_argument("--train-frac", type=float, default=0.5)
+    parser.add_argument("--weight-decay", type=float, default=1.0)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--save-log",
+                        help="write the monitor's log as CSV (for `grokcast forecast`)")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    args = parser.parse_args()
+
+    torch.manual_seed(args.seed)
+    device = torch.device(args.device)
+    model = Transformer(args.p).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.98),
+                                  weight_decay=args.weight_decay)
+    (x_tr, y_tr), (x_va, y_va) = modular_addition(args.p, args.train_frac, 0, device)
+    monitor = GrokMonitor(model.embed.weight, model.unembed.weight, forecaster=args.forecaster,
+                          run_id=f"f{args.train_frac:g}-wd{args.weight_decay:g}-s{args.seed}")
+    if args.steps < monitor.window:
+        parser.error(f"--steps {args.steps} is shorter than the forecast window {monitor.window}")
+
+    for step in range(args.steps + 1):
+        optimizer.zero_grad()
+        logits = model(x_tr)
+        F.cross_entropy(logits, y_tr).backward()
+        metrics = {}
+        if monitor.wants(step):  # logged steps need the fit statistics at these weights
+            with torch.no_grad():
+                train, val = logit_stats(logits, y_tr), logit_stats(model(x_va), y_va)
+            metrics = dict(train_loss=train["loss"], train_acc=train["acc"],
+                           train_margin=train["margin"], val_loss=val["loss"], val_acc=val["acc"])
+        monitor.observe(step, model, **metrics)  # after backward, before optimizer.step()
+        if step == monitor.window:
+            seen = monitor.log[monitor.log["step"] < monitor.window]
+            print(f"step {step}: train_acc {seen['train_acc'].iloc[-1]:.3f}, "
+                  f"max val_acc so far {seen['val_acc'].max():.3f}")
+            if monitor.forecaster is not None:
+                fc = monitor.forecast()
+                up = ", ".join(e["feature"] for e in fc["pushed_up"]) or "-"
+                down = ", ".join(e["feature"] for e in fc["pushed_down"]) or "-"
+                print(f"  forecast from steps 0..{monitor.window - 1}: P(grok) = {fc['p_grok']:.3f}"
+                      f"\n  pushed up by {up}; pushed down by {down}")
+        if step < args.steps:
+            optimizer.step()
+
+    log = monitor.log
+    max_acc = log["val_acc"].max()
+    hit = log.loc[log["val_acc"] >= 0.9, "step"]
+    print(f"step {args.steps}: final val_acc {log['val_acc'].iloc[-1]:.3f}, "
+          f"max val_acc {max_acc:.3f}"
+          + (f" (first >= 0.9 at step {int(hit.iloc[0])})" if len(hit) else ""))
+    if monitor.forecaster is not None:
+        threshold = getattr(getattr(monitor.forecaster, "metadata_", None), "threshold", 0.9)
+        print(f"outcome: {'grokked' if max_acc >= threshold else 'did not grok'} "
+              f"(max val_acc >= {threshold:g})")
+    if args.save_log:
+        log.to_csv(args.save_log, index=False)
+        print(f"wrote the log ({len(log)} rows) to {args.save_log}")
+
+
+if __name__ == "__main__":
+    main()

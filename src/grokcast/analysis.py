@@ -1,0 +1,567 @@
+"""The paper's analysis of a sweep: labels, features, AUROCs with CIs, paired tests, tables.
+
+:func:`analyze` is pure: it takes the runs and log tables and returns the content of
+``analysis.json`` (schema: ``docs/analysis-schema.md``). :func:`write_results` writes that and
+the tables; :func:`analyze_sweep` reads a sweep directory and does both.
+
+Method (paper §5-6), per label threshold and window W:
+
+* label ``y = max_val_acc >= threshold``; diverged runs are left out (and counted);
+* univariate AUROC of each of the 28 features (raw value as the score) and its folded value;
+* ``multi``: held-out probabilities of the 28-feature logistic regression
+  (:func:`grokcast.forecast.loo_predictions`, or 10-fold above :data:`LOO_MAX_RUNS` runs);
+* baselines ``val_loss`` (score = -end_val_loss) and ``val_acc`` (score = end_val_acc), not
+  folded;
+* percentile bootstrap CIs over runs and paired-bootstrap differences multi - baseline, all on
+  the *same* resamples (the held-out predictions are resampled, not refitted).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from collections.abc import Callable, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+import grokcast
+from grokcast.features import FEATURE_NAMES, FEATURES, feature_table
+from grokcast.forecast import kfold_predictions, loo_predictions
+from grokcast.stats import auroc, bootstrap_ci, folded_auroc, paired_bootstrap
+
+# Leave-one-out refits the model n times; above 200 runs 10-fold CV costs n/10 times less, and
+# with 180+ training runs per fold its pessimism relative to LOO (training on 90% instead of
+# n - 1 runs) is negligible next to the bootstrap CI.
+LOO_MAX_RUNS = 200
+KFOLD_SPLITS = 10
+TABLE3_WINDOW = 200  # the paper's Table 3 ranks features at W = 200
+CURVE_COLUMNS = ("train_acc", "val_acc", "train_loss", "val_loss")
+_BOOKKEEPING = ("chunk", "chunk_seconds")  # how a sweep was run, not what it produced
+
+PredictFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
+_HeldOutFn = Callable[[np.ndarray, np.ndarray, np.random.Generator], np.ndarray]  # (X, y, rng)
+
+
+class AnalysisResult(dict):
+    """The ``analysis.json`` content (a plain JSON-able dict) plus two tables for the files.
+
+    Attributes
+    ----------
+    features : DataFrame or None
+        ``run_id``, ``window`` and the 28 features (written as ``features.parquet``).
+    curves : DataFrame or None
+        ``run_id``, ``step``, ``train_acc``, ``val_acc``, ``train_loss``, ``val_loss`` of the
+        analysed runs at every logged step (written as ``curves.parquet``, for figures).
+    """
+
+    def __init__(self, content: dict[str, Any], features: pd.DataFrame | None = None,
+                 curves: pd.DataFrame | None = None) -> None:
+        super().__init__(content)
+        self.features = features
+        self.curves = curves
+
+
+# ----------------------------------------------------------------------------- helpers
+
+def _key(threshold: float) -> str:
+    """JSON key of a threshold: ``format(threshold, "g")``, e.g. "0.9", "0.99"."""
+    return format(threshold, "g")
+
+
+def _float(x: Any) -> float | None:
+    """A plain JSON float; NaN and infinities become None (null)."""
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def _rng(seed: int, threshold: float, window: int, stream: int) -> np.random.Generator:
+    """A generator for one (threshold, window) cell, independent of which other cells are run.
+
+    Keyed by values rather than positions, so adding a window or threshold leaves the numbers
+    of the others unchanged. ``stream`` 0 is the bootstrap, 1 the k-fold shuffle.
+    """
+    key = (round(threshold * 1_000_000), window, stream)
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=key))
+
+
+def _column_bytes(values: pd.Series) -> bytes:
+    if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+        arr = values.to_numpy(dtype=float)
+        return np.where(np.isnan(arr), np.nan, arr).astype("<f8").tobytes()  # one NaN pattern
+    return "\x1f".join("" if pd.isna(v) else str(v) for v in values).encode()
+
+
+def sweep_hash(runs_df: pd.DataFrame, log_df: pd.DataFrame) -> str:
+    """SHA-256 of a sweep's data, independent of row order and of how it was chunked.
+
+    Hashes the runs table sorted by ``run_id`` (without the bookkeeping columns ``chunk`` and
+    ``chunk_seconds``) and the log sorted by (``run_id``, ``step``), columns in name order;
+    numbers as little-endian float64 with one NaN bit pattern, text as UTF-8.
+
+    Returns
+    -------
+    str
+        64 hex digits.
+    """
+    h = hashlib.sha256()
+    runs = runs_df.sort_values("run_id", kind="stable", ignore_index=True)
+    log = log_df.sort_values(["run_id", "step"], kind="stable", ignore_index=True)
+    for label, table in (("runs", runs), ("log", log)):
+        h.update(f"[{label} {len(table)}]".encode())
+        for col in sorted(c for c in table.columns if c not in _BOOKKEEPING):
+            h.update(f"\x1e{col}\x1e".encode())
+            if col == "run_id" and label == "log":  # codes + names: fast for millions of rows
+                codes, names = pd.factorize(table[col], sort=True)
+                h.update(codes.astype("<i8").tobytes())
+                h.update("\x1f".join(map(str, names)).encode())
+            else:
+                h.update(_column_bytes(table[col]))
+    return h.hexdigest()
+
+
+def _check_args(windows: Sequence[int], thresholds: Sequence[float], n_resamples: int,
+                level: float, seed: int) -> tuple[list[int], list[float]]:
+    windows = list(windows)
+    if not windows or any(isinstance(w, bool) or not isinstance(w, (int, np.integer)) or w < 2
+                          for w in windows) or len(set(windows)) != len(windows):
+        raise ValueError(f"windows={windows!r} is not allowed: expected distinct integers >= 2")
+    thresholds = list(thresholds)
+    if not thresholds or any(isinstance(t, bool) or not isinstance(t, (int, float))
+                             or not 0 < t <= 1 for t in thresholds) \
+            or len({_key(t) for t in thresholds}) != len(thresholds):
+        raise ValueError(f"thresholds={thresholds!r} is not allowed: expected distinct numbers "
+                         "in (0, 1]")
+    if isinstance(n_resamples, bool) or not isinstance(n_resamples, (int, np.integer)) \
+            or n_resamples < 1:
+        raise ValueError(f"n_resamples={n_resamples!r} is not allowed: expected an integer >= 1")
+    if isinstance(level, bool) or not isinstance(level, (int, float)) or not 0 < level < 1:
+        raise ValueError(f"level={level!r} is not allowed: expected a number in (0, 1)")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed={seed!r} is not allowed: expected an integer >= 0")
+    return [int(w) for w in windows], [float(t) for t in thresholds]
+
+
+def _n_splits(y: np.ndarray) -> int:
+    """Outer folds for k-fold CV: stratified folds need as many members of each class as folds."""
+    n_minority = int(min(y.sum(), len(y) - y.sum()))
+    return max(2, min(KFOLD_SPLITS, n_minority))
+
+
+def _default_predict(n_runs: int) -> tuple[str, _HeldOutFn]:
+    """The paper's held-out predictor: LOO up to LOO_MAX_RUNS runs, stratified k-fold above."""
+    if n_runs <= LOO_MAX_RUNS:
+        return "loo", lambda X, y, rng: loo_predictions(X, y)
+    return f"{KFOLD_SPLITS}-fold", \
+        lambda X, y, rng: kfold_predictions(X, y, n_splits=_n_splits(y), rng=rng)
+
+
+def _cv_label(cv: str, y: np.ndarray) -> str:
+    """The CV actually used for one label vector (k-fold shrinks with a rare class)."""
+    return f"{_n_splits(y)}-fold" if cv.endswith("-fold") else cv
+
+
+def _ci(res: Any) -> dict[str, Any]:
+    return {"auroc": _float(res.estimate), "ci": [_float(res.lo), _float(res.hi)]}
+
+
+def _paired(res: Any) -> dict[str, Any]:
+    return {"diff": _float(res.diff), "ci": [_float(res.lo), _float(res.hi)],
+            "p_one_sided": _float(res.p_one_sided)}
+
+
+# ----------------------------------------------------------------------------- analysis
+
+def _cell(X: np.ndarray, y: np.ndarray, predict: _HeldOutFn, *, seed: int, threshold: float,
+          window: int, n_resamples: int, level: float) -> dict[str, Any]:
+    """Model, baselines, paired tests and univariate AUROCs of one (threshold, window) cell.
+
+    X has shape (n_runs, 28) in registry order; y shape (n_runs,) holding both classes.
+    """
+    proba = np.asarray(predict(X, y, _rng(seed, threshold, window, 1)), dtype=float)
+    if proba.shape != y.shape:
+        raise ValueError(f"the predictor returned shape {proba.shape} for {len(y)} runs")
+    scores = {"multi": proba,
+              "val_loss": -X[:, FEATURE_NAMES.index("end_val_loss")],  # lower loss -> grokking
+              "val_acc": X[:, FEATURE_NAMES.index("end_val_acc")]}
+    boot = dict(n_resamples=n_resamples, level=level)
+    cell: dict[str, Any] = {}
+    # A fresh generator with the same key for every call: all CIs and paired tests of the
+    # cell see the same resamples.
+    for name, score in scores.items():
+        cell[name] = _ci(bootstrap_ci(y, score, rng=_rng(seed, threshold, window, 0), **boot))
+    for name in ("val_loss", "val_acc"):
+        cell[f"diff_{name}"] = _paired(paired_bootstrap(
+            y, proba, scores[name], rng=_rng(seed, threshold, window, 0), **boot))
+    cell["loo_proba"] = [_float(p) for p in proba]
+    uni = auroc(y, X.T)
+    cell["univariate"] = {f: {"auroc": _float(a), "folded": _float(folded_auroc(a))}
+                          for f, a in zip(FEATURE_NAMES, uni)}
+    return cell
+
+
+def analyze(runs_df: pd.DataFrame, log_df: pd.DataFrame, config: Any, *,
+            windows: Sequence[int] = (100, 200, 300, 500),
+            thresholds: Sequence[float] = (0.9, 0.99), n_resamples: int = 2000,
+            level: float = 0.95, seed: int = 0, predict_fn: PredictFn | None = None,
+            sweep_dir: str | Path | None = None) -> AnalysisResult:
+    """Forecasting analysis of one sweep (the content of ``analysis.json``).
+
+    Parameters
+    ----------
+    runs_df : DataFrame
+        One row per run (``SweepStore.runs()``): at least ``run_id``, ``status``,
+        ``max_val_acc``, ``train_frac``, ``weight_decay``, ``seed``; ``chunk`` and
+        ``chunk_seconds`` give the training time.
+    log_df : DataFrame
+        Long-format log (``SweepStore.log()``).
+    config : SweepConfig or None
+        Recorded in the result (``to_dict()``), with its ``name``.
+    windows : sequence of int, default=(100, 200, 300, 500)
+        Window ends W; features use the log rows with step < W.
+    thresholds : sequence of float, default=(0.9, 0.99)
+        Label thresholds on ``max_val_acc``; the first is the primary one (Table 1), the second
+        the robustness check (Table 2).
+    n_resamples : int, default=2000
+        Bootstrap resamples of the runs, shared by every CI and paired test of a
+        (threshold, window) cell.
+    level : float, default=0.95
+        CI coverage.
+    seed : int, default=0
+        Root of all randomness; each (threshold, window) cell draws from its own generator
+        keyed by (seed, threshold, window), so cells do not depend on which others are run.
+    predict_fn : callable, optional
+        ``predict_fn(X, y) -> proba`` with X of shape (n_runs, 28), y of shape (n_runs,) 0/1,
+        returning held-out P(y = 1) of shape (n_runs,). Default: the paper's model,
+        :func:`grokcast.forecast.loo_predictions` up to :data:`LOO_MAX_RUNS` runs and
+        stratified 10-fold :func:`grokcast.forecast.kfold_predictions` above.
+    sweep_dir : str or Path, optional
+        Recorded as ``sweep.dir``.
+
+    Returns
+    -------
+    AnalysisResult
+        A dict following ``docs/analysis-schema.md``, JSON-able as is (NaN already null),
+        carrying the feature and curve tables for :func:`write_results`.
+
+    Raises
+    ------
+    ValueError
+        On bad arguments, missing columns, runs without a log, a window beyond the logged steps,
+        or non-finite features of a run that did not diverge.
+    """
+    t0 = time.perf_counter()
+    windows, thresholds = _check_args(windows, thresholds, n_resamples, level, seed)
+    needed = ("run_id", "status", "max_val_acc", "train_frac", "weight_decay", "seed")
+    missing = [c for c in needed if c not in runs_df.columns]
+    if missing:
+        raise ValueError(f"the runs table lacks column(s) {missing}")
+    if runs_df["run_id"].duplicated().any():
+        dup = runs_df.loc[runs_df["run_id"].duplicated(), "run_id"].iloc[0]
+        raise ValueError(f"the runs table lists run {dup!r} more than once")
+
+    all_runs = runs_df.sort_values("run_id", kind="stable", ignore_index=True)
+    diverged = (all_runs["status"] == "diverged").to_numpy()
+    runs = all_runs[~diverged].reset_index(drop=True)
+    if runs.empty:
+        raise ValueError(f"no runs to analyse: all {len(all_runs)} runs diverged")
+    if runs["max_val_acc"].isna().any():
+        bad = runs.loc[runs["max_val_acc"].isna(), "run_id"].iloc[0]
+        raise ValueError(f"run {bad!r} has no max_val_acc but is not marked diverged")
+    run_ids = runs["run_id"].astype(str).to_numpy()
+    log = log_df[log_df["run_id"].isin(set(run_ids))]
+    absent = sorted(set(run_ids) - set(log["run_id"].unique()))
+    if absent:
+        raise ValueError(f"run {absent[0]!r} (and {len(absent) - 1} other(s)) has no log rows")
+
+    # Features per window, rows in `runs` order.
+    tables: dict[int, pd.DataFrame] = {}
+    for w in windows:
+        table = feature_table(log, w).reindex(run_ids)
+        bad = ~np.isfinite(table.to_numpy())
+        if bad.any():
+            r, c = np.argwhere(bad)[0]
+            raise ValueError(
+                f"feature {table.columns[c]!r} of run {run_ids[r]!r} at W={w} is "
+                f"{table.iat[r, c]} ({int(bad.sum())} non-finite value(s) in all); the run is "
+                "not marked diverged, so its log is suspect")
+        tables[w] = table
+    logged = log[log["val_acc"].notna()]
+    max_acc = {w: _float(logged.loc[logged["step"] < w, "val_acc"].max()) for w in windows}
+
+    if predict_fn is None:
+        cv, predict = _default_predict(len(runs))
+    else:
+        cv = f"custom:{getattr(predict_fn, '__name__', type(predict_fn).__name__)}"
+        predict = lambda X, y, rng: predict_fn(X, y)  # noqa: E731
+
+    by_threshold: dict[str, Any] = {}
+    for th in thresholds:
+        y = (runs["max_val_acc"].to_numpy(dtype=float) >= th).astype(int)
+        n_pos, n_neg = int(y.sum()), int(len(y) - y.sum())
+        single = n_pos == 0 or n_neg == 0
+        if single:
+            message = (f"all {len(y)} runs have max_val_acc {'>=' if n_pos else '<'} {th:g}: "
+                       "with a single label class AUROC is undefined, so the predictor, "
+                       "baselines and univariate AUROCs are skipped at this threshold")
+        else:
+            message = f"{n_pos} of {len(y)} runs reach max_val_acc >= {th:g}"
+        cells: dict[str, Any] = {}
+        for w in windows:
+            cell: dict[str, Any] = {"max_val_acc_in_window": max_acc[w]}
+            if not single:
+                cell |= _cell(tables[w].to_numpy(), y, predict, seed=seed, threshold=th,
+                              window=w, n_resamples=n_resamples, level=level)
+            cells[str(w)] = cell
+        by_threshold[_key(th)] = {
+            "n_pos": n_pos, "n_neg": n_neg, "single_class": single, "message": message,
+            "cv": None if single else _cv_label(cv, y),
+            "labels": y.tolist(), "windows": cells,
+        }
+
+    train_seconds = None
+    if {"chunk", "chunk_seconds"} <= set(all_runs.columns):
+        train_seconds = _float(all_runs.groupby("chunk")["chunk_seconds"].first().sum())
+    content = {
+        "grokcast_version": grokcast.__version__,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "sweep": {
+            "dir": None if sweep_dir is None else str(sweep_dir),
+            "hash": sweep_hash(runs_df, log_df),
+            "name": getattr(config, "name", None),
+            "config": config.to_dict() if config is not None else None,
+            "n_runs": len(all_runs), "n_diverged": int(diverged.sum()),
+            "train_seconds": train_seconds,
+        },
+        "settings": {"windows": windows, "thresholds": thresholds, "n_resamples": int(n_resamples),
+                     "level": float(level), "seed": int(seed), "cv": cv},
+        "features": [{"name": f.name, "group": f.group, "description": f.description}
+                     for f in FEATURES],
+        "runs": [{"run_id": str(r.run_id), "train_frac": float(r.train_frac),
+                  "weight_decay": float(r.weight_decay), "seed": int(r.seed),
+                  "max_val_acc": _float(r.max_val_acc)} for r in runs.itertuples(index=False)],
+        "thresholds": by_threshold,
+    }
+    features = pd.concat([t.reset_index().assign(window=w) for w, t in tables.items()],
+                         ignore_index=True)[["run_id", "window", *FEATURE_NAMES]]
+    curves = logged[["run_id", "step", *CURVE_COLUMNS]].sort_values(
+        ["run_id", "step"], ignore_index=True)
+    content["timing"] = {"analysis_seconds": time.perf_counter() - t0}
+    return AnalysisResult(content, features=features, curves=curves)
+
+
+def analyze_sweep(sweep_dir: str | Path, out_dir: str | Path | None = None,
+                  **kwargs: Any) -> AnalysisResult:
+    """Read a sweep directory, :func:`analyze` it, and write the results to ``out_dir``.
+
+    ``out_dir`` defaults to ``sweep_dir / "analysis"``; ``kwargs`` go to :func:`analyze`.
+    """
+    from grokcast.store import SweepStore
+
+    store = SweepStore(sweep_dir)
+    config = store.read_config()
+    result = analyze(store.runs(), store.log(), config, sweep_dir=sweep_dir, **kwargs)
+    write_results(result, Path(out_dir) if out_dir is not None else Path(sweep_dir) / "analysis")
+    return result
+
+
+# ----------------------------------------------------------------------------- tables
+
+HEADER = ("W", "multi", "val loss", "val acc", "Δ(multi−loss)", "p₁", "Δ(multi−acc)", "p₁")
+_TEX_HEADER = (r"$W$", "multi", "val loss", "val acc", r"$\Delta(\mathrm{multi}-\mathrm{loss})$",
+               r"$p_1$", r"$\Delta(\mathrm{multi}-\mathrm{acc})$", r"$p_1$")
+NA = "—"
+
+
+def _fmt_ci(entry: dict[str, Any] | None, key: str = "auroc", signed: bool = False) -> str:
+    if not entry or entry.get(key) is None:
+        return NA
+    f = "{:+.3f}" if signed else "{:.3f}"
+    lo, hi = entry["ci"]
+    ends = ", ".join(NA if v is None else f.format(v) for v in (lo, hi))
+    return f"{f.format(entry[key])} [{ends}]"
+
+
+def _fmt_p(entry: dict[str, Any] | None) -> str:
+    if not entry or entry.get("p_one_sided") is None:
+        return NA
+    p = entry["p_one_sided"]
+    # p has resolution 1/n_resamples (0 is possible); three decimals would print 0.000.
+    return "< 0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def table_rows(result: dict[str, Any], threshold: float | str) -> list[tuple[str, ...]]:
+    """Rows of Table 1/2 for one threshold: W, multi, val loss, val acc, Δ, p₁, Δ, p₁."""
+    entry = result["thresholds"][threshold if isinstance(threshold, str) else _key(threshold)]
+    rows = []
+    for w, cell in entry["windows"].items():
+        rows.append((w, _fmt_ci(cell.get("multi")), _fmt_ci(cell.get("val_loss")),
+                     _fmt_ci(cell.get("val_acc")),
+                     _fmt_ci(cell.get("diff_val_loss"), "diff", signed=True),
+                     _fmt_p(cell.get("diff_val_loss")),
+                     _fmt_ci(cell.get("diff_val_acc"), "diff", signed=True),
+                     _fmt_p(cell.get("diff_val_acc"))))
+    return rows
+
+
+def _caption(result: dict[str, Any], key: str) -> str:
+    entry, s = result["thresholds"][key], result["settings"]
+    sweep = result["sweep"]
+    n = entry["n_pos"] + entry["n_neg"]
+    cv = {"loo": "leave-one-out CV"}.get(entry["cv"] or s["cv"], f"{entry['cv'] or s['cv']} CV")
+    text = (f"AUROC [{s['level']:.0%} bootstrap CI] for predicting max val_acc ≥ {key} "
+            f"({entry['n_pos']}/{n} runs positive"
+            + (f"; {sweep['n_diverged']} diverged run(s) left out" if sweep["n_diverged"] else "")
+            + f") from the log before step W. multi: 28-feature logistic regression, {cv}; "
+            "val loss / val acc: end-of-window value alone. Δ: paired-bootstrap difference in "
+            f"AUROC; p₁: one-sided P(Δ* ≤ 0); {s['n_resamples']} resamples of runs.")
+    if entry["single_class"]:
+        text += f" Not computed: {entry['message']}."
+    return text
+
+
+def _table3_window(result: dict[str, Any]) -> str:
+    windows = [str(w) for w in result["settings"]["windows"]]
+    return str(TABLE3_WINDOW) if str(TABLE3_WINDOW) in windows else windows[0]
+
+
+def table3_rows(result: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """Rows of Table 3: every feature at W = 200 (primary threshold), by folded AUROC, best first."""
+    key = _key(result["settings"]["thresholds"][0])
+    cell = result["thresholds"][key]["windows"][_table3_window(result)]
+    uni = cell.get("univariate")
+    if not uni:
+        return [(f["name"], NA, NA) for f in result["features"]]
+    order = sorted(uni, key=lambda f: -(uni[f]["folded"] if uni[f]["folded"] is not None else -1))
+    return [(f, *(NA if uni[f][k] is None else f"{uni[f][k]:.3f}" for k in ("auroc", "folded")))
+            for f in order]
+
+
+def _markdown(title: str, caption: str, header: Sequence[str], rows: list[tuple[str, ...]],
+              align: str) -> str:
+    lines = [f"**{title}.** {caption}", "", "| " + " | ".join(header) + " |",
+             "|" + "|".join("---:" if a == "r" else ":---" for a in align) + "|"]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def _tex_escape(text: str) -> str:
+    for a, b in (("\\", r"\textbackslash{}"), ("_", r"\_"), ("%", r"\%"), ("&", r"\&"),
+                 ("#", r"\#"), ("≥", r"$\geq$"), ("≤", r"$\leq$"), ("Δ*", r"$\Delta^*$"),
+                 ("Δ", r"$\Delta$"), ("p₁", r"$p_1$"), ("—", "---")):
+        text = text.replace(a, b)
+    return text
+
+
+def _tex_cell(cell: str) -> str:
+    if cell == NA:
+        return "---"
+    if cell.startswith("< "):
+        return f"$<{cell[2:]}$"
+    return cell.replace("-", "$-$") if not any(ch.isalpha() for ch in cell) else cell
+
+
+def _latex(caption: str, label: str, header: Sequence[str], rows: list[tuple[str, ...]],
+           align: str, first_col_tt: bool = False) -> str:
+    body = []
+    for r in rows:
+        first = rf"\texttt{{{_tex_escape(r[0])}}}" if first_col_tt else _tex_escape(r[0])
+        body.append(" & ".join([first, *(_tex_cell(c) for c in r[1:])]) + r" \\")
+    return "\n".join([
+        r"% requires \usepackage{booktabs}",
+        r"\begin{table}[t]", r"\centering", rf"\caption{{{_tex_escape(caption)}}}",
+        rf"\label{{{label}}}", r"\small", rf"\begin{{tabular}}{{{align}}}", r"\toprule",
+        " & ".join(header) + r" \\", r"\midrule", *body, r"\bottomrule", r"\end{tabular}",
+        r"\end{table}", ""])
+
+
+def format_table(result: dict[str, Any], threshold: float | str, *, fmt: str = "md",
+                 title: str = "Table 1") -> str:
+    """Table 1/2 for one threshold as Markdown (``fmt="md"``), LaTeX (``"tex"``) or text."""
+    key = threshold if isinstance(threshold, str) else _key(threshold)
+    rows, caption = table_rows(result, key), _caption(result, key)
+    align = "rllllrlr"
+    if fmt == "md":
+        return _markdown(title, caption, HEADER, rows, align)
+    if fmt == "tex":
+        return _latex(caption, f"tab:auroc-{key}", _TEX_HEADER, rows, align)
+    if fmt == "text":
+        return _text(f"{title}: {caption}", HEADER, rows, align)
+    raise ValueError(f"fmt={fmt!r} is not allowed: expected one of 'md', 'tex', 'text'")
+
+
+def format_table3(result: dict[str, Any], *, fmt: str = "md") -> str:
+    """Table 3: per-feature AUROC and folded AUROC at W = 200, ranked, as Markdown or LaTeX."""
+    key, w = _key(result["settings"]["thresholds"][0]), _table3_window(result)
+    caption = (f"Per-feature AUROC and |AUROC − 0.5| + 0.5 at W = {w} for max val_acc ≥ {key}, "
+               "sorted by the latter. AUROC < 0.5 means lower values predict grokking.")
+    header, rows = ("feature", "AUROC", "|AUROC − 0.5| + 0.5"), table3_rows(result)
+    if fmt == "md":  # a bare | would end the Markdown cell
+        return _markdown("Table 3", caption, ("feature", "AUROC", r"\|AUROC − 0.5\| + 0.5"),
+                         rows, "lrr")
+    if fmt == "tex":
+        tex_header = ("feature", "AUROC", r"$|\mathrm{AUROC}-0.5|+0.5$")
+        return _latex(caption.replace("−", "-"), "tab:univariate", tex_header, rows, "lrr",
+                      first_col_tt=True)
+    if fmt == "text":
+        return _text(f"Table 3: {caption}", header, rows, "lrr")
+    raise ValueError(f"fmt={fmt!r} is not allowed: expected one of 'md', 'tex', 'text'")
+
+
+def _text(caption: str, header: Sequence[str], rows: list[tuple[str, ...]], align: str) -> str:
+    widths = [max(len(x) for x in col) for col in zip(header, *rows)]
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(c.rjust(wd) if a == "r" else c.ljust(wd)
+                         for c, wd, a in zip(cells, widths, align)).rstrip()
+    return "\n".join([caption, "", line(header), line(["-" * wd for wd in widths]),
+                      *(line(r) for r in rows)]) + "\n"
+
+
+def format_table1(result: dict[str, Any]) -> str:
+    """Table 1 (primary threshold) as aligned plain text, for the terminal."""
+    return format_table(result, result["settings"]["thresholds"][0], fmt="text")
+
+
+# ----------------------------------------------------------------------------- files
+
+def write_results(result: dict[str, Any], out_dir: str | Path) -> list[Path]:
+    """Write ``analysis.json``, the tables, and (for an :class:`AnalysisResult`) the Parquet files.
+
+    Files: ``analysis.json``; ``features.parquet`` and ``curves.parquet`` (only when ``result``
+    carries them, i.e. comes from :func:`analyze`, not from reading ``analysis.json``);
+    ``table1.md/.tex`` (first threshold), ``table2.md/.tex`` (second threshold, if any) and
+    ``table3.md/.tex``. Every file is written atomically.
+
+    Returns
+    -------
+    list of Path
+        The files written.
+    """
+    from grokcast.store import atomic_write_bytes, atomic_write_parquet
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+
+    def put(name: str, text: str) -> None:
+        atomic_write_bytes(out / name, text.encode())
+        written.append(out / name)
+
+    put("analysis.json", json.dumps(dict(result), indent=1, allow_nan=False) + "\n")
+    for name in ("features", "curves"):
+        frame = getattr(result, name, None)
+        if frame is not None:
+            atomic_write_parquet(out / f"{name}.parquet", frame)
+            written.append(out / f"{name}.parquet")
+    for i, th in enumerate(result["settings"]["thresholds"][:2], start=1):
+        for fmt in ("md", "tex"):
+            put(f"table{i}.{fmt}", format_table(result, th, fmt=fmt, title=f"Table {i}"))
+    for fmt in ("md", "tex"):
+        put(f"table3.{fmt}", format_table3(result, fmt=fmt))
+    return written

@@ -1,0 +1,616 @@
+"""The early-stopping study: how much compute the forecaster saves, and at what cost in grokkers.
+
+On a held-out sweep (runs the forecaster never saw), every policy below decides, from the
+log alone, at which step each run would have been stopped; a run not stopped trains its
+full ``n_steps``. Per policy and parameter the study reports
+
+* ``saved``: the fraction of all training steps not trained, ``1 - sum(used) / sum(n_steps)``,
+  where a run stopped at step r used r steps;
+* ``recall``: the fraction of grokking runs kept, where a grokking run (one whose val_acc
+  reaches ``label_threshold`` at some logged step) counts as kept unless it was stopped
+  before the first logged step at which it did (a run that grokked before being stopped was
+  seen to grok);
+* ``n_wrongly_stopped``: the grokking runs not kept.
+
+Policies, all deciding at step W (the forecaster's window) or at later rungs:
+
+``forecaster``
+    stop at W when P(grok) from steps [0, W) is below ``threshold`` (one row per threshold).
+``percentile_val_loss``, ``percentile_val_acc``
+    stop at W the k runs with the worst val loss (highest) / val acc (lowest) at W, for every
+    k = 0..n_runs (Optuna's PercentilePruner at one step; ties by run_id). Stopping as many
+    runs at W as the forecaster does costs exactly its budget: the same-budget comparison.
+``median_val_loss``, ``median_val_acc``
+    the median stopping rule at W: stop a run whose metric is worse than the median of all
+    runs' at W.
+``asha_val_loss``, ``asha_val_acc``
+    successive halving at rungs W, fW, f²W, ... below n_steps (f = ``rung_factor``): at each
+    rung keep the best ``ceil(keep_fraction * n_alive)`` of the runs still alive, for a grid of
+    keep fractions (1/f is the textbook ASHA; with every run started at once, ASHA's
+    promotions are synchronous successive halving).
+
+A metric "at step r" is its value at the last logged step <= r, the run having trained r
+steps; the forecaster's features use the steps below W. A NaN metric ranks worst.
+
+Pure computation (:func:`simulate`, :func:`summarize`, :func:`format_markdown`) is separate
+from I/O (:func:`write_study`, :func:`run_study`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from grokcast.features import feature_table
+
+POLICIES = ("forecaster", "percentile_val_loss", "percentile_val_acc", "median_val_loss",
+            "median_val_acc", "asha_val_loss", "asha_val_acc")
+PARAM_NAMES = {"forecaster": "threshold", "percentile": "fraction_stopped",
+               "median": "fraction_stopped", "asha": "keep_fraction"}
+# Probability thresholds tried for the forecaster: fine enough that the recall-constrained
+# optimum is not an artefact of the grid.
+DEFAULT_THRESHOLDS = tuple(round(t, 2) for t in np.arange(0.01, 1.0, 0.01))
+DEFAULT_KEEP_FRACTIONS = tuple(round(k, 2) for k in np.arange(0.02, 1.0, 0.02))
+DEFAULT_RUNG_FACTOR = 2.0  # rungs W, 2W, 4W, ...: halving's (ASHA with eta = 2) spacing
+MIN_RECALL = 0.9  # the summary's operating point: keep at least 90% of grokking runs
+COLUMNS = ("policy", "signal", "param_name", "param", "window", "label_threshold", "n_runs",
+           "n_grok", "n_excluded", "n_stopped", "n_wrongly_stopped", "steps_used",
+           "steps_total", "saved", "recall")
+_HIGHER_IS_BETTER = {"val_loss": False, "val_acc": True}
+
+
+@dataclass(frozen=True)
+class HeldOut:
+    """The held-out runs as arrays: everything a policy or the scoring needs.
+
+    Attributes
+    ----------
+    run_ids : ndarray of shape (R,)
+    n_steps : ndarray of shape (R,)
+        Steps each run trains when not stopped.
+    grok_step : ndarray of shape (R,)
+        First logged step with val_acc >= the label threshold; -1 for runs that never do.
+    steps : ndarray of shape (S,)
+        Logged steps, shared by all runs.
+    val_loss, val_acc : ndarray of shape (R, S)
+    p_grok : ndarray of shape (R,)
+        The forecaster's P(grok) from steps [0, W); NaN where the features are not finite.
+    n_excluded : int
+        Runs of the sweep left out (diverged or stopped early: no known outcome).
+    """
+
+    run_ids: np.ndarray
+    n_steps: np.ndarray
+    grok_step: np.ndarray
+    steps: np.ndarray
+    val_loss: np.ndarray
+    val_acc: np.ndarray
+    p_grok: np.ndarray
+    n_excluded: int
+
+    @property
+    def grok(self) -> np.ndarray:
+        return self.grok_step >= 0
+
+    def metric_at(self, signal: str, step: int) -> np.ndarray:
+        """``signal`` at the last logged step <= ``step`` -> (R,)."""
+        j = int(np.searchsorted(self.steps, step, side="right")) - 1
+        if j < 0:
+            raise ValueError(f"no logged step <= {step}")
+        return getattr(self, signal)[:, j]
+
+
+# ----------------------------------------------------------------------------- policies
+
+def _badness(values: np.ndarray, higher_is_better: bool) -> np.ndarray:
+    """Larger is worse; NaN is worst of all."""
+    bad = -values if higher_is_better else values.astype(float)
+    return np.where(np.isnan(bad), np.inf, bad)
+
+
+def forecaster_stops(p: np.ndarray, threshold: float, window: int,
+                     n_steps: np.ndarray) -> np.ndarray:
+    """Stop step of each run: W where P(grok) < threshold (or NaN), else its n_steps -> (R,).
+
+    Examples
+    --------
+    >>> forecaster_stops(np.array([0.1, 0.7, np.nan]), 0.5, 200, np.full(3, 10_000)).tolist()
+    [200, 10000, 200]
+    """
+    stop = np.isnan(p) | (p < threshold)
+    return np.where(stop, window, n_steps)
+
+
+def percentile_stops(values: np.ndarray, n_stop: int, window: int, n_steps: np.ndarray, *,
+                     higher_is_better: bool) -> np.ndarray:
+    """Stop the ``n_stop`` runs with the worst metric at W (ties: earlier run first) -> (R,).
+
+    Examples
+    --------
+    >>> val_loss = np.array([2.0, 3.5, 3.0])
+    >>> percentile_stops(val_loss, 2, 200, np.full(3, 10_000), higher_is_better=False).tolist()
+    [10000, 200, 200]
+    """
+    order = np.argsort(-_badness(values, higher_is_better), kind="stable")  # worst first
+    stop = np.zeros(len(values), dtype=bool)
+    stop[order[:n_stop]] = True
+    return np.where(stop, window, n_steps)
+
+
+def median_stops(values: np.ndarray, window: int, n_steps: np.ndarray, *,
+                 higher_is_better: bool) -> np.ndarray:
+    """Stop at W the runs whose metric is worse than the median of all runs at W -> (R,)."""
+    bad = _badness(values, higher_is_better)
+    finite = bad[np.isfinite(bad)]
+    median = np.median(finite) if finite.size else np.inf
+    return np.where(bad > median, window, n_steps)
+
+
+def rungs(window: int, n_steps: int, factor: float) -> list[int]:
+    """Rung steps W, fW, f²W, ... strictly below ``n_steps`` (rounded, distinct).
+
+    Examples
+    --------
+    >>> rungs(200, 10_000, 2.0)
+    [200, 400, 800, 1600, 3200, 6400]
+    """
+    if factor <= 1:
+        raise ValueError(f"rung_factor={factor!r} is not allowed: expected a number > 1")
+    out, r = [], float(window)
+    while round(r) < n_steps:
+        if not out or round(r) > out[-1]:
+            out.append(round(r))
+        r *= factor
+    return out
+
+
+def halving_stops(data: HeldOut, signal: str, keep_fraction: float, rung_steps: Sequence[int],
+                  ) -> np.ndarray:
+    """Successive halving: at each rung keep the best ceil(keep_fraction * alive) -> (R,)."""
+    stop_at = data.n_steps.copy()
+    alive = np.ones(len(stop_at), dtype=bool)
+    for r in rung_steps:
+        idx = np.flatnonzero(alive & (data.n_steps > r))
+        if idx.size == 0:
+            break
+        bad = _badness(data.metric_at(signal, r)[idx], _HIGHER_IS_BETTER[signal])
+        n_keep = math.ceil(keep_fraction * idx.size - 1e-9)  # 1e-9: 0.5 * 4 is 2, not 3
+        cut = idx[np.argsort(bad, kind="stable")[n_keep:]]
+        stop_at[cut] = r
+        alive[cut] = False
+    return stop_at
+
+
+def score(stop_at: np.ndarray, data: HeldOut) -> dict[str, Any]:
+    """Compute saved and grokking runs kept, for runs stopped at ``stop_at`` (R,)."""
+    used = np.minimum(stop_at, data.n_steps)
+    stopped = stop_at < data.n_steps
+    kept = data.grok & (~stopped | (data.grok_step <= stop_at))
+    n_grok = int(data.grok.sum())
+    return {
+        "n_stopped": int(stopped.sum()),
+        "n_wrongly_stopped": int(n_grok - kept.sum()),
+        "steps_used": int(used.sum()), "steps_total": int(data.n_steps.sum()),
+        "saved": float(1 - used.sum() / data.n_steps.sum()),
+        "recall": float(kept.sum() / n_grok),
+    }
+
+
+# ----------------------------------------------------------------------------- simulation
+
+def held_out(runs_df: pd.DataFrame, log_df: pd.DataFrame, forecaster: Any, *, window: int,
+             label_threshold: float = 0.9) -> HeldOut:
+    """Lay out a held-out sweep for :func:`simulate`; P(grok) from the forecaster.
+
+    Runs whose ``status`` is not ``finished`` (diverged, or stopped early by a hook) have no
+    known outcome and are left out (counted in ``n_excluded``).
+    """
+    missing = [c for c in ("run_id", "n_steps", "status") if c not in runs_df.columns]
+    if missing:
+        raise ValueError(f"the runs table lacks column(s) {missing}")
+    finished = runs_df[runs_df["status"] == "finished"].sort_values("run_id", ignore_index=True)
+    if len(finished) < 2:
+        raise ValueError(f"the sweep holds {len(finished)} finished run(s); the study needs at "
+                         "least 2")
+    run_ids = finished["run_id"].astype(str).to_numpy()
+    log = log_df[log_df["run_id"].isin(set(run_ids))]
+    n_steps = finished["n_steps"].to_numpy(dtype=np.int64)
+    if window >= n_steps.min():
+        raise ValueError(f"window={window} is not allowed: runs train {int(n_steps.min())} steps, "
+                         "so stopping at W would save nothing")
+    wide = {s: log.pivot(index="run_id", columns="step", values=s).reindex(run_ids)
+            for s in ("val_loss", "val_acc")}
+    steps = wide["val_acc"].columns.to_numpy(dtype=np.int64)
+    val_acc = wide["val_acc"].to_numpy(dtype=float)
+    if np.isnan(val_acc).all(axis=1).any():
+        raise ValueError(f"run {run_ids[np.isnan(val_acc).all(axis=1)][0]!r} has no log rows")
+    hit = np.nan_to_num(val_acc, nan=-np.inf) >= label_threshold  # (R, S)
+    grok_step = np.where(hit.any(1), steps[hit.argmax(1)], -1)
+    if not (grok_step >= 0).any():
+        raise ValueError(f"no finished run reaches val_acc >= {label_threshold:g}: the fraction "
+                         "of grokking runs kept is undefined")
+
+    table = feature_table(log, window).reindex(run_ids)
+    names = [str(s) for s in forecaster.feature_names_in_]
+    X = table[names]
+    finite = np.isfinite(X.to_numpy()).all(1)
+    p = np.full(len(run_ids), np.nan)
+    if finite.any():
+        p[finite] = forecaster.predict_proba(X[finite])[:, 1]
+    return HeldOut(run_ids=run_ids, n_steps=n_steps, grok_step=grok_step.astype(np.int64),
+                   steps=steps, val_loss=wide["val_loss"].to_numpy(dtype=float), val_acc=val_acc,
+                   p_grok=p, n_excluded=int(len(runs_df) - len(finished)))
+
+
+def simulate(runs_df: pd.DataFrame, log_df: pd.DataFrame, forecaster: Any, *, window: int,
+             thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
+             keep_fractions: Sequence[float] = DEFAULT_KEEP_FRACTIONS,
+             rung_factor: float = DEFAULT_RUNG_FACTOR, label_threshold: float = 0.9,
+             ) -> pd.DataFrame:
+    """Simulate every stopping policy on a held-out sweep.
+
+    Parameters
+    ----------
+    runs_df, log_df : DataFrame
+        The held-out sweep's runs table and log (``SweepStore.runs()``, ``SweepStore.log()``).
+    forecaster : GrokForecaster
+        Fitted on named features, at window ``window``.
+    window : int
+        W: the forecaster, percentile and median rules stop at W; it is ASHA's first rung.
+    thresholds : sequence of float
+        P(grok) thresholds of the forecaster policy.
+    keep_fractions : sequence of float in (0, 1]
+        Successive halving's fraction kept per rung.
+    rung_factor : float, default=2.0
+        Successive halving's rung spacing.
+    label_threshold : float, default=0.9
+        A run groks when its val_acc reaches this.
+
+    Returns
+    -------
+    DataFrame
+        One row per (policy, parameter), columns :data:`COLUMNS`, policies in
+        :data:`POLICIES` order, parameters increasing.
+    """
+    fitted = getattr(getattr(forecaster, "metadata_", None), "window", None)
+    if fitted is not None and fitted != window:
+        raise ValueError(f"window={window} is not allowed: the forecaster was fit on "
+                         f"window={fitted}")
+    _check_grid("thresholds", thresholds, lo_open=False)
+    _check_grid("keep_fractions", keep_fractions, lo_open=True)
+    data = held_out(runs_df, log_df, forecaster, window=window, label_threshold=label_threshold)
+    return simulate_held_out(data, window=window, thresholds=thresholds,
+                             keep_fractions=keep_fractions, rung_factor=rung_factor,
+                             label_threshold=label_threshold)
+
+
+def simulate_held_out(data: HeldOut, *, window: int, thresholds: Sequence[float],
+                      keep_fractions: Sequence[float], rung_factor: float,
+                      label_threshold: float) -> pd.DataFrame:
+    """:func:`simulate` on an already laid-out :class:`HeldOut`."""
+    n_runs = len(data.run_ids)
+    rows: list[dict[str, Any]] = []
+
+    def add(policy: str, signal: str, param: float, stop_at: np.ndarray) -> None:
+        rows.append({"policy": policy, "signal": signal,
+                     "param_name": PARAM_NAMES[policy.split("_")[0]], "param": float(param),
+                     **score(stop_at, data)})
+
+    for t in sorted(thresholds):
+        add("forecaster", "p_grok", t, forecaster_stops(data.p_grok, t, window, data.n_steps))
+    for signal in ("val_loss", "val_acc"):
+        at_w = data.metric_at(signal, window)
+        for k in range(n_runs + 1):
+            add(f"percentile_{signal}", signal, k / n_runs,
+                percentile_stops(at_w, k, window, data.n_steps,
+                                 higher_is_better=_HIGHER_IS_BETTER[signal]))
+    for signal in ("val_loss", "val_acc"):
+        stop = median_stops(data.metric_at(signal, window), window, data.n_steps,
+                            higher_is_better=_HIGHER_IS_BETTER[signal])
+        rows.append({"policy": f"median_{signal}", "signal": signal,
+                     "param_name": "fraction_stopped",
+                     "param": float(np.mean(stop < data.n_steps)), **score(stop, data)})
+    rung_steps = rungs(window, int(data.n_steps.max()), rung_factor)
+    for signal in ("val_loss", "val_acc"):
+        for kf in sorted(keep_fractions):
+            add(f"asha_{signal}", signal, kf, halving_stops(data, signal, kf, rung_steps))
+    df = pd.DataFrame(rows)
+    df.insert(4, "window", int(window))
+    df.insert(5, "label_threshold", float(label_threshold))
+    df.insert(6, "n_runs", n_runs)
+    df.insert(7, "n_grok", int(data.grok.sum()))
+    df.insert(8, "n_excluded", int(data.n_excluded))
+    order = {p: i for i, p in enumerate(POLICIES)}
+    df = df.sort_values(["policy", "param"], kind="stable", ignore_index=True,
+                        key=lambda c: c.map(order) if c.name == "policy" else c)
+    return df[list(COLUMNS)]
+
+
+def _check_grid(name: str, values: Sequence[float], *, lo_open: bool) -> None:
+    arr = np.asarray(list(values), dtype=float)
+    lo_ok = (arr > 0) if lo_open else (arr >= 0)
+    if arr.ndim != 1 or arr.size == 0 or not np.all(np.isfinite(arr) & lo_ok & (arr <= 1)):
+        interval = "(0, 1]" if lo_open else "[0, 1]"
+        raise ValueError(f"{name}={list(values)!r} is not allowed: expected a non-empty list of "
+                         f"numbers in {interval}")
+
+
+# ----------------------------------------------------------------------------- summary
+
+def _entry(row: pd.Series) -> dict[str, Any]:
+    return {"param_name": row["param_name"], "param": float(row["param"]),
+            "saved": float(row["saved"]), "recall": float(row["recall"]),
+            "n_stopped": int(row["n_stopped"]), "n_wrongly_stopped": int(row["n_wrongly_stopped"])}
+
+
+def summarize(df: pd.DataFrame, *, min_recall: float = MIN_RECALL) -> dict[str, Any]:
+    """The study's headline: the forecaster's best saving that keeps ``min_recall`` of grokkers.
+
+    The forecaster's operating point is the row with the most compute saved among those with
+    ``recall >= min_recall``; of equal savings, the smallest threshold. The baselines are
+    given at the same budget: the percentile rules stopping as many runs at W (exactly the
+    same compute), and successive halving at the keep fraction whose saving is closest
+    (``saved`` tells how close). The median rules have one budget each and are given as is.
+
+    Returns
+    -------
+    dict
+        ``window``, ``label_threshold``, ``min_recall``, ``n_runs``, ``n_grok``,
+        ``n_excluded``, ``forecaster`` (or None when no threshold keeps ``min_recall``),
+        ``same_budget`` (``percentile_val_loss``, ``percentile_val_acc``, ``asha_val_loss``,
+        ``asha_val_acc``; None without a forecaster point) and ``median`` (``median_val_loss``,
+        ``median_val_acc``). Each entry has ``param_name``, ``param``, ``saved``, ``recall``,
+        ``n_stopped`` and ``n_wrongly_stopped``.
+    """
+    first = df.iloc[0]
+    out: dict[str, Any] = {
+        "window": int(first["window"]), "label_threshold": float(first["label_threshold"]),
+        "min_recall": float(min_recall), "n_runs": int(first["n_runs"]),
+        "n_grok": int(first["n_grok"]), "n_excluded": int(first["n_excluded"]),
+        "forecaster": None, "same_budget": None,
+        "median": {p: _entry(df[df["policy"] == p].iloc[0])
+                   for p in ("median_val_loss", "median_val_acc")},
+    }
+    fc = df[(df["policy"] == "forecaster") & (df["recall"] >= min_recall - 1e-12)]
+    if fc.empty:
+        return out
+    best = fc.sort_values(["saved", "param"], ascending=[False, True], kind="stable").iloc[0]
+    out["forecaster"] = _entry(best)
+    same: dict[str, Any] = {}
+    for signal in ("val_loss", "val_acc"):
+        pct = df[(df["policy"] == f"percentile_{signal}")
+                 & (df["n_stopped"] == best["n_stopped"])]
+        same[f"percentile_{signal}"] = _entry(pct.iloc[0])
+    for signal in ("val_loss", "val_acc"):
+        asha = df[df["policy"] == f"asha_{signal}"]
+        gap = (asha["saved"] - best["saved"]).abs().to_numpy()
+        same[f"asha_{signal}"] = _entry(asha.iloc[int(np.argmin(gap))])  # first of ties
+    out["same_budget"] = same
+    return out
+
+
+POLICY_LABELS = {
+    "forecaster": "forecaster: stop at W if P(grok) < τ",
+    "percentile_val_loss": "stop the k worst by val loss at W",
+    "percentile_val_acc": "stop the k worst by val acc at W",
+    "median_val_loss": "median rule at W, val loss",
+    "median_val_acc": "median rule at W, val acc",
+    "asha_val_loss": "successive halving (ASHA-style), val loss",
+    "asha_val_acc": "successive halving (ASHA-style), val acc",
+}
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    """A few human-readable lines of :func:`summarize`'s result."""
+    s = summary
+    left_out = f", {s['n_excluded']} left out" if s["n_excluded"] else ""
+    lines = [f"held-out runs: {s['n_runs']} ({s['n_grok']} grok at val_acc >= "
+             f"{s['label_threshold']:g}){left_out}; stopping at W={s['window']}"]
+    fc = s["forecaster"]
+    if fc is None:
+        lines.append(f"no forecaster threshold keeps {s['min_recall']:.0%} of grokking runs")
+    else:
+        lines.append(f"forecaster, τ = {fc['param']:g}: saves {fc['saved']:.1%} of steps, keeps "
+                     f"{fc['recall']:.1%} of grokking runs "
+                     f"({fc['n_wrongly_stopped']} wrongly stopped)")
+        for key, e in s["same_budget"].items():
+            lines.append(f"  {POLICY_LABELS[key]} ({e['param_name']} {e['param']:.2f}): saves "
+                         f"{e['saved']:.1%}, keeps {e['recall']:.1%}")
+    for key, e in s["median"].items():
+        lines.append(f"{POLICY_LABELS[key]}: saves {e['saved']:.1%}, keeps {e['recall']:.1%}")
+    return "\n".join(lines)
+
+
+# Thresholds and keep fractions shown in the Markdown tables (the JSON holds every row).
+TABLE_THRESHOLDS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+TABLE_KEEP_FRACTIONS = (0.1, 0.3, 0.5, 0.7, 0.9)
+
+
+def format_markdown(df: pd.DataFrame, summary: dict[str, Any]) -> str:
+    """The study as Markdown: forecaster vs percentile rules at equal budgets, then the others."""
+    s = summary
+    fc = df[df["policy"] == "forecaster"]
+    shown = set(TABLE_THRESHOLDS)
+    if s["forecaster"] is not None:
+        shown.add(s["forecaster"]["param"])
+    fc = fc[fc["param"].round(6).isin({round(t, 6) for t in shown})]
+
+    def pct(x: float) -> str:
+        return f"{100 * x:.1f}%"
+
+    lines = [
+        f"# Early stopping at W = {s['window']} on a held-out sweep",
+        "",
+        f"{s['n_runs']} runs, {s['n_grok']} of them grok (val_acc >= {s['label_threshold']:g})"
+        + (f"; {s['n_excluded']} diverged or unfinished run(s) left out" if s["n_excluded"] else "")
+        + ". Saved: fraction of all training steps not trained. Kept: fraction of grokking runs "
+          "not stopped before they grokked.",
+        "",
+        "## Same budget: stop the same number of runs at W",
+        "",
+        "| τ | stopped at W | saved | kept: forecaster | kept: worst val loss "
+        "| kept: worst val acc | wrongly stopped: forecaster |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for _, row in fc.iterrows():
+        same = {sig: df[(df["policy"] == f"percentile_{sig}")
+                        & (df["n_stopped"] == row["n_stopped"])].iloc[0]
+                for sig in ("val_loss", "val_acc")}
+        mark = " **(summary)**" if (s["forecaster"] is not None
+                                    and row["param"] == s["forecaster"]["param"]) else ""
+        lines.append(f"| {row['param']:g}{mark} | {row['n_stopped']} | {pct(row['saved'])} | "
+                     f"{pct(row['recall'])} | {pct(same['val_loss']['recall'])} | "
+                     f"{pct(same['val_acc']['recall'])} | {row['n_wrongly_stopped']} |")
+    lines += ["", "## Other rules", "",
+              "| rule | parameter | saved | kept | wrongly stopped |", "|---|---|---|---|---|"]
+    others = df[df["policy"].str.startswith(("median", "asha"))]
+    for _, row in others.iterrows():
+        if row["policy"].startswith("asha") and round(row["param"], 6) not in TABLE_KEEP_FRACTIONS:
+            continue
+        lines.append(f"| {POLICY_LABELS[row['policy']]} | {row['param_name']} {row['param']:.2f} | "
+                     f"{pct(row['saved'])} | {pct(row['recall'])} | {row['n_wrongly_stopped']} |")
+    return "\n".join(lines) + "\n"
+
+
+# ----------------------------------------------------------------------------- I/O
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    return value
+
+
+def write_study(df: pd.DataFrame, out_dir: str | os.PathLike, *,
+                summary: dict[str, Any] | None = None,
+                min_recall: float = MIN_RECALL) -> list[Path]:
+    """Write the study: ``early_stop.json`` (summary and every row), ``early_stop.md``, and the
+    figure ``early_stop.png`` / ``early_stop.pdf`` (compute saved vs grokking runs kept).
+
+    Returns
+    -------
+    list of Path
+        The four written files, in that order.
+    """
+    from grokcast.figures import DPI, STYLE
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    summary = summary if summary is not None else summarize(df, min_recall=min_recall)
+    paths = [out / "early_stop.json", out / "early_stop.md"]
+    doc = {"summary": summary, "rows": df.to_dict(orient="records")}
+    paths[0].write_text(json.dumps(_json_safe(doc), indent=2, allow_nan=False) + "\n")
+    paths[1].write_text(format_markdown(df, summary))
+    import matplotlib.pyplot as plt
+
+    with plt.rc_context(STYLE):
+        fig = figure(df, summary)
+        try:
+            for ext in ("png", "pdf"):
+                path = out / f"early_stop.{ext}"
+                fig.savefig(path, dpi=DPI, metadata={"CreationDate": None} if ext == "pdf" else {})
+                paths.append(path)
+        finally:
+            plt.close(fig)
+    return paths
+
+
+def figure(df: pd.DataFrame, summary: dict[str, Any]):
+    """Compute saved (x) against grokking runs kept (y), one curve or point per policy."""
+    import matplotlib.pyplot as plt
+
+    from grokcast.figures import FIG_WIDTH_IN, OKABE_ITO
+
+    c = OKABE_ITO
+    # Colour, line style and marker all differ, so the curves survive greyscale and
+    # colour-vision deficiencies (Okabe-Ito palette).
+    styles = {
+        "forecaster": dict(color=c["blue"], linestyle="-", marker="o", markersize=3.5, zorder=5),
+        "percentile_val_loss": dict(color=c["vermillion"], linestyle="--", marker="s",
+                                    markersize=2.5),
+        "percentile_val_acc": dict(color=c["sky_blue"], linestyle=":", marker="^", markersize=2.5),
+        "asha_val_loss": dict(color=c["orange"], linestyle="-.", marker="D", markersize=2.5),
+        "asha_val_acc": dict(color=c["purple"], linestyle=(0, (5, 1, 1, 1, 1, 1)), marker="v",
+                             markersize=2.5),
+        "median_val_loss": dict(color=c["vermillion"], linestyle="none", marker="P", markersize=8,
+                                markeredgecolor="black", zorder=6),
+        "median_val_acc": dict(color=c["sky_blue"], linestyle="none", marker="X", markersize=8,
+                               markeredgecolor="black", zorder=6),
+    }
+    fig, ax = plt.subplots(figsize=(FIG_WIDTH_IN * 0.62, FIG_WIDTH_IN * 0.5))
+    for policy in POLICIES:
+        part = df[df["policy"] == policy].sort_values(["saved", "recall"], ascending=[True, False])
+        pts = part[["saved", "recall"]].drop_duplicates()
+        ax.plot(pts["saved"], pts["recall"], label=POLICY_LABELS[policy], **styles[policy])
+    ax.axhline(summary["min_recall"], color="0.6", linewidth=0.8, linestyle=":", zorder=0)
+    fc = summary["forecaster"]
+    if fc is not None:
+        ax.annotate(f"τ = {fc['param']:g}", (fc["saved"], fc["recall"]), xytext=(-6, -14),
+                    textcoords="offset points", ha="right", fontsize=7.5, color=c["blue"],
+                    arrowprops=dict(arrowstyle="-", color=c["blue"], linewidth=0.6))
+    ax.set_xlim(-0.02, 1.02)
+    ax.set_ylim(-0.02, 1.04)
+    ax.set_xlabel("compute saved (fraction of training steps)")
+    ax.set_ylabel("grokking runs kept (recall)")
+    ax.set_title(f"Early stopping at W = {summary['window']}: {summary['n_runs']} held-out runs, "
+                 f"{summary['n_grok']} grok")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
+    return fig
+
+
+def run_study(forecaster_path: str | os.PathLike, heldout_sweep_dir: str | os.PathLike,
+              out_dir: str | os.PathLike, *, thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
+              keep_fractions: Sequence[float] = DEFAULT_KEEP_FRACTIONS,
+              rung_factor: float = DEFAULT_RUNG_FACTOR, label_threshold: float | None = None,
+              min_recall: float = MIN_RECALL, allow_same_sweep: bool = False) -> dict[str, Any]:
+    """Run the study for a saved forecaster on a held-out sweep and write its files.
+
+    Parameters
+    ----------
+    forecaster_path : path
+        A file written by ``grokcast fit``; its window is W.
+    heldout_sweep_dir : path
+        A sweep directory of runs the forecaster was not fit on (e.g. unseen seeds).
+    out_dir : path
+        Where :func:`write_study` writes.
+    label_threshold : float, optional
+        Default: the threshold the forecaster's labels used.
+    allow_same_sweep : bool, default=False
+        Allow the sweep the forecaster was fit on (its hash is in the file); the numbers are
+        then in-sample, not held out.
+
+    Returns
+    -------
+    dict
+        :func:`summarize`'s result plus ``paths`` (the written files, as strings).
+    """
+    from grokcast.analysis import sweep_hash
+    from grokcast.forecast import GrokForecaster
+    from grokcast.store import SweepStore
+
+    model = GrokForecaster.load(forecaster_path)
+    meta = model.metadata_
+    store = SweepStore(heldout_sweep_dir)
+    runs, log = store.runs(), store.log()
+    if not allow_same_sweep and sweep_hash(runs, log) == meta.sweep_hash:
+        raise ValueError(f"{str(heldout_sweep_dir)!r} is the sweep the forecaster was fit on: "
+                         "the study needs held-out runs (a sweep with other seeds)")
+    label = meta.threshold if label_threshold is None else label_threshold
+    df = simulate(runs, log, model, window=meta.window, thresholds=thresholds,
+                  keep_fractions=keep_fractions, rung_factor=rung_factor, label_threshold=label)
+    summary = summarize(df, min_recall=min_recall)
+    paths = write_study(df, out_dir, summary=summary)
+    return {**summary, "paths": [str(p) for p in paths]}

@@ -1,0 +1,609 @@
+"""The six figures of the paper, drawn from a results directory.
+
+A results directory is what :func:`grokcast.analysis.write_results` writes: ``analysis.json``
+(schema in ``docs/analysis-schema.md``), ``features.parquet`` (``run_id``, ``window``, one column
+per feature) and ``curves.parquet`` (``run_id``, ``step``, ``train_acc``, ``val_acc``,
+``train_loss``, ``val_loss``). :func:`make_figures` reads it and writes, into
+``RESULTS_DIR/figures`` unless told otherwise, each figure as PNG (200 dpi) and PDF:
+
+* ``fig1_accuracy``: train and validation accuracy of every run against step;
+* ``fig2_grid``: grokking rate over the (train fraction, weight decay) grid;
+* ``fig3_features``: folded AUROC of the top single features across windows;
+* ``fig4_windows``: multivariate LOO AUROC and the two baselines against window length;
+* ``fig5_pair``: two informative, weakly correlated features (rule: :func:`choose_feature_pair`);
+* ``fig6_reliability``: reliability diagrams of the LOO probabilities per window.
+
+Colours are the Okabe–Ito palette, and every pair of classes also differs in line style or
+marker and in lightness, so the figures survive greyscale printing and colour-blind readers.
+A threshold at which every run is in one class draws a note instead of failing.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from itertools import combinations
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; never open a window (and work without a display)
+
+import matplotlib.patches  # noqa: E402
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.collections import LineCollection  # noqa: E402
+from scipy.stats import spearmanr  # noqa: E402
+
+# Okabe & Ito (2008), "Color Universal Design": distinguishable under the common colour-vision
+# deficiencies. Grokked runs get the dark blue and others the light orange so the two classes
+# also differ in greyscale lightness.
+OKABE_ITO = {
+    "black": "#000000", "orange": "#E69F00", "sky_blue": "#56B4E9", "green": "#009E73",
+    "yellow": "#F0E442", "blue": "#0072B2", "vermillion": "#D55E00", "purple": "#CC79A7",
+}
+GROK = {"color": OKABE_ITO["blue"], "linestyle": "-", "marker": "o", "label": "grokked"}
+NO_GROK = {"color": OKABE_ITO["orange"], "linestyle": "--", "marker": "^",
+           "label": "did not grok"}
+# Three series that differ in colour, lightness, line style and marker at once.
+SERIES = {
+    "multi": {"color": OKABE_ITO["blue"], "linestyle": "-", "marker": "o",
+              "label": "multivariate (28 features, LOO)"},
+    "val_loss": {"color": OKABE_ITO["vermillion"], "linestyle": "--", "marker": "s",
+                 "label": "val loss only"},
+    "val_acc": {"color": OKABE_ITO["sky_blue"], "linestyle": ":", "marker": "^",
+                "label": "val accuracy only"},
+}
+WINDOW_STYLES = [  # one per window in fig3, dark to light
+    {"color": OKABE_ITO["black"], "marker": "o"},
+    {"color": OKABE_ITO["blue"], "marker": "s"},
+    {"color": OKABE_ITO["vermillion"], "marker": "D"},
+    {"color": OKABE_ITO["orange"], "marker": "^"},
+    {"color": OKABE_ITO["purple"], "marker": "v"},
+    {"color": OKABE_ITO["green"], "marker": "P"},
+]
+WINDOW_SHADE = "0.9"  # light grey behind the forecast window [0, W)
+FIGURE_NAMES = ("fig1_accuracy", "fig2_grid", "fig3_features", "fig4_windows", "fig5_pair",
+                "fig6_reliability")
+# Text width of the paper (A4 with 2.2 cm margins is ~16.6 cm); figures are drawn at this
+# width so their 8-pt text stays 8 pt on the page.
+FIG_WIDTH_IN = 6.4
+DPI = 200
+PRIMARY_WINDOW = 200  # the paper's headline window (reference §5)
+MAX_ABS_RHO = 0.5  # fig5: "weakly correlated" means |Spearman rho| below this
+N_TOP_FEATURES = 10  # fig3 rows
+N_RELIABILITY_BINS = 5  # ~10 runs per bin for 48 runs
+
+STYLE = {
+    "font.size": 8, "axes.titlesize": 8.5, "axes.labelsize": 8, "legend.fontsize": 7.5,
+    "xtick.labelsize": 7.5, "ytick.labelsize": 7.5, "figure.titlesize": 9,
+    "axes.spines.top": False, "axes.spines.right": False, "pdf.fonttype": 42,
+    "savefig.bbox": "tight", "savefig.pad_inches": 0.03, "lines.linewidth": 1.2,
+}
+
+_SIGNAL_WORDS = {
+    "train_loss": "train loss", "val_loss": "val loss", "train_acc": "train acc",
+    "val_acc": "val acc", "param_norm": "param norm", "grad_norm": "grad norm",
+    "erank_we": "eff. rank W_E", "erank_wu": "eff. rank W_U", "train_margin": "train margin",
+    "update_norm": "update norm", "update_cos": "update cos", "loss_gap": "loss gap",
+    "acc_gap": "acc gap", "loss_ratio": "val/train loss ratio",
+}
+_PREFIX_WORDS = {"slope": "slope of {}", "std": "std of {}", "mean": "mean of {}",
+                 "min": "min of {}", "max": "max of {}", "log": "log {}"}
+
+
+@dataclass(frozen=True)
+class Results:
+    """A results directory in memory.
+
+    Attributes
+    ----------
+    analysis : dict, the parsed ``analysis.json`` (JSON null stays None)
+    features : DataFrame of shape (n_runs * n_windows, 2 + n_features)
+    curves : DataFrame with columns run_id, step, train_acc, val_acc, train_loss, val_loss
+    root : the directory it was read from
+    """
+
+    analysis: dict[str, Any]
+    features: pd.DataFrame
+    curves: pd.DataFrame
+    root: Path
+
+
+def load_results(results_dir: str | Path) -> Results:
+    """Read ``analysis.json``, ``features.parquet`` and ``curves.parquet`` from ``results_dir``."""
+    root = Path(results_dir)
+    missing = [n for n in ("analysis.json", "features.parquet", "curves.parquet")
+               if not (root / n).is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"{str(root)!r} is not a results directory: missing {', '.join(missing)} "
+            "(write one with grokcast.analysis.write_results)")
+    analysis = json.loads((root / "analysis.json").read_text())
+    return Results(analysis, pd.read_parquet(root / "features.parquet"),
+                   pd.read_parquet(root / "curves.parquet"), root)
+
+
+# ---------------------------------------------------------------------------------------------
+# Small pure helpers (shared with grokcast.paper)
+# ---------------------------------------------------------------------------------------------
+
+def threshold_key(analysis: dict, threshold: float) -> str | None:
+    """The key of ``analysis["thresholds"]`` equal to ``threshold`` ("0.9" for 0.9), or None."""
+    for key in analysis["thresholds"]:
+        if math.isclose(float(key), threshold):
+            return key
+    return None
+
+
+def threshold_keys(analysis: dict) -> list[str]:
+    """Keys of ``analysis["thresholds"]`` in the order analysed: primary, robustness, ..."""
+    keys = [threshold_key(analysis, float(t)) for t in analysis["settings"]["thresholds"]]
+    return [k for k in keys if k is not None] or list(analysis["thresholds"])
+
+
+def primary_threshold_key(analysis: dict) -> str:
+    """The primary label threshold: the first analysed (0.9 in the paper)."""
+    return threshold_keys(analysis)[0]
+
+
+def windows(analysis: dict) -> list[int]:
+    """The analysed window lengths W, ascending."""
+    return sorted(int(w) for w in analysis["settings"]["windows"])
+
+
+def primary_window(analysis: dict) -> int:
+    """W = 200 (the paper's headline window) if analysed, else the middle window."""
+    ws = windows(analysis)
+    return PRIMARY_WINDOW if PRIMARY_WINDOW in ws else ws[(len(ws) - 1) // 2]
+
+
+def window_entry(analysis: dict, th_key: str, window: int) -> dict:
+    return analysis["thresholds"][th_key]["windows"][str(window)]
+
+
+def labels_by_run(analysis: dict, th_key: str) -> dict[str, int]:
+    """run_id -> 0/1 label at one threshold."""
+    ids = [r["run_id"] for r in analysis["runs"]]
+    return dict(zip(ids, (int(v) for v in analysis["thresholds"][th_key]["labels"]), strict=True))
+
+
+def readable_name(name: str) -> str:
+    """A short label for a feature code name: ``slope_val_loss`` -> ``slope of val loss``.
+
+    ``end_X`` (the value at the last logged step below W) reads ``X at W``.
+    """
+    if name in _SIGNAL_WORDS:
+        return _SIGNAL_WORDS[name]
+    head, _, rest = name.partition("_")
+    if head == "end" and rest:
+        return f"{readable_name(rest)} at W"
+    if head in _PREFIX_WORDS and rest:
+        return _PREFIX_WORDS[head].format(readable_name(rest))
+    return name.replace("_", " ")
+
+
+def feature_unit(name: str) -> str:
+    """Unit of a feature's value, for axis labels ('' when dimensionless or unknown)."""
+    base = name
+    for prefix in ("end_", "max_", "min_", "mean_", "std_"):
+        base = base.removeprefix(prefix)
+    if name.startswith("log_"):
+        unit = "log nats" if "loss" in name else ""
+    elif "ratio" in name or "cos" in name or "erank" in name:
+        unit = ""
+    elif base.endswith("loss") or base.endswith("loss_gap"):
+        unit = "nats"
+    elif base.endswith("acc") or base.endswith("acc_gap"):
+        unit = "fraction"
+    elif "margin" in base:
+        unit = "logits"
+    else:
+        unit = ""
+    if name.startswith("slope_"):
+        return f"{unit or 'units'} per step"
+    return unit
+
+
+def axis_label(name: str) -> str:
+    unit = feature_unit(name)
+    return f"{readable_name(name)} ({unit})" if unit else readable_name(name)
+
+
+def folded_aurocs(analysis: dict, th_key: str, window: int) -> dict[str, float]:
+    """Feature -> folded AUROC |AUROC - 0.5| + 0.5 at one (threshold, window); NaN if undefined."""
+    uni = window_entry(analysis, th_key, window).get("univariate") or {}
+    return {name: _num(entry.get("folded")) for name, entry in uni.items()}
+
+
+def _num(x: Any) -> float:
+    return float("nan") if x is None else float(x)
+
+
+def choose_feature_pair(values: pd.DataFrame, folded: dict[str, float], *,
+                        max_abs_rho: float = MAX_ABS_RHO) -> tuple[str, str, float]:
+    """Pick the two features that figure 5 plots.
+
+    Rule: among pairs of features whose absolute Spearman rank correlation over runs is below
+    ``max_abs_rho``, take the pair whose *weaker* member has the highest folded AUROC (ties:
+    the higher sum, then the names in alphabetical order). If no pair is that weakly
+    correlated, take the least correlated pair among the five best features. Features with
+    an undefined AUROC, or constant or missing values, are never chosen.
+
+    Parameters
+    ----------
+    values : DataFrame of shape (n_runs, n_features), one column per feature
+    folded : feature -> folded AUROC
+
+    Returns
+    -------
+    (first, second, rho) with ``folded[first] >= folded[second]``.
+    """
+    usable = [n for n, a in folded.items()
+              if n in values and np.isfinite(a) and values[n].notna().all()
+              and values[n].nunique() > 1]
+    if len(usable) < 2:
+        usable = [n for n in values.columns if values[n].notna().all() and values[n].nunique() > 1]
+        folded = {n: folded.get(n, float("nan")) for n in usable}
+        if len(usable) < 2:
+            raise ValueError(f"need two non-constant features to plot, got {usable!r}")
+    usable.sort(key=lambda n: (-np.nan_to_num(folded[n], nan=0.0), n))
+    rho = spearmanr(values[usable].to_numpy(float)).statistic
+    rho = np.atleast_2d(rho) if len(usable) > 2 else np.array([[1.0, rho], [rho, 1.0]])
+    idx = {n: k for k, n in enumerate(usable)}
+    score = {n: np.nan_to_num(folded[n], nan=0.0) for n in usable}
+
+    def key(pair: tuple[str, str]) -> tuple:
+        a, b = pair
+        return (-min(score[a], score[b]), -(score[a] + score[b]), a, b)
+
+    pairs = [p for p in combinations(usable, 2) if abs(rho[idx[p[0]], idx[p[1]]]) < max_abs_rho]
+    if pairs:
+        a, b = min(pairs, key=key)
+    else:
+        top = usable[:5]
+        a, b = min(combinations(top, 2), key=lambda p: (abs(rho[idx[p[0]], idx[p[1]]]), key(p)))
+    if score[b] > score[a]:
+        a, b = b, a
+    return a, b, float(rho[idx[a], idx[b]])
+
+
+def reliability_bins(proba: np.ndarray, labels: np.ndarray, n_bins: int = N_RELIABILITY_BINS
+                     ) -> pd.DataFrame:
+    """Equal-width bins of predicted probability, for a reliability diagram.
+
+    Returns
+    -------
+    DataFrame with one row per non-empty bin: ``lo``, ``hi``, ``n``, ``mean_proba``,
+    ``frac_pos`` (the observed fraction of positives).
+    """
+    proba = np.asarray(proba, float)
+    labels = np.asarray(labels, float)
+    keep = np.isfinite(proba)
+    proba, labels = proba[keep], labels[keep]
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    which = np.clip(np.digitize(proba, edges[1:-1], right=False), 0, n_bins - 1)
+    rows = []
+    for k in range(n_bins):
+        m = which == k
+        if m.any():
+            rows.append({"lo": edges[k], "hi": edges[k + 1], "n": int(m.sum()),
+                         "mean_proba": float(proba[m].mean()), "frac_pos": float(labels[m].mean())})
+    return pd.DataFrame(rows, columns=["lo", "hi", "n", "mean_proba", "frac_pos"])
+
+
+def single_class_note(analysis: dict, th_key: str) -> str | None:
+    """A note for figures when one threshold's labels hold one class only, else None."""
+    entry = analysis["thresholds"][th_key]
+    if not entry.get("single_class"):
+        return None
+    n_pos, n = entry["n_pos"], entry["n_pos"] + entry["n_neg"]
+    return (f"max val acc ≥ {float(th_key):g}: {n_pos}/{n} runs grokked — one class only, "
+            "so AUROC is undefined")
+
+
+# ---------------------------------------------------------------------------------------------
+# The figures
+# ---------------------------------------------------------------------------------------------
+
+def _note(ax: plt.Axes, text: str) -> None:
+    ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center", fontsize=7.5,
+            wrap=True, bbox={"boxstyle": "round", "fc": "white", "ec": "0.6"})
+
+
+def _runs(n: int) -> str:
+    return f"{n} run" if n == 1 else f"{n} runs"
+
+
+def _class_counts(labels: dict[str, int]) -> tuple[int, int]:
+    n_pos = sum(labels.values())
+    return n_pos, len(labels) - n_pos
+
+
+def fig_accuracy(res: Results) -> plt.Figure:
+    """Figure 1: train (left) and validation (right) accuracy of every run against step."""
+    a = res.analysis
+    th = primary_threshold_key(a)
+    labels = labels_by_run(a, th)
+    n_pos, n_neg = _class_counts(labels)
+    p = a["sweep"]["config"].get("p")
+    w = primary_window(a)
+    fig, axes = plt.subplots(1, 2, figsize=(FIG_WIDTH_IN, 2.5), sharey=True)
+    groups = {rid: g.sort_values("step") for rid, g in res.curves.groupby("run_id", sort=False)}
+    for ax, col, title in zip(axes, ("train_acc", "val_acc"), ("train", "validation")):
+        # Non-grokking runs first, so the (usually fewer) grokking runs stay visible on top.
+        for cls, style, n_cls in ((0, NO_GROK, n_neg), (1, GROK, n_pos)):
+            segs = [np.column_stack([g["step"].to_numpy(float), g[col].to_numpy(float)])
+                    for rid, g in groups.items() if labels.get(rid) == cls]
+            if not segs:
+                continue
+            ax.add_collection(LineCollection(
+                segs, colors=style["color"], linestyles=style["linestyle"],
+                linewidths=1.0 if cls else 0.8, alpha=0.85 if cls else 0.6,
+                label=f"{style['label']} ({n_cls})"))
+        ax.axvspan(0, w, color=WINDOW_SHADE, zorder=0, lw=0)
+        if p and col == "val_acc":
+            ax.axhline(1 / p, color="0.3", lw=0.8, ls=":", zorder=1)
+            ax.text(1, 1 / p + 0.03, f"chance 1/{p}", ha="left", va="bottom", fontsize=7,
+                    color="0.3")
+        ax.set_xscale("symlog", linthresh=10, linscale=0.4)
+        ax.set_xlim(0, max(res.curves["step"].max(), 1))
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_xlabel("training step (symlog scale)")
+        ax.set_title(f"{title} accuracy")
+    axes[0].set_ylabel("accuracy (fraction correct)")
+    present = [(s, n) for s, n in ((GROK, n_pos), (NO_GROK, n_neg)) if n]
+    handles = [plt.Line2D([], [], color=s["color"], ls=s["linestyle"], lw=1.2) for s, _ in present]
+    handles.append(matplotlib.patches.Patch(color=WINDOW_SHADE))
+    names = [f"{s['label']} (max val acc ≥ {float(th):g}): {_runs(n)}" if s is GROK
+             else f"{s['label']}: {_runs(n)}" for s, n in present]
+    names.append(f"first W = {w} steps (forecast input)")
+    fig.legend(handles, names, loc="lower center", ncol=3, frameon=False,
+               bbox_to_anchor=(0.5, 0.0))
+    note = single_class_note(a, th)
+    fig.tight_layout(rect=(0, 0.07, 1, 0.94 if note else 1))
+    if note:
+        fig.text(0.5, 0.99, note, ha="center", va="top", fontsize=7.5)
+    return fig
+
+
+def _grid(analysis: dict, th_key: str) -> tuple[list[float], list[float], np.ndarray, np.ndarray]:
+    runs = pd.DataFrame(analysis["runs"])
+    runs["label"] = analysis["thresholds"][th_key]["labels"]
+    fracs = sorted(runs["train_frac"].unique())
+    wds = sorted(runs["weight_decay"].unique())
+    k = np.zeros((len(wds), len(fracs)), int)
+    n = np.zeros_like(k)
+    for (f, wd), g in runs.groupby(["train_frac", "weight_decay"]):
+        k[wds.index(wd), fracs.index(f)] = int(g["label"].sum())
+        n[wds.index(wd), fracs.index(f)] = len(g)
+    return fracs, wds, k, n
+
+
+def fig_grid(res: Results) -> plt.Figure:
+    """Figure 2: grokking rate per (train fraction, weight decay) cell, k/n written in each."""
+    a = res.analysis
+    keys = threshold_keys(a)[:2]  # primary and robustness thresholds
+    cmap = plt.get_cmap("cividis")  # monotone lightness: reads the same in greyscale
+    fig, axes = plt.subplots(1, len(keys), figsize=(FIG_WIDTH_IN * (0.5 if len(keys) == 1 else 1),
+                                                    2.6), squeeze=False, layout="constrained")
+    for i_ax, (ax, th) in enumerate(zip(axes[0], keys)):
+        fracs, wds, k, n = _grid(a, th)
+        rate = np.divide(k, n, out=np.full(k.shape, np.nan), where=n > 0)
+        im = ax.imshow(rate, cmap=cmap, vmin=0, vmax=1, origin="lower", aspect="auto")
+        for i in range(len(wds)):
+            for j in range(len(fracs)):
+                if n[i, j]:
+                    light = np.mean(matplotlib.colors.to_rgb(cmap(rate[i, j]))) > 0.5
+                    ax.text(j, i, f"{k[i, j]}/{n[i, j]}", ha="center", va="center", fontsize=8,
+                            color="black" if light else "white")
+        ax.set_xticks(range(len(fracs)), [f"{f:g}" for f in fracs])
+        ax.set_yticks(range(len(wds)), [f"{w:g}" for w in wds])
+        ax.set_xlabel("training fraction f")
+        if i_ax == 0:
+            ax.set_ylabel("weight decay λ")
+        ax.set_title(f"max val acc ≥ {float(th):g}: {int(k.sum())}/{int(n.sum())} runs grokked")
+        for s in ax.spines.values():
+            s.set_visible(False)
+    fig.colorbar(im, ax=axes[0].tolist(), label="grokking rate (fraction of seeds)",
+                 shrink=0.95, pad=0.02)
+    return fig
+
+
+def fig_features(res: Results, n_top: int = N_TOP_FEATURES) -> plt.Figure:
+    """Figure 3: folded AUROC of the best single features (at the primary W) in every window."""
+    a = res.analysis
+    th = primary_threshold_key(a)
+    ws = windows(a)
+    w0 = primary_window(a)
+    ref = folded_aurocs(a, th, w0)
+    ranked = sorted((n for n in ref if np.isfinite(ref[n])), key=lambda n: (-ref[n], n))[:n_top]
+    fig, ax = plt.subplots(figsize=(FIG_WIDTH_IN, 0.3 * max(len(ranked), 4) + 0.9))
+    if not ranked:
+        ax.set_axis_off()
+        _note(ax, single_class_note(a, th) or "no feature has a defined AUROC")
+        return fig
+    raw = window_entry(a, th, w0)["univariate"]
+    names = [readable_name(n) + (" ↓" if _num(raw[n].get("auroc")) < 0.5 else "")
+             for n in ranked]
+    y = np.arange(len(ranked))[::-1]
+    for yy in y:
+        ax.axhline(yy, color="0.9", lw=0.6, zorder=0)
+    offsets = np.linspace(0.24, -0.24, len(ws)) if len(ws) > 1 else [0.0]  # first W on top
+    for k, w in enumerate(ws):
+        vals = folded_aurocs(a, th, w)
+        style = WINDOW_STYLES[k % len(WINDOW_STYLES)]
+        ax.scatter([vals.get(n, np.nan) for n in ranked], y + offsets[k], s=22,
+                   color=style["color"], marker=style["marker"], label=f"W = {w} steps", zorder=3,
+                   edgecolors="white" if style["color"] != "#000000" else "none", linewidths=0.3)
+    ax.axvline(0.5, color="0.4", lw=0.8, ls=":")
+    ax.set_yticks(y, names)
+    ax.set_xlim(0.45, 1.02)
+    ax.set_ylim(-0.6, len(ranked) - 0.4)
+    ax.set_xlabel("folded AUROC = |AUROC − 0.5| + 0.5   (0.5 = chance)")
+    ax.set_title(f"Top {len(ranked)} single features, ranked at W = {w0}; "
+                 "↓ marks features whose lower values predict grokking", pad=18)
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=len(ws), frameon=False,
+              handletextpad=0.2, columnspacing=1.5)
+    fig.tight_layout()
+    return fig
+
+
+def fig_windows(res: Results) -> plt.Figure:
+    """Figure 4: LOO AUROC of the multivariate model vs the two baselines against W (95% CI)."""
+    a = res.analysis
+    keys = threshold_keys(a)[:2]  # primary and robustness thresholds
+    ws = windows(a)
+    level = a["settings"].get("level", 0.95)
+    fig, axes = plt.subplots(1, len(keys), figsize=(FIG_WIDTH_IN * (0.55 if len(keys) == 1 else 1),
+                                                    2.6), sharey=True, squeeze=False)
+    drawn = False
+    lowest = 0.3  # the y axis starts here unless a value or CI end lies lower
+    for ax, th in zip(axes[0], keys):
+        entry = a["thresholds"][th]
+        ax.set_title(f"max val acc ≥ {float(th):g}  ({entry['n_pos']}/"
+                     f"{entry['n_pos'] + entry['n_neg']} grokked)")
+        ax.axhline(0.5, color="0.4", lw=0.8, ls=(0, (1, 2)))
+        ax.text(ws[-1], 0.49, "chance", ha="right", va="top", fontsize=7, color="0.3")
+        ax.set_xlabel("window length W (steps)")
+        ax.set_xticks(ws)
+        for name, style in SERIES.items():
+            pts = [window_entry(a, th, w).get(name) or {} for w in ws]
+            auc = np.array([_num(p.get("auroc")) for p in pts])
+            ci = np.array([[_num(c) for c in (p.get("ci") or [None, None])] for p in pts])
+            if not np.isfinite(auc).any():
+                continue
+            drawn = True
+            lowest = min(lowest, np.nanmin(np.r_[auc, ci[:, 0]]) - 0.03)
+            ax.fill_between(ws, ci[:, 0], ci[:, 1], color=style["color"], alpha=0.15, lw=0)
+            ax.plot(ws, auc, color=style["color"], ls=style["linestyle"], marker=style["marker"],
+                    ms=4, label=style["label"])
+        if entry.get("single_class"):
+            _note(ax, "one class only:\nAUROC undefined")
+    axes[0][0].set_ylabel(f"AUROC (shaded: {level:.0%} bootstrap CI)")
+    axes[0][0].set_ylim(lowest, 1.02)
+    if drawn:
+        handles, names = next(ax for ax in axes[0] if ax.lines[1:]).get_legend_handles_labels()
+        fig.legend(handles, names, loc="lower center", ncol=3, frameon=False,
+                   bbox_to_anchor=(0.5, -0.02))
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    return fig
+
+
+def fig_pair(res: Results) -> plt.Figure:
+    """Figure 5: the pair of features :func:`choose_feature_pair` picks, at the primary W."""
+    a = res.analysis
+    th = primary_threshold_key(a)
+    w = primary_window(a)
+    labels = labels_by_run(a, th)
+    names = [f["name"] for f in a["features"]]
+    at_w = res.features[res.features["window"] == w].set_index("run_id")
+    at_w = at_w.loc[[r["run_id"] for r in a["runs"] if r["run_id"] in at_w.index],
+                    [n for n in names if n in at_w.columns]]
+    folded = folded_aurocs(a, th, w)
+    fx, fy, rho = choose_feature_pair(at_w, folded)
+    fig, ax = plt.subplots(figsize=(FIG_WIDTH_IN * 0.75, 3.0))
+    y = np.array([labels[r] for r in at_w.index])
+    for cls, style in ((0, NO_GROK), (1, GROK)):
+        m = y == cls
+        if m.any():
+            ax.scatter(at_w[fx][m], at_w[fy][m], s=22, marker=style["marker"],
+                       facecolors=style["color"] if cls else "none", edgecolors=style["color"],
+                       linewidths=1.0, label=f"{style['label']} ({int(m.sum())})", zorder=3)
+    for axis, name in (("x", fx), ("y", fy)):
+        v = at_w[name].to_numpy(float)
+        if (v > 0).all() and v.max() / v.min() > 100:  # spans orders of magnitude
+            getattr(ax, f"set_{axis}scale")("log")
+    ax.set_xlabel(axis_label(fx))
+    ax.set_ylabel(axis_label(fy))
+    ax.set_title(f"Features at W = {w}: folded AUROC {folded[fx]:.3f} (x), {folded[fy]:.3f} (y)"
+                 f"\nSpearman ρ(x, y) = {rho:+.2f} over runs".replace("nan", "n/a")
+                 .replace("-", "−"))
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False,
+              title=f"label: max val\nacc ≥ {float(th):g}", title_fontsize=7.5,
+              alignment="left")
+    note = single_class_note(a, th)
+    if note:
+        ax.set_title(f"{ax.get_title()}\n{note}")
+    fig.tight_layout()
+    return fig
+
+
+def fig_reliability(res: Results) -> plt.Figure:
+    """Figure 6: reliability diagram of the LOO probabilities, one panel per window."""
+    a = res.analysis
+    th = primary_threshold_key(a)
+    ws = windows(a)
+    y = np.asarray(a["thresholds"][th]["labels"], float)
+    fig, axes = plt.subplots(1, len(ws), figsize=(FIG_WIDTH_IN, FIG_WIDTH_IN / len(ws) + 0.7),
+                             sharey=True, squeeze=False)
+    for ax, w in zip(axes[0], ws):
+        ax.plot([0, 1], [0, 1], color="0.4", ls=":", lw=0.9)
+        ax.set_xlim(-0.03, 1.03)
+        ax.set_ylim(-0.03, 1.03)
+        ax.set_aspect("equal")
+        ax.set_xticks([0, 0.5, 1])
+        ax.set_xlabel("predicted P(grok)")
+        proba = np.array([_num(v) for v in (window_entry(a, th, w).get("loo_proba") or [])])
+        if proba.size != y.size or not np.isfinite(proba).any():
+            ax.set_title(f"W = {w}")
+            _note(ax, "no LOO\npredictions")
+            continue
+        bins = reliability_bins(proba, y)
+        ax.plot(bins["mean_proba"], bins["frac_pos"], color=GROK["color"], lw=1.0, zorder=2)
+        area = 10 + 150 * bins["n"] / y.size  # marker area (pt^2) grows with the bin's runs
+        ax.scatter(bins["mean_proba"], bins["frac_pos"], s=area,
+                   color=GROK["color"], edgecolors="white", linewidths=0.5, zorder=3)
+        for (_, b), s in zip(bins.iterrows(), area):
+            r = np.sqrt(s / np.pi) + 1.5
+            ax.annotate(f"{int(b['n'])}", (b["mean_proba"], b["frac_pos"]), fontsize=6.5,
+                        xytext=(r * 0.7, -r if b["frac_pos"] > 0.85 else r * 0.7),
+                        textcoords="offset points", color="0.25",
+                        va="top" if b["frac_pos"] > 0.85 else "bottom")
+        keep = np.isfinite(proba)
+        brier = float(np.mean((proba[keep] - y[keep]) ** 2))
+        ax.set_title(f"W = {w}  (Brier {brier:.3f})")
+    axes[0][0].set_ylabel("observed grokking frequency")
+    note = single_class_note(a, th)
+    if note:
+        fig.text(0.5, 0.99, note, ha="center", va="top", fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+FIGURES = dict(zip(FIGURE_NAMES, (fig_accuracy, fig_grid, fig_features, fig_windows, fig_pair,
+                                  fig_reliability)))
+
+
+def make_figures(results_dir: str | Path, out_dir: str | Path | None = None) -> list[Path]:
+    """Draw the six figures of a results directory as PNG and PDF.
+
+    Parameters
+    ----------
+    results_dir : directory written by :func:`grokcast.analysis.write_results`
+    out_dir : where to write; default ``results_dir / "figures"``
+
+    Returns
+    -------
+    The 12 written paths, ``fig1_accuracy.png``, ``fig1_accuracy.pdf``, ... in figure order.
+    """
+    res = load_results(results_dir)
+    out = Path(out_dir) if out_dir is not None else res.root / "figures"
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    with plt.rc_context(STYLE):
+        for name, draw in FIGURES.items():
+            fig = draw(res)
+            try:
+                for ext in ("png", "pdf"):
+                    path = out / f"{name}.{ext}"
+                    # Fixed metadata: the same results give byte-identical PDFs.
+                    meta = {"CreationDate": None} if ext == "pdf" else {}
+                    fig.savefig(path, dpi=DPI, metadata=meta)
+                    written.append(path)
+            finally:
+                plt.close(fig)
+    return written

@@ -1,0 +1,226 @@
+"""Connections to hyperparameter tuners: what a trial reports and how P(grok) is read from it.
+
+A tuner stops a trial at step W when the forecaster's P(grok) from the trial's first W steps
+is below a threshold. The trial reports the 28 window features (:mod:`grokcast.features`) of
+its own log once the window is complete; the tuner side applies the forecaster. The features
+are small (28 floats) and storage-agnostic, where the raw log of W = 200 steps is ~40 kB.
+
+* :mod:`grokcast.integrations.optuna`: ``GrokPruner`` (an Optuna pruner) and ``TrialReporter``;
+  needs ``pip install 'grokcast[optuna]'``.
+* :mod:`grokcast.integrations.ray`: ``GrokStopper`` (a Ray Tune stopper) and ``run_sweep_ray``
+  (a sweep executor on Ray); needs ``pip install 'grokcast[ray]'``.
+
+This module itself needs neither tuner. It holds what both share: the features of one run's
+log (:func:`window_features`), a :class:`FeatureRecorder` that computes them from a plain
+PyTorch loop through :class:`~grokcast.monitor.GrokMonitor`, and the forecaster side
+(:func:`resolve_forecaster`, :func:`p_grok`).
+
+A trial whose window features are not finite (a run that diverged inside the window) gets
+P(grok) = NaN, and the pruner and the stopper stop it: it cannot be forecast, and a diverged
+run does not grok.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from torch import Tensor
+
+from grokcast.config import LogConfig
+from grokcast.features import FEATURE_NAMES, feature_table
+from grokcast.monitor import GrokMonitor
+from grokcast.signals import SIGNAL_NAMES
+
+LOG_COLUMNS = ("run_id", "step", *SIGNAL_NAMES)
+
+__all__ = ["FeatureRecorder", "decode_features", "encode_features", "p_grok",
+           "resolve_forecaster", "should_stop", "window_features"]
+
+
+def window_features(log_df: pd.DataFrame, window: int) -> dict[str, float]:
+    """The 28 window features of one run, from its log.
+
+    Parameters
+    ----------
+    log_df : DataFrame
+        One run's log with a sweep log's columns (``run_id``, ``step``, then
+        :data:`~grokcast.signals.SIGNAL_NAMES`), starting at step 0 and reaching step W - 1
+        or later (rows at and past W are ignored). ``GrokMonitor.log`` is such a log.
+    window : int
+        W >= 2.
+
+    Returns
+    -------
+    dict of str to float
+        :data:`~grokcast.features.FEATURE_NAMES` in registry order. Values may be NaN when
+        the run diverged inside the window.
+
+    Raises
+    ------
+    ValueError
+        A column is missing, the log holds several runs, does not start at step 0, or does
+        not cover the window.
+    """
+    missing = [c for c in LOG_COLUMNS if c not in log_df.columns]
+    if missing:
+        raise ValueError(f"the log lacks column(s) {missing}; a log has the columns "
+                         f"{list(LOG_COLUMNS)}")
+    run_ids = pd.unique(log_df["run_id"])
+    if len(run_ids) != 1:
+        raise ValueError(f"expected the log of one run, got {len(run_ids)} runs "
+                         f"({list(run_ids[:3])}{', ...' if len(run_ids) > 3 else ''})")
+    first = int(log_df["step"].min())
+    if first != 0:
+        raise ValueError(f"the log starts at step {first}: it must start at step 0")
+    table = feature_table(log_df[list(LOG_COLUMNS)], window)
+    return {name: float(table[name].iloc[0]) for name in FEATURE_NAMES}
+
+
+def encode_features(features: Mapping[str, float], window: int) -> dict[str, Any]:
+    """The JSON-safe report of a trial: ``{"window": W, "features": {name: value or None}}``.
+
+    Non-finite values become ``None`` (strict JSON has no NaN; Optuna's database storages
+    and Ray's result files both serialise reports as JSON).
+    """
+    return {"window": int(window),
+            "features": {str(k): (float(v) if math.isfinite(v) else None)
+                         for k, v in features.items()}}
+
+
+def decode_features(report: Any) -> tuple[int, dict[str, float]]:
+    """Inverse of :func:`encode_features`: ``(window, features)``, ``None`` read as NaN."""
+    if (not isinstance(report, Mapping) or "window" not in report
+            or not isinstance(report.get("features"), Mapping)):
+        raise ValueError(f"a grokcast report is {{'window': W, 'features': {{name: value}}}}, "
+                         f"got {report!r:.200}")
+    feats = {str(k): (math.nan if v is None else float(v)) for k, v in report["features"].items()}
+    return int(report["window"]), feats
+
+
+def resolve_forecaster(forecaster: Any, window: int | None) -> tuple[Any, int]:
+    """A fitted forecaster and the window it applies to.
+
+    Parameters
+    ----------
+    forecaster : GrokForecaster or path
+        A fitted forecaster, or the JSON file written by ``grokcast fit``.
+    window : int or None
+        W. Default: the window recorded in the forecaster file; required for a forecaster
+        that was not loaded from a file. Must equal the recorded one when both are known.
+    """
+    if isinstance(forecaster, (str, os.PathLike)):
+        from grokcast.forecast import GrokForecaster
+
+        forecaster = GrokForecaster.load(forecaster)
+    if not hasattr(forecaster, "predict_proba"):
+        raise TypeError("forecaster must be a GrokForecaster or a path, got "
+                        f"{type(forecaster).__name__}")
+    fitted = getattr(getattr(forecaster, "metadata_", None), "window", None)
+    if window is None:
+        if fitted is None:
+            raise ValueError("window=None is not allowed for a forecaster without a recorded "
+                             "window: pass window=W, the window it was fit on")
+        return forecaster, int(fitted)
+    if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 2:
+        raise ValueError(f"window={window!r} is not allowed: expected an integer >= 2")
+    if fitted is not None and window != fitted:
+        raise ValueError(f"window={window} is not allowed: the forecaster was fit on "
+                         f"window={fitted}; leave window out to use it")
+    return forecaster, int(window)
+
+
+def check_threshold(threshold: Any) -> float:
+    """A probability threshold in [0, 1]."""
+    ok = isinstance(threshold, (int, float, np.floating)) and not isinstance(threshold, bool)
+    if not ok or not 0 <= threshold <= 1:
+        raise ValueError(f"threshold={threshold!r} is not allowed: expected a number in [0, 1]")
+    return float(threshold)
+
+
+def p_grok(forecaster: Any, features: Mapping[str, float]) -> float:
+    """P(grok) of one run from its window features; NaN if a feature it uses is not finite.
+
+    Parameters
+    ----------
+    forecaster : GrokForecaster
+        Fitted; its ``feature_names_in_`` (or, without names, all 28 features in registry
+        order) must be among ``features``.
+    features : mapping of str to float
+
+    Returns
+    -------
+    float
+    """
+    names = getattr(forecaster, "feature_names_in_", None)
+    names = [str(s) for s in names] if names is not None else list(FEATURE_NAMES)
+    missing = [s for s in names if s not in features]
+    if missing:
+        more = " ..." if len(missing) > 5 else ""
+        raise ValueError(f"the reported features lack {missing[:5]}{more} that the forecaster "
+                         "uses: report all of grokcast.features.FEATURE_NAMES")
+    row = np.array([[features[s] for s in names]], dtype=float)  # (1, n_features)
+    if not np.isfinite(row).all():
+        return math.nan
+    X = pd.DataFrame(row, columns=names) if hasattr(forecaster, "feature_names_in_") else row
+    return float(forecaster.predict_proba(X)[0, 1])
+
+
+def should_stop(p: float, threshold: float) -> bool:
+    """The stopping rule: P(grok) below the threshold, or not computable (NaN)."""
+    return math.isnan(p) or p < threshold
+
+
+class FeatureRecorder:
+    """A :class:`~grokcast.monitor.GrokMonitor` that hands over the window features once.
+
+    For a plain PyTorch loop: call :meth:`observe` exactly as ``GrokMonitor.observe`` (every
+    step from 0, after ``loss.backward()`` and before ``optimizer.step()``). It returns the 28
+    window features on the one call that completes the window and ``None`` on every other.
+    The window is complete once step W has been observed (row W - 1's update columns need
+    theta_W) and some logged step is >= W - 1, which is step W - 1 itself whenever the log
+    schedule is dense there.
+
+    Parameters
+    ----------
+    embedding, unembedding : Tensor
+        As for :class:`~grokcast.monitor.GrokMonitor`.
+    window : int, optional
+        W; default: the forecaster's, else 200.
+    forecaster : GrokForecaster or path, optional
+        Only to read W from (and for ``self.monitor.forecast()``).
+    log_schedule : LogConfig, default=LogConfig()
+        Use the schedule of the sweep the forecaster was fit on.
+    run_id : str, default="monitor"
+    """
+
+    def __init__(self, embedding: Tensor, unembedding: Tensor, *, window: int | None = None,
+                 forecaster: Any = None, log_schedule: LogConfig = LogConfig(),
+                 run_id: str = "monitor") -> None:
+        self.monitor = GrokMonitor(embedding, unembedding, window=window, forecaster=forecaster,
+                                   log_schedule=log_schedule, run_id=run_id)
+        self.features: dict[str, float] | None = None
+        self._covered = False  # a logged step >= W - 1 has been observed
+
+    @property
+    def window(self) -> int:
+        return self.monitor.window
+
+    def wants(self, step: int) -> bool:
+        """Whether ``step`` is logged, so :meth:`observe` needs the fit statistics."""
+        return self.monitor.wants(step)
+
+    def observe(self, step: int, model: Any, **metrics: float) -> dict[str, float] | None:
+        """Record a step; return the window features on the call that completes the window."""
+        self.monitor.observe(step, model, **metrics)
+        if self.features is not None:
+            return None
+        self._covered = self._covered or (self.monitor.wants(step) and step >= self.window - 1)
+        if not (self._covered and self.monitor.ready):
+            return None
+        self.features = window_features(self.monitor.log, self.window)
+        return self.features

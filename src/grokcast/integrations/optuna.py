@@ -1,0 +1,161 @@
+"""Optuna pruning with the grokking forecaster: prune a trial at step W when P(grok) is low.
+
+How a trial reports its signals
+-------------------------------
+At the end of the window the trial stores its 28 window features as one user attribute,
+``trial.user_attrs["grokcast"] = {"window": W, "features": {name: value}}``
+(:func:`report_features`; non-finite values are stored as ``None``). :class:`GrokPruner`
+reads that attribute whenever the objective calls ``trial.should_prune()``: before it exists
+the trial is never pruned by the forecaster; once it does, the trial is pruned if P(grok) is
+below ``threshold``. Intermediate values (``trial.report``) are not used, so an objective
+may still report its own metric for another pruner (``GrokPruner(..., then=MedianPruner())``).
+
+From a plain PyTorch loop, :class:`TrialReporter` does the reporting (it wraps a
+:class:`~grokcast.monitor.GrokMonitor`)::
+
+    from grokcast.integrations.optuna import GrokPruner, TrialReporter
+    from grokcast.monitor import logit_stats
+
+    pruner = GrokPruner("forecaster.json", threshold=0.2)
+    study = optuna.create_study(direction="maximize", pruner=pruner)
+
+    def objective(trial):
+        model, opt = build(trial.suggest_float("weight_decay", 0.1, 10, log=True))
+        reporter = TrialReporter(trial, model.embed.weight, model.unembed.weight,
+                                 forecaster="forecaster.json")   # W from the file
+        for step in range(n_steps + 1):
+            opt.zero_grad()
+            logits = model(x_train)
+            loss = F.cross_entropy(logits, y_train)
+            loss.backward()
+            metrics = {}
+            if reporter.wants(step):
+                with torch.no_grad():
+                    tr, va = logit_stats(logits, y_train), logit_stats(model(x_val), y_val)
+                metrics = dict(train_loss=tr["loss"], train_acc=tr["acc"],
+                               train_margin=tr["margin"], val_loss=va["loss"], val_acc=va["acc"])
+            if reporter.observe(step, model, **metrics) and trial.should_prune():
+                raise optuna.TrialPruned()           # step W: P(grok) below 0.2
+            if step < n_steps:
+                opt.step()
+        return evaluate(model)
+
+With grokcast's own trainer, report from the ``on_log`` hook of
+:func:`grokcast.train.train_ensemble` once its rows reach step W - 1:
+``report_features(trial, window_features(rows_df, W), W)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+try:
+    import optuna
+except ImportError as err:  # pragma: no cover - depends on the environment
+    raise ImportError("grokcast.integrations.optuna needs Optuna: "
+                      "pip install 'grokcast[optuna]'") from err
+
+from torch import Tensor
+
+from grokcast.config import LogConfig
+from grokcast.integrations import (FeatureRecorder, check_threshold, decode_features,
+                                   encode_features, p_grok, resolve_forecaster, should_stop)
+
+USER_ATTR = "grokcast"  # the user attribute holding a trial's report
+
+__all__ = ["USER_ATTR", "GrokPruner", "TrialReporter", "report_features"]
+
+
+def report_features(trial: optuna.trial.Trial, features: Mapping[str, float], window: int) -> None:
+    """Store a trial's window features for :class:`GrokPruner` (user attribute ``"grokcast"``).
+
+    Parameters
+    ----------
+    trial : optuna.trial.Trial
+    features : mapping of str to float
+        The 28 window features of the trial's run, e.g. from
+        :func:`grokcast.integrations.window_features`.
+    window : int
+        W the features were computed on; must be the pruner's forecaster window.
+    """
+    trial.set_user_attr(USER_ATTR, encode_features(features, window))
+
+
+class TrialReporter(FeatureRecorder):
+    """A :class:`~grokcast.integrations.FeatureRecorder` that reports to an Optuna trial.
+
+    :meth:`observe` takes the same arguments as ``GrokMonitor.observe`` and returns True on
+    the call that completes the window, right after storing the features on the trial:
+    that is the step to call ``trial.should_prune()``.
+
+    Parameters
+    ----------
+    trial : optuna.trial.Trial
+    embedding, unembedding, window, forecaster, log_schedule
+        As for :class:`~grokcast.integrations.FeatureRecorder`; ``run_id`` is
+        ``"trial-<number>"``.
+    """
+
+    def __init__(self, trial: optuna.trial.Trial, embedding: Tensor, unembedding: Tensor, *,
+                 window: int | None = None, forecaster: Any = None,
+                 log_schedule: LogConfig = LogConfig()) -> None:
+        super().__init__(embedding, unembedding, window=window, forecaster=forecaster,
+                         log_schedule=log_schedule, run_id=f"trial-{trial.number}")
+        self.trial = trial
+
+    def observe(self, step: int, model: Any, **metrics: float) -> bool:  # type: ignore[override]
+        """Record a step; True on the call that completed the window and reported it."""
+        features = super().observe(step, model, **metrics)
+        if features is None:
+            return False
+        report_features(self.trial, features, self.window)
+        return True
+
+
+class GrokPruner(optuna.pruners.BasePruner):
+    """Prune a trial when the forecaster's P(grok) from its first W steps is below a threshold.
+
+    Parameters
+    ----------
+    forecaster : GrokForecaster or path
+        A fitted forecaster, or the JSON file written by ``grokcast fit``.
+    threshold : float, default=0.5
+        Prune when P(grok) < threshold. A trial whose features are not finite (it diverged in
+        the window) is pruned too.
+    window : int, optional
+        W; default: the forecaster file's. A trial that reports another window raises.
+    then : optuna.pruners.BasePruner, optional
+        Consulted whenever the forecaster does not prune (before step W, and after it for the
+        trials it kept), e.g. ``MedianPruner()`` on the objective's intermediate values.
+
+    Notes
+    -----
+    The decision is a function of the trial's report alone, so it is the same at every
+    ``should_prune()`` call after step W, and the same in every worker of a distributed study.
+    """
+
+    def __init__(self, forecaster: Any, *, threshold: float = 0.5, window: int | None = None,
+                 then: optuna.pruners.BasePruner | None = None) -> None:
+        self.forecaster, self.window = resolve_forecaster(forecaster, window)
+        self.threshold = check_threshold(threshold)
+        if then is not None and not isinstance(then, optuna.pruners.BasePruner):
+            raise TypeError(f"then must be an Optuna pruner, got {type(then).__name__}")
+        self.then = then
+
+    def p_grok(self, trial: optuna.trial.FrozenTrial) -> float | None:
+        """P(grok) of a trial from its report; None before it reported, NaN if not finite."""
+        report = trial.user_attrs.get(USER_ATTR)
+        if report is None:
+            return None
+        window, features = decode_features(report)
+        if window != self.window:
+            raise ValueError(f"trial {trial.number} reported features of window W={window}, but "
+                             f"the pruner's forecaster uses W={self.window}")
+        return p_grok(self.forecaster, features)
+
+    def prune(self, study: optuna.study.Study, trial: optuna.trial.FrozenTrial) -> bool:
+        p = self.p_grok(trial)
+        if p is not None and should_stop(p, self.threshold):
+            return True
+        return self.then.prune(study, trial) if self.then is not None else False

@@ -1,0 +1,252 @@
+"""Ray: a Tune stopper driven by the grokking forecaster, and a sweep executor on Ray tasks.
+
+Stopping Tune trials
+--------------------
+A trial adds its window features to one of its results under the key ``"grokcast"``
+(:func:`features_metrics`), e.g. in a function trainable with a plain PyTorch loop::
+
+    from grokcast.integrations import FeatureRecorder
+    from grokcast.integrations.ray import GrokStopper, features_metrics
+
+    def trainable(config):
+        model, opt = build(config)
+        recorder = FeatureRecorder(model.embed.weight, model.unembed.weight,
+                                   forecaster="forecaster.json")        # W from the file
+        for step in range(n_steps + 1):
+            ...                                                          # loss.backward()
+            features = recorder.observe(step, model, **metrics)          # see GrokMonitor
+            if features is not None:                                     # step W
+                tune.report({"val_acc": metrics["val_acc"],
+                             **features_metrics(features, recorder.window)})
+            ...                                                          # optimizer.step()
+
+    stopper = GrokStopper("forecaster.json", threshold=0.2)
+    tuner = tune.Tuner(trainable, param_space=space, run_config=tune.RunConfig(stop=stopper))
+
+:class:`GrokStopper` stops the trial on the result that carries the features when P(grok) is
+below the threshold (Tune then ends the trainable at its next ``tune.report``); results
+without them never stop a trial. The features may also arrive flattened, as
+``"grokcast/window"`` and ``"grokcast/features/<name>"`` keys.
+
+Sweeps on Ray
+-------------
+:func:`run_sweep_ray` is :func:`grokcast.sweep.run_sweep` with the ensemble chunks sent to a
+Ray cluster as tasks: the driver writes each chunk to the same sweep directory as it returns
+(``SweepStore.write_chunk``), so the store is the local executor's, and a rerun skips the
+finished runs. Workers import grokcast: on a cluster, install it on every node (or pass a
+``runtime_env`` to ``ray.init`` yourself before calling).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+try:
+    import ray
+    from ray.tune import Stopper
+except ImportError as err:  # pragma: no cover - depends on the environment
+    raise ImportError("grokcast.integrations.ray needs Ray Tune: "
+                      "pip install 'grokcast[ray]'") from err
+
+import torch
+from tqdm.auto import tqdm
+
+from grokcast.config import RunConfig, SweepConfig
+from grokcast.integrations import (check_threshold, decode_features, encode_features, p_grok,
+                                   resolve_forecaster, should_stop)
+from grokcast.store import SweepStore
+from grokcast.sweep import DEFAULT_CPU_CHUNK, SweepResult, default_chunk_size, plan_chunks
+from grokcast.train import EnsembleLog, train_ensemble
+
+RESULT_KEY = "grokcast"  # the result entry holding a trial's report
+
+__all__ = ["RESULT_KEY", "GrokStopper", "features_metrics", "run_sweep_ray"]
+
+
+def features_metrics(features: Mapping[str, float], window: int) -> dict[str, Any]:
+    """The result entry that reports a trial's window features to :class:`GrokStopper`.
+
+    Returns
+    -------
+    dict
+        ``{"grokcast": {"window": W, "features": {name: value}}}``, non-finite values as
+        ``None``; merge it into the dict given to ``tune.report``.
+    """
+    return {RESULT_KEY: encode_features(features, window)}
+
+
+def _find_report(result: Mapping[str, Any]) -> Any:
+    """The trial's report in a nested or a flattened (``"grokcast/..."``) result, or None."""
+    if RESULT_KEY in result:
+        return result[RESULT_KEY]
+    prefix = f"{RESULT_KEY}/features/"
+    if f"{RESULT_KEY}/window" not in result:
+        return None
+    return {"window": result[f"{RESULT_KEY}/window"],
+            "features": {k[len(prefix):]: v for k, v in result.items() if k.startswith(prefix)}}
+
+
+class GrokStopper(Stopper):
+    """Stop a Tune trial when the forecaster's P(grok) from its first W steps is below a threshold.
+
+    Parameters
+    ----------
+    forecaster : GrokForecaster or path
+        A fitted forecaster, or the JSON file written by ``grokcast fit``.
+    threshold : float, default=0.5
+        Stop when P(grok) < threshold; a trial whose features are not finite (it diverged in
+        the window) is stopped too.
+    window : int, optional
+        W; default: the forecaster file's. A trial that reports another window raises.
+
+    Attributes
+    ----------
+    p_grok : dict of str to float
+        P(grok) of every trial that reported, by trial id (NaN when not finite).
+    """
+
+    def __init__(self, forecaster: Any, *, threshold: float = 0.5,
+                 window: int | None = None) -> None:
+        self.forecaster, self.window = resolve_forecaster(forecaster, window)
+        self.threshold = check_threshold(threshold)
+        self.p_grok: dict[str, float] = {}
+
+    def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
+        report = _find_report(result)
+        if report is None:
+            return False
+        window, features = decode_features(report)
+        if window != self.window:
+            raise ValueError(f"trial {trial_id} reported features of window W={window}, but the "
+                             f"stopper's forecaster uses W={self.window}")
+        p = p_grok(self.forecaster, features)
+        self.p_grok[trial_id] = p
+        return should_stop(p, self.threshold)
+
+    def stop_all(self) -> bool:
+        return False
+
+
+# ----------------------------------------------------------------------------- sweeps
+
+def _train_chunk(runs: list[RunConfig], device: str) -> tuple[EnsembleLog, float]:
+    """Ray task: train one ensemble chunk on the worker; return its log and wall time."""
+    cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1.0)
+    torch.set_num_threads(max(1, int(cpus)))  # no oversubscription beside other tasks
+    start = time.perf_counter()
+    log = train_ensemble(runs, device)
+    return log, time.perf_counter() - start
+
+
+def _gpu_chunk_size(config: SweepConfig) -> int:
+    """Ray task on a GPU worker: the local executor's chunk size for that GPU."""
+    return default_chunk_size(torch.device("cuda"), config)
+
+
+def _check_device(device: Any) -> None:
+    if device not in ("cpu", "cuda", "auto"):
+        raise ValueError(f"device={device!r} is not allowed: expected auto, cpu or cuda "
+                         "(Ray assigns each task its GPU, so cuda:N is not needed)")
+
+
+def _task_device(device: str) -> str:
+    """``cpu`` or ``cuda`` for the tasks; ``auto`` picks cuda when the cluster has GPUs."""
+    _check_device(device)
+    if device == "auto":
+        return "cuda" if ray.cluster_resources().get("GPU", 0) > 0 else "cpu"
+    if device == "cuda" and ray.cluster_resources().get("GPU", 0) <= 0:
+        raise ValueError("device='cuda' was requested but the Ray cluster has no GPU")
+    return device
+
+
+def _chunk_size(device: str, config: SweepConfig, n_todo: int, cpus_per_task: int) -> int:
+    """Runs per task: enough tasks to occupy the cluster, at most the local executor's size."""
+    resources = ray.cluster_resources()
+    if device == "cuda":
+        slots = int(resources.get("GPU", 1))
+        cap = ray.get(ray.remote(num_gpus=1)(_gpu_chunk_size).remote(config))
+    else:
+        slots = int(resources.get("CPU", 1) // cpus_per_task)
+        cap = DEFAULT_CPU_CHUNK
+    return max(1, min(cap, math.ceil(n_todo / max(1, slots))))
+
+
+def run_sweep_ray(config: SweepConfig, out: str | Path, *, address: str | None = None,
+                  device: str = "cpu", chunk_size: int | None = None, progress: bool = True,
+                  cpus_per_task: int = 1) -> SweepResult:
+    """Train every unfinished run of ``config`` into the sweep directory ``out`` on Ray.
+
+    Parameters
+    ----------
+    config : SweepConfig
+    out : path
+        Sweep directory to create or resume; the same layout as the local executor's.
+    address : str, optional
+        Ray cluster to connect to (``ray.init(address=...)``); default: a local Ray. When
+        Ray is already initialised in this process, that session is used as it is.
+    device : {"cpu", "cuda", "auto"}, default="cpu"
+        Where the tasks train: ``cuda`` gives each task one GPU of the cluster; ``auto``
+        picks cuda when the cluster has GPUs.
+    chunk_size : int, optional
+        Runs per task (ensemble). Default: the runs split evenly over the cluster's task
+        slots (CPUs / ``cpus_per_task``, or GPUs), at most what the local executor uses.
+    progress : bool, default=True
+        A progress bar, advanced as chunks return.
+    cpus_per_task : int, default=1
+        CPUs each task reserves (and its torch thread count).
+
+    Returns
+    -------
+    SweepResult
+        Runs trained, runs skipped (already finished) and wall time.
+    """
+    if isinstance(cpus_per_task, bool) or not isinstance(cpus_per_task, int) or cpus_per_task < 1:
+        raise ValueError(f"cpus_per_task={cpus_per_task!r} is not allowed: expected an "
+                         "integer >= 1")
+    if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, int)
+                                   or chunk_size < 1):
+        raise ValueError(f"chunk_size={chunk_size!r} is not allowed: expected an integer >= 1")
+    _check_device(device)
+    store = SweepStore(out)
+    store.init(config)
+    done = store.finished_run_ids()
+    todo = [r for r in config.runs() if r.run_id not in done]
+    start = time.perf_counter()
+    if not todo:
+        return SweepResult(n_trained=0, n_skipped=len(done), seconds=0.0)
+
+    started = not ray.is_initialized()
+    if started:
+        # A local Ray needs no dashboard; a cluster keeps whatever it was started with.
+        ray.init(address=address, **({"include_dashboard": False} if address is None else {}))
+    pending: dict[Any, list[RunConfig]] = {}
+    try:
+        dev = _task_device(device)
+        size = chunk_size or _chunk_size(dev, config, len(todo), cpus_per_task)
+        task = ray.remote(_train_chunk).options(num_cpus=cpus_per_task,
+                                                num_gpus=1 if dev == "cuda" else 0)
+        pending = {task.remote(chunk, dev): chunk for chunk in plan_chunks(todo, size)}
+        n_all, n_done = len(done) + len(todo), len(done)
+        with tqdm(total=len(todo) * config.n_steps, unit="run-step", unit_scale=True,
+                  disable=not progress, desc=f"sweep {config.name} (ray)",
+                  dynamic_ncols=True) as bar:
+            bar.set_postfix(runs=f"{n_done}/{n_all}")
+            while pending:
+                [ref], _ = ray.wait(list(pending), num_returns=1)
+                chunk = pending.pop(ref)
+                log, seconds = ray.get(ref)
+                store.write_chunk(log, seconds=seconds)
+                n_done += len(chunk)
+                bar.update(len(chunk) * config.n_steps)
+                bar.set_postfix(runs=f"{n_done}/{n_all}")
+    finally:
+        for ref in pending:  # an error or Ctrl-C: finished chunks are stored, the rest rerun
+            ray.cancel(ref, force=True)
+        if started:
+            ray.shutdown()
+    return SweepResult(n_trained=len(todo), n_skipped=len(done),
+                       seconds=time.perf_counter() - start)

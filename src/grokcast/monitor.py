@@ -1,0 +1,298 @@
+"""GrokMonitor: the trainer's signal log, recorded from your own PyTorch training loop.
+
+The monitor computes exactly the columns of a sweep's log (``run_id``, ``step``, then
+:data:`grokcast.signals.SIGNAL_NAMES`) under the same step convention, with the same
+functions (:mod:`grokcast.signals`), so a forecaster fit on a sweep applies to your run.
+
+Protocol: call :meth:`GrokMonitor.observe` once per step, for every step from 0, after
+``loss.backward()`` and **before** ``optimizer.step()``::
+
+    monitor = GrokMonitor(model.embed.weight, model.unembed.weight, forecaster="forecaster.json")
+    for step in range(n_steps + 1):
+        optimizer.zero_grad()
+        logits = model(x_train)                     # (N, V) at the answer position
+        loss = F.cross_entropy(logits, y_train)
+        loss.backward()
+        metrics = {}
+        if monitor.wants(step):                     # a logged step: give the fit statistics
+            with torch.no_grad():
+                train, val = logit_stats(logits, y_train), logit_stats(model(x_val), y_val)
+            metrics = dict(train_loss=train["loss"], train_acc=train["acc"],
+                           train_margin=train["margin"], val_loss=val["loss"], val_acc=val["acc"])
+        monitor.observe(step, model, **metrics)
+        if step == monitor.window:                  # rows 0..W-1 are complete now
+            print(monitor.forecast())
+        if step < n_steps:
+            optimizer.step()
+
+At ``observe(t)`` the model holds theta_t and its ``.grad`` the full-batch gradient at
+theta_t, which is what the trainer records in row t. Row t's ``update_norm`` and
+``update_cos`` need theta_{t+1}: they are filled in by ``observe(t + 1)``, so the newest row
+shows them as NaN, as the last row of a sweep's log does. Between calls the monitor keeps
+one copy of the parameters (theta_t) and, at logged steps, one parameter delta.
+
+Unlike the trainer, the monitor does not know the run's length, so it logs the schedule's
+steps only (the trainer also logs the final step).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor
+
+from grokcast import signals as S
+from grokcast.config import LogConfig
+
+LOG_COLUMNS = ("run_id", "step", *S.SIGNAL_NAMES)
+# Supplied by the caller at logged steps; the other signals the monitor computes itself.
+METRIC_NAMES = ("train_loss", "val_loss", "train_acc", "val_acc", "train_margin")
+_COL = {name: k for k, name in enumerate(S.SIGNAL_NAMES)}
+
+
+def logit_stats(logits: Tensor, labels: Tensor) -> dict[str, float]:
+    """Loss, accuracy and logit margin of one model's predictions, as the trainer logs them.
+
+    Parameters
+    ----------
+    logits : Tensor of shape (N, V)
+        Logits at the answer position.
+    labels : LongTensor of shape (N,)
+
+    Returns
+    -------
+    dict with float ``loss`` (mean cross-entropy), ``acc`` and ``margin`` (correct logit
+    minus the largest other logit, averaged over examples); see :func:`signals.fit_stats`.
+
+    Examples
+    --------
+    >>> logit_stats(torch.tensor([[2.0, 0.0], [0.0, 1.0]]), torch.tensor([0, 0]))["acc"]
+    0.5
+    """
+    if logits.dim() != 2 or labels.shape != logits.shape[:1]:
+        raise ValueError(f"expected logits of shape (N, V) and labels of shape (N,), got "
+                         f"{tuple(logits.shape)} and {tuple(labels.shape)}")
+    with torch.no_grad():
+        mask = torch.ones(1, labels.shape[0], dtype=torch.bool, device=labels.device)
+        stats = S.fit_stats(logits.detach()[None], labels[None], mask)  # each (1,)
+    return {name: float(value[0]) for name, value in stats.items()}
+
+
+def is_logged_step(step: int, schedule: LogConfig) -> bool:
+    """Whether the trainer logs ``step`` under ``schedule`` (the final step aside).
+
+    Every step below ``dense_until``, then the multiples of ``every``: the same steps as
+    :meth:`LogConfig.steps` without needing the run's length.
+    """
+    return step < schedule.dense_until or step % schedule.every == 0
+
+
+class GrokMonitor:
+    """Record the trainer's signal log from a plain PyTorch loop and forecast grokking.
+
+    Parameters
+    ----------
+    embedding : Tensor of shape (V, d_model)
+        The token-embedding parameter (e.g. ``model.embed.weight``); its effective rank is
+        ``erank_we``. Must be one of the model's parameters.
+    unembedding : Tensor of shape (V, d_model) or (d_model, V)
+        The unembedding parameter (e.g. ``model.unembed.weight``), for ``erank_wu``. The
+        effective rank does not depend on the orientation.
+    window : int, optional
+        Early-training window W of the forecast. Default: the forecaster's window when it
+        was loaded from a file, else 200.
+    forecaster : GrokForecaster or path, optional
+        A fitted forecaster, or the JSON file written by ``grokcast fit``. Needed only for
+        :meth:`forecast`.
+    log_schedule : LogConfig, default=LogConfig()
+        Which steps get a log row. Use the schedule of the sweep the forecaster was fit on
+        (the paper's: every step below 300, then every 100).
+    run_id : str, default="monitor"
+        Value of the ``run_id`` column.
+    """
+
+    def __init__(self, embedding: Tensor, unembedding: Tensor, *, window: int | None = None,
+                 forecaster: Any = None, log_schedule: LogConfig = LogConfig(),
+                 run_id: str = "monitor") -> None:
+        for name, t in (("embedding", embedding), ("unembedding", unembedding)):
+            if not isinstance(t, Tensor) or t.dim() != 2:
+                shape = tuple(t.shape) if isinstance(t, Tensor) else type(t).__name__
+                raise ValueError(f"{name} must be a 2-D weight tensor such as "
+                                 f"model.embed.weight, got {shape}")
+        if not isinstance(log_schedule, LogConfig):
+            raise TypeError(f"log_schedule must be a LogConfig, got {type(log_schedule).__name__}")
+        self.embedding, self.unembedding = embedding, unembedding
+        self.forecaster = _load_forecaster(forecaster)
+        self.window = _resolve_window(window, self.forecaster)
+        self.log_schedule = log_schedule
+        self.run_id = run_id
+        self._steps: list[int] = []
+        self._rows: list[np.ndarray] = []  # each (n_signals,), in SIGNAL_NAMES order
+        self._last_step: int | None = None
+        self._snapshot: list[Tensor] | None = None  # theta_t, kept when step t or t+1 is logged
+        # theta_t - theta_{t-1}, kept while row t waits for its update_cos
+        self._prev_delta: list[Tensor] | None = None
+
+    def wants(self, step: int) -> bool:
+        """Whether ``step`` gets a log row, so :meth:`observe` needs the fit statistics."""
+        return is_logged_step(step, self.log_schedule)
+
+    @property
+    def last_step(self) -> int | None:
+        """The last observed step, or None before the first call."""
+        return self._last_step
+
+    @torch.no_grad()
+    def observe(self, step: int, model: torch.nn.Module, *, train_loss: float | None = None,
+                val_loss: float | None = None, train_acc: float | None = None,
+                val_acc: float | None = None, train_margin: float | None = None) -> None:
+        """Record step ``step``: call after ``loss.backward()`` and before ``optimizer.step()``.
+
+        Parameters
+        ----------
+        step : int
+            Number of optimizer updates applied so far: 0 on the first call, then +1 per call.
+        model : torch.nn.Module
+            The model being trained; all of ``model.parameters()`` count in the norms.
+        train_loss, val_loss, train_acc, val_acc, train_margin : float
+            The fit statistics at this step's parameters (see :func:`logit_stats`); required
+            at steps where :meth:`wants` is True, ignored otherwise.
+        """
+        self._check_step(step)
+        params = list(model.parameters())
+        self._check_params(params)
+        current = [p.detach()[None] for p in params]  # each (1, ...): an ensemble of one run
+        delta = None
+        if self._snapshot is not None:  # theta_{t-1} was kept: the update t-1 -> t is known now
+            delta = [c - s for c, s in zip(current, self._snapshot)]
+            if self._steps and self._steps[-1] == step - 1:
+                row = self._rows[-1]
+                row[_COL["update_norm"]] = float(S.global_norm(delta)[0])
+                if self._prev_delta is not None:
+                    row[_COL["update_cos"]] = float(S.cosine(delta, self._prev_delta)[0])
+        logged = self.wants(step)
+        if logged:
+            metrics = {"train_loss": train_loss, "val_loss": val_loss, "train_acc": train_acc,
+                       "val_acc": val_acc, "train_margin": train_margin}
+            self._rows.append(self._row(params, current, metrics, step))
+            self._steps.append(step)
+        self._prev_delta = delta if logged else None
+        keep = logged or self.wants(step + 1)
+        self._snapshot = [c.clone() for c in current] if keep else None
+        self._last_step = step
+
+    def _check_step(self, step: int) -> None:
+        if isinstance(step, bool) or not isinstance(step, (int, np.integer)):
+            raise TypeError(f"step must be an int, got {type(step).__name__}")
+        expected = 0 if self._last_step is None else self._last_step + 1
+        if step != expected:
+            what = ("the first observed step must be 0 (the initial model, before any "
+                    "optimizer.step())" if self._last_step is None else
+                    f"observe every step: the last observed step was {self._last_step}")
+            raise ValueError(f"step={step} is not allowed: expected {expected}; {what}")
+
+    def _check_params(self, params: list[Tensor]) -> None:
+        for name, t in (("embedding", self.embedding), ("unembedding", self.unembedding)):
+            if not any(p is t for p in params):
+                raise ValueError(f"the {name} tensor given to GrokMonitor is not a parameter of "
+                                 "the model passed to observe(); pass e.g. model.embed.weight")
+        if all(p.grad is None for p in params):
+            raise ValueError("no parameter has a gradient: call observe() after loss.backward() "
+                             "and before optimizer.step() / optimizer.zero_grad()")
+
+    def _row(self, params: list[Tensor], current: list[Tensor], metrics: dict[str, Any],
+             step: int) -> np.ndarray:
+        """Row ``step`` without its update columns (filled in by the next call)."""
+        missing = [name for name in METRIC_NAMES if metrics[name] is None]
+        if missing:
+            raise ValueError(f"step {step} is a logged step: observe() needs {', '.join(missing)} "
+                             "(compute them with grokcast.monitor.logit_stats)")
+        # A parameter the loss does not reach has no .grad: its gradient is zero.
+        grads = [(p.grad if p.grad is not None else torch.zeros_like(p)).detach()[None]
+                 for p in params]
+        row = np.full(len(S.SIGNAL_NAMES), math.nan)
+        for name, value in metrics.items():
+            row[_COL[name]] = float(value)
+        row[_COL["param_norm"]] = float(S.global_norm(current)[0])
+        row[_COL["grad_norm"]] = float(S.global_norm(grads)[0])
+        row[_COL["erank_we"]] = float(S.effective_rank(self.embedding.detach()[None])[0])
+        row[_COL["erank_wu"]] = float(S.effective_rank(self.unembedding.detach()[None])[0])
+        return row
+
+    @property
+    def log(self) -> pd.DataFrame:
+        """The log so far, with a sweep log's columns: ``run_id``, ``step``, then the signals.
+
+        The newest row's ``update_norm`` and ``update_cos`` are NaN until the next step is
+        observed, as on the last row of a sweep's log.
+        """
+        values = np.array(self._rows).reshape(len(self._rows), len(S.SIGNAL_NAMES))
+        df = pd.DataFrame(values, columns=list(S.SIGNAL_NAMES))
+        df.insert(0, "step", np.asarray(self._steps, dtype=np.int64))
+        df.insert(0, "run_id", [self.run_id] * len(self._steps))
+        return df
+
+    @property
+    def ready(self) -> bool:
+        """Whether the window is complete: step W observed and a row at step W - 1 or later.
+
+        With a log schedule that is dense below W (the paper's, for W <= 300) that is simply
+        "step W has been observed".
+        """
+        return (self._last_step is not None and self._last_step >= self.window
+                and self._steps[-1] >= self.window - 1)
+
+    def forecast(self, *, top: int = 3) -> dict[str, Any]:
+        """P(grok) from the first ``window`` steps, with the features that moved it most.
+
+        Available once :attr:`ready`: step ``window`` has been observed (row W-1 of the
+        window needs theta_W for its update columns).
+
+        Returns
+        -------
+        dict
+            ``run_id``, ``p_grok``, ``log_odds``, ``intercept``, ``pushed_up`` and
+            ``pushed_down`` (lists of ``{"feature", "value", "z", "contribution"}``, largest
+            first); see :func:`grokcast.tool.explain`.
+        """
+        from grokcast.tool import LogError, forecast_frame
+
+        if self.forecaster is None:
+            raise RuntimeError("this GrokMonitor has no forecaster: pass forecaster=PATH (a file "
+                               "written by `grokcast fit`) or a fitted GrokForecaster")
+        if not self.ready:
+            seen = "no step" if self._last_step is None else f"up to step {self._last_step}"
+            raise LogError(f"forecast needs steps 0..{self.window - 1} and the update after step "
+                           f"{self.window - 1}: observe through step {self.window} (and a logged "
+                           f"step >= {self.window - 1}) first (observed {seen})")
+        return forecast_frame(self.forecaster, self.log, self.window, top=top)[0]
+
+
+def _load_forecaster(forecaster: Any) -> Any:
+    if forecaster is None:
+        return None
+    if isinstance(forecaster, (str, os.PathLike)):
+        from grokcast.forecast import GrokForecaster
+
+        return GrokForecaster.load(forecaster)
+    if not hasattr(forecaster, "predict_proba"):
+        raise TypeError("forecaster must be a GrokForecaster or a path, got "
+                        f"{type(forecaster).__name__}")
+    return forecaster
+
+
+def _resolve_window(window: int | None, forecaster: Any) -> int:
+    fitted = getattr(getattr(forecaster, "metadata_", None), "window", None)
+    if window is None:
+        return fitted if fitted is not None else 200
+    if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 1:
+        raise ValueError(f"window={window!r} is not allowed: expected an integer >= 1")
+    if fitted is not None and window != fitted:
+        raise ValueError(f"window={window} is not allowed: the forecaster was fit on "
+                         f"window={fitted}; leave window out to use it")
+    return int(window)

@@ -1,0 +1,769 @@
+"""Render the paper: sentences and numbers from ``analysis.json``, a Typst template, the PDF.
+
+Every number in the paper is read from the results directory (``analysis.json`` and, for
+figure 5's pair of features, ``features.parquet``), formatted here, and handed to
+``paper.typ`` through ``context.json``. Sentences that compare two numbers are chosen by
+the pure functions below from the confidence intervals and p-values, never written for one
+particular outcome. The reference paper's values (``grokcast/data/reference_paper.json``)
+appear only in the appendix that puts them beside ours.
+
+Strings in the context are Typst *markup*: data that goes into them passes through
+:func:`esc`, feature names through :func:`code`.
+
+Layout written by :func:`render_paper` into ``out_dir`` (default: the results directory)::
+
+    paper.pdf
+    table1.tex  table2.tex  table3.tex   (copies, for LaTeX users; also the .md tables)
+    paper-src/paper.typ                  (the template; ``typst compile paper-src/paper.typ``)
+    paper-src/context.json               (every sentence and number the template prints)
+    paper-src/figures/fig*.pdf
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import warnings
+from collections.abc import Sequence
+from datetime import datetime
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from grokcast import figures as F
+
+MINUS = "\u2212"  # typographic minus; the tables and text print negative numbers with it
+NA = "n/a"
+TEMPLATE_DIR = Path(__file__).resolve().parent
+TEMPLATE = "paper.typ"
+SIGNIFICANCE_NOTE = ("We call a difference significant when its two-sided {level} bootstrap "
+                     "CI excludes zero.")
+_TYPST_SPECIAL = set("\\#$*_`<>@[]~/=+-'\"")
+
+
+# ---------------------------------------------------------------------------------------------
+# Formatting: numbers as the paper prints them
+# ---------------------------------------------------------------------------------------------
+
+def _finite(x: Any) -> bool:
+    return x is not None and math.isfinite(float(x))
+
+
+def fmt(x: float | None, digits: int = 3) -> str:
+    """``0.955``; negative numbers with a typographic minus; None/NaN -> ``n/a``."""
+    if not _finite(x):
+        return NA
+    return f"{float(x):.{digits}f}".replace("-", MINUS)
+
+
+def fmt_signed(x: float | None, digits: int = 3) -> str:
+    """``+0.161`` / ``−0.120``."""
+    if not _finite(x):
+        return NA
+    return f"{float(x):+.{digits}f}".replace("-", MINUS)
+
+
+def fmt_ci(ci: Sequence[float | None] | None, *, signed: bool = False) -> str:
+    """``[0.847, 1.000]`` (``[+0.043, +0.293]`` when signed)."""
+    f = fmt_signed if signed else fmt
+    lo, hi = (ci or (None, None))[:2]
+    return f"[{f(lo)}, {f(hi)}]"
+
+
+def fmt_estimate(entry: dict | None, key: str = "auroc", *, signed: bool = False) -> str:
+    """``0.955 [0.847, 1.000]``: an AUROC (or a difference) and its CI, as in Tables 1–2."""
+    if not entry or not _finite(entry.get(key)):
+        return NA
+    f = fmt_signed if signed else fmt
+    return f"{f(entry[key])} {fmt_ci(entry.get('ci'), signed=signed)}"
+
+
+def fmt_p(p: float | None) -> str:
+    """One-sided bootstrap p-value: ``0.002``; below 0.001 only ``< 0.001`` is meaningful."""
+    if not _finite(p):
+        return NA
+    return "< 0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def p_clause(p: float | None) -> str:
+    """``p₁ = 0.002`` or ``p₁ < 0.001``."""
+    text = fmt_p(p)
+    return f"p₁ {text}" if text.startswith("<") else f"p₁ = {text}"
+
+
+def fmt_pct(x: float | None, digits: int = 1) -> str:
+    """A fraction as a percentage: 0.123 -> ``12.3%``."""
+    return NA if not _finite(x) else f"{100 * float(x):.{digits}f}%"
+
+
+def fmt_int(n: int) -> str:
+    """Thousands separated by commas: 52416 -> ``52,416``."""
+    return f"{int(n):,}"
+
+
+def fmt_duration(seconds: float | None) -> str:
+    """``42 s``, ``12.5 min`` or ``1.6 h``."""
+    if not _finite(seconds):
+        return "not recorded"
+    s = float(seconds)
+    if s < 120:
+        return f"{s:.0f} s"
+    if s < 7200:
+        return f"{s / 60:.1f} min"
+    return f"{s / 3600:.1f} h"
+
+
+def fmt_threshold(key: str | float) -> str:
+    return f"{float(key):g}"
+
+
+def esc(text: Any) -> str:
+    """Escape text for Typst markup (so ``[``, ``_``, ``<``, ``//``, ``-`` print literally)."""
+    return "".join("\\" + ch if ch in _TYPST_SPECIAL else ch for ch in str(text))
+
+
+def code(name: str) -> str:
+    """A feature name in monospace (Typst raw text; names hold no backticks)."""
+    if "`" in name:
+        raise ValueError(f"name={name!r} is not allowed: expected no backticks")
+    return f"`{name}`"
+
+
+# ---------------------------------------------------------------------------------------------
+# Sentences chosen from the numbers (pure: dicts in, Typst markup out)
+# ---------------------------------------------------------------------------------------------
+
+BETTER, WEAK, AHEAD, NOT_BETTER, WORSE, UNDEFINED = (
+    "better", "weak", "ahead", "not_better", "worse", "undefined")
+
+
+def verdict(diff: dict | None, level: float = 0.95) -> str:
+    """Classify a paired-bootstrap difference ``multi − baseline``.
+
+    Returns
+    -------
+    ``"better"``: the ``level`` CI lies above zero; ``"worse"``: below zero;
+    ``"weak"``: the CI includes zero but the one-sided p-value is below ``1 − level``;
+    ``"ahead"``: the estimate is positive, nothing more; ``"not_better"``: estimate <= 0 with
+    a CI that includes zero; ``"undefined"``: no difference was computed (one class).
+    """
+    if not diff or not _finite(diff.get("diff")):
+        return UNDEFINED
+    lo, hi = diff["ci"]
+    if _finite(lo) and lo > 0:
+        return BETTER
+    if _finite(hi) and hi < 0:
+        return WORSE
+    if _finite(diff.get("p_one_sided")) and diff["p_one_sided"] < 1 - level:
+        return WEAK
+    return AHEAD if diff["diff"] > 0 else NOT_BETTER
+
+
+def _diff_numbers(diff: dict, level: float) -> str:
+    return (f"Δ = {fmt_signed(diff['diff'])}, {level:.0%} CI "
+            f"{fmt_ci(diff['ci'], signed=True)}, {p_clause(diff.get('p_one_sided'))}")
+
+
+def comparison_sentence(diff: dict | None, baseline: str, level: float = 0.95) -> str:
+    """How the multivariate forecaster compares with one baseline, as a predicate.
+
+    ``"significantly outperforms the val-loss baseline (Δ = +0.161, 95% CI [+0.043, +0.293],
+    p₁ = 0.002)"`` only when the CI of the difference excludes zero; otherwise a sentence
+    that says what the numbers do support. Meant to follow "the multivariate forecaster".
+    """
+    v = verdict(diff, level)
+    base = f"the {esc(baseline)} baseline"
+    if v == UNDEFINED:
+        return f"cannot be compared with {base}: the label has a single class"
+    nums = esc(_diff_numbers(diff, level))
+    return {
+        BETTER: f"significantly outperforms {base} ({nums})",
+        WORSE: f"is significantly worse than {base} ({nums})",
+        WEAK: (f"is ahead of {base}, but the {level:.0%} CI of the difference includes zero "
+               f"({nums}); only a one-sided test at the {1 - level:.0%} level would call it "
+               "significant"),
+        AHEAD: (f"is ahead of {base}, but not significantly: the {level:.0%} CI of the "
+                f"difference includes zero ({nums})"),
+        NOT_BETTER: f"does not outperform {base} ({nums})",
+    }[v]
+
+
+def headline_sentence(cell: dict, window: int, level: float = 0.95) -> str:
+    """The abstract's result: multi AUROC at W and how it compares with the val-loss baseline."""
+    multi = cell.get("multi")
+    if not multi or not _finite(multi.get("auroc")):
+        return (f"At W = {window} the forecaster's AUROC is undefined because every run has the "
+                "same label.")
+    loss = cell.get("val_loss") or {}
+    v = verdict(cell.get("diff_val_loss"), level)
+    lead = (f"At the {window}-step mark the multivariate forecaster reaches a held-out AUROC "
+            f"of {esc(fmt(multi['auroc']))} ({level:.0%} CI {esc(fmt_ci(multi.get('ci')))})")
+    tail = f"the validation-loss baseline's {esc(fmt(loss.get('auroc')))}"
+    d = cell.get("diff_val_loss") or {}
+    if v == BETTER:
+        return f"{lead}, significantly above {tail} ({esc(p_clause(d.get('p_one_sided')))})."
+    if v == WORSE:
+        return f"{lead}, significantly below {tail} ({esc(p_clause(d.get('p_one_sided')))})."
+    if v in (WEAK, AHEAD):
+        return (f"{lead}, above {tail}, but the {level:.0%} CI of the difference includes zero "
+                f"({esc(p_clause(d.get('p_one_sided')))}).")
+    if v == NOT_BETTER:
+        return f"{lead}, which does not exceed {tail}."
+    return f"{lead}."
+
+
+def window_accuracy_sentence(max_acc: float | None, window: int, threshold: str,
+                             p: int | None) -> str:
+    """Whether any run has generalised by step W (is the forecast really a forecast?)."""
+    chance = f" (chance is 1/{p} ≈ {fmt_pct(1 / p)})" if p else ""
+    if not _finite(max_acc):
+        return f"The validation accuracy before step {window} was not logged."
+    acc = esc(fmt_pct(max_acc))
+    if max_acc < float(threshold):
+        return (f"Before step {window} the largest validation accuracy of any run is {acc}"
+                f"{esc(chance)}, so no run has yet reached the label threshold "
+                f"{esc(fmt_threshold(threshold))}: the prediction is a forecast.")
+    return (f"Before step {window} some run already reaches a validation accuracy of {acc}, at or "
+            f"above the label threshold {esc(fmt_threshold(threshold))}, so at this window the "
+            "label is partly observed rather than forecast.")
+
+
+MIN_CLASS_SIZE = 5  # below this many runs in a class, AUROCs and their CIs are degenerate
+
+
+def small_sample_sentence(n_pos: int, n_neg: int, threshold: str) -> str:
+    """A warning when a class is too small for the AUROCs to mean much ('' otherwise)."""
+    small = min(n_pos, n_neg)
+    if small >= MIN_CLASS_SIZE:
+        return ""
+    which = "grokking" if n_pos <= n_neg else "non-grokking"
+    return (f"With only {small} {which} run{'s' if small != 1 else ''} at threshold "
+            f"{esc(fmt_threshold(threshold))}, the AUROCs and their CIs are close to degenerate: "
+            "these numbers exercise the pipeline but support no conclusion.")
+
+
+def trend_sentence(aurocs: dict[int, float | None]) -> str:
+    """How the multivariate AUROC changes with the window length."""
+    pts = [(w, a) for w, a in sorted(aurocs.items()) if _finite(a)]
+    if len(pts) < 2:
+        return ""
+    ws, vals = zip(*pts)
+    diffs = np.diff(vals)
+    first, last = pts[0], pts[-1]
+    span = (f"from {esc(fmt(first[1]))} at W = {first[0]} to {esc(fmt(last[1]))} at "
+            f"W = {last[0]}")
+    best = pts[int(np.argmax(vals))]
+    if (diffs >= 0).all():
+        return f"The multivariate AUROC does not decrease with the window: it goes {span}."
+    if (diffs <= 0).all():
+        return f"The multivariate AUROC does not increase with the window: it goes {span}."
+    return (f"The multivariate AUROC is not monotone in the window: it goes {span}, with its "
+            f"maximum {esc(fmt(best[1]))} at W = {best[0]}.")
+
+
+def top_features(univariate: dict | None, k: int = 3) -> list[tuple[str, float, float]]:
+    """The ``k`` features with the highest folded AUROC: (name, auroc, folded), best first."""
+    if not univariate:
+        return []
+    rows = [(n, e["auroc"], e["folded"]) for n, e in univariate.items() if _finite(e.get("folded"))]
+    return sorted(rows, key=lambda r: (-r[2], r[0]))[:k]
+
+
+def signal_family(names: Sequence[str]) -> str:
+    """``"loss"``, ``"accuracy"``, or ``"mixed"``: what the named features measure."""
+    loss = sum("loss" in n for n in names)
+    acc = sum("acc" in n for n in names)
+    if loss > len(names) / 2:
+        return "loss"
+    if acc > len(names) / 2:
+        return "accuracy"
+    return "mixed"
+
+
+def top_features_sentence(univariate: dict | None, window: int, k: int = 3) -> str:
+    """``At W = 200 the strongest single features are a (0.845), b ↓ (0.795), …``."""
+    top = top_features(univariate, k)
+    if not top:
+        return f"At W = {window} no single feature has a defined AUROC."
+    items = ", ".join(f"{code(n)}{' ↓' if a < 0.5 else ''} ({esc(fmt(f))})" for n, a, f in top)
+    family = signal_family([n for n, _, _ in top])
+    what = {"loss": "mostly loss-related", "accuracy": "mostly accuracy-related",
+            "mixed": "a mix of signal types"}[family]
+    return (f"At W = {window} the strongest single features (folded AUROC) are {items}: "
+            f"{what}.")
+
+
+def robustness_sentence(primary: dict, secondary: dict | None, window: int, key1: str,
+                        key2: str | None, level: float = 0.95) -> str:
+    """Do the verdicts against both baselines at W hold at the strict threshold too?"""
+    if secondary is None or key2 is None:
+        return "Only one label threshold was analysed, so there is no robustness check."
+    if secondary.get("single_class"):
+        return (f"At the strict threshold {esc(fmt_threshold(key2))} every run has the same label "
+                f"({secondary['n_pos']} of {secondary['n_pos'] + secondary['n_neg']} runs "
+                "positive), so AUROC is undefined and the robustness check cannot be made.")
+    c1 = primary["windows"][str(window)]
+    c2 = secondary["windows"][str(window)]
+    sig = {BETTER}
+    same = all((verdict(c1.get(d), level) in sig) == (verdict(c2.get(d), level) in sig)
+               for d in ("diff_val_loss", "diff_val_acc"))
+    multi2 = esc(fmt_estimate(c2.get("multi")))
+    if same:
+        return (f"At W = {window} the multivariate AUROC at threshold {esc(fmt_threshold(key2))} "
+                f"is {multi2}, and which baseline comparisons are significant is the same as at "
+                f"{esc(fmt_threshold(key1))}: the conclusion does not depend on the threshold.")
+    return (f"At W = {window} the multivariate AUROC at threshold {esc(fmt_threshold(key2))} is "
+            f"{multi2}, but which baseline comparisons are significant differs from threshold "
+            f"{esc(fmt_threshold(key1))}: the conclusion depends on the threshold.")
+
+
+def calibration_sentence(proba: Sequence[float | None] | None, labels: Sequence[int],
+                         window: int) -> str:
+    """Brier score of the LOO probabilities at W against the constant base-rate predictor."""
+    if not proba:
+        return f"No held-out probabilities exist at W = {window}."
+    p = np.array([np.nan if v is None else v for v in proba], float)
+    y = np.asarray(labels, float)
+    keep = np.isfinite(p)
+    brier = float(np.mean((p[keep] - y[keep]) ** 2))
+    base = float(y[keep].mean())
+    ref = base * (1 - base)  # Brier score of always predicting the base rate
+    cmp = "below" if brier < ref else "not below"
+    return (f"At W = {window} the Brier score of the held-out probabilities is "
+            f"{esc(fmt(brier))}, {cmp} the {esc(fmt(ref))} of always predicting the base rate "
+            f"{esc(fmt(base))}.")
+
+
+def reference_comparison_sentence(ours: dict | None, ref: Sequence[float] | None,
+                                  window: int, what: str = "multivariate AUROC") -> str:
+    """Is our estimate inside the reference paper's CI (and theirs inside ours)?"""
+    if ref is None:
+        return f"The reference paper reports no {esc(what)} at W = {window}."
+    if not ours or not _finite(ours.get("auroc")):
+        return (f"Our {esc(what)} at W = {window} is undefined, so it cannot be compared with "
+                f"the reference's {esc(fmt(ref[0]))}.")
+    a, (lo, hi) = ours["auroc"], ours["ci"]
+    in_theirs = ref[1] <= a <= ref[2]
+    theirs_in_ours = _finite(lo) and _finite(hi) and lo <= ref[0] <= hi
+    ours_s = f"{esc(fmt_estimate(ours))}"
+    ref_s = f"{esc(fmt(ref[0]))} {esc(fmt_ci(ref[1:]))}"
+    if in_theirs and theirs_in_ours:
+        how = "each estimate lies inside the other's CI"
+    elif in_theirs or theirs_in_ours:
+        how = "one estimate lies inside the other's CI but not the reverse"
+    else:
+        how = "neither estimate lies inside the other's CI: the results disagree"
+    return f"At W = {window} our {esc(what)} is {ours_s} against the reference's {ref_s}; {how}."
+
+
+# ---------------------------------------------------------------------------------------------
+# Context: everything the template prints
+# ---------------------------------------------------------------------------------------------
+
+def load_reference() -> dict[str, Any]:
+    """The reference paper's published numbers (for the Reproduction appendix only)."""
+    return json.loads(files("grokcast").joinpath("data/reference_paper.json").read_text())
+
+
+def _table_rows(analysis: dict, key: str) -> list[list[str]]:
+    """Rows of Table 1/2: W, multi, val loss, val acc, Δ loss, p₁, Δ acc, p₁."""
+    rows = []
+    for w in F.windows(analysis):
+        c = analysis["thresholds"][key]["windows"][str(w)]
+        rows.append([str(w), fmt_estimate(c.get("multi")), fmt_estimate(c.get("val_loss")),
+                     fmt_estimate(c.get("val_acc")),
+                     fmt_estimate(c.get("diff_val_loss"), "diff", signed=True),
+                     fmt_p((c.get("diff_val_loss") or {}).get("p_one_sided")),
+                     fmt_estimate(c.get("diff_val_acc"), "diff", signed=True),
+                     fmt_p((c.get("diff_val_acc") or {}).get("p_one_sided"))])
+    return rows
+
+
+def _table3_rows(analysis: dict, key: str, window: int) -> list[list[str]]:
+    uni = analysis["thresholds"][key]["windows"][str(window)].get("univariate") or {}
+    names = [f["name"] for f in analysis["features"]]
+    order = sorted(names, key=lambda n: (-(uni.get(n, {}).get("folded") or -1), names.index(n)))
+    return [[n, fmt((uni.get(n) or {}).get("auroc")), fmt((uni.get(n) or {}).get("folded"))]
+            for n in order]
+
+
+def _cv_words(cv: str | None) -> str:
+    if cv in (None, "loo"):
+        return "leave-one-out (LOO) cross-validation over runs"
+    return f"{esc(cv)} cross-validation over runs"
+
+
+def _reference_rows(analysis: dict, ref: dict, key: str) -> list[list[str]]:
+    """Reproduction table: per W, the reference's and our AUROC [CI] for multi, val loss, val acc."""
+    rows = []
+    ref_t = ref["tables"].get(key, {})
+    for w in F.windows(analysis):
+        c = analysis["thresholds"][key]["windows"][str(w)]
+        r = ref_t.get(str(w))
+        row = [str(w)]
+        for series in ("multi", "val_loss", "val_acc"):
+            row.append(NA if r is None else f"{fmt(r[series][0])} {fmt_ci(r[series][1:])}")
+            row.append(fmt_estimate(c.get(series)))
+        rows.append(row)
+    return rows
+
+
+def build_context(res: F.Results, reference: dict | None = None) -> dict[str, Any]:
+    """Every sentence, number and table cell the template prints, as a JSON-able dict."""
+    from grokcast.config import ModelConfig
+    from grokcast.model import n_params
+
+    a = res.analysis
+    reference = reference if reference is not None else load_reference()
+    cfg = a["sweep"]["config"] or {}
+    p = cfg.get("p")
+    keys = F.threshold_keys(a)
+    k1 = keys[0]
+    k2 = keys[1] if len(keys) > 1 else None
+    t1 = a["thresholds"][k1]
+    t2 = a["thresholds"][k2] if k2 else None
+    ws = F.windows(a)
+    w0 = F.primary_window(a)
+    c0 = t1["windows"][str(w0)]
+    level = float(a["settings"]["level"])
+    n_res = a["settings"]["n_resamples"]
+    n_runs = len(a["runs"])
+    n_feat = len(a["features"])
+    sweep = a["sweep"]
+    model = cfg.get("model", {})
+    optim = cfg.get("optim", {})
+    log = cfg.get("log", {})
+    try:
+        n_par = fmt_int(n_params(ModelConfig(**model), p))
+    except (TypeError, ValueError):
+        n_par = NA
+    cv = t1.get("cv") or a["settings"].get("cv")
+    lvl = f"{level:.0%}"
+    th1, th2 = fmt_threshold(k1), (fmt_threshold(k2) if k2 else None)
+    grok1 = f"{t1['n_pos']}/{n_runs}"
+    grok2 = f"{t2['n_pos']}/{n_runs}" if t2 else NA
+    diverged = sweep.get("n_diverged") or 0
+    div_note = (f" {diverged} diverged run(s) were left out of the analysis." if diverged else "")
+    fracs = ", ".join(f"{f:g}" for f in cfg.get("train_fracs", []))
+    wds = ", ".join(f"{w:g}" for w in cfg.get("weight_decays", []))
+    seeds = ", ".join(str(s) for s in cfg.get("seeds", []))
+    n_steps = cfg.get("n_steps")
+
+    # Figure 5's pair (the same rule the figure uses).
+    at_w = res.features[res.features["window"] == w0].set_index("run_id")
+    at_w = at_w[[f["name"] for f in a["features"] if f["name"] in at_w.columns]]
+    folded0 = F.folded_aurocs(a, k1, w0)
+    try:
+        fx, fy, rho = F.choose_feature_pair(at_w, folded0)
+        pair = (f"{code(fx)} and {code(fy)} (folded AUROC {esc(fmt(folded0.get(fx)))} and "
+                f"{esc(fmt(folded0.get(fy)))}, Spearman ρ = {esc(fmt_signed(rho, 2))} over runs)")
+    except ValueError:
+        pair = "no two non-constant features"
+
+    multi_by_w = {w: (t1["windows"][str(w)].get("multi") or {}).get("auroc") for w in ws}
+    headline = headline_sentence(c0, w0, level)
+    cmp_loss = comparison_sentence(c0.get("diff_val_loss"), "val-loss", level)
+    cmp_acc = comparison_sentence(c0.get("diff_val_acc"), "val-accuracy", level)
+    top0 = top_features(c0.get("univariate"), 1)
+    best_single = (f"The strongest single early signal at W = {w0} is {code(top0[0][0])}, with "
+                   f"folded AUROC {esc(fmt(top0[0][2]))}." if top0 else "")
+    acc_sentence = window_accuracy_sentence(c0.get("max_val_acc_in_window"), w0, k1, p)
+    train_time = fmt_duration(sweep.get("train_seconds"))
+    small = small_sample_sentence(t1["n_pos"], t1["n_neg"], k1)
+
+    abstract = (
+        "Grokking — validation accuracy jumping from chance to near-perfect long after the "
+        "training loss has converged — is usually studied after it happens. Following a "
+        "published study, we ask whether it can be forecast from the first few hundred steps "
+        f"of training. On a sweep of {n_runs} runs of a one-layer transformer on addition "
+        f"modulo {p}, varying the training fraction, weight decay and seed, {esc(grok1)} runs "
+        f"reach a maximum validation accuracy of at least {esc(th1)}. We summarise each run's "
+        f"first W steps by {n_feat} features and predict the label with an ℓ#sub[2]-regularised "
+        f"logistic regression evaluated by {_cv_words(cv)}. {headline} {small} {acc_sentence} "
+        f"{best_single} Every number in this paper is computed by grokcast from the sweep; the "
+        "sweep, analysis, figures and this document are regenerated by one command."
+    )
+
+    lr = format(optim["lr"], "g") if _finite(optim.get("lr")) else NA
+    setup = {
+        "task": (f"Addition modulo p = {p}. Each input is the token sequence [a, b, =] and the "
+                 f"target is (a + b) mod {p}; the {fmt_int(p * p) if p else NA} pairs are split "
+                 f"once (split seed {cfg.get('split_seed')}) into a training fraction "
+                 f"f ∈ {{{esc(fracs)}}} and a validation set, the same split for every model "
+                 "seed."),
+        "model": (f"A one-layer decoder-only transformer without LayerNorm, d#sub[model] = "
+                  f"{model.get('d_model')}, {model.get('n_heads')} heads, MLP width "
+                  f"{model.get('d_mlp')}, {esc(model.get('init', NA))} initialisation: {n_par} "
+                  "parameters."),
+        "training": (f"Full-batch AdamW, learning rate {esc(lr)}, "
+                     f"β#sub[1] = {optim.get('beta1')}, β#sub[2] = {optim.get('beta2')}, weight "
+                     f"decay λ ∈ {{{esc(wds)}}}, {fmt_int(n_steps) if n_steps else NA} steps, "
+                     f"seeds {{{esc(seeds)}}}: {n_runs} runs. Training all of them took "
+                     f"{esc(train_time)} of wall time (summed over ensemble chunks).{div_note}"),
+        "signals": (f"Logged every step below step {log.get('dense_until')} and every "
+                    f"{log.get('every')} steps after: train and validation loss and accuracy, "
+                    "parameter and gradient L#sub[2] norms, the effective rank of the embedding "
+                    "W#sub[E] and unembedding W#sub[U], the train logit margin, and the norm and "
+                    "cosine alignment of consecutive parameter updates."),
+        "label": (f"A run groks when its maximum validation accuracy reaches {esc(th1)} "
+                  f"({esc(grok1)} runs). The strict threshold {esc(th2 or NA)} "
+                  f"({esc(grok2)} runs) is the robustness check of §6."),
+    }
+
+    phase = (
+        f"@fig:accuracy shows the train and validation accuracy of all {n_runs} runs, and "
+        f"@fig:grid the grokking rate over the (f, λ) grid. Out of {n_runs} runs, "
+        f"{t1['n_pos']} grokked at threshold {esc(th1)}"
+        + (f" and {t2['n_pos']} at {esc(th2)}." if t2 else ".")
+    )
+
+    method = (
+        f"*Univariate.* Each feature's end-of-window value is a one-dimensional score; its AUROC "
+        "below 0.5 means lower values predict grokking, so we also report the folded value "
+        f"|AUROC − 0.5| + 0.5. *Multivariate.* The {n_feat} features are standardised and fed "
+        "to an ℓ#sub[2]-regularised logistic regression whose strength is chosen by an internal "
+        f"3-fold CV; it is evaluated by {_cv_words(cv)}. *Baselines.* The end-of-window "
+        "validation loss (negated) and validation accuracy. *Uncertainty.* Percentile "
+        f"bootstrap {lvl} CIs over runs ({fmt_int(n_res)} resamples) and paired-bootstrap "
+        "differences multi − baseline with one-sided p-values p#sub[1] = P(Δ\\* ≤ 0). "
+        + SIGNIFICANCE_NOTE.format(level=lvl)
+    )
+    main_result = (
+        f"@tab:main gives the headline numbers for every window. At W = {w0} the multivariate "
+        f"forecaster {cmp_loss}, and it {cmp_acc}. {small} {acc_sentence} "
+        f"{trend_sentence(multi_by_w)} @fig:windows shows the comparison against the window length."
+    )
+    uni_text = " ".join(top_features_sentence(t1["windows"][str(w)].get("univariate"), w)
+                        for w in dict.fromkeys((ws[0], w0)))
+    univariate = (f"@fig:features shows the folded AUROC of the best single features across "
+                  f"windows and @tab:univariate ranks all {n_feat} at W = {w0}. {uni_text}")
+    calibration = (
+        "@fig:reliability shows reliability diagrams of the held-out probabilities. "
+        + calibration_sentence(c0.get("loo_proba"), t1["labels"], w0)
+        + f" With {n_runs} runs, bins at intermediate probabilities hold few runs and are noisy."
+    )
+    robustness = robustness_sentence(t1, t2, w0, k1, k2, level)
+    if t2 and not t2.get("single_class"):
+        c2 = t2["windows"][str(w0)]
+        robustness += (f" At threshold {esc(th2)} and W = {w0} the forecaster "
+                       f"{comparison_sentence(c2.get('diff_val_loss'), 'val-loss', level)}.")
+
+    discussion = [
+        " ".join(s for s in (
+            top_features_sentence(t1["windows"][str(ws[0])].get("univariate"), ws[0]),
+            top_features_sentence(t1["windows"][str(ws[-1])].get("univariate"), ws[-1])) if s),
+        (f"{trend_sentence(multi_by_w)} A forecast from W = {w0} steps uses "
+         f"{esc(fmt_pct(w0 / n_steps if n_steps else None))} of the {fmt_int(n_steps or 0)}-step "
+         "budget."),
+    ]
+    limitations = [
+        (f"The regime is small: p = {p}, one transformer block, full-batch AdamW. Whether the "
+         "early signals transfer to other tasks, deeper models or mini-batch training is untested."),
+        ("The forecaster is trained and evaluated on one hyperparameter sweep; transfer to "
+         "unseen (f, λ) regions is not tested."),
+        (f"With {n_runs} runs and {t1['n_pos']} positives, CIs are wide and the bootstrap p-values "
+         f"have a resolution of 1/{fmt_int(n_res)}."),
+        (f"The {fmt_int(n_steps or 0)}-step budget can label late grokkers as negatives, which is "
+         f"why the primary threshold is the relaxed {esc(th1)}."),
+        "Forecasting a binary outcome is a simplification; predicting the grokking step is left open.",
+    ]
+
+    cap = {
+        "fig1": (f"Train (left) and validation (right) accuracy of all {n_runs} runs against step "
+                 "(symlog axis). Solid dark blue: runs that eventually grok (max val acc ≥ "
+                 f"{esc(th1)}, {t1['n_pos']} runs); dashed orange: the others. Grey: the first "
+                 f"W = {w0} steps, the forecaster's input; dotted line: chance 1/{p}."),
+        "fig2": ("Grokking rate over the (f, λ) grid, seeds pooled; each cell shows "
+                 "(grokked runs)/(runs)" + (f", at thresholds {esc(th1)} (left) and {esc(th2)} "
+                                            "(right)." if t2 else f" at threshold {esc(th1)}.")),
+        "fig3": (f"Folded AUROC |AUROC − 0.5| + 0.5 of the {F.N_TOP_FEATURES} best single features "
+                 f"at W = {w0}, in every window (threshold {esc(th1)}). ↓: lower values predict "
+                 "grokking."),
+        "fig4": (f"Multivariate forecaster (LOO) and the two univariate baselines against window "
+                 f"length; shaded: {lvl} bootstrap CIs; dotted: chance."),
+        "fig5": (f"Two informative, weakly correlated features at W = {w0}: {pair}. Rule: among "
+                 f"pairs with |Spearman ρ| < {F.MAX_ABS_RHO} over runs, the pair whose weaker member "
+                 "has the highest folded AUROC."),
+        "fig6": ("Reliability diagrams of the held-out probabilities per window "
+                 f"({F.N_RELIABILITY_BINS} equal-width bins; dot area and number: runs in the bin; "
+                 "dotted: perfect calibration). Brier scores in the panel titles."),
+    }
+
+    # Reproduction appendix
+    ref_counts = reference.get("grok_counts", {})
+    ref_n = reference.get("n_runs")
+    count_rows = []
+    for key in keys[:2]:
+        t = a["thresholds"][key]
+        rc = ref_counts.get(key)
+        count_rows.append([fmt_threshold(key), NA if rc is None else f"{rc}/{ref_n}",
+                           f"{t['n_pos']}/{n_runs}"])
+    ref_t1 = reference.get("tables", {}).get(k1, {}).get(str(w0), {})
+    repro_sentences = [
+        reference_comparison_sentence(c0.get("multi"), ref_t1.get("multi"), w0),
+        reference_comparison_sentence(c0.get("val_loss"), ref_t1.get("val_loss"), w0,
+                                      "val-loss baseline AUROC"),
+    ]
+    ref_steps = reference.get("n_steps")
+    same_setup = n_runs == ref_n and n_steps == ref_steps
+    repro_intro = (
+        "The reference paper's published values (copied into "
+        "grokcast/data/reference\\_paper.json, used only here) beside ours. "
+        + ("Our sweep has the reference's size and step budget "
+           f"({ref_n} runs, {fmt_int(ref_steps)} steps)." if same_setup else
+           f"Our sweep differs from the reference's ({n_runs} vs {ref_n} runs, "
+           f"{fmt_int(n_steps or 0)} vs {fmt_int(ref_steps or 0)} steps), so the numbers are not "
+           "expected to match.")
+    )
+
+    return {
+        "meta": {
+            "title": "Forecasting Grokking from Early Training Dynamics",
+            "subtitle": "A reproduction with grokcast",
+            "version": a.get("grokcast_version", NA), "created": a.get("created", NA),
+            "sweep_name": sweep.get("name") or NA, "hash": (sweep.get("hash") or NA)[:12],
+        },
+        "abstract": abstract,
+        "intro": (
+            "Small transformers trained on modular arithmetic can reach 100% training accuracy "
+            "within a few hundred steps while validation accuracy stays at chance for thousands "
+            "more, then jumps: _grokking_ @power2022. Mechanistic work explains the jump by "
+            "competing memorising and generalising circuits @nanda2023 @varma2023, and weight "
+            "decay and data fraction decide whether it happens @liu2022. We reproduce a study "
+            "@reference that frames _grokking forecasting_ as binary classification: from the "
+            f"training dynamics of the first W steps, predict whether a run will eventually reach "
+            f"a validation accuracy of {esc(th1)}. Our contributions are the reproduction itself, "
+            "with every number computed from the sweep, and an honest statement of which of the "
+            "original comparisons our data support."
+        ),
+        "setup": setup,
+        "phase": phase,
+        "features_intro": (
+            f"For each run and window W ∈ {{{esc(', '.join(map(str, ws)))}}} we compute "
+            f"{n_feat} features, listed below, from the log rows with step < W: end-of-window "
+            "values, least-squares slopes, generalisation gaps, optimisation variability, and "
+            "log/ratio transforms of the losses."),
+        "feature_rows": [[f["name"], f["group"], f["description"]] for f in a["features"]],
+        "method": method,
+        "main_result": main_result,
+        "pair": (f"@fig:pair plots two of the informative signals at W = {w0}, chosen by a fixed "
+                 f"rule to be weakly correlated: {pair}."),
+        "univariate": univariate,
+        "calibration": calibration,
+        "robustness": (f"To check that the relaxed threshold does not carry the result, the same "
+                       f"analysis at the strict threshold {esc(th2 or NA)} ({esc(grok2)} runs "
+                       f"positive) is in @tab:robust. {robustness}"),
+        "discussion": discussion,
+        "limitations": limitations,
+        "reproducibility": (
+            f"grokcast {esc(a.get('grokcast_version', NA))} regenerates this paper from a config "
+            "file with one command, `grokcast reproduce --config CONFIG --out DIR`: sweep, "
+            "analysis, figures, document. The sweep "
+            f"“{esc(sweep.get('name') or NA)}” (data hash {esc((sweep.get('hash') or NA)[:12])}) "
+            f"trained in {esc(train_time)}; the analysis took "
+            f"{esc(fmt_duration(a.get('timing', {}).get('analysis_seconds')))}. All randomness is "
+            f"seeded: the split seed, each run's seed, and the analysis seed "
+            f"{a['settings'].get('seed')}."),
+        "tables": {
+            "main": {"rows": _table_rows(a, k1),
+                     "caption": (f"AUROC [{lvl} bootstrap CI] for predicting max val acc ≥ "
+                                 f"{esc(th1)} ({esc(grok1)} runs positive) from the first W steps. "
+                                 f"multi: {n_feat}-feature logistic regression, held out by "
+                                 f"{'LOO' if cv in (None, 'loo') else esc(cv)}; val loss / val "
+                                 "acc: the end-of-window value alone. Δ: paired-bootstrap "
+                                 "difference; p#sub[1]: one-sided p-value.")},
+            "robust": None if not k2 else {
+                "rows": _table_rows(a, k2),
+                "caption": (f"Robustness: the same analysis at max val acc ≥ {esc(th2)} "
+                            f"({esc(grok2)} runs positive)."
+                            + (f" {esc(t2['message'])}." if t2.get("single_class") else ""))},
+            "univariate": {"rows": _table3_rows(a, k1, w0),
+                           "caption": (f"Per-feature AUROC and folded AUROC at W = {w0} "
+                                       f"(threshold {esc(th1)}), sorted by the latter. AUROC < 0.5: "
+                                       "lower values predict grokking.")},
+            "features": {"caption": (f"The {n_feat} features, computed from the log rows with "
+                                     "step < W.")},
+        },
+        "captions": cap,
+        "figures": {k: f"figures/{name}.pdf" for k, name in
+                    zip(("fig1", "fig2", "fig3", "fig4", "fig5", "fig6"), F.FIGURE_NAMES)},
+        "repro": {
+            "intro": repro_intro,
+            "sentences": repro_sentences,
+            "counts": count_rows,
+            "tables": [{"rows": _reference_rows(a, reference, k),
+                        "caption": (f"AUROC [CI] at threshold {esc(fmt_threshold(k))}: the "
+                                    "reference paper's published values (ref., 95% CIs) beside "
+                                    f"this sweep's (ours, {lvl} CIs).")}
+                       for k in keys[:2]],
+        },
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Files
+# ---------------------------------------------------------------------------------------------
+
+def _figures_current(fig_dir: Path, analysis_path: Path) -> bool:
+    paths = [fig_dir / f"{n}.pdf" for n in F.FIGURE_NAMES]
+    return all(p.is_file() and p.stat().st_mtime >= analysis_path.stat().st_mtime for p in paths)
+
+
+def _timestamp(created: str | None) -> int | None:
+    try:
+        return int(datetime.fromisoformat(created).timestamp()) if created else None
+    except ValueError:
+        return None
+
+
+def render_paper(results_dir: str | Path, out_dir: str | Path | None = None) -> Path:
+    """Render ``paper.pdf`` from a results directory.
+
+    Draws the figures first (into ``results_dir/figures``) unless they are newer than
+    ``analysis.json``, writes the Typst source and ``context.json`` to ``out_dir/paper-src``,
+    compiles ``out_dir/paper.pdf``, and copies the LaTeX/Markdown tables next to it.
+
+    Parameters
+    ----------
+    results_dir : directory written by :func:`grokcast.analysis.write_results`
+    out_dir : where the PDF goes; default ``results_dir``
+
+    Returns
+    -------
+    Path of the PDF.
+    """
+    import typst
+
+    from grokcast.store import atomic_write_bytes
+
+    res = F.load_results(results_dir)
+    out = Path(out_dir) if out_dir is not None else res.root
+    src = out / "paper-src"
+    fig_dir = res.root / "figures"
+    if not _figures_current(fig_dir, res.root / "analysis.json"):
+        F.make_figures(res.root, fig_dir)
+    (src / "figures").mkdir(parents=True, exist_ok=True)
+    for name in F.FIGURE_NAMES:
+        shutil.copyfile(fig_dir / f"{name}.pdf", src / "figures" / f"{name}.pdf")
+    for pattern in ("*.typ", "*.yml"):
+        for tpl in TEMPLATE_DIR.glob(pattern):
+            shutil.copyfile(tpl, src / tpl.name)
+    context = build_context(res)
+    (src / "context.json").write_text(json.dumps(context, indent=1, ensure_ascii=False) + "\n")
+    pdf, warns = typst.compile_with_warnings(
+        str(src / TEMPLATE), root=str(src), ignore_system_fonts=True,
+        timestamp=_timestamp(res.analysis.get("created")))
+    for w in warns:
+        warnings.warn(f"typst: {w.message}", stacklevel=2)
+    path = out / "paper.pdf"
+    atomic_write_bytes(path, pdf)
+    if out.resolve() != res.root.resolve():
+        for k in (1, 2, 3):
+            for ext in ("tex", "md"):
+                table = res.root / f"table{k}.{ext}"
+                if table.is_file():
+                    shutil.copyfile(table, out / table.name)
+    return path

@@ -1,0 +1,164 @@
+"""One command from a sweep config to the paper: sweep, analysis, figures, PDF.
+
+Layout of the output directory::
+
+    OUT/sweep/          the sweep directory (resumable: a rerun trains only unfinished runs)
+    OUT/results/        analysis.json, features/curves Parquet, table1-3 .md/.tex
+    OUT/results/figures the six figures, PNG and PDF
+    OUT/paper.pdf       the paper; OUT/paper-src/ its Typst source, OUT/table*.tex copies
+    OUT/timings.json    wall time of each stage
+
+With early stopping, also::
+
+    OUT/forecaster.json     the forecaster fit on OUT/sweep (W = 200, threshold 0.9)
+    OUT/heldout-sweep/      the same grid with unseen seeds
+    OUT/early_stop/         the early-stopping study on the held-out runs
+                            (grokcast.early_stop.run_study)
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from grokcast.config import SweepConfig
+
+STAGES = ("sweep", "analysis", "figures", "paper")
+EARLY_STOP_STAGE = "early_stopping"
+FORECAST_WINDOW = 200  # the paper's headline window
+FORECAST_THRESHOLD = 0.9  # and its primary label
+
+
+@dataclass(frozen=True)
+class ReproduceResult:
+    """Where :func:`reproduce` put things and how long each stage took (seconds)."""
+
+    paper: Path
+    results_dir: Path
+    sweep_dir: Path
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def heldout_config(config: SweepConfig) -> SweepConfig:
+    """The same sweep with unseen seeds: ``max(seeds) + 1, ...``, as many as ``config`` has.
+
+    The early-stopping study scores the forecaster on runs it was not fit on.
+    """
+    first = max(config.seeds) + 1
+    raw = config.to_dict()
+    raw.update(name=f"{config.name}-heldout",
+               seeds=[first + k for k in range(len(config.seeds))])
+    return SweepConfig.from_dict(raw)
+
+
+class _Stages:
+    """Prints one line per stage and records its wall time."""
+
+    def __init__(self, names: tuple[str, ...], progress: bool) -> None:
+        self.names = names
+        self.progress = progress
+        self.timings: dict[str, float] = {}
+
+    def say(self, text: str) -> None:
+        if self.progress:
+            print(text, file=sys.stderr, flush=True)
+
+    @contextmanager
+    def stage(self, name: str, detail: str = "") -> Iterator[None]:
+        k = self.names.index(name) + 1
+        self.say(f"[{k}/{len(self.names)}] {name}{': ' + detail if detail else ''}")
+        t0 = time.perf_counter()
+        yield
+        self.timings[name] = time.perf_counter() - t0
+        self.say(f"      {name} done in {self.timings[name]:.1f} s")
+
+
+def format_timings(timings: dict[str, float]) -> str:
+    """The per-stage wall times as an aligned block of text."""
+    names = [*STAGES, EARLY_STOP_STAGE, "total"]
+    width = max(len(n) for n in names)
+    return "\n".join(f"{n:<{width}}  {timings[n]:8.1f} s" for n in names if n in timings)
+
+
+def reproduce(config_path: str | Path, out_dir: str | Path, *, device: str = "auto",
+              with_early_stopping: bool = False, progress: bool = True) -> ReproduceResult:
+    """Run the whole study: sweep -> analysis -> figures -> paper.
+
+    Parameters
+    ----------
+    config_path : sweep config (.toml or .json), e.g. ``configs/paper.toml``
+    out_dir : output directory; an interrupted run resumes its sweep here
+    device : ``auto``, ``cpu`` or ``cuda[:N]``, for training
+    with_early_stopping : also run the early-stopping study: fit the forecaster on the sweep
+        (W = 200, threshold 0.9), train the same grid with unseen seeds
+        (:func:`heldout_config`; this doubles the training time) and score how much compute
+        stopping at W would save there (:func:`grokcast.early_stop.run_study`)
+    progress : print stage names, the sweep's progress bar and the timings
+
+    Returns
+    -------
+    ReproduceResult; the timings are also written to ``out_dir/timings.json``.
+    """
+    from grokcast.analysis import analyze_sweep
+    from grokcast.figures import make_figures
+    from grokcast.paper import render_paper
+    from grokcast.store import atomic_write_bytes
+    from grokcast.sweep import run_sweep
+
+    config = SweepConfig.from_file(config_path)
+    out = Path(out_dir)
+    sweep_dir, results_dir = out / "sweep", out / "results"
+    stages = _Stages(STAGES + ((EARLY_STOP_STAGE,) if with_early_stopping else ()), progress)
+    t_start = time.perf_counter()
+    info: dict[str, Any] = {}
+
+    with stages.stage("sweep", f"{config.name}, {len(config.runs())} runs x "
+                      f"{config.n_steps} steps -> {sweep_dir}"):
+        swept = run_sweep(config, sweep_dir, device=device, progress=progress)
+        info.update(n_trained=swept.n_trained, n_skipped=swept.n_skipped)
+    with stages.stage("analysis", str(results_dir)):
+        with warnings.catch_warnings():
+            # scikit-learn's note on inner CV folds with a rare class; the forecaster handles it.
+            warnings.filterwarnings("ignore", message="The least populated class",
+                                    category=UserWarning)
+            analyze_sweep(sweep_dir, results_dir)
+    with stages.stage("figures", str(results_dir / "figures")):
+        make_figures(results_dir, results_dir / "figures")
+    with stages.stage("paper", str(out / "paper.pdf")):
+        paper = render_paper(results_dir, out)
+    if with_early_stopping:
+        with stages.stage(EARLY_STOP_STAGE, str(out / "early_stop")):
+            info["early_stopping"] = _early_stopping_study(config, out, device, progress)
+    timings = {**stages.timings, "total": time.perf_counter() - t_start}
+    record = {"config": str(config_path), "device": device,
+              "with_early_stopping": with_early_stopping, **info,
+              "seconds": {k: round(v, 3) for k, v in timings.items()}}
+    atomic_write_bytes(out / "timings.json", (json.dumps(record, indent=1) + "\n").encode())
+    stages.say(f"paper: {paper}\n{format_timings(timings)}")
+    return ReproduceResult(paper=paper, results_dir=results_dir, sweep_dir=sweep_dir,
+                           timings=timings)
+
+
+def _early_stopping_study(config: SweepConfig, out: Path, device: str,
+                          progress: bool) -> dict[str, Any]:
+    """Fit on OUT/sweep, train the held-out seeds, run the study; returns what was trained."""
+    from grokcast.early_stop import run_study
+    from grokcast.sweep import run_sweep
+    from grokcast.tool import fit_forecaster
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The least populated class",
+                                category=UserWarning)
+        fit_forecaster(out / "sweep", window=FORECAST_WINDOW, threshold=FORECAST_THRESHOLD,
+                       out=out / "forecaster.json")
+    held = run_sweep(heldout_config(config), out / "heldout-sweep", device=device,
+                     progress=progress)
+    run_study(out / "forecaster.json", out / "heldout-sweep", out / "early_stop")
+    return {"heldout_trained": held.n_trained, "heldout_skipped": held.n_skipped}

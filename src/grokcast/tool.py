@@ -1,0 +1,355 @@
+"""The forecaster as a tool: fit it on a sweep, forecast runs from their early logs.
+
+The logic behind ``grokcast fit`` and ``grokcast forecast`` (the CLI only parses arguments):
+
+* :func:`fit_forecaster` labels a sweep's runs (``max_val_acc >= threshold``), fits a
+  :class:`~grokcast.forecast.GrokForecaster` on their window-W features, writes it as JSON
+  with the sweep's hash, and reports its held-out AUROC computed exactly as
+  :func:`grokcast.analysis.analyze` does (same predictions, same bootstrap resamples).
+* :func:`forecast_log` reads a run's early log (Parquet or CSV with the sweep log's columns)
+  and returns P(grok) with the features that pushed it up and down most.
+* :func:`explain` splits a forecast's log-odds into per-feature contributions:
+  ``coef_j * (x_j - mean_j) / scale_j``, which sum with the intercept to the log-odds.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from grokcast.features import feature_table
+from grokcast.forecast import GrokForecaster
+from grokcast.signals import SIGNAL_NAMES
+
+LOG_COLUMNS = ("run_id", "step", *SIGNAL_NAMES)
+TOP_COEFFICIENTS = 5  # how many of the fitted coefficients the fit report lists
+
+
+class LogError(ValueError):
+    """A log cannot be forecast: a column is missing, or it is too short, gappy or NaN."""
+
+
+# ----------------------------------------------------------------------------- fit
+
+def fit_forecaster(sweep_dir: str | os.PathLike, *, window: int = 200, threshold: float = 0.9,
+                   out: str | os.PathLike, seed: int = 0, n_resamples: int = 2000,
+                   level: float = 0.95) -> dict[str, Any]:
+    """Fit the paper's forecaster on every run of a sweep and save it as JSON.
+
+    Parameters
+    ----------
+    sweep_dir : path
+        A sweep directory (``grokcast sweep --out``).
+    window : int, default=200
+        W: features use each run's log rows with ``step < W``.
+    threshold : float, default=0.9
+        A run is labelled as grokking when its ``max_val_acc >= threshold``.
+    out : path
+        The forecaster file to write; its directory must exist.
+    seed : int, default=0
+        Root of the randomness of the held-out evaluation (bootstrap resamples, and the fold
+        shuffle above :data:`grokcast.analysis.LOO_MAX_RUNS` runs), as in ``analyze``.
+    n_resamples : int, default=2000
+    level : float, default=0.95
+        Bootstrap resamples and coverage of the AUROC's confidence interval.
+
+    Returns
+    -------
+    dict
+        ``out``, ``sweep_dir``, ``sweep_hash``, ``window``, ``threshold``, ``n_runs`` (used to
+        fit), ``n_pos``, ``n_diverged`` (left out), ``C``, ``cv`` (``"loo"`` or ``"k-fold"``),
+        ``heldout_auroc`` with ``heldout_ci`` ([lo, hi]), ``level``, ``n_resamples``, ``seed``,
+        ``top_coefficients`` (``{"feature", "coef"}``, largest |coef| first) and ``notes``
+        (warnings about a sweep too small for the numbers to mean much).
+
+    Raises
+    ------
+    ValueError
+        Bad arguments, a missing output directory, a window beyond the logged steps,
+        non-finite features, or labels of a single class.
+    StoreError
+        ``sweep_dir`` is not a readable sweep directory.
+    """
+    # analysis holds the paper's evaluation; reuse it so `fit` and Table 1 report one number.
+    from grokcast.analysis import _default_predict, _rng, sweep_hash
+    from grokcast.stats import bootstrap_ci
+    from grokcast.store import SweepStore
+
+    _check_fit_args(window, threshold, seed)
+    out = Path(out)
+    if not out.parent.is_dir():
+        raise ValueError(f"out={str(out)!r} is not allowed: directory {str(out.parent)!r} "
+                         "does not exist")
+    store = SweepStore(sweep_dir)
+    all_runs, log = store.runs(), store.log()
+    diverged = (all_runs["status"] == "diverged").to_numpy()
+    runs = all_runs[~diverged].reset_index(drop=True)
+    if len(runs) < 2:
+        raise ValueError(f"{str(sweep_dir)!r} holds {len(runs)} run(s) that did not diverge; "
+                         "fitting needs at least 2")
+    run_ids = runs["run_id"].astype(str).to_numpy()
+    log_used = log[log["run_id"].isin(set(run_ids))]
+    check_log(log_used, window)  # the rule forecasts follow: a complete, finite window
+    table = feature_table(log_used, window).reindex(run_ids)
+    bad = ~np.isfinite(table.to_numpy())
+    if bad.any():
+        r, c = np.argwhere(bad)[0]
+        raise ValueError(f"feature {table.columns[c]!r} of run {run_ids[r]!r} at W={window} is "
+                         f"{table.iat[r, c]}: the run is not marked diverged, so its log is "
+                         "suspect")
+    y = (runs["max_val_acc"].to_numpy(dtype=float) >= threshold).astype(int)
+    n_pos = int(y.sum())
+    if n_pos in (0, len(y)):
+        raise ValueError(
+            f"threshold={threshold:g} is not allowed for this sweep: {n_pos} of {len(y)} runs "
+            f"reach max_val_acc >= {threshold:g}, and the forecaster needs runs of both kinds "
+            f"(max_val_acc ranges over [{runs['max_val_acc'].min():.3g}, "
+            f"{runs['max_val_acc'].max():.3g}])")
+
+    model = GrokForecaster()
+    cv, predict = _default_predict(len(y))
+    with warnings.catch_warnings():
+        # With fewer runs of a class than internal folds, StratifiedKFold warns once per fit
+        # (48 times in a leave-one-out); the result reports n_pos instead.
+        warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
+        model.fit(table, y)
+        heldout = predict(table.to_numpy(), y, _rng(seed, threshold, window, 1))
+    ci = bootstrap_ci(y, heldout, rng=_rng(seed, threshold, window, 0),
+                      n_resamples=n_resamples, level=level)
+    digest = sweep_hash(all_runs, log)
+    model.save(out, window=window, threshold=threshold, sweep_hash=digest, n_train_runs=len(y))
+    coef = model.coef_[0]
+    order = np.argsort(-np.abs(coef), kind="stable")[:TOP_COEFFICIENTS]
+    notes = []
+    n_minority = min(n_pos, len(y) - n_pos)
+    if n_minority < 2:
+        notes.append(f"only {n_minority} run of one class: holding it out leaves none of its "
+                     "class to learn from, so the held-out AUROC says nothing about the model")
+    elif n_minority < model.cv:
+        notes.append(f"only {n_minority} runs of one class: C is chosen on {model.cv} internal "
+                     "folds, some of which lack that class")
+    return {
+        "out": str(out), "sweep_dir": str(sweep_dir), "sweep_hash": digest,
+        "window": int(window), "threshold": float(threshold),
+        "n_runs": len(y), "n_pos": n_pos, "n_diverged": int(diverged.sum()),
+        "C": float(model.C_), "cv": cv,
+        "heldout_auroc": float(ci.estimate), "heldout_ci": [float(ci.lo), float(ci.hi)],
+        "level": float(level), "n_resamples": int(n_resamples), "seed": int(seed),
+        "top_coefficients": [{"feature": str(model.feature_names_in_[j]), "coef": float(coef[j])}
+                             for j in order],
+        "notes": notes,
+    }
+
+
+def _check_fit_args(window: Any, threshold: Any, seed: Any) -> None:
+    if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 2:
+        raise ValueError(f"window={window!r} is not allowed: expected an integer >= 2")
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) \
+            or not 0 < threshold <= 1:
+        raise ValueError(f"threshold={threshold!r} is not allowed: expected a number in (0, 1]")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed={seed!r} is not allowed: expected an integer >= 0")
+
+
+def format_fit(result: dict[str, Any]) -> str:
+    """A human-readable report of :func:`fit_forecaster`'s result."""
+    lo, hi = result["heldout_ci"]
+    cv = "leave-one-out" if result["cv"] == "loo" else f"{result['cv']} cross-validated"
+    lines = [
+        f"fit on {result['n_runs']} runs of {result['sweep_dir']} "
+        f"(sweep {result['sweep_hash'][:12]})"
+        + (f", {result['n_diverged']} diverged run(s) left out" if result["n_diverged"] else ""),
+        f"label: max val_acc >= {result['threshold']:g} ({result['n_pos']} of {result['n_runs']} "
+        f"runs); features: steps 0..{result['window'] - 1} (W={result['window']})",
+        f"{cv} AUROC {result['heldout_auroc']:.3f} [{lo:.3f}, {hi:.3f}] "
+        f"({result['level']:.0%} bootstrap CI, {result['n_resamples']} resamples)",
+        *(f"note: {note}" for note in result["notes"]),
+        f"C = {result['C']:.4g}; largest coefficients (log-odds per standard deviation):",
+        *(f"  {c['feature']:<20} {c['coef']:+.3f}" for c in result["top_coefficients"]),
+        f"wrote {result['out']}",
+    ]
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- forecast
+
+def read_log(path: str | os.PathLike) -> pd.DataFrame:
+    """Read a log file: ``.csv``, or ``.parquet`` / ``.pq`` (a file or a dataset directory)."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"log {str(path)!r} does not exist")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".csv":
+            return pd.read_csv(path)
+        if suffix in (".parquet", ".pq") or path.is_dir():
+            return pd.read_parquet(path)
+    except (OSError, ValueError) as err:  # pyarrow and the CSV parser raise subclasses of these
+        raise LogError(f"log {str(path)!r} is unreadable: {err}") from None
+    raise LogError(f"log {str(path)!r} is not allowed: expected a .csv or .parquet file")
+
+
+def check_log(log_df: pd.DataFrame, window: int) -> None:
+    """Raise :class:`LogError` unless every run's log covers the window completely.
+
+    A run's log must have the columns :data:`LOG_COLUMNS`, distinct steps starting at 0, a row
+    at step W - 1 or later, and finite values on its rows below W (``update_cos`` at step 0
+    aside). ``update_norm`` of step W - 1 is only known after step W, so a log that stops at
+    W - 1 without it is too short.
+    """
+    missing = [c for c in LOG_COLUMNS if c not in log_df.columns]
+    if missing:
+        raise LogError(f"the log lacks column(s) {', '.join(missing)}; a log has the columns "
+                       f"{', '.join(LOG_COLUMNS)}")
+    if log_df.empty:
+        raise LogError("the log holds no rows")
+    step = pd.to_numeric(log_df["step"], errors="coerce")
+    if step.isna().any() or (step % 1 != 0).any():
+        bad = log_df["step"][step.isna() | (step % 1 != 0)].iloc[0]
+        raise LogError(f"column step must hold whole numbers of optimizer steps, got {bad!r}")
+    dup = log_df.duplicated(["run_id", "step"])
+    if dup.any():
+        row = log_df[dup].iloc[0]
+        raise LogError(f"run {row['run_id']!r} logs step {int(row['step'])} twice")
+    span = log_df.groupby("run_id", sort=True)["step"].agg(["min", "max"])
+    late = span[span["min"] != 0]
+    if len(late):
+        raise LogError(f"the log of run {late.index[0]!r} starts at step "
+                       f"{int(late['min'].iloc[0])}: it must start at step 0")
+    short = span[span["max"] < window - 1]
+    if len(short):
+        more = f" (and {len(short) - 1} other run(s))" if len(short) > 1 else ""
+        raise LogError(f"the log of run {short.index[0]!r}{more} ends at step "
+                       f"{int(short['max'].iloc[0])}, but the forecaster's window W={window} "
+                       f"needs steps 0..{window - 1}")
+    inside = log_df[log_df["step"] < window].sort_values(["run_id", "step"])
+    values = inside[list(SIGNAL_NAMES)].to_numpy(dtype=float)
+    bad = ~np.isfinite(values)
+    bad[:, SIGNAL_NAMES.index("update_cos")] &= inside["step"].to_numpy() != 0
+    if bad.any():
+        i, j = np.argwhere(bad)[0]
+        run_id, step = inside["run_id"].iloc[i], int(inside["step"].iloc[i])
+        column = SIGNAL_NAMES[j]
+        last = int(inside.loc[inside["run_id"] == run_id, "step"].max())
+        hint = (f": it is known only after step {step + 1}, so the log needs a row past "
+                f"step {window - 1}" if column in ("update_norm", "update_cos") and step == last
+                else " (did the run diverge?)")
+        raise LogError(f"run {run_id!r} has {column} = {values[i, j]} at step {step}{hint}")
+
+
+def explain(forecaster: GrokForecaster, features: pd.DataFrame, *, top: int = 3,
+            ) -> list[dict[str, Any]]:
+    """P(grok) of each run and the features that pushed its log-odds up and down most.
+
+    Parameters
+    ----------
+    forecaster : GrokForecaster
+        Fitted on a DataFrame of named features, positive class ``classes_[1]``.
+    features : DataFrame of shape (n_runs, n_features)
+        Indexed by run_id; must hold the forecaster's ``feature_names_in_``.
+    top : int, default=3
+        How many features to list in each direction.
+
+    Returns
+    -------
+    list of dict, one per run
+        ``run_id``, ``p_grok``, ``log_odds``, ``intercept``, and ``pushed_up`` /
+        ``pushed_down``: lists of ``{"feature", "value", "z", "contribution"}`` with
+        ``contribution = coef * z`` and ``z = (value - mean) / scale``; largest |contribution|
+        first. The contributions of all features plus the intercept sum to ``log_odds``.
+
+    Examples
+    --------
+    >>> X = pd.DataFrame({"end_val_acc": [0.0, 0.1, 0.1, 0.2, 0.2, 0.3],
+    ...                   "end_val_loss": [3.1, 3.0, 3.2, 3.1, 3.0, 3.2]})
+    >>> model = GrokForecaster(Cs=[1.0]).fit(X, [0, 0, 0, 1, 1, 1])
+    >>> explain(model, X.iloc[[5]], top=1)[0]["pushed_up"][0]["feature"]
+    'end_val_acc'
+    """
+    names = [str(s) for s in forecaster.feature_names_in_]
+    missing = [s for s in names if s not in features.columns]
+    if missing:
+        raise ValueError(f"the feature table lacks the forecaster's feature(s) {missing}")
+    X = features[names]
+    p = forecaster.predict_proba(X)[:, 1]
+    z = (X.to_numpy(dtype=float) - forecaster.scaler_mean_) / forecaster.scaler_scale_  # (n, d)
+    contrib = z * forecaster.coef_[0]  # (n, d)
+    intercept = float(forecaster.intercept_[0])
+    results = []
+    for i, run_id in enumerate(X.index):
+        order = np.argsort(contrib[i], kind="stable")
+        entry = lambda j: {"feature": names[j], "value": float(X.iat[i, j]),  # noqa: E731
+                           "z": float(z[i, j]), "contribution": float(contrib[i, j])}
+        results.append({
+            "run_id": str(run_id), "p_grok": float(p[i]),
+            "log_odds": intercept + float(contrib[i].sum()), "intercept": intercept,
+            "pushed_up": [entry(j) for j in order[::-1][:top] if contrib[i, j] > 0],
+            "pushed_down": [entry(j) for j in order[:top] if contrib[i, j] < 0],
+        })
+    return results
+
+
+def forecast_frame(forecaster: GrokForecaster, log_df: pd.DataFrame, window: int, *,
+                   top: int = 3) -> list[dict[str, Any]]:
+    """:func:`explain` for every run of a log, after :func:`check_log`; runs sorted by run_id."""
+    check_log(log_df, window)
+    return explain(forecaster, feature_table(log_df[list(LOG_COLUMNS)], window), top=top)
+
+
+def forecast_log(model_path: str | os.PathLike, log_path: str | os.PathLike, *,
+                 top: int = 3) -> dict[str, Any]:
+    """Forecast every run of an early log with a saved forecaster.
+
+    Parameters
+    ----------
+    model_path : path
+        A file written by :func:`fit_forecaster` (``grokcast fit``).
+    log_path : path
+        The log as ``.csv`` or ``.parquet`` with a sweep log's columns (:data:`LOG_COLUMNS`),
+        e.g. ``GrokMonitor.log`` saved with ``to_csv(index=False)``, or rows of a sweep's log.
+        Each run needs steps 0..W and may go on past W (later rows are ignored).
+    top : int, default=3
+        Features listed in each direction.
+
+    Returns
+    -------
+    dict
+        ``model``, ``log``, ``window``, ``threshold``, ``sweep_hash``, ``n_train_runs`` and
+        ``runs``: one :func:`explain` entry per run, sorted by run_id.
+
+    Raises
+    ------
+    ForecasterFileError
+        The model file is not a valid forecaster.
+    LogError
+        The log is unreadable, lacks columns, or does not cover the window.
+    """
+    model = GrokForecaster.load(model_path)
+    meta = model.metadata_
+    log_df = read_log(log_path)
+    return {
+        "model": str(model_path), "log": str(log_path), "window": meta.window,
+        "threshold": meta.threshold, "sweep_hash": meta.sweep_hash,
+        "n_train_runs": meta.n_train_runs,
+        "runs": forecast_frame(model, log_df, meta.window, top=top),
+    }
+
+
+def format_forecast(result: dict[str, Any]) -> str:
+    """A human-readable rendering of :func:`forecast_log`'s result."""
+    lines = [f"forecaster {result['model']}: P(max val_acc >= {result['threshold']:g}) from steps "
+             f"0..{result['window'] - 1}, fit on {result['n_train_runs']} runs "
+             f"(sweep {result['sweep_hash'][:12]})"]
+    for run in result["runs"]:
+        lines.append(f"\n{run['run_id']}: P(grok) = {run['p_grok']:.3f}")
+        for label, key in (("pushed up", "pushed_up"), ("pushed down", "pushed_down")):
+            for k, e in enumerate(run[key]):
+                head = f"  {label + ':':<13}" if k == 0 else " " * 15
+                lines.append(f"{head}{e['feature']:<20} = {e['value']:<11.4g} "
+                             f"(z {e['z']:+6.2f}) {e['contribution']:+.2f} log-odds")
+    return "\n".join(lines)

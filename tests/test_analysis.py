@@ -1,0 +1,197 @@
+"""analyze/write_results on a synthetic sweep, checked against numbers computed independently."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from grokcast import analysis as A
+from grokcast.config import SweepConfig
+from grokcast.features import FEATURE_NAMES, WINDOW_SIGNALS, feature_table
+
+STEPS = np.r_[np.arange(300), np.arange(300, 601, 100)]
+N_RUNS = 20  # plus one diverged run
+
+
+def synthetic_sweep(seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Runs whose early val loss/acc carry a noisy signal of the label; nobody reaches 0.99."""
+    rng = np.random.default_rng(seed)
+    runs, logs = [], []
+    for r in range(N_RUNS + 1):
+        run_id = f"run{r:02d}"
+        groks = r % 3 == 0
+        z = (1.0 if groks else 0.0) + rng.normal(scale=0.8)
+        t = STEPS / 600
+        cols = {s: rng.uniform(0.5, 2.0) + 0.05 * rng.normal(size=STEPS.size) for s in WINDOW_SIGNALS}
+        cols["train_loss"] = 3.0 * np.exp(-5 * t) + 0.01
+        cols["val_loss"] = 3.5 + t * (1 - z) + 0.05 * rng.normal(size=STEPS.size)
+        cols["val_acc"] = np.clip(0.04 + 0.1 * t * (1 + z) + 0.01 * rng.normal(size=STEPS.size), 0, 1)
+        cols["update_cos"] = rng.uniform(0.5, 1.0, STEPS.size)
+        cols["update_cos"][0] = np.nan
+        diverged = r == N_RUNS
+        if diverged:
+            cols["train_loss"][STEPS > 50] = np.nan
+        logs.append(pd.DataFrame({"run_id": run_id, "step": STEPS, **cols}))
+        runs.append({
+            "run_id": run_id, "p": 23, "train_frac": [0.3, 0.6][r % 2], "weight_decay": 1.0,
+            "seed": r, "status": "diverged" if diverged else "finished",
+            "max_val_acc": np.nan if diverged else (0.95 if groks else 0.3),
+            "chunk": f"chunk-{r // 8:05d}", "chunk_seconds": 10.0 + r // 8,
+        })
+    return pd.DataFrame(runs), pd.concat(logs, ignore_index=True)
+
+
+def standin(X: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """A fixed score in place of the fitted model (no fitting: fast, exactly known)."""
+    acc = X[:, FEATURE_NAMES.index("end_val_acc")]
+    loss = X[:, FEATURE_NAMES.index("end_val_loss")]
+    return 1 / (1 + np.exp(-(acc - acc.mean()) / acc.std() + (loss - loss.mean()) / loss.std()))
+
+
+@pytest.fixture(scope="module")
+def sweep():
+    return synthetic_sweep()
+
+
+@pytest.fixture(scope="module")
+def result(sweep):
+    runs, log = sweep
+    return A.analyze(runs, log, SweepConfig(name="synthetic"), windows=(100, 200),
+                     n_resamples=300, seed=3, predict_fn=standin, sweep_dir="/somewhere")
+
+
+def test_structure_single_class_and_diverged_runs(result):
+    assert json.loads(json.dumps(result, allow_nan=False)) == result  # plain JSON as is
+    sweep = result["sweep"]
+    assert (sweep["n_runs"], sweep["n_diverged"], sweep["name"]) == (21, 1, "synthetic")
+    assert sweep["dir"] == "/somewhere" and len(sweep["hash"]) == 64
+    assert sweep["train_seconds"] == pytest.approx(10 + 11 + 12)  # one per chunk
+    assert result["settings"] == {"windows": [100, 200], "thresholds": [0.9, 0.99],
+                                  "n_resamples": 300, "level": 0.95, "seed": 3,
+                                  "cv": "custom:standin"}
+    assert [f["name"] for f in result["features"]] == list(FEATURE_NAMES)
+    ids = [r["run_id"] for r in result["runs"]]
+    assert ids == [f"run{r:02d}" for r in range(N_RUNS)]  # sorted, diverged run left out
+
+    main = result["thresholds"]["0.9"]
+    assert main["single_class"] is False and (main["n_pos"], main["n_neg"]) == (7, 13)
+    assert main["labels"] == [int(r % 3 == 0) for r in range(N_RUNS)]
+    cell = main["windows"]["200"]
+    assert set(cell) == {"max_val_acc_in_window", "multi", "val_loss", "val_acc", "diff_val_loss",
+                         "diff_val_acc", "loo_proba", "univariate"}
+    assert list(cell["univariate"]) == list(FEATURE_NAMES) and len(cell["loo_proba"]) == N_RUNS
+
+    strict = result["thresholds"]["0.99"]
+    assert strict["single_class"] is True and (strict["n_pos"], strict["n_neg"]) == (0, 20)
+    assert "single label class" in strict["message"]
+    assert all(set(c) == {"max_val_acc_in_window"} for c in strict["windows"].values())
+
+
+def test_numbers_match_an_independent_computation(sweep, result):
+    runs, log = sweep
+    log = log[log["run_id"] != "run20"]
+    y = np.array([r % 3 == 0 for r in range(N_RUNS)], dtype=int)
+    at199 = log[log["step"] == 199].set_index("run_id").sort_index()
+    cell = result["thresholds"]["0.9"]["windows"]["200"]
+
+    assert cell["val_loss"]["auroc"] == pytest.approx(roc_auc_score(y, -at199["val_loss"]))
+    assert cell["val_acc"]["auroc"] == pytest.approx(roc_auc_score(y, at199["val_acc"]))
+    X = feature_table(log, 200).to_numpy()
+    np.testing.assert_allclose(cell["loo_proba"], standin(X, y))
+    assert cell["multi"]["auroc"] == pytest.approx(roc_auc_score(y, standin(X, y)))
+    uni = cell["univariate"]["end_val_loss"]
+    assert uni["auroc"] == pytest.approx(1 - cell["val_loss"]["auroc"])
+    assert uni["folded"] == pytest.approx(max(uni["auroc"], 1 - uni["auroc"]))
+    for name in ("val_loss", "val_acc"):
+        diff = cell[f"diff_{name}"]
+        assert diff["diff"] == pytest.approx(cell["multi"]["auroc"] - cell[name]["auroc"])
+        assert diff["ci"][0] <= diff["diff"] <= diff["ci"][1] and 0 <= diff["p_one_sided"] <= 1
+    for name in ("multi", "val_loss", "val_acc"):
+        lo, hi = cell[name]["ci"]
+        assert lo <= cell[name]["auroc"] <= hi
+    assert cell["max_val_acc_in_window"] == pytest.approx(log.loc[log["step"] < 200, "val_acc"].max())
+
+
+def test_write_results_writes_every_file(result, tmp_path):
+    written = A.write_results(result, tmp_path)
+    names = {p.name for p in written}
+    assert names == {"analysis.json", "features.parquet", "curves.parquet", "table1.md",
+                     "table1.tex", "table2.md", "table2.tex", "table3.md", "table3.tex"}
+    assert json.loads((tmp_path / "analysis.json").read_text()) == result
+    features = pd.read_parquet(tmp_path / "features.parquet")
+    assert list(features.columns) == ["run_id", "window", *FEATURE_NAMES]
+    assert len(features) == 2 * N_RUNS and set(features["window"]) == {100, 200}
+    curves = pd.read_parquet(tmp_path / "curves.parquet")
+    assert list(curves.columns) == ["run_id", "step", "train_acc", "val_acc", "train_loss", "val_loss"]
+    assert len(curves) == N_RUNS * len(STEPS)
+    assert "single label class" in (tmp_path / "table2.md").read_text()
+    tex = (tmp_path / "table1.tex").read_text()
+    assert all(rule in tex for rule in (r"\toprule", r"\midrule", r"\bottomrule"))
+    table3 = [line for line in (tmp_path / "table3.md").read_text().splitlines()
+              if line.startswith("| ") and "_" in line]
+    folded = [float(line.split("|")[3]) for line in table3]
+    assert len(table3) == 28 and folded == sorted(folded, reverse=True)
+    text = A.format_table1(result)
+    assert "p₁" in text and any(line.startswith("100") for line in text.splitlines())
+
+
+def test_write_results_from_a_plain_dict_skips_the_parquet_files(result, tmp_path):
+    written = A.write_results(json.loads(json.dumps(result)), tmp_path)
+    assert {p.name for p in written} >= {"analysis.json", "table1.md", "table3.tex"}
+    assert not (tmp_path / "features.parquet").exists()
+
+
+def test_reproducible_and_cells_independent_of_other_windows(sweep, result):
+    runs, log = sweep
+    again = A.analyze(runs, log, None, windows=(100, 200), n_resamples=300, seed=3,
+                      predict_fn=standin)
+    assert again["thresholds"] == result["thresholds"]
+    only200 = A.analyze(runs, log, None, windows=(200,), thresholds=(0.9,), n_resamples=300,
+                        seed=3, predict_fn=standin)
+    assert only200["thresholds"]["0.9"]["windows"]["200"] == result["thresholds"]["0.9"]["windows"]["200"]
+    other = A.analyze(runs, log, None, windows=(200,), thresholds=(0.9,), n_resamples=300,
+                      seed=4, predict_fn=standin)
+    assert other["thresholds"]["0.9"]["windows"]["200"]["multi"]["ci"] != \
+        result["thresholds"]["0.9"]["windows"]["200"]["multi"]["ci"]
+
+
+def test_sweep_hash_is_stable_and_sensitive(sweep):
+    runs, log = sweep
+    h = A.sweep_hash(runs, log)
+    rechunked = runs.assign(chunk="chunk-00009", chunk_seconds=1.0)
+    assert A.sweep_hash(rechunked.sample(frac=1, random_state=1), log.sample(frac=1, random_state=2)) == h
+    changed = log.copy()
+    changed.loc[10, "val_loss"] += 1e-9
+    assert A.sweep_hash(runs, changed) != h
+
+
+def test_bad_inputs_are_refused(sweep):
+    runs, log = sweep
+    with pytest.raises(ValueError, match=r"W=700 goes beyond the logged steps"):
+        A.analyze(runs, log, None, windows=(700,), predict_fn=standin)
+    with pytest.raises(ValueError, match="lacks column"):
+        A.analyze(runs.drop(columns="max_val_acc"), log, None, predict_fn=standin)
+    with pytest.raises(ValueError, match="all 21 runs diverged"):
+        A.analyze(runs.assign(status="diverged"), log, None, predict_fn=standin)
+    with pytest.raises(ValueError, match="thresholds="):
+        A.analyze(runs, log, None, thresholds=(0.9, 1.5), predict_fn=standin)
+    with pytest.raises(ValueError, match="no log rows"):
+        A.analyze(runs, log[log["run_id"] != "run03"], None, predict_fn=standin)
+
+
+def test_default_predictor_is_the_papers_model(sweep, monkeypatch):
+    forecast = pytest.importorskip("grokcast.forecast")
+    runs, log = sweep
+    res = A.analyze(runs, log, None, windows=(200,), thresholds=(0.9,), n_resamples=50)
+    assert res["settings"]["cv"] == "loo" and res["thresholds"]["0.9"]["cv"] == "loo"
+    X = feature_table(log[log["run_id"] != "run20"], 200).to_numpy()
+    y = np.array(res["thresholds"]["0.9"]["labels"])
+    np.testing.assert_allclose(res["thresholds"]["0.9"]["windows"]["200"]["loo_proba"],
+                               forecast.loo_predictions(X, y))
+    monkeypatch.setattr(A, "LOO_MAX_RUNS", 10)  # as if the sweep were large
+    res = A.analyze(runs, log, None, windows=(200,), thresholds=(0.9,), n_resamples=50)
+    assert res["settings"]["cv"] == "10-fold" and res["thresholds"]["0.9"]["cv"] == "7-fold"

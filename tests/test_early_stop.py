@@ -1,0 +1,234 @@
+"""Early-stopping study: policies on hand-worked examples, the simulation against direct
+computation, the summary's operating point, and the written files."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from grokcast.analysis import sweep_hash
+from grokcast.config import LogConfig, RunConfig
+from grokcast.early_stop import (COLUMNS, POLICIES, HeldOut, format_markdown, format_summary,
+                                 forecaster_stops, halving_stops, median_stops, percentile_stops,
+                                 run_study, rungs, score, simulate, summarize, write_study)
+from grokcast.features import feature_table
+from grokcast.forecast import GrokForecaster
+from grokcast.signals import SIGNAL_NAMES
+from grokcast.store import SweepStore
+from grokcast.train import EnsembleLog
+
+W, N_STEPS = 40, 1000
+LOG = LogConfig(dense_until=50, every=50)
+
+
+# ----------------------------------------------------------------------------- policies
+
+def _held_out(val_loss, val_acc, steps, grok_step, n_steps=100, p=None) -> HeldOut:
+    val_loss, val_acc = np.asarray(val_loss, float), np.asarray(val_acc, float)
+    R = len(val_loss)
+    return HeldOut(run_ids=np.array([f"r{i}" for i in range(R)]), n_steps=np.full(R, n_steps),
+                   grok_step=np.asarray(grok_step), steps=np.asarray(steps), val_loss=val_loss,
+                   val_acc=val_acc, p_grok=np.full(R, np.nan) if p is None else np.asarray(p),
+                   n_excluded=0)
+
+
+def test_forecaster_stops_low_and_nan_probabilities_at_w():
+    stop = forecaster_stops(np.array([0.1, np.nan, 0.6, 0.5]), 0.5, 20, np.full(4, 100))
+    assert stop.tolist() == [20, 20, 100, 100]
+
+
+def test_percentile_stops_the_k_worst_nan_first_ties_by_order():
+    loss = np.array([1.0, np.nan, 3.0, 3.0, 2.0])
+    n = np.full(5, 100)
+    assert percentile_stops(loss, 0, 10, n, higher_is_better=False).tolist() == [100] * 5
+    assert percentile_stops(loss, 2, 10, n, higher_is_better=False).tolist() == [
+        100, 10, 10, 100, 100]
+    acc = np.array([0.5, 0.1, 0.1, 0.9])
+    assert percentile_stops(acc, 1, 10, n[:4], higher_is_better=True).tolist() == [
+        100, 10, 100, 100]
+
+
+def test_median_rule_stops_runs_worse_than_the_median():
+    loss = np.array([1.0, 2.0, 3.0, 4.0, np.nan])  # median of the finite values: 2.5
+    assert median_stops(loss, 10, np.full(5, 100), higher_is_better=False).tolist() == [
+        100, 100, 10, 10, 10]
+    acc = np.array([0.1, 0.1, 0.1, 0.5])  # median 0.1: nobody is strictly worse
+    assert median_stops(acc, 10, np.full(4, 100), higher_is_better=True).tolist() == [100] * 4
+
+
+def test_rungs_are_geometric_below_n_steps():
+    assert rungs(200, 10_000, 2.0) == [200, 400, 800, 1600, 3200, 6400]
+    assert rungs(200, 400, 2.0) == [200]
+    assert rungs(10, 30, 1.05)[:3] == [10, 11, 12]  # rounded rungs stay distinct
+    with pytest.raises(ValueError, match="rung_factor=1"):
+        rungs(200, 10_000, 1)
+
+
+def test_halving_worked_example():
+    # 4 runs, rungs 10 and 20 (logged at 0, 10, 20); keep half at each rung.
+    steps = [0, 10, 20]
+    loss = [[5, 4, 1], [5, 3, 3], [5, 2, 4], [5, 1, 2]]  # after rung 10: runs 3, 2 survive
+    data = _held_out(loss, np.zeros((4, 3)), steps, [-1, -1, -1, -1], n_steps=40)
+    # rung 10: keep the 2 lowest losses (runs 3, 2); rung 20: keep 1 of {2: 4, 3: 2} -> run 3.
+    assert halving_stops(data, "val_loss", 0.5, [10, 20]).tolist() == [10, 10, 20, 40]
+    # keep_fraction 1 never stops; a rung between logged steps uses the last logged value.
+    assert halving_stops(data, "val_loss", 1.0, [10, 20]).tolist() == [40] * 4
+    assert halving_stops(data, "val_loss", 0.25, [15]).tolist() == [15, 15, 15, 40]
+
+
+def test_score_counts_a_grokker_stopped_after_it_grokked_as_kept():
+    data = _held_out(np.zeros((4, 2)), np.zeros((4, 2)), [0, 50], grok_step=[30, 60, -1, -1])
+    s = score(np.array([40, 40, 40, 100]), data)  # run 0 grokked at 30 < 40: seen; run 1 lost
+    assert s == {"n_stopped": 3, "n_wrongly_stopped": 1, "steps_used": 220, "steps_total": 400,
+                 "saved": 1 - 220 / 400, "recall": 0.5}
+
+
+# ----------------------------------------------------------------------------- a synthetic sweep
+
+def _synthetic_store(root, seeds=(0, 1, 2)) -> SweepStore:
+    """12 runs with made-up signals: grokkers have a lower early val loss (noisily) and jump to
+    val_acc 1 late; written through SweepStore like a real sweep."""
+    rng = np.random.default_rng(sum(seeds))
+    runs = [RunConfig(p=23, train_frac=f, weight_decay=wd, seed=s, n_steps=N_STEPS, log=LOG)
+            for f in (0.3, 0.6) for wd in (1.0, 3.0) for s in seeds]
+    steps = np.asarray(LOG.steps(N_STEPS))
+    col = {n: k for k, n in enumerate(SIGNAL_NAMES)}
+    values = np.empty((len(runs), len(steps), len(SIGNAL_NAMES)))
+    for r, run in enumerate(runs):
+        groks = run.train_frac == 0.6 and (run.weight_decay == 3.0 or run.seed != 1)
+        base = rng.uniform(0.5, 1.5, size=len(SIGNAL_NAMES))
+        values[r] = base * (1 + 0.1 * rng.normal(size=(len(steps), len(SIGNAL_NAMES))) ** 2)
+        early = 3.0 - 0.8 * groks + 0.4 * rng.normal()
+        values[r, :, col["val_loss"]] = early * np.exp(-steps / 3000)
+        grok_at = 300 + 50 * r if groks else N_STEPS + 1
+        chance = 0.04 + 0.01 * rng.random(len(steps))
+        values[r, :, col["val_acc"]] = np.where(steps >= grok_at, 1.0, chance)
+        values[r, 0, col["update_cos"]] = np.nan
+    values[:, -1, [col["update_norm"], col["update_cos"]]] = np.nan
+    store = SweepStore(root)
+    store.root.mkdir(parents=True)
+    store.write_chunk(EnsembleLog(runs=runs, steps=steps, values=values,
+                                  stopped_at=np.full(len(runs), -1)), seconds=1.0)
+    return store
+
+
+@pytest.fixture(scope="module")
+def sweeps(tmp_path_factory):
+    """A training sweep, a held-out sweep (other seeds) and a forecaster saved from the first."""
+    root = tmp_path_factory.mktemp("early_stop")
+    train = _synthetic_store(root / "train", seeds=(0, 1, 2))
+    heldout = _synthetic_store(root / "heldout", seeds=(3, 4, 5))
+    runs, log = train.runs(), train.log()
+    X = feature_table(log, W).reindex(runs["run_id"])
+    y = (runs["max_val_acc"] >= 0.9).to_numpy().astype(int)
+    model = GrokForecaster(Cs=[1.0]).fit(X, y)
+    path = root / "forecaster.json"
+    model.save(path, window=W, threshold=0.9, sweep_hash=sweep_hash(runs, log),
+               n_train_runs=len(y))
+    return {"train": train, "heldout": heldout, "forecaster": GrokForecaster.load(path),
+            "path": path, "root": root}
+
+
+def test_simulate_matches_direct_computation(sweeps):
+    store, model = sweeps["heldout"], sweeps["forecaster"]
+    runs, log = store.runs(), store.log()
+    df = simulate(runs, log, model, window=W, thresholds=[0.0, 0.3, 0.5, 1.0])
+    assert list(df.columns) == list(COLUMNS)
+    assert list(dict.fromkeys(df["policy"])) == list(POLICIES)
+
+    # Forecaster rows, recomputed run by run.
+    p = model.predict_proba(feature_table(log, W).reindex(runs["run_id"]))[:, 1]
+    grok = (runs["max_val_acc"] >= 0.9).to_numpy()
+    first_grok = log[log["val_acc"] >= 0.9].groupby("run_id")["step"].min()
+    assert grok.any() and not grok.all()
+    for _, row in df[df["policy"] == "forecaster"].iterrows():
+        stopped = p < row["param"]
+        kept = sum(g and (not s or first_grok[rid] <= W)
+                   for g, s, rid in zip(grok, stopped, runs["run_id"]))
+        assert row["n_stopped"] == stopped.sum()
+        assert row["recall"] == pytest.approx(kept / grok.sum())
+        assert row["saved"] == pytest.approx(stopped.sum() * (N_STEPS - W) / (len(runs) * N_STEPS))
+    fc = df[df["policy"] == "forecaster"]
+    assert fc.iloc[0]["n_stopped"] == 0 and fc.iloc[-1]["n_stopped"] == len(runs)
+
+    # Percentile rules: k = 0..R runs stopped at W, each costing exactly k * (n_steps - W).
+    for signal in ("val_loss", "val_acc"):
+        pct = df[df["policy"] == f"percentile_{signal}"]
+        assert pct["n_stopped"].tolist() == list(range(len(runs) + 1))
+        np.testing.assert_allclose(pct["saved"],
+                                   pct["n_stopped"] * (N_STEPS - W) / (len(runs) * N_STEPS))
+        assert pct["recall"].is_monotonic_decreasing
+    # Halving that keeps ceil(0.98 * 12) = 12 runs per rung stops nothing; at 0.02 it keeps one.
+    # (In between neither column need be monotone: who survives a rung depends on who else did.)
+    for signal in ("val_loss", "val_acc"):
+        asha = df[df["policy"] == f"asha_{signal}"]
+        assert (asha.iloc[-1][["saved", "recall", "n_stopped"]] == [0.0, 1.0, 0]).all()
+        assert asha.iloc[0]["n_stopped"] == len(runs) - 1
+    assert (df["saved"].between(0, 1) & df["recall"].between(0, 1)).all()
+
+
+def test_simulate_checks_its_inputs(sweeps):
+    store, model = sweeps["heldout"], sweeps["forecaster"]
+    runs, log = store.runs(), store.log()
+    with pytest.raises(ValueError, match="fit on window=40"):
+        simulate(runs, log, model, window=30)
+    with pytest.raises(ValueError, match=r"thresholds=\[1.5\] is not allowed"):
+        simulate(runs, log, model, window=W, thresholds=[1.5])
+    with pytest.raises(ValueError, match="no finished run reaches val_acc >= 1.01"):
+        simulate(runs, log, model, window=W, label_threshold=1.01)
+    # A diverged run has no outcome: left out and counted.
+    diverged = runs.assign(status=np.where(runs.index == 0, "diverged", runs["status"]))
+    df = simulate(diverged, log, model, window=W, thresholds=[0.5])
+    assert (df["n_runs"] == len(runs) - 1).all() and (df["n_excluded"] == 1).all()
+
+
+def test_summary_takes_the_largest_saving_that_keeps_min_recall(sweeps):
+    store, model = sweeps["heldout"], sweeps["forecaster"]
+    df = simulate(store.runs(), store.log(), model, window=W)
+    s = summarize(df, min_recall=0.9)
+    fc = df[df["policy"] == "forecaster"]
+    ok = fc[fc["recall"] >= 0.9]
+    assert s["forecaster"]["saved"] == ok["saved"].max()
+    assert s["forecaster"]["param"] == ok[ok["saved"] == ok["saved"].max()]["param"].min()
+    for key in ("percentile_val_loss", "percentile_val_acc"):  # exactly the same budget
+        assert s["same_budget"][key]["saved"] == pytest.approx(s["forecaster"]["saved"])
+        assert s["same_budget"][key]["n_stopped"] == s["forecaster"]["n_stopped"]
+    for key in ("asha_val_loss", "asha_val_acc"):  # the nearest budget on the grid
+        asha = df[df["policy"] == key]
+        gap = (asha["saved"] - s["forecaster"]["saved"]).abs()
+        assert abs(s["same_budget"][key]["saved"] - s["forecaster"]["saved"]) == gap.min()
+    assert "forecaster, τ =" in format_summary(s)
+    # Unreachable recall: no operating point, the rest still reported.
+    none = summarize(df[(df["policy"] != "forecaster") | (df["param"] > 0.999)], min_recall=1.0)
+    assert none["forecaster"] is None and none["same_budget"] is None
+    assert set(none["median"]) == {"median_val_loss", "median_val_acc"}
+    assert "no forecaster threshold keeps" in format_summary(none)
+
+
+def test_write_study_files(sweeps, tmp_path):
+    store, model = sweeps["heldout"], sweeps["forecaster"]
+    df = simulate(store.runs(), store.log(), model, window=W)
+    paths = write_study(df, tmp_path / "out")
+    assert [p.name for p in paths] == ["early_stop.json", "early_stop.md", "early_stop.png",
+                                       "early_stop.pdf"]
+    doc = json.loads(paths[0].read_text(), parse_constant=lambda c: pytest.fail(f"{c} in JSON"))
+    assert len(doc["rows"]) == len(df) and doc["summary"] == json.loads(json.dumps(summarize(df)))
+    assert paths[1].read_text() == format_markdown(df, summarize(df))
+    assert paths[2].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert paths[3].read_bytes()[:5] == b"%PDF-"
+    write_study(df, tmp_path / "again")  # same input, same PDF bytes
+    assert (tmp_path / "again" / "early_stop.pdf").read_bytes() == paths[3].read_bytes()
+
+
+def test_run_study_refuses_the_training_sweep(sweeps, tmp_path):
+    with pytest.raises(ValueError, match="the sweep the forecaster was fit on"):
+        run_study(sweeps["path"], sweeps["train"].root, tmp_path / "x")
+    result = run_study(sweeps["path"], sweeps["heldout"].root, tmp_path / "study")
+    assert result["window"] == W and result["n_runs"] == 12 and len(result["paths"]) == 4
+    assert math.isfinite(result["median"]["median_val_loss"]["saved"])
+    doc = pd.read_json(tmp_path / "study" / "early_stop.json", typ="series")
+    assert doc["summary"]["window"] == W

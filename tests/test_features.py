@@ -1,0 +1,133 @@
+"""The feature registry, and every feature against a value computed by hand with numpy."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from grokcast.features import (FEATURE_NAMES, FEATURES, GROUPS, WINDOW_SIGNALS, feature_table,
+                               run_features)
+
+STEPS = np.r_[np.arange(300), np.arange(300, 1001, 100)]  # the paper's logging schedule
+
+
+def synthetic_log(n_runs: int = 3, seed: int = 0) -> pd.DataFrame:
+    """Random positive signals; update_cos NaN at step 0, update_norm NaN on the last row."""
+    rng = np.random.default_rng(seed)
+    frames = []
+    for r in range(n_runs):
+        cols = {s: rng.uniform(0.1, 3.0, STEPS.size) for s in WINDOW_SIGNALS}
+        cols["update_cos"] = rng.uniform(-1, 1, STEPS.size)
+        cols["update_cos"][0] = np.nan
+        cols["update_norm"][-1] = np.nan
+        frames.append(pd.DataFrame({"run_id": f"run{r}", "step": STEPS, **cols}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def by_hand(rows: pd.DataFrame, window: int) -> dict[str, float]:
+    """The 28 features of one run, written out directly from their definitions."""
+    w = rows[rows["step"] < window].sort_values("step")
+    step = w["step"].to_numpy(float)
+    col = {s: w[s].to_numpy() for s in WINDOW_SIGNALS}
+    tracked = ["train_loss", "val_loss", "train_acc", "val_acc", "param_norm", "grad_norm",
+               "erank_we", "erank_wu", "train_margin"]
+    out = {f"end_{s}": col[s][-1] for s in tracked}
+    out |= {f"slope_{s}": np.polyfit(step, col[s], 1)[0] for s in tracked}
+    out["end_loss_gap"] = col["val_loss"][-1] - col["train_loss"][-1]
+    out["end_acc_gap"] = col["train_acc"][-1] - col["val_acc"][-1]
+    out["max_loss_gap"] = max(v - t for v, t in zip(col["val_loss"], col["train_loss"]))
+    grad, upd, cos = col["grad_norm"], col["update_norm"], col["update_cos"]
+    out["std_grad_norm"] = np.std(grad)
+    out["std_update_norm"] = np.std(upd[~np.isnan(upd)])
+    out["mean_update_cos"] = np.mean(cos[~np.isnan(cos)])
+    out["min_update_cos"] = min(cos[~np.isnan(cos)])
+    out["log_end_val_loss"] = np.log(col["val_loss"][-1])
+    out["log_end_train_loss"] = np.log(col["train_loss"][-1])
+    out["loss_ratio"] = col["val_loss"][-1] / col["train_loss"][-1]
+    return out
+
+
+def test_registry_has_the_28_features_in_5_groups():
+    assert len(FEATURES) == 28 and len(set(FEATURE_NAMES)) == 28
+    assert all(re.fullmatch(r"[a-z][a-z0-9_]*", f.name) for f in FEATURES)
+    assert all(f.description and "\n" not in f.description for f in FEATURES)
+    sizes = {g: sum(f.group == g for f in FEATURES) for g in GROUPS}
+    assert sizes == {"end": 9, "slope": 9, "gap": 3, "optim": 4, "transform": 3}
+    # Names the paper's Table 3 spells out.
+    paper = {"end_val_acc", "slope_val_acc", "end_val_loss", "log_end_val_loss", "slope_val_loss",
+             "end_loss_gap", "max_loss_gap", "slope_train_acc", "slope_train_loss", "end_acc_gap",
+             "mean_update_cos", "loss_ratio", "end_train_loss"}
+    assert paper <= set(FEATURE_NAMES)
+
+
+@pytest.mark.parametrize("window", [2, 3, 57, 300, 301, 450, 1001])
+def test_every_feature_matches_the_hand_computation(window):
+    log = synthetic_log()
+    table = feature_table(log, window)
+    assert list(table.columns) == list(FEATURE_NAMES)
+    assert list(table.index) == ["run0", "run1", "run2"]
+    for run, rows in log.groupby("run_id"):
+        expected = by_hand(rows, window)
+        for name in FEATURE_NAMES:
+            assert table.loc[run, name] == pytest.approx(expected[name], rel=1e-9, abs=1e-12), \
+                (run, name)
+
+
+def test_end_is_the_last_logged_step_below_w():
+    log = synthetic_log(1)
+    val = log.set_index("step")["val_loss"]
+    assert feature_table(log, 200)["end_val_loss"].iloc[0] == val[199]
+    assert feature_table(log, 500)["end_val_loss"].iloc[0] == val[400]  # sparse logging
+
+
+def test_row_order_does_not_matter_and_one_run_matches_the_table():
+    log = synthetic_log(4, seed=1)
+    ref = feature_table(log, 250)
+    shuffled = feature_table(log.sample(frac=1, random_state=0), 250)
+    pd.testing.assert_frame_equal(ref, shuffled)
+    one = run_features(log[log["run_id"] == "run2"], 250)
+    assert one == pytest.approx(ref.loc["run2"].to_dict())
+
+
+def test_window_beyond_the_log_names_w_and_the_last_step():
+    log = synthetic_log()
+    feature_table(log, 1001)  # includes the last logged step, 1000
+    with pytest.raises(ValueError, match=r"W=1002 .*last logged step .* is 1000"):
+        feature_table(log, 1002)
+
+
+def test_stopped_run_counts_only_its_logged_steps():
+    log = synthetic_log()
+    stopped = (log["run_id"] == "run1") & (log["step"] > 150)
+    log.loc[stopped, list(WINDOW_SIGNALS)] = np.nan  # what the trainer logs after a stop
+    assert np.isfinite(feature_table(log, 151).to_numpy()).all()
+    with pytest.raises(ValueError, match=r"W=200 .*'run1'.* is 150"):
+        feature_table(log, 200)
+
+
+@pytest.mark.parametrize("window", [1, 0, 2.5, True])
+def test_bad_window_argument(window):
+    with pytest.raises(ValueError, match="window="):
+        feature_table(synthetic_log(1), window)
+
+
+def test_malformed_logs_are_refused():
+    log = synthetic_log()
+    with pytest.raises(ValueError, match="lacks column"):
+        feature_table(log.drop(columns="erank_wu"), 100)
+    with pytest.raises(ValueError, match="different or repeated steps"):
+        feature_table(log.drop(index=[5]), 100)
+    sparse = log[log["step"].isin([0, 300, 400])]
+    with pytest.raises(ValueError, match="only 1 logged step"):
+        feature_table(sparse, 200)
+
+
+def test_docs_table_lists_the_registry():
+    from pathlib import Path
+
+    doc = (Path(__file__).parents[1] / "docs" / "features.md").read_text()
+    rows = re.findall(r"^\| \d+ \| `(\w+)` \| (\w+) \| (.+) \|$", doc, flags=re.M)
+    assert rows == [(f.name, f.group, f.description) for f in FEATURES]

@@ -1,0 +1,279 @@
+"""Figures: all twelve files are valid PNG/PDF, one class does not crash, the pair rule holds.
+
+:func:`write_synthetic_results` (also used by ``test_paper.py``) writes a small, plausible
+results directory in the layout of :func:`grokcast.analysis.write_results`, so these tests do
+not need a sweep.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from pypdf import PdfReader
+
+from grokcast import figures as F
+from grokcast.features import FEATURES
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+WINDOWS = (100, 200, 300, 500)
+THRESHOLDS = (0.9, 0.99)
+
+
+def _auroc(y: np.ndarray, s: np.ndarray) -> float:
+    """Mann–Whitney AUROC with ties as 1/2 (a reference independent of grokcast.stats)."""
+    pos, neg = s[y == 1], s[y == 0]
+    return float(((pos[:, None] > neg).sum() + 0.5 * (pos[:, None] == neg).sum())
+                 / (len(pos) * len(neg)))
+
+
+def _entry(auc: float | None, width: float) -> dict:
+    if auc is None:
+        return {"auroc": None, "ci": [None, None]}
+    return {"auroc": auc, "ci": [max(0.0, auc - width), min(1.0, auc + width)]}
+
+
+def _diff(a: float | None, b: float | None, width: float, p: float) -> dict:
+    if a is None or b is None:
+        return {"diff": None, "ci": [None, None], "p_one_sided": None}
+    return {"diff": a - b, "ci": [a - b - width, a - b + width], "p_one_sided": p}
+
+
+def write_synthetic_results(root: Path, *, single_class: bool = False, seed: int = 0) -> dict:
+    """Write analysis.json, features.parquet, curves.parquet and the table files under ``root``.
+
+    48 runs on the paper's 4 x 4 x 3 grid. Grokking is likelier at high train fraction and
+    moderate weight decay; each feature is the label times a feature-specific strength plus
+    noise, so univariate AUROCs spread from chance to near 1. At W = 200 the multivariate
+    model beats the val-loss baseline (CI above zero) but not the val-acc one (CI spans zero).
+    With ``single_class`` no run reaches 0.99, so that threshold has one class.
+
+    Returns the analysis dict that was written.
+    """
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    runs = []
+    for f in (0.3, 0.4, 0.5, 0.6):
+        for wd in (0.3, 1.0, 3.0, 10.0):
+            for s in (0, 1, 2):
+                runs.append({"run_id": f"f{f:g}-wd{wd:g}-s{s}", "train_frac": f,
+                             "weight_decay": wd, "seed": s})
+    n = len(runs)
+    propensity = np.array([3 * r["train_frac"] - abs(np.log10(r["weight_decay"])) for r in runs])
+    propensity += rng.normal(0, 0.4, n)
+    order = np.argsort(-propensity)
+    max_val = np.full(n, 0.0)
+    max_val[order[:10]] = np.linspace(0.999, 0.91, 10)
+    max_val[order[10:]] = rng.uniform(0.05, 0.85, n - 10)
+    if single_class:
+        max_val = np.minimum(max_val, 0.98)
+    for r, m in zip(runs, max_val):
+        r["max_val_acc"] = float(m)
+    names = [f.name for f in FEATURES]
+    strength = np.linspace(2.5, 0.0, len(names))
+    feats, thresholds = [], {}
+    for w in WINDOWS:
+        y9 = (max_val >= 0.9).astype(int)
+        block = {"run_id": [r["run_id"] for r in runs], "window": w}
+        for k, name in enumerate(names):
+            sign = -1 if k % 3 == 1 else 1
+            block[name] = sign * strength[k] * (w / 300) * y9 + rng.normal(0, 1, n)
+        feats.append(pd.DataFrame(block))
+    features = pd.concat(feats, ignore_index=True)
+
+    for th in THRESHOLDS:
+        y = (max_val >= th).astype(int)
+        n_pos = int(y.sum())
+        one = n_pos in (0, n)
+        wins = {}
+        for k, w in enumerate(WINDOWS):
+            fw = features[features["window"] == w]
+            uni = {}
+            for name in names:
+                a = None if one else _auroc(y, fw[name].to_numpy())
+                uni[name] = {"auroc": a, "folded": None if a is None else abs(a - 0.5) + 0.5}
+            multi = None if one else [0.80, 0.955, 0.934, 0.942][k] - (th == 0.99) * 0.01
+            loss = None if one else [0.732, 0.795, 0.834, 0.855][k]
+            acc = None if one else [0.667, 0.845, 0.847, 0.872][k]
+            score = fw["end_val_acc"].to_numpy()
+            proba = None if one else list(1 / (1 + np.exp(-(score - 1.0) * 2)))
+            wins[str(w)] = {
+                "max_val_acc_in_window": [0.047, 0.123, 0.188, 0.35][k],
+                "multi": _entry(multi, 0.1), "val_loss": _entry(loss, 0.13),
+                "val_acc": _entry(acc, 0.12),
+                "diff_val_loss": _diff(multi, loss, [0.19, 0.12, 0.11, 0.09][k],
+                                       [0.232, 0.002, 0.036, 0.021][k]),
+                "diff_val_acc": _diff(multi, acc, [0.22, 0.13, 0.1, 0.09][k],
+                                      [0.103, 0.035, 0.037, 0.042][k]),
+                "loo_proba": proba, "univariate": uni,
+            }
+        thresholds[f"{th:g}"] = {
+            "n_pos": n_pos, "n_neg": n - n_pos, "single_class": one,
+            "message": (f"all {n} runs have max_val_acc < {th:g}: with a single label class "
+                        "AUROC is undefined" if one else f"{n_pos} of {n} runs reach "
+                        f"max_val_acc >= {th:g}"),
+            "cv": None if one else "loo",
+            "labels": [int(v) for v in y], "windows": wins,
+        }
+
+    steps = np.r_[np.arange(300), np.arange(300, 2001, 100)]
+    curves = []
+    for r, m in zip(runs, max_val):
+        t = steps.astype(float)
+        grok_at = 400 + 2000 * (1 - m)
+        curves.append(pd.DataFrame({
+            "run_id": r["run_id"], "step": steps,
+            "train_acc": 1 / (1 + np.exp(-(t - 60) / 15)),
+            "val_acc": 1 / 23 + (m - 1 / 23) / (1 + np.exp(-(t - grok_at) / 80)),
+            "train_loss": 3.2 * np.exp(-t / 50) + 1e-3,
+            "val_loss": 3.2 + 2 * (1 - m) * (1 - np.exp(-t / 200)),
+        }))
+    analysis = {
+        "grokcast_version": "0.1.0", "created": "2025-01-01T00:00:00+00:00",
+        "sweep": {"dir": "/tmp/synthetic", "hash": "0123456789abcdef", "name": "synthetic",
+                  "config": {"name": "synthetic", "p": 23, "train_fracs": [0.3, 0.4, 0.5, 0.6],
+                             "weight_decays": [0.3, 1.0, 3.0, 10.0], "seeds": [0, 1, 2],
+                             "split_seed": 0, "n_steps": 2000,
+                             "model": {"d_model": 64, "n_heads": 4, "d_mlp": 256,
+                                       "init": "torch", "init_scale": 1.0},
+                             "optim": {"lr": 0.001, "beta1": 0.9, "beta2": 0.98, "eps": 1e-8},
+                             "log": {"dense_until": 300, "every": 100}},
+                  "n_runs": n, "n_diverged": 0, "train_seconds": 1234.5},
+        "settings": {"windows": list(WINDOWS), "thresholds": list(THRESHOLDS),
+                     "n_resamples": 2000, "level": 0.95, "seed": 0,
+                     "cv": "loo"},
+        "features": [{"name": f.name, "group": f.group, "description": f.description}
+                     for f in FEATURES],
+        "runs": runs, "thresholds": thresholds, "timing": {"analysis_seconds": 3.2},
+    }
+    (root / "analysis.json").write_text(json.dumps(analysis, indent=1))
+    features.to_parquet(root / "features.parquet", index=False)
+    pd.concat(curves, ignore_index=True).to_parquet(root / "curves.parquet", index=False)
+    for k in (1, 2, 3):
+        (root / f"table{k}.md").write_text(f"| table {k} |\n|---|\n")
+        (root / f"table{k}.tex").write_text(f"% table {k}\n\\begin{{tabular}}{{l}}\\end{{tabular}}\n")
+    return analysis
+
+
+def _check_files(paths: list[Path]) -> None:
+    expected = [f"{name}.{ext}" for name in F.FIGURE_NAMES for ext in ("png", "pdf")]
+    assert [p.name for p in paths] == expected
+    for p in paths:
+        data = p.read_bytes()
+        if p.suffix == ".png":
+            assert data.startswith(PNG_MAGIC), p
+        else:
+            assert data.startswith(b"%PDF"), p
+            assert len(PdfReader(p).pages) == 1, p
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("results")
+    write_synthetic_results(root)
+    return root
+
+
+def test_make_figures_writes_twelve_valid_files(results: Path) -> None:
+    paths = F.make_figures(results)
+    assert all(p.parent == results / "figures" for p in paths)
+    _check_files(paths)
+
+
+def test_single_class_threshold_draws_a_note(tmp_path: Path) -> None:
+    write_synthetic_results(tmp_path / "r", single_class=True)
+    analysis = json.loads((tmp_path / "r" / "analysis.json").read_text())
+    assert analysis["thresholds"]["0.99"]["single_class"]
+    _check_files(F.make_figures(tmp_path / "r", tmp_path / "figs"))
+
+
+def test_primary_threshold_single_class_does_not_crash(tmp_path: Path) -> None:
+    root = tmp_path / "r"
+    analysis = write_synthetic_results(root)
+    # Make the primary threshold one class too: every figure must still draw.
+    entry = analysis["thresholds"]["0.9"]
+    entry.update(single_class=True, n_pos=0, n_neg=48, labels=[0] * 48)
+    for w in entry["windows"].values():
+        for k in ("multi", "val_loss", "val_acc"):
+            w[k] = {"auroc": None, "ci": [None, None]}
+        w["loo_proba"] = None
+        w["univariate"] = {n: {"auroc": None, "folded": None} for n in w["univariate"]}
+    (root / "analysis.json").write_text(json.dumps(analysis))
+    _check_files(F.make_figures(root))
+
+
+def test_missing_results_file_is_named(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="analysis.json"):
+        F.make_figures(tmp_path)
+
+
+def test_pair_rule_takes_best_weakly_correlated_pair() -> None:
+    rng = np.random.default_rng(1)
+    base = rng.normal(size=40)
+    other = rng.normal(size=40)
+    values = pd.DataFrame({
+        "a": base, "a_copy": base + 0.01 * rng.normal(size=40),  # rho ~ 1 with a
+        "b": other, "c": rng.normal(size=40), "const": np.ones(40),
+    })
+    folded = {"a": 0.95, "a_copy": 0.94, "b": 0.80, "c": 0.85, "const": 0.99}
+    first, second, rho = F.choose_feature_pair(values, folded)
+    # a & a_copy are the best pair but correlated; const is constant; among the rest the pair
+    # whose weaker member is best is (a, c): min 0.85 beats (a, b) min 0.80.
+    assert (first, second) == ("a", "c")
+    assert abs(rho) < F.MAX_ABS_RHO
+    assert rho == pytest.approx(pd.Series(values["a"]).corr(values["c"], method="spearman"))
+
+
+def test_pair_rule_falls_back_to_least_correlated_top_pair() -> None:
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=30)
+    values = pd.DataFrame({"p": x, "q": x + 0.3 * rng.normal(size=30),
+                           "r": x + 0.6 * rng.normal(size=30)})
+    folded = {"p": 0.9, "q": 0.8, "r": 0.7}
+    rho = values.corr(method="spearman").abs()
+    assert (rho.to_numpy()[np.triu_indices(3, 1)] >= F.MAX_ABS_RHO).all()
+    first, second, _ = F.choose_feature_pair(values, folded)
+    pairs = [("p", "q"), ("p", "r"), ("q", "r")]
+    least = min(pairs, key=lambda pq: rho.loc[pq[0], pq[1]])
+    assert {first, second} == set(least)
+    assert folded[first] >= folded[second]
+
+
+def test_pair_rule_on_synthetic_results(results: Path) -> None:
+    res = F.load_results(results)
+    w = F.primary_window(res.analysis)
+    at_w = res.features[res.features["window"] == w].set_index("run_id")
+    at_w = at_w.drop(columns="window")
+    folded = F.folded_aurocs(res.analysis, "0.9", w)
+    first, second, rho = F.choose_feature_pair(at_w, folded)
+    rho_all = at_w.corr(method="spearman")
+    allowed = [(a, b) for a in at_w for b in at_w if a < b and abs(rho_all.loc[a, b]) < 0.5]
+    best = max(min(folded[a], folded[b]) for a, b in allowed)
+    assert min(folded[first], folded[second]) == pytest.approx(best)
+    assert rho == pytest.approx(rho_all.loc[first, second])
+
+
+def test_reliability_bins_counts_and_means() -> None:
+    proba = np.array([0.05, 0.1, 0.5, 0.55, 0.95, 1.0, np.nan])
+    labels = np.array([0, 0, 1, 0, 1, 1, 1])
+    bins = F.reliability_bins(proba, labels, n_bins=5)
+    assert bins["n"].tolist() == [2, 2, 2]
+    assert bins["mean_proba"].tolist() == pytest.approx([0.075, 0.525, 0.975])
+    assert bins["frac_pos"].tolist() == pytest.approx([0.0, 0.5, 1.0])
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("end_val_loss", "val loss at W"), ("slope_val_acc", "slope of val acc"),
+    ("log_end_train_loss", "log train loss at W"), ("std_update_norm", "std of update norm"),
+    ("unknown_thing", "unknown thing"),
+])
+def test_readable_name(name: str, expected: str) -> None:
+    assert F.readable_name(name) == expected
+
+
+def test_every_registry_feature_gets_a_readable_name() -> None:
+    for f in FEATURES:
+        assert "_" not in F.readable_name(f.name).replace("W_E", "").replace("W_U", ""), f.name

@@ -1,0 +1,265 @@
+"""GrokPruner in real Optuna studies: grokcast runs and a plain PyTorch loop as trials."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import torch.nn.functional as F
+
+optuna = pytest.importorskip("optuna")
+
+from grokcast import model as M  # noqa: E402
+from grokcast.config import LogConfig, ModelConfig, RunConfig  # noqa: E402
+from grokcast.data import all_examples, split_indices  # noqa: E402
+from grokcast.features import FEATURE_NAMES, feature_table  # noqa: E402
+from grokcast.forecast import GrokForecaster  # noqa: E402
+from grokcast.integrations import (FeatureRecorder, p_grok, resolve_forecaster,  # noqa: E402
+                                   window_features)
+from grokcast.integrations.optuna import (USER_ATTR, GrokPruner, TrialReporter,  # noqa: E402
+                                          report_features)
+from grokcast.monitor import logit_stats  # noqa: E402
+from grokcast.signals import SIGNAL_NAMES  # noqa: E402
+from grokcast.store import log_frame  # noqa: E402
+from grokcast.train import train_ensemble  # noqa: E402
+
+from reference_model import PlainTransformer  # noqa: E402
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+# Tiny runs: a few ms per step. The window W = 20 lies in the dense part of the log.
+P, W, N_STEPS = 11, 20, 40
+MODEL = ModelConfig(d_model=32, n_heads=4, d_mlp=64)
+LOG = LogConfig(dense_until=30, every=10)
+GRID = {"train_frac": [0.3, 0.6], "weight_decay": [0.3, 3.0]}
+
+
+def tiny_run(train_frac: float, weight_decay: float, seed: int) -> RunConfig:
+    return RunConfig(p=P, train_frac=train_frac, weight_decay=weight_decay, seed=seed,
+                     n_steps=N_STEPS, model=MODEL, log=LOG)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tensors this small gain nothing from threads, and on a busy machine OpenMP threads that
+    wait for each other make a 40-step run take ~500x longer."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def setup(one_thread):
+    """A forecaster fit on 8 tiny runs (label: weight decay > 1, for a usable P spread), and
+    the P(grok) it gives the 4 trial runs (seed 2), computed by training them directly."""
+    fit_runs = [tiny_run(f, wd, s) for f in GRID["train_frac"] for wd in GRID["weight_decay"]
+                for s in (0, 1)]
+    trial_runs = [tiny_run(f, wd, 2) for f in GRID["train_frac"] for wd in GRID["weight_decay"]]
+    log = log_frame(train_ensemble(fit_runs + trial_runs))
+    X = feature_table(log, W)
+    ids = [r.run_id for r in fit_runs]
+    model = GrokForecaster(Cs=[1.0], cv=2).fit(X.loc[ids], [r.weight_decay > 1 for r in fit_runs])
+    expected = {(r.train_frac, r.weight_decay): float(model.predict_proba(X.loc[[r.run_id]])[0, 1])
+                for r in trial_runs}
+    return {"forecaster": model, "expected": expected, "log": log, "trial_runs": trial_runs}
+
+
+def grokcast_objective(trial: optuna.Trial) -> float:
+    """A trial that trains one grokcast run and reports from the trainer's on_log hook."""
+    run = tiny_run(trial.suggest_categorical("train_frac", GRID["train_frac"]),
+                   trial.suggest_categorical("weight_decay", GRID["weight_decay"]), seed=2)
+    rows: list[np.ndarray] = []
+    steps: list[int] = []
+
+    def on_log(step: int, values: np.ndarray) -> np.ndarray | None:  # values: (1, n_signals)
+        steps.append(step)
+        rows.append(values[0])
+        if step == W - 1:  # row W-1 is complete (the hook runs after the update)
+            log = pd.DataFrame(rows, columns=list(SIGNAL_NAMES))
+            log.insert(0, "step", steps)
+            log.insert(0, "run_id", run.run_id)
+            report_features(trial, window_features(log, W), W)
+            if trial.should_prune():
+                return np.array([True])  # the trainer freezes the run
+        return None
+
+    out = train_ensemble([run], on_log=on_log)
+    trial.set_user_attr("stopped_at", int(out.stopped_at[0]))
+    if out.stopped_at[0] >= 0:
+        raise optuna.TrialPruned()
+    return float(out.values[0, -1, SIGNAL_NAMES.index("val_acc")])
+
+
+def test_pruner_prunes_the_low_p_grok_trials_at_w(setup):
+    ps = sorted(setup["expected"].values())
+    threshold = (ps[1] + ps[2]) / 2  # two trials below, two above
+    assert ps[2] - ps[1] > 1e-3, f"P(grok) of the trial runs too close to split: {ps}"
+    pruner = GrokPruner(setup["forecaster"], window=W, threshold=threshold)
+    study = optuna.create_study(direction="maximize", pruner=pruner,
+                                sampler=optuna.samplers.GridSampler(GRID, seed=0))
+    study.optimize(grokcast_objective, n_trials=4)
+
+    assert len(study.trials) == 4
+    seen = set()
+    for trial in study.trials:
+        key = (trial.params["train_frac"], trial.params["weight_decay"])
+        seen.add(key)
+        p = pruner.p_grok(trial)
+        assert p == pytest.approx(setup["expected"][key], abs=1e-3)
+        assert trial.user_attrs[USER_ATTR]["window"] == W
+        if p < threshold:
+            assert trial.state == optuna.trial.TrialState.PRUNED
+            assert trial.user_attrs["stopped_at"] == W - 1
+        else:
+            assert trial.state == optuna.trial.TrialState.COMPLETE
+            assert trial.user_attrs["stopped_at"] == -1
+    assert seen == {(f, wd) for f in GRID["train_frac"] for wd in GRID["weight_decay"]}
+
+
+def plain_loop(run: RunConfig, make_recorder, on_observe) -> None:
+    """Train ``run`` with a plain PyTorch loop (nn.Module, torch.optim.AdamW), feeding a
+    FeatureRecorder as documented; ``on_observe(step, observe's return value)``."""
+    plain = PlainTransformer(P, MODEL.d_model, MODEL.n_heads, MODEL.d_mlp)
+    plain.load_ensemble_run(M.init_params(run.model, P, [run.seed]), 0)
+    opt = torch.optim.AdamW(plain.parameters(), lr=run.optim.lr,
+                            betas=(run.optim.beta1, run.optim.beta2), eps=run.optim.eps,
+                            weight_decay=run.weight_decay)
+    tokens, labels = all_examples(P)
+    tr, va = (torch.from_numpy(i) for i in split_indices(P, run.train_frac, run.split_seed))
+    recorder = make_recorder(plain)
+    for step in range(run.n_steps + 1):
+        opt.zero_grad()
+        logits = plain(tokens[tr])[:, -1]
+        F.cross_entropy(logits, labels[tr]).backward()
+        metrics = {}
+        if recorder.wants(step):
+            with torch.no_grad():
+                fit = logit_stats(logits, labels[tr])
+                val = logit_stats(plain(tokens[va])[:, -1], labels[va])
+            metrics = dict(train_loss=fit["loss"], train_acc=fit["acc"], train_margin=fit["margin"],
+                           val_loss=val["loss"], val_acc=val["acc"])
+        on_observe(step, recorder.observe(step, plain, **metrics))
+        if step < run.n_steps:
+            opt.step()
+
+
+def plain_objective(trial: optuna.Trial, run: RunConfig, record: dict) -> float:
+    """A plain PyTorch trial reporting through TrialReporter."""
+
+    def on_observe(step: int, reported: bool) -> None:
+        if reported:
+            record["reported_at"] = step
+            if trial.should_prune():
+                record["pruned_at"] = step
+                raise optuna.TrialPruned()
+
+    plain_loop(run, lambda m: TrialReporter(trial, m.embed.weight, m.unembed.weight, window=W,
+                                            log_schedule=LOG), on_observe)
+    return 0.0
+
+
+@pytest.mark.parametrize("threshold", [1.0, 0.0])
+def test_plain_pytorch_trial_reports_at_step_w(setup, threshold):
+    run = setup["trial_runs"][0]
+    pruner = GrokPruner(setup["forecaster"], window=W, threshold=threshold)
+    study = optuna.create_study(direction="maximize", pruner=pruner)
+    record: dict = {}
+    study.optimize(lambda t: plain_objective(t, run, record), n_trials=1)
+    trial = study.trials[0]
+    assert record["reported_at"] == W  # observe(W) completes row W-1's update columns
+    # The monitor's features are the trainer's, so the forecast is too.
+    want = feature_table(setup["log"][setup["log"]["run_id"] == run.run_id], W).iloc[0]
+    got = pd.Series(trial.user_attrs[USER_ATTR]["features"])[list(FEATURE_NAMES)]
+    np.testing.assert_allclose(got.to_numpy(float), want.to_numpy(float), rtol=2e-3, atol=1e-6)
+    expected = setup["expected"][(run.train_frac, run.weight_decay)]
+    assert pruner.p_grok(trial) == pytest.approx(expected, abs=1e-3)
+    if threshold == 1.0:  # every P(grok) < 1: pruned right at the report
+        assert trial.state == optuna.trial.TrialState.PRUNED and record["pruned_at"] == W
+    else:  # P(grok) >= 0 always: runs to the end
+        assert trial.state == optuna.trial.TrialState.COMPLETE and "pruned_at" not in record
+
+
+def test_report_survives_database_storage_and_nan_features_prune(setup, tmp_path):
+    log = setup["log"]
+    run = setup["trial_runs"][0]
+    features = window_features(log[log["run_id"] == run.run_id], W)
+    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'study.db'}")
+    pruner = GrokPruner(setup["forecaster"], window=W, threshold=0.0)  # prunes only NaN
+    study = optuna.create_study(storage=storage, pruner=pruner)
+    decisions = []
+
+    def objective(trial):
+        diverged = trial.number == 1
+        report_features(trial, {**features, "end_val_loss": math.nan} if diverged else features, W)
+        decisions.append(trial.should_prune())
+        return 0.0
+
+    study.optimize(objective, n_trials=2)
+    assert decisions == [False, True]
+    reloaded = optuna.load_study(study_name=study.study_name, storage=storage).trials
+    assert reloaded[1].user_attrs[USER_ATTR]["features"]["end_val_loss"] is None
+    assert math.isnan(pruner.p_grok(reloaded[1]))
+    assert pruner.p_grok(reloaded[0]) == pytest.approx(p_grok(setup["forecaster"], features), abs=0)
+
+
+def test_then_pruner_decides_when_the_forecaster_keeps_a_trial(setup):
+    then = optuna.pruners.ThresholdPruner(upper=1.0)
+    pruner = GrokPruner(setup["forecaster"], window=W, threshold=0.0, then=then)
+    study = optuna.create_study(pruner=pruner)
+    decisions = []
+
+    def objective(trial):
+        decisions.append(trial.should_prune())  # no report, no value: neither prunes
+        trial.report(2.0 if trial.number else 0.5, step=0)
+        decisions.append(trial.should_prune())  # ThresholdPruner: 2.0 > upper
+        return 0.0
+
+    study.optimize(objective, n_trials=2)
+    assert decisions == [False, False, False, True]
+
+
+def test_errors_name_the_problem(setup, tmp_path):
+    model = setup["forecaster"]
+    with pytest.raises(ValueError, match="window=None is not allowed"):
+        GrokPruner(model)
+    with pytest.raises(ValueError, match=r"threshold=1.5 is not allowed"):
+        GrokPruner(model, window=W, threshold=1.5)
+    with pytest.raises(TypeError, match="then must be an Optuna pruner"):
+        GrokPruner(model, window=W, then="median")
+    path = tmp_path / "f.json"
+    model.save(path, window=W, threshold=0.9, sweep_hash="x", n_train_runs=8)
+    assert resolve_forecaster(path, None)[1] == W
+    with pytest.raises(ValueError, match="fit on window=20"):
+        GrokPruner(path, window=30)
+    with pytest.raises(ValueError, match="expected the log of one run, got 12 runs"):
+        window_features(setup["log"], W)
+
+    pruner = GrokPruner(path)
+    study = optuna.create_study(pruner=pruner)
+    trial = study.ask()
+    report_features(trial, window_features(setup["log"][setup["log"]["run_id"] ==
+                                                         setup["trial_runs"][0].run_id], 25), 25)
+    with pytest.raises(ValueError, match="reported features of window W=25, but the pruner's "
+                                         "forecaster uses W=20"):
+        trial.should_prune()
+
+
+@pytest.mark.parametrize("window, complete_at", [(20, 20), (35, 40), (31, 31)])
+def test_feature_recorder_hands_over_the_features_once_the_window_is_complete(window, complete_at):
+    """Logged: every step below 30, then every 10. W = 35 needs a logged step >= 34: step 40."""
+    run = tiny_run(0.6, 3.0, seed=2)
+    recorders, handed = [], {}
+
+    def make(m):
+        recorders.append(FeatureRecorder(m.embed.weight, m.unembed.weight, window=window,
+                                         log_schedule=LOG))
+        return recorders[0]
+
+    plain_loop(run, make, lambda step, feats: handed.update({step: feats}) if feats else None)
+    assert list(handed) == [complete_at]
+    monitor = recorders[0].monitor
+    assert handed[complete_at] == window_features(monitor.log, window) == recorders[0].features

@@ -1,0 +1,175 @@
+"""Ray: the sweep executor writes the local executor's store, resumes; GrokStopper in Tune.
+
+One local Ray session (2 CPUs) serves the whole module: starting Ray costs seconds.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+ray = pytest.importorskip("ray")
+tune = pytest.importorskip("ray.tune")
+
+from grokcast.config import LogConfig, ModelConfig, RunConfig, SweepConfig  # noqa: E402
+from grokcast.features import feature_table  # noqa: E402
+from grokcast.forecast import GrokForecaster  # noqa: E402
+from grokcast.integrations import window_features  # noqa: E402
+from grokcast.integrations.ray import (RESULT_KEY, GrokStopper, features_metrics,  # noqa: E402
+                                       run_sweep_ray)
+from grokcast.signals import SIGNAL_NAMES  # noqa: E402
+from grokcast.store import SweepStore, log_frame  # noqa: E402
+from grokcast.sweep import run_sweep  # noqa: E402
+from grokcast.train import train_ensemble  # noqa: E402
+
+P, W, N_STEPS = 11, 20, 40
+MODEL = ModelConfig(d_model=32, n_heads=4, d_mlp=64)
+LOG = LogConfig(dense_until=10, every=10)
+BOOKKEEPING = ["chunk", "chunk_seconds"]  # which chunk file a run landed in, and wall time
+
+
+@pytest.fixture(scope="module", autouse=True)
+def ray_session():
+    """One local Ray for the module; torch in this process on one thread, like the tasks
+    (tiny tensors gain nothing from threads, and they differ in float rounding)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    # Tune's function trainables are defined in this test module, which Ray's workers
+    # cannot import: ship them by value.
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+    ray.cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
+    torch.set_num_threads(n)
+
+
+def tiny_sweep() -> SweepConfig:
+    """4 runs in 2 split groups, 40 steps."""
+    return SweepConfig(name="tiny", p=P, train_fracs=(0.3, 0.6), weight_decays=(1.0, 3.0),
+                       seeds=(0,), n_steps=N_STEPS, model=MODEL, log=LOG)
+
+
+def assert_same_store(a: SweepStore, b: SweepStore) -> None:
+    pd.testing.assert_frame_equal(a.log(), b.log(), check_exact=True)
+    pd.testing.assert_frame_equal(a.runs().drop(columns=BOOKKEEPING),
+                                  b.runs().drop(columns=BOOKKEEPING), check_exact=True)
+
+
+def test_ray_executor_writes_the_local_store_and_resumes(tmp_path):
+    config = tiny_sweep()
+    local = tmp_path / "local"
+    run_sweep(config, local, device="cpu", chunk_size=2, progress=False)
+
+    # Default chunking on 2 CPUs: 4 runs -> 2 tasks of 2, the local executor's chunks here.
+    result = run_sweep_ray(config, tmp_path / "ray", progress=False)
+    assert (result.n_trained, result.n_skipped) == (4, 0)
+    assert_same_store(SweepStore(local), SweepStore(tmp_path / "ray"))
+    assert SweepStore(tmp_path / "ray").runs()["chunk"].nunique() == 2
+    assert ray.is_initialized()  # the caller's session is left running
+
+    # Resume: a chunk whose runs file is missing never finished; only its runs train again.
+    partial = tmp_path / "partial"
+    shutil.copytree(local, partial)
+    (partial / "runs" / "chunk-00001.parquet").unlink()
+    result = run_sweep_ray(config, partial, chunk_size=1, progress=False)
+    assert (result.n_trained, result.n_skipped) == (2, 2)
+    assert_same_store(SweepStore(local), SweepStore(partial))
+    result = run_sweep_ray(config, partial, progress=False)
+    assert (result.n_trained, result.n_skipped) == (0, 4)
+
+
+def test_ray_executor_rejects_bad_arguments(tmp_path):
+    with pytest.raises(ValueError, match="device='cuda:1' is not allowed"):
+        run_sweep_ray(tiny_sweep(), tmp_path / "a", device="cuda:1", progress=False)
+    assert not (tmp_path / "a").exists()  # checked before anything is written
+    with pytest.raises(ValueError, match="cluster has no GPU"):
+        run_sweep_ray(tiny_sweep(), tmp_path / "b", device="cuda", progress=False)
+    with pytest.raises(ValueError, match="chunk_size=0 is not allowed"):
+        run_sweep_ray(tiny_sweep(), tmp_path / "c", chunk_size=0, progress=False)
+
+
+# ----------------------------------------------------------------------------- Tune
+
+def tiny_run(train_frac: float, weight_decay: float, seed: int) -> RunConfig:
+    return RunConfig(p=P, train_frac=train_frac, weight_decay=weight_decay, seed=seed,
+                     n_steps=N_STEPS, model=MODEL, log=LogConfig(dense_until=30, every=10))
+
+
+def trainable(config: dict) -> None:
+    """A Tune function trainable: one grokcast run, a result per logged step, the window
+    features added to the result of step W - 1."""
+    torch.set_num_threads(1)
+    run = tiny_run(config["train_frac"], config["weight_decay"], seed=2)
+    rows, steps = [], []
+
+    def on_log(step: int, values: np.ndarray) -> None:
+        steps.append(step)
+        rows.append(values[0])
+        metrics = {"step": step, "val_acc": float(values[0, SIGNAL_NAMES.index("val_acc")])}
+        if step == W - 1:
+            log = pd.DataFrame(rows, columns=list(SIGNAL_NAMES))
+            log.insert(0, "step", steps)
+            log.insert(0, "run_id", run.run_id)
+            metrics.update(features_metrics(window_features(log, W), W))
+        tune.report(metrics)
+
+    out = train_ensemble([run], on_log=on_log)  # the hook sees every logged step but the last
+    final_val_acc = float(out.values[0, -1, SIGNAL_NAMES.index("val_acc")])
+    tune.report({"step": N_STEPS, "val_acc": final_val_acc})
+
+
+def test_stopper_stops_low_p_grok_trials_at_w(tmp_path):
+    fit_runs = [tiny_run(f, wd, s) for f in (0.3, 0.6) for wd in (0.3, 3.0) for s in (0, 1)]
+    trial_runs = [tiny_run(0.6, 0.3, 2), tiny_run(0.6, 3.0, 2)]
+    log = log_frame(train_ensemble(fit_runs + trial_runs))
+    X = feature_table(log, W)
+    model = GrokForecaster(Cs=[1.0], cv=2).fit(X.loc[[r.run_id for r in fit_runs]],
+                                                [r.weight_decay > 1 for r in fit_runs])
+    p = {r.weight_decay: model.predict_proba(X.loc[[r.run_id]])[0, 1] for r in trial_runs}
+    assert abs(p[0.3] - p[3.0]) > 1e-3, p
+    threshold = (p[0.3] + p[3.0]) / 2
+    stopper = GrokStopper(model, window=W, threshold=threshold)
+
+    tuner = tune.Tuner(
+        trainable,
+        param_space={"train_frac": 0.6, "weight_decay": tune.grid_search([0.3, 3.0])},
+        tune_config=tune.TuneConfig(max_concurrent_trials=2),
+        run_config=tune.RunConfig(stop=stopper, storage_path=str(tmp_path), verbose=0),
+    )
+    results = tuner.fit()
+    assert not results.errors
+    for result in results:
+        wd = result.config["weight_decay"]
+        last = result.metrics["step"]
+        if p[wd] < threshold:
+            assert last == W - 1  # stopped on the result carrying the features
+            assert result.metrics[RESULT_KEY]["window"] == W
+        else:
+            assert last == N_STEPS  # trained to the end
+
+
+def test_stopper_reads_nested_and_flattened_results():
+    from grokcast.integrations import p_grok
+
+    rng = np.random.default_rng(0)
+    names = [f"end_{s}" for s in ("val_acc", "val_loss")]
+    X = pd.DataFrame(rng.normal(size=(12, 2)), columns=names)
+    model = GrokForecaster(Cs=[1.0]).fit(X, (X["end_val_acc"] > 0).astype(int))
+    stopper = GrokStopper(model, window=W, threshold=0.5)
+    low = {"end_val_acc": -2.0, "end_val_loss": 0.0}
+    high = {"end_val_acc": 2.0, "end_val_loss": 0.0}
+    assert stopper("a", {"val_acc": 0.1}) is False  # no report: never stops
+    assert stopper("a", features_metrics(low, W)) is True
+    flat = {f"{RESULT_KEY}/window": W, **{f"{RESULT_KEY}/features/{k}": v for k, v in high.items()}}
+    assert stopper("b", flat) is False
+    assert stopper.p_grok == {"a": p_grok(model, low), "b": p_grok(model, high)}
+    assert stopper("c", features_metrics({**high, "end_val_loss": float("nan")}, W)) is True
+    assert not stopper.stop_all()
+    with pytest.raises(ValueError, match="reported features of window W=30"):
+        stopper("d", features_metrics(low, 30))

@@ -1,0 +1,212 @@
+"""GrokMonitor: a plain PyTorch loop's monitor log against the trainer's log, forecasts, errors."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import torch.nn.functional as F
+
+from grokcast import model as M
+from grokcast.config import LogConfig, RunConfig
+from grokcast.data import all_examples, split_indices
+from grokcast.features import FEATURE_NAMES, feature_table
+from grokcast.forecast import GrokForecaster
+from grokcast.monitor import GrokMonitor, is_logged_step, logit_stats
+from grokcast.signals import SIGNAL_NAMES
+from grokcast.store import log_frame
+from grokcast.tool import LogError, explain
+from grokcast.train import train_ensemble
+
+from reference_model import PlainTransformer
+
+P = 23
+UPDATE_COLUMNS = ["update_norm", "update_cos"]
+
+
+def _run(**kw) -> RunConfig:
+    # Dense below step 4, then every 3: the monitor must fill the update columns of sparse rows.
+    base = dict(p=P, train_frac=0.4, weight_decay=3.0, seed=0, n_steps=9,
+                log=LogConfig(dense_until=4, every=3))
+    return RunConfig(**{**base, **kw})
+
+
+def _plain_model(run: RunConfig) -> PlainTransformer:
+    """An nn.Module holding the run's initial weights, as the trainer draws them."""
+    return PlainTransformer(P).load_ensemble_run(M.init_params(run.model, P, [run.seed]), 0)
+
+
+def _train(plain: PlainTransformer, run: RunConfig, monitor: GrokMonitor,
+           after_observe: Callable[[int], None] | None = None) -> None:
+    """Full-batch torch.optim.AdamW on the run's split, feeding the monitor as documented."""
+    opt = torch.optim.AdamW(plain.parameters(), lr=run.optim.lr,
+                            betas=(run.optim.beta1, run.optim.beta2), eps=run.optim.eps,
+                            weight_decay=run.weight_decay)
+    tokens, labels = all_examples(P)
+    tr, va = (torch.from_numpy(i) for i in split_indices(P, run.train_frac, run.split_seed))
+    for step in range(run.n_steps + 1):
+        opt.zero_grad()
+        logits = plain(tokens[tr])[:, -1]
+        F.cross_entropy(logits, labels[tr]).backward()
+        metrics = {}
+        if monitor.wants(step):
+            with torch.no_grad():
+                fit = logit_stats(logits, labels[tr])
+                val = logit_stats(plain(tokens[va])[:, -1], labels[va])
+            metrics = dict(train_loss=fit["loss"], train_acc=fit["acc"], train_margin=fit["margin"],
+                           val_loss=val["loss"], val_acc=val["acc"])
+        monitor.observe(step, plain, **metrics)
+        if after_observe is not None:
+            after_observe(step)
+        if step < run.n_steps:
+            opt.step()
+
+
+def _fitted_forecaster(seed: int = 0) -> GrokForecaster:
+    rng = np.random.default_rng(seed)
+    X = pd.DataFrame(rng.normal(size=(20, len(FEATURE_NAMES))), columns=list(FEATURE_NAMES))
+    y = (X["end_val_acc"] + 0.5 * rng.normal(size=20) > 0).astype(int)
+    return GrokForecaster(Cs=[1.0]).fit(X, y)
+
+
+def _observe_without_training(monitor: GrokMonitor, model: torch.nn.Module, step: int,
+                              **kw) -> None:
+    model.zero_grad()
+    model(torch.tensor([[0, 1, P]])).sum().backward()
+    monitor.observe(step, model, **kw)
+
+
+METRICS = dict(train_loss=1.0, val_loss=2.0, train_acc=0.5, val_acc=0.1, train_margin=-1.0)
+
+
+def test_monitor_log_equals_trainer_log():
+    """Same run, same initial weights: the plain loop's monitor log is the trainer's log."""
+    run = _run()
+    want = log_frame(train_ensemble([run]))
+    assert want["step"].tolist() == [0, 1, 2, 3, 6, 9]
+
+    plain = _plain_model(run)
+    monitor = GrokMonitor(plain.embed.weight, plain.unembed.weight, log_schedule=run.log,
+                          run_id=run.run_id)
+    _train(plain, run, monitor)
+    got = monitor.log
+
+    assert list(got.columns) == list(want.columns) == ["run_id", "step", *SIGNAL_NAMES]
+    assert got["run_id"].tolist() == want["run_id"].tolist()
+    assert got["step"].tolist() == want["step"].tolist() and got["step"].dtype == np.int64
+    same = [c for c in SIGNAL_NAMES if c not in UPDATE_COLUMNS]
+    np.testing.assert_allclose(got[same], want[same], rtol=2e-4, atol=2e-5)
+    # An update is a difference of nearby float32 weights: ~1e-4 of it is rounding.
+    np.testing.assert_allclose(got[UPDATE_COLUMNS], want[UPDATE_COLUMNS], rtol=1e-3, atol=1e-4)
+    # NaN exactly where the trainer has NaN: no update_cos at step 0, no update after the end.
+    pd.testing.assert_frame_equal(got.isna(), want.isna())
+
+
+def test_update_columns_of_a_row_fill_in_at_the_next_step():
+    run = _run(n_steps=4, log=LogConfig(dense_until=10))
+    plain = _plain_model(run)
+    monitor = GrokMonitor(plain.embed.weight, plain.unembed.weight, log_schedule=run.log)
+    seen = []
+    _train(plain, run, monitor, after_observe=lambda step: seen.append(monitor.log.copy()))
+    # After observe(t): rows 0..t exist, row t has no update yet, row t-1 has one.
+    for t, log in enumerate(seen):
+        assert log["step"].tolist() == list(range(t + 1))
+        assert np.isnan(log["update_norm"].iloc[-1]) and np.isnan(log["update_cos"].iloc[-1])
+        if t >= 1:
+            assert np.isfinite(log["update_norm"].iloc[-2])
+        if t >= 2:
+            assert np.isfinite(log["update_cos"].iloc[-2])
+
+
+def test_forecast_uses_the_first_window_steps():
+    run = _run(n_steps=7, log=LogConfig(dense_until=100))
+    forecaster = _fitted_forecaster()
+    plain = _plain_model(run)
+    monitor = GrokMonitor(plain.embed.weight, plain.unembed.weight, window=5,
+                          forecaster=forecaster, log_schedule=run.log)
+    results = {}
+
+    def try_forecast(step: int) -> None:
+        if step < 5:
+            with pytest.raises(LogError, match="observe through step 5"):
+                monitor.forecast()
+        else:
+            results[step] = monitor.forecast(top=2)
+
+    _train(plain, run, monitor, after_observe=try_forecast)
+    first = results[5]
+    assert results[7] == first  # later steps do not change a forecast of the first W steps
+    features = feature_table(monitor.log, 5)
+    assert first["p_grok"] == pytest.approx(forecaster.predict_proba(features)[0, 1])
+    assert first == explain(forecaster, features, top=2)[0]
+    assert len(first["pushed_up"]) <= 2 and len(first["pushed_down"]) <= 2
+
+
+def test_ready_waits_for_a_logged_step_at_or_past_w_minus_1():
+    # Logged steps 0, 1, 2, 3, 6: with W=5 the window's rows are 0..3, but a log that covers
+    # steps 0..4 needs the next logged step, 6 (as the sweep's log would have it).
+    run = _run(n_steps=7)
+    plain = _plain_model(run)
+    monitor = GrokMonitor(plain.embed.weight, plain.unembed.weight, window=5,
+                          forecaster=_fitted_forecaster(), log_schedule=run.log)
+    ready = []
+    _train(plain, run, monitor, after_observe=lambda step: ready.append(monitor.ready))
+    assert ready == [False] * 6 + [True, True]
+    assert 0 <= monitor.forecast()["p_grok"] <= 1
+
+
+def test_window_comes_from_a_saved_forecaster(tmp_path):
+    path = tmp_path / "f.json"
+    _fitted_forecaster().save(path, window=7, threshold=0.9, sweep_hash="abc", n_train_runs=20)
+    plain = PlainTransformer(P)
+    assert _monitor_of(plain, forecaster=path).window == 7
+    assert _monitor_of(plain).window == 200
+    with pytest.raises(ValueError, match="fit on window=7"):
+        _monitor_of(plain, forecaster=path, window=200)
+
+
+def _monitor_of(plain: PlainTransformer, **kw) -> GrokMonitor:
+    return GrokMonitor(plain.embed.weight, plain.unembed.weight, **kw)
+
+
+def test_observe_errors_name_the_protocol():
+    plain = PlainTransformer(P)
+    monitor = _monitor_of(plain)
+    with pytest.raises(ValueError, match="after loss.backward"):
+        monitor.observe(0, plain, **METRICS)
+    with pytest.raises(ValueError, match="step=1 is not allowed: expected 0"):
+        _observe_without_training(monitor, plain, 1, **METRICS)
+    with pytest.raises(ValueError, match="needs train_margin"):
+        _observe_without_training(monitor, plain, 0, **{**METRICS, "train_margin": None})
+    _observe_without_training(monitor, plain, 0, **METRICS)
+    with pytest.raises(ValueError, match="expected 1; observe every step"):
+        _observe_without_training(monitor, plain, 2, **METRICS)
+    with pytest.raises(ValueError, match="not a parameter of the model"):
+        _observe_without_training(monitor, PlainTransformer(P), 1, **METRICS)
+    with pytest.raises(RuntimeError, match="no forecaster"):
+        monitor.forecast()
+    with pytest.raises(ValueError, match="2-D weight tensor"):
+        GrokMonitor(plain.pos[0], plain.unembed.weight)
+
+
+def test_schedule_matches_the_trainer():
+    for cfg in (LogConfig(), LogConfig(dense_until=4, every=3), LogConfig(dense_until=0, every=7)):
+        steps = cfg.steps(1000)[:-1]  # the trainer also logs the final step
+        assert [t for t in range(1000) if is_logged_step(t, cfg)] == steps
+
+
+def test_logit_stats_against_torch():
+    gen = torch.Generator().manual_seed(0)
+    logits, labels = torch.randn(50, 7, generator=gen), torch.randint(0, 7, (50,), generator=gen)
+    got = logit_stats(logits, labels)
+    assert got["loss"] == pytest.approx(F.cross_entropy(logits, labels).item(), rel=1e-6)
+    assert got["acc"] == pytest.approx((logits.argmax(1) == labels).float().mean().item())
+    top2 = logits.topk(2, dim=1).values
+    correct = logits[torch.arange(50), labels]
+    other = torch.where(correct == top2[:, 0], top2[:, 1], top2[:, 0])
+    assert got["margin"] == pytest.approx((correct - other).mean().item(), rel=1e-6)
+    with pytest.raises(ValueError, match="shape"):
+        logit_stats(logits[None], labels)

@@ -1,0 +1,301 @@
+"""Paper: number formats, the sentences chosen from the numbers (every branch), and the PDF.
+
+The PDF checks read the rendered text back with pypdf and look for numbers of analysis.json
+formatted independently here (3 decimals, U+2212 for minus, ``< 0.001`` for tiny p-values).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+
+import pytest
+from pypdf import PdfReader
+
+from grokcast.paper import render as R
+from test_figures import write_synthetic_results
+
+M = "\u2212"
+
+
+def _plain_fn(fn):
+    return lambda *a, **k: plain(fn(*a, **k))
+
+
+# The sentence functions return Typst markup; the tests read them as plain text.
+headline = _plain_fn(R.headline_sentence)
+window_accuracy = _plain_fn(R.window_accuracy_sentence)
+trend = _plain_fn(R.trend_sentence)
+robustness = _plain_fn(R.robustness_sentence)
+reference_comparison = _plain_fn(R.reference_comparison_sentence)
+small_sample = _plain_fn(R.small_sample_sentence)
+calibration = _plain_fn(R.calibration_sentence)
+
+
+def canon(text: str) -> str:
+    """Text without whitespace or ASCII hyphens, so line breaks and hyphenation do not matter."""
+    return re.sub(r"[\s\-\u00ad]", "", text)
+
+
+def plain(markup: str) -> str:
+    """Typst markup from the sentence functions, with escapes undone and raw ticks dropped."""
+    return re.sub(r"\\(.)", r"\1", markup).replace("`", "")
+
+
+def f3(x: float) -> str:
+    return f"{x:.3f}".replace("-", M)
+
+
+def s3(x: float) -> str:
+    return f"{x:+.3f}".replace("-", M)
+
+
+def est(entry: dict, key: str = "auroc", signed: bool = False) -> str:
+    f = s3 if signed else f3
+    return f"{f(entry[key])} [{f(entry['ci'][0])}, {f(entry['ci'][1])}]"
+
+
+def pv(p: float) -> str:
+    return "< 0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def diff(d: float, lo: float, hi: float, p: float) -> dict:
+    return {"diff": d, "ci": [lo, hi], "p_one_sided": p}
+
+
+# ---------------------------------------------------------------------------- formatting
+
+def test_number_formats() -> None:
+    assert R.fmt(0.9554) == "0.955"
+    assert R.fmt(-0.12) == f"{M}0.120"
+    assert R.fmt(None) == R.fmt(float("nan")) == "n/a"
+    assert R.fmt_signed(0.161) == "+0.161"
+    assert R.fmt_signed(-0.005) == f"{M}0.005"
+    assert R.fmt_ci([0.043, 0.293], signed=True) == "[+0.043, +0.293]"
+    assert R.fmt_estimate({"auroc": 0.955, "ci": [0.847, 1.0]}) == "0.955 [0.847, 1.000]"
+    assert R.fmt_p(0.0004) == "< 0.001" and R.fmt_p(0.002) == "0.002"
+    assert R.p_clause(0.0) == "p₁ < 0.001" and R.p_clause(0.035) == "p₁ = 0.035"
+    assert R.fmt_pct(0.1234) == "12.3%"
+    assert R.fmt_duration(42.2) == "42 s"
+    assert R.fmt_duration(1234.5) == "20.6 min"
+    assert R.fmt_duration(3 * 3600) == "3.0 h"
+    assert R.fmt_duration(None) == "not recorded"
+
+
+def test_esc_makes_markup_literal() -> None:
+    assert R.esc("[0.1, 0.2] < 0.001 a_b //x -1") == \
+        "\\[0.1, 0.2\\] \\< 0.001 a\\_b \\/\\/x \\-1"
+    assert R.code("end_val_acc") == "`end_val_acc`"
+    with pytest.raises(ValueError, match="backticks"):
+        R.code("a`b")
+
+
+# ---------------------------------------------------------------------------- verdicts
+
+@pytest.mark.parametrize("d, expected", [
+    (diff(0.161, 0.043, 0.293, 0.002), R.BETTER),
+    (diff(0.111, -0.005, 0.240, 0.035), R.WEAK),
+    (diff(0.071, -0.120, 0.261, 0.232), R.AHEAD),
+    (diff(-0.02, -0.15, 0.10, 0.61), R.NOT_BETTER),
+    (diff(-0.30, -0.45, -0.10, 0.999), R.WORSE),
+    (diff(None, None, None, None), R.UNDEFINED),
+    (None, R.UNDEFINED),
+])
+def test_verdict(d: dict | None, expected: str) -> None:
+    assert R.verdict(d, 0.95) == expected
+
+
+def test_comparison_sentence_claims_significance_only_when_ci_excludes_zero() -> None:
+    yes = plain(R.comparison_sentence(diff(0.161, 0.043, 0.293, 0.002), "val-loss"))
+    assert yes == ("significantly outperforms the val-loss baseline "
+                   "(Δ = +0.161, 95% CI [+0.043, +0.293], p₁ = 0.002)")
+    for d in (diff(0.111, -0.005, 0.240, 0.035), diff(0.071, -0.120, 0.261, 0.232),
+              diff(-0.02, -0.15, 0.10, 0.61)):
+        no = R.comparison_sentence(d, "val-loss")
+        assert "significantly outperforms" not in no
+        assert "includes zero" in no or no.startswith("does not outperform")
+    assert "one-sided test" in R.comparison_sentence(diff(0.111, -0.005, 0.240, 0.035), "x")
+    assert R.comparison_sentence(diff(-0.3, -0.45, -0.1, 0.999), "x").startswith(
+        "is significantly worse")
+    assert "single class" in R.comparison_sentence(None, "x")
+
+
+def _cell(d: dict, multi: float = 0.955) -> dict:
+    return {"multi": {"auroc": multi, "ci": [0.847, 1.0]},
+            "val_loss": {"auroc": 0.795, "ci": [0.655, 0.912]}, "diff_val_loss": d}
+
+
+def test_headline_sentence_branches() -> None:
+    sig = headline(_cell(diff(0.161, 0.043, 0.293, 0.002)), 200)
+    assert "significantly above" in sig and "0.955" in sig and "0.795" in sig
+    ns = headline(_cell(diff(0.1, -0.01, 0.2, 0.04)), 200)
+    assert "significantly" not in ns and "includes zero" in ns
+    below = headline(_cell(diff(-0.1, -0.3, 0.1, 0.8), multi=0.7), 200)
+    assert "does not exceed" in below
+    none = headline({"multi": {"auroc": None, "ci": [None, None]}}, 200)
+    assert "undefined" in none
+
+
+def test_window_accuracy_sentence_branches() -> None:
+    before = window_accuracy(0.123, 200, "0.9", 23)
+    assert "12.3%" in before and "is a forecast" in before and "1/23" in before
+    after = window_accuracy(0.95, 200, "0.9", 23)
+    assert "95.0%" in after and "partly observed" in after and "is a forecast" not in after
+
+
+def test_trend_sentence_branches() -> None:
+    up = trend({100: 0.8, 200: 0.9, 500: 0.95})
+    assert "does not decrease" in up and "0.800" in up and "0.950" in up
+    bumpy = trend({100: 0.8, 200: 0.955, 300: 0.934})
+    assert "not monotone" in bumpy and "maximum 0.955 at W = 200" in bumpy
+    assert trend({100: None, 200: 0.9}) == ""
+
+
+def _threshold(d_loss: dict, d_acc: dict, single: bool = False) -> dict:
+    return {"n_pos": 0 if single else 4, "n_neg": 48 if single else 44, "single_class": single,
+            "windows": {"200": {"multi": {"auroc": 0.9, "ci": [0.8, 1.0]},
+                                "diff_val_loss": d_loss, "diff_val_acc": d_acc}}}
+
+
+def test_robustness_sentence_branches() -> None:
+    sig, ns = diff(0.2, 0.05, 0.3, 0.001), diff(0.1, -0.02, 0.2, 0.06)
+    same = robustness(_threshold(sig, ns), _threshold(sig, ns), 200, "0.9", "0.99")
+    assert "does not depend on the threshold" in same
+    differ = robustness(_threshold(sig, ns), _threshold(ns, ns), 200, "0.9", "0.99")
+    assert "depends on the threshold" in differ and "does not" not in differ
+    one = robustness(_threshold(sig, ns), _threshold(None, None, single=True), 200,
+                                "0.9", "0.99")
+    assert "cannot be made" in one
+    assert "no robustness check" in robustness(_threshold(sig, ns), None, 200, "0.9",
+                                                          None)
+
+
+def test_reference_comparison_sentence_branches() -> None:
+    ours = {"auroc": 0.93, "ci": [0.85, 0.99]}
+    agree = reference_comparison(ours, [0.955, 0.847, 1.0], 200)
+    assert "each estimate lies inside the other's CI" in agree
+    disagree = reference_comparison({"auroc": 0.6, "ci": [0.5, 0.7]},
+                                               [0.955, 0.847, 1.0], 200)
+    assert "disagree" in disagree
+    half = reference_comparison({"auroc": 0.9, "ci": [0.88, 0.92]},
+                                           [0.955, 0.847, 1.0], 200)
+    assert "not the reverse" in half
+
+
+def test_small_sample_sentence_and_signal_family() -> None:
+    assert small_sample(10, 38, "0.9") == ""
+    assert "only 1 grokking run " in small_sample(1, 7, "0.9")
+    assert R.signal_family(["end_val_loss", "log_end_val_loss", "end_val_acc"]) == "loss"
+    assert R.signal_family(["end_val_acc", "slope_val_acc", "end_param_norm"]) == "accuracy"
+    assert R.signal_family(["end_param_norm", "end_val_acc"]) == "mixed"
+
+
+def test_calibration_sentence_compares_with_base_rate() -> None:
+    good = calibration([0.9, 0.1, 0.1, 0.1], [1, 0, 0, 0], 200)
+    # Brier 0.01 vs base rate 0.25: 0.25 * 0.75 = 0.1875.
+    assert "0.010" in good and ", below the 0.188" in good
+    bad = calibration([0.1, 0.9, 0.9, 0.9], [1, 0, 0, 0], 200)
+    assert "not below" in bad
+
+
+# ---------------------------------------------------------------------------- the PDF
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path, list[str]]:
+    root = tmp_path_factory.mktemp("results")
+    analysis = write_synthetic_results(root)
+    pdf = R.render_paper(root, root / "out")
+    pages = [p.extract_text() for p in PdfReader(pdf).pages]
+    return analysis, pdf, pages
+
+
+def expected_page_range(fig_dir: Path) -> tuple[int, int]:
+    """Bounds on the page count from what the paper must hold.
+
+    Lower: the six figures at their printed size (text width, figure 5 at 75%) plus two
+    28-row tables fill at least this many A4 text areas, plus the title page and the
+    appendix, which starts on a new page. Upper: that plus four pages of prose.
+    """
+    text_w, text_h = 21.0 - 4.4, 29.7 - 4.6  # cm, the template's A4 margins
+    height = 0.0
+    for name, scale in (("fig1_accuracy", 1), ("fig2_grid", 1), ("fig3_features", 1),
+                        ("fig4_windows", 1), ("fig5_pair", 0.75), ("fig6_reliability", 1)):
+        box = PdfReader(fig_dir / f"{name}.pdf").pages[0].mediabox
+        height += text_w * scale * float(box.height) / float(box.width)
+    height += 2 * 28 * 0.36  # two 28-row tables at 8 pt, ~0.36 cm a row
+    low = math.ceil(height / text_h) + 2
+    return low, low + 4
+
+
+def test_render_paper_page_count_and_structure(rendered: tuple) -> None:
+    analysis, pdf, pages = rendered
+    low, high = expected_page_range(pdf.parent.parent / "figures")
+    assert low <= len(pages) <= high, (low, len(pages), high)
+    assert "Forecasting Grokking" in pages[0] and "Abstract" in pages[0]
+    text = canon("\n".join(pages))
+    for k in range(1, 7):
+        assert text.count(canon(f"Figure {k}:")) == 1, k
+    for k in (1, 2, 3):
+        assert text.count(canon(f"Table {k}:")) == 1, k
+    # The appendix starts on a fresh page.
+    start = next(i for i, p in enumerate(pages) if "Univariate predictors" in p)
+    assert canon(pages[start]).startswith(canon("A Univariate predictors"))
+    assert "Reproduction" in "".join(pages[start:])
+
+
+def test_render_paper_prints_the_numbers_of_analysis_json(rendered: tuple) -> None:
+    analysis, pdf, pages = rendered
+    text = canon("\n".join(pages))
+    for key in ("0.9", "0.99"):
+        t = analysis["thresholds"][key]
+        assert canon(f"{t['n_pos']}/48") in text
+        for w, cell in t["windows"].items():
+            for series in ("multi", "val_loss", "val_acc"):
+                assert canon(est(cell[series])) in text, (key, w, series)
+            for d in ("diff_val_loss", "diff_val_acc"):
+                row = f"{est(cell[d], 'diff', signed=True)} {pv(cell[d]['p_one_sided'])}"
+                assert canon(row) in text, (key, w, d)
+    cell = analysis["thresholds"]["0.9"]["windows"]["200"]
+    uni = cell["univariate"]
+    for name, entry in uni.items():
+        assert canon(f"{name} {f3(entry['auroc'])} {f3(entry['folded'])}") in text, name
+    assert canon(f"{100 * cell['max_val_acc_in_window']:.1f}%") in text
+    assert canon("20.6 min") in text  # sweep.train_seconds = 1234.5
+    assert canon("48 runs") in text
+    # The synthetic W = 200 comparison: CI above zero vs the val-loss baseline, not vs val acc.
+    assert canon("significantly outperforms the val-loss baseline") in text
+    assert canon("ahead of the val-accuracy baseline, but the 95% CI of the difference "
+                 "includes zero") in text
+
+
+def test_render_paper_writes_sources_and_tables(rendered: tuple) -> None:
+    analysis, pdf, pages = rendered
+    out = pdf.parent
+    assert pdf.name == "paper.pdf" and pdf.read_bytes().startswith(b"%PDF")
+    for k in (1, 2, 3):
+        assert (out / f"table{k}.tex").read_text() == \
+            (out.parent / f"table{k}.tex").read_text()
+    ctx = json.loads((out / "paper-src" / "context.json").read_text())
+    assert ctx["repro"]["counts"][0] == ["0.9", "10/48", "10/48"]
+    assert all((out / "paper-src" / p).is_file() for p in ctx["figures"].values())
+
+
+def test_reference_values_only_in_reproduction_appendix(rendered: tuple) -> None:
+    """The reference's numbers that differ from ours appear after the appendix starts only."""
+    analysis, pdf, pages = rendered
+    ref = R.load_reference()
+    start = next(i for i, p in enumerate(pages) if "Univariate predictors" in p)
+    body = canon("".join(pages[:start]))
+    ours = canon("".join(pages[start:]))
+    ref_cell = ref["tables"]["0.9"]["100"]["val_loss"]  # 0.732 [0.587, 0.863]
+    assert canon(f"{f3(ref_cell[0])} [{f3(ref_cell[1])}, {f3(ref_cell[2])}]") in ours
+    assert canon(f"[{f3(ref_cell[1])}, {f3(ref_cell[2])}]") not in body
+
+
+def test_render_paper_with_single_class_threshold(tmp_path: Path) -> None:
+    write_synthetic_results(tmp_path, single_class=True)
+    pages = [p.extract_text() for p in PdfReader(R.render_paper(tmp_path)).pages]
+    text = canon("\n".join(pages))
+    assert canon("the robustness check cannot be made") in text

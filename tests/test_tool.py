@@ -1,0 +1,203 @@
+"""fit_forecaster -> forecast_log on a real (tiny) sweep, and the errors a user can hit."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.special import logit
+
+from grokcast.analysis import analyze, sweep_hash
+from grokcast.config import LogConfig, ModelConfig, OptimConfig, SweepConfig
+from grokcast.features import feature_table
+from grokcast.forecast import ForecasterFileError, GrokForecaster
+from grokcast.store import SweepStore
+from grokcast.sweep import run_sweep
+from grokcast.tool import (LOG_COLUMNS, LogError, fit_forecaster, forecast_log, format_fit,
+                           format_forecast)
+
+W = 20
+# Two of the tiny sweep's eight runs reach max_val_acc 0.094; the others stay at or below 0.083.
+THRESHOLD = 0.09
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory) -> Path:
+    """A real sweep, small enough to train in a few seconds: p=11, a 16-wide model, 30 steps."""
+    config = SweepConfig(
+        name="tiny", p=11, train_fracs=(0.3, 0.6), weight_decays=(1.0, 10.0), seeds=(0, 1),
+        n_steps=30, model=ModelConfig(d_model=16, n_heads=2, d_mlp=32),
+        optim=OptimConfig(lr=1e-2), log=LogConfig(dense_until=40))
+    out = tmp_path_factory.mktemp("sweep") / "tiny"
+    run_sweep(config, out, device="cpu", progress=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def fitted(sweep, tmp_path_factory) -> tuple[Path, dict]:
+    out = tmp_path_factory.mktemp("model") / "forecaster.json"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the fit's expected sklearn warnings are silenced
+        result = fit_forecaster(sweep, window=W, threshold=THRESHOLD, out=out, seed=0,
+                                n_resamples=500)
+    return out, result
+
+
+def _log(sweep: Path) -> pd.DataFrame:
+    return SweepStore(sweep).log()
+
+
+def test_fit_saves_a_forecaster_of_the_sweep(sweep, fitted):
+    path, result = fitted
+    store = SweepStore(sweep)
+    model = GrokForecaster.load(path)
+    assert model.metadata_.window == W and model.metadata_.threshold == THRESHOLD
+    assert model.metadata_.sweep_hash == result["sweep_hash"]
+    assert result["sweep_hash"] == sweep_hash(store.runs(), store.log())
+    assert model.metadata_.n_train_runs == result["n_runs"] == 8
+    assert result["n_pos"] == int((store.runs()["max_val_acc"] >= THRESHOLD).sum()) == 2
+    lo, hi = result["heldout_ci"]
+    assert 0 <= lo <= result["heldout_auroc"] <= hi <= 1
+    json.dumps(result)  # the CLI's --json output
+    assert len(result["notes"]) == 1 and "internal folds" in result["notes"][0]  # 2 positives
+    text = format_fit(result)
+    assert f"wrote {path}" in text and "leave-one-out AUROC" in text and "2 of 8 runs" in text
+
+
+def test_fit_reports_the_analysis_number(sweep, fitted):
+    """`grokcast fit` and analysis.json agree on the held-out AUROC and its CI (same seed)."""
+    _, result = fitted
+    store = SweepStore(sweep)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        analysis = analyze(store.runs(), store.log(), None, windows=(W,),
+                           thresholds=(THRESHOLD,), n_resamples=500, seed=0)
+    cell = analysis["thresholds"][format(THRESHOLD, "g")]["windows"][str(W)]
+    assert result["heldout_auroc"] == pytest.approx(cell["multi"]["auroc"])
+    assert result["heldout_ci"] == pytest.approx(cell["multi"]["ci"])
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_forecast_log_round_trip(sweep, fitted, tmp_path, suffix):
+    path, _ = fitted
+    log = _log(sweep)
+    runs = sorted(log["run_id"].unique())[:2]
+    early = log[log["run_id"].isin(runs) & (log["step"] <= W + 3)]
+    log_path = tmp_path / f"early{suffix}"
+    if suffix == ".csv":
+        early.to_csv(log_path, index=False)
+    else:
+        early.to_parquet(log_path, index=False)
+
+    result = forecast_log(path, log_path, top=3)
+    assert [r["run_id"] for r in result["runs"]] == runs
+    model = GrokForecaster.load(path)
+    want = model.predict_proba(feature_table(log[log["run_id"].isin(runs)], W))[:, 1]
+    for run, p in zip(result["runs"], want):
+        assert run["p_grok"] == pytest.approx(p, rel=1e-9)
+        assert run["log_odds"] == pytest.approx(logit(p), rel=1e-9, abs=1e-12)
+        # Listed contributions are the largest ones in their direction, largest first.
+        up = [e["contribution"] for e in run["pushed_up"]]
+        down = [e["contribution"] for e in run["pushed_down"]]
+        assert up == sorted(up, reverse=True) and all(c > 0 for c in up)
+        assert down == sorted(down) and all(c < 0 for c in down)
+        assert len(up) <= 3 and len(down) <= 3
+    assert result["window"] == W and result["threshold"] == THRESHOLD
+    json.dumps(result)
+    text = format_forecast(result)
+    assert all(f"{r}: P(grok) = " in text for r in runs) and "pushed up:" in text
+
+
+def test_contributions_sum_to_the_log_odds(sweep, fitted, tmp_path):
+    path, _ = fitted
+    model = GrokForecaster.load(path)
+    log = _log(sweep)
+    log_path = tmp_path / "all.csv"
+    log.to_csv(log_path, index=False)
+    names = list(model.feature_names_in_)
+    result = forecast_log(path, log_path, top=len(names))
+    X = feature_table(log, W)[names].to_numpy()
+    z = (X - model.scaler_mean_) / model.scaler_scale_
+    for i, run in enumerate(result["runs"]):
+        listed = run["pushed_up"] + run["pushed_down"]
+        total = run["intercept"] + sum(e["contribution"] for e in listed)
+        assert total == pytest.approx(run["log_odds"], rel=1e-9, abs=1e-9)
+        for e in listed:
+            j = names.index(e["feature"])
+            assert e["z"] == pytest.approx(z[i, j]) and e["value"] == pytest.approx(X[i, j])
+
+
+def test_short_or_incomplete_logs_are_refused(sweep, fitted, tmp_path):
+    path, _ = fitted
+    log = _log(sweep)
+    one = log[log["run_id"] == log["run_id"].min()]
+
+    def forecast(df: pd.DataFrame, name: str = "log.csv") -> dict:
+        df.to_csv(tmp_path / name, index=False)
+        return forecast_log(path, tmp_path / name)
+
+    with pytest.raises(LogError, match=rf"ends at step {W - 2}, but .* W={W} needs steps 0..{W-1}"):
+        forecast(one[one["step"] <= W - 2])
+    # Row W-1's update is only known after step W: a log that stops at W-1 lacks it.
+    cut = one[one["step"] <= W - 1].copy()
+    cut.loc[cut["step"] == W - 1, ["update_norm", "update_cos"]] = np.nan
+    with pytest.raises(LogError, match=f"update_norm = nan at step {W - 1}: it is known only"):
+        forecast(cut)
+    with pytest.raises(LogError, match="lacks column[(]s[)] grad_norm, update_cos"):
+        forecast(one.drop(columns=["grad_norm", "update_cos"]))
+    with pytest.raises(LogError, match="starts at step 1"):
+        forecast(one[one["step"] >= 1])
+    with pytest.raises(LogError, match="logs step 3 twice"):
+        forecast(pd.concat([one, one[one["step"] == 3]]))
+    with pytest.raises(LogError, match="val_loss = nan at step 5 [(]did the run diverge"):
+        forecast(one.assign(val_loss=np.where(one["step"] == 5, np.nan, one["val_loss"])))
+    with pytest.raises(LogError, match="expected a .csv or .parquet file"):
+        forecast(one, "log.txt")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        forecast_log(path, tmp_path / "missing.csv")
+    assert issubclass(LogError, ValueError)
+    # The complete window, rows up to W, forecasts.
+    assert len(forecast(one[one["step"] <= W])["runs"]) == 1
+
+
+def test_bad_model_file_and_bad_fit_arguments(sweep, tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    log_path = tmp_path / "log.csv"
+    _log(sweep).to_csv(log_path, index=False)
+    with pytest.raises(ForecasterFileError, match="not valid JSON"):
+        forecast_log(bad, log_path)
+    with pytest.raises(ValueError, match="threshold=0.99 is not allowed for this sweep: 0 of 8"):
+        fit_forecaster(sweep, window=W, threshold=0.99, out=tmp_path / "f.json")
+    with pytest.raises(LogError, match="ends at step 30, but .* W=32 needs steps 0..31"):
+        fit_forecaster(sweep, window=32, threshold=THRESHOLD, out=tmp_path / "f.json")
+    # Step 30 is the last: its update is unknown, so W=31 would summarise an incomplete window.
+    with pytest.raises(LogError, match="update_norm = nan at step 30: it is known only after"):
+        fit_forecaster(sweep, window=31, threshold=THRESHOLD, out=tmp_path / "f.json")
+    with pytest.raises(ValueError, match="does not exist"):
+        fit_forecaster(sweep, window=W, threshold=THRESHOLD, out=tmp_path / "no" / "f.json")
+    with pytest.raises(ValueError, match="threshold=1.5 is not allowed"):
+        fit_forecaster(sweep, window=W, threshold=1.5, out=tmp_path / "f.json")
+    assert not (tmp_path / "f.json").exists()
+    assert LOG_COLUMNS[:2] == ("run_id", "step")
+
+
+@pytest.mark.slow
+def test_smoke_sweep_end_to_end(tmp_path):
+    """The shipped smoke config (minutes on a busy CPU): fit at W=200, forecast a run's log."""
+    from grokcast.cli import main
+
+    out = tmp_path / "smoke"
+    assert main(["sweep", "--config", str(ROOT / "configs" / "smoke.toml"), "--out", str(out),
+                 "--quiet", "--device", "cpu"]) == 0
+    result = fit_forecaster(out, window=200, threshold=0.5, out=tmp_path / "f.json")
+    assert result["n_runs"] == 8
+    log = SweepStore(out).log()
+    log.to_parquet(tmp_path / "log.parquet", index=False)
+    forecast = forecast_log(tmp_path / "f.json", tmp_path / "log.parquet")
+    assert len(forecast["runs"]) == 8
