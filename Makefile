@@ -15,7 +15,7 @@ $(BIN)/grokcast: pyproject.toml
 	touch $(BIN)/grokcast
 
 reproduce: $(BIN)/grokcast
-	$(BIN)/grokcast sweep --config configs/paper.toml --out $(OUT)
+	$(BIN)/grokcast reproduce --config configs/paper.toml --out $(OUT)
 
 test: $(BIN)/grokcast
 	$(BIN)/python -m pytest -q

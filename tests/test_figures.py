@@ -154,7 +154,8 @@ def write_synthetic_results(root: Path, *, single_class: bool = False, seed: int
     pd.concat(curves, ignore_index=True).to_parquet(root / "curves.parquet", index=False)
     for k in (1, 2, 3):
         (root / f"table{k}.md").write_text(f"| table {k} |\n|---|\n")
-        (root / f"table{k}.tex").write_text(f"% table {k}\n\\begin{{tabular}}{{l}}\\end{{tabular}}\n")
+        (root / f"table{k}.tex").write_text(
+            f"% table {k}\n\\begin{{tabular}}{{l}}\\end{{tabular}}\n")
     return analysis
 
 

@@ -32,6 +32,7 @@ robustness = _plain_fn(R.robustness_sentence)
 reference_comparison = _plain_fn(R.reference_comparison_sentence)
 small_sample = _plain_fn(R.small_sample_sentence)
 calibration = _plain_fn(R.calibration_sentence)
+grid = _plain_fn(R.grid_sentence)
 
 
 def canon(text: str) -> str:
@@ -182,6 +183,29 @@ def test_reference_comparison_sentence_branches() -> None:
     half = reference_comparison({"auroc": 0.9, "ci": [0.88, 0.92]},
                                            [0.955, 0.847, 1.0], 200)
     assert "not the reverse" in half
+
+
+def _grid_runs(labels_by_cell: dict[tuple[float, float], list[int]]) -> tuple[list, list]:
+    runs, labels = [], []
+    for (f, wd), ys in labels_by_cell.items():
+        for y in ys:
+            runs.append({"train_frac": f, "weight_decay": wd})
+            labels.append(y)
+    return runs, labels
+
+
+def test_grid_sentence_branches() -> None:
+    rises = grid(*_grid_runs({(0.3, 1.0): [0, 0], (0.3, 10.0): [1, 0], (0.6, 1.0): [0, 0],
+                              (0.6, 10.0): [1, 1]}))
+    assert rises == ("The grokking rate rises with λ (0/4 at λ = 1, 3/4 at λ = 10); "
+                     "the grokking rate rises with f (1/4 at f = 0.3, 2/4 at f = 0.6).")
+    bumpy = grid(*_grid_runs({(0.3, 0.3): [0], (0.3, 1.0): [1], (0.3, 3.0): [0]}))
+    assert bumpy == ("The grokking rate is not monotone in λ "
+                     "(0/1 at λ = 0.3, 1/1 at λ = 1, 0/1 at λ = 3).")
+    falls = grid(*_grid_runs({(0.3, 1.0): [1], (0.6, 1.0): [0]}))
+    assert "falls with f" in falls
+    flat = grid(*_grid_runs({(0.3, 1.0): [0], (0.6, 1.0): [0]}))
+    assert "does not change with f" in flat
 
 
 def test_small_sample_sentence_and_signal_family() -> None:

@@ -76,6 +76,28 @@ def cmd_forecast(args: argparse.Namespace) -> None:
     print(json.dumps(result, indent=2) if args.json else format_forecast(result))
 
 
+def cmd_figures(args: argparse.Namespace) -> None:
+    from grokcast.figures import make_figures
+
+    paths = make_figures(args.results_dir, args.out)
+    print(f"wrote {len(paths)} files -> {paths[0].parent}")
+
+
+def cmd_paper(args: argparse.Namespace) -> None:
+    from grokcast.paper import render_paper
+
+    print(f"wrote {render_paper(args.results_dir, args.out)}")
+
+
+def cmd_reproduce(args: argparse.Namespace) -> None:
+    from grokcast.reproduce import reproduce
+
+    _tune_allocator()
+    result = reproduce(args.config, args.out, device=args.device,
+                       with_early_stopping=args.with_early_stopping, progress=not args.quiet)
+    print(f"paper: {result.paper}")
+
+
 def cmd_early_stop_study(args: argparse.Namespace) -> None:
     from grokcast.early_stop import format_summary, run_study
 
@@ -94,7 +116,8 @@ def _positive_int(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="grokcast", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="grokcast", description="Forecast grokking from the first few hundred steps of training.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("sweep", help="train a sweep of runs into a sweep directory (resumable)")
@@ -134,6 +157,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_forecast)
 
+    p = sub.add_parser("figures", help="the six figures (PNG and PDF) from a results directory")
+    p.add_argument("results_dir", type=Path, help="output of `grokcast analyze`")
+    p.add_argument("--out", type=Path, default=None, help="default: RESULTS_DIR/figures")
+    p.set_defaults(func=cmd_figures)
+
+    p = sub.add_parser("paper", help="render the paper (PDF) from a results directory")
+    p.add_argument("results_dir", type=Path, help="output of `grokcast analyze`")
+    p.add_argument("--out", type=Path, default=None, help="default: RESULTS_DIR")
+    p.set_defaults(func=cmd_paper)
+
+    p = sub.add_parser("reproduce", help="sweep -> analyze -> figures -> paper, resumable")
+    p.add_argument("--config", type=Path, default=Path("configs/paper.toml"))
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N] (default: auto)")
+    p.add_argument("--with-early-stopping", action="store_true",
+                   help="also fit the forecaster, train unseen seeds and run the early-stop study")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_reproduce)
+
     p = sub.add_parser("early-stop-study",
                        help="compute saved vs grokkers kept: forecaster vs ASHA and median stopping")
     p.add_argument("heldout_sweep", type=Path, help="a sweep the forecaster was not fitted on")
@@ -147,11 +189,16 @@ def main(argv: list[str] | None = None) -> int:
     from grokcast.config import ConfigError
     from grokcast.store import StoreError
 
+    try:
+        from typst import TypstError
+    except ImportError:  # typst is a dependency; this only guards odd installs
+        TypstError = RuntimeError  # noqa: N806
+
     args = build_parser().parse_args(argv)
     handler: Callable[[argparse.Namespace], None] = args.func
     try:
         handler(args)
-    except (ConfigError, StoreError, ValueError, FileNotFoundError) as err:
+    except (ConfigError, StoreError, ValueError, FileNotFoundError, TypstError) as err:
         print(f"grokcast {args.command}: error: {err}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

@@ -264,6 +264,36 @@ def trend_sentence(aurocs: dict[int, float | None]) -> str:
             f"maximum {esc(fmt(best[1]))} at W = {best[0]}.")
 
 
+def grid_sentence(runs: Sequence[dict], labels: Sequence[int]) -> str:
+    """How the grokking rate changes with weight decay and with training fraction (seeds and the
+    other axis pooled): "rises with", "falls with", or "is not monotone in", with the counts."""
+    parts = []
+    for field, symbol in (("weight_decay", "λ"), ("train_frac", "f")):
+        groups: dict[float, list[int]] = {}
+        for run, y in zip(runs, labels, strict=True):
+            groups.setdefault(float(run[field]), []).append(int(y))
+        levels = sorted(groups)
+        if len(levels) < 2:
+            continue
+        rates = [np.mean(groups[v]) for v in levels]
+        steps = np.diff(rates)
+        if (steps == 0).all():
+            how = "does not change with"
+        elif (steps >= 0).all():
+            how = "rises with"
+        elif (steps <= 0).all():
+            how = "falls with"
+        else:
+            how = "is not monotone in"
+        counts = ", ".join(f"{sum(groups[v])}/{len(groups[v])} at {symbol} = {v:g}"
+                           for v in levels)
+        parts.append(f"the grokking rate {how} {symbol} ({esc(counts)})")
+    if not parts:
+        return ""
+    text = "; ".join(parts)
+    return text[0].upper() + text[1:] + "."
+
+
 def top_features(univariate: dict | None, k: int = 3) -> list[tuple[str, float, float]]:
     """The ``k`` features with the highest folded AUROC: (name, auroc, folded), best first."""
     if not univariate:
@@ -397,7 +427,7 @@ def _cv_words(cv: str | None) -> str:
 
 
 def _reference_rows(analysis: dict, ref: dict, key: str) -> list[list[str]]:
-    """Reproduction table: per W, the reference's and our AUROC [CI] for multi, val loss, val acc."""
+    """Reproduction table: per W, the reference's and our AUROC [CI] of multi, val loss, val acc."""
     rows = []
     ref_t = ref["tables"].get(key, {})
     for w in F.windows(analysis):
@@ -517,7 +547,8 @@ def build_context(res: F.Results, reference: dict | None = None) -> dict[str, An
         f"@fig:accuracy shows the train and validation accuracy of all {n_runs} runs, and "
         f"@fig:grid the grokking rate over the (f, λ) grid. Out of {n_runs} runs, "
         f"{t1['n_pos']} grokked at threshold {esc(th1)}"
-        + (f" and {t2['n_pos']} at {esc(th2)}." if t2 else ".")
+        + (f" and {t2['n_pos']} at {esc(th2)}. " if t2 else ". ")
+        + grid_sentence(a["runs"], t1["labels"])
     )
 
     method = (
@@ -546,6 +577,8 @@ def build_context(res: F.Results, reference: dict | None = None) -> dict[str, An
         + f" With {n_runs} runs, bins at intermediate probabilities hold few runs and are noisy."
     )
     robustness = robustness_sentence(t1, t2, w0, k1, k2, level)
+    if t2:
+        robustness += " " + small_sample_sentence(t2["n_pos"], t2["n_neg"], k2)
     if t2 and not t2.get("single_class"):
         c2 = t2["windows"][str(w0)]
         robustness += (f" At threshold {esc(th2)} and W = {w0} the forecaster "
@@ -561,14 +594,16 @@ def build_context(res: F.Results, reference: dict | None = None) -> dict[str, An
     ]
     limitations = [
         (f"The regime is small: p = {p}, one transformer block, full-batch AdamW. Whether the "
-         "early signals transfer to other tasks, deeper models or mini-batch training is untested."),
+         "early signals transfer to other tasks, deeper models or mini-batch training is "
+         "untested."),
         ("The forecaster is trained and evaluated on one hyperparameter sweep; transfer to "
          "unseen (f, λ) regions is not tested."),
         (f"With {n_runs} runs and {t1['n_pos']} positives, CIs are wide and the bootstrap p-values "
          f"have a resolution of 1/{fmt_int(n_res)}."),
         (f"The {fmt_int(n_steps or 0)}-step budget can label late grokkers as negatives, which is "
          f"why the primary threshold is the relaxed {esc(th1)}."),
-        "Forecasting a binary outcome is a simplification; predicting the grokking step is left open.",
+        ("Forecasting a binary outcome is a simplification; predicting the grokking step is "
+         "left open."),
     ]
 
     cap = {
@@ -579,13 +614,15 @@ def build_context(res: F.Results, reference: dict | None = None) -> dict[str, An
         "fig2": ("Grokking rate over the (f, λ) grid, seeds pooled; each cell shows "
                  "(grokked runs)/(runs)" + (f", at thresholds {esc(th1)} (left) and {esc(th2)} "
                                             "(right)." if t2 else f" at threshold {esc(th1)}.")),
-        "fig3": (f"Folded AUROC |AUROC − 0.5| + 0.5 of the {F.N_TOP_FEATURES} best single features "
+        "fig3": (f"Folded AUROC |AUROC − 0.5| + 0.5 of the {F.N_TOP_FEATURES} best single "
+                 "features "
                  f"at W = {w0}, in every window (threshold {esc(th1)}). ↓: lower values predict "
                  "grokking."),
         "fig4": (f"Multivariate forecaster (LOO) and the two univariate baselines against window "
                  f"length; shaded: {lvl} bootstrap CIs; dotted: chance."),
         "fig5": (f"Two informative, weakly correlated features at W = {w0}: {pair}. Rule: among "
-                 f"pairs with |Spearman ρ| < {F.MAX_ABS_RHO} over runs, the pair whose weaker member "
+                 f"pairs with |Spearman ρ| < {F.MAX_ABS_RHO} over runs, the pair whose weaker "
+                 "member "
                  "has the highest folded AUROC."),
         "fig6": ("Reliability diagrams of the held-out probabilities per window "
                  f"({F.N_RELIABILITY_BINS} equal-width bins; dot area and number: runs in the bin; "
@@ -662,7 +699,8 @@ def build_context(res: F.Results, reference: dict | None = None) -> dict[str, An
             f"grokcast {esc(a.get('grokcast_version', NA))} regenerates this paper from a config "
             "file with one command, `grokcast reproduce --config CONFIG --out DIR`: sweep, "
             "analysis, figures, document. The sweep "
-            f"“{esc(sweep.get('name') or NA)}” (data hash {esc((sweep.get('hash') or NA)[:12])}) "
+            f"“{esc(sweep.get('name') or NA)}” "
+            f"(data hash {esc((sweep.get('hash') or NA)[:12])}) "
             f"trained in {esc(train_time)}; the analysis took "
             f"{esc(fmt_duration(a.get('timing', {}).get('analysis_seconds')))}. All randomness is "
             f"seeded: the split seed, each run's seed, and the analysis seed "
@@ -682,7 +720,8 @@ def build_context(res: F.Results, reference: dict | None = None) -> dict[str, An
                             + (f" {esc(t2['message'])}." if t2.get("single_class") else ""))},
             "univariate": {"rows": _table3_rows(a, k1, w0),
                            "caption": (f"Per-feature AUROC and folded AUROC at W = {w0} "
-                                       f"(threshold {esc(th1)}), sorted by the latter. AUROC < 0.5: "
+                                       f"(threshold {esc(th1)}), sorted by the latter. "
+                                       "AUROC < 0.5: "
                                        "lower values predict grokking.")},
             "features": {"caption": (f"The {n_feat} features, computed from the log rows with "
                                      "step < W.")},
