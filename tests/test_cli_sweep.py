@@ -96,3 +96,15 @@ def test_config_errors_name_value_and_allowed():
         SweepConfig(train_fracs=(0,))
     with pytest.raises(ConfigError, match="model.init='xavier'"):
         SweepConfig.from_dict({"model": {"init": "xavier"}})
+
+
+def test_worker_processes_write_the_same_store_as_one_process(tmp_path):
+    cfg = _tiny_config(tmp_path)
+    assert main(["sweep", "--config", str(cfg), "--out", str(tmp_path / "one"), "--quiet"]) == 0
+    assert main(["sweep", "--config", str(cfg), "--out", str(tmp_path / "two"), "--quiet",
+                 "--workers", "2", "--chunk-size", "1"]) == 0
+    one, two = SweepStore(tmp_path / "one"), SweepStore(tmp_path / "two")
+    # Both use one torch thread per ensemble (conftest sets it here; workers set it themselves).
+    pd.testing.assert_frame_equal(one.log(), two.log())
+    cols = ["run_id", "status", "max_val_acc", "final_val_loss"]
+    pd.testing.assert_frame_equal(one.runs()[cols], two.runs()[cols])

@@ -45,7 +45,7 @@ def cmd_sweep(args: argparse.Namespace) -> None:
                                chunk_size=args.chunk_size, progress=not args.quiet)
     else:
         result = run_sweep(config, args.out, device=args.device, chunk_size=args.chunk_size,
-                           progress=not args.quiet)
+                           workers=args.workers, progress=not args.quiet)
     print(f"trained {result.n_trained} runs ({result.n_skipped} already finished) "
           f"in {result.seconds:.1f} s -> {args.out}")
 
@@ -127,6 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--chunk-size", type=_positive_int, default=None,
                    help="runs per ensemble (default: 64 on CPU, sized to free memory on GPU)")
     p.add_argument("--steps", type=_positive_int, default=None, help="override n_steps")
+    p.add_argument("--workers", type=_positive_int, default=1,
+                   help="CPU only: train this many chunks at once, one process and thread each")
     p.add_argument("--executor", choices=("local", "ray"), default="local",
                    help="local (default) or ray: ensemble chunks as Ray tasks (grokcast[ray])")
     p.add_argument("--address", default=None, help="Ray cluster address (default: start Ray locally)")
