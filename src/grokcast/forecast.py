@@ -361,7 +361,11 @@ def _cv_fit(X: np.ndarray, y01: np.ndarray, train_sets: Sequence[np.ndarray], Cs
     for g, rows in enumerate(train_sets):
         try:
             # LogisticRegressionCV(cv=int) uses StratifiedKFold(cv) without shuffling.
-            folds = list(StratifiedKFold(cv).split(np.zeros(len(rows)), y01[rows]))
+            with warnings.catch_warnings():
+                # A class smaller than cv is expected with few grokking runs; the folds that
+                # lack it are handled below, so sklearn's per-fit warning is only noise.
+                warnings.filterwarnings("ignore", message="The least populated class")
+                folds = list(StratifiedKFold(cv).split(np.zeros(len(rows)), y01[rows]))
         except ValueError as err:
             counts = np.bincount(y01[rows], minlength=2)
             raise ValueError(
