@@ -76,6 +76,13 @@ def cmd_forecast(args: argparse.Namespace) -> None:
     print(json.dumps(result, indent=2) if args.json else format_forecast(result))
 
 
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    from grokcast.tool import evaluate_forecaster, format_evaluation
+
+    result = evaluate_forecaster(args.model, args.sweep_dir, seed=args.seed)
+    print(json.dumps(result, indent=2) if args.json else format_evaluation(result))
+
+
 def cmd_figures(args: argparse.Namespace) -> None:
     from grokcast.figures import make_figures
 
@@ -158,6 +165,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", type=Path, required=True, help="forecaster file from `grokcast fit`")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_forecast)
+
+    p = sub.add_parser("evaluate", help="AUROC of a saved forecaster on another sweep (held out)")
+    p.add_argument("sweep_dir", type=Path, help="a sweep the forecaster was not fitted on")
+    p.add_argument("--model", type=Path, required=True, help="forecaster file from `grokcast fit`")
+    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap resamples")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("figures", help="the six figures (PNG and PDF) from a results directory")
     p.add_argument("results_dir", type=Path, help="output of `grokcast analyze`")

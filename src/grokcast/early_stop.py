@@ -55,8 +55,10 @@ POLICIES = ("forecaster", "percentile_val_loss", "percentile_val_acc", "median_v
             "median_val_acc", "asha_val_loss", "asha_val_acc")
 PARAM_NAMES = {"forecaster": "threshold", "percentile": "fraction_stopped",
                "median": "fraction_stopped", "asha": "keep_fraction"}
-# Probability thresholds tried for the forecaster: fine enough that the recall-constrained
-# optimum is not an artefact of the grid.
+# Probability thresholds tried for the forecaster when asked for a fixed grid. By default
+# (thresholds=None) every achievable operating point is tried instead: a strongly
+# regularised forecaster puts all its probabilities within a hair of 0.5, where any fixed
+# grid would see nothing.
 DEFAULT_THRESHOLDS = tuple(round(t, 2) for t in np.arange(0.01, 1.0, 0.01))
 DEFAULT_KEEP_FRACTIONS = tuple(round(k, 2) for k in np.arange(0.02, 1.0, 0.02))
 DEFAULT_RUNG_FACTOR = 2.0  # rungs W, 2W, 4W, ...: halving's (ASHA with eta = 2) spacing
@@ -251,7 +253,7 @@ def held_out(runs_df: pd.DataFrame, log_df: pd.DataFrame, forecaster: Any, *, wi
 
 
 def simulate(runs_df: pd.DataFrame, log_df: pd.DataFrame, forecaster: Any, *, window: int,
-             thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
+             thresholds: Sequence[float] | None = None,
              keep_fractions: Sequence[float] = DEFAULT_KEEP_FRACTIONS,
              rung_factor: float = DEFAULT_RUNG_FACTOR, label_threshold: float = 0.9,
              ) -> pd.DataFrame:
@@ -265,8 +267,10 @@ def simulate(runs_df: pd.DataFrame, log_df: pd.DataFrame, forecaster: Any, *, wi
         Fitted on named features, at window ``window``.
     window : int
         W: the forecaster, percentile and median rules stop at W; it is ASHA's first rung.
-    thresholds : sequence of float
-        P(grok) thresholds of the forecaster policy.
+    thresholds : sequence of float, optional
+        P(grok) thresholds of the forecaster policy (a run is stopped when P < threshold).
+        Default: every achievable operating point, i.e. each distinct held-out P(grok) and
+        one just above the largest.
     keep_fractions : sequence of float in (0, 1]
         Successive halving's fraction kept per rung.
     rung_factor : float, default=2.0
@@ -284,9 +288,13 @@ def simulate(runs_df: pd.DataFrame, log_df: pd.DataFrame, forecaster: Any, *, wi
     if fitted is not None and fitted != window:
         raise ValueError(f"window={window} is not allowed: the forecaster was fit on "
                          f"window={fitted}")
-    _check_grid("thresholds", thresholds, lo_open=False)
+    if thresholds is not None:
+        _check_grid("thresholds", thresholds, lo_open=False)
     _check_grid("keep_fractions", keep_fractions, lo_open=True)
     data = held_out(runs_df, log_df, forecaster, window=window, label_threshold=label_threshold)
+    if thresholds is None:
+        p = np.unique(data.p_grok[np.isfinite(data.p_grok)])
+        thresholds = [*p.tolist(), float(np.nextafter(p.max(), np.inf))] if p.size else [0.5]
     return simulate_held_out(data, window=window, thresholds=thresholds,
                              keep_fractions=keep_fractions, rung_factor=rung_factor,
                              label_threshold=label_threshold)
@@ -572,7 +580,7 @@ def figure(df: pd.DataFrame, summary: dict[str, Any]):
 
 
 def run_study(forecaster_path: str | os.PathLike, heldout_sweep_dir: str | os.PathLike,
-              out_dir: str | os.PathLike, *, thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
+              out_dir: str | os.PathLike, *, thresholds: Sequence[float] | None = None,
               keep_fractions: Sequence[float] = DEFAULT_KEEP_FRACTIONS,
               rung_factor: float = DEFAULT_RUNG_FACTOR, label_threshold: float | None = None,
               min_recall: float = MIN_RECALL, allow_same_sweep: bool = False) -> dict[str, Any]:

@@ -340,6 +340,66 @@ def forecast_log(model_path: str | os.PathLike, log_path: str | os.PathLike, *,
     }
 
 
+def evaluate_forecaster(model_path: str | os.PathLike, sweep_dir: str | os.PathLike, *,
+                        seed: int = 0, n_resamples: int = 2000,
+                        level: float = 0.95) -> dict[str, Any]:
+    """Score a saved forecaster on another sweep: the out-of-sample test.
+
+    Labels come from the sweep's ``max_val_acc`` at the forecaster's threshold; the
+    forecaster's P(grok) and, for comparison, the end-of-window val-loss and val-acc baselines
+    are scored by AUROC with bootstrap CIs on the same resamples (diverged runs left out).
+
+    Returns
+    -------
+    dict
+        ``model``, ``sweep_dir``, ``sweep_hash``, ``trained_on`` (the forecaster's sweep hash),
+        ``window``, ``threshold``, ``n_runs``, ``n_pos``, and ``forecaster``, ``val_loss``,
+        ``val_acc``: each ``{"auroc", "ci": [lo, hi]}``.
+    """
+    from grokcast.analysis import sweep_hash
+    from grokcast.stats import bootstrap_ci
+    from grokcast.store import SweepStore
+
+    model = GrokForecaster.load(model_path)
+    meta = model.metadata_
+    store = SweepStore(sweep_dir)
+    runs, log_df = store.runs(), store.log()
+    runs = runs[runs["status"] != "diverged"].sort_values("run_id")
+    log_df = log_df[log_df["run_id"].isin(runs["run_id"])]
+    check_log(log_df, meta.window)
+    X = feature_table(log_df[list(LOG_COLUMNS)], meta.window).loc[runs["run_id"]]
+    y = (runs["max_val_acc"].to_numpy() >= meta.threshold).astype(int)
+    if y.min() == y.max():
+        raise ValueError(f"every run of {str(sweep_dir)!r} has label {y[0]} at threshold "
+                         f"{meta.threshold:g}: an AUROC needs both classes")
+    scores = {"forecaster": model.predict_proba(X)[:, 1],
+              "val_loss": -X["end_val_loss"].to_numpy(), "val_acc": X["end_val_acc"].to_numpy()}
+    out: dict[str, Any] = {
+        "model": str(model_path), "sweep_dir": str(sweep_dir),
+        "sweep_hash": sweep_hash(store.runs(), store.log()), "trained_on": meta.sweep_hash,
+        "window": meta.window, "threshold": meta.threshold, "n_runs": int(len(y)),
+        "n_pos": int(y.sum()), "level": level, "n_resamples": n_resamples, "seed": seed}
+    for name, score in scores.items():
+        ci = bootstrap_ci(y, score, rng=np.random.default_rng(seed), n_resamples=n_resamples,
+                          level=level)
+        out[name] = {"auroc": float(ci.estimate), "ci": [float(ci.lo), float(ci.hi)]}
+    return out
+
+
+def format_evaluation(result: dict[str, Any]) -> str:
+    """A human-readable rendering of :func:`evaluate_forecaster`'s result."""
+    same = " (the sweep it was fit on: not out of sample!)" if (
+        result["sweep_hash"] == result["trained_on"]) else ""
+    lines = [f"{result['model']} on {result['sweep_dir']}{same}: "
+             f"{result['n_pos']} of {result['n_runs']} runs reach max val_acc >= "
+             f"{result['threshold']:g}; features from steps 0..{result['window'] - 1}",
+             f"AUROC [{result['level']:.0%} bootstrap CI, {result['n_resamples']} resamples]:"]
+    for name in ("forecaster", "val_loss", "val_acc"):
+        r = result[name]
+        lines.append(f"  {name:<11} {r['auroc']:.3f} [{r['ci'][0]:.3f}, {r['ci'][1]:.3f}]")
+    return "\n".join(lines)
+
+
 def format_forecast(result: dict[str, Any]) -> str:
     """A human-readable rendering of :func:`forecast_log`'s result."""
     lines = [f"forecaster {result['model']}: P(max val_acc >= {result['threshold']:g}) from steps "
