@@ -201,3 +201,24 @@ def test_smoke_sweep_end_to_end(tmp_path):
     log.to_parquet(tmp_path / "log.parquet", index=False)
     forecast = forecast_log(tmp_path / "f.json", tmp_path / "log.parquet")
     assert len(forecast["runs"]) == 8
+
+
+def test_evaluate_scores_p_grok_like_sklearn(sweep, fitted):
+    """Out-of-sample scoring (here on the training sweep itself) against roc_auc_score."""
+    from sklearn.metrics import roc_auc_score
+
+    from grokcast.features import feature_table
+    from grokcast.forecast import GrokForecaster
+    from grokcast.tool import evaluate_forecaster, format_evaluation
+
+    path, _ = fitted
+    result = evaluate_forecaster(path, sweep, n_resamples=300)
+    runs = SweepStore(sweep).runs().sort_values("run_id")
+    y = (runs["max_val_acc"] >= THRESHOLD).astype(int).to_numpy()
+    X = feature_table(_log(sweep), W).loc[runs["run_id"]]
+    p = GrokForecaster.load(path).predict_proba(X)[:, 1]
+    assert result["forecaster"]["auroc"] == pytest.approx(roc_auc_score(y, p))
+    assert result["val_loss"]["auroc"] == pytest.approx(roc_auc_score(y, -X["end_val_loss"]))
+    lo, hi = result["forecaster"]["ci"]
+    assert lo <= result["forecaster"]["auroc"] <= hi
+    assert "not out of sample" in format_evaluation(result)
