@@ -170,7 +170,7 @@ def format_fit(result: dict[str, Any]) -> str:
         f"({result['level']:.0%} bootstrap CI, {result['n_resamples']} resamples)",
         *(f"note: {note}" for note in result["notes"]),
         f"C = {result['C']:.4g}; largest coefficients (log-odds per standard deviation):",
-        *(f"  {c['feature']:<20} {c['coef']:+.3f}" for c in result["top_coefficients"]),
+        *(f"  {c['feature']:<20} {c['coef']:+.3g}" for c in result["top_coefficients"]),
         f"wrote {result['out']}",
     ]
     return "\n".join(lines)
@@ -411,5 +411,5 @@ def format_forecast(result: dict[str, Any]) -> str:
             for k, e in enumerate(run[key]):
                 head = f"  {label + ':':<13}" if k == 0 else " " * 15
                 lines.append(f"{head}{e['feature']:<20} = {e['value']:<11.4g} "
-                             f"(z {e['z']:+6.2f}) {e['contribution']:+.2f} log-odds")
+                             f"(z {e['z']:+6.2f}) {e['contribution']:+.2g} log-odds")
     return "\n".join(lines)
