@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 OUT ?= out/paper
+# Training processes for the sweep (one torch thread each); 2 suits a 2-core machine.
+WORKERS ?= 2
 
 .PHONY: reproduce test test-slow bench clean
 
@@ -15,7 +17,7 @@ $(BIN)/grokcast: pyproject.toml
 	touch $(BIN)/grokcast
 
 reproduce: $(BIN)/grokcast
-	$(BIN)/grokcast reproduce --config configs/paper.toml --out $(OUT)
+	$(BIN)/grokcast reproduce --config configs/paper.toml --out $(OUT) --workers $(WORKERS)
 
 test: $(BIN)/grokcast
 	$(BIN)/python -m pytest -q

@@ -11,28 +11,11 @@ from pathlib import Path
 EXIT_USAGE = 2
 
 
-def _tune_allocator() -> None:
-    """Keep freed activation buffers in the heap instead of returning them to the OS.
-
-    glibc hands large blocks back with munmap on free, so every training step would
-    page-fault its ~15 MB activations in again (about 10% of CPU step time).
-    """
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL("libc.so.6")
-        m_trim_threshold, m_mmap_threshold = -1, -3
-        libc.mallopt(m_mmap_threshold, 1 << 30)
-        libc.mallopt(m_trim_threshold, 1 << 30)
-    except (OSError, AttributeError):  # not glibc: nothing to tune
-        pass
-
-
 def cmd_sweep(args: argparse.Namespace) -> None:
     from grokcast.config import SweepConfig
-    from grokcast.sweep import run_sweep
+    from grokcast.sweep import run_sweep, tune_allocator
 
-    _tune_allocator()
+    tune_allocator()
     config = SweepConfig.from_file(args.config)
     if args.steps is not None:
         config = SweepConfig.from_dict({**config.to_dict(), "n_steps": args.steps})
@@ -98,9 +81,10 @@ def cmd_paper(args: argparse.Namespace) -> None:
 
 def cmd_reproduce(args: argparse.Namespace) -> None:
     from grokcast.reproduce import reproduce
+    from grokcast.sweep import tune_allocator
 
-    _tune_allocator()
-    result = reproduce(args.config, args.out, device=args.device,
+    tune_allocator()
+    result = reproduce(args.config, args.out, device=args.device, workers=args.workers,
                        with_early_stopping=args.with_early_stopping, progress=not args.quiet)
     print(f"paper: {result.paper}")
 
@@ -187,6 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", type=Path, default=Path("configs/paper.toml"))
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N] (default: auto)")
+    p.add_argument("--workers", type=_positive_int, default=1,
+                   help="CPU only: train this many chunks at once, one process and thread each")
     p.add_argument("--with-early-stopping", action="store_true",
                    help="also fit the forecaster, train unseen seeds and run the early-stop study")
     p.add_argument("--quiet", action="store_true")

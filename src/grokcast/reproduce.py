@@ -88,7 +88,8 @@ def format_timings(timings: dict[str, float]) -> str:
 
 
 def reproduce(config_path: str | Path, out_dir: str | Path, *, device: str = "auto",
-              with_early_stopping: bool = False, progress: bool = True) -> ReproduceResult:
+              workers: int = 1, with_early_stopping: bool = False,
+              progress: bool = True) -> ReproduceResult:
     """Run the whole study: sweep -> analysis -> figures -> paper.
 
     Parameters
@@ -96,6 +97,7 @@ def reproduce(config_path: str | Path, out_dir: str | Path, *, device: str = "au
     config_path : sweep config (.toml or .json), e.g. ``configs/paper.toml``
     out_dir : output directory; an interrupted run resumes its sweep here
     device : ``auto``, ``cpu`` or ``cuda[:N]``, for training
+    workers : CPU training processes (:func:`grokcast.sweep.run_sweep`)
     with_early_stopping : also run the early-stopping study: fit the forecaster on the sweep
         (W = 200, threshold 0.9), train the same grid with unseen seeds
         (:func:`heldout_config`; this doubles the training time) and score how much compute
@@ -121,7 +123,7 @@ def reproduce(config_path: str | Path, out_dir: str | Path, *, device: str = "au
 
     with stages.stage("sweep", f"{config.name}, {len(config.runs())} runs x "
                       f"{config.n_steps} steps -> {sweep_dir}"):
-        swept = run_sweep(config, sweep_dir, device=device, progress=progress)
+        swept = run_sweep(config, sweep_dir, device=device, workers=workers, progress=progress)
         info.update(n_trained=swept.n_trained, n_skipped=swept.n_skipped)
     with stages.stage("analysis", str(results_dir)):
         with warnings.catch_warnings():
