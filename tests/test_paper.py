@@ -323,3 +323,26 @@ def test_render_paper_with_single_class_threshold(tmp_path: Path) -> None:
     pages = [p.extract_text() for p in PdfReader(R.render_paper(tmp_path)).pages]
     text = canon("\n".join(pages))
     assert canon("the robustness check cannot be made") in text
+
+
+def test_early_stop_section_only_when_the_study_ran(tmp_path):
+    import json
+
+    from grokcast.paper.render import early_stop_context
+
+    assert early_stop_context(tmp_path / "early_stop") is None
+    policy = {"param_name": "fraction_stopped", "param": 0.5, "saved": 0.49, "recall": 1.0,
+              "n_stopped": 24, "n_wrongly_stopped": 0}
+    summary = {"window": 200, "label_threshold": 0.9, "min_recall": 0.9, "n_runs": 48,
+               "n_grok": 8, "forecaster": {**policy, "param_name": "threshold",
+                                           "param": 0.4989, "saved": 0.674, "n_stopped": 33},
+               "same_budget": {"asha_val_loss": {**policy, "saved": 0.666, "recall": 0.875,
+                                                 "n_wrongly_stopped": 1}},
+               "median": {"median_val_loss": policy}}
+    (tmp_path / "early_stop").mkdir()
+    (tmp_path / "early_stop" / "early_stop.json").write_text(json.dumps({"summary": summary}))
+    ctx = early_stop_context(tmp_path / "early_stop")
+    assert "saves 67.4% of all training steps" in ctx["text"] and "8 of them" in ctx["text"]
+    assert ctx["rows"][0] == ("forecaster, P(grok) below 0.4989", "67.4%", "100.0%", "0")
+    assert ctx["rows"][1] == ("successive halving (ASHA-style) on val loss", "66.6%", "87.5%", "1")
+    assert len(ctx["rows"]) == 3

@@ -12,8 +12,8 @@ With early stopping, also::
 
     OUT/forecaster.json     the forecaster fit on OUT/sweep (W = 200, threshold 0.9)
     OUT/heldout-sweep/      the same grid with unseen seeds
-    OUT/early_stop/         the early-stopping study on the held-out runs
-                            (grokcast.early_stop.run_study)
+    OUT/results/early_stop/ the early-stopping study on the held-out runs
+                            (grokcast.early_stop.run_study); the paper gets a section
 """
 
 from __future__ import annotations
@@ -133,11 +133,12 @@ def reproduce(config_path: str | Path, out_dir: str | Path, *, device: str = "au
             analyze_sweep(sweep_dir, results_dir)
     with stages.stage("figures", str(results_dir / "figures")):
         make_figures(results_dir, results_dir / "figures")
+    if with_early_stopping:  # before the paper, which gets a section from it
+        with stages.stage(EARLY_STOP_STAGE, str(results_dir / "early_stop")):
+            info["early_stopping"] = _early_stopping_study(config, out, device, workers,
+                                                           progress)
     with stages.stage("paper", str(out / "paper.pdf")):
         paper = render_paper(results_dir, out)
-    if with_early_stopping:
-        with stages.stage(EARLY_STOP_STAGE, str(out / "early_stop")):
-            info["early_stopping"] = _early_stopping_study(config, out, device, progress)
     timings = {**stages.timings, "total": time.perf_counter() - t_start}
     record = {"config": str(config_path), "device": device,
               "with_early_stopping": with_early_stopping, **info,
@@ -148,7 +149,7 @@ def reproduce(config_path: str | Path, out_dir: str | Path, *, device: str = "au
                            timings=timings)
 
 
-def _early_stopping_study(config: SweepConfig, out: Path, device: str,
+def _early_stopping_study(config: SweepConfig, out: Path, device: str, workers: int,
                           progress: bool) -> dict[str, Any]:
     """Fit on OUT/sweep, train the held-out seeds, run the study; returns what was trained."""
     from grokcast.early_stop import run_study
@@ -161,6 +162,6 @@ def _early_stopping_study(config: SweepConfig, out: Path, device: str,
         fit_forecaster(out / "sweep", window=FORECAST_WINDOW, threshold=FORECAST_THRESHOLD,
                        out=out / "forecaster.json")
     held = run_sweep(heldout_config(config), out / "heldout-sweep", device=device,
-                     progress=progress)
-    run_study(out / "forecaster.json", out / "heldout-sweep", out / "early_stop")
+                     workers=workers, progress=progress)
+    run_study(out / "forecaster.json", out / "heldout-sweep", out / "results" / "early_stop")
     return {"heldout_trained": held.n_trained, "heldout_skipped": held.n_skipped}

@@ -739,7 +739,45 @@ def build_context(res: F.Results, reference: dict | None = None) -> dict[str, An
                                     f"this sweep's (ours, {lvl} CIs).")}
                        for k in keys[:2]],
         },
+        "early_stop": early_stop_context(res.root / EARLY_STOP_DIR),
     }
+
+
+EARLY_STOP_DIR = "early_stop"  # results_dir/early_stop: grokcast.early_stop.write_study output
+_POLICY_NAMES = {
+    "percentile_val_loss": "stop the same number of runs, worst val loss at W",
+    "percentile_val_acc": "stop the same number of runs, worst val acc at W",
+    "asha_val_loss": "successive halving (ASHA-style) on val loss",
+    "asha_val_acc": "successive halving (ASHA-style) on val acc",
+    "median_val_loss": "median rule at W, val loss",
+    "median_val_acc": "median rule at W, val acc",
+}
+
+
+def early_stop_context(study_dir: Path) -> dict[str, Any] | None:
+    """The early-stopping section, from ``early_stop.json`` when the study was run; else None."""
+    path = study_dir / "early_stop.json"
+    if not path.is_file():
+        return None
+    s = json.loads(path.read_text())["summary"]
+    f = s.get("forecaster")
+    if not f:
+        return None
+    pct = lambda x: f"{100 * x:.1f}%"  # noqa: E731
+    rows = [("forecaster, P(grok) below " + f"{f['param']:.4g}", pct(f["saved"]), pct(f["recall"]),
+             str(f["n_wrongly_stopped"]))]
+    for group in ("same_budget", "median"):
+        for key, r in (s.get(group) or {}).items():
+            rows.append((_POLICY_NAMES.get(key, key), pct(r["saved"]), pct(r["recall"]),
+                         str(r["n_wrongly_stopped"])))
+    text = (f"On a held-out sweep of {s['n_runs']} runs with unseen seeds ({s['n_grok']} of them "
+            f"grok at val acc ≥ {s['label_threshold']:g}), we simulate stopping at "
+            f"W = {s['window']}. Where the forecaster keeps at least "
+            f"{s['min_recall']:.0%} of the grokking runs and saves the most compute, it stops "
+            f"{f['n_stopped']} runs and saves {pct(f['saved'])} of all training steps, keeping "
+            f"{pct(f['recall'])} of the grokking runs. Standard rules at the same budget, and "
+            "the median rule at its own, are listed beside it.")
+    return {"text": text, "rows": rows, "figure": "figures/early_stop.pdf"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -790,6 +828,9 @@ def render_paper(results_dir: str | Path, out_dir: str | Path | None = None) -> 
     for pattern in ("*.typ", "*.yml"):
         for tpl in TEMPLATE_DIR.glob(pattern):
             shutil.copyfile(tpl, src / tpl.name)
+    study_fig = res.root / EARLY_STOP_DIR / "early_stop.pdf"
+    if study_fig.is_file():
+        shutil.copyfile(study_fig, src / "figures" / "early_stop.pdf")
     context = build_context(res)
     (src / "context.json").write_text(json.dumps(context, indent=1, ensure_ascii=False) + "\n")
     pdf, warns = typst.compile_with_warnings(
