@@ -532,7 +532,8 @@ def build_context(res: F.Results, reference: dict | None = None) -> dict[str, An
                      f"β#sub[1] = {optim.get('beta1')}, β#sub[2] = {optim.get('beta2')}, weight "
                      f"decay λ ∈ {{{esc(wds)}}}, {fmt_int(n_steps) if n_steps else NA} steps, "
                      f"seeds {{{esc(seeds)}}}: {n_runs} runs. Training all of them took "
-                     f"{esc(train_time)} of wall time (summed over ensemble chunks).{div_note}"),
+                     f"{esc(train_time)} summed over the ensemble chunks (chunks trained in "
+                     f"parallel worker processes take less wall time).{div_note}"),
         "signals": (f"Logged every step below step {log.get('dense_until')} and every "
                     f"{log.get('every')} steps after: train and validation loss and accuracy, "
                     "parameter and gradient L#sub[2] norms, the effective rank of the embedding "
