@@ -11,12 +11,9 @@ from pathlib import Path
 import pytest
 from pypdf import PdfReader
 
+from grokcast.config import SweepConfig
+from grokcast.reproduce import STAGES, heldout_config, reproduce
 from test_paper import canon, est, expected_page_range, pv
-
-pytest.importorskip("grokcast.analysis",
-                    reason="grokcast.analysis is not written yet: reproduce() needs it")
-
-from grokcast.reproduce import STAGES, heldout_config, reproduce  # noqa: E402
 
 SMOKE = Path(__file__).resolve().parents[1] / "configs" / "smoke.toml"
 
@@ -102,3 +99,12 @@ def test_heldout_config_has_unseen_seeds_and_the_same_grid() -> None:
     same = {k: v for k, v in held.to_dict().items() if k not in ("seeds", "name")}
     assert same == {k: v for k, v in config.to_dict().items() if k not in ("seeds", "name")}
     assert held.name != config.name
+
+
+@pytest.mark.slow
+def test_reproduce_with_early_stopping_adds_the_study_and_its_section(tmp_path) -> None:
+    result = reproduce(SMOKE, tmp_path, device="cpu", with_early_stopping=True, progress=False)
+    study = json.loads((result.results_dir / "early_stop" / "early_stop.json").read_text())
+    assert study["summary"]["n_runs"] == len(heldout_config(SweepConfig.from_file(SMOKE)).runs())
+    text = "".join(page.extract_text() for page in PdfReader(result.paper).pages)
+    assert "Early stopping" in text and "held-out sweep" in text
