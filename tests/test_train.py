@@ -117,3 +117,15 @@ def test_hook_stops_runs_and_freezes_them():
     assert np.isnan(log.values[1, later]).all() and np.isfinite(log.values[0, later, 0]).all()
     reference = train_ensemble(runs[:1])
     np.testing.assert_allclose(log.values[0], reference.values[0], rtol=1e-4, atol=1e-5)
+
+
+def test_hook_sees_the_final_step_but_cannot_stop_a_finished_run():
+    seen = []
+
+    def stop_at_end(step, rows):
+        seen.append(step)
+        return np.array([step == 10])
+
+    log = train_ensemble([_run(seed=0, n_steps=10)], on_log=stop_at_end)
+    assert seen == log.steps.tolist() and seen[-1] == 10
+    assert log.stopped_at.tolist() == [-1]

@@ -21,8 +21,9 @@ from grokcast import signals as S
 from grokcast.config import RunConfig
 from grokcast.data import all_examples, split_indices
 
-# Called after every logged step with (step, per-run signal rows of shape (R, n_signals)).
-# Returning a boolean array of shape (R,) marks runs to stop (they freeze and log NaN after).
+# Called after every logged step, the final one included, with (step, per-run signal rows of
+# shape (R, n_signals)). Returning a boolean array of shape (R,) marks runs to stop: they
+# freeze and log NaN after. At the final step the return value is ignored.
 LogHook = Callable[[int, np.ndarray], "np.ndarray | None"]
 
 
@@ -139,9 +140,9 @@ def train_ensemble(runs: list[RunConfig], device: str | torch.device = "cpu", *,
         grads = [grad[n] for n in M.PARAM_NAMES]
         if t in logged:
             _record(buf[row], col, params, plist, grads, logits, train, val, n_heads)
-        if t == n_steps:  # the final model: logged, hooked, never updated
+        if t == n_steps:  # the final model: logged and shown to the hook, never updated
             if on_log is not None:
-                _apply_hook(on_log, t, buf[row], active, stopped_at)
+                on_log(t, buf[row].T.cpu().numpy())  # nothing left to stop
             break
         snapshot = t in logged or t + 1 in logged
         before = [p.clone() for p in plist] if snapshot else None
