@@ -4,7 +4,7 @@ Every number in the paper is read from the results directory (``analysis.json`` 
 figure 5's pair of features, ``features.parquet``), formatted here, and handed to
 ``paper.typ`` through ``context.json``. Sentences that compare two numbers are chosen by
 the pure functions below from the confidence intervals and p-values, never written for one
-particular outcome. The reference paper's values (``grokcast/data/reference_paper.json``)
+particular outcome. The reference paper's values (``grokcast/paper/reference_paper.json``)
 appear only in the appendix that puts them beside ours.
 
 Strings in the context are Typst *markup*: data that goes into them passes through
@@ -395,7 +395,7 @@ def reference_comparison_sentence(ours: dict | None, ref: Sequence[float] | None
 
 def load_reference() -> dict[str, Any]:
     """The reference paper's published numbers (for the Reproduction appendix only)."""
-    return json.loads(files("grokcast").joinpath("data/reference_paper.json").read_text())
+    return json.loads(files("grokcast").joinpath("paper/reference_paper.json").read_text())
 
 
 def _table_rows(analysis: dict, key: str) -> list[list[str]]:
@@ -649,7 +649,7 @@ def build_context(res: F.Results, reference: dict | None = None) -> dict[str, An
     same_setup = n_runs == ref_n and n_steps == ref_steps
     repro_intro = (
         "The reference paper's published values (copied into "
-        "grokcast/data/reference\\_paper.json, used only here) beside ours. "
+        "grokcast/paper/reference\\_paper.json, used only here) beside ours. "
         + ("Our sweep has the reference's size and step budget "
            f"({ref_n} runs, {fmt_int(ref_steps)} steps)." if same_setup else
            f"Our sweep differs from the reference's ({n_runs} vs {ref_n} runs, "
