@@ -122,4 +122,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except (ValueError, OSError, AssertionError) as err:  # bad file, bad device: one line
+        raise SystemExit(f"plain_pytorch_monitor.py: error: {err}") from None

@@ -108,3 +108,19 @@ def test_worker_processes_write_the_same_store_as_one_process(tmp_path):
     pd.testing.assert_frame_equal(one.log(), two.log())
     cols = ["run_id", "status", "max_val_acc", "final_val_loss"]
     pd.testing.assert_frame_equal(one.runs()[cols], two.runs()[cols])
+
+
+def test_written_files_get_the_umask_mode_and_os_errors_are_one_line(tmp_path, capsys):
+    out = tmp_path / "s"
+    assert main(["sweep", "--config", str(_tiny_config(tmp_path)), "--out", str(out), "--quiet"]) == 0
+    umask = os.umask(0)
+    os.umask(umask)
+    for path in [out / "sweep.json", *(out / "runs").iterdir(), *(out / "log").iterdir()]:
+        assert path.stat().st_mode & 0o777 == 0o666 & ~umask, path
+    a_file = tmp_path / "a_file"
+    a_file.write_text("")
+    assert main(["analyze", str(out), "--out", str(a_file)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("grokcast analyze: error:") and len(err.splitlines()) == 1
+    assert main(["analyze", str(tmp_path / "nowhere")]) == 2
+    assert "not a sweep directory" in capsys.readouterr().err

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from grokcast.analysis import sweep_hash
-from grokcast.config import LogConfig, RunConfig
+from grokcast.config import LogConfig, RunConfig, SweepConfig
 from grokcast.early_stop import (COLUMNS, POLICIES, HeldOut, format_markdown, format_summary,
                                  forecaster_stops, halving_stops, median_stops, percentile_stops,
                                  run_study, rungs, score, simulate, summarize, write_study)
@@ -110,7 +110,8 @@ def _synthetic_store(root, seeds=(0, 1, 2)) -> SweepStore:
         values[r, 0, col["update_cos"]] = np.nan
     values[:, -1, [col["update_norm"], col["update_cos"]]] = np.nan
     store = SweepStore(root)
-    store.root.mkdir(parents=True)
+    store.init(SweepConfig(name="synthetic", p=23, train_fracs=(0.3, 0.6), weight_decays=(1.0, 3.0),
+                           seeds=tuple(seeds), n_steps=N_STEPS, log=LOG))
     store.write_chunk(EnsembleLog(runs=runs, steps=steps, values=values,
                                   stopped_at=np.full(len(runs), -1)), seconds=1.0)
     return store

@@ -86,7 +86,8 @@ def cmd_reproduce(args: argparse.Namespace) -> None:
     tune_allocator()
     result = reproduce(args.config, args.out, device=args.device, workers=args.workers,
                        with_early_stopping=args.with_early_stopping, progress=not args.quiet)
-    print(f"paper: {result.paper}")
+    if args.quiet:  # otherwise reproduce() has printed it with the timings
+        print(f"paper: {result.paper}")
 
 
 def cmd_early_stop_study(args: argparse.Namespace) -> None:
@@ -168,8 +169,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_paper)
 
     p = sub.add_parser("reproduce", help="sweep -> analyze -> figures -> paper, resumable")
-    p.add_argument("--config", type=Path, default=Path("configs/paper.toml"))
-    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--config", type=Path, default=Path("configs/paper.toml"),
+                   help="sweep config (default: configs/paper.toml)")
+    p.add_argument("--out", type=Path, required=True,
+                   help="output directory: sweep/, results/, paper.pdf (resumable)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N] (default: auto)")
     p.add_argument("--workers", type=_positive_int, default=1,
                    help="CPU only: train this many chunks at once, one process and thread each")
@@ -200,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     handler: Callable[[argparse.Namespace], None] = args.func
     try:
         handler(args)
-    except (ConfigError, StoreError, ValueError, FileNotFoundError, TypstError) as err:
+    except (ConfigError, StoreError, ValueError, OSError, TypstError) as err:
         print(f"grokcast {args.command}: error: {err}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

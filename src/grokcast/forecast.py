@@ -38,7 +38,6 @@ import inspect
 import json
 import math
 import os
-import tempfile
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -736,15 +735,9 @@ class GrokForecaster(ClassifierMixin, BaseEstimator):
         }
         # repr-precision floats make the round trip exact; allow_nan=False keeps it strict JSON.
         text = json.dumps(doc, indent=2, allow_nan=False) + "\n"
-        path = Path(path)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(text)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        from grokcast.store import atomic_write_bytes
+
+        atomic_write_bytes(Path(path), text.encode("utf-8"))
 
     @classmethod
     def load(cls, path: str | os.PathLike, *,

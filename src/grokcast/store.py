@@ -44,6 +44,17 @@ class StoreError(RuntimeError):
     """The sweep directory is missing, corrupt, or holds a different sweep."""
 
 
+def _publish(tmp: str, path: Path) -> None:
+    """Rename a finished temp file into place with the mode a plain open() would give it.
+
+    mkstemp creates files readable by their owner only; results are meant to be shared.
+    """
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
+    os.replace(tmp, path)
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write via a temp file in the same directory, then rename: readers never see half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -53,7 +64,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        _publish(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -65,7 +76,7 @@ def atomic_write_parquet(path: Path, df: pd.DataFrame) -> None:
     os.close(fd)
     try:
         df.to_parquet(tmp, index=False)
-        os.replace(tmp, path)
+        _publish(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -128,8 +139,11 @@ class SweepStore:
         if self.config_path.exists():
             existing = self.read_config()
             if existing != config:
+                old, new = existing.to_dict(), config.to_dict()
+                diff = ", ".join(f"{k}: {old[k]!r} there, {new[k]!r} here"
+                                 for k in old if old[k] != new.get(k))
                 raise StoreError(
-                    f"{str(self.root)!r} holds a different sweep ({existing.name!r}); "
+                    f"{str(self.root)!r} holds a different sweep ({diff}); "
                     "use a new --out directory or the same config to resume")
             return
         if self.root.exists() and any(self.root.iterdir()):
@@ -160,6 +174,8 @@ class SweepStore:
         atomic_write_parquet(self.root / "runs" / name, run_frame(log, name.removesuffix(".parquet"), seconds))
 
     def _read(self, table: str, columns: list[str] | None = None) -> pd.DataFrame:
+        if not self.config_path.is_file():
+            raise StoreError(f"{str(self.root)!r} is not a sweep directory: no sweep.json")
         files = self._chunks(table)
         if table == "log":  # a log chunk without its runs file is an unfinished chunk
             committed = {p.name for p in self._chunks("runs")}
