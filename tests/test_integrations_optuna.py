@@ -84,7 +84,7 @@ def grokcast_objective(trial: optuna.Trial) -> float:
             log.insert(0, "run_id", run.run_id)
             report_features(trial, window_features(log, W), W)
             if trial.should_prune():
-                return np.array([True])  # the trainer freezes the run
+                return np.array([True])  # the trainer drops the run
         return None
 
     out = train_ensemble([run], on_log=on_log)

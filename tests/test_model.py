@@ -76,7 +76,7 @@ def test_training_matches_plain_adamw_loop():
     train = _padded_examples(runs, 0, torch.device("cpu"))
     for _ in range(20):
         _, _, grads = M.loss_and_grads(params, *train, 4)
-        opt.step([grads[n] for n in M.PARAM_NAMES], None)
+        opt.step([grads[n] for n in M.PARAM_NAMES])
 
     all_tokens, all_labels = all_examples(P)
     for r, (run, plain) in enumerate(zip(runs, plains)):

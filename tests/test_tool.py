@@ -222,3 +222,22 @@ def test_evaluate_scores_p_grok_like_sklearn(sweep, fitted):
     lo, hi = result["forecaster"]["ci"]
     assert lo <= result["forecaster"]["auroc"] <= hi
     assert "not out of sample" in format_evaluation(result)
+
+
+@pytest.mark.parametrize("below, expect_stopped", [(1.0, True), (0.0, False)])
+def test_live_sweep_stops_runs_with_the_forecaster(sweep, fitted, tmp_path, below, expect_stopped):
+    from grokcast.config import SweepConfig
+    from grokcast.early_stop import StopRule
+
+    model, _ = fitted
+    config = SweepStore(sweep).read_config()
+    out = tmp_path / "live"
+    run_sweep(config, out, device="cpu", progress=False, stop=StopRule(str(model), below))
+    runs, log = SweepStore(out).runs(), SweepStore(out).log()
+    if expect_stopped:  # P(grok) < 1 for every run: all stop at step W - 1, the decision step
+        assert set(runs["status"]) == {"stopped"}
+        assert log.dropna(subset=["val_acc"])["step"].max() == W - 1
+    else:
+        assert set(runs["status"]) == {"finished"}
+        assert log.dropna(subset=["val_acc"])["step"].max() == config.n_steps
+    assert isinstance(config, SweepConfig)

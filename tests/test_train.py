@@ -108,7 +108,7 @@ def test_diverging_run_does_not_disturb_the_others():
     np.testing.assert_allclose(both.values[0], alone.values[0], rtol=1e-4, atol=1e-5)
 
 
-def test_hook_stops_runs_and_freezes_them():
+def test_hook_stops_runs_and_the_others_train_on_unchanged():
     runs = [_run(seed=0, n_steps=10), _run(seed=1, n_steps=10)]
     stop_second = lambda step, rows: np.array([False, step == 2])  # noqa: E731
     log = train_ensemble(runs, on_log=stop_second)
@@ -129,3 +129,21 @@ def test_hook_sees_the_final_step_but_cannot_stop_a_finished_run():
     log = train_ensemble([_run(seed=0, n_steps=10)], on_log=stop_at_end)
     assert seen == log.steps.tolist() and seen[-1] == 10
     assert log.stopped_at.tolist() == [-1]
+
+
+def test_stopping_drops_runs_in_any_order_and_the_rest_match():
+    runs = [_run(seed=s, n_steps=12, weight_decay=wd) for s, wd in ((0, 1.0), (1, 3.0), (2, 0.3))]
+
+    def hook(step, rows):
+        assert rows.shape == (3, len(SIGNAL_NAMES))
+        return np.array([step == 3, False, step == 1])  # middle run survives
+
+    log = train_ensemble(runs, on_log=hook)
+    assert log.stopped_at.tolist() == [3, -1, 1]
+    alone = train_ensemble([runs[1]])
+    np.testing.assert_allclose(log.values[1], alone.values[0], rtol=1e-4, atol=1e-5)
+    for r, stop in ((0, 3), (2, 1)):
+        assert np.isfinite(log.values[r, log.steps == stop, 0]).all()
+        assert np.isnan(log.values[r, log.steps > stop]).all()
+    with pytest.raises(ValueError, match="one flag per run"):
+        train_ensemble(runs, on_log=lambda step, rows: np.array([True]))

@@ -19,6 +19,15 @@ def cmd_sweep(args: argparse.Namespace) -> None:
     config = SweepConfig.from_file(args.config)
     if args.steps is not None:
         config = SweepConfig.from_dict({**config.to_dict(), "n_steps": args.steps})
+    stop = None
+    if args.stop_model is not None or args.stop_below is not None:
+        if args.stop_model is None or args.stop_below is None:
+            raise ValueError("--stop-model and --stop-below go together")
+        if args.executor == "ray":
+            raise ValueError("--stop-model is not supported with --executor ray")
+        from grokcast.early_stop import StopRule
+
+        stop = StopRule(str(args.stop_model), args.stop_below)
     if args.executor == "ray":
         try:
             from grokcast.integrations.ray import run_sweep_ray
@@ -28,7 +37,7 @@ def cmd_sweep(args: argparse.Namespace) -> None:
                                chunk_size=args.chunk_size, progress=not args.quiet)
     else:
         result = run_sweep(config, args.out, device=args.device, chunk_size=args.chunk_size,
-                           workers=args.workers, progress=not args.quiet)
+                           workers=args.workers, progress=not args.quiet, stop=stop)
     print(f"trained {result.n_trained} runs ({result.n_skipped} already finished) "
           f"in {result.seconds:.1f} s -> {args.out}")
 
@@ -121,6 +130,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=_positive_int, default=None, help="override n_steps")
     p.add_argument("--workers", type=_positive_int, default=1,
                    help="CPU only: train this many chunks at once, one process and thread each")
+    p.add_argument("--stop-model", type=Path, default=None,
+                   help="forecaster file: stop runs at its window W when P(grok) is low")
+    p.add_argument("--stop-below", type=float, default=None,
+                   help="with --stop-model: stop runs whose P(grok) is below this")
     p.add_argument("--executor", choices=("local", "ray"), default="local",
                    help="local (default) or ray: ensemble chunks as Ray tasks (grokcast[ray])")
     p.add_argument("--address", default=None, help="Ray cluster address (default: start Ray locally)")

@@ -622,3 +622,53 @@ def run_study(forecaster_path: str | os.PathLike, heldout_sweep_dir: str | os.Pa
     summary = summarize(df, min_recall=min_recall)
     paths = write_study(df, out_dir, summary=summary)
     return {**summary, "paths": [str(p) for p in paths]}
+
+
+# ----------------------------------------------------------------------------- live stopping
+
+@dataclass(frozen=True)
+class StopRule:
+    """Stop a live run at step W when a saved forecaster gives it P(grok) below ``below``."""
+
+    model: str  # path of a forecaster file (``grokcast fit``)
+    below: float
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.below <= 1.0:
+            raise ValueError(f"stop threshold {self.below!r} is not allowed: expected a "
+                             "probability in [0, 1]")
+
+
+def forecast_hook(rule: StopRule, runs: Sequence[Any]) -> Any:
+    """An ``on_log`` hook for :func:`grokcast.train.train_ensemble` that applies ``rule``.
+
+    It keeps the rows of steps < W, and at the last logged step before W (when that row's
+    update columns are known) computes the 28 features of every run and stops those the
+    forecaster scores below the threshold. Runs whose features are not finite (diverged)
+    are stopped too.
+    """
+    from grokcast.forecast import GrokForecaster
+    from grokcast.signals import SIGNAL_NAMES
+
+    model = GrokForecaster.load(rule.model)
+    window = model.metadata_.window
+    logged = [s for s in runs[0].log.steps(runs[0].n_steps) if s < window]
+    if window > runs[0].n_steps or not logged:
+        raise ValueError(f"the forecaster's window W={window} does not fit runs of "
+                         f"{runs[0].n_steps} steps")
+    decide_at, run_ids, rows = logged[-1], [r.run_id for r in runs], []
+
+    def hook(step: int, values: np.ndarray) -> np.ndarray | None:
+        if step < window:
+            rows.append(pd.DataFrame(values, columns=list(SIGNAL_NAMES)).assign(
+                run_id=run_ids, step=step))
+        if step != decide_at:
+            return None
+        features = feature_table(pd.concat(rows, ignore_index=True), window).loc[run_ids]
+        finite = np.isfinite(features.to_numpy()).all(axis=1)
+        p = np.zeros(len(run_ids))
+        if finite.any():
+            p[finite] = model.predict_proba(features[finite])[:, 1]
+        return p < rule.below
+
+    return hook

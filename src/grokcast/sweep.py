@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from tqdm.auto import tqdm
@@ -16,6 +16,9 @@ from tqdm.auto import tqdm
 from grokcast.config import RunConfig, SweepConfig
 from grokcast.store import SweepStore
 from grokcast.train import EnsembleLog, resolve_device, train_ensemble
+
+if TYPE_CHECKING:  # the stop rule lives downstream (features, forecaster): import it lazily
+    from grokcast.early_stop import StopRule
 
 # Past ~64 runs a CPU ensemble is compute bound already; bigger chunks only delay the
 # first stored result (and the resume point).
@@ -56,8 +59,12 @@ def default_chunk_size(device: torch.device, config: SweepConfig) -> int:
 
 def run_sweep(config: SweepConfig, out: str | Path, *, device: str = "auto",
               chunk_size: int | None = None, workers: int = 1, progress: bool = True,
+              stop: StopRule | None = None,
               train_fn: Callable[..., EnsembleLog] = train_ensemble) -> SweepResult:
     """Train every unfinished run of ``config`` into the sweep directory ``out``.
+
+    ``stop`` stops runs at the forecaster's window W when their P(grok) is below its
+    threshold: they leave their ensemble and are stored with status ``stopped``.
 
     ``workers > 1`` (CPU only) trains that many chunks at once in separate processes with one
     torch thread each: on small matrices, processes scale better than intra-op threads.
@@ -81,12 +88,14 @@ def run_sweep(config: SweepConfig, out: str | Path, *, device: str = "auto",
         if workers == 1:
             for chunk in chunks:
                 t0 = time.perf_counter()
-                log = train_fn(chunk, dev, on_progress=lambda k, n=len(chunk): bar.update(k * n))
+                hook = _stop_hook(stop, chunk)
+                log = train_fn(chunk, dev, on_progress=lambda k, n=len(chunk): bar.update(k * n),
+                               on_log=hook)
                 store.write_chunk(log, seconds=time.perf_counter() - t0)
                 n_done += len(chunk)
                 bar.set_postfix(runs=f"{n_done}/{n_all}")
         else:
-            for log, seconds in train_in_processes(chunks, workers, bar):
+            for log, seconds in train_in_processes(chunks, workers, bar, stop):
                 store.write_chunk(log, seconds=seconds)
                 n_done += len(log.runs)
                 bar.set_postfix(runs=f"{n_done}/{n_all}")
@@ -112,22 +121,33 @@ def tune_allocator() -> None:
         pass
 
 
-def _worker_train(chunk: list[RunConfig], progress: Any) -> tuple[EnsembleLog, float]:
+def _stop_hook(stop: StopRule | None, chunk: list[RunConfig]) -> Any:
+    if stop is None:
+        return None
+    from grokcast.early_stop import forecast_hook
+
+    return forecast_hook(stop, chunk)
+
+
+def _worker_train(chunk: list[RunConfig], progress: Any,
+                  stop: StopRule | None) -> tuple[EnsembleLog, float]:
     tune_allocator()
     torch.set_num_threads(1)
     t0 = time.perf_counter()
-    log = train_ensemble(chunk, "cpu", on_progress=lambda k: progress.put(k * len(chunk)))
+    hook = _stop_hook(stop, chunk)
+    log = train_ensemble(chunk, "cpu", on_progress=lambda k: progress.put(k * len(chunk)),
+                         on_log=hook)
     return log, time.perf_counter() - t0
 
 
 def train_in_processes(chunks: list[list[RunConfig]], workers: int, bar: tqdm,
-                        ) -> Iterator[tuple[EnsembleLog, float]]:
+                       stop: StopRule | None = None) -> Iterator[tuple[EnsembleLog, float]]:
     """Yield (log, seconds) of each chunk as its worker finishes; the biggest chunks start first."""
     ctx = multiprocessing.get_context("spawn")  # fork after torch's thread pools can deadlock
     order = sorted(chunks, key=lambda c: -len(c) * max(r.train_frac for r in c))
     with ctx.Manager() as manager, ProcessPoolExecutor(workers, mp_context=ctx) as pool:
         progress = manager.Queue()
-        pending = {pool.submit(_worker_train, c, progress) for c in order}
+        pending = {pool.submit(_worker_train, c, progress, stop) for c in order}
         while pending:
             finished, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
             while not progress.empty():

@@ -23,7 +23,8 @@ from grokcast.data import all_examples, split_indices
 
 # Called after every logged step, the final one included, with (step, per-run signal rows of
 # shape (R, n_signals)). Returning a boolean array of shape (R,) marks runs to stop: they
-# freeze and log NaN after. At the final step the return value is ignored.
+# leave the ensemble (they cost nothing more) and log NaN after. At the final step the
+# return value is ignored.
 LogHook = Callable[[int, np.ndarray], "np.ndarray | None"]
 
 
@@ -87,12 +88,13 @@ class _AdamW:
         self.v = [torch.zeros_like(p) for p in params]
         self.t = 0
 
-    def freeze(self, active: Tensor) -> None:
-        """Stop updating runs where ``active`` (R,) is 0: no decay, no step."""
-        self.decay = [d * active.reshape(d.shape) + (1 - active.reshape(d.shape)) for d in self.decay]
+    def select(self, params: list[Tensor], keep: Tensor) -> None:
+        """Continue with the ensemble members where ``keep`` (R,) is True; ``params`` are theirs."""
+        self.params = params
+        self.decay, self.m, self.v = ([x[keep] for x in xs] for xs in (self.decay, self.m, self.v))
 
     @torch.no_grad()
-    def step(self, grads: list[Tensor], active: Tensor | None) -> None:
+    def step(self, grads: list[Tensor]) -> None:
         self.t += 1
         torch._foreach_mul_(self.params, self.decay)
         torch._foreach_lerp_(self.m, grads, 1 - self.b1)
@@ -103,8 +105,6 @@ class _AdamW:
         torch._foreach_div_(denom, math.sqrt(bc2))
         torch._foreach_add_(denom, self.eps)
         step = torch._foreach_div(self.m, denom)
-        if active is not None:
-            step = [s * active.reshape(-1, *[1] * (s.dim() - 1)) for s in step]
         torch._foreach_add_(self.params, step, alpha=-self.lr / bc1)
 
 
@@ -130,7 +130,7 @@ def train_ensemble(runs: list[RunConfig], device: str | torch.device = "cpu", *,
     logged = set(steps)
     buf = torch.full((len(steps), len(S.SIGNAL_NAMES), R), math.nan, device=device)
     col = {name: k for k, name in enumerate(S.SIGNAL_NAMES)}
-    active: Tensor | None = None
+    live = torch.arange(R, device=device)  # ensemble member k is run live[k]
     stopped_at = np.full(R, -1)
     prev_delta: list[Tensor] | None = None
     row, since_progress = 0, 0
@@ -138,38 +138,44 @@ def train_ensemble(runs: list[RunConfig], device: str | torch.device = "cpu", *,
     for t in range(n_steps + 1):
         _, logits, grad = M.loss_and_grads(params, *train, n_heads)
         grads = [grad[n] for n in M.PARAM_NAMES]
+        cur = torch.full((len(S.SIGNAL_NAMES), len(live)), math.nan, device=device)
         if t in logged:
-            _record(buf[row], col, params, plist, grads, logits, train, val, n_heads)
+            _record(cur, col, params, plist, grads, logits, train, val, n_heads)
         if t == n_steps:  # the final model: logged and shown to the hook, never updated
+            buf[row, :, live] = cur
             if on_log is not None:
                 on_log(t, buf[row].T.cpu().numpy())  # nothing left to stop
             break
         snapshot = t in logged or t + 1 in logged
         before = [p.clone() for p in plist] if snapshot else None
-        opt.step(grads, active)
+        opt.step(grads)
         if snapshot:
             delta = [p - b for p, b in zip(plist, before)]
             if t in logged:
-                buf[row, col["update_norm"]] = S.global_norm(delta)
+                cur[col["update_norm"]] = S.global_norm(delta)
                 if prev_delta is not None:
-                    buf[row, col["update_cos"]] = S.cosine(delta, prev_delta)
+                    cur[col["update_cos"]] = S.cosine(delta, prev_delta)
             prev_delta = delta if t + 1 in logged else None
         if t in logged:
-            if on_log is not None:
-                new_active = _apply_hook(on_log, t, buf[row], active, stopped_at)
-                if new_active is not active:
-                    active = new_active
-                    opt.freeze(active)
+            buf[row, :, live] = cur
+            stop = _stops(on_log, t, buf[row], stopped_at) if on_log is not None else None
             row += 1
+            if stop is not None:  # drop stopped runs: the rest train on, the stopped cost nothing
+                keep = torch.from_numpy(~stop[live.cpu().numpy()]).to(device)
+                if not keep.any():
+                    break
+                live = live[keep]
+                params = {n: p[keep] for n, p in params.items()}
+                plist = [params[n] for n in M.PARAM_NAMES]
+                opt.select(plist, keep)
+                train, val = (tuple(x[keep] for x in train), tuple(x[keep] for x in val))
+                prev_delta = [d[keep] for d in prev_delta] if prev_delta is not None else None
         since_progress += 1
         if on_progress is not None and (since_progress == 100 or t + 1 == n_steps):
             on_progress(since_progress)
             since_progress = 0
 
     values = buf.permute(2, 0, 1).cpu().numpy().astype(np.float64)
-    if active is not None:  # a stopped run has no log after it stopped
-        for r in np.flatnonzero(stopped_at >= 0):
-            values[r, np.asarray(steps) > stopped_at[r]] = np.nan
     return EnsembleLog(runs=runs, steps=np.asarray(steps), values=values, stopped_at=stopped_at)
 
 
@@ -188,14 +194,17 @@ def _record(out: Tensor, col: dict[str, int], params: dict[str, Tensor], plist: 
     out[col["erank_wu"]] = S.effective_rank(params["W_U"])
 
 
-def _apply_hook(hook: LogHook, t: int, row: Tensor, active: Tensor | None,
-                stopped_at: np.ndarray) -> Tensor | None:
+def _stops(hook: LogHook, t: int, row: Tensor, stopped_at: np.ndarray) -> np.ndarray | None:
+    """Ask the hook which runs to stop at step t; record them; None when none newly stop."""
     stop = hook(t, row.T.cpu().numpy())
     if stop is None:
-        return active
-    stop = np.asarray(stop, dtype=bool) & (stopped_at < 0)
+        return None
+    stop = np.asarray(stop, dtype=bool)
+    if stop.shape != stopped_at.shape:
+        raise ValueError(f"the on_log hook returned shape {stop.shape}: expected "
+                         f"{stopped_at.shape}, one flag per run of the ensemble")
+    stop &= stopped_at < 0
     if not stop.any():
-        return active
+        return None
     stopped_at[stop] = t
-    keep = torch.from_numpy(stopped_at < 0).to(row.device, row.dtype)
-    return keep
+    return stopped_at >= 0
