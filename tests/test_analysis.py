@@ -195,3 +195,12 @@ def test_default_predictor_is_the_papers_model(sweep, monkeypatch):
     monkeypatch.setattr(A, "LOO_MAX_RUNS", 10)  # as if the sweep were large
     res = A.analyze(runs, log, None, windows=(200,), thresholds=(0.9,), n_resamples=50)
     assert res["settings"]["cv"] == "10-fold" and res["thresholds"]["0.9"]["cv"] == "7-fold"
+
+
+def test_small_class_notes_flag_thresholds_with_few_runs_in_a_class():
+    from grokcast.analysis import small_class_notes
+
+    result = {"thresholds": {"0.9": {"n_pos": 1, "n_neg": 7}, "0.99": {"n_pos": 0, "n_neg": 8},
+                             "0.5": {"n_pos": 4, "n_neg": 4}}}
+    notes = small_class_notes(result)
+    assert len(notes) == 1 and "threshold 0.9 only 1 run(s)" in notes[0]

@@ -524,8 +524,25 @@ def _text(caption: str, header: Sequence[str], rows: list[tuple[str, ...]], alig
 
 
 def format_table1(result: dict[str, Any]) -> str:
-    """Table 1 (primary threshold) as aligned plain text, for the terminal."""
-    return format_table(result, result["settings"]["thresholds"][0], fmt="text")
+    """Table 1 (primary threshold) as aligned plain text, for the terminal, with a note when
+    a class is too small for its leave-one-out numbers to mean anything."""
+    first = result["settings"]["thresholds"][0]
+    return "\n".join([format_table(result, first, fmt="text"), *small_class_notes(result)])
+
+
+# Below this many runs in a class, holding one out leaves the model (nearly) nothing to learn.
+MIN_CLASS_RUNS = 3
+
+
+def small_class_notes(result: dict[str, Any]) -> list[str]:
+    """One warning line per threshold whose smaller class has fewer than MIN_CLASS_RUNS runs."""
+    notes = []
+    for key, entry in result["thresholds"].items():
+        n_small = min(entry.get("n_pos") or 0, entry.get("n_neg") or 0)
+        if 0 < n_small < MIN_CLASS_RUNS:
+            notes.append(f"note: at threshold {key} only {n_small} run(s) are in one class; "
+                         "its multivariate AUROC and CIs say little")
+    return notes
 
 
 # ----------------------------------------------------------------------------- files
