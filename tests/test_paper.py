@@ -69,13 +69,13 @@ def diff(d: float, lo: float, hi: float, p: float) -> dict:
 # ---------------------------------------------------------------------------- formatting
 
 def test_number_formats() -> None:
-    assert R.fmt(0.9554) == "0.955"
+    assert R.fmt(0.9174) == "0.917"
     assert R.fmt(-0.12) == f"{M}0.120"
     assert R.fmt(None) == R.fmt(float("nan")) == "n/a"
-    assert R.fmt_signed(0.161) == "+0.161"
+    assert R.fmt_signed(0.137) == "+0.137"
     assert R.fmt_signed(-0.005) == f"{M}0.005"
-    assert R.fmt_ci([0.043, 0.293], signed=True) == "[+0.043, +0.293]"
-    assert R.fmt_estimate({"auroc": 0.955, "ci": [0.847, 1.0]}) == "0.955 [0.847, 1.000]"
+    assert R.fmt_ci([0.031, 0.271], signed=True) == "[+0.031, +0.271]"
+    assert R.fmt_estimate({"auroc": 0.917, "ci": [0.812, 1.0]}) == "0.917 [0.812, 1.000]"
     assert R.fmt_p(0.0004) == "< 0.001" and R.fmt_p(0.002) == "0.002"
     assert R.p_clause(0.0) == "p₁ < 0.001" and R.p_clause(0.035) == "p₁ = 0.035"
     assert R.fmt_pct(0.1234) == "12.3%"
@@ -96,9 +96,9 @@ def test_esc_makes_markup_literal() -> None:
 # ---------------------------------------------------------------------------- verdicts
 
 @pytest.mark.parametrize("d, expected", [
-    (diff(0.161, 0.043, 0.293, 0.002), R.BETTER),
-    (diff(0.111, -0.005, 0.240, 0.035), R.WEAK),
-    (diff(0.071, -0.120, 0.261, 0.232), R.AHEAD),
+    (diff(0.137, 0.031, 0.271, 0.002), R.BETTER),
+    (diff(0.114, -0.005, 0.243, 0.035), R.WEAK),
+    (diff(0.074, -0.120, 0.264, 0.235), R.AHEAD),
     (diff(-0.02, -0.15, 0.10, 0.61), R.NOT_BETTER),
     (diff(-0.30, -0.45, -0.10, 0.999), R.WORSE),
     (diff(None, None, None, None), R.UNDEFINED),
@@ -109,28 +109,28 @@ def test_verdict(d: dict | None, expected: str) -> None:
 
 
 def test_comparison_sentence_claims_significance_only_when_ci_excludes_zero() -> None:
-    yes = plain(R.comparison_sentence(diff(0.161, 0.043, 0.293, 0.002), "val-loss"))
+    yes = plain(R.comparison_sentence(diff(0.137, 0.031, 0.271, 0.002), "val-loss"))
     assert yes == ("significantly outperforms the val-loss baseline "
-                   "(Δ = +0.161, 95% CI [+0.043, +0.293], p₁ = 0.002)")
-    for d in (diff(0.111, -0.005, 0.240, 0.035), diff(0.071, -0.120, 0.261, 0.232),
+                   "(Δ = +0.137, 95% CI [+0.031, +0.271], p₁ = 0.002)")
+    for d in (diff(0.114, -0.005, 0.243, 0.035), diff(0.074, -0.120, 0.264, 0.235),
               diff(-0.02, -0.15, 0.10, 0.61)):
         no = R.comparison_sentence(d, "val-loss")
         assert "significantly outperforms" not in no
         assert "includes zero" in no or no.startswith("does not outperform")
-    assert "one-sided test" in R.comparison_sentence(diff(0.111, -0.005, 0.240, 0.035), "x")
+    assert "one-sided test" in R.comparison_sentence(diff(0.114, -0.005, 0.243, 0.035), "x")
     assert R.comparison_sentence(diff(-0.3, -0.45, -0.1, 0.999), "x").startswith(
         "is significantly worse")
     assert "single class" in R.comparison_sentence(None, "x")
 
 
-def _cell(d: dict, multi: float = 0.955) -> dict:
-    return {"multi": {"auroc": multi, "ci": [0.847, 1.0]},
-            "val_loss": {"auroc": 0.795, "ci": [0.655, 0.912]}, "diff_val_loss": d}
+def _cell(d: dict, multi: float = 0.917) -> dict:
+    return {"multi": {"auroc": multi, "ci": [0.812, 1.0]},
+            "val_loss": {"auroc": 0.781, "ci": [0.650, 0.897]}, "diff_val_loss": d}
 
 
 def test_headline_sentence_branches() -> None:
-    sig = headline(_cell(diff(0.161, 0.043, 0.293, 0.002)), 200)
-    assert "significantly above" in sig and "0.955" in sig and "0.795" in sig
+    sig = headline(_cell(diff(0.137, 0.031, 0.271, 0.002)), 200)
+    assert "significantly above" in sig and "0.917" in sig and "0.781" in sig
     ns = headline(_cell(diff(0.1, -0.01, 0.2, 0.04)), 200)
     assert "significantly" not in ns and "includes zero" in ns
     below = headline(_cell(diff(-0.1, -0.3, 0.1, 0.8), multi=0.7), 200)
@@ -149,8 +149,8 @@ def test_window_accuracy_sentence_branches() -> None:
 def test_trend_sentence_branches() -> None:
     up = trend({100: 0.8, 200: 0.9, 500: 0.95})
     assert "does not decrease" in up and "0.800" in up and "0.950" in up
-    bumpy = trend({100: 0.8, 200: 0.955, 300: 0.934})
-    assert "not monotone" in bumpy and "maximum 0.955 at W = 200" in bumpy
+    bumpy = trend({100: 0.8, 200: 0.917, 300: 0.891})
+    assert "not monotone" in bumpy and "maximum 0.917 at W = 200" in bumpy
     assert trend({100: None, 200: 0.9}) == ""
 
 
@@ -175,13 +175,13 @@ def test_robustness_sentence_branches() -> None:
 
 def test_reference_comparison_sentence_branches() -> None:
     ours = {"auroc": 0.93, "ci": [0.85, 0.99]}
-    agree = reference_comparison(ours, [0.955, 0.847, 1.0], 200)
+    agree = reference_comparison(ours, [0.917, 0.812, 1.0], 200)
     assert "each estimate lies inside the other's CI" in agree
     disagree = reference_comparison({"auroc": 0.6, "ci": [0.5, 0.7]},
-                                               [0.955, 0.847, 1.0], 200)
+                                               [0.917, 0.812, 1.0], 200)
     assert "disagree" in disagree
     half = reference_comparison({"auroc": 0.9, "ci": [0.88, 0.92]},
-                                           [0.955, 0.847, 1.0], 200)
+                                           [0.957, 0.812, 1.0], 200)
     assert "not the reverse" in half
 
 
@@ -219,7 +219,7 @@ def test_small_sample_sentence_and_signal_family() -> None:
 def test_calibration_sentence_compares_with_base_rate() -> None:
     good = calibration([0.9, 0.1, 0.1, 0.1], [1, 0, 0, 0], 200)
     # Brier 0.01 vs base rate 0.25: 0.25 * 0.75 = 0.1875.
-    assert "0.010" in good and ", below the 0.188" in good
+    assert "0.010" in good and ", below the 0.188" in good  # 0.25 * 0.75, computed
     bad = calibration([0.1, 0.9, 0.9, 0.9], [1, 0, 0, 0], 200)
     assert "not below" in bad
 
@@ -313,7 +313,7 @@ def test_reference_values_only_in_reproduction_appendix(rendered: tuple) -> None
     start = next(i for i, p in enumerate(pages) if "Univariate predictors" in p)
     body = canon("".join(pages[:start]))
     ours = canon("".join(pages[start:]))
-    ref_cell = ref["tables"]["0.9"]["100"]["val_loss"]  # 0.732 [0.587, 0.863]
+    ref_cell = ref["tables"]["0.9"]["100"]["val_loss"]
     assert canon(f"{f3(ref_cell[0])} [{f3(ref_cell[1])}, {f3(ref_cell[2])}]") in ours
     assert canon(f"[{f3(ref_cell[1])}, {f3(ref_cell[2])}]") not in body
 
@@ -335,14 +335,14 @@ def test_early_stop_section_only_when_the_study_ran(tmp_path):
               "n_stopped": 24, "n_wrongly_stopped": 0}
     summary = {"window": 200, "label_threshold": 0.9, "min_recall": 0.9, "n_runs": 48,
                "n_grok": 8, "forecaster": {**policy, "param_name": "threshold",
-                                           "param": 0.4989, "saved": 0.674, "n_stopped": 33},
+                                           "param": 0.4989, "saved": 0.677, "n_stopped": 33},
                "same_budget": {"asha_val_loss": {**policy, "saved": 0.666, "recall": 0.875,
                                                  "n_wrongly_stopped": 1}},
                "median": {"median_val_loss": policy}}
     (tmp_path / "early_stop").mkdir()
     (tmp_path / "early_stop" / "early_stop.json").write_text(json.dumps({"summary": summary}))
     ctx = early_stop_context(tmp_path / "early_stop")
-    assert "saves 67.4% of all training steps" in ctx["text"] and "8 of them" in ctx["text"]
-    assert ctx["rows"][0] == ("forecaster, P(grok) below 0.4989", "67.4%", "100.0%", "0")
+    assert "saves 67.7% of all training steps" in ctx["text"] and "8 of them" in ctx["text"]
+    assert ctx["rows"][0] == ("forecaster, P(grok) below 0.4989", "67.7%", "100.0%", "0")
     assert ctx["rows"][1] == ("successive halving (ASHA-style) on val loss", "66.6%", "87.5%", "1")
     assert len(ctx["rows"]) == 3

@@ -53,28 +53,28 @@ def _finite(x: Any) -> bool:
 
 
 def fmt(x: float | None, digits: int = 3) -> str:
-    """``0.955``; negative numbers with a typographic minus; None/NaN -> ``n/a``."""
+    """``0.917``; negative numbers with a typographic minus; None/NaN -> ``n/a``."""
     if not _finite(x):
         return NA
     return f"{float(x):.{digits}f}".replace("-", MINUS)
 
 
 def fmt_signed(x: float | None, digits: int = 3) -> str:
-    """``+0.161`` / ``−0.120``."""
+    """``+0.137`` / ``−0.120``."""
     if not _finite(x):
         return NA
     return f"{float(x):+.{digits}f}".replace("-", MINUS)
 
 
 def fmt_ci(ci: Sequence[float | None] | None, *, signed: bool = False) -> str:
-    """``[0.847, 1.000]`` (``[+0.043, +0.293]`` when signed)."""
+    """``[0.812, 1.000]`` (``[+0.031, +0.271]`` when signed)."""
     f = fmt_signed if signed else fmt
     lo, hi = (ci or (None, None))[:2]
     return f"[{f(lo)}, {f(hi)}]"
 
 
 def fmt_estimate(entry: dict | None, key: str = "auroc", *, signed: bool = False) -> str:
-    """``0.955 [0.847, 1.000]``: an AUROC (or a difference) and its CI, as in Tables 1–2."""
+    """``0.917 [0.812, 1.000]``: an AUROC (or a difference) and its CI, as in Tables 1–2."""
     if not entry or not _finite(entry.get(key)):
         return NA
     f = fmt_signed if signed else fmt
@@ -170,7 +170,7 @@ def _diff_numbers(diff: dict, level: float) -> str:
 def comparison_sentence(diff: dict | None, baseline: str, level: float = 0.95) -> str:
     """How the multivariate forecaster compares with one baseline, as a predicate.
 
-    ``"significantly outperforms the val-loss baseline (Δ = +0.161, 95% CI [+0.043, +0.293],
+    ``"significantly outperforms the val-loss baseline (Δ = +0.137, 95% CI [+0.031, +0.271],
     p₁ = 0.002)"`` only when the CI of the difference excludes zero; otherwise a sentence
     that says what the numbers do support. Meant to follow "the multivariate forecaster".
     """
@@ -314,7 +314,7 @@ def signal_family(names: Sequence[str]) -> str:
 
 
 def top_features_sentence(univariate: dict | None, window: int, k: int = 3) -> str:
-    """``At W = 200 the strongest single features are a (0.845), b ↓ (0.795), …``."""
+    """``At W = 200 the strongest single features are a (0.826), b ↓ (0.781), …``."""
     top = top_features(univariate, k)
     if not top:
         return f"At W = {window} no single feature has a defined AUROC."
