@@ -41,7 +41,7 @@ class PlainTransformer(nn.Module):
         return self.unembed(x)
 
     @torch.no_grad()
-    def load_ensemble_run(self, params: dict[str, torch.Tensor], r: int) -> "PlainTransformer":
+    def load_ensemble_run(self, params: dict[str, torch.Tensor], r: int) -> PlainTransformer:
         """Copy run r of an ensemble (input-major weights) into this module."""
         self.embed.weight.copy_(params["W_E"][r])
         self.pos.copy_(params["W_pos"][r])

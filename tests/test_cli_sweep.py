@@ -24,7 +24,8 @@ def _tiny_config(tmp_path: Path, **overrides) -> Path:
     lines = {"name": '"tiny"', "train_fracs": "[0.3, 0.6]", "weight_decays": "[1.0]",
              "seeds": "[0, 1]", "n_steps": "30", **overrides}
     path = tmp_path / "tiny.toml"
-    path.write_text("\n".join(f"{k} = {v}" for k, v in lines.items()) + "\n[log]\ndense_until = 10\nevery = 10\n")
+    body = "\n".join(f"{k} = {v}" for k, v in lines.items())
+    path.write_text(body + "\n[log]\ndense_until = 10\nevery = 10\n")
     return path
 
 

@@ -12,9 +12,23 @@ import pytest
 
 from grokcast.analysis import sweep_hash
 from grokcast.config import LogConfig, RunConfig, SweepConfig
-from grokcast.early_stop import (COLUMNS, POLICIES, HeldOut, format_markdown, format_summary,
-                                 forecaster_stops, halving_stops, median_stops, percentile_stops,
-                                 run_study, rungs, score, simulate, summarize, write_study)
+from grokcast.early_stop import (
+    COLUMNS,
+    POLICIES,
+    HeldOut,
+    forecaster_stops,
+    format_markdown,
+    format_summary,
+    halving_stops,
+    median_stops,
+    percentile_stops,
+    run_study,
+    rungs,
+    score,
+    simulate,
+    summarize,
+    write_study,
+)
 from grokcast.features import feature_table
 from grokcast.forecast import GrokForecaster
 from grokcast.signals import SIGNAL_NAMES

@@ -8,8 +8,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from grokcast.features import (FEATURE_NAMES, FEATURES, GROUPS, WINDOW_SIGNALS, feature_table,
-                               run_features)
+from grokcast.features import (
+    FEATURE_NAMES,
+    FEATURES,
+    GROUPS,
+    WINDOW_SIGNALS,
+    feature_table,
+    run_features,
+)
 
 STEPS = np.r_[np.arange(300), np.arange(300, 1001, 100)]  # the paper's logging schedule
 

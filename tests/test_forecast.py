@@ -14,12 +14,17 @@ from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
 from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import make_pipeline
-from sklearn.utils.estimator_checks import check_estimator
 from sklearn.preprocessing import StandardScaler
+from sklearn.utils.estimator_checks import check_estimator
 
 import grokcast
 from grokcast import forecast as F
-from grokcast.forecast import ForecasterFileError, GrokForecaster, kfold_predictions, loo_predictions
+from grokcast.forecast import (
+    ForecasterFileError,
+    GrokForecaster,
+    kfold_predictions,
+    loo_predictions,
+)
 
 
 def sklearn_reference(**overrides):

@@ -12,21 +12,19 @@ import torch.nn.functional as F
 
 optuna = pytest.importorskip("optuna")
 
+from reference_model import PlainTransformer  # noqa: E402
+
 from grokcast import model as M  # noqa: E402
 from grokcast.config import LogConfig, ModelConfig, RunConfig  # noqa: E402
 from grokcast.data import all_examples, split_indices  # noqa: E402
 from grokcast.features import FEATURE_NAMES, feature_table  # noqa: E402
 from grokcast.forecast import GrokForecaster  # noqa: E402
-from grokcast.integrations import (FeatureRecorder, p_grok, resolve_forecaster,  # noqa: E402
-                                   window_features)
-from grokcast.integrations.optuna import (USER_ATTR, GrokPruner, TrialReporter,  # noqa: E402
-                                          report_features)
+from grokcast.integrations import FeatureRecorder, p_grok, resolve_forecaster, window_features  # noqa: E402
+from grokcast.integrations.optuna import USER_ATTR, GrokPruner, TrialReporter, report_features  # noqa: E402
 from grokcast.monitor import logit_stats  # noqa: E402
 from grokcast.signals import SIGNAL_NAMES  # noqa: E402
 from grokcast.store import log_frame  # noqa: E402
 from grokcast.train import train_ensemble  # noqa: E402
-
-from reference_model import PlainTransformer  # noqa: E402
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

@@ -20,8 +20,7 @@ from grokcast.config import LogConfig, ModelConfig, RunConfig, SweepConfig  # no
 from grokcast.features import feature_table  # noqa: E402
 from grokcast.forecast import GrokForecaster  # noqa: E402
 from grokcast.integrations import window_features  # noqa: E402
-from grokcast.integrations.ray import (RESULT_KEY, GrokStopper, features_metrics,  # noqa: E402
-                                       run_sweep_ray)
+from grokcast.integrations.ray import RESULT_KEY, GrokStopper, features_metrics, run_sweep_ray  # noqa: E402
 from grokcast.signals import SIGNAL_NAMES  # noqa: E402
 from grokcast.store import SweepStore, log_frame  # noqa: E402
 from grokcast.sweep import run_sweep  # noqa: E402

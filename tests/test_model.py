@@ -6,13 +6,12 @@ import math
 
 import pytest
 import torch
+from reference_model import PlainTransformer
 
 from grokcast import model as M
 from grokcast.config import ModelConfig, OptimConfig, RunConfig
 from grokcast.data import all_examples, split_indices
 from grokcast.train import _AdamW, _padded_examples
-
-from reference_model import PlainTransformer
 
 P = 23
 

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
+from reference_model import PlainTransformer
 
 from grokcast import model as M
 from grokcast.config import LogConfig, RunConfig
@@ -20,8 +21,6 @@ from grokcast.signals import SIGNAL_NAMES
 from grokcast.store import log_frame
 from grokcast.tool import LogError, explain
 from grokcast.train import train_ensemble
-
-from reference_model import PlainTransformer
 
 P = 23
 UPDATE_COLUMNS = ["update_norm", "update_cos"]

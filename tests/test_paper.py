@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 from pypdf import PdfReader
+from test_figures import write_synthetic_results
 
 from grokcast.paper import render as R
-from test_figures import write_synthetic_results
 
 M = "\u2212"
 

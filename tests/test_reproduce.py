@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 from pypdf import PdfReader
+from test_paper import canon, est, expected_page_range, pv
 
 from grokcast.config import SweepConfig
 from grokcast.reproduce import STAGES, heldout_config, reproduce
-from test_paper import canon, est, expected_page_range, pv
 
 SMOKE = Path(__file__).resolve().parents[1] / "configs" / "smoke.toml"
 

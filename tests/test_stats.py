@@ -7,8 +7,14 @@ import pytest
 from scipy import stats as sps
 from sklearn.metrics import roc_auc_score
 
-from grokcast.stats import (auroc, auroc_weighted, bootstrap_ci, folded_auroc, paired_bootstrap,
-                            resample_counts)
+from grokcast.stats import (
+    auroc,
+    auroc_weighted,
+    bootstrap_ci,
+    folded_auroc,
+    paired_bootstrap,
+    resample_counts,
+)
 
 
 def pairwise_auroc(y: np.ndarray, s: np.ndarray) -> float:

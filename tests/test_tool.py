@@ -17,8 +17,14 @@ from grokcast.features import feature_table
 from grokcast.forecast import ForecasterFileError, GrokForecaster
 from grokcast.store import SweepStore
 from grokcast.sweep import run_sweep
-from grokcast.tool import (LOG_COLUMNS, LogError, fit_forecaster, forecast_log, format_fit,
-                           format_forecast)
+from grokcast.tool import (
+    LOG_COLUMNS,
+    LogError,
+    fit_forecaster,
+    forecast_log,
+    format_fit,
+    format_forecast,
+)
 
 W = 20
 # Two of the tiny sweep's eight runs reach max_val_acc 0.094; the others stay at or below 0.083.

@@ -7,14 +7,13 @@ import math
 import numpy as np
 import pytest
 import torch
+from reference_model import PlainTransformer
 
 from grokcast import model as M
 from grokcast.config import LogConfig, RunConfig
 from grokcast.data import all_examples, split_indices
 from grokcast.signals import SIGNAL_NAMES
 from grokcast.train import train_ensemble
-
-from reference_model import PlainTransformer
 
 P = 23
 COL = {n: k for k, n in enumerate(SIGNAL_NAMES)}

@@ -23,7 +23,7 @@ import json
 import math
 import time
 from collections.abc import Callable, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -329,7 +329,7 @@ def analyze(runs_df: pd.DataFrame, log_df: pd.DataFrame, config: Any, *,
         train_seconds = _float(all_runs.groupby("chunk")["chunk_seconds"].first().sum())
     content = {
         "grokcast_version": grokcast.__version__,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "sweep": {
             "dir": None if sweep_dir is None else str(sweep_dir),
             "hash": sweep_hash(runs_df, log_df),

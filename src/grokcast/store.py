@@ -171,7 +171,8 @@ class SweepStore:
         used = [int(p.stem.split("-")[1]) for p in self._chunks("log") + self._chunks("runs")]
         name = f"chunk-{max(used, default=-1) + 1:05d}.parquet"
         atomic_write_parquet(self.root / "log" / name, log_frame(log))
-        atomic_write_parquet(self.root / "runs" / name, run_frame(log, name.removesuffix(".parquet"), seconds))
+        runs = run_frame(log, name.removesuffix(".parquet"), seconds)
+        atomic_write_parquet(self.root / "runs" / name, runs)
 
     def _read(self, table: str, columns: list[str] | None = None) -> pd.DataFrame:
         if not self.config_path.is_file():

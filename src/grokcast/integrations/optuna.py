@@ -59,8 +59,15 @@ except ImportError as err:  # pragma: no cover - depends on the environment
 from torch import Tensor
 
 from grokcast.config import LogConfig
-from grokcast.integrations import (FeatureRecorder, check_threshold, decode_features,
-                                   encode_features, p_grok, resolve_forecaster, should_stop)
+from grokcast.integrations import (
+    FeatureRecorder,
+    check_threshold,
+    decode_features,
+    encode_features,
+    p_grok,
+    resolve_forecaster,
+    should_stop,
+)
 
 USER_ATTR = "grokcast"  # the user attribute holding a trial's report
 

@@ -56,8 +56,14 @@ import torch
 from tqdm.auto import tqdm
 
 from grokcast.config import RunConfig, SweepConfig
-from grokcast.integrations import (check_threshold, decode_features, encode_features, p_grok,
-                                   resolve_forecaster, should_stop)
+from grokcast.integrations import (
+    check_threshold,
+    decode_features,
+    encode_features,
+    p_grok,
+    resolve_forecaster,
+    should_stop,
+)
 from grokcast.store import SweepStore
 from grokcast.sweep import DEFAULT_CPU_CHUNK, SweepResult, default_chunk_size, plan_chunks
 from grokcast.train import EnsembleLog, train_ensemble
