@@ -65,7 +65,13 @@ from grokcast.integrations import (
     should_stop,
 )
 from grokcast.store import SweepStore
-from grokcast.sweep import DEFAULT_CPU_CHUNK, SweepResult, default_chunk_size, plan_chunks
+from grokcast.sweep import (
+    DEFAULT_CPU_CHUNK,
+    SweepResult,
+    default_chunk_size,
+    plan_chunks,
+    tune_allocator,
+)
 from grokcast.train import EnsembleLog, train_ensemble
 
 RESULT_KEY = "grokcast"  # the result entry holding a trial's report
@@ -143,6 +149,7 @@ def _train_chunk(runs: list[RunConfig], device: str) -> tuple[EnsembleLog, float
     """Ray task: train one ensemble chunk on the worker; return its log and wall time."""
     cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1.0)
     torch.set_num_threads(max(1, int(cpus)))  # no oversubscription beside other tasks
+    tune_allocator()  # as the local executor's workers do
     start = time.perf_counter()
     log = train_ensemble(runs, device)
     return log, time.perf_counter() - start

@@ -100,7 +100,7 @@ def fmt_pct(x: float | None, digits: int = 1) -> str:
 
 
 def fmt_int(n: int) -> str:
-    """Thousands separated by commas: 52416 -> ``52,416``."""
+    """Thousands separated by commas: 12345 -> ``12,345``."""
     return f"{int(n):,}"
 
 
