@@ -77,7 +77,12 @@ def _padded_examples(runs: list[RunConfig], which: int, device: torch.device,
 
 
 class _AdamW:
-    """Full-batch AdamW matching ``torch.optim.AdamW`` with a per-run weight decay."""
+    """Full-batch AdamW matching ``torch.optim.AdamW`` with a per-run weight decay.
+
+    The decay is applied first, as AdamW does, as one multiply by a per-run factor; the Adam
+    update itself is PyTorch's fused kernel (one pass over the parameters instead of nine,
+    on CPU and CUDA alike).
+    """
 
     def __init__(self, params: list[Tensor], runs: list[RunConfig]) -> None:
         opt = runs[0].optim
@@ -86,7 +91,8 @@ class _AdamW:
         self.decay = [(1 - self.lr * wd).reshape(-1, *[1] * (p.dim() - 1)) for p in params]
         self.m = [torch.zeros_like(p) for p in params]
         self.v = [torch.zeros_like(p) for p in params]
-        self.t = 0
+        # The fused kernel reads the step count from a float tensor per parameter.
+        self.t = [torch.zeros((), dtype=torch.float32, device=params[0].device) for _ in params]
 
     def select(self, params: list[Tensor], keep: Tensor) -> None:
         """Continue with the ensemble members where ``keep`` (R,) is True; ``params`` are theirs."""
@@ -95,17 +101,10 @@ class _AdamW:
 
     @torch.no_grad()
     def step(self, grads: list[Tensor]) -> None:
-        self.t += 1
         torch._foreach_mul_(self.params, self.decay)
-        torch._foreach_lerp_(self.m, grads, 1 - self.b1)
-        torch._foreach_mul_(self.v, self.b2)
-        torch._foreach_addcmul_(self.v, grads, grads, 1 - self.b2)
-        bc1, bc2 = 1 - self.b1**self.t, 1 - self.b2**self.t
-        denom = torch._foreach_sqrt(self.v)
-        torch._foreach_div_(denom, math.sqrt(bc2))
-        torch._foreach_add_(denom, self.eps)
-        step = torch._foreach_div(self.m, denom)
-        torch._foreach_add_(self.params, step, alpha=-self.lr / bc1)
+        torch._foreach_add_(self.t, 1.0)
+        torch._fused_adamw_(self.params, grads, self.m, self.v, [], self.t, lr=self.lr, beta1=self.b1,
+                            beta2=self.b2, weight_decay=0.0, eps=self.eps, amsgrad=False, maximize=False)
 
 
 def train_ensemble(runs: list[RunConfig], device: str | torch.device = "cpu", *,
