@@ -55,8 +55,9 @@ def _mixed_runs() -> list[RunConfig]:
 def test_logits_match_plain_model_for_every_run():
     runs = _mixed_runs()
     params = M.init_params(runs[0].model, P, [r.seed for r in runs])
-    tokens, _, mask = _padded_examples(runs, 0, torch.device("cpu"))
-    batched = M.forward(params, tokens, n_heads=4)
+    train = _padded_examples(runs, 0, torch.device("cpu"))
+    tokens, mask = train.tokens, train.mask
+    batched = M.forward(params, train, n_heads=4)
     for r in range(len(runs)):
         plain = PlainTransformer(P).load_ensemble_run(params, r)
         n = int(mask[r].sum())
@@ -74,7 +75,7 @@ def test_training_matches_plain_adamw_loop():
     opt = _AdamW([params[n] for n in M.PARAM_NAMES], runs)
     train = _padded_examples(runs, 0, torch.device("cpu"))
     for _ in range(20):
-        _, _, grads = M.loss_and_grads(params, *train, 4)
+        _, _, grads = M.loss_and_grads(params, train, 4)
         opt.step([grads[n] for n in M.PARAM_NAMES])
 
     all_tokens, all_labels = all_examples(P)
@@ -97,13 +98,14 @@ def test_training_matches_plain_adamw_loop():
 def test_hand_written_backward_equals_autograd_in_float64():
     runs = _mixed_runs()
     params = {k: v.double() for k, v in M.init_params(runs[0].model, P, [r.seed for r in runs]).items()}
-    tokens, labels, mask = _padded_examples(runs, 0, torch.device("cpu"))
+    train = _padded_examples(runs, 0, torch.device("cpu"))
+    labels, mask = train.labels, train.mask
     leaves = [params[n].clone().requires_grad_() for n in M.PARAM_NAMES]
-    logits = M.forward(dict(zip(M.PARAM_NAMES, leaves)), tokens, 4)
+    logits = M.forward(dict(zip(M.PARAM_NAMES, leaves)), train, 4)
     ce = torch.nn.functional.cross_entropy(logits.transpose(1, 2), labels, reduction="none")
     loss = (ce * mask).sum(1) / mask.sum(1)
     expected = torch.autograd.grad(loss.sum(), leaves)
-    got_loss, got_logits, grads = M.loss_and_grads(params, tokens, labels, mask, 4)
+    got_loss, got_logits, grads = M.loss_and_grads(params, train, 4)
     torch.testing.assert_close(got_loss, loss.detach(), rtol=1e-12, atol=1e-12)
     for name, want in zip(M.PARAM_NAMES, expected):
         torch.testing.assert_close(grads[name], want, rtol=1e-10, atol=1e-12, msg=name)

@@ -15,9 +15,11 @@ projected per example; the per-example work is the attention mix, W_O, the MLP a
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
+from torch.nn.functional import embedding
 
 from grokcast.config import ModelConfig
 from grokcast.data import SEQ_LEN
@@ -39,6 +41,40 @@ def param_shapes(cfg: ModelConfig, p: int) -> dict[str, tuple[int, ...]]:
 
 def n_params(cfg: ModelConfig, p: int) -> int:
     return sum(math.prod(s) for s in param_shapes(cfg, p).values())
+
+
+@dataclass(frozen=True)
+class Examples:
+    """Each run's examples, and the table rows they read: derived once per ensemble.
+
+    The (token, position) tables of all runs are stacked into one, so a run's rows carry its
+    offset into the stack; every step reads the same rows, so they are computed here once.
+    """
+
+    tokens: Tensor  # (R, N, T)
+    labels: Tensor  # (R, N)
+    mask: Tensor  # (R, N) bool: a run's real examples (shorter sets are padded)
+    vocab: int  # V, table rows per position
+    weight: Tensor  # (R, N): 1/n_r on a run's real examples, 0 on padding
+    kv_rows: Tensor  # (R, N, T): rows of the stacked key/value tables, R*T*V in all
+    eq_rows: Tensor  # (R, N): the last position's rows of the same tables
+    score_rows: Tensor  # (R, N, T): rows of the stacked score tables, R*V*T*V in all
+
+    @classmethod
+    def build(cls, tokens: Tensor, labels: Tensor, mask: Tensor, vocab: int) -> Examples:
+        R, _, T = tokens.shape
+        run = torch.arange(R, device=tokens.device)[:, None, None]
+        rows = tokens + torch.arange(T, device=tokens.device) * vocab  # within one run's table
+        kv_rows = rows + run * (T * vocab)
+        # A score row pairs the query token (the last position's) with a key row.
+        score_rows = tokens[:, :, -1:] * (T * vocab) + rows + run * (vocab * T * vocab)
+        weight = mask.double() / mask.sum(1, keepdim=True)  # exact in float32 and float64 models
+        return cls(tokens, labels, mask, vocab, weight, kv_rows, kv_rows[:, :, -1].contiguous(),
+                   score_rows)
+
+    def select(self, keep: Tensor) -> Examples:
+        """The examples of the runs where ``keep`` (R,) is True, as their own ensemble."""
+        return Examples.build(self.tokens[keep], self.labels[keep], self.mask[keep], self.vocab)
 
 
 def _init_one(name: str, shape: tuple[int, ...], cfg: ModelConfig, gen: torch.Generator) -> Tensor:
@@ -71,25 +107,25 @@ def init_params(cfg: ModelConfig, p: int, seeds: list[int], device: torch.device
     return {n: torch.stack([r[n] for r in per_run]).to(device) for n in PARAM_NAMES}
 
 
-def forward(params: dict[str, Tensor], tokens: Tensor, n_heads: int) -> Tensor:
+def forward(params: dict[str, Tensor], examples: Examples, n_heads: int) -> Tensor:
     """Logits at the last position for every run and example.
 
     Parameters
     ----------
     params : dict of tensors of shape (R, ...), see :func:`param_shapes`
-    tokens : LongTensor of shape (R, N, T): each run's own examples
+    examples : each run's own examples, see :class:`Examples`
 
     Returns
     -------
     logits : Tensor of shape (R, N, V)
     """
-    return _forward(params, tokens, n_heads)["logits"]
+    return _forward(params, examples, n_heads)["logits"]
 
 
-def _forward(params: dict[str, Tensor], tokens: Tensor, n_heads: int) -> dict[str, Tensor]:
+def _forward(params: dict[str, Tensor], ex: Examples, n_heads: int) -> dict[str, Tensor]:
     """The forward pass, keeping the intermediates that :func:`loss_and_grads` needs."""
     W_E, W_pos = params["W_E"], params["W_pos"]
-    R, N, T = tokens.shape
+    R, N, T = ex.tokens.shape
     V, d = W_E.shape[1:]
     H, dh = n_heads, d // n_heads
     # Every (position, token) embedding and its projections: tables of T*V rows per run.
@@ -100,24 +136,22 @@ def _forward(params: dict[str, Tensor], tokens: Tensor, n_heads: int) -> dict[st
     # Score of every query token against every key row, per head: (R, V * T*V, H).
     s_tab = torch.einsum("rihc,rjhc->rijh", q_tab.reshape(R, V, H, dh),
                          k_tab.reshape(R, T * V, H, dh)).reshape(R, V * T * V, H) / math.sqrt(dh)
-    rows = tokens + torch.arange(T, device=tokens.device) * V  # (R, N, T) rows of the tables
-    score_rows = (tokens[:, :, -1:] * (T * V) + rows).reshape(R, N * T)
     # The causal mask is a no-op for the last query: it attends to every position.
-    attn = torch.softmax(_gather_rows(s_tab, score_rows).reshape(R, N, T, H), dim=2)
-    vals = _gather_rows(v_tab, rows.reshape(R, N * T)).reshape(R, N, T, H, dh)
+    attn = torch.softmax(_rows(s_tab, ex.score_rows), dim=2)  # (R, N, T, H)
+    vals = _rows(v_tab, ex.kv_rows).reshape(R, N, T, H, dh)
     z = (attn.unsqueeze(-1) * vals).sum(2).reshape(R, N, d)
-    resid = _gather_rows(emb, rows[:, :, -1]) + torch.bmm(z, params["W_O"])  # (R, N, d) at '='
+    resid = _rows(emb, ex.eq_rows) + torch.bmm(z, params["W_O"])  # (R, N, d) at '='
     hidden = torch.bmm(resid, params["W_in"]).relu_()  # (R, N, d_mlp)
     resid2 = resid + torch.bmm(hidden, params["W_out"])
     logits = torch.bmm(resid2, params["W_U"])  # (R, N, V)
-    return dict(emb=emb, k_tab=k_tab, q_tab=q_tab, rows=rows, score_rows=score_rows, attn=attn,
-                vals=vals, z=z, resid=resid, hidden=hidden, resid2=resid2, logits=logits)
+    return dict(emb=emb, k_tab=k_tab, q_tab=q_tab, attn=attn, vals=vals, z=z, resid=resid,
+                hidden=hidden, resid2=resid2, logits=logits)
 
 
 @torch.no_grad()
-def loss_and_grads(params: dict[str, Tensor], tokens: Tensor, labels: Tensor, mask: Tensor,
-                   n_heads: int) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
-    """Per-run mean cross-entropy over masked examples, the logits, and the exact gradients.
+def loss_and_grads(params: dict[str, Tensor], examples: Examples, n_heads: int,
+                   ) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
+    """Per-run mean cross-entropy over each run's examples, the logits, and the exact gradients.
 
     The backward pass is written out by hand: on a CPU it costs about half of what autograd
     spends on this many small ops, and the sparse table gradients become ``index_add_``.
@@ -127,18 +161,20 @@ def loss_and_grads(params: dict[str, Tensor], tokens: Tensor, labels: Tensor, ma
     -------
     loss : (R,), logits : (R, N, V), grads : dict like ``params``
     """
-    f = _forward(params, tokens, n_heads)
-    R, N, T = tokens.shape
+    ex = examples
+    f = _forward(params, ex, n_heads)
+    R, N, T = ex.tokens.shape
     V, d = params["W_E"].shape[1:]
     H, dh = n_heads, d // n_heads
     logits, hidden, resid, resid2 = f["logits"], f["hidden"], f["resid"], f["resid2"]
     t = lambda x: x.transpose(1, 2)  # noqa: E731
 
     logp = torch.log_softmax(logits, dim=-1)
-    weight = mask.to(logits.dtype) / mask.sum(1, keepdim=True)  # (R, N): 1/n_r on real examples
-    loss = -(logp.gather(-1, labels.unsqueeze(-1)).squeeze(-1) * weight).sum(1)
+    weight = ex.weight.to(logits.dtype)  # (R, N): 1/n_r on real examples
+    labels = ex.labels.unsqueeze(-1)
+    loss = -(logp.gather(-1, labels).squeeze(-1) * weight).sum(1)
     dlogits = logp.exp_()
-    dlogits.scatter_add_(-1, labels.unsqueeze(-1), -torch.ones_like(labels, dtype=logits.dtype)[..., None])
+    dlogits.scatter_add_(-1, labels, torch.full_like(labels, -1, dtype=logits.dtype))
     dlogits.mul_(weight.unsqueeze(-1))  # (R, N, V)
 
     g = {"W_U": torch.bmm(t(resid2), dlogits)}
@@ -156,12 +192,10 @@ def loss_and_grads(params: dict[str, Tensor], tokens: Tensor, labels: Tensor, ma
     dvals = attn.unsqueeze(-1) * dz  # (R, N, T, H, dh)
     dscores = attn * (dattn - (attn * dattn).sum(2, keepdim=True)) / math.sqrt(dh)
 
-    offset = torch.arange(R, device=tokens.device).unsqueeze(1)
-    ds_tab = _scatter_rows(dscores.reshape(R, N * T, H), f["score_rows"], offset, V * T * V)
-    dv_tab = _scatter_rows(dvals.reshape(R, N * T, d), f["rows"].reshape(R, N * T), offset, T * V)
-    demb = _scatter_rows(dresid, f["rows"][:, :, -1], offset, T * V)  # residual at '='
+    ds_tab = _scatter_rows(dscores, ex.score_rows, R * V * T * V).reshape(R, V, T * V, H)
+    dv_tab = _scatter_rows(dvals.reshape(R, N, T, d), ex.kv_rows, R * T * V).reshape(R, T * V, d)
+    demb = _scatter_rows(dresid, ex.eq_rows, R * T * V).reshape(R, T * V, d)  # residual at '='
 
-    ds_tab = ds_tab.reshape(R, V, T * V, H)
     q4, k4 = f["q_tab"].reshape(R, V, H, dh), f["k_tab"].reshape(R, T * V, H, dh)
     dq_tab = torch.einsum("rijh,rjhc->rihc", ds_tab, k4).reshape(R, V, d)
     dk_tab = torch.einsum("rijh,rihc->rjhc", ds_tab, q4).reshape(R, T * V, d)
@@ -176,17 +210,16 @@ def loss_and_grads(params: dict[str, Tensor], tokens: Tensor, labels: Tensor, ma
     return loss, logits, g
 
 
-def _gather_rows(table: Tensor, index: Tensor) -> Tensor:
-    """``table[r, index[r, n]]`` for tables of shape (R, M, C) and index (R, N) -> (R, N, C)."""
-    R, M, C = table.shape
-    # One flat embedding lookup: much faster on CPU than torch.gather with an expanded index.
-    offset = torch.arange(R, device=index.device).unsqueeze(1) * M
-    return torch.nn.functional.embedding(index + offset, table.reshape(R * M, C))
+def _rows(tables: Tensor, rows: Tensor) -> Tensor:
+    """Rows of the stacked tables (R, M, C): ``tables.reshape(R * M, C)[rows]`` -> (*rows.shape, C).
+
+    One flat embedding lookup: much faster on CPU than torch.gather with an expanded index.
+    """
+    return embedding(rows, tables.reshape(-1, tables.shape[-1]))
 
 
-def _scatter_rows(src: Tensor, index: Tensor, offset: Tensor, n_rows: int) -> Tensor:
-    """Adjoint of :func:`_gather_rows`: sum (R, N, C) rows into a zero (R, n_rows, C) table."""
-    R, _, C = src.shape
-    out = torch.zeros(R * n_rows, C, dtype=src.dtype, device=src.device)
-    out.index_add_(0, (index + offset * n_rows).reshape(-1), src.reshape(-1, C))
-    return out.reshape(R, n_rows, C)
+def _scatter_rows(src: Tensor, rows: Tensor, n_rows: int) -> Tensor:
+    """Adjoint of :func:`_rows`: sum the rows of ``src`` (*rows.shape, C) into (n_rows, C) zeros."""
+    C = src.shape[-1]
+    out = torch.zeros(n_rows, C, dtype=src.dtype, device=src.device)
+    return out.index_add_(0, rows.reshape(-1), src.reshape(-1, C))

@@ -61,9 +61,8 @@ def check_compatible(runs: list[RunConfig]) -> None:
                                  "an ensemble shares it")
 
 
-def _padded_examples(runs: list[RunConfig], which: int, device: torch.device,
-                     ) -> tuple[Tensor, Tensor, Tensor]:
-    """Tokens (R, N, T), labels (R, N) and mask (R, N) of each run's train (0) or val (1) set."""
+def _padded_examples(runs: list[RunConfig], which: int, device: torch.device) -> M.Examples:
+    """Each run's train (0) or val (1) set, padded to the largest (padding is masked out)."""
     tokens, labels = all_examples(runs[0].p)
     idx = [split_indices(r.p, r.train_frac, r.split_seed)[which] for r in runs]
     n_max = max(len(i) for i in idx)
@@ -72,8 +71,8 @@ def _padded_examples(runs: list[RunConfig], which: int, device: torch.device,
     for r, i in enumerate(idx):
         padded[r, : len(i)], mask[r, : len(i)] = i, True
     padded_t = torch.from_numpy(padded)
-    return (tokens[padded_t].to(device), labels[padded_t].to(device),
-            torch.from_numpy(mask).to(device))
+    return M.Examples.build(tokens[padded_t].to(device), labels[padded_t].to(device),
+                            torch.from_numpy(mask).to(device), vocab=runs[0].p + 1)
 
 
 class _AdamW:
@@ -135,7 +134,7 @@ def train_ensemble(runs: list[RunConfig], device: str | torch.device = "cpu", *,
     row, since_progress = 0, 0
 
     for t in range(n_steps + 1):
-        _, logits, grad = M.loss_and_grads(params, *train, n_heads)
+        _, logits, grad = M.loss_and_grads(params, train, n_heads)
         grads = [grad[n] for n in M.PARAM_NAMES]
         cur = torch.full((len(S.SIGNAL_NAMES), len(live)), math.nan, device=device)
         if t in logged:
@@ -167,7 +166,7 @@ def train_ensemble(runs: list[RunConfig], device: str | torch.device = "cpu", *,
                 params = {n: p[keep] for n, p in params.items()}
                 plist = [params[n] for n in M.PARAM_NAMES]
                 opt.select(plist, keep)
-                train, val = (tuple(x[keep] for x in train), tuple(x[keep] for x in val))
+                train, val = train.select(keep), val.select(keep)
                 prev_delta = [d[keep] for d in prev_delta] if prev_delta is not None else None
         since_progress += 1
         if on_progress is not None and (since_progress == 100 or t + 1 == n_steps):
@@ -180,10 +179,11 @@ def train_ensemble(runs: list[RunConfig], device: str | torch.device = "cpu", *,
 
 @torch.no_grad()
 def _record(out: Tensor, col: dict[str, int], params: dict[str, Tensor], plist: list[Tensor],
-            grads: list[Tensor], logits: Tensor, train: tuple, val: tuple, n_heads: int) -> None:
+            grads: list[Tensor], logits: Tensor, train: M.Examples, val: M.Examples,
+            n_heads: int) -> None:
     """Fill one log row (n_signals, R) for theta_t, except the update columns."""
-    fit = S.fit_stats(logits, train[1], train[2])
-    vfit = S.fit_stats(M.forward(params, val[0], n_heads), val[1], val[2])
+    fit = S.fit_stats(logits, train.labels, train.mask)
+    vfit = S.fit_stats(M.forward(params, val, n_heads), val.labels, val.mask)
     out[col["train_loss"]], out[col["train_acc"]], out[col["train_margin"]] = (
         fit["loss"], fit["acc"], fit["margin"])
     out[col["val_loss"]], out[col["val_acc"]] = vfit["loss"], vfit["acc"]

@@ -1,0 +1,40 @@
+"""Chunk planning: every run once, one split per chunk, balanced sizes within the cap."""
+
+from collections import Counter
+
+import pytest
+
+from grokcast.config import SweepConfig
+from grokcast.sweep import plan_chunks
+
+
+def _grid(seeds: int, split_seeds: list[int]) -> list:
+    raw = SweepConfig.from_file("configs/paper.toml").to_dict()
+    runs = []
+    for ss in split_seeds:
+        runs += SweepConfig.from_dict({**raw, "seeds": list(range(seeds)), "split_seed": ss}).runs()
+    return runs
+
+
+@pytest.mark.parametrize("max_runs", [1, 5, 6, 8, 12, 64])
+def test_chunks_cover_every_run_once_and_never_mix_splits(max_runs):
+    runs = _grid(seeds=3, split_seeds=[0, 1])  # 8 splits x 12 runs
+    chunks = plan_chunks(runs, max_runs)
+    assert Counter(r.run_id for c in chunks for r in c) == Counter(r.run_id for r in runs)
+    assert all(len({r.split_key for r in c}) == 1 for c in chunks)
+    assert all(1 <= len(c) <= max_runs for c in chunks)
+    # As few chunks per split as the cap allows, their sizes differing by at most one.
+    for key in {r.split_key for r in runs}:
+        sizes = [len(c) for c in chunks if c[0].split_key == key]
+        assert len(sizes) == -(-12 // max_runs)
+        assert max(sizes) - min(sizes) <= 1
+
+
+def test_twelve_runs_at_most_eight_split_six_and_six():
+    chunks = plan_chunks(_grid(seeds=3, split_seeds=[0]), 8)
+    assert [len(c) for c in chunks] == [6] * 8
+
+
+def test_bad_cap_is_a_clear_error():
+    with pytest.raises(ValueError, match="max_runs=0 is not allowed"):
+        plan_chunks(_grid(seeds=1, split_seeds=[0]), 0)
