@@ -111,7 +111,8 @@ def main() -> None:
                     help="grokcast logs every step below this (paper: 300); 0 times the regime "
                          "of the other 97%% of a 10,000-step sweep (a log row every 100 steps)")
     ap.add_argument("--workers", type=int, default=1,
-                    help="grokcast side: chunks in this many processes, one thread each")
+                    help="grokcast side: chunks in this many processes, --threads each; the "
+                         "plain loop then gets threads x workers threads")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
 
@@ -127,6 +128,9 @@ def main() -> None:
     n_plain = args.plain_runs or len(runs)
 
     t_ens = ensemble(runs, device, args.chunk_size, args.workers)
+    # The plain loop, and the matmul peak, get every thread the grokcast side used:
+    # --workers 2 --threads 1 compares against a 2-thread plain loop on the same 2 cores.
+    torch.set_num_threads(args.threads * args.workers)
     t_plain = plain_loop(runs[:n_plain], args.steps, device) * len(runs) / n_plain
     run_steps = len(runs) * args.steps
     flops = sum(flops_per_run_step(round(r.train_frac * r.p**2)) for r in runs) * args.steps
@@ -136,7 +140,8 @@ def main() -> None:
     result = {
         "device": torch.cuda.get_device_name(device) if device.type == "cuda"
         else f"{platform.processor() or platform.machine()} cpu",
-        "threads": args.threads, "workers": args.workers, "runs": len(runs),
+        "threads": args.threads, "workers": args.workers,
+        "plain_threads": args.threads * args.workers, "runs": len(runs),
         "steps": args.steps, "dense_until": args.dense_until,
         "plain_runs_timed": n_plain,
         "plain_run_steps_per_s": run_steps / t_plain,

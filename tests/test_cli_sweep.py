@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 
 from grokcast.cli import main
 from grokcast.config import ConfigError, SweepConfig
@@ -90,6 +91,20 @@ def test_directory_of_another_sweep_is_refused_untouched(tmp_path, capsys):
     assert main(["sweep", "--config", str(other), "--out", str(out), "--quiet"]) == 2
     assert "different sweep" in capsys.readouterr().err
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*")} == snapshot
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--device", "tpu"], "device='tpu' is not allowed"),
+    (["--device", "cuda", "--workers", "2"], "workers=2 is not allowed"),
+])
+def test_bad_device_or_workers_leave_no_sweep_directory(tmp_path, capsys, args, needle):
+    if args[1] == "cuda" and not torch.cuda.is_available():
+        needle = "torch.cuda.is_available() is False"
+    out = tmp_path / "s"
+    assert main(["sweep", "--config", str(_tiny_config(tmp_path)), "--out", str(out), "--quiet", *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert needle in err and len(err.splitlines()) == 1
+    assert not out.exists()
 
 
 def test_config_errors_name_value_and_allowed():

@@ -14,6 +14,9 @@ from grokcast.data import all_examples, split_indices
 from grokcast.train import _AdamW, _padded_examples
 
 P = 23
+# The oracle tests run on every device this machine has: the CPU always, CUDA where present.
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="no CUDA device on this machine"))]
 
 
 def test_param_count_is_derived_from_shapes():
@@ -52,31 +55,36 @@ def _mixed_runs() -> list[RunConfig]:
             for f, wd, s in [(0.3, 1.0, 0), (0.6, 0.3, 1), (0.3, 10.0, 2), (0.5, 3.0, 0)]]
 
 
-def test_logits_match_plain_model_for_every_run():
+@pytest.mark.parametrize("device", DEVICES)
+def test_logits_match_plain_model_for_every_run(device):
     runs = _mixed_runs()
-    params = M.init_params(runs[0].model, P, [r.seed for r in runs])
-    train = _padded_examples(runs, 0, torch.device("cpu"))
-    tokens, mask = train.tokens, train.mask
-    batched = M.forward(params, train, n_heads=4)
+    params = M.init_params(runs[0].model, P, [r.seed for r in runs], device)
+    train = _padded_examples(runs, 0, torch.device(device))
+    tokens, mask = train.tokens.cpu(), train.mask.cpu()
+    batched = M.forward(params, train, n_heads=4).cpu()
+    cpu_params = {n: p.cpu() for n, p in params.items()}
     for r in range(len(runs)):
-        plain = PlainTransformer(P).load_ensemble_run(params, r)
+        plain = PlainTransformer(P).load_ensemble_run(cpu_params, r)
         n = int(mask[r].sum())
-        expected = plain(tokens[r, :n])[:, -1]  # the '=' position
+        expected = plain(tokens[r, :n])[:, -1]  # the '=' position, on the CPU
         torch.testing.assert_close(batched[r, :n], expected, atol=1e-5, rtol=0)
 
 
-def test_training_matches_plain_adamw_loop():
-    """20 full-batch AdamW steps: ensemble vs one torch.optim.AdamW per run."""
+@pytest.mark.parametrize("device", DEVICES)
+def test_training_matches_plain_adamw_loop(device):
+    """20 full-batch AdamW steps: ensemble (on ``device``) vs one torch.optim.AdamW per run (CPU)."""
     runs = _mixed_runs()
     opt_cfg = OptimConfig()
     params = M.init_params(runs[0].model, P, [r.seed for r in runs])
     plains = [PlainTransformer(P).load_ensemble_run(params, r) for r in range(len(runs))]
 
+    params = {n: p.to(device) for n, p in params.items()}
     opt = _AdamW([params[n] for n in M.PARAM_NAMES], runs)
-    train = _padded_examples(runs, 0, torch.device("cpu"))
+    train = _padded_examples(runs, 0, torch.device(device))
     for _ in range(20):
         _, _, grads = M.loss_and_grads(params, train, 4)
         opt.step([grads[n] for n in M.PARAM_NAMES])
+    params = {n: p.cpu() for n, p in params.items()}
 
     all_tokens, all_labels = all_examples(P)
     for r, (run, plain) in enumerate(zip(runs, plains)):

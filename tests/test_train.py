@@ -91,6 +91,20 @@ def test_same_config_gives_identical_log():
     np.testing.assert_array_equal(a.values, b.values)
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+def test_cuda_log_agrees_with_cpu_log():
+    """The GPU-vs-CPU agreement check: 4 mixed runs, 100 steps, every signal of every row.
+
+    The two devices sum in different orders, so rows agree to rounding that training grows
+    slowly over the first 100 steps, not bit for bit. fp32 matmuls on CUDA must not use TF32.
+    """
+    runs = [_run(seed=s, weight_decay=wd, train_frac=f, n_steps=100, log=LogConfig(dense_until=30, every=10))
+            for s, wd, f in [(0, 1.0, 0.3), (1, 0.3, 0.6), (2, 10.0, 0.4), (3, 3.0, 0.5)]]
+    cpu, cuda = train_ensemble(runs, "cpu"), train_ensemble(runs, "cuda")
+    np.testing.assert_array_equal(cpu.steps, cuda.steps)
+    np.testing.assert_allclose(cuda.values, cpu.values, rtol=1e-3, atol=1e-4)
+
+
 def test_ensemble_of_one_equals_member_of_larger_ensemble():
     runs = [_run(seed=1), _run(seed=2, weight_decay=0.3, train_frac=0.6), _run(seed=3)]
     together = train_ensemble(runs)
