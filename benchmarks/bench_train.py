@@ -71,13 +71,15 @@ def flops_per_run_step(n_train: int, d: int = 64, d_mlp: int = 256, vocab: int =
                        seq: int = 3) -> float:
     """Training FLOPs of one run-step as grokcast computes it (benchmarks/README.md derives it).
 
-    Per example, forward multiply-adds at the '=' position: W_O d^2, MLP 2 d d_mlp, W_U d vocab,
-    attention mix seq*d; per run, the (token, position) tables: K and V seq*vocab*d^2 each,
-    Q vocab*d^2, scores vocab*seq*vocab*d. Backward costs twice the forward; 2 FLOPs per MAC.
+    Per example, forward multiply-adds at the '=' position: attention mix seq*d, W_O d^2,
+    W_in d d_mlp, the MLP output read through the unembedding d_mlp vocab, resid W_U d vocab.
+    Per run: the (token, position) tables -- K and V seq*vocab*d^2 each, Q vocab*d^2, scores
+    vocab*seq*vocab*d -- and W_out W_U, d_mlp d vocab. Backward costs twice the forward;
+    2 FLOPs per MAC.
     """
-    per_example = d * d + 2 * d * d_mlp + d * vocab + seq * d
-    tables = 2 * seq * vocab * d * d + vocab * d * d + vocab * seq * vocab * d
-    return 2 * 3 * (n_train * per_example + tables)
+    per_example = seq * d + d * d + d * d_mlp + d_mlp * vocab + d * vocab
+    per_run = 2 * seq * vocab * d * d + vocab * d * d + vocab * seq * vocab * d + d_mlp * d * vocab
+    return 2 * 3 * (n_train * per_example + per_run)
 
 
 def sgemm_gflops(device: torch.device, n: int = 2048, reps: int = 10) -> float:

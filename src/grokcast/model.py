@@ -142,10 +142,13 @@ def _forward(params: dict[str, Tensor], ex: Examples, n_heads: int) -> dict[str,
     z = (attn.unsqueeze(-1) * vals).sum(2).reshape(R, N, d)
     resid = _rows(emb, ex.eq_rows) + torch.bmm(z, params["W_O"])  # (R, N, d) at '='
     hidden = torch.bmm(resid, params["W_in"]).relu_()  # (R, N, d_mlp)
-    resid2 = resid + torch.bmm(hidden, params["W_out"])
-    logits = torch.bmm(resid2, params["W_U"])  # (R, N, V)
+    # logits = (resid + hidden W_out) W_U, associated as resid W_U + hidden (W_out W_U): the
+    # MLP's output is read only through the V-wide unembedding, so its (d_mlp, V) product
+    # replaces the per-example (d_mlp, d) one, and the backward pass inherits the saving.
+    out_map = torch.bmm(params["W_out"], params["W_U"])  # (R, d_mlp, V)
+    logits = torch.baddbmm(torch.bmm(resid, params["W_U"]), hidden, out_map)  # (R, N, V)
     return dict(emb=emb, k_tab=k_tab, q_tab=q_tab, attn=attn, vals=vals, z=z, resid=resid,
-                hidden=hidden, resid2=resid2, logits=logits)
+                hidden=hidden, out_map=out_map, logits=logits)
 
 
 @torch.no_grad()
@@ -166,7 +169,8 @@ def loss_and_grads(params: dict[str, Tensor], examples: Examples, n_heads: int,
     R, N, T = ex.tokens.shape
     V, d = params["W_E"].shape[1:]
     H, dh = n_heads, d // n_heads
-    logits, hidden, resid, resid2 = f["logits"], f["hidden"], f["resid"], f["resid2"]
+    logits, hidden, resid = f["logits"], f["hidden"], f["resid"]
+    W_U = params["W_U"]
     t = lambda x: x.transpose(1, 2)  # noqa: E731
 
     logp = torch.log_softmax(logits, dim=-1)
@@ -177,13 +181,14 @@ def loss_and_grads(params: dict[str, Tensor], examples: Examples, n_heads: int,
     dlogits.scatter_add_(-1, labels, torch.full_like(labels, -1, dtype=logits.dtype))
     dlogits.mul_(weight.unsqueeze(-1))  # (R, N, V)
 
-    g = {"W_U": torch.bmm(t(resid2), dlogits)}
-    dresid2 = torch.bmm(dlogits, t(params["W_U"]))
-    g["W_out"] = torch.bmm(t(hidden), dresid2)
+    # Through logits = resid W_U + hidden (W_out W_U), keeping every per-example product V wide.
+    hidden_dlogits = torch.bmm(t(hidden), dlogits)  # (R, d_mlp, V)
+    g = {"W_U": torch.baddbmm(torch.bmm(t(resid), dlogits), t(params["W_out"]), hidden_dlogits),
+         "W_out": torch.bmm(hidden_dlogits, t(W_U))}
     # One fused pass over the largest tensor instead of compare, cast and multiply.
-    dhidden = torch.ops.aten.threshold_backward(torch.bmm(dresid2, t(params["W_out"])), hidden, 0.0)
+    dhidden = torch.ops.aten.threshold_backward(torch.bmm(dlogits, t(f["out_map"])), hidden, 0.0)
     g["W_in"] = torch.bmm(t(resid), dhidden)
-    dresid = torch.bmm(dhidden, t(params["W_in"])).add_(dresid2)  # (R, N, d)
+    dresid = torch.baddbmm(torch.bmm(dlogits, t(W_U)), dhidden, t(params["W_in"]))  # (R, N, d)
     g["W_O"] = torch.bmm(t(f["z"]), dresid)
     dz = torch.bmm(dresid, t(params["W_O"])).reshape(R, N, 1, H, dh)
 
