@@ -15,7 +15,6 @@ projected per example; the per-example work is the attention mix, W_O, the MLP a
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass
 
 import torch
@@ -24,10 +23,6 @@ from torch.nn.functional import embedding
 
 from grokcast.config import ModelConfig
 from grokcast.data import SEQ_LEN
-
-# The attention mix is a sparse product (see Examples.mix); PyTorch flags CSR support as beta
-# on first use, which says nothing to a grokcast user.
-warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state")
 
 # Parameter names in the order their initial values are drawn from a run's generator.
 PARAM_NAMES = ("W_E", "W_pos", "W_Q", "W_K", "W_V", "W_O", "W_in", "W_out", "W_U")
@@ -54,68 +49,32 @@ class Examples:
 
     The (token, position) tables of all runs are stacked into one, so a run's rows carry its
     offset into the stack; every step reads the same rows, so they are computed here once.
-
-    The attention mix z = sum_t attn_t * v_t is a sparse matrix product: one row per
-    (run, example, head), T nonzeros (the attention weights) in the columns of the value-table
-    rows (run, table row, head) it reads. Its pattern never changes, so the CSR indices of
-    the matrix and of its transpose are built here; each step supplies only the values.
     """
 
     tokens: Tensor  # (R, N, T)
     labels: Tensor  # (R, N)
     mask: Tensor  # (R, N) bool: a run's real examples (shorter sets are padded)
     vocab: int  # V, table rows per position
-    n_heads: int
     weight: Tensor  # (R, N): 1/n_r on a run's real examples, 0 on padding
-    eq_rows: Tensor  # (R, N): the last position's rows of the stacked (R*T*V) tables
+    kv_rows: Tensor  # (R, N, T): rows of the stacked key/value tables, R*T*V in all
+    eq_rows: Tensor  # (R, N): the last position's rows of the same tables
     score_rows: Tensor  # (R, N, T): rows of the stacked score tables, R*V*T*V in all
-    mix_crow: Tensor  # CSR of the mix, values in (run, example, head, position) order
-    mix_col: Tensor
-    mix_t_crow: Tensor  # CSR of its transpose; values are the mix's taken at mix_t_order
-    mix_t_col: Tensor
-    mix_t_order: Tensor
 
     @classmethod
-    def build(cls, tokens: Tensor, labels: Tensor, mask: Tensor, vocab: int, n_heads: int,
-              ) -> Examples:
-        R, N, T = tokens.shape
-        H, dev = n_heads, tokens.device
-        run = torch.arange(R, device=dev)[:, None, None]
-        rows = tokens + torch.arange(T, device=dev) * vocab  # within one run's table
+    def build(cls, tokens: Tensor, labels: Tensor, mask: Tensor, vocab: int) -> Examples:
+        R, _, T = tokens.shape
+        run = torch.arange(R, device=tokens.device)[:, None, None]
+        rows = tokens + torch.arange(T, device=tokens.device) * vocab  # within one run's table
         kv_rows = rows + run * (T * vocab)
         # A score row pairs the query token (the last position's) with a key row.
         score_rows = tokens[:, :, -1:] * (T * vocab) + rows + run * (vocab * T * vocab)
         weight = mask.double() / mask.sum(1, keepdim=True)  # exact in float32 and float64 models
-        # Mix column of (run, example, head, position): value-table row (run, table row, head).
-        col = (kv_rows.unsqueeze(2) * H + torch.arange(H, device=dev)[:, None]).reshape(-1)
-        n_rows, n_cols = R * N * H, R * T * vocab * H
-        crow = torch.arange(0, n_rows * T + 1, T, device=dev)
-        order = torch.argsort(col, stable=True)
-        t_crow = torch.zeros(n_cols + 1, dtype=torch.long, device=dev)
-        t_crow[1:] = torch.cumsum(torch.bincount(col, minlength=n_cols), 0)
-        t_col = torch.div(torch.arange(n_rows * T, device=dev), T, rounding_mode="floor")[order]
-        return cls(tokens, labels, mask, vocab, n_heads, weight, kv_rows[:, :, -1].contiguous(),
-                   score_rows, crow, col, t_crow, t_col, order)
+        return cls(tokens, labels, mask, vocab, weight, kv_rows, kv_rows[:, :, -1].contiguous(),
+                   score_rows)
 
     def select(self, keep: Tensor) -> Examples:
         """The examples of the runs where ``keep`` (R,) is True, as their own ensemble."""
-        return Examples.build(self.tokens[keep], self.labels[keep], self.mask[keep], self.vocab,
-                              self.n_heads)
-
-    @property
-    def _mix_shape(self) -> tuple[int, int]:
-        R, N, T = self.tokens.shape
-        return R * N * self.n_heads, R * T * self.vocab * self.n_heads
-
-    def mix(self, values: Tensor) -> Tensor:
-        """The (run, example, head) x (run, table row, head) CSR matrix holding ``values``."""
-        return torch.sparse_csr_tensor(self.mix_crow, self.mix_col, values, self._mix_shape,
-                                       check_invariants=False)
-
-    def mix_t(self, values: Tensor) -> Tensor:
-        """The transpose of ``mix(values)``, itself in CSR form."""
-        return torch.sparse_csr_tensor(self.mix_t_crow, self.mix_t_col, values[self.mix_t_order],
-                                       self._mix_shape[::-1], check_invariants=False)
+        return Examples.build(self.tokens[keep], self.labels[keep], self.mask[keep], self.vocab)
 
 
 def _init_one(name: str, shape: tuple[int, ...], cfg: ModelConfig, gen: torch.Generator) -> Tensor:
@@ -179,8 +138,8 @@ def _forward(params: dict[str, Tensor], ex: Examples, n_heads: int) -> dict[str,
                          k_tab.reshape(R, T * V, H, dh)).reshape(R, V * T * V, H) / math.sqrt(dh)
     # The causal mask is a no-op for the last query: it attends to every position.
     attn = torch.softmax(_rows(s_tab, ex.score_rows), dim=2)  # (R, N, T, H)
-    mix = attn.transpose(2, 3).reshape(-1)  # the mix's values, (run, example, head, position)
-    z = (ex.mix(mix) @ v_tab.reshape(-1, dh)).reshape(R, N, d)
+    vals = _rows(v_tab, ex.kv_rows).reshape(R, N, T, H, dh)
+    z = (attn.unsqueeze(-1) * vals).sum(2).reshape(R, N, d)
     resid = _rows(emb, ex.eq_rows) + torch.bmm(z, params["W_O"])  # (R, N, d) at '='
     hidden = torch.bmm(resid, params["W_in"]).relu_()  # (R, N, d_mlp)
     # logits = (resid + hidden W_out) W_U, associated as resid W_U + hidden (W_out W_U): the
@@ -188,7 +147,7 @@ def _forward(params: dict[str, Tensor], ex: Examples, n_heads: int) -> dict[str,
     # replaces the per-example (d_mlp, d) one, and the backward pass inherits the saving.
     out_map = torch.bmm(params["W_out"], params["W_U"])  # (R, d_mlp, V)
     logits = torch.baddbmm(torch.bmm(resid, params["W_U"]), hidden, out_map)  # (R, N, V)
-    return dict(emb=emb, k_tab=k_tab, q_tab=q_tab, v_tab=v_tab, attn=attn, mix=mix, z=z, resid=resid,
+    return dict(emb=emb, k_tab=k_tab, q_tab=q_tab, attn=attn, vals=vals, z=z, resid=resid,
                 hidden=hidden, out_map=out_map, logits=logits)
 
 
@@ -231,16 +190,15 @@ def loss_and_grads(params: dict[str, Tensor], examples: Examples, n_heads: int,
     g["W_in"] = torch.bmm(t(resid), dhidden)
     dresid = torch.baddbmm(torch.bmm(dlogits, t(W_U)), dhidden, t(params["W_in"]))  # (R, N, d)
     g["W_O"] = torch.bmm(t(f["z"]), dresid)
-    dz = torch.bmm(dresid, t(params["W_O"])).reshape(-1, dh)  # rows (run, example, head)
+    dz = torch.bmm(dresid, t(params["W_O"])).reshape(R, N, 1, H, dh)
 
-    # Through z = mix @ v: d(v rows) = mix^T dz, and d(mix) = dz v^T on the mix's pattern only.
-    attn, v_rows = f["attn"], f["v_tab"].reshape(-1, dh)
-    dv_tab = (ex.mix_t(f["mix"]) @ dz).reshape(R, T * V, d)
-    dattn = torch.sparse.sampled_addmm(ex.mix(torch.zeros_like(f["mix"])), dz, v_rows.T, beta=0.0)
-    dattn = dattn.values().reshape(R, N, H, T).transpose(2, 3)  # (R, N, T, H)
+    attn, vals = f["attn"], f["vals"]
+    dattn = (dz * vals).sum(-1)  # (R, N, T, H)
+    dvals = attn.unsqueeze(-1) * dz  # (R, N, T, H, dh)
     dscores = attn * (dattn - (attn * dattn).sum(2, keepdim=True)) / math.sqrt(dh)
 
     ds_tab = _scatter_rows(dscores, ex.score_rows, R * V * T * V).reshape(R, V, T * V, H)
+    dv_tab = _scatter_rows(dvals.reshape(R, N, T, d), ex.kv_rows, R * T * V).reshape(R, T * V, d)
     demb = _scatter_rows(dresid, ex.eq_rows, R * T * V).reshape(R, T * V, d)  # residual at '='
 
     q4, k4 = f["q_tab"].reshape(R, V, H, dh), f["k_tab"].reshape(R, T * V, H, dh)

@@ -72,8 +72,7 @@ def _padded_examples(runs: list[RunConfig], which: int, device: torch.device) ->
         padded[r, : len(i)], mask[r, : len(i)] = i, True
     padded_t = torch.from_numpy(padded)
     return M.Examples.build(tokens[padded_t].to(device), labels[padded_t].to(device),
-                            torch.from_numpy(mask).to(device), vocab=runs[0].p + 1,
-                            n_heads=runs[0].model.n_heads)
+                            torch.from_numpy(mask).to(device), vocab=runs[0].p + 1)
 
 
 class _AdamW:
