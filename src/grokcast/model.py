@@ -9,7 +9,9 @@ all p + 1 tokens. No biases. Weights are stored input-major (``x @ W``).
 Only the output at the last position ('=') enters the loss, so :func:`forward` computes
 that position alone. Its queries, keys and values depend on a (token, position) pair only,
 so they are looked up from (V x T) tables computed once per step instead of being
-projected per example; the per-example work is the attention mix, W_O, the MLP and W_U.
+projected per example; the per-example work is the attention mix, W_O, W_in, and the MLP's
+output read through the unembedding (logits = resid W_U + hidden (W_out W_U): V = p + 1
+columns instead of d_model).
 """
 
 from __future__ import annotations
