@@ -26,7 +26,7 @@ test-slow: $(BIN)/grokcast
 	$(BIN)/python -m pytest -q -m slow
 
 bench: $(BIN)/grokcast
-	$(BIN)/python benchmarks/bench_train.py
+	$(BIN)/python benchmarks/bench_train.py --runs 48 --steps 1000 --plain-runs 4 --threads 1 --workers 2 --dense-until 0
 
 clean:
 	rm -rf $(VENV) out

@@ -5,15 +5,18 @@ same device with the same thread count, in one invocation. The plain loop is the
 oracle (tests/reference_model.py): one nn.Module per run, all three positions, torch AdamW,
 one run after another, no logging. grokcast's side includes its full signal logging.
 
-    python benchmarks/bench_train.py --runs 48 --steps 200 --threads 2 [--json out.json]
+    python benchmarks/bench_train.py --runs 48 --steps 1000 --plain-runs 4 \\
+        --threads 1 --workers 2 --dense-until 0 [--json out.json]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import platform
 import resource
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -115,6 +118,9 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=1,
                     help="grokcast side: chunks in this many processes, --threads each; the "
                          "plain loop then gets threads x workers threads")
+    ap.add_argument("--repeats", type=int, default=3,
+                    help="time each side this many times, alternating, after one short "
+                         "untimed warm-up of each; the medians are reported")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
 
@@ -129,11 +135,22 @@ def main() -> None:
     runs = sorted(runs, key=lambda r: (r.seed, r.weight_decay, r.train_frac))
     n_plain = args.plain_runs or len(runs)
 
-    t_ens = ensemble(runs, device, args.chunk_size, args.workers)
     # The plain loop, and the matmul peak, get every thread the grokcast side used:
     # --workers 2 --threads 1 compares against a 2-thread plain loop on the same 2 cores.
-    torch.set_num_threads(args.threads * args.workers)
-    t_plain = plain_loop(runs[:n_plain], args.steps, device) * len(runs) / n_plain
+    plain_threads = args.threads * args.workers
+    warm = [dataclasses.replace(r, n_steps=min(args.steps, 20)) for r in runs]
+    # First calls in a process pay one-off costs (kernel selection, allocator growth) that a
+    # long sweep never sees again; on this 2-core machine they halve a short plain loop's rate.
+    ensemble(warm, device, args.chunk_size, 1)
+    torch.set_num_threads(plain_threads)
+    plain_loop(warm[:n_plain], min(args.steps, 20), device)
+    t_ens_all, t_plain_all = [], []
+    for _ in range(args.repeats):
+        torch.set_num_threads(args.threads)
+        t_ens_all.append(ensemble(runs, device, args.chunk_size, args.workers))
+        torch.set_num_threads(plain_threads)
+        t_plain_all.append(plain_loop(runs[:n_plain], args.steps, device) * len(runs) / n_plain)
+    t_ens, t_plain = statistics.median(t_ens_all), statistics.median(t_plain_all)
     run_steps = len(runs) * args.steps
     flops = sum(flops_per_run_step(round(r.train_frac * r.p**2)) for r in runs) * args.steps
     peak = sgemm_gflops(device)
@@ -143,19 +160,22 @@ def main() -> None:
         "device": torch.cuda.get_device_name(device) if device.type == "cuda"
         else f"{platform.processor() or platform.machine()} cpu",
         "threads": args.threads, "workers": args.workers,
-        "plain_threads": args.threads * args.workers, "runs": len(runs),
+        "plain_threads": plain_threads, "runs": len(runs), "repeats": args.repeats,
         "steps": args.steps, "dense_until": args.dense_until,
         "plain_runs_timed": n_plain,
         "plain_run_steps_per_s": run_steps / t_plain,
         "ensemble_run_steps_per_s": run_steps / t_ens,
         "ensemble_ms_per_run_step": 1e3 * t_ens / run_steps,
         "speedup": t_plain / t_ens,
+        "speedup_range": [min(t_plain_all) / max(t_ens_all), max(t_plain_all) / min(t_ens_all)],
         "ensemble_gflops": flops / t_ens / 1e9,
         "sgemm_gflops_measured_peak": peak,
         "peak_memory_mib": peak_mib,
         "torch": torch.__version__,
     }
     for key, value in result.items():
+        if isinstance(value, list):
+            value = " to ".join(f"{v:.4g}" for v in value)
         print(f"{key:>26}: {value:.4g}" if isinstance(value, float) else f"{key:>26}: {value}")
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))

@@ -23,8 +23,8 @@ if TYPE_CHECKING:  # the stop rule lives downstream (features, forecaster): impo
 # Runs per CPU ensemble, capped. Bigger ensembles share each op's fixed cost among more runs
 # (what small train sets need); past a few dozen runs a CPU ensemble is compute bound and
 # bigger chunks only delay the first stored result. Measured on the paper grid: chunks of 6
-# instead of whole 12-run split groups were 10% slower per run-step at f = 0.3 and 0.4 and
-# 2% faster at f = 0.5 and 0.6.
+# instead of whole 12-run split groups were at least 10% slower per run-step at f = 0.3 and
+# 0.4 and no clearly faster at f = 0.5 and 0.6.
 DEFAULT_CPU_CHUNK = 64
 
 
