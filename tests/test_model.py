@@ -117,3 +117,24 @@ def test_hand_written_backward_equals_autograd_in_float64():
     torch.testing.assert_close(got_loss, loss.detach(), rtol=1e-12, atol=1e-12)
     for name, want in zip(M.PARAM_NAMES, expected):
         torch.testing.assert_close(grads[name], want, rtol=1e-10, atol=1e-12, msg=name)
+
+
+def test_gradients_equal_the_plain_models_in_float64():
+    """The hand-written backward against autograd on the independent all-positions model."""
+    runs = _mixed_runs()
+    params = {k: v.double() for k, v in M.init_params(runs[0].model, P, [r.seed for r in runs]).items()}
+    train = _padded_examples(runs, 0, torch.device("cpu"))
+    got_loss, _, grads = M.loss_and_grads(params, train, 4)
+    linear = {"W_Q": "q", "W_K": "k", "W_V": "v", "W_O": "o", "W_in": "mlp_in", "W_out": "mlp_out",
+              "W_U": "unembed"}
+    for r in range(len(runs)):
+        plain = PlainTransformer(P).double().load_ensemble_run(params, r)
+        n = int(train.mask[r].sum())
+        loss = torch.nn.functional.cross_entropy(plain(train.tokens[r, :n])[:, -1], train.labels[r, :n])
+        loss.backward()
+        torch.testing.assert_close(got_loss[r], loss.detach(), rtol=1e-12, atol=0)
+        want = {"W_E": plain.embed.weight.grad, "W_pos": plain.pos.grad,
+                **{name: getattr(plain, attr).weight.grad.T for name, attr in linear.items()}}
+        for name in M.PARAM_NAMES:
+            torch.testing.assert_close(grads[name][r], want[name], rtol=1e-9, atol=1e-12,
+                                       msg=f"run {r} {name}")
