@@ -71,17 +71,18 @@ def ensemble(runs, device: torch.device, chunk_size: int, workers: int) -> float
 
 
 def flops_per_run_step(n_train: int, d: int = 64, d_mlp: int = 256, vocab: int = 24,
-                       seq: int = 3) -> float:
+                       seq: int = 3, n_heads: int = 4) -> float:
     """Training FLOPs of one run-step as grokcast computes it (benchmarks/README.md derives it).
 
     Per example, forward multiply-adds at the '=' position: attention mix seq*d, W_O d^2,
     W_in d d_mlp, the MLP output read through the unembedding d_mlp vocab, resid W_U d vocab.
-    Per run: the (token, position) tables -- K and V seq*vocab*d^2 each, Q vocab*d^2, scores
-    vocab*seq*vocab*d -- and W_out W_U, d_mlp d vocab. Backward costs twice the forward;
-    2 FLOPs per MAC.
+    Per run: the value and score tables over the (seq-1)*vocab + 1 key rows (rows d^2 and
+    rows d n_heads), the one query and its fold into W_K (2 d^2), and W_out W_U (d_mlp d vocab).
+    Backward costs twice the forward; 2 FLOPs per MAC.
     """
     per_example = seq * d + d * d + d * d_mlp + d_mlp * vocab + d * vocab
-    per_run = 2 * seq * vocab * d * d + vocab * d * d + vocab * seq * vocab * d + d_mlp * d * vocab
+    rows = (seq - 1) * vocab + 1
+    per_run = rows * d * d + rows * d * n_heads + 2 * d * d + d_mlp * d * vocab
     return 2 * 3 * (n_train * per_example + per_run)
 
 

@@ -138,3 +138,13 @@ def test_gradients_equal_the_plain_models_in_float64():
         for name in M.PARAM_NAMES:
             torch.testing.assert_close(grads[name][r], want[name], rtol=1e-9, atol=1e-12,
                                        msg=f"run {r} {name}")
+
+
+def test_examples_refuse_a_last_position_that_is_not_one_query_token():
+    # The folded query assumes every example's last token is '='; anything else must not
+    # silently produce logits for the wrong query.
+    tokens, labels = all_examples(P)
+    tokens = tokens.clone()
+    tokens[5, -1] = 3
+    with pytest.raises(ValueError, match=r"same token at the last position.*\[3, 23\]"):
+        M.Examples.build(tokens[None], labels[None], torch.ones(1, P * P, dtype=torch.bool), P + 1)

@@ -7,11 +7,12 @@ one causal multi-head attention layer, a ReLU MLP, both residual, and an unembed
 all p + 1 tokens. No biases. Weights are stored input-major (``x @ W``).
 
 Only the output at the last position ('=') enters the loss, so :func:`forward` computes
-that position alone. Its queries, keys and values depend on a (token, position) pair only,
-so they are looked up from (V x T) tables computed once per step instead of being
-projected per example; the per-example work is the attention mix, W_O, W_in, and the MLP's
-output read through the unembedding (logits = resid W_U + hidden (W_out W_U): V = p + 1
-columns instead of d_model).
+that position alone. Its one query is the same for every example (the last token is always
+'='), so each head's score is linear in the key's embedding: q folds into W_K, and scores
+and values are looked up from tables over the (position, token) pairs the keys can hold,
+computed once per step instead of projected per example. The per-example work is the
+attention mix, W_O, W_in, and the MLP's output read through the unembedding
+(logits = resid W_U + hidden (W_out W_U): V = p + 1 columns instead of d_model).
 """
 
 from __future__ import annotations
@@ -49,34 +50,43 @@ def n_params(cfg: ModelConfig, p: int) -> int:
 class Examples:
     """Each run's examples, and the table rows they read: derived once per ensemble.
 
-    The (token, position) tables of all runs are stacked into one, so a run's rows carry its
-    offset into the stack; every step reads the same rows, so they are computed here once.
+    A run's table has a row for every (position, token) pair of the first T - 1 positions and
+    one for the query token at the last; the tables of all runs are stacked into one, so a
+    run's rows carry its offset into the stack. Every step reads the same rows.
     """
 
     tokens: Tensor  # (R, N, T)
     labels: Tensor  # (R, N)
     mask: Tensor  # (R, N) bool: a run's real examples (shorter sets are padded)
-    vocab: int  # V, table rows per position
+    vocab: int  # V
+    query_token: int  # the token every example holds at the last position ('=')
     weight: Tensor  # (R, N): 1/n_r on a run's real examples, 0 on padding
-    kv_rows: Tensor  # (R, N, T): rows of the stacked key/value tables, R*T*V in all
-    eq_rows: Tensor  # (R, N): the last position's rows of the same tables
-    score_rows: Tensor  # (R, N, T): rows of the stacked score tables, R*V*T*V in all
+    rows: Tensor  # (R, N, T): rows of the stacked tables, R * table_rows(T, V) in all
 
     @classmethod
     def build(cls, tokens: Tensor, labels: Tensor, mask: Tensor, vocab: int) -> Examples:
         R, _, T = tokens.shape
-        run = torch.arange(R, device=tokens.device)[:, None, None]
-        rows = tokens + torch.arange(T, device=tokens.device) * vocab  # within one run's table
-        kv_rows = rows + run * (T * vocab)
-        # A score row pairs the query token (the last position's) with a key row.
-        score_rows = tokens[:, :, -1:] * (T * vocab) + rows + run * (vocab * T * vocab)
+        last = tokens[:, :, -1]
+        query_token = int(last.reshape(-1)[0]) if last.numel() else vocab - 1
+        if not bool((last == query_token).all()):
+            raise ValueError("every example must hold the same token at the last position (the "
+                             f"'=' query), found {sorted(set(last.unique().tolist()))}")
+        # Within one run's table: row t*V + x for token x at position t < T-1; the query's last.
+        pos = torch.arange(T, device=tokens.device) * vocab
+        rows = torch.cat([tokens[:, :, :-1] + pos[:-1], torch.full_like(last, (T - 1) * vocab)[..., None]],
+                         dim=2)
+        rows += torch.arange(R, device=tokens.device)[:, None, None] * table_rows(T, vocab)
         weight = mask.double() / mask.sum(1, keepdim=True)  # exact in float32 and float64 models
-        return cls(tokens, labels, mask, vocab, weight, kv_rows, kv_rows[:, :, -1].contiguous(),
-                   score_rows)
+        return cls(tokens, labels, mask, vocab, query_token, weight, rows)
 
     def select(self, keep: Tensor) -> Examples:
         """The examples of the runs where ``keep`` (R,) is True, as their own ensemble."""
         return Examples.build(self.tokens[keep], self.labels[keep], self.mask[keep], self.vocab)
+
+
+def table_rows(seq_len: int, vocab: int) -> int:
+    """Rows of one run's score and value tables: every key (position, token) the task holds."""
+    return (seq_len - 1) * vocab + 1
 
 
 def _init_one(name: str, shape: tuple[int, ...], cfg: ModelConfig, gen: torch.Generator) -> Tensor:
@@ -130,27 +140,27 @@ def _forward(params: dict[str, Tensor], ex: Examples, n_heads: int) -> dict[str,
     R, N, T = ex.tokens.shape
     V, d = W_E.shape[1:]
     H, dh = n_heads, d // n_heads
-    # Every (position, token) embedding and its projections: tables of T*V rows per run.
-    emb = (W_pos[:, :, None, :] + W_E[:, None, :, :]).reshape(R, T * V, d)
-    k_tab = torch.bmm(emb, params["W_K"])  # (R, T*V, d)
-    v_tab = torch.bmm(emb, params["W_V"])  # (R, T*V, d)
-    q_tab = torch.bmm(emb[:, (T - 1) * V:], params["W_Q"])  # (R, V, d): last position only
-    # Score of every query token against every key row, per head: (R, V * T*V, H).
-    s_tab = torch.einsum("rihc,rjhc->rijh", q_tab.reshape(R, V, H, dh),
-                         k_tab.reshape(R, T * V, H, dh)).reshape(R, V * T * V, H) / math.sqrt(dh)
+    # The embedding of every (position, token) a key can hold: (R, M, d), the query's last.
+    emb = torch.cat([(W_pos[:, :-1, None, :] + W_E[:, None, :, :]).reshape(R, (T - 1) * V, d),
+                     (W_pos[:, -1] + W_E[:, ex.query_token]).unsqueeze(1)], dim=1)
+    q = torch.bmm(emb[:, -1:], params["W_Q"]).reshape(R, 1, H, dh) / math.sqrt(dh)
+    # One query: the scores are emb @ wkq, with q folded into W_K per head: (R, d, H).
+    wkq = (params["W_K"].reshape(R, d, H, dh) * q).sum(-1)
+    s_tab = torch.bmm(emb, wkq)  # (R, M, H)
+    v_tab = torch.bmm(emb, params["W_V"])  # (R, M, d)
     # The causal mask is a no-op for the last query: it attends to every position.
-    attn = torch.softmax(_rows(s_tab, ex.score_rows), dim=2)  # (R, N, T, H)
-    vals = _rows(v_tab, ex.kv_rows).reshape(R, N, T, H, dh)
+    attn = torch.softmax(_rows(s_tab, ex.rows), dim=2)  # (R, N, T, H)
+    vals = _rows(v_tab, ex.rows).reshape(R, N, T, H, dh)
     z = (attn.unsqueeze(-1) * vals).sum(2).reshape(R, N, d)
-    resid = _rows(emb, ex.eq_rows) + torch.bmm(z, params["W_O"])  # (R, N, d) at '='
+    resid = torch.baddbmm(emb[:, -1:], z, params["W_O"])  # (R, N, d) at '='
     hidden = torch.bmm(resid, params["W_in"]).relu_()  # (R, N, d_mlp)
     # logits = (resid + hidden W_out) W_U, associated as resid W_U + hidden (W_out W_U): the
     # MLP's output is read only through the V-wide unembedding, so its (d_mlp, V) product
     # replaces the per-example (d_mlp, d) one, and the backward pass inherits the saving.
     out_map = torch.bmm(params["W_out"], params["W_U"])  # (R, d_mlp, V)
     logits = torch.baddbmm(torch.bmm(resid, params["W_U"]), hidden, out_map)  # (R, N, V)
-    return dict(emb=emb, k_tab=k_tab, q_tab=q_tab, attn=attn, vals=vals, z=z, resid=resid,
-                hidden=hidden, out_map=out_map, logits=logits)
+    return dict(emb=emb, q=q, wkq=wkq, attn=attn, vals=vals, z=z, resid=resid, hidden=hidden,
+                out_map=out_map, logits=logits)
 
 
 @torch.no_grad()
@@ -197,23 +207,25 @@ def loss_and_grads(params: dict[str, Tensor], examples: Examples, n_heads: int,
     attn, vals = f["attn"], f["vals"]
     dattn = (dz * vals).sum(-1)  # (R, N, T, H)
     dvals = attn.unsqueeze(-1) * dz  # (R, N, T, H, dh)
-    dscores = attn * (dattn - (attn * dattn).sum(2, keepdim=True)) / math.sqrt(dh)
+    dscores = attn * (dattn - (attn * dattn).sum(2, keepdim=True))
 
-    ds_tab = _scatter_rows(dscores, ex.score_rows, R * V * T * V).reshape(R, V, T * V, H)
-    dv_tab = _scatter_rows(dvals.reshape(R, N, T, d), ex.kv_rows, R * T * V).reshape(R, T * V, d)
-    demb = _scatter_rows(dresid, ex.eq_rows, R * T * V).reshape(R, T * V, d)  # residual at '='
-
-    q4, k4 = f["q_tab"].reshape(R, V, H, dh), f["k_tab"].reshape(R, T * V, H, dh)
-    dq_tab = torch.einsum("rijh,rjhc->rihc", ds_tab, k4).reshape(R, V, d)
-    dk_tab = torch.einsum("rijh,rihc->rjhc", ds_tab, q4).reshape(R, T * V, d)
-    emb = f["emb"]
-    g["W_K"] = torch.bmm(t(emb), dk_tab)
+    M = table_rows(T, V)
+    ds_tab = _scatter_rows(dscores, ex.rows, R * M).reshape(R, M, H)
+    dv_tab = _scatter_rows(dvals.reshape(R, N, T, d), ex.rows, R * M).reshape(R, M, d)
+    emb, wkq, q = f["emb"], f["wkq"], f["q"]
     g["W_V"] = torch.bmm(t(emb), dv_tab)
-    g["W_Q"] = torch.bmm(t(emb[:, (T - 1) * V:]), dq_tab)
-    demb += torch.bmm(dk_tab, t(params["W_K"])) + torch.bmm(dv_tab, t(params["W_V"]))
-    demb[:, (T - 1) * V:] += torch.bmm(dq_tab, t(params["W_Q"]))
-    demb = demb.reshape(R, T, V, d)
-    g["W_E"], g["W_pos"] = demb.sum(1), demb.sum(2)
+    dwkq = torch.bmm(t(emb), ds_tab).unsqueeze(-1)  # (R, d, H, 1)
+    W_K4 = params["W_K"].reshape(R, d, H, dh)
+    g["W_K"] = (dwkq * q).reshape(R, d, d)
+    dq = (dwkq * W_K4).sum(1).reshape(R, 1, d) / math.sqrt(dh)
+    g["W_Q"] = torch.bmm(t(emb[:, -1:]), dq)
+    demb = torch.baddbmm(torch.bmm(ds_tab, t(wkq)), dv_tab, t(params["W_V"]))  # (R, M, d)
+    # The query's embedding also feeds q and, unmixed, the residual at '='.
+    demb[:, -1] += dresid.sum(1) + torch.bmm(dq, t(params["W_Q"])).squeeze(1)
+    keys = demb[:, :-1].reshape(R, T - 1, V, d)
+    g["W_E"] = keys.sum(1)
+    g["W_E"][:, ex.query_token] += demb[:, -1]
+    g["W_pos"] = torch.cat([keys.sum(2), demb[:, -1:]], dim=1)
     return loss, logits, g
 
 
