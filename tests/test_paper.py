@@ -166,6 +166,10 @@ def test_robustness_sentence_branches() -> None:
     assert "does not depend on the threshold" in same
     differ = robustness(_threshold(sig, ns), _threshold(ns, ns), 200, "0.9", "0.99")
     assert "depends on the threshold" in differ and "does not" not in differ
+    # Not significant at 0.9 but significantly worse at 0.99 is a different conclusion.
+    worse = diff(-0.75, -0.88, -0.59, 1.0)
+    flips = robustness(_threshold(ns, ns), _threshold(worse, worse), 200, "0.9", "0.99")
+    assert "depends on the threshold" in flips and "does not" not in flips
     one = robustness(_threshold(sig, ns), _threshold(None, None, single=True), 200,
                                 "0.9", "0.99")
     assert "cannot be made" in one

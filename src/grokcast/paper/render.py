@@ -337,9 +337,13 @@ def robustness_sentence(primary: dict, secondary: dict | None, window: int, key1
                 "positive), so AUROC is undefined and the robustness check cannot be made.")
     c1 = primary["windows"][str(window)]
     c2 = secondary["windows"][str(window)]
-    sig = {BETTER}
-    same = all((verdict(c1.get(d), level) in sig) == (verdict(c2.get(d), level) in sig)
-               for d in ("diff_val_loss", "diff_val_acc"))
+    # Significant either way counts: a forecaster that is significantly worse at one threshold
+    # and merely not better at the other does not reach the same conclusion.
+    def significant(d: str, cell: dict) -> str | None:
+        v = verdict(cell.get(d), level)
+        return v if v in (BETTER, WORSE) else None
+
+    same = all(significant(d, c1) == significant(d, c2) for d in ("diff_val_loss", "diff_val_acc"))
     multi2 = esc(fmt_estimate(c2.get("multi")))
     if same:
         return (f"At W = {window} the multivariate AUROC at threshold {esc(fmt_threshold(key2))} "
