@@ -706,7 +706,7 @@ def build_context(res: F.Results, reference: dict | None = None) -> dict[str, An
             "analysis, figures, document. The sweep "
             f"“{esc(sweep.get('name') or NA)}” "
             f"(data hash {esc((sweep.get('hash') or NA)[:12])}) "
-            f"trained in {esc(train_time)}; the analysis took "
+            f"took {esc(train_time)} of training summed over its ensemble chunks; the analysis took "
             f"{esc(fmt_duration(a.get('timing', {}).get('analysis_seconds')))}. All randomness is "
             f"seeded: the split seed, each run's seed, and the analysis seed "
             f"{a['settings'].get('seed')}."),
