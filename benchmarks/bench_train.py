@@ -56,7 +56,7 @@ def plain_loop(runs, steps: int, device: torch.device) -> float:
 
 def ensemble(runs, device: torch.device, chunk_size: int, workers: int) -> float:
     start = time.perf_counter()
-    chunks = plan_chunks(runs, chunk_size)
+    chunks = plan_chunks(runs, chunk_size, pack_splits=device.type == "cuda")
     if workers > 1:
         from tqdm import tqdm
 
@@ -122,6 +122,9 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3,
                     help="time each side this many times, alternating, after one short "
                          "untimed warm-up of each; the medians are reported")
+    ap.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                    help="grokcast side: operands of the matrix products (README, Precision); "
+                         "the plain loop is always fp32")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
 
@@ -130,6 +133,7 @@ def main() -> None:
     device = resolve_device(args.device)
     grid = SweepConfig.from_file(ROOT / "configs" / "paper.toml")
     raw = {**grid.to_dict(), "n_steps": args.steps,
+           "model": {**grid.to_dict()["model"], "precision": args.precision},
            "log": {"dense_until": args.dense_until, "every": 100}}
     runs = SweepConfig.from_dict(raw).runs()[: args.runs]
     # Interleave the grid so a prefix of runs covers every train fraction.
@@ -160,7 +164,7 @@ def main() -> None:
     result = {
         "device": torch.cuda.get_device_name(device) if device.type == "cuda"
         else f"{platform.processor() or platform.machine()} cpu",
-        "threads": args.threads, "workers": args.workers,
+        "precision": args.precision, "threads": args.threads, "workers": args.workers,
         "plain_threads": plain_threads, "runs": len(runs), "repeats": args.repeats,
         "steps": args.steps, "dense_until": args.dense_until,
         "plain_runs_timed": n_plain,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import subprocess
@@ -112,6 +113,8 @@ def test_config_errors_name_value_and_allowed():
         SweepConfig(train_fracs=(0,))
     with pytest.raises(ConfigError, match="model.init='xavier'"):
         SweepConfig.from_dict({"model": {"init": "xavier"}})
+    with pytest.raises(ConfigError, match=r"model.precision=.fp16. .*'fp32', 'bf16'"):
+        SweepConfig.from_dict({"model": {"precision": "fp16"}})
 
 
 def test_worker_processes_write_the_same_store_as_one_process(tmp_path):
@@ -140,3 +143,14 @@ def test_written_files_get_the_umask_mode_and_os_errors_are_one_line(tmp_path, c
     assert err.startswith("grokcast analyze: error:") and len(err.splitlines()) == 1
     assert main(["analyze", str(tmp_path / "nowhere")]) == 2
     assert "not a sweep directory" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("path", sorted(Path("configs").glob("*.toml")), ids=lambda p: p.name)
+def test_shipped_configs_load(path):
+    assert SweepConfig.from_file(path).runs()
+
+
+def test_bf16_config_is_the_paper_grid_with_bf16_products():
+    paper, bf16 = (SweepConfig.from_file(f"configs/{n}.toml") for n in ("paper", "paper_bf16"))
+    assert bf16 == dataclasses.replace(paper, name="paper_bf16",
+                                       model=dataclasses.replace(paper.model, precision="bf16"))

@@ -148,3 +148,38 @@ def test_examples_refuse_a_last_position_that_is_not_one_query_token():
     tokens[5, -1] = 3
     with pytest.raises(ValueError, match=r"same token at the last position.*\[3, 23\]"):
         M.Examples.build(tokens[None], labels[None], torch.ones(1, P * P, dtype=torch.bool), P + 1)
+
+
+def test_products_in_bf16_are_products_of_rounded_operands():
+    """Closed form: bf16 mode is the float64 product of the bf16-rounded operands, rounded once."""
+    gen = torch.Generator().manual_seed(0)
+    a, b, c = (torch.randn(shape, generator=gen) for shape in [(3, 7, 40), (3, 40, 5), (3, 1, 5)])
+    bmm, baddbmm = M.products("bf16")
+    exact = a.bfloat16().double() @ b.bfloat16().double()
+    got = bmm(a, b)
+    assert got.dtype == torch.float32
+    # One rounding of the fp32-accumulated result to bf16's 8 significant bits.
+    torch.testing.assert_close(got.double(), exact, rtol=2**-8, atol=1e-6)
+    assert not torch.equal(got, a @ b)  # the operands really were rounded
+    torch.testing.assert_close(baddbmm(c, a, b), got + c, rtol=0, atol=0)
+    assert M.products("fp32") == (torch.bmm, torch.baddbmm)
+    with pytest.raises(ValueError, match=r"precision='fp16' is not allowed: expected 'fp32' or 'bf16'"):
+        M.products("fp16")
+
+
+def test_bf16_gradients_stay_within_bf16_rounding_of_float64():
+    """The opt-in bf16 products against the float64 oracle: bf16-sized errors, fp32-sized for fp32."""
+    runs = _mixed_runs()
+    params = M.init_params(runs[0].model, P, [r.seed for r in runs])
+    train = _padded_examples(runs, 0, torch.device("cpu"))
+    want_loss, _, want = M.loss_and_grads({k: v.double() for k, v in params.items()}, train, 4)
+    loss32, _, g32 = M.loss_and_grads(params, train, 4)
+    loss16, _, g16 = M.loss_and_grads(params, train, 4, precision="bf16")
+    torch.testing.assert_close(loss16.double(), want_loss, rtol=2e-3, atol=0)
+    for name in M.PARAM_NAMES:
+        scale = want[name].abs().max()
+        err32 = float((g32[name].double() - want[name]).abs().max() / scale)
+        err16 = float((g16[name].double() - want[name]).abs().max() / scale)
+        assert g16[name].dtype == torch.float32
+        assert err16 < 5e-2, f"{name}: bf16 gradient off by {err16:.2e} of its largest entry"
+        assert err16 > 10 * err32, f"{name}: bf16 error {err16:.1e} is not above fp32's {err32:.1e}"

@@ -292,6 +292,7 @@ def test_render_paper_prints_the_numbers_of_analysis_json(rendered: tuple) -> No
     assert canon(f"{100 * cell['max_val_acc_in_window']:.1f}%") in text
     assert canon("20.6 min") in text  # sweep.train_seconds = 1234.5
     assert canon("48 runs") in text
+    assert canon("matrix products in fp32") in text  # the synthetic config has no precision key
     # The synthetic W = 200 comparison: CI above zero vs the val-loss baseline, not vs val acc.
     assert canon("significantly outperforms the val-loss baseline") in text
     assert canon("ahead of the val-accuracy baseline, but the 95% CI of the difference "

@@ -1,4 +1,4 @@
-"""Chunk planning: every run once, one split per chunk, balanced sizes within the cap."""
+"""Chunk planning: every run once, balanced sizes within the cap, one split per chunk unless packed."""
 
 from collections import Counter
 
@@ -38,3 +38,22 @@ def test_twelve_runs_at_most_eight_split_six_and_six():
 def test_bad_cap_is_a_clear_error():
     with pytest.raises(ValueError, match="max_runs=0 is not allowed"):
         plan_chunks(_grid(seeds=1, split_seeds=[0]), 0)
+
+
+@pytest.mark.parametrize("max_runs", [5, 20, 48, 4096])
+def test_packed_chunks_cover_every_run_once_in_train_size_order(max_runs):
+    """The GPU plan: chunks fill across splits, as few as the cap allows, neighbours by size."""
+    runs = _grid(seeds=3, split_seeds=[0, 1])  # 96 runs, 8 splits
+    chunks = plan_chunks(runs, max_runs, pack_splits=True)
+    assert Counter(r.run_id for c in chunks for r in c) == Counter(r.run_id for r in runs)
+    assert len(chunks) == -(-96 // max_runs)
+    sizes = [len(c) for c in chunks]
+    assert max(sizes) <= max_runs and max(sizes) - min(sizes) <= 1
+    fracs = [r.train_frac for c in chunks for r in c]
+    assert fracs == sorted(fracs)  # a chunk pads its smaller train sets up to its largest
+
+
+def test_paper_grid_packs_into_one_ensemble_on_the_gpu_plan():
+    runs = _grid(seeds=3, split_seeds=[0])
+    assert [len(c) for c in plan_chunks(runs, 64, pack_splits=True)] == [48]
+    assert [len(c) for c in plan_chunks(runs, 64)] == [12] * 4

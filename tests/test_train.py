@@ -160,3 +160,16 @@ def test_stopping_drops_runs_in_any_order_and_the_rest_match():
         assert np.isnan(log.values[r, log.steps > stop]).all()
     with pytest.raises(ValueError, match="one flag per run"):
         train_ensemble(runs, on_log=lambda step, rows: np.array([True]))
+
+
+def test_bf16_precision_trains_reproducibly_and_close_to_fp32():
+    """The opt-in bf16 products: same config, same log; and the log stays near fp32's early on."""
+    from grokcast.config import ModelConfig
+
+    runs = [_run(seed=s, weight_decay=wd, train_frac=f, n_steps=30, model=ModelConfig(precision=pr))
+            for pr in ("fp32", "bf16") for s, wd, f in [(0, 1.0, 0.3), (1, 0.3, 0.6)]]
+    fp32, bf16 = train_ensemble(runs[:2]), train_ensemble(runs[2:])
+    np.testing.assert_array_equal(bf16.values, train_ensemble(runs[2:]).values)
+    loss = COL["train_loss"]
+    assert not np.array_equal(bf16.values[:, :, loss], fp32.values[:, :, loss])
+    np.testing.assert_allclose(bf16.values[:, :, loss], fp32.values[:, :, loss], rtol=2e-2)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 INIT_SCHEMES = ("torch", "nanda")
+PRECISIONS = ("fp32", "bf16")
 
 
 class ConfigError(ValueError):
@@ -50,6 +51,9 @@ class ModelConfig:
     d_mlp: int = 256
     init: str = "torch"
     init_scale: float = 1.0
+    # Operands of the matrix products: "bf16" rounds them to bfloat16 (opt-in, faster where the
+    # hardware has bf16 units); parameters, optimiser state and everything else stay fp32.
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
         _check_int("model.d_model", self.d_model, 1)
@@ -60,6 +64,8 @@ class ModelConfig:
         if self.init not in INIT_SCHEMES:
             _fail("model.init", self.init, f"one of {INIT_SCHEMES}")
         _check_real("model.init_scale", self.init_scale, lo=0.0, lo_open=True)
+        if self.precision not in PRECISIONS:
+            _fail("model.precision", self.precision, f"one of {PRECISIONS}")
 
     @property
     def d_head(self) -> int:

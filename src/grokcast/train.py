@@ -18,7 +18,7 @@ from torch import Tensor
 
 from grokcast import model as M
 from grokcast import signals as S
-from grokcast.config import RunConfig
+from grokcast.config import ModelConfig, RunConfig
 from grokcast.data import all_examples, split_indices
 
 # Called after every logged step, the final one included, with (step, per-run signal rows of
@@ -117,7 +117,7 @@ def train_ensemble(runs: list[RunConfig], device: str | torch.device = "cpu", *,
     check_compatible(runs)
     device = resolve_device(device) if isinstance(device, str) else device
     cfg = runs[0]
-    R, n_steps, n_heads = len(runs), cfg.n_steps, cfg.model.n_heads
+    R, n_steps, n_heads, precision = len(runs), cfg.n_steps, cfg.model.n_heads, cfg.model.precision
     params = M.init_params(cfg.model, cfg.p, [r.seed for r in runs], device)
     plist = [params[n] for n in M.PARAM_NAMES]
     opt = _AdamW(plist, runs)
@@ -134,11 +134,11 @@ def train_ensemble(runs: list[RunConfig], device: str | torch.device = "cpu", *,
     row, since_progress = 0, 0
 
     for t in range(n_steps + 1):
-        _, logits, grad = M.loss_and_grads(params, train, n_heads)
+        _, logits, grad = M.loss_and_grads(params, train, n_heads, precision=precision)
         grads = [grad[n] for n in M.PARAM_NAMES]
         cur = torch.full((len(S.SIGNAL_NAMES), len(live)), math.nan, device=device)
         if t in logged:
-            _record(cur, col, params, plist, grads, logits, train, val, n_heads)
+            _record(cur, col, params, plist, grads, logits, train, val, cfg.model)
         if t == n_steps:  # the final model: logged and shown to the hook, never updated
             buf[row, :, live] = cur
             if on_log is not None:
@@ -180,10 +180,11 @@ def train_ensemble(runs: list[RunConfig], device: str | torch.device = "cpu", *,
 @torch.no_grad()
 def _record(out: Tensor, col: dict[str, int], params: dict[str, Tensor], plist: list[Tensor],
             grads: list[Tensor], logits: Tensor, train: M.Examples, val: M.Examples,
-            n_heads: int) -> None:
+            model: ModelConfig) -> None:
     """Fill one log row (n_signals, R) for theta_t, except the update columns."""
     fit = S.fit_stats(logits, train.labels, train.mask)
-    vfit = S.fit_stats(M.forward(params, val, n_heads), val.labels, val.mask)
+    vfit = S.fit_stats(M.forward(params, val, model.n_heads, precision=model.precision),
+                       val.labels, val.mask)
     out[col["train_loss"]], out[col["train_acc"]], out[col["train_margin"]] = (
         fit["loss"], fit["acc"], fit["margin"])
     out[col["val_loss"]], out[col["val_acc"]] = vfit["loss"], vfit["acc"]

@@ -242,7 +242,8 @@ def run_sweep_ray(config: SweepConfig, out: str | Path, *, address: str | None =
         size = chunk_size or _chunk_size(dev, config, len(todo), cpus_per_task)
         task = ray.remote(_train_chunk).options(num_cpus=cpus_per_task,
                                                 num_gpus=1 if dev == "cuda" else 0)
-        pending = {task.remote(chunk, dev): chunk for chunk in plan_chunks(todo, size)}
+        chunks = plan_chunks(todo, size, pack_splits=dev == "cuda")
+        pending = {task.remote(chunk, dev): chunk for chunk in chunks}
         n_all, n_done = len(done) + len(todo), len(done)
         with tqdm(total=len(todo) * config.n_steps, unit="run-step", unit_scale=True,
                   disable=not progress, desc=f"sweep {config.name} (ray)",

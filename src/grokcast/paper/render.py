@@ -522,6 +522,8 @@ def build_context(res: F.Results, reference: dict | None = None) -> dict[str, An
     )
 
     lr = format(optim["lr"], "g") if _finite(optim.get("lr")) else NA
+    products = ("in fp32" if model.get("precision", "fp32") == "fp32" else
+                "with bfloat16 operands (parameters, optimiser state and signals in fp32)")
     setup = {
         "task": (f"Addition modulo p = {p}. Each input is the token sequence [a, b, =] and the "
                  f"target is (a + b) mod {p}; the {fmt_int(p * p) if p else NA} pairs are split "
@@ -535,7 +537,8 @@ def build_context(res: F.Results, reference: dict | None = None) -> dict[str, An
         "training": (f"Full-batch AdamW, learning rate {esc(lr)}, "
                      f"β#sub[1] = {optim.get('beta1')}, β#sub[2] = {optim.get('beta2')}, weight "
                      f"decay λ ∈ {{{esc(wds)}}}, {fmt_int(n_steps) if n_steps else NA} steps, "
-                     f"seeds {{{esc(seeds)}}}: {n_runs} runs. Training all of them took "
+                     f"seeds {{{esc(seeds)}}}: {n_runs} runs, matrix products {products}. "
+                     "Training all of them took "
                      f"{esc(train_time)} summed over the ensemble chunks (chunks trained in "
                      f"parallel worker processes take less wall time).{div_note}"),
         "signals": (f"Logged every step below step {log.get('dense_until')} and every "
