@@ -57,3 +57,21 @@ def test_paper_grid_packs_into_one_ensemble_on_the_gpu_plan():
     runs = _grid(seeds=3, split_seeds=[0])
     assert [len(c) for c in plan_chunks(runs, 64, pack_splits=True)] == [48]
     assert [len(c) for c in plan_chunks(runs, 64)] == [12] * 4
+
+
+def test_gpu_chunk_size_follows_free_memory_within_its_bounds(monkeypatch):
+    """The CUDA sizing rule, run on the CPU with torch.cuda.mem_get_info stubbed."""
+    import torch
+
+    from grokcast.sweep import DEFAULT_CPU_CHUNK, default_chunk_size
+
+    cfg = SweepConfig.from_file("configs/paper.toml")
+    gib = 2**30
+    sizes = {}
+    for free in (0, 1 * gib, 8 * gib, 80 * gib, 4096 * gib):
+        monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None, f=free: (f, 80 * gib))
+        sizes[free] = default_chunk_size(torch.device("cuda"), cfg)
+    assert sizes[0] == 1  # never an empty ensemble
+    assert sizes[1 * gib] < sizes[8 * gib] < sizes[80 * gib] <= 4096
+    assert sizes[4096 * gib] == 4096  # capped
+    assert default_chunk_size(torch.device("cpu"), cfg) == DEFAULT_CPU_CHUNK
