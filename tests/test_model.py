@@ -163,7 +163,7 @@ def test_products_in_bf16_are_products_of_rounded_operands():
     assert not torch.equal(got, a @ b)  # the operands really were rounded
     torch.testing.assert_close(baddbmm(c, a, b), got + c, rtol=0, atol=0)
     assert M.products("fp32") == (torch.bmm, torch.baddbmm)
-    with pytest.raises(ValueError, match=r"precision='fp16' is not allowed: expected 'fp32' or 'bf16'"):
+    with pytest.raises(ValueError, match=r"precision='fp16' is not allowed: expected one of \("):
         M.products("fp16")
 
 

@@ -53,6 +53,10 @@ def test_packed_chunks_cover_every_run_once_in_train_size_order(max_runs):
     assert fracs == sorted(fracs)  # a chunk pads its smaller train sets up to its largest
 
 
+def test_no_runs_left_means_no_chunks():  # a finished sweep resumed
+    assert plan_chunks([], 8) == [] == plan_chunks([], 8, pack_splits=True)
+
+
 def test_paper_grid_packs_into_one_ensemble_on_the_gpu_plan():
     runs = _grid(seeds=3, split_seeds=[0])
     assert [len(c) for c in plan_chunks(runs, 64, pack_splits=True)] == [48]

@@ -48,11 +48,12 @@ def plan_chunks(runs: list[RunConfig], max_runs: int, *, pack_splits: bool = Fal
     """
     if max_runs < 1:
         raise ValueError(f"max_runs={max_runs} is not allowed: expected an integer >= 1")
-    groups: dict[tuple, list[RunConfig]] = {}
-    for r in sorted(runs, key=lambda r: r.split_key) if pack_splits else runs:
-        groups.setdefault(r.split_key, []).append(r)
+    by_split: dict[tuple, list[RunConfig]] = {}
+    for r in runs:
+        by_split.setdefault(r.split_key, []).append(r)
+    groups = [sorted(runs, key=lambda r: r.split_key)] if pack_splits else list(by_split.values())
     chunks = []
-    for g in [sum(groups.values(), [])] if pack_splits else groups.values():
+    for g in filter(None, groups):  # no runs left to train: no chunks
         n_chunks = -(-len(g) // max_runs)
         bounds = [round(i * len(g) / n_chunks) for i in range(n_chunks + 1)]
         chunks += [g[a:b] for a, b in zip(bounds, bounds[1:])]
