@@ -48,10 +48,13 @@ def plan_chunks(runs: list[RunConfig], max_runs: int, *, pack_splits: bool = Fal
     """
     if max_runs < 1:
         raise ValueError(f"max_runs={max_runs} is not allowed: expected an integer >= 1")
-    by_split: dict[tuple, list[RunConfig]] = {}
-    for r in runs:
-        by_split.setdefault(r.split_key, []).append(r)
-    groups = [sorted(runs, key=lambda r: r.split_key)] if pack_splits else list(by_split.values())
+    if pack_splits:
+        groups = [sorted(runs, key=lambda r: r.split_key)]
+    else:
+        by_split: dict[tuple, list[RunConfig]] = {}
+        for r in runs:
+            by_split.setdefault(r.split_key, []).append(r)
+        groups = list(by_split.values())
     chunks = []
     for g in filter(None, groups):  # no runs left to train: no chunks
         n_chunks = -(-len(g) // max_runs)
