@@ -231,8 +231,10 @@ def loss_and_grads(params: dict[str, Tensor], examples: Examples, n_heads: int, 
     hidden_dlogits = bmm(t(hidden), dlogits)  # (R, d_mlp, V)
     g = {"W_U": baddbmm(bmm(t(resid), dlogits), t(params["W_out"]), hidden_dlogits),
          "W_out": bmm(hidden_dlogits, t(W_U))}
-    # One fused pass over the largest tensor instead of compare, cast and multiply.
-    dhidden = torch.ops.aten.threshold_backward(bmm(dlogits, t(f["out_map"])), hidden, 0.0)
+    # One fused pass over the largest tensor instead of compare, cast and multiply, in place in
+    # the product's buffer: a fresh (R, N, d_mlp) output would be written to cold cache lines.
+    dhidden = bmm(dlogits, t(f["out_map"]))
+    torch.ops.aten.threshold_backward.grad_input(dhidden, hidden, 0.0, grad_input=dhidden)
     g["W_in"] = bmm(t(resid), dhidden)
     dresid = baddbmm(bmm(dlogits, t(W_U)), dhidden, t(params["W_in"]))  # (R, N, d)
     g["W_O"] = bmm(t(f["z"]), dresid)
