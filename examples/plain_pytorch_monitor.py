@@ -70,6 +70,12 @@ def main() -> None:
                         help="write the monitor's log as CSV (for `grokcast forecast`)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args()
+    if not 0 < args.train_frac < 1:
+        parser.error(f"--train-frac {args.train_frac} is not allowed: expected 0 < f < 1")
+    if args.device != "cpu" and not args.device.startswith("cuda"):
+        parser.error(f"--device {args.device!r} is not allowed: expected cpu or cuda[:N]")
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        parser.error(f"--device {args.device!r}, but torch.cuda.is_available() is False")
 
     torch.manual_seed(args.seed)
     device = torch.device(args.device)
@@ -79,7 +85,7 @@ def main() -> None:
     (x_tr, y_tr), (x_va, y_va) = modular_addition(args.p, args.train_frac, 0, device)
     monitor = GrokMonitor(model.embed.weight, model.unembed.weight, forecaster=args.forecaster,
                           run_id=f"f{args.train_frac:g}-wd{args.weight_decay:g}-s{args.seed}")
-    if args.steps < monitor.window:
+    if monitor.forecaster is not None and args.steps < monitor.window:
         parser.error(f"--steps {args.steps} is shorter than the forecast window {monitor.window}")
 
     for step in range(args.steps + 1):

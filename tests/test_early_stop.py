@@ -247,3 +247,31 @@ def test_run_study_refuses_the_training_sweep(sweeps, tmp_path):
     assert math.isfinite(result["median"]["median_val_loss"]["saved"])
     doc = pd.read_json(tmp_path / "study" / "early_stop.json", typ="series")
     assert doc["summary"]["window"] == W
+
+
+
+
+def test_cli_sweep_with_stop_model_stops_the_low_runs_and_counts_them(tmp_path, capsys):
+    from grokcast.cli import main
+
+    cfg = tmp_path / "tiny.toml"
+    cfg.write_text('name = "tiny"\ntrain_fracs = [0.3]\nweight_decays = [1.0]\nseeds = [0, 1, 2, 3, 4, 5]\n'
+                   f"n_steps = {W + 20}\n[log]\ndense_until = {W + 10}\nevery = 10\n")
+    # A forecaster fitted on these very runs (label: the lower half of val loss at W), so that
+    # some score below 0.5 and some above; stopping must match its offline scores.
+    assert main(["sweep", "--config", str(cfg), "--out", str(tmp_path / "s0"), "--quiet"]) == 0
+    runs, log = SweepStore(tmp_path / "s0").runs(), SweepStore(tmp_path / "s0").log()
+    X = feature_table(log, W).reindex(runs["run_id"])
+    y = (X["end_val_loss"] < X["end_val_loss"].median()).to_numpy().astype(int)
+    model = GrokForecaster(Cs=[1.0]).fit(X, y)
+    model.save(tmp_path / "f.json", window=W, threshold=0.9, sweep_hash=sweep_hash(runs, log),
+               n_train_runs=len(y))
+    expected = dict(zip(runs["run_id"], model.predict_proba(X)[:, 1] < 0.5))
+    assert 0 < sum(expected.values()) < len(expected)
+    capsys.readouterr()
+    assert main(["sweep", "--config", str(cfg), "--out", str(tmp_path / "s1"), "--quiet",
+                 "--stop-model", str(tmp_path / "f.json"), "--stop-below", "0.5"]) == 0
+    n = sum(expected.values())
+    assert f"{n} of the sweep's 6 runs were stopped early" in capsys.readouterr().out
+    status = SweepStore(tmp_path / "s1").runs().set_index("run_id")["status"]
+    assert (status == "stopped").to_dict() == expected

@@ -69,7 +69,7 @@ def test_registry_has_the_28_features_in_5_groups():
     assert paper <= set(FEATURE_NAMES)
 
 
-@pytest.mark.parametrize("window", [2, 3, 57, 300, 301, 450, 1001])
+@pytest.mark.parametrize("window", [2, 3, 57, 300, 301, 450, 1000])
 def test_every_feature_matches_the_hand_computation(window):
     log = synthetic_log()
     table = feature_table(log, window)
@@ -100,9 +100,18 @@ def test_row_order_does_not_matter_and_one_run_matches_the_table():
 
 def test_window_beyond_the_log_names_w_and_the_last_step():
     log = synthetic_log()
+    log.loc[log["step"] == 1000, "update_norm"] = 1.0  # a run stopped at 1000: its update is known
     feature_table(log, 1001)  # includes the last logged step, 1000
-    with pytest.raises(ValueError, match=r"W=1002 .*last logged step .* is 1000"):
+    with pytest.raises(ValueError, match=r"W=1002 .*last logged step .* is 1000 so W can be at most 1001"):
         feature_table(log, 1002)
+
+
+def test_window_stops_before_the_final_model_row():
+    """The final model's row has no update after it (fit refuses it too): W ends before it."""
+    log = synthetic_log()  # update_norm NaN on the last row, as the trainer logs it
+    with pytest.raises(ValueError, match=r"W=1001 .*is 1000, the final model's, .* at most 1000"):
+        feature_table(log, 1001)
+    assert np.isfinite(feature_table(log, 1000).to_numpy()).all()
 
 
 def test_stopped_run_counts_only_its_logged_steps():

@@ -306,6 +306,13 @@ def test_truncated_or_non_json_files(saved):
     assert issubclass(ForecasterFileError, ValueError)
 
 
+def test_missing_file_or_directory_names_the_path(tmp_path):
+    with pytest.raises(ForecasterFileError, match=r"'.*nothere\.json' does not exist: expected the JSON"):
+        GrokForecaster.load(tmp_path / "nothere.json", known_features=NAMES)
+    with pytest.raises(ForecasterFileError, match="is a directory"):
+        GrokForecaster.load(tmp_path, known_features=NAMES)
+
+
 def test_save_validates_its_inputs(tmp_path):
     X, y = make_data(2, 40, 4)
     unnamed = GrokForecaster().fit(X, y)

@@ -72,7 +72,8 @@ def test_reproduce_records_stage_timings(smoke) -> None:
     result, out = smoke
     record = json.loads((out / "timings.json").read_text())
     assert set(record["seconds"]) == {*STAGES, "total"}
-    assert record["seconds"]["total"] >= sum(record["seconds"][s] for s in STAGES) - 1e-3
+    # Each of the 5 values is rounded to 1 ms, so the stored sum may exceed the total by 2.5 ms.
+    assert record["seconds"]["total"] >= sum(record["seconds"][s] for s in STAGES) - 2.5e-3
     assert record["n_trained"] == 8 and record["n_skipped"] == 0
     assert set(result.timings) == {*STAGES, "total"}
 

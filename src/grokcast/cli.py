@@ -40,6 +40,12 @@ def cmd_sweep(args: argparse.Namespace) -> None:
                            workers=args.workers, progress=not args.quiet, stop=stop)
     print(f"trained {result.n_trained} runs ({result.n_skipped} already finished) "
           f"in {result.seconds:.1f} s -> {args.out}")
+    if stop is not None:
+        from grokcast.store import SweepStore
+
+        status = SweepStore(args.out).runs()["status"]
+        print(f"{int((status == 'stopped').sum())} of the sweep's {len(status)} runs were stopped "
+              f"early by the forecaster (status 'stopped'; NaN log rows after their stop)")
 
 
 def cmd_analyze(args: argparse.Namespace) -> None:
@@ -116,20 +122,26 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _command(sub: argparse._SubParsersAction, name: str, text: str) -> argparse.ArgumentParser:
+    """A subcommand whose ``--help`` opens with the line ``grokcast --help`` lists for it."""
+    return sub.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="grokcast", description="Forecast grokking from the first few hundred steps of training.")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("sweep", help="train a sweep of runs into a sweep directory (resumable)")
+    p = _command(sub, "sweep", "train a sweep of runs into a sweep directory (resumable)")
     p.add_argument("--config", required=True, type=Path, help="sweep config (.toml or .json)")
     p.add_argument("--out", required=True, type=Path, help="sweep directory to create or resume")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N] (default: auto)")
     p.add_argument("--chunk-size", type=_positive_int, default=None,
                    help="runs per ensemble (default: 64 on CPU, sized to free memory on GPU)")
-    p.add_argument("--steps", type=_positive_int, default=None, help="override n_steps")
+    p.add_argument("--steps", type=_positive_int, default=None, help="override the config's n_steps")
     p.add_argument("--workers", type=_positive_int, default=1,
-                   help="CPU only: train this many chunks at once, one process and thread each")
+                   help="CPU only: train this many chunks at once, each in its own single-threaded "
+                        "process (default: 1, in this process with all of torch's threads)")
     p.add_argument("--stop-model", type=Path, default=None,
                    help="forecaster file: stop runs at its window W when P(grok) is low")
     p.add_argument("--stop-below", type=float, default=None,
@@ -140,62 +152,66 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_sweep)
 
-    p = sub.add_parser("analyze", help="features, AUROCs, LOO forecaster and Tables 1-3 of a sweep")
+    p = _command(sub, "analyze", "features, AUROCs, LOO forecaster and Tables 1-3 of a sweep")
     p.add_argument("sweep_dir", type=Path)
     p.add_argument("--out", type=Path, default=None, help="results directory (default: SWEEP_DIR/analysis)")
     p.add_argument("--windows", type=_positive_int, nargs="+", default=None,
                    help="early windows W in steps (default: 100 200 300 500)")
-    p.add_argument("--resamples", type=_positive_int, default=2000, help="bootstrap resamples")
+    p.add_argument("--resamples", type=_positive_int, default=2000,
+                   help="bootstrap resamples (default: 2000)")
     p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap resamples")
     p.set_defaults(func=cmd_analyze)
 
-    p = sub.add_parser("fit", help="fit a forecaster on a sweep and save it as JSON")
+    p = _command(sub, "fit", "fit a forecaster on a sweep and save it as JSON")
     p.add_argument("sweep_dir", type=Path)
-    p.add_argument("--window", type=_positive_int, default=200, help="early window W (steps)")
-    p.add_argument("--threshold", type=float, default=0.9, help="grokking label: max val acc >= this")
+    p.add_argument("--window", type=_positive_int, default=200,
+                   help="early window W in steps (default: 200)")
+    p.add_argument("--threshold", type=float, default=0.9,
+                   help="grokking label: max val acc >= this (default: 0.9)")
     p.add_argument("--out", type=Path, required=True, help="forecaster file to write (.json)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap resamples and CV folds")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_fit)
 
-    p = sub.add_parser("forecast", help="P(grok) of a run from its early log (Parquet or CSV)")
+    p = _command(sub, "forecast", "P(grok) of a run from its early log (Parquet or CSV)")
     p.add_argument("log", type=Path, help="the run's log with the sweep log's column names")
     p.add_argument("--model", type=Path, required=True, help="forecaster file from `grokcast fit`")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_forecast)
 
-    p = sub.add_parser("evaluate", help="AUROC of a saved forecaster on another sweep (held out)")
+    p = _command(sub, "evaluate", "AUROC of a saved forecaster on another sweep (held out)")
     p.add_argument("sweep_dir", type=Path, help="a sweep the forecaster was not fitted on")
     p.add_argument("--model", type=Path, required=True, help="forecaster file from `grokcast fit`")
     p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap resamples")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("figures", help="the six figures (PNG and PDF) from a results directory")
+    p = _command(sub, "figures", "the six figures (PNG and PDF) from a results directory")
     p.add_argument("results_dir", type=Path, help="output of `grokcast analyze`")
     p.add_argument("--out", type=Path, default=None, help="default: RESULTS_DIR/figures")
     p.set_defaults(func=cmd_figures)
 
-    p = sub.add_parser("paper", help="render the paper (PDF) from a results directory")
+    p = _command(sub, "paper", "render the paper (PDF) from a results directory")
     p.add_argument("results_dir", type=Path, help="output of `grokcast analyze`")
     p.add_argument("--out", type=Path, default=None, help="default: RESULTS_DIR")
     p.set_defaults(func=cmd_paper)
 
-    p = sub.add_parser("reproduce", help="sweep -> analyze -> figures -> paper, resumable")
+    p = _command(sub, "reproduce", "sweep -> analyze -> figures -> paper, resumable")
     p.add_argument("--config", type=Path, default=Path("configs/paper.toml"),
                    help="sweep config (default: configs/paper.toml)")
     p.add_argument("--out", type=Path, required=True,
                    help="output directory: sweep/, results/, paper.pdf (resumable)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N] (default: auto)")
     p.add_argument("--workers", type=_positive_int, default=1,
-                   help="CPU only: train this many chunks at once, one process and thread each")
+                   help="CPU only: train this many chunks at once, each in its own single-threaded "
+                        "process (default: 1, in this process with all of torch's threads)")
     p.add_argument("--with-early-stopping", action="store_true",
                    help="also fit the forecaster, train unseen seeds and run the early-stop study")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_reproduce)
 
-    p = sub.add_parser("early-stop-study",
-                       help="compute saved vs grokkers kept: forecaster vs ASHA and median stopping")
+    p = _command(sub, "early-stop-study",
+                 "compute saved vs grokkers kept: forecaster vs ASHA and median stopping")
     p.add_argument("heldout_sweep", type=Path, help="a sweep the forecaster was not fitted on")
     p.add_argument("--model", type=Path, required=True, help="forecaster file from `grokcast fit`")
     p.add_argument("--out", type=Path, required=True, help="directory for the table and figure")
@@ -217,6 +233,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         handler(args)
     except (ConfigError, StoreError, ValueError, OSError, TypstError) as err:
+        if isinstance(err, OSError) and err.filename is not None and err.strerror:
+            err = f"{str(err.filename)!r}: {err.strerror.lower()}"  # not "[Errno 17] File exists: ..."
         print(f"grokcast {args.command}: error: {err}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

@@ -159,7 +159,8 @@ def make_window(log_df: pd.DataFrame, window: int) -> Window:
     Raises
     ------
     ValueError
-        If W goes beyond a run's last logged step (W - 1 > last step), the window holds fewer
+        If W goes beyond a run's last logged step with a known update (the final model's row
+        has none), the window holds fewer
         than two logged steps, runs were logged at different steps, or a column is missing.
     """
     window = _check_window_arg(window)
@@ -177,13 +178,20 @@ def make_window(log_df: pd.DataFrame, window: int) -> Window:
     if last.isna().any():
         raise ValueError(f"run {run_ids[int(np.flatnonzero(last.isna())[0])]!r} has no logged "
                          "step (val_acc is NaN on every row)")
-    short = np.flatnonzero(last.to_numpy() < window - 1)
+    # A run's final row (the trained model) has no update after it: its update_norm is NaN,
+    # so a window may end on it only where that column is known (a run stopped by a hook).
+    at_last = logged & (step == last.to_numpy()[codes])
+    no_update = np.zeros(run_ids.size, dtype=bool)
+    no_update[codes[at_last]] = np.isnan(log_df["update_norm"].to_numpy(dtype=float)[at_last])
+    w_max = last.to_numpy().astype(np.int64) + 1 - no_update
+    short = np.flatnonzero(w_max < window)
     if short.size:
+        k = short[0]
         more = f" (and {short.size - 1} other run(s))" if short.size > 1 else ""
-        step_max = int(last.iloc[short[0]])
+        final = ", the final model's, with no update after it," if no_update[k] else ""
         raise ValueError(
             f"window W={window} goes beyond the logged steps: the last logged step of run "
-            f"{run_ids[short[0]]!r}{more} is {step_max}, so W can be at most {step_max + 1}")
+            f"{run_ids[k]!r}{more} is {int(last.iloc[k])}{final} so W can be at most {w_max[k]}")
     sel = np.flatnonzero(logged & (step < window))
     sel = sel[np.lexsort((step[sel], codes[sel]))]  # rows by (run, step)
     run_of, step_of = codes[sel], step[sel]

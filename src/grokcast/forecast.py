@@ -762,6 +762,10 @@ class GrokForecaster(ClassifierMixin, BaseEstimator):
             length, was written by an incompatible format version, or names an unknown feature.
         """
         path = Path(path)
+        if not path.is_file():
+            what = "is a directory" if path.is_dir() else "does not exist"
+            raise ForecasterFileError(f"forecaster file {str(path)!r} {what}: expected the JSON file "
+                                      "that grokcast fit (or GrokForecaster.save) writes")
         try:
             text = path.read_text(encoding="utf-8")
         except UnicodeDecodeError as err:
