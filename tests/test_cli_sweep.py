@@ -97,6 +97,8 @@ def test_directory_of_another_sweep_is_refused_untouched(tmp_path, capsys):
 @pytest.mark.parametrize("args, needle", [
     (["--device", "tpu"], "device='tpu' is not allowed"),
     (["--device", "cuda", "--workers", "2"], "workers=2 is not allowed"),
+    (["--address", "auto"], "--address is for --executor ray"),
+    (["--executor", "ray", "--workers", "2"], "--workers is for the local executor"),
 ])
 def test_bad_device_or_workers_leave_no_sweep_directory(tmp_path, capsys, args, needle):
     if args[1] == "cuda" and not torch.cuda.is_available():
@@ -109,12 +111,24 @@ def test_bad_device_or_workers_leave_no_sweep_directory(tmp_path, capsys, args, 
 
 
 def test_config_errors_name_value_and_allowed():
-    with pytest.raises(ConfigError, match=r"train_frac=0 .*\(0.0, 1.0\)"):
+    with pytest.raises(ConfigError, match=r"train_frac=0 .*\(0.0, 1.0\) \(an entry of train_fracs\)"):
         SweepConfig(train_fracs=(0,))
+    with pytest.raises(ConfigError, match=r"seed=-1 .* \(an entry of seeds\)"):
+        SweepConfig(seeds=(0, -1))
     with pytest.raises(ConfigError, match="model.init='xavier'"):
         SweepConfig.from_dict({"model": {"init": "xavier"}})
     with pytest.raises(ConfigError, match=r"model.precision=.fp16. .*'fp32', 'bf16'"):
         SweepConfig.from_dict({"model": {"precision": "fp16"}})
+
+
+def test_config_file_must_be_a_toml_or_json_file(tmp_path):
+    (tmp_path / "c.yaml").write_text("p: 23\n")
+    with pytest.raises(ConfigError, match=r"c\.yaml' is not allowed: expected a \.toml or \.json file"):
+        SweepConfig.from_file(tmp_path / "c.yaml")
+    with pytest.raises(ConfigError, match="is a directory"):
+        SweepConfig.from_file(tmp_path)
+    with pytest.raises(ConfigError, match="does not exist"):
+        SweepConfig.from_file(tmp_path / "none.toml")
 
 
 def test_worker_processes_write_the_same_store_as_one_process(tmp_path):

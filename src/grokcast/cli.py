@@ -28,6 +28,10 @@ def cmd_sweep(args: argparse.Namespace) -> None:
         from grokcast.early_stop import StopRule
 
         stop = StopRule(str(args.stop_model), args.stop_below)
+    if args.executor != "ray" and args.address is not None:
+        raise ValueError("--address is for --executor ray")
+    if args.executor == "ray" and args.workers != 1:
+        raise ValueError("--workers is for the local executor; Ray places one chunk per task")
     if args.executor == "ray":
         try:
             from grokcast.integrations.ray import run_sweep_ray

@@ -167,9 +167,15 @@ class SweepConfig:
                 _fail(name, values, "a non-empty list")
             if len(set(values)) != len(values):
                 _fail(name, values, "a list without repeated values")
-        # Validate every field once through RunConfig so errors name the bad value.
+        # Validate every field once through RunConfig so errors name the bad value, and the
+        # list it came from (the config's key is the plural).
+        lists = {"train_frac": "train_fracs", "weight_decay": "weight_decays", "seed": "seeds"}
         for f, wd, s in itertools.product(self.train_fracs, self.weight_decays, self.seeds):
-            self._run(f, wd, s)
+            try:
+                self._run(f, wd, s)
+            except ConfigError as err:
+                key = lists.get(str(err).split("=", 1)[0])
+                raise ConfigError(f"{err} (an entry of {key})" if key else str(err)) from None
 
     def _run(self, train_frac: float, weight_decay: float, seed: int) -> RunConfig:
         return RunConfig(p=self.p, train_frac=train_frac, weight_decay=weight_decay, seed=seed,
@@ -210,7 +216,11 @@ class SweepConfig:
         """Read a ``.toml`` or ``.json`` sweep config."""
         path = Path(path)
         if not path.is_file():
-            raise ConfigError(f"config file {str(path)!r} does not exist")
+            what = "is a directory" if path.is_dir() else "does not exist"
+            raise ConfigError(f"config file {str(path)!r} {what}")
+        if path.suffix not in (".toml", ".json"):
+            raise ConfigError(f"config file {str(path)!r} is not allowed: expected a .toml or .json "
+                              "file (configs/paper.toml shows every key)")
         text = path.read_text()
         try:
             raw = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)

@@ -121,7 +121,7 @@ def load_results(results_dir: str | Path) -> Results:
     if missing:
         raise FileNotFoundError(
             f"{str(root)!r} is not a results directory: missing {', '.join(missing)} "
-            "(write one with grokcast.analysis.write_results)")
+            "(write one with: grokcast analyze SWEEP_DIR --out RESULTS_DIR)")
     analysis = json.loads((root / "analysis.json").read_text())
     return Results(analysis, pd.read_parquet(root / "features.parquet"),
                    pd.read_parquet(root / "curves.parquet"), root)

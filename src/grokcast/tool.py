@@ -190,7 +190,8 @@ def read_log(path: str | os.PathLike) -> pd.DataFrame:
         if suffix in (".parquet", ".pq") or path.is_dir():
             return pd.read_parquet(path)
     except (OSError, ValueError) as err:  # pyarrow and the CSV parser raise subclasses of these
-        raise LogError(f"log {str(path)!r} is unreadable: {err}") from None
+        what = " as a Parquet dataset (a directory like a sweep's log/)" if path.is_dir() else ""
+        raise LogError(f"log {str(path)!r} is unreadable{what}: {err}") from None
     raise LogError(f"log {str(path)!r} is not allowed: expected a .csv or .parquet file")
 
 
