@@ -169,3 +169,10 @@ def test_bf16_config_is_the_paper_grid_with_bf16_products():
     paper, bf16 = (SweepConfig.from_file(f"configs/{n}.toml") for n in ("paper", "paper_bf16"))
     assert bf16 == dataclasses.replace(paper, name="paper_bf16",
                                        model=dataclasses.replace(paper.model, precision="bf16"))
+
+
+def test_reproduce_names_a_missing_relative_config_and_the_directory(tmp_path, capsys):
+    assert main(["reproduce", "--config", "no/such.toml", "--out", str(tmp_path / "o"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "'no/such.toml' does not exist in" in err and "run from the repository root" in err
+    assert not (tmp_path / "o").exists()

@@ -102,6 +102,9 @@ def cmd_reproduce(args: argparse.Namespace) -> None:
     from grokcast.reproduce import reproduce
     from grokcast.sweep import tune_allocator
 
+    if not args.config.exists() and not args.config.is_absolute():
+        raise ValueError(f"config file {str(args.config)!r} does not exist in {str(Path.cwd())!r}: "
+                         "run from the repository root, or pass --config")
     tune_allocator()
     result = reproduce(args.config, args.out, device=args.device, workers=args.workers,
                        with_early_stopping=args.with_early_stopping, progress=not args.quiet)
