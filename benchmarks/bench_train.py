@@ -173,14 +173,20 @@ def main() -> None:
         "ensemble_ms_per_run_step": 1e3 * t_ens / run_steps,
         "speedup": t_plain / t_ens,
         "speedup_range": [min(t_plain_all) / max(t_ens_all), max(t_plain_all) / min(t_ens_all)],
+        # Each repeat's plain-over-grokcast ratio, the two timed back to back: the machine's
+        # drift over minutes moves both sides of a pair alike, less so the medians above.
+        "speedup_paired": sorted(p / e for p, e in zip(t_plain_all, t_ens_all)),
+        "plain_seconds": t_plain_all, "ensemble_seconds": t_ens_all,
         "ensemble_gflops": flops / t_ens / 1e9,
         "sgemm_gflops_measured_peak": peak,
         "peak_memory_mib": peak_mib,
         "torch": torch.__version__,
     }
     for key, value in result.items():
+        if key in ("plain_seconds", "ensemble_seconds"):
+            continue  # in --json only
         if isinstance(value, list):
-            value = " to ".join(f"{v:.4g}" for v in value)
+            value = (" to " if key == "speedup_range" else ", ").join(f"{v:.4g}" for v in value)
         print(f"{key:>26}: {value:.4g}" if isinstance(value, float) else f"{key:>26}: {value}")
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))
