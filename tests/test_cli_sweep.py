@@ -176,3 +176,13 @@ def test_reproduce_names_a_missing_relative_config_and_the_directory(tmp_path, c
     err = capsys.readouterr().err
     assert "'no/such.toml' does not exist in" in err and "run from the repository root" in err
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("argv", [["evaluate", "s", "--model", "m", "--seed", "-1"],
+                                  ["fit", "s", "--out", "f.json", "--seed", "x"],
+                                  ["sweep", "--config", "c.toml", "--out", "o", "--steps", "-1"]])
+def test_integer_options_name_the_value_and_the_bound(argv, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    assert f"{argv[-1]!r} is not allowed: expected an integer >= 0" in capsys.readouterr().err

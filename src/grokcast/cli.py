@@ -119,14 +119,20 @@ def cmd_early_stop_study(args: argparse.Namespace) -> None:
     print(format_summary(result))
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not allowed: expected an integer >= 1")
-    return value
+def _int_at_least(minimum: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = minimum - 1
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{text!r} is not allowed: expected an integer >= {minimum}")
+        return value
+
+    return parse
+
+
+_positive_int, _nonnegative_int = _int_at_least(1), _int_at_least(0)
 
 
 def _command(sub: argparse._SubParsersAction, name: str, text: str) -> argparse.ArgumentParser:
@@ -145,7 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N] (default: auto)")
     p.add_argument("--chunk-size", type=_positive_int, default=None,
                    help="runs per ensemble (default: 64 on CPU, sized to free memory on GPU)")
-    p.add_argument("--steps", type=_positive_int, default=None, help="override the config's n_steps")
+    p.add_argument("--steps", type=_nonnegative_int, default=None, help="override the config's n_steps")
     p.add_argument("--workers", type=_positive_int, default=1,
                    help="CPU only: train this many chunks at once, each in its own single-threaded "
                         "process (default: 1, in this process with all of torch's threads)")
@@ -166,7 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="early windows W in steps (default: 100 200 300 500)")
     p.add_argument("--resamples", type=_positive_int, default=2000,
                    help="bootstrap resamples (default: 2000)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap resamples")
+    p.add_argument("--seed", type=_nonnegative_int, default=0, help="seed of the bootstrap resamples")
     p.set_defaults(func=cmd_analyze)
 
     p = _command(sub, "fit", "fit a forecaster on a sweep and save it as JSON")
@@ -176,7 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threshold", type=float, default=0.9,
                    help="grokking label: max val acc >= this (default: 0.9)")
     p.add_argument("--out", type=Path, required=True, help="forecaster file to write (.json)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap resamples and CV folds")
+    p.add_argument("--seed", type=_nonnegative_int, default=0,
+                   help="seed of the bootstrap resamples and CV folds")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_fit)
 
@@ -189,7 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = _command(sub, "evaluate", "AUROC of a saved forecaster on another sweep (held out)")
     p.add_argument("sweep_dir", type=Path, help="a sweep the forecaster was not fitted on")
     p.add_argument("--model", type=Path, required=True, help="forecaster file from `grokcast fit`")
-    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap resamples")
+    p.add_argument("--seed", type=_nonnegative_int, default=0, help="seed of the bootstrap resamples")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_evaluate)
 

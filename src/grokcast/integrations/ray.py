@@ -39,6 +39,7 @@ finished runs. Workers import grokcast: on a cluster, install it on every node (
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Mapping
@@ -234,8 +235,10 @@ def run_sweep_ray(config: SweepConfig, out: str | Path, *, address: str | None =
 
     started = not ray.is_initialized()
     if started:
-        # A local Ray needs no dashboard; a cluster keeps whatever it was started with.
-        ray.init(address=address, **({"include_dashboard": False} if address is None else {}))
+        # A local Ray needs no dashboard; a cluster keeps whatever it was started with. Without
+        # a progress bar (--quiet), Ray's own start-up lines and task output stay quiet too.
+        quiet = {} if progress else {"logging_level": logging.ERROR, "log_to_driver": False}
+        ray.init(address=address, **({"include_dashboard": False} if address is None else {}), **quiet)
     pending: dict[Any, list[RunConfig]] = {}
     try:
         dev = _task_device(device)
