@@ -221,7 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "process (default: 1, in this process with all of torch's threads)")
     p.add_argument("--with-early-stopping", action="store_true",
                    help="also fit the forecaster, train unseen seeds and run the early-stop study")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no stage lines or progress bar")
     p.set_defaults(func=cmd_reproduce)
 
     p = _command(sub, "early-stop-study",
