@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -21,6 +24,8 @@ from grokcast.signals import SIGNAL_NAMES
 from grokcast.store import log_frame
 from grokcast.tool import LogError, explain
 from grokcast.train import train_ensemble
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "plain_pytorch_monitor.py"
 
 P = 23
 UPDATE_COLUMNS = ["update_norm", "update_cos"]
@@ -209,3 +214,21 @@ def test_logit_stats_against_torch():
     assert got["margin"] == pytest.approx((correct - other).mean().item(), rel=1e-6)
     with pytest.raises(ValueError, match="shape"):
         logit_stats(logits[None], labels)
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--train-frac", "1.5"], "--train-frac 1.5 is not allowed: expected 0 < f < 1"),
+    (["--device", "gpu"], "--device 'gpu' is not allowed: expected cpu or cuda[:N]"),
+])
+def test_example_script_refuses_bad_arguments_in_one_line(args, needle):
+    done = subprocess.run([sys.executable, str(EXAMPLE), *args], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 2 and needle in done.stderr and "Traceback" not in done.stderr
+
+
+def test_example_script_runs_short_without_a_forecaster(tmp_path):
+    log = tmp_path / "log.csv"
+    done = subprocess.run([sys.executable, str(EXAMPLE), "--steps", "5", "--device", "cpu",
+                           "--save-log", str(log)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert list(pd.read_csv(log)["step"]) == [0, 1, 2, 3, 4, 5]
