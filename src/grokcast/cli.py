@@ -247,9 +247,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         handler(args)
     except (ConfigError, StoreError, ValueError, OSError, TypstError) as err:
+        message = str(err)
         if isinstance(err, OSError) and err.filename is not None and err.strerror:
-            err = f"{str(err.filename)!r}: {err.strerror.lower()}"  # not "[Errno 17] File exists: ..."
-        print(f"grokcast {args.command}: error: {err}", file=sys.stderr)
+            message = f"{str(err.filename)!r}: {err.strerror.lower()}"  # not "[Errno 17] File exists: ..."
+        print(f"grokcast {args.command}: error: {message}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print(f"grokcast {args.command}: interrupted; finished runs are stored", file=sys.stderr)
