@@ -251,12 +251,13 @@ def test_run_study_refuses_the_training_sweep(sweeps, tmp_path):
 
 
 
-def test_cli_sweep_with_stop_model_stops_the_low_runs_and_counts_them(tmp_path, capsys):
+@pytest.mark.parametrize("dense_until", [W + 10, 15], ids=["dense", "W-between-logged-steps"])
+def test_cli_sweep_with_stop_model_stops_the_low_runs_and_counts_them(tmp_path, capsys, dense_until):
     from grokcast.cli import main
 
     cfg = tmp_path / "tiny.toml"
     cfg.write_text('name = "tiny"\ntrain_fracs = [0.3]\nweight_decays = [1.0]\nseeds = [0, 1, 2, 3, 4, 5]\n'
-                   f"n_steps = {W + 20}\n[log]\ndense_until = {W + 10}\nevery = 10\n")
+                   f"n_steps = {W + 20}\n[log]\ndense_until = {dense_until}\nevery = 15\n")
     # A forecaster fitted on these very runs (label: the lower half of val loss at W), so that
     # some score below 0.5 and some above; stopping must match its offline scores.
     assert main(["sweep", "--config", str(cfg), "--out", str(tmp_path / "s0"), "--quiet"]) == 0

@@ -643,7 +643,8 @@ def forecast_hook(rule: StopRule, runs: Sequence[Any]) -> Any:
     """An ``on_log`` hook for :func:`grokcast.train.train_ensemble` that applies ``rule``.
 
     It keeps the rows of steps < W, and at the last logged step before W (when that row's
-    update columns are known) computes the 28 features of every run and stops those the
+    update columns are known; with sparse logging, steps before W) computes the 28 features
+    of every run, as ``feature_table(log, W)`` of the whole log would, and stops those the
     forecaster scores below the threshold. Runs whose features are not finite (diverged)
     are stopped too.
     """
@@ -664,7 +665,11 @@ def forecast_hook(rule: StopRule, runs: Sequence[Any]) -> Any:
                 run_id=run_ids, step=step))
         if step != decide_at:
             return None
-        features = feature_table(pd.concat(rows, ignore_index=True), window).loc[run_ids]
+        # The rows kept are those below W, the last at decide_at; where W falls between logged
+        # steps (sparse logging) they are also all rows below decide_at + 1, the window that
+        # holds them (no feature reads W itself), so the log need not reach W - 1.
+        log = pd.concat(rows, ignore_index=True)
+        features = feature_table(log, decide_at + 1).loc[run_ids]
         finite = np.isfinite(features.to_numpy()).all(axis=1)
         p = np.zeros(len(run_ids))
         if finite.any():

@@ -179,7 +179,8 @@ def make_window(log_df: pd.DataFrame, window: int) -> Window:
         raise ValueError(f"run {run_ids[int(np.flatnonzero(last.isna())[0])]!r} has no logged "
                          "step (val_acc is NaN on every row)")
     # A run's final row (the trained model) has no update after it: its update_norm is NaN,
-    # so a window may end on it only where that column is known (a run stopped by a hook).
+    # so a window may end on a run's last row only where that column is known (a run stopped
+    # by a hook, or a live log whose next step has been observed).
     at_last = logged & (step == last.to_numpy()[codes])
     no_update = np.zeros(run_ids.size, dtype=bool)
     no_update[codes[at_last]] = np.isnan(log_df["update_norm"].to_numpy(dtype=float)[at_last])
@@ -188,7 +189,7 @@ def make_window(log_df: pd.DataFrame, window: int) -> Window:
     if short.size:
         k = short[0]
         more = f" (and {short.size - 1} other run(s))" if short.size > 1 else ""
-        final = ", the final model's, with no update after it," if no_update[k] else ""
+        final = ", which has no update after it (update_norm is NaN)," if no_update[k] else ""
         raise ValueError(
             f"window W={window} goes beyond the logged steps: the last logged step of run "
             f"{run_ids[k]!r}{more} is {int(last.iloc[k])}{final} so W can be at most {w_max[k]}")
@@ -230,7 +231,8 @@ def feature_table(log_df: pd.DataFrame, window: int) -> pd.DataFrame:
     log_df : DataFrame
         Long-format log (``SweepStore.log()``): ``run_id``, ``step`` and the signals.
     window : int
-        W >= 2, at most one past the last logged step.
+        W >= 2, at most one past each run's last logged step whose update is known (see
+        :func:`make_window`).
 
     Returns
     -------

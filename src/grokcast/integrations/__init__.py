@@ -50,7 +50,8 @@ def window_features(log_df: pd.DataFrame, window: int) -> dict[str, float]:
     log_df : DataFrame
         One run's log with a sweep log's columns (``run_id``, ``step``, then
         :data:`~grokcast.signals.SIGNAL_NAMES`), starting at step 0 and reaching step W - 1
-        or later (rows at and past W are ignored). ``GrokMonitor.log`` is such a log.
+        with its update known, i.e. step W observed (rows at and past W are ignored).
+        ``GrokMonitor.log`` is such a log once ``GrokMonitor.ready``.
     window : int
         W >= 2.
 
