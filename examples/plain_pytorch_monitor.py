@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 
 import torch
 import torch.nn.functional as F
@@ -72,7 +73,9 @@ def main() -> None:
     args = parser.parse_args()
     if not 0 < args.train_frac < 1:
         parser.error(f"--train-frac {args.train_frac} is not allowed: expected 0 < f < 1")
-    if args.device != "cpu" and not args.device.startswith("cuda"):
+    if args.steps < 0:
+        parser.error(f"--steps {args.steps} is not allowed: expected an integer >= 0")
+    if not re.fullmatch(r"cpu|cuda(:\d+)?", args.device):
         parser.error(f"--device {args.device!r} is not allowed: expected cpu or cuda[:N]")
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         parser.error(f"--device {args.device!r}, but torch.cuda.is_available() is False")

@@ -99,6 +99,7 @@ def test_directory_of_another_sweep_is_refused_untouched(tmp_path, capsys):
     (["--device", "cuda", "--workers", "2"], "workers=2 is not allowed"),
     (["--address", "auto"], "--address is for --executor ray"),
     (["--executor", "ray", "--workers", "2"], "--workers is for the local executor"),
+    (["--stop-model", "nothere.json", "--stop-below", "0.5"], "'nothere.json' does not exist"),
 ])
 def test_bad_device_or_workers_leave_no_sweep_directory(tmp_path, capsys, args, needle):
     if args[1] == "cuda" and not torch.cuda.is_available():
@@ -129,6 +130,8 @@ def test_config_file_must_be_a_toml_or_json_file(tmp_path):
         SweepConfig.from_file(tmp_path)
     with pytest.raises(ConfigError, match="does not exist"):
         SweepConfig.from_file(tmp_path / "none.toml")
+    (tmp_path / "UPPER.TOML").write_text("seeds = [7]\n")
+    assert SweepConfig.from_file(tmp_path / "UPPER.TOML").seeds == (7,)
 
 
 def test_worker_processes_write_the_same_store_as_one_process(tmp_path):
@@ -171,18 +174,24 @@ def test_bf16_config_is_the_paper_grid_with_bf16_products():
                                        model=dataclasses.replace(paper.model, precision="bf16"))
 
 
-def test_reproduce_names_a_missing_relative_config_and_the_directory(tmp_path, capsys):
-    assert main(["reproduce", "--config", "no/such.toml", "--out", str(tmp_path / "o"), "--quiet"]) == 2
+def test_reproduce_outside_the_repository_says_where_it_looked(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no configs/ here: the default config is not found
+    assert main(["reproduce", "--out", "o", "--quiet"]) == 2
     err = capsys.readouterr().err
-    assert "'no/such.toml' does not exist in" in err and "run from the repository root" in err
-    assert not (tmp_path / "o").exists()
+    assert f"'configs/paper.toml' does not exist in {str(tmp_path)!r}" in err
+    assert "run from the repository root" in err and not (tmp_path / "o").exists()
+    assert main(["reproduce", "--config", "no/such.toml", "--out", "o", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "'no/such.toml' does not exist" in err and "repository root" not in err
 
 
-@pytest.mark.parametrize("argv", [["evaluate", "s", "--model", "m", "--seed", "-1"],
-                                  ["fit", "s", "--out", "f.json", "--seed", "x"],
-                                  ["sweep", "--config", "c.toml", "--out", "o", "--steps", "-1"]])
-def test_integer_options_name_the_value_and_the_bound(argv, capsys):
+@pytest.mark.parametrize("argv, bound", [(["evaluate", "s", "--model", "m", "--seed", "-1"], 0),
+                                         (["fit", "s", "--out", "f.json", "--seed", "x"], 0),
+                                         (["sweep", "--config", "c.toml", "--out", "o", "--steps", "-1"], 0),
+                                         (["fit", "s", "--out", "f.json", "--window", "1"], 2),
+                                         (["analyze", "s", "--windows", "100", "1"], 2)])
+def test_integer_options_name_the_value_and_the_bound(argv, bound, capsys):
     with pytest.raises(SystemExit) as info:
         main(argv)
     assert info.value.code == 2
-    assert f"{argv[-1]!r} is not allowed: expected an integer >= 0" in capsys.readouterr().err
+    assert f"{argv[-1]!r} is not allowed: expected an integer >= {bound}" in capsys.readouterr().err

@@ -219,6 +219,8 @@ def test_logit_stats_against_torch():
 @pytest.mark.parametrize("args, needle", [
     (["--train-frac", "1.5"], "--train-frac 1.5 is not allowed: expected 0 < f < 1"),
     (["--device", "gpu"], "--device 'gpu' is not allowed: expected cpu or cuda[:N]"),
+    (["--device", "cudafoo"], "--device 'cudafoo' is not allowed"),
+    (["--steps", "-1"], "--steps -1 is not allowed: expected an integer >= 0"),
 ])
 def test_example_script_refuses_bad_arguments_in_one_line(args, needle):
     done = subprocess.run([sys.executable, str(EXAMPLE), *args], capture_output=True, text=True,

@@ -28,6 +28,9 @@ def cmd_sweep(args: argparse.Namespace) -> None:
         from grokcast.early_stop import StopRule
 
         stop = StopRule(str(args.stop_model), args.stop_below)
+        from grokcast.early_stop import forecast_hook
+
+        forecast_hook(stop, config.runs()[:1])  # a bad file or window fails before the sweep starts
     if args.executor != "ray" and args.address is not None:
         raise ValueError("--address is for --executor ray")
     if args.executor == "ray" and args.workers != 1:
@@ -102,7 +105,7 @@ def cmd_reproduce(args: argparse.Namespace) -> None:
     from grokcast.reproduce import reproduce
     from grokcast.sweep import tune_allocator
 
-    if not args.config.exists() and not args.config.is_absolute():
+    if args.config == DEFAULT_CONFIG and not args.config.exists():
         raise ValueError(f"config file {str(args.config)!r} does not exist in {str(Path.cwd())!r}: "
                          "run from the repository root, or pass --config")
     tune_allocator()
@@ -132,7 +135,8 @@ def _int_at_least(minimum: int) -> Callable[[str], int]:
     return parse
 
 
-_positive_int, _nonnegative_int = _int_at_least(1), _int_at_least(0)
+_positive_int, _nonnegative_int, _window_int = _int_at_least(1), _int_at_least(0), _int_at_least(2)
+DEFAULT_CONFIG = Path("configs/paper.toml")
 
 
 def _command(sub: argparse._SubParsersAction, name: str, text: str) -> argparse.ArgumentParser:
@@ -168,7 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = _command(sub, "analyze", "features, AUROCs, LOO forecaster and Tables 1-3 of a sweep")
     p.add_argument("sweep_dir", type=Path)
     p.add_argument("--out", type=Path, default=None, help="results directory (default: SWEEP_DIR/analysis)")
-    p.add_argument("--windows", type=_positive_int, nargs="+", default=None,
+    p.add_argument("--windows", type=_window_int, nargs="+", default=None,
                    help="early windows W in steps (default: 100 200 300 500)")
     p.add_argument("--resamples", type=_positive_int, default=2000,
                    help="bootstrap resamples (default: 2000)")
@@ -177,7 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = _command(sub, "fit", "fit a forecaster on a sweep and save it as JSON")
     p.add_argument("sweep_dir", type=Path)
-    p.add_argument("--window", type=_positive_int, default=200,
+    p.add_argument("--window", type=_window_int, default=200,
                    help="early window W in steps (default: 200)")
     p.add_argument("--threshold", type=float, default=0.9,
                    help="grokking label: max val acc >= this (default: 0.9)")
@@ -211,7 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_paper)
 
     p = _command(sub, "reproduce", "sweep -> analyze -> figures -> paper, resumable")
-    p.add_argument("--config", type=Path, default=Path("configs/paper.toml"),
+    p.add_argument("--config", type=Path, default=DEFAULT_CONFIG,
                    help="sweep config (default: configs/paper.toml)")
     p.add_argument("--out", type=Path, required=True,
                    help="output directory: sweep/, results/, paper.pdf (resumable)")
@@ -249,7 +253,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, StoreError, ValueError, OSError, TypstError) as err:
         message = str(err)
         if isinstance(err, OSError) and err.filename is not None and err.strerror:
-            message = f"{str(err.filename)!r}: {err.strerror.lower()}"  # not "[Errno 17] File exists: ..."
+            # Not "[Errno 17] File exists: ...": the path(s), then what went wrong.
+            both = f"{str(err.filename)!r}" + (f" -> {str(err.filename2)!r}" if err.filename2 else "")
+            message = f"{both}: {err.strerror.lower()}"
         print(f"grokcast {args.command}: error: {message}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

@@ -218,12 +218,12 @@ class SweepConfig:
         if not path.is_file():
             what = "is a directory" if path.is_dir() else "does not exist"
             raise ConfigError(f"config file {str(path)!r} {what}")
-        if path.suffix not in (".toml", ".json"):
+        if path.suffix.lower() not in (".toml", ".json"):
             raise ConfigError(f"config file {str(path)!r} is not allowed: expected a .toml or .json "
                               "file (configs/paper.toml shows every key)")
         text = path.read_text()
         try:
-            raw = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
+            raw = json.loads(text) if path.suffix.lower() == ".json" else tomllib.loads(text)
         except (tomllib.TOMLDecodeError, json.JSONDecodeError) as err:
             raise ConfigError(f"config file {str(path)!r} is not valid: {err}") from None
         return cls.from_dict(raw)
