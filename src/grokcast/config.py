@@ -20,11 +20,15 @@ PRECISIONS = ("fp32", "bf16")
 
 
 class ConfigError(ValueError):
-    """A configuration value is outside what grokcast accepts."""
+    """A configuration value is outside what grokcast accepts; ``field`` names it, if one."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 def _fail(name: str, value: Any, allowed: str) -> None:
-    raise ConfigError(f"{name}={value!r} is not allowed: expected {allowed}")
+    raise ConfigError(f"{name}={value!r} is not allowed: expected {allowed}", field=name)
 
 
 def _check_int(name: str, value: Any, minimum: int) -> None:
@@ -174,8 +178,9 @@ class SweepConfig:
             try:
                 self._run(f, wd, s)
             except ConfigError as err:
-                key = lists.get(str(err).split("=", 1)[0])
-                raise ConfigError(f"{err} (an entry of {key})" if key else str(err)) from None
+                if err.field not in lists:
+                    raise
+                raise ConfigError(f"{err} (an entry of {lists[err.field]})", err.field) from None
 
     def _run(self, train_frac: float, weight_decay: float, seed: int) -> RunConfig:
         return RunConfig(p=self.p, train_frac=train_frac, weight_decay=weight_decay, seed=seed,

@@ -160,8 +160,8 @@ def make_window(log_df: pd.DataFrame, window: int) -> Window:
     ------
     ValueError
         If W goes beyond a run's last logged step with a known update (the final model's row
-        has none), the window holds fewer
-        than two logged steps, runs were logged at different steps, or a column is missing.
+        has none), the window holds fewer than two logged steps, runs were logged at
+        different steps, or a column is missing.
     """
     window = _check_window_arg(window)
     missing = [c for c in ("run_id", "step", *WINDOW_SIGNALS) if c not in log_df.columns]
