@@ -140,6 +140,31 @@ def test_gradients_equal_the_plain_models_in_float64():
                                        msg=f"run {r} {name}")
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_table_gradient_sums_in_sorted_segments_equal_index_add_and_a_plain_loop(dtype):
+    """The CUDA way of summing the table gradient (sorted segments) on the CPU: bitwise the
+    CPU's index_add_, and a per-row loop of float64 sums within rounding."""
+    runs = _mixed_runs()
+    ex = _padded_examples(runs, 0, "cpu")
+    R, N, T = ex.tokens.shape
+    src = torch.randn(R, N, T, 5, generator=torch.Generator().manual_seed(0), dtype=dtype)
+    by_segments = M._scatter_rows(src, ex, sorted_sums=True)
+    by_index_add = M._scatter_rows(src, ex, sorted_sums=False)
+    assert torch.equal(by_segments, by_index_add)
+    rows, flat = ex.rows.reshape(-1).tolist(), src.reshape(-1, 5).double()
+    expected = torch.zeros(R * M.table_rows(T, P + 1), 5, dtype=torch.float64)
+    for i, row in enumerate(rows):
+        expected[row] += flat[i]
+    assert by_segments.shape == expected.shape
+    # Sums of up to 317 N(0, 1) terms (the '=' row): float32 rounding reaches ~1e-5 there;
+    # a contribution added to the wrong row would be off by O(1).
+    tol = 1e-4 if dtype == torch.float32 else 1e-12
+    torch.testing.assert_close(by_segments.double(), expected, rtol=0, atol=tol)
+    # Rows no example reads (the '=' token at the first positions) get exact zeros.
+    unread = ex.row_counts == 0
+    assert unread.any() and not by_segments[unread].any()
+
+
 def test_examples_refuse_a_last_position_that_is_not_one_query_token():
     # The folded query assumes every example's last token is '='; anything else must not
     # silently produce logits for the wrong query.

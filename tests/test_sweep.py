@@ -63,7 +63,7 @@ def test_paper_grid_packs_into_one_ensemble_on_the_gpu_plan():
     assert [len(c) for c in plan_chunks(runs, 64)] == [12] * 4
 
 
-def test_gpu_chunk_size_follows_free_memory_within_its_bounds(monkeypatch):
+def test_gpu_chunk_size_follows_total_memory_within_its_bounds(monkeypatch):
     """The CUDA sizing rule, run on the CPU with torch.cuda.mem_get_info stubbed."""
     import torch
 
@@ -72,10 +72,38 @@ def test_gpu_chunk_size_follows_free_memory_within_its_bounds(monkeypatch):
     cfg = SweepConfig.from_file("configs/paper.toml")
     gib = 2**30
     sizes = {}
-    for free in (0, 1 * gib, 8 * gib, 80 * gib, 4096 * gib):
-        monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None, f=free: (f, 80 * gib))
-        sizes[free] = default_chunk_size(torch.device("cuda"), cfg)
-    assert sizes[0] == 1  # never an empty ensemble
-    assert sizes[1 * gib] < sizes[8 * gib] < sizes[80 * gib] <= 4096
-    assert sizes[4096 * gib] == 4096  # capped
+    for free, total in ((0, 0), (0, 1 * gib), (1 * gib, 8 * gib), (0, 80 * gib), (80 * gib, 80 * gib),
+                        (0, 4096 * gib)):
+        monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None, m=(free, total): m)
+        sizes[free, total] = default_chunk_size(torch.device("cuda"), cfg)
+    assert sizes[0, 0] == 1  # never an empty ensemble
+    assert sizes[0, 1 * gib] < sizes[1 * gib, 8 * gib] < sizes[0, 80 * gib] <= 4096
+    # The same plan whatever else holds memory: a run's log depends on its chunk.
+    assert sizes[0, 80 * gib] == sizes[80 * gib, 80 * gib]
+    # A quarter of an 80 GiB GPU: about 6.3 MB per run of the paper model.
+    assert 3000 < sizes[0, 80 * gib] < 3500
+    assert sizes[0, 4096 * gib] == 4096  # capped
     assert default_chunk_size(torch.device("cpu"), cfg) == DEFAULT_CPU_CHUNK
+
+
+def test_a_chunk_out_of_gpu_memory_keeps_the_finished_ones_and_names_the_option(tmp_path):
+    import torch
+
+    from grokcast.config import LogConfig
+    from grokcast.store import SweepStore
+    from grokcast.sweep import run_sweep
+    from grokcast.train import train_ensemble
+
+    config = SweepConfig(name="oom", p=23, train_fracs=(0.3, 0.6), weight_decays=(1.0,), seeds=(0, 1),
+                         n_steps=3, log=LogConfig(dense_until=2, every=2))
+
+    def second_chunk_fails(chunk, device, **kw):
+        if chunk[0].train_frac == 0.6:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB\nmore")
+        return train_ensemble(chunk, device, **kw)
+
+    with pytest.raises(ValueError, match=r"a chunk of 2 runs does not fit in cpu's memory \(CUDA out of "
+                       r"memory\. Tried to allocate 2\.00 GiB\); the 2 finished runs are stored: rerun "
+                       r"with --chunk-size \(chunk_size=\) below 2"):
+        run_sweep(config, tmp_path / "s", device="cpu", progress=False, train_fn=second_chunk_fails)
+    assert len(SweepStore(tmp_path / "s").finished_run_ids()) == 2

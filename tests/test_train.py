@@ -105,6 +105,15 @@ def test_cuda_log_agrees_with_cpu_log():
     np.testing.assert_allclose(cuda.values, cpu.values, rtol=1e-3, atol=1e-4)
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+def test_same_config_gives_identical_log_on_cuda():
+    """On CUDA too: the table gradient must not be summed with atomics (model._scatter_rows)."""
+    runs = [_run(seed=s, weight_decay=wd, train_frac=f, n_steps=100, log=LogConfig(dense_until=30, every=10))
+            for s, wd, f in [(0, 1.0, 0.3), (1, 0.3, 0.6), (2, 10.0, 0.4)]]
+    a, b = train_ensemble(runs, "cuda"), train_ensemble(runs, "cuda")
+    np.testing.assert_array_equal(a.values, b.values)
+
+
 def test_ensemble_of_one_equals_member_of_larger_ensemble():
     runs = [_run(seed=1), _run(seed=2, weight_decay=0.3, train_frac=0.6), _run(seed=3)]
     together = train_ensemble(runs)

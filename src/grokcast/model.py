@@ -66,6 +66,10 @@ class Examples:
     query_token: int  # the token every example holds at the last position ('=')
     weight: Tensor  # (R, N): 1/n_r on a run's real examples, 0 on padding
     rows: Tensor  # (R, N, T): rows of the stacked tables, R * table_rows(T, V) in all
+    # For the deterministic table gradient on CUDA (see _scatter_rows): the flattened rows'
+    # stable sort order, and how many examples read each row of the stack.
+    row_order: Tensor  # (R * N * T,)
+    row_counts: Tensor  # (R * table_rows(T, V),)
 
     @classmethod
     def build(cls, tokens: Tensor, labels: Tensor, mask: Tensor, vocab: int) -> Examples:
@@ -81,7 +85,10 @@ class Examples:
                          dim=2)
         rows += torch.arange(R, device=tokens.device)[:, None, None] * table_rows(T, vocab)
         weight = mask.double() / mask.sum(1, keepdim=True)  # exact in float32 and float64 models
-        return cls(tokens, labels, mask, vocab, query_token, weight, rows)
+        flat = rows.reshape(-1)
+        order = torch.sort(flat, stable=True).indices
+        counts = torch.bincount(flat, minlength=R * table_rows(T, vocab))
+        return cls(tokens, labels, mask, vocab, query_token, weight, rows, order, counts)
 
     def select(self, keep: Tensor) -> Examples:
         """The examples of the runs where ``keep`` (R,) is True, as their own ensemble."""
@@ -246,8 +253,8 @@ def loss_and_grads(params: dict[str, Tensor], examples: Examples, n_heads: int, 
     dscores = attn * (dattn - (attn * dattn).sum(2, keepdim=True))
 
     M = table_rows(T, V)
-    ds_tab = _scatter_rows(dscores, ex.rows, R * M).reshape(R, M, H)
-    dv_tab = _scatter_rows(dvals.reshape(R, N, T, d), ex.rows, R * M).reshape(R, M, d)
+    ds_tab = _scatter_rows(dscores, ex).reshape(R, M, H)
+    dv_tab = _scatter_rows(dvals.reshape(R, N, T, d), ex).reshape(R, M, d)
     emb, wkq, q = f["emb"], f["wkq"], f["q"]
     g["W_V"] = bmm(t(emb), dv_tab)
     dwkq = bmm(t(emb), ds_tab).unsqueeze(-1)  # (R, d, H, 1)
@@ -273,8 +280,22 @@ def _rows(tables: Tensor, rows: Tensor) -> Tensor:
     return embedding(rows, tables.reshape(-1, tables.shape[-1]))
 
 
-def _scatter_rows(src: Tensor, rows: Tensor, n_rows: int) -> Tensor:
-    """Adjoint of :func:`_rows`: sum the rows of ``src`` (*rows.shape, C) into (n_rows, C) zeros."""
+def _scatter_rows(src: Tensor, ex: Examples, *, sorted_sums: bool | None = None) -> Tensor:
+    """Adjoint of :func:`_rows`: sum the rows of ``src`` (*ex.rows.shape, C) into the stacked
+    tables' rows, (R * table_rows, C).
+
+    On the CPU, ``index_add_`` adds each table row's contributions one after another in
+    example order. On CUDA it adds them with atomics, in an order that changes from call to
+    call, and with it the log of the same config. There (``sorted_sums``, the default on
+    CUDA) each row's contributions are gathered in example order, by a stable sort done once
+    per ensemble, and summed as one segment per row: a fixed order on every call. On the CPU
+    both ways add the same numbers in the same order (bitwise equal, tested).
+    """
     C = src.shape[-1]
-    out = torch.zeros(n_rows, C, dtype=src.dtype, device=src.device)
-    return out.index_add_(0, rows.reshape(-1), src.reshape(-1, C))
+    flat = src.reshape(-1, C)
+    if sorted_sums is None:
+        sorted_sums = flat.is_cuda
+    if sorted_sums:
+        return torch.segment_reduce(flat[ex.row_order], "sum", lengths=ex.row_counts, axis=0)
+    out = torch.zeros(ex.row_counts.shape[0], C, dtype=src.dtype, device=src.device)
+    return out.index_add_(0, ex.rows.reshape(-1), flat)

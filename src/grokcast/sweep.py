@@ -64,15 +64,20 @@ def plan_chunks(runs: list[RunConfig], max_runs: int, *, pack_splits: bool = Fal
 
 
 def default_chunk_size(device: torch.device, config: SweepConfig) -> int:
-    """Runs per ensemble: fixed on CPU; on a GPU, what fits in a quarter of free memory."""
+    """Runs per ensemble: fixed on CPU; on a GPU, what fits in a quarter of its memory.
+
+    A quarter of the device's total memory, not of what is free now: a run's log depends on
+    the chunk it trains in (the padding of packed splits, the batched products' shapes), so
+    the plan must be the same every time the sweep runs on the same kind of GPU.
+    """
     if device.type != "cuda":
         return DEFAULT_CPU_CHUNK
-    free, _ = torch.cuda.mem_get_info(device)
+    _, total = torch.cuda.mem_get_info(device)
     n_ex = config.p**2
     d, d_mlp = config.model.d_model, config.model.d_mlp
     # Activations saved for backward dominate: ~ (4 d_model + 2 d_mlp) floats per example.
     per_run = 4 * (n_ex * (4 * d + 2 * d_mlp) + 20 * 60_000)
-    return max(1, min(4096, int(free * 0.25 // per_run)))
+    return max(1, min(4096, int(total * 0.25 // per_run)))
 
 
 def run_sweep(config: SweepConfig, out: str | Path, *, device: str = "auto",
@@ -108,8 +113,14 @@ def run_sweep(config: SweepConfig, out: str | Path, *, device: str = "auto",
             for chunk in chunks:
                 t0 = time.perf_counter()
                 hook = _stop_hook(stop, chunk)
-                log = train_fn(chunk, dev, on_progress=lambda k, n=len(chunk): bar.update(k * n),
-                               on_log=hook)
+                try:
+                    log = train_fn(chunk, dev, on_progress=lambda k, n=len(chunk): bar.update(k * n),
+                                   on_log=hook)
+                except torch.OutOfMemoryError as err:
+                    raise ValueError(
+                        f"a chunk of {len(chunk)} runs does not fit in {dev}'s memory "
+                        f"({str(err).splitlines()[0]}); the {n_done} finished runs are stored: "
+                        f"rerun with --chunk-size (chunk_size=) below {len(chunk)}") from err
                 store.write_chunk(log, seconds=time.perf_counter() - t0)
                 n_done += len(chunk)
                 bar.set_postfix(runs=f"{n_done}/{n_all}")

@@ -136,8 +136,8 @@ def train_ensemble(runs: list[RunConfig], device: str | torch.device = "cpu", *,
     for t in range(n_steps + 1):
         _, logits, grad = M.loss_and_grads(params, train, n_heads, precision=precision)
         grads = [grad[n] for n in M.PARAM_NAMES]
-        cur = torch.full((len(S.SIGNAL_NAMES), len(live)), math.nan, device=device)
-        if t in logged:
+        if t in logged:  # the last step always is
+            cur = torch.full((len(S.SIGNAL_NAMES), len(live)), math.nan, device=device)
             _record(cur, col, params, plist, grads, logits, train, val, cfg.model)
         if t == n_steps:  # the final model: logged and shown to the hook, never updated
             buf[row, :, live] = cur
