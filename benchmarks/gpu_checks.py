@@ -1,0 +1,159 @@
+"""Issue 6's GPU checks in one command, for a session whose task is lent a GPU machine.
+
+No session of this project has had a GPU yet; this is the prepared script for the first
+one. With the device tool, from the repository root (about 6 minutes on an H100 by our
+estimate; nothing is installed there, the machine's own python3 and torch run the sources):
+
+    run(command="PYTHONPATH=src:tests python3 benchmarks/gpu_checks.py --out $OUT "
+                "--cpu-sweep out/paper/sweep",
+        carry=["out/paper/sweep"], timeout_s=560)
+
+``out/paper/sweep`` is this machine's CPU sweep from ``make reproduce``. Stages, in order,
+each written to OUT/summary.json as soon as it ends (a run cut off keeps what it has):
+
+1. ``tests``: tests/test_model.py and tests/test_train.py on the GPU (the oracle tests, the
+   GPU-vs-CPU agreement check, the repeatability check), output in OUT/tests.txt;
+2. ``bench``: bench_train.py on the GPU, fp32 and bf16, 48 runs x --bench-steps steps;
+3. ``paper``: the 48-run x 10,000-step paper sweep, timed, and its runs compared with the
+   CPU sweep's (max val acc, who groks at 0.9 and 0.99);
+4. ``grid``: the paper grid with --seeds seeds per (f, lambda) cell (100: 4,800 runs), timed.
+
+``--device cpu --steps 30 --seeds 2 --bench-steps 30`` runs the same stages on a CPU in
+about a minute: a check of the script, not a measurement.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+STAGES = ("tests", "bench", "paper", "grid")
+
+
+def stage_tests(args: argparse.Namespace) -> dict[str, Any]:
+    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+           "tests/test_model.py", "tests/test_train.py"]
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    (args.out / "tests.txt").write_text(done.stdout + done.stderr)
+    return {"returncode": done.returncode, "last_line": (done.stdout.strip().splitlines() or [""])[-1]}
+
+
+def stage_bench(args: argparse.Namespace) -> dict[str, Any]:
+    results = {}
+    for precision in ("fp32", "bf16"):
+        out = args.out / f"bench_{precision}.json"
+        cmd = [sys.executable, "benchmarks/bench_train.py", "--device", args.device, "--runs", "48",
+               "--steps", str(args.bench_steps), "--plain-runs", "2", "--repeats", "1",
+               "--precision", precision, "--json", str(out)]
+        done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+        results[precision] = (json.loads(out.read_text()) if done.returncode == 0
+                              else {"returncode": done.returncode, "stderr": done.stderr[-2000:]})
+    return results
+
+
+def _sweep(config: Any, out: Path, device: str) -> dict[str, Any]:
+    from grokcast.store import SweepStore
+    from grokcast.sweep import default_chunk_size, run_sweep
+
+    if device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
+    result = run_sweep(config, out, device=device, progress=True)
+    info = {"runs": result.n_trained, "steps": config.n_steps, "seconds": round(result.seconds, 2),
+            "run_steps_per_s": round(result.n_trained * config.n_steps / result.seconds),
+            "chunk_size": default_chunk_size(torch.device(device), config),
+            "chunks": int(SweepStore(out).runs()["chunk"].nunique())}
+    if device.startswith("cuda"):
+        info["peak_gpu_memory_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
+    return info
+
+
+def _grid(args: argparse.Namespace, seeds: int | None = None) -> Any:
+    from grokcast.config import SweepConfig
+
+    raw = SweepConfig.from_file(ROOT / "configs" / "paper.toml").to_dict()
+    if seeds is not None:
+        raw["seeds"] = list(range(seeds))
+    if args.steps is not None:
+        raw["n_steps"] = args.steps
+    return SweepConfig.from_dict(raw)
+
+
+def compare_runs(gpu_runs: Any, cpu_runs: Any) -> dict[str, Any]:
+    """Where the GPU's study differs from the CPU's: max val acc and the grokking labels."""
+    both = gpu_runs.merge(cpu_runs, on="run_id", suffixes=("", "_cpu")).set_index("run_id")
+    diff = (both["max_val_acc"] - both["max_val_acc_cpu"]).abs()
+    out: dict[str, Any] = {"runs_compared": len(both),
+                           "max_abs_diff_max_val_acc": float(diff.max()),
+                           "median_abs_diff_max_val_acc": float(diff.median())}
+    for th in (0.9, 0.99):
+        gpu, cpu = both["max_val_acc"] >= th, both["max_val_acc_cpu"] >= th
+        out[f"grokkers_{th}"] = {"gpu": int(gpu.sum()), "cpu": int(cpu.sum()),
+                                 "label_differs": sorted(both.index[gpu != cpu])}
+    return out
+
+
+def stage_paper(args: argparse.Namespace) -> dict[str, Any]:
+    from grokcast.store import SweepStore
+
+    config = _grid(args)
+    with tempfile.TemporaryDirectory() as tmp:
+        info = _sweep(config, Path(tmp) / "paper", args.device)
+        if args.cpu_sweep is not None:
+            cpu = SweepStore(args.cpu_sweep)
+            info["vs_cpu"] = (compare_runs(SweepStore(Path(tmp) / "paper").runs(), cpu.runs())
+                              if cpu.read_config() == config else "not compared: a different sweep config")
+    return info
+
+
+def stage_grid(args: argparse.Namespace) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        return _sweep(_grid(args, args.seeds), Path(tmp) / "grid", args.device)
+
+
+def main() -> None:
+    from grokcast.store import SweepStore
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", type=Path, required=True, help="directory for summary.json and the logs")
+    ap.add_argument("--device", default="cuda")
+    ap.add_argument("--cpu-sweep", type=Path, default=None,
+                    help="a finished CPU sweep of configs/paper.toml to compare the GPU's with")
+    ap.add_argument("--stages", nargs="+", choices=STAGES, default=list(STAGES))
+    ap.add_argument("--bench-steps", type=int, default=1000)
+    ap.add_argument("--seeds", type=int, default=100, help="seeds per (f, lambda) cell in the grid stage")
+    ap.add_argument("--steps", type=int, default=None, help="sweep steps (default: the config's 10,000)")
+    args = ap.parse_args()
+    if args.cpu_sweep is not None and not SweepStore(args.cpu_sweep).config_path.exists():
+        ap.error(f"--cpu-sweep {str(args.cpu_sweep)!r} is not a sweep directory (no sweep.json)")
+    args.out.mkdir(parents=True, exist_ok=True)
+    summary: dict[str, Any] = {"torch": torch.__version__, "python": sys.version.split()[0],
+                               "device": (torch.cuda.get_device_name() if args.device.startswith("cuda")
+                                          else "cpu")}
+    for name in args.stages:
+        t0 = time.perf_counter()
+        print(f"== {name}", flush=True)
+        try:
+            summary[name] = globals()[f"stage_{name}"](args)
+        except Exception as err:  # record it and go on: the later stages are worth having
+            summary[name] = {"error": f"{type(err).__name__}: {err}"}
+        summary[name]["stage_seconds"] = round(time.perf_counter() - t0, 1)
+        (args.out / "summary.json").write_text(json.dumps(summary, indent=2, default=_plain))
+        print(json.dumps(summary[name], indent=2, default=_plain), flush=True)
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else str(value)
+
+
+if __name__ == "__main__":
+    main()
