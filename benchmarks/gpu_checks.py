@@ -1,22 +1,28 @@
 """Issue 6's GPU checks in one command, for a session whose task is lent a GPU machine.
 
 No session of this project has had a GPU yet; this is the prepared script for the first
-one. With the device tool, from the repository root (about 6 minutes on an H100 by our
-estimate; nothing is installed there, the machine's own python3 and torch run the sources):
+one. Nothing is installed there: the machine's own python3 and torch run the sources. With
+the device tool, from the repository root, in two calls (how long each takes is unmeasured;
+our guess is 1-3 minutes for the first and 2-5 for the second on an H100):
 
     run(command="PYTHONPATH=src:tests python3 benchmarks/gpu_checks.py --out $OUT "
-                "--cpu-sweep out/paper/sweep",
-        carry=["out/paper/sweep"], timeout_s=560)
+                "--stages tests repeat bench paper --cpu-sweep out/paper/sweep",
+        carry=["out/paper/sweep"], timeout_s=420)
+    run(command="PYTHONPATH=src:tests python3 benchmarks/gpu_checks.py --out $OUT --stages grid",
+        timeout_s=420)
 
-``out/paper/sweep`` is this machine's CPU sweep from ``make reproduce``. Stages, in order,
-each written to OUT/summary.json as soon as it ends (a run cut off keeps what it has):
+``out/paper/sweep`` is this machine's CPU sweep from ``make reproduce``. Stages, in the
+order given; each is written to OUT/summary.json as soon as it ends (a run cut off keeps
+what it has):
 
-1. ``tests``: tests/test_model.py and tests/test_train.py on the GPU (the oracle tests, the
-   GPU-vs-CPU agreement check, the repeatability check), output in OUT/tests.txt;
-2. ``bench``: bench_train.py on the GPU, fp32 and bf16, 48 runs x --bench-steps steps;
-3. ``paper``: the 48-run x 10,000-step paper sweep, timed, and its runs compared with the
-   CPU sweep's (max val acc, who groks at 0.9 and 0.99);
-4. ``grid``: the paper grid with --seeds seeds per (f, lambda) cell (100: 4,800 runs), timed.
+- ``tests``: tests/test_model.py and tests/test_train.py on the GPU (the oracle tests, the
+  GPU-vs-CPU agreement check, the repeatability check), output in OUT/tests.txt;
+- ``repeat``: 3 runs x 300 steps trained twice with the table gradient as sorted segments
+  (grokcast's way on CUDA) and twice with ``index_add_``: whether each pair's logs are equal;
+- ``bench``: bench_train.py on the GPU, fp32 and bf16, 48 runs x --bench-steps steps;
+- ``paper``: the 48-run x 10,000-step paper sweep, timed, and its runs compared with the
+  CPU sweep's (max val acc, who groks at 0.9 and 0.99);
+- ``grid``: the paper grid with --seeds seeds per (f, lambda) cell (100: 4,800 runs), timed.
 
 ``--device cpu --steps 30 --seeds 2 --bench-steps 30`` runs the same stages on a CPU in
 about a minute: a check of the script, not a measurement.
@@ -37,7 +43,7 @@ import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-STAGES = ("tests", "bench", "paper", "grid")
+STAGES = ("tests", "repeat", "bench", "paper", "grid")
 
 
 def stage_tests(args: argparse.Namespace) -> dict[str, Any]:
@@ -46,6 +52,30 @@ def stage_tests(args: argparse.Namespace) -> dict[str, Any]:
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     (args.out / "tests.txt").write_text(done.stdout + done.stderr)
     return {"returncode": done.returncode, "last_line": (done.stdout.strip().splitlines() or [""])[-1]}
+
+
+def stage_repeat(args: argparse.Namespace) -> dict[str, Any]:
+    from functools import partial
+
+    from grokcast import model as M
+    from grokcast.config import LogConfig, RunConfig
+    from grokcast.train import train_ensemble
+
+    runs = [RunConfig(p=23, train_frac=f, weight_decay=wd, seed=s, n_steps=args.steps or 300,
+                      log=LogConfig(dense_until=300, every=100))
+            for f, wd, s in [(0.3, 1.0, 0), (0.6, 0.3, 1), (0.4, 10.0, 2)]]
+    segments = M._scatter_rows
+    out = {}
+    try:
+        for name, scatter in [("grokcast", segments),  # sorted segments on CUDA
+                              ("index_add", partial(segments, sorted_sums=False))]:
+            M._scatter_rows = scatter
+            a, b = (train_ensemble(runs, args.device).values for _ in range(2))
+            out[name] = {"equal": bool(np.array_equal(a, b, equal_nan=True)),
+                         "max_abs_diff": float(np.nanmax(np.abs(a - b)))}
+    finally:
+        M._scatter_rows = segments
+    return out
 
 
 def stage_bench(args: argparse.Namespace) -> dict[str, Any]:
@@ -61,17 +91,18 @@ def stage_bench(args: argparse.Namespace) -> dict[str, Any]:
     return results
 
 
-def _sweep(config: Any, out: Path, device: str) -> dict[str, Any]:
+def _sweep(config: Any, out: Path, device: str, chunk_size: int | None) -> dict[str, Any]:
     from grokcast.store import SweepStore
     from grokcast.sweep import default_chunk_size, run_sweep
 
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
-    result = run_sweep(config, out, device=device, progress=True)
+    result = run_sweep(config, out, device=device, chunk_size=chunk_size, progress=True)
+    per_chunk = SweepStore(out).runs()["chunk"].value_counts()
     info = {"runs": result.n_trained, "steps": config.n_steps, "seconds": round(result.seconds, 2),
             "run_steps_per_s": round(result.n_trained * config.n_steps / result.seconds),
-            "chunk_size": default_chunk_size(torch.device(device), config),
-            "chunks": int(SweepStore(out).runs()["chunk"].nunique())}
+            "chunk_size_cap": chunk_size or default_chunk_size(torch.device(device), config),
+            "runs_per_chunk": sorted(per_chunk.tolist(), reverse=True)}
     if device.startswith("cuda"):
         info["peak_gpu_memory_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
     return info
@@ -107,7 +138,7 @@ def stage_paper(args: argparse.Namespace) -> dict[str, Any]:
 
     config = _grid(args)
     with tempfile.TemporaryDirectory() as tmp:
-        info = _sweep(config, Path(tmp) / "paper", args.device)
+        info = _sweep(config, Path(tmp) / "paper", args.device, args.chunk_size)
         if args.cpu_sweep is not None:
             cpu = SweepStore(args.cpu_sweep)
             info["vs_cpu"] = (compare_runs(SweepStore(Path(tmp) / "paper").runs(), cpu.runs())
@@ -117,7 +148,7 @@ def stage_paper(args: argparse.Namespace) -> dict[str, Any]:
 
 def stage_grid(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
-        return _sweep(_grid(args, args.seeds), Path(tmp) / "grid", args.device)
+        return _sweep(_grid(args, args.seeds), Path(tmp) / "grid", args.device, args.chunk_size)
 
 
 def main() -> None:
@@ -132,6 +163,8 @@ def main() -> None:
     ap.add_argument("--bench-steps", type=int, default=1000)
     ap.add_argument("--seeds", type=int, default=100, help="seeds per (f, lambda) cell in the grid stage")
     ap.add_argument("--steps", type=int, default=None, help="sweep steps (default: the config's 10,000)")
+    ap.add_argument("--chunk-size", type=int, default=None,
+                    help="runs per ensemble in the sweeps (default: grokcast's, from the GPU's memory)")
     args = ap.parse_args()
     if args.cpu_sweep is not None and not SweepStore(args.cpu_sweep).config_path.exists():
         ap.error(f"--cpu-sweep {str(args.cpu_sweep)!r} is not a sweep directory (no sweep.json)")

@@ -103,10 +103,12 @@ def test_training_matches_plain_adamw_loop(device):
             torch.testing.assert_close(got, want, atol=1e-4, rtol=0, msg=f"run {r} {name}")
 
 
-def test_hand_written_backward_equals_autograd_in_float64():
+@pytest.mark.parametrize("device", DEVICES)
+def test_hand_written_backward_equals_autograd_in_float64(device):
     runs = _mixed_runs()
-    params = {k: v.double() for k, v in M.init_params(runs[0].model, P, [r.seed for r in runs]).items()}
-    train = _padded_examples(runs, 0, torch.device("cpu"))
+    seeds = [r.seed for r in runs]
+    params = {k: v.double() for k, v in M.init_params(runs[0].model, P, seeds, device).items()}
+    train = _padded_examples(runs, 0, torch.device(device))
     labels, mask = train.labels, train.mask
     leaves = [params[n].clone().requires_grad_() for n in M.PARAM_NAMES]
     logits = M.forward(dict(zip(M.PARAM_NAMES, leaves)), train, 4)
@@ -119,12 +121,16 @@ def test_hand_written_backward_equals_autograd_in_float64():
         torch.testing.assert_close(grads[name], want, rtol=1e-10, atol=1e-12, msg=name)
 
 
-def test_gradients_equal_the_plain_models_in_float64():
-    """The hand-written backward against autograd on the independent all-positions model."""
+@pytest.mark.parametrize("device", DEVICES)
+def test_gradients_equal_the_plain_models_in_float64(device):
+    """The hand-written backward on each device against autograd on the independent
+    all-positions model on the CPU."""
     runs = _mixed_runs()
     params = {k: v.double() for k, v in M.init_params(runs[0].model, P, [r.seed for r in runs]).items()}
     train = _padded_examples(runs, 0, torch.device("cpu"))
-    got_loss, _, grads = M.loss_and_grads(params, train, 4)
+    got_loss, _, grads = M.loss_and_grads({k: v.to(device) for k, v in params.items()},
+                                          _padded_examples(runs, 0, torch.device(device)), 4)
+    got_loss, grads = got_loss.cpu(), {k: v.cpu() for k, v in grads.items()}
     linear = {"W_Q": "q", "W_K": "k", "W_V": "v", "W_O": "o", "W_in": "mlp_in", "W_out": "mlp_out",
               "W_U": "unembed"}
     for r in range(len(runs)):
@@ -140,17 +146,18 @@ def test_gradients_equal_the_plain_models_in_float64():
                                        msg=f"run {r} {name}")
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_table_gradient_sums_in_sorted_segments_equal_index_add_and_a_plain_loop(dtype):
-    """The CUDA way of summing the table gradient (sorted segments) on the CPU: bitwise the
-    CPU's index_add_, and a per-row loop of float64 sums within rounding."""
+def test_table_gradient_sums_in_sorted_segments_equal_index_add_and_a_plain_loop(dtype, device):
+    """The CUDA way of summing the table gradient (sorted segments): on the CPU bitwise the
+    CPU's index_add_; on every device a per-row loop of float64 sums within rounding."""
     runs = _mixed_runs()
-    ex = _padded_examples(runs, 0, "cpu")
+    ex = _padded_examples(runs, 0, torch.device(device))
     R, N, T = ex.tokens.shape
     src = torch.randn(R, N, T, 5, generator=torch.Generator().manual_seed(0), dtype=dtype)
-    by_segments = M._scatter_rows(src, ex, sorted_sums=True)
-    by_index_add = M._scatter_rows(src, ex, sorted_sums=False)
-    assert torch.equal(by_segments, by_index_add)
+    by_segments = M._scatter_rows(src.to(device), ex, sorted_sums=True).cpu()
+    if device == "cpu":
+        assert torch.equal(by_segments, M._scatter_rows(src, ex, sorted_sums=False))
     rows, flat = ex.rows.reshape(-1).tolist(), src.reshape(-1, 5).double()
     expected = torch.zeros(R * M.table_rows(T, P + 1), 5, dtype=torch.float64)
     for i, row in enumerate(rows):
@@ -161,7 +168,7 @@ def test_table_gradient_sums_in_sorted_segments_equal_index_add_and_a_plain_loop
     tol = 1e-4 if dtype == torch.float32 else 1e-12
     torch.testing.assert_close(by_segments.double(), expected, rtol=0, atol=tol)
     # Rows no example reads (the '=' token at the first positions) get exact zeros.
-    unread = ex.row_counts == 0
+    unread = (ex.row_counts == 0).cpu()
     assert unread.any() and not by_segments[unread].any()
 
 

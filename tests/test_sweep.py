@@ -80,7 +80,7 @@ def test_gpu_chunk_size_follows_total_memory_within_its_bounds(monkeypatch):
     assert sizes[0, 1 * gib] < sizes[1 * gib, 8 * gib] < sizes[0, 80 * gib] <= 4096
     # The same plan whatever else holds memory: a run's log depends on its chunk.
     assert sizes[0, 80 * gib] == sizes[80 * gib, 80 * gib]
-    # A quarter of an 80 GiB GPU: about 6.3 MB per run of the paper model.
+    # A quarter of an 80 GiB GPU at about 6.4 MB per run of the paper model.
     assert 3000 < sizes[0, 80 * gib] < 3500
     assert sizes[0, 4096 * gib] == 4096  # capped
     assert default_chunk_size(torch.device("cpu"), cfg) == DEFAULT_CPU_CHUNK
@@ -102,8 +102,18 @@ def test_a_chunk_out_of_gpu_memory_keeps_the_finished_ones_and_names_the_option(
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB\nmore")
         return train_ensemble(chunk, device, **kw)
 
-    with pytest.raises(ValueError, match=r"a chunk of 2 runs does not fit in cpu's memory \(CUDA out of "
-                       r"memory\. Tried to allocate 2\.00 GiB\); the 2 finished runs are stored: rerun "
-                       r"with --chunk-size \(chunk_size=\) below 2"):
+    with pytest.raises(ValueError, match=r"^cpu ran out of memory \(CUDA out of memory\. Tried to allocate "
+                       r"2\.00 GiB\) in a chunk of 2 runs; the 2 finished runs are stored: rerun with "
+                       r"--chunk-size below 2 \(the chunks"):
         run_sweep(config, tmp_path / "s", device="cpu", progress=False, train_fn=second_chunk_fails)
     assert len(SweepStore(tmp_path / "s").finished_run_ids()) == 2
+
+
+def test_out_of_memory_with_one_run_per_chunk_says_it_does_not_fit():
+    import torch
+
+    from grokcast.sweep import _out_of_memory
+
+    message = _out_of_memory(1, torch.device("cuda"), 5, torch.OutOfMemoryError(""))
+    assert message == ("cuda ran out of memory () training one run: it does not fit; "
+                       "the 5 finished runs are stored")

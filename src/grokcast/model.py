@@ -209,7 +209,8 @@ def loss_and_grads(params: dict[str, Tensor], examples: Examples, n_heads: int, 
     """Per-run mean cross-entropy over each run's examples, the logits, and the exact gradients.
 
     The backward pass is written out by hand: on a CPU it costs about half of what autograd
-    spends on this many small ops, and the sparse table gradients become ``index_add_``.
+    spends on this many small ops, and the sparse table gradients become row sums
+    (:func:`_scatter_rows`).
     ``tests/test_model.py`` checks it against autograd on a plain nn.Module.
 
     Returns
@@ -285,8 +286,9 @@ def _scatter_rows(src: Tensor, ex: Examples, *, sorted_sums: bool | None = None)
     tables' rows, (R * table_rows, C).
 
     On the CPU, ``index_add_`` adds each table row's contributions one after another in
-    example order. On CUDA it adds them with atomics, in an order that changes from call to
-    call, and with it the log of the same config. There (``sorted_sums``, the default on
+    example order. On CUDA it adds them with atomics, whose order is not fixed: PyTorch
+    lists it among the nondeterministic operations (``torch.use_deterministic_algorithms``),
+    so the same config could give a different log. There (``sorted_sums``, the default on
     CUDA) each row's contributions are gathered in example order, by a stable sort done once
     per ensemble, and summed as one segment per row: a fixed order on every call. On the CPU
     both ways add the same numbers in the same order (bitwise equal, tested).
@@ -296,6 +298,9 @@ def _scatter_rows(src: Tensor, ex: Examples, *, sorted_sums: bool | None = None)
     if sorted_sums is None:
         sorted_sums = flat.is_cuda
     if sorted_sums:
-        return torch.segment_reduce(flat[ex.row_order], "sum", lengths=ex.row_counts, axis=0)
+        # unsafe: skip the check of the lengths (they sum to the rows by construction), which
+        # would read them back to the host, a GPU round trip on every call.
+        return torch.segment_reduce(flat[ex.row_order], "sum", lengths=ex.row_counts, axis=0,
+                                    unsafe=True)
     out = torch.zeros(ex.row_counts.shape[0], C, dtype=src.dtype, device=src.device)
     return out.index_add_(0, ex.rows.reshape(-1), flat)

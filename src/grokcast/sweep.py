@@ -66,9 +66,9 @@ def plan_chunks(runs: list[RunConfig], max_runs: int, *, pack_splits: bool = Fal
 def default_chunk_size(device: torch.device, config: SweepConfig) -> int:
     """Runs per ensemble: fixed on CPU; on a GPU, what fits in a quarter of its memory.
 
-    A quarter of the device's total memory, not of what is free now: a run's log depends on
-    the chunk it trains in (the padding of packed splits, the batched products' shapes), so
-    the plan must be the same every time the sweep runs on the same kind of GPU.
+    A quarter of the device's total memory, not of what is free now: a run's log can depend
+    on the chunk it trains in (the padding of packed splits, the batched products' shapes),
+    so the plan must be the same every time the sweep runs on the same kind of GPU.
     """
     if device.type != "cuda":
         return DEFAULT_CPU_CHUNK
@@ -117,10 +117,7 @@ def run_sweep(config: SweepConfig, out: str | Path, *, device: str = "auto",
                     log = train_fn(chunk, dev, on_progress=lambda k, n=len(chunk): bar.update(k * n),
                                    on_log=hook)
                 except torch.OutOfMemoryError as err:
-                    raise ValueError(
-                        f"a chunk of {len(chunk)} runs does not fit in {dev}'s memory "
-                        f"({str(err).splitlines()[0]}); the {n_done} finished runs are stored: "
-                        f"rerun with --chunk-size (chunk_size=) below {len(chunk)}") from err
+                    raise ValueError(_out_of_memory(len(chunk), dev, n_done, err)) from err
                 store.write_chunk(log, seconds=time.perf_counter() - t0)
                 n_done += len(chunk)
                 bar.set_postfix(runs=f"{n_done}/{n_all}")
@@ -131,6 +128,18 @@ def run_sweep(config: SweepConfig, out: str | Path, *, device: str = "auto",
                 bar.set_postfix(runs=f"{n_done}/{n_all}")
     return SweepResult(n_trained=len(todo), n_skipped=len(done),
                        seconds=time.perf_counter() - start)
+
+
+def _out_of_memory(n_runs: int, device: torch.device, n_done: int, err: Exception) -> str:
+    first_line = str(err).partition("\n")[0]
+    stored = f"the {n_done} finished runs are stored"
+    if n_runs == 1:
+        return f"{device} ran out of memory ({first_line}) training one run: it does not fit; {stored}"
+    # A smaller chunk trains the remaining runs in other ensembles than an uninterrupted
+    # sweep would have (other padding, other product shapes): their logs may differ in rounding.
+    return (f"{device} ran out of memory ({first_line}) in a chunk of {n_runs} runs; {stored}: rerun "
+            f"with --chunk-size below {n_runs} (the chunks, and with them the unfinished runs' logs, "
+            "then differ in rounding from an uninterrupted sweep's)")
 
 
 def tune_allocator() -> None:
