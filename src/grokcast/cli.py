@@ -25,11 +25,9 @@ def cmd_sweep(args: argparse.Namespace) -> None:
             raise ValueError("--stop-model and --stop-below go together")
         if args.executor == "ray":
             raise ValueError("--stop-model is not supported with --executor ray")
-        from grokcast.early_stop import StopRule
+        from grokcast.early_stop import StopRule, forecast_hook
 
         stop = StopRule(str(args.stop_model), args.stop_below)
-        from grokcast.early_stop import forecast_hook
-
         forecast_hook(stop, config.runs()[:1])  # a bad file or window fails before the sweep starts
     if args.executor != "ray" and args.address is not None:
         raise ValueError("--address is for --executor ray")
