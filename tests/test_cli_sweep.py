@@ -75,6 +75,13 @@ def test_kill_9_mid_sweep_loses_no_finished_run(tmp_path):
     ({"n_steps": "-5"}, "n_steps=-5"),
     ({"p": "1"}, "p=1"),
     ({"colour": '"red"'}, "unknown config key 'colour'"),
+    ({"train_fracs": "[[0.3], [0.6]]"}, "a flat list of numbers"),
+    ({"train_fracs": "[0.3, 0.3000001]"}, "0.3 and 0.3000001 are both '0.3'"),
+    ({"weight_decays": "[1.0, 1.0000001]"}, "weight_decays=(1.0, 1.0000001) is not allowed"),
+    ({"seeds": "[18446744073709551616]"}, "seed=18446744073709551616 is not allowed: expected an "
+                                          "integer in [0, 9223372036854775807]"),
+    ({"p": "100000"}, "p=100000 is not allowed: expected an integer in [2, 1000]"),
+    ({"name": '""'}, "name='' is not allowed: expected a non-empty string"),
 ])
 def test_bad_config_is_one_clear_line_and_exit_2(tmp_path, capsys, override, needle):
     cfg = _tiny_config(tmp_path, **override)
@@ -120,6 +127,19 @@ def test_config_errors_name_value_and_allowed():
         SweepConfig.from_dict({"model": {"init": "xavier"}})
     with pytest.raises(ConfigError, match=r"model.precision=.fp16. .*'fp32', 'bf16'"):
         SweepConfig.from_dict({"model": {"precision": "fp16"}})
+
+
+@pytest.mark.parametrize("text", ["[1, 2, 3]", "null", '"p"'])
+def test_json_config_must_be_an_object(tmp_path, text):
+    (tmp_path / "c.json").write_text(text)
+    with pytest.raises(ConfigError, match="must be a table of settings"):
+        SweepConfig.from_file(tmp_path / "c.json")
+
+
+def test_config_file_must_be_utf8(tmp_path):
+    (tmp_path / "c.toml").write_bytes(b"p = 23\n\xff\n")
+    with pytest.raises(ConfigError, match=r"c\.toml' is not UTF-8 text"):
+        SweepConfig.from_file(tmp_path / "c.toml")
 
 
 def test_config_file_must_be_a_toml_or_json_file(tmp_path):

@@ -196,12 +196,10 @@ def test_primary_threshold_single_class_does_not_crash(tmp_path: Path) -> None:
     analysis = write_synthetic_results(root)
     # Make the primary threshold one class too: every figure must still draw.
     entry = analysis["thresholds"]["0.9"]
-    entry.update(single_class=True, n_pos=0, n_neg=48, labels=[0] * 48)
-    for w in entry["windows"].values():
-        for k in ("multi", "val_loss", "val_acc"):
-            w[k] = {"auroc": None, "ci": [None, None]}
-        w["loo_proba"] = None
-        w["univariate"] = {n: {"auroc": None, "folded": None} for n in w["univariate"]}
+    # A single-class cell holds only max_val_acc_in_window (docs/analysis-schema.md).
+    entry.update(single_class=True, n_pos=0, n_neg=48, labels=[0] * 48, cv=None)
+    entry["windows"] = {w: {"max_val_acc_in_window": cell["max_val_acc_in_window"]}
+                        for w, cell in entry["windows"].items()}
     (root / "analysis.json").write_text(json.dumps(analysis))
     _check_files(F.make_figures(root))
 

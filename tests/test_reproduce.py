@@ -103,8 +103,12 @@ def test_heldout_config_has_unseen_seeds_and_the_same_grid() -> None:
 
 
 @pytest.mark.slow
-def test_reproduce_with_early_stopping_adds_the_study_and_its_section(tmp_path) -> None:
-    result = reproduce(SMOKE, tmp_path, device="cpu", with_early_stopping=True, progress=False)
+def test_reproduce_with_early_stopping_adds_the_study_and_its_section(tmp_path, capsys) -> None:
+    result = reproduce(SMOKE, tmp_path, device="cpu", with_early_stopping=True, progress=True)
+    # The stages are announced as "[k/5] name" and must be numbered in the order they run.
+    announced = [line.split("]")[0] for line in capsys.readouterr().err.splitlines()
+                 if line.startswith("[")]
+    assert announced == [f"[{k}/5" for k in range(1, 6)], announced
     study = json.loads((result.results_dir / "early_stop" / "early_stop.json").read_text())
     assert study["summary"]["n_runs"] == len(heldout_config(SweepConfig.from_file(SMOKE)).runs())
     text = "".join(page.extract_text() for page in PdfReader(result.paper).pages)

@@ -17,6 +17,8 @@ from typing import Any
 
 INIT_SCHEMES = ("torch", "nanda")
 PRECISIONS = ("fp32", "bf16")
+MAX_P = 1000  # the task has p * p examples, each trained on full-batch: p = 1000 is 10^6 of them
+MAX_SEED = 2**63 - 1  # seeds are stored as int64
 
 
 class ConfigError(ValueError):
@@ -31,9 +33,11 @@ def _fail(name: str, value: Any, allowed: str) -> None:
     raise ConfigError(f"{name}={value!r} is not allowed: expected {allowed}", field=name)
 
 
-def _check_int(name: str, value: Any, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        _fail(name, value, f"an integer >= {minimum}")
+def _check_int(name: str, value: Any, minimum: int, maximum: int | None = None) -> None:
+    if (isinstance(value, bool) or not isinstance(value, int) or value < minimum
+            or (maximum is not None and value > maximum)):
+        _fail(name, value, f"an integer >= {minimum}" if maximum is None
+              else f"an integer in [{minimum}, {maximum}]")
 
 
 def _check_real(name: str, value: Any, *, lo: float, hi: float = math.inf,
@@ -126,11 +130,11 @@ class RunConfig:
     log: LogConfig = field(default_factory=LogConfig)
 
     def __post_init__(self) -> None:
-        _check_int("p", self.p, 2)
+        _check_int("p", self.p, 2, MAX_P)
         _check_real("train_frac", self.train_frac, lo=0.0, hi=1.0, lo_open=True, hi_open=True)
         _check_real("weight_decay", self.weight_decay, lo=0.0)
-        _check_int("seed", self.seed, 0)
-        _check_int("split_seed", self.split_seed, 0)
+        _check_int("seed", self.seed, 0, MAX_SEED)
+        _check_int("split_seed", self.split_seed, 0, MAX_SEED)
         _check_int("n_steps", self.n_steps, 0)
         n_train = round(self.train_frac * self.p**2)
         if not 1 <= n_train < self.p**2:
@@ -165,10 +169,14 @@ class SweepConfig:
     log: LogConfig = field(default_factory=LogConfig)
 
     def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name.strip():
+            _fail("name", self.name, "a non-empty string")
         for name in ("train_fracs", "weight_decays", "seeds"):
             values = getattr(self, name)
             if not isinstance(values, tuple) or not values:
                 _fail(name, values, "a non-empty list")
+            if any(isinstance(v, (list, tuple, dict)) for v in values):
+                _fail(name, values, "a flat list of numbers")
             if len(set(values)) != len(values):
                 _fail(name, values, "a list without repeated values")
         # Validate every field once through RunConfig so errors name the bad value, and the
@@ -181,6 +189,21 @@ class SweepConfig:
                 if err.field not in lists:
                     raise
                 raise ConfigError(f"{err} (an entry of {lists[err.field]})", err.field) from None
+        self._check_run_ids_unique()
+
+    def _check_run_ids_unique(self) -> None:
+        # Run ids print the grid values to 6 significant digits (%g): two values that agree
+        # that far would share an id, and so a place in the store.
+        for name in ("train_fracs", "weight_decays"):
+            values = getattr(self, name)
+            by_id: dict[str, Any] = {}
+            for v in values:
+                key = f"{v:g}"
+                if key in by_id:
+                    _fail(name, values, f"values that differ in their first 6 significant digits "
+                                        f"(run ids print them so: {by_id[key]!r} and {v!r} are both "
+                                        f"{key!r})")
+                by_id[key] = v
 
     def _run(self, train_frac: float, weight_decay: float, seed: int) -> RunConfig:
         return RunConfig(p=self.p, train_frac=train_frac, weight_decay=weight_decay, seed=seed,
@@ -201,6 +224,9 @@ class SweepConfig:
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> SweepConfig:
         """Build from a parsed TOML/JSON mapping; unknown keys are an error."""
+        if not isinstance(raw, dict):
+            raise ConfigError(f"a sweep config must be a table of settings (a TOML document or a "
+                              f"JSON object), got a {type(raw).__name__}: {raw!r:.80}")
         raw = dict(raw)
         sub = {"model": ModelConfig, "optim": OptimConfig, "log": LogConfig}
         kwargs: dict[str, Any] = {}
@@ -226,7 +252,10 @@ class SweepConfig:
         if path.suffix.lower() not in (".toml", ".json"):
             raise ConfigError(f"config file {str(path)!r} is not allowed: expected a .toml or .json "
                               "file (configs/paper.toml shows every key)")
-        text = path.read_text()
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as err:
+            raise ConfigError(f"config file {str(path)!r} is not UTF-8 text: {err}") from None
         try:
             raw = json.loads(text) if path.suffix.lower() == ".json" else tomllib.loads(text)
         except (tomllib.TOMLDecodeError, json.JSONDecodeError) as err:

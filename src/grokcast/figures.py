@@ -519,7 +519,9 @@ def fig_pair(res: Results) -> plt.Figure:
             getattr(ax, f"set_{axis}scale")("log")
     ax.set_xlabel(axis_label(fx))
     ax.set_ylabel(axis_label(fy))
-    ax.set_title(f"Features at W = {w}: folded AUROC {folded[fx]:.3f} (x), {folded[fy]:.3f} (y)"
+    # A single-class cell has no AUROCs: its pair is chosen on spread alone, shown as n/a.
+    fold_x, fold_y = (folded.get(n, float("nan")) for n in (fx, fy))
+    ax.set_title(f"Features at W = {w}: folded AUROC {fold_x:.3f} (x), {fold_y:.3f} (y)"
                  f"\nSpearman ρ(x, y) = {rho:+.2f} over runs".replace("nan", "n/a")
                  .replace("-", "−"))
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False,

@@ -80,9 +80,15 @@ class _Stages:
         self.say(f"      {name} done in {self.timings[name]:.1f} s")
 
 
+def stage_names(with_early_stopping: bool) -> tuple[str, ...]:
+    """The stages in the order they run: early stopping, when asked for, before the paper,
+    which gets a section from it."""
+    return STAGES[:-1] + ((EARLY_STOP_STAGE,) if with_early_stopping else ()) + STAGES[-1:]
+
+
 def format_timings(timings: dict[str, float]) -> str:
     """The per-stage wall times as an aligned block of text."""
-    names = [*STAGES, EARLY_STOP_STAGE, "total"]
+    names = [*stage_names(True), "total"]
     width = max(len(n) for n in names)
     return "\n".join(f"{n:<{width}}  {timings[n]:8.1f} s" for n in names if n in timings)
 
@@ -117,7 +123,7 @@ def reproduce(config_path: str | Path, out_dir: str | Path, *, device: str = "au
     config = SweepConfig.from_file(config_path)
     out = Path(out_dir)
     sweep_dir, results_dir = out / "sweep", out / "results"
-    stages = _Stages(STAGES + ((EARLY_STOP_STAGE,) if with_early_stopping else ()), progress)
+    stages = _Stages(stage_names(with_early_stopping), progress)
     t_start = time.perf_counter()
     info: dict[str, Any] = {}
 

@@ -41,8 +41,12 @@ From a plain PyTorch loop, :class:`TrialReporter` does the reporting (it wraps a
         return evaluate(model)
 
 With grokcast's own trainer, report from the ``on_log`` hook of
-:func:`grokcast.train.train_ensemble` once its rows reach step W - 1:
-``report_features(trial, window_features(rows_df, W), W)``.
+:func:`grokcast.train.train_ensemble`. The hook gets ``(step, values)``, ``values`` an
+``(R, n_signals)`` array in the order of ``grokcast.signals.SIGNAL_NAMES``: collect the rows
+as a log table (columns ``run_id``, ``step`` and the signals, as
+:func:`grokcast.early_stop.forecast_hook` does) and, once they reach step W - 1, call
+``report_features(trial, window_features(rows_df, W), W)`` with one run's rows
+(``from grokcast.integrations import window_features``).
 """
 
 from __future__ import annotations
