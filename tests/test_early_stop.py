@@ -265,8 +265,9 @@ def test_cli_sweep_with_stop_model_stops_the_low_runs_and_counts_them(tmp_path, 
     X = feature_table(log, W).reindex(runs["run_id"])
     y = (X["end_val_loss"] < X["end_val_loss"].median()).to_numpy().astype(int)
     model = GrokForecaster(Cs=[1.0]).fit(X, y)
+    steps = sorted(set(log["step"][log["step"] < W]))
     model.save(tmp_path / "f.json", window=W, threshold=0.9, sweep_hash=sweep_hash(runs, log),
-               n_train_runs=len(y))
+               n_train_runs=len(y), window_steps=steps)
     expected = dict(zip(runs["run_id"], model.predict_proba(X)[:, 1] < 0.5))
     assert 0 < sum(expected.values()) < len(expected)
     capsys.readouterr()
@@ -276,3 +277,9 @@ def test_cli_sweep_with_stop_model_stops_the_low_runs_and_counts_them(tmp_path, 
     assert f"{n} of the sweep's 6 runs were stopped early" in capsys.readouterr().out
     status = SweepStore(tmp_path / "s1").runs().set_index("run_id")["status"]
     assert (status == "stopped").to_dict() == expected
+    if dense_until == 15:  # a model fit on every step below W cannot read this sparse log
+        model.save(tmp_path / "dense.json", window=W, threshold=0.9, n_train_runs=len(y),
+                   sweep_hash=sweep_hash(runs, log), window_steps=list(range(W)))
+        assert main(["sweep", "--config", str(cfg), "--out", str(tmp_path / "s2"), "--quiet",
+                     "--stop-model", str(tmp_path / "dense.json"), "--stop-below", "0.5"]) == 2
+        assert "skips step(s) [16, 17, 18" in capsys.readouterr().err

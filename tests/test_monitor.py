@@ -172,6 +172,17 @@ def test_window_comes_from_a_saved_forecaster(tmp_path):
         _monitor_of(plain, forecaster=path, window=200)
 
 
+def test_a_schedule_that_skips_the_forecasters_steps_is_refused_up_front(tmp_path):
+    plain = PlainTransformer(P)
+    path = tmp_path / "f.json"
+    _fitted_forecaster().save(path, window=7, threshold=0.9, sweep_hash="abc", n_train_runs=20,
+                              window_steps=[0, 2, 4, 6])
+    assert _monitor_of(plain, forecaster=path, log_schedule=LogConfig(dense_until=0, every=2))
+    assert _monitor_of(plain, forecaster=path)  # a denser schedule: the forecast cuts it
+    with pytest.raises(ValueError, match=r"skips step\(s\) \[2, 6\] below W=7"):
+        _monitor_of(plain, forecaster=path, log_schedule=LogConfig(dense_until=0, every=4))
+
+
 def _monitor_of(plain: PlainTransformer, **kw) -> GrokMonitor:
     return GrokMonitor(plain.embed.weight, plain.unembed.weight, **kw)
 

@@ -171,6 +171,49 @@ def test_short_or_incomplete_logs_are_refused(sweep, fitted, tmp_path):
     assert len(forecast(one[one["step"] <= W])["runs"]) == 1
 
 
+def test_fit_records_the_window_steps_and_forecast_refuses_a_log_without_them(sweep, fitted,
+                                                                             tmp_path):
+    path, _ = fitted
+    assert GrokForecaster.load(path).metadata_.window_steps == tuple(range(W))  # dense sweep
+    one = _log(sweep).query(f"run_id == '{_log(sweep)['run_id'].min()}' and step <= {W}")
+    for gap in ([7], list(range(0, W, 2))):  # one step missing; every other step logged
+        sparse = one[~one["step"].isin([s for s in gap if s > 0])]
+        sparse.to_csv(tmp_path / "sparse.csv", index=False)
+        with pytest.raises(LogError, match=f"lacks step[(]s[)] .*{gap[-1]}.* below W={W}"):
+            forecast_log(path, tmp_path / "sparse.csv")
+
+
+def test_a_denser_log_is_cut_to_the_forecasters_steps(sweep, tmp_path):
+    """A forecaster fit on every other step reads those steps of a dense log, and only those."""
+    log = _log(sweep)
+    steps = list(range(0, W, 2))
+    fit_rows = log[log["step"].isin(steps) | (log["step"] >= W)]
+    runs = SweepStore(sweep).runs()
+    X = feature_table(fit_rows, W).reindex(runs["run_id"])
+    y = (runs["max_val_acc"].to_numpy() >= THRESHOLD).astype(int)
+    model = GrokForecaster(Cs=[1.0]).fit(X, y)
+    model.save(tmp_path / "m.json", window=W, threshold=THRESHOLD, sweep_hash="x",
+               n_train_runs=len(y), window_steps=steps)
+    log.to_csv(tmp_path / "dense.csv", index=False)
+    result = forecast_log(tmp_path / "m.json", tmp_path / "dense.csv")
+    want = dict(zip(X.index, model.predict_proba(X)[:, 1]))
+    assert {r["run_id"]: r["p_grok"] for r in result["runs"]} == pytest.approx(want, rel=1e-12)
+    dense_p = model.predict_proba(feature_table(log, W).reindex(runs["run_id"]))[:, 1]
+    assert not np.allclose(dense_p, list(want.values()))  # the cut matters
+
+
+def test_window_steps_in_a_forecaster_file_are_validated(fitted, tmp_path):
+    path, _ = fitted
+    doc = json.loads(Path(path).read_text())
+    for bad in ([1, 2, 3], [0, 5, 3], [0, W], "0..19", [0]):
+        (tmp_path / "b.json").write_text(json.dumps({**doc, "window_steps": bad}))
+        with pytest.raises(ForecasterFileError, match="window_steps=.* is not allowed"):
+            GrokForecaster.load(tmp_path / "b.json")
+    del doc["window_steps"]  # a file from before the steps were recorded: every step below W
+    (tmp_path / "old.json").write_text(json.dumps(doc))
+    assert GrokForecaster.load(tmp_path / "old.json").metadata_.required_steps() == tuple(range(W))
+
+
 def test_bad_model_file_and_bad_fit_arguments(sweep, tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")

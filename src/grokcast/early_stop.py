@@ -617,6 +617,11 @@ def run_study(forecaster_path: str | os.PathLike, heldout_sweep_dir: str | os.Pa
         raise ValueError(f"{str(heldout_sweep_dir)!r} is the sweep the forecaster was fit on: "
                          "the study needs held-out runs (a sweep with other seeds)")
     label = meta.threshold if label_threshold is None else label_threshold
+    below = np.unique(log["step"].to_numpy()[log["step"].to_numpy() < meta.window])
+    if tuple(below.tolist()) != meta.required_steps():
+        raise ValueError(f"{str(heldout_sweep_dir)!r} is logged at other steps below "
+                         f"W={meta.window} than the sweep the forecaster was fit on: the study "
+                         "needs a held-out sweep with the same log schedule")
     df = simulate(runs, log, model, window=meta.window, thresholds=thresholds,
                   keep_fractions=keep_fractions, rung_factor=rung_factor, label_threshold=label)
     summary = summarize(df, min_recall=min_recall)
@@ -657,10 +662,18 @@ def forecast_hook(rule: StopRule, runs: Sequence[Any]) -> Any:
     if window > runs[0].n_steps or not logged:
         raise ValueError(f"the forecaster's window W={window} does not fit runs of "
                          f"{runs[0].n_steps} steps")
+    # The features are computed on the steps the forecaster's training runs logged, no more.
+    needed = set(model.metadata_.required_steps())
+    if not needed <= set(logged):
+        missing = sorted(needed - set(logged))
+        raise ValueError(f"the sweep's log schedule skips step(s) {missing[:6]}"
+                         f"{'...' if len(missing) > 6 else ''} below W={window} that the stop "
+                         "model's features were computed on: log with the schedule of the sweep "
+                         "it was fit on")
     decide_at, run_ids, rows = logged[-1], [r.run_id for r in runs], []
 
     def hook(step: int, values: np.ndarray) -> np.ndarray | None:
-        if step < window:
+        if step in needed:
             rows.append(pd.DataFrame(values, columns=list(SIGNAL_NAMES)).assign(
                 run_id=run_ids, step=step))
         if step != decide_at:

@@ -254,6 +254,34 @@ def feature_table(log_df: pd.DataFrame, window: int) -> pd.DataFrame:
     return pd.DataFrame(columns, index=pd.Index(w.run_ids, name="run_id"))
 
 
+def select_window_steps(log_df: pd.DataFrame, window: int, steps: tuple[int, ...]) -> pd.DataFrame:
+    """The rows a forecaster fit on logs with rows at ``steps`` below W reads from ``log_df``.
+
+    Features such as slopes and standard deviations depend on which steps a window holds, so
+    a run logged more densely than the forecaster's training runs is cut to their steps, and
+    one missing any of them is refused. Rows at and past W are kept.
+
+    Raises
+    ------
+    ValueError
+        A run lacks one of ``steps``.
+    """
+    window = _check_window_arg(window)
+    need = np.asarray(steps, dtype=np.int64)
+    step = log_df["step"].to_numpy(dtype=np.int64)
+    keep = (step >= window) | np.isin(step, need)
+    have = log_df.loc[keep & (step < window)].groupby("run_id", sort=True)["step"]
+    for run_id in pd.unique(log_df["run_id"]):
+        logged = have.get_group(run_id).to_numpy() if run_id in have.groups else np.array([], int)
+        missing = np.setdiff1d(need, logged)
+        if missing.size:
+            raise ValueError(
+                f"the log of run {run_id!r} lacks step(s) {_show(missing)} below W={window}: the "
+                f"forecaster's features were computed on steps {_show(need)}, so its log must "
+                "hold every one of them (log with the schedule of the sweep it was fit on)")
+    return log_df[keep]
+
+
 def run_features(rows: pd.DataFrame, window: int) -> dict[str, float]:
     """The 28 features of one run, from its log rows (any ``run_id``), as a name -> value dict."""
     rows = rows.assign(run_id="run")

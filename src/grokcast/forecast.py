@@ -92,6 +92,14 @@ class ForecasterMetadata:
     sweep_hash: str
     n_train_runs: int
     grokcast_version: str
+    # The logged steps below W that the training runs' features came from; None in files
+    # written before grokcast recorded them.
+    window_steps: tuple[int, ...] | None = None
+
+    def required_steps(self) -> tuple[int, ...]:
+        """The steps below W a log must hold to be forecast: those the fit's features read,
+        or, for a file that does not record them, every step below W."""
+        return self.window_steps if self.window_steps is not None else tuple(range(self.window))
 
 
 # ----------------------------------------------------------------------------- validation
@@ -688,7 +696,8 @@ class GrokForecaster(ClassifierMixin, BaseEstimator):
     # ------------------------------------------------------------------------- files
 
     def save(self, path: str | os.PathLike, *, window: int, threshold: float, sweep_hash: str,
-             n_train_runs: int, known_features: Sequence[str] | None = None) -> None:
+             n_train_runs: int, window_steps: Sequence[int] | None = None,
+             known_features: Sequence[str] | None = None) -> None:
         """Write the fitted forecaster as one JSON file (atomically: whole file or none).
 
         Parameters
@@ -702,6 +711,10 @@ class GrokForecaster(ClassifierMixin, BaseEstimator):
             Identifies the sweep the training runs came from.
         n_train_runs : int
             Number of runs it was trained on.
+        window_steps : sequence of int, optional
+            The logged steps below ``window`` the features were computed on (increasing, from
+            0). Logs forecast later must hold them (``GrokForecaster.load`` reads them into
+            ``metadata_.window_steps``); without them, every step below ``window`` is required.
         known_features : sequence of str, optional
             Allowed feature names; defaults to ``grokcast.features.FEATURE_NAMES``.
         """
@@ -716,6 +729,9 @@ class GrokForecaster(ClassifierMixin, BaseEstimator):
         _check_metadata(meta, ValueError)
         meta = {"window": int(window), "threshold": float(threshold), "sweep_hash": sweep_hash,
                 "n_train_runs": int(n_train_runs)}
+        if window_steps is not None:
+            meta["window_steps"] = [int(t) for t in _check_window_steps(
+                list(window_steps), meta["window"], ValueError)]
         doc = {
             "format": FORMAT_NAME,
             "format_version": FORMAT_VERSION,
@@ -844,10 +860,12 @@ class GrokForecaster(ClassifierMixin, BaseEstimator):
         model.intercept_ = np.array([intercept])
         model.C_ = C
         model.Cs_ = Cs
+        steps = doc.get("window_steps")  # optional: older files lack it
         model.metadata_ = ForecasterMetadata(
             window=meta["window"], threshold=float(meta["threshold"]),
             sweep_hash=meta["sweep_hash"], n_train_runs=meta["n_train_runs"],
             grokcast_version=doc["grokcast_version"],
+            window_steps=None if steps is None else _check_window_steps(steps, meta["window"], fail),
         )
         return model
 
@@ -894,6 +912,18 @@ def _check_metadata(meta: dict[str, Any], error: type[Exception]) -> None:
         raise error(f"sweep_hash={meta['sweep_hash']!r} is not allowed: expected a non-empty string")
     if not (is_int(meta["n_train_runs"]) and meta["n_train_runs"] >= 2):
         raise error(f"n_train_runs={meta['n_train_runs']!r} is not allowed: expected an integer >= 2")
+
+
+def _check_window_steps(steps: Any, window: int, error: type[Exception]) -> tuple[int, ...]:
+    ok = (isinstance(steps, list) and len(steps) >= 2
+          and all(isinstance(t, (int, np.integer)) and not isinstance(t, bool) for t in steps))
+    if ok:
+        ok = steps[0] == 0 and steps[-1] < window and all(a < b for a, b in zip(steps, steps[1:]))
+    if not ok:
+        shown = steps if not isinstance(steps, list) or len(steps) <= 6 else f"{steps[:6]}..."
+        raise error(f"window_steps={shown!r} is not allowed: expected at least two increasing "
+                    f"integer steps from 0, below window={window}")
+    return tuple(int(t) for t in steps)
 
 
 def _float(doc: dict[str, Any], key: str) -> float:

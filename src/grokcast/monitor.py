@@ -129,6 +129,7 @@ class GrokMonitor:
         self.embedding, self.unembedding = embedding, unembedding
         self.forecaster = _load_forecaster(forecaster)
         self.window = _resolve_window(window, self.forecaster)
+        _check_schedule(log_schedule, self.window, self.forecaster)
         self.log_schedule = log_schedule
         self.run_id = run_id
         self._steps: list[int] = []
@@ -284,6 +285,21 @@ def _load_forecaster(forecaster: Any) -> Any:
         raise TypeError("forecaster must be a GrokForecaster or a path, got "
                         f"{type(forecaster).__name__}")
     return forecaster
+
+
+def _check_schedule(schedule: LogConfig, window: int, forecaster: Any) -> None:
+    """Refuse, before training starts, a schedule that skips steps the forecaster reads."""
+    meta = getattr(forecaster, "metadata_", None)
+    if meta is None:
+        return
+    logged = set(schedule.steps(window))
+    missing = [t for t in meta.required_steps() if t not in logged]
+    if missing:
+        shown = missing if len(missing) <= 6 else f"{missing[:6]}... ({len(missing)} steps)"
+        raise ValueError(f"log_schedule={schedule!r} is not allowed with this forecaster: it skips "
+                         f"step(s) {shown} below W={window}, which the forecaster's features were "
+                         "computed on (use the schedule of the sweep it was fit on, e.g. the "
+                         "default LogConfig())")
 
 
 def _resolve_window(window: int | None, forecaster: Any) -> int:

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from grokcast.features import feature_table
+from grokcast.features import feature_table, select_window_steps
 from grokcast.forecast import GrokForecaster
 from grokcast.signals import SIGNAL_NAMES
 
@@ -122,7 +122,9 @@ def fit_forecaster(sweep_dir: str | os.PathLike, *, window: int = 200, threshold
     ci = bootstrap_ci(y, heldout, rng=_rng(seed, threshold, window, 0),
                       n_resamples=n_resamples, level=level)
     digest = sweep_hash(all_runs, log)
-    model.save(out, window=window, threshold=threshold, sweep_hash=digest, n_train_runs=len(y))
+    steps_below = np.unique(log_used["step"].to_numpy()[log_used["step"].to_numpy() < window])
+    model.save(out, window=window, threshold=threshold, sweep_hash=digest, n_train_runs=len(y),
+               window_steps=steps_below.tolist())
     coef = model.coef_[0]
     order = np.argsort(-np.abs(coef), kind="stable")[:TOP_COEFFICIENTS]
     notes = []
@@ -297,9 +299,30 @@ def explain(forecaster: GrokForecaster, features: pd.DataFrame, *, top: int = 3,
 
 def forecast_frame(forecaster: GrokForecaster, log_df: pd.DataFrame, window: int, *,
                    top: int = 3) -> list[dict[str, Any]]:
-    """:func:`explain` for every run of a log, after :func:`check_log`; runs sorted by run_id."""
+    """:func:`explain` for every run of a log, after :func:`check_log` and
+    :func:`window_log`; runs sorted by run_id."""
     check_log(log_df, window)
+    log_df = window_log(forecaster, log_df, window)
     return explain(forecaster, feature_table(log_df[list(LOG_COLUMNS)], window), top=top)
+
+
+def window_log(forecaster: Any, log_df: pd.DataFrame, window: int) -> pd.DataFrame:
+    """The log cut to the steps below W that the forecaster's features were computed on
+    (:func:`grokcast.features.select_window_steps`); unchanged for a forecaster that was not
+    loaded from a file (nothing records its steps).
+
+    Raises
+    ------
+    LogError
+        A run lacks one of those steps.
+    """
+    meta = getattr(forecaster, "metadata_", None)
+    if meta is None:
+        return log_df
+    try:
+        return select_window_steps(log_df, window, meta.required_steps())
+    except ValueError as err:
+        raise LogError(str(err)) from None
 
 
 def forecast_log(model_path: str | os.PathLike, log_path: str | os.PathLike, *,
@@ -368,6 +391,7 @@ def evaluate_forecaster(model_path: str | os.PathLike, sweep_dir: str | os.PathL
     runs = runs[runs["status"] != "diverged"].sort_values("run_id")
     log_df = log_df[log_df["run_id"].isin(runs["run_id"])]
     check_log(log_df, meta.window)
+    log_df = window_log(model, log_df, meta.window)
     X = feature_table(log_df[list(LOG_COLUMNS)], meta.window).loc[runs["run_id"]]
     y = (runs["max_val_acc"].to_numpy() >= meta.threshold).astype(int)
     if y.min() == y.max():

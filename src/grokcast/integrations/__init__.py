@@ -223,5 +223,8 @@ class FeatureRecorder:
         self._covered = self._covered or (self.monitor.wants(step) and step >= self.window - 1)
         if not (self._covered and self.monitor.ready):
             return None
-        self.features = window_features(self.monitor.log, self.window)
+        from grokcast.tool import window_log
+
+        log = window_log(self.monitor.forecaster, self.monitor.log, self.window)
+        self.features = window_features(log, self.window)
         return self.features
