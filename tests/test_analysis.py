@@ -169,13 +169,26 @@ def test_sweep_hash_is_stable_and_sensitive(sweep):
     assert A.sweep_hash(runs, changed) != h
 
 
+def test_runs_stopped_early_are_left_out_like_absent_runs(sweep):
+    """A stopped run's max val acc is censored at its stop: its label is unknown."""
+    runs, log = sweep
+    stopped = ["run02", "run05"]
+    marked = runs.assign(status=runs["status"].where(~runs["run_id"].isin(stopped), "stopped"))
+    kwargs = dict(windows=(100,), n_resamples=200, seed=1, predict_fn=standin)
+    with_stopped = A.analyze(marked, log, None, **kwargs)
+    without = A.analyze(runs[~runs["run_id"].isin(stopped)], log, None, **kwargs)
+    assert with_stopped["sweep"]["n_stopped"] == 2 and without["sweep"]["n_stopped"] == 0
+    assert with_stopped["thresholds"] == without["thresholds"]
+    assert "2 run(s) stopped early left out" in A.format_table1(with_stopped)
+
+
 def test_bad_inputs_are_refused(sweep):
     runs, log = sweep
     with pytest.raises(ValueError, match=r"W=700 goes beyond the logged steps"):
         A.analyze(runs, log, None, windows=(700,), predict_fn=standin)
     with pytest.raises(ValueError, match="lacks column"):
         A.analyze(runs.drop(columns="max_val_acc"), log, None, predict_fn=standin)
-    with pytest.raises(ValueError, match="all 21 runs diverged"):
+    with pytest.raises(ValueError, match="of 21 runs, 21 diverged and 0 were stopped early"):
         A.analyze(runs.assign(status="diverged"), log, None, predict_fn=standin)
     with pytest.raises(ValueError, match="thresholds="):
         A.analyze(runs, log, None, thresholds=(0.9, 1.5), predict_fn=standin)

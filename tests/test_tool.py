@@ -20,8 +20,10 @@ from grokcast.sweep import run_sweep
 from grokcast.tool import (
     LOG_COLUMNS,
     LogError,
+    evaluate_forecaster,
     fit_forecaster,
     forecast_log,
+    format_evaluation,
     format_fit,
     format_forecast,
 )
@@ -258,7 +260,6 @@ def test_evaluate_scores_p_grok_like_sklearn(sweep, fitted):
 
     from grokcast.features import feature_table
     from grokcast.forecast import GrokForecaster
-    from grokcast.tool import evaluate_forecaster, format_evaluation
 
     path, _ = fitted
     result = evaluate_forecaster(path, sweep, n_resamples=300)
@@ -290,3 +291,57 @@ def test_live_sweep_stops_runs_with_the_forecaster(sweep, fitted, tmp_path, belo
         assert set(runs["status"]) == {"finished"}
         assert log.dropna(subset=["val_acc"])["step"].max() == config.n_steps
     assert isinstance(config, SweepConfig)
+
+
+def _copy_sweep(sweep: Path, dest: Path, edit_runs=None, drop_chunk: str | None = None) -> Path:
+    """A copy of a sweep directory, its runs tables edited or one chunk left out."""
+    import shutil
+
+    shutil.copytree(sweep, dest)
+    for table in sorted((dest / "runs").glob("chunk-*.parquet")):
+        if drop_chunk is not None and table.stem == drop_chunk:
+            table.unlink()
+            (dest / "log" / table.name).unlink()
+        elif edit_runs is not None:
+            edit_runs(pd.read_parquet(table)).to_parquet(table, index=False)
+    return dest
+
+
+def test_runs_stopped_early_are_left_out_of_fit_and_evaluate(sweep, tmp_path):
+    """A stopped run's label is censored: fitting with it marked stopped is fitting without it."""
+    runs = SweepStore(sweep).runs()
+    # Two runs that do not reach the threshold, so both classes stay.
+    censored = sorted(runs.loc[runs["max_val_acc"] < THRESHOLD, "run_id"])[:2]
+
+    def mark(df: pd.DataFrame) -> pd.DataFrame:
+        return df.assign(status=df["status"].where(~df["run_id"].isin(censored), "stopped"))
+
+    def drop(df: pd.DataFrame) -> pd.DataFrame:
+        return df[~df["run_id"].isin(censored)]
+
+    marked = _copy_sweep(sweep, tmp_path / "marked", mark)
+    without = _copy_sweep(sweep, tmp_path / "without", drop)
+    kw = dict(window=W, threshold=THRESHOLD, seed=0, n_resamples=200)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        a = fit_forecaster(marked, out=tmp_path / "a.json", **kw)
+        b = fit_forecaster(without, out=tmp_path / "b.json", **kw)
+    assert (a["n_runs"], a["n_stopped"], b["n_stopped"]) == (6, 2, 0)
+    assert (a["heldout_auroc"], a["C"]) == (b["heldout_auroc"], b["C"])
+    assert "left out: 2 stopped early (no known outcome)" in format_fit(a)
+    ev = evaluate_forecaster(tmp_path / "a.json", marked, n_resamples=200)
+    assert (ev["n_runs"], ev["n_stopped"]) == (6, 2)
+    assert "left out: 2 stopped early" in format_evaluation(ev)
+
+
+def test_analyze_refuses_an_unfinished_sweep_unless_partial(sweep, tmp_path):
+    from grokcast.analysis import analyze_sweep
+
+    partial = _copy_sweep(sweep, tmp_path / "partial", drop_chunk="chunk-00000")
+    n_left = len(SweepStore(partial).runs())
+    with pytest.raises(ValueError, match=f"unfinished: {n_left} of its 8 runs are stored"):
+        analyze_sweep(partial, tmp_path / "r", windows=(W,), n_resamples=50)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        result = analyze_sweep(partial, tmp_path / "r", windows=(W,), n_resamples=50, partial=True)
+    assert result["sweep"]["n_runs"] == n_left < 8

@@ -6,7 +6,8 @@ the tables; :func:`analyze_sweep` reads a sweep directory and does both.
 
 Method (paper §5-6), per label threshold and window W:
 
-* label ``y = max_val_acc >= threshold``; diverged runs are left out (and counted);
+* label ``y = max_val_acc >= threshold``; diverged runs and runs stopped early are left out
+  (and counted);
 * univariate AUROC of each of the 28 features (raw value as the score) and its folded value;
 * ``multi``: held-out probabilities of the 28-feature logistic regression
   (:func:`grokcast.forecast.loo_predictions`, or 10-fold above :data:`LOO_MAX_RUNS` runs);
@@ -266,10 +267,7 @@ def analyze(runs_df: pd.DataFrame, log_df: pd.DataFrame, config: Any, *,
         raise ValueError(f"the runs table lists run {dup!r} more than once")
 
     all_runs = runs_df.sort_values("run_id", kind="stable", ignore_index=True)
-    diverged = (all_runs["status"] == "diverged").to_numpy()
-    runs = all_runs[~diverged].reset_index(drop=True)
-    if runs.empty:
-        raise ValueError(f"no runs to analyse: all {len(all_runs)} runs diverged")
+    runs, n_diverged, n_stopped = runs_with_outcome(all_runs)
     if runs["max_val_acc"].isna().any():
         bad = runs.loc[runs["max_val_acc"].isna(), "run_id"].iloc[0]
         raise ValueError(f"run {bad!r} has no max_val_acc but is not marked diverged")
@@ -335,7 +333,7 @@ def analyze(runs_df: pd.DataFrame, log_df: pd.DataFrame, config: Any, *,
             "hash": sweep_hash(runs_df, log_df),
             "name": getattr(config, "name", None),
             "config": config.to_dict() if config is not None else None,
-            "n_runs": len(all_runs), "n_diverged": int(diverged.sum()),
+            "n_runs": len(all_runs), "n_diverged": n_diverged, "n_stopped": n_stopped,
             "train_seconds": train_seconds,
         },
         "settings": {"windows": windows, "thresholds": thresholds, "n_resamples": int(n_resamples),
@@ -355,17 +353,45 @@ def analyze(runs_df: pd.DataFrame, log_df: pd.DataFrame, config: Any, *,
     return AnalysisResult(content, features=features, curves=curves)
 
 
-def analyze_sweep(sweep_dir: str | Path, out_dir: str | Path | None = None,
-                  **kwargs: Any) -> AnalysisResult:
+def runs_with_outcome(runs: pd.DataFrame) -> tuple[pd.DataFrame, int, int]:
+    """The runs whose label is known, and how many diverged and were stopped early.
+
+    A diverged run has no val accuracy to label; a run stopped early (``--stop-model``) has
+    only a censored one: its max val acc up to the stop says nothing of what it would have
+    reached. Both are left out of anything that needs labels.
+
+    Raises
+    ------
+    ValueError
+        No run is left.
+    """
+    status = runs["status"]
+    n_diverged, n_stopped = int((status == "diverged").sum()), int((status == "stopped").sum())
+    kept = runs[~status.isin(["diverged", "stopped"])].reset_index(drop=True)
+    if kept.empty:
+        raise ValueError(f"no runs with a known outcome: of {len(runs)} runs, {n_diverged} "
+                         f"diverged and {n_stopped} were stopped early")
+    return kept, n_diverged, n_stopped
+
+
+def analyze_sweep(sweep_dir: str | Path, out_dir: str | Path | None = None, *,
+                  partial: bool = False, **kwargs: Any) -> AnalysisResult:
     """Read a sweep directory, :func:`analyze` it, and write the results to ``out_dir``.
 
     ``out_dir`` defaults to ``sweep_dir / "analysis"``; ``kwargs`` go to :func:`analyze`.
+    An unfinished sweep (fewer runs stored than its grid holds) is refused unless
+    ``partial``: its numbers would describe whichever chunks happened to finish.
     """
     from grokcast.store import SweepStore
 
     store = SweepStore(sweep_dir)
     config = store.read_config()
-    result = analyze(store.runs(), store.log(), config, sweep_dir=sweep_dir, **kwargs)
+    runs = store.runs()
+    if config is not None and not partial and len(runs) < len(config.runs()):
+        raise ValueError(f"the sweep in {str(sweep_dir)!r} is unfinished: {len(runs)} of its "
+                         f"{len(config.runs())} runs are stored. Resume it (grokcast sweep with "
+                         "the same --config and --out), or analyse the stored runs with --partial")
+    result = analyze(runs, store.log(), config, sweep_dir=sweep_dir, **kwargs)
     write_results(result, Path(out_dir) if out_dir is not None else Path(sweep_dir) / "analysis")
     return result
 
@@ -417,6 +443,8 @@ def _caption(result: dict[str, Any], key: str) -> str:
     text = (f"AUROC [{s['level']:.0%} bootstrap CI] for predicting max val_acc ≥ {key} "
             f"({entry['n_pos']}/{n} runs positive"
             + (f"; {sweep['n_diverged']} diverged run(s) left out" if sweep["n_diverged"] else "")
+            + (f"; {sweep['n_stopped']} run(s) stopped early left out (no known outcome)"
+               if sweep.get("n_stopped") else "")
             + f") from the log before step W. multi: 28-feature logistic regression, {cv}; "
             "val loss / val acc: end-of-window value alone. Δ: paired-bootstrap difference in "
             f"AUROC; p₁: one-sided P(Δ* ≤ 0); {s['n_resamples']} resamples of runs.")

@@ -58,7 +58,7 @@ def cmd_analyze(args: argparse.Namespace) -> None:
 
     kwargs = {} if args.windows is None else {"windows": tuple(args.windows)}
     result = analyze_sweep(args.sweep_dir, args.out, n_resamples=args.resamples, seed=args.seed,
-                           **kwargs)
+                           partial=args.partial, **kwargs)
     print(format_table1(result))
     seconds = result["timing"]["analysis_seconds"]
     print(f"\nanalysis took {seconds:.1f} s -> {args.out or args.sweep_dir / 'analysis'}")
@@ -175,6 +175,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resamples", type=_positive_int, default=2000,
                    help="bootstrap resamples (default: 2000)")
     p.add_argument("--seed", type=_nonnegative_int, default=0, help="seed of the bootstrap resamples")
+    p.add_argument("--partial", action="store_true",
+                   help="analyse an unfinished sweep's stored runs (refused otherwise)")
     p.set_defaults(func=cmd_analyze)
 
     p = _command(sub, "fit", "fit a forecaster on a sweep and save it as JSON")

@@ -62,7 +62,8 @@ def fit_forecaster(sweep_dir: str | os.PathLike, *, window: int = 200, threshold
     -------
     dict
         ``out``, ``sweep_dir``, ``sweep_hash``, ``window``, ``threshold``, ``n_runs`` (used to
-        fit), ``n_pos``, ``n_diverged`` (left out), ``C``, ``cv`` (``"loo"`` or ``"k-fold"``),
+        fit), ``n_pos``, ``n_diverged`` and ``n_stopped`` (left out), ``C``, ``cv`` (``"loo"``
+        or ``"k-fold"``),
         ``heldout_auroc`` with ``heldout_ci`` ([lo, hi]), ``level``, ``n_resamples``, ``seed``,
         ``top_coefficients`` (``{"feature", "coef"}``, largest |coef| first) and ``notes``
         (warnings about a sweep too small for the numbers to mean much).
@@ -76,7 +77,7 @@ def fit_forecaster(sweep_dir: str | os.PathLike, *, window: int = 200, threshold
         ``sweep_dir`` is not a readable sweep directory.
     """
     # analysis holds the paper's evaluation; reuse it so `fit` and Table 1 report one number.
-    from grokcast.analysis import _default_predict, _rng, sweep_hash
+    from grokcast.analysis import _default_predict, _rng, runs_with_outcome, sweep_hash
     from grokcast.stats import bootstrap_ci
     from grokcast.store import SweepStore
 
@@ -87,11 +88,11 @@ def fit_forecaster(sweep_dir: str | os.PathLike, *, window: int = 200, threshold
                          "does not exist")
     store = SweepStore(sweep_dir)
     all_runs, log = store.runs(), store.log()
-    diverged = (all_runs["status"] == "diverged").to_numpy()
-    runs = all_runs[~diverged].reset_index(drop=True)
+    runs, n_diverged, n_stopped = runs_with_outcome(all_runs)
     if len(runs) < 2:
-        raise ValueError(f"{str(sweep_dir)!r} holds {len(runs)} run(s) that did not diverge; "
-                         "fitting needs at least 2")
+        raise ValueError(f"{str(sweep_dir)!r} holds {len(runs)} run(s) with a known outcome "
+                         f"({n_diverged} diverged, {n_stopped} stopped early); fitting needs at "
+                         "least 2")
     run_ids = runs["run_id"].astype(str).to_numpy()
     log_used = log[log["run_id"].isin(set(run_ids))]
     check_log(log_used, window)  # the rule forecasts follow: a complete, finite window
@@ -138,7 +139,7 @@ def fit_forecaster(sweep_dir: str | os.PathLike, *, window: int = 200, threshold
     return {
         "out": str(out), "sweep_dir": str(sweep_dir), "sweep_hash": digest,
         "window": int(window), "threshold": float(threshold),
-        "n_runs": len(y), "n_pos": n_pos, "n_diverged": int(diverged.sum()),
+        "n_runs": len(y), "n_pos": n_pos, "n_diverged": n_diverged, "n_stopped": n_stopped,
         "C": float(model.C_), "cv": cv,
         "heldout_auroc": float(ci.estimate), "heldout_ci": [float(ci.lo), float(ci.hi)],
         "level": float(level), "n_resamples": int(n_resamples), "seed": int(seed),
@@ -158,6 +159,14 @@ def _check_fit_args(window: Any, threshold: Any, seed: Any) -> None:
         raise ValueError(f"seed={seed!r} is not allowed: expected an integer >= 0")
 
 
+def _left_out(result: dict[str, Any]) -> str:
+    """The runs without a known outcome that a fit or an evaluation left out, as a clause."""
+    parts = [f"{result[k]} {what}" for k, what in (("n_diverged", "diverged"),
+                                                     ("n_stopped", "stopped early"))
+             if result.get(k)]
+    return f"; left out: {' and '.join(parts)} (no known outcome)" if parts else ""
+
+
 def format_fit(result: dict[str, Any]) -> str:
     """A human-readable report of :func:`fit_forecaster`'s result."""
     lo, hi = result["heldout_ci"]
@@ -165,7 +174,7 @@ def format_fit(result: dict[str, Any]) -> str:
     lines = [
         f"fit on {result['n_runs']} runs of {result['sweep_dir']} "
         f"(sweep {result['sweep_hash'][:12]})"
-        + (f", {result['n_diverged']} diverged run(s) left out" if result["n_diverged"] else ""),
+        + _left_out(result),
         f"label: max val_acc >= {result['threshold']:g} ({result['n_pos']} of {result['n_runs']} "
         f"runs); features: steps 0..{result['window'] - 1} (W={result['window']})",
         f"{cv} AUROC {result['heldout_auroc']:.3f} [{lo:.3f}, {hi:.3f}] "
@@ -380,7 +389,7 @@ def evaluate_forecaster(model_path: str | os.PathLike, sweep_dir: str | os.PathL
         ``window``, ``threshold``, ``n_runs``, ``n_pos``, and ``forecaster``, ``val_loss``,
         ``val_acc``: each ``{"auroc", "ci": [lo, hi]}``.
     """
-    from grokcast.analysis import sweep_hash
+    from grokcast.analysis import runs_with_outcome, sweep_hash
     from grokcast.stats import bootstrap_ci
     from grokcast.store import SweepStore
 
@@ -388,7 +397,8 @@ def evaluate_forecaster(model_path: str | os.PathLike, sweep_dir: str | os.PathL
     meta = model.metadata_
     store = SweepStore(sweep_dir)
     runs, log_df = store.runs(), store.log()
-    runs = runs[runs["status"] != "diverged"].sort_values("run_id")
+    runs, n_diverged, n_stopped = runs_with_outcome(runs)
+    runs = runs.sort_values("run_id")
     log_df = log_df[log_df["run_id"].isin(runs["run_id"])]
     check_log(log_df, meta.window)
     log_df = window_log(model, log_df, meta.window)
@@ -403,7 +413,8 @@ def evaluate_forecaster(model_path: str | os.PathLike, sweep_dir: str | os.PathL
         "model": str(model_path), "sweep_dir": str(sweep_dir),
         "sweep_hash": sweep_hash(store.runs(), store.log()), "trained_on": meta.sweep_hash,
         "window": meta.window, "threshold": meta.threshold, "n_runs": int(len(y)),
-        "n_pos": int(y.sum()), "level": level, "n_resamples": n_resamples, "seed": seed}
+        "n_pos": int(y.sum()), "n_diverged": n_diverged, "n_stopped": n_stopped,
+        "level": level, "n_resamples": n_resamples, "seed": seed}
     for name, score in scores.items():
         ci = bootstrap_ci(y, score, rng=np.random.default_rng(seed), n_resamples=n_resamples,
                           level=level)
@@ -417,7 +428,8 @@ def format_evaluation(result: dict[str, Any]) -> str:
         result["sweep_hash"] == result["trained_on"]) else ""
     lines = [f"{result['model']} on {result['sweep_dir']}{same}: "
              f"{result['n_pos']} of {result['n_runs']} runs reach max val_acc >= "
-             f"{result['threshold']:g}; features from steps 0..{result['window'] - 1}",
+             f"{result['threshold']:g}; features from steps 0..{result['window'] - 1}"
+             + _left_out(result),
              f"AUROC [{result['level']:.0%} bootstrap CI, {result['n_resamples']} resamples]:"]
     for name in ("forecaster", "val_loss", "val_acc"):
         r = result[name]

@@ -479,8 +479,11 @@ def build_context(res: F.Results, reference: dict | None = None) -> dict[str, An
     th1, th2 = fmt_threshold(k1), (fmt_threshold(k2) if k2 else None)
     grok1 = f"{t1['n_pos']}/{n_runs}"
     grok2 = f"{t2['n_pos']}/{n_runs}" if t2 else NA
-    diverged = sweep.get("n_diverged") or 0
+    diverged, stopped = sweep.get("n_diverged") or 0, sweep.get("n_stopped") or 0
     div_note = (f" {diverged} diverged run(s) were left out of the analysis." if diverged else "")
+    if stopped:
+        div_note += (f" {stopped} run(s) stopped early were left out of the analysis: their "
+                     "outcome is unknown.")
     fracs = ", ".join(f"{f:g}" for f in cfg.get("train_fracs", []))
     wds = ", ".join(f"{w:g}" for w in cfg.get("weight_decays", []))
     seeds = ", ".join(str(s) for s in cfg.get("seeds", []))
