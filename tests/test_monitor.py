@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -205,6 +206,24 @@ def test_observe_errors_name_the_protocol():
         monitor.forecast()
     with pytest.raises(ValueError, match="2-D weight tensor"):
         GrokMonitor(plain.pos[0], plain.unembed.weight)
+    with pytest.raises(ValueError, match="run_id=None is not allowed"):
+        _monitor_of(plain, run_id=None)
+
+
+@pytest.mark.parametrize("metric, needle", [
+    ({"val_acc": 5.0}, "val_acc=5.0 is not allowed: expected an accuracy in [0, 1]"),
+    ({"val_acc": "high"}, "val_acc='high' is not allowed: expected a number"),
+    ({"train_loss": torch.ones(2)}, "train_loss=tensor([1., 1.]) is not allowed"),
+])
+def test_bad_metrics_are_named_and_leave_the_monitor_usable(metric, needle):
+    plain = PlainTransformer(P)
+    monitor = _monitor_of(plain)
+    with pytest.raises((TypeError, ValueError), match=re.escape(needle)):
+        _observe_without_training(monitor, plain, 0, **{**METRICS, **metric})
+    with pytest.raises(TypeError, match="model must be the torch.nn.Module being trained, got NoneType"):
+        monitor.observe(0, None, **METRICS)
+    _observe_without_training(monitor, plain, 0, **{**METRICS, "val_acc": torch.tensor(0.25)})
+    assert monitor.log["val_acc"].tolist() == [0.25]
 
 
 def test_schedule_matches_the_trainer():

@@ -126,6 +126,8 @@ class GrokMonitor:
                                  f"model.embed.weight, got {shape}")
         if not isinstance(log_schedule, LogConfig):
             raise TypeError(f"log_schedule must be a LogConfig, got {type(log_schedule).__name__}")
+        if not isinstance(run_id, str) or not run_id:
+            raise ValueError(f"run_id={run_id!r} is not allowed: expected a non-empty string")
         self.embedding, self.unembedding = embedding, unembedding
         self.forecaster = _load_forecaster(forecaster)
         self.window = _resolve_window(window, self.forecaster)
@@ -165,6 +167,14 @@ class GrokMonitor:
             at steps where :meth:`wants` is True, ignored otherwise.
         """
         self._check_step(step)
+        if not isinstance(model, torch.nn.Module):
+            raise TypeError(f"model must be the torch.nn.Module being trained, got "
+                            f"{type(model).__name__}")
+        metrics = {"train_loss": train_loss, "val_loss": val_loss, "train_acc": train_acc,
+                   "val_acc": val_acc, "train_margin": train_margin}
+        logged = self.wants(step)
+        if logged:  # checked before any state changes, so a corrected call can follow
+            metrics = _check_metrics(metrics, step)
         params = list(model.parameters())
         self._check_params(params)
         current = [p.detach()[None] for p in params]  # each (1, ...): an ensemble of one run
@@ -176,11 +186,8 @@ class GrokMonitor:
                 row[_COL["update_norm"]] = float(S.global_norm(delta)[0])
                 if self._prev_delta is not None:
                     row[_COL["update_cos"]] = float(S.cosine(delta, self._prev_delta)[0])
-        logged = self.wants(step)
         if logged:
-            metrics = {"train_loss": train_loss, "val_loss": val_loss, "train_acc": train_acc,
-                       "val_acc": val_acc, "train_margin": train_margin}
-            self._rows.append(self._row(params, current, metrics, step))
+            self._rows.append(self._row(params, current, metrics))
             self._steps.append(step)
         self._prev_delta = delta if logged else None
         keep = logged or self.wants(step + 1)
@@ -206,19 +213,15 @@ class GrokMonitor:
             raise ValueError("no parameter has a gradient: call observe() after loss.backward() "
                              "and before optimizer.step() / optimizer.zero_grad()")
 
-    def _row(self, params: list[Tensor], current: list[Tensor], metrics: dict[str, Any],
-             step: int) -> np.ndarray:
+    def _row(self, params: list[Tensor], current: list[Tensor],
+             metrics: dict[str, float]) -> np.ndarray:
         """Row ``step`` without its update columns (filled in by the next call)."""
-        missing = [name for name in METRIC_NAMES if metrics[name] is None]
-        if missing:
-            raise ValueError(f"step {step} is a logged step: observe() needs {', '.join(missing)} "
-                             "(compute them with grokcast.monitor.logit_stats)")
         # A parameter the loss does not reach has no .grad: its gradient is zero.
         grads = [(p.grad if p.grad is not None else torch.zeros_like(p)).detach()[None]
                  for p in params]
         row = np.full(len(S.SIGNAL_NAMES), math.nan)
         for name, value in metrics.items():
-            row[_COL[name]] = float(value)
+            row[_COL[name]] = value
         row[_COL["param_norm"]] = float(S.global_norm(current)[0])
         row[_COL["grad_norm"]] = float(S.global_norm(grads)[0])
         row[_COL["erank_we"]] = float(S.effective_rank(self.embedding.detach()[None])[0])
@@ -272,6 +275,26 @@ class GrokMonitor:
                            f"{self.window - 1}: observe through step {self.window} (and a logged "
                            f"step >= {self.window - 1}) first (observed {seen})")
         return forecast_frame(self.forecaster, self.log, self.window, top=top)[0]
+
+
+def _check_metrics(metrics: dict[str, Any], step: int) -> dict[str, float]:
+    """The fit statistics of a logged step as floats, or an error naming the bad one."""
+    missing = [name for name in METRIC_NAMES if metrics[name] is None]
+    if missing:
+        raise ValueError(f"step {step} is a logged step: observe() needs {', '.join(missing)} "
+                         "(compute them with grokcast.monitor.logit_stats)")
+    out = {}
+    for name, value in metrics.items():
+        if isinstance(value, Tensor) and value.numel() == 1:
+            value = value.item()
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
+            raise TypeError(f"{name}={value!r} is not allowed: expected a number (a float or a "
+                            "one-element tensor)")
+        value = float(value)
+        if name.endswith("_acc") and not (math.isnan(value) or 0.0 <= value <= 1.0):
+            raise ValueError(f"{name}={value!r} is not allowed: expected an accuracy in [0, 1]")
+        out[name] = value
+    return out
 
 
 def _load_forecaster(forecaster: Any) -> Any:
