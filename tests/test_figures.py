@@ -241,6 +241,13 @@ def test_pair_rule_falls_back_to_least_correlated_top_pair() -> None:
     assert folded[first] >= folded[second]
 
 
+def test_pair_rule_on_one_run_names_the_cause() -> None:
+    one_run = pd.DataFrame({"p": [1.0], "q": [2.0]})
+    with pytest.raises(ValueError, match="over these 1 run[(]s[)] only 0 do[(]es[)] [(]none[)]: the "
+                                         "sweep has too few runs"):
+        F.choose_feature_pair(one_run, {"p": 0.9, "q": 0.8})
+
+
 def test_pair_rule_on_synthetic_results(results: Path) -> None:
     res = F.load_results(results)
     w = F.primary_window(res.analysis)

@@ -282,6 +282,7 @@ def rewrite(path, edit):
     (lambda d: d.update(window="200"), "window='200'"),
     (lambda d: d.update(format="something.else"), "'format' is 'something.else'"),
     (lambda d: d["feature_names"].__setitem__(1, "end_val_loss"), "repeat"),
+    (lambda d: d.update(classes=d["classes"][::-1]), "'classes' must be .* in increasing order"),
 ])
 def test_malformed_files_raise_forecaster_file_error(saved, edit, message):
     _, _, path = saved
@@ -311,6 +312,8 @@ def test_missing_file_or_directory_names_the_path(tmp_path):
         GrokForecaster.load(tmp_path / "nothere.json", known_features=NAMES)
     with pytest.raises(ForecasterFileError, match="is a directory"):
         GrokForecaster.load(tmp_path, known_features=NAMES)
+    with pytest.raises(TypeError, match="path must be a str or os.PathLike .* got NoneType"):
+        GrokForecaster.load(None)
 
 
 def test_save_validates_its_inputs(tmp_path):

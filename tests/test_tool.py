@@ -162,6 +162,10 @@ def test_short_or_incomplete_logs_are_refused(sweep, fitted, tmp_path):
         forecast(one[one["step"] >= 1])
     with pytest.raises(LogError, match="logs step 3 twice"):
         forecast(pd.concat([one, one[one["step"] == 3]]))
+    text = one.astype({"val_acc": object})
+    text.loc[text["step"] == 4, "val_acc"] = "oops"
+    with pytest.raises(LogError, match="column val_acc must hold numbers, but run .* has 'oops' at step 4"):
+        forecast(text)
     with pytest.raises(LogError, match="val_loss = nan at step 5 [(]did the run diverge"):
         forecast(one.assign(val_loss=np.where(one["step"] == 5, np.nan, one["val_loss"])))
     with pytest.raises(LogError, match="expected a .csv or .parquet file"):
@@ -234,6 +238,8 @@ def test_bad_model_file_and_bad_fit_arguments(sweep, tmp_path):
         fit_forecaster(sweep, window=W, threshold=THRESHOLD, out=tmp_path / "no" / "f.json")
     with pytest.raises(ValueError, match="threshold=1.5 is not allowed"):
         fit_forecaster(sweep, window=W, threshold=1.5, out=tmp_path / "f.json")
+    with pytest.raises(ValueError, match="it is a directory; expected the path of the JSON file"):
+        fit_forecaster(sweep, window=W, threshold=THRESHOLD, out=tmp_path)
     assert not (tmp_path / "f.json").exists()
     assert LOG_COLUMNS[:2] == ("run_id", "step")
 

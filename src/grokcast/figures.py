@@ -249,7 +249,9 @@ def choose_feature_pair(values: pd.DataFrame, folded: dict[str, float], *,
         usable = [n for n in values.columns if values[n].notna().all() and values[n].nunique() > 1]
         folded = {n: folded.get(n, float("nan")) for n in usable}
         if len(usable) < 2:
-            raise ValueError(f"need two non-constant features to plot, got {usable!r}")
+            raise ValueError(f"figure 5 plots two features that vary over the runs, but over "
+                             f"these {len(values)} run(s) only {len(usable)} do(es) "
+                             f"({', '.join(usable) or 'none'}): the sweep has too few runs")
     usable.sort(key=lambda n: (-np.nan_to_num(folded[n], nan=0.0), n))
     rho = spearmanr(values[usable].to_numpy(float)).statistic
     rho = np.atleast_2d(rho) if len(usable) > 2 else np.array([[1.0, rho], [rho, 1.0]])

@@ -777,6 +777,9 @@ class GrokForecaster(ClassifierMixin, BaseEstimator):
             The file is not JSON, is truncated, lacks a key, has a value of the wrong type or
             length, was written by an incompatible format version, or names an unknown feature.
         """
+        if not isinstance(path, (str, os.PathLike)):
+            raise TypeError(f"path must be a str or os.PathLike naming a forecaster JSON file, got "
+                            f"{type(path).__name__}")
         path = Path(path)
         if not path.is_file():
             what = "is a directory" if path.is_dir() else "does not exist"
@@ -836,10 +839,13 @@ class GrokForecaster(ClassifierMixin, BaseEstimator):
         if np.any(Cs <= 0) or C <= 0:
             raise fail("'C' and 'Cs' must be positive")
         classes = doc["classes"]
-        if (not isinstance(classes, list) or len(classes) != 2 or classes[0] == classes[1]
+        if (not isinstance(classes, list) or len(classes) != 2
                 or not all(isinstance(c, (str, int, float)) for c in classes)
-                or type(classes[0]) is not type(classes[1])):
-            raise fail(f"'classes' must be two distinct labels of one type, got {classes!r}")
+                or type(classes[0]) is not type(classes[1]) or not classes[0] < classes[1]):
+            # Sorted, as fit() stores them: P(grok) is the probability of classes[1], so a
+            # reversed pair would turn every forecast around.
+            raise fail(f"'classes' must be two distinct labels of one type in increasing order, "
+                       f"got {classes!r}")
         if not isinstance(doc["grokcast_version"], str):
             raise fail("'grokcast_version' must be a string")
         meta = {k: doc[k] for k in ("window", "threshold", "sweep_hash", "n_train_runs")}

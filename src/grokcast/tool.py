@@ -83,6 +83,9 @@ def fit_forecaster(sweep_dir: str | os.PathLike, *, window: int = 200, threshold
 
     _check_fit_args(window, threshold, seed)
     out = Path(out)
+    if out.is_dir():
+        raise ValueError(f"out={str(out)!r} is not allowed: it is a directory; expected the path "
+                         "of the JSON file to write, e.g. forecaster.json")
     if not out.parent.is_dir():
         raise ValueError(f"out={str(out)!r} is not allowed: directory {str(out.parent)!r} "
                          "does not exist")
@@ -240,6 +243,13 @@ def check_log(log_df: pd.DataFrame, window: int) -> None:
                        f"{int(short['max'].iloc[0])}, but the forecaster's window W={window} "
                        f"needs steps 0..{window - 1}")
     inside = log_df[log_df["step"] < window].sort_values(["run_id", "step"])
+    for column in SIGNAL_NAMES:
+        as_number = pd.to_numeric(inside[column], errors="coerce")
+        text = as_number.isna() & inside[column].notna()
+        if text.any():
+            row = inside[text].iloc[0]
+            raise LogError(f"column {column} must hold numbers, but run {row['run_id']!r} has "
+                           f"{row[column]!r} at step {int(row['step'])}")
     values = inside[list(SIGNAL_NAMES)].to_numpy(dtype=float)
     bad = ~np.isfinite(values)
     bad[:, SIGNAL_NAMES.index("update_cos")] &= inside["step"].to_numpy() != 0
