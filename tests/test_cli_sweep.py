@@ -118,6 +118,16 @@ def test_bad_device_or_workers_leave_no_sweep_directory(tmp_path, capsys, args, 
     assert not out.exists()
 
 
+def test_api_objects_of_the_wrong_type_are_named():
+    from grokcast.config import RunConfig
+    from grokcast.train import train_ensemble
+
+    with pytest.raises(ConfigError, match="model=.* is not allowed: expected a ModelConfig"):
+        RunConfig(model={"d_model": 8})
+    with pytest.raises(TypeError, match="runs must be RunConfig objects, got dict"):
+        train_ensemble([{"p": 23}])
+
+
 def test_config_errors_name_value_and_allowed():
     with pytest.raises(ConfigError, match=r"train_frac=0 .*\(0.0, 1.0\) \(an entry of train_fracs\)"):
         SweepConfig(train_fracs=(0,))

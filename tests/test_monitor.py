@@ -244,6 +244,11 @@ def test_logit_stats_against_torch():
     assert got["margin"] == pytest.approx((correct - other).mean().item(), rel=1e-6)
     with pytest.raises(ValueError, match="shape"):
         logit_stats(logits[None], labels)
+    with pytest.raises(TypeError, match="labels must be integer class indices, got dtype torch.float32"):
+        logit_stats(logits, labels.float())
+    with pytest.raises(ValueError, match=r"class indices in \[0, 7\), got values in \[0, 9\]"):
+        logit_stats(logits, torch.where(labels == labels[0], 9, labels))
+    assert logit_stats(logits, labels.int()) == got
 
 
 @pytest.mark.parametrize("args, needle", [

@@ -136,6 +136,9 @@ class RunConfig:
         _check_int("seed", self.seed, 0, MAX_SEED)
         _check_int("split_seed", self.split_seed, 0, MAX_SEED)
         _check_int("n_steps", self.n_steps, 0)
+        for name, kind in (("model", ModelConfig), ("optim", OptimConfig), ("log", LogConfig)):
+            if not isinstance(getattr(self, name), kind):
+                _fail(name, getattr(self, name), f"a {kind.__name__}")
         n_train = round(self.train_frac * self.p**2)
         if not 1 <= n_train < self.p**2:
             _fail("train_frac", self.train_frac,

@@ -77,6 +77,12 @@ def logit_stats(logits: Tensor, labels: Tensor) -> dict[str, float]:
     if logits.dim() != 2 or labels.shape != logits.shape[:1]:
         raise ValueError(f"expected logits of shape (N, V) and labels of shape (N,), got "
                          f"{tuple(logits.shape)} and {tuple(labels.shape)}")
+    if labels.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8):
+        raise TypeError(f"labels must be integer class indices, got dtype {labels.dtype}")
+    if labels.numel() and not bool(((labels >= 0) & (labels < logits.shape[1])).all()):
+        raise ValueError(f"labels must be class indices in [0, {logits.shape[1]}), got values in "
+                         f"[{int(labels.min())}, {int(labels.max())}]")
+    labels = labels.long()
     with torch.no_grad():
         mask = torch.ones(1, labels.shape[0], dtype=torch.bool, device=labels.device)
         stats = S.fit_stats(logits.detach()[None], labels[None], mask)  # each (1,)

@@ -53,6 +53,10 @@ def check_compatible(runs: list[RunConfig]) -> None:
     """Runs of one ensemble must agree on everything except seed, weight decay and split."""
     if not runs:
         raise ValueError("an ensemble needs at least one run")
+    odd = [type(r).__name__ for r in runs if not isinstance(r, RunConfig)]
+    if odd:
+        raise TypeError(f"an ensemble's runs must be RunConfig objects, got {odd[0]} (build them "
+                        "with RunConfig(...) or SweepConfig.runs())")
     first = runs[0]
     for r in runs[1:]:
         for name in ("p", "n_steps", "model", "optim", "log"):
