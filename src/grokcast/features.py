@@ -270,15 +270,17 @@ def select_window_steps(log_df: pd.DataFrame, window: int, steps: tuple[int, ...
     need = np.asarray(steps, dtype=np.int64)
     step = log_df["step"].to_numpy(dtype=np.int64)
     keep = (step >= window) | np.isin(step, need)
-    have = log_df.loc[keep & (step < window)].groupby("run_id", sort=True)["step"]
-    for run_id in pd.unique(log_df["run_id"]):
-        logged = have.get_group(run_id).to_numpy() if run_id in have.groups else np.array([], int)
-        missing = np.setdiff1d(need, logged)
-        if missing.size:
-            raise ValueError(
-                f"the log of run {run_id!r} lacks step(s) {_show(missing)} below W={window}: the "
-                f"forecaster's features were computed on steps {_show(need)}, so its log must "
-                "hold every one of them (log with the schedule of the sweep it was fit on)")
+    runs = pd.unique(log_df["run_id"])
+    have = (log_df.loc[keep & (step < window)].groupby("run_id", sort=False)["step"].nunique()
+            .reindex(runs, fill_value=0))
+    short = have.index[have.to_numpy() < need.size]
+    if len(short):
+        run_id = short[0]
+        missing = np.setdiff1d(need, step[(log_df["run_id"] == run_id).to_numpy()])
+        raise ValueError(
+            f"the log of run {run_id!r} lacks step(s) {_show(missing)} below W={window}: the "
+            f"forecaster's features were computed on steps {_show(need)}, so its log must "
+            "hold every one of them (log with the schedule of the sweep it was fit on)")
     return log_df[keep]
 
 
