@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+import pytest
 import torch
 
 from grokcast import signals as S
@@ -40,3 +42,19 @@ def test_fit_stats_on_hand_made_logits():
     assert out["acc"].item() == 0.5
     ce = torch.nn.functional.cross_entropy(logits[0, :2], labels[0, :2])
     torch.testing.assert_close(out["loss"][0], ce)
+
+
+@pytest.mark.parametrize("n", [370, 317, 265, 212])  # the paper grid's val set sizes
+@pytest.mark.parametrize("threshold", [0.9, 0.99, 0.5])
+def test_reaches_agrees_with_exact_fractions(n, threshold):
+    """Every accuracy k/n as fit_stats logs it (float32) against the exact comparison."""
+    from fractions import Fraction
+
+    k = torch.arange(n + 1)
+    correct = (torch.arange(n)[None, :] < k[:, None]).float()  # (n+1, n): row k has k ones
+    acc = S.masked_mean(correct, torch.ones_like(correct, dtype=torch.bool)).numpy()
+    exact = np.array([Fraction(int(j), n) >= Fraction(str(threshold)) for j in k])
+    assert (S.reaches(acc, threshold) == exact).all()
+    assert S.reaches(np.nan, threshold) == np.False_
+    if n == 370 and threshold == 0.9:  # the case that float64 comparison gets wrong
+        assert not acc[333].astype(np.float64) >= 0.9 and S.reaches(acc[333], 0.9)

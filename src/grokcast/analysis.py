@@ -34,6 +34,7 @@ import pandas as pd
 import grokcast
 from grokcast.features import FEATURE_NAMES, FEATURES, feature_table
 from grokcast.forecast import kfold_predictions, loo_predictions
+from grokcast.signals import reaches
 from grokcast.stats import auroc, bootstrap_ci, folded_auroc, paired_bootstrap
 
 # Leave-one-out refits the model n times; above 200 runs 10-fold CV costs n/10 times less, and
@@ -300,7 +301,7 @@ def analyze(runs_df: pd.DataFrame, log_df: pd.DataFrame, config: Any, *,
 
     by_threshold: dict[str, Any] = {}
     for th in thresholds:
-        y = (runs["max_val_acc"].to_numpy(dtype=float) >= th).astype(int)
+        y = reaches(runs["max_val_acc"], th).astype(int)
         n_pos, n_neg = int(y.sum()), int(len(y) - y.sum())
         single = n_pos == 0 or n_neg == 0
         if single:

@@ -18,6 +18,9 @@ Norms are L2 over all parameters of a run together.
 
 from __future__ import annotations
 
+from typing import Any
+
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -61,6 +64,19 @@ def global_dot(a: list[Tensor], b: list[Tensor]) -> Tensor:
 def cosine(a: list[Tensor], b: list[Tensor]) -> Tensor:
     """Per-run cosine between two parameter-shaped lists -> (R,)."""
     return global_dot(a, b) / (global_norm(a) * global_norm(b))
+
+
+def reaches(acc: Any, threshold: float) -> np.ndarray:
+    """Whether accuracies reach ``threshold``, compared in float32, the precision they are logged in.
+
+    An accuracy k/n is rounded to float32 once (:func:`masked_mean` divides exact integer
+    sums), so a run at exactly the threshold, such as 333/370 = 0.9, is logged as 0.89999998,
+    which is float32(0.9) but below the float64 0.9. Rounding both sides the same way keeps
+    it. A run truly below the threshold could only round onto it if it were within half a
+    float32 step (3e-8) of it, which needs over 10^7 val examples (grokcast's p <= 1000 has
+    at most 10^6). NaN never reaches.
+    """
+    return np.asarray(acc, dtype=np.float64).astype(np.float32) >= np.float32(threshold)
 
 
 def masked_mean(values: Tensor, mask: Tensor) -> Tensor:

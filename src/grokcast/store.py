@@ -28,7 +28,7 @@ import pandas as pd
 
 from grokcast import __version__
 from grokcast.config import ConfigError, SweepConfig
-from grokcast.signals import SIGNAL_NAMES
+from grokcast.signals import SIGNAL_NAMES, reaches
 from grokcast.train import EnsembleLog
 
 RUN_COLUMNS = (
@@ -92,7 +92,7 @@ def log_frame(log: EnsembleLog) -> pd.DataFrame:
 
 
 def _first_step(steps: np.ndarray, acc: np.ndarray, threshold: float) -> int:
-    hit = np.flatnonzero(acc >= threshold)
+    hit = np.flatnonzero(reaches(acc, threshold))
     return int(steps[hit[0]]) if hit.size else -1
 
 
@@ -198,5 +198,5 @@ class SweepStore:
 
     def summary(self) -> dict[str, Any]:
         runs = self.runs()
-        return {"n_runs": len(runs), **{f"n_grok_{th}": int((runs["max_val_acc"] >= th).sum())
+        return {"n_runs": len(runs), **{f"n_grok_{th}": int(reaches(runs["max_val_acc"], th).sum())
                                         for th in GROK_THRESHOLDS}}

@@ -24,7 +24,7 @@ import pandas as pd
 
 from grokcast.features import feature_table, select_window_steps
 from grokcast.forecast import GrokForecaster
-from grokcast.signals import SIGNAL_NAMES
+from grokcast.signals import SIGNAL_NAMES, reaches
 
 LOG_COLUMNS = ("run_id", "step", *SIGNAL_NAMES)
 TOP_COEFFICIENTS = 5  # how many of the fitted coefficients the fit report lists
@@ -106,7 +106,7 @@ def fit_forecaster(sweep_dir: str | os.PathLike, *, window: int = 200, threshold
         raise ValueError(f"feature {table.columns[c]!r} of run {run_ids[r]!r} at W={window} is "
                          f"{table.iat[r, c]}: the run is not marked diverged, so its log is "
                          "suspect")
-    y = (runs["max_val_acc"].to_numpy(dtype=float) >= threshold).astype(int)
+    y = reaches(runs["max_val_acc"], threshold).astype(int)
     n_pos = int(y.sum())
     if n_pos in (0, len(y)):
         raise ValueError(
@@ -413,7 +413,7 @@ def evaluate_forecaster(model_path: str | os.PathLike, sweep_dir: str | os.PathL
     check_log(log_df, meta.window)
     log_df = window_log(model, log_df, meta.window)
     X = feature_table(log_df[list(LOG_COLUMNS)], meta.window).loc[runs["run_id"]]
-    y = (runs["max_val_acc"].to_numpy() >= meta.threshold).astype(int)
+    y = reaches(runs["max_val_acc"], meta.threshold).astype(int)
     if y.min() == y.max():
         raise ValueError(f"every run of {str(sweep_dir)!r} has label {y[0]} at threshold "
                          f"{meta.threshold:g}: an AUROC needs both classes")
