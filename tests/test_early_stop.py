@@ -20,6 +20,7 @@ from grokcast.early_stop import (
     format_markdown,
     format_summary,
     halving_stops,
+    held_out,
     median_stops,
     percentile_stops,
     run_study,
@@ -283,3 +284,41 @@ def test_cli_sweep_with_stop_model_stops_the_low_runs_and_counts_them(tmp_path, 
         assert main(["sweep", "--config", str(cfg), "--out", str(tmp_path / "s2"), "--quiet",
                      "--stop-model", str(tmp_path / "dense.json"), "--stop-below", "0.5"]) == 2
         assert "skips step(s) [16, 17, 18" in capsys.readouterr().err
+
+
+def test_stop_model_fit_on_sparser_steps_reads_only_those_in_a_dense_sweep(tmp_path, capsys):
+    """A forecaster fit on every other step, a sweep logging every step below W: the hook
+    decides on the forecaster's steps alone, as the offline forecast on the cut log does."""
+    from grokcast.cli import main
+
+    cfg = tmp_path / "tiny.toml"
+    cfg.write_text('name = "tiny"\ntrain_fracs = [0.3]\nweight_decays = [1.0]\nseeds = [0, 1, 2, 3, 4, 5]\n'
+                   f"n_steps = {W + 20}\n[log]\ndense_until = {W + 10}\nevery = 15\n")
+    assert main(["sweep", "--config", str(cfg), "--out", str(tmp_path / "s0"), "--quiet"]) == 0
+    runs, log = SweepStore(tmp_path / "s0").runs(), SweepStore(tmp_path / "s0").log()
+    steps = list(range(0, W, 2))
+    cut = log[log["step"].isin(steps) | (log["step"] >= W)]
+    X = feature_table(cut, W).reindex(runs["run_id"])
+    y = (X["end_val_loss"] < X["end_val_loss"].median()).to_numpy().astype(int)
+    model = GrokForecaster(Cs=[1.0]).fit(X, y)
+    model.save(tmp_path / "f.json", window=W, threshold=0.9, sweep_hash=sweep_hash(runs, log),
+               n_train_runs=len(y), window_steps=steps)
+    p_cut = model.predict_proba(X)[:, 1]
+    p_dense = model.predict_proba(feature_table(log, W).reindex(runs["run_id"]))[:, 1]
+    # A threshold between the two forecasts of the run where they differ most: reading every
+    # step instead of the forecaster's would flip that run's decision.
+    k = int(np.argmax(np.abs(p_cut - p_dense)))
+    assert abs(p_cut[k] - p_dense[k]) > 1e-3
+    below = float((p_cut[k] + p_dense[k]) / 2)
+    expected = dict(zip(runs["run_id"], p_cut < below))
+    assert (p_dense < below).tolist() != list(expected.values())
+    capsys.readouterr()
+    assert main(["sweep", "--config", str(cfg), "--out", str(tmp_path / "s1"), "--quiet",
+                 "--stop-model", str(tmp_path / "f.json"), "--stop-below", str(below)]) == 0
+    stopped = SweepStore(tmp_path / "s1").runs().set_index("run_id")["status"] == "stopped"
+    assert stopped.to_dict() == expected
+    # The offline study reads the same steps of the dense held-out log.
+    loaded = GrokForecaster.load(tmp_path / "f.json")
+    data = held_out(runs, log, loaded, window=W, label_threshold=float(runs["max_val_acc"].max()))
+    order = pd.Index(runs["run_id"]).get_indexer(data.run_ids)
+    np.testing.assert_allclose(data.p_grok, p_cut[order], rtol=1e-12)

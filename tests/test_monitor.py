@@ -179,9 +179,24 @@ def test_a_schedule_that_skips_the_forecasters_steps_is_refused_up_front(tmp_pat
     _fitted_forecaster().save(path, window=7, threshold=0.9, sweep_hash="abc", n_train_runs=20,
                               window_steps=[0, 2, 4, 6])
     assert _monitor_of(plain, forecaster=path, log_schedule=LogConfig(dense_until=0, every=2))
-    assert _monitor_of(plain, forecaster=path)  # a denser schedule: the forecast cuts it
-    with pytest.raises(ValueError, match=r"skips step\(s\) \[2, 6\] below W=7"):
+    with pytest.raises(ValueError, match=r"skips step\(s\) \[2, 6\] below W=7, .*LogConfig\(dense_until=7\)"):
         _monitor_of(plain, forecaster=path, log_schedule=LogConfig(dense_until=0, every=4))
+
+
+def test_a_denser_schedule_is_cut_to_the_forecasters_steps(tmp_path):
+    run = _run(n_steps=9)
+    plain = _plain_model(run)
+    forecaster = _fitted_forecaster()
+    path = tmp_path / "f.json"
+    forecaster.save(path, window=7, threshold=0.9, sweep_hash="abc", n_train_runs=20,
+                    window_steps=[0, 2, 4, 6])
+    monitor = _monitor_of(plain, forecaster=path, log_schedule=LogConfig())  # every step
+    _train(plain, run, monitor)
+    log = monitor.log
+    cut = log[log["step"].isin([0, 2, 4, 6]) | (log["step"] >= 7)]
+    want = forecaster.predict_proba(feature_table(cut, 7))[0, 1]
+    assert monitor.forecast()["p_grok"] == pytest.approx(want, rel=1e-12)
+    assert want != pytest.approx(forecaster.predict_proba(feature_table(log, 7))[0, 1], rel=1e-6)
 
 
 def _monitor_of(plain: PlainTransformer, **kw) -> GrokMonitor:

@@ -90,6 +90,35 @@ def test_reproduce_again_reuses_the_sweep_and_gives_the_same_numbers(smoke) -> N
     assert after == before
 
 
+def test_stages_are_numbered_in_the_order_they_run(tmp_path, monkeypatch, capsys) -> None:
+    """Every stage stubbed out: the "[k/5] name" lines must follow the calls' order."""
+    import grokcast.analysis
+    import grokcast.figures
+    import grokcast.paper
+    import grokcast.reproduce as R
+    import grokcast.sweep
+
+    calls: list[str] = []
+
+    def stub(name: str, result=None):
+        def record(*args, **kwargs):
+            calls.append(name)
+            return result
+        return record
+
+    swept = type("Swept", (), {"n_trained": 0, "n_skipped": 8})()
+    monkeypatch.setattr(grokcast.sweep, "run_sweep", stub("sweep", swept))
+    monkeypatch.setattr(grokcast.analysis, "analyze_sweep", stub("analysis"))
+    monkeypatch.setattr(grokcast.figures, "make_figures", stub("figures"))
+    monkeypatch.setattr(R, "_early_stopping_study", stub("early_stopping", {}))
+    monkeypatch.setattr(grokcast.paper, "render_paper", stub("paper", tmp_path / "paper.pdf"))
+    R.reproduce(SMOKE, tmp_path, with_early_stopping=True, progress=True)
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("[")]
+    announced = [line.split("] ")[1].split(":")[0] for line in lines]
+    assert calls == announced == ["sweep", "analysis", "figures", "early_stopping", "paper"]
+    assert [line.split("]")[0] for line in lines] == [f"[{k}/5" for k in range(1, 6)]
+
+
 def test_heldout_config_has_unseen_seeds_and_the_same_grid() -> None:
     from grokcast.config import SweepConfig
 

@@ -241,7 +241,10 @@ def held_out(runs_df: pd.DataFrame, log_df: pd.DataFrame, forecaster: Any, *, wi
         raise ValueError(f"no finished run reaches val_acc >= {label_threshold:g}: the fraction "
                          "of grokking runs kept is undefined")
 
-    table = feature_table(log, window).reindex(run_ids)
+    from grokcast.tool import window_log
+
+    # The features are read at the steps the forecaster's training runs logged, no others.
+    table = feature_table(window_log(forecaster, log, window), window).reindex(run_ids)
     names = [str(s) for s in forecaster.feature_names_in_]
     X = table[names]
     finite = np.isfinite(X.to_numpy()).all(1)
@@ -618,11 +621,6 @@ def run_study(forecaster_path: str | os.PathLike, heldout_sweep_dir: str | os.Pa
         raise ValueError(f"{str(heldout_sweep_dir)!r} is the sweep the forecaster was fit on: "
                          "the study needs held-out runs (a sweep with other seeds)")
     label = meta.threshold if label_threshold is None else label_threshold
-    below = np.unique(log["step"].to_numpy()[log["step"].to_numpy() < meta.window])
-    if tuple(below.tolist()) != meta.required_steps():
-        raise ValueError(f"{str(heldout_sweep_dir)!r} is logged at other steps below "
-                         f"W={meta.window} than the sweep the forecaster was fit on: the study "
-                         "needs a held-out sweep with the same log schedule")
     df = simulate(runs, log, model, window=meta.window, thresholds=thresholds,
                   keep_fractions=keep_fractions, rung_factor=rung_factor, label_threshold=label)
     summary = summarize(df, min_recall=min_recall)
@@ -663,15 +661,17 @@ def forecast_hook(rule: StopRule, runs: Sequence[Any]) -> Any:
     if window > runs[0].n_steps or not logged:
         raise ValueError(f"the forecaster's window W={window} does not fit runs of "
                          f"{runs[0].n_steps} steps")
-    # The features are computed on the steps the forecaster's training runs logged, no more.
+    # The features are computed on the steps the forecaster's training runs logged, no more,
+    # so the decision falls on the last of them (the trainer's rows do not depend on which
+    # other steps it logs).
     needed = set(model.metadata_.required_steps())
     if not needed <= set(logged):
         missing = sorted(needed - set(logged))
         raise ValueError(f"the sweep's log schedule skips step(s) {missing[:6]}"
                          f"{'...' if len(missing) > 6 else ''} below W={window} that the stop "
                          "model's features were computed on: log with the schedule of the sweep "
-                         "it was fit on")
-    decide_at, run_ids, rows = logged[-1], [r.run_id for r in runs], []
+                         f"it was fit on{model.metadata_.steps_hint()}")
+    decide_at, run_ids, rows = max(needed), [r.run_id for r in runs], []
 
     def hook(step: int, values: np.ndarray) -> np.ndarray | None:
         if step in needed:

@@ -101,6 +101,14 @@ class ForecasterMetadata:
         or, for a file that does not record them, every step below W."""
         return self.window_steps if self.window_steps is not None else tuple(range(self.window))
 
+    def steps_hint(self) -> str:
+        """What to add to an error about missing steps: why a file without steps needs all."""
+        if self.window_steps is not None:
+            return ""
+        return ("; this forecaster file predates the record of the steps its features came from "
+                "(window_steps), so it needs every step below W: refit it with grokcast fit to "
+                "record them")
+
 
 # ----------------------------------------------------------------------------- validation
 

@@ -77,7 +77,7 @@ def logit_stats(logits: Tensor, labels: Tensor) -> dict[str, float]:
     if logits.dim() != 2 or labels.shape != logits.shape[:1]:
         raise ValueError(f"expected logits of shape (N, V) and labels of shape (N,), got "
                          f"{tuple(logits.shape)} and {tuple(labels.shape)}")
-    if labels.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8):
+    if labels.dtype.is_floating_point or labels.dtype.is_complex or labels.dtype == torch.bool:
         raise TypeError(f"labels must be integer class indices, got dtype {labels.dtype}")
     if labels.numel() and not bool(((labels >= 0) & (labels < logits.shape[1])).all()):
         raise ValueError(f"labels must be class indices in [0, {logits.shape[1]}), got values in "
@@ -327,8 +327,9 @@ def _check_schedule(schedule: LogConfig, window: int, forecaster: Any) -> None:
         shown = missing if len(missing) <= 6 else f"{missing[:6]}... ({len(missing)} steps)"
         raise ValueError(f"log_schedule={schedule!r} is not allowed with this forecaster: it skips "
                          f"step(s) {shown} below W={window}, which the forecaster's features were "
-                         "computed on (use the schedule of the sweep it was fit on, e.g. the "
-                         "default LogConfig())")
+                         "computed on (use the schedule of the sweep it was fit on, or one dense "
+                         f"through them: LogConfig(dense_until={max(missing) + 1}))"
+                         f"{meta.steps_hint()}")
 
 
 def _resolve_window(window: int | None, forecaster: Any) -> int:

@@ -341,7 +341,7 @@ def window_log(forecaster: Any, log_df: pd.DataFrame, window: int) -> pd.DataFra
     try:
         return select_window_steps(log_df, window, meta.required_steps())
     except ValueError as err:
-        raise LogError(str(err)) from None
+        raise LogError(f"{err}{meta.steps_hint()}") from None
 
 
 def forecast_log(model_path: str | os.PathLike, log_path: str | os.PathLike, *,

@@ -193,7 +193,10 @@ class FeatureRecorder:
     window : int, optional
         W; default: the forecaster's, else 200.
     forecaster : GrokForecaster or path, optional
-        Only to read W from (and for ``self.monitor.forecast()``).
+        For W, for ``self.monitor.forecast()``, and for the steps its features were computed
+        on: the schedule must log them (checked when the recorder is made) and the features
+        are computed on them alone. Give the recorder the forecaster the pruner or stopper
+        uses; without one, the features come from every logged step below W.
     log_schedule : LogConfig, default=LogConfig()
         Use the schedule of the sweep the forecaster was fit on.
     run_id : str, default="monitor"
