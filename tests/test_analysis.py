@@ -217,3 +217,34 @@ def test_small_class_notes_flag_thresholds_with_few_runs_in_a_class():
                              "0.5": {"n_pos": 4, "n_neg": 4}}}
     notes = small_class_notes(result)
     assert len(notes) == 1 and "threshold 0.9 only 1 run(s)" in notes[0]
+
+
+def test_first_steps_per_run_against_a_plain_loop(sweep, result):
+    """step_train_acc_0.99 and step_val_acc: the first logged step reaching each level."""
+    _, log = sweep
+
+    def first(rows: pd.DataFrame, column: str, level: float) -> int:
+        for step, value in zip(rows["step"], rows[column]):
+            if not np.isnan(value) and np.float32(value) >= np.float32(level):
+                return int(step)
+        return -1
+
+    for run in result["runs"]:
+        rows = log[log["run_id"] == run["run_id"]].sort_values("step")
+        assert run["step_train_acc_0.99"] == first(rows, "train_acc", 0.99), run["run_id"]
+        for key, step in run["step_val_acc"].items():
+            assert step == first(rows, "val_acc", float(key)), (run["run_id"], key)
+    # The synthetic log rarely reaches the levels: check the same rule on climbing accuracies,
+    # one run exactly at 333/370 = 0.9 (logged as 0.89999998) from step 7 on.
+    rng = np.random.default_rng(5)
+    steps = np.arange(0, 40)
+    climb = pd.concat([pd.DataFrame({"run_id": f"r{k}", "step": steps,
+                                     "val_acc": np.clip(np.cumsum(rng.uniform(0, 0.045, 40)), 0, 1)})
+                       for k in range(12)], ignore_index=True)
+    climb.loc[climb["run_id"] == "r0", "val_acc"] = np.where(
+        steps >= 7, np.float32(333) / np.float32(370), 0.1).astype(np.float32)
+    ids = [f"r{k}" for k in range(12)]
+    got = A.first_logged_step(climb, "val_acc", 0.9, ids)
+    want = {r: first(climb[climb["run_id"] == r], "val_acc", 0.9) for r in ids}
+    assert got == want and got["r0"] == 7
+    assert -1 in got.values() and len(set(got.values())) > 3

@@ -66,6 +66,17 @@ def test_reproduce_paper_numbers_equal_analysis_json(smoke) -> None:
         assert canon(" ".join(row)) in text, w
     w200 = t["windows"]["200"]
     assert canon(f"{100 * w200['max_val_acc_in_window']:.1f}%") in text
+    # The dynamics sentence, from the runs' first logged steps.
+    fit = [r["step_train_acc_0.99"] for r in analysis["runs"] if r["step_train_acc_0.99"] >= 0]
+    if fit:
+        early = sum(s <= 100 for s in fit)
+        assert canon(f"{early} of {n_runs} runs reach a train accuracy of 99% by step 100") in text
+        assert canon(f"the last at step {max(fit):,}") in text
+    grok = [r["step_val_acc"]["0.9"] for r in analysis["runs"] if r["step_val_acc"]["0.9"] >= 0]
+    if len(grok) == 1:
+        assert canon(f"reaches a validation accuracy of 0.9 at step {grok[0]:,}") in text
+    elif grok:
+        assert canon(f"between steps {min(grok):,} and {max(grok):,}") in text
 
 
 def test_reproduce_records_stage_timings(smoke) -> None:

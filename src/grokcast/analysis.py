@@ -44,6 +44,7 @@ LOO_MAX_RUNS = 200
 KFOLD_SPLITS = 10
 TABLE3_WINDOW = 200  # the paper's Table 3 ranks features at W = 200
 CURVE_COLUMNS = ("train_acc", "val_acc", "train_loss", "val_loss")
+FIT_ACC = 0.99  # train accuracy that counts as fitting the train set, for the dynamics summary
 _BOOKKEEPING = ("chunk", "chunk_seconds")  # how a sweep was run, not what it produced
 
 PredictFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -292,6 +293,8 @@ def analyze(runs_df: pd.DataFrame, log_df: pd.DataFrame, config: Any, *,
         tables[w] = table
     logged = log[log["val_acc"].notna()]
     max_acc = {w: _float(logged.loc[logged["step"] < w, "val_acc"].max()) for w in windows}
+    fit_step = first_logged_step(logged, "train_acc", FIT_ACC, run_ids)
+    hit_steps = {th: first_logged_step(logged, "val_acc", th, run_ids) for th in thresholds}
 
     if predict_fn is None:
         cv, predict = _default_predict(len(runs))
@@ -343,7 +346,10 @@ def analyze(runs_df: pd.DataFrame, log_df: pd.DataFrame, config: Any, *,
                      for f in FEATURES],
         "runs": [{"run_id": str(r.run_id), "train_frac": float(r.train_frac),
                   "weight_decay": float(r.weight_decay), "seed": int(r.seed),
-                  "max_val_acc": _float(r.max_val_acc)} for r in runs.itertuples(index=False)],
+                  "max_val_acc": _float(r.max_val_acc),
+                  f"step_train_acc_{FIT_ACC:g}": fit_step[str(r.run_id)],
+                  "step_val_acc": {_key(th): hit_steps[th][str(r.run_id)] for th in thresholds}}
+                 for r in runs.itertuples(index=False)],
         "thresholds": by_threshold,
     }
     features = pd.concat([t.reset_index().assign(window=w) for w, t in tables.items()],
@@ -352,6 +358,14 @@ def analyze(runs_df: pd.DataFrame, log_df: pd.DataFrame, config: Any, *,
         ["run_id", "step"], ignore_index=True)
     content["timing"] = {"analysis_seconds": time.perf_counter() - t0}
     return AnalysisResult(content, features=features, curves=curves)
+
+
+def first_logged_step(log: pd.DataFrame, column: str, threshold: float,
+                      run_ids: Sequence[str]) -> dict[str, int]:
+    """Each run's first logged step whose ``column`` reaches ``threshold``; -1 if none does."""
+    hit = log[reaches(log[column], threshold)]
+    first = hit.groupby("run_id")["step"].min()
+    return {r: int(first.get(r, -1)) for r in run_ids}
 
 
 def runs_with_outcome(runs: pd.DataFrame) -> tuple[pd.DataFrame, int, int]:

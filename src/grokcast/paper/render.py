@@ -294,6 +294,36 @@ def grid_sentence(runs: Sequence[dict], labels: Sequence[int]) -> str:
     return text[0].upper() + text[1:] + "."
 
 
+FIT_STEP_KEY = "step_train_acc_0.99"  # written by grokcast.analysis (FIT_ACC)
+
+
+def dynamics_sentence(runs: Sequence[dict], threshold: str) -> str:
+    """When the runs fit their train sets and when the grokkers reach the label threshold,
+    from the first logged steps in analysis.json ('' for a file without them)."""
+    fit = [r.get(FIT_STEP_KEY) for r in runs]
+    hit = [(r.get("step_val_acc") or {}).get(threshold) for r in runs]
+    if any(s is None for s in fit + hit):
+        return ""
+    reached = np.array([s for s in fit if s >= 0])
+    text = ""
+    if reached.size:
+        never = len(fit) - reached.size
+        text = (f"{int((reached <= 100).sum())} of {len(fit)} runs reach a train accuracy of {esc('99%')} "
+                f"by step 100; the median run that reaches it does so at step "
+                f"{float(np.median(reached)):,g} and the last at step {fmt_int(reached.max())}"
+                + (f", and {never} never do" if never else "") + ".")
+    grok = np.array([s for s in hit if s >= 0])
+    level = esc(fmt_threshold(threshold))
+    if grok.size == 1:
+        text += (f" The one run that groks first reaches a validation accuracy of {level} at "
+                 f"step {fmt_int(grok[0])} (as logged).")
+    elif grok.size:
+        text += (f" The {grok.size} runs that grok first reach a validation accuracy of {level} "
+                 f"between steps {fmt_int(grok.min())} and {fmt_int(grok.max())} (median "
+                 f"{float(np.median(grok)):,g}; steps as logged).")
+    return text.strip()
+
+
 def top_features(univariate: dict | None, k: int = 3) -> list[tuple[str, float, float]]:
     """The ``k`` features with the highest folded AUROC: (name, auroc, folded), best first."""
     if not univariate:
@@ -560,6 +590,7 @@ def build_context(res: F.Results, reference: dict | None = None) -> dict[str, An
         f"{t1['n_pos']} grokked at threshold {esc(th1)}"
         + (f" and {t2['n_pos']} at {esc(th2)}. " if t2 else ". ")
         + grid_sentence(a["runs"], t1["labels"])
+        + " " + dynamics_sentence(a["runs"], k1)
     )
 
     method = (
