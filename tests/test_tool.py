@@ -15,7 +15,7 @@ from grokcast.analysis import analyze, sweep_hash
 from grokcast.config import LogConfig, ModelConfig, OptimConfig, SweepConfig
 from grokcast.features import feature_table
 from grokcast.forecast import ForecasterFileError, GrokForecaster
-from grokcast.store import SweepStore
+from grokcast.store import StoreError, SweepStore
 from grokcast.sweep import run_sweep
 from grokcast.tool import (
     LOG_COLUMNS,
@@ -331,7 +331,9 @@ def test_runs_stopped_early_are_left_out_of_fit_and_evaluate(sweep, tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         a = fit_forecaster(marked, out=tmp_path / "a.json", **kw)
-        b = fit_forecaster(without, out=tmp_path / "b.json", **kw)
+        with pytest.raises(StoreError, match="unfinished: 6 of its 8 runs are stored"):
+            fit_forecaster(without, out=tmp_path / "b.json", **kw)
+        b = fit_forecaster(without, out=tmp_path / "b.json", partial=True, **kw)
     assert (a["n_runs"], a["n_stopped"], b["n_stopped"]) == (6, 2, 0)
     assert (a["heldout_auroc"], a["C"]) == (b["heldout_auroc"], b["C"])
     assert "left out: 2 stopped early (no known outcome)" in format_fit(a)
@@ -340,13 +342,15 @@ def test_runs_stopped_early_are_left_out_of_fit_and_evaluate(sweep, tmp_path):
     assert "left out: 2 stopped early" in format_evaluation(ev)
 
 
-def test_analyze_refuses_an_unfinished_sweep_unless_partial(sweep, tmp_path):
+def test_analyze_refuses_an_unfinished_sweep_unless_partial(sweep, fitted, tmp_path):
     from grokcast.analysis import analyze_sweep
 
     partial = _copy_sweep(sweep, tmp_path / "partial", drop_chunk="chunk-00000")
     n_left = len(SweepStore(partial).runs())
-    with pytest.raises(ValueError, match=f"unfinished: {n_left} of its 8 runs are stored"):
+    with pytest.raises(StoreError, match=f"unfinished: {n_left} of its 8 runs are stored"):
         analyze_sweep(partial, tmp_path / "r", windows=(W,), n_resamples=50)
+    with pytest.raises(StoreError, match="or use the stored runs alone with --partial"):
+        evaluate_forecaster(fitted[0], partial)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         result = analyze_sweep(partial, tmp_path / "r", windows=(W,), n_resamples=50, partial=True)

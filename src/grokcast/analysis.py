@@ -400,13 +400,8 @@ def analyze_sweep(sweep_dir: str | Path, out_dir: str | Path | None = None, *,
     from grokcast.store import SweepStore
 
     store = SweepStore(sweep_dir)
-    config = store.read_config()
-    runs = store.runs()
-    if config is not None and not partial and len(runs) < len(config.runs()):
-        raise ValueError(f"the sweep in {str(sweep_dir)!r} is unfinished: {len(runs)} of its "
-                         f"{len(config.runs())} runs are stored. Resume it (grokcast sweep with "
-                         "the same --config and --out), or analyse the stored runs with --partial")
-    result = analyze(runs, store.log(), config, sweep_dir=sweep_dir, **kwargs)
+    store.check_finished(partial=partial)
+    result = analyze(store.runs(), store.log(), store.read_config(), sweep_dir=sweep_dir, **kwargs)
     write_results(result, Path(out_dir) if out_dir is not None else Path(sweep_dir) / "analysis")
     return result
 

@@ -68,7 +68,7 @@ def cmd_fit(args: argparse.Namespace) -> None:
     from grokcast.tool import fit_forecaster, format_fit
 
     result = fit_forecaster(args.sweep_dir, window=args.window, threshold=args.threshold,
-                            out=args.out, seed=args.seed)
+                            out=args.out, seed=args.seed, partial=args.partial)
     print(json.dumps(result, indent=2) if args.json else format_fit(result))
 
 
@@ -82,7 +82,7 @@ def cmd_forecast(args: argparse.Namespace) -> None:
 def cmd_evaluate(args: argparse.Namespace) -> None:
     from grokcast.tool import evaluate_forecaster, format_evaluation
 
-    result = evaluate_forecaster(args.model, args.sweep_dir, seed=args.seed)
+    result = evaluate_forecaster(args.model, args.sweep_dir, seed=args.seed, partial=args.partial)
     print(json.dumps(result, indent=2) if args.json else format_evaluation(result))
 
 
@@ -116,8 +116,13 @@ def cmd_reproduce(args: argparse.Namespace) -> None:
 def cmd_early_stop_study(args: argparse.Namespace) -> None:
     from grokcast.early_stop import format_summary, run_study
 
-    result = run_study(args.model, args.heldout_sweep, args.out)
+    result = run_study(args.model, args.heldout_sweep, args.out, partial=args.partial)
     print(format_summary(result))
+
+
+def _partial_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--partial", action="store_true",
+                   help="use an unfinished sweep's stored runs (refused otherwise)")
 
 
 def _int_at_least(minimum: int) -> Callable[[str], int]:
@@ -175,8 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resamples", type=_positive_int, default=2000,
                    help="bootstrap resamples (default: 2000)")
     p.add_argument("--seed", type=_nonnegative_int, default=0, help="seed of the bootstrap resamples")
-    p.add_argument("--partial", action="store_true",
-                   help="analyse an unfinished sweep's stored runs (refused otherwise)")
+    _partial_flag(p)
     p.set_defaults(func=cmd_analyze)
 
     p = _command(sub, "fit", "fit a forecaster on a sweep and save it as JSON")
@@ -189,6 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=_nonnegative_int, default=0,
                    help="seed of the bootstrap resamples and CV folds")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    _partial_flag(p)
     p.set_defaults(func=cmd_fit)
 
     p = _command(sub, "forecast", "P(grok) of a run from its early log (Parquet or CSV)")
@@ -202,6 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", type=Path, required=True, help="forecaster file from `grokcast fit`")
     p.add_argument("--seed", type=_nonnegative_int, default=0, help="seed of the bootstrap resamples")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    _partial_flag(p)
     p.set_defaults(func=cmd_evaluate)
 
     p = _command(sub, "figures", "the six figures (PNG and PDF) from a results directory")
@@ -233,6 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("heldout_sweep", type=Path, help="a sweep the forecaster was not fitted on")
     p.add_argument("--model", type=Path, required=True, help="forecaster file from `grokcast fit`")
     p.add_argument("--out", type=Path, required=True, help="directory for the table and figure")
+    _partial_flag(p)
     p.set_defaults(func=cmd_early_stop_study)
     return parser
 

@@ -587,7 +587,8 @@ def run_study(forecaster_path: str | os.PathLike, heldout_sweep_dir: str | os.Pa
               out_dir: str | os.PathLike, *, thresholds: Sequence[float] | None = None,
               keep_fractions: Sequence[float] = DEFAULT_KEEP_FRACTIONS,
               rung_factor: float = DEFAULT_RUNG_FACTOR, label_threshold: float | None = None,
-              min_recall: float = MIN_RECALL, allow_same_sweep: bool = False) -> dict[str, Any]:
+              min_recall: float = MIN_RECALL, allow_same_sweep: bool = False,
+              partial: bool = False) -> dict[str, Any]:
     """Run the study for a saved forecaster on a held-out sweep and write its files.
 
     Parameters
@@ -603,6 +604,8 @@ def run_study(forecaster_path: str | os.PathLike, heldout_sweep_dir: str | os.Pa
     allow_same_sweep : bool, default=False
         Allow the sweep the forecaster was fit on (its hash is in the file); the numbers are
         then in-sample, not held out.
+    partial : bool, default=False
+        Allow an unfinished sweep (:meth:`grokcast.store.SweepStore.check_finished`).
 
     Returns
     -------
@@ -616,6 +619,7 @@ def run_study(forecaster_path: str | os.PathLike, heldout_sweep_dir: str | os.Pa
     model = GrokForecaster.load(forecaster_path)
     meta = model.metadata_
     store = SweepStore(heldout_sweep_dir)
+    store.check_finished(partial=partial)
     runs, log = store.runs(), store.log()
     if not allow_same_sweep and sweep_hash(runs, log) == meta.sweep_hash:
         raise ValueError(f"{str(heldout_sweep_dir)!r} is the sweep the forecaster was fit on: "

@@ -188,6 +188,15 @@ class SweepStore:
         except Exception as err:  # pyarrow raises several types for damaged files
             raise StoreError(f"a Parquet file in {str(self.root / table)!r} is unreadable: {err}") from None
 
+    def check_finished(self, *, partial: bool = False) -> None:
+        """Refuse an unfinished sweep (fewer runs stored than its grid holds) unless ``partial``:
+        numbers from it would describe whichever chunks happened to finish."""
+        stored, grid = len(self.runs()), len(self.read_config().runs())
+        if stored < grid and not partial:
+            raise StoreError(f"the sweep in {str(self.root)!r} is unfinished: {stored} of its "
+                             f"{grid} runs are stored. Resume it (grokcast sweep with the same "
+                             "--config and --out), or use the stored runs alone with --partial")
+
     def runs(self) -> pd.DataFrame:
         """The runs table, sorted by run_id."""
         return self._read("runs").sort_values("run_id", ignore_index=True)

@@ -38,7 +38,7 @@ class LogError(ValueError):
 
 def fit_forecaster(sweep_dir: str | os.PathLike, *, window: int = 200, threshold: float = 0.9,
                    out: str | os.PathLike, seed: int = 0, n_resamples: int = 2000,
-                   level: float = 0.95) -> dict[str, Any]:
+                   level: float = 0.95, partial: bool = False) -> dict[str, Any]:
     """Fit the paper's forecaster on every run of a sweep and save it as JSON.
 
     Parameters
@@ -57,6 +57,8 @@ def fit_forecaster(sweep_dir: str | os.PathLike, *, window: int = 200, threshold
     n_resamples : int, default=2000
     level : float, default=0.95
         Bootstrap resamples and coverage of the AUROC's confidence interval.
+    partial : bool, default=False
+        Allow an unfinished sweep (:meth:`grokcast.store.SweepStore.check_finished`).
 
     Returns
     -------
@@ -90,6 +92,7 @@ def fit_forecaster(sweep_dir: str | os.PathLike, *, window: int = 200, threshold
         raise ValueError(f"out={str(out)!r} is not allowed: directory {str(out.parent)!r} "
                          "does not exist")
     store = SweepStore(sweep_dir)
+    store.check_finished(partial=partial)
     all_runs, log = store.runs(), store.log()
     runs, n_diverged, n_stopped = runs_with_outcome(all_runs)
     if len(runs) < 2:
@@ -385,19 +388,20 @@ def forecast_log(model_path: str | os.PathLike, log_path: str | os.PathLike, *,
 
 def evaluate_forecaster(model_path: str | os.PathLike, sweep_dir: str | os.PathLike, *,
                         seed: int = 0, n_resamples: int = 2000,
-                        level: float = 0.95) -> dict[str, Any]:
+                        level: float = 0.95, partial: bool = False) -> dict[str, Any]:
     """Score a saved forecaster on another sweep: the out-of-sample test.
 
     Labels come from the sweep's ``max_val_acc`` at the forecaster's threshold; the
     forecaster's P(grok) and, for comparison, the end-of-window val-loss and val-acc baselines
-    are scored by AUROC with bootstrap CIs on the same resamples (diverged runs left out).
+    are scored by AUROC with bootstrap CIs on the same resamples (diverged runs and runs
+    stopped early left out). An unfinished sweep is refused unless ``partial``.
 
     Returns
     -------
     dict
         ``model``, ``sweep_dir``, ``sweep_hash``, ``trained_on`` (the forecaster's sweep hash),
-        ``window``, ``threshold``, ``n_runs``, ``n_pos``, and ``forecaster``, ``val_loss``,
-        ``val_acc``: each ``{"auroc", "ci": [lo, hi]}``.
+        ``window``, ``threshold``, ``n_runs``, ``n_pos``, ``n_diverged``, ``n_stopped``, and
+        ``forecaster``, ``val_loss``, ``val_acc``: each ``{"auroc", "ci": [lo, hi]}``.
     """
     from grokcast.analysis import runs_with_outcome, sweep_hash
     from grokcast.stats import bootstrap_ci
@@ -406,6 +410,7 @@ def evaluate_forecaster(model_path: str | os.PathLike, sweep_dir: str | os.PathL
     model = GrokForecaster.load(model_path)
     meta = model.metadata_
     store = SweepStore(sweep_dir)
+    store.check_finished(partial=partial)
     runs, log_df = store.runs(), store.log()
     runs, n_diverged, n_stopped = runs_with_outcome(runs)
     runs = runs.sort_values("run_id")
