@@ -181,6 +181,14 @@ def test_a_schedule_that_skips_the_forecasters_steps_is_refused_up_front(tmp_pat
     assert _monitor_of(plain, forecaster=path, log_schedule=LogConfig(dense_until=0, every=2))
     with pytest.raises(ValueError, match=r"skips step\(s\) \[2, 6\] below W=7, .*LogConfig\(dense_until=7\)"):
         _monitor_of(plain, forecaster=path, log_schedule=LogConfig(dense_until=0, every=4))
+    # The suggestion must work where the forecaster's steps go on past the missing ones.
+    sparse = LogConfig(dense_until=50, every=10)
+    _fitted_forecaster().save(path, window=200, threshold=0.9, sweep_hash="abc", n_train_runs=20,
+                              window_steps=[s for s in sparse.steps(200) if s < 200])
+    with pytest.raises(ValueError, match=r"LogConfig\(dense_until=191\)") as info:
+        _monitor_of(plain, forecaster=path, log_schedule=LogConfig(dense_until=10, every=10))
+    dense_until = int(re.search(r"LogConfig\(dense_until=(\d+)\)", str(info.value)).group(1))
+    assert _monitor_of(plain, forecaster=path, log_schedule=LogConfig(dense_until=dense_until))
 
 
 def test_a_denser_schedule_is_cut_to_the_forecasters_steps(tmp_path):
@@ -264,6 +272,7 @@ def test_logit_stats_against_torch():
     with pytest.raises(ValueError, match=r"class indices in \[0, 7\), got values in \[0, 9\]"):
         logit_stats(logits, torch.where(labels == labels[0], 9, labels))
     assert logit_stats(logits, labels.int()) == got
+    assert logit_stats(logits, labels.to(torch.uint16)) == got
 
 
 @pytest.mark.parametrize("args, needle", [

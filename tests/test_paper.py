@@ -11,6 +11,7 @@ import math
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 from pypdf import PdfReader
 from test_figures import write_synthetic_results
@@ -33,6 +34,7 @@ reference_comparison = _plain_fn(R.reference_comparison_sentence)
 small_sample = _plain_fn(R.small_sample_sentence)
 calibration = _plain_fn(R.calibration_sentence)
 grid = _plain_fn(R.grid_sentence)
+dynamics = _plain_fn(R.dynamics_sentence)
 
 
 def canon(text: str) -> str:
@@ -144,6 +146,25 @@ def test_window_accuracy_sentence_branches() -> None:
     assert "12.3%" in before and "is a forecast" in before and "1/23" in before
     after = window_accuracy(0.95, 200, "0.9", 23)
     assert "95.0%" in after and "partly observed" in after and "is a forecast" not in after
+    exactly = window_accuracy(float(np.float32(333) / np.float32(370)), 200, "0.9", 23)
+    assert "partly observed" in exactly  # 333/370 = 0.9 logged in float32 reaches 0.9
+
+
+def _runs(fit: list[int], hit: list[int]) -> list[dict]:
+    return [{"step_train_acc_0.99": f, "step_val_acc": {"0.9": h}} for f, h in zip(fit, hit)]
+
+
+def test_dynamics_sentence_branches() -> None:
+    many = dynamics(_runs([80, 100, 123, 1_500_000, -1], [-1, 400, 500, 1_200_001, -1]), "0.9")
+    assert "2 of 5 runs reach a train accuracy of 99% by step 100" in many
+    assert "does so at step 112 and the last at step 1,500,000, and 1 never do" in many
+    assert "The 3 runs that grok first reach a validation accuracy of 0.9 between steps 400 and " \
+           "1,200,001 (median 500; steps as logged)" in many
+    one = dynamics(_runs([90, 95], [-1, 300]), "0.9")
+    assert "The one run that groks first reaches a validation accuracy of 0.9 at step 300" in one
+    none = dynamics(_runs([90, 95], [-1, -1]), "0.9")
+    assert none.endswith("the last at step 95.") and "grok" not in none
+    assert dynamics([{"run_id": "old file", "max_val_acc": 0.5}], "0.9") == ""
 
 
 def test_trend_sentence_branches() -> None:

@@ -79,10 +79,10 @@ def logit_stats(logits: Tensor, labels: Tensor) -> dict[str, float]:
                          f"{tuple(logits.shape)} and {tuple(labels.shape)}")
     if labels.dtype.is_floating_point or labels.dtype.is_complex or labels.dtype == torch.bool:
         raise TypeError(f"labels must be integer class indices, got dtype {labels.dtype}")
+    labels = labels.long()  # unsigned dtypes lack comparison kernels; gather needs int64
     if labels.numel() and not bool(((labels >= 0) & (labels < logits.shape[1])).all()):
         raise ValueError(f"labels must be class indices in [0, {logits.shape[1]}), got values in "
                          f"[{int(labels.min())}, {int(labels.max())}]")
-    labels = labels.long()
     with torch.no_grad():
         mask = torch.ones(1, labels.shape[0], dtype=torch.bool, device=labels.device)
         stats = S.fit_stats(logits.detach()[None], labels[None], mask)  # each (1,)
@@ -328,7 +328,7 @@ def _check_schedule(schedule: LogConfig, window: int, forecaster: Any) -> None:
         raise ValueError(f"log_schedule={schedule!r} is not allowed with this forecaster: it skips "
                          f"step(s) {shown} below W={window}, which the forecaster's features were "
                          "computed on (use the schedule of the sweep it was fit on, or one dense "
-                         f"through them: LogConfig(dense_until={max(missing) + 1}))"
+                         f"through them: LogConfig(dense_until={max(meta.required_steps()) + 1}))"
                          f"{meta.steps_hint()}")
 
 

@@ -191,10 +191,12 @@ class SweepStore:
     def check_finished(self, *, partial: bool = False) -> None:
         """Refuse an unfinished sweep (fewer runs stored than its grid holds) unless ``partial``:
         numbers from it would describe whichever chunks happened to finish."""
-        stored, grid = len(self.runs()), len(self.read_config().runs())
-        if stored < grid and not partial:
-            raise StoreError(f"the sweep in {str(self.root)!r} is unfinished: {stored} of its "
-                             f"{grid} runs are stored. Resume it (grokcast sweep with the same "
+        grid = [r.run_id for r in self.read_config().runs()]
+        missing = sorted(set(grid) - set(self.runs()["run_id"]))
+        if missing and not partial:
+            raise StoreError(f"the sweep in {str(self.root)!r} is unfinished: "
+                             f"{len(grid) - len(missing)} of its {len(grid)} runs are stored "
+                             f"({missing[0]!r} is not). Resume it (grokcast sweep with the same "
                              "--config and --out), or use the stored runs alone with --partial")
 
     def runs(self) -> pd.DataFrame:

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from grokcast import figures as F
+from grokcast.signals import reaches
 
 MINUS = "\u2212"  # typographic minus; the tables and text print negative numbers with it
 NA = "n/a"
@@ -222,7 +223,7 @@ def window_accuracy_sentence(max_acc: float | None, window: int, threshold: str,
     if not _finite(max_acc):
         return f"The validation accuracy before step {window} was not logged."
     acc = esc(fmt_pct(max_acc))
-    if max_acc < float(threshold):
+    if not reaches(max_acc, float(threshold)):
         return (f"Before step {window} the largest validation accuracy of any run is {acc}"
                 f"{esc(chance)}, so no run has yet reached the label threshold "
                 f"{esc(fmt_threshold(threshold))}: the prediction is a forecast.")
@@ -310,7 +311,7 @@ def dynamics_sentence(runs: Sequence[dict], threshold: str) -> str:
         never = len(fit) - reached.size
         text = (f"{int((reached <= 100).sum())} of {len(fit)} runs reach a train accuracy of {esc('99%')} "
                 f"by step 100; the median run that reaches it does so at step "
-                f"{float(np.median(reached)):,g} and the last at step {fmt_int(reached.max())}"
+                f"{fmt_int(round(float(np.median(reached))))} and the last at step {fmt_int(reached.max())}"
                 + (f", and {never} never do" if never else "") + ".")
     grok = np.array([s for s in hit if s >= 0])
     level = esc(fmt_threshold(threshold))
@@ -320,7 +321,7 @@ def dynamics_sentence(runs: Sequence[dict], threshold: str) -> str:
     elif grok.size:
         text += (f" The {grok.size} runs that grok first reach a validation accuracy of {level} "
                  f"between steps {fmt_int(grok.min())} and {fmt_int(grok.max())} (median "
-                 f"{float(np.median(grok)):,g}; steps as logged).")
+                 f"{fmt_int(round(float(np.median(grok))))}; steps as logged).")
     return text.strip()
 
 
