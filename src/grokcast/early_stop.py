@@ -49,7 +49,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from grokcast.features import feature_table
+from grokcast.features import feature_table, show_steps
 from grokcast.signals import reaches
 
 POLICIES = ("forecaster", "percentile_val_loss", "percentile_val_acc", "median_val_loss",
@@ -669,12 +669,11 @@ def forecast_hook(rule: StopRule, runs: Sequence[Any]) -> Any:
     # so the decision falls on the last of them (the trainer's rows do not depend on which
     # other steps it logs).
     needed = set(model.metadata_.required_steps())
-    if not needed <= set(logged):
-        missing = sorted(needed - set(logged))
-        raise ValueError(f"the sweep's log schedule skips step(s) {missing[:6]}"
-                         f"{'...' if len(missing) > 6 else ''} below W={window} that the stop "
-                         "model's features were computed on: log with the schedule of the sweep "
-                         f"it was fit on{model.metadata_.steps_hint()}")
+    missing = model.metadata_.missing_steps(logged)
+    if missing:
+        raise ValueError(f"the sweep's log schedule skips step(s) {show_steps(missing)} below "
+                         f"W={window} that the stop model's features were computed on: log with "
+                         f"the schedule of the sweep it was fit on{model.metadata_.steps_hint()}")
     decide_at, run_ids, rows = max(needed), [r.run_id for r in runs], []
 
     def hook(step: int, values: np.ndarray) -> np.ndarray | None:

@@ -22,7 +22,7 @@ logs NaN afterwards, see :mod:`grokcast.train`), so it does not count as logged.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -129,9 +129,9 @@ FEATURES: tuple[Feature, ...] = _registry()
 FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in FEATURES)
 
 
-def _show(steps: np.ndarray) -> str:
+def show_steps(steps: Sequence[int] | np.ndarray) -> str:
     """A short rendering of a step list for error messages."""
-    s = steps.tolist()
+    s = np.asarray(steps).tolist()
     return str(s) if len(s) <= 6 else f"[{s[0]}, {s[1]}, {s[2]}, ..., {s[-1]}] ({len(s)} steps)"
 
 
@@ -212,8 +212,8 @@ def make_window(log_df: pd.DataFrame, window: int) -> Window:
         r = int(odd[0]) if odd.size else ref
         raise ValueError(
             f"runs are logged at different or repeated steps below W={window}: run "
-            f"{run_ids[ref]!r} at {_show(steps)}, run {run_ids[r]!r} at "
-            f"{_show(step_of[starts[r]:starts[r] + sizes[r]])}; features need one grid of "
+            f"{run_ids[ref]!r} at {show_steps(steps)}, run {run_ids[r]!r} at "
+            f"{show_steps(step_of[starts[r]:starts[r] + sizes[r]])}; features need one grid of "
             "distinct steps")
     if n_steps < 2:
         raise ValueError(f"window W={window} holds only {n_steps} logged step ({steps.tolist()}); "
@@ -278,8 +278,8 @@ def select_window_steps(log_df: pd.DataFrame, window: int, steps: tuple[int, ...
         run_id = short[0]
         missing = np.setdiff1d(need, step[(log_df["run_id"] == run_id).to_numpy()])
         raise ValueError(
-            f"the log of run {run_id!r} lacks step(s) {_show(missing)} below W={window}: the "
-            f"forecaster's features were computed on steps {_show(need)}, so its log must "
+            f"the log of run {run_id!r} lacks step(s) {show_steps(missing)} below W={window}: the "
+            f"forecaster's features were computed on steps {show_steps(need)}, so its log must "
             "hold every one of them (log with the schedule of the sweep it was fit on)")
     return log_df[keep]
 

@@ -39,7 +39,7 @@ import json
 import math
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -100,6 +100,11 @@ class ForecasterMetadata:
         """The steps below W a log must hold to be forecast: those the fit's features read,
         or, for a file that does not record them, every step below W."""
         return self.window_steps if self.window_steps is not None else tuple(range(self.window))
+
+    def missing_steps(self, logged: Iterable[int]) -> list[int]:
+        """The :meth:`required_steps` that a log schedule's ``logged`` steps leave out."""
+        logged = set(logged)
+        return [t for t in self.required_steps() if t not in logged]
 
     def steps_hint(self) -> str:
         """What to add to an error about missing steps: why a file without steps needs all."""

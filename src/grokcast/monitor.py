@@ -48,6 +48,7 @@ from torch import Tensor
 
 from grokcast import signals as S
 from grokcast.config import LogConfig
+from grokcast.features import show_steps
 
 LOG_COLUMNS = ("run_id", "step", *S.SIGNAL_NAMES)
 # Supplied by the caller at logged steps; the other signals the monitor computes itself.
@@ -321,13 +322,12 @@ def _check_schedule(schedule: LogConfig, window: int, forecaster: Any) -> None:
     meta = getattr(forecaster, "metadata_", None)
     if meta is None:
         return
-    logged = set(schedule.steps(window))
-    missing = [t for t in meta.required_steps() if t not in logged]
+    missing = meta.missing_steps(schedule.steps(window))
     if missing:
-        shown = missing if len(missing) <= 6 else f"{missing[:6]}... ({len(missing)} steps)"
         raise ValueError(f"log_schedule={schedule!r} is not allowed with this forecaster: it skips "
-                         f"step(s) {shown} below W={window}, which the forecaster's features were "
-                         "computed on (use the schedule of the sweep it was fit on, or one dense "
+                         f"step(s) {show_steps(missing)} below W={window}, which the forecaster's "
+                         "features were computed on (use the schedule of the sweep it was fit on, "
+                         "or one dense "
                          f"through them: LogConfig(dense_until={max(meta.required_steps()) + 1}))"
                          f"{meta.steps_hint()}")
 

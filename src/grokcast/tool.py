@@ -129,7 +129,8 @@ def fit_forecaster(sweep_dir: str | os.PathLike, *, window: int = 200, threshold
     ci = bootstrap_ci(y, heldout, rng=_rng(seed, threshold, window, 0),
                       n_resamples=n_resamples, level=level)
     digest = sweep_hash(all_runs, log)
-    steps_below = np.unique(log_used["step"].to_numpy()[log_used["step"].to_numpy() < window])
+    step = log_used["step"].to_numpy()
+    steps_below = np.unique(step[step < window])
     model.save(out, window=window, threshold=threshold, sweep_hash=digest, n_train_runs=len(y),
                window_steps=steps_below.tolist())
     coef = model.coef_[0]
