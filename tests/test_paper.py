@@ -35,6 +35,9 @@ small_sample = _plain_fn(R.small_sample_sentence)
 calibration = _plain_fn(R.calibration_sentence)
 grid = _plain_fn(R.grid_sentence)
 dynamics = _plain_fn(R.dynamics_sentence)
+best_single = _plain_fn(R.best_single_sentence)
+reliability = _plain_fn(R.reliability_sentence)
+observed = _plain_fn(R.observed_label_sentence)
 
 
 def canon(text: str) -> str:
@@ -175,9 +178,11 @@ def test_trend_sentence_branches() -> None:
     assert trend({100: None, 200: 0.9}) == ""
 
 
-def _threshold(d_loss: dict, d_acc: dict, single: bool = False) -> dict:
-    return {"n_pos": 0 if single else 4, "n_neg": 48 if single else 44, "single_class": single,
-            "windows": {"200": {"multi": {"auroc": 0.9, "ci": [0.8, 1.0]},
+def _threshold(d_loss: dict, d_acc: dict, single: bool = False, n_pos: int = 6,
+               multi: float = 0.9) -> dict:
+    return {"n_pos": 0 if single else n_pos, "n_neg": 48 - (0 if single else n_pos),
+            "single_class": single,
+            "windows": {"200": {"multi": {"auroc": multi, "ci": [multi - 0.1, 1.0]},
                                 "diff_val_loss": d_loss, "diff_val_acc": d_acc}}}
 
 
@@ -196,6 +201,72 @@ def test_robustness_sentence_branches() -> None:
     assert "cannot be made" in one
     assert "no robustness check" in robustness(_threshold(sig, ns), None, 200, "0.9",
                                                           None)
+    # Two positives: no verdict on the threshold, the numbers, and why LOO ranks them low.
+    worse = diff(-0.75, -0.88, -0.59, 1.0)
+    tiny = robustness(_threshold(sig, ns), _threshold(worse, worse, n_pos=2, multi=0.076), 200,
+                      "0.9", "0.99")
+    assert "0.076 [−0.024, 1.000]".replace("−", M) in tiny and "only 2 grokking runs" in tiny
+    assert "fitted on the other 1 grokking run," in tiny and "falls below 0.5" in tiny
+    assert "cannot be made" in tiny and "depends on" not in tiny and "worse" not in tiny
+    kfold = robustness(_threshold(sig, ns), _threshold(worse, worse, n_pos=3, multi=0.7), 200,
+                       "0.9", "0.99", cv="5-fold")
+    assert "leave-one-out" not in kfold and "only 3 grokking runs" in kfold
+
+
+def test_top_features_keep_ties_in_feature_order() -> None:
+    uni = {"b": {"auroc": 0.1, "folded": 0.9}, "a": {"auroc": 0.9, "folded": 0.9},
+           "c": {"auroc": 0.8, "folded": 0.8}, "d": {"auroc": 0.2, "folded": 0.8},
+           "e": {"auroc": 0.5, "folded": 0.5}, "f": {"auroc": None, "folded": None}}
+    assert [n for n, _, _ in R.top_features(uni, 1)] == ["b", "a"]
+    assert [n for n, _, _ in R.top_features(uni, 3)] == ["b", "a", "c", "d"]
+    assert [n for n, _, _ in R.top_features(uni, 5)] == ["b", "a", "c", "d", "e"]
+    ties = best_single(uni, 200)
+    assert ties == ("At W = 200, 2 features tie as the strongest single early signal (folded "
+                    "AUROC 0.900; they rank the runs alike): b and a.")
+    one = best_single({"end_val_loss": {"auroc": 0.1, "folded": 0.9}, "x": {"auroc": 0.6,
+                                                                            "folded": 0.6}}, 100)
+    assert one == ("The strongest single early signal at W = 100 is end_val_loss, with folded "
+                   "AUROC 0.900: the val-loss baseline itself.")
+    assert best_single({}, 100) == ""
+
+
+def test_reliability_sentence_counts_runs_per_bin() -> None:
+    # Five equal-width bins: [0, .2) [.2, .4) [.4, .6) [.6, .8) [.8, 1].
+    proba = [0.05, 0.1, 0.15, 0.19, 0.0, 0.5, 0.45, 0.99, 1.0, None]
+    text = reliability(proba, [0, 0, 0, 0, 0, 1, 0, 1, 1, 1])
+    assert "hold 5, 0, 2, 0 and 2 runs" in text
+    assert "the 2 non-empty bins with fewer than 5 runs" in text
+    even = reliability([0.1] * 5 + [0.9] * 5, [0] * 5 + [1] * 5, n_bins=2)
+    assert even == "From low to high predicted probability, the 2 bins of @fig:reliability at " \
+                   "this window hold 5 and 5 runs."
+
+
+def test_observed_label_sentence_counts_runs_that_reached_the_threshold() -> None:
+    runs = _runs([100] * 4, [-1, 450, 500, 99])
+    text = observed(runs, [100, 200, 500, 600], "0.9")
+    # Features read log rows with step < W: 99 is inside W = 100, 500 only inside W = 600.
+    assert "0.9 inside the window (log rows with step < W): 1, 1, 2 and 3 at W = 100, 200, 500 " \
+           "and 600" in text
+    assert "At W = 100, 200, 500 and 600 the label is partly observed" in text
+    clean = observed(_runs([100] * 2, [-1, 700]), [100, 200], "0.9")
+    assert clean.startswith("No run reaches a validation accuracy of 0.9 inside any window")
+    assert observed([{"run_id": "old"}], [100], "0.9") == ""
+
+
+def test_delay_sentence_compares_fitting_and_generalising_steps() -> None:
+    # Fit step, grok step: (100, 100) no delay; (200, 150) before fitting; (100, 900) and
+    # (50, 2050) late; a run that never fits and one that never groks are left out.
+    runs = _runs([100, 200, 100, 50, -1, 80], [100, 150, 900, 2050, 300, -1])
+    assert R.generalisation_delays(runs, "0.9") == [0, -50, 800, 2000]
+    text = plain(R.delay_sentence(runs, "0.9"))
+    assert text == ("In 2 of the 4 runs that grok and fit, validation accuracy reaches 0.9 no "
+                    "later than train accuracy reaches 99% (as logged): they generalise as they "
+                    "fit, without the delay that defines grokking. In the other 2 the delay is "
+                    "between 800 and 2,000 steps (median 1,400).")
+    late = plain(R.delay_sentence(_runs([100, 100], [300, 500]), "0.9"))
+    assert late == ("Every one of them fits first: validation accuracy reaches 0.9 between 200 "
+                    "and 400 steps (median 300) after train accuracy reaches 99%.")
+    assert R.delay_sentence(_runs([100], [-1]), "0.9") == ""
 
 
 def test_reference_comparison_sentence_branches() -> None:
@@ -208,6 +279,65 @@ def test_reference_comparison_sentence_branches() -> None:
     half = reference_comparison({"auroc": 0.9, "ci": [0.88, 0.92]},
                                            [0.957, 0.812, 1.0], 200)
     assert "not the reverse" in half
+
+
+def _claims_analysis(n_pos2: int) -> dict:
+    """Two thresholds, W = 200, 12 runs over three weight decays (3 grokkers, all at λ = 1)."""
+    wds = [0.1] * 4 + [1.0] * 4 + [10.0] * 4
+    labels = [0] * 4 + [1, 1, 1, 0] + [0] * 4
+    uni = {"end_val_loss": {"auroc": 0.1, "folded": 0.9}, "end_val_acc": {"auroc": 0.8, "folded": 0.8}}
+    def th(n_pos: int, d_loss: dict) -> dict:
+        return {"n_pos": n_pos, "n_neg": 12 - n_pos, "single_class": False, "labels": labels,
+                "windows": {"200": {"diff_val_loss": d_loss, "diff_val_acc": diff(0.1, -0.1, 0.3, 0.2),
+                                    "max_val_acc_in_window": 0.12, "univariate": uni}}}
+    return {"settings": {"thresholds": [0.9, 0.99], "windows": [200]},
+            "runs": [{"weight_decay": w, "step_train_acc_0.99": s} for w, s in
+                     zip(wds, [90] * 11 + [300])],
+            "thresholds": {"0.9": th(6, diff(0.2, 0.1, 0.3, 0.001)),
+                           "0.99": th(n_pos2, diff(0.2, 0.1, 0.3, 0.001))}}
+
+
+def test_reference_claims_hold_or_not_by_our_numbers() -> None:
+    ref = {"n_runs": 12, "grok_counts": {"0.9": 6, "0.99": 4},
+           "tables": {k: {"200": {"diff_val_loss": [0.16, 0.04, 0.29], "p_val_loss": "< 0.001",
+                                  "diff_val_acc": [0.11, -0.005, 0.24], "p_val_acc": "0.035"}}
+                      for k in ("0.9", "0.99")},
+           "claims": {"best_single": {"threshold": "0.9", "window": 200, "feature": "end_val_acc",
+                                      "folded": 0.845},
+                      "max_val_acc_before": {"window": 200, "below": 0.15},
+                      "fit_by_step": {"step": 100}, "moderate_weight_decay": {}}}
+    claims = R.reference_claims(_claims_analysis(5), ref, 200)
+    got = {what: holds for what, _, holds in claims}
+    assert got == {
+        "the forecaster's standing against the val-loss baseline at threshold 0.9": True,
+        # theirs: CI includes zero, p = 0.035 (significant one-sided only); ours p = 0.2.
+        "the forecaster's standing against the val-accuracy baseline at threshold 0.9": False,
+        "the forecaster's standing against the val-loss baseline at threshold 0.99": True,
+        "which single feature is strongest": False,
+        "no run generalising before step 200": True,  # 12% < 15%
+        "every run fitting by step 100": False,  # one run at step 300
+        "grokking at moderate weight decay": True,  # λ = 1, inside the grid
+        "how many runs grok at threshold 0.9": True,
+        "how many runs grok at threshold 0.99": False}
+    text = {what: plain(sentence) for what, sentence, _ in claims}
+    assert "ours is end_val_loss (0.900), and end_val_acc has 0.800" in \
+        text["which single feature is strongest"]
+    assert "in ours 11 of 12 reach 99% by step 100 (the median run at step 90)" in \
+        text["every run fitting by step 100"]
+    assert "ours groks most at λ = 1 (0/4, 3/4, 0/4 at λ = 0.1, 1, 10)" in \
+        text["grokking at moderate weight decay"]
+    # Two positives at 0.99: that comparison cannot be checked, and the summary says so.
+    tiny = R.reference_claims(_claims_analysis(2), ref, 200)
+    assert [h for w, _, h in tiny if w.endswith("val-loss baseline at threshold 0.99")] == [None]
+    summary = R.claims_summary(tiny)
+    assert summary.startswith("Of the 9 claims of the reference paper that @sec:repro checks, 4 "
+                              "hold in our sweep; 4 do not: the forecaster's standing against "
+                              "the val-accuracy baseline at threshold 0.9, which single feature")
+    assert summary.endswith("1 cannot be checked with this sweep's class sizes: the forecaster's "
+                            "standing against the val-loss baseline at threshold 0.99.")
+    # A sweep of another size is not compared by counts.
+    assert not any(w.startswith("how many") for w, _, _ in
+                   R.reference_claims(_claims_analysis(5), {**ref, "n_runs": 48}, 200))
 
 
 def _grid_runs(labels_by_cell: dict[tuple[float, float], list[int]]) -> tuple[list, list]:
@@ -227,6 +357,10 @@ def test_grid_sentence_branches() -> None:
     bumpy = grid(*_grid_runs({(0.3, 0.3): [0], (0.3, 1.0): [1], (0.3, 3.0): [0]}))
     assert bumpy == ("The grokking rate is not monotone in λ "
                      "(0/1 at λ = 0.3, 1/1 at λ = 1, 0/1 at λ = 3).")
+    flat_then_up = grid(*_grid_runs({(0.3, 0.3): [0], (0.3, 1.0): [0], (0.3, 3.0): [1]}))
+    assert flat_then_up.startswith("The grokking rate never falls as λ grows (0/1 at λ = 0.3")
+    flat_then_down = grid(*_grid_runs({(0.3, 1.0): [1], (0.4, 1.0): [0], (0.5, 1.0): [0]}))
+    assert flat_then_down.startswith("The grokking rate never rises as f grows")
     falls = grid(*_grid_runs({(0.3, 1.0): [1], (0.6, 1.0): [0]}))
     assert "falls with f" in falls
     flat = grid(*_grid_runs({(0.3, 1.0): [0], (0.6, 1.0): [0]}))
@@ -342,6 +476,11 @@ def test_reference_values_only_in_reproduction_appendix(rendered: tuple) -> None
     ref_cell = ref["tables"]["0.9"]["100"]["val_loss"]
     assert canon(f"{f3(ref_cell[0])} [{f3(ref_cell[1])}, {f3(ref_cell[2])}]") in ours
     assert canon(f"[{f3(ref_cell[1])}, {f3(ref_cell[2])}]") not in body
+    # Each checkable claim is stated in the appendix; the Discussion only counts them.
+    claims = R.reference_claims(analysis, ref, 200)
+    assert claims and canon(f"Of the {len(claims)} claims of the reference paper") in body
+    verdicts = re.findall(r"(Does not hold\.|Holds\.|Cannot be checked here\.)", "".join(pages[start:]))
+    assert len(verdicts) == len(claims)
 
 
 def test_render_paper_with_single_class_threshold(tmp_path: Path) -> None:

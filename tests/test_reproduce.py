@@ -6,6 +6,7 @@ The smoke sweep (8 runs x 600 steps) takes about a minute on two idle CPU cores.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -66,7 +67,10 @@ def test_reproduce_paper_numbers_equal_analysis_json(smoke) -> None:
         assert canon(" ".join(row)) in text, w
     w200 = t["windows"]["200"]
     assert canon(f"{100 * w200['max_val_acc_in_window']:.1f}%") in text
-    # The dynamics sentence, from the runs' first logged steps.
+    # The dynamics sentences, from the runs' first logged steps. Read from the source the PDF
+    # prints verbatim: in the PDF's extracted text a page break can interleave figure labels.
+    ctx = json.loads((result.paper.parent / "paper-src" / "context.json").read_text())
+    text = canon(re.sub(r"\\(.)", r"\1", ctx["phase"]))
     fit = [r["step_train_acc_0.99"] for r in analysis["runs"] if r["step_train_acc_0.99"] >= 0]
     if fit:
         early = sum(s <= 100 for s in fit)

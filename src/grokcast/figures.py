@@ -422,7 +422,8 @@ def fig_features(res: Results, n_top: int = N_TOP_FEATURES) -> plt.Figure:
     ws = windows(a)
     w0 = primary_window(a)
     ref = folded_aurocs(a, th, w0)
-    ranked = sorted((n for n in ref if np.isfinite(ref[n])), key=lambda n: (-ref[n], n))[:n_top]
+    # Stable sort: tied features keep their defined order, as in Table 3 and the paper's text.
+    ranked = sorted((n for n in ref if np.isfinite(ref[n])), key=lambda n: -ref[n])[:n_top]
     fig, ax = plt.subplots(figsize=(FIG_WIDTH_IN, 0.3 * max(len(ranked), 4) + 0.9))
     if not ranked:
         ax.set_axis_off()
