@@ -248,3 +248,72 @@ def test_first_steps_per_run_against_a_plain_loop(sweep, result):
     want = {r: first(climb[climb["run_id"] == r], "val_acc", 0.9) for r in ids}
     assert got == want and got["r0"] == 7
     assert -1 in got.values() and len(set(got.values())) > 3
+
+
+def test_labels_compare_max_val_acc_in_float32_like_the_logged_accuracy(sweep):
+    """333/370 is exactly 0.9 but is logged as float32 0.89999998 (below the float64 0.9): that
+    run reaches 0.9. A run one float32 step lower does not. Reference: exact fractions of the
+    true accuracies against 9/10."""
+    from fractions import Fraction
+
+    runs, log = sweep
+    at = float(np.float32(333) / np.float32(370))
+    below = float(np.nextafter(np.float32(at), np.float32(0)))
+    assert at < 0.9 and Fraction(below) < Fraction(9, 10)
+    true_acc = {"run01": Fraction(333, 370), "run03": Fraction(below), "run04": Fraction(0.9)}
+    logged = {"run01": at, "run03": below, "run04": 0.9}
+    runs = runs.assign(max_val_acc=[logged.get(r, m) for r, m in zip(runs["run_id"], runs["max_val_acc"])])
+    res = A.analyze(runs, log, None, windows=(100,), thresholds=(0.9,), n_resamples=20,
+                    predict_fn=standin)
+    want = []
+    for r in range(N_RUNS):
+        run_id = f"run{r:02d}"
+        acc = true_acc.get(run_id, Fraction(0.95) if r % 3 == 0 else Fraction(0.3))
+        want.append(int(acc >= Fraction(9, 10)))
+    assert want[1] == 1 and want[3] == 0 and want[4] == 1
+    main = res["thresholds"]["0.9"]
+    assert main["labels"] == want
+    assert (main["n_pos"], main["n_neg"]) == (sum(want), N_RUNS - sum(want))
+
+
+def test_max_val_acc_in_window_reads_steps_below_w_only(sweep):
+    """A peak exactly at step W is outside window W; a diverged run is not analysed."""
+    runs, log = sweep
+    log = log.copy()
+    at = lambda run_id, step: (log["run_id"] == run_id) & (log["step"] == step)  # noqa: E731
+    log.loc[at("run05", 100), "val_acc"] = 0.96  # inside W=200, not W=100
+    log.loc[at("run07", 200), "val_acc"] = 0.97  # outside both
+    log.loc[at("run20", 50), "val_acc"] = 0.99  # the diverged run: left out
+    res = A.analyze(runs, log, None, windows=(100, 200), thresholds=(0.9,), n_resamples=20,
+                    predict_fn=standin)
+    for w in (100, 200):
+        best = -1.0
+        for run_id, step, acc in zip(log["run_id"], log["step"], log["val_acc"]):
+            if run_id != "run20" and step < w and not np.isnan(acc) and acc > best:
+                best = acc
+        assert res["thresholds"]["0.9"]["windows"][str(w)]["max_val_acc_in_window"] == best, w
+    assert res["thresholds"]["0.9"]["windows"]["200"]["max_val_acc_in_window"] == 0.96
+    assert res["thresholds"]["0.9"]["windows"]["100"]["max_val_acc_in_window"] < 0.96
+
+
+@pytest.mark.parametrize(("loo_max", "cv"), [(N_RUNS, "loo"), (N_RUNS - 1, "10-fold")])
+def test_loo_up_to_loo_max_runs_analysed_runs_then_kfold(sweep, monkeypatch, loo_max, cv):
+    """Exactly LOO_MAX_RUNS analysed runs (the diverged one not counted) -> LOO; one more ->
+    k-fold. The predictors are stubbed (no fitting) to record which one ran."""
+    runs, log = sweep
+    called = []
+
+    def loo(X, y):
+        called.append(("loo", len(y)))
+        return standin(X, y)
+
+    def kfold(X, y, *, n_splits, rng):
+        called.append(("kfold", len(y)))
+        return standin(X, y)
+
+    monkeypatch.setattr(A, "loo_predictions", loo)
+    monkeypatch.setattr(A, "kfold_predictions", kfold)
+    monkeypatch.setattr(A, "LOO_MAX_RUNS", loo_max)
+    res = A.analyze(runs, log, None, windows=(100,), thresholds=(0.9,), n_resamples=20)
+    assert res["settings"]["cv"] == cv
+    assert called == [("loo" if cv == "loo" else "kfold", N_RUNS)]

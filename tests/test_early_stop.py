@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from fractions import Fraction
 
 import numpy as np
 import pandas as pd
@@ -322,3 +323,213 @@ def test_stop_model_fit_on_sparser_steps_reads_only_those_in_a_dense_sweep(tmp_p
     data = held_out(runs, log, loaded, window=W, label_threshold=float(runs["max_val_acc"].max()))
     order = pd.Index(runs["run_id"]).get_indexer(data.run_ids)
     np.testing.assert_allclose(data.p_grok, p_cut[order], rtol=1e-12)
+
+
+# ----------------------------------------------------------------------------- plain-loop references
+
+def _plain_score(stop_at, n_steps, grok_step) -> dict:
+    """score() by a loop: a grokker is kept unless stopped before its first grokking step."""
+    n_grok = sum(g >= 0 for g in grok_step)
+    kept = stopped = used = 0
+    for stop, n, g in zip(stop_at, n_steps, grok_step):
+        used += min(stop, n)
+        stopped += stop < n
+        if g >= 0 and (stop >= n or g <= stop):
+            kept += 1
+    return {"n_stopped": stopped, "n_wrongly_stopped": n_grok - kept, "steps_used": used,
+            "steps_total": sum(n_steps), "saved": 1 - used / sum(n_steps),
+            "recall": kept / n_grok}
+
+
+def _value_at(steps, row, step) -> float:
+    """The value at the last logged step <= step."""
+    value = None
+    for s, v in zip(steps, row):
+        if s <= step:
+            value = v
+    return value
+
+
+def _badness_of(value, higher_is_better) -> float:
+    if math.isnan(value):
+        return math.inf
+    return -value if higher_is_better else value
+
+
+# Hand-made held-out sweep: W = 20, rungs 20, 40, 80, 160 (runs of 100 or 200 steps). Run 2
+# groks exactly at W; val acc and val loss rank the runs differently, with ties and NaNs.
+HW = 20
+H_STEPS = [0, 10, 20, 40, 80, 160]
+H_N_STEPS = [200, 200, 200, 200, 100, 200, 200, 100]
+H_ACC = [[0.0, 0.10, 0.30, 0.50, 0.95, 1.0],
+         [0.0, 0.05, 0.05, 0.10, 0.20, 0.30],
+         [0.0, 0.20, 0.92, 0.40, 0.95, 0.99],
+         [0.0, 0.05, 0.10, 0.10, 0.15, 0.20],
+         [0.0, 0.10, 0.30, 0.60, 0.91, np.nan],
+         [0.0, 0.10, np.nan, 0.20, 0.30, 0.40],
+         [0.0, 0.10, 0.30, 0.30, 0.93, 0.97],
+         [0.0, 0.05, 0.05, 0.05, 0.06, np.nan]]
+H_LOSS = [[5, 4.0, 3.0, 2.5, 0.5, 0.1],
+          [5, 4.5, 3.5, 3.0, 2.9, 2.8],
+          [5, 4.2, 3.6, 2.0, 0.4, 0.2],
+          [5, 4.4, 3.5, 3.2, 3.1, 3.0],
+          [5, 4.1, 2.8, 1.5, 0.6, np.nan],
+          [5, 4.0, np.nan, 3.3, 3.3, 3.3],
+          [5, 4.1, 3.0, 2.2, 0.3, 0.2],
+          [5, 4.6, 3.9, 3.8, 3.7, np.nan]]
+H_P = [0.8, 0.1, 0.3, 0.2, 0.9, np.nan, 0.6, 0.4]
+
+
+def _first_grok(steps, acc, level=0.9) -> list[int]:
+    out = []
+    for row in acc:
+        first = -1
+        for s, v in zip(steps, row):
+            if not math.isnan(v) and v >= level:
+                first = s
+                break
+        out.append(first)
+    return out
+
+
+def test_simulate_held_out_rows_match_plain_loops_on_a_hand_made_sweep():
+    from grokcast.early_stop import simulate_held_out
+
+    R = len(H_ACC)
+    grok_step = _first_grok(H_STEPS, H_ACC)
+    assert grok_step == [80, -1, 20, -1, 80, -1, 80, -1]
+    data = HeldOut(run_ids=np.array([f"r{i}" for i in range(R)]), n_steps=np.array(H_N_STEPS),
+                   grok_step=np.array(grok_step), steps=np.array(H_STEPS),
+                   val_loss=np.array(H_LOSS, float), val_acc=np.array(H_ACC, float),
+                   p_grok=np.array(H_P), n_excluded=0)
+    thresholds, keep_fractions = [0.0, 0.35, 0.7, 1.0], [0.25, 0.3, 0.5, 0.75, 1.0]
+    df = simulate_held_out(data, window=HW, thresholds=thresholds, keep_fractions=keep_fractions,
+                           rung_factor=2.0, label_threshold=0.9)
+    higher = {"val_loss": False, "val_acc": True}
+    table = {"val_loss": H_LOSS, "val_acc": H_ACC}
+
+    expected = []  # (policy, param, stop_at)
+    for t in thresholds:
+        expected.append(("forecaster", t, [HW if (math.isnan(p) or p < t) else n
+                                           for p, n in zip(H_P, H_N_STEPS)]))
+    for signal in ("val_loss", "val_acc"):
+        bad = [_badness_of(_value_at(H_STEPS, table[signal][i], HW), higher[signal])
+               for i in range(R)]
+        worst_first = sorted(range(R), key=lambda i: (-bad[i], i))
+        for k in range(R + 1):
+            expected.append((f"percentile_{signal}", k / R,
+                             [HW if i in worst_first[:k] else H_N_STEPS[i] for i in range(R)]))
+    for signal in ("val_loss", "val_acc"):
+        bad = [_badness_of(_value_at(H_STEPS, table[signal][i], HW), higher[signal])
+               for i in range(R)]
+        finite = sorted(b for b in bad if math.isfinite(b))
+        mid = len(finite) // 2
+        median = finite[mid] if len(finite) % 2 else (finite[mid - 1] + finite[mid]) / 2
+        stop = [HW if b > median else n for b, n in zip(bad, H_N_STEPS)]
+        expected.append((f"median_{signal}", sum(s < n for s, n in zip(stop, H_N_STEPS)) / R, stop))
+    rung_list = [20, 40, 80, 160]
+    for signal in ("val_loss", "val_acc"):
+        for kf in keep_fractions:
+            stop, alive = list(H_N_STEPS), [True] * R
+            for r in rung_list:
+                here = [i for i in range(R) if alive[i] and H_N_STEPS[i] > r]
+                if not here:
+                    break
+                bad = {i: _badness_of(_value_at(H_STEPS, table[signal][i], r), higher[signal])
+                       for i in here}
+                best_first = sorted(here, key=lambda i: (bad[i], i))
+                n_keep = math.ceil(Fraction(str(kf)) * len(here))
+                for i in best_first[n_keep:]:
+                    stop[i], alive[i] = r, False
+            expected.append((f"asha_{signal}", kf, stop))
+
+    assert len(df) == len(expected)
+    for (_, row), (policy, param, stop) in zip(df.iterrows(), expected):
+        want = _plain_score(stop, H_N_STEPS, grok_step)
+        assert (row["policy"], row["param"]) == (policy, pytest.approx(param)), (policy, param)
+        for key, value in want.items():
+            assert row[key] == pytest.approx(value, rel=1e-12, abs=1e-12), (policy, param, key)
+    # The two signals rank differently: the percentile rows must not coincide.
+    by = {s: df[df["policy"] == f"percentile_{s}"]["recall"].tolist() for s in higher}
+    assert by["val_loss"] != by["val_acc"]
+    # Run 2 groks exactly at W and is stopped there by τ = 0.35: it was seen to grok.
+    fc = df[(df["policy"] == "forecaster") & (df["param"] == 0.35)].iloc[0]
+    assert fc["n_stopped"] == 4 and fc["n_wrongly_stopped"] == 0 and fc["recall"] == 1.0
+
+
+def test_held_out_grok_step_is_the_first_crossing_and_a_run_grokking_at_w_is_kept(sweeps):
+    """Val acc that crosses the threshold, dips and crosses again: the first logged crossing is
+    the grok step; a run stopped at W that grokked exactly at W (or before) is kept."""
+    store, model = sweeps["heldout"], sweeps["forecaster"]
+    runs, log = store.runs(), store.log().copy()
+    ids = sorted(runs["run_id"])
+    non_grokkers = [r for r in ids if runs.set_index("run_id").loc[r, "max_val_acc"] < 0.9]
+    grokkers = [r for r in ids if r not in non_grokkers]
+    a, b, c = non_grokkers[0], grokkers[0], grokkers[1]
+
+    def set_acc(run_id, step, value):
+        mask = (log["run_id"] == run_id) & (log["step"] == step)
+        assert mask.sum() == 1
+        log.loc[mask, "val_acc"] = value
+
+    set_acc(a, W, 0.95)  # groks exactly at W, dips, crosses again at 500, ends below
+    set_acc(a, 50, 0.3)
+    set_acc(a, 500, 0.92)
+    set_acc(b, 20, 0.91)  # groks before W, dips below, groks again later (unchanged)
+    set_acc(b, 21, 0.2)
+    set_acc(c, 100, 0.93)  # crosses after W, dips, groks again later
+    set_acc(c, 150, 0.1)
+
+    first, last = {}, {}
+    for run_id in ids:
+        rows = log[log["run_id"] == run_id].sort_values("step")
+        first[run_id], last[run_id] = -1, -1
+        for step, acc in zip(rows["step"], rows["val_acc"]):
+            if np.float32(acc) >= np.float32(0.9):
+                last[run_id] = int(step)
+                if first[run_id] < 0:
+                    first[run_id] = int(step)
+    assert (first[a], first[b], first[c]) == (W, 20, 100)
+    assert first[a] != last[a] and first[b] != last[b] and first[c] != last[c]
+
+    data = held_out(runs, log, model, window=W)
+    assert dict(zip(data.run_ids, data.grok_step.tolist())) == first
+    # τ = 1 stops every run at W: kept are exactly the runs that grokked at a step <= W.
+    df = simulate(runs, log, model, window=W, thresholds=[0.0, 1.0])
+    every = df[(df["policy"] == "forecaster") & (df["param"] == 1.0)].iloc[0]
+    n_steps = runs.set_index("run_id").loc[list(data.run_ids), "n_steps"].tolist()
+    want = _plain_score([W] * len(ids), n_steps, [first[r] for r in data.run_ids])
+    assert want["recall"] == 2 / sum(s >= 0 for s in first.values())  # runs a and b
+    for key, value in want.items():
+        assert every[key] == pytest.approx(value, rel=1e-12), key
+
+
+@pytest.mark.parametrize("order", ["increasing", "decreasing"])
+def test_summary_breaks_ties_in_saving_by_the_smallest_threshold(order):
+    """Two thresholds saving the same compute with enough recall: the smaller one is reported
+    (summarize's docstring), whatever the order of the rows."""
+    base = dict(window=20, label_threshold=0.9, n_runs=4, n_grok=2, n_excluded=0,
+                steps_used=0, steps_total=400)
+
+    def row(policy, param, n_stopped, saved, recall, wrong=0):
+        signal = "p_grok" if policy == "forecaster" else policy.split("_", 1)[1]
+        name = {"forecaster": "threshold", "percentile": "fraction_stopped",
+                "median": "fraction_stopped", "asha": "keep_fraction"}[policy.split("_")[0]]
+        return {"policy": policy, "signal": signal, "param_name": name, "param": param,
+                **base, "n_stopped": n_stopped, "n_wrongly_stopped": wrong, "saved": saved,
+                "recall": recall}
+
+    fc = [row("forecaster", 0.2, 1, 0.225, 1.0), row("forecaster", 0.4, 2, 0.45, 1.0),
+          row("forecaster", 0.6, 2, 0.45, 1.0), row("forecaster", 0.8, 3, 0.675, 0.5, 1)]
+    if order == "decreasing":
+        fc = fc[::-1]
+    rest = [row(f"percentile_{s}", k / 4, k, k * 0.225, 1.0 - k / 4)
+            for s in ("val_loss", "val_acc") for k in range(5)]
+    rest += [row(f"median_{s}", 0.25, 1, 0.225, 1.0) for s in ("val_loss", "val_acc")]
+    rest += [row(f"asha_{s}", kf, 1, 0.2 * kf, 1.0) for s in ("val_loss", "val_acc")
+             for kf in (0.5, 1.0)]
+    df = pd.DataFrame(fc + rest)[list(COLUMNS)]
+    s = summarize(df, min_recall=0.9)
+    assert s["forecaster"]["param"] == 0.4
+    assert s["forecaster"]["saved"] == 0.45 and s["forecaster"]["n_stopped"] == 2
+    assert s["same_budget"]["percentile_val_acc"]["n_stopped"] == 2

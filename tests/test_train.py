@@ -33,10 +33,15 @@ def test_logged_steps_schedule():
 
 
 def test_log_matches_plain_loop_step_by_step():
-    """Every signal of row t, recomputed from theta_t of an independent nn.Module + AdamW loop."""
-    run = _run(weight_decay=3.0)
+    """Every signal of row t, recomputed from theta_t of an independent nn.Module + AdamW loop.
+
+    n_steps=7 with dense_until=4, every=3 logs [0, 1, 2, 3, 6, 7]: step 6 is a sparsely logged
+    step that is not the final one, so its update columns (theta_7 - theta_6, and the cosine
+    with theta_6 - theta_5, step 5 not being logged) are known and checked too.
+    """
+    run = _run(weight_decay=3.0, n_steps=7)
     log = train_ensemble([run])
-    assert log.steps.tolist() == [0, 1, 2, 3, 6]
+    assert log.steps.tolist() == [0, 1, 2, 3, 6, 7]
 
     params = M.init_params(run.model, P, [run.seed])
     plain = PlainTransformer(P).load_ensemble_run(params, 0)
@@ -70,17 +75,20 @@ def test_log_matches_plain_loop_step_by_step():
         if t < run.n_steps:
             opt.step()
             thetas.append(flat())
+    checked = []
     for s, step in enumerate(log.steps):
         got = log.values[0, s]
         for name, want in rows[step].items():
             assert got[COL[name]] == pytest.approx(want, rel=2e-4, abs=2e-5), (step, name)
         if step < run.n_steps:
             delta = thetas[step + 1] - thetas[step]
-            assert got[COL["update_norm"]] == pytest.approx(delta.norm().item(), rel=1e-3)
+            assert got[COL["update_norm"]] == pytest.approx(delta.norm().item(), rel=1e-3), step
             if step > 0:
                 prev = thetas[step] - thetas[step - 1]
                 cos = torch.nn.functional.cosine_similarity(delta, prev, dim=0).item()
-                assert got[COL["update_cos"]] == pytest.approx(cos, abs=1e-3)
+                assert got[COL["update_cos"]] == pytest.approx(cos, abs=1e-3), step
+                checked.append(int(step))
+    assert 6 in checked  # the sparse, non-final row's update columns were compared
     assert np.isnan(log.values[0, 0, COL["update_cos"]])
     assert np.isnan(log.values[0, -1, COL["update_norm"]])
 

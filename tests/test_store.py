@@ -1,0 +1,132 @@
+"""store.run_frame: one row per run of an EnsembleLog, checked against a plain loop."""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+from grokcast.config import LogConfig, RunConfig
+from grokcast.signals import SIGNAL_NAMES
+from grokcast.store import GROK_THRESHOLDS, RUN_COLUMNS, run_frame
+from grokcast.train import EnsembleLog
+
+COL = {n: k for k, n in enumerate(SIGNAL_NAMES)}
+STEPS = np.array([0, 1, 2, 3, 4, 5, 6, 8, 10])
+AT_09 = float(np.float32(333) / np.float32(370))  # 0.89999998: float32(0.9), below float64 0.9
+BELOW_09 = float(np.nextafter(np.float32(AT_09), np.float32(0)))  # the next float32 down
+
+
+def _ensemble() -> EnsembleLog:
+    """Five runs with hand-made val acc curves.
+
+    r0 finished: rises past 0.9 at step 2, falls back, rises again to 1.0 at step 8.
+    r1 diverged: train loss inf at step 5 and NaN after, val acc still logged (reaches 0.95).
+    r2 stopped at step 4 by a hook: every signal NaN afterwards (train loss included); it had
+       reached 0.92 at step 3.
+    r3 finished: reaches exactly 333/370 (float32(0.9)) at step 6, the max.
+    r4 finished: peaks one float32 step below that: never reaches 0.9.
+    r5 diverged: train loss +inf (not NaN) at its last two rows only.
+    """
+    runs = [RunConfig(p=23, seed=s, n_steps=10, log=LogConfig(dense_until=7, every=2))
+            for s in range(6)]
+    assert RunConfig(n_steps=10, log=LogConfig(dense_until=7, every=2)).log.steps(10) == \
+        STEPS.tolist()
+    R, S = len(runs), len(STEPS)
+    rng = np.random.default_rng(0)
+    values = rng.uniform(0.1, 2.0, size=(R, S, len(SIGNAL_NAMES)))
+    acc = np.array([
+        [0.01, 0.5, 0.93, 0.95, 0.6, 0.4, 0.97, 1.0, 0.98],
+        [0.01, 0.3, 0.6, 0.95, 0.7, 0.2, 0.1, 0.05, 0.0],
+        [0.01, 0.4, 0.8, 0.92, 0.85, np.nan, np.nan, np.nan, np.nan],
+        [0.01, 0.2, 0.5, 0.7, 0.8, 0.85, AT_09, 0.88, 0.89],
+        [0.01, 0.2, 0.5, 0.7, 0.8, 0.85, BELOW_09, 0.88, 0.89],
+        [0.01, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.91],
+    ])
+    values[:, :, COL["val_acc"]] = acc
+    values[1, 5:, COL["train_loss"]] = np.nan
+    values[5, -2:, COL["train_loss"]] = np.inf
+    values[2, 5:, :] = np.nan  # stopped after its step-4 row
+    values[:, -1, [COL["update_norm"], COL["update_cos"]]] = np.nan
+    return EnsembleLog(runs=runs, steps=STEPS, values=values,
+                       stopped_at=np.array([-1, -1, 4, -1, -1, -1]))
+
+
+def _reference(log: EnsembleLog) -> list[dict]:
+    """status, max_val_acc, first steps and final values by a plain loop over the rows."""
+    out = []
+    for r, cfg in enumerate(log.runs):
+        rows = [(int(step), log.values[r, s]) for s, step in enumerate(log.steps)
+                if not math.isnan(log.values[r, s, COL["val_acc"]])]
+        diverged = False
+        for _, v in rows:
+            if not math.isfinite(v[COL["train_loss"]]):
+                diverged = True
+        if diverged:
+            status = "diverged"
+        elif log.stopped_at[r] >= 0:
+            status = "stopped"
+        else:
+            status = "finished"
+        best = None
+        for _, v in rows:
+            if best is None or v[COL["val_acc"]] > best:
+                best = v[COL["val_acc"]]
+        first = {}
+        for th in GROK_THRESHOLDS:
+            first[th] = -1
+            for step, v in rows:  # accuracies are logged in float32: compare the float32 values
+                if Fraction(float(np.float32(v[COL["val_acc"]]))) >= Fraction(float(np.float32(th))):
+                    first[th] = step
+                    break
+        last = rows[-1][1]
+        out.append({"run_id": cfg.run_id, "status": status,
+                    "max_val_acc": math.nan if diverged else float(best),
+                    **{f"step_val_acc_{th}": first[th] for th in GROK_THRESHOLDS},
+                    "final_train_loss": last[COL["train_loss"]],
+                    "final_val_loss": last[COL["val_loss"]],
+                    "final_train_acc": last[COL["train_acc"]],
+                    "final_val_acc": last[COL["val_acc"]]})
+    return out
+
+
+def test_run_frame_matches_a_plain_loop():
+    log = _ensemble()
+    df = run_frame(log, "chunk-00003", 12.5)
+    assert list(df.columns) == list(RUN_COLUMNS) and len(df) == 6
+    want = _reference(log)
+    for (_, got), ref in zip(df.iterrows(), want):
+        for key, value in ref.items():
+            if isinstance(value, float) and math.isnan(value):
+                assert math.isnan(got[key]), (ref["run_id"], key)
+            else:
+                assert got[key] == value, (ref["run_id"], key, got[key], value)
+        assert got["chunk"] == "chunk-00003" and got["chunk_seconds"] == 12.5
+    # The hand-worked outcomes the loop must agree with.
+    assert df["status"].tolist() == ["finished", "diverged", "stopped", "finished", "finished",
+                                     "diverged"]
+    assert df["step_val_acc_0.9"].tolist() == [2, 3, 3, 6, -1, 10]
+    assert df["step_val_acc_0.99"].tolist() == [8, -1, -1, -1, -1, -1]
+    assert df["max_val_acc"].iloc[[0, 2, 3, 4]].tolist() == [1.0, 0.92, AT_09, BELOW_09]
+    assert df["max_val_acc"].iloc[[1, 5]].isna().all()
+    assert df["final_val_acc"].tolist() == [0.98, 0.0, 0.85, 0.89, 0.89, 0.91]
+    assert df.loc[2, "final_train_loss"] == log.values[2, 4, COL["train_loss"]]  # its last row
+    assert np.isnan(df.loc[1, "final_train_loss"]) and df.loc[5, "final_train_loss"] == np.inf
+
+
+@pytest.mark.parametrize(("stopped_at", "max_acc", "final_acc"), [(0, 0.01, 0.01),
+                                                                  (4, 0.92, 0.85)])
+def test_run_frame_nan_rows_after_a_stop_are_not_divergence(stopped_at, max_acc, final_acc):
+    """Rows after a stop are NaN everywhere (train loss too): the run is stopped, not diverged,
+    even when the hook stopped it at step 0."""
+    log = _ensemble()
+    values = log.values[2:3].copy()
+    values[0, log.steps > stopped_at] = np.nan
+    one = EnsembleLog(runs=log.runs[2:3], steps=log.steps, values=values,
+                      stopped_at=np.array([stopped_at]))
+    row = run_frame(one, "c", 1.0).iloc[0]
+    assert row["status"] == "stopped"
+    assert row["max_val_acc"] == max_acc
+    assert row["final_val_acc"] == final_acc
