@@ -69,6 +69,47 @@ def test_kill_9_mid_sweep_loses_no_finished_run(tmp_path):
     assert len(SweepStore(out).log()) == 6 * len(SweepConfig.from_file(cfg).log.steps(400))
 
 
+def _session_pids(sid: int) -> list[int]:
+    """Processes of a session, from /proc (field 6 of stat is the session id)."""
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:  # exited while we looked
+            continue
+        if int(fields[3]) == sid and fields[0] != "Z":
+            pids.append(int(stat.parent.name))
+    return pids
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])
+def test_interrupted_worker_sweep_stops_its_workers_at_once(tmp_path, sig):
+    """Ctrl-C (SIGINT to the whole process group) or kill -9 of the sweep process: every
+    worker is gone within seconds (none trains on orphaned), the stored chunks survive."""
+    cfg = _tiny_config(tmp_path, n_steps="3000", seeds="[0, 1, 2]")  # ~3 s per run
+    out = tmp_path / "s"
+    cmd = [sys.executable, "-m", "grokcast.cli", "sweep", "--config", str(cfg), "--out", str(out),
+           "--chunk-size", "1", "--workers", "2", "--quiet"]
+    proc = subprocess.Popen(cmd, start_new_session=True, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not list((out / "runs").glob("chunk-*.parquet")):
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGINT) if sig == signal.SIGINT else os.kill(proc.pid, sig)
+    t0 = time.time()
+    rc = proc.wait(timeout=60)
+    # The 5 unfinished runs would take several seconds more: they are dropped, not trained.
+    assert time.time() - t0 < 3
+    while _session_pids(proc.pid) and time.time() - t0 < 5:
+        time.sleep(0.1)
+    assert not _session_pids(proc.pid)
+    assert rc == (130 if sig == signal.SIGINT else -signal.SIGKILL)
+    if sig == signal.SIGINT:
+        assert "interrupted; finished runs are stored" in proc.stderr.read()
+    finished = SweepStore(out).finished_run_ids()
+    assert 1 <= len(finished) < 6, "the signal should land mid-sweep"
+
+
 @pytest.mark.parametrize("override, needle", [
     ({"train_fracs": "[0.3, 1.5]"}, "train_frac=1.5"),
     ({"weight_decays": "[-1.0]"}, "weight_decay=-1.0"),

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
+import queue
+import signal
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -168,28 +170,70 @@ def _stop_hook(stop: StopRule | None, chunk: list[RunConfig]) -> Any:
     return forecast_hook(stop, chunk)
 
 
-def _worker_train(chunk: list[RunConfig], progress: Any,
-                  stop: StopRule | None) -> tuple[EnsembleLog, float]:
+# Set in each worker process by _worker_init: where workers report finished steps.
+_progress: Any = None
+
+
+def _worker_init(progress: Any, parent: int) -> None:
+    """Make a worker die with the sweep process, and leave Ctrl-C to it.
+
+    Without this, a sweep killed by SIGKILL or SIGTERM (a scheduler's time limit) leaves
+    its workers training on, orphaned, competing with the rerun; and Ctrl-C, which the
+    terminal sends to every process of the group, would kill workers mid-task while the
+    sweep process waits for their results. The sweep process alone handles Ctrl-C: it
+    terminates the pool (``Pool.__exit__``), so chunks not yet stored are dropped at once.
+    """
+    global _progress
+    _progress = progress
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    except (OSError, AttributeError):  # not Linux/glibc: orphans are possible there
+        pass
+    if os.getppid() != parent:  # the sweep process died before the signal was armed
+        os._exit(1)
     tune_allocator()
     torch.set_num_threads(1)
+
+
+def _worker_train(task: tuple[list[RunConfig], StopRule | None]) -> tuple[EnsembleLog, float]:
+    chunk, stop = task
     t0 = time.perf_counter()
-    hook = _stop_hook(stop, chunk)
-    log = train_ensemble(chunk, "cpu", on_progress=lambda k: progress.put(k * len(chunk)),
-                         on_log=hook)
+    log = train_ensemble(chunk, "cpu", on_progress=lambda k: _progress.put(k * len(chunk)),
+                         on_log=_stop_hook(stop, chunk))
     return log, time.perf_counter() - t0
 
 
 def train_in_processes(chunks: list[list[RunConfig]], workers: int, bar: tqdm,
                        stop: StopRule | None = None) -> Iterator[tuple[EnsembleLog, float]]:
-    """Yield (log, seconds) of each chunk as its worker finishes; the biggest chunks start first."""
+    """Yield (log, seconds) of each chunk as its worker finishes; the biggest chunks start first.
+
+    Leaving the iteration early (an error, Ctrl-C, the caller stopping) terminates the
+    workers at once: the chunks they were training are lost, the ones yielded are the
+    caller's to keep.
+    """
     ctx = multiprocessing.get_context("spawn")  # fork after torch's thread pools can deadlock
     order = sorted(chunks, key=lambda c: -len(c) * max(r.train_frac for r in c))
-    with ctx.Manager() as manager, ProcessPoolExecutor(workers, mp_context=ctx) as pool:
-        progress = manager.Queue()
-        pending = {pool.submit(_worker_train, c, progress, stop) for c in order}
-        while pending:
-            finished, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
-            while not progress.empty():
-                bar.update(progress.get())
-            for future in finished:
-                yield future.result()
+    progress = ctx.Queue()
+
+    def drain() -> None:
+        while True:
+            try:
+                bar.update(progress.get_nowait())
+            except queue.Empty:
+                return
+
+    with ctx.Pool(workers, initializer=_worker_init, initargs=(progress, os.getpid())) as pool:
+        results = pool.imap_unordered(_worker_train, [(c, stop) for c in order])
+        for _ in order:
+            while True:
+                try:
+                    result = results.next(timeout=0.5)
+                    break
+                except multiprocessing.TimeoutError:
+                    drain()
+            drain()
+            yield result
