@@ -123,6 +123,13 @@ def test_interrupted_worker_sweep_stops_its_workers_at_once(tmp_path, sig):
                                           "integer in [0, 9223372036854775807]"),
     ({"p": "100000"}, "p=100000 is not allowed: expected an integer in [2, 1000]"),
     ({"name": '""'}, "name='' is not allowed: expected a non-empty string"),
+    # Sizes that would exhaust memory are refused before anything is allocated or written.
+    ({"n_steps": "100000000000"}, "n_steps=100000000000 is not allowed: expected at most "
+                                  "100,000 logged steps per run (log.dense_until=10, log.every=10)"),
+    ({"model": "{d_mlp = 1000000000000}"}, "model.d_mlp=1000000000000 is not allowed: expected an "
+                                           "integer in [1, 65536]"),
+    ({"model": "{d_model = 32768, d_mlp = 65536}"}, "one run of this model needs about 640.6 GiB "
+                                                    "while it trains"),
 ])
 def test_bad_config_is_one_clear_line_and_exit_2(tmp_path, capsys, override, needle):
     cfg = _tiny_config(tmp_path, **override)

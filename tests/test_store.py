@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import math
 from fractions import Fraction
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from grokcast.config import LogConfig, RunConfig
@@ -130,3 +132,61 @@ def test_run_frame_nan_rows_after_a_stop_are_not_divergence(stopped_at, max_acc,
     assert row["status"] == "stopped"
     assert row["max_val_acc"] == max_acc
     assert row["final_val_acc"] == final_acc
+
+
+# ---------------------------------------------------------------------------- damaged stores
+
+def _sweep(tmp_path) -> tuple:
+    """A finished 4-run sweep in 2 chunks of 2 (30 steps each: a second to train)."""
+    from grokcast.config import SweepConfig
+    from grokcast.store import SweepStore
+    from grokcast.sweep import run_sweep
+
+    cfg = SweepConfig(name="tiny", train_fracs=(0.3, 0.6), weight_decays=(1.0,), seeds=(0, 1),
+                      n_steps=30, log=LogConfig(dense_until=10, every=10))
+    out = tmp_path / "s"
+    run_sweep(cfg, out, device="cpu", chunk_size=2, progress=False)
+    return cfg, out, SweepStore(out)
+
+
+def test_damaged_log_chunks_are_named_with_the_remedy(tmp_path):
+    from grokcast.store import StoreError
+    from grokcast.sweep import run_sweep
+
+    cfg, out, store = _sweep(tmp_path)
+    store.check_finished()  # whole: passes
+    log1 = out / "log" / "chunk-00001.parquet"
+    whole = log1.read_bytes()
+    remedy = (f"delete '{out}/log/chunk-00001.parquet' and '{out}/runs/chunk-00001.parquet', then rerun "
+              "grokcast sweep")
+    log1.write_bytes(whole[:1000])  # truncated: no footer
+    for check in (store.check_finished, lambda: run_sweep(cfg, out, device="cpu", progress=False)):
+        with pytest.raises(StoreError, match="chunk-00001.parquet' is damaged") as err:
+            check()
+        assert remedy in str(err.value)
+    log1.unlink()  # deleted: a resumed sweep used to call its runs finished
+    with pytest.raises(StoreError, match=r"chunk-00001.parquet' is damaged \(missing\)"):
+        run_sweep(cfg, out, device="cpu", progress=False)
+    # Whole but short: one run's rows of the chunk's two (steps 0-9, 10, 20, 30).
+    pd.read_parquet(pd.io.common.BytesIO(whole)).iloc[:13].to_parquet(log1, index=False)
+    with pytest.raises(StoreError, match="13 rows, expected 2 runs x 13 logged steps"):
+        store.verify()
+
+
+def test_resume_removes_uncommitted_log_chunks_and_edited_grids_are_refused(tmp_path):
+    from grokcast.store import StoreError
+    from grokcast.sweep import run_sweep
+
+    cfg, out, store = _sweep(tmp_path)
+    (out / "runs" / "chunk-00001.parquet").unlink()  # killed between its two writes
+    assert len(pd.read_parquet(out / "log")) == 4 * 13  # what a reader of the whole table sees
+    result = run_sweep(cfg, out, device="cpu", progress=False)
+    assert result.n_trained == 2 and result.n_skipped == 2
+    log = pd.read_parquet(out / "log")
+    assert len(log) == 4 * 13 and not log.duplicated(["run_id", "step"]).any()
+    # sweep.json edited to a smaller grid: the stored runs outside it are not analysed silently.
+    raw = json.loads(store.config_path.read_text())
+    raw["config"]["seeds"] = [0]
+    store.config_path.write_text(json.dumps(raw))
+    with pytest.raises(StoreError, match=r"stores 2 run\(s\) outside the grid of its sweep.json"):
+        store.check_finished()

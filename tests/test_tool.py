@@ -309,7 +309,10 @@ def _copy_sweep(sweep: Path, dest: Path, edit_runs=None, drop_chunk: str | None 
             table.unlink()
             (dest / "log" / table.name).unlink()
         elif edit_runs is not None:
-            edit_runs(pd.read_parquet(table)).to_parquet(table, index=False)
+            edited = edit_runs(pd.read_parquet(table))
+            edited.to_parquet(table, index=False)
+            log = dest / "log" / table.name  # runs left out leave the log too: a whole store
+            pd.read_parquet(log).query("run_id in @edited.run_id").to_parquet(log, index=False)
     return dest
 
 

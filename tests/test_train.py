@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -30,6 +31,14 @@ def test_logged_steps_schedule():
     steps = LogConfig(dense_until=300, every=100).steps(10_000)
     assert len(steps) == 300 + 98 and steps[299:302] == [299, 300, 400] and steps[-1] == 10_000
     assert LogConfig(dense_until=4, every=3).steps(7) == [0, 1, 2, 3, 6, 7]
+
+
+def test_max_count_bounds_the_number_of_logged_steps_from_above_by_at_most_one():
+    """The config's size check counts logged steps without listing them (10^11 steps)."""
+    for dense, every, n in itertools.product([0, 1, 5, 10, 300, 301], [1, 3, 7, 100],
+                                             [0, 1, 4, 9, 10, 299, 300, 301, 1000, 10_000]):
+        log = LogConfig(dense_until=dense, every=every)
+        assert len(log.steps(n)) <= log.max_count(n) <= len(log.steps(n)) + 1, (dense, every, n)
 
 
 def test_log_matches_plain_loop_step_by_step():

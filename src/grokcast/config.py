@@ -19,6 +19,10 @@ INIT_SCHEMES = ("torch", "nanda")
 PRECISIONS = ("fp32", "bf16")
 MAX_P = 1000  # the task has p * p examples, each trained on full-batch: p = 1000 is 10^6 of them
 MAX_SEED = 2**63 - 1  # seeds are stored as int64
+MAX_WIDTH = 1 << 16  # d_model, d_mlp: one 65,536-wide square matrix is already 16 GiB per run
+# Rows of one run's log held in memory while it trains (13 signals each); with the default
+# schedule (every 100 steps) that allows 10^7 steps.
+MAX_LOGGED_STEPS = 100_000
 
 
 class ConfigError(ValueError):
@@ -64,9 +68,9 @@ class ModelConfig:
     precision: str = "fp32"
 
     def __post_init__(self) -> None:
-        _check_int("model.d_model", self.d_model, 1)
+        _check_int("model.d_model", self.d_model, 1, MAX_WIDTH)
         _check_int("model.n_heads", self.n_heads, 1)
-        _check_int("model.d_mlp", self.d_mlp, 1)
+        _check_int("model.d_mlp", self.d_mlp, 1, MAX_WIDTH)
         if self.d_model % self.n_heads:
             _fail("model.n_heads", self.n_heads, f"a divisor of d_model={self.d_model}")
         if self.init not in INIT_SCHEMES:
@@ -107,6 +111,12 @@ class LogConfig:
         _check_int("log.dense_until", self.dense_until, 0)
         _check_int("log.every", self.every, 1)
 
+    def max_count(self, n_steps: int) -> int:
+        """An upper bound of ``len(steps(n_steps))``, without listing them."""
+        start = -(-self.dense_until // self.every) * self.every
+        sparse = (n_steps - start) // self.every + 1 if n_steps >= start else 0
+        return min(self.dense_until, n_steps + 1) + sparse + 1
+
     def steps(self, n_steps: int) -> list[int]:
         """Logged steps in ``[0, n_steps]``; the final model (step ``n_steps``) is always logged."""
         dense = range(min(self.dense_until, n_steps + 1))
@@ -139,6 +149,10 @@ class RunConfig:
         for name, kind in (("model", ModelConfig), ("optim", OptimConfig), ("log", LogConfig)):
             if not isinstance(getattr(self, name), kind):
                 _fail(name, getattr(self, name), f"a {kind.__name__}")
+        if self.log.max_count(self.n_steps) > MAX_LOGGED_STEPS:
+            _fail("n_steps", self.n_steps, f"at most {MAX_LOGGED_STEPS:,} logged steps per run "
+                  f"(log.dense_until={self.log.dense_until}, log.every={self.log.every}): fewer "
+                  "steps, or a larger log.every")
         n_train = round(self.train_frac * self.p**2)
         if not 1 <= n_train < self.p**2:
             _fail("train_frac", self.train_frac,

@@ -174,6 +174,13 @@ class SweepStore:
         runs = run_frame(log, name.removesuffix(".parquet"), seconds)
         atomic_write_parquet(self.root / "runs" / name, runs)
 
+    def _damaged(self, path: Path, why: object) -> StoreError:
+        name = path.name
+        return StoreError(
+            f"{str(path)!r} is damaged ({why}): delete {str(self.root / 'log' / name)!r} and "
+            f"{str(self.root / 'runs' / name)!r}, then rerun grokcast sweep with the same --config "
+            "and --out to train that chunk's runs again")
+
     def _read(self, table: str, columns: list[str] | None = None) -> pd.DataFrame:
         if not self.config_path.is_file():
             raise StoreError(f"{str(self.root)!r} is not a sweep directory: no sweep.json")
@@ -183,16 +190,62 @@ class SweepStore:
             files = [p for p in files if p.name in committed]
         if not files:
             raise StoreError(f"{str(self.root)!r} holds no finished runs yet")
+        frames = []
+        for path in files:
+            try:
+                frames.append(pd.read_parquet(path, columns=columns))
+            except Exception as err:  # pyarrow raises several types for damaged files
+                raise self._damaged(path, err) from None
+        return pd.concat(frames, ignore_index=True)
+
+    def verify(self) -> None:
+        """Check every finished chunk's log file from its Parquet footer alone: present, whole,
+        and holding a row per run and logged step. A damaged one is named with what to do.
+
+        Without it a truncated or deleted log file went unnoticed by a resumed sweep (its runs
+        file says the runs are done) and surfaced later as missing features.
+        """
+        cfg = self.read_config()
+        n_steps = len(cfg.log.steps(cfg.n_steps))
+        for runs_path in self._chunks("runs"):
+            log_path = self.root / "log" / runs_path.name
+            if not log_path.is_file():
+                raise self._damaged(log_path, "missing")
+            n_runs, n_rows = (self._footer_rows(p) for p in (runs_path, log_path))
+            if n_rows != n_runs * n_steps:
+                raise self._damaged(log_path, f"{n_rows} rows, expected {n_runs} runs x "
+                                              f"{n_steps} logged steps")
+
+    def _footer_rows(self, path: Path) -> int:
+        import pyarrow.parquet as pq
+
         try:
-            return pd.concat([pd.read_parquet(p, columns=columns) for p in files], ignore_index=True)
+            return pq.read_metadata(path).num_rows
         except Exception as err:  # pyarrow raises several types for damaged files
-            raise StoreError(f"a Parquet file in {str(self.root / table)!r} is unreadable: {err}") from None
+            raise self._damaged(path, err) from None
+
+    def remove_uncommitted(self) -> list[Path]:
+        """Delete log chunks whose runs file was never written: a process killed between the
+        two writes. Readers skip them, but ``pandas.read_parquet(DIR / "log")`` would not."""
+        committed = {p.name for p in self._chunks("runs")}
+        orphans = [p for p in self._chunks("log") if p.name not in committed]
+        for path in orphans:
+            path.unlink()
+        return orphans
 
     def check_finished(self, *, partial: bool = False) -> None:
-        """Refuse an unfinished sweep (fewer runs stored than its grid holds) unless ``partial``:
-        numbers from it would describe whichever chunks happened to finish."""
+        """Refuse a damaged sweep (:meth:`verify`), stored runs outside the config's grid, and an
+        unfinished sweep (fewer runs stored than its grid holds) unless ``partial``: numbers
+        from it would describe whichever chunks happened to finish."""
+        self.verify()
         grid = [r.run_id for r in self.read_config().runs()]
-        missing = sorted(set(grid) - set(self.runs()["run_id"]))
+        stored = set(self.runs()["run_id"])
+        extra = sorted(stored - set(grid))
+        if extra:
+            raise StoreError(f"{str(self.root)!r} stores {len(extra)} run(s) outside the grid of its "
+                             f"sweep.json ({extra[0]!r}, ...): was sweep.json edited? Restore it, "
+                             "or train the edited grid into a new --out directory")
+        missing = sorted(set(grid) - stored)
         if missing and not partial:
             raise StoreError(f"the sweep in {str(self.root)!r} is unfinished: "
                              f"{len(grid) - len(missing)} of its {len(grid)} runs are stored "

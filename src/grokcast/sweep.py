@@ -65,21 +65,45 @@ def plan_chunks(runs: list[RunConfig], max_runs: int, *, pack_splits: bool = Fal
     return chunks
 
 
+def run_bytes(config: SweepConfig) -> int:
+    """About the memory one run of ``config`` takes while it trains: the activations saved for
+    the backward pass, ~ (4 d_model + 2 d_mlp) floats per example, and some 20 parameter-sized
+    buffers (parameters, gradients, Adam moments, update snapshots, products' workspace)."""
+    from grokcast.model import n_params
+
+    m = config.model
+    per_example = config.p**2 * (4 * m.d_model + 2 * m.d_mlp)
+    return 4 * (per_example + 20 * max(60_000, n_params(m, config.p)))
+
+
+def device_bytes(device: torch.device) -> int:
+    """Total memory of the device: the GPU's, or the machine's RAM for the CPU."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[1]
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
 def default_chunk_size(device: torch.device, config: SweepConfig) -> int:
-    """Runs per ensemble: fixed on CPU; on a GPU, what fits in a quarter of its memory.
+    """Runs per ensemble: what fits in a quarter of the device's memory, at most 64 on a CPU.
 
     A quarter of the device's total memory, not of what is free now: a run's log can depend
     on the chunk it trains in (the padding of packed splits, the batched products' shapes),
-    so the plan must be the same every time the sweep runs on the same kind of GPU.
+    so the plan must be the same every time the sweep runs on the same kind of device. On a
+    CPU the paper's model hits the cap long before the memory bound.
     """
-    if device.type != "cuda":
-        return DEFAULT_CPU_CHUNK
-    _, total = torch.cuda.mem_get_info(device)
-    n_ex = config.p**2
-    d, d_mlp = config.model.d_model, config.model.d_mlp
-    # Activations saved for backward dominate: ~ (4 d_model + 2 d_mlp) floats per example.
-    per_run = 4 * (n_ex * (4 * d + 2 * d_mlp) + 20 * 60_000)
-    return max(1, min(4096, int(total * 0.25 // per_run)))
+    cap = 4096 if device.type == "cuda" else DEFAULT_CPU_CHUNK
+    return max(1, min(cap, int(device_bytes(device) * 0.25 // run_bytes(config))))
+
+
+def check_fits(device: torch.device, config: SweepConfig) -> None:
+    """Refuse, before anything is written, a model too big to train one run of on ``device``
+    (the OS would kill the process part-way instead of raising an error)."""
+    need, have = run_bytes(config), device_bytes(device)
+    if need > have:
+        gib = 2**30
+        raise ValueError(f"one run of this model needs about {need / gib:,.1f} GiB while it trains "
+                         f"(p={config.p}, d_model={config.model.d_model}, d_mlp={config.model.d_mlp}), "
+                         f"more than the {have / gib:,.1f} GiB of {device}: use a smaller model or p")
 
 
 def run_sweep(config: SweepConfig, out: str | Path, *, device: str = "auto",
@@ -96,10 +120,13 @@ def run_sweep(config: SweepConfig, out: str | Path, *, device: str = "auto",
     Chunks are stored by this process as they finish, in whatever order that is.
     """
     dev = resolve_device(device)  # before anything is written: a bad device leaves no sweep dir
+    check_fits(dev, config)
     if workers < 1 or (workers > 1 and dev.type != "cpu"):
         raise ValueError(f"workers={workers} is not allowed: expected 1, or >= 1 on the CPU")
     store = SweepStore(out)
     store.init(config)
+    store.remove_uncommitted()  # a chunk cut short by a kill: its runs are trained again
+    store.verify()
     done = store.finished_run_ids()
     todo = [r for r in config.runs() if r.run_id not in done]
     chunks = plan_chunks(todo, chunk_size or default_chunk_size(dev, config),
@@ -118,7 +145,11 @@ def run_sweep(config: SweepConfig, out: str | Path, *, device: str = "auto",
                 try:
                     log = train_fn(chunk, dev, on_progress=lambda k, n=len(chunk): bar.update(k * n),
                                    on_log=hook)
-                except torch.OutOfMemoryError as err:
+                except (torch.OutOfMemoryError, RuntimeError) as err:
+                    # The CPU allocator raises a plain RuntimeError.
+                    if not isinstance(err, torch.OutOfMemoryError) and \
+                            "can't allocate memory" not in str(err):
+                        raise
                     raise ValueError(_out_of_memory(len(chunk), dev, n_done, err)) from err
                 store.write_chunk(log, seconds=time.perf_counter() - t0)
                 n_done += len(chunk)
