@@ -237,6 +237,7 @@ def test_written_files_get_the_umask_mode_and_os_errors_are_one_line(tmp_path, c
     err = capsys.readouterr().err.strip()
     assert err.startswith("grokcast analyze: error:") and len(err.splitlines()) == 1
     assert "Errno" not in err and str(a_file) in err
+    assert "exists and is not a directory" in err
     assert main(["analyze", str(tmp_path / "nowhere")]) == 2
     assert "not a sweep directory" in capsys.readouterr().err
 

@@ -358,3 +358,20 @@ def test_analyze_refuses_an_unfinished_sweep_unless_partial(sweep, fitted, tmp_p
         warnings.simplefilter("ignore", UserWarning)
         result = analyze_sweep(partial, tmp_path / "r", windows=(W,), n_resamples=50, partial=True)
     assert result["sweep"]["n_runs"] == n_left < 8
+
+
+def test_a_sweep_directory_or_its_log_reads_as_the_stores_finished_log(sweep, tmp_path):
+    """Not pyarrow's 'magic bytes not found' for sweep.json: the sweep's own log, finished
+    chunks only (a cut-off chunk's log file, left by a kill, is not read)."""
+    import shutil
+
+    from grokcast.tool import read_log
+
+    want = SweepStore(sweep).log()
+    copy = tmp_path / "copy"
+    shutil.copytree(sweep, copy)
+    first = sorted((copy / "log").glob("chunk-*.parquet"))[0]
+    shutil.copyfile(first, copy / "log" / "chunk-09999.parquet")  # no runs file: uncommitted
+    for path in (sweep, sweep / "log", copy, copy / "log"):
+        pd.testing.assert_frame_equal(read_log(path), want)
+    assert len(pd.read_parquet(copy / "log")) > len(want)  # what a plain dataset read would give

@@ -197,7 +197,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_fit)
 
     p = _command(sub, "forecast", "P(grok) of a run from its early log (Parquet or CSV)")
-    p.add_argument("log", type=Path, help="the run's log with the sweep log's column names")
+    p.add_argument("log", type=Path, help="the run's log with the sweep log's column names, or a "
+                   "sweep directory (every run of it)")
     p.add_argument("--model", type=Path, required=True, help="forecaster file from `grokcast fit`")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_forecast)
@@ -262,7 +263,10 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(err, OSError) and err.filename is not None and err.strerror:
             # Not "[Errno 17] File exists: ...": the path(s), then what went wrong.
             both = f"{str(err.filename)!r}" + (f" -> {str(err.filename2)!r}" if err.filename2 else "")
-            message = f"{both}: {err.strerror.lower()}"
+            what = err.strerror.lower()
+            if isinstance(err, FileExistsError) and not Path(err.filename).is_dir():
+                what = "exists and is not a directory (an output directory was expected)"
+            message = f"{both}: {what}"
         print(f"grokcast {args.command}: error: {message}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

@@ -197,10 +197,22 @@ def format_fit(result: dict[str, Any]) -> str:
 # ----------------------------------------------------------------------------- forecast
 
 def read_log(path: str | os.PathLike) -> pd.DataFrame:
-    """Read a log file: ``.csv``, or ``.parquet`` / ``.pq`` (a file or a dataset directory)."""
+    """Read a log file: ``.csv``, or ``.parquet`` / ``.pq`` (a file or a dataset directory).
+
+    A sweep directory, or its ``log/``, is read through :class:`grokcast.store.SweepStore`:
+    only finished chunks, each checked.
+    """
+    from grokcast.store import SweepStore
+
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"log {str(path)!r} does not exist")
+    in_sweep = [d for d in (path, path.parent) if d == path or path.name == "log"]
+    sweep = next((d for d in in_sweep if path.is_dir() and (d / "sweep.json").is_file()), None)
+    if sweep is not None:
+        store = SweepStore(sweep)
+        store.verify()
+        return store.log()
     suffix = path.suffix.lower()
     try:
         if suffix == ".csv":
