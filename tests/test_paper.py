@@ -220,9 +220,14 @@ def test_top_features_keep_ties_in_feature_order() -> None:
     assert [n for n, _, _ in R.top_features(uni, 1)] == ["b", "a"]
     assert [n for n, _, _ in R.top_features(uni, 3)] == ["b", "a", "c", "d"]
     assert [n for n, _, _ in R.top_features(uni, 5)] == ["b", "a", "c", "d", "e"]
-    ties = best_single(uni, 200)
+    ties = best_single(uni, 200)  # 0.1 and 0.9: equal folded AUROCs, opposite orderings
     assert ties == ("At W = 200, 2 features tie as the strongest single early signal (folded "
-                    "AUROC 0.900; they rank the runs alike): b and a.")
+                    "AUROC 0.900): b and a.")
+    alike = best_single({"end_val_loss": {"auroc": 0.2, "folded": 0.8},
+                         "end_val_acc": {"auroc": 0.2, "folded": 0.8}}, 200)
+    assert alike == ("At W = 200, 2 features tie as the strongest single early signal (folded "
+                     "AUROC 0.800; they rank the runs alike): end_val_loss and end_val_acc, among "
+                     "them the val-loss and val-accuracy baselines themselves.")
     one = best_single({"end_val_loss": {"auroc": 0.1, "folded": 0.9}, "x": {"auroc": 0.6,
                                                                             "folded": 0.6}}, 100)
     assert one == ("The strongest single early signal at W = 100 is end_val_loss, with folded "
@@ -248,6 +253,10 @@ def test_observed_label_sentence_counts_runs_that_reached_the_threshold() -> Non
     assert "0.9 inside the window (log rows with step < W): 1, 1, 2 and 3 at W = 100, 200, 500 " \
            "and 600" in text
     assert "At W = 100, 200, 500 and 600 the label is partly observed" in text
+    one = observed(runs, [100, 200, 700], "0.9")
+    assert "1, 1 and 3 at W = 100, 200 and 700. At W = 100, 200 and 700" in one
+    assert "At W = 200 the label is partly observed, so its AUROC partly measures" in \
+        observed(_runs([100] * 2, [-1, 150]), [100, 200], "0.9")
     clean = observed(_runs([100] * 2, [-1, 700]), [100, 200], "0.9")
     assert clean.startswith("No run reaches a validation accuracy of 0.9 inside any window")
     assert observed([{"run_id": "old"}], [100], "0.9") == ""
@@ -263,10 +272,20 @@ def test_delay_sentence_compares_fitting_and_generalising_steps() -> None:
                     "later than train accuracy reaches 99% (as logged): they generalise as they "
                     "fit, without the delay that defines grokking. In the other 2 the delay is "
                     "between 800 and 2,000 steps (median 1,400).")
-    late = plain(R.delay_sentence(_runs([100, 100], [300, 500]), "0.9"))
-    assert late == ("Every one of them fits first: validation accuracy reaches 0.9 between 200 "
-                    "and 400 steps (median 300) after train accuracy reaches 99%.")
+    late = plain(R.delay_sentence(_runs([100, 100, -1], [300, 500, 700]), "0.9"))
+    assert late == ("Each of the 2 runs that grok and fit reaches a train accuracy of 99% first, "
+                    "and a validation accuracy of 0.9 between 200 and 400 steps (median 300) "
+                    "later.")
+    one_late = plain(R.delay_sentence(_runs([100, 90], [450, -1]), "0.9"))
+    assert one_late == ("The run that groks reaches a train accuracy of 99% first, and a "
+                        "validation accuracy of 0.9 350 steps later.")
+    one_now = plain(R.delay_sentence(_runs([100], [100]), "0.9"))
+    assert one_now.startswith("The run that groks reaches a validation accuracy of 0.9 no later "
+                              "than a train accuracy of 99% (as logged): it generalises as it fits")
+    same_late = plain(R.delay_sentence(_runs([100, 100, 100], [100, 450, 450]), "0.9"))
+    assert same_late.endswith("In the other 2 the delay is 350 steps.")
     assert R.delay_sentence(_runs([100], [-1]), "0.9") == ""
+    assert R.no_delay_sentence(_runs([100, 100], [300, 500]), "0.9") == ""
 
 
 def test_reference_comparison_sentence_branches() -> None:
@@ -335,6 +354,13 @@ def test_reference_claims_hold_or_not_by_our_numbers() -> None:
                               "the val-accuracy baseline at threshold 0.9, which single feature")
     assert summary.endswith("1 cannot be checked with this sweep's class sizes: the forecaster's "
                             "standing against the val-loss baseline at threshold 0.99.")
+    assert R.claims_summary([("x", "s", True)]) == ("Of the 1 claim of the reference paper that "
+                                                     "@sec:repro checks, 1 holds in our sweep.")
+    # The same rate at every λ is not "concentrated at moderate weight decay".
+    flat = _claims_analysis(5)
+    flat["thresholds"]["0.9"]["labels"] = [1, 0, 0, 0] * 3
+    (wd,) = [(w, s, h) for w, s, h in R.reference_claims(flat, ref, 200) if "weight decay" in w]
+    assert wd[2] is False and "groks at the same rate at every λ (1/4, 1/4, 1/4" in plain(wd[1])
     # A sweep of another size is not compared by counts.
     assert not any(w.startswith("how many") for w, _, _ in
                    R.reference_claims(_claims_analysis(5), {**ref, "n_runs": 48}, 200))

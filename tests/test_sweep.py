@@ -114,6 +114,11 @@ def test_out_of_memory_with_one_run_per_chunk_says_it_does_not_fit():
 
     from grokcast.sweep import _out_of_memory
 
-    message = _out_of_memory(1, torch.device("cuda"), 5, torch.OutOfMemoryError(""))
-    assert message == ("cuda ran out of memory () training one run: it does not fit; "
-                       "the 5 finished runs are stored")
+    message = _out_of_memory(torch.OutOfMemoryError(""), 1, torch.device("cuda"), 5)
+    assert str(message) == ("cuda ran out of memory () training one run: it does not fit; "
+                            "the 5 finished runs are stored")
+    # The CPU allocator's plain RuntimeError is recognised; other errors are not.
+    cpu = RuntimeError("[enforce fail at alloc_cpu.cpp:121] DefaultCPUAllocator: can't allocate "
+                       "memory: you tried to allocate 256000000000000 bytes.")
+    assert "in a chunk of 12 runs" in str(_out_of_memory(cpu, 12, torch.device("cpu"), 0))
+    assert _out_of_memory(RuntimeError("shape mismatch"), 12, torch.device("cpu"), 0) is None

@@ -33,12 +33,16 @@ def test_logged_steps_schedule():
     assert LogConfig(dense_until=4, every=3).steps(7) == [0, 1, 2, 3, 6, 7]
 
 
-def test_max_count_bounds_the_number_of_logged_steps_from_above_by_at_most_one():
+def test_count_of_logged_steps_equals_the_listed_steps():
     """The config's size check counts logged steps without listing them (10^11 steps)."""
     for dense, every, n in itertools.product([0, 1, 5, 10, 300, 301], [1, 3, 7, 100],
                                              [0, 1, 4, 9, 10, 299, 300, 301, 1000, 10_000]):
         log = LogConfig(dense_until=dense, every=every)
-        assert len(log.steps(n)) <= log.max_count(n) <= len(log.steps(n)) + 1, (dense, every, n)
+        assert log.count(n) == len(log.steps(n)), (dense, every, n)
+    # Exactly the limit is allowed, one more is not.
+    RunConfig(n_steps=99_999, log=LogConfig(dense_until=0, every=1))
+    with pytest.raises(ValueError, match="at most 100,000 logged steps"):
+        RunConfig(n_steps=100_000, log=LogConfig(dense_until=0, every=1))
 
 
 def test_log_matches_plain_loop_step_by_step():

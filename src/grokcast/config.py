@@ -111,11 +111,13 @@ class LogConfig:
         _check_int("log.dense_until", self.dense_until, 0)
         _check_int("log.every", self.every, 1)
 
-    def max_count(self, n_steps: int) -> int:
-        """An upper bound of ``len(steps(n_steps))``, without listing them."""
+    def count(self, n_steps: int) -> int:
+        """``len(steps(n_steps))``, without listing them (the size check of 10^11 steps)."""
         start = -(-self.dense_until // self.every) * self.every
         sparse = (n_steps - start) // self.every + 1 if n_steps >= start else 0
-        return min(self.dense_until, n_steps + 1) + sparse + 1
+        last_listed = n_steps < self.dense_until or (n_steps >= start and
+                                                     (n_steps - start) % self.every == 0)
+        return min(self.dense_until, n_steps + 1) + sparse + (0 if last_listed else 1)
 
     def steps(self, n_steps: int) -> list[int]:
         """Logged steps in ``[0, n_steps]``; the final model (step ``n_steps``) is always logged."""
@@ -149,7 +151,7 @@ class RunConfig:
         for name, kind in (("model", ModelConfig), ("optim", OptimConfig), ("log", LogConfig)):
             if not isinstance(getattr(self, name), kind):
                 _fail(name, getattr(self, name), f"a {kind.__name__}")
-        if self.log.max_count(self.n_steps) > MAX_LOGGED_STEPS:
+        if self.log.count(self.n_steps) > MAX_LOGGED_STEPS:
             _fail("n_steps", self.n_steps, f"at most {MAX_LOGGED_STEPS:,} logged steps per run "
                   f"(log.dense_until={self.log.dense_until}, log.every={self.log.every}): fewer "
                   "steps, or a larger log.every")

@@ -158,6 +158,15 @@ class SweepStore:
         payload = {"grokcast_version": __version__, "config": config.to_dict()}
         atomic_write_bytes(self.config_path, json.dumps(payload, indent=2).encode())
 
+    def resume(self, config: SweepConfig) -> set[str]:
+        """Open the directory to train ``config`` into: :meth:`init`, drop the log of a chunk
+        cut short by a kill (its runs are trained again), :meth:`verify` the stored chunks.
+        Returns the ids of the runs already finished."""
+        self.init(config)
+        self.remove_uncommitted()
+        self.verify()
+        return self.finished_run_ids()
+
     def read_config(self) -> SweepConfig:
         if not self.config_path.is_file():
             raise StoreError(f"{str(self.root)!r} is not a sweep directory: no sweep.json")

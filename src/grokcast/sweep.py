@@ -8,6 +8,8 @@ import queue
 import signal
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -83,8 +85,9 @@ def device_bytes(device: torch.device) -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
-def default_chunk_size(device: torch.device, config: SweepConfig) -> int:
-    """Runs per ensemble: what fits in a quarter of the device's memory, at most 64 on a CPU.
+def default_chunk_size(device: torch.device, config: SweepConfig, workers: int = 1) -> int:
+    """Runs per ensemble: what fits in a quarter of the device's memory (shared by ``workers``
+    chunks training at once), at most 64 on a CPU.
 
     A quarter of the device's total memory, not of what is free now: a run's log can depend
     on the chunk it trains in (the padding of packed splits, the batched products' shapes),
@@ -92,7 +95,7 @@ def default_chunk_size(device: torch.device, config: SweepConfig) -> int:
     CPU the paper's model hits the cap long before the memory bound.
     """
     cap = 4096 if device.type == "cuda" else DEFAULT_CPU_CHUNK
-    return max(1, min(cap, int(device_bytes(device) * 0.25 // run_bytes(config))))
+    return max(1, min(cap, int(device_bytes(device) * 0.25 / workers // run_bytes(config))))
 
 
 def check_fits(device: torch.device, config: SweepConfig) -> None:
@@ -124,12 +127,9 @@ def run_sweep(config: SweepConfig, out: str | Path, *, device: str = "auto",
     if workers < 1 or (workers > 1 and dev.type != "cpu"):
         raise ValueError(f"workers={workers} is not allowed: expected 1, or >= 1 on the CPU")
     store = SweepStore(out)
-    store.init(config)
-    store.remove_uncommitted()  # a chunk cut short by a kill: its runs are trained again
-    store.verify()
-    done = store.finished_run_ids()
+    done = store.resume(config)
     todo = [r for r in config.runs() if r.run_id not in done]
-    chunks = plan_chunks(todo, chunk_size or default_chunk_size(dev, config),
+    chunks = plan_chunks(todo, chunk_size or default_chunk_size(dev, config, workers),
                          pack_splits=dev.type == "cuda")
     total = sum(len(c) for c in chunks) * config.n_steps
     start = time.perf_counter()
@@ -146,33 +146,50 @@ def run_sweep(config: SweepConfig, out: str | Path, *, device: str = "auto",
                     log = train_fn(chunk, dev, on_progress=lambda k, n=len(chunk): bar.update(k * n),
                                    on_log=hook)
                 except (torch.OutOfMemoryError, RuntimeError) as err:
-                    # The CPU allocator raises a plain RuntimeError.
-                    if not isinstance(err, torch.OutOfMemoryError) and \
-                            "can't allocate memory" not in str(err):
+                    oom = _out_of_memory(err, len(chunk), dev, n_done)
+                    if oom is None:
                         raise
-                    raise ValueError(_out_of_memory(len(chunk), dev, n_done, err)) from err
+                    raise oom from err
                 store.write_chunk(log, seconds=time.perf_counter() - t0)
                 n_done += len(chunk)
                 bar.set_postfix(runs=f"{n_done}/{n_all}")
         else:
-            for log, seconds in train_in_processes(chunks, workers, bar, stop):
-                store.write_chunk(log, seconds=seconds)
-                n_done += len(log.runs)
-                bar.set_postfix(runs=f"{n_done}/{n_all}")
+            try:
+                for log, seconds in train_in_processes(chunks, workers, bar, stop):
+                    store.write_chunk(log, seconds=seconds)
+                    n_done += len(log.runs)
+                    bar.set_postfix(runs=f"{n_done}/{n_all}")
+            except BrokenProcessPool:  # a RuntimeError: caught first
+                raise ValueError(
+                    f"a worker process died (killed by the system, perhaps for lack of memory); "
+                    f"the {n_done} finished runs are stored: rerun to resume, with fewer --workers "
+                    "or a smaller --chunk-size if it happens again") from None
+            except (torch.OutOfMemoryError, RuntimeError) as err:
+                oom = _out_of_memory(err, max(map(len, chunks)), dev, n_done)
+                if oom is None:
+                    raise
+                raise oom from err
     return SweepResult(n_trained=len(todo), n_skipped=len(done),
                        seconds=time.perf_counter() - start)
 
 
-def _out_of_memory(n_runs: int, device: torch.device, n_done: int, err: Exception) -> str:
+def _out_of_memory(err: Exception, n_runs: int, device: torch.device, n_done: int,
+                   ) -> ValueError | None:
+    """A clear error for running out of memory in a chunk of ``n_runs``; None for other errors."""
+    # The CPU allocator raises a plain RuntimeError.
+    if not isinstance(err, torch.OutOfMemoryError) and "can't allocate memory" not in str(err):
+        return None
     first_line = str(err).partition("\n")[0]
     stored = f"the {n_done} finished runs are stored"
     if n_runs == 1:
-        return f"{device} ran out of memory ({first_line}) training one run: it does not fit; {stored}"
+        return ValueError(f"{device} ran out of memory ({first_line}) training one run: it does "
+                          f"not fit; {stored}")
     # A smaller chunk trains the remaining runs in other ensembles than an uninterrupted
     # sweep would have (other padding, other product shapes): their logs may differ in rounding.
-    return (f"{device} ran out of memory ({first_line}) in a chunk of {n_runs} runs; {stored}: rerun "
-            f"with --chunk-size below {n_runs} (the chunks, and with them the unfinished runs' logs, "
-            "then differ in rounding from an uninterrupted sweep's)")
+    return ValueError(
+        f"{device} ran out of memory ({first_line}) in a chunk of {n_runs} runs; {stored}: rerun "
+        f"with --chunk-size below {n_runs} (the chunks, and with them the unfinished runs' logs, "
+        "then differ in rounding from an uninterrupted sweep's)")
 
 
 def tune_allocator() -> None:
@@ -210,9 +227,8 @@ def _worker_init(progress: Any, parent: int) -> None:
 
     Without this, a sweep killed by SIGKILL or SIGTERM (a scheduler's time limit) leaves
     its workers training on, orphaned, competing with the rerun; and Ctrl-C, which the
-    terminal sends to every process of the group, would kill workers mid-task while the
-    sweep process waits for their results. The sweep process alone handles Ctrl-C: it
-    terminates the pool (``Pool.__exit__``), so chunks not yet stored are dropped at once.
+    terminal sends to every process of the group, would kill workers mid-task. The sweep
+    process alone handles Ctrl-C, by terminating its workers (:func:`train_in_processes`).
     """
     global _progress
     _progress = progress
@@ -230,8 +246,7 @@ def _worker_init(progress: Any, parent: int) -> None:
     torch.set_num_threads(1)
 
 
-def _worker_train(task: tuple[list[RunConfig], StopRule | None]) -> tuple[EnsembleLog, float]:
-    chunk, stop = task
+def _worker_train(chunk: list[RunConfig], stop: StopRule | None) -> tuple[EnsembleLog, float]:
     t0 = time.perf_counter()
     log = train_ensemble(chunk, "cpu", on_progress=lambda k: _progress.put(k * len(chunk)),
                          on_log=_stop_hook(stop, chunk))
@@ -244,11 +259,12 @@ def train_in_processes(chunks: list[list[RunConfig]], workers: int, bar: tqdm,
 
     Leaving the iteration early (an error, Ctrl-C, the caller stopping) terminates the
     workers at once: the chunks they were training are lost, the ones yielded are the
-    caller's to keep.
+    caller's to keep. A worker that dies (the OOM killer) raises ``BrokenProcessPool``.
     """
     ctx = multiprocessing.get_context("spawn")  # fork after torch's thread pools can deadlock
     order = sorted(chunks, key=lambda c: -len(c) * max(r.train_frac for r in c))
     progress = ctx.Queue()
+    ours = set(multiprocessing.active_children())  # to tell the pool's workers from others
 
     def drain() -> None:
         while True:
@@ -257,14 +273,19 @@ def train_in_processes(chunks: list[list[RunConfig]], workers: int, bar: tqdm,
             except queue.Empty:
                 return
 
-    with ctx.Pool(workers, initializer=_worker_init, initargs=(progress, os.getpid())) as pool:
-        results = pool.imap_unordered(_worker_train, [(c, stop) for c in order])
-        for _ in order:
-            while True:
-                try:
-                    result = results.next(timeout=0.5)
-                    break
-                except multiprocessing.TimeoutError:
-                    drain()
+    pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init,
+                               initargs=(progress, os.getpid()))
+    try:
+        pending = {pool.submit(_worker_train, c, stop) for c in order}
+        while pending:
+            finished, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
             drain()
-            yield result
+            for future in finished:
+                yield future.result()
+    except BaseException:
+        # shutdown() alone would wait for the chunks in flight, and start the queued ones.
+        pool.shutdown(wait=False, cancel_futures=True)
+        for worker in set(multiprocessing.active_children()) - ours:
+            worker.terminate()
+        raise
+    pool.shutdown()

@@ -227,8 +227,7 @@ def run_sweep_ray(config: SweepConfig, out: str | Path, *, address: str | None =
         raise ValueError(f"chunk_size={chunk_size!r} is not allowed: expected an integer >= 1")
     _check_device(device)
     store = SweepStore(out)
-    store.init(config)
-    done = store.finished_run_ids()
+    done = store.resume(config)
     todo = [r for r in config.runs() if r.run_id not in done]
     start = time.perf_counter()
     if not todo:

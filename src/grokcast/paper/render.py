@@ -348,24 +348,44 @@ def _grokkers(n_delays: int, runs: Sequence[dict], threshold: str) -> str:
     return f"{n_delays} runs that grok" + ("" if n_delays == n_grok else " and fit")
 
 
+def _steps_span(x: np.ndarray) -> str:
+    """``350 steps``, or ``between 700 and 5,026 steps (median 2,000)``."""
+    if x.min() == x.max():
+        return f"{fmt_int(x[0])} steps"
+    return (f"between {fmt_int(x.min())} and {fmt_int(x.max())} steps (median "
+            f"{fmt_int(round(float(np.median(x))))})")
+
+
+def no_delay_sentence(runs: Sequence[dict], threshold: str) -> str:
+    """How many grokkers reach the label threshold no later than they fit ('' if none)."""
+    delays = np.array(generalisation_delays(runs, threshold))
+    n_now = int((delays <= 0).sum())
+    if not n_now:
+        return ""
+    level, fit = esc(fmt_threshold(threshold)), esc("99%")
+    if delays.size == 1:
+        return (f"The run that groks reaches a validation accuracy of {level} no later than a "
+                f"train accuracy of {fit} (as logged): it generalises as it fits, without the "
+                "delay that defines grokking.")
+    return (f"In {n_now} of the {_grokkers(delays.size, runs, threshold)}, validation accuracy "
+            f"reaches {level} no later than train accuracy reaches {fit} (as logged): they "
+            "generalise as they fit, without the delay that defines grokking.")
+
+
 def delay_sentence(runs: Sequence[dict], threshold: str) -> str:
     """Whether the runs that grok generalise long after fitting, as grokking is defined."""
     delays = np.array(generalisation_delays(runs, threshold))
     if not delays.size:
         return ""
-    level = esc(fmt_threshold(threshold))
     late = delays[delays > 0]
-    span = (f"between {fmt_int(late.min())} and {fmt_int(late.max())} steps (median "
-            f"{fmt_int(round(float(np.median(late))))})" if late.size else "")
-    n_now = int((delays <= 0).sum())
-    if not n_now:
-        return (f"Every one of them fits first: validation accuracy reaches {level} "
-                f"{span} after train accuracy reaches {esc('99%')}.")
-    text = (f"In {n_now} of the {_grokkers(delays.size, runs, threshold)}, validation accuracy reaches "
-            f"{level} no later than train accuracy reaches {esc('99%')} (as logged): they "
-            "generalise as they fit, without the delay that defines grokking.")
+    if late.size == delays.size:
+        who = ("The run that groks" if late.size == 1 else
+               f"Each of the {_grokkers(delays.size, runs, threshold)}")
+        return (f"{who} reaches a train accuracy of {esc('99%')} first, and a validation accuracy "
+                f"of {esc(fmt_threshold(threshold))} {_steps_span(late)} later.")
+    text = no_delay_sentence(runs, threshold)
     if late.size:
-        text += f" In the other {late.size} the delay is {span}."
+        text += f" In the other {late.size} the delay is {_steps_span(late)}."
     return text
 
 
@@ -400,14 +420,18 @@ def best_single_sentence(univariate: dict | None, window: int) -> str:
         return ""
     folded = esc(fmt(top[0][2]))
     base = [BASELINE_FEATURES[n] for n, _, _ in top if n in BASELINE_FEATURES]
-    base_note = (f", among them the {base[0]} baseline itself" if base and len(top) > 1 else
-                 f": the {base[0]} baseline itself" if base else "")
+    which = (f"the {_and_list(base)} baselines themselves" if len(base) > 1 else
+             f"the {base[0]} baseline itself" if base else "")
+    base_note = (f", among them {which}" if base and len(top) > 1 else
+                 f": {which}" if base else "")
     if len(top) == 1:
         return (f"The strongest single early signal at W = {window} is {code(top[0][0])}, with "
                 f"folded AUROC {folded}{base_note}.")
     names = _and_list([code(n) for n, _, _ in top])
+    # Equal folded AUROCs can come from opposite orderings (0.8 and 0.2); equal AUROCs cannot.
+    alike = "; they rank the runs alike" if len({a for _, a, _ in top}) == 1 else ""
     return (f"At W = {window}, {len(top)} features tie as the strongest single early signal "
-            f"(folded AUROC {folded}; they rank the runs alike): {names}{base_note}.")
+            f"(folded AUROC {folded}{alike}): {names}{base_note}.")
 
 
 def signal_family(names: Sequence[str]) -> str:
@@ -538,11 +562,12 @@ def observed_label_sentence(runs: Sequence[dict], windows: Sequence[int], thresh
         return (f"No run reaches a validation accuracy of {level} inside any window: every "
                 "window's prediction is a forecast.")
     ws = _and_list([str(w) for w in windows])
-    partly = _and_list([str(w) for w, n in zip(windows, seen) if n])
+    partly = [str(w) for w, n in zip(windows, seen) if n]
+    these = "those AUROCs partly measure" if len(partly) > 1 else "its AUROC partly measures"
     return (f"Runs that already reach a validation accuracy of {level} inside the window (log "
             f"rows with step < W): {_and_list([str(n) for n in seen])} at W = {ws}. At "
-            f"W = {partly} the label is partly observed, so those AUROCs partly measure an "
-            "outcome the forecaster can see.")
+            f"W = {_and_list(partly)} the label is partly observed, so {these} an outcome the "
+            "forecaster can see.")
 
 
 def reference_comparison_sentence(ours: dict | None, ref: Sequence[float] | None,
@@ -587,112 +612,143 @@ def _standing(diff: dict | None, level: float) -> str | None:
     return v if v in (BETTER, WORSE, WEAK) else None
 
 
-def reference_claims(a: dict, reference: dict, window: int, level: float = 0.95,
-                     ) -> list[tuple[str, str, bool | None]]:
-    """Each claim of the reference paper our sweep can check: (what it is about, in words
-    without the reference's numbers; the sentence putting theirs beside ours; whether it holds
-    in our sweep, None where this sweep is too small to say)."""
-    out: list[tuple[str, str, bool | None]] = []
+Claim = tuple[str, str, "bool | None"]  # (what, sentence, holds), see reference_claims
+
+
+def _comparison_claims(a: dict, reference: dict, window: int, level: float) -> list[Claim]:
+    """The forecaster against each baseline at the primary threshold, and against val loss at
+    the strict one (the reference: "conclusions are unchanged")."""
     keys = F.threshold_keys(a)
-    # The headline comparisons at the primary threshold; at the strict one, the val-loss one
-    # (the reference: "conclusions are unchanged").
     comparisons = [(keys[0], "val_loss", "val-loss"), (keys[0], "val_acc", "val-accuracy")]
     comparisons += [(k, "val_loss", "val-loss") for k in keys[1:2]]
+    out = []
     for key, name, base in comparisons:
         ref_cell = reference.get("tables", {}).get(key, {}).get(str(window))
         if ref_cell is None:
             continue
-        t = a["thresholds"][key]
+        t, th = a["thresholds"][key], esc(fmt_threshold(key))
         ours = t["windows"][str(window)].get(f"diff_{name}")
         theirs = _reference_diff(ref_cell, name)
         ref_s, our_s = _standing(theirs, level), _standing(ours, level)
-        tiny = t.get("single_class") or min(t["n_pos"], t["n_neg"]) < MIN_CLASS_SIZE
+        small = min(t["n_pos"], t["n_neg"])
+        tiny = t.get("single_class") or small < MIN_CLASS_SIZE
         ours_text = (f"ours is {_STANDING[our_s]} it ({esc(_diff_numbers(ours, level))})"
                      if ours and _finite(ours.get("diff")) else "ours is undefined")
         out.append((
-            f"the forecaster's standing against the {base} baseline at threshold "
-            f"{esc(fmt_threshold(key))}",
-            f"At W = {window} and threshold {esc(fmt_threshold(key))} the reference's forecaster is "
-            f"{_STANDING[ref_s]} the {base} baseline ({esc(_diff_numbers(theirs, level))}); "
-            f"{ours_text}" + (f" with only {min(t['n_pos'], t['n_neg'])} runs in a class."
-                              if tiny else "."),
+            f"the forecaster's standing against the {base} baseline at threshold {th}",
+            f"At W = {window} and threshold {th} the reference's forecaster is {_STANDING[ref_s]} "
+            f"the {base} baseline ({esc(_diff_numbers(theirs, level))}); {ours_text}"
+            + (f" with only {small} runs in a class." if tiny else "."),
             None if tiny else ref_s == our_s))
-    claims = reference.get("claims", {})
-    k1 = keys[0]
-    best = claims.get("best_single")
-    uni = (a["thresholds"].get(best["threshold"], {}).get("windows", {})
-           .get(str(best["window"]), {}).get("univariate")) if best else None
-    if best and uni:
-        top = top_features(uni, 1)
-        mine = (uni.get(best["feature"]) or {}).get("folded")
-        out.append((
-            "which single feature is strongest",
-            f"The reference's strongest single signal at W = {best['window']} is "
-            f"{code(best['feature'])} (folded AUROC {esc(fmt(best['folded']))}); ours is "
-            f"{_and_list([code(n) for n, _, _ in top])} ({esc(fmt(top[0][2]))}), and "
-            f"{code(best['feature'])} has {esc(fmt(mine))}.",
-            best["feature"] in [n for n, _, _ in top]))
-    early = claims.get("max_val_acc_before")
-    cell = a["thresholds"][k1]["windows"].get(str(early["window"])) if early else None
-    if cell and _finite(cell.get("max_val_acc_in_window")):
-        mine = cell["max_val_acc_in_window"]
-        out.append((
-            f"no run generalising before step {early['window']}",
-            f"The reference puts every run's validation accuracy below about "
-            f"{esc(fmt_pct(early['below'], 0))} before step {early['window']}; our largest is "
-            f"{esc(fmt_pct(mine))}.", mine < early["below"]))
-    fit = claims.get("fit_by_step")
-    steps = [r.get(FIT_STEP_KEY) for r in a["runs"]]
-    if fit and steps and all(x is not None for x in steps):
-        n_fit = sum(0 <= x <= fit["step"] for x in steps)
-        reached = [x for x in steps if x >= 0]
-        med = (f" (the median run at step {fmt_int(round(float(np.median(reached))))})"
-               if reached else "")
-        out.append((
-            f"every run fitting by step {fit['step']}",
-            f"The reference has every run at near-perfect train accuracy by step ≈ {fit['step']}; "
-            f"in ours {n_fit} of {len(steps)} reach {esc('99%')} by step {fit['step']}{med}.",
-            n_fit == len(steps)))
-    if "moderate_weight_decay" in claims:
-        rates: dict[float, list[int]] = {}
-        for run, y in zip(a["runs"], a["thresholds"][k1]["labels"], strict=True):
-            rates.setdefault(float(run["weight_decay"]), []).append(int(y))
-        lams = sorted(rates)
-        top_rate = max(np.mean(rates[v]) for v in lams)
-        if len(lams) > 2 and top_rate > 0:
-            best_l = [v for v in lams if np.mean(rates[v]) == top_rate]
-            inside = all(lams[0] < v < lams[-1] for v in best_l)
-            counts = ", ".join(f"{sum(rates[v])}/{len(rates[v])}" for v in lams)
-            out.append((
-                "grokking at moderate weight decay",
-                f"The reference finds grokking concentrated at moderate weight decay; ours groks "
-                f"most at λ = {esc(_and_list([f'{v:g}' for v in best_l]))}"
-                + ("" if inside else ", an edge of the grid")
-                + f" ({esc(counts)} at λ = {esc(', '.join(f'{v:g}' for v in lams))}).", inside))
-    counts = reference.get("grok_counts", {})
-    if a["runs"] and reference.get("n_runs") == len(a["runs"]):
-        for key in keys:
-            if key in counts:
-                n = a["thresholds"][key]["n_pos"]
-                out.append((
-                    f"how many runs grok at threshold {esc(fmt_threshold(key))}",
-                    f"At threshold {esc(fmt_threshold(key))} the reference counts {counts[key]} "
-                    f"grokking runs of {reference['n_runs']}; ours {n}.", n == counts[key]))
     return out
+
+
+def _best_single_claim(a: dict, claim: dict) -> list[Claim]:
+    uni = (a["thresholds"].get(claim["threshold"], {}).get("windows", {})
+           .get(str(claim["window"]), {}).get("univariate"))
+    if not uni:
+        return []
+    top = top_features(uni, 1)
+    mine = (uni.get(claim["feature"]) or {}).get("folded")
+    return [("which single feature is strongest",
+             f"The reference's strongest single signal at W = {claim['window']} is "
+             f"{code(claim['feature'])} (folded AUROC {esc(fmt(claim['folded']))}); ours is "
+             f"{_and_list([code(n) for n, _, _ in top])} ({esc(fmt(top[0][2]))}), and "
+             f"{code(claim['feature'])} has {esc(fmt(mine))}.",
+             claim["feature"] in [n for n, _, _ in top])]
+
+
+def _early_accuracy_claim(a: dict, claim: dict) -> list[Claim]:
+    k1 = F.threshold_keys(a)[0]
+    cell = a["thresholds"][k1]["windows"].get(str(claim["window"]))
+    if not cell or not _finite(cell.get("max_val_acc_in_window")):
+        return []
+    mine = cell["max_val_acc_in_window"]
+    return [(f"no run generalising before step {claim['window']}",
+             f"The reference puts every run's validation accuracy below about "
+             f"{esc(fmt_pct(claim['below'], 0))} before step {claim['window']}; our largest is "
+             f"{esc(fmt_pct(mine))}.", mine < claim["below"])]
+
+
+def _fit_claim(a: dict, claim: dict) -> list[Claim]:
+    steps = [r.get(FIT_STEP_KEY) for r in a["runs"]]
+    if not steps or any(x is None for x in steps):
+        return []
+    n_fit = sum(0 <= x <= claim["step"] for x in steps)
+    reached = [x for x in steps if x >= 0]
+    med = (f" (the median run at step {fmt_int(round(float(np.median(reached))))})"
+           if reached else "")
+    return [(f"every run fitting by step {claim['step']}",
+             f"The reference has every run at near-perfect train accuracy by step ≈ {claim['step']}; "
+             f"in ours {n_fit} of {len(steps)} reach {esc('99%')} by step {claim['step']}{med}.",
+             n_fit == len(steps))]
+
+
+def _weight_decay_claim(a: dict) -> list[Claim]:
+    labels = a["thresholds"][F.threshold_keys(a)[0]]["labels"]
+    groups: dict[float, list[int]] = {}
+    for run, y in zip(a["runs"], labels, strict=True):
+        groups.setdefault(float(run["weight_decay"]), []).append(int(y))
+    lams = sorted(groups)
+    rates = [float(np.mean(groups[v])) for v in lams]
+    if len(lams) < 3 or max(rates) == 0:
+        return []
+    best = [v for v, r in zip(lams, rates) if r == max(rates)]
+    counts = (f" ({esc(', '.join(f'{sum(groups[v])}/{len(groups[v])}' for v in lams))} at "
+              f"λ = {esc(', '.join(f'{v:g}' for v in lams))})")
+    intro = "The reference finds grokking concentrated at moderate weight decay; ours "
+    if len(best) == len(lams):
+        return [("grokking at moderate weight decay",
+                 f"{intro}groks at the same rate at every λ{counts}.", False)]
+    inside = all(lams[0] < v < lams[-1] for v in best)
+    where = esc(_and_list([f"{v:g}" for v in best])) + ("" if inside else ", an edge of the grid")
+    return [("grokking at moderate weight decay", f"{intro}groks most at λ = {where}{counts}.",
+             inside)]
+
+
+def _count_claims(a: dict, reference: dict) -> list[Claim]:
+    counts = reference.get("grok_counts", {})
+    if not a["runs"] or reference.get("n_runs") != len(a["runs"]):
+        return []  # another sweep size: counts are not comparable
+    out = []
+    for key in F.threshold_keys(a):
+        if key in counts:
+            n, th = a["thresholds"][key]["n_pos"], esc(fmt_threshold(key))
+            out.append((f"how many runs grok at threshold {th}",
+                        f"At threshold {th} the reference counts {counts[key]} grokking runs of "
+                        f"{reference['n_runs']}; ours {n}.", n == counts[key]))
+    return out
+
+
+def reference_claims(a: dict, reference: dict, window: int, level: float = 0.95) -> list[Claim]:
+    """Each claim of the reference paper our sweep can check: (what it is about, in words
+    without the reference's numbers; the sentence putting theirs beside ours; whether it holds
+    in our sweep, None where this sweep is too small to say)."""
+    claims = reference.get("claims", {})
+    out = _comparison_claims(a, reference, window, level)
+    if "best_single" in claims:
+        out += _best_single_claim(a, claims["best_single"])
+    if "max_val_acc_before" in claims:
+        out += _early_accuracy_claim(a, claims["max_val_acc_before"])
+    if "fit_by_step" in claims:
+        out += _fit_claim(a, claims["fit_by_step"])
+    if "moderate_weight_decay" in claims:
+        out += _weight_decay_claim(a)
+    return out + _count_claims(a, reference)
 
 
 _HOLDS = {True: "Holds.", False: "Does not hold.", None: "Cannot be checked here."}
 
 
-def claims_summary(claims: Sequence[tuple[str, str, bool | None]]) -> str:
+def claims_summary(claims: Sequence[Claim]) -> str:
     """The Discussion's count of the reference's claims that hold (no reference numbers)."""
     if not claims:
         return ""
     held = [w for w, _, h in claims if h]
     failed = [w for w, _, h in claims if h is False]
     unknown = [w for w, _, h in claims if h is None]
-    text = (f"Of the {len(claims)} claims of the reference paper that @sec:repro checks, "
-            f"{len(held)} hold in our sweep")
+    text = (f"Of the {len(claims)} claim{'s' if len(claims) > 1 else ''} of the reference paper "
+            f"that @sec:repro checks, {len(held)} hold{'s' if len(held) == 1 else ''} in our sweep")
     if failed:
         text += f"; {len(failed)} do{'es' if len(failed) == 1 else ''} not: {_and_list(failed)}"
     if unknown:
@@ -813,11 +869,7 @@ def build_context(res: F.Results, reference: dict | None = None) -> dict[str, An
     cmp_loss = comparison_sentence(c0.get("diff_val_loss"), "val-loss", level)
     cmp_acc = comparison_sentence(c0.get("diff_val_acc"), "val-accuracy", level)
     best_single = best_single_sentence(c0.get("univariate"), w0)
-    delays = np.array(generalisation_delays(a["runs"], k1))
-    undelayed = (f"In {int((delays <= 0).sum())} of the {_grokkers(delays.size, a['runs'], k1)}, validation "
-                 f"accuracy reaches {esc(th1)} no later than train accuracy reaches {esc('99%')}: "
-                 "they generalise without the delay that defines grokking."
-                 if (delays <= 0).any() else "")
+    undelayed = no_delay_sentence(a["runs"], k1)
     acc_sentence = window_accuracy_sentence(c0.get("max_val_acc_in_window"), w0, k1, p)
     train_time = fmt_duration(sweep.get("train_seconds"))
     small = small_sample_sentence(t1["n_pos"], t1["n_neg"], k1)
@@ -901,7 +953,8 @@ def build_context(res: F.Results, reference: dict | None = None) -> dict[str, An
         + calibration_sentence(c0.get("loo_proba"), t1["labels"], w0) + " "
         + reliability_sentence(c0.get("loo_proba"), t1["labels"])
     )
-    robustness = robustness_sentence(t1, t2, w0, k1, k2, level, cv)
+    robustness = robustness_sentence(t1, t2, w0, k1, k2, level,
+                                     (t2 or {}).get("cv") or a["settings"].get("cv"))
 
     claims = reference_claims(a, reference, w0, level)
     discussion = [
