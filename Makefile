@@ -6,7 +6,7 @@ OUT ?= out/paper
 # Training processes for the sweep (one torch thread each); 2 suits a 2-core machine.
 WORKERS ?= 2
 
-.PHONY: reproduce test test-slow bench clean
+.PHONY: install reproduce test test-slow bench clean
 
 $(BIN)/grokcast: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,6 +15,8 @@ $(BIN)/grokcast: pyproject.toml
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(BIN)/grokcast
+
+install: $(BIN)/grokcast
 
 reproduce: $(BIN)/grokcast
 	$(BIN)/grokcast reproduce --config configs/paper.toml --out $(OUT) --workers $(WORKERS)
