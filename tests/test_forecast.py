@@ -301,6 +301,15 @@ def test_truncated_or_non_json_files(saved):
     path.write_text(text.replace('"intercept": ', '"intercept": NaN, "x": '))
     with pytest.raises(ForecasterFileError, match="NaN is not allowed"):
         GrokForecaster.load(path, known_features=NAMES)
+    # json reads 1e400 as inf and 1e-320 as a subnormal: both would give P(grok) 0 or 1.
+    for key, literal, message in (("coef", "1e400", "'coef' holds a non-finite number at index 0"),
+                                  ("scaler_mean", "-1e400", "'scaler_mean' holds a non-finite"),
+                                  ("scaler_scale", "1e-320", "'scaler_scale' must hold positive")):
+        doc = json.loads(text)
+        doc[key][0] = "__X__"
+        path.write_text(json.dumps(doc).replace('"__X__"', literal))
+        with pytest.raises(ForecasterFileError, match=message):
+            GrokForecaster.load(path, known_features=NAMES)
     path.write_bytes(b"\x80\x04\x95 a pickle, not JSON")
     with pytest.raises(ForecasterFileError, match="not a forecaster JSON file"):
         GrokForecaster.load(path, known_features=NAMES)

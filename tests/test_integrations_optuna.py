@@ -261,3 +261,30 @@ def test_feature_recorder_hands_over_the_features_once_the_window_is_complete(wi
     assert list(handed) == [complete_at]
     monitor = recorders[0].monitor
     assert handed[complete_at] == window_features(monitor.log, window) == recorders[0].features
+
+
+def test_window_features_cut_to_the_forecasters_steps(setup, tmp_path):
+    """A forecaster fit on a sparser window (every other step below W) gets the features of
+    those steps from a dense log, not of every logged step: another schedule's slopes and
+    spreads would give another P(grok) without a word. A log lacking one is refused."""
+    from grokcast.tool import LogError
+
+    path = tmp_path / "sparse.json"
+    sparse = list(range(0, W, 2))
+    setup["forecaster"].save(path, window=W, threshold=0.9, sweep_hash="x", n_train_runs=8,
+                             window_steps=sparse)
+    one = setup["log"][setup["log"]["run_id"] == setup["trial_runs"][0].run_id]
+    want = window_features(one[one["step"].isin(sparse + list(range(W, N_STEPS + 1)))], W)
+    got = window_features(one, W, path)
+    assert got == want and got != window_features(one, W)
+    with pytest.raises(LogError, match=r"lacks step\(s\) \[2\]"):
+        window_features(one[one["step"] != 2], W, path)
+
+
+def test_reports_with_a_fractional_window_are_refused():
+    from grokcast.integrations import decode_features
+
+    assert decode_features({"window": 200.0, "features": {}}) == (200, {})
+    for bad in (200.7, float("inf"), float("nan"), "200", True):
+        with pytest.raises(ValueError, match="whole number of steps"):
+            decode_features({"window": bad, "features": {}})

@@ -58,3 +58,22 @@ def test_reaches_agrees_with_exact_fractions(n, threshold):
     assert S.reaches(np.nan, threshold) == np.False_
     if n == 370 and threshold == 0.9:  # the case that float64 comparison gets wrong
         assert not acc[333].astype(np.float64) >= 0.9 and S.reaches(acc[333], 0.9)
+
+
+def test_half_precision_inputs_are_measured_in_float32():
+    """A bf16 model's logits and weights: the signals are those of the same values in
+    float32 (a bf16 mean over hundreds of 0/1 accuracies is off in the third digit, and the
+    CPU has no bf16 SVD)."""
+    gen = torch.Generator().manual_seed(0)
+    logits = torch.randn(1, 317, 24, generator=gen).bfloat16()
+    labels = torch.randint(0, 24, (1, 317), generator=gen)
+    mask = torch.ones(1, 317, dtype=torch.bool)
+    half, full = S.fit_stats(logits, labels, mask), S.fit_stats(logits.float(), labels, mask)
+    for key in ("loss", "acc", "margin"):
+        assert half[key].dtype == torch.float32 and torch.equal(half[key], full[key]), key
+    w = torch.randn(2, 24, 16, generator=gen).bfloat16()
+    assert torch.equal(S.effective_rank(w), S.effective_rank(w.float()))
+    assert S.effective_rank(w.double()).dtype == torch.float64  # float64 stays float64
+    ws = [w, torch.randn(2, 5, generator=gen).bfloat16()]
+    assert torch.equal(S.global_norm(ws), S.global_norm([x.float() for x in ws]))
+    assert torch.equal(S.cosine(ws, ws[::-1][::-1]), S.cosine(*[[x.float() for x in ws]] * 2))

@@ -843,8 +843,8 @@ class GrokForecaster(ClassifierMixin, BaseEstimator):
         d = len(names)
         mean = _float_list(doc, "scaler_mean", d)
         scale = _float_list(doc, "scaler_scale", d)
-        if np.any(scale <= 0):
-            raise fail("'scaler_scale' must hold positive numbers")
+        if np.any(scale < np.finfo(np.float64).tiny):  # 1e-320 would turn z into inf
+            raise fail("'scaler_scale' must hold positive numbers (not subnormal)")
         coef = _float_list(doc, "coef", d)
         Cs = _float_list(doc, "Cs", None)
         intercept = _float(doc, "intercept")
@@ -962,4 +962,8 @@ def _float_list(doc: dict[str, Any], key: str, length: int | None) -> np.ndarray
             f"{key!r} has {len(v)} entries but there are {length} feature names")
     if not v:
         raise ForecasterFileError(f"{key!r} must not be empty")
-    return np.array(v, dtype=np.float64)
+    out = np.array(v, dtype=np.float64)
+    if not np.isfinite(out).all():  # json reads 1e400 as inf
+        raise ForecasterFileError(f"{key!r} holds a non-finite number at index "
+                                  f"{int(np.flatnonzero(~np.isfinite(out))[0])}")
+    return out

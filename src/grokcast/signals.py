@@ -32,6 +32,11 @@ SIGNAL_NAMES = (
 )
 
 
+def _at_least_float32(x: Tensor) -> Tensor:
+    """The signals are computed and logged in float32 (float64 stays float64)."""
+    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+
+
 def effective_rank(mats: Tensor) -> Tensor:
     """exp of the Shannon entropy of the normalised singular values (Roy & Vetterli 2007).
 
@@ -44,6 +49,7 @@ def effective_rank(mats: Tensor) -> Tensor:
     Tensor of shape (R,); 1 for a rank-1 matrix, n for an n x n identity; NaN for a
     matrix with non-finite entries (a diverged run), which the SVD would reject.
     """
+    mats = _at_least_float32(mats)  # no SVD kernel for half precisions on the CPU
     finite = torch.isfinite(mats).flatten(1).all(1)
     s = torch.linalg.svdvals(torch.where(finite[:, None, None], mats, torch.zeros_like(mats)))
     prob = s / s.sum(-1, keepdim=True)
@@ -53,12 +59,14 @@ def effective_rank(mats: Tensor) -> Tensor:
 
 def global_norm(tensors: list[Tensor]) -> Tensor:
     """L2 norm over several tensors of shape (R, ...) taken together, per run -> (R,)."""
-    return torch.sqrt(sum(t.reshape(t.shape[0], -1).pow(2).sum(1) for t in tensors))
+    return torch.sqrt(sum(_at_least_float32(t).reshape(t.shape[0], -1).pow(2).sum(1)
+                          for t in tensors))
 
 
 def global_dot(a: list[Tensor], b: list[Tensor]) -> Tensor:
     """Per-run inner product of two parameter lists -> (R,)."""
-    return sum((x.reshape(x.shape[0], -1) * y.reshape(y.shape[0], -1)).sum(1) for x, y in zip(a, b))
+    return sum((_at_least_float32(x).reshape(x.shape[0], -1) * _at_least_float32(y).reshape(y.shape[0], -1))
+               .sum(1) for x, y in zip(a, b))
 
 
 def cosine(a: list[Tensor], b: list[Tensor]) -> Tensor:
@@ -91,6 +99,7 @@ def fit_stats(logits: Tensor, labels: Tensor, mask: Tensor) -> dict[str, Tensor]
     ``margin`` is the correct logit minus the largest other logit, averaged over examples:
     positive when the model classifies correctly.
     """
+    logits = _at_least_float32(logits)  # a bf16 mean of 0/1 over hundreds of examples is off
     logp = torch.log_softmax(logits, dim=-1)
     correct = logits.gather(-1, labels.unsqueeze(-1)).squeeze(-1)
     others = logits.scatter(-1, labels.unsqueeze(-1), float("-inf"))

@@ -42,8 +42,14 @@ __all__ = ["FeatureRecorder", "decode_features", "encode_features", "p_grok",
            "resolve_forecaster", "should_stop", "window_features"]
 
 
-def window_features(log_df: pd.DataFrame, window: int) -> dict[str, float]:
+def window_features(log_df: pd.DataFrame, window: int, forecaster: Any = None) -> dict[str, float]:
     """The 28 window features of one run, from its log.
+
+    Pass the ``forecaster`` the features are for (a fitted one or its JSON file): the log is
+    then cut to the steps below W its training runs logged, and refused if it lacks one.
+    Features such as slopes and standard deviations depend on which steps the window holds,
+    so a log on another schedule (denser, or thinned) would otherwise give another P(grok)
+    without a word.
 
     Parameters
     ----------
@@ -78,6 +84,11 @@ def window_features(log_df: pd.DataFrame, window: int) -> dict[str, float]:
     first = int(log_df["step"].min())
     if first != 0:
         raise ValueError(f"the log starts at step {first}: it must start at step 0")
+    if forecaster is not None:
+        from grokcast.tool import window_log
+
+        forecaster, window = resolve_forecaster(forecaster, window)
+        log_df = window_log(forecaster, log_df, window)
     table = feature_table(log_df[list(LOG_COLUMNS)], window)
     return {name: float(table[name].iloc[0]) for name in FEATURE_NAMES}
 
@@ -99,8 +110,12 @@ def decode_features(report: Any) -> tuple[int, dict[str, float]]:
             or not isinstance(report.get("features"), Mapping)):
         raise ValueError(f"a grokcast report is {{'window': W, 'features': {{name: value}}}}, "
                          f"got {report!r:.200}")
+    window = report["window"]
+    if (isinstance(window, bool) or not isinstance(window, (int, float))
+            or (isinstance(window, float) and not window.is_integer())):
+        raise ValueError(f"a grokcast report's window is a whole number of steps, got {window!r}")
     feats = {str(k): (math.nan if v is None else float(v)) for k, v in report["features"].items()}
-    return int(report["window"]), feats
+    return int(window), feats
 
 
 def resolve_forecaster(forecaster: Any, window: int | None) -> tuple[Any, int]:
@@ -226,8 +241,6 @@ class FeatureRecorder:
         self._covered = self._covered or (self.monitor.wants(step) and step >= self.window - 1)
         if not (self._covered and self.monitor.ready):
             return None
-        from grokcast.tool import window_log
-
-        log = window_log(self.monitor.forecaster, self.monitor.log, self.window)
-        self.features = window_features(log, self.window)
+        forecaster = self.monitor.forecaster
+        self.features = window_features(self.monitor.log, self.window, forecaster)
         return self.features

@@ -45,7 +45,8 @@ With grokcast's own trainer, report from the ``on_log`` hook of
 ``(R, n_signals)`` array in the order of ``grokcast.signals.SIGNAL_NAMES``: collect the rows
 as a log table (columns ``run_id``, ``step`` and the signals, as
 :func:`grokcast.early_stop.forecast_hook` does) and, once they reach step W - 1, call
-``report_features(trial, window_features(rows_df, W), W)`` with one run's rows
+``report_features(trial, window_features(rows_df, W, forecaster), W)`` with one run's rows
+and the pruner's forecaster, which cuts the rows to the steps its training runs logged
 (``from grokcast.integrations import window_features``).
 """
 
