@@ -279,6 +279,20 @@ def test_cli_sweep_with_stop_model_stops_the_low_runs_and_counts_them(tmp_path, 
     assert f"{n} of the sweep's 6 runs were stopped early" in capsys.readouterr().out
     status = SweepStore(tmp_path / "s1").runs().set_index("run_id")["status"]
     assert (status == "stopped").to_dict() == expected
+    # The rule is part of the sweep: resuming under another one (or none) is refused.
+    base = ["sweep", "--config", str(cfg), "--quiet", "--out"]
+    for out, extra, needle in (
+            ("s1", ["--stop-model", str(tmp_path / "f.json"), "--stop-below", "0.6"],
+             "--stop-below 0.5, not with --stop-model"),
+            ("s1", [], "--stop-below 0.5, not without --stop-model"),
+            ("s0", ["--stop-model", str(tmp_path / "f.json"), "--stop-below", "0.5"],
+             "was trained without --stop-model, not with")):
+        capsys.readouterr()
+        assert main(base + [str(tmp_path / out), *extra]) == 2
+        err = capsys.readouterr().err
+        assert needle in err and "resume with the same, or use a new --out" in err
+    assert main(base + [str(tmp_path / "s1"), "--stop-model", str(tmp_path / "f.json"),
+                        "--stop-below", "0.5"]) == 0
     if dense_until == 15:  # a model fit on every step below W cannot read this sparse log
         model.save(tmp_path / "dense.json", window=W, threshold=0.9, n_train_runs=len(y),
                    sweep_hash=sweep_hash(runs, log), window_steps=list(range(W)))

@@ -5,6 +5,7 @@ Layout of a sweep directory::
     DIR/sweep.json               the SweepConfig (plus grokcast version), written once
     DIR/log/chunk-00000.parquet  log rows of one finished ensemble chunk
     DIR/runs/chunk-00000.parquet run rows of the same chunk (written after its log)
+    DIR/stop.json                the early-stopping rule its runs were trained under, if any
 
 ``log/`` and ``runs/`` are each one Parquet dataset (``pandas.read_parquet(DIR / "log")``
 reads the whole table). A chunk counts as finished once its ``runs`` file exists; every file
@@ -129,6 +130,13 @@ def run_frame(log: EnsembleLog, chunk: str, chunk_seconds: float) -> pd.DataFram
     return pd.DataFrame(rows, columns=list(RUN_COLUMNS))
 
 
+def _stop_words(stop: dict[str, Any] | None) -> str:
+    if stop is None:
+        return "without --stop-model"
+    return (f"with --stop-model {stop['model']} (sha256 {stop['model_sha256'][:12]}) "
+            f"--stop-below {stop['below']:g}")
+
+
 class SweepStore:
     """Read and append to one sweep directory."""
 
@@ -158,14 +166,40 @@ class SweepStore:
         payload = {"grokcast_version": __version__, "config": config.to_dict()}
         atomic_write_bytes(self.config_path, json.dumps(payload, indent=2).encode())
 
-    def resume(self, config: SweepConfig) -> set[str]:
+    def resume(self, config: SweepConfig, stop: dict[str, Any] | None = None) -> set[str]:
         """Open the directory to train ``config`` into: :meth:`init`, drop the log of a chunk
-        cut short by a kill (its runs are trained again), :meth:`verify` the stored chunks.
-        Returns the ids of the runs already finished."""
+        cut short by a kill (its runs are trained again), :meth:`verify` the stored chunks,
+        and check the stopping rule (:meth:`check_stop`). Returns the ids of the runs already
+        finished."""
         self.init(config)
         self.remove_uncommitted()
         self.verify()
-        return self.finished_run_ids()
+        done = self.finished_run_ids()
+        self.check_stop(stop, first=not done)
+        return done
+
+    @property
+    def stop_path(self) -> Path:
+        return self.root / "stop.json"
+
+    def check_stop(self, stop: dict[str, Any] | None, *, first: bool) -> None:
+        """Record the early-stopping rule of the runs trained here (``stop.json``: the
+        forecaster file's path and SHA-256, the threshold), or, once runs are stored, refuse a
+        different one: runs stopped by two rules, or some stopped and some not, would be
+        analysed as one sweep."""
+        if first:
+            if stop is None:
+                self.stop_path.unlink(missing_ok=True)
+            else:
+                atomic_write_bytes(self.stop_path, json.dumps(stop, indent=2).encode())
+            return
+        stored = json.loads(self.stop_path.read_text()) if self.stop_path.is_file() else None
+        same = (stored is None and stop is None) or (
+            stored is not None and stop is not None
+            and (stored["model_sha256"], stored["below"]) == (stop["model_sha256"], stop["below"]))
+        if not same:
+            raise StoreError(f"{str(self.root)!r} was trained {_stop_words(stored)}, not "
+                             f"{_stop_words(stop)}: resume with the same, or use a new --out")
 
     def read_config(self) -> SweepConfig:
         if not self.config_path.is_file():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import multiprocessing
 import os
 import queue
@@ -127,7 +128,7 @@ def run_sweep(config: SweepConfig, out: str | Path, *, device: str = "auto",
     if workers < 1 or (workers > 1 and dev.type != "cpu"):
         raise ValueError(f"workers={workers} is not allowed: expected 1, or >= 1 on the CPU")
     store = SweepStore(out)
-    done = store.resume(config)
+    done = store.resume(config, _stop_record(stop))
     todo = [r for r in config.runs() if r.run_id not in done]
     chunks = plan_chunks(todo, chunk_size or default_chunk_size(dev, config, workers),
                          pack_splits=dev.type == "cuda")
@@ -208,6 +209,14 @@ def tune_allocator() -> None:
         libc.mallopt(m_trim_threshold, 1 << 30)
     except (OSError, AttributeError):  # not glibc: nothing to tune
         pass
+
+
+def _stop_record(stop: StopRule | None) -> dict[str, Any] | None:
+    """What the store records of a stopping rule: the forecaster file by content, not name."""
+    if stop is None:
+        return None
+    digest = hashlib.sha256(Path(stop.model).read_bytes()).hexdigest()
+    return {"model": str(stop.model), "model_sha256": digest, "below": float(stop.below)}
 
 
 def _stop_hook(stop: StopRule | None, chunk: list[RunConfig]) -> Any:
