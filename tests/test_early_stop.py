@@ -293,6 +293,20 @@ def test_cli_sweep_with_stop_model_stops_the_low_runs_and_counts_them(tmp_path, 
         assert needle in err and "resume with the same, or use a new --out" in err
     assert main(base + [str(tmp_path / "s1"), "--stop-model", str(tmp_path / "f.json"),
                         "--stop-below", "0.5"]) == 0
+    # A sweep stopped before stop.json existed: not resumable without a rule; with one, recorded.
+    (tmp_path / "s1" / "stop.json").unlink()
+    assert main(base + [str(tmp_path / "s1")]) == 2
+    assert "runs stopped by a --stop-model rule that was not recorded" in capsys.readouterr().err
+    assert main(base + [str(tmp_path / "s1"), "--stop-model", str(tmp_path / "f.json"),
+                        "--stop-below", "0.5"]) == 0
+    assert json.loads((tmp_path / "s1" / "stop.json").read_text())["below"] == 0.5
+    # The forecaster file is checked by content at every chunk: a file changed mid-sweep
+    # is an error, not a silent switch of the stopping model.
+    from grokcast.early_stop import StopRule, forecast_hook
+
+    rule = StopRule(str(tmp_path / "f.json"), 0.5, model_sha256="0" * 64)
+    with pytest.raises(ValueError, match="changed during the sweep"):
+        forecast_hook(rule, SweepConfig.from_file(cfg).runs())
     if dense_until == 15:  # a model fit on every step below W cannot read this sparse log
         model.save(tmp_path / "dense.json", window=W, threshold=0.9, n_train_runs=len(y),
                    sweep_hash=sweep_hash(runs, log), window_steps=list(range(W)))

@@ -310,6 +310,9 @@ def test_truncated_or_non_json_files(saved):
         path.write_text(json.dumps(doc).replace('"__X__"', literal))
         with pytest.raises(ForecasterFileError, match=message):
             GrokForecaster.load(path, known_features=NAMES)
+    path.write_text(text.replace('"intercept": ', '"intercept": 1' + "0" * 400 + ', "x": '))
+    with pytest.raises(ForecasterFileError, match="an integer of 401 digits is not allowed"):
+        GrokForecaster.load(path, known_features=NAMES)
     path.write_bytes(b"\x80\x04\x95 a pickle, not JSON")
     with pytest.raises(ForecasterFileError, match="not a forecaster JSON file"):
         GrokForecaster.load(path, known_features=NAMES)

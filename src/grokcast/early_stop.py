@@ -38,6 +38,7 @@ from I/O (:func:`write_study`, :func:`run_study`).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -634,12 +635,19 @@ def run_study(forecaster_path: str | os.PathLike, heldout_sweep_dir: str | os.Pa
 
 # ----------------------------------------------------------------------------- live stopping
 
+
+def file_sha256(path: str | os.PathLike) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
 @dataclass(frozen=True)
 class StopRule:
     """Stop a live run at step W when a saved forecaster gives it P(grok) below ``below``."""
 
     model: str  # path of a forecaster file (``grokcast fit``)
     below: float
+    # The file's SHA-256 when the sweep started: every chunk checks it still holds that model.
+    model_sha256: str | None = None
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.below <= 1.0:
@@ -659,6 +667,10 @@ def forecast_hook(rule: StopRule, runs: Sequence[Any]) -> Any:
     from grokcast.forecast import GrokForecaster
     from grokcast.signals import SIGNAL_NAMES
 
+    if rule.model_sha256 is not None and file_sha256(rule.model) != rule.model_sha256:
+        raise ValueError(f"the forecaster file {rule.model} changed during the sweep (its "
+                         f"SHA-256 was {rule.model_sha256[:12]}): the runs stored so far were "
+                         "stopped by the old one; restore it, or train into a new --out")
     model = GrokForecaster.load(rule.model)
     window = model.metadata_.window
     logged = [s for s in runs[0].log.steps(runs[0].n_steps) if s < window]

@@ -806,8 +806,14 @@ class GrokForecaster(ClassifierMixin, BaseEstimator):
         def reject_constant(name: str) -> None:
             raise ForecasterFileError(f"{path}: {name} is not allowed in a forecaster file")
 
+        def parse_int(digits: str) -> int:  # past ~309 digits a float conversion overflows
+            if len(digits.lstrip("-")) > 300:
+                raise ForecasterFileError(f"{path}: an integer of {len(digits)} digits is not "
+                                          "allowed in a forecaster file")
+            return int(digits)
+
         try:
-            doc = json.loads(text, parse_constant=reject_constant)
+            doc = json.loads(text, parse_constant=reject_constant, parse_int=parse_int)
         except json.JSONDecodeError as err:
             raise ForecasterFileError(
                 f"{path}: not valid JSON (truncated or corrupted?): {err.msg} at line "

@@ -194,6 +194,13 @@ class SweepStore:
                 atomic_write_bytes(self.stop_path, json.dumps(stop, indent=2).encode())
             return
         stored = json.loads(self.stop_path.read_text()) if self.stop_path.is_file() else None
+        if stored is None and (self.runs()["status"] == "stopped").any():
+            # Stopped by a rule that a version before stop.json did not record.
+            if stop is None:
+                raise StoreError(f"{str(self.root)!r} holds runs stopped by a --stop-model rule that "
+                                 "was not recorded: resume with that rule, or use a new --out")
+            self.check_stop(stop, first=True)  # the rule it is resumed with, from now on
+            return
         same = (stored is None and stop is None) or (
             stored is not None and stop is not None
             and (stored["model_sha256"], stored["below"]) == (stop["model_sha256"], stop["below"]))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
+import dataclasses
 import multiprocessing
 import os
 import queue
@@ -127,6 +127,10 @@ def run_sweep(config: SweepConfig, out: str | Path, *, device: str = "auto",
     check_fits(dev, config)
     if workers < 1 or (workers > 1 and dev.type != "cpu"):
         raise ValueError(f"workers={workers} is not allowed: expected 1, or >= 1 on the CPU")
+    if stop is not None and stop.model_sha256 is None:  # fixed now: every chunk checks it
+        from grokcast.early_stop import file_sha256
+
+        stop = dataclasses.replace(stop, model_sha256=file_sha256(stop.model))
     store = SweepStore(out)
     done = store.resume(config, _stop_record(stop))
     todo = [r for r in config.runs() if r.run_id not in done]
@@ -215,8 +219,7 @@ def _stop_record(stop: StopRule | None) -> dict[str, Any] | None:
     """What the store records of a stopping rule: the forecaster file by content, not name."""
     if stop is None:
         return None
-    digest = hashlib.sha256(Path(stop.model).read_bytes()).hexdigest()
-    return {"model": str(stop.model), "model_sha256": digest, "below": float(stop.below)}
+    return {"model": str(stop.model), "model_sha256": stop.model_sha256, "below": float(stop.below)}
 
 
 def _stop_hook(stop: StopRule | None, chunk: list[RunConfig]) -> Any:

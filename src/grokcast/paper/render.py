@@ -871,7 +871,7 @@ class _Facts:
 
     @property
     def th2(self) -> str:
-        return esc(fmt_threshold(self.k2)) if self.k2 else NA
+        return esc(fmt_threshold(self.k2) if self.k2 else NA)
 
     @property
     def grok1(self) -> str:
@@ -879,7 +879,7 @@ class _Facts:
 
     @property
     def grok2(self) -> str:
-        return esc(f"{self.t2['n_pos']}/{self.n_runs}") if self.t2 else NA
+        return esc(f"{self.t2['n_pos']}/{self.n_runs}" if self.t2 else NA)
 
     @property
     def multi_by_w(self) -> dict[int, float | None]:
