@@ -157,7 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, type=Path, help="sweep directory to create or resume")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N] (default: auto)")
     p.add_argument("--chunk-size", type=_positive_int, default=None,
-                   help="runs per ensemble (default: 64 on CPU, a quarter of the GPU's total memory)")
+                   help="runs per ensemble (default: what fits in a quarter of the device's memory, "
+                   "at most 64 on CPU)")
     p.add_argument("--steps", type=_nonnegative_int, default=None, help="override the config's n_steps")
     p.add_argument("--workers", type=_positive_int, default=1,
                    help="CPU only: train this many chunks at once, each in its own single-threaded "

@@ -188,10 +188,7 @@ class SweepStore:
         different one: runs stopped by two rules, or some stopped and some not, would be
         analysed as one sweep."""
         if first:
-            if stop is None:
-                self.stop_path.unlink(missing_ok=True)
-            else:
-                atomic_write_bytes(self.stop_path, json.dumps(stop, indent=2).encode())
+            self._record_stop(stop)
             return
         stored = json.loads(self.stop_path.read_text()) if self.stop_path.is_file() else None
         if stored is None and (self.runs()["status"] == "stopped").any():
@@ -199,7 +196,7 @@ class SweepStore:
             if stop is None:
                 raise StoreError(f"{str(self.root)!r} holds runs stopped by a --stop-model rule that "
                                  "was not recorded: resume with that rule, or use a new --out")
-            self.check_stop(stop, first=True)  # the rule it is resumed with, from now on
+            self._record_stop(stop)  # the rule it is resumed with, from now on
             return
         same = (stored is None and stop is None) or (
             stored is not None and stop is not None
@@ -207,6 +204,12 @@ class SweepStore:
         if not same:
             raise StoreError(f"{str(self.root)!r} was trained {_stop_words(stored)}, not "
                              f"{_stop_words(stop)}: resume with the same, or use a new --out")
+
+    def _record_stop(self, stop: dict[str, Any] | None) -> None:
+        if stop is None:
+            self.stop_path.unlink(missing_ok=True)
+        else:
+            atomic_write_bytes(self.stop_path, json.dumps(stop, indent=2).encode())
 
     def read_config(self) -> SweepConfig:
         if not self.config_path.is_file():

@@ -13,7 +13,7 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import torch
 from tqdm.auto import tqdm
@@ -151,10 +151,7 @@ def run_sweep(config: SweepConfig, out: str | Path, *, device: str = "auto",
                     log = train_fn(chunk, dev, on_progress=lambda k, n=len(chunk): bar.update(k * n),
                                    on_log=hook)
                 except (torch.OutOfMemoryError, RuntimeError) as err:
-                    oom = _out_of_memory(err, len(chunk), dev, n_done)
-                    if oom is None:
-                        raise
-                    raise oom from err
+                    _reraise(err, len(chunk), dev, n_done)
                 store.write_chunk(log, seconds=time.perf_counter() - t0)
                 n_done += len(chunk)
                 bar.set_postfix(runs=f"{n_done}/{n_all}")
@@ -170,12 +167,17 @@ def run_sweep(config: SweepConfig, out: str | Path, *, device: str = "auto",
                     f"the {n_done} finished runs are stored: rerun to resume, with fewer --workers "
                     "or a smaller --chunk-size if it happens again") from None
             except (torch.OutOfMemoryError, RuntimeError) as err:
-                oom = _out_of_memory(err, max(map(len, chunks)), dev, n_done)
-                if oom is None:
-                    raise
-                raise oom from err
+                _reraise(err, max(map(len, chunks)), dev, n_done)
     return SweepResult(n_trained=len(todo), n_skipped=len(done),
                        seconds=time.perf_counter() - start)
+
+
+def _reraise(err: Exception, n_runs: int, device: torch.device, n_done: int) -> NoReturn:
+    """Raise running out of memory as :func:`_out_of_memory`'s clear error, anything else as is."""
+    oom = _out_of_memory(err, n_runs, device, n_done)
+    if oom is None:
+        raise err
+    raise oom from err
 
 
 def _out_of_memory(err: Exception, n_runs: int, device: torch.device, n_done: int,
