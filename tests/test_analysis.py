@@ -317,3 +317,24 @@ def test_loo_up_to_loo_max_runs_analysed_runs_then_kfold(sweep, monkeypatch, loo
     res = A.analyze(runs, log, None, windows=(100,), thresholds=(0.9,), n_resamples=20)
     assert res["settings"]["cv"] == cv
     assert called == [("loo" if cv == "loo" else "kfold", N_RUNS)]
+
+
+def test_table3_the_figures_and_the_paper_share_one_headline_window(sweep):
+    """W = 200 when analysed; else the middle analysed window, in whatever order they were given
+    (table3.md once fell back to the first window given while the paper and figures used the
+    middle one, so the two Table 3s disagreed)."""
+    from grokcast import figures as F
+
+    assert A.primary_window([100, 200, 300]) == 200
+    assert A.primary_window([500, 100, 300]) == 300
+    assert A.primary_window([100, 300, 500, 1000]) == 300
+    runs, log = sweep
+    result = A.analyze(runs, log, None, windows=(500, 100, 300), n_resamples=50, seed=3,
+                       predict_fn=standin)
+    assert F.primary_window(result) == 300
+    assert "at W = 300 for" in A.format_table3(result)
+    cell = result["thresholds"]["0.9"]["windows"]["300"]["univariate"]
+    best = max(cell, key=lambda f: cell[f]["folded"])
+    first_row = next(line for line in A.format_table3(result).splitlines() if line.startswith("| ")
+                     and "_" in line)
+    assert first_row.split("|")[1].strip() == best

@@ -42,7 +42,16 @@ from grokcast.stats import auroc, bootstrap_ci, folded_auroc, paired_bootstrap
 # n - 1 runs) is negligible next to the bootstrap CI.
 LOO_MAX_RUNS = 200
 KFOLD_SPLITS = 10
-TABLE3_WINDOW = 200  # the paper's Table 3 ranks features at W = 200
+PRIMARY_WINDOW = 200  # the paper's headline window (reference §5): Table 3, figures 1, 3 and 5
+
+
+def primary_window(windows: Sequence[int | str]) -> int:
+    """W = 200, the paper's headline window, if analysed, else the middle analysed window.
+
+    The one rule for Table 3 (here and in the paper) and the figures.
+    """
+    ws = sorted(int(w) for w in windows)
+    return PRIMARY_WINDOW if PRIMARY_WINDOW in ws else ws[(len(ws) - 1) // 2]
 CURVE_COLUMNS = ("train_acc", "val_acc", "train_loss", "val_loss")
 FIT_ACC = 0.99  # train accuracy that counts as fitting the train set, for the dynamics summary
 _BOOKKEEPING = ("chunk", "chunk_seconds")  # how a sweep was run, not what it produced
@@ -464,12 +473,12 @@ def _caption(result: dict[str, Any], key: str) -> str:
 
 
 def _table3_window(result: dict[str, Any]) -> str:
-    windows = [str(w) for w in result["settings"]["windows"]]
-    return str(TABLE3_WINDOW) if str(TABLE3_WINDOW) in windows else windows[0]
+    return str(primary_window(result["settings"]["windows"]))
 
 
 def table3_rows(result: dict[str, Any]) -> list[tuple[str, str, str]]:
-    """Rows of Table 3: every feature at W = 200 (primary threshold), by folded AUROC, best first."""
+    """Rows of Table 3: every feature at the :func:`primary_window` (primary threshold), by folded
+    AUROC, best first."""
     key = _key(result["settings"]["thresholds"][0])
     cell = result["thresholds"][key]["windows"][_table3_window(result)]
     uni = cell.get("univariate")
@@ -534,7 +543,8 @@ def format_table(result: dict[str, Any], threshold: float | str, *, fmt: str = "
 
 
 def format_table3(result: dict[str, Any], *, fmt: str = "md") -> str:
-    """Table 3: per-feature AUROC and folded AUROC at W = 200, ranked, as Markdown or LaTeX."""
+    """Table 3: per-feature AUROC and folded AUROC at the :func:`primary_window`, ranked, as
+    Markdown or LaTeX."""
     key, w = _key(result["settings"]["thresholds"][0]), _table3_window(result)
     caption = (f"Per-feature AUROC and |AUROC − 0.5| + 0.5 at W = {w} for max val_acc ≥ {key}, "
                "sorted by the latter. AUROC < 0.5 means lower values predict grokking.")

@@ -79,10 +79,6 @@ class ModelConfig:
         if self.precision not in PRECISIONS:
             _fail("model.precision", self.precision, f"one of {PRECISIONS}")
 
-    @property
-    def d_head(self) -> int:
-        return self.d_model // self.n_heads
-
 
 @dataclass(frozen=True)
 class OptimConfig:

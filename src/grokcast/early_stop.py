@@ -57,11 +57,6 @@ POLICIES = ("forecaster", "percentile_val_loss", "percentile_val_acc", "median_v
             "median_val_acc", "asha_val_loss", "asha_val_acc")
 PARAM_NAMES = {"forecaster": "threshold", "percentile": "fraction_stopped",
                "median": "fraction_stopped", "asha": "keep_fraction"}
-# Probability thresholds tried for the forecaster when asked for a fixed grid. By default
-# (thresholds=None) every achievable operating point is tried instead: a strongly
-# regularised forecaster puts all its probabilities within a hair of 0.5, where any fixed
-# grid would see nothing.
-DEFAULT_THRESHOLDS = tuple(round(t, 2) for t in np.arange(0.01, 1.0, 0.01))
 DEFAULT_KEEP_FRACTIONS = tuple(round(k, 2) for k in np.arange(0.02, 1.0, 0.02))
 DEFAULT_RUNG_FACTOR = 2.0  # rungs W, 2W, 4W, ...: halving's (ASHA with eta = 2) spacing
 MIN_RECALL = 0.9  # the summary's operating point: keep at least 90% of grokking runs
@@ -297,7 +292,8 @@ def simulate(runs_df: pd.DataFrame, log_df: pd.DataFrame, forecaster: Any, *, wi
         _check_grid("thresholds", thresholds, lo_open=False)
     _check_grid("keep_fractions", keep_fractions, lo_open=True)
     data = held_out(runs_df, log_df, forecaster, window=window, label_threshold=label_threshold)
-    if thresholds is None:
+    if thresholds is None:  # not a fixed grid: a strongly regularised forecaster puts all its
+        # probabilities within a hair of 0.5, where a grid of 0.01 steps would see nothing
         p = np.unique(data.p_grok[np.isfinite(data.p_grok)])
         thresholds = [*p.tolist(), float(np.nextafter(p.max(), np.inf))] if p.size else [0.5]
     return simulate_held_out(data, window=window, thresholds=thresholds,
@@ -658,11 +654,11 @@ class StopRule:
 def forecast_hook(rule: StopRule, runs: Sequence[Any]) -> Any:
     """An ``on_log`` hook for :func:`grokcast.train.train_ensemble` that applies ``rule``.
 
-    It keeps the rows of steps < W, and at the last logged step before W (when that row's
-    update columns are known; with sparse logging, steps before W) computes the 28 features
-    of every run, as ``feature_table(log, W)`` of the whole log would, and stops those the
-    forecaster scores below the threshold. Runs whose features are not finite (diverged)
-    are stopped too.
+    It keeps the rows of the steps the forecaster's features were computed on (its
+    ``metadata_.required_steps()``, all below W) and, at the last of them (when that row's
+    update columns are known), computes the 28 features of every run, as the forecaster's
+    own sweep did, and stops those it scores below the threshold. Runs whose features are
+    not finite (diverged) are stopped too.
     """
     from grokcast.forecast import GrokForecaster
     from grokcast.signals import SIGNAL_NAMES
@@ -694,9 +690,9 @@ def forecast_hook(rule: StopRule, runs: Sequence[Any]) -> Any:
                 run_id=run_ids, step=step))
         if step != decide_at:
             return None
-        # The rows kept are those below W, the last at decide_at; where W falls between logged
-        # steps (sparse logging) they are also all rows below decide_at + 1, the window that
-        # holds them (no feature reads W itself), so the log need not reach W - 1.
+        # The log holds the required steps only, the last at decide_at, so the window
+        # decide_at + 1 reads exactly them (no feature reads W itself): the log need not
+        # reach W - 1 where W falls between logged steps (sparse logging).
         log = pd.concat(rows, ignore_index=True)
         features = feature_table(log, decide_at + 1).loc[run_ids]
         finite = np.isfinite(features.to_numpy()).all(axis=1)

@@ -38,6 +38,8 @@ import pandas as pd  # noqa: E402
 from matplotlib.collections import LineCollection  # noqa: E402
 from scipy.stats import spearmanr  # noqa: E402
 
+from grokcast.analysis import primary_window as analysis_primary_window  # noqa: E402
+
 # Okabe & Ito (2008), "Color Universal Design": distinguishable under the common colour-vision
 # deficiencies. Grokked runs get the dark blue and others the light orange so the two classes
 # also differ in greyscale lightness.
@@ -72,7 +74,6 @@ FIGURE_NAMES = ("fig1_accuracy", "fig2_grid", "fig3_features", "fig4_windows", "
 # width so their 8-pt text stays 8 pt on the page.
 FIG_WIDTH_IN = 6.4
 DPI = 200
-PRIMARY_WINDOW = 200  # the paper's headline window (reference §5)
 MAX_ABS_RHO = 0.5  # fig5: "weakly correlated" means |Spearman rho| below this
 N_TOP_FEATURES = 10  # fig3 rows
 N_RELIABILITY_BINS = 5  # ~10 runs per bin for 48 runs
@@ -156,9 +157,8 @@ def windows(analysis: dict) -> list[int]:
 
 
 def primary_window(analysis: dict) -> int:
-    """W = 200 (the paper's headline window) if analysed, else the middle window."""
-    ws = windows(analysis)
-    return PRIMARY_WINDOW if PRIMARY_WINDOW in ws else ws[(len(ws) - 1) // 2]
+    """The headline window: :func:`grokcast.analysis.primary_window` of the analysed ones."""
+    return analysis_primary_window(windows(analysis))
 
 
 def window_entry(analysis: dict, th_key: str, window: int) -> dict:

@@ -29,7 +29,7 @@ from torch import Tensor
 from torch.nn.functional import embedding
 
 from grokcast.config import PRECISIONS, ModelConfig
-from grokcast.data import SEQ_LEN
+from grokcast.data import SEQ_LEN, vocab_size
 
 # Parameter names in the order their initial values are drawn from a run's generator.
 PARAM_NAMES = ("W_E", "W_pos", "W_Q", "W_K", "W_V", "W_O", "W_in", "W_out", "W_U")
@@ -37,7 +37,7 @@ PARAM_NAMES = ("W_E", "W_pos", "W_Q", "W_K", "W_V", "W_O", "W_in", "W_out", "W_U
 
 def param_shapes(cfg: ModelConfig, p: int) -> dict[str, tuple[int, ...]]:
     """Per-run shape of every parameter (without the leading run dimension)."""
-    d, v = cfg.d_model, p + 1
+    d, v = cfg.d_model, vocab_size(p)
     return {
         "W_E": (v, d), "W_pos": (SEQ_LEN, d),
         "W_Q": (d, d), "W_K": (d, d), "W_V": (d, d), "W_O": (d, d),

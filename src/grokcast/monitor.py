@@ -50,7 +50,6 @@ from grokcast import signals as S
 from grokcast.config import LogConfig
 from grokcast.features import show_steps
 
-LOG_COLUMNS = ("run_id", "step", *S.SIGNAL_NAMES)
 # Supplied by the caller at logged steps; the other signals the monitor computes itself.
 METRIC_NAMES = ("train_loss", "val_loss", "train_acc", "val_acc", "train_margin")
 _COL = {name: k for k, name in enumerate(S.SIGNAL_NAMES)}

@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import sys
 import time
-import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -132,11 +131,7 @@ def reproduce(config_path: str | Path, out_dir: str | Path, *, device: str = "au
         swept = run_sweep(config, sweep_dir, device=device, workers=workers, progress=progress)
         info.update(n_trained=swept.n_trained, n_skipped=swept.n_skipped)
     with stages.stage("analysis", str(results_dir)):
-        with warnings.catch_warnings():
-            # scikit-learn's note on inner CV folds with a rare class; the forecaster handles it.
-            warnings.filterwarnings("ignore", message="The least populated class",
-                                    category=UserWarning)
-            analyze_sweep(sweep_dir, results_dir)
+        analyze_sweep(sweep_dir, results_dir)
     with stages.stage("figures", str(results_dir / "figures")):
         make_figures(results_dir, results_dir / "figures")
     if with_early_stopping:  # before the paper, which gets a section from it
@@ -162,11 +157,8 @@ def _early_stopping_study(config: SweepConfig, out: Path, device: str, workers: 
     from grokcast.sweep import run_sweep
     from grokcast.tool import fit_forecaster
 
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="The least populated class",
-                                category=UserWarning)
-        fit_forecaster(out / "sweep", window=FORECAST_WINDOW, threshold=FORECAST_THRESHOLD,
-                       out=out / "forecaster.json")
+    fit_forecaster(out / "sweep", window=FORECAST_WINDOW, threshold=FORECAST_THRESHOLD,
+                   out=out / "forecaster.json")
     held = run_sweep(heldout_config(config), out / "heldout-sweep", device=device,
                      workers=workers, progress=progress)
     run_study(out / "forecaster.json", out / "heldout-sweep", out / "results" / "early_stop")

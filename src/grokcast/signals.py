@@ -30,6 +30,8 @@ SIGNAL_NAMES = (
     "param_norm", "grad_norm", "erank_we", "erank_wu", "train_margin",
     "update_norm", "update_cos",
 )
+# A log table's columns (a sweep's log, a monitor's, a run's CSV): one row per (run, logged step).
+LOG_COLUMNS = ("run_id", "step", *SIGNAL_NAMES)
 
 
 def _at_least_float32(x: Tensor) -> Tensor:

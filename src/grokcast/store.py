@@ -319,8 +319,3 @@ class SweepStore:
     def log(self, columns: list[str] | None = None) -> pd.DataFrame:
         """The log table, sorted by (run_id, step)."""
         return self._read("log", columns).sort_values(["run_id", "step"], ignore_index=True)
-
-    def summary(self) -> dict[str, Any]:
-        runs = self.runs()
-        return {"n_runs": len(runs), **{f"n_grok_{th}": int(reaches(runs["max_val_acc"], th).sum())
-                                        for th in GROK_THRESHOLDS}}

@@ -15,7 +15,6 @@ The logic behind ``grokcast fit`` and ``grokcast forecast`` (the CLI only parses
 from __future__ import annotations
 
 import os
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +23,8 @@ import pandas as pd
 
 from grokcast.features import feature_table, select_window_steps
 from grokcast.forecast import GrokForecaster
-from grokcast.signals import SIGNAL_NAMES, reaches
+from grokcast.signals import LOG_COLUMNS, SIGNAL_NAMES, reaches
 
-LOG_COLUMNS = ("run_id", "step", *SIGNAL_NAMES)
 TOP_COEFFICIENTS = 5  # how many of the fitted coefficients the fit report lists
 
 
@@ -120,12 +118,8 @@ def fit_forecaster(sweep_dir: str | os.PathLike, *, window: int = 200, threshold
 
     model = GrokForecaster()
     cv, predict = _default_predict(len(y))
-    with warnings.catch_warnings():
-        # With fewer runs of a class than internal folds, StratifiedKFold warns once per fit
-        # (48 times in a leave-one-out); the result reports n_pos instead.
-        warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
-        model.fit(table, y)
-        heldout = predict(table.to_numpy(), y, _rng(seed, threshold, window, 1))
+    model.fit(table, y)
+    heldout = predict(table.to_numpy(), y, _rng(seed, threshold, window, 1))
     ci = bootstrap_ci(y, heldout, rng=_rng(seed, threshold, window, 0),
                       n_resamples=n_resamples, level=level)
     digest = sweep_hash(all_runs, log)

@@ -19,7 +19,7 @@ from torch import Tensor
 from grokcast import model as M
 from grokcast import signals as S
 from grokcast.config import ModelConfig, RunConfig
-from grokcast.data import all_examples, split_indices
+from grokcast.data import all_examples, split_indices, vocab_size
 
 # Called after every logged step, the final one included, with (step, per-run signal rows of
 # shape (R, n_signals)). Returning a boolean array of shape (R,) marks runs to stop: they
@@ -76,7 +76,7 @@ def _padded_examples(runs: list[RunConfig], which: int, device: torch.device) ->
         padded[r, : len(i)], mask[r, : len(i)] = i, True
     padded_t = torch.from_numpy(padded)
     return M.Examples.build(tokens[padded_t].to(device), labels[padded_t].to(device),
-                            torch.from_numpy(mask).to(device), vocab=runs[0].p + 1)
+                            torch.from_numpy(mask).to(device), vocab=vocab_size(runs[0].p))
 
 
 class _AdamW:

@@ -34,9 +34,7 @@ from torch import Tensor
 from grokcast.config import LogConfig
 from grokcast.features import FEATURE_NAMES, feature_table
 from grokcast.monitor import GrokMonitor
-from grokcast.signals import SIGNAL_NAMES
-
-LOG_COLUMNS = ("run_id", "step", *SIGNAL_NAMES)
+from grokcast.signals import LOG_COLUMNS
 
 __all__ = ["FeatureRecorder", "decode_features", "encode_features", "p_grok",
            "resolve_forecaster", "should_stop", "window_features"]
@@ -223,7 +221,6 @@ class FeatureRecorder:
         self.monitor = GrokMonitor(embedding, unembedding, window=window, forecaster=forecaster,
                                    log_schedule=log_schedule, run_id=run_id)
         self.features: dict[str, float] | None = None
-        self._covered = False  # a logged step >= W - 1 has been observed
 
     @property
     def window(self) -> int:
@@ -238,8 +235,7 @@ class FeatureRecorder:
         self.monitor.observe(step, model, **metrics)
         if self.features is not None:
             return None
-        self._covered = self._covered or (self.monitor.wants(step) and step >= self.window - 1)
-        if not (self._covered and self.monitor.ready):
+        if not self.monitor.ready:  # step W and a logged step >= W - 1 observed
             return None
         forecaster = self.monitor.forecaster
         self.features = window_features(self.monitor.log, self.window, forecaster)
