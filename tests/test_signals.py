@@ -78,3 +78,23 @@ def test_half_precision_inputs_are_measured_in_float32():
     assert torch.equal(S.global_norm(ws), S.global_norm([x.float() for x in ws]))
     vs = [torch.randn(2, 24, 16, generator=gen).bfloat16(), torch.randn(2, 5, generator=gen).bfloat16()]
     assert torch.equal(S.cosine(ws, vs), S.cosine([x.float() for x in ws], [x.float() for x in vs]))
+
+
+def test_first_step_reaching_against_a_plain_loop():
+    """Rows of runs: the first step whose accuracy, as exact fractions k/n rounded to float32
+    the way the trainer logs them, reaches the threshold (333/370 reaches 0.9); NaN never does."""
+    steps = np.array([0, 1, 2, 5, 10])
+    acc = np.array([[0.1, 0.5, 0.95, 0.2, 0.99],
+                    [0.1, 0.2, 0.3, 0.4, 0.5],
+                    [np.float32(333 / 370), 1.0, 1.0, 1.0, 1.0],
+                    [0.1, np.nan, np.nan, np.nan, np.nan],
+                    [0.0, 0.0, 0.0, np.float32(0.9), np.nan]])
+    for threshold in (0.9, 0.99, 0.3):
+        want = []
+        for row in acc:
+            hits = [s for s, a in zip(steps, row) if not math.isnan(a)
+                    and np.float32(a) >= np.float32(threshold)]
+            want.append(hits[0] if hits else -1)
+        got = S.first_step_reaching(steps, acc, threshold)
+        assert got.tolist() == want and got.dtype == np.int64, threshold
+    assert S.first_step_reaching(steps, acc[0], 0.9) == 2  # one run: a scalar

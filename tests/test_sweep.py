@@ -107,6 +107,10 @@ def test_a_chunk_out_of_gpu_memory_keeps_the_finished_ones_and_names_the_option(
                        r"--chunk-size below 2 \(the chunks"):
         run_sweep(config, tmp_path / "s", device="cpu", progress=False, train_fn=second_chunk_fails)
     assert len(SweepStore(tmp_path / "s").finished_run_ids()) == 2
+    # The worker processes could not call it: refused, not silently ignored.
+    with pytest.raises(ValueError, match=r"^train_fn='second_chunk_fails' is not allowed with workers=2"):
+        run_sweep(config, tmp_path / "s", device="cpu", progress=False, workers=2,
+                  train_fn=second_chunk_fails)
 
 
 def test_out_of_memory_with_one_run_per_chunk_says_it_does_not_fit():

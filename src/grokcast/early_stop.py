@@ -51,7 +51,7 @@ import numpy as np
 import pandas as pd
 
 from grokcast.features import feature_table, show_steps
-from grokcast.signals import reaches
+from grokcast.signals import first_step_reaching
 
 POLICIES = ("forecaster", "percentile_val_loss", "percentile_val_acc", "median_val_loss",
             "median_val_acc", "asha_val_loss", "asha_val_acc")
@@ -231,8 +231,7 @@ def held_out(runs_df: pd.DataFrame, log_df: pd.DataFrame, forecaster: Any, *, wi
     val_acc = wide["val_acc"].to_numpy(dtype=float)
     if np.isnan(val_acc).all(axis=1).any():
         raise ValueError(f"run {run_ids[np.isnan(val_acc).all(axis=1)][0]!r} has no log rows")
-    hit = reaches(val_acc, label_threshold)  # (R, S); NaN (after a stop) never reaches
-    grok_step = np.where(hit.any(1), steps[hit.argmax(1)], -1)
+    grok_step = first_step_reaching(steps, val_acc, label_threshold)  # NaN (after a stop): never
     if not (grok_step >= 0).any():
         raise ValueError(f"no finished run reaches val_acc >= {label_threshold:g}: the fraction "
                          "of grokking runs kept is undefined")

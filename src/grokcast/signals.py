@@ -89,6 +89,15 @@ def reaches(acc: Any, threshold: float) -> np.ndarray:
     return np.asarray(acc, dtype=np.float64).astype(np.float32) >= np.float32(threshold)
 
 
+def first_step_reaching(steps: Any, acc: Any, threshold: float) -> np.ndarray:
+    """The first logged step at which accuracies reach ``threshold`` (:func:`reaches`), -1 if never.
+
+    ``steps`` (S,) and ``acc`` (..., S) -> int64 array of shape (...).
+    """
+    hit = reaches(acc, threshold)
+    return np.where(hit.any(-1), np.asarray(steps)[hit.argmax(-1)], -1).astype(np.int64)
+
+
 def masked_mean(values: Tensor, mask: Tensor) -> Tensor:
     """Mean over the example axis of (R, N) values where mask is True -> (R,)."""
     mask = mask.to(values.dtype)

@@ -29,7 +29,7 @@ import pandas as pd
 
 from grokcast import __version__
 from grokcast.config import ConfigError, SweepConfig
-from grokcast.signals import SIGNAL_NAMES, reaches
+from grokcast.signals import SIGNAL_NAMES, first_step_reaching
 from grokcast.train import EnsembleLog
 
 RUN_COLUMNS = (
@@ -99,11 +99,6 @@ def log_frame(log: EnsembleLog) -> pd.DataFrame:
     return df
 
 
-def _first_step(steps: np.ndarray, acc: np.ndarray, threshold: float) -> int:
-    hit = np.flatnonzero(reaches(acc, threshold))
-    return int(steps[hit[0]]) if hit.size else -1
-
-
 def run_frame(log: EnsembleLog, chunk: str, chunk_seconds: float) -> pd.DataFrame:
     """One row per run: config, status and outcome (over the logged steps).
 
@@ -122,7 +117,8 @@ def run_frame(log: EnsembleLog, chunk: str, chunk_seconds: float) -> pd.DataFram
             "weight_decay": cfg.weight_decay, "seed": cfg.seed, "split_seed": cfg.split_seed,
             "n_steps": cfg.n_steps, "init": cfg.model.init, "init_scale": cfg.model.init_scale,
             "status": status, "max_val_acc": float(np.nanmax(val_acc)) if not diverged else np.nan,
-            **{f"step_val_acc_{th}": _first_step(log.steps, val_acc, th) for th in GROK_THRESHOLDS},
+            **{f"step_val_acc_{th}": int(first_step_reaching(log.steps, val_acc, th))
+               for th in GROK_THRESHOLDS},
             "final_train_loss": final[col["train_loss"]], "final_val_loss": final[col["val_loss"]],
             "final_train_acc": final[col["train_acc"]], "final_val_acc": final[col["val_acc"]],
             "chunk": chunk, "chunk_seconds": chunk_seconds,

@@ -122,11 +122,17 @@ def run_sweep(config: SweepConfig, out: str | Path, *, device: str = "auto",
     ``workers > 1`` (CPU only) trains that many chunks at once in separate processes with one
     torch thread each: on small matrices, processes scale better than intra-op threads.
     Chunks are stored by this process as they finish, in whatever order that is.
+
+    ``train_fn`` stands in for :func:`~grokcast.train.train_ensemble` (the tests use it to make
+    a chunk fail); it is called in this process, so only with ``workers=1``.
     """
     dev = resolve_device(device)  # before anything is written: a bad device leaves no sweep dir
     check_fits(dev, config)
     if workers < 1 or (workers > 1 and dev.type != "cpu"):
         raise ValueError(f"workers={workers} is not allowed: expected 1, or >= 1 on the CPU")
+    if workers > 1 and train_fn is not train_ensemble:
+        raise ValueError(f"train_fn={getattr(train_fn, '__name__', train_fn)!r} is not allowed with "
+                         f"workers={workers}: the worker processes train with train_ensemble")
     if stop is not None and stop.model_sha256 is None:  # fixed now: every chunk checks it
         from grokcast.early_stop import file_sha256
 
