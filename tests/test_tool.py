@@ -77,6 +77,18 @@ def test_fit_saves_a_forecaster_of_the_sweep(sweep, fitted):
     assert f"wrote {path}" in text and "leave-one-out AUROC" in text and "2 of 8 runs" in text
 
 
+def test_fit_names_the_k_of_the_k_fold_it_used(sweep, tmp_path, monkeypatch):
+    """Above LOO_MAX_RUNS the held-out predictions are k-fold, with fewer folds than 10 when a
+    class is rarer: the result says which (it said "10-fold" for the 2 folds it used)."""
+    import grokcast.analysis as A
+
+    monkeypatch.setattr(A, "LOO_MAX_RUNS", 4)
+    result = fit_forecaster(sweep, window=W, threshold=THRESHOLD, out=tmp_path / "f.json",
+                            n_resamples=100)
+    assert result["cv"] == "2-fold"  # 2 positives: two stratified folds at most
+    assert "2-fold cross-validated AUROC" in format_fit(result)
+
+
 def test_fit_reports_the_analysis_number(sweep, fitted):
     """`grokcast fit` and analysis.json agree on the held-out AUROC and its CI (same seed)."""
     _, result = fitted

@@ -62,8 +62,8 @@ def fit_forecaster(sweep_dir: str | os.PathLike, *, window: int = 200, threshold
     -------
     dict
         ``out``, ``sweep_dir``, ``sweep_hash``, ``window``, ``threshold``, ``n_runs`` (used to
-        fit), ``n_pos``, ``n_diverged`` and ``n_stopped`` (left out), ``C``, ``cv`` (``"loo"``
-        or ``"k-fold"``),
+        fit), ``n_pos``, ``n_diverged`` and ``n_stopped`` (left out), ``C``, ``cv`` (``"loo"``, or
+        ``"K-fold"`` with the K used: 10 above 200 runs, fewer with a rarer class),
         ``heldout_auroc`` with ``heldout_ci`` ([lo, hi]), ``level``, ``n_resamples``, ``seed``,
         ``top_coefficients`` (``{"feature", "coef"}``, largest |coef| first) and ``notes``
         (warnings about a sweep too small for the numbers to mean much).
@@ -77,7 +77,7 @@ def fit_forecaster(sweep_dir: str | os.PathLike, *, window: int = 200, threshold
         ``sweep_dir`` is not a readable sweep directory.
     """
     # analysis holds the paper's evaluation; reuse it so `fit` and Table 1 report one number.
-    from grokcast.analysis import _default_predict, _rng, runs_with_outcome, sweep_hash
+    from grokcast.analysis import _cv_label, _default_predict, _rng, runs_with_outcome, sweep_hash
     from grokcast.stats import bootstrap_ci
     from grokcast.store import SweepStore
 
@@ -141,7 +141,7 @@ def fit_forecaster(sweep_dir: str | os.PathLike, *, window: int = 200, threshold
         "out": str(out), "sweep_dir": str(sweep_dir), "sweep_hash": digest,
         "window": int(window), "threshold": float(threshold),
         "n_runs": len(y), "n_pos": n_pos, "n_diverged": n_diverged, "n_stopped": n_stopped,
-        "C": float(model.C_), "cv": cv,
+        "C": float(model.C_), "cv": _cv_label(cv, y),
         "heldout_auroc": float(ci.estimate), "heldout_ci": [float(ci.lo), float(ci.hi)],
         "level": float(level), "n_resamples": int(n_resamples), "seed": int(seed),
         "top_coefficients": [{"feature": str(model.feature_names_in_[j]), "coef": float(coef[j])}
