@@ -52,6 +52,7 @@ import pandas as pd
 
 from grokcast.features import feature_table, show_steps
 from grokcast.signals import first_step_reaching
+from grokcast.store import atomic_write_bytes
 
 POLICIES = ("forecaster", "percentile_val_loss", "percentile_val_acc", "median_val_loss",
             "median_val_acc", "asha_val_loss", "asha_val_acc")
@@ -520,8 +521,9 @@ def write_study(df: pd.DataFrame, out_dir: str | os.PathLike, *,
     summary = summary if summary is not None else summarize(df, min_recall=min_recall)
     paths = [out / "early_stop.json", out / "early_stop.md"]
     doc = {"summary": summary, "rows": df.to_dict(orient="records")}
-    paths[0].write_text(json.dumps(_json_safe(doc), indent=2, allow_nan=False) + "\n")
-    paths[1].write_text(format_markdown(df, summary))
+    # Atomic like the analysis' results: an interrupted write never leaves half a file.
+    atomic_write_bytes(paths[0], (json.dumps(_json_safe(doc), indent=2, allow_nan=False) + "\n").encode())
+    atomic_write_bytes(paths[1], format_markdown(df, summary).encode())
     import matplotlib.pyplot as plt
 
     with plt.rc_context(STYLE):
