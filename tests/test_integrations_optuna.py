@@ -233,6 +233,10 @@ def test_errors_name_the_problem(setup, tmp_path):
     assert resolve_forecaster(path, None)[1] == W
     with pytest.raises(ValueError, match="fit on window=20"):
         GrokPruner(path, window=30)
+    with pytest.raises(ValueError, match=r"^window=1 is not allowed: expected an integer >= 2$"):
+        resolve_forecaster(model, 1)  # a one-step window has no slope to read
+    with pytest.raises(TypeError, match="forecaster must be a GrokForecaster or a path, got int"):
+        resolve_forecaster(3, W)
     with pytest.raises(ValueError, match="expected the log of one run, got 12 runs"):
         window_features(setup["log"], W)
 

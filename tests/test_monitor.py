@@ -171,6 +171,11 @@ def test_window_comes_from_a_saved_forecaster(tmp_path):
     assert _monitor_of(plain).window == 200
     with pytest.raises(ValueError, match="fit on window=7"):
         _monitor_of(plain, forecaster=path, window=200)
+    for bad in (0, True, 7.0, "7"):
+        with pytest.raises(ValueError, match=rf"^window={bad!r} is not allowed: expected an integer >= 1$"):
+            _monitor_of(plain, window=bad)
+    with pytest.raises(TypeError, match="forecaster must be a GrokForecaster or a path, got dict"):
+        _monitor_of(plain, forecaster={"coef": [1.0]})
 
 
 def test_a_schedule_that_skips_the_forecasters_steps_is_refused_up_front(tmp_path):

@@ -284,7 +284,9 @@ def simulate(runs_df: pd.DataFrame, log_df: pd.DataFrame, forecaster: Any, *, wi
         One row per (policy, parameter), columns :data:`COLUMNS`, policies in
         :data:`POLICIES` order, parameters increasing.
     """
-    fitted = getattr(getattr(forecaster, "metadata_", None), "window", None)
+    from grokcast.forecast import fitted_window
+
+    fitted = fitted_window(forecaster)
     if fitted is not None and fitted != window:
         raise ValueError(f"window={window} is not allowed: the forecaster was fit on "
                          f"window={fitted}")

@@ -899,6 +899,36 @@ class GrokForecaster(ClassifierMixin, BaseEstimator):
         return model
 
 
+def as_forecaster(forecaster: Any) -> Any:
+    """A fitted forecaster: ``forecaster`` itself, or the file ``grokcast fit`` wrote loaded.
+
+    Anything with ``predict_proba`` passes, so a scikit-learn pipeline can stand in.
+    """
+    if isinstance(forecaster, (str, os.PathLike)):
+        return GrokForecaster.load(forecaster)
+    if not hasattr(forecaster, "predict_proba"):
+        raise TypeError("forecaster must be a GrokForecaster or a path, got "
+                        f"{type(forecaster).__name__}")
+    return forecaster
+
+
+def fitted_window(forecaster: Any) -> int | None:
+    """The window W a forecaster was fit on, where it records one (``metadata_``), else None."""
+    window = getattr(getattr(forecaster, "metadata_", None), "window", None)
+    return None if window is None else int(window)
+
+
+def check_window(window: Any, forecaster: Any, *, minimum: int) -> int:
+    """``window`` as an int: at least ``minimum``, and the forecaster's own where it records one."""
+    if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < minimum:
+        raise ValueError(f"window={window!r} is not allowed: expected an integer >= {minimum}")
+    fitted = fitted_window(forecaster)
+    if fitted is not None and window != fitted:
+        raise ValueError(f"window={window} is not allowed: the forecaster was fit on "
+                         f"window={fitted}; leave window out to use it")
+    return int(window)
+
+
 _FILE_KEYS = (
     "grokcast_version", "feature_names", "classes", "scaler_mean", "scaler_scale", "coef",
     "intercept", "C", "Cs", "cv", "tol", "max_iter", "window", "threshold", "sweep_hash",

@@ -38,7 +38,6 @@ steps only (the trainer also logs the final step).
 from __future__ import annotations
 
 import math
-import os
 from typing import Any
 
 import numpy as np
@@ -306,14 +305,9 @@ def _check_metrics(metrics: dict[str, Any], step: int) -> dict[str, float]:
 def _load_forecaster(forecaster: Any) -> Any:
     if forecaster is None:
         return None
-    if isinstance(forecaster, (str, os.PathLike)):
-        from grokcast.forecast import GrokForecaster
+    from grokcast.forecast import as_forecaster  # scikit-learn loads only when a model is used
 
-        return GrokForecaster.load(forecaster)
-    if not hasattr(forecaster, "predict_proba"):
-        raise TypeError("forecaster must be a GrokForecaster or a path, got "
-                        f"{type(forecaster).__name__}")
-    return forecaster
+    return as_forecaster(forecaster)
 
 
 def _check_schedule(schedule: LogConfig, window: int, forecaster: Any) -> None:
@@ -332,12 +326,10 @@ def _check_schedule(schedule: LogConfig, window: int, forecaster: Any) -> None:
 
 
 def _resolve_window(window: int | None, forecaster: Any) -> int:
-    fitted = getattr(getattr(forecaster, "metadata_", None), "window", None)
+    """W: the one given, else the forecaster's, else the paper's headline window, 200."""
+    from grokcast.forecast import check_window, fitted_window
+
     if window is None:
+        fitted = fitted_window(forecaster)
         return fitted if fitted is not None else 200
-    if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 1:
-        raise ValueError(f"window={window!r} is not allowed: expected an integer >= 1")
-    if fitted is not None and window != fitted:
-        raise ValueError(f"window={window} is not allowed: the forecaster was fit on "
-                         f"window={fitted}; leave window out to use it")
-    return int(window)
+    return check_window(window, forecaster, minimum=1)

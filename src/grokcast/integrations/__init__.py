@@ -23,7 +23,6 @@ run does not grok.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -127,25 +126,16 @@ def resolve_forecaster(forecaster: Any, window: int | None) -> tuple[Any, int]:
         W. Default: the window recorded in the forecaster file; required for a forecaster
         that was not loaded from a file. Must equal the recorded one when both are known.
     """
-    if isinstance(forecaster, (str, os.PathLike)):
-        from grokcast.forecast import GrokForecaster
+    from grokcast.forecast import as_forecaster, check_window, fitted_window
 
-        forecaster = GrokForecaster.load(forecaster)
-    if not hasattr(forecaster, "predict_proba"):
-        raise TypeError("forecaster must be a GrokForecaster or a path, got "
-                        f"{type(forecaster).__name__}")
-    fitted = getattr(getattr(forecaster, "metadata_", None), "window", None)
+    forecaster = as_forecaster(forecaster)
     if window is None:
+        fitted = fitted_window(forecaster)
         if fitted is None:
             raise ValueError("window=None is not allowed for a forecaster without a recorded "
                              "window: pass window=W, the window it was fit on")
-        return forecaster, int(fitted)
-    if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 2:
-        raise ValueError(f"window={window!r} is not allowed: expected an integer >= 2")
-    if fitted is not None and window != fitted:
-        raise ValueError(f"window={window} is not allowed: the forecaster was fit on "
-                         f"window={fitted}; leave window out to use it")
-    return forecaster, int(window)
+        return forecaster, fitted
+    return forecaster, check_window(window, forecaster, minimum=2)
 
 
 def check_threshold(threshold: Any) -> float:
