@@ -476,17 +476,23 @@ def _table3_window(result: dict[str, Any]) -> str:
     return str(primary_window(result["settings"]["windows"]))
 
 
+def table3_order(result: dict[str, Any], key: str, window: int | str) -> list[str]:
+    """Every feature by folded AUROC at (threshold ``key``, ``window``), best first; ties (and
+    features without one) in feature order. The order of Table 3 here and in the paper."""
+    uni = result["thresholds"][key]["windows"][str(window)].get("univariate") or {}
+    names = [f["name"] for f in result["features"]]
+    folded = {n: (uni.get(n) or {}).get("folded") for n in names}
+    return sorted(names, key=lambda n: -(folded[n] if folded[n] is not None else -1))
+
+
 def table3_rows(result: dict[str, Any]) -> list[tuple[str, str, str]]:
     """Rows of Table 3: every feature at the :func:`primary_window` (primary threshold), by folded
     AUROC, best first."""
-    key = _key(result["settings"]["thresholds"][0])
-    cell = result["thresholds"][key]["windows"][_table3_window(result)]
-    uni = cell.get("univariate")
-    if not uni:
-        return [(f["name"], NA, NA) for f in result["features"]]
-    order = sorted(uni, key=lambda f: -(uni[f]["folded"] if uni[f]["folded"] is not None else -1))
-    return [(f, *(NA if uni[f][k] is None else f"{uni[f][k]:.3f}" for k in ("auroc", "folded")))
-            for f in order]
+    key, window = _key(result["settings"]["thresholds"][0]), _table3_window(result)
+    uni = result["thresholds"][key]["windows"][window].get("univariate") or {}
+    return [(f, *(NA if (uni.get(f) or {}).get(k) is None else f"{uni[f][k]:.3f}"
+                  for k in ("auroc", "folded")))
+            for f in table3_order(result, key, window)]
 
 
 def _markdown(title: str, caption: str, header: Sequence[str], rows: list[tuple[str, ...]],

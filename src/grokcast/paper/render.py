@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from grokcast import figures as F
+from grokcast.analysis import table3_order
 from grokcast.signals import reaches
 
 MINUS = "\u2212"  # typographic minus; the tables and text print negative numbers with it
@@ -783,10 +784,8 @@ def _table_rows(analysis: dict, key: str) -> list[list[str]]:
 
 def _table3_rows(analysis: dict, key: str, window: int) -> list[list[str]]:
     uni = analysis["thresholds"][key]["windows"][str(window)].get("univariate") or {}
-    names = [f["name"] for f in analysis["features"]]
-    order = sorted(names, key=lambda n: (-(uni.get(n, {}).get("folded") or -1), names.index(n)))
     return [[n, fmt((uni.get(n) or {}).get("auroc")), fmt((uni.get(n) or {}).get("folded"))]
-            for n in order]
+            for n in table3_order(analysis, key, window)]
 
 
 def _cv_words(cv: str | None) -> str:
