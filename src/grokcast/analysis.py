@@ -36,6 +36,7 @@ from grokcast.features import FEATURE_NAMES, FEATURES, feature_table
 from grokcast.forecast import kfold_predictions, loo_predictions
 from grokcast.signals import reaches
 from grokcast.stats import auroc, bootstrap_ci, folded_auroc, paired_bootstrap
+from grokcast.validation import check_int, check_number
 
 # Leave-one-out refits the model n times; above 200 runs 10-fold CV costs n/10 times less, and
 # with 180+ training runs per fold its pessimism relative to LOO (training on 90% instead of
@@ -149,13 +150,9 @@ def _check_args(windows: Sequence[int], thresholds: Sequence[float], n_resamples
             or len({_key(t) for t in thresholds}) != len(thresholds):
         raise ValueError(f"thresholds={thresholds!r} is not allowed: expected distinct numbers "
                          "in (0, 1]")
-    if isinstance(n_resamples, bool) or not isinstance(n_resamples, (int, np.integer)) \
-            or n_resamples < 1:
-        raise ValueError(f"n_resamples={n_resamples!r} is not allowed: expected an integer >= 1")
-    if isinstance(level, bool) or not isinstance(level, (int, float)) or not 0 < level < 1:
-        raise ValueError(f"level={level!r} is not allowed: expected a number in (0, 1)")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed={seed!r} is not allowed: expected an integer >= 0")
+    check_int("n_resamples", n_resamples, 1)
+    check_number("level", level, 0, 1)
+    check_int("seed", seed, 0)
     return [int(w) for w in windows], [float(t) for t in thresholds]
 
 

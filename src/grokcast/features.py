@@ -28,6 +28,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from grokcast.validation import check_int
+
 # The signals a feature reads; every one must be a column of the log.
 WINDOW_SIGNALS = (
     "train_loss", "val_loss", "train_acc", "val_acc", "param_norm", "grad_norm",
@@ -136,9 +138,7 @@ def show_steps(steps: Sequence[int] | np.ndarray) -> str:
 
 
 def _check_window_arg(window: object) -> int:
-    if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 2:
-        raise ValueError(f"window={window!r} is not allowed: expected an integer >= 2")
-    return int(window)
+    return check_int("window", window, 2)  # a slope needs two steps
 
 
 def make_window(log_df: pd.DataFrame, window: int) -> Window:

@@ -54,6 +54,7 @@ from sklearn.utils.validation import check_array, check_is_fitted, check_X_y
 from threadpoolctl import threadpool_limits  # a scikit-learn dependency
 
 import grokcast
+from grokcast.validation import check_int, check_number
 
 try:  # scikit-learn >= 1.6
     from sklearn.utils.validation import validate_data as _sk_validate_data
@@ -130,12 +131,9 @@ def _resolve_Cs(Cs: int | Sequence[float]) -> np.ndarray:
 
 
 def _check_params(cv: Any, tol: Any, max_iter: Any) -> None:
-    if isinstance(cv, bool) or not isinstance(cv, (int, np.integer)) or cv < 2:
-        raise ValueError(f"cv={cv!r} is not allowed: expected an integer >= 2")
-    if not (isinstance(tol, (int, float)) and not isinstance(tol, bool) and 0 < tol < 1):
-        raise ValueError(f"tol={tol!r} is not allowed: expected a number in (0, 1)")
-    if isinstance(max_iter, bool) or not isinstance(max_iter, (int, np.integer)) or max_iter < 1:
-        raise ValueError(f"max_iter={max_iter!r} is not allowed: expected an integer >= 1")
+    check_int("cv", cv, 2)
+    check_number("tol", tol, 0, 1)
+    check_int("max_iter", max_iter, 1)
 
 
 def _check_finite(X: np.ndarray, names: Sequence[str] | None) -> None:
@@ -547,8 +545,7 @@ def kfold_predictions(X: Any, y: Any, *, n_splits: int = 10, rng: np.random.Gene
     """
     if not isinstance(rng, np.random.Generator):
         raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
-    if isinstance(n_splits, bool) or not isinstance(n_splits, (int, np.integer)) or n_splits < 2:
-        raise ValueError(f"n_splits={n_splits!r} is not allowed: expected an integer >= 2")
+    check_int("n_splits", n_splits, 2)
     X_arr, y01, _ = _check_Xy(X, y)
     seed = int(rng.integers(2**32))  # RandomState seeds are < 2**32
     outer = StratifiedKFold(n_splits, shuffle=True, random_state=seed)
@@ -920,13 +917,12 @@ def fitted_window(forecaster: Any) -> int | None:
 
 def check_window(window: Any, forecaster: Any, *, minimum: int) -> int:
     """``window`` as an int: at least ``minimum``, and the forecaster's own where it records one."""
-    if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < minimum:
-        raise ValueError(f"window={window!r} is not allowed: expected an integer >= {minimum}")
+    window = check_int("window", window, minimum)
     fitted = fitted_window(forecaster)
     if fitted is not None and window != fitted:
         raise ValueError(f"window={window} is not allowed: the forecaster was fit on "
                          f"window={fitted}; leave window out to use it")
-    return int(window)
+    return window
 
 
 _FILE_KEYS = (
@@ -959,18 +955,11 @@ def _check_feature_names(names: Sequence[str], known: Sequence[str] | None,
 
 
 def _check_metadata(meta: dict[str, Any], error: type[Exception]) -> None:
-    def is_int(v: Any) -> bool:
-        return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
-
-    if not (is_int(meta["window"]) and meta["window"] >= 1):
-        raise error(f"window={meta['window']!r} is not allowed: expected an integer >= 1")
-    t = meta["threshold"]
-    if not (isinstance(t, (int, float)) and not isinstance(t, bool) and 0 < t <= 1):
-        raise error(f"threshold={t!r} is not allowed: expected a number in (0, 1]")
+    check_int("window", meta["window"], 1, error=error)
+    check_number("threshold", meta["threshold"], 0, 1, closed="hi", error=error)
     if not (isinstance(meta["sweep_hash"], str) and meta["sweep_hash"]):
         raise error(f"sweep_hash={meta['sweep_hash']!r} is not allowed: expected a non-empty string")
-    if not (is_int(meta["n_train_runs"]) and meta["n_train_runs"] >= 2):
-        raise error(f"n_train_runs={meta['n_train_runs']!r} is not allowed: expected an integer >= 2")
+    check_int("n_train_runs", meta["n_train_runs"], 2, error=error)
 
 
 def _check_window_steps(steps: Any, window: int, error: type[Exception]) -> tuple[int, ...]:

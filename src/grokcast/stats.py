@@ -18,6 +18,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from grokcast.validation import check_int, check_number
+
 # Resamples are processed in blocks of about this many (resample, run) cells: temporaries of
 # 1 MiB stay in cache, which is ~2x faster than whole-matrix operations for large sweeps.
 _BLOCK_CELLS = 2**17
@@ -76,11 +78,8 @@ def _check_score(score: object, n: int, name: str = "score") -> np.ndarray:
 def _check_bootstrap_args(rng: object, n_resamples: object, level: object) -> None:
     if not isinstance(rng, np.random.Generator):
         raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
-    if isinstance(n_resamples, bool) or not isinstance(n_resamples, (int, np.integer)) \
-            or n_resamples < 1:
-        raise ValueError(f"n_resamples={n_resamples!r} is not allowed: expected an integer >= 1")
-    if isinstance(level, bool) or not isinstance(level, (int, float)) or not 0 < level < 1:
-        raise ValueError(f"level={level!r} is not allowed: expected a number in (0, 1)")
+    check_int("n_resamples", n_resamples, 1)
+    check_number("level", level, 0, 1)
 
 
 # ----------------------------------------------------------------------------- AUROC

@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 from grokcast.config import RunConfig, SweepConfig
 from grokcast.store import SweepStore
 from grokcast.train import EnsembleLog, resolve_device, train_ensemble
+from grokcast.validation import check_int
 
 if TYPE_CHECKING:  # the stop rule lives downstream (features, forecaster): import it lazily
     from grokcast.early_stop import StopRule
@@ -51,8 +52,7 @@ def plan_chunks(runs: list[RunConfig], max_runs: int, *, pack_splits: bool = Fal
     small ensemble costs about as much as a larger one's (it is kernel-launch bound), so
     the 48-run paper grid becomes one ensemble instead of four run one after another.
     """
-    if max_runs < 1:
-        raise ValueError(f"max_runs={max_runs} is not allowed: expected an integer >= 1")
+    check_int("max_runs", max_runs, 1)
     if pack_splits:
         groups = [sorted(runs, key=lambda r: r.split_key)]
     else:

@@ -24,6 +24,7 @@ import pandas as pd
 from grokcast.features import feature_table, select_window_steps
 from grokcast.forecast import GrokForecaster
 from grokcast.signals import LOG_COLUMNS, SIGNAL_NAMES, reaches
+from grokcast.validation import check_int, check_number
 
 TOP_COEFFICIENTS = 5  # how many of the fitted coefficients the fit report lists
 
@@ -151,13 +152,9 @@ def fit_forecaster(sweep_dir: str | os.PathLike, *, window: int = 200, threshold
 
 
 def _check_fit_args(window: Any, threshold: Any, seed: Any) -> None:
-    if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 2:
-        raise ValueError(f"window={window!r} is not allowed: expected an integer >= 2")
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) \
-            or not 0 < threshold <= 1:
-        raise ValueError(f"threshold={threshold!r} is not allowed: expected a number in (0, 1]")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed={seed!r} is not allowed: expected an integer >= 0")
+    check_int("window", window, 2)
+    check_number("threshold", threshold, 0, 1, closed="hi")
+    check_int("seed", seed, 0)
 
 
 def _left_out(result: dict[str, Any]) -> str:

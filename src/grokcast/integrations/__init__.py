@@ -34,6 +34,7 @@ from grokcast.config import LogConfig
 from grokcast.features import FEATURE_NAMES, feature_table
 from grokcast.monitor import GrokMonitor
 from grokcast.signals import LOG_COLUMNS
+from grokcast.validation import check_number
 
 __all__ = ["FeatureRecorder", "decode_features", "encode_features", "p_grok",
            "resolve_forecaster", "should_stop", "window_features"]
@@ -140,10 +141,7 @@ def resolve_forecaster(forecaster: Any, window: int | None) -> tuple[Any, int]:
 
 def check_threshold(threshold: Any) -> float:
     """A probability threshold in [0, 1]."""
-    ok = isinstance(threshold, (int, float, np.floating)) and not isinstance(threshold, bool)
-    if not ok or not 0 <= threshold <= 1:
-        raise ValueError(f"threshold={threshold!r} is not allowed: expected a number in [0, 1]")
-    return float(threshold)
+    return check_number("threshold", threshold, 0, 1, closed="both")
 
 
 def p_grok(forecaster: Any, features: Mapping[str, float]) -> float:

@@ -74,6 +74,7 @@ from grokcast.sweep import (
     tune_allocator,
 )
 from grokcast.train import EnsembleLog, train_ensemble
+from grokcast.validation import check_int
 
 RESULT_KEY = "grokcast"  # the result entry holding a trial's report
 
@@ -219,12 +220,9 @@ def run_sweep_ray(config: SweepConfig, out: str | Path, *, address: str | None =
     SweepResult
         Runs trained, runs skipped (already finished) and wall time.
     """
-    if isinstance(cpus_per_task, bool) or not isinstance(cpus_per_task, int) or cpus_per_task < 1:
-        raise ValueError(f"cpus_per_task={cpus_per_task!r} is not allowed: expected an "
-                         "integer >= 1")
-    if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, int)
-                                   or chunk_size < 1):
-        raise ValueError(f"chunk_size={chunk_size!r} is not allowed: expected an integer >= 1")
+    cpus_per_task = check_int("cpus_per_task", cpus_per_task, 1)
+    if chunk_size is not None:
+        chunk_size = check_int("chunk_size", chunk_size, 1)
     _check_device(device)
     store = SweepStore(out)
     done = store.resume(config)

@@ -1,0 +1,41 @@
+"""Checks of the public functions' scalar arguments, with one wording for every error:
+``NAME=VALUE is not allowed: expected ...``, naming what was received and what is allowed.
+
+Each check returns the value as a plain Python number (numpy scalars are accepted, bools are
+not: ``True`` is an int to Python but never a meaningful count). The config dataclasses keep
+their own checks, which raise :class:`grokcast.config.ConfigError` naming the TOML field.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+ErrorType = Callable[[str], Exception]
+
+
+def check_int(name: str, value: Any, minimum: int, *, error: ErrorType = ValueError) -> int:
+    """``value`` as an int, refused unless it is an integer >= ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise error(f"{name}={value!r} is not allowed: expected an integer >= {minimum}")
+    return int(value)
+
+
+def check_number(name: str, value: Any, lo: float, hi: float, *, closed: str = "",
+                 error: ErrorType = ValueError) -> float:
+    """``value`` as a float, refused unless it is a number between ``lo`` and ``hi``.
+
+    ``closed`` names the ends that are allowed: ``""`` for (lo, hi), ``"lo"``, ``"hi"`` or
+    ``"both"``. NaN is never allowed.
+    """
+    lo_in, hi_in = closed in ("lo", "both"), closed in ("hi", "both")
+    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+    ok = ok and not math.isnan(value) and (lo <= value if lo_in else lo < value) \
+        and (value <= hi if hi_in else value < hi)
+    if not ok:
+        ends = f"{'[' if lo_in else '('}{lo:g}, {hi:g}{']' if hi_in else ')'}"
+        raise error(f"{name}={value!r} is not allowed: expected a number in {ends}")
+    return float(value)

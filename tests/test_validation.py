@@ -1,0 +1,43 @@
+"""The shared argument checks: what passes, and the one wording of every refusal."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from grokcast.validation import check_int, check_number
+
+
+def test_check_int_takes_integers_and_numpy_integers_and_returns_python_ints():
+    for value in (2, np.int64(2), np.int32(7)):
+        got = check_int("window", value, 2)
+        assert got == int(value) and type(got) is int
+    for bad in (1, True, 2.0, "2", None, np.float64(3.0)):
+        with pytest.raises(ValueError) as err:
+            check_int("window", bad, 2)
+        assert str(err.value) == f"window={bad!r} is not allowed: expected an integer >= 2"
+
+
+@pytest.mark.parametrize("closed, lo_ok, hi_ok, ends", [
+    ("", False, False, "(0, 1)"), ("lo", True, False, "[0, 1)"),
+    ("hi", False, True, "(0, 1]"), ("both", True, True, "[0, 1]")])
+def test_check_number_ends(closed, lo_ok, hi_ok, ends):
+    assert check_number("level", np.float32(0.5), 0, 1, closed=closed) == pytest.approx(0.5)
+    for value, ok in ((0, lo_ok), (1, hi_ok), (-0.1, False), (1.5, False), (math.nan, False),
+                      (math.inf, False), (True, False), ("0.5", False)):
+        if ok:
+            assert check_number("level", value, 0, 1, closed=closed) == value
+        else:
+            with pytest.raises(ValueError) as err:
+                check_number("level", value, 0, 1, closed=closed)
+            assert str(err.value) == f"level={value!r} is not allowed: expected a number in {ends}"
+
+
+def test_the_error_type_is_the_callers():
+    class FileError(ValueError):
+        pass
+
+    with pytest.raises(FileError, match=r"^n_train_runs=1 is not allowed"):
+        check_int("n_train_runs", 1, 2, error=FileError)
