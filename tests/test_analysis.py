@@ -338,3 +338,28 @@ def test_table3_the_figures_and_the_paper_share_one_headline_window(sweep):
     first_row = next(line for line in A.format_table3(result).splitlines() if line.startswith("| ")
                      and "_" in line)
     assert first_row.split("|")[1].strip() == best
+
+
+def test_a_sweep_too_small_for_the_models_internal_cv_keeps_its_baselines(sweep):
+    """4 runs, 2 grokking: every leave-one-out training set (2 + 1 runs) is too small for the
+    internal 3-fold CV that picks C. The analysis used to abort; now the model's cells are
+    None with the reason, and the baselines are still computed (checked against sklearn)."""
+    from grokcast.paper.render import headline_sentence
+
+    runs, log = sweep
+    keep = ["run00", "run01", "run02", "run03"]  # run00 and run03 grok
+    result = A.analyze(runs[runs["run_id"].isin(keep)], log[log["run_id"].isin(keep)], None,
+                       windows=(100, 200), n_resamples=50, seed=3)
+    entry = result["thresholds"]["0.9"]
+    assert (entry["n_pos"], entry["n_neg"], entry["single_class"]) == (2, 2, False)
+    cell = entry["windows"]["200"]
+    assert cell["multi"] is None and cell["loo_proba"] is None and cell["diff_val_loss"] is None
+    assert cell["multi_note"].startswith("too few runs for the 28-feature model (C is chosen by "
+                                         "cv=3 stratified folds, which need at least 3 runs")
+    y = np.array(entry["labels"])
+    at199 = log[log["run_id"].isin(keep) & (log["step"] == 199)].sort_values("run_id")
+    assert cell["val_loss"]["auroc"] == pytest.approx(roc_auc_score(y, -at199["val_loss"]))
+    assert cell["univariate"]["end_val_loss"]["auroc"] == pytest.approx(
+        1 - cell["val_loss"]["auroc"])
+    assert "multi not computed: too few runs" in A.format_table(result, 0.9)
+    assert "not evaluated: too few runs for the 28" in headline_sentence(cell, 200)

@@ -201,6 +201,15 @@ def test_simulate_checks_its_inputs(sweeps):
     diverged = runs.assign(status=np.where(runs.index == 0, "diverged", runs["status"]))
     df = simulate(diverged, log, model, window=W, thresholds=[0.5])
     assert (df["n_runs"] == len(runs) - 1).all() and (df["n_excluded"] == 1).all()
+    # A finished run with an inf in its window is refused, as `evaluate` refuses it: scored NaN
+    # it was counted as stopped, a wrongly stopped grokker that flipped the study's headline.
+    run_id = str(runs["run_id"].iloc[3])
+    suspect = log.copy()
+    suspect.loc[(suspect["run_id"] == run_id) & (suspect["step"] == 20), "val_loss"] = np.inf
+    with pytest.raises(ValueError, match=rf"^run '{run_id}' has val_loss = inf at step 20 "):
+        simulate(runs, suspect, model, window=W, thresholds=[0.5])
+    suspect.loc[(suspect["run_id"] == run_id) & (suspect["step"] == 20), "val_loss"] = 1.0
+    simulate(runs, suspect, model, window=W, thresholds=[0.5])  # a finite value is fine
 
 
 def test_summary_takes_the_largest_saving_that_keeps_min_recall(sweeps):

@@ -283,3 +283,31 @@ def test_readable_name(name: str, expected: str) -> None:
 def test_every_registry_feature_gets_a_readable_name() -> None:
     for f in FEATURES:
         assert "_" not in F.readable_name(f.name).replace("W_E", "").replace("W_U", ""), f.name
+
+
+def test_grid_marks_a_cell_without_a_known_outcome(tmp_path: Path) -> None:
+    """A (f, λ) cell whose runs all diverged used to be a blank square, unexplained."""
+    import matplotlib.pyplot as plt
+
+    from grokcast.paper import render as R
+
+    write_synthetic_results(tmp_path)
+    res = F.load_results(tmp_path)
+    analysis = res.analysis
+    gone = {i for i, r in enumerate(analysis["runs"])
+            if (r["train_frac"], r["weight_decay"]) == (0.6, 3.0)}
+    analysis["runs"] = [r for i, r in enumerate(analysis["runs"]) if i not in gone]
+    for t in analysis["thresholds"].values():
+        t["labels"] = [y for i, y in enumerate(t["labels"]) if i not in gone]
+    fracs, wds, k, n = F.grid_counts(analysis, "0.9")
+    assert n[wds.index(3.0), fracs.index(0.6)] == 0 and n.sum() == 48 - len(gone)
+    fig = F.fig_grid(res)
+    try:
+        marks = [t for ax in fig.axes for t in ax.texts if t.get_text() == "—"]
+        assert len(marks) == 2  # one per threshold panel
+    finally:
+        plt.close(fig)
+    # Only the caption: the rest of the paper needs a consistent analysis (loo_proba, ...).
+    assert "A cell marked — holds no run" in R._captions(R._Facts.read(analysis), "")["fig2"]
+    assert "A cell marked" not in R._captions(R._Facts.read(F.load_results(tmp_path).analysis),
+                                              "")["fig2"]

@@ -537,3 +537,50 @@ def test_early_stop_section_only_when_the_study_ran(tmp_path):
     assert ctx["rows"][0] == ("forecaster, P(grok) below 0.4989", "67.7%", "100.0%", "0")
     assert ctx["rows"][1] == ("successive halving (ASHA-style) on val loss", "66.6%", "87.5%", "1")
     assert len(ctx["rows"]) == 3
+
+
+# ---------------------------------------------------------------------------- degenerate sweeps
+
+def _context_of_sweep(tmp_path: Path, runs, log) -> dict:
+    """The paper's text for a sweep analysed by grokcast.analysis (no PDF: no typst needed)."""
+    from test_analysis import standin
+
+    from grokcast import analysis as A
+    from grokcast import figures as F
+    from grokcast.config import SweepConfig
+
+    config = SweepConfig(name="degenerate", train_fracs=(0.3, 0.6), weight_decays=(1.0,),
+                         seeds=tuple(range(11)))
+    A.write_results(A.analyze(runs, log, config, windows=(100, 200), n_resamples=50, seed=0,
+                              predict_fn=standin), tmp_path)
+    return json.loads(json.dumps(R.build_context(F.load_results(tmp_path))))
+
+
+def test_a_sweep_with_a_diverged_run_is_counted_as_trained_and_its_grid_named(tmp_path):
+    """The abstract and setup counted only the analysed runs as the sweep (15 of a 16-run grid)
+    and always said the sweep varied the training fraction, weight decay and seed."""
+    from test_analysis import N_RUNS, synthetic_sweep
+
+    ctx = _context_of_sweep(tmp_path, *synthetic_sweep())  # 20 runs + 1 diverged, one λ
+    n_pos = sum(r % 3 == 0 for r in range(N_RUNS))
+    abstract = plain(ctx["abstract"])
+    assert f"On a sweep of {N_RUNS + 1} runs" in abstract
+    assert "varying the training fraction and seed," in abstract  # one weight decay
+    assert f"{n_pos} of the {N_RUNS} runs with a known outcome reach" in abstract
+    assert f": {N_RUNS + 1} runs, matrix products" in plain(ctx["setup"]["training"])
+    assert "1 diverged run(s) were left out" in plain(ctx["setup"]["training"])
+
+
+def test_a_sweep_where_no_run_groks_claims_no_cis_and_no_informative_features(tmp_path):
+    from test_analysis import synthetic_sweep
+
+    runs, log = synthetic_sweep()
+    runs = runs.assign(max_val_acc=np.minimum(runs["max_val_acc"], 0.5))
+    ctx = _context_of_sweep(tmp_path, runs, log)
+    text = plain(json.dumps(ctx, ensure_ascii=False))
+    assert "all of one class at threshold 0.9, no AUROC, CI or p-value exists" in text
+    assert "CIs are wide" not in text and "close to degenerate" not in text
+    assert "informative" not in plain(ctx["pair"]) + plain(ctx["captions"]["fig5"])
+    assert "no feature's AUROC is defined" in plain(ctx["pair"])
+    assert "ours is undefined: every run has the same label." in text
+    assert "0 runs in a class" not in text

@@ -33,7 +33,7 @@ import pandas as pd
 
 import grokcast
 from grokcast.features import FEATURE_NAMES, FEATURES, feature_table
-from grokcast.forecast import kfold_predictions, loo_predictions
+from grokcast.forecast import TooFewRunsError, kfold_predictions, loo_predictions
 from grokcast.signals import reaches
 from grokcast.stats import auroc, bootstrap_ci, folded_auroc, paired_bootstrap
 from grokcast.validation import check_int, check_number
@@ -190,24 +190,32 @@ def _cell(X: np.ndarray, y: np.ndarray, predict: _HeldOutFn, *, seed: int, thres
           window: int, n_resamples: int, level: float) -> dict[str, Any]:
     """Model, baselines, paired tests and univariate AUROCs of one (threshold, window) cell.
 
-    X has shape (n_runs, 28) in registry order; y shape (n_runs,) holding both classes.
+    X has shape (n_runs, 28) in registry order; y shape (n_runs,) holding both classes. Where
+    the sweep is too small for the model's internal CV (a handful of runs), the baselines and
+    univariate AUROCs are still computed; ``multi``, the paired tests and ``loo_proba`` are
+    None and ``multi_note`` says why.
     """
-    proba = np.asarray(predict(X, y, _rng(seed, threshold, window, 1)), dtype=float)
-    if proba.shape != y.shape:
+    cell: dict[str, Any] = {}
+    try:
+        proba = np.asarray(predict(X, y, _rng(seed, threshold, window, 1)), dtype=float)
+    except TooFewRunsError as err:
+        proba = None
+        cell["multi_note"] = f"too few runs for the 28-feature model ({err})"
+    if proba is not None and proba.shape != y.shape:
         raise ValueError(f"the predictor returned shape {proba.shape} for {len(y)} runs")
     scores = {"multi": proba,
               "val_loss": -X[:, FEATURE_NAMES.index("end_val_loss")],  # lower loss -> grokking
               "val_acc": X[:, FEATURE_NAMES.index("end_val_acc")]}
     boot = dict(n_resamples=n_resamples, level=level)
-    cell: dict[str, Any] = {}
     # A fresh generator with the same key for every call: all CIs and paired tests of the
     # cell see the same resamples.
     for name, score in scores.items():
-        cell[name] = _ci(bootstrap_ci(y, score, rng=_rng(seed, threshold, window, 0), **boot))
+        cell[name] = None if score is None else _ci(bootstrap_ci(
+            y, score, rng=_rng(seed, threshold, window, 0), **boot))
     for name in ("val_loss", "val_acc"):
-        cell[f"diff_{name}"] = _paired(paired_bootstrap(
+        cell[f"diff_{name}"] = None if proba is None else _paired(paired_bootstrap(
             y, proba, scores[name], rng=_rng(seed, threshold, window, 0), **boot))
-    cell["loo_proba"] = [_float(p) for p in proba]
+    cell["loo_proba"] = None if proba is None else [_float(p) for p in proba]
     uni = auroc(y, X.T)
     cell["univariate"] = {f: {"auroc": _float(a), "folded": _float(folded_auroc(a))}
                           for f, a in zip(FEATURE_NAMES, uni)}
@@ -466,6 +474,9 @@ def _caption(result: dict[str, Any], key: str) -> str:
             f"AUROC; p₁: one-sided P(Δ* ≤ 0); {s['n_resamples']} resamples of runs.")
     if entry["single_class"]:
         text += f" Not computed: {entry['message']}."
+    notes = {c["multi_note"] for c in entry["windows"].values() if c.get("multi_note")}
+    if notes:  # the same for every window: it depends on the labels only
+        text += f" multi not computed: {sorted(notes)[0]}."
     return text
 
 

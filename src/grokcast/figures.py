@@ -372,7 +372,10 @@ def fig_accuracy(res: Results) -> plt.Figure:
     return fig
 
 
-def _grid(analysis: dict, th_key: str) -> tuple[list[float], list[float], np.ndarray, np.ndarray]:
+def grid_counts(analysis: dict, th_key: str) -> tuple[list[float], list[float], np.ndarray,
+                                                      np.ndarray]:
+    """Figure 2's cells: train fractions, weight decays, and per (λ, f) cell the runs that grok
+    (k) of the runs with a known outcome (n), both of shape (len(wds), len(fracs))."""
     runs = pd.DataFrame(analysis["runs"])
     runs["label"] = analysis["thresholds"][th_key]["labels"]
     fracs = sorted(runs["train_frac"].unique())
@@ -393,7 +396,7 @@ def fig_grid(res: Results) -> plt.Figure:
     fig, axes = plt.subplots(1, len(keys), figsize=(FIG_WIDTH_IN * (0.5 if len(keys) == 1 else 1),
                                                     2.6), squeeze=False, layout="constrained")
     for i_ax, (ax, th) in enumerate(zip(axes[0], keys)):
-        fracs, wds, k, n = _grid(a, th)
+        fracs, wds, k, n = grid_counts(a, th)
         rate = np.divide(k, n, out=np.full(k.shape, np.nan), where=n > 0)
         im = ax.imshow(rate, cmap=cmap, vmin=0, vmax=1, origin="lower", aspect="auto")
         for i in range(len(wds)):
@@ -402,6 +405,8 @@ def fig_grid(res: Results) -> plt.Figure:
                     light = np.mean(matplotlib.colors.to_rgb(cmap(rate[i, j]))) > 0.5
                     ax.text(j, i, f"{k[i, j]}/{n[i, j]}", ha="center", va="center", fontsize=8,
                             color="black" if light else "white")
+                else:  # every run of the cell diverged or was stopped: no outcome to show
+                    ax.text(j, i, "—", ha="center", va="center", fontsize=8, color="0.4")
         ax.set_xticks(range(len(fracs)), [f"{f:g}" for f in fracs])
         ax.set_yticks(range(len(wds)), [f"{w:g}" for w in wds])
         ax.set_xlabel("training fraction f")

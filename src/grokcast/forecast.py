@@ -84,6 +84,10 @@ class ForecasterFileError(ValueError):
     """A saved forecaster file is unreadable, malformed or incompatible."""
 
 
+class TooFewRunsError(ValueError):
+    """A training set too small for the stratified internal CV that chooses C."""
+
+
 @dataclass(frozen=True)
 class ForecasterMetadata:
     """What a saved forecaster was trained on (read back by :meth:`GrokForecaster.load`)."""
@@ -384,11 +388,12 @@ def _cv_fit(X: np.ndarray, y01: np.ndarray, train_sets: Sequence[np.ndarray], Cs
                 # lack it are handled below, so sklearn's per-fit warning is only noise.
                 warnings.filterwarnings("ignore", message="The least populated class")
                 folds = list(StratifiedKFold(cv).split(np.zeros(len(rows)), y01[rows]))
-        except ValueError as err:
+        except ValueError as err:  # every class smaller than cv
             counts = np.bincount(y01[rows], minlength=2)
-            raise ValueError(
-                f"cannot split a training set of {len(rows)} runs ({counts[1]} positive, "
-                f"{counts[0]} negative) into cv={cv} stratified folds: {err}"
+            raise TooFewRunsError(
+                f"C is chosen by cv={cv} stratified folds, which need at least {cv} runs of one "
+                f"class in every training set; one has {len(rows)} runs: {counts[1]} positive, "
+                f"{counts[0]} negative"
             ) from err
         for k, (tr, te) in enumerate(folds):
             inner_train[g, k, rows[tr]] = True

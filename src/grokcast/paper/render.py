@@ -170,7 +170,8 @@ def _diff_numbers(diff: dict, level: float) -> str:
             f"{fmt_ci(diff['ci'], signed=True)}, {p_clause(diff.get('p_one_sided'))}")
 
 
-def comparison_sentence(diff: dict | None, baseline: str, level: float = 0.95) -> str:
+def comparison_sentence(diff: dict | None, baseline: str, level: float = 0.95, *,
+                        why: str = "the label has a single class") -> str:
     """How the multivariate forecaster compares with one baseline, as a predicate.
 
     ``"significantly outperforms the val-loss baseline (Δ = +0.137, 95% CI [+0.031, +0.271],
@@ -180,7 +181,7 @@ def comparison_sentence(diff: dict | None, baseline: str, level: float = 0.95) -
     v = verdict(diff, level)
     base = f"the {esc(baseline)} baseline"
     if v == UNDEFINED:
-        return f"cannot be compared with {base}: the label has a single class"
+        return f"cannot be compared with {base}: {why}"
     nums = esc(_diff_numbers(diff, level))
     return {
         BETTER: f"significantly outperforms {base} ({nums})",
@@ -197,6 +198,8 @@ def comparison_sentence(diff: dict | None, baseline: str, level: float = 0.95) -
 def headline_sentence(cell: dict, window: int, level: float = 0.95) -> str:
     """The abstract's result: multi AUROC at W and how it compares with the val-loss baseline."""
     multi = cell.get("multi")
+    if cell.get("multi_note"):
+        return f"At W = {window} the forecaster was not evaluated: {esc(cell['multi_note'])}."
     if not multi or not _finite(multi.get("auroc")):
         return (f"At W = {window} the forecaster's AUROC is undefined because every run has the "
                 "same label.")
@@ -240,7 +243,7 @@ MIN_CLASS_SIZE = 5  # below this many runs in a class, AUROCs and their CIs are 
 def small_sample_sentence(n_pos: int, n_neg: int, threshold: str) -> str:
     """A warning when a class is too small for the AUROCs to mean much ('' otherwise)."""
     small = min(n_pos, n_neg)
-    if small >= MIN_CLASS_SIZE:
+    if small >= MIN_CLASS_SIZE or small == 0:  # with one class no AUROC exists to warn about
         return ""
     which = "grokking" if n_pos <= n_neg else "non-grokking"
     return (f"With only {small} {which} run{'s' if small != 1 else ''} at threshold "
@@ -496,7 +499,8 @@ def robustness_sentence(primary: dict, secondary: dict | None, window: int, key1
     lead = f"At W = {window} the multivariate AUROC at threshold {th2} is {esc(fmt_estimate(multi2))}"
     small = small_sample_sentence(n_pos, n_neg, key2)
     if small:
-        loo = loo_small_class_sentence(n_pos, n_neg, multi2.get("auroc")) if cv in (None, "loo") else ""
+        loo = (loo_small_class_sentence(n_pos, n_neg, multi2.get("auroc"))
+               if cv in (None, "loo") and _finite(multi2.get("auroc")) else "")
         return " ".join(x for x in (f"{lead}.", small, loo, "The robustness check cannot be made "
                                     "at this sweep's size.") if x)
     # Significant either way counts: a forecaster that is significantly worse at one threshold
@@ -635,12 +639,16 @@ def _comparison_claims(a: dict, reference: dict, window: int, level: float) -> l
         small = min(t["n_pos"], t["n_neg"])
         tiny = t.get("single_class") or small < MIN_CLASS_SIZE
         ours_text = (f"ours is {_STANDING[our_s]} it ({esc(_diff_numbers(ours, level))})"
-                     if ours and _finite(ours.get("diff")) else "ours is undefined")
+                     if ours and _finite(ours.get("diff")) else
+                     "ours is undefined: every run has the same label" if t.get("single_class") else
+                     "ours was not evaluated (too few runs for its internal cross-validation)"
+                     if t["windows"][str(window)].get("multi_note") else "ours is undefined")
         out.append((
             f"the forecaster's standing against the {base} baseline at threshold {th}",
             f"At W = {window} and threshold {th} the reference's forecaster is {_STANDING[ref_s]} "
             f"the {base} baseline ({esc(_diff_numbers(theirs, level))}); {ours_text}"
-            + (f" with only {small} runs in a class." if tiny else "."),
+            + (f" with only {small} run{'s' if small != 1 else ''} in a class."
+               if tiny and not t.get("single_class") else "."),
             None if tiny else ref_s == our_s))
     return out
 
@@ -853,6 +861,17 @@ class _Facts:
         return len(self.a["runs"])
 
     @property
+    def n_trained(self) -> int:
+        """Runs of the sweep, those left out of the analysis (diverged, stopped) included."""
+        return int(self.a["sweep"].get("n_runs") or self.n_runs)
+
+    @property
+    def informative(self) -> bool:
+        """Whether any feature's AUROC is defined at the headline cell (both classes present)."""
+        uni = self.c0.get("univariate") or {}
+        return any(_finite((v or {}).get("folded")) for v in uni.values())
+
+    @property
     def n_feat(self) -> int:
         return len(self.a["features"])
 
@@ -889,6 +908,22 @@ class _Facts:
         return fmt_duration(self.a["sweep"].get("train_seconds"))
 
 
+def _varied_clause(cfg: dict) -> str:
+    """``, varying the training fraction and seed``: the grid's axes with more than one value."""
+    axes = [(name, cfg.get(key) or []) for name, key in (
+        ("training fraction", "train_fracs"), ("weight decay", "weight_decays"), ("seed", "seeds"))]
+    varied = [name for name, values in axes if len(values) > 1]
+    return f", varying the {_and_list(varied)}" if varied else ", all with one setting"
+
+
+def _grok_count(f: _Facts) -> str:
+    """``9/48 runs``, or ``3 of the 15 runs with a known outcome`` when diverged or stopped runs
+    were left out."""
+    if f.n_runs == f.n_trained:
+        return f"{f.grok1} runs"
+    return f"{f.t1['n_pos']} of the {f.n_runs} runs with a known outcome"
+
+
 def _abstract(f: _Facts) -> str:
     c0 = f.c0
     headline = headline_sentence(c0, f.w0, f.level)
@@ -900,8 +935,8 @@ def _abstract(f: _Facts) -> str:
         "Grokking — validation accuracy jumping from chance to near-perfect long after the "
         "training loss has converged — is usually studied after it happens. Following a "
         "published study, we ask whether it can be forecast from the first few hundred steps "
-        f"of training. On a sweep of {f.n_runs} runs of a one-layer transformer on addition "
-        f"modulo {f.p}, varying the training fraction, weight decay and seed, {f.grok1} runs "
+        f"of training. On a sweep of {f.n_trained} runs of a one-layer transformer on addition "
+        f"modulo {f.p}{_varied_clause(f.cfg)}, {_grok_count(f)} "
         f"reach a maximum validation accuracy of at least {f.th1}. We summarise each run's "
         f"first W steps by {f.n_feat} features and predict the label with an ℓ#sub[2]-regularised "
         f"logistic regression evaluated by {_cv_words(f.cv)}. {headline} {small} {acc_sentence} "
@@ -960,7 +995,7 @@ def _setup(f: _Facts) -> dict[str, str]:
         "training": (f"Full-batch AdamW, learning rate {esc(lr)}, "
                      f"β#sub[1] = {optim.get('beta1')}, β#sub[2] = {optim.get('beta2')}, weight "
                      f"decay λ ∈ {{{esc(wds)}}}, {fmt_int(n_steps) if n_steps else NA} steps, "
-                     f"seeds {{{esc(seeds)}}}: {f.n_runs} runs, matrix products {products}. "
+                     f"seeds {{{esc(seeds)}}}: {f.n_trained} runs, matrix products {products}. "
                      "Training all of them took "
                      f"{esc(f.train_time)} summed over the ensemble chunks (chunks trained in "
                      f"parallel worker processes take less wall time).{div_note}"),
@@ -1004,22 +1039,31 @@ def _method(f: _Facts) -> str:
 def _results(f: _Facts, pair: str) -> dict[str, str]:
     """The main result, figure 5's pair, the univariate ranking, calibration, robustness."""
     c0, t1, t2, w0, ws = f.c0, f.t1, f.t2, f.w0, f.ws
-    cmp_loss = comparison_sentence(c0.get("diff_val_loss"), "val-loss", f.level)
-    cmp_acc = comparison_sentence(c0.get("diff_val_acc"), "val-accuracy", f.level)
+    why = ("the sweep has too few runs for its internal cross-validation"
+           if c0.get("multi_note") else "the label has a single class")
+    cmp_loss = comparison_sentence(c0.get("diff_val_loss"), "val-loss", f.level, why=why)
+    cmp_acc = comparison_sentence(c0.get("diff_val_acc"), "val-accuracy", f.level, why=why)
     small = small_sample_sentence(t1["n_pos"], t1["n_neg"], f.k1)
     acc_sentence = window_accuracy_sentence(c0.get("max_val_acc_in_window"), w0, f.k1, f.p)
     uni_text = " ".join(top_features_sentence(t1["windows"][str(w)].get("univariate"), w)
                         for w in dict.fromkeys((ws[0], w0)))
     robustness = robustness_sentence(t1, t2, w0, f.k1, f.k2, f.level,
                                      (t2 or {}).get("cv") or f.a["settings"].get("cv"))
+    compared = (f"the multivariate forecaster {cmp_loss}, and it {cmp_acc}" if not c0.get("multi_note")
+                else f"the multivariate forecaster was not evaluated ({why}), so it cannot be compared "
+                     "with either baseline")
     return {
         "main_result": (
-            f"@tab:main gives the headline numbers for every window. At W = {w0} the multivariate "
-            f"forecaster {cmp_loss}, and it {cmp_acc}. {small} {acc_sentence} "
+            f"@tab:main gives the headline numbers for every window. At W = {w0} {compared}. "
+            f"{small} {acc_sentence} "
             f"{trend_sentence(f.multi_by_w)} {observed_label_sentence(f.a['runs'], ws, f.k1)} "
             "@fig:windows shows the comparison against the window length."),
         "pair": (f"@fig:pair plots two of the informative signals at W = {w0}, chosen by a "
-                 f"fixed rule to be weakly correlated: {pair}."),
+                 f"fixed rule to be weakly correlated: {pair}." if f.informative else
+                 f"@fig:pair plots two signals at W = {w0} that vary over the runs, chosen by a "
+                 f"fixed rule to be weakly correlated: {pair}. With a single label class no "
+                 "feature's AUROC is defined, so the figure shows how the runs spread, not which "
+                 "signals carry information."),
         "univariate": (f"@fig:features shows the folded AUROC of the best single features across "
                        f"windows and @tab:univariate ranks all {f.n_feat} at W = {w0}. {uni_text}"),
         "calibration": (
@@ -1066,7 +1110,10 @@ def _limitations(f: _Facts) -> list[str]:
         ("The forecaster is trained and evaluated on one hyperparameter sweep; transfer to "
          "unseen (f, λ) regions is not tested."),
         (f"With {f.n_runs} runs and {f.t1['n_pos']} positives, CIs are wide and the bootstrap "
-         f"p-values have a resolution of 1/{fmt_int(f.a['settings']['n_resamples'])}."),
+         f"p-values have a resolution of 1/{fmt_int(f.a['settings']['n_resamples'])}."
+         if not f.t1["single_class"] else
+         f"With {f.n_runs} runs, all of one class at threshold {f.th1}, no AUROC, CI or p-value "
+         "exists at that threshold: a larger or more varied sweep is needed."),
         (f"The {fmt_int(f.n_steps or 0)}-step budget can label late grokkers as negatives, which "
          f"is why the primary threshold is the relaxed {f.th1}."),
         ("Forecasting a binary outcome is a simplification; predicting the grokking step is "
@@ -1083,13 +1130,16 @@ def _captions(f: _Facts, pair: str) -> dict[str, str]:
                  f"W = {w0} steps, the forecaster's input; dotted line: chance 1/{f.p}."),
         "fig2": ("Grokking rate over the (f, λ) grid, seeds pooled; each cell shows "
                  "(grokked runs)/(runs)" + (f", at thresholds {th1} (left) and {f.th2} "
-                                            "(right)." if f.t2 else f" at threshold {th1}.")),
+                                            "(right)." if f.t2 else f" at threshold {th1}.")
+                 + (" A cell marked — holds no run with a known outcome: its runs diverged or "
+                    "were stopped early." if (F.grid_counts(f.a, f.k1)[3] == 0).any() else "")),
         "fig3": (f"Folded AUROC |AUROC − 0.5| + 0.5 of the {F.N_TOP_FEATURES} best single "
                  f"features at W = {w0}, in every window (threshold {th1}). ↓: lower values "
                  "predict grokking."),
         "fig4": (f"Multivariate forecaster (LOO) and the two univariate baselines against window "
                  f"length; shaded: {f.lvl} bootstrap CIs; dotted: chance."),
-        "fig5": (f"Two informative, weakly correlated features at W = {w0}: {pair}. Rule: among "
+        "fig5": (f"Two {'informative, ' if f.informative else ''}weakly correlated features at "
+                 f"W = {w0}: {pair}. Rule: among "
                  f"pairs with |Spearman ρ| < {F.MAX_ABS_RHO} over runs, the pair whose weaker "
                  "member has the highest folded AUROC."),
         "fig6": ("Reliability diagrams of the held-out probabilities per window "
@@ -1133,13 +1183,13 @@ def _reproduction(f: _Facts, reference: dict, claims: list[Claim]) -> dict[str, 
                            f"{a['thresholds'][key]['n_pos']}/{n_runs}"])
     ref_t1 = reference.get("tables", {}).get(f.k1, {}).get(str(f.w0), {})
     ref_steps = reference.get("n_steps")
-    same_setup = n_runs == ref_n and n_steps == ref_steps
+    same_setup = f.n_trained == ref_n and n_steps == ref_steps
     intro = (
         "The reference paper's published values (copied into "
         "grokcast/paper/reference\\_paper.json, used only here) beside ours. "
         + ("Our sweep has the reference's size and step budget "
            f"({ref_n} runs, {fmt_int(ref_steps)} steps)." if same_setup else
-           f"Our sweep differs from the reference's ({n_runs} vs {ref_n} runs, "
+           f"Our sweep differs from the reference's ({f.n_trained} vs {ref_n} runs, "
            f"{fmt_int(n_steps or 0)} vs {fmt_int(ref_steps or 0)} steps), so the numbers are not "
            "expected to match.")
     )
