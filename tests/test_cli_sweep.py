@@ -181,6 +181,10 @@ def test_directory_of_another_sweep_is_refused_untouched(tmp_path, capsys):
     (["--address", "auto"], "--address is for --executor ray"),
     (["--executor", "ray", "--workers", "2"], "--workers is for the local executor"),
     (["--stop-model", "nothere.json", "--stop-below", "0.5"], "'nothere.json' does not exist"),
+    # Above 2**31 ProcessPoolExecutor raised an OverflowError traceback after sweep.json was
+    # written; any count above the cores made one-run chunks and competing processes.
+    (["--workers", "99999999999999999999"], "workers=99999999999999999999 is not allowed: "
+                                            "expected an integer in [1, "),
 ])
 def test_bad_device_or_workers_leave_no_sweep_directory(tmp_path, capsys, args, needle):
     if args[1] == "cuda" and not torch.cuda.is_available():

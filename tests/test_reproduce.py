@@ -157,3 +157,14 @@ def test_reproduce_with_early_stopping_adds_the_study_and_its_section(tmp_path, 
     assert study["summary"]["n_runs"] == len(heldout_config(SweepConfig.from_file(SMOKE)).runs())
     text = "".join(page.extract_text() for page in PdfReader(result.paper).pages)
     assert "Early stopping" in text and "held-out sweep" in text
+
+
+def test_a_config_too_short_for_the_analysis_windows_is_refused_before_training(tmp_path):
+    """It trained the whole sweep, then failed in the analysis at W = 100 > n_steps."""
+    config = tmp_path / "short.toml"
+    config.write_text(SMOKE.read_text().replace("n_steps = 600", "n_steps = 20"))
+    assert SweepConfig.from_file(config).n_steps == 20
+    with pytest.raises(ValueError, match=r"^n_steps=20 is not allowed for reproduce: the analysis "
+                                         r"reads windows of up to W=500 steps"):
+        reproduce(config, tmp_path / "out", device="cpu", progress=False)
+    assert not (tmp_path / "out").exists()

@@ -254,6 +254,33 @@ def test_bad_model_file_and_bad_fit_arguments(sweep, tmp_path):
         fit_forecaster(sweep, window=W, threshold=THRESHOLD, out=tmp_path)
     assert not (tmp_path / "f.json").exists()
     assert LOG_COLUMNS[:2] == ("run_id", "step")
+    with pytest.raises(ValueError, match=r"n_resamples=2000000 is not allowed: expected an "
+                                         r"integer in \[1, 1,000,000\]"):
+        fit_forecaster(sweep, window=W, threshold=THRESHOLD, out=tmp_path / "f.json",
+                       n_resamples=2_000_000)
+    with pytest.raises(ValueError, match=r"seed=-1 is not allowed: expected an integer >= 0"):
+        evaluate_forecaster(bad, sweep, seed=-1)  # before the file is read
+
+
+def test_fit_never_overwrites_the_sweep_or_a_file_that_is_not_a_forecaster(sweep, fitted,
+                                                                          tmp_path):
+    """`fit --out SWEEP/sweep.json` wrote over the sweep's own config and destroyed it."""
+    before = (sweep / "sweep.json").read_bytes()
+    with pytest.raises(ValueError, match="is inside the sweep directory"):
+        fit_forecaster(sweep, window=W, threshold=THRESHOLD, out=sweep / "sweep.json")
+    with pytest.raises(ValueError, match="is inside the sweep directory"):
+        fit_forecaster(sweep, window=W, threshold=THRESHOLD, out=sweep / "new.json")
+    assert (sweep / "sweep.json").read_bytes() == before
+    notes = tmp_path / "notes.json"
+    notes.write_text('{"todo": 1}')
+    with pytest.raises(ValueError, match="exists and is not a forecaster, so it is not overwritten"):
+        fit_forecaster(sweep, window=W, threshold=THRESHOLD, out=notes)
+    assert notes.read_text() == '{"todo": 1}'
+    again = tmp_path / "again.json"  # a forecaster is replaced, as a refit expects
+    again.write_bytes(fitted[0].read_bytes())
+    inode = again.stat().st_ino
+    fit_forecaster(sweep, window=W, threshold=THRESHOLD, out=again, n_resamples=100)
+    assert again.stat().st_ino != inode  # written anew (a temp file renamed into place)
 
 
 @pytest.mark.slow

@@ -41,3 +41,19 @@ def test_the_error_type_is_the_callers():
 
     with pytest.raises(FileError, match=r"^n_train_runs=1 is not allowed"):
         check_int("n_train_runs", 1, 2, error=FileError)
+
+
+def test_sizes_that_only_exhaust_memory_are_refused_before_any_work():
+    """`--resamples 10^11` asked numpy for 5.8 TiB (a traceback); Cs=10^9 likewise."""
+    from grokcast.forecast import GrokForecaster
+    from grokcast.stats import MAX_RESAMPLES, bootstrap_ci
+
+    y, score = np.array([0, 1, 0, 1]), np.array([0.1, 0.9, 0.2, 0.8])
+    with pytest.raises(ValueError, match=r"^n_resamples=1000001 is not allowed: expected an "
+                                         r"integer in \[1, 1,000,000\]$"):
+        bootstrap_ci(y, score, rng=np.random.default_rng(0), n_resamples=MAX_RESAMPLES + 1)
+    X = np.random.default_rng(0).normal(size=(12, 2))
+    with pytest.raises(ValueError, match=r"^Cs=1000000000 is not allowed: expected an integer in "
+                                         r"\[1, 1000\] or a list of C > 0$"):
+        GrokForecaster(Cs=10**9).fit(X, np.arange(12) % 2)
+    assert check_int("n", 5, 1, 5) == 5

@@ -35,7 +35,7 @@ import grokcast
 from grokcast.features import FEATURE_NAMES, FEATURES, feature_table
 from grokcast.forecast import TooFewRunsError, kfold_predictions, loo_predictions
 from grokcast.signals import reaches
-from grokcast.stats import auroc, bootstrap_ci, folded_auroc, paired_bootstrap
+from grokcast.stats import MAX_RESAMPLES, auroc, bootstrap_ci, folded_auroc, paired_bootstrap
 from grokcast.validation import check_int, check_number
 
 # Leave-one-out refits the model n times; above 200 runs 10-fold CV costs n/10 times less, and
@@ -43,6 +43,7 @@ from grokcast.validation import check_int, check_number
 # n - 1 runs) is negligible next to the bootstrap CI.
 LOO_MAX_RUNS = 200
 KFOLD_SPLITS = 10
+DEFAULT_WINDOWS = (100, 200, 300, 500)  # the reference's early windows W
 PRIMARY_WINDOW = 200  # the paper's headline window (reference §5): Table 3, figures 1, 3 and 5
 
 
@@ -150,7 +151,7 @@ def _check_args(windows: Sequence[int], thresholds: Sequence[float], n_resamples
             or len({_key(t) for t in thresholds}) != len(thresholds):
         raise ValueError(f"thresholds={thresholds!r} is not allowed: expected distinct numbers "
                          "in (0, 1]")
-    check_int("n_resamples", n_resamples, 1)
+    check_int("n_resamples", n_resamples, 1, MAX_RESAMPLES)
     check_number("level", level, 0, 1)
     check_int("seed", seed, 0)
     return [int(w) for w in windows], [float(t) for t in thresholds]
@@ -223,7 +224,7 @@ def _cell(X: np.ndarray, y: np.ndarray, predict: _HeldOutFn, *, seed: int, thres
 
 
 def analyze(runs_df: pd.DataFrame, log_df: pd.DataFrame, config: Any, *,
-            windows: Sequence[int] = (100, 200, 300, 500),
+            windows: Sequence[int] = DEFAULT_WINDOWS,
             thresholds: Sequence[float] = (0.9, 0.99), n_resamples: int = 2000,
             level: float = 0.95, seed: int = 0, predict_fn: PredictFn | None = None,
             sweep_dir: str | Path | None = None) -> AnalysisResult:

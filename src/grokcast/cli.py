@@ -270,6 +270,10 @@ def main(argv: list[str] | None = None) -> int:
             message = f"{both}: {what}"
         print(f"grokcast {args.command}: error: {message}", file=sys.stderr)
         return EXIT_USAGE
+    except MemoryError as err:  # numpy's names the array it could not allocate
+        print(f"grokcast {args.command}: error: out of memory ({err or 'MemoryError'}): ask for "
+              "less (fewer runs, resamples or workers)", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         print(f"grokcast {args.command}: interrupted; finished runs are stored", file=sys.stderr)
         return 130

@@ -122,11 +122,14 @@ class ForecasterMetadata:
 
 # ----------------------------------------------------------------------------- validation
 
+MAX_CS = 1000  # grid points of C; LogisticRegressionCV's default is 10
+
 def _resolve_Cs(Cs: int | Sequence[float]) -> np.ndarray:
     """The grid of C values: ``np.logspace(-4, 4, Cs)`` for an int, as LogisticRegressionCV."""
     if isinstance(Cs, (int, np.integer)) and not isinstance(Cs, bool):
-        if Cs < 1:
-            raise ValueError(f"Cs={Cs!r} is not allowed: expected an integer >= 1 or a list of C > 0")
+        if not 1 <= Cs <= MAX_CS:  # each C is a Newton solve per fold: a huge grid never ends
+            raise ValueError(f"Cs={Cs!r} is not allowed: expected an integer in [1, {MAX_CS}] or "
+                             "a list of C > 0")
         return np.logspace(-4, 4, int(Cs))
     grid = np.asarray(Cs, dtype=float)
     if grid.ndim != 1 or grid.size == 0 or not np.all(np.isfinite(grid)) or np.any(grid <= 0):

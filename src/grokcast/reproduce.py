@@ -113,13 +113,17 @@ def reproduce(config_path: str | Path, out_dir: str | Path, *, device: str = "au
     -------
     ReproduceResult; the timings are also written to ``out_dir/timings.json``.
     """
-    from grokcast.analysis import analyze_sweep
+    from grokcast.analysis import DEFAULT_WINDOWS, analyze_sweep
     from grokcast.figures import make_figures
     from grokcast.paper import render_paper
     from grokcast.store import atomic_write_bytes
     from grokcast.sweep import run_sweep
 
     config = SweepConfig.from_file(config_path)
+    if config.n_steps < max(DEFAULT_WINDOWS):  # refused now, not after training the sweep
+        raise ValueError(f"n_steps={config.n_steps} is not allowed for reproduce: the analysis "
+                         f"reads windows of up to W={max(DEFAULT_WINDOWS)} steps; for shorter "
+                         "runs use grokcast sweep, then grokcast analyze --windows")
     out = Path(out_dir)
     sweep_dir, results_dir = out / "sweep", out / "results"
     stages = _Stages(stage_names(with_early_stopping), progress)

@@ -75,10 +75,15 @@ def _check_score(score: object, n: int, name: str = "score") -> np.ndarray:
     return arr
 
 
+# The resamples are held as an (n_resamples, n_runs) matrix of draw counts. A million is far
+# past the point where the CI's Monte Carlo error is negligible, and a larger number only
+# exhausts memory.
+MAX_RESAMPLES = 1_000_000
+
 def _check_bootstrap_args(rng: object, n_resamples: object, level: object) -> None:
     if not isinstance(rng, np.random.Generator):
         raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
-    check_int("n_resamples", n_resamples, 1)
+    check_int("n_resamples", n_resamples, 1, MAX_RESAMPLES)
     check_number("level", level, 0, 1)
 
 

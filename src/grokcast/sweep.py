@@ -110,6 +110,16 @@ def check_fits(device: torch.device, config: SweepConfig) -> None:
                          f"more than the {have / gib:,.1f} GiB of {device}: use a smaller model or p")
 
 
+def max_workers() -> int:
+    """The most ``workers`` a sweep may start: the CPU cores this process may run on (at least 2,
+    so that a one-core machine can still run the multi-process code path)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    return max(2, cores)
+
+
 def run_sweep(config: SweepConfig, out: str | Path, *, device: str = "auto",
               chunk_size: int | None = None, workers: int = 1, progress: bool = True,
               stop: StopRule | None = None,
@@ -128,8 +138,13 @@ def run_sweep(config: SweepConfig, out: str | Path, *, device: str = "auto",
     """
     dev = resolve_device(device)  # before anything is written: a bad device leaves no sweep dir
     check_fits(dev, config)
-    if workers < 1 or (workers > 1 and dev.type != "cpu"):
+    workers = check_int("workers", workers, 1)
+    if workers > 1 and dev.type != "cpu":
         raise ValueError(f"workers={workers} is not allowed: expected 1, or >= 1 on the CPU")
+    if workers > max_workers():
+        raise ValueError(f"workers={workers} is not allowed: expected an integer in [1, "
+                         f"{max_workers()}], the CPU cores this process may use (single-threaded "
+                         "workers beyond them only compete for the cores and share the memory)")
     if workers > 1 and train_fn is not train_ensemble:
         raise ValueError(f"train_fn={getattr(train_fn, '__name__', train_fn)!r} is not allowed with "
                          f"workers={workers}: the worker processes train with train_ensemble")

@@ -14,6 +14,7 @@ The logic behind ``grokcast fit`` and ``grokcast forecast`` (the CLI only parses
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ import pandas as pd
 from grokcast.features import feature_table, select_window_steps
 from grokcast.forecast import GrokForecaster
 from grokcast.signals import LOG_COLUMNS, SIGNAL_NAMES, reaches
+from grokcast.stats import MAX_RESAMPLES
 from grokcast.validation import check_int, check_number
 
 TOP_COEFFICIENTS = 5  # how many of the fitted coefficients the fit report lists
@@ -82,7 +84,7 @@ def fit_forecaster(sweep_dir: str | os.PathLike, *, window: int = 200, threshold
     from grokcast.stats import bootstrap_ci
     from grokcast.store import SweepStore
 
-    _check_fit_args(window, threshold, seed)
+    _check_fit_args(window, threshold, seed, n_resamples)
     out = Path(out)
     if out.is_dir():
         raise ValueError(f"out={str(out)!r} is not allowed: it is a directory; expected the path "
@@ -90,6 +92,12 @@ def fit_forecaster(sweep_dir: str | os.PathLike, *, window: int = 200, threshold
     if not out.parent.is_dir():
         raise ValueError(f"out={str(out)!r} is not allowed: directory {str(out.parent)!r} "
                          "does not exist")
+    if out.resolve().is_relative_to(Path(sweep_dir).resolve()):
+        raise ValueError(f"out={str(out)!r} is not allowed: it is inside the sweep directory "
+                         f"{str(sweep_dir)!r}, whose files it could overwrite; write it elsewhere")
+    if out.exists() and not _is_forecaster_file(out):
+        raise ValueError(f"out={str(out)!r} is not allowed: the file exists and is not a "
+                         "forecaster, so it is not overwritten; choose another path")
     store = SweepStore(sweep_dir)
     store.check_finished(partial=partial)
     all_runs, log = store.runs(), store.log()
@@ -151,10 +159,20 @@ def fit_forecaster(sweep_dir: str | os.PathLike, *, window: int = 200, threshold
     }
 
 
-def _check_fit_args(window: Any, threshold: Any, seed: Any) -> None:
+def _is_forecaster_file(path: Path) -> bool:
+    """Whether ``path`` holds a JSON object with a forecaster's keys (what `fit` may replace)."""
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    return isinstance(doc, dict) and {"grokcast_version", "coef", "feature_names"} <= doc.keys()
+
+
+def _check_fit_args(window: Any, threshold: Any, seed: Any, n_resamples: Any) -> None:
     check_int("window", window, 2)
     check_number("threshold", threshold, 0, 1, closed="hi")
     check_int("seed", seed, 0)
+    check_int("n_resamples", n_resamples, 1, MAX_RESAMPLES)
 
 
 def _left_out(result: dict[str, Any]) -> str:
@@ -411,6 +429,8 @@ def evaluate_forecaster(model_path: str | os.PathLike, sweep_dir: str | os.PathL
     from grokcast.stats import bootstrap_ci
     from grokcast.store import SweepStore
 
+    check_int("seed", seed, 0)
+    check_int("n_resamples", n_resamples, 1, MAX_RESAMPLES)
     model = GrokForecaster.load(model_path)
     meta = model.metadata_
     store = SweepStore(sweep_dir)

@@ -17,10 +17,13 @@ import numpy as np
 ErrorType = Callable[[str], Exception]
 
 
-def check_int(name: str, value: Any, minimum: int, *, error: ErrorType = ValueError) -> int:
-    """``value`` as an int, refused unless it is an integer >= ``minimum``."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise error(f"{name}={value!r} is not allowed: expected an integer >= {minimum}")
+def check_int(name: str, value: Any, minimum: int, maximum: int | None = None, *,
+              error: ErrorType = ValueError) -> int:
+    """``value`` as an int, refused unless it is an integer >= ``minimum`` (and <= ``maximum``)."""
+    if (isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum
+            or (maximum is not None and value > maximum)):
+        allowed = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum:,}]"
+        raise error(f"{name}={value!r} is not allowed: expected an integer {allowed}")
     return int(value)
 
 
