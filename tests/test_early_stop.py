@@ -124,6 +124,10 @@ def _synthetic_store(root, seeds=(0, 1, 2)) -> SweepStore:
         chance = 0.04 + 0.01 * rng.random(len(steps))
         values[r, :, col["val_acc"]] = np.where(steps >= grok_at, 1.0, chance)
         values[r, 0, col["update_cos"]] = np.nan
+    # Within the signals' ranges, which the held-out study checks as `evaluate` does.
+    values[:, :, col["train_acc"]] /= values[:, :, col["train_acc"]].max()
+    values[:, :, col["update_cos"]] = np.minimum(values[:, :, col["update_cos"]], 1.0)
+    values[:, :, [col["erank_we"], col["erank_wu"]]] += 1.0
     values[:, -1, [col["update_norm"], col["update_cos"]]] = np.nan
     store = SweepStore(root)
     store.init(SweepConfig(name="synthetic", p=23, train_fracs=(0.3, 0.6), weight_decays=(1.0, 3.0),

@@ -311,3 +311,22 @@ def test_grid_marks_a_cell_without_a_known_outcome(tmp_path: Path) -> None:
     assert "A cell marked — holds no run" in R._captions(R._Facts.read(analysis), "")["fig2"]
     assert "A cell marked" not in R._captions(R._Facts.read(F.load_results(tmp_path).analysis),
                                               "")["fig2"]
+
+
+@pytest.mark.parametrize("text, what", [
+    ("xx", "not valid JSON"),
+    ("[1, 2]", "a JSON list, not an object"),
+    ("{}", "'sweep' is missing or not a JSON object"),
+    ('{"sweep": {}, "settings": {"windows": [200]}, "features": [], "runs": [], "thresholds": {}}',
+     "'settings' lacks ['thresholds', 'n_resamples', 'level']"),
+])
+def test_a_damaged_analysis_json_is_named(results: Path, tmp_path: Path, text: str, what: str):
+    """`figures`/`paper` on `{}` ended in a KeyError traceback; on `xx` the error named no file."""
+    for name in ("features.parquet", "curves.parquet"):
+        (tmp_path / name).write_bytes((results / name).read_bytes())
+    (tmp_path / "analysis.json").write_text(text)
+    with pytest.raises(ValueError) as err:
+        F.load_results(tmp_path)
+    assert str(err.value).startswith(f"{str(tmp_path / 'analysis.json')!r} is not an "
+                                     "analysis.json written by grokcast analyze: ")
+    assert what in str(err.value)

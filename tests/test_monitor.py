@@ -240,6 +240,7 @@ def test_observe_errors_name_the_protocol():
 
 @pytest.mark.parametrize("metric, needle", [
     ({"val_acc": 5.0}, "val_acc=5.0 is not allowed: expected an accuracy in [0, 1]"),
+    ({"val_loss": -3.0}, "val_loss=-3.0 is not allowed: expected a loss >= 0"),
     ({"val_acc": "high"}, "val_acc='high' is not allowed: expected a number"),
     ({"train_loss": torch.ones(2)}, "train_loss=tensor([1., 1.]) is not allowed"),
 ])

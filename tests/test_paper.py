@@ -584,3 +584,15 @@ def test_a_sweep_where_no_run_groks_claims_no_cis_and_no_informative_features(tm
     assert "no feature's AUROC is defined" in plain(ctx["pair"])
     assert "ours is undefined: every run has the same label." in text
     assert "0 runs in a class" not in text
+
+
+def test_a_damaged_early_stop_json_is_named(tmp_path):
+    from grokcast.paper.render import early_stop_context
+
+    (tmp_path / "early_stop").mkdir()
+    path = tmp_path / "early_stop" / "early_stop.json"
+    for text in ("{}", '{"summary": {"forecaster": {"param": 0.5}}}', "not json"):
+        path.write_text(text)
+        with pytest.raises(ValueError, match=r"early_stop.json' is not an early_stop.json written "
+                                             r"by grokcast early-stop-study \("):
+            early_stop_context(tmp_path / "early_stop")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import warnings
 from pathlib import Path
 
@@ -414,3 +415,19 @@ def test_a_sweep_directory_or_its_log_reads_as_the_stores_finished_log(sweep, tm
     for path in (sweep, sweep / "log", copy, copy / "log"):
         pd.testing.assert_frame_equal(read_log(path), want)
     assert len(pd.read_parquet(copy / "log")) > len(want)  # what a plain dataset read would give
+
+
+@pytest.mark.parametrize("column, value, what", [
+    ("train_acc", 5.0, "an accuracy lies in [0, 1]"), ("val_acc", -1.0, "an accuracy lies in [0, 1]"),
+    ("val_loss", -3.0, "a loss or a norm is >= 0"), ("erank_we", 0.5, "an effective rank is >= 1"),
+    ("update_cos", 1.5, "a cosine lies in [-1, 1]")])
+def test_a_log_with_impossible_values_is_refused(sweep, fitted, tmp_path, column, value, what):
+    """A CSV with train_acc = 5 was forecast, exit 0."""
+    log = _log(sweep)
+    run_id = log["run_id"].iloc[0]
+    log.loc[(log["run_id"] == run_id) & (log["step"] == 3), column] = value
+    path = tmp_path / "log.csv"
+    log[log["run_id"] == run_id].to_csv(path, index=False)
+    with pytest.raises(LogError, match=rf"^run '{run_id}' has {column} = {value} at step 3: "
+                                       rf"{re.escape(what)}$"):
+        forecast_log(fitted[0], path)

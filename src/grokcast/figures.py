@@ -123,9 +123,45 @@ def load_results(results_dir: str | Path) -> Results:
         raise FileNotFoundError(
             f"{str(root)!r} is not a results directory: missing {', '.join(missing)} "
             "(write one with: grokcast analyze SWEEP_DIR --out RESULTS_DIR)")
-    analysis = json.loads((root / "analysis.json").read_text())
+    analysis = read_analysis(root / "analysis.json")
     return Results(analysis, pd.read_parquet(root / "features.parquet"),
                    pd.read_parquet(root / "curves.parquet"), root)
+
+
+# What the figures and the paper read, checked up front: a damaged file is named, not met as
+# a KeyError deep inside a plot.
+_ANALYSIS_KEYS = {"sweep": dict, "settings": dict, "features": list, "runs": list,
+                  "thresholds": dict}
+_SETTINGS_KEYS = ("windows", "thresholds", "n_resamples", "level")
+_THRESHOLD_KEYS = ("n_pos", "n_neg", "single_class", "labels", "windows")
+
+
+def read_analysis(path: Path) -> dict:
+    """``analysis.json``, refused with the file's name if it is not what ``analyze`` writes."""
+    def bad(what: str) -> ValueError:
+        return ValueError(f"{str(path)!r} is not an analysis.json written by grokcast analyze: "
+                          f"{what}; write it again with grokcast analyze SWEEP_DIR --out "
+                          f"{str(path.parent)!r}")
+
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, ValueError) as err:
+        raise bad(f"not valid JSON ({err})") from None
+    if not isinstance(doc, dict):
+        raise bad(f"a JSON {type(doc).__name__}, not an object")
+    for key, kind in _ANALYSIS_KEYS.items():
+        if not isinstance(doc.get(key), kind):
+            raise bad(f"{key!r} is missing or not a JSON {'object' if kind is dict else 'array'}")
+    missing = [k for k in _SETTINGS_KEYS if k not in doc["settings"]]
+    if missing or not doc["settings"]["windows"]:
+        raise bad(f"'settings' lacks {missing or ['windows']}")
+    for key, entry in doc["thresholds"].items():
+        if not isinstance(entry, dict) or any(k not in entry for k in _THRESHOLD_KEYS):
+            raise bad(f"threshold {key!r} lacks one of {list(_THRESHOLD_KEYS)}")
+        if len(entry["labels"]) != len(doc["runs"]):
+            raise bad(f"threshold {key!r} has {len(entry['labels'])} labels for "
+                      f"{len(doc['runs'])} runs")
+    return doc
 
 
 # ---------------------------------------------------------------------------------------------

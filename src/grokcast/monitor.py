@@ -298,6 +298,8 @@ def _check_metrics(metrics: dict[str, Any], step: int) -> dict[str, float]:
         value = float(value)
         if name.endswith("_acc") and not (math.isnan(value) or 0.0 <= value <= 1.0):
             raise ValueError(f"{name}={value!r} is not allowed: expected an accuracy in [0, 1]")
+        if name.endswith("_loss") and value < 0:  # inf and NaN stay: a diverging run logs them
+            raise ValueError(f"{name}={value!r} is not allowed: expected a loss >= 0")
         out[name] = value
     return out
 

@@ -287,6 +287,24 @@ def check_log(log_df: pd.DataFrame, window: int) -> None:
                 f"step {window - 1}" if column in ("update_norm", "update_cos") and step == last
                 else " (did the run diverge?)")
         raise LogError(f"run {run_id!r} has {column} = {values[i, j]} at step {step}{hint}")
+    for columns, lo, hi, what in _SIGNAL_RANGES:
+        cols = [SIGNAL_NAMES.index(c) for c in columns]
+        with np.errstate(invalid="ignore"):  # update_cos is NaN at step 0
+            out = (values[:, cols] < lo) | (values[:, cols] > hi)
+        if out.any():
+            i, j = np.argwhere(out)[0]
+            raise LogError(f"run {inside['run_id'].iloc[i]!r} has {columns[j]} = "
+                           f"{values[i, cols[j]]} at step {int(inside['step'].iloc[i])}: {what}")
+
+
+# What a logged signal can be (up to float32 rounding): a value outside is not a grokcast log.
+_SIGNAL_RANGES = (
+    (("train_acc", "val_acc"), 0.0, 1.0, "an accuracy lies in [0, 1]"),
+    (("train_loss", "val_loss", "param_norm", "grad_norm", "update_norm"), 0.0, np.inf,
+     "a loss or a norm is >= 0"),
+    (("erank_we", "erank_wu"), 1.0 - 1e-4, np.inf, "an effective rank is >= 1"),
+    (("update_cos",), -1.0 - 1e-4, 1.0 + 1e-4, "a cosine lies in [-1, 1]"),
+)
 
 
 def explain(forecaster: GrokForecaster, features: pd.DataFrame, *, top: int = 3,

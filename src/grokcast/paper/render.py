@@ -1279,23 +1279,31 @@ def early_stop_context(study_dir: Path) -> dict[str, Any] | None:
     path = study_dir / "early_stop.json"
     if not path.is_file():
         return None
-    s = json.loads(path.read_text())["summary"]
+    try:
+        return _early_stop_section(json.loads(path.read_text(encoding="utf-8"))["summary"])
+    except (UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError) as err:
+        # A damaged file is named here, not met as a KeyError deep in the renderer.
+        raise ValueError(f"{str(path)!r} is not an early_stop.json written by grokcast "
+                         f"early-stop-study ({type(err).__name__}: {err}); run the study again "
+                         "or remove the file") from None
+
+
+def _early_stop_section(s: dict[str, Any]) -> dict[str, Any] | None:
     f = s.get("forecaster")
     if not f:
         return None
-    pct = lambda x: f"{100 * x:.1f}%"  # noqa: E731
-    rows = [("forecaster, P(grok) below " + f"{f['param']:.4g}", pct(f["saved"]), pct(f["recall"]),
-             str(f["n_wrongly_stopped"]))]
+    rows = [("forecaster, P(grok) below " + f"{f['param']:.4g}", fmt_pct(f["saved"]),
+             fmt_pct(f["recall"]), str(f["n_wrongly_stopped"]))]
     for group in ("same_budget", "median"):
         for key, r in (s.get(group) or {}).items():
-            rows.append((_POLICY_NAMES.get(key, key), pct(r["saved"]), pct(r["recall"]),
+            rows.append((_POLICY_NAMES.get(key, key), fmt_pct(r["saved"]), fmt_pct(r["recall"]),
                          str(r["n_wrongly_stopped"])))
     text = (f"On a held-out sweep of {s['n_runs']} runs with unseen seeds ({s['n_grok']} of them "
             f"grok at val acc ≥ {s['label_threshold']:g}), we simulate stopping at "
             f"W = {s['window']}. Where the forecaster keeps at least "
             f"{s['min_recall']:.0%} of the grokking runs and saves the most compute, it stops "
-            f"{f['n_stopped']} runs and saves {pct(f['saved'])} of all training steps, keeping "
-            f"{pct(f['recall'])} of the grokking runs. Standard rules at the same budget, and "
+            f"{f['n_stopped']} runs and saves {fmt_pct(f['saved'])} of all training steps, keeping "
+            f"{fmt_pct(f['recall'])} of the grokking runs. Standard rules at the same budget, and "
             "the median rule at its own, are listed beside it.")
     return {"text": text, "rows": rows, "figure": "figures/early_stop.pdf"}
 
