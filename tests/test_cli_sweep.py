@@ -204,6 +204,22 @@ def test_api_objects_of_the_wrong_type_are_named():
         RunConfig(model={"d_model": 8})
     with pytest.raises(TypeError, match="runs must be RunConfig objects, got dict"):
         train_ensemble([{"p": 23}])
+    if not torch.cuda.is_available():  # was "AssertionError: Torch not compiled with CUDA"
+        with pytest.raises(ValueError, match=r"device='cuda' was requested but "
+                                             r"torch.cuda.is_available\(\) is False"):
+            train_ensemble([RunConfig(n_steps=1)], torch.device("cuda"))
+
+
+def test_grids_may_be_python_lists_and_numpy_numbers():
+    """`SweepConfig(train_fracs=[0.3])` said "expected a non-empty list" of a list."""
+    import numpy as np
+
+    config = SweepConfig(train_fracs=[0.3, 0.6], weight_decays=[np.float64(1.0)],
+                         seeds=tuple(np.arange(2)))
+    assert config == SweepConfig(train_fracs=(0.3, 0.6), weight_decays=(1.0,), seeds=(0, 1))
+    assert all(type(s) is int for s in config.seeds)
+    assert [r.run_id for r in config.runs()] == [r.run_id for r in SweepConfig(
+        train_fracs=(0.3, 0.6), weight_decays=(1.0,), seeds=(0, 1)).runs()]
 
 
 def test_config_errors_name_value_and_allowed():

@@ -148,3 +148,11 @@ def test_docs_table_lists_the_registry():
     doc = (Path(__file__).parents[1] / "docs" / "features.md").read_text()
     rows = re.findall(r"^\| \d+ \| `(\w+)` \| (\w+) \| (.+) \|$", doc, flags=re.M)
     assert rows == [(f.name, f.group, f.description) for f in FEATURES]
+
+
+def test_a_log_that_is_not_a_dataframe_is_named():
+    """`feature_table(None, 200)` ended in an AttributeError on .columns."""
+    for bad in (None, np.zeros((3, 13))):
+        with pytest.raises(TypeError, match=rf"^log_df must be a pandas DataFrame .* got "
+                                            rf"{type(bad).__name__}$"):
+            feature_table(bad, 200)

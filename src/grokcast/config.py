@@ -188,6 +188,10 @@ class SweepConfig:
             _fail("name", self.name, "a non-empty string")
         for name in ("train_fracs", "weight_decays", "seeds"):
             values = getattr(self, name)
+            if isinstance(values, list | tuple):  # a list reads as naturally as a tuple in Python;
+                # numpy scalars (from np.arange, say) become the plain numbers a TOML file holds
+                values = tuple(v.item() if type(v).__module__ == "numpy" else v for v in values)
+                object.__setattr__(self, name, values)  # frozen: the stored grid is a tuple
             if not isinstance(values, tuple) or not values:
                 _fail(name, values, "a non-empty list")
             if any(isinstance(v, (list, tuple, dict)) for v in values):

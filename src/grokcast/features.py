@@ -164,6 +164,9 @@ def make_window(log_df: pd.DataFrame, window: int) -> Window:
         different steps, or a column is missing.
     """
     window = _check_window_arg(window)
+    if not isinstance(log_df, pd.DataFrame):
+        raise TypeError(f"log_df must be a pandas DataFrame in long format (one row per run and "
+                        f"logged step, e.g. SweepStore(DIR).log()), got {type(log_df).__name__}")
     missing = [c for c in ("run_id", "step", *WINDOW_SIGNALS) if c not in log_df.columns]
     if missing:
         raise ValueError(f"the log lacks column(s) {missing}; it needs run_id, step and "

@@ -119,7 +119,7 @@ def train_ensemble(runs: list[RunConfig], device: str | torch.device = "cpu", *,
     blocks, for progress bars). ``on_log`` may stop runs early, see :data:`LogHook`.
     """
     check_compatible(runs)
-    device = resolve_device(device) if isinstance(device, str) else device
+    device = resolve_device(str(device))  # a torch.device too: CUDA asked for, none present
     cfg = runs[0]
     R, n_steps, n_heads, precision = len(runs), cfg.n_steps, cfg.model.n_heads, cfg.model.precision
     params = M.init_params(cfg.model, cfg.p, [r.seed for r in runs], device)
