@@ -93,6 +93,29 @@ def test_ray_executor_rejects_bad_arguments(tmp_path):
         run_sweep_ray(tiny_sweep(), tmp_path / "c", chunk_size=0, progress=False)
 
 
+def test_an_unreachable_cluster_address_is_refused_at_once():
+    """`--address 127.0.0.1:1` left ray.init retrying for minutes, deaf to SIGTERM."""
+    import socket
+    import time
+
+    from grokcast.integrations.ray import _check_reachable
+
+    with socket.socket() as sock:  # a port that was free a moment ago: nothing listens there
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    start = time.perf_counter()
+    for address in (f"127.0.0.1:{port}", f"ray://127.0.0.1:{port}"):
+        with pytest.raises(ValueError, match=rf"^address='{address}' is not reachable \(.*\): is "
+                                             "a Ray cluster running there"):
+            _check_reachable(address)
+    assert time.perf_counter() - start < 10
+    with socket.socket() as sock:  # a listening port passes
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        _check_reachable(f"127.0.0.1:{sock.getsockname()[1]}")
+    _check_reachable("auto")  # left to Ray
+
+
 # ----------------------------------------------------------------------------- Tune
 
 def tiny_run(train_frac: float, weight_decay: float, seed: int) -> RunConfig:

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import logging
 import math
+import socket
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -190,6 +191,21 @@ def _chunk_size(device: str, config: SweepConfig, n_todo: int, cpus_per_task: in
     return max(1, min(cap, math.ceil(n_todo / max(1, slots))))
 
 
+def _check_reachable(address: str) -> None:
+    """Refuse a ``host:port`` (or ``ray://host:port``) that accepts no connection, before
+    anything is written: ``ray.init`` retries such an address for minutes, deaf to SIGTERM.
+    ``auto`` and other forms are left to Ray."""
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not host or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=5).close()
+    except OSError as err:
+        raise ValueError(f"address={address!r} is not reachable ({err.strerror or err}): is a Ray "
+                         "cluster running there? (`ray start --head` starts one; leave --address "
+                         "out for a local Ray)") from None
+
+
 def run_sweep_ray(config: SweepConfig, out: str | Path, *, address: str | None = None,
                   device: str = "cpu", chunk_size: int | None = None, progress: bool = True,
                   cpus_per_task: int = 1) -> SweepResult:
@@ -224,6 +240,8 @@ def run_sweep_ray(config: SweepConfig, out: str | Path, *, address: str | None =
     if chunk_size is not None:
         chunk_size = check_int("chunk_size", chunk_size, 1)
     _check_device(device)
+    if address is not None and not ray.is_initialized():
+        _check_reachable(address)
     store = SweepStore(out)
     done = store.resume(config)
     todo = [r for r in config.runs() if r.run_id not in done]
