@@ -596,3 +596,12 @@ def test_a_damaged_early_stop_json_is_named(tmp_path):
         with pytest.raises(ValueError, match=r"early_stop.json' is not an early_stop.json written "
                                              r"by grokcast early-stop-study \("):
             early_stop_context(tmp_path / "early_stop")
+
+
+def test_an_out_that_is_a_file_is_named(tmp_path):
+    """Was "'<file>/paper-src/figures': not a directory"."""
+    write_synthetic_results(tmp_path / "r")
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ValueError, match=r"out='.*file' is not allowed: it is a file; expected "
+                                         r"the directory"):
+        R.render_paper(tmp_path / "r", tmp_path / "file")

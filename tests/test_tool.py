@@ -185,6 +185,17 @@ def test_short_or_incomplete_logs_are_refused(sweep, fitted, tmp_path):
         forecast(one, "log.txt")
     with pytest.raises(FileNotFoundError, match="does not exist"):
         forecast_log(path, tmp_path / "missing.csv")
+    blank = one.astype({"run_id": object})
+    blank.loc[blank["step"] == 2, "run_id"] = np.nan  # was reported as run np.float64(nan)
+    with pytest.raises(LogError, match=r"^column run_id is empty on 1 row\(s\), the first at step 2"):
+        forecast(blank)
+    half = one.astype({"step": float})
+    half.loc[half["step"] == 2, "step"] = 2.5
+    with pytest.raises(LogError, match=r"whole numbers of optimizer steps, got 2.5$"):
+        forecast(half)
+    (tmp_path / "empty").mkdir()  # was "the log lacks column(s) run_id, step, ..."
+    with pytest.raises(LogError, match="is a directory without .parquet files"):
+        forecast_log(path, tmp_path / "empty")
     assert issubclass(LogError, ValueError)
     # The complete window, rows up to W, forecasts.
     assert len(forecast(one[one["step"] <= W])["runs"]) == 1
@@ -238,7 +249,8 @@ def test_bad_model_file_and_bad_fit_arguments(sweep, tmp_path):
     bad.write_text("{not json")
     log_path = tmp_path / "log.csv"
     _log(sweep).to_csv(log_path, index=False)
-    with pytest.raises(ForecasterFileError, match="not valid JSON"):
+    with pytest.raises(ForecasterFileError, match=r"not valid JSON .*: Expecting property name "
+                                                  r"enclosed in double quotes \(line 1, column 2\)$"):
         forecast_log(bad, log_path)
     with pytest.raises(ValueError, match="threshold=0.99 is not allowed for this sweep: 0 of 8"):
         fit_forecaster(sweep, window=W, threshold=0.99, out=tmp_path / "f.json")

@@ -155,7 +155,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = _command(sub, "sweep", "train a sweep of runs into a sweep directory (resumable)")
     p.add_argument("--config", required=True, type=Path, help="sweep config (.toml or .json)")
     p.add_argument("--out", required=True, type=Path, help="sweep directory to create or resume")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N] (default: auto)")
+    p.add_argument("--device", default="auto",
+                   help="auto | cpu | cuda[:N] (default: auto; --executor ray: auto | cpu | cuda)")
     p.add_argument("--chunk-size", type=_positive_int, default=None,
                    help="runs per ensemble (default: what fits in a quarter of the device's memory, "
                    "at most 64 on CPU)")

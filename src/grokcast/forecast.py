@@ -825,8 +825,8 @@ class GrokForecaster(ClassifierMixin, BaseEstimator):
             doc = json.loads(text, parse_constant=reject_constant, parse_int=parse_int)
         except json.JSONDecodeError as err:
             raise ForecasterFileError(
-                f"{path}: not valid JSON (truncated or corrupted?): {err.msg} at line "
-                f"{err.lineno} column {err.colno}"
+                f"{path}: not valid JSON (truncated or corrupted?): {err.msg} (line "
+                f"{err.lineno}, column {err.colno})"
             ) from err
         try:
             return cls._from_document(doc, known_features)

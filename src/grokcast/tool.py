@@ -223,6 +223,9 @@ def read_log(path: str | os.PathLike) -> pd.DataFrame:
         store.verify()
         return store.log()
     suffix = path.suffix.lower()
+    if path.is_dir() and not any(path.rglob("*.parquet")):
+        raise LogError(f"log {str(path)!r} is a directory without .parquet files: expected a .csv "
+                       "or .parquet file, or a Parquet dataset directory")
     try:
         if suffix == ".csv":
             return pd.read_csv(path)
@@ -248,10 +251,15 @@ def check_log(log_df: pd.DataFrame, window: int) -> None:
                        f"{', '.join(LOG_COLUMNS)}")
     if log_df.empty:
         raise LogError("the log holds no rows")
+    no_id = log_df["run_id"].isna() | (log_df["run_id"].astype(str).str.strip() == "")
+    if no_id.any():
+        raise LogError(f"column run_id is empty on {int(no_id.sum())} row(s), the first at step "
+                       f"{log_df['step'][no_id].iloc[0]}: every row names its run")
     step = pd.to_numeric(log_df["step"], errors="coerce")
     if step.isna().any() or (step % 1 != 0).any():
         bad = log_df["step"][step.isna() | (step % 1 != 0)].iloc[0]
-        raise LogError(f"column step must hold whole numbers of optimizer steps, got {bad!r}")
+        shown = repr(bad) if isinstance(bad, str) else str(bad)  # not "np.float64(0.5)"
+        raise LogError(f"column step must hold whole numbers of optimizer steps, got {shown}")
     dup = log_df.duplicated(["run_id", "step"])
     if dup.any():
         row = log_df[dup].iloc[0]

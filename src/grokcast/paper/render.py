@@ -1346,6 +1346,9 @@ def render_paper(results_dir: str | Path, out_dir: str | Path | None = None) -> 
 
     res = F.load_results(results_dir)
     out = Path(out_dir) if out_dir is not None else res.root
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"out={str(out)!r} is not allowed: it is a file; expected the directory "
+                         "to write paper.pdf and paper-src/ into")
     src = out / "paper-src"
     fig_dir = res.root / "figures"
     if not _figures_current(fig_dir, res.root / "analysis.json"):
