@@ -203,3 +203,57 @@ def test_bf16_precision_trains_reproducibly_and_close_to_fp32():
     loss = COL["train_loss"]
     assert not np.array_equal(bf16.values[:, :, loss], fp32.values[:, :, loss])
     np.testing.assert_allclose(bf16.values[:, :, loss], fp32.values[:, :, loss], rtol=2e-2)
+
+
+# Calls that wait for the device on CUDA: a value read back to the host, or an output whose
+# size depends on the data. On the CPU they cost nothing, so this is where they are caught.
+_HOST_SYNCS = {"item", "cpu", "tolist", "numpy", "__bool__", "__int__", "__float__", "__index__",
+               "__array__", "nonzero", "argwhere", "unique", "unique_consecutive",
+               "masked_select", "equal", "allclose", "bincount", "repeat_interleave"}
+
+
+@pytest.mark.parametrize("sorted_sums", [False, True], ids=["index_add", "cuda_segments"])
+def test_steps_that_log_nothing_never_wait_for_the_device(monkeypatch, sorted_sums):
+    """Issue 6: no host round trip per step except at logged steps. Every torch call of the
+    training loop is recorded (TorchFunctionMode) with the step it belongs to; the unlogged
+    steps may make none that reads a value back or sizes an output by the data. With
+    ``cuda_segments`` the table gradient takes the CUDA path (sorted segment sums)."""
+    import functools
+
+    from torch.overrides import TorchFunctionMode, resolve_name
+
+    calls: list[tuple[int, str, tuple]] = []
+    step = [-1]
+
+    class Record(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            kwargs = kwargs or {}
+            calls.append((step[0], resolve_name(func) or repr(func), (*args, *kwargs.values())))
+            return func(*args, **kwargs)
+
+    loss_and_grads = M.loss_and_grads
+
+    def counted(*args, **kwargs):
+        step[0] += 1  # the training loop calls it once per step, first
+        return loss_and_grads(*args, **kwargs)
+
+    monkeypatch.setattr(M, "loss_and_grads", counted)
+    monkeypatch.setattr(M, "_scatter_rows", functools.partial(M._scatter_rows, sorted_sums=sorted_sums))
+    runs = [_run(p=11, seed=s, train_frac=f, n_steps=14, log=LogConfig(dense_until=2, every=10))
+            for s, f in [(0, 0.3), (1, 0.6)]]
+    with Record():
+        train_ensemble(runs)
+    # Logged: 0, 1, 10, 14; a step before a logged one snapshots the parameters (9, 13).
+    quiet = {2, 3, 4, 5, 6, 7, 8, 11, 12}
+    seen = [c for c in calls if c[0] in quiet]
+    assert {s for s, _, _ in seen} == quiet and len(seen) > 40 * len(quiet)
+    for s, name, args in seen:
+        short = name.rsplit(".", 1)[-1]
+        assert short not in _HOST_SYNCS, (s, name)
+        if short in ("__getitem__", "__setitem__"):  # a boolean mask sizes its output by data
+            index = args[1] if len(args) > 1 else None
+            assert not (isinstance(index, torch.Tensor) and index.dtype == torch.bool), (s, name)
+        if short == "to":  # a device transfer
+            assert not any(isinstance(a, (str, torch.device)) for a in args[1:]), (s, name, args[1:])
+    # The probe sees what it must: the log is read back to the host once, after the last step.
+    assert [c[1] for c in calls if c[0] == 14 and c[1].endswith(".cpu")] == ["torch.Tensor.cpu"]
