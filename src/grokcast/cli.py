@@ -12,23 +12,24 @@ EXIT_USAGE = 2
 
 
 def cmd_sweep(args: argparse.Namespace) -> None:
+    import dataclasses
+
     from grokcast.config import SweepConfig
     from grokcast.sweep import run_sweep, tune_allocator
 
     tune_allocator()
     config = SweepConfig.from_file(args.config)
     if args.steps is not None:
-        config = SweepConfig.from_dict({**config.to_dict(), "n_steps": args.steps})
+        config = dataclasses.replace(config, n_steps=args.steps)  # validated like the file
     stop = None
     if args.stop_model is not None or args.stop_below is not None:
         if args.stop_model is None or args.stop_below is None:
             raise ValueError("--stop-model and --stop-below go together")
         if args.executor == "ray":
             raise ValueError("--stop-model is not supported with --executor ray")
-        from grokcast.early_stop import StopRule, forecast_hook
+        from grokcast.early_stop import stop_rule
 
-        stop = StopRule(str(args.stop_model), args.stop_below)
-        forecast_hook(stop, config.runs()[:1])  # a bad file or window fails before the sweep starts
+        stop = stop_rule(args.stop_model, args.stop_below, config)
     if args.executor != "ray" and args.address is not None:
         raise ValueError("--address is for --executor ray")
     if args.executor == "ray" and args.workers != 1:

@@ -659,6 +659,14 @@ class StopRule:
                              "probability in [0, 1]")
 
 
+def stop_rule(model: str | os.PathLike, below: float, config: Any) -> StopRule:
+    """A :class:`StopRule` for a sweep of ``config``, checked before any run trains: the file
+    must be a forecaster whose window fits the runs and whose steps the schedule logs."""
+    rule = StopRule(str(model), below)
+    forecast_hook(rule, config.runs()[:1])  # builds the hook once: raises what a chunk would
+    return rule
+
+
 def forecast_hook(rule: StopRule, runs: Sequence[Any]) -> Any:
     """An ``on_log`` hook for :func:`grokcast.train.train_ensemble` that applies ``rule``.
 
