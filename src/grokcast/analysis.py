@@ -275,37 +275,9 @@ def analyze(runs_df: pd.DataFrame, log_df: pd.DataFrame, config: Any, *,
     """
     t0 = time.perf_counter()
     windows, thresholds = _check_args(windows, thresholds, n_resamples, level, seed)
-    needed = ("run_id", "status", "max_val_acc", "train_frac", "weight_decay", "seed")
-    missing = [c for c in needed if c not in runs_df.columns]
-    if missing:
-        raise ValueError(f"the runs table lacks column(s) {missing}")
-    if runs_df["run_id"].duplicated().any():
-        dup = runs_df.loc[runs_df["run_id"].duplicated(), "run_id"].iloc[0]
-        raise ValueError(f"the runs table lists run {dup!r} more than once")
-
-    all_runs = runs_df.sort_values("run_id", kind="stable", ignore_index=True)
-    runs, n_diverged, n_stopped = runs_with_outcome(all_runs)
-    if runs["max_val_acc"].isna().any():
-        bad = runs.loc[runs["max_val_acc"].isna(), "run_id"].iloc[0]
-        raise ValueError(f"run {bad!r} has no max_val_acc but is not marked diverged")
+    all_runs, runs, log, (n_diverged, n_stopped) = _runs_and_log(runs_df, log_df)
     run_ids = runs["run_id"].astype(str).to_numpy()
-    log = log_df[log_df["run_id"].isin(set(run_ids))]
-    absent = sorted(set(run_ids) - set(log["run_id"].unique()))
-    if absent:
-        raise ValueError(f"run {absent[0]!r} (and {len(absent) - 1} other(s)) has no log rows")
-
-    # Features per window, rows in `runs` order.
-    tables: dict[int, pd.DataFrame] = {}
-    for w in windows:
-        table = feature_table(log, w).reindex(run_ids)
-        bad = ~np.isfinite(table.to_numpy())
-        if bad.any():
-            r, c = np.argwhere(bad)[0]
-            raise ValueError(
-                f"feature {table.columns[c]!r} of run {run_ids[r]!r} at W={w} is "
-                f"{table.iat[r, c]} ({int(bad.sum())} non-finite value(s) in all); the run is "
-                "not marked diverged, so its log is suspect")
-        tables[w] = table
+    tables = {w: feature_matrix(log, run_ids, w) for w in windows}  # rows in `runs` order
     logged = log[log["val_acc"].notna()]
     max_acc = {w: _float(logged.loc[logged["step"] < w, "val_acc"].max()) for w in windows}
     fit_step = first_logged_step(logged, "train_acc", FIT_ACC, run_ids)
@@ -316,30 +288,11 @@ def analyze(runs_df: pd.DataFrame, log_df: pd.DataFrame, config: Any, *,
     else:
         cv = f"custom:{getattr(predict_fn, '__name__', type(predict_fn).__name__)}"
         predict = lambda X, y, rng: predict_fn(X, y)  # noqa: E731
-
-    by_threshold: dict[str, Any] = {}
-    for th in thresholds:
-        y = reaches(runs["max_val_acc"], th).astype(int)
-        n_pos, n_neg = int(y.sum()), int(len(y) - y.sum())
-        single = n_pos == 0 or n_neg == 0
-        if single:
-            message = (f"all {len(y)} runs have max_val_acc {'>=' if n_pos else '<'} {th:g}: "
-                       "with a single label class AUROC is undefined, so the predictor, "
-                       "baselines and univariate AUROCs are skipped at this threshold")
-        else:
-            message = f"{n_pos} of {len(y)} runs reach max_val_acc >= {th:g}"
-        cells: dict[str, Any] = {}
-        for w in windows:
-            cell: dict[str, Any] = {"max_val_acc_in_window": max_acc[w]}
-            if not single:
-                cell |= _cell(tables[w].to_numpy(), y, predict, seed=seed, threshold=th,
-                              window=w, n_resamples=n_resamples, level=level)
-            cells[str(w)] = cell
-        by_threshold[_key(th)] = {
-            "n_pos": n_pos, "n_neg": n_neg, "single_class": single, "message": message,
-            "cv": None if single else _cv_label(cv, y),
-            "labels": y.tolist(), "windows": cells,
-        }
+    by_threshold = {
+        _key(th): _threshold_entry(reaches(runs["max_val_acc"], th).astype(int), tables, max_acc,
+                                   predict, cv, threshold=th, seed=seed,
+                                   n_resamples=n_resamples, level=level)
+        for th in thresholds}
 
     train_seconds = None
     if {"chunk", "chunk_seconds"} <= set(all_runs.columns):
@@ -373,6 +326,67 @@ def analyze(runs_df: pd.DataFrame, log_df: pd.DataFrame, config: Any, *,
         ["run_id", "step"], ignore_index=True)
     content["timing"] = {"analysis_seconds": time.perf_counter() - t0}
     return AnalysisResult(content, features=features, curves=curves)
+
+
+def _runs_and_log(runs_df: pd.DataFrame, log_df: pd.DataFrame,
+                  ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, tuple[int, int]]:
+    """All runs sorted by id, those with a known outcome, their log, and how many diverged and
+    were stopped early; refuses a runs table or log that cannot be analysed."""
+    needed = ("run_id", "status", "max_val_acc", "train_frac", "weight_decay", "seed")
+    missing = [c for c in needed if c not in runs_df.columns]
+    if missing:
+        raise ValueError(f"the runs table lacks column(s) {missing}")
+    if runs_df["run_id"].duplicated().any():
+        dup = runs_df.loc[runs_df["run_id"].duplicated(), "run_id"].iloc[0]
+        raise ValueError(f"the runs table lists run {dup!r} more than once")
+    all_runs = runs_df.sort_values("run_id", kind="stable", ignore_index=True)
+    runs, n_diverged, n_stopped = runs_with_outcome(all_runs)
+    if runs["max_val_acc"].isna().any():
+        bad = runs.loc[runs["max_val_acc"].isna(), "run_id"].iloc[0]
+        raise ValueError(f"run {bad!r} has no max_val_acc but is not marked diverged")
+    run_ids = set(runs["run_id"].astype(str))
+    log = log_df[log_df["run_id"].isin(run_ids)]
+    absent = sorted(run_ids - set(log["run_id"].unique()))
+    if absent:
+        raise ValueError(f"run {absent[0]!r} (and {len(absent) - 1} other(s)) has no log rows")
+    return all_runs, runs, log, (n_diverged, n_stopped)
+
+
+def feature_matrix(log: pd.DataFrame, run_ids: Sequence[str], window: int) -> pd.DataFrame:
+    """The 28 features at ``window`` of ``run_ids``, in that order; refused if any is not finite
+    (a run with a known outcome whose log holds NaN or inf is suspect, not diverged)."""
+    table = feature_table(log, window).reindex(run_ids)
+    bad = ~np.isfinite(table.to_numpy())
+    if bad.any():
+        r, c = np.argwhere(bad)[0]
+        raise ValueError(
+            f"feature {table.columns[c]!r} of run {run_ids[r]!r} at W={window} is "
+            f"{table.iat[r, c]} ({int(bad.sum())} non-finite value(s) in all); the run is "
+            "not marked diverged, so its log is suspect")
+    return table
+
+
+def _threshold_entry(y: np.ndarray, tables: dict[int, pd.DataFrame], max_acc: dict[int, Any],
+                     predict: _HeldOutFn, cv: str, *, threshold: float, seed: int,
+                     n_resamples: int, level: float) -> dict[str, Any]:
+    """One threshold of ``analysis.json``: its labels ``y`` and a cell per window."""
+    n_pos, n_neg = int(y.sum()), int(len(y) - y.sum())
+    single = n_pos == 0 or n_neg == 0
+    if single:
+        message = (f"all {len(y)} runs have max_val_acc {'>=' if n_pos else '<'} {threshold:g}: "
+                   "with a single label class AUROC is undefined, so the predictor, "
+                   "baselines and univariate AUROCs are skipped at this threshold")
+    else:
+        message = f"{n_pos} of {len(y)} runs reach max_val_acc >= {threshold:g}"
+    cells: dict[str, Any] = {}
+    for w, table in tables.items():
+        cell: dict[str, Any] = {"max_val_acc_in_window": max_acc[w]}
+        if not single:
+            cell |= _cell(table.to_numpy(), y, predict, seed=seed, threshold=threshold,
+                          window=w, n_resamples=n_resamples, level=level)
+        cells[str(w)] = cell
+    return {"n_pos": n_pos, "n_neg": n_neg, "single_class": single, "message": message,
+            "cv": None if single else _cv_label(cv, y), "labels": y.tolist(), "windows": cells}
 
 
 def first_logged_step(log: pd.DataFrame, column: str, threshold: float,

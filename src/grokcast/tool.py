@@ -80,7 +80,14 @@ def fit_forecaster(sweep_dir: str | os.PathLike, *, window: int = 200, threshold
         ``sweep_dir`` is not a readable sweep directory.
     """
     # analysis holds the paper's evaluation; reuse it so `fit` and Table 1 report one number.
-    from grokcast.analysis import _cv_label, _default_predict, _rng, runs_with_outcome, sweep_hash
+    from grokcast.analysis import (
+        _cv_label,
+        _default_predict,
+        _rng,
+        feature_matrix,
+        runs_with_outcome,
+        sweep_hash,
+    )
     from grokcast.stats import bootstrap_ci
     from grokcast.store import SweepStore
 
@@ -109,13 +116,7 @@ def fit_forecaster(sweep_dir: str | os.PathLike, *, window: int = 200, threshold
     run_ids = runs["run_id"].astype(str).to_numpy()
     log_used = log[log["run_id"].isin(set(run_ids))]
     check_log(log_used, window)  # the rule forecasts follow: a complete, finite window
-    table = feature_table(log_used, window).reindex(run_ids)
-    bad = ~np.isfinite(table.to_numpy())
-    if bad.any():
-        r, c = np.argwhere(bad)[0]
-        raise ValueError(f"feature {table.columns[c]!r} of run {run_ids[r]!r} at W={window} is "
-                         f"{table.iat[r, c]}: the run is not marked diverged, so its log is "
-                         "suspect")
+    table = feature_matrix(log_used, run_ids, window)
     y = reaches(runs["max_val_acc"], threshold).astype(int)
     n_pos = int(y.sum())
     if n_pos in (0, len(y)):
