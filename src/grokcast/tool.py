@@ -92,19 +92,7 @@ def fit_forecaster(sweep_dir: str | os.PathLike, *, window: int = 200, threshold
     from grokcast.store import SweepStore
 
     _check_fit_args(window, threshold, seed, n_resamples)
-    out = Path(out)
-    if out.is_dir():
-        raise ValueError(f"out={str(out)!r} is not allowed: it is a directory; expected the path "
-                         "of the JSON file to write, e.g. forecaster.json")
-    if not out.parent.is_dir():
-        raise ValueError(f"out={str(out)!r} is not allowed: directory {str(out.parent)!r} "
-                         "does not exist")
-    if out.resolve().is_relative_to(Path(sweep_dir).resolve()):
-        raise ValueError(f"out={str(out)!r} is not allowed: it is inside the sweep directory "
-                         f"{str(sweep_dir)!r}, whose files it could overwrite; write it elsewhere")
-    if out.exists() and not _is_forecaster_file(out):
-        raise ValueError(f"out={str(out)!r} is not allowed: the file exists and is not a "
-                         "forecaster, so it is not overwritten; choose another path")
+    out = _check_fit_out(Path(out), Path(sweep_dir))
     store = SweepStore(sweep_dir)
     store.check_finished(partial=partial)
     all_runs, log = store.runs(), store.log()
@@ -139,14 +127,6 @@ def fit_forecaster(sweep_dir: str | os.PathLike, *, window: int = 200, threshold
                window_steps=steps_below.tolist())
     coef = model.coef_[0]
     order = np.argsort(-np.abs(coef), kind="stable")[:TOP_COEFFICIENTS]
-    notes = []
-    n_minority = min(n_pos, len(y) - n_pos)
-    if n_minority < 2:
-        notes.append(f"only {n_minority} run of one class: holding it out leaves none of its "
-                     "class to learn from, so the held-out AUROC says nothing about the model")
-    elif n_minority < model.cv:
-        notes.append(f"only {n_minority} runs of one class: C is chosen on {model.cv} internal "
-                     "folds, some of which lack that class")
     return {
         "out": str(out), "sweep_dir": str(sweep_dir), "sweep_hash": digest,
         "window": int(window), "threshold": float(threshold),
@@ -156,8 +136,36 @@ def fit_forecaster(sweep_dir: str | os.PathLike, *, window: int = 200, threshold
         "level": float(level), "n_resamples": int(n_resamples), "seed": int(seed),
         "top_coefficients": [{"feature": str(model.feature_names_in_[j]), "coef": float(coef[j])}
                              for j in order],
-        "notes": notes,
+        "notes": _small_class_notes(min(n_pos, len(y) - n_pos), model.cv),
     }
+
+
+def _check_fit_out(out: Path, sweep_dir: Path) -> Path:
+    """Where `fit` may write: a new file, or a forecaster it replaces, outside the sweep."""
+    if out.is_dir():
+        raise ValueError(f"out={str(out)!r} is not allowed: it is a directory; expected the path "
+                         "of the JSON file to write, e.g. forecaster.json")
+    if not out.parent.is_dir():
+        raise ValueError(f"out={str(out)!r} is not allowed: directory {str(out.parent)!r} "
+                         "does not exist")
+    if out.resolve().is_relative_to(sweep_dir.resolve()):
+        raise ValueError(f"out={str(out)!r} is not allowed: it is inside the sweep directory "
+                         f"{str(sweep_dir)!r}, whose files it could overwrite; write it elsewhere")
+    if out.exists() and not _is_forecaster_file(out):
+        raise ValueError(f"out={str(out)!r} is not allowed: the file exists and is not a "
+                         "forecaster, so it is not overwritten; choose another path")
+    return out
+
+
+def _small_class_notes(n_minority: int, inner_folds: int) -> list[str]:
+    """Warnings for a fit whose smaller class is too small for its numbers to mean much."""
+    if n_minority < 2:
+        return [f"only {n_minority} run of one class: holding it out leaves none of its class to "
+                "learn from, so the held-out AUROC says nothing about the model"]
+    if n_minority < inner_folds:
+        return [f"only {n_minority} runs of one class: C is chosen on {inner_folds} internal "
+                "folds, some of which lack that class"]
+    return []
 
 
 def _is_forecaster_file(path: Path) -> bool:
