@@ -220,6 +220,10 @@ def test_grids_may_be_python_lists_and_numpy_numbers():
     assert all(type(s) is int for s in config.seeds)
     assert [r.run_id for r in config.runs()] == [r.run_id for r in SweepConfig(
         train_fracs=(0.3, 0.6), weight_decays=(1.0,), seeds=(0, 1)).runs()]
+    assert SweepConfig(seeds=np.arange(3)).seeds == (0, 1, 2)
+    with pytest.raises(ConfigError, match=r"^seeds=\(array\(\[0, 1\]\),\) is not allowed: expected "
+                                          "a flat list of numbers"):
+        SweepConfig(seeds=[np.array([0, 1])])
 
 
 def test_config_errors_name_value_and_allowed():

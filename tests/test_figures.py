@@ -311,6 +311,15 @@ def test_grid_marks_a_cell_without_a_known_outcome(tmp_path: Path) -> None:
     assert "A cell marked — holds no run" in R._captions(R._Facts.read(analysis), "")["fig2"]
     assert "A cell marked" not in R._captions(R._Facts.read(F.load_results(tmp_path).analysis),
                                               "")["fig2"]
+    # A whole row gone (every run at λ = 3 diverged): drawn from the recorded grid, marked.
+    analysis["sweep"]["config"] = {"train_fracs": [0.3, 0.4, 0.5, 0.6],
+                                   "weight_decays": [0.3, 1.0, 3.0, 10.0]}
+    row = {i for i, r in enumerate(analysis["runs"]) if r["weight_decay"] == 3.0}
+    analysis["runs"] = [r for i, r in enumerate(analysis["runs"]) if i not in row]
+    for t in analysis["thresholds"].values():
+        t["labels"] = [y for i, y in enumerate(t["labels"]) if i not in row]
+    fracs, wds, k, n = F.grid_counts(analysis, "0.9")
+    assert wds == [0.3, 1.0, 3.0, 10.0] and (n[wds.index(3.0)] == 0).all()
 
 
 @pytest.mark.parametrize("text, what", [
@@ -319,6 +328,9 @@ def test_grid_marks_a_cell_without_a_known_outcome(tmp_path: Path) -> None:
     ("{}", "'sweep' is missing or not a JSON object"),
     ('{"sweep": {}, "settings": {"windows": [200]}, "features": [], "runs": [], "thresholds": {}}',
      "'settings' lacks ['thresholds', 'n_resamples', 'level']"),
+    ('{"sweep": {}, "settings": {"windows": 200, "thresholds": [0.9], "n_resamples": 1, '
+     '"level": 0.9}, "features": [], "runs": [], "thresholds": {}}',
+     "settings.windows is 200, not a list of window lengths"),
 ])
 def test_a_damaged_analysis_json_is_named(results: Path, tmp_path: Path, text: str, what: str):
     """`figures`/`paper` on `{}` ended in a KeyError traceback; on `xx` the error named no file."""

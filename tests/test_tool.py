@@ -268,7 +268,7 @@ def test_bad_model_file_and_bad_fit_arguments(sweep, tmp_path):
     assert not (tmp_path / "f.json").exists()
     assert LOG_COLUMNS[:2] == ("run_id", "step")
     with pytest.raises(ValueError, match=r"n_resamples=2000000 is not allowed: expected an "
-                                         r"integer in \[1, 1,000,000\]"):
+                                         r"integer in \[1, 1000000\]"):
         fit_forecaster(sweep, window=W, threshold=THRESHOLD, out=tmp_path / "f.json",
                        n_resamples=2_000_000)
     with pytest.raises(ValueError, match=r"seed=-1 is not allowed: expected an integer >= 0"):

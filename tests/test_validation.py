@@ -50,10 +50,30 @@ def test_sizes_that_only_exhaust_memory_are_refused_before_any_work():
 
     y, score = np.array([0, 1, 0, 1]), np.array([0.1, 0.9, 0.2, 0.8])
     with pytest.raises(ValueError, match=r"^n_resamples=1000001 is not allowed: expected an "
-                                         r"integer in \[1, 1,000,000\]$"):
+                                         r"integer in \[1, 1000000\]$"):
         bootstrap_ci(y, score, rng=np.random.default_rng(0), n_resamples=MAX_RESAMPLES + 1)
     X = np.random.default_rng(0).normal(size=(12, 2))
     with pytest.raises(ValueError, match=r"^Cs=1000000000 is not allowed: expected an integer in "
                                          r"\[1, 1000\] or a list of C > 0$"):
         GrokForecaster(Cs=10**9).fit(X, np.arange(12) % 2)
     assert check_int("n", 5, 1, 5) == 5
+
+
+def test_check_number_refuses_an_int_too_large_for_a_float():
+    """math.isnan(10**400) raised OverflowError instead of the one-line refusal."""
+    with pytest.raises(ValueError, match=r"^level=1000.* is not allowed: expected a number in \(0, 1\)$"):
+        check_number("level", 10**400, 0, 1)
+    with pytest.raises(ValueError, match="closed='open' is not allowed"):
+        check_number("level", 0.5, 0, 1, closed="open")
+
+
+def test_running_out_of_memory_is_one_line(monkeypatch, capsys, tmp_path):
+    from grokcast import cli
+
+    def cmd(args):
+        raise MemoryError()
+
+    monkeypatch.setattr(cli, "cmd_analyze", cmd)
+    assert cli.main(["analyze", str(tmp_path)]) == cli.EXIT_USAGE
+    assert capsys.readouterr().err == ("grokcast analyze: error: out of memory (MemoryError): ask "
+                                       "for less (fewer runs, resamples or workers)\n")

@@ -164,7 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=_nonnegative_int, default=None, help="override the config's n_steps")
     p.add_argument("--workers", type=_positive_int, default=1,
                    help="CPU only: train this many chunks at once, each in its own single-threaded "
-                        "process (default: 1, in this process with all of torch's threads)")
+                        "process, at most one per core (default: 1, in this process with all of "
+                        "torch's threads)")
     p.add_argument("--stop-model", type=Path, default=None,
                    help="forecaster file: stop runs at its window W when P(grok) is low")
     p.add_argument("--stop-below", type=float, default=None,
@@ -232,7 +233,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N] (default: auto)")
     p.add_argument("--workers", type=_positive_int, default=1,
                    help="CPU only: train this many chunks at once, each in its own single-threaded "
-                        "process (default: 1, in this process with all of torch's threads)")
+                        "process, at most one per core (default: 1, in this process with all of "
+                        "torch's threads)")
     p.add_argument("--with-early-stopping", action="store_true",
                    help="also fit the forecaster, train unseen seeds and run the early-stop study")
     p.add_argument("--quiet", action="store_true", help="no stage lines or progress bar")
@@ -273,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"grokcast {args.command}: error: {message}", file=sys.stderr)
         return EXIT_USAGE
     except MemoryError as err:  # numpy's names the array it could not allocate
-        print(f"grokcast {args.command}: error: out of memory ({err or 'MemoryError'}): ask for "
+        print(f"grokcast {args.command}: error: out of memory ({str(err) or 'MemoryError'}): ask for "
               "less (fewer runs, resamples or workers)", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 INIT_SCHEMES = ("torch", "nanda")
 PRECISIONS = ("fp32", "bf16")
 MAX_P = 1000  # the task has p * p examples, each trained on full-batch: p = 1000 is 10^6 of them
@@ -188,13 +190,15 @@ class SweepConfig:
             _fail("name", self.name, "a non-empty string")
         for name in ("train_fracs", "weight_decays", "seeds"):
             values = getattr(self, name)
+            if isinstance(values, np.ndarray) and values.ndim == 1:  # np.arange(3), say
+                values = values.tolist()
             if isinstance(values, list | tuple):  # a list reads as naturally as a tuple in Python;
-                # numpy scalars (from np.arange, say) become the plain numbers a TOML file holds
-                values = tuple(v.item() if type(v).__module__ == "numpy" else v for v in values)
+                # numpy scalars become the plain numbers a TOML file holds
+                values = tuple(v.item() if isinstance(v, np.generic) else v for v in values)
                 object.__setattr__(self, name, values)  # frozen: the stored grid is a tuple
             if not isinstance(values, tuple) or not values:
                 _fail(name, values, "a non-empty list")
-            if any(isinstance(v, (list, tuple, dict)) for v in values):
+            if any(isinstance(v, (list, tuple, dict, np.ndarray)) for v in values):
                 _fail(name, values, "a flat list of numbers")
             if len(set(values)) != len(values):
                 _fail(name, values, "a list without repeated values")

@@ -82,7 +82,8 @@ class HeldOut:
         Logged steps, shared by all runs.
     val_loss, val_acc : ndarray of shape (R, S)
     p_grok : ndarray of shape (R,)
-        The forecaster's P(grok) from steps [0, W); NaN where the features are not finite.
+        The forecaster's P(grok) from steps [0, W). :func:`held_out` refuses non-finite
+        features; a HeldOut built by hand may hold NaN, which the forecaster policy stops.
     n_excluded : int
         Runs of the sweep left out (diverged or stopped early: no known outcome).
     """

@@ -153,8 +153,11 @@ def read_analysis(path: Path) -> dict:
         if not isinstance(doc.get(key), kind):
             raise bad(f"{key!r} is missing or not a JSON {'object' if kind is dict else 'array'}")
     missing = [k for k in _SETTINGS_KEYS if k not in doc["settings"]]
-    if missing or not doc["settings"]["windows"]:
-        raise bad(f"'settings' lacks {missing or ['windows']}")
+    if missing:
+        raise bad(f"'settings' lacks {missing}")
+    windows = doc["settings"]["windows"]
+    if not (isinstance(windows, list) and windows and all(isinstance(w, int) for w in windows)):
+        raise bad(f"settings.windows is {windows!r}, not a list of window lengths")
     for key, entry in doc["thresholds"].items():
         if not isinstance(entry, dict) or any(k not in entry for k in _THRESHOLD_KEYS):
             raise bad(f"threshold {key!r} lacks one of {list(_THRESHOLD_KEYS)}")
@@ -414,8 +417,11 @@ def grid_counts(analysis: dict, th_key: str) -> tuple[list[float], list[float], 
     (k) of the runs with a known outcome (n), both of shape (len(wds), len(fracs))."""
     runs = pd.DataFrame(analysis["runs"])
     runs["label"] = analysis["thresholds"][th_key]["labels"]
-    fracs = sorted(runs["train_frac"].unique())
-    wds = sorted(runs["weight_decay"].unique())
+    # The grid's values from the config where it is recorded: a row or column whose runs all
+    # diverged is drawn (marked), not dropped.
+    cfg = (analysis.get("sweep") or {}).get("config") or {}
+    fracs = sorted(set(runs["train_frac"]) | set(cfg.get("train_fracs") or ()))
+    wds = sorted(set(runs["weight_decay"]) | set(cfg.get("weight_decays") or ()))
     k = np.zeros((len(wds), len(fracs)), int)
     n = np.zeros_like(k)
     for (f, wd), g in runs.groupby(["train_frac", "weight_decay"]):

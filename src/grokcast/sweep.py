@@ -130,7 +130,8 @@ def run_sweep(config: SweepConfig, out: str | Path, *, device: str = "auto",
     threshold: they leave their ensemble and are stored with status ``stopped``.
 
     ``workers > 1`` (CPU only) trains that many chunks at once in separate processes with one
-    torch thread each: on small matrices, processes scale better than intra-op threads.
+    torch thread each: on small matrices, processes scale better than intra-op threads. At most
+    :func:`max_workers`.
     Chunks are stored by this process as they finish, in whatever order that is.
 
     ``train_fn`` stands in for :func:`~grokcast.train.train_ensemble` (the tests use it to make
@@ -143,8 +144,8 @@ def run_sweep(config: SweepConfig, out: str | Path, *, device: str = "auto",
         raise ValueError(f"workers={workers} is not allowed: expected 1, or >= 1 on the CPU")
     if workers > max_workers():
         raise ValueError(f"workers={workers} is not allowed: expected an integer in [1, "
-                         f"{max_workers()}], the CPU cores this process may use (single-threaded "
-                         "workers beyond them only compete for the cores and share the memory)")
+                         f"{max_workers()}] (the CPU cores this process may use, at least 2): "
+                         "single-threaded workers beyond the cores only compete for them")
     if workers > 1 and train_fn is not train_ensemble:
         raise ValueError(f"train_fn={getattr(train_fn, '__name__', train_fn)!r} is not allowed with "
                          f"workers={workers}: the worker processes train with train_ensemble")
