@@ -443,3 +443,36 @@ def test_a_log_with_impossible_values_is_refused(sweep, fitted, tmp_path, column
     with pytest.raises(LogError, match=rf"^run '{run_id}' has {column} = {value} at step 3: "
                                        rf"{re.escape(what)}$"):
         forecast_log(fitted[0], path)
+
+
+def test_a_forecaster_refuses_a_sweep_of_another_task(sweep, fitted, tmp_path):
+    """A forecaster fit on p = 23 runs evaluated p = 11 ones with z-scores near -15 and said
+    nothing. The file now records its sweep's task (p, model, optimiser)."""
+    from grokcast.early_stop import run_study, stop_rule
+
+    path, _ = fitted
+    doc = json.loads(path.read_text())
+    assert doc["task"] == SweepStore(sweep).read_config().task()
+    assert doc["task"]["p"] == 11 and doc["task"]["model"]["d_model"] == 16
+    assert GrokForecaster.load(path).metadata_.task == doc["task"]
+    other = tmp_path / "p23.json"
+    other.write_text(json.dumps({**doc, "task": {**doc["task"], "p": 23,
+                                                 "model": {**doc["task"]["model"], "d_model": 64}}}))
+    want = (r"holds runs of another task than the forecaster was fit on: model.d_model 16 \(the "
+            r"forecaster's: 64\); p 11 \(the forecaster's: 23\); fit a forecaster on a sweep")
+    with pytest.raises(ValueError, match=rf"^the sweep '.*' {want}"):
+        evaluate_forecaster(other, sweep)
+    with pytest.raises(ValueError, match=want):
+        run_study(other, sweep, tmp_path / "study")
+    with pytest.raises(ValueError, match=rf"^this sweep {want}"):
+        stop_rule(other, 0.5, SweepStore(sweep).read_config())
+    # A file from before the record (no "task") is not checked.
+    older = tmp_path / "older.json"
+    older.write_text(json.dumps({k: v for k, v in doc.items() if k != "task"}))
+    assert GrokForecaster.load(older).metadata_.task is None
+    evaluate_forecaster(older, sweep, n_resamples=50)
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({**doc, "task": [1, 2]}))
+    with pytest.raises(ForecasterFileError, match=r"task=\[1, 2\] is not allowed: expected a JSON "
+                                                  r"object"):
+        GrokForecaster.load(bad)

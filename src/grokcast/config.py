@@ -238,6 +238,13 @@ class SweepConfig:
         return [self._run(f, wd, s) for f, wd, s in
                 itertools.product(self.train_fracs, self.weight_decays, self.seeds)]
 
+    def task(self) -> dict[str, Any]:
+        """What the runs' early signals depend on besides the grid: p, the model and the
+        optimiser. A forecaster file records it, and refuses runs of another task, whose
+        features it would read on another scale."""
+        d = self.to_dict()
+        return {"p": d["p"], "model": d["model"], "optim": d["optim"]}
+
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         for k in ("train_fracs", "weight_decays", "seeds"):

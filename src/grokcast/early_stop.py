@@ -626,6 +626,7 @@ def run_study(forecaster_path: str | os.PathLike, heldout_sweep_dir: str | os.Pa
     meta = model.metadata_
     store = SweepStore(heldout_sweep_dir)
     store.check_finished(partial=partial)
+    meta.check_task(store.read_config().task(), f"the sweep {str(heldout_sweep_dir)!r}")
     runs, log = store.runs(), store.log()
     if not allow_same_sweep and sweep_hash(runs, log) == meta.sweep_hash:
         raise ValueError(f"{str(heldout_sweep_dir)!r} is the sweep the forecaster was fit on: "
@@ -663,8 +664,11 @@ class StopRule:
 def stop_rule(model: str | os.PathLike, below: float, config: Any) -> StopRule:
     """A :class:`StopRule` for a sweep of ``config``, checked before any run trains: the file
     must be a forecaster whose window fits the runs and whose steps the schedule logs."""
+    from grokcast.forecast import GrokForecaster
+
     rule = StopRule(str(model), below)
     forecast_hook(rule, config.runs()[:1])  # builds the hook once: raises what a chunk would
+    GrokForecaster.load(model).metadata_.check_task(config.task(), "this sweep")
     return rule
 
 

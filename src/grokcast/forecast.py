@@ -100,6 +100,19 @@ class ForecasterMetadata:
     # The logged steps below W that the training runs' features came from; None in files
     # written before grokcast recorded them.
     window_steps: tuple[int, ...] | None = None
+    # The training sweep's task (SweepConfig.task(): p, model, optimiser); None in older files.
+    task: dict[str, Any] | None = None
+
+    def check_task(self, task: dict[str, Any], where: str) -> None:
+        """Refuse runs of another task than the forecaster's training runs (where recorded):
+        their features would be read on another scale, and P(grok) would mean nothing."""
+        if self.task is None:
+            return
+        diffs = [f"{key} {theirs!r} (the forecaster's: {mine!r})"
+                 for key, mine, theirs in _differences(self.task, task)]
+        if diffs:
+            raise ValueError(f"{where} holds runs of another task than the forecaster was fit on: "
+                             f"{'; '.join(diffs)}; fit a forecaster on a sweep of this task")
 
     def required_steps(self) -> tuple[int, ...]:
         """The steps below W a log must hold to be forecast: those the fit's features read,
@@ -719,6 +732,7 @@ class GrokForecaster(ClassifierMixin, BaseEstimator):
 
     def save(self, path: str | os.PathLike, *, window: int, threshold: float, sweep_hash: str,
              n_train_runs: int, window_steps: Sequence[int] | None = None,
+             task: dict[str, Any] | None = None,
              known_features: Sequence[str] | None = None) -> None:
         """Write the fitted forecaster as one JSON file (atomically: whole file or none).
 
@@ -737,6 +751,9 @@ class GrokForecaster(ClassifierMixin, BaseEstimator):
             The logged steps below ``window`` the features were computed on (increasing, from
             0). Logs forecast later must hold them (``GrokForecaster.load`` reads them into
             ``metadata_.window_steps``); without them, every step below ``window`` is required.
+        task : dict, optional
+            The training sweep's :meth:`grokcast.config.SweepConfig.task`; sweeps of another
+            task are then refused by ``evaluate``, ``early-stop-study`` and ``--stop-model``.
         known_features : sequence of str, optional
             Allowed feature names; defaults to ``grokcast.features.FEATURE_NAMES``.
         """
@@ -754,6 +771,8 @@ class GrokForecaster(ClassifierMixin, BaseEstimator):
         if window_steps is not None:
             meta["window_steps"] = [int(t) for t in _check_window_steps(
                 list(window_steps), meta["window"], ValueError)]
+        if task is not None:
+            meta["task"] = _check_task(json.loads(json.dumps(task)), ValueError)
         doc = {
             "format": FORMAT_NAME,
             "format_version": FORMAT_VERSION,
@@ -900,8 +919,24 @@ class GrokForecaster(ClassifierMixin, BaseEstimator):
             sweep_hash=meta["sweep_hash"], n_train_runs=meta["n_train_runs"],
             grokcast_version=doc["grokcast_version"],
             window_steps=None if steps is None else _check_window_steps(steps, meta["window"], fail),
+            task=None if doc.get("task") is None else _check_task(doc["task"], fail),
         )
         return model
+
+
+def _check_task(task: Any, error: type[Exception]) -> dict[str, Any]:
+    if not isinstance(task, dict) or not all(isinstance(k, str) for k in task):
+        raise error(f"task={task!r:.200} is not allowed: expected a JSON object (a sweep config's "
+                    "p, model and optim)")
+    return task
+
+
+def _differences(mine: Any, theirs: Any, key: str = "") -> list[tuple[str, Any, Any]]:
+    """(dotted key, mine, theirs) wherever two nested dicts of plain values differ."""
+    if isinstance(mine, dict) and isinstance(theirs, dict):
+        return [d for k in sorted(set(mine) | set(theirs))
+                for d in _differences(mine.get(k), theirs.get(k), f"{key}.{k}" if key else k)]
+    return [] if mine == theirs else [(key, mine, theirs)]
 
 
 def as_forecaster(forecaster: Any) -> Any:

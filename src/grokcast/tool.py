@@ -124,7 +124,7 @@ def fit_forecaster(sweep_dir: str | os.PathLike, *, window: int = 200, threshold
     step = log_used["step"].to_numpy()
     steps_below = np.unique(step[step < window])
     model.save(out, window=window, threshold=threshold, sweep_hash=digest, n_train_runs=len(y),
-               window_steps=steps_below.tolist())
+               window_steps=steps_below.tolist(), task=store.read_config().task())
     coef = model.coef_[0]
     order = np.argsort(-np.abs(coef), kind="stable")[:TOP_COEFFICIENTS]
     return {
@@ -470,6 +470,7 @@ def evaluate_forecaster(model_path: str | os.PathLike, sweep_dir: str | os.PathL
     meta = model.metadata_
     store = SweepStore(sweep_dir)
     store.check_finished(partial=partial)
+    meta.check_task(store.read_config().task(), f"the sweep {str(sweep_dir)!r}")
     runs, log_df = store.runs(), store.log()
     runs, n_diverged, n_stopped = runs_with_outcome(runs)
     runs = runs.sort_values("run_id")
