@@ -120,9 +120,14 @@ def test_a_worker_killed_by_the_system_ends_the_sweep_with_a_clear_error(tmp_pat
            "--chunk-size", "1", "--workers", "2", "--quiet"]
     proc = subprocess.Popen(cmd, start_new_session=True, stderr=subprocess.PIPE, text=True)
 
+    def cmdline(pid: int) -> bytes:
+        try:
+            return Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:  # a short-lived process of the session exited after it was listed
+            return b""
+
     def workers() -> list[int]:
-        return [pid for pid in _session_pids(proc.pid)
-                if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+        return [pid for pid in _session_pids(proc.pid) if b"spawn_main" in cmdline(pid)]
 
     deadline = time.time() + 120
     while time.time() < deadline and len(workers()) < 2:

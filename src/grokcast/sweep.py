@@ -7,10 +7,12 @@ import multiprocessing
 import os
 import queue
 import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -311,17 +313,45 @@ def train_in_processes(chunks: list[list[RunConfig]], workers: int, bar: tqdm,
 
     pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init,
                                initargs=(progress, os.getpid()))
+    with _sigint_deferred() as interrupted:
+        try:
+            pending = {pool.submit(_worker_train, c, stop) for c in order}
+            while pending:
+                finished, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+                drain()
+                for future in finished:
+                    if interrupted():  # checked here, also after the caller stored a chunk
+                        raise KeyboardInterrupt
+                    yield future.result()
+                if interrupted():
+                    raise KeyboardInterrupt
+        except BaseException:
+            # shutdown() alone would wait for the chunks in flight, and start the queued ones.
+            pool.shutdown(wait=False, cancel_futures=True)
+            for worker in set(multiprocessing.active_children()) - ours:
+                worker.terminate()
+            raise
+        pool.shutdown()
+        if interrupted():  # during the last chunk's store: every run is stored, but say so
+            raise KeyboardInterrupt
+
+
+@contextmanager
+def _sigint_deferred() -> Iterator[Callable[[], bool]]:
+    """Within: Ctrl-C only sets a flag, which the caller checks at points safe to stop at.
+
+    Python raises KeyboardInterrupt wherever the main thread happens to be. Inside
+    concurrent.futures it can leave a future's lock held, and the pool's manager thread then
+    blocks the interpreter's exit forever (seen: a sweep hung at exit, its workers gone); in
+    a finalizer it is swallowed (seen: the sweep trained on to the end). Outside the main
+    thread signal handlers cannot be set, and the default behaviour stays.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: False
+        return
+    hits: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: hits.append(signum))
     try:
-        pending = {pool.submit(_worker_train, c, stop) for c in order}
-        while pending:
-            finished, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
-            drain()
-            for future in finished:
-                yield future.result()
-    except BaseException:
-        # shutdown() alone would wait for the chunks in flight, and start the queued ones.
-        pool.shutdown(wait=False, cancel_futures=True)
-        for worker in set(multiprocessing.active_children()) - ours:
-            worker.terminate()
-        raise
-    pool.shutdown()
+        yield lambda: bool(hits)
+    finally:
+        signal.signal(signal.SIGINT, previous)
