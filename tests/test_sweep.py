@@ -146,3 +146,11 @@ def test_ctrl_c_while_workers_train_only_sets_a_flag_until_a_safe_point():
                 break
         assert interrupted()
     assert signal.getsignal(signal.SIGINT) is before
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # ignored before: stays ignored
+    try:
+        with _sigint_deferred() as interrupted:
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+            os.kill(os.getpid(), signal.SIGINT)
+            assert not interrupted()
+    finally:
+        signal.signal(signal.SIGINT, before)

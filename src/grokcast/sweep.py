@@ -344,9 +344,11 @@ def _sigint_deferred() -> Iterator[Callable[[], bool]]:
     concurrent.futures it can leave a future's lock held, and the pool's manager thread then
     blocks the interpreter's exit forever (seen: a sweep hung at exit, its workers gone); in
     a finalizer it is swallowed (seen: the sweep trained on to the end). Outside the main
-    thread signal handlers cannot be set, and the default behaviour stays.
+    thread signal handlers cannot be set, and the default behaviour stays; so does an
+    ignored SIGINT (a job started with ``&`` by a non-interactive shell).
     """
-    if threading.current_thread() is not threading.main_thread():
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is signal.SIG_IGN):
         yield lambda: False
         return
     hits: list[int] = []
