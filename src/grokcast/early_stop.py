@@ -238,21 +238,15 @@ def held_out(runs_df: pd.DataFrame, log_df: pd.DataFrame, forecaster: Any, *, wi
         raise ValueError(f"no finished run reaches val_acc >= {label_threshold:g}: the fraction "
                          "of grokking runs kept is undefined")
 
+    from grokcast.analysis import feature_matrix
     from grokcast.tool import check_log, window_log
 
     # A finished run with a non-finite value in its window has a suspect log: refused, as by
     # `evaluate`, rather than scored NaN and counted as stopped (a wrong stop of a grokker).
     check_log(log, window)
     # The features are read at the steps the forecaster's training runs logged, no others.
-    table = feature_table(window_log(forecaster, log, window), window).reindex(run_ids)
-    names = [str(s) for s in forecaster.feature_names_in_]
-    X = table[names]
-    bad = ~np.isfinite(X.to_numpy())
-    if bad.any():
-        r, c = np.argwhere(bad)[0]
-        raise ValueError(f"feature {names[c]!r} of run {run_ids[r]!r} at W={window} is "
-                         f"{X.iat[r, c]}: the run is not marked diverged, so its log is suspect")
-    p = forecaster.predict_proba(X)[:, 1]
+    table = feature_matrix(window_log(forecaster, log, window), run_ids, window)
+    p = forecaster.predict_proba(table[[str(s) for s in forecaster.feature_names_in_]])[:, 1]
     return HeldOut(run_ids=run_ids, n_steps=n_steps, grok_step=grok_step.astype(np.int64),
                    steps=steps, val_loss=wide["val_loss"].to_numpy(dtype=float), val_acc=val_acc,
                    p_grok=p, n_excluded=int(len(runs_df) - len(finished)))

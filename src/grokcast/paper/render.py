@@ -639,10 +639,7 @@ def _comparison_claims(a: dict, reference: dict, window: int, level: float) -> l
         small = min(t["n_pos"], t["n_neg"])
         tiny = t.get("single_class") or small < MIN_CLASS_SIZE
         ours_text = (f"ours is {_STANDING[our_s]} it ({esc(_diff_numbers(ours, level))})"
-                     if ours and _finite(ours.get("diff")) else
-                     "ours is undefined: every run has the same label" if t.get("single_class") else
-                     "ours was not evaluated (too few runs for its internal cross-validation)"
-                     if t["windows"][str(window)].get("multi_note") else "ours is undefined")
+                     if ours and _finite(ours.get("diff")) else _why_undefined(t, window))
         out.append((
             f"the forecaster's standing against the {base} baseline at threshold {th}",
             f"At W = {window} and threshold {th} the reference's forecaster is {_STANDING[ref_s]} "
@@ -651,6 +648,15 @@ def _comparison_claims(a: dict, reference: dict, window: int, level: float) -> l
                if tiny and not t.get("single_class") else "."),
             None if tiny else ref_s == our_s))
     return out
+
+
+def _why_undefined(entry: dict, window: int) -> str:
+    """Why a threshold's model comparison at ``window`` has no number, as "ours ..." words."""
+    if entry.get("single_class"):
+        return "ours is undefined: every run has the same label"
+    if entry["windows"][str(window)].get("multi_note"):
+        return "ours was not evaluated (too few runs for its internal cross-validation)"
+    return "ours is undefined"
 
 
 def _best_single_claim(a: dict, claim: dict) -> list[Claim]:
