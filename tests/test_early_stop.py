@@ -292,6 +292,13 @@ def test_cli_sweep_with_stop_model_stops_the_low_runs_and_counts_them(tmp_path, 
     assert f"{n} of the sweep's 6 runs were stopped early" in capsys.readouterr().out
     status = SweepStore(tmp_path / "s1").runs().set_index("run_id")["status"]
     assert (status == "stopped").to_dict() == expected
+    if dense_until == W + 10:  # worker processes get the rule pickled and build the hook there
+        assert main(["sweep", "--config", str(cfg), "--out", str(tmp_path / "s3"), "--quiet",
+                     "--workers", "2", "--chunk-size", "3",
+                     "--stop-model", str(tmp_path / "f.json"), "--stop-below", "0.5"]) == 0
+        runs3 = SweepStore(tmp_path / "s3").runs()
+        assert runs3["chunk"].nunique() == 2
+        assert (runs3.set_index("run_id")["status"] == "stopped").to_dict() == expected
     # The rule is part of the sweep: resuming under another one (or none) is refused.
     base = ["sweep", "--config", str(cfg), "--quiet", "--out"]
     for out, extra, needle in (

@@ -53,6 +53,7 @@ import pandas as pd
 from grokcast.features import feature_table, show_steps
 from grokcast.signals import first_step_reaching
 from grokcast.store import atomic_write_bytes
+from grokcast.train import LogHook
 
 POLICIES = ("forecaster", "percentile_val_loss", "percentile_val_acc", "median_val_loss",
             "median_val_acc", "asha_val_loss", "asha_val_acc")
@@ -642,17 +643,31 @@ def file_sha256(path: str | os.PathLike) -> str:
 
 @dataclass(frozen=True)
 class StopRule:
-    """Stop a live run at step W when a saved forecaster gives it P(grok) below ``below``."""
+    """Stop a live run at step W when a saved forecaster gives it P(grok) below ``below``.
+
+    A :class:`grokcast.sweep.Stopper`: ``run_sweep(..., stop=rule)`` applies it to every chunk.
+    """
 
     model: str  # path of a forecaster file (``grokcast fit``)
     below: float
-    # The file's SHA-256 when the sweep started: every chunk checks it still holds that model.
+    # The file's SHA-256 when the rule is made (default: read now): every chunk checks that
+    # the file still holds that model.
     model_sha256: str | None = None
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.below <= 1.0:
             raise ValueError(f"stop threshold {self.below!r} is not allowed: expected a "
                              "probability in [0, 1]")
+        if self.model_sha256 is None:
+            object.__setattr__(self, "model_sha256", file_sha256(self.model))
+
+    def hook(self, chunk: Sequence[Any]) -> LogHook:
+        return forecast_hook(self, chunk)
+
+    def record(self) -> dict[str, Any]:
+        """The forecaster file by content, not name: a moved copy resumes the sweep."""
+        return {"model": str(self.model), "model_sha256": self.model_sha256,
+                "below": float(self.below)}
 
 
 def stop_rule(model: str | os.PathLike, below: float, config: Any) -> StopRule:
@@ -660,13 +675,14 @@ def stop_rule(model: str | os.PathLike, below: float, config: Any) -> StopRule:
     must be a forecaster whose window fits the runs and whose steps the schedule logs."""
     from grokcast.forecast import GrokForecaster
 
+    meta = GrokForecaster.load(model).metadata_  # first: it names a file that is not a forecaster
     rule = StopRule(str(model), below)
     forecast_hook(rule, config.runs()[:1])  # builds the hook once: raises what a chunk would
-    GrokForecaster.load(model).metadata_.check_task(config.task(), "this sweep")
+    meta.check_task(config.task(), "this sweep")
     return rule
 
 
-def forecast_hook(rule: StopRule, runs: Sequence[Any]) -> Any:
+def forecast_hook(rule: StopRule, runs: Sequence[Any]) -> LogHook:
     """An ``on_log`` hook for :func:`grokcast.train.train_ensemble` that applies ``rule``.
 
     It keeps the rows of the steps the forecaster's features were computed on (its
@@ -678,7 +694,7 @@ def forecast_hook(rule: StopRule, runs: Sequence[Any]) -> Any:
     from grokcast.forecast import GrokForecaster
     from grokcast.signals import SIGNAL_NAMES
 
-    if rule.model_sha256 is not None and file_sha256(rule.model) != rule.model_sha256:
+    if file_sha256(rule.model) != rule.model_sha256:
         raise ValueError(f"the forecaster file {rule.model} changed during the sweep (its "
                          f"SHA-256 was {rule.model_sha256[:12]}): the runs stored so far were "
                          "stopped by the old one; restore it, or train into a new --out")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import multiprocessing
 import os
 import queue
@@ -15,18 +14,15 @@ from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import Any, NoReturn, Protocol
 
 import torch
 from tqdm.auto import tqdm
 
 from grokcast.config import RunConfig, SweepConfig
 from grokcast.store import SweepStore
-from grokcast.train import EnsembleLog, resolve_device, train_ensemble
+from grokcast.train import EnsembleLog, LogHook, resolve_device, train_ensemble
 from grokcast.validation import check_int
-
-if TYPE_CHECKING:  # the stop rule lives downstream (features, forecaster): import it lazily
-    from grokcast.early_stop import StopRule
 
 # Runs per CPU ensemble, capped. Bigger ensembles share each op's fixed cost among more runs
 # (what small train sets need); past a few dozen runs a CPU ensemble is compute bound and
@@ -34,6 +30,23 @@ if TYPE_CHECKING:  # the stop rule lives downstream (features, forecaster): impo
 # instead of whole 12-run split groups were at least 10% slower per run-step at f = 0.3 and
 # 0.4 and no clearly faster at f = 0.5 and 0.6.
 DEFAULT_CPU_CHUNK = 64
+
+
+class Stopper(Protocol):
+    """A rule that stops runs of a sweep as they train (:class:`grokcast.early_stop.StopRule`).
+
+    It must pickle: ``--workers`` sends it to the worker processes, which build each
+    chunk's hook there.
+    """
+
+    def hook(self, chunk: list[RunConfig]) -> LogHook:
+        """The ``on_log`` hook that :func:`~grokcast.train.train_ensemble` calls for ``chunk``."""
+        ...
+
+    def record(self) -> dict[str, Any]:
+        """What the sweep directory records of the rule (``stop.json``): a resumed sweep must
+        use the same one."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -124,12 +137,13 @@ def max_workers() -> int:
 
 def run_sweep(config: SweepConfig, out: str | Path, *, device: str = "auto",
               chunk_size: int | None = None, workers: int = 1, progress: bool = True,
-              stop: StopRule | None = None,
+              stop: Stopper | None = None,
               train_fn: Callable[..., EnsembleLog] = train_ensemble) -> SweepResult:
     """Train every unfinished run of ``config`` into the sweep directory ``out``.
 
-    ``stop`` stops runs at the forecaster's window W when their P(grok) is below its
-    threshold: they leave their ensemble and are stored with status ``stopped``.
+    ``stop`` stops runs as they train (a :class:`~grokcast.early_stop.StopRule`: at the
+    forecaster's window W, those whose P(grok) is below its threshold): they leave their
+    ensemble and are stored with status ``stopped``.
 
     ``workers > 1`` (CPU only) trains that many chunks at once in separate processes with one
     torch thread each: on small matrices, processes scale better than intra-op threads. At most
@@ -151,12 +165,8 @@ def run_sweep(config: SweepConfig, out: str | Path, *, device: str = "auto",
     if workers > 1 and train_fn is not train_ensemble:
         raise ValueError(f"train_fn={getattr(train_fn, '__name__', train_fn)!r} is not allowed with "
                          f"workers={workers}: the worker processes train with train_ensemble")
-    if stop is not None and stop.model_sha256 is None:  # fixed now: every chunk checks it
-        from grokcast.early_stop import file_sha256
-
-        stop = dataclasses.replace(stop, model_sha256=file_sha256(stop.model))
     store = SweepStore(out)
-    done = store.resume(config, _stop_record(stop))
+    done = store.resume(config, None if stop is None else stop.record())
     todo = [r for r in config.runs() if r.run_id not in done]
     chunks = plan_chunks(todo, chunk_size or default_chunk_size(dev, config, workers),
                          pack_splits=dev.type == "cuda")
@@ -170,7 +180,7 @@ def run_sweep(config: SweepConfig, out: str | Path, *, device: str = "auto",
         if workers == 1:
             for chunk in chunks:
                 t0 = time.perf_counter()
-                hook = _stop_hook(stop, chunk)
+                hook = None if stop is None else stop.hook(chunk)
                 try:
                     log = train_fn(chunk, dev, on_progress=lambda k, n=len(chunk): bar.update(k * n),
                                    on_log=hook)
@@ -241,21 +251,6 @@ def tune_allocator() -> None:
         pass
 
 
-def _stop_record(stop: StopRule | None) -> dict[str, Any] | None:
-    """What the store records of a stopping rule: the forecaster file by content, not name."""
-    if stop is None:
-        return None
-    return {"model": str(stop.model), "model_sha256": stop.model_sha256, "below": float(stop.below)}
-
-
-def _stop_hook(stop: StopRule | None, chunk: list[RunConfig]) -> Any:
-    if stop is None:
-        return None
-    from grokcast.early_stop import forecast_hook
-
-    return forecast_hook(stop, chunk)
-
-
 # Set in each worker process by _worker_init: where workers report finished steps.
 _progress: Any = None
 
@@ -284,15 +279,15 @@ def _worker_init(progress: Any, parent: int) -> None:
     torch.set_num_threads(1)
 
 
-def _worker_train(chunk: list[RunConfig], stop: StopRule | None) -> tuple[EnsembleLog, float]:
+def _worker_train(chunk: list[RunConfig], stop: Stopper | None) -> tuple[EnsembleLog, float]:
     t0 = time.perf_counter()
     log = train_ensemble(chunk, "cpu", on_progress=lambda k: _progress.put(k * len(chunk)),
-                         on_log=_stop_hook(stop, chunk))
+                         on_log=None if stop is None else stop.hook(chunk))
     return log, time.perf_counter() - t0
 
 
 def train_in_processes(chunks: list[list[RunConfig]], workers: int, bar: tqdm,
-                       stop: StopRule | None = None) -> Iterator[tuple[EnsembleLog, float]]:
+                       stop: Stopper | None = None) -> Iterator[tuple[EnsembleLog, float]]:
     """Yield (log, seconds) of each chunk as its worker finishes; the biggest chunks start first.
 
     Leaving the iteration early (an error, Ctrl-C, the caller stopping) terminates the
