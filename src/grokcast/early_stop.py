@@ -517,7 +517,7 @@ def write_study(df: pd.DataFrame, out_dir: str | os.PathLike, *,
     list of Path
         The four written files, in that order.
     """
-    from grokcast.figures import DPI, STYLE
+    from grokcast.figures import fig_early_stop, save_figure
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -527,61 +527,8 @@ def write_study(df: pd.DataFrame, out_dir: str | os.PathLike, *,
     # Atomic like the analysis' results: an interrupted write never leaves half a file.
     atomic_write_bytes(paths[0], (json.dumps(_json_safe(doc), indent=2, allow_nan=False) + "\n").encode())
     atomic_write_bytes(paths[1], format_markdown(df, summary).encode())
-    import matplotlib.pyplot as plt
-
-    with plt.rc_context(STYLE):
-        fig = figure(df, summary)
-        try:
-            for ext in ("png", "pdf"):
-                path = out / f"early_stop.{ext}"
-                fig.savefig(path, dpi=DPI, metadata={"CreationDate": None} if ext == "pdf" else {})
-                paths.append(path)
-        finally:
-            plt.close(fig)
+    paths += save_figure(lambda: fig_early_stop(df, summary), out, "early_stop")
     return paths
-
-
-def figure(df: pd.DataFrame, summary: dict[str, Any]):
-    """Compute saved (x) against grokking runs kept (y), one curve or point per policy."""
-    import matplotlib.pyplot as plt
-
-    from grokcast.figures import FIG_WIDTH_IN, OKABE_ITO
-
-    c = OKABE_ITO
-    # Colour, line style and marker all differ, so the curves survive greyscale and
-    # colour-vision deficiencies (Okabe-Ito palette).
-    styles = {
-        "forecaster": dict(color=c["blue"], linestyle="-", marker="o", markersize=3.5, zorder=5),
-        "percentile_val_loss": dict(color=c["vermillion"], linestyle="--", marker="s",
-                                    markersize=2.5),
-        "percentile_val_acc": dict(color=c["sky_blue"], linestyle=":", marker="^", markersize=2.5),
-        "asha_val_loss": dict(color=c["orange"], linestyle="-.", marker="D", markersize=2.5),
-        "asha_val_acc": dict(color=c["purple"], linestyle=(0, (5, 1, 1, 1, 1, 1)), marker="v",
-                             markersize=2.5),
-        "median_val_loss": dict(color=c["vermillion"], linestyle="none", marker="P", markersize=8,
-                                markeredgecolor="black", zorder=6),
-        "median_val_acc": dict(color=c["sky_blue"], linestyle="none", marker="X", markersize=8,
-                               markeredgecolor="black", zorder=6),
-    }
-    fig, ax = plt.subplots(figsize=(FIG_WIDTH_IN * 0.62, FIG_WIDTH_IN * 0.5))
-    for policy in POLICIES:
-        part = df[df["policy"] == policy].sort_values(["saved", "recall"], ascending=[True, False])
-        pts = part[["saved", "recall"]].drop_duplicates()
-        ax.plot(pts["saved"], pts["recall"], label=POLICY_LABELS[policy], **styles[policy])
-    ax.axhline(summary["min_recall"], color="0.6", linewidth=0.8, linestyle=":", zorder=0)
-    fc = summary["forecaster"]
-    if fc is not None:
-        ax.annotate(f"τ = {fc['param']:g}", (fc["saved"], fc["recall"]), xytext=(-6, -14),
-                    textcoords="offset points", ha="right", fontsize=7.5, color=c["blue"],
-                    arrowprops=dict(arrowstyle="-", color=c["blue"], linewidth=0.6))
-    ax.set_xlim(-0.02, 1.02)
-    ax.set_ylim(-0.02, 1.04)
-    ax.set_xlabel("compute saved (fraction of training steps)")
-    ax.set_ylabel("grokking runs kept (recall)")
-    ax.set_title(f"Early stopping at W = {summary['window']}: {summary['n_runs']} held-out runs, "
-                 f"{summary['n_grok']} grok")
-    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
-    return fig
 
 
 def run_study(forecaster_path: str | os.PathLike, heldout_sweep_dir: str | os.PathLike,

@@ -13,6 +13,9 @@ per feature) and ``curves.parquet`` (``run_id``, ``step``, ``train_acc``, ``val_
 * ``fig5_pair``: two informative, weakly correlated features (rule: :func:`choose_feature_pair`);
 * ``fig6_reliability``: reliability diagrams of the LOO probabilities per window.
 
+:func:`fig_early_stop` draws the early-stopping study's figure
+(:func:`grokcast.early_stop.write_study` writes it next to the study's tables).
+
 Colours are the Okabe–Ito palette, and every pair of classes also differs in line style or
 marker and in lightness, so the figures survive greyscale printing and colour-blind readers.
 A threshold at which every run is in one class draws a note instead of failing.
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import combinations
 from pathlib import Path
@@ -39,6 +43,7 @@ from matplotlib.collections import LineCollection  # noqa: E402
 from scipy.stats import spearmanr  # noqa: E402
 
 from grokcast.analysis import primary_window as analysis_primary_window  # noqa: E402
+from grokcast.early_stop import POLICIES, POLICY_LABELS  # noqa: E402
 
 # Okabe & Ito (2008), "Color Universal Design": distinguishable under the common colour-vision
 # deficiencies. Grokked runs get the dark blue and others the light orange so the two classes
@@ -626,6 +631,46 @@ def fig_reliability(res: Results) -> plt.Figure:
     return fig
 
 
+def fig_early_stop(df: pd.DataFrame, summary: dict[str, Any]) -> plt.Figure:
+    """The early-stopping study (:func:`grokcast.early_stop.simulate`): compute saved (x)
+    against grokking runs kept (y), one curve or point per policy."""
+    c = OKABE_ITO
+    # Colour, line style and marker all differ, so the curves survive greyscale and
+    # colour-vision deficiencies (Okabe-Ito palette).
+    styles = {
+        "forecaster": dict(color=c["blue"], linestyle="-", marker="o", markersize=3.5, zorder=5),
+        "percentile_val_loss": dict(color=c["vermillion"], linestyle="--", marker="s",
+                                    markersize=2.5),
+        "percentile_val_acc": dict(color=c["sky_blue"], linestyle=":", marker="^", markersize=2.5),
+        "asha_val_loss": dict(color=c["orange"], linestyle="-.", marker="D", markersize=2.5),
+        "asha_val_acc": dict(color=c["purple"], linestyle=(0, (5, 1, 1, 1, 1, 1)), marker="v",
+                             markersize=2.5),
+        "median_val_loss": dict(color=c["vermillion"], linestyle="none", marker="P", markersize=8,
+                                markeredgecolor="black", zorder=6),
+        "median_val_acc": dict(color=c["sky_blue"], linestyle="none", marker="X", markersize=8,
+                               markeredgecolor="black", zorder=6),
+    }
+    fig, ax = plt.subplots(figsize=(FIG_WIDTH_IN * 0.62, FIG_WIDTH_IN * 0.5))
+    for policy in POLICIES:
+        part = df[df["policy"] == policy].sort_values(["saved", "recall"], ascending=[True, False])
+        pts = part[["saved", "recall"]].drop_duplicates()
+        ax.plot(pts["saved"], pts["recall"], label=POLICY_LABELS[policy], **styles[policy])
+    ax.axhline(summary["min_recall"], color="0.6", linewidth=0.8, linestyle=":", zorder=0)
+    fc = summary["forecaster"]
+    if fc is not None:
+        ax.annotate(f"τ = {fc['param']:g}", (fc["saved"], fc["recall"]), xytext=(-6, -14),
+                    textcoords="offset points", ha="right", fontsize=7.5, color=c["blue"],
+                    arrowprops=dict(arrowstyle="-", color=c["blue"], linewidth=0.6))
+    ax.set_xlim(-0.02, 1.02)
+    ax.set_ylim(-0.02, 1.04)
+    ax.set_xlabel("compute saved (fraction of training steps)")
+    ax.set_ylabel("grokking runs kept (recall)")
+    ax.set_title(f"Early stopping at W = {summary['window']}: {summary['n_runs']} held-out runs, "
+                 f"{summary['n_grok']} grok")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
+    return fig
+
+
 FIGURES = dict(zip(FIGURE_NAMES, (fig_accuracy, fig_grid, fig_features, fig_windows, fig_pair,
                                   fig_reliability)))
 
@@ -645,17 +690,22 @@ def make_figures(results_dir: str | Path, out_dir: str | Path | None = None) -> 
     res = load_results(results_dir)
     out = Path(out_dir) if out_dir is not None else res.root / "figures"
     out.mkdir(parents=True, exist_ok=True)
+    return [path for name, draw in FIGURES.items()
+            for path in save_figure(lambda draw=draw: draw(res), out, name)]
+
+
+def save_figure(draw: Callable[[], plt.Figure], out_dir: Path, name: str) -> list[Path]:
+    """Draw a figure in the house style and write it as ``name.png`` (200 dpi) and ``name.pdf``."""
     written = []
     with plt.rc_context(STYLE):
-        for name, draw in FIGURES.items():
-            fig = draw(res)
-            try:
-                for ext in ("png", "pdf"):
-                    path = out / f"{name}.{ext}"
-                    # Fixed metadata: the same results give byte-identical PDFs.
-                    meta = {"CreationDate": None} if ext == "pdf" else {}
-                    fig.savefig(path, dpi=DPI, metadata=meta)
-                    written.append(path)
-            finally:
-                plt.close(fig)
+        fig = draw()
+        try:
+            for ext in ("png", "pdf"):
+                path = out_dir / f"{name}.{ext}"
+                # Fixed metadata: the same results give byte-identical PDFs.
+                meta = {"CreationDate": None} if ext == "pdf" else {}
+                fig.savefig(path, dpi=DPI, metadata=meta)
+                written.append(path)
+        finally:
+            plt.close(fig)
     return written
