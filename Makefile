@@ -5,14 +5,17 @@ BIN := $(VENV)/bin
 OUT ?= out/paper
 # Training processes for the sweep (one torch thread each); 2 suits a 2-core machine.
 WORKERS ?= 2
+# Where pip looks for torch. Empty: pip's configured indexes (PyPI's Linux torch is the CUDA
+# build); TORCH_INDEX=https://download.pytorch.org/whl/cpu gets the small CPU build there.
+TORCH_INDEX ?=
 
 .PHONY: install reproduce test test-slow bench clean
 
 $(BIN)/grokcast: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	# torch first and pinned: takes the CPU wheel instead of a multi-GB CUDA build.
-	$(BIN)/pip install --quiet torch==2.13.0
+	# torch first and pinned, so that the package's own install keeps it.
+	$(BIN)/pip install --quiet torch==2.13.0 $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(BIN)/grokcast
 

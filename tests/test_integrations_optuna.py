@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -27,6 +30,8 @@ from grokcast.store import log_frame  # noqa: E402
 from grokcast.train import train_ensemble  # noqa: E402
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "optuna_pruning.py"
 
 # Tiny runs: a few ms per step. The window W = 20 lies in the dense part of the log.
 P, W, N_STEPS = 11, 20, 40
@@ -292,3 +297,31 @@ def test_reports_with_a_fractional_window_are_refused():
     for bad in (200.7, float("inf"), float("nan"), "200", True):
         with pytest.raises(ValueError, match="whole number of steps"):
             decode_features({"window": bad, "features": {}})
+
+
+@pytest.mark.parametrize("threshold, n_pruned", [(1.0, 3), (0.0, 0)])
+def test_example_study_prunes_every_trial_below_the_threshold_at_w(setup, tmp_path, threshold,
+                                                                   n_pruned):
+    """examples/optuna_pruning.py end to end: P(grok) < 1 always (all pruned at W, W steps
+    each), < 0 never (all train to the end)."""
+    path = tmp_path / "f.json"
+    setup["forecaster"].save(path, window=W, threshold=0.9, sweep_hash="0" * 64, n_train_runs=8,
+                             window_steps=list(range(W)))
+    steps = W + 5
+    done = subprocess.run([sys.executable, str(EXAMPLE), "--forecaster", str(path), "--trials", "3",
+                           "--steps", str(steps), "--p", str(P), "--threshold", str(threshold)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    trained = n_pruned * W + (3 - n_pruned) * steps
+    assert (f"{n_pruned} of 3 trials pruned at W = {W}: {trained} of {3 * steps} optimizer "
+            "steps trained") in done.stdout
+    assert done.stdout.count(f"pruned at step {W}") == n_pruned
+
+
+def test_example_study_refuses_a_window_longer_than_the_trials(setup, tmp_path):
+    path = tmp_path / "f.json"
+    setup["forecaster"].save(path, window=W, threshold=0.9, sweep_hash="0" * 64, n_train_runs=8,
+                             window_steps=list(range(W)))
+    done = subprocess.run([sys.executable, str(EXAMPLE), "--forecaster", str(path),
+                           "--steps", str(W - 1)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and "is shorter than the forecast window 20" in done.stderr

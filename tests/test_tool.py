@@ -330,6 +330,23 @@ def test_evaluate_scores_p_grok_like_sklearn(sweep, fitted):
     lo, hi = result["forecaster"]["ci"]
     assert lo <= result["forecaster"]["auroc"] <= hi
     assert "not out of sample" in format_evaluation(result)
+    assert result["notes"] == [] and "note:" not in format_evaluation(result)  # 2 positives
+
+
+def test_evaluate_says_when_a_class_holds_one_run(sweep, fitted, tmp_path):
+    """The tiny sweep's lowest max_val_acc is unique: at a threshold just above it, 7 runs
+    grok and 1 does not, and the bootstrap CIs rest on that one run."""
+    lowest, second = sorted(SweepStore(sweep).runs()["max_val_acc"])[:2]
+    assert lowest < second
+    model = GrokForecaster.load(fitted[0])
+    meta = model.metadata_
+    path = tmp_path / "one.json"
+    model.save(path, window=W, threshold=(lowest + second) / 2, sweep_hash=meta.sweep_hash,
+               n_train_runs=meta.n_train_runs, window_steps=meta.window_steps)
+    result = evaluate_forecaster(path, sweep, n_resamples=200)
+    assert (result["n_pos"], result["n_runs"]) == (7, 8)
+    assert len(result["notes"]) == 1 and "only 1 run of one class" in result["notes"][0]
+    assert "note: only 1 run of one class" in format_evaluation(result)
 
 
 @pytest.mark.parametrize("below, expect_stopped", [(1.0, True), (0.0, False)])

@@ -457,8 +457,9 @@ def evaluate_forecaster(model_path: str | os.PathLike, sweep_dir: str | os.PathL
     -------
     dict
         ``model``, ``sweep_dir``, ``sweep_hash``, ``trained_on`` (the forecaster's sweep hash),
-        ``window``, ``threshold``, ``n_runs``, ``n_pos``, ``n_diverged``, ``n_stopped``, and
-        ``forecaster``, ``val_loss``, ``val_acc``: each ``{"auroc", "ci": [lo, hi]}``.
+        ``window``, ``threshold``, ``n_runs``, ``n_pos``, ``n_diverged``, ``n_stopped``,
+        ``forecaster``, ``val_loss``, ``val_acc``: each ``{"auroc", "ci": [lo, hi]}``, and
+        ``notes`` (what makes the numbers weak, e.g. a class of one run).
     """
     from grokcast.analysis import runs_with_outcome, sweep_hash
     from grokcast.stats import bootstrap_ci
@@ -489,12 +490,23 @@ def evaluate_forecaster(model_path: str | os.PathLike, sweep_dir: str | os.PathL
         "sweep_hash": sweep_hash(store.runs(), store.log()), "trained_on": meta.sweep_hash,
         "window": meta.window, "threshold": meta.threshold, "n_runs": int(len(y)),
         "n_pos": int(y.sum()), "n_diverged": n_diverged, "n_stopped": n_stopped,
-        "level": level, "n_resamples": n_resamples, "seed": seed}
+        "level": level, "n_resamples": n_resamples, "seed": seed,
+        "notes": _one_run_class_notes(min(int(y.sum()), len(y) - int(y.sum())))}
     for name, score in scores.items():
         ci = bootstrap_ci(y, score, rng=np.random.default_rng(seed), n_resamples=n_resamples,
                           level=level)
         out[name] = {"auroc": float(ci.estimate), "ci": [float(ci.lo), float(ci.hi)]}
     return out
+
+
+def _one_run_class_notes(n_minority: int) -> list[str]:
+    if n_minority != 1:
+        return []
+    # Resamples with one class are redrawn, so every resample holds that run (some twice):
+    # only the other class varies, and a CI of one point can come out.
+    return ["only 1 run of one class: every bootstrap resample holds that same run, so the CIs "
+            "leave out how a different run of its class would rank; the AUROCs are the rank of "
+            "one run"]
 
 
 def format_evaluation(result: dict[str, Any]) -> str:
@@ -509,6 +521,7 @@ def format_evaluation(result: dict[str, Any]) -> str:
     for name in ("forecaster", "val_loss", "val_acc"):
         r = result[name]
         lines.append(f"  {name:<11} {r['auroc']:.3f} [{r['ci'][0]:.3f}, {r['ci'][1]:.3f}]")
+    lines += [f"note: {note}" for note in result.get("notes", [])]
     return "\n".join(lines)
 
 

@@ -11,7 +11,13 @@ below ``threshold``. Intermediate values (``trial.report``) are not used, so an 
 may still report its own metric for another pruner (``GrokPruner(..., then=MedianPruner())``).
 
 From a plain PyTorch loop, :class:`TrialReporter` does the reporting (it wraps a
-:class:`~grokcast.monitor.GrokMonitor`)::
+:class:`~grokcast.monitor.GrokMonitor`). The objective below is the reporting part; ``build``,
+``evaluate``, ``n_steps`` and the data are yours (``examples/optuna_pruning.py`` is this study
+complete, with a model and data)::
+
+    import optuna
+    import torch
+    import torch.nn.functional as F
 
     from grokcast.integrations.optuna import GrokPruner, TrialReporter
     from grokcast.monitor import logit_stats
