@@ -1,10 +1,14 @@
-"""Chunk planning: every run once, balanced sizes within the cap, one split per chunk unless packed."""
+"""Chunk planning (every run once, balanced sizes within the cap, one split per chunk unless
+packed), running out of memory, Ctrl-C, and starting worker processes safely."""
 
+import subprocess
+import sys
 from collections import Counter
 
 import pytest
 
 from grokcast.config import SweepConfig
+from grokcast.store import SweepStore
 from grokcast.sweep import plan_chunks
 
 
@@ -154,3 +158,27 @@ def test_ctrl_c_while_workers_train_only_sets_a_flag_until_a_safe_point():
             assert not interrupted()
     finally:
         signal.signal(signal.SIGINT, before)
+
+
+def test_workers_from_an_unguarded_script_top_level_are_refused_before_anything_is_written(
+        tmp_path):
+    """Spawned workers import the main script again: an unguarded top-level call would make
+    them start workers too. It was reported as "a worker process died (... lack of memory)"."""
+    body = ("from grokcast.config import LogConfig, ModelConfig, SweepConfig\n"
+            "from grokcast.sweep import run_sweep\n"
+            "config = SweepConfig(name='t', p=7, train_fracs=(0.5,), weight_decays=(1.0,), "
+            "seeds=(0, 1), n_steps=3, model=ModelConfig(d_model=8, n_heads=2, d_mlp=8), "
+            "log=LogConfig(dense_until=4))\n")
+    call = "run_sweep(config, 'out', workers=2, progress=False, chunk_size=1)\n"
+    for name, text in (("bad.py", body + call),
+                       ("good.py", body + "if __name__ == '__main__':\n    " + call)):
+        (tmp_path / name).write_text(text)
+    done = subprocess.run([sys.executable, "bad.py"], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 1
+    assert "bad.py (line 4), outside `if __name__ == \"__main__\":`" in done.stderr
+    assert "start a new process" not in done.stderr and not (tmp_path / "out").exists()
+    done = subprocess.run([sys.executable, "good.py"], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert len(SweepStore(tmp_path / "out").runs()) == 2

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import ast
 import multiprocessing
 import os
 import queue
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -147,7 +149,8 @@ def run_sweep(config: SweepConfig, out: str | Path, *, device: str = "auto",
 
     ``workers > 1`` (CPU only) trains that many chunks at once in separate processes with one
     torch thread each: on small matrices, processes scale better than intra-op threads. At most
-    :func:`max_workers`.
+    :func:`max_workers`. The workers import the main script again, so a script calls this
+    under ``if __name__ == "__main__":`` (:func:`check_main_guard` refuses a call outside).
     Chunks are stored by this process as they finish, in whatever order that is.
 
     ``train_fn`` stands in for :func:`~grokcast.train.train_ensemble` (the tests use it to make
@@ -162,6 +165,8 @@ def run_sweep(config: SweepConfig, out: str | Path, *, device: str = "auto",
         raise ValueError(f"workers={workers} is not allowed: expected an integer in [1, "
                          f"{max_workers()}] (the CPU cores this process may use, at least 2): "
                          "single-threaded workers beyond the cores only compete for them")
+    if workers > 1:
+        check_main_guard("run_sweep(..., workers>1)")
     if workers > 1 and train_fn is not train_ensemble:
         raise ValueError(f"train_fn={getattr(train_fn, '__name__', train_fn)!r} is not allowed with "
                          f"workers={workers}: the worker processes train with train_ensemble")
@@ -294,6 +299,7 @@ def train_in_processes(chunks: list[list[RunConfig]], workers: int, bar: tqdm,
     workers at once: the chunks they were training are lost, the ones yielded are the
     caller's to keep. A worker that dies (the OOM killer) raises ``BrokenProcessPool``.
     """
+    check_main_guard("train_in_processes")
     ctx = multiprocessing.get_context("spawn")  # fork after torch's thread pools can deadlock
     order = sorted(chunks, key=lambda c: -len(c) * max(r.train_frac for r in c))
     progress = ctx.Queue()
@@ -329,6 +335,45 @@ def train_in_processes(chunks: list[list[RunConfig]], workers: int, bar: tqdm,
         pool.shutdown()
         if interrupted():  # during the last chunk's store: every run is stored, but say so
             raise KeyboardInterrupt
+
+
+def check_main_guard(caller: str) -> None:
+    """Refuse to start worker processes from the unguarded top level of a script.
+
+    Spawned workers run the main script again, as a module. A call at its top level, outside
+    ``if __name__ == "__main__":``, would start workers from every worker: multiprocessing
+    stops them, the pool breaks, and the sweep would report workers that died. Found by reading
+    the script's syntax tree at the line being run; interactive sessions and notebooks have
+    no script and pass.
+    """
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    frame = sys._getframe(1)
+    while frame is not None and not (frame.f_globals is getattr(main, "__dict__", None)
+                                     and frame.f_code.co_name == "<module>"):
+        frame = frame.f_back
+    if path is None or frame is None:
+        return
+    try:
+        tree = ast.parse(Path(path).read_bytes())
+    except (OSError, SyntaxError, ValueError):  # not a readable Python file: let it be
+        return
+    line = frame.f_lineno
+    if any(isinstance(node, ast.If) and _is_main_test(node.test)
+           and node.lineno <= line <= (node.end_lineno or line) for node in ast.walk(tree)):
+        return
+    raise ValueError(
+        f"{caller} is called at the top level of {path} (line {line}), outside "
+        "`if __name__ == \"__main__\":`: the worker processes run that file again when they "
+        "start, so put the call under that guard (or train with workers=1)")
+
+
+def _is_main_test(test: ast.expr) -> bool:
+    """Whether ``test`` is ``__name__ == "__main__"`` (either way round)."""
+    if not (isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], ast.Eq)):
+        return False
+    sides = {ast.dump(test.left), ast.dump(test.comparators[0])}
+    return sides == {ast.dump(ast.Name("__name__", ast.Load())), ast.dump(ast.Constant("__main__"))}
 
 
 @contextmanager
