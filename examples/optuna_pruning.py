@@ -49,6 +49,7 @@ def objective(trial: optuna.Trial, args: argparse.Namespace) -> float:
             best = max(best, val["acc"])
         # observe() is True on the step that completes the window: the pruner's moment.
         if reporter.observe(step, model, **metrics) and trial.should_prune():
+            trial.set_user_attr("pruned_at", step)
             raise optuna.TrialPruned()
         if step < args.steps:
             optimizer.step()
@@ -79,16 +80,17 @@ def main() -> None:
                                 sampler=optuna.samplers.TPESampler(seed=args.seed))
     study.optimize(lambda trial: objective(trial, args), n_trials=args.trials)
 
-    pruned = 0
+    pruned, steps = 0, 0
     for t in study.trials:
         head = (f"trial {t.number:>2} (train_frac {t.params['train_frac']:.2f}, weight_decay "
                 f"{t.params['weight_decay']:.3g}): P(grok) = {pruner.p_grok(t):.3f}")
         if t.state == optuna.trial.TrialState.PRUNED:
-            pruned += 1
-            print(f"{head}, pruned at step {pruner.window}")
+            # W, or the first logged step after it where the log is sparse
+            pruned, steps = pruned + 1, steps + t.user_attrs["pruned_at"]
+            print(f"{head}, pruned at step {t.user_attrs['pruned_at']}")
         else:
+            steps += args.steps
             print(f"{head}, {t.state.name.lower()}: max val_acc {t.value:.3f}")
-    steps = pruned * pruner.window + (len(study.trials) - pruned) * args.steps
     print(f"{pruned} of {len(study.trials)} trials pruned at W = {pruner.window}: "
           f"{steps} of {len(study.trials) * args.steps} optimizer steps trained "
           f"({1 - steps / (len(study.trials) * args.steps):.0%} saved)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -299,23 +300,43 @@ def test_reports_with_a_fractional_window_are_refused():
             decode_features({"window": bad, "features": {}})
 
 
-@pytest.mark.parametrize("threshold, n_pruned", [(1.0, 3), (0.0, 0)])
-def test_example_study_prunes_every_trial_below_the_threshold_at_w(setup, tmp_path, threshold,
-                                                                   n_pruned):
-    """examples/optuna_pruning.py end to end: P(grok) < 1 always (all pruned at W, W steps
-    each), < 0 never (all train to the end)."""
-    path = tmp_path / "f.json"
-    setup["forecaster"].save(path, window=W, threshold=0.9, sweep_hash="0" * 64, n_train_runs=8,
-                             window_steps=list(range(W)))
-    steps = W + 5
-    done = subprocess.run([sys.executable, str(EXAMPLE), "--forecaster", str(path), "--trials", "3",
-                           "--steps", str(steps), "--p", str(P), "--threshold", str(threshold)],
-                          capture_output=True, text=True, timeout=300)
+def _run_example(forecaster, threshold: float, steps: int) -> dict[int, tuple[float, bool]]:
+    """Run examples/optuna_pruning.py (4 trials); {trial: (printed P(grok), pruned)}."""
+    done = subprocess.run([sys.executable, str(EXAMPLE), "--forecaster", str(forecaster),
+                           "--trials", "4", "--steps", str(steps), "--p", str(P),
+                           "--threshold", str(threshold)], capture_output=True, text=True,
+                          timeout=300)
     assert done.returncode == 0, done.stderr
-    trained = n_pruned * W + (3 - n_pruned) * steps
-    assert (f"{n_pruned} of 3 trials pruned at W = {W}: {trained} of {3 * steps} optimizer "
-            "steps trained") in done.stdout
-    assert done.stdout.count(f"pruned at step {W}") == n_pruned
+    trials = {int(m[1]): (float(m[2]), m[3] == f"pruned at step {W}")
+              for m in re.finditer(r"trial +(\d+) .*P\(grok\) = ([0-9.]+), (pruned at step \d+|"
+                                   r"complete)", done.stdout)}
+    assert len(trials) == 4, done.stdout
+    n = sum(pruned for _, pruned in trials.values())
+    assert (f"{n} of 4 trials pruned at W = {W}: {n * W + (4 - n) * steps} of {4 * steps} "
+            "optimizer steps trained") in done.stdout
+    return trials
+
+
+def test_example_study_prunes_the_trials_below_the_threshold_at_w(setup, tmp_path):
+    """examples/optuna_pruning.py end to end. A weakly regularised forecaster gives the trials
+    distinct P(grok); with the threshold between them, exactly the lower trials are pruned."""
+    log, runs = setup["log"], setup["trial_runs"]
+    fit_ids = sorted(set(log["run_id"]) - {r.run_id for r in runs})
+    X = feature_table(log, W).loc[fit_ids]
+    model = GrokForecaster(Cs=[0.01], cv=2).fit(X, X.index.str.contains("wd3"))
+    path = tmp_path / "f.json"
+    model.save(path, window=W, threshold=0.9, sweep_hash="0" * 64, n_train_runs=len(fit_ids),
+               window_steps=list(range(W)))
+    steps = W + 5
+    first = _run_example(path, 0.0, steps)  # P < 0 never: every trial trains to the end
+    assert not any(pruned for _, pruned in first.values())
+    p = sorted(p for p, _ in first.values())
+    assert p[1] < p[2], first  # distinct at the printed precision
+    threshold = (p[1] + p[2]) / 2
+    second = _run_example(path, threshold, steps)
+    assert {t: p for t, (p, _) in second.items()} == {t: p for t, (p, _) in first.items()}
+    assert {t: pruned for t, (_, pruned) in second.items()} == {
+        t: p < threshold for t, (p, _) in first.items()}
 
 
 def test_example_study_refuses_a_window_longer_than_the_trials(setup, tmp_path):

@@ -1,15 +1,17 @@
 """Chunk planning (every run once, balanced sizes within the cap, one split per chunk unless
 packed), running out of memory, Ctrl-C, and starting worker processes safely."""
 
+import shutil
 import subprocess
 import sys
 from collections import Counter
 
+import numpy as np
 import pytest
 
-from grokcast.config import SweepConfig
-from grokcast.store import SweepStore
-from grokcast.sweep import plan_chunks
+from grokcast.config import LogConfig, ModelConfig, SweepConfig
+from grokcast.store import StoreError, SweepStore
+from grokcast.sweep import plan_chunks, run_sweep
 
 
 def _grid(seeds: int, split_seeds: list[int]) -> list:
@@ -171,14 +173,55 @@ def test_workers_from_an_unguarded_script_top_level_are_refused_before_anything_
             "log=LogConfig(dense_until=4))\n")
     call = "run_sweep(config, 'out', workers=2, progress=False, chunk_size=1)\n"
     for name, text in (("bad.py", body + call),
-                       ("good.py", body + "if __name__ == '__main__':\n    " + call)):
+                       ("good.py", body + "if __name__ == '__main__':\n    " + call),
+                       ("good_and.py", body + "if __name__ == '__main__' and True:\n    " + call),
+                       ("pkg/__main__.py", body + call)):  # `python -m pkg`: not run again
+        (tmp_path / name).parent.mkdir(exist_ok=True)
         (tmp_path / name).write_text(text)
     done = subprocess.run([sys.executable, "bad.py"], cwd=tmp_path, capture_output=True,
                           text=True, timeout=300)
     assert done.returncode == 1
     assert "bad.py (line 4), outside `if __name__ == \"__main__\":`" in done.stderr
     assert "start a new process" not in done.stderr and not (tmp_path / "out").exists()
-    done = subprocess.run([sys.executable, "good.py"], cwd=tmp_path, capture_output=True,
-                          text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
-    assert len(SweepStore(tmp_path / "out").runs()) == 2
+    for args in (["good.py"], ["good_and.py"], ["-m", "pkg"]):
+        shutil.rmtree(tmp_path / "out", ignore_errors=True)
+        done = subprocess.run([sys.executable, *args], cwd=tmp_path, capture_output=True,
+                              text=True, timeout=300)
+        assert done.returncode == 0, (args, done.stderr)
+        assert len(SweepStore(tmp_path / "out").runs()) == 2
+
+
+class StopWeightDecayAbove:
+    """A stopper other than grokcast's StopRule: stops the runs whose weight decay is above
+    ``bound`` at step 2."""
+
+    def __init__(self, bound: float) -> None:
+        self.bound = bound
+
+    def hook(self, chunk):
+        flags = np.array([r.weight_decay > self.bound for r in chunk])
+        return lambda step, values: flags if step == 2 else None
+
+    def record(self):
+        return {"rule": "weight decay above", "bound": self.bound, "at": (2,)}
+
+
+def test_run_sweep_takes_any_stopper_and_resumes_only_under_the_same_one(tmp_path):
+    config = SweepConfig(name="t", p=7, train_fracs=(0.5,), weight_decays=(0.1, 1.0, 10.0),
+                         seeds=(0,), n_steps=5, model=ModelConfig(d_model=8, n_heads=2, d_mlp=8),
+                         log=LogConfig(dense_until=6))
+    out = tmp_path / "s"
+    run_sweep(config, out, device="cpu", progress=False, chunk_size=2,
+              stop=StopWeightDecayAbove(0.5))
+    runs = SweepStore(out).runs().set_index("run_id")
+    assert dict(zip(runs["weight_decay"], runs["status"])) == {
+        0.1: "finished", 1.0: "stopped", 10.0: "stopped"}
+    log = SweepStore(out).log()
+    assert log.dropna(subset=["val_acc"]).groupby("run_id")["step"].max().to_dict() == {
+        rid: 5 if wd == 0.1 else 2 for rid, wd in zip(runs.index, runs["weight_decay"])}
+    # Resumed under an equal rule: nothing to train. Under another, or none: refused.
+    assert run_sweep(config, out, device="cpu", progress=False,
+                     stop=StopWeightDecayAbove(0.5)).n_trained == 0
+    for other, needle in ((StopWeightDecayAbove(5.0), '"bound": 0.5'), (None, "without")):
+        with pytest.raises(StoreError, match=needle):
+            run_sweep(config, out, device="cpu", progress=False, stop=other)

@@ -357,7 +357,7 @@ def test_live_sweep_stops_runs_with_the_forecaster(sweep, fitted, tmp_path, belo
     model, _ = fitted
     config = SweepStore(sweep).read_config()
     out = tmp_path / "live"
-    run_sweep(config, out, device="cpu", progress=False, stop=StopRule(str(model), below))
+    run_sweep(config, out, device="cpu", progress=False, stop=StopRule.from_file(model, below))
     runs, log = SweepStore(out).runs(), SweepStore(out).log()
     if expect_stopped:  # P(grok) < 1 for every run: all stop at step W - 1, the decision step
         assert set(runs["status"]) == {"stopped"}

@@ -527,7 +527,8 @@ def write_study(df: pd.DataFrame, out_dir: str | os.PathLike, *,
     # Atomic like the analysis' results: an interrupted write never leaves half a file.
     atomic_write_bytes(paths[0], (json.dumps(_json_safe(doc), indent=2, allow_nan=False) + "\n").encode())
     atomic_write_bytes(paths[1], format_markdown(df, summary).encode())
-    paths += save_figure(lambda: fig_early_stop(df, summary), out, "early_stop")
+    labels = {policy: POLICY_LABELS[policy] for policy in POLICIES}
+    paths += save_figure(lambda: fig_early_stop(df, summary, labels), out, "early_stop")
     return paths
 
 
@@ -597,22 +598,25 @@ class StopRule:
 
     model: str  # path of a forecaster file (``grokcast fit``)
     below: float
-    # The file's SHA-256 when the rule is made (default: read now): every chunk checks that
-    # the file still holds that model.
-    model_sha256: str | None = None
+    # The file's SHA-256 when the rule was made: every chunk checks the file still holds it.
+    model_sha256: str
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.below <= 1.0:
             raise ValueError(f"stop threshold {self.below!r} is not allowed: expected a "
                              "probability in [0, 1]")
-        if self.model_sha256 is None:
-            object.__setattr__(self, "model_sha256", file_sha256(self.model))
+
+    @classmethod
+    def from_file(cls, model: str | os.PathLike, below: float) -> StopRule:
+        """The rule for the forecaster file ``model`` as it is now."""
+        return cls(str(model), below, file_sha256(model))
 
     def hook(self, chunk: Sequence[Any]) -> LogHook:
         return forecast_hook(self, chunk)
 
     def record(self) -> dict[str, Any]:
-        """The forecaster file by content, not name: a moved copy resumes the sweep."""
+        """The forecaster file by content (``model`` is only where it was: a moved copy
+        resumes the sweep)."""
         return {"model": str(self.model), "model_sha256": self.model_sha256,
                 "below": float(self.below)}
 
@@ -623,7 +627,7 @@ def stop_rule(model: str | os.PathLike, below: float, config: Any) -> StopRule:
     from grokcast.forecast import GrokForecaster
 
     meta = GrokForecaster.load(model).metadata_  # first: it names a file that is not a forecaster
-    rule = StopRule(str(model), below)
+    rule = StopRule.from_file(model, below)
     forecast_hook(rule, config.runs()[:1])  # builds the hook once: raises what a chunk would
     meta.check_task(config.task(), "this sweep")
     return rule

@@ -43,7 +43,6 @@ from matplotlib.collections import LineCollection  # noqa: E402
 from scipy.stats import spearmanr  # noqa: E402
 
 from grokcast.analysis import primary_window as analysis_primary_window  # noqa: E402
-from grokcast.early_stop import POLICIES, POLICY_LABELS  # noqa: E402
 
 # Okabe & Ito (2008), "Color Universal Design": distinguishable under the common colour-vision
 # deficiencies. Grokked runs get the dark blue and others the light orange so the two classes
@@ -631,9 +630,10 @@ def fig_reliability(res: Results) -> plt.Figure:
     return fig
 
 
-def fig_early_stop(df: pd.DataFrame, summary: dict[str, Any]) -> plt.Figure:
+def fig_early_stop(df: pd.DataFrame, summary: dict[str, Any], labels: dict[str, str],
+                   ) -> plt.Figure:
     """The early-stopping study (:func:`grokcast.early_stop.simulate`): compute saved (x)
-    against grokking runs kept (y), one curve or point per policy."""
+    against grokking runs kept (y), one curve or point per policy, in ``labels``' order."""
     c = OKABE_ITO
     # Colour, line style and marker all differ, so the curves survive greyscale and
     # colour-vision deficiencies (Okabe-Ito palette).
@@ -651,10 +651,10 @@ def fig_early_stop(df: pd.DataFrame, summary: dict[str, Any]) -> plt.Figure:
                                markeredgecolor="black", zorder=6),
     }
     fig, ax = plt.subplots(figsize=(FIG_WIDTH_IN * 0.62, FIG_WIDTH_IN * 0.5))
-    for policy in POLICIES:
+    for policy, label in labels.items():
         part = df[df["policy"] == policy].sort_values(["saved", "recall"], ascending=[True, False])
         pts = part[["saved", "recall"]].drop_duplicates()
-        ax.plot(pts["saved"], pts["recall"], label=POLICY_LABELS[policy], **styles[policy])
+        ax.plot(pts["saved"], pts["recall"], label=label, **styles[policy])
     ax.axhline(summary["min_recall"], color="0.6", linewidth=0.8, linestyle=":", zorder=0)
     fc = summary["forecaster"]
     if fc is not None:

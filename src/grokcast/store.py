@@ -126,11 +126,25 @@ def run_frame(log: EnsembleLog, chunk: str, chunk_seconds: float) -> pd.DataFram
     return pd.DataFrame(rows, columns=list(RUN_COLUMNS))
 
 
+# stop.json keys that say where a file was, not what the rule is: a moved copy of the same
+# forecaster (its content pinned by model_sha256) resumes the sweep.
+STOP_LOCATION_KEYS = ("model",)
+
+
+def _same_stop_rule(a: dict[str, Any] | None, b: dict[str, Any] | None) -> bool:
+    if a is None or b is None:
+        return a is b
+    return ({k: v for k, v in a.items() if k not in STOP_LOCATION_KEYS}
+            == {k: v for k, v in b.items() if k not in STOP_LOCATION_KEYS})
+
+
 def _stop_words(stop: dict[str, Any] | None) -> str:
     if stop is None:
         return "without --stop-model"
-    return (f"with --stop-model {stop['model']} (sha256 {stop['model_sha256'][:12]}) "
-            f"--stop-below {stop['below']:g}")
+    if {"model", "model_sha256", "below"} <= stop.keys():  # grokcast's StopRule
+        return (f"with --stop-model {stop['model']} (sha256 {str(stop['model_sha256'])[:12]}) "
+                f"--stop-below {stop['below']:g}")
+    return f"with the stop rule {json.dumps(stop, sort_keys=True)}"
 
 
 class SweepStore:
@@ -180,9 +194,12 @@ class SweepStore:
 
     def check_stop(self, stop: dict[str, Any] | None, *, first: bool) -> None:
         """Record the early-stopping rule of the runs trained here (``stop.json``: the
-        forecaster file's path and SHA-256, the threshold), or, once runs are stored, refuse a
-        different one: runs stopped by two rules, or some stopped and some not, would be
-        analysed as one sweep."""
+        stopper's ``record()``; for ``--stop-model``, the forecaster file's path and SHA-256
+        and the threshold), or, once runs are stored, refuse a different one (every key but
+        :data:`STOP_LOCATION_KEYS` must match): runs stopped by two rules, or some stopped and
+        some not, would be analysed as one sweep."""
+        if stop is not None:  # as it will read back from stop.json (tuples become lists)
+            stop = json.loads(json.dumps(stop))
         if first:
             self._record_stop(stop)
             return
@@ -194,10 +211,7 @@ class SweepStore:
                                  "was not recorded: resume with that rule, or use a new --out")
             self._record_stop(stop)  # the rule it is resumed with, from now on
             return
-        same = (stored is None and stop is None) or (
-            stored is not None and stop is not None
-            and (stored["model_sha256"], stored["below"]) == (stop["model_sha256"], stop["below"]))
-        if not same:
+        if not _same_stop_rule(stored, stop):
             raise StoreError(f"{str(self.root)!r} was trained {_stop_words(stored)}, not "
                              f"{_stop_words(stop)}: resume with the same, or use a new --out")
 

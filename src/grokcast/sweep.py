@@ -46,8 +46,9 @@ class Stopper(Protocol):
         ...
 
     def record(self) -> dict[str, Any]:
-        """What the sweep directory records of the rule (``stop.json``): a resumed sweep must
-        use the same one."""
+        """What the sweep directory records of the rule (``stop.json``, so JSON values): a
+        resumed sweep must give an equal record, but for the keys in
+        :data:`grokcast.store.STOP_LOCATION_KEYS` (``model``: where a file was)."""
         ...
 
 
@@ -348,6 +349,11 @@ def check_main_guard(caller: str) -> None:
     """
     main = sys.modules.get("__main__")
     path = getattr(main, "__file__", None)
+    # As multiprocessing.spawn does: a main run as a package's or directory's __main__ is
+    # not run again in the workers.
+    name = getattr(getattr(main, "__spec__", None), "name", None) or ""
+    if name == "__main__" or name.endswith(".__main__"):
+        return
     frame = sys._getframe(1)
     while frame is not None and not (frame.f_globals is getattr(main, "__dict__", None)
                                      and frame.f_code.co_name == "<module>"):
@@ -369,7 +375,9 @@ def check_main_guard(caller: str) -> None:
 
 
 def _is_main_test(test: ast.expr) -> bool:
-    """Whether ``test`` is ``__name__ == "__main__"`` (either way round)."""
+    """Whether ``test`` is ``__name__ == "__main__"`` (either way round), or an ``and`` of it."""
+    if isinstance(test, ast.BoolOp) and isinstance(test.op, ast.And):
+        return any(map(_is_main_test, test.values))
     if not (isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], ast.Eq)):
         return False
     sides = {ast.dump(test.left), ast.dump(test.comparators[0])}
