@@ -31,6 +31,17 @@ def _tiny_config(tmp_path: Path, **overrides) -> Path:
     return path
 
 
+def test_version_is_the_installed_distributions(capsys):
+    from importlib.metadata import version
+
+    from grokcast.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0
+    assert capsys.readouterr().out == f"grokcast {version('grokcast')}\n"
+
+
 def test_shipped_configs_parse():
     paper = SweepConfig.from_file(ROOT / "configs" / "paper.toml")
     assert len(paper.runs()) == 48 and paper.n_steps == 10_000

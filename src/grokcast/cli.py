@@ -8,6 +8,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from grokcast import __version__
+
 EXIT_USAGE = 2
 
 
@@ -151,6 +153,7 @@ def _command(sub: argparse._SubParsersAction, name: str, text: str) -> argparse.
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="grokcast", description="Forecast grokking from the first few hundred steps of training.")
+    parser.add_argument("--version", action="version", version=f"grokcast {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = _command(sub, "sweep", "train a sweep of runs into a sweep directory (resumable)")
