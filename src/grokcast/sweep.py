@@ -203,7 +203,8 @@ def run_sweep(config: SweepConfig, out: str | Path, *, device: str = "auto",
                     bar.set_postfix(runs=f"{n_done}/{n_all}")
             except BrokenProcessPool:  # a RuntimeError: caught first
                 raise ValueError(
-                    f"a worker process died (killed by the system, perhaps for lack of memory); "
+                    f"a worker process died (killed by the system, perhaps for lack of memory, "
+                    f"or it failed to start: its traceback is then printed above); "
                     f"the {n_done} finished runs are stored: rerun to resume, with fewer --workers "
                     "or a smaller --chunk-size if it happens again") from None
             except (torch.OutOfMemoryError, RuntimeError) as err:
