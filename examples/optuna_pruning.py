@@ -18,10 +18,9 @@ import argparse
 import optuna
 import torch
 import torch.nn.functional as F
-from plain_pytorch_monitor import Transformer, modular_addition
+from plain_pytorch_monitor import Transformer, fit_metrics, modular_addition
 
 from grokcast.integrations.optuna import GrokPruner, TrialReporter
-from grokcast.monitor import logit_stats
 
 
 def objective(trial: optuna.Trial, args: argparse.Namespace) -> float:
@@ -42,11 +41,8 @@ def objective(trial: optuna.Trial, args: argparse.Namespace) -> float:
         F.cross_entropy(logits, y_tr).backward()
         metrics = {}
         if reporter.wants(step):  # logged steps need the fit statistics at these weights
-            with torch.no_grad():
-                train, val = logit_stats(logits, y_tr), logit_stats(model(x_va), y_va)
-            metrics = dict(train_loss=train["loss"], train_acc=train["acc"],
-                           train_margin=train["margin"], val_loss=val["loss"], val_acc=val["acc"])
-            best = max(best, val["acc"])
+            metrics = fit_metrics(model, logits, y_tr, x_va, y_va)
+            best = max(best, metrics["val_acc"])
         # observe() is True on the step that completes the window: the pruner's moment.
         if reporter.observe(step, model, **metrics) and trial.should_prune():
             trial.set_user_attr("pruned_at", step)

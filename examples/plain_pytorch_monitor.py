@@ -59,6 +59,15 @@ def modular_addition(p: int, train_frac: float, split_seed: int, device: torch.d
     return (tokens[tr], labels[tr]), (tokens[va], labels[va])
 
 
+@torch.no_grad()
+def fit_metrics(model: nn.Module, train_logits: torch.Tensor, y_tr: torch.Tensor,
+                x_va: torch.Tensor, y_va: torch.Tensor) -> dict[str, float]:
+    """The fit statistics a logged step gives ``observe``, at the model's current weights."""
+    train, val = logit_stats(train_logits, y_tr), logit_stats(model(x_va), y_va)
+    return dict(train_loss=train["loss"], train_acc=train["acc"], train_margin=train["margin"],
+                val_loss=val["loss"], val_acc=val["acc"])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--forecaster", help="forecaster file from `grokcast fit` (optional)")
@@ -95,12 +104,8 @@ def main() -> None:
         optimizer.zero_grad()
         logits = model(x_tr)
         F.cross_entropy(logits, y_tr).backward()
-        metrics = {}
-        if monitor.wants(step):  # logged steps need the fit statistics at these weights
-            with torch.no_grad():
-                train, val = logit_stats(logits, y_tr), logit_stats(model(x_va), y_va)
-            metrics = dict(train_loss=train["loss"], train_acc=train["acc"],
-                           train_margin=train["margin"], val_loss=val["loss"], val_acc=val["acc"])
+        # Logged steps need the fit statistics at these weights.
+        metrics = fit_metrics(model, logits, y_tr, x_va, y_va) if monitor.wants(step) else {}
         monitor.observe(step, model, **metrics)  # after backward, before optimizer.step()
         if step == monitor.window:
             seen = monitor.log[monitor.log["step"] < monitor.window]
