@@ -308,9 +308,10 @@ def test_grid_marks_a_cell_without_a_known_outcome(tmp_path: Path) -> None:
     finally:
         plt.close(fig)
     # Only the caption: the rest of the paper needs a consistent analysis (loo_proba, ...).
-    assert "A cell marked — holds no run" in R._captions(R._Facts.read(analysis), "")["fig2"]
+    pair = R._Pair("", True)
+    assert "A cell marked — holds no run" in R._captions(R._Facts.read(analysis), pair)["fig2"]
     assert "A cell marked" not in R._captions(R._Facts.read(F.load_results(tmp_path).analysis),
-                                              "")["fig2"]
+                                              pair)["fig2"]
     # A whole row gone (every run at λ = 3 diverged): drawn from the recorded grid, marked.
     analysis["sweep"]["config"] = {"train_fracs": [0.3, 0.4, 0.5, 0.6],
                                    "weight_decays": [0.3, 1.0, 3.0, 10.0]}

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from pypdf import PdfReader
+from sklearn.metrics import roc_auc_score
 from test_figures import write_synthetic_results
 
 from grokcast.paper import render as R
@@ -140,15 +141,23 @@ def test_headline_sentence_branches() -> None:
     assert "significantly" not in ns and "includes zero" in ns
     below = headline(_cell(diff(-0.1, -0.3, 0.1, 0.8), multi=0.7), 200)
     assert "does not exceed" in below
+    # Significantly worse: the CI of the difference, not p₁ = P(Δ* ≤ 0) = 0.999, which tests
+    # "better" and printed beside "below" would read as evidence for it.
+    worse = headline(_cell(diff(-0.3, -0.45, -0.1, 0.999), multi=0.6), 200)
+    assert "significantly below" in worse and "difference 95% CI [−0.450, −0.100]" in worse
+    assert "p₁" not in worse
     none = headline({"multi": {"auroc": None, "ci": [None, None]}}, 200)
     assert "undefined" in none
 
 
 def test_window_accuracy_sentence_branches() -> None:
     before = window_accuracy(0.123, 200, "0.9", 23)
-    assert "12.3%" in before and "is a forecast" in before and "1/23" in before
+    assert "12.3%" in before and "not yet observed" in before and "1/23" in before
+    assert "this is 2.8 times chance" in before and "already above chance" in before
+    at_chance = window_accuracy(0.05, 200, "0.9", 23)  # 1.15 times chance: nothing to flag
+    assert "not yet observed." in at_chance and "above chance" not in at_chance
     after = window_accuracy(0.95, 200, "0.9", 23)
-    assert "95.0%" in after and "partly observed" in after and "is a forecast" not in after
+    assert "95.0%" in after and "partly observed" in after and "not yet observed" not in after
     exactly = window_accuracy(float(np.float32(333) / np.float32(370)), 200, "0.9", 23)
     assert "partly observed" in exactly  # 333/370 = 0.9 logged in float32 reaches 0.9
 
@@ -159,14 +168,16 @@ def _runs(fit: list[int], hit: list[int]) -> list[dict]:
 
 def test_dynamics_sentence_branches() -> None:
     many = dynamics(_runs([80, 100, 123, 1_500_000, -1], [-1, 400, 500, 1_200_001, -1]), "0.9")
-    assert "2 of 5 runs reach a train accuracy of 99% by step 100" in many
-    assert "does so at step 112 and the last at step 1,500,000, and 1 never do" in many
+    assert many.startswith("4 of 5 runs reach a train accuracy of 99% between steps 80 and "
+                           "1,500,000 (median 112), and 1 never do.")
     assert "The 3 runs that grok first reach a validation accuracy of 0.9 between steps 400 and " \
            "1,200,001 (median 500; steps as logged)" in many
     one = dynamics(_runs([90, 95], [-1, 300]), "0.9")
     assert "The one run that groks first reaches a validation accuracy of 0.9 at step 300" in one
     none = dynamics(_runs([90, 95], [-1, -1]), "0.9")
-    assert none.endswith("the last at step 95.") and "grok" not in none
+    assert none == "The runs reach a train accuracy of 99% between steps 90 and 95 (median 92)."
+    assert dynamics(_runs([90, -1], [-1, -1]), "0.9").startswith(
+        "1 of 2 runs reaches a train accuracy of 99% at step 90, and 1 never do.")
     assert dynamics([{"run_id": "old file", "max_val_acc": 0.5}], "0.9") == ""
 
 
@@ -206,8 +217,13 @@ def test_robustness_sentence_branches() -> None:
     tiny = robustness(_threshold(sig, ns), _threshold(worse, worse, n_pos=2, multi=0.076), 200,
                       "0.9", "0.99")
     assert "0.076 [−0.024, 1.000]".replace("−", M) in tiny and "only 2 grokking runs" in tiny
-    assert "fitted on the other 1 grokking run," in tiny and "falls below 0.5" in tiny
+    assert "fitted on the other 1 grokking run," in tiny and "can explain an AUROC below 0.5" in tiny
     assert "cannot be made" in tiny and "depends on" not in tiny and "worse" not in tiny
+    # Two positives: one inner fold's training part has none, where scikit-learn would stop.
+    assert "scores that fold as the constant predictor" in tiny
+    three = robustness(_threshold(sig, ns), _threshold(worse, worse, n_pos=3, multi=0.3), 200,
+                       "0.9", "0.99")
+    assert "can explain an AUROC below 0.5" in three and "constant predictor" not in three
     kfold = robustness(_threshold(sig, ns), _threshold(worse, worse, n_pos=3, multi=0.7), 200,
                        "0.9", "0.99", cv="5-fold")
     assert "leave-one-out" not in kfold and "only 3 grokking runs" in kfold
@@ -225,8 +241,9 @@ def test_top_features_keep_ties_in_feature_order() -> None:
                     "AUROC 0.900): b and a.")
     alike = best_single({"end_val_loss": {"auroc": 0.2, "folded": 0.8},
                          "end_val_acc": {"auroc": 0.2, "folded": 0.8}}, 200)
+    # Equal AUROCs do not make equal rankings of the runs: the sentence claims the tie only.
     assert alike == ("At W = 200, 2 features tie as the strongest single early signal (folded "
-                     "AUROC 0.800; they rank the runs alike): end_val_loss and end_val_acc, among "
+                     "AUROC 0.800): end_val_loss and end_val_acc, among "
                      "them the val-loss and val-accuracy baselines themselves.")
     one = best_single({"end_val_loss": {"auroc": 0.1, "folded": 0.9}, "x": {"auroc": 0.6,
                                                                             "folded": 0.6}}, 100)
@@ -328,16 +345,19 @@ def test_reference_claims_hold_or_not_by_our_numbers() -> None:
     claims = R.reference_claims(_claims_analysis(5), ref, 200)
     got = {what: holds for what, _, holds in claims}
     assert got == {
-        "the forecaster's standing against the val-loss baseline at threshold 0.9": True,
-        # theirs: CI includes zero, p = 0.035 (significant one-sided only); ours p = 0.2.
-        "the forecaster's standing against the val-accuracy baseline at threshold 0.9": False,
-        "the forecaster's standing against the val-loss baseline at threshold 0.99": True,
-        "which single feature is strongest": False,
-        "no run generalising before step 200": True,  # 12% < 15%
-        "every run fitting by step 100": False,  # one run at step 300
-        "grokking at moderate weight decay": True,  # λ = 1, inside the grid
-        "how many runs grok at threshold 0.9": True,
-        "how many runs grok at threshold 0.99": False}
+        "the forecaster's standing against the val-loss baseline at threshold 0.9": R.HOLDS,
+        # theirs: CI includes zero, p = 0.035 (significant one-sided only); ours p = 0.2 with a
+        # CI [−0.1, +0.3] that holds their +0.11: not shown, not ruled out.
+        "the forecaster's standing against the val-accuracy baseline at threshold 0.9": R.UNRESOLVED,
+        "the forecaster's standing against the val-loss baseline at threshold 0.99": R.HOLDS,
+        # Ours is another feature, but without the features table nothing tests the gap.
+        "which single feature is strongest": R.UNRESOLVED,
+        "no run generalising before step 200": R.HOLDS,  # 12% < 15%
+        "every run fitting by step 100": R.CONTRADICTED,  # one run at step 300
+        "grokking at moderate weight decay": R.HOLDS,  # λ = 1, inside the grid
+        "how many runs grok at threshold 0.9": R.HOLDS,
+        # 5 of 12 against 4 of 12: Fisher's exact p = 1.0.
+        "how many runs grok at threshold 0.99": R.UNRESOLVED}
     text = {what: plain(sentence) for what, sentence, _ in claims}
     assert "ours is end_val_loss (0.900), and end_val_acc has 0.800" in \
         text["which single feature is strongest"]
@@ -347,23 +367,115 @@ def test_reference_claims_hold_or_not_by_our_numbers() -> None:
         text["grokking at moderate weight decay"]
     # Two positives at 0.99: that comparison cannot be checked, and the summary says so.
     tiny = R.reference_claims(_claims_analysis(2), ref, 200)
-    assert [h for w, _, h in tiny if w.endswith("val-loss baseline at threshold 0.99")] == [None]
+    (small,) = [(s, h) for w, s, h in tiny if w.endswith("val-loss baseline at threshold 0.99")]
+    assert small[1] == R.UNCHECKED and "too few to compare" in plain(small[0])
+    assert "significantly" not in plain(small[0]).split("; ours")[1]  # no verdict word on ours
     summary = R.claims_summary(tiny)
-    assert summary.startswith("Of the 9 claims of the reference paper that @sec:repro checks, 4 "
-                              "hold in our sweep; 4 do not: the forecaster's standing against "
-                              "the val-accuracy baseline at threshold 0.9, which single feature")
-    assert summary.endswith("1 cannot be checked with this sweep's class sizes: the forecaster's "
-                            "standing against the val-loss baseline at threshold 0.99.")
-    assert R.claims_summary([("x", "s", True)]) == ("Of the 1 claim of the reference paper that "
-                                                     "@sec:repro checks, 1 holds in our sweep.")
+    assert summary == (
+        "Of the 9 claims of the reference paper that @sec:repro checks, 4 hold in our sweep; our "
+        "data rule out 1: every run fitting by step 100; 3 are neither shown nor ruled out (the "
+        "difference from ours is within our sampling error): the forecaster's standing against "
+        "the val-accuracy baseline at threshold 0.9, which single feature is strongest and how "
+        "many runs grok at threshold 0.99; 1 cannot be checked with this sweep's class sizes: "
+        "the forecaster's standing against the val-loss baseline at threshold 0.99.")
+    assert R.claims_summary([("x", "s", R.HOLDS)]) == ("Of the 1 claim of the reference paper "
+                                                        "that @sec:repro checks, 1 holds in our sweep.")
     # The same rate at every λ is not "concentrated at moderate weight decay".
     flat = _claims_analysis(5)
     flat["thresholds"]["0.9"]["labels"] = [1, 0, 0, 0] * 3
     (wd,) = [(w, s, h) for w, s, h in R.reference_claims(flat, ref, 200) if "weight decay" in w]
-    assert wd[2] is False and "groks at the same rate at every λ (1/4, 1/4, 1/4" in plain(wd[1])
+    assert wd[2] == R.CONTRADICTED and "groks at the same rate at every λ (1/4, 1/4, 1/4" in plain(wd[1])
     # A sweep of another size is not compared by counts.
     assert not any(w.startswith("how many") for w, _, _ in
                    R.reference_claims(_claims_analysis(5), {**ref, "n_runs": 48}, 200))
+
+
+@pytest.mark.parametrize("ours, expected", [
+    (diff(0.2, 0.1, 0.3, 0.001), R.HOLDS),  # both significantly better
+    (diff(0.3, 0.2, 0.4, 0.0), R.HOLDS),  # ours better still: the claim holds, not "differs"
+    (diff(0.0, -0.05, 0.05, 0.5), R.CONTRADICTED),  # our CI excludes their +0.16
+    (diff(0.05, -0.05, 0.2, 0.2), R.UNRESOLVED),  # ours not significant, their +0.16 inside
+    (diff(-0.2, -0.3, -0.1, 1.0), R.CONTRADICTED),  # ours significantly worse
+])
+def test_comparison_status_against_the_reference(ours: dict, expected: str) -> None:
+    theirs = {"diff": 0.16, "ci": [0.04, 0.29], "p_one_sided": 0.0}
+    assert R.comparison_status(theirs, ours, 0.95) == expected
+    weak = {"diff": 0.11, "ci": [-0.005, 0.24], "p_one_sided": 0.035}  # one-sided only
+    assert R.comparison_status(weak, diff(0.2, 0.1, 0.3, 0.001), 0.95) == R.HOLDS
+
+
+def test_count_claims_tell_seed_noise_from_a_real_difference() -> None:
+    def counts(ours: int, theirs: int) -> tuple[str, str]:
+        a = {"settings": {"thresholds": [0.9]}, "runs": [{}] * 12,
+             "thresholds": {"0.9": {"n_pos": ours}}}
+        (_, text, status), = R._count_claims(a, {"n_runs": 12, "grok_counts": {"0.9": theirs}}, 0.95)
+        return plain(text), status
+
+    text, status = counts(0, 9)  # scipy: fisher_exact([[0, 12], [9, 3]]) p = 0.00037
+    assert status == R.CONTRADICTED and "two-sided p = 0.000" in text
+    text, status = counts(2, 4)  # p = 0.64
+    assert status == R.UNRESOLVED and "p = 0.640" in text and "seeds alone can give" in text
+    assert counts(3, 3)[1] == R.HOLDS
+
+
+def test_best_single_claim_tests_the_gap_between_two_features() -> None:
+    import pandas as pd
+
+    y = np.array([0] * 6 + [1] * 6)
+    runs = [{"run_id": f"r{k:02d}"} for k in range(12)]
+    loss = np.r_[np.linspace(2, 3, 6), np.linspace(0, 1, 6)]  # lower loss: grokking, AUROC 0
+    acc_close = loss[::-1] + np.r_[0.0, 0, 0, 0, 0, 1.7, -1.7, 0, 0, 0, 0, 0]  # one swap
+    acc_flat = np.r_[np.arange(6), np.arange(6)].astype(float)  # AUROC 0.5
+    for acc, expected in ((acc_flat, R.CONTRADICTED), (acc_close, R.UNRESOLVED)):
+        feats = pd.DataFrame({"run_id": [r["run_id"] for r in runs], "window": 200,
+                              "end_val_loss": loss, "end_val_acc": acc})
+        uni = {n: {"auroc": float(roc_auc_score(y, feats[n])), "folded": None} for n in
+               ("end_val_loss", "end_val_acc")}
+        for e in uni.values():
+            e["folded"] = abs(e["auroc"] - 0.5) + 0.5
+        a = {"runs": runs, "settings": {"seed": 0, "n_resamples": 500, "level": 0.95},
+             "thresholds": {"0.9": {"labels": y.tolist(), "single_class": False,
+                                    "windows": {"200": {"univariate": uni}}}}}
+        claim = {"threshold": "0.9", "window": 200, "feature": "end_val_acc", "folded": 0.845}
+        ((_, text, status),) = R._best_single_claim(a, claim, feats, 0.95)
+        assert status == expected, plain(text)
+        assert "the paired difference of the two folded AUROCs is" in plain(text)
+    # The full-data difference is that of the folded AUROCs, 1.0 − 0.5 for the flat feature.
+    assert R.feature_difference(a, feats.assign(end_val_acc=acc_flat), "0.9", 200, "end_val_loss",
+                                "end_val_acc")["diff"] == pytest.approx(0.5)
+
+
+def test_baseline_windows_and_max_accuracy_sentences() -> None:
+    def cell(d: dict, multi: float, loss: float, acc: float) -> dict:
+        return {"diff_val_loss": d, "multi": {"auroc": multi}, "val_loss": {"auroc": loss},
+                "max_val_acc_in_window": acc}
+
+    entry = {"windows": {"100": cell(diff(-0.1, -0.3, 0.0, 0.9), 0.87, 0.98, 0.05),
+                         "200": cell(diff(0.2, 0.1, 0.3, 0.001), 0.95, 0.75, 0.26),
+                         "500": cell(diff(-0.2, -0.3, -0.1, 1.0), 0.70, 0.90, 0.94)}}
+    assert R.baseline_windows_sentence(entry, [100, 200, 500]) == (
+        "The forecaster is significantly better than the val-loss baseline at W = 200 and "
+        "significantly worse at W = 500; the val-loss feature alone scores higher than the "
+        "forecaster at W = 100 (0.980 against 0.870) and W = 500 (0.900 against 0.700).")
+    none = {"windows": {"200": cell(diff(0.0, -0.1, 0.1, 0.5), 0.9, 0.9, 0.2),
+                        "300": cell(diff(0.0, -0.1, 0.1, 0.5), 0.9, 0.9, 0.2)}}
+    assert R.baseline_windows_sentence(none, [200, 300]) == (
+        "The forecaster is significantly better than the val-loss baseline at none of the 2 windows.")
+    assert R.baseline_windows_sentence(none, [200]) == (
+        "The forecaster is not significantly better than the val-loss baseline at W = 200.")
+    assert R.baseline_windows_sentence({"windows": {"200": cell(None, 0.9, 0.9, 0.2)}}, [200]) == ""
+    assert plain(R.max_accuracy_sentence(entry, [100, 200, 500])) == (
+        "The largest validation accuracy of any run before step W is 5.0%, 26.0% and 94.0% at "
+        "W = 100, 200 and 500.")
+
+
+def test_pair_wording_follows_the_rule_figure_5_applied(tmp_path: Path) -> None:
+    weak, fallback = R._Pair("a and b", True), R._Pair("a and b", False)
+    assert R._pair_rule(weak) == "the strongest pair with |ρ| < 0.5"
+    assert R._pair_rule(fallback).startswith("no pair has |ρ| < 0.5, so the least correlated")
+    facts = R._Facts.read(write_synthetic_results(tmp_path))
+    assert R._captions(facts, fallback)["fig5"].endswith("(the case here).")
+    assert not R._captions(facts, weak)["fig5"].endswith("(the case here).")
 
 
 def _grid_runs(labels_by_cell: dict[tuple[float, float], list[int]]) -> tuple[list, list]:
@@ -505,7 +617,8 @@ def test_reference_values_only_in_reproduction_appendix(rendered: tuple) -> None
     # Each checkable claim is stated in the appendix; the Discussion only counts them.
     claims = R.reference_claims(analysis, ref, 200)
     assert claims and canon(f"Of the {len(claims)} claims of the reference paper") in body
-    verdicts = re.findall(r"(Does not hold\.|Holds\.|Cannot be checked here\.)", "".join(pages[start:]))
+    verdicts = re.findall(r"(Does\s+not\s+hold\.|Holds\.|Cannot\s+be\s+checked\s+here\.|"
+                          r"Neither\s+shown\s+nor\s+ruled\s+out\.)", "".join(pages[start:]))
     assert len(verdicts) == len(claims)
 
 
@@ -579,8 +692,7 @@ def test_a_sweep_where_no_run_groks_claims_no_cis_and_no_informative_features(tm
     ctx = _context_of_sweep(tmp_path, runs, log)
     text = plain(json.dumps(ctx, ensure_ascii=False))
     assert "all of one class at threshold 0.9, no AUROC, CI or p-value exists" in text
-    assert "CIs are wide" not in text and "close to degenerate" not in text
-    assert "informative" not in plain(ctx["pair"]) + plain(ctx["captions"]["fig5"])
+    assert "CI of the forecaster's AUROC" not in text and "close to degenerate" not in text
     assert "no feature's AUROC is defined" in plain(ctx["pair"])
     assert "ours is undefined: every run has the same label." in text
     assert "0 runs in a class" not in text

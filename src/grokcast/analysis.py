@@ -98,7 +98,8 @@ def _rng(seed: int, threshold: float, window: int, stream: int) -> np.random.Gen
     """A generator for one (threshold, window) cell, independent of which other cells are run.
 
     Keyed by values rather than positions, so adding a window or threshold leaves the numbers
-    of the others unchanged. ``stream`` 0 is the bootstrap, 1 the k-fold shuffle.
+    of the others unchanged. ``stream`` 0 is the bootstrap, 1 the k-fold shuffle, 2 the
+    bootstrap of :func:`feature_difference`.
     """
     key = (round(threshold * 1_000_000), window, stream)
     return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=key))
@@ -326,6 +327,39 @@ def analyze(runs_df: pd.DataFrame, log_df: pd.DataFrame, config: Any, *,
         ["run_id", "step"], ignore_index=True)
     content["timing"] = {"analysis_seconds": time.perf_counter() - t0}
     return AnalysisResult(content, features=features, curves=curves)
+
+
+def feature_difference(analysis: dict[str, Any], features: pd.DataFrame, threshold: str,
+                       window: int, a: str, b: str) -> dict[str, Any]:
+    """Folded AUROC of feature ``a`` minus that of ``b`` at one (threshold, window) cell, by a
+    paired bootstrap over runs: ``{"diff", "ci", "p_one_sided"}`` as the cells' differences.
+
+    Each feature is oriented by its full-data AUROC (negated where it is below 0.5), so the
+    difference on the full data is that of the folded AUROCs. Seeded like the cell's own
+    bootstrap (same analysis seed, its own stream), so it is reproducible from ``analysis.json``
+    and ``features.parquet`` alone.
+
+    Parameters
+    ----------
+    analysis : the dict of ``analysis.json``
+    features : the table of ``features.parquet`` (``run_id``, ``window``, one column per feature)
+    threshold : a key of ``analysis["thresholds"]``, e.g. ``"0.9"``
+    """
+    entry = analysis["thresholds"][threshold]
+    if entry.get("single_class"):
+        raise ValueError(f"threshold={threshold!r} has a single label class: no AUROC to compare")
+    run_ids = [r["run_id"] for r in analysis["runs"]]
+    at_w = features[features["window"] == window].set_index("run_id").reindex(run_ids)
+    y = np.asarray(entry["labels"], dtype=bool)
+    scores = []
+    for name in (a, b):
+        x = at_w[name].to_numpy(dtype=float)
+        if not np.isfinite(x).all():
+            raise ValueError(f"feature {name!r} at W = {window} is not finite for every run")
+        scores.append(x if auroc(y, x) >= 0.5 else -x)
+    s = analysis["settings"]
+    return _paired(paired_bootstrap(y, *scores, rng=_rng(int(s["seed"]), float(threshold), window, 2),
+                                    n_resamples=int(s["n_resamples"]), level=float(s["level"])))
 
 
 def _runs_and_log(runs_df: pd.DataFrame, log_df: pd.DataFrame,

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from grokcast import figures as F
-from grokcast.analysis import table3_order
+from grokcast.analysis import feature_difference, table3_order
 from grokcast.signals import reaches
 
 MINUS = "\u2212"  # typographic minus; the tables and text print negative numbers with it
@@ -166,8 +166,13 @@ def verdict(diff: dict | None, level: float = 0.95) -> str:
 
 
 def _diff_numbers(diff: dict, level: float) -> str:
-    return (f"Δ = {fmt_signed(diff['diff'])}, {level:.0%} CI "
-            f"{fmt_ci(diff['ci'], signed=True)}, {p_clause(diff.get('p_one_sided'))}")
+    """``Δ = +0.137, 95% CI [+0.031, +0.271], p₁ = 0.002``; without p₁ for a difference
+    significantly below zero: p₁ = P(Δ* ≤ 0) tests "better", and its value near 1 printed
+    beside "worse" would read as the opposite of what it means."""
+    text = f"Δ = {fmt_signed(diff['diff'])}, {level:.0%} CI {fmt_ci(diff['ci'], signed=True)}"
+    if verdict(diff, level) == WORSE:
+        return text
+    return f"{text}, {p_clause(diff.get('p_one_sided'))}"
 
 
 def comparison_sentence(diff: dict | None, baseline: str, level: float = 0.95, *,
@@ -212,7 +217,8 @@ def headline_sentence(cell: dict, window: int, level: float = 0.95) -> str:
     if v == BETTER:
         return f"{lead}, significantly above {tail} ({esc(p_clause(d.get('p_one_sided')))})."
     if v == WORSE:
-        return f"{lead}, significantly below {tail} ({esc(p_clause(d.get('p_one_sided')))})."
+        return (f"{lead}, significantly below {tail} (difference {level:.0%} CI "
+                f"{esc(fmt_ci(d.get('ci'), signed=True))}).")
     if v in (WEAK, AHEAD):
         return (f"{lead}, above {tail}, but the {level:.0%} CI of the difference includes zero "
                 f"({esc(p_clause(d.get('p_one_sided')))}).")
@@ -221,17 +227,28 @@ def headline_sentence(cell: dict, window: int, level: float = 0.95) -> str:
     return f"{lead}."
 
 
+ABOVE_CHANCE = 2.0  # a val accuracy this many times chance counts as "above chance" in words
+
+
 def window_accuracy_sentence(max_acc: float | None, window: int, threshold: str,
                              p: int | None) -> str:
-    """Whether any run has generalised by step W (is the forecast really a forecast?)."""
-    chance = f" (chance is 1/{p} ≈ {fmt_pct(1 / p)})" if p else ""
+    """Whether any run has generalised by step W (is the forecast really a forecast?).
+
+    Below the threshold the label is not yet observed; where some run's val accuracy is
+    already :data:`ABOVE_CHANCE` times chance or more, the sentence says so, since the window
+    then sees generalisation begin.
+    """
     if not _finite(max_acc):
         return f"The validation accuracy before step {window} was not logged."
     acc = esc(fmt_pct(max_acc))
     if not reaches(max_acc, float(threshold)):
+        chance = (f" (chance is 1/{p} ≈ {fmt_pct(1 / p)}; this is {max_acc * p:.1f} times "
+                  "chance)") if p else ""
+        begun = (", though some run's validation accuracy is already above chance"
+                 if p and max_acc * p >= ABOVE_CHANCE else "")
         return (f"Before step {window} the largest validation accuracy of any run is {acc}"
                 f"{esc(chance)}, so no run has yet reached the label threshold "
-                f"{esc(fmt_threshold(threshold))}: the prediction is a forecast.")
+                f"{esc(fmt_threshold(threshold))}: the label is not yet observed{begun}.")
     return (f"Before step {window} some run already reaches a validation accuracy of {acc}, at or "
             f"above the label threshold {esc(fmt_threshold(threshold))}, so at this window the "
             "label is partly observed rather than forecast.")
@@ -319,9 +336,12 @@ def dynamics_sentence(runs: Sequence[dict], threshold: str) -> str:
     text = ""
     if reached.size:
         never = len(fit) - reached.size
-        text = (f"{int((reached <= 100).sum())} of {len(fit)} runs reach a train accuracy of {esc('99%')} "
-                f"by step 100; the median run that reaches it does so at step "
-                f"{fmt_int(round(float(np.median(reached))))} and the last at step {fmt_int(reached.max())}"
+        when = (f"at step {fmt_int(reached[0])}" if reached.min() == reached.max() else
+                f"between steps {fmt_int(reached.min())} and {fmt_int(reached.max())} (median "
+                f"{fmt_int(round(float(np.median(reached))))})")
+        who = ("The runs reach" if not never else
+               f"{reached.size} of {len(fit)} runs reach{'es' if reached.size == 1 else ''}")
+        text = (f"{who} a train accuracy of {esc('99%')} {when}"
                 + (f", and {never} never do" if never else "") + ".")
     grok = np.array([s for s in hit if s >= 0])
     level = esc(fmt_threshold(threshold))
@@ -396,7 +416,8 @@ def delay_sentence(runs: Sequence[dict], threshold: str) -> str:
 
 def top_features(univariate: dict | None, k: int = 3) -> list[tuple[str, float, float]]:
     """The ``k`` features with the highest folded AUROC: (name, auroc, folded), best first,
-    and every feature tied with the k-th (features that rank the runs alike tie exactly).
+    and every feature tied with the k-th (features that are monotone functions of one another,
+    such as a loss and its log, tie exactly).
 
     Ties keep the order of ``univariate`` (analysis.json lists the features in their defined
     order), as Table 3 and figure 3 do.
@@ -433,10 +454,9 @@ def best_single_sentence(univariate: dict | None, window: int) -> str:
         return (f"The strongest single early signal at W = {window} is {code(top[0][0])}, with "
                 f"folded AUROC {folded}{base_note}.")
     names = _and_list([code(n) for n, _, _ in top])
-    # Equal folded AUROCs can come from opposite orderings (0.8 and 0.2); equal AUROCs cannot.
-    alike = "; they rank the runs alike" if len({a for _, a, _ in top}) == 1 else ""
+    # Equal AUROCs do not mean equal rankings of the runs: the sentence claims the tie only.
     return (f"At W = {window}, {len(top)} features tie as the strongest single early signal "
-            f"(folded AUROC {folded}{alike}): {names}{base_note}.")
+            f"(folded AUROC {folded}): {names}{base_note}.")
 
 
 def signal_family(names: Sequence[str]) -> str:
@@ -463,19 +483,29 @@ def top_features_sentence(univariate: dict | None, window: int, k: int = 3) -> s
             f"{what}.")
 
 
+INNER_FOLDS = 3  # the forecaster's internal CV for C (grokcast.forecast)
+
+
 def loo_small_class_sentence(n_pos: int, n_neg: int, auroc: float | None) -> str:
-    """Why leave-one-out AUROCs with a tiny class fall below 0.5 ('' when the class is not tiny)."""
+    """Why leave-one-out AUROCs with a tiny class can fall below 0.5, and, where a class has
+    two runs, what grokcast does where scikit-learn would stop ('' when the class is not tiny)."""
     small = min(n_pos, n_neg)
     if small >= MIN_CLASS_SIZE:
         return ""
     which = "grokking" if n_pos <= n_neg else "non-grokking"
     text = (f"Under leave-one-out, each held-out {which} run is predicted by a model fitted on the "
             f"other {small - 1} {which} run{'s' if small != 2 else ''}, while every other run's "
-            f"model sees all {small}: with so few, that shift alone ranks the held-out {which} "
+            f"model sees all {small}: with so few, that shift can rank the held-out {which} "
             "runs against their label")
-    if _finite(auroc) and auroc < 0.5:
-        return text + ", which is why the AUROC falls below 0.5 (an artefact, not a signal)."
-    return text + "."
+    text += (", which can explain an AUROC below 0.5: it is no evidence of a signal in either "
+             "direction." if _finite(auroc) and auroc < 0.5 else ".")
+    if small == 2:
+        text += (f" And a model fitted on one {which} run meets, in its internal "
+                 f"{INNER_FOLDS}-fold CV, a fold whose training part holds no {which} run; "
+                 "scikit-learn's LogisticRegressionCV stops with an error there, and grokcast "
+                 "scores that fold as the constant predictor of its one class: these held-out "
+                 "predictions come from a procedure the reference could not have run.")
+    return text
 
 
 def robustness_sentence(primary: dict, secondary: dict | None, window: int, key1: str,
@@ -576,6 +606,43 @@ def observed_label_sentence(runs: Sequence[dict], windows: Sequence[int], thresh
             "forecaster can see.")
 
 
+def baseline_windows_sentence(entry: dict, windows: Sequence[int], level: float = 0.95) -> str:
+    """At which windows the forecaster is significantly better (or worse) than the val-loss
+    baseline, and where that one feature alone scores higher than the 28 together."""
+    cells = {w: entry["windows"][str(w)] for w in windows}
+    by = {v: [w for w, c in cells.items() if verdict(c.get("diff_val_loss"), level) == v]
+          for v in (BETTER, WORSE)}
+    compared = [w for w, c in cells.items() if verdict(c.get("diff_val_loss"), level) != UNDEFINED]
+    if not compared:
+        return ""
+    if by[BETTER]:
+        text = ("The forecaster is significantly better than the val-loss baseline at "
+                f"W = {_and_list([str(w) for w in by[BETTER]])}")
+    elif len(compared) > 1:
+        text = ("The forecaster is significantly better than the val-loss baseline at none of "
+                f"the {len(compared)} windows")
+    else:
+        text = f"The forecaster is not significantly better than the val-loss baseline at W = {compared[0]}"
+    if by[WORSE]:
+        text += f" and significantly worse at W = {_and_list([str(w) for w in by[WORSE]])}"
+    lower = [(w, c["val_loss"]["auroc"], c["multi"]["auroc"]) for w, c in cells.items()
+             if w in compared and c["val_loss"]["auroc"] > c["multi"]["auroc"]]
+    if lower:
+        at = _and_list([f"W = {w} ({esc(fmt(b))} against {esc(fmt(m))})" for w, b, m in lower])
+        text += f"; the val-loss feature alone scores higher than the forecaster at {at}"
+    return text + "."
+
+
+def max_accuracy_sentence(entry: dict, windows: Sequence[int]) -> str:
+    """The largest val accuracy of any run inside each window: how much of the outcome it sees."""
+    acc = [entry["windows"][str(w)].get("max_val_acc_in_window") for w in windows]
+    if not windows or not all(_finite(x) for x in acc):
+        return ""
+    return (f"The largest validation accuracy of any run before step W is "
+            f"{_and_list([esc(fmt_pct(x)) for x in acc])} at W = "
+            f"{_and_list([str(w) for w in windows])}.")
+
+
 def reference_comparison_sentence(ours: dict | None, ref: Sequence[float] | None,
                                   window: int, what: str = "multivariate AUROC") -> str:
     """Is our estimate inside the reference paper's CI (and theirs inside ours)?"""
@@ -618,7 +685,25 @@ def _standing(diff: dict | None, level: float) -> str | None:
     return v if v in (BETTER, WORSE, WEAK) else None
 
 
-Claim = tuple[str, str, "bool | None"]  # (what, sentence, holds), see reference_claims
+# What our sweep says about a claim of the reference: it shows it; its data rule it out;
+# they neither show it nor rule it out; or a class is too small to check it at all.
+HOLDS, CONTRADICTED, UNRESOLVED, UNCHECKED = "holds", "contradicted", "unresolved", "unchecked"
+Claim = tuple[str, str, str]  # (what, sentence, status), see reference_claims
+_RANK = {WORSE: -1, None: 0, WEAK: 1, BETTER: 2}  # standings, from "worse" to "better"
+
+
+def comparison_status(theirs: dict, ours: dict, level: float) -> str:
+    """Whether our paired difference supports the reference's standing against a baseline.
+
+    It holds where our standing is the reference's, or claims superiority at least as
+    strongly; it is contradicted where our CI excludes the reference's estimate; otherwise our
+    sweep neither shows nor rules out the reference's difference.
+    """
+    ref_s, our_s = _standing(theirs, level), _standing(ours, level)
+    if ref_s == our_s or _RANK[ref_s] > 0 and _RANK[our_s] >= _RANK[ref_s]:
+        return HOLDS
+    lo, hi = ours["ci"]
+    return UNRESOLVED if lo <= theirs["diff"] <= hi else CONTRADICTED
 
 
 def _comparison_claims(a: dict, reference: dict, window: int, level: float) -> list[Claim]:
@@ -638,16 +723,30 @@ def _comparison_claims(a: dict, reference: dict, window: int, level: float) -> l
         ref_s, our_s = _standing(theirs, level), _standing(ours, level)
         small = min(t["n_pos"], t["n_neg"])
         tiny = t.get("single_class") or small < MIN_CLASS_SIZE
-        ours_text = (f"ours is {_STANDING[our_s]} it ({esc(_diff_numbers(ours, level))})"
-                     if ours and _finite(ours.get("diff")) else _why_undefined(t, window))
+        defined = bool(ours) and _finite(ours.get("diff"))
+        status = UNCHECKED if tiny or not defined else comparison_status(theirs, ours, level)
+        if not defined:
+            ours_text = _why_undefined(t, window) + "."
+        elif tiny:  # no verdict word: the numbers support none
+            ours_text = (f"ours is {esc(_diff_numbers(ours, level))}, with only {small} "
+                         f"run{'s' if small != 1 else ''} in a class: too few to compare.")
+        else:
+            ours_text = (f"ours is {_STANDING[our_s]} it ({esc(_diff_numbers(ours, level))})"
+                         + _VERSUS_THEIRS[status])
         out.append((
             f"the forecaster's standing against the {base} baseline at threshold {th}",
             f"At W = {window} and threshold {th} the reference's forecaster is {_STANDING[ref_s]} "
-            f"the {base} baseline ({esc(_diff_numbers(theirs, level))}); {ours_text}"
-            + (f" with only {small} run{'s' if small != 1 else ''} in a class."
-               if tiny and not t.get("single_class") else "."),
-            None if tiny else ref_s == our_s))
+            f"the {base} baseline ({esc(_diff_numbers(theirs, level))}); {ours_text}",
+            status))
     return out
+
+
+_VERSUS_THEIRS = {
+    HOLDS: ".",
+    CONTRADICTED: ", and our CI excludes the reference's Δ.",
+    UNRESOLVED: ", and our CI includes the reference's Δ: our sweep neither shows nor rules out "
+                "the reference's difference.",
+}
 
 
 def _why_undefined(entry: dict, window: int) -> str:
@@ -659,19 +758,31 @@ def _why_undefined(entry: dict, window: int) -> str:
     return "ours is undefined"
 
 
-def _best_single_claim(a: dict, claim: dict) -> list[Claim]:
-    uni = (a["thresholds"].get(claim["threshold"], {}).get("windows", {})
-           .get(str(claim["window"]), {}).get("univariate"))
+def _best_single_claim(a: dict, claim: dict, features: Any, level: float) -> list[Claim]:
+    """Is the reference's strongest feature ours too? Where it is not, a paired bootstrap of
+    our strongest against it (``features``: features.parquet) says whether our data rule it out."""
+    th, w = claim["threshold"], claim["window"]
+    uni = a["thresholds"].get(th, {}).get("windows", {}).get(str(w), {}).get("univariate")
     if not uni:
         return []
     top = top_features(uni, 1)
     mine = (uni.get(claim["feature"]) or {}).get("folded")
+    text = (f"The reference's strongest single signal at W = {w} is {code(claim['feature'])} "
+            f"(folded AUROC {esc(fmt(claim['folded']))}); ours is "
+            f"{_and_list([code(n) for n, _, _ in top])} ({esc(fmt(top[0][2]))}), and "
+            f"{code(claim['feature'])} has {esc(fmt(mine))}")
+    if claim["feature"] in [n for n, _, _ in top]:
+        return [("which single feature is strongest", text + ".", HOLDS)]
+    if features is None or not _finite(mine):
+        return [("which single feature is strongest", text + ".", UNRESOLVED)]
+    d = feature_difference(a, features, th, w, top[0][0], claim["feature"])
+    status = CONTRADICTED if d["ci"][0] > 0 else UNRESOLVED
     return [("which single feature is strongest",
-             f"The reference's strongest single signal at W = {claim['window']} is "
-             f"{code(claim['feature'])} (folded AUROC {esc(fmt(claim['folded']))}); ours is "
-             f"{_and_list([code(n) for n, _, _ in top])} ({esc(fmt(top[0][2]))}), and "
-             f"{code(claim['feature'])} has {esc(fmt(mine))}.",
-             claim["feature"] in [n for n, _, _ in top])]
+             f"{text}; the paired difference of the two folded AUROCs is "
+             f"{esc(_diff_numbers(d, level))}"
+             + (": our data rule out the reference's feature as the strongest." if status ==
+                CONTRADICTED else ": the CI includes zero, so our sweep does not settle which "
+                "is stronger."), status)]
 
 
 def _early_accuracy_claim(a: dict, claim: dict) -> list[Claim]:
@@ -683,7 +794,7 @@ def _early_accuracy_claim(a: dict, claim: dict) -> list[Claim]:
     return [(f"no run generalising before step {claim['window']}",
              f"The reference puts every run's validation accuracy below about "
              f"{esc(fmt_pct(claim['below'], 0))} before step {claim['window']}; our largest is "
-             f"{esc(fmt_pct(mine))}.", mine < claim["below"])]
+             f"{esc(fmt_pct(mine))}.", HOLDS if mine < claim["below"] else CONTRADICTED)]
 
 
 def _fit_claim(a: dict, claim: dict) -> list[Claim]:
@@ -697,7 +808,7 @@ def _fit_claim(a: dict, claim: dict) -> list[Claim]:
     return [(f"every run fitting by step {claim['step']}",
              f"The reference has every run at near-perfect train accuracy by step ≈ {claim['step']}; "
              f"in ours {n_fit} of {len(steps)} reach {esc('99%')} by step {claim['step']}{med}.",
-             n_fit == len(steps))]
+             HOLDS if n_fit == len(steps) else CONTRADICTED)]
 
 
 def _weight_decay_claim(a: dict) -> list[Claim]:
@@ -715,58 +826,81 @@ def _weight_decay_claim(a: dict) -> list[Claim]:
     intro = "The reference finds grokking concentrated at moderate weight decay; ours "
     if len(best) == len(lams):
         return [("grokking at moderate weight decay",
-                 f"{intro}groks at the same rate at every λ{counts}.", False)]
+                 f"{intro}groks at the same rate at every λ{counts}.", CONTRADICTED)]
     inside = all(lams[0] < v < lams[-1] for v in best)
     where = esc(_and_list([f"{v:g}" for v in best])) + ("" if inside else ", an edge of the grid")
     return [("grokking at moderate weight decay", f"{intro}groks most at λ = {where}{counts}.",
-             inside)]
+             HOLDS if inside else CONTRADICTED)]
 
 
-def _count_claims(a: dict, reference: dict) -> list[Claim]:
-    counts = reference.get("grok_counts", {})
-    if not a["runs"] or reference.get("n_runs") != len(a["runs"]):
+def _count_claims(a: dict, reference: dict, level: float) -> list[Claim]:
+    """Equal counts hold; unequal ones are told apart from seed-to-seed noise by Fisher's exact
+    test of the two sweeps' 2 × 2 table (grokked or not, theirs or ours)."""
+    from scipy.stats import fisher_exact
+
+    counts, n_ref = reference.get("grok_counts", {}), reference.get("n_runs")
+    n_runs = len(a["runs"])
+    if not n_runs or n_ref != n_runs:
         return []  # another sweep size: counts are not comparable
     out = []
     for key in F.threshold_keys(a):
         if key in counts:
             n, th = a["thresholds"][key]["n_pos"], esc(fmt_threshold(key))
+            text = (f"At threshold {th} the reference counts {counts[key]} grokking runs of "
+                    f"{n_ref}; ours {n}")
+            if n == counts[key]:
+                out.append((f"how many runs grok at threshold {th}", text + ".", HOLDS))
+                continue
+            p = float(fisher_exact([[n, n_runs - n], [counts[key], n_ref - counts[key]]]).pvalue)
+            status = CONTRADICTED if p < 1 - level else UNRESOLVED
             out.append((f"how many runs grok at threshold {th}",
-                        f"At threshold {th} the reference counts {counts[key]} grokking runs of "
-                        f"{reference['n_runs']}; ours {n}.", n == counts[key]))
+                        f"{text} (Fisher's exact test, two-sided p = {esc(fmt(p))}"
+                        + ("): more than seeds alone would give." if status == CONTRADICTED else
+                           "): a difference that seeds alone can give."), status))
     return out
 
 
-def reference_claims(a: dict, reference: dict, window: int, level: float = 0.95) -> list[Claim]:
+def reference_claims(a: dict, reference: dict, window: int, level: float = 0.95,
+                     features: Any = None) -> list[Claim]:
     """Each claim of the reference paper our sweep can check: (what it is about, in words
-    without the reference's numbers; the sentence putting theirs beside ours; whether it holds
-    in our sweep, None where this sweep is too small to say)."""
+    without the reference's numbers; the sentence putting theirs beside ours; its status:
+    :data:`HOLDS`, :data:`CONTRADICTED`, :data:`UNRESOLVED` or :data:`UNCHECKED`).
+
+    ``features`` (the features.parquet table) lets the strongest-feature claim be tested;
+    without it a claim our point estimates do not show is :data:`UNRESOLVED`.
+    """
     claims = reference.get("claims", {})
     out = _comparison_claims(a, reference, window, level)
     if "best_single" in claims:
-        out += _best_single_claim(a, claims["best_single"])
+        out += _best_single_claim(a, claims["best_single"], features, level)
     if "max_val_acc_before" in claims:
         out += _early_accuracy_claim(a, claims["max_val_acc_before"])
     if "fit_by_step" in claims:
         out += _fit_claim(a, claims["fit_by_step"])
     if "moderate_weight_decay" in claims:
         out += _weight_decay_claim(a)
-    return out + _count_claims(a, reference)
+    return out + _count_claims(a, reference, level)
 
 
-_HOLDS = {True: "Holds.", False: "Does not hold.", None: "Cannot be checked here."}
+_HOLDS = {HOLDS: "Holds.", CONTRADICTED: "Does not hold.",
+          UNRESOLVED: "Neither shown nor ruled out.", UNCHECKED: "Cannot be checked here."}
 
 
 def claims_summary(claims: Sequence[Claim]) -> str:
     """The Discussion's count of the reference's claims that hold (no reference numbers)."""
     if not claims:
         return ""
-    held = [w for w, _, h in claims if h]
-    failed = [w for w, _, h in claims if h is False]
-    unknown = [w for w, _, h in claims if h is None]
+    held = [w for w, _, h in claims if h == HOLDS]
+    failed = [w for w, _, h in claims if h == CONTRADICTED]
+    open_ = [w for w, _, h in claims if h == UNRESOLVED]
+    unknown = [w for w, _, h in claims if h == UNCHECKED]
     text = (f"Of the {len(claims)} claim{'s' if len(claims) > 1 else ''} of the reference paper "
             f"that @sec:repro checks, {len(held)} hold{'s' if len(held) == 1 else ''} in our sweep")
     if failed:
-        text += f"; {len(failed)} do{'es' if len(failed) == 1 else ''} not: {_and_list(failed)}"
+        text += (f"; our data rule out {len(failed)}: {_and_list(failed)}")
+    if open_:
+        text += (f"; {len(open_)} {'is' if len(open_) == 1 else 'are'} neither shown nor ruled "
+                 f"out (the difference from ours is within our sampling error): {_and_list(open_)}")
     if unknown:
         text += (f"; {len(unknown)} cannot be checked with this sweep's class sizes: "
                  f"{_and_list(unknown)}")
@@ -1030,11 +1164,14 @@ def _phase(f: _Facts) -> str:
 
 def _method(f: _Facts) -> str:
     return (
-        f"*Univariate.* Each feature's end-of-window value is a one-dimensional score; its AUROC "
+        f"*Univariate.* Each feature's value at W is a one-dimensional score; its AUROC "
         "below 0.5 means lower values predict grokking, so we also report the folded value "
         f"|AUROC − 0.5| + 0.5. *Multivariate.* The {f.n_feat} features are standardised and fed "
         "to an ℓ#sub[2]-regularised logistic regression whose strength is chosen by an internal "
-        f"3-fold CV; it is evaluated by {_cv_words(f.cv)}. *Baselines.* The end-of-window "
+        f"stratified {INNER_FOLDS}-fold CV on accuracy; as in scikit-learn's LogisticRegressionCV "
+        "the folds are not shuffled but consecutive blocks of the runs, here in the order of "
+        "their run ids, so the chosen strength depends on that order. The model is evaluated by "
+        f"{_cv_words(f.cv)}. *Baselines.* The end-of-window "
         "validation loss (negated) and validation accuracy. *Uncertainty.* Percentile "
         f"bootstrap {f.lvl} CIs over runs ({fmt_int(f.a['settings']['n_resamples'])} resamples) "
         "and paired-bootstrap differences multi − baseline with one-sided p-values "
@@ -1042,7 +1179,7 @@ def _method(f: _Facts) -> str:
     )
 
 
-def _results(f: _Facts, pair: str) -> dict[str, str]:
+def _results(f: _Facts, pair: _Pair) -> dict[str, str]:
     """The main result, figure 5's pair, the univariate ranking, calibration, robustness."""
     c0, t1, t2, w0, ws = f.c0, f.t1, f.t2, f.w0, f.ws
     why = ("the sweep has too few runs for its internal cross-validation"
@@ -1062,12 +1199,13 @@ def _results(f: _Facts, pair: str) -> dict[str, str]:
         "main_result": (
             f"@tab:main gives the headline numbers for every window. At W = {w0} {compared}. "
             f"{small} {acc_sentence} "
-            f"{trend_sentence(f.multi_by_w)} {observed_label_sentence(f.a['runs'], ws, f.k1)} "
+            f"{trend_sentence(f.multi_by_w)} {baseline_windows_sentence(t1, ws, f.level)} "
+            f"{max_accuracy_sentence(t1, ws)} {observed_label_sentence(f.a['runs'], ws, f.k1)} "
             "@fig:windows shows the comparison against the window length."),
-        "pair": (f"@fig:pair plots two of the informative signals at W = {w0}, chosen by a "
-                 f"fixed rule to be weakly correlated: {pair}." if f.informative else
+        "pair": (f"@fig:pair plots two signals at W = {w0}, chosen by a fixed rule "
+                 f"({_pair_rule(pair)}): {pair.text}." if f.informative else
                  f"@fig:pair plots two signals at W = {w0} that vary over the runs, chosen by a "
-                 f"fixed rule to be weakly correlated: {pair}. With a single label class no "
+                 f"fixed rule ({_pair_rule(pair)}): {pair.text}. With a single label class no "
                  "feature's AUROC is defined, so the figure shows how the runs spread, not which "
                  "signals carry information."),
         "univariate": (f"@fig:features shows the folded AUROC of the best single features across "
@@ -1081,7 +1219,23 @@ def _results(f: _Facts, pair: str) -> dict[str, str]:
     }
 
 
-def _figure_pair(res: F.Results, f: _Facts) -> str:
+@dataclass(frozen=True)
+class _Pair:
+    """Figure 5's pair of features, as the paper names it."""
+
+    text: str
+    weak: bool  # |Spearman ρ| below the rule's bound (the rule falls back to a stronger pair)
+
+
+def _pair_rule(pair: _Pair) -> str:
+    """What figure 5's rule did: found a weakly correlated pair, or fell back."""
+    if pair.weak:
+        return f"the strongest pair with |ρ| < {F.MAX_ABS_RHO}"
+    return (f"no pair has |ρ| < {F.MAX_ABS_RHO}, so the least correlated of the five strongest "
+            "features")
+
+
+def _figure_pair(res: F.Results, f: _Facts) -> _Pair:
     """Figure 5's pair of features, by the rule the figure uses."""
     at_w = res.features[res.features["window"] == f.w0].set_index("run_id")
     at_w = at_w[[x["name"] for x in f.a["features"] if x["name"] in at_w.columns]]
@@ -1089,9 +1243,10 @@ def _figure_pair(res: F.Results, f: _Facts) -> str:
     try:
         fx, fy, rho = F.choose_feature_pair(at_w, folded0)
     except ValueError:
-        return "no two non-constant features"
-    return (f"{code(fx)} and {code(fy)} (folded AUROC {esc(fmt(folded0.get(fx)))} and "
-            f"{esc(fmt(folded0.get(fy)))}, Spearman ρ = {esc(fmt_signed(rho, 2))} over runs)")
+        return _Pair("no two non-constant features", False)
+    return _Pair(f"{code(fx)} and {code(fy)} (folded AUROC {esc(fmt(folded0.get(fx)))} and "
+                 f"{esc(fmt(folded0.get(fy)))}, Spearman ρ = {esc(fmt_signed(rho, 2))} over runs)",
+                 abs(rho) < F.MAX_ABS_RHO)
 
 
 def _discussion(f: _Facts, claims: list[Claim]) -> list[str]:
@@ -1115,9 +1270,7 @@ def _limitations(f: _Facts) -> list[str]:
          "untested."),
         ("The forecaster is trained and evaluated on one hyperparameter sweep; transfer to "
          "unseen (f, λ) regions is not tested."),
-        (f"With {f.n_runs} runs and {f.t1['n_pos']} positives, CIs are wide and the bootstrap "
-         f"p-values have a resolution of 1/{fmt_int(f.a['settings']['n_resamples'])}."
-         if not f.t1["single_class"] else
+        (_uncertainty_limit(f) if not f.t1["single_class"] else
          f"With {f.n_runs} runs, all of one class at threshold {f.th1}, no AUROC, CI or p-value "
          "exists at that threshold: a larger or more varied sweep is needed."),
         (f"The {fmt_int(f.n_steps or 0)}-step budget can label late grokkers as negatives, which "
@@ -1127,7 +1280,22 @@ def _limitations(f: _Facts) -> list[str]:
     ]
 
 
-def _captions(f: _Facts, pair: str) -> dict[str, str]:
+def _uncertainty_limit(f: _Facts) -> str:
+    """How wide the headline intervals are, in numbers, and the p-values' resolution."""
+    c0, lvl = f.c0, f.lvl
+    parts = []
+    if _finite((c0.get("multi") or {}).get("auroc")):
+        parts.append(f"the {lvl} CI of the forecaster's AUROC at W = {f.w0} is "
+                     f"{esc(fmt_ci(c0['multi'].get('ci')))}")
+    if _finite((c0.get("diff_val_loss") or {}).get("diff")):
+        parts.append("that of its difference from the val-loss baseline "
+                     f"{esc(fmt_ci(c0['diff_val_loss'].get('ci'), signed=True))}")
+    ci_text = (", " + " and ".join(parts)) if parts else ""
+    return (f"With {f.n_runs} runs and {f.t1['n_pos']} positives{ci_text}; the bootstrap "
+            f"p-values have a resolution of 1/{fmt_int(f.a['settings']['n_resamples'])}.")
+
+
+def _captions(f: _Facts, pair: _Pair) -> dict[str, str]:
     th1, w0 = f.th1, f.w0
     return {
         "fig1": (f"Train (left) and validation (right) accuracy of all {f.n_runs} runs against "
@@ -1143,11 +1311,16 @@ def _captions(f: _Facts, pair: str) -> dict[str, str]:
                  f"features at W = {w0}, in every window (threshold {th1}). ↓: lower values "
                  "predict grokking."),
         "fig4": (f"Multivariate forecaster (LOO) and the two univariate baselines against window "
-                 f"length; shaded: {f.lvl} bootstrap CIs; dotted: chance."),
-        "fig5": (f"Two {'informative, ' if f.informative else ''}weakly correlated features at "
-                 f"W = {w0}: {pair}. Rule: among "
+                 f"length; shaded: {f.lvl} bootstrap CIs; dotted: chance."
+                 + (f" Left: threshold {th1}; right: the strict threshold {f.th2}"
+                    + (" (too few runs in a class for a conclusion, see §6)."
+                       if small_sample_sentence(f.t2["n_pos"], f.t2["n_neg"], f.k2) else ".")
+                    if f.t2 else "")),
+        "fig5": (f"Two features at W = {w0}: {pair.text}. Rule: among "
                  f"pairs with |Spearman ρ| < {F.MAX_ABS_RHO} over runs, the pair whose weaker "
-                 "member has the highest folded AUROC."),
+                 "member has the highest folded AUROC; if there is none, the least correlated "
+                 "pair of the five strongest features"
+                 + ("." if pair.weak else " (the case here).")),
         "fig6": ("Reliability diagrams of the held-out probabilities per window "
                  f"({F.N_RELIABILITY_BINS} equal-width bins; dot area and number: runs in the bin; "
                  "dotted: perfect calibration). Brier scores in the panel titles."),
@@ -1236,7 +1409,7 @@ def build_context(res: F.Results, reference: dict | None = None) -> dict[str, An
     reference = reference if reference is not None else load_reference()
     f = _Facts.read(a)
     pair = _figure_pair(res, f)
-    claims = reference_claims(a, reference, f.w0, f.level)
+    claims = reference_claims(a, reference, f.w0, f.level, res.features)
     sweep = a["sweep"]
     return {
         "meta": {
