@@ -1,9 +1,9 @@
 """How much the forecaster's leave-one-out AUROC depends on the order of the runs.
 
 The forecaster chooses its regularisation C by a stratified 3-fold CV that, as in
-scikit-learn's ``LogisticRegressionCV(cv=3)``, is not shuffled: its folds are consecutive
-blocks of the runs in the order they are given, and ``grokcast analyze`` gives them in
-``run_id`` order. Another order gives other folds, possibly another C, other held-out
+scikit-learn's ``LogisticRegressionCV(cv=3)``, is not shuffled: each fold takes, within each
+class, a consecutive block of its runs in the order they are given, and ``grokcast analyze``
+gives them in ``run_id`` order. Another order gives other folds, possibly another C, other held-out
 probabilities and another AUROC. The reference does not say in which order its runs were.
 
 This script recomputes the LOO AUROC of every window from a results directory with the runs
@@ -58,6 +58,10 @@ def main() -> None:
         parser.error(f"--threshold {key!r} is not allowed: expected one of "
                      f"{sorted(analysis['thresholds'])}")
     entry = analysis["thresholds"][key]
+    cv = entry.get("cv") or analysis["settings"].get("cv")
+    if cv not in (None, "loo"):  # above LOO_MAX_RUNS runs the analysis held runs out by k-fold
+        parser.error(f"the analysis evaluated the forecaster by {cv} cross-validation; this "
+                     "script recomputes leave-one-out, which is only comparable with a LOO analysis")
     if entry.get("single_class"):
         parser.error(f"at threshold {key} every run has the same label: no AUROC to compare")
     windows = [int(w) for w in analysis["settings"]["windows"]]
@@ -84,6 +88,7 @@ def main() -> None:
         loss = (entry["windows"][str(w)].get("val_loss") or {}).get("auroc")
         values.append(np.nan if loss is None else loss)
         print(f"{w:>9}" + "".join(f"{v:>9.3f}" for v in values))
+
 
 if __name__ == "__main__":
     main()

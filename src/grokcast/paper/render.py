@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy.stats import fisher_exact
 
 from grokcast import figures as F
 from grokcast.analysis import feature_difference, table3_order
@@ -91,10 +92,15 @@ def fmt_p(p: float | None) -> str:
     return "< 0.001" if p < 0.001 else f"{p:.3f}"
 
 
+def _p_text(p: float | None) -> str:
+    """``= 0.002`` or ``< 0.001``: what follows a p-value's name."""
+    text = fmt_p(p)
+    return text if text.startswith("<") else f"= {text}"
+
+
 def p_clause(p: float | None) -> str:
     """``p₁ = 0.002`` or ``p₁ < 0.001``."""
-    text = fmt_p(p)
-    return f"p₁ {text}" if text.startswith("<") else f"p₁ = {text}"
+    return f"p₁ {_p_text(p)}"
 
 
 def fmt_pct(x: float | None, digits: int = 1) -> str:
@@ -339,10 +345,10 @@ def dynamics_sentence(runs: Sequence[dict], threshold: str) -> str:
         when = (f"at step {fmt_int(reached[0])}" if reached.min() == reached.max() else
                 f"between steps {fmt_int(reached.min())} and {fmt_int(reached.max())} (median "
                 f"{fmt_int(round(float(np.median(reached))))})")
-        who = ("The runs reach" if not never else
-               f"{reached.size} of {len(fit)} runs reach{'es' if reached.size == 1 else ''}")
+        who = (f"{reached.size} of {len(fit)} runs reach{'es' if reached.size == 1 else ''}"
+               if never else "The run reaches" if reached.size == 1 else "The runs reach")
         text = (f"{who} a train accuracy of {esc('99%')} {when}"
-                + (f", and {never} never do" if never else "") + ".")
+                + (f", and {never} never do{'es' if never == 1 else ''}" if never else "") + ".")
     grok = np.array([s for s in hit if s >= 0])
     level = esc(fmt_threshold(threshold))
     if grok.size == 1:
@@ -615,18 +621,19 @@ def baseline_windows_sentence(entry: dict, windows: Sequence[int], level: float 
     compared = [w for w, c in cells.items() if verdict(c.get("diff_val_loss"), level) != UNDEFINED]
     if not compared:
         return ""
-    if by[BETTER]:
-        text = ("The forecaster is significantly better than the val-loss baseline at "
-                f"W = {_and_list([str(w) for w in by[BETTER]])}")
-    elif len(compared) > 1:
-        text = ("The forecaster is significantly better than the val-loss baseline at none of "
-                f"the {len(compared)} windows")
+    base = "the val-loss baseline"
+    better_at, worse_at = (_and_list([str(w) for w in by[v]]) if by[v] else "" for v in (BETTER, WORSE))
+    if by[BETTER] or len(compared) > 1:
+        text = (f"The forecaster is significantly better than {base} at "
+                + (f"W = {better_at}" if by[BETTER] else f"none of the {len(compared)} windows")
+                + (f" and significantly worse at W = {worse_at}" if by[WORSE] else ""))
+    elif by[WORSE]:  # the one window compared
+        text = f"The forecaster is significantly worse than {base} at W = {worse_at}"
     else:
-        text = f"The forecaster is not significantly better than the val-loss baseline at W = {compared[0]}"
-    if by[WORSE]:
-        text += f" and significantly worse at W = {_and_list([str(w) for w in by[WORSE]])}"
-    lower = [(w, c["val_loss"]["auroc"], c["multi"]["auroc"]) for w, c in cells.items()
-             if w in compared and c["val_loss"]["auroc"] > c["multi"]["auroc"]]
+        text = f"The forecaster is not significantly better than {base} at W = {compared[0]}"
+    aurocs = {w: ((cells[w].get("val_loss") or {}).get("auroc"),
+                  (cells[w].get("multi") or {}).get("auroc")) for w in compared}
+    lower = [(w, b, m) for w, (b, m) in aurocs.items() if _finite(b) and _finite(m) and b > m]
     if lower:
         at = _and_list([f"W = {w} ({esc(fmt(b))} against {esc(fmt(m))})" for w, b, m in lower])
         text += f"; the val-loss feature alone scores higher than the forecaster at {at}"
@@ -696,14 +703,33 @@ def comparison_status(theirs: dict, ours: dict, level: float) -> str:
     """Whether our paired difference supports the reference's standing against a baseline.
 
     It holds where our standing is the reference's, or claims superiority at least as
-    strongly; it is contradicted where our CI excludes the reference's estimate; otherwise our
-    sweep neither shows nor rules out the reference's difference.
+    strongly. It is contradicted only where our CI excludes the whole side the reference
+    claims: Δ > 0 for "better" (also one-sided), Δ < 0 for "worse", Δ = 0 for "no
+    significant difference". A CI that excludes the reference's estimate but not its sign
+    rules out the size of its difference, not the claim: unresolved, as is a CI not computed.
     """
     ref_s, our_s = _standing(theirs, level), _standing(ours, level)
     if ref_s == our_s or _RANK[ref_s] > 0 and _RANK[our_s] >= _RANK[ref_s]:
         return HOLDS
-    lo, hi = ours["ci"]
-    return UNRESOLVED if lo <= theirs["diff"] <= hi else CONTRADICTED
+    lo, hi = ours.get("ci") or (None, None)
+    if not (_finite(lo) and _finite(hi)):
+        return UNRESOLVED
+    ruled_out = {1: hi <= 0, -1: lo >= 0, 0: lo > 0 or hi < 0}[int(np.sign(_RANK[ref_s]))]
+    return CONTRADICTED if ruled_out else UNRESOLVED
+
+
+def _versus_theirs(theirs: dict, ours: dict, status: str) -> str:
+    """The end of a comparison claim's sentence: how our CI stands to the reference's Δ."""
+    if status == HOLDS:
+        return "."
+    if status == CONTRADICTED:
+        return ", and our CI excludes the side of zero the reference's difference is on."
+    lo, hi = ours.get("ci") or (None, None)
+    if _finite(lo) and _finite(hi) and not lo <= theirs["diff"] <= hi:
+        return (", and our CI excludes the reference's Δ but not its sign: our sweep rules out a "
+                "difference of the reference's size, not the reference's claim.")
+    return (", and our CI includes the reference's Δ: our sweep neither shows nor rules out the "
+            "reference's difference.")
 
 
 def _comparison_claims(a: dict, reference: dict, window: int, level: float) -> list[Claim]:
@@ -732,7 +758,7 @@ def _comparison_claims(a: dict, reference: dict, window: int, level: float) -> l
                          f"run{'s' if small != 1 else ''} in a class: too few to compare.")
         else:
             ours_text = (f"ours is {_STANDING[our_s]} it ({esc(_diff_numbers(ours, level))})"
-                         + _VERSUS_THEIRS[status])
+                         + _versus_theirs(theirs, ours, status))
         out.append((
             f"the forecaster's standing against the {base} baseline at threshold {th}",
             f"At W = {window} and threshold {th} the reference's forecaster is {_STANDING[ref_s]} "
@@ -740,13 +766,6 @@ def _comparison_claims(a: dict, reference: dict, window: int, level: float) -> l
             status))
     return out
 
-
-_VERSUS_THEIRS = {
-    HOLDS: ".",
-    CONTRADICTED: ", and our CI excludes the reference's Δ.",
-    UNRESOLVED: ", and our CI includes the reference's Δ: our sweep neither shows nor rules out "
-                "the reference's difference.",
-}
 
 
 def _why_undefined(entry: dict, window: int) -> str:
@@ -773,16 +792,22 @@ def _best_single_claim(a: dict, claim: dict, features: Any, level: float) -> lis
             f"{code(claim['feature'])} has {esc(fmt(mine))}")
     if claim["feature"] in [n for n, _, _ in top]:
         return [("which single feature is strongest", text + ".", HOLDS)]
-    if features is None or not _finite(mine):
+    try:
+        d = None if features is None or not _finite(mine) else feature_difference(
+            a, features, th, w, top[0][0], claim["feature"])
+    except (KeyError, ValueError):  # a features table without these runs or features
+        d = None
+    if d is None or not _finite(d["ci"][0]):
         return [("which single feature is strongest", text + ".", UNRESOLVED)]
-    d = feature_difference(a, features, th, w, top[0][0], claim["feature"])
     status = CONTRADICTED if d["ci"][0] > 0 else UNRESOLVED
+    # Ours is the best of all features on these same runs, which favours it in this test.
     return [("which single feature is strongest",
              f"{text}; the paired difference of the two folded AUROCs is "
              f"{esc(_diff_numbers(d, level))}"
-             + (": our data rule out the reference's feature as the strongest." if status ==
-                CONTRADICTED else ": the CI includes zero, so our sweep does not settle which "
-                "is stronger."), status)]
+             + (" (ours is picked as the best on the same runs, which favours it): the CI "
+                "excludes zero, so our data rule out the reference's feature as the strongest."
+                if status == CONTRADICTED else ": the CI includes zero, so our sweep does not "
+                "settle which is stronger."), status)]
 
 
 def _early_accuracy_claim(a: dict, claim: dict) -> list[Claim]:
@@ -836,8 +861,6 @@ def _weight_decay_claim(a: dict) -> list[Claim]:
 def _count_claims(a: dict, reference: dict, level: float) -> list[Claim]:
     """Equal counts hold; unequal ones are told apart from seed-to-seed noise by Fisher's exact
     test of the two sweeps' 2 × 2 table (grokked or not, theirs or ours)."""
-    from scipy.stats import fisher_exact
-
     counts, n_ref = reference.get("grok_counts", {}), reference.get("n_runs")
     n_runs = len(a["runs"])
     if not n_runs or n_ref != n_runs:
@@ -853,10 +876,12 @@ def _count_claims(a: dict, reference: dict, level: float) -> list[Claim]:
                 continue
             p = float(fisher_exact([[n, n_runs - n], [counts[key], n_ref - counts[key]]]).pvalue)
             status = CONTRADICTED if p < 1 - level else UNRESOLVED
+            # Fisher's test treats runs as independent draws; a fixed grid varies less than
+            # that, so p errs high: the verdict "not ruled out" is the cautious one here.
             out.append((f"how many runs grok at threshold {th}",
-                        f"{text} (Fisher's exact test, two-sided p = {esc(fmt(p))}"
-                        + ("): more than seeds alone would give." if status == CONTRADICTED else
-                           "): a difference that seeds alone can give."), status))
+                        f"{text} (Fisher's exact test, two-sided p {esc(_p_text(p))}: "
+                        + ("significant at the " if status == CONTRADICTED else
+                           "not significant at the ") + f"{1 - level:.0%} level).", status))
     return out
 
 
@@ -900,7 +925,7 @@ def claims_summary(claims: Sequence[Claim]) -> str:
         text += (f"; our data rule out {len(failed)}: {_and_list(failed)}")
     if open_:
         text += (f"; {len(open_)} {'is' if len(open_) == 1 else 'are'} neither shown nor ruled "
-                 f"out (the difference from ours is within our sampling error): {_and_list(open_)}")
+                 f"out (our numbers allow both the claim and its negation): {_and_list(open_)}")
     if unknown:
         text += (f"; {len(unknown)} cannot be checked with this sweep's class sizes: "
                  f"{_and_list(unknown)}")
@@ -1169,8 +1194,9 @@ def _method(f: _Facts) -> str:
         f"|AUROC − 0.5| + 0.5. *Multivariate.* The {f.n_feat} features are standardised and fed "
         "to an ℓ#sub[2]-regularised logistic regression whose strength is chosen by an internal "
         f"stratified {INNER_FOLDS}-fold CV on accuracy; as in scikit-learn's LogisticRegressionCV "
-        "the folds are not shuffled but consecutive blocks of the runs, here in the order of "
-        "their run ids, so the chosen strength depends on that order. The model is evaluated by "
+        "the folds are not shuffled: each takes, within each class, a consecutive block of its "
+        "runs in the order given, here that of their run ids, so the chosen strength depends on "
+        "that order. The model is evaluated by "
         f"{_cv_words(f.cv)}. *Baselines.* The end-of-window "
         "validation loss (negated) and validation accuracy. *Uncertainty.* Percentile "
         f"bootstrap {f.lvl} CIs over runs ({fmt_int(f.a['settings']['n_resamples'])} resamples) "
@@ -1224,11 +1250,15 @@ class _Pair:
     """Figure 5's pair of features, as the paper names it."""
 
     text: str
-    weak: bool  # |Spearman ρ| below the rule's bound (the rule falls back to a stronger pair)
+    # |Spearman ρ| below the rule's bound (else the rule fell back to a stronger pair); None
+    # where no two features vary over the runs, so there is no pair.
+    weak: bool | None
 
 
 def _pair_rule(pair: _Pair) -> str:
     """What figure 5's rule did: found a weakly correlated pair, or fell back."""
+    if pair.weak is None:
+        return "no two features vary over the runs, so it has none to choose from"
     if pair.weak:
         return f"the strongest pair with |ρ| < {F.MAX_ABS_RHO}"
     return (f"no pair has |ρ| < {F.MAX_ABS_RHO}, so the least correlated of the five strongest "
@@ -1243,7 +1273,7 @@ def _figure_pair(res: F.Results, f: _Facts) -> _Pair:
     try:
         fx, fy, rho = F.choose_feature_pair(at_w, folded0)
     except ValueError:
-        return _Pair("no two non-constant features", False)
+        return _Pair("no two non-constant features", None)
     return _Pair(f"{code(fx)} and {code(fy)} (folded AUROC {esc(fmt(folded0.get(fx)))} and "
                  f"{esc(fmt(folded0.get(fy)))}, Spearman ρ = {esc(fmt_signed(rho, 2))} over runs)",
                  abs(rho) < F.MAX_ABS_RHO)
@@ -1290,9 +1320,10 @@ def _uncertainty_limit(f: _Facts) -> str:
     if _finite((c0.get("diff_val_loss") or {}).get("diff")):
         parts.append("that of its difference from the val-loss baseline "
                      f"{esc(fmt_ci(c0['diff_val_loss'].get('ci'), signed=True))}")
-    ci_text = (", " + " and ".join(parts)) if parts else ""
-    return (f"With {f.n_runs} runs and {f.t1['n_pos']} positives{ci_text}; the bootstrap "
-            f"p-values have a resolution of 1/{fmt_int(f.a['settings']['n_resamples'])}.")
+    ci_text = (": " + " and ".join(parts)) if parts else ""
+    return (f"With {f.n_runs} runs and {f.t1['n_pos']} positives, the sweep resolves differences "
+            f"only down to the width of its intervals{ci_text}; the bootstrap p-values have a "
+            f"resolution of 1/{fmt_int(f.a['settings']['n_resamples'])}.")
 
 
 def _captions(f: _Facts, pair: _Pair) -> dict[str, str]:
@@ -1320,7 +1351,7 @@ def _captions(f: _Facts, pair: _Pair) -> dict[str, str]:
                  f"pairs with |Spearman ρ| < {F.MAX_ABS_RHO} over runs, the pair whose weaker "
                  "member has the highest folded AUROC; if there is none, the least correlated "
                  "pair of the five strongest features"
-                 + ("." if pair.weak else " (the case here).")),
+                 + {True: ".", False: " (the case here).", None: " (here no two vary)."}[pair.weak]),
         "fig6": ("Reliability diagrams of the held-out probabilities per window "
                  f"({F.N_RELIABILITY_BINS} equal-width bins; dot area and number: runs in the bin; "
                  "dotted: perfect calibration). Brier scores in the panel titles."),
