@@ -767,7 +767,6 @@ def _comparison_claims(a: dict, reference: dict, window: int, level: float) -> l
     return out
 
 
-
 def _why_undefined(entry: dict, window: int) -> str:
     """Why a threshold's model comparison at ``window`` has no number, as "ours ..." words."""
     if entry.get("single_class"):
