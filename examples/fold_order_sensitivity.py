@@ -9,9 +9,12 @@ probabilities and another AUROC. The reference does not say in which order its r
 This script recomputes the LOO AUROC of every window from a results directory with the runs
 in ``run_id`` order (it must equal analysis.json's), in grid order (train fraction, weight
 decay, seed: the order a config's loops give), and in ``--orders`` random orders (seeded),
-beside the val-loss baseline, which no order changes::
+beside the val-loss baseline, which no order changes. Then it fits the forecaster on all
+runs at ``--window`` in each order, as ``grokcast fit`` does, and lists the C each order
+chooses; with ``--heldout SWEEP`` (another sweep of the same task) also each fit's held-out
+AUROC and how many held-out runs it gives P(grok) < 0.1::
 
-    python examples/fold_order_sensitivity.py out/paper/results --orders 50
+    python examples/fold_order_sensitivity.py out/paper/results --orders 50 --heldout runs/heldout
 
 The 50 orders of the paper sweep take about a minute on two CPU cores.
 """
@@ -25,8 +28,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from grokcast.forecast import loo_predictions
+from grokcast.analysis import feature_matrix, primary_window, runs_with_outcome
+from grokcast.forecast import GrokForecaster, loo_predictions
+from grokcast.signals import reaches
 from grokcast.stats import auroc
+from grokcast.store import SweepStore
 
 
 def loo_aurocs(features: pd.DataFrame, names: list[str], run_ids: list[str], labels: pd.Series,
@@ -40,6 +46,41 @@ def loo_aurocs(features: pd.DataFrame, names: list[str], run_ids: list[str], lab
     return out
 
 
+def heldout_set(sweep_dir: Path, names: list[str], window: int,
+                threshold: float) -> tuple[pd.DataFrame, np.ndarray]:
+    """Features at ``window`` and labels of a sweep's runs with a known outcome."""
+    store = SweepStore(sweep_dir)
+    runs, _, _ = runs_with_outcome(store.runs())
+    ids = sorted(runs["run_id"].astype(str))
+    y = np.array([reaches(v, threshold) for v in runs.set_index("run_id").loc[ids, "max_val_acc"]])
+    return feature_matrix(store.log(), ids, window)[names], y
+
+
+def print_fits(features: pd.DataFrame, names: list[str], orders: dict[str, list[str]],
+               labels: pd.Series, window: int, heldout: tuple[pd.DataFrame, np.ndarray] | None,
+               ) -> None:
+    """One row per C chosen: which orders chose it and, held out, what the fit does."""
+    X = features[features["window"] == window].set_index("run_id")[names]
+    by_c: dict[float, list[str]] = {}
+    fits: dict[float, GrokForecaster] = {}
+    for name, ids in orders.items():
+        fit = GrokForecaster().fit(X.loc[ids], labels.loc[ids].to_numpy())
+        by_c.setdefault(fit.C_, []).append(name)
+        fits.setdefault(fit.C_, fit)
+    print(f"\nC chosen by a fit on all runs at W = {window} (as grokcast fit), by the order of "
+          "the runs" + ("; held out: AUROC and runs with P(grok) < 0.1 of "
+                        f"{len(heldout[1])}" if heldout else ""))
+    for c in sorted(by_c):
+        named = [n for n in by_c[c] if not n.startswith("random")]
+        n_random = len(by_c[c]) - len(named)
+        who = ", ".join(named + ([f"{n_random} random"] if n_random else []))
+        line = f"C = {c:<10.4g} {who:<28}"
+        if heldout:
+            p = fits[c].predict_proba(heldout[0])[:, 1]
+            line += f" AUROC {auroc(heldout[1], p):.3f}, P < 0.1: {int((p < 0.1).sum())}"
+        print(line)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("results_dir", type=Path, help="written by grokcast analyze")
@@ -47,6 +88,10 @@ def main() -> None:
                         "(default: the primary one)")
     parser.add_argument("--orders", type=int, default=50, help="random orders to try (default 50)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random orders")
+    parser.add_argument("--window", type=int, default=None, help="W of the fits on all runs "
+                        "(default: grokcast fit's, 200, or the analysis' middle window)")
+    parser.add_argument("--heldout", type=Path, default=None, help="a sweep directory of the "
+                        "same task to evaluate the fits on")
     args = parser.parse_args()
     if args.orders < 0:
         parser.error(f"--orders {args.orders} is not allowed: expected 0 or more")
@@ -69,11 +114,15 @@ def main() -> None:
     runs = pd.DataFrame(analysis["runs"])
     labels = pd.Series(entry["labels"], index=runs["run_id"])
 
+    window = args.window if args.window is not None else primary_window(windows)
+    if window not in windows:
+        parser.error(f"--window {window} is not allowed: expected one of the analysed {windows}")
+
     grid = runs.sort_values(["train_frac", "weight_decay", "seed"], kind="stable")["run_id"]
     rng = np.random.default_rng(args.seed)
     orders = {"run_id": list(runs["run_id"]), "grid": list(grid)}
-    shuffled = [loo_aurocs(features, names, list(rng.permutation(runs["run_id"])), labels, windows)
-                for _ in range(args.orders)]
+    random_orders = {f"random {k}": list(rng.permutation(runs["run_id"])) for k in range(args.orders)}
+    shuffled = [loo_aurocs(features, names, ids, labels, windows) for ids in random_orders.values()]
     rows = {name: loo_aurocs(features, names, ids, labels, windows) for name, ids in orders.items()}
 
     print(f"LOO AUROC of the forecaster at threshold {key}, by the order of the runs"
@@ -88,6 +137,10 @@ def main() -> None:
         loss = (entry["windows"][str(w)].get("val_loss") or {}).get("auroc")
         values.append(np.nan if loss is None else loss)
         print(f"{w:>9}" + "".join(f"{v:>9.3f}" for v in values))
+
+    heldout = (heldout_set(args.heldout, names, window, float(key)) if args.heldout is not None
+               else None)
+    print_fits(features, names, orders | random_orders, labels, window, heldout)
 
 
 if __name__ == "__main__":

@@ -9,9 +9,14 @@ from pathlib import Path
 
 import numpy as np
 from test_analysis import synthetic_sweep
+from test_forecast import sklearn_reference
 
 from grokcast import analysis as A
-from grokcast.config import SweepConfig
+from grokcast.config import LogConfig, ModelConfig, OptimConfig, SweepConfig
+from grokcast.features import FEATURE_NAMES
+from grokcast.store import SweepStore
+from grokcast.sweep import run_sweep
+from grokcast.tool import evaluate_forecaster, fit_forecaster
 
 SCRIPT = Path(__file__).resolve().parents[1] / "examples" / "fold_order_sensitivity.py"
 
@@ -27,7 +32,7 @@ def test_run_id_order_reproduces_the_analysis_and_other_orders_are_listed(tmp_pa
     assert out[0].startswith("LOO AUROC of the forecaster at threshold 0.9")
     assert out[1].split() == ["W", "run_id", "grid", "min", "median", "max", "val", "loss"]
     a = json.loads((tmp_path / "analysis.json").read_text())
-    for line, w in zip(out[2:], (100, 200), strict=True):
+    for line, w in zip(out[2:4], (100, 200), strict=True):
         values = line.split()
         cell = a["thresholds"]["0.9"]["windows"][str(w)]
         assert int(values[0]) == w
@@ -36,6 +41,35 @@ def test_run_id_order_reproduces_the_analysis_and_other_orders_are_listed(tmp_pa
         assert float(values[6]) == round(cell["val_loss"]["auroc"], 3)
         lo, med, hi = map(float, values[3:6])
         assert lo <= med <= hi and np.isfinite([lo, hi]).all()
+    # The fits on all runs: the run_id order's C is scikit-learn's, fitted in that order.
+    assert out[5].startswith("C chosen by a fit on all runs at W = 200")
+    (c_line,) = [line for line in out[6:] if "run_id" in line]
+    X = A.feature_matrix(log, [r["run_id"] for r in a["runs"]], 200)[list(FEATURE_NAMES)]
+    sk = sklearn_reference().fit(X, a["thresholds"]["0.9"]["labels"])[-1]
+    assert float(c_line.split()[2]) == float(f"{np.ravel(sk.C_)[0]:.4g}")
+
+
+def test_held_out_scores_match_grokcast_fit_and_evaluate(tmp_path: Path) -> None:
+    """On a tiny real sweep, the run_id order's fit is what grokcast fit saves, and its
+    held-out AUROC (here on the same sweep) what grokcast evaluate reports."""
+    config = SweepConfig(
+        name="tiny", p=11, train_fracs=(0.3, 0.6), weight_decays=(1.0, 10.0), seeds=(0, 1),
+        n_steps=30, model=ModelConfig(d_model=16, n_heads=2, d_mlp=32),
+        optim=OptimConfig(lr=1e-2), log=LogConfig(dense_until=40))
+    sweep = tmp_path / "sweep"
+    run_sweep(config, sweep, device="cpu", progress=False)
+    store = SweepStore(sweep)
+    A.write_results(A.analyze(store.runs(), store.log(), config, windows=(20,), thresholds=(0.09,),
+                              n_resamples=20, seed=0), tmp_path / "results")
+    out = subprocess.run([sys.executable, str(SCRIPT), str(tmp_path / "results"), "--orders", "2",
+                          "--heldout", str(sweep)], capture_output=True, text=True,
+                         check=True).stdout.splitlines()
+    (c_line,) = [line for line in out if line.startswith("C = ") and "run_id" in line]
+    fit = fit_forecaster(sweep, window=20, threshold=0.09, out=tmp_path / "f.json", seed=0,
+                         n_resamples=20)
+    held = evaluate_forecaster(tmp_path / "f.json", sweep, n_resamples=20)
+    assert float(c_line.split()[2]) == float(f"{fit['C']:.4g}")
+    assert f"AUROC {held['forecaster']['auroc']:.3f}," in c_line
 
 
 def test_a_bad_threshold_is_named(tmp_path: Path) -> None:
