@@ -29,10 +29,11 @@ import numpy as np
 import pandas as pd
 
 from grokcast.analysis import feature_matrix, primary_window, runs_with_outcome
+from grokcast.config import SweepConfig
 from grokcast.forecast import GrokForecaster, loo_predictions
 from grokcast.signals import reaches
 from grokcast.stats import auroc
-from grokcast.store import SweepStore
+from grokcast.store import StoreError, SweepStore
 
 
 def loo_aurocs(features: pd.DataFrame, names: list[str], run_ids: list[str], labels: pd.Series,
@@ -46,10 +47,14 @@ def loo_aurocs(features: pd.DataFrame, names: list[str], run_ids: list[str], lab
     return out
 
 
-def heldout_set(sweep_dir: Path, names: list[str], window: int,
+def heldout_set(sweep_dir: Path, task: dict, names: list[str], window: int,
                 threshold: float) -> tuple[pd.DataFrame, np.ndarray]:
-    """Features at ``window`` and labels of a sweep's runs with a known outcome."""
+    """Features at ``window`` and labels of a sweep's runs with a known outcome; refused for a
+    sweep of another task (p, model, optimiser), whose features are on another scale."""
     store = SweepStore(sweep_dir)
+    if store.read_config().task() != task:
+        raise ValueError("it trains another task (p, model or optimiser) than the analysed "
+                         "sweep, so its features are not comparable")
     runs, _, _ = runs_with_outcome(store.runs())
     ids = sorted(runs["run_id"].astype(str))
     y = np.array([reaches(v, threshold) for v in runs.set_index("run_id").loc[ids, "max_val_acc"]])
@@ -96,6 +101,9 @@ def main() -> None:
     if args.orders < 0:
         parser.error(f"--orders {args.orders} is not allowed: expected 0 or more")
 
+    if not (args.results_dir / "analysis.json").is_file():
+        parser.error(f"{str(args.results_dir)!r} holds no analysis.json: expected a results "
+                     "directory written by grokcast analyze")
     analysis = json.loads((args.results_dir / "analysis.json").read_text())
     features = pd.read_parquet(args.results_dir / "features.parquet")
     key = args.threshold or next(iter(analysis["thresholds"]))
@@ -118,6 +126,13 @@ def main() -> None:
     if window not in windows:
         parser.error(f"--window {window} is not allowed: expected one of the analysed {windows}")
 
+    try:  # before the long part: a bad sweep directory is named at once
+        task = SweepConfig.from_dict(analysis["sweep"]["config"]).task()
+        heldout = (heldout_set(args.heldout, task, names, window, float(key))
+                   if args.heldout is not None else None)
+    except (StoreError, ValueError) as err:
+        parser.error(f"--heldout {str(args.heldout)!r}: {err}")
+
     grid = runs.sort_values(["train_frac", "weight_decay", "seed"], kind="stable")["run_id"]
     rng = np.random.default_rng(args.seed)
     orders = {"run_id": list(runs["run_id"]), "grid": list(grid)}
@@ -138,8 +153,6 @@ def main() -> None:
         values.append(np.nan if loss is None else loss)
         print(f"{w:>9}" + "".join(f"{v:>9.3f}" for v in values))
 
-    heldout = (heldout_set(args.heldout, names, window, float(key)) if args.heldout is not None
-               else None)
     print_fits(features, names, orders | random_orders, labels, window, heldout)
 
 

@@ -72,11 +72,25 @@ def test_held_out_scores_match_grokcast_fit_and_evaluate(tmp_path: Path) -> None
     assert f"AUROC {held['forecaster']['auroc']:.3f}," in c_line
 
 
-def test_a_bad_threshold_is_named(tmp_path: Path) -> None:
+def test_bad_arguments_are_named(tmp_path: Path) -> None:
     runs, log = synthetic_sweep()
     config = SweepConfig(name="orders", train_fracs=(0.3, 0.6), weight_decays=(1.0,),
                          seeds=tuple(range(11)))
     A.write_results(A.analyze(runs, log, config, windows=(100,), n_resamples=10, seed=0), tmp_path)
-    res = subprocess.run([sys.executable, str(SCRIPT), str(tmp_path), "--threshold", "0.5"],
-                         capture_output=True, text=True)
-    assert res.returncode == 2 and "--threshold '0.5' is not allowed: expected one of" in res.stderr
+    other_task = tmp_path / "other"  # p = 11: another task than the analysed p = 23
+    run_sweep(SweepConfig(name="p11", p=11, train_fracs=(0.5,), weight_decays=(1.0,), seeds=(0,),
+                          n_steps=5, model=ModelConfig(d_model=16, n_heads=2, d_mlp=32)),
+              other_task, device="cpu", progress=False)
+
+    def error(*argv: str) -> str:
+        res = subprocess.run([sys.executable, str(SCRIPT), *argv, "--orders", "0"],
+                             capture_output=True, text=True)
+        assert res.returncode == 2, res.stdout
+        return res.stderr.strip().splitlines()[-1]
+
+    assert "--threshold '0.5' is not allowed: expected one of" in error(str(tmp_path),
+                                                                        "--threshold", "0.5")
+    assert "holds no analysis.json" in error(str(tmp_path / "nowhere"))
+    assert "--window 7 is not allowed" in error(str(tmp_path), "--window", "7")
+    assert "is not a sweep directory" in error(str(tmp_path), "--heldout", str(tmp_path))
+    assert "another task" in error(str(tmp_path), "--heldout", str(other_task))
