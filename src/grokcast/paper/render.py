@@ -616,9 +616,9 @@ def baseline_windows_sentence(entry: dict, windows: Sequence[int], level: float 
     """At which windows the forecaster is significantly better (or worse) than the val-loss
     baseline, and where that one feature alone scores higher than the 28 together."""
     cells = {w: entry["windows"][str(w)] for w in windows}
-    by = {v: [w for w, c in cells.items() if verdict(c.get("diff_val_loss"), level) == v]
-          for v in (BETTER, WORSE)}
-    compared = [w for w, c in cells.items() if verdict(c.get("diff_val_loss"), level) != UNDEFINED]
+    verdicts = {w: verdict(c.get("diff_val_loss"), level) for w, c in cells.items()}
+    by = {v: [w for w, x in verdicts.items() if x == v] for v in (BETTER, WORSE)}
+    compared = [w for w, x in verdicts.items() if x != UNDEFINED]
     if not compared:
         return ""
     base = "the val-loss baseline"
@@ -714,7 +714,12 @@ def comparison_status(theirs: dict, ours: dict, level: float) -> str:
     lo, hi = ours.get("ci") or (None, None)
     if not (_finite(lo) and _finite(hi)):
         return UNRESOLVED
-    ruled_out = {1: hi <= 0, -1: lo >= 0, 0: lo > 0 or hi < 0}[int(np.sign(_RANK[ref_s]))]
+    if _RANK[ref_s] > 0:  # "better": ruled out where no Δ > 0 is left
+        ruled_out = hi <= 0
+    elif _RANK[ref_s] < 0:  # "worse"
+        ruled_out = lo >= 0
+    else:  # "no significant difference"
+        ruled_out = lo > 0 or hi < 0
     return CONTRADICTED if ruled_out else UNRESOLVED
 
 
