@@ -237,6 +237,10 @@ def test_grids_may_be_python_lists_and_numpy_numbers():
     assert [r.run_id for r in config.runs()] == [r.run_id for r in SweepConfig(
         train_fracs=(0.3, 0.6), weight_decays=(1.0,), seeds=(0, 1)).runs()]
     assert SweepConfig(seeds=np.arange(3)).seeds == (0, 1, 2)
+    assert SweepConfig(seeds=range(1, 4)).seeds == (1, 2, 3)  # was "expected a non-empty list"
+    assert len(SweepConfig(seeds=range(100)).runs()) == 4 * 4 * 100
+    with pytest.raises(ConfigError, match=r"^seeds=range\(0, 0\) is not allowed: expected a non-empty list"):
+        SweepConfig(seeds=range(0))
     with pytest.raises(ConfigError, match=r"^seeds=\(array\(\[0, 1\]\),\) is not allowed: expected "
                                           "a flat list of numbers"):
         SweepConfig(seeds=[np.array([0, 1])])

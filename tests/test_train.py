@@ -142,6 +142,17 @@ def test_ensemble_of_one_equals_member_of_larger_ensemble():
     np.testing.assert_allclose(alone.values[0], together.values[1], rtol=1e-4, atol=1e-5)
 
 
+def test_on_cpu_a_run_of_one_split_logs_the_same_bits_in_any_chunk():
+    """The CPU chunk cap (sweep.DEFAULT_CPU_CHUNK) is chosen for speed alone: without padding,
+    a run's batched products are its own, so its log must not depend on its chunk-mates."""
+    runs = [_run(seed=s, weight_decay=wd, n_steps=40, log=LogConfig(dense_until=10, every=10))
+            for s, wd in [(0, 0.3), (1, 1.0), (2, 10.0), (3, 3.0), (4, 1.0)]]
+    together = train_ensemble(runs)
+    for k in (0, 3):
+        np.testing.assert_array_equal(train_ensemble([runs[k]]).values[0], together.values[k])
+    np.testing.assert_array_equal(train_ensemble(runs[1:3]).values, together.values[1:3])
+
+
 def test_diverging_run_does_not_disturb_the_others():
     # 1 - lr * wd = -999: that run's weights blow up to inf/NaN within a few steps.
     runs = [_run(seed=0, n_steps=40), _run(seed=0, weight_decay=1e6, n_steps=40)]

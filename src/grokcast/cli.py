@@ -163,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="auto | cpu | cuda[:N] (default: auto; --executor ray: auto | cpu | cuda)")
     p.add_argument("--chunk-size", type=_positive_int, default=None,
                    help="runs per ensemble (default: what fits in a quarter of the device's memory, "
-                   "at most 64 on CPU)")
+                   "at most 16 on CPU)")
     p.add_argument("--steps", type=_nonnegative_int, default=None, help="override the config's n_steps")
     p.add_argument("--workers", type=_positive_int, default=1,
                    help="CPU only: train this many chunks at once, each in its own single-threaded "

@@ -189,15 +189,16 @@ class SweepConfig:
         if not isinstance(self.name, str) or not self.name.strip():
             _fail("name", self.name, "a non-empty string")
         for name in ("train_fracs", "weight_decays", "seeds"):
-            values = getattr(self, name)
+            given = values = getattr(self, name)
             if isinstance(values, np.ndarray) and values.ndim == 1:  # np.arange(3), say
                 values = values.tolist()
-            if isinstance(values, list | tuple):  # a list reads as naturally as a tuple in Python;
-                # numpy scalars become the plain numbers a TOML file holds
+            # A list or a range (seeds=range(100)) reads as naturally as a tuple in Python;
+            # numpy scalars become the plain numbers a TOML file holds.
+            if isinstance(values, list | tuple | range):
                 values = tuple(v.item() if isinstance(v, np.generic) else v for v in values)
                 object.__setattr__(self, name, values)  # frozen: the stored grid is a tuple
             if not isinstance(values, tuple) or not values:
-                _fail(name, values, "a non-empty list")
+                _fail(name, given, "a non-empty list")
             if any(isinstance(v, (list, tuple, dict, np.ndarray)) for v in values):
                 _fail(name, values, "a flat list of numbers")
             if len(set(values)) != len(values):

@@ -27,11 +27,14 @@ from grokcast.train import EnsembleLog, LogHook, resolve_device, train_ensemble
 from grokcast.validation import check_int
 
 # Runs per CPU ensemble, capped. Bigger ensembles share each op's fixed cost among more runs
-# (what small train sets need); past a few dozen runs a CPU ensemble is compute bound and
-# bigger chunks only delay the first stored result. Measured on the paper grid: chunks of 6
-# instead of whole 12-run split groups were at least 10% slower per run-step at f = 0.3 and
-# 0.4 and no clearly faster at f = 0.5 and 0.6.
-DEFAULT_CPU_CHUNK = 64
+# (what small train sets need), but past about 16 runs their activations outgrow the cache.
+# Measured on the 2-core machine, --workers 2, 128 runs x 1,000 steps of one train fraction:
+# chunks of 16 took 49.5-58.1 s at f = 0.3 and 83.4-94.4 s at f = 0.6 against 53.9-55.5 s
+# and 95.8-99.6 s for chunks of 64 (4 A/B pairs each; 16 faster in 7 of 8); with one
+# 2-thread process, no clear difference. Chunks of 6 instead of whole 12-run split groups
+# were at least 10% slower at f = 0.3 and 0.4. On the CPU a run's log does not depend on
+# its chunk (bitwise equal at chunk sizes 1, 12, 16 and 64), so the cap changes speed only.
+DEFAULT_CPU_CHUNK = 16
 
 
 class Stopper(Protocol):
@@ -106,7 +109,7 @@ def device_bytes(device: torch.device) -> int:
 
 def default_chunk_size(device: torch.device, config: SweepConfig, workers: int = 1) -> int:
     """Runs per ensemble: what fits in a quarter of the device's memory (shared by ``workers``
-    chunks training at once), at most 64 on a CPU.
+    chunks training at once), at most 16 on a CPU.
 
     A quarter of the device's total memory, not of what is free now: a run's log can depend
     on the chunk it trains in (the padding of packed splits, the batched products' shapes),
