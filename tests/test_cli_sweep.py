@@ -323,6 +323,13 @@ def test_bf16_config_is_the_paper_grid_with_bf16_products():
                                        model=dataclasses.replace(paper.model, precision="bf16"))
 
 
+def test_300_seeds_config_is_the_paper_grid_with_300_seeds():
+    paper, big = (SweepConfig.from_file(ROOT / "configs" / f"{n}.toml") for n in ("paper", "paper_300_seeds"))
+    assert big == dataclasses.replace(paper, name="paper-300-seeds", seeds=tuple(range(300)))
+    assert big == SweepConfig(name="paper-300-seeds", seeds=range(300))  # as the README writes it
+    assert len(big.runs()) == 4_800
+
+
 def test_reproduce_outside_the_repository_says_where_it_looked(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)  # no configs/ here: the default config is not found
     assert main(["reproduce", "--out", "o", "--quiet"]) == 2

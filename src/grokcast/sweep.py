@@ -27,7 +27,8 @@ from grokcast.train import EnsembleLog, LogHook, resolve_device, train_ensemble
 from grokcast.validation import check_int
 
 # Runs per CPU ensemble, capped. Bigger ensembles share each op's fixed cost among more runs
-# (what small train sets need), but past about 16 runs their activations outgrow the cache.
+# (what small train sets need), but past about 16 runs they ran slower, probably because
+# their activations outgrow the cache.
 # Measured on the 2-core machine, --workers 2, 128 runs x 1,000 steps of one train fraction:
 # chunks of 16 took 49.5-58.1 s at f = 0.3 and 83.4-94.4 s at f = 0.6 against 53.9-55.5 s
 # and 95.8-99.6 s for chunks of 64 (4 A/B pairs each; 16 faster in 7 of 8); with one
@@ -111,8 +112,8 @@ def default_chunk_size(device: torch.device, config: SweepConfig, workers: int =
     """Runs per ensemble: what fits in a quarter of the device's memory (shared by ``workers``
     chunks training at once), at most 16 on a CPU.
 
-    A quarter of the device's total memory, not of what is free now: a run's log can depend
-    on the chunk it trains in (the padding of packed splits, the batched products' shapes),
+    A quarter of the device's total memory, not of what is free now: on a GPU a run's log can
+    depend on the chunk it trains in (the padding of packed splits, the batched products' shapes),
     so the plan must be the same every time the sweep runs on the same kind of device. On a
     CPU the paper's model hits the cap long before the memory bound.
     """
