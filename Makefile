@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 OUT ?= out/paper
-# Training processes for the sweep (one torch thread each); 2 suits a 2-core machine.
-WORKERS ?= 2
+# Training processes for the sweep, one torch thread each: auto starts one per core on the
+# CPU (the logs do not depend on their number) and trains in-process on a GPU.
+WORKERS ?= auto
 # Where pip looks for torch. Empty: pip's configured indexes (PyPI's Linux torch is the CUDA
 # build); TORCH_INDEX=https://download.pytorch.org/whl/cpu gets the small CPU build there.
 TORCH_INDEX ?=

@@ -212,6 +212,19 @@ def test_bad_device_or_workers_leave_no_sweep_directory(tmp_path, capsys, args, 
     assert not out.exists()
 
 
+def test_workers_takes_a_count_or_auto(tmp_path, capsys):
+    cfg = str(_tiny_config(tmp_path))
+    with pytest.raises(SystemExit) as exit_:
+        main(["sweep", "--config", cfg, "--out", str(tmp_path / "s"), "--workers", "two"])
+    assert exit_.value.code == 2
+    assert ("argument --workers: 'two' is not allowed: expected an integer >= 1 or auto"
+            in capsys.readouterr().err)
+    with pytest.raises(SystemExit):
+        main(["reproduce", "--config", cfg, "--out", str(tmp_path / "r"), "--workers", "0"])
+    assert "argument --workers: '0' is not allowed" in capsys.readouterr().err
+    assert not (tmp_path / "s").exists() and not (tmp_path / "r").exists()
+
+
 def test_api_objects_of_the_wrong_type_are_named():
     from grokcast.config import RunConfig
     from grokcast.train import train_ensemble
@@ -282,11 +295,12 @@ def test_config_file_must_be_a_toml_or_json_file(tmp_path):
     assert SweepConfig.from_file(tmp_path / "UPPER.TOML").seeds == (7,)
 
 
-def test_worker_processes_write_the_same_store_as_one_process(tmp_path):
+@pytest.mark.parametrize("workers", ["2", "auto"])  # auto: one per core (at least 2 in CI)
+def test_worker_processes_write_the_same_store_as_one_process(tmp_path, workers):
     cfg = _tiny_config(tmp_path)
     assert main(["sweep", "--config", str(cfg), "--out", str(tmp_path / "one"), "--quiet"]) == 0
     assert main(["sweep", "--config", str(cfg), "--out", str(tmp_path / "two"), "--quiet",
-                 "--workers", "2", "--chunk-size", "1"]) == 0
+                 "--workers", workers, "--chunk-size", "1"]) == 0
     one, two = SweepStore(tmp_path / "one"), SweepStore(tmp_path / "two")
     # Both use one torch thread per ensemble (conftest sets it here; workers set it themselves).
     pd.testing.assert_frame_equal(one.log(), two.log())

@@ -11,7 +11,7 @@ import pytest
 
 from grokcast.config import LogConfig, ModelConfig, SweepConfig
 from grokcast.store import StoreError, SweepStore
-from grokcast.sweep import plan_chunks, run_sweep
+from grokcast.sweep import plan_chunks, resolve_workers, run_sweep
 
 
 def _grid(seeds: int, split_seeds: list[int]) -> list:
@@ -225,3 +225,18 @@ def test_run_sweep_takes_any_stopper_and_resumes_only_under_the_same_one(tmp_pat
     for other, needle in ((StopWeightDecayAbove(5.0), '"bound": 0.5'), (None, "without")):
         with pytest.raises(StoreError, match=needle):
             run_sweep(config, out, device="cpu", progress=False, stop=other)
+
+
+def test_auto_workers_is_one_per_usable_core_on_the_cpu_and_one_on_a_gpu(monkeypatch):
+    import os
+
+    import torch
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 3, 5}, raising=False)
+    assert resolve_workers("auto", torch.device("cpu")) == 3
+    assert resolve_workers("auto", torch.device("cuda")) == 1  # the CUDA path trains in-process
+    assert resolve_workers(2, torch.device("cpu")) == 2
+    with pytest.raises(ValueError, match=r"^workers='all' is not allowed: expected an integer >= 1 or 'auto'"):
+        resolve_workers("all", torch.device("cpu"))
+    with pytest.raises(ValueError, match=r"^workers=0 is not allowed"):
+        resolve_workers(0, torch.device("cpu"))

@@ -142,6 +142,21 @@ def _int_at_least(minimum: int) -> Callable[[str], int]:
 
 
 _positive_int, _nonnegative_int, _window_int = _int_at_least(1), _int_at_least(0), _int_at_least(2)
+
+
+def _workers(text: str) -> int | str:
+    if text == "auto":
+        return text
+    try:
+        return _positive_int(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not allowed: expected an integer >= 1 "
+                                         "or auto") from None
+
+
+WORKERS_HELP = ("CPU only: train this many chunks at once, each in its own single-threaded process, "
+                "at most one per core; auto: one per core on the CPU, 1 on a GPU (default: 1, in "
+                "this process with all of torch's threads)")
 DEFAULT_CONFIG = Path("configs/paper.toml")
 
 
@@ -165,10 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="runs per ensemble (default: what fits in a quarter of the device's memory, "
                    "at most 16 on CPU)")
     p.add_argument("--steps", type=_nonnegative_int, default=None, help="override the config's n_steps")
-    p.add_argument("--workers", type=_positive_int, default=1,
-                   help="CPU only: train this many chunks at once, each in its own single-threaded "
-                        "process, at most one per core (default: 1, in this process with all of "
-                        "torch's threads)")
+    p.add_argument("--workers", type=_workers, default=1, help=WORKERS_HELP)
     p.add_argument("--stop-model", type=Path, default=None,
                    help="forecaster file: stop runs at its window W when P(grok) is low")
     p.add_argument("--stop-below", type=float, default=None,
@@ -234,10 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True,
                    help="output directory: sweep/, results/, paper.pdf (resumable)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N] (default: auto)")
-    p.add_argument("--workers", type=_positive_int, default=1,
-                   help="CPU only: train this many chunks at once, each in its own single-threaded "
-                        "process, at most one per core (default: 1, in this process with all of "
-                        "torch's threads)")
+    p.add_argument("--workers", type=_workers, default=1, help=WORKERS_HELP)
     p.add_argument("--with-early-stopping", action="store_true",
                    help="also fit the forecaster, train unseen seeds and run the early-stop study")
     p.add_argument("--quiet", action="store_true", help="no stage lines or progress bar")

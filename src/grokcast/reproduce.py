@@ -93,7 +93,7 @@ def format_timings(timings: dict[str, float]) -> str:
 
 
 def reproduce(config_path: str | Path, out_dir: str | Path, *, device: str = "auto",
-              workers: int = 1, with_early_stopping: bool = False,
+              workers: int | str = 1, with_early_stopping: bool = False,
               progress: bool = True) -> ReproduceResult:
     """Run the whole study: sweep -> analysis -> figures -> paper.
 
@@ -102,7 +102,7 @@ def reproduce(config_path: str | Path, out_dir: str | Path, *, device: str = "au
     config_path : sweep config (.toml or .json), e.g. ``configs/paper.toml``
     out_dir : output directory; an interrupted run resumes its sweep here
     device : ``auto``, ``cpu`` or ``cuda[:N]``, for training
-    workers : CPU training processes (:func:`grokcast.sweep.run_sweep`)
+    workers : CPU training processes, or ``"auto"`` (:func:`grokcast.sweep.run_sweep`)
     with_early_stopping : also run the early-stopping study: fit the forecaster on the sweep
         (W = 200, threshold 0.9), train the same grid with unseen seeds
         (:func:`heldout_config`; this doubles the training time) and score how much compute
@@ -154,7 +154,7 @@ def reproduce(config_path: str | Path, out_dir: str | Path, *, device: str = "au
                            timings=timings)
 
 
-def _early_stopping_study(config: SweepConfig, out: Path, device: str, workers: int,
+def _early_stopping_study(config: SweepConfig, out: Path, device: str, workers: int | str,
                           progress: bool) -> dict[str, Any]:
     """Fit on OUT/sweep, train the held-out seeds, run the study; returns what was trained."""
     from grokcast.early_stop import run_study

@@ -132,18 +132,36 @@ def check_fits(device: torch.device, config: SweepConfig) -> None:
                          f"more than the {have / gib:,.1f} GiB of {device}: use a smaller model or p")
 
 
+def usable_cores() -> int:
+    """The CPU cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
 def max_workers() -> int:
     """The most ``workers`` a sweep may start: the CPU cores this process may run on (at least 2,
     so that a one-core machine can still run the multi-process code path)."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        cores = os.cpu_count() or 1
-    return max(2, cores)
+    return max(2, usable_cores())
+
+
+def resolve_workers(workers: int | str, device: torch.device) -> int:
+    """``workers="auto"``: one single-threaded process per usable core on the CPU, 1 on a GPU.
+
+    Each worker process trains on one thread, and on the CPU a run's log does not depend on
+    its chunk, so the logs are the same for any number of worker processes: on the CPU
+    ``auto`` changes the speed only (a one-core machine trains in-process, on its one thread).
+    """
+    if workers == "auto":
+        return usable_cores() if device.type == "cpu" else 1
+    if isinstance(workers, str):
+        raise ValueError(f"workers={workers!r} is not allowed: expected an integer >= 1 or 'auto'")
+    return check_int("workers", workers, 1)
 
 
 def run_sweep(config: SweepConfig, out: str | Path, *, device: str = "auto",
-              chunk_size: int | None = None, workers: int = 1, progress: bool = True,
+              chunk_size: int | None = None, workers: int | str = 1, progress: bool = True,
               stop: Stopper | None = None,
               train_fn: Callable[..., EnsembleLog] = train_ensemble) -> SweepResult:
     """Train every unfinished run of ``config`` into the sweep directory ``out``.
@@ -154,7 +172,8 @@ def run_sweep(config: SweepConfig, out: str | Path, *, device: str = "auto",
 
     ``workers > 1`` (CPU only) trains that many chunks at once in separate processes with one
     torch thread each: on small matrices, processes scale better than intra-op threads. At most
-    :func:`max_workers`. The workers import the main script again, so a script calls this
+    :func:`max_workers`; ``"auto"``: one per usable core on the CPU, 1 on a GPU
+    (:func:`resolve_workers`). The workers import the main script again, so a script calls this
     under ``if __name__ == "__main__":`` (:func:`check_main_guard` refuses a call outside).
     Chunks are stored by this process as they finish, in whatever order that is.
 
@@ -163,7 +182,7 @@ def run_sweep(config: SweepConfig, out: str | Path, *, device: str = "auto",
     """
     dev = resolve_device(device)  # before anything is written: a bad device leaves no sweep dir
     check_fits(dev, config)
-    workers = check_int("workers", workers, 1)
+    workers = resolve_workers(workers, dev)
     if workers > 1 and dev.type != "cpu":
         raise ValueError(f"workers={workers} is not allowed: expected 1, or >= 1 on the CPU")
     if workers > max_workers():
