@@ -236,7 +236,8 @@ def test_auto_workers_is_one_per_usable_core_on_the_cpu_and_one_on_a_gpu(monkeyp
     assert resolve_workers("auto", torch.device("cpu")) == 3
     assert resolve_workers("auto", torch.device("cuda")) == 1  # the CUDA path trains in-process
     assert resolve_workers(2, torch.device("cpu")) == 2
-    with pytest.raises(ValueError, match=r"^workers='all' is not allowed: expected an integer >= 1 or 'auto'"):
+    with pytest.raises(ValueError,
+                       match=r"^workers='all' is not allowed: expected an integer >= 1 or 'auto'"):
         resolve_workers("all", torch.device("cpu"))
     with pytest.raises(ValueError, match=r"^workers=0 is not allowed"):
         resolve_workers(0, torch.device("cpu"))
