@@ -64,7 +64,7 @@ def test_kill_9_mid_sweep_loses_no_finished_run(tmp_path):
     cfg = _tiny_config(tmp_path, n_steps="400", seeds="[0, 1, 2]")
     out = tmp_path / "s"
     cmd = [sys.executable, "-m", "grokcast.cli", "sweep", "--config", str(cfg), "--out", str(out),
-           "--chunk-size", "1", "--quiet"]
+           "--chunk-size", "1", "--workers", "1", "--quiet"]  # in-process; workers: below
     proc = subprocess.Popen(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"})
     deadline = time.time() + 120
     while time.time() < deadline and len(list((out / "runs").glob("chunk-*.parquet"))) < 2:
@@ -183,7 +183,8 @@ def test_bad_config_is_one_clear_line_and_exit_2(tmp_path, capsys, override, nee
 
 def test_directory_of_another_sweep_is_refused_untouched(tmp_path, capsys):
     out = tmp_path / "s"
-    assert main(["sweep", "--config", str(_tiny_config(tmp_path)), "--out", str(out), "--quiet"]) == 0
+    assert main(["sweep", "--config", str(_tiny_config(tmp_path)), "--out", str(out), "--quiet",
+                 "--workers", "1"]) == 0
     snapshot = {p: p.stat().st_mtime_ns for p in out.rglob("*")}
     other = _tiny_config(tmp_path, weight_decays="[3.0]")
     assert main(["sweep", "--config", str(other), "--out", str(out), "--quiet"]) == 2
@@ -298,7 +299,8 @@ def test_config_file_must_be_a_toml_or_json_file(tmp_path):
 @pytest.mark.parametrize("workers", ["2", "auto"])  # auto: one per core (at least 2 in CI)
 def test_worker_processes_write_the_same_store_as_one_process(tmp_path, workers):
     cfg = _tiny_config(tmp_path)
-    assert main(["sweep", "--config", str(cfg), "--out", str(tmp_path / "one"), "--quiet"]) == 0
+    assert main(["sweep", "--config", str(cfg), "--out", str(tmp_path / "one"), "--quiet",
+                 "--workers", "1"]) == 0
     assert main(["sweep", "--config", str(cfg), "--out", str(tmp_path / "two"), "--quiet",
                  "--workers", workers, "--chunk-size", "1"]) == 0
     one, two = SweepStore(tmp_path / "one"), SweepStore(tmp_path / "two")
@@ -308,9 +310,33 @@ def test_worker_processes_write_the_same_store_as_one_process(tmp_path, workers)
     pd.testing.assert_frame_equal(one.runs()[cols], two.runs()[cols])
 
 
+def test_the_cli_trains_one_single_threaded_worker_per_core_by_default(tmp_path, monkeypatch):
+    """No --workers: ``auto`` (one worker process per usable core on the CPU), while
+    ``run_sweep``'s own default stays in-process (a script needs a __main__ guard for workers)."""
+    import grokcast.sweep as sweep_module
+
+    used, real = [], sweep_module.train_in_processes
+
+    def spy(chunks, workers, *args):
+        used.append(workers)
+        yield from real(chunks, workers, *args)
+
+    monkeypatch.setattr(sweep_module, "train_in_processes", spy)
+    cfg = _tiny_config(tmp_path)
+    assert main(["sweep", "--config", str(cfg), "--out", str(tmp_path / "s"), "--quiet",
+                 "--device", "cpu"]) == 0
+    cores = sweep_module.usable_cores()
+    assert used == ([cores] if cores > 1 else [])
+    assert main(["sweep", "--config", str(cfg), "--out", str(tmp_path / "one"), "--quiet",
+                 "--workers", "1"]) == 0
+    assert used == ([cores] if cores > 1 else [])  # --workers 1: in this process
+    pd.testing.assert_frame_equal(SweepStore(tmp_path / "s").log(), SweepStore(tmp_path / "one").log())
+
+
 def test_written_files_get_the_umask_mode_and_os_errors_are_one_line(tmp_path, capsys):
     out = tmp_path / "s"
-    assert main(["sweep", "--config", str(_tiny_config(tmp_path)), "--out", str(out), "--quiet"]) == 0
+    assert main(["sweep", "--config", str(_tiny_config(tmp_path)), "--out", str(out), "--quiet",
+                 "--workers", "1"]) == 0
     umask = os.umask(0)
     os.umask(umask)
     for path in [out / "sweep.json", *(out / "runs").iterdir(), *(out / "log").iterdir()]:

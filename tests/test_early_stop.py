@@ -275,7 +275,8 @@ def test_cli_sweep_with_stop_model_stops_the_low_runs_and_counts_them(tmp_path, 
                    f"n_steps = {W + 20}\n[log]\ndense_until = {dense_until}\nevery = 15\n")
     # A forecaster fitted on these very runs (label: the lower half of val loss at W), so that
     # some score below 0.5 and some above; stopping must match its offline scores.
-    assert main(["sweep", "--config", str(cfg), "--out", str(tmp_path / "s0"), "--quiet"]) == 0
+    assert main(["sweep", "--config", str(cfg), "--out", str(tmp_path / "s0"), "--quiet",
+                 "--workers", "1"]) == 0
     runs, log = SweepStore(tmp_path / "s0").runs(), SweepStore(tmp_path / "s0").log()
     X = feature_table(log, W).reindex(runs["run_id"])
     y = (X["end_val_loss"] < X["end_val_loss"].median()).to_numpy().astype(int)
@@ -287,7 +288,7 @@ def test_cli_sweep_with_stop_model_stops_the_low_runs_and_counts_them(tmp_path, 
     assert 0 < sum(expected.values()) < len(expected)
     capsys.readouterr()
     assert main(["sweep", "--config", str(cfg), "--out", str(tmp_path / "s1"), "--quiet",
-                 "--stop-model", str(tmp_path / "f.json"), "--stop-below", "0.5"]) == 0
+                 "--workers", "1", "--stop-model", str(tmp_path / "f.json"), "--stop-below", "0.5"]) == 0
     n = sum(expected.values())
     assert f"{n} of the sweep's 6 runs were stopped early" in capsys.readouterr().out
     status = SweepStore(tmp_path / "s1").runs().set_index("run_id")["status"]
@@ -343,7 +344,8 @@ def test_stop_model_fit_on_sparser_steps_reads_only_those_in_a_dense_sweep(tmp_p
     cfg = tmp_path / "tiny.toml"
     cfg.write_text('name = "tiny"\ntrain_fracs = [0.3]\nweight_decays = [1.0]\nseeds = [0, 1, 2, 3, 4, 5]\n'
                    f"n_steps = {W + 20}\n[log]\ndense_until = {W + 10}\nevery = 15\n")
-    assert main(["sweep", "--config", str(cfg), "--out", str(tmp_path / "s0"), "--quiet"]) == 0
+    assert main(["sweep", "--config", str(cfg), "--out", str(tmp_path / "s0"), "--quiet",
+                 "--workers", "1"]) == 0
     runs, log = SweepStore(tmp_path / "s0").runs(), SweepStore(tmp_path / "s0").log()
     steps = list(range(0, W, 2))
     cut = log[log["step"].isin(steps) | (log["step"] >= W)]
@@ -363,7 +365,7 @@ def test_stop_model_fit_on_sparser_steps_reads_only_those_in_a_dense_sweep(tmp_p
     assert (p_dense < below).tolist() != list(expected.values())
     capsys.readouterr()
     assert main(["sweep", "--config", str(cfg), "--out", str(tmp_path / "s1"), "--quiet",
-                 "--stop-model", str(tmp_path / "f.json"), "--stop-below", str(below)]) == 0
+                 "--workers", "1", "--stop-model", str(tmp_path / "f.json"), "--stop-below", str(below)]) == 0
     stopped = SweepStore(tmp_path / "s1").runs().set_index("run_id")["status"] == "stopped"
     assert stopped.to_dict() == expected
     # The offline study reads the same steps of the dense held-out log.

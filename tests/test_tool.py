@@ -303,7 +303,7 @@ def test_smoke_sweep_end_to_end(tmp_path):
 
     out = tmp_path / "smoke"
     assert main(["sweep", "--config", str(ROOT / "configs" / "smoke.toml"), "--out", str(out),
-                 "--quiet", "--device", "cpu"]) == 0
+                 "--quiet", "--device", "cpu", "--workers", "1"]) == 0
     result = fit_forecaster(out, window=200, threshold=0.5, out=tmp_path / "f.json")
     assert result["n_runs"] == 8
     log = SweepStore(out).log()

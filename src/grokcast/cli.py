@@ -34,7 +34,7 @@ def cmd_sweep(args: argparse.Namespace) -> None:
         stop = stop_rule(args.stop_model, args.stop_below, config)
     if args.executor != "ray" and args.address is not None:
         raise ValueError("--address is for --executor ray")
-    if args.executor == "ray" and args.workers != 1:
+    if args.executor == "ray" and args.workers is not None:
         raise ValueError("--workers is for the local executor; Ray places one chunk per task")
     if args.executor == "ray":
         try:
@@ -45,7 +45,7 @@ def cmd_sweep(args: argparse.Namespace) -> None:
                                chunk_size=args.chunk_size, progress=not args.quiet)
     else:
         result = run_sweep(config, args.out, device=args.device, chunk_size=args.chunk_size,
-                           workers=args.workers, progress=not args.quiet, stop=stop)
+                           workers=args.workers or "auto", progress=not args.quiet, stop=stop)
     print(f"trained {result.n_trained} runs ({result.n_skipped} already finished) "
           f"in {result.seconds:.1f} s -> {args.out}")
     if stop is not None:
@@ -110,7 +110,7 @@ def cmd_reproduce(args: argparse.Namespace) -> None:
         raise ValueError(f"config file {str(args.config)!r} does not exist in {str(Path.cwd())!r}: "
                          "run from the repository root, or pass --config")
     tune_allocator()
-    result = reproduce(args.config, args.out, device=args.device, workers=args.workers,
+    result = reproduce(args.config, args.out, device=args.device, workers=args.workers or "auto",
                        with_early_stopping=args.with_early_stopping, progress=not args.quiet)
     if args.quiet:  # otherwise reproduce() has printed it with the timings
         print(f"paper: {result.paper}")
@@ -154,9 +154,9 @@ def _workers(text: str) -> int | str:
                                          "or auto") from None
 
 
-WORKERS_HELP = ("CPU only: train this many chunks at once, each in its own single-threaded process, "
-                "at most one per core; auto: one per core on the CPU, 1 on a GPU (default: 1, in "
-                "this process with all of torch's threads)")
+WORKERS_HELP = ("train this many chunks at once, each in its own single-threaded process (CPU only), "
+                "at most one per core; 1: in this process with all of torch's threads; auto (the "
+                "default): one per core on the CPU, 1 on a GPU")
 DEFAULT_CONFIG = Path("configs/paper.toml")
 
 
@@ -180,7 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="runs per ensemble (default: what fits in a quarter of the device's memory, "
                    "at most 16 on CPU)")
     p.add_argument("--steps", type=_nonnegative_int, default=None, help="override the config's n_steps")
-    p.add_argument("--workers", type=_workers, default=1, help=WORKERS_HELP)
+    p.add_argument("--workers", type=_workers, default=None, help=WORKERS_HELP)
     p.add_argument("--stop-model", type=Path, default=None,
                    help="forecaster file: stop runs at its window W when P(grok) is low")
     p.add_argument("--stop-below", type=float, default=None,
@@ -246,7 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True,
                    help="output directory: sweep/, results/, paper.pdf (resumable)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N] (default: auto)")
-    p.add_argument("--workers", type=_workers, default=1, help=WORKERS_HELP)
+    p.add_argument("--workers", type=_workers, default=None, help=WORKERS_HELP)
     p.add_argument("--with-early-stopping", action="store_true",
                    help="also fit the forecaster, train unseen seeds and run the early-stop study")
     p.add_argument("--quiet", action="store_true", help="no stage lines or progress bar")
