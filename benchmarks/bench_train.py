@@ -54,7 +54,7 @@ def plain_loop(runs, steps: int, device: torch.device) -> float:
     return time.perf_counter() - start
 
 
-def ensemble(runs, device: torch.device, chunk_size: int, workers: int) -> float:
+def ensemble(runs, device: torch.device, chunk_size: int, workers: int, cuda_graphs: bool = True) -> float:
     start = time.perf_counter()
     chunks = plan_chunks(runs, chunk_size, pack_splits=device.type == "cuda")
     if workers > 1:
@@ -65,7 +65,7 @@ def ensemble(runs, device: torch.device, chunk_size: int, workers: int) -> float
                 pass
     else:
         for chunk in chunks:
-            train_ensemble(chunk, device)
+            train_ensemble(chunk, device, cuda_graphs=cuda_graphs)
     _sync(device)
     return time.perf_counter() - start
 
@@ -125,6 +125,9 @@ def main() -> None:
     ap.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
                     help="grokcast side: operands of the matrix products (README, Precision); "
                          "the plain loop is always fp32")
+    ap.add_argument("--no-cuda-graphs", dest="cuda_graphs", action="store_false",
+                    help="CUDA: launch the unlogged steps' kernels one by one instead of "
+                         "replaying them as a recorded graph (grokcast's default)")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
 
@@ -146,13 +149,13 @@ def main() -> None:
     warm = [dataclasses.replace(r, n_steps=min(args.steps, 20)) for r in runs]
     # First calls in a process pay one-off costs (kernel selection, allocator growth) that a
     # long sweep never sees again; on this 2-core machine they halve a short plain loop's rate.
-    ensemble(warm, device, args.chunk_size, 1)
+    ensemble(warm, device, args.chunk_size, 1, args.cuda_graphs)
     torch.set_num_threads(plain_threads)
     plain_loop(warm[:n_plain], min(args.steps, 20), device)
     t_ens_all, t_plain_all = [], []
     for _ in range(args.repeats):
         torch.set_num_threads(args.threads)
-        t_ens_all.append(ensemble(runs, device, args.chunk_size, args.workers))
+        t_ens_all.append(ensemble(runs, device, args.chunk_size, args.workers, args.cuda_graphs))
         torch.set_num_threads(plain_threads)
         t_plain_all.append(plain_loop(runs[:n_plain], args.steps, device) * len(runs) / n_plain)
     t_ens, t_plain = statistics.median(t_ens_all), statistics.median(t_plain_all)
@@ -165,6 +168,7 @@ def main() -> None:
         "device": torch.cuda.get_device_name(device) if device.type == "cuda"
         else f"{platform.processor() or platform.machine()} cpu",
         "precision": args.precision, "threads": args.threads, "workers": args.workers,
+        "cuda_graphs": args.cuda_graphs and device.type == "cuda",
         "plain_threads": plain_threads, "runs": len(runs), "repeats": args.repeats,
         "steps": args.steps, "dense_until": args.dense_until,
         "plain_runs_timed": n_plain,

@@ -25,7 +25,8 @@ what it has):
   GPU-vs-CPU agreement check, the repeatability check), output in OUT/tests.txt;
 - ``repeat``: 3 runs x 300 steps trained twice with the table gradient as sorted segments
   (grokcast's way on CUDA) and twice with ``index_add_``: whether each pair's logs are equal;
-- ``bench``: bench_train.py on the GPU, fp32 and bf16, 48 runs x --bench-steps steps;
+- ``bench``: bench_train.py on the GPU, 48 runs x --bench-steps steps: fp32, fp32 with
+  ``--no-cuda-graphs`` (what the recorded CUDA graphs gain) and bf16;
 - ``paper``: the 48-run x 10,000-step paper sweep, timed, and its runs compared with the
   CPU sweep's (max val acc, who groks at 0.9 and 0.99);
 - ``grid``: the paper grid with --seeds seeds per (f, lambda) cell, timed: 300 (the default)
@@ -90,14 +91,15 @@ def stage_repeat(args: argparse.Namespace) -> dict[str, Any]:
 
 def stage_bench(args: argparse.Namespace) -> dict[str, Any]:
     results = {}
-    for precision in ("fp32", "bf16"):
-        out = args.out / f"bench_{precision}.json"
+    for name, extra in [("fp32", []), ("fp32_no_cuda_graphs", ["--no-cuda-graphs"]),
+                        ("bf16", ["--precision", "bf16"])]:
+        out = args.out / f"bench_{name}.json"
         cmd = [sys.executable, "benchmarks/bench_train.py", "--device", args.device, "--runs", "48",
-               "--steps", str(args.bench_steps), "--plain-runs", "2", "--repeats", "1",
-               "--precision", precision, "--json", str(out)]
+               "--steps", str(args.bench_steps), "--plain-runs", "2", "--repeats", "1", *extra,
+               "--json", str(out)]
         done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
-        results[precision] = (json.loads(out.read_text()) if done.returncode == 0
-                              else {"returncode": done.returncode, "stderr": done.stderr[-2000:]})
+        results[name] = (json.loads(out.read_text()) if done.returncode == 0
+                         else {"returncode": done.returncode, "stderr": done.stderr[-2000:]})
     return results
 
 

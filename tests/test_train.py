@@ -135,6 +135,26 @@ def test_same_config_gives_identical_log_on_cuda():
     np.testing.assert_array_equal(a.values, b.values)
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+def test_cuda_graphs_change_the_speed_not_the_log():
+    """The unlogged steps replayed as a CUDA graph (the default on CUDA) against their kernels
+    launched one by one: the same log, through a stop that drops a run (and so records a new
+    graph). A graph that read stale parameters, or skipped or repeated a step, would differ
+    by far more than the tolerance, which only allows cuBLAS another algorithm on the
+    recording stream. A failed recording (a warning, then no graph) fails the test."""
+    import warnings
+
+    runs = [_run(seed=s, weight_decay=wd, train_frac=f, n_steps=200, log=LogConfig(dense_until=5, every=40))
+            for s, wd, f in [(0, 1.0, 0.3), (1, 0.3, 0.6), (2, 10.0, 0.4)]]
+    hook = lambda step, rows: np.array([False, step == 80, False])  # noqa: E731
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        graphed = train_ensemble(runs, "cuda", on_log=hook)
+    eager = train_ensemble(runs, "cuda", on_log=hook, cuda_graphs=False)
+    assert graphed.stopped_at.tolist() == eager.stopped_at.tolist() == [-1, 80, -1]
+    np.testing.assert_allclose(graphed.values, eager.values, rtol=1e-5, atol=1e-6)
+
+
 def test_ensemble_of_one_equals_member_of_larger_ensemble():
     runs = [_run(seed=1), _run(seed=2, weight_decay=0.3, train_frac=0.6), _run(seed=3)]
     together = train_ensemble(runs)

@@ -9,6 +9,7 @@ the largest train set and masked, so each run's loss is the mean over its own ex
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -112,11 +113,13 @@ class _AdamW:
 
 def train_ensemble(runs: list[RunConfig], device: str | torch.device = "cpu", *,
                    on_progress: Callable[[int], None] | None = None,
-                   on_log: LogHook | None = None) -> EnsembleLog:
+                   on_log: LogHook | None = None, cuda_graphs: bool = True) -> EnsembleLog:
     """Train ``runs`` as one ensemble and return their logs.
 
     ``on_progress(k)`` is called with the number of optimizer steps just completed (in
     blocks, for progress bars). ``on_log`` may stop runs early, see :data:`LogHook`.
+    ``cuda_graphs`` (CUDA only): replay the steps that log nothing as one recorded CUDA
+    graph, see :class:`_Replayed`; False launches their kernels one by one.
     """
     check_compatible(runs)
     device = resolve_device(str(device))  # a torch.device too: CUDA asked for, none present
@@ -137,7 +140,17 @@ def train_ensemble(runs: list[RunConfig], device: str | torch.device = "cpu", *,
     prev_delta: list[Tensor] | None = None
     row, since_progress = 0, 0
 
+    def update() -> None:  # a step that logs nothing: the gradients at theta_t, then AdamW
+        _, _, grad = M.loss_and_grads(params, train, n_heads, precision=precision)
+        opt.step([grad[n] for n in M.PARAM_NAMES])
+
+    quiet_step = _Replayed(update) if cuda_graphs and device.type == "cuda" else update
+
     for t in range(n_steps + 1):
+        if t not in logged and t + 1 not in logged:  # neither records this step nor the next
+            quiet_step()
+            since_progress = _report(on_progress, since_progress + 1, t + 1 == n_steps)
+            continue
         _, logits, grad = M.loss_and_grads(params, train, n_heads, precision=precision)
         grads = [grad[n] for n in M.PARAM_NAMES]
         if t in logged:  # the last step always is
@@ -148,16 +161,14 @@ def train_ensemble(runs: list[RunConfig], device: str | torch.device = "cpu", *,
             if on_log is not None:
                 on_log(t, buf[row].T.cpu().numpy())  # nothing left to stop
             break
-        snapshot = t in logged or t + 1 in logged
-        before = [p.clone() for p in plist] if snapshot else None
+        before = [p.clone() for p in plist]  # the update's norm and cosine need it
         opt.step(grads)
-        if snapshot:
-            delta = [p - b for p, b in zip(plist, before)]
-            if t in logged:
-                cur[col["update_norm"]] = S.global_norm(delta)
-                if prev_delta is not None:
-                    cur[col["update_cos"]] = S.cosine(delta, prev_delta)
-            prev_delta = delta if t + 1 in logged else None
+        delta = [p - b for p, b in zip(plist, before)]
+        if t in logged:
+            cur[col["update_norm"]] = S.global_norm(delta)
+            if prev_delta is not None:
+                cur[col["update_cos"]] = S.cosine(delta, prev_delta)
+        prev_delta = delta if t + 1 in logged else None
         if t in logged:
             buf[row, :, live] = cur
             stop = _stops(on_log, t, buf[row], stopped_at) if on_log is not None else None
@@ -172,13 +183,71 @@ def train_ensemble(runs: list[RunConfig], device: str | torch.device = "cpu", *,
                 opt.select(plist, keep)
                 train, val = train.select(keep), val.select(keep)
                 prev_delta = [d[keep] for d in prev_delta] if prev_delta is not None else None
-        since_progress += 1
-        if on_progress is not None and (since_progress == 100 or t + 1 == n_steps):
-            on_progress(since_progress)
-            since_progress = 0
+                if isinstance(quiet_step, _Replayed):  # recorded on the tensors just replaced
+                    quiet_step = _Replayed(update)
+        since_progress = _report(on_progress, since_progress + 1, t + 1 == n_steps)
 
     values = buf.permute(2, 0, 1).cpu().numpy().astype(np.float64)
     return EnsembleLog(runs=runs, steps=np.asarray(steps), values=values, stopped_at=stopped_at)
+
+
+def _report(on_progress: Callable[[int], None] | None, pending: int, last: bool) -> int:
+    """Pass finished steps to ``on_progress`` in blocks of 100 (and at the end); what is left."""
+    if on_progress is None or (pending < 100 and not last):
+        return pending
+    on_progress(pending)
+    return 0
+
+
+class _Replayed:
+    """A CUDA step function recorded once as a CUDA graph, then replayed.
+
+    A training step is about a hundred small kernels. Launched one by one from Python, their
+    launch overhead, not the GPU, bounds an ensemble of tens of runs; a replayed graph
+    launches them all at once. The graph holds the addresses of the tensors the function
+    used while it was recorded: it stays valid while those are updated in place (the
+    parameters and AdamW's state are), and a new one must be recorded when they are
+    replaced (runs leaving the ensemble). The first calls run eagerly on the side stream
+    that records, as recording requires: one-off initialisations (cuBLAS's workspace) must
+    not happen while recording.
+    """
+
+    WARMUP = 2
+
+    def __init__(self, fn: Callable[[], None]) -> None:
+        self.fn, self.stream = fn, torch.cuda.Stream()
+        self.graph: torch.cuda.CUDAGraph | None = None
+        self.calls, self.failed = 0, False
+
+    def __call__(self) -> None:
+        self.calls += 1
+        if self.failed:
+            self.fn()
+        elif self.calls <= self.WARMUP:
+            self.stream.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(self.stream):
+                self.fn()
+            torch.cuda.current_stream().wait_stream(self.stream)
+        else:
+            if self.graph is None:
+                self.graph = self._recorded()
+            if self.graph is None:  # nothing was run: train on, launching kernels one by one
+                self.failed = True
+                self.fn()
+            else:
+                self.graph.replay()
+
+    def _recorded(self) -> torch.cuda.CUDAGraph | None:
+        graph = torch.cuda.CUDAGraph()
+        try:
+            with torch.cuda.graph(graph, stream=self.stream):
+                self.fn()  # recorded, not run: the caller replays it
+        except RuntimeError as err:
+            warnings.warn(f"recording the training step as a CUDA graph failed ({err}); this "
+                          "ensemble trains on without it, slower (cuda_graphs=False skips the "
+                          "attempt)", RuntimeWarning, stacklevel=3)
+            return None
+        return graph
 
 
 @torch.no_grad()
