@@ -155,6 +155,75 @@ def test_cuda_graphs_change_the_speed_not_the_log():
     np.testing.assert_allclose(graphed.values, eager.values, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("recording", ["works", "raises", "is_empty"])
+def test_replayed_steps_warm_up_record_once_replay_and_fall_back(monkeypatch, recording):
+    """``train._Replayed``'s control flow, with torch.cuda's graph API faked (no GPU here; the
+    real thing is the CUDA-only test above): every call must run the step exactly once, as an
+    eager warm-up, a recording followed by its replay, or a replay; a recording that raises
+    or comes out empty (PyTorch only warns) must warn and leave every later call eager, even
+    after :meth:`forget`; and the stream current before a recording is current after it."""
+    import contextlib
+    import warnings
+
+    from grokcast.train import _Replayed
+
+    events: list[str] = []
+
+    class FakeStream:
+        def __init__(self, device=None):
+            pass
+
+        def wait_stream(self, other):
+            pass
+
+    current = FakeStream()
+
+    class FakeGraph:
+        def replay(self):
+            events.append("replay")
+
+    @contextlib.contextmanager
+    def record(graph, stream=None):
+        events.append("record")
+        yield  # a real recording runs nothing: the replay that follows it does
+        if recording == "raises":
+            raise RuntimeError("operation not permitted when stream is capturing")
+        if recording == "is_empty":
+            warnings.warn("The CUDA Graph is empty. This usually means that the graph was "
+                          "attempted to be captured on wrong device or stream.", stacklevel=2)
+
+    fake = {"Stream": FakeStream, "CUDAGraph": FakeGraph, "graph": record,
+            "device": lambda d: contextlib.nullcontext(),
+            "stream": lambda s: contextlib.nullcontext(), "current_stream": lambda: current,
+            "synchronize": lambda device=None: None,
+            "set_stream": lambda stream: events.append("restored" if stream is current else "other")}
+    for name, value in fake.items():
+        monkeypatch.setattr(torch.cuda, name, value)
+    step = _Replayed(lambda: events.append("step"), torch.device("cuda"))
+
+    def call() -> list[str]:
+        events.clear()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            step()
+        return events + [f"warned: {w.message}" for w in caught]
+
+    warm = [call(), call()]
+    assert warm == [["step"], ["step"]]
+    third = call()
+    if recording == "works":
+        assert third == ["record", "step", "restored", "replay"]
+        assert call() == ["replay"]
+        step.forget()  # the runs changed: warm up and record again
+        assert [call(), call(), call(), call()] == [["step"], ["step"], third, ["replay"]]
+    else:
+        assert third[:4] == ["record", "step", "restored", "step"] and len(third) == 5
+        assert third[4].startswith("warned: recording the training step as a CUDA graph failed")
+        assert call() == ["step"]
+        step.forget()
+        assert [call(), call(), call()] == [["step"]] * 3  # no second attempt, no second warning
+
+
 def test_ensemble_of_one_equals_member_of_larger_ensemble():
     runs = [_run(seed=1), _run(seed=2, weight_decay=0.3, train_frac=0.6), _run(seed=3)]
     together = train_ensemble(runs)

@@ -144,7 +144,7 @@ def train_ensemble(runs: list[RunConfig], device: str | torch.device = "cpu", *,
         _, _, grad = M.loss_and_grads(params, train, n_heads, precision=precision)
         opt.step([grad[n] for n in M.PARAM_NAMES])
 
-    quiet_step = _Replayed(update) if cuda_graphs and device.type == "cuda" else update
+    quiet_step = _Replayed(update, device) if cuda_graphs and device.type == "cuda" else update
 
     for t in range(n_steps + 1):
         if t not in logged and t + 1 not in logged:  # neither records this step nor the next
@@ -184,7 +184,7 @@ def train_ensemble(runs: list[RunConfig], device: str | torch.device = "cpu", *,
                 train, val = train.select(keep), val.select(keep)
                 prev_delta = [d[keep] for d in prev_delta] if prev_delta is not None else None
                 if isinstance(quiet_step, _Replayed):  # recorded on the tensors just replaced
-                    quiet_step = _Replayed(update)
+                    quiet_step.forget()
         since_progress = _report(on_progress, since_progress + 1, t + 1 == n_steps)
 
     values = buf.permute(2, 0, 1).cpu().numpy().astype(np.float64)
@@ -206,47 +206,64 @@ class _Replayed:
     launch overhead, not the GPU, bounds an ensemble of tens of runs; a replayed graph
     launches them all at once. The graph holds the addresses of the tensors the function
     used while it was recorded: it stays valid while those are updated in place (the
-    parameters and AdamW's state are), and a new one must be recorded when they are
-    replaced (runs leaving the ensemble). The first calls run eagerly on the side stream
+    parameters and AdamW's state are), and must be recorded again (:meth:`forget`) when they
+    are replaced (runs leaving the ensemble). The first calls run eagerly on the side stream
     that records, as recording requires: one-off initialisations (cuBLAS's workspace) must
-    not happen while recording.
+    not happen while recording. Everything runs with ``device`` as the current device: a
+    recording captures the current device's work only, and an ensemble on another GPU would
+    record an empty graph while its steps ran once, unrecorded.
     """
 
     WARMUP = 2
 
-    def __init__(self, fn: Callable[[], None]) -> None:
-        self.fn, self.stream = fn, torch.cuda.Stream()
+    def __init__(self, fn: Callable[[], None], device: torch.device) -> None:
+        self.fn, self.device, self.stream = fn, device, torch.cuda.Stream(device)
         self.graph: torch.cuda.CUDAGraph | None = None
         self.calls, self.failed = 0, False
 
+    def forget(self) -> None:
+        """Drop the recording: the tensors it was made on were replaced."""
+        self.graph, self.calls = None, 0
+
     def __call__(self) -> None:
-        self.calls += 1
-        if self.failed:
-            self.fn()
-        elif self.calls <= self.WARMUP:
-            self.stream.wait_stream(torch.cuda.current_stream())
-            with torch.cuda.stream(self.stream):
+        with torch.cuda.device(self.device):
+            self.calls += 1
+            if self.failed:
                 self.fn()
-            torch.cuda.current_stream().wait_stream(self.stream)
-        else:
-            if self.graph is None:
-                self.graph = self._recorded()
-            if self.graph is None:  # nothing was run: train on, launching kernels one by one
-                self.failed = True
-                self.fn()
+            elif self.calls <= self.WARMUP:
+                self.stream.wait_stream(torch.cuda.current_stream())
+                with torch.cuda.stream(self.stream):
+                    self.fn()
+                torch.cuda.current_stream().wait_stream(self.stream)
             else:
-                self.graph.replay()
+                if self.graph is None:
+                    self.graph = self._recorded()
+                if self.graph is None:  # nothing was run: train on, launching kernels one by one
+                    self.failed = True
+                    self.fn()
+                else:
+                    self.graph.replay()
 
     def _recorded(self) -> torch.cuda.CUDAGraph | None:
-        graph = torch.cuda.CUDAGraph()
+        # Errors of earlier asynchronous work surface here, not as a failed recording.
+        torch.cuda.synchronize(self.device)
+        graph, current = torch.cuda.CUDAGraph(), torch.cuda.current_stream()
         try:
-            with torch.cuda.graph(graph, stream=self.stream):
-                self.fn()  # recorded, not run: the caller replays it
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                with torch.cuda.graph(graph, stream=self.stream):
+                    self.fn()  # recorded, not run: the caller replays it
+            for w in caught:
+                if "graph is empty" in str(w.message).lower():  # nothing recorded: no replay
+                    raise RuntimeError(str(w.message))
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
         except RuntimeError as err:
             warnings.warn(f"recording the training step as a CUDA graph failed ({err}); this "
                           "ensemble trains on without it, slower (cuda_graphs=False skips the "
                           "attempt)", RuntimeWarning, stacklevel=3)
             return None
+        finally:  # a failed recording can leave its stream current
+            torch.cuda.set_stream(current)
         return graph
 
 
