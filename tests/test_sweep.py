@@ -92,6 +92,27 @@ def test_gpu_chunk_size_follows_total_memory_within_its_bounds(monkeypatch):
     assert default_chunk_size(torch.device("cpu"), cfg) == DEFAULT_CPU_CHUNK
 
 
+def test_worker_processes_each_get_a_chunk_when_the_grid_allows(tmp_path):
+    """Without --chunk-size, the cap shrinks to ceil(runs / workers), so no core idles while
+    another trains the one big chunk; on one worker (and so on a GPU) the plan is unchanged."""
+    import torch
+
+    from grokcast.sweep import DEFAULT_CPU_CHUNK, balanced_chunk_size
+
+    cpu, paper = torch.device("cpu"), SweepConfig.from_file("configs/paper.toml")
+    assert balanced_chunk_size(12, 2, cpu, paper) == 6
+    assert balanced_chunk_size(13, 2, cpu, paper) == 7
+    assert balanced_chunk_size(48, 2, cpu, paper) == DEFAULT_CPU_CHUNK  # the paper grid: 4 x 12
+    assert balanced_chunk_size(48, 16, cpu, paper) == 3
+    assert balanced_chunk_size(12, 1, cpu, paper) == 12 and balanced_chunk_size(12, 12, cpu, paper) == 1
+    assert balanced_chunk_size(0, 2, cpu, paper) == 1
+    # One split of 4 runs with 2 workers: two chunks of 2, stored as such.
+    config = SweepConfig(name="one-split", train_fracs=(0.3,), weight_decays=(1.0, 3.0), seeds=(0, 1),
+                         n_steps=5, log=LogConfig(dense_until=5, every=5))
+    run_sweep(config, tmp_path / "s", device="cpu", progress=False, workers=2)
+    assert sorted(SweepStore(tmp_path / "s").runs()["chunk"].value_counts()) == [2, 2]
+
+
 def test_a_chunk_out_of_gpu_memory_keeps_the_finished_ones_and_names_the_option(tmp_path):
     import torch
 
