@@ -8,7 +8,7 @@ device time is 15 minutes in all, the machine's start (a minute or more) include
 two timeouts together must stay well under it; run the second while the machine is warm:
 
     run(command="PYTHONPATH=src:tests python3 benchmarks/gpu_checks.py --out $OUT "
-                "--stages tests repeat bench paper --cpu-sweep out/paper/sweep",
+                "--stages tests repeat steps bench paper --cpu-sweep out/paper/sweep",
         carry=["out/paper/sweep"], timeout_s=330)
     run(command="PYTHONPATH=src:tests python3 benchmarks/gpu_checks.py --out $OUT --stages grid",
         timeout_s=330)
@@ -25,6 +25,8 @@ what it has):
   GPU-vs-CPU agreement check, the repeatability check), output in OUT/tests.txt;
 - ``repeat``: 3 runs x 300 steps trained twice with the table gradient as sorted segments
   (grokcast's way on CUDA) and twice with ``index_add_``: whether each pair's logs are equal;
+- ``steps``: ms per step of the 48 runs as one ensemble, every step logged and none logged
+  (with and without the CUDA graphs): where a sweep's time goes (--steps, default 200);
 - ``bench``: bench_train.py on the GPU, 48 runs x --bench-steps steps: fp32, fp32 with
   ``--no-cuda-graphs`` (what the recorded CUDA graphs gain) and bf16;
 - ``paper``: the 48-run x 10,000-step paper sweep, timed, and its runs compared with the
@@ -54,7 +56,7 @@ import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-STAGES = ("tests", "repeat", "bench", "paper", "grid")
+STAGES = ("tests", "repeat", "steps", "bench", "paper", "grid")
 
 
 def stage_tests(args: argparse.Namespace) -> dict[str, Any]:
@@ -101,6 +103,36 @@ def stage_bench(args: argparse.Namespace) -> dict[str, Any]:
         results[name] = (json.loads(out.read_text()) if done.returncode == 0
                          else {"returncode": done.returncode, "stderr": done.stderr[-2000:]})
     return results
+
+
+def stage_steps(args: argparse.Namespace) -> dict[str, Any]:
+    """Milliseconds per step of the paper grid's 48 runs as one ensemble, by kind of step:
+    every step logged (the first 300 of a paper sweep), none logged with and without the
+    CUDA graphs (the other 97%). Where a GPU sweep's time goes, before profiling it."""
+    import dataclasses
+
+    from grokcast.config import LogConfig
+    from grokcast.train import train_ensemble
+
+    n = args.steps or 200
+    runs = _grid(args).runs()
+    out = {"runs": len(runs), "steps": n}
+    for name, log, graphs in [("logged", LogConfig(dense_until=n + 1, every=n), True),
+                              ("unlogged", LogConfig(dense_until=0, every=n), True),
+                              ("unlogged_no_cuda_graphs", LogConfig(dense_until=0, every=n), False)]:
+        chunk = [dataclasses.replace(r, n_steps=n, log=log) for r in runs]
+        train_ensemble(chunk[:2], args.device, cuda_graphs=graphs)  # one-off initialisations
+        _sync(args.device)
+        t0 = time.perf_counter()
+        train_ensemble(chunk, args.device, cuda_graphs=graphs)
+        _sync(args.device)
+        out[f"ms_per_step_{name}"] = round(1e3 * (time.perf_counter() - t0) / (n + 1), 3)
+    return out
+
+
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
 
 
 def _sweep(config: Any, out: Path, device: str, chunk_size: int | None) -> dict[str, Any]:
