@@ -64,7 +64,7 @@ def test_kill_9_mid_sweep_loses_no_finished_run(tmp_path):
     cfg = _tiny_config(tmp_path, n_steps="400", seeds="[0, 1, 2]")
     out = tmp_path / "s"
     cmd = [sys.executable, "-m", "grokcast.cli", "sweep", "--config", str(cfg), "--out", str(out),
-           "--chunk-size", "1", "--workers", "1", "--quiet"]  # in-process; workers: below
+           "--chunk-size", "1", "--workers", "1", "--quiet"]  # in-process (workers: the next test)
     proc = subprocess.Popen(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"})
     deadline = time.time() + 120
     while time.time() < deadline and len(list((out / "runs").glob("chunk-*.parquet"))) < 2:
@@ -325,10 +325,10 @@ def test_the_cli_trains_one_single_threaded_worker_per_core_by_default(tmp_path,
     cfg = _tiny_config(tmp_path)
     assert main(["sweep", "--config", str(cfg), "--out", str(tmp_path / "s"), "--quiet",
                  "--device", "cpu"]) == 0
-    cores = sweep_module.usable_cores()
+    cores = sweep_module.resolve_workers("auto", torch.device("cpu"))
     assert used == ([cores] if cores > 1 else [])
     assert main(["sweep", "--config", str(cfg), "--out", str(tmp_path / "one"), "--quiet",
-                 "--workers", "1"]) == 0
+                 "--workers", "1", "--device", "cpu"]) == 0
     assert used == ([cores] if cores > 1 else [])  # --workers 1: in this process
     pd.testing.assert_frame_equal(SweepStore(tmp_path / "s").log(), SweepStore(tmp_path / "one").log())
 

@@ -253,12 +253,41 @@ def test_auto_workers_is_one_per_usable_core_on_the_cpu_and_one_on_a_gpu(monkeyp
 
     import torch
 
+    import grokcast.sweep as sweep_module
+
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 3, 5}, raising=False)
+    monkeypatch.setattr(sweep_module, "cgroup_cpu_quota", lambda: None)
     assert resolve_workers("auto", torch.device("cpu")) == 3
     assert resolve_workers("auto", torch.device("cuda")) == 1  # the CUDA path trains in-process
+    monkeypatch.setattr(sweep_module, "cgroup_cpu_quota", lambda: 2)  # a container's --cpus 2
+    assert resolve_workers("auto", torch.device("cpu")) == 2
+    # Half the memory at WORKER_BYTES per worker: 2 GiB of RAM holds 2 workers, not 3.
+    monkeypatch.setattr(sweep_module, "cgroup_cpu_quota", lambda: None)
+    monkeypatch.setattr(sweep_module, "device_bytes", lambda device: 2 * 2**30)
+    assert resolve_workers("auto", torch.device("cpu")) == 2 * 2**30 // 2 // sweep_module.WORKER_BYTES
+    monkeypatch.setattr(sweep_module, "device_bytes", lambda device: 2**20)
+    assert resolve_workers("auto", torch.device("cpu")) == 1
     assert resolve_workers(2, torch.device("cpu")) == 2
     with pytest.raises(ValueError,
                        match=r"^workers='all' is not allowed: expected an integer >= 1 or 'auto'"):
         resolve_workers("all", torch.device("cpu"))
     with pytest.raises(ValueError, match=r"^workers=0 is not allowed"):
         resolve_workers(0, torch.device("cpu"))
+
+
+@pytest.mark.parametrize(("files", "cpus"), [
+    ({"cpu.max": "200000 100000\n"}, 2),
+    ({"cpu.max": "150000 100000\n"}, 2),  # 1.5 CPUs' time: rounded up
+    ({"cpu.max": "max 100000\n"}, None),
+    ({"cpu/cpu.cfs_quota_us": "400000\n", "cpu/cpu.cfs_period_us": "100000\n"}, 4),  # cgroup v1
+    ({"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"}, None),
+    ({"cpu.max": "garbled\n"}, None),
+    ({}, None),
+])
+def test_a_cgroup_cpu_quota_caps_the_usable_cores(tmp_path, files, cpus):
+    from grokcast.sweep import cgroup_cpu_quota
+
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_text(text)
+    assert cgroup_cpu_quota(tmp_path) == cpus

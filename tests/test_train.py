@@ -224,6 +224,44 @@ def test_replayed_steps_warm_up_record_once_replay_and_fall_back(monkeypatch, re
         assert [call(), call(), call()] == [["step"]] * 3  # no second attempt, no second warning
 
 
+def test_a_stop_makes_the_replayed_steps_record_again(monkeypatch):
+    """When runs leave, the tensors a CUDA graph was recorded on are replaced: the loop must
+    tell its replayed steps to forget the recording. Checked on the CPU with a stand-in that
+    runs the steps eagerly and counts the calls to forget."""
+    import grokcast.train as T
+
+    class Spy(T._Replayed):
+        def __init__(self, fn, device):  # no CUDA stream on the CPU
+            self.fn, self.forgotten = fn, 0
+
+        def __call__(self):
+            self.fn()
+
+        def forget(self):
+            self.forgotten += 1
+
+    spies = []
+
+    def quiet_steps(fn, device, graphs):
+        spies.append(Spy(fn, device))
+        return spies[-1]
+
+    monkeypatch.setattr(T, "_quiet_steps", quiet_steps)
+    runs = [_run(seed=s, n_steps=60, log=LogConfig(dense_until=3, every=20)) for s in (0, 1, 2)]
+    hook = lambda step, rows: np.array([False, step == 20, step == 40])  # noqa: E731
+    log = train_ensemble(runs, on_log=hook)
+    assert spies[0].forgotten == 2 and log.stopped_at.tolist() == [-1, 20, 40]
+    monkeypatch.undo()
+    np.testing.assert_array_equal(log.values, train_ensemble(runs, on_log=hook).values)
+
+
+def test_progress_comes_in_blocks_of_100_steps_and_sums_to_the_steps():
+    seen = []
+    train_ensemble([_run(seed=0, n_steps=250, log=LogConfig(dense_until=5, every=100))],
+                   on_progress=seen.append)
+    assert seen == [100, 100, 50]
+
+
 def test_ensemble_of_one_equals_member_of_larger_ensemble():
     runs = [_run(seed=1), _run(seed=2, weight_decay=0.3, train_frac=0.6), _run(seed=3)]
     together = train_ensemble(runs)

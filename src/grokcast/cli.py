@@ -178,7 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="auto | cpu | cuda[:N] (default: auto; --executor ray: auto | cpu | cuda)")
     p.add_argument("--chunk-size", type=_positive_int, default=None,
                    help="runs per ensemble (default: what fits in a quarter of the device's memory, "
-                   "at most 16 on CPU)")
+                   "at most 16 on CPU, and at most ceil(runs / workers))")
     p.add_argument("--steps", type=_nonnegative_int, default=None, help="override the config's n_steps")
     p.add_argument("--workers", type=_workers, default=None, help=WORKERS_HELP)
     p.add_argument("--stop-model", type=Path, default=None,

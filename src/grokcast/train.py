@@ -144,7 +144,7 @@ def train_ensemble(runs: list[RunConfig], device: str | torch.device = "cpu", *,
         _, _, grad = M.loss_and_grads(params, train, n_heads, precision=precision)
         opt.step([grad[n] for n in M.PARAM_NAMES])
 
-    quiet_step = _Replayed(update, device) if cuda_graphs and device.type == "cuda" else update
+    quiet_step = _quiet_steps(update, device, cuda_graphs)
 
     for t in range(n_steps + 1):
         if t not in logged and t + 1 not in logged:  # neither records this step nor the next
@@ -191,6 +191,12 @@ def train_ensemble(runs: list[RunConfig], device: str | torch.device = "cpu", *,
     return EnsembleLog(runs=runs, steps=np.asarray(steps), values=values, stopped_at=stopped_at)
 
 
+def _quiet_steps(update: Callable[[], None], device: torch.device, cuda_graphs: bool,
+                 ) -> Callable[[], None]:
+    """How the steps that log nothing run: replayed as a CUDA graph, or op by op."""
+    return _Replayed(update, device) if cuda_graphs and device.type == "cuda" else update
+
+
 def _report(on_progress: Callable[[int], None] | None, pending: int, last: bool) -> int:
     """Pass finished steps to ``on_progress`` in blocks of 100 (and at the end); what is left."""
     if on_progress is None or (pending < 100 and not last):
@@ -202,7 +208,7 @@ def _report(on_progress: Callable[[int], None] | None, pending: int, last: bool)
 class _Replayed:
     """A CUDA step function recorded once as a CUDA graph, then replayed.
 
-    A training step is some 75 small operators (130 with views), each at least one kernel.
+    A training step is 74 small operators (132 with views), each at least one kernel.
     Launched one by one from Python, their launch overhead, not the GPU, bounds an ensemble
     of tens of runs; a replayed graph launches them all at once. The graph holds the
     addresses of the tensors the function used while it was recorded: it stays valid while
