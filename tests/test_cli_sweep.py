@@ -17,6 +17,7 @@ import torch
 from grokcast.cli import main
 from grokcast.config import ConfigError, SweepConfig
 from grokcast.store import SweepStore
+from grokcast.train import train_ensemble
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = ROOT / "configs" / "smoke.toml"
@@ -197,6 +198,7 @@ def test_directory_of_another_sweep_is_refused_untouched(tmp_path, capsys):
     (["--device", "cuda", "--workers", "2"], "workers=2 is not allowed"),
     (["--address", "auto"], "--address is for --executor ray"),
     (["--executor", "ray", "--workers", "2"], "--workers is for the local executor"),
+    (["--executor", "ray", "--no-cuda-graphs"], "--no-cuda-graphs is for the local executor"),
     (["--stop-model", "nothere.json", "--stop-below", "0.5"], "'nothere.json' does not exist"),
     # Above 2**31 ProcessPoolExecutor raised an OverflowError traceback after sweep.json was
     # written; any count above the cores made one-run chunks and competing processes.
@@ -331,6 +333,24 @@ def test_the_cli_trains_one_single_threaded_worker_per_core_by_default(tmp_path,
                  "--workers", "1", "--device", "cpu"]) == 0
     assert used == ([cores] if cores > 1 else [])  # --workers 1: in this process
     pd.testing.assert_frame_equal(SweepStore(tmp_path / "s").log(), SweepStore(tmp_path / "one").log())
+
+
+def test_no_cuda_graphs_reaches_the_trainer(tmp_path, monkeypatch):
+    """The CLI's escape hatch from the CUDA graphs is passed down to train_ensemble."""
+    import grokcast.sweep as sweep_module
+
+    seen, real = [], sweep_module.run_sweep
+
+    def spy_train(chunk, device, **kwargs):
+        seen.append(kwargs["cuda_graphs"])
+        return train_ensemble(chunk, device, **kwargs)
+
+    monkeypatch.setattr(sweep_module, "run_sweep", lambda *a, **kw: real(*a, **kw, train_fn=spy_train))
+    cfg = _tiny_config(tmp_path)
+    base = ["sweep", "--config", str(cfg), "--quiet", "--workers", "1", "--out"]
+    assert main(base + [str(tmp_path / "a"), "--no-cuda-graphs"]) == 0
+    assert main(base + [str(tmp_path / "b")]) == 0
+    assert seen == [False, False, True, True]  # two chunks each (two splits)
 
 
 def test_written_files_get_the_umask_mode_and_os_errors_are_one_line(tmp_path, capsys):

@@ -36,6 +36,8 @@ def cmd_sweep(args: argparse.Namespace) -> None:
         raise ValueError("--address is for --executor ray")
     if args.executor == "ray" and args.workers is not None:
         raise ValueError("--workers is for the local executor; Ray places one chunk per task")
+    if args.executor == "ray" and not args.cuda_graphs:
+        raise ValueError("--no-cuda-graphs is for the local executor")
     if args.executor == "ray":
         try:
             from grokcast.integrations.ray import run_sweep_ray
@@ -45,7 +47,8 @@ def cmd_sweep(args: argparse.Namespace) -> None:
                                chunk_size=args.chunk_size, progress=not args.quiet)
     else:
         result = run_sweep(config, args.out, device=args.device, chunk_size=args.chunk_size,
-                           workers=args.workers or "auto", progress=not args.quiet, stop=stop)
+                           workers=args.workers or "auto", progress=not args.quiet, stop=stop,
+                           cuda_graphs=args.cuda_graphs)
     print(f"trained {result.n_trained} runs ({result.n_skipped} already finished) "
           f"in {result.seconds:.1f} s -> {args.out}")
     if stop is not None:
@@ -185,6 +188,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="forecaster file: stop runs at its window W when P(grok) is low")
     p.add_argument("--stop-below", type=float, default=None,
                    help="with --stop-model: stop runs whose P(grok) is below this")
+    p.add_argument("--no-cuda-graphs", dest="cuda_graphs", action="store_false",
+                   help="on a GPU, launch the kernels of the steps that log nothing one by one "
+                   "instead of replaying them as a recorded CUDA graph (slower; the same log)")
     p.add_argument("--executor", choices=("local", "ray"), default="local",
                    help="local (default) or ray: ensemble chunks as Ray tasks (grokcast[ray])")
     p.add_argument("--address", default=None, help="Ray cluster address (default: start Ray locally)")

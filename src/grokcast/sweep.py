@@ -200,7 +200,7 @@ def resolve_workers(workers: int | str, device: torch.device) -> int:
 
 def run_sweep(config: SweepConfig, out: str | Path, *, device: str = "auto",
               chunk_size: int | None = None, workers: int | str = 1, progress: bool = True,
-              stop: Stopper | None = None,
+              stop: Stopper | None = None, cuda_graphs: bool = True,
               train_fn: Callable[..., EnsembleLog] = train_ensemble) -> SweepResult:
     """Train every unfinished run of ``config`` into the sweep directory ``out``.
 
@@ -214,6 +214,9 @@ def run_sweep(config: SweepConfig, out: str | Path, *, device: str = "auto",
     (:func:`resolve_workers`). The workers import the main script again, so a script calls this
     under ``if __name__ == "__main__":`` (:func:`check_main_guard` refuses a call outside).
     Chunks are stored by this process as they finish, in whatever order that is.
+
+    ``cuda_graphs=False`` launches a GPU's kernels one by one instead of replaying the steps
+    that log nothing as a recorded CUDA graph (:func:`~grokcast.train.train_ensemble`).
 
     ``train_fn`` stands in for :func:`~grokcast.train.train_ensemble` (the tests use it to make
     a chunk fail); it is called in this process, so only with ``workers=1``.
@@ -250,7 +253,7 @@ def run_sweep(config: SweepConfig, out: str | Path, *, device: str = "auto",
                 hook = None if stop is None else stop.hook(chunk)
                 try:
                     log = train_fn(chunk, dev, on_progress=lambda k, n=len(chunk): bar.update(k * n),
-                                   on_log=hook)
+                                   on_log=hook, cuda_graphs=cuda_graphs)
                 except (torch.OutOfMemoryError, RuntimeError) as err:
                     _reraise(err, len(chunk), dev, n_done)
                 store.write_chunk(log, seconds=time.perf_counter() - t0)
