@@ -291,3 +291,26 @@ def test_a_cgroup_cpu_quota_caps_the_usable_cores(tmp_path, files, cpus):
         (tmp_path / name).parent.mkdir(exist_ok=True)
         (tmp_path / name).write_text(text)
     assert cgroup_cpu_quota(tmp_path) == cpus
+
+
+@pytest.mark.parametrize(("files", "limit"), [
+    ({"memory.max": "4294967296\n"}, 4 * 2**30),
+    ({"memory.max": "max\n"}, None),
+    ({"memory/memory.limit_in_bytes": "2147483648\n"}, 2 * 2**30),  # cgroup v1
+    ({"memory/memory.limit_in_bytes": "9223372036854771712\n"}, None),  # v1's "no limit"
+    ({}, None),
+])
+def test_a_cgroup_memory_limit_caps_the_cpu_memory(tmp_path, monkeypatch, files, limit):
+    import torch
+
+    import grokcast.sweep as sweep_module
+
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_text(text)
+    assert sweep_module.cgroup_memory_limit(tmp_path) == limit
+    import os
+
+    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    monkeypatch.setattr(sweep_module, "cgroup_memory_limit", lambda: limit)
+    assert sweep_module.device_bytes(torch.device("cpu")) == min(ram, limit or ram)

@@ -102,10 +102,24 @@ def run_bytes(config: SweepConfig) -> int:
 
 
 def device_bytes(device: torch.device) -> int:
-    """Total memory of the device: the GPU's, or the machine's RAM for the CPU."""
+    """Total memory of the device: the GPU's, or for the CPU the machine's RAM, or a cgroup's
+    memory limit where that is lower (a container's)."""
     if device.type == "cuda":
         return torch.cuda.mem_get_info(device)[1]
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return min(ram, cgroup_memory_limit() or ram)
+
+
+def cgroup_memory_limit(root: Path = Path("/sys/fs/cgroup")) -> int | None:
+    """A cgroup's memory limit in bytes (v2 ``memory.max``, v1 ``memory/memory.limit_in_bytes``,
+    whose "no limit" is a huge number); None without one."""
+    for path in (root / "memory.max", root / "memory" / "memory.limit_in_bytes"):
+        try:
+            text = path.read_text().strip()
+        except OSError:
+            continue
+        return int(text) if text.isdigit() and int(text) < 2**60 else None
+    return None
 
 
 def default_chunk_size(device: torch.device, config: SweepConfig, workers: int = 1) -> int:
