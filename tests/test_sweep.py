@@ -317,7 +317,7 @@ def test_a_cgroup_memory_limit_caps_the_cpu_memory(tmp_path, monkeypatch, files,
 
 
 def test_run_sweep_tunes_the_allocator_of_the_process_it_trains_in(tmp_path, monkeypatch):
-    """Without it, a CPU step page-faults its activations in again (1.6x slower measured)."""
+    """Without it, a CPU step page-faults its activations in again (10-60% slower, measured)."""
     import grokcast.sweep as sweep_module
 
     calls = []
