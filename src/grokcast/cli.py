@@ -17,9 +17,8 @@ def cmd_sweep(args: argparse.Namespace) -> None:
     import dataclasses
 
     from grokcast.config import SweepConfig
-    from grokcast.sweep import run_sweep, tune_allocator
+    from grokcast.sweep import run_sweep
 
-    tune_allocator()
     config = SweepConfig.from_file(args.config)
     if args.steps is not None:
         config = dataclasses.replace(config, n_steps=args.steps)  # validated like the file

@@ -328,10 +328,10 @@ def tune_allocator() -> None:
     glibc hands large blocks back with munmap on free, so every training step would
     page-fault its ~15 MB activations in again: a 12-run step at f = 0.6 on one thread took
     24.2 ms untuned and 15.4 ms tuned (benchmarks/README.md); a 12-run, 1,000-step
-    ``run_sweep`` at f = 0.5, 14.5-16.3 s untuned and 13.0-13.2 s tuned. Process-wide, and freed memory
-    then stays with the process: called by the CLI, by sweep workers and by
-    :func:`run_sweep` on the CPU, never on import (a direct caller of ``train_ensemble``
-    calls it once, if they want the speed).
+    ``run_sweep`` at f = 0.5, 14.5-16.3 s untuned and 13.0-13.2 s tuned. Process-wide, and
+    freed memory then stays with the process: called by :func:`run_sweep` on the CPU, by
+    sweep workers, Ray tasks and ``grokcast reproduce``, never on import (a direct caller of
+    ``train_ensemble`` calls it once, if they want the speed).
     """
     try:
         import ctypes
