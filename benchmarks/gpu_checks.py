@@ -1,21 +1,21 @@
 """Issue 6's GPU checks in one command, for a session whose task is lent a GPU machine.
 
-No session of this project has had a GPU yet; this is the prepared script for the first
-one. Nothing is installed there: the machine's own python3 and torch run the sources. With
-the device tool, from the repository root, in two calls (how long each takes is unmeasured;
-our guess is 2-4 minutes for the first and 2-5 for the second on an H100). A session's
-device time is 15 minutes in all, the machine's start (a minute or more) included, so the
-two timeouts together must stay well under it; run the second while the machine is warm:
+First run on 2026-11-26 (results and what they say: benchmarks/README.md, "GPU"). Nothing is
+installed there: the machine's own python3 and torch run the sources. With the device tool,
+from the repository root, in two calls. Measured then on an H100, the first call's stages
+took 27 s (tests), 10 s (paper), 8 s (steps), 11 s (repeat) and 81 s (bench) of wall time,
+and on an H200 47 s (profile); the grid at the paper's 10,000 steps needs about 6 minutes, more
+than a call should take in a 15-minute device budget, so time a fifth of it. A machine's
+start took about 35 s:
 
     run(command="PYTHONPATH=src:tests python3 benchmarks/gpu_checks.py --out $OUT "
-                "--stages tests repeat steps bench paper --cpu-sweep out/paper/sweep",
-        carry=["out/paper/sweep"], timeout_s=330)
-    run(command="PYTHONPATH=src:tests python3 benchmarks/gpu_checks.py --out $OUT --stages grid",
-        timeout_s=330)
+                "--stages tests steps paper profile repeat bench --cpu-sweep out/paper/sweep",
+        carry=["out/paper/sweep"], timeout_s=300)
+    run(command="PYTHONPATH=src:tests python3 benchmarks/gpu_checks.py --out $OUT --stages grid "
+                "--steps 2000", timeout_s=200)
 
-The issue's target for the grid stage is 2 minutes; if the first call shows the paper sweep
-far slower than its 10-second target, add ``--steps 1000`` to the second (a tenth of the
-work; the figure to report is then its run-steps per second, not the sweep's time).
+With ``--steps`` the figure to report is the grid's run-steps per second, not its time (its
+first 300 steps log densely, a larger share of a shorter run).
 
 ``out/paper/sweep`` is this machine's CPU sweep from ``make reproduce``. Stages, in the
 order given; each is written to OUT/summary.json as soon as it ends (a run cut off keeps
@@ -27,6 +27,8 @@ what it has):
   (grokcast's way on CUDA) and twice with ``index_add_``: whether each pair's logs are equal;
 - ``steps``: ms per step of the 48 runs as one ensemble, every step logged and none logged
   (with and without the CUDA graphs): where a sweep's time goes (--steps, default 200);
+- ``profile``: the operators that take the time of 40 logged steps of those 48 runs, and of
+  10 unlogged steps of a 2,400-run ensemble (the grid's chunk) in fp32 and bf16;
 - ``bench``: bench_train.py on the GPU, 48 runs x --bench-steps steps: fp32, fp32 with
   ``--no-cuda-graphs`` (what the recorded CUDA graphs gain) and bf16;
 - ``paper``: the 48-run x 10,000-step paper sweep, timed, and its runs compared with the
@@ -56,7 +58,7 @@ import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-STAGES = ("tests", "repeat", "steps", "bench", "paper", "grid")
+STAGES = ("tests", "repeat", "steps", "profile", "bench", "paper", "grid")
 
 
 def stage_tests(args: argparse.Namespace) -> dict[str, Any]:
@@ -136,6 +138,47 @@ def stage_steps(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+def stage_profile(args: argparse.Namespace) -> dict[str, Any]:
+    """The operators that take the time, from PyTorch's profiler: 40 logged steps of the paper
+    grid's 48 runs, and 10 unlogged steps (kernels launched one by one, so that each is
+    named) of the grid's 2,400-run chunks in fp32 and bf16: the top 10 of each by self time."""
+    import dataclasses
+
+    from grokcast.config import LogConfig
+
+    runs = _grid(args).runs()
+    big = _grid(args, args.profile_seeds).runs()
+    out = {"logged_48_runs": _top_ops(runs, LogConfig(dense_until=41, every=40), 40, args.device)}
+    for precision in ("fp32", "bf16"):
+        chunk = [dataclasses.replace(r, model=dataclasses.replace(r.model, precision=precision))
+                 for r in big]
+        out[f"unlogged_{len(chunk)}_runs_{precision}"] = _top_ops(
+            chunk, LogConfig(dense_until=0, every=12), 12, args.device, unlogged=10)
+    return out
+
+
+def _top_ops(runs: list[Any], log: Any, steps: int, device: str, unlogged: int = 0) -> dict[str, Any]:
+    import dataclasses
+
+    from torch.profiler import ProfilerActivity, profile
+
+    from grokcast.train import train_ensemble
+
+    chunk = [dataclasses.replace(r, n_steps=steps, log=log) for r in runs]
+    train_ensemble(chunk, device, cuda_graphs=False)  # one-off initialisations outside the profile
+    cuda = device.startswith("cuda")
+    activities = [ProfilerActivity.CPU, *([ProfilerActivity.CUDA] if cuda else [])]
+    with profile(activities=activities) as prof:
+        train_ensemble(chunk, device, cuda_graphs=False)
+        _sync(device)
+    events = [e for e in prof.key_averages() if e.key.startswith(("aten::", "cuda"))]
+    key = "self_device_time_total" if cuda else "self_cpu_time_total"
+    total = sum(getattr(e, key, 0) for e in events if e.key.startswith("aten::")) / 1e3
+    top = sorted(events, key=lambda e: getattr(e, key, 0), reverse=True)[:10]
+    return {"runs": len(chunk), "steps": steps, "unlogged_steps": unlogged, key + "_ms": round(total, 1),
+            "top": [f"{e.key}: {getattr(e, key, 0) / 1e3:.1f} ms, {e.count} calls" for e in top]}
+
+
 def _sync(device: str) -> None:
     if device.startswith("cuda"):
         torch.cuda.synchronize()
@@ -213,6 +256,8 @@ def main() -> None:
     ap.add_argument("--bench-steps", type=int, default=1000)
     ap.add_argument("--seeds", type=int, default=300,
                     help="seeds per (f, lambda) cell in the grid stage (300: 4,800 runs)")
+    ap.add_argument("--profile-seeds", type=int, default=150,
+                    help="seeds per cell of the profile stage's large ensemble (150: 2,400 runs)")
     ap.add_argument("--steps", type=int, default=None, help="sweep steps (default: the config's 10,000)")
     ap.add_argument("--chunk-size", type=int, default=None,
                     help="runs per ensemble in the sweeps (default: grokcast's, from the GPU's memory)")

@@ -33,7 +33,7 @@ class PlainTransformer(nn.Module):
         h, dh = self.n_heads, x.shape[-1] // self.n_heads
         q, k, v = (f(x).reshape(n, t, h, dh).transpose(1, 2) for f in (self.q, self.k, self.v))
         scores = q @ k.transpose(-1, -2) / math.sqrt(dh)
-        causal = torch.triu(torch.ones(t, t, dtype=torch.bool), diagonal=1)
+        causal = torch.triu(torch.ones(t, t, dtype=torch.bool, device=tokens.device), diagonal=1)
         att = scores.masked_fill(causal, float("-inf")).softmax(-1)
         z = (att @ v).transpose(1, 2).reshape(n, t, -1)
         x = x + self.o(z)

@@ -114,12 +114,16 @@ def test_same_config_gives_identical_log():
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
 def test_cuda_log_agrees_with_cpu_log():
-    """The GPU-vs-CPU agreement check: 4 mixed runs, 100 steps, every signal of every row.
+    """The GPU-vs-CPU agreement check: 4 mixed runs, 50 steps, every signal of every row.
 
-    The two devices sum in different orders, so rows agree to rounding that training grows
-    slowly over the first 100 steps, not bit for bit. fp32 matmuls on CUDA must not use TF32.
+    The two devices sum in different orders, so rows agree to rounding that training then
+    amplifies, not bit for bit; fp32 matmuls on CUDA must not use TF32. Measured on an H100
+    (2026-11-26, 100 steps): every row through step 60 agreed to rtol 1e-3; from step 70 one
+    run's grad_norm differed by 0.3% and train accuracies by one example. So the check stops
+    at 50. Over a whole sweep the runs' outcomes agree, not their logs: benchmarks/gpu_checks.py
+    compares a GPU paper sweep's grokking labels with a CPU one's.
     """
-    runs = [_run(seed=s, weight_decay=wd, train_frac=f, n_steps=100, log=LogConfig(dense_until=30, every=10))
+    runs = [_run(seed=s, weight_decay=wd, train_frac=f, n_steps=50, log=LogConfig(dense_until=30, every=10))
             for s, wd, f in [(0, 1.0, 0.3), (1, 0.3, 0.6), (2, 10.0, 0.4), (3, 3.0, 0.5)]]
     cpu, cuda = train_ensemble(runs, "cpu"), train_ensemble(runs, "cuda")
     np.testing.assert_array_equal(cpu.steps, cuda.steps)

@@ -48,32 +48,46 @@ def effective_rank(mats: Tensor) -> Tensor:
 
     Returns
     -------
-    Tensor of shape (R,); 1 for a rank-1 matrix, n for an n x n identity; NaN for a
-    matrix with non-finite entries (a diverged run), which the SVD would reject.
+    Tensor of shape (R,), float32 (float64 for float64 input); 1 for a rank-1 matrix, n for
+    an n x n identity; NaN for a matrix with non-finite entries (a diverged run).
+
+    The singular values are the square roots of the eigenvalues of the smaller Gram matrix,
+    formed in float64. Why not ``torch.linalg.svdvals``: on CUDA it decomposes a batch of
+    matrices wider than 32 one by one, a host round trip each. An H100 spent 83 ms on a
+    48-run logged step that way (2026-11-26), against 1.2 ms for the training step itself,
+    while a batch of k x k symmetric eigenproblems with k <= 32 is one batched kernel. In
+    float64 the squaring costs nothing that float32 can see: the values agree with float32
+    ``svdvals`` to ~6e-7 relative (and it is 2-4x faster on the CPU too).
     """
-    mats = _at_least_float32(mats)  # no SVD kernel for half precisions on the CPU
+    out_dtype = _at_least_float32(mats).dtype
     finite = torch.isfinite(mats).flatten(1).all(1)
-    s = torch.linalg.svdvals(torch.where(finite[:, None, None], mats, torch.zeros_like(mats)))
+    work = torch.where(finite[:, None, None], mats, torch.zeros_like(mats)).double()
+    gram = work @ work.mT if work.shape[-2] <= work.shape[-1] else work.mT @ work
+    s = torch.linalg.eigvalsh(gram).clamp_min(0).sqrt()  # rounding can leave -1e-17
     prob = s / s.sum(-1, keepdim=True)
     plogp = torch.where(prob > 0, prob * torch.log(prob), torch.zeros_like(prob))
-    return torch.where(finite, torch.exp(-plogp.sum(-1)), torch.nan)
+    return torch.where(finite, torch.exp(-plogp.sum(-1)), torch.nan).to(out_dtype)
+
+
+def flat(tensors: list[Tensor]) -> Tensor:
+    """Tensors of shape (R, ...) copied into one new (R, P) matrix, float32 or wider: each run's
+    parameters as one vector.
+
+    So that a norm over all of a run's parameters is one reduction, not one per tensor plus
+    the sum: on a GPU a logged step is bound by kernel launches, not arithmetic.
+    """
+    return torch.cat([_at_least_float32(t).reshape(t.shape[0], -1) for t in tensors], 1)
 
 
 def global_norm(tensors: list[Tensor]) -> Tensor:
     """L2 norm over several tensors of shape (R, ...) taken together, per run -> (R,)."""
-    return torch.sqrt(sum(_at_least_float32(t).reshape(t.shape[0], -1).pow(2).sum(1)
-                          for t in tensors))
-
-
-def global_dot(a: list[Tensor], b: list[Tensor]) -> Tensor:
-    """Per-run inner product of two parameter lists -> (R,)."""
-    return sum((_at_least_float32(x).reshape(x.shape[0], -1) * _at_least_float32(y).reshape(y.shape[0], -1))
-               .sum(1) for x, y in zip(a, b))
+    return torch.linalg.vector_norm(flat(tensors), dim=1)
 
 
 def cosine(a: list[Tensor], b: list[Tensor]) -> Tensor:
     """Per-run cosine between two parameter-shaped lists -> (R,)."""
-    return global_dot(a, b) / (global_norm(a) * global_norm(b))
+    fa, fb = flat(a), flat(b)
+    return (fa * fb).sum(1) / (torch.linalg.vector_norm(fa, dim=1) * torch.linalg.vector_norm(fb, dim=1))
 
 
 def reaches(acc: Any, threshold: float) -> np.ndarray:

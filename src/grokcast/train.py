@@ -161,9 +161,9 @@ def train_ensemble(runs: list[RunConfig], device: str | torch.device = "cpu", *,
             if on_log is not None:
                 on_log(t, buf[row].T.cpu().numpy())  # nothing left to stop
             break
-        before = [p.clone() for p in plist]  # the update's norm and cosine need it
+        before = S.flat(plist)  # theta_t: the update's norm and cosine need it
         opt.step(grads)
-        delta = [p - b for p, b in zip(plist, before)]
+        delta = [S.flat(plist) - before]  # one (R, P) tensor: one reduction per signal
         if t in logged:
             cur[col["update_norm"]] = S.global_norm(delta)
             if prev_delta is not None:
