@@ -21,6 +21,23 @@ def test_effective_rank_closed_forms():
     assert abs(S.effective_rank(eye[None])[0].item() - 7) < 1e-4
 
 
+@pytest.mark.parametrize("shape", [(6, 24, 64), (6, 64, 24), (5, 9, 9)])
+def test_effective_rank_against_numpy_svd(shape):
+    """The Gram-eigenvalue route against a float64 SVD, on full-rank and nearly rank-3 matrices
+    (whose small singular values the squaring would lose in float32)."""
+    g = torch.Generator().manual_seed(1)
+    R, m, n = shape
+    full = torch.randn(shape, generator=g)
+    low = torch.randn(R, m, 3, generator=g) @ torch.randn(R, 3, n, generator=g)
+    low += 1e-3 * torch.randn(shape, generator=g)
+    for mats in (full, low):
+        s = np.linalg.svd(mats.double().numpy(), compute_uv=False)
+        prob = s / s.sum(-1, keepdims=True)
+        want = np.exp(-(prob * np.log(prob)).sum(-1))
+        np.testing.assert_allclose(S.effective_rank(mats).numpy(), want, rtol=2e-6)
+        np.testing.assert_allclose(S.effective_rank(mats.double()).numpy(), want, rtol=1e-9)
+
+
 def test_norms_against_linalg():
     g = torch.Generator().manual_seed(0)
     a = [torch.randn(3, 4, 5, generator=g), torch.randn(3, 7, generator=g)]
