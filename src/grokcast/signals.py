@@ -78,14 +78,21 @@ def flat(tensors: list[Tensor]) -> Tensor:
     return torch.cat([_at_least_float32(t).reshape(t.shape[0], -1) for t in tensors], 1)
 
 
+def _matrix(tensors: list[Tensor]) -> Tensor:
+    """:func:`flat` for reading: a single tensor is reshaped, not copied."""
+    if len(tensors) > 1:
+        return flat(tensors)
+    return _at_least_float32(tensors[0]).reshape(tensors[0].shape[0], -1)
+
+
 def global_norm(tensors: list[Tensor]) -> Tensor:
     """L2 norm over several tensors of shape (R, ...) taken together, per run -> (R,)."""
-    return torch.linalg.vector_norm(flat(tensors), dim=1)
+    return torch.linalg.vector_norm(_matrix(tensors), dim=1)
 
 
 def cosine(a: list[Tensor], b: list[Tensor]) -> Tensor:
     """Per-run cosine between two parameter-shaped lists -> (R,)."""
-    fa, fb = flat(a), flat(b)
+    fa, fb = _matrix(a), _matrix(b)
     return (fa * fb).sum(1) / (torch.linalg.vector_norm(fa, dim=1) * torch.linalg.vector_norm(fb, dim=1))
 
 
