@@ -29,7 +29,9 @@ what it has):
   (with and without the CUDA graphs): where a sweep's time goes (--steps, default 200);
 - ``profile``: the operators that take the time of 40 logged steps of those 48 runs, and of
   10 unlogged steps of a 2,400-run ensemble (the grid's chunk) in fp32 and bf16;
-- ``bench``: bench_train.py on the GPU, 48 runs x --bench-steps steps: fp32, fp32 with
+- ``bench``: bench_train.py on the GPU, 48 runs x --bench-steps steps, a log row every 100
+  (``--dense-until 0``, as the CPU rows of benchmarks/README.md; on 2026-11-26 it ran with
+  the first 300 steps logged, which hid the graphs' effect): fp32, fp32 with
   ``--no-cuda-graphs`` (what the recorded CUDA graphs gain) and bf16;
 - ``paper``: the 48-run x 10,000-step paper sweep, timed, and its runs compared with the
   CPU sweep's (max val acc, who groks at 0.9 and 0.99);
@@ -99,8 +101,8 @@ def stage_bench(args: argparse.Namespace) -> dict[str, Any]:
                         ("bf16", ["--precision", "bf16"])]:
         out = args.out / f"bench_{name}.json"
         cmd = [sys.executable, "benchmarks/bench_train.py", "--device", args.device, "--runs", "48",
-               "--steps", str(args.bench_steps), "--plain-runs", "2", "--repeats", "1", *extra,
-               "--json", str(out)]
+               "--steps", str(args.bench_steps), "--plain-runs", "2", "--repeats", "1",
+               "--dense-until", "0", *extra, "--json", str(out)]
         done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
         results[name] = (json.loads(out.read_text()) if done.returncode == 0
                          else {"returncode": done.returncode, "stderr": done.stderr[-2000:]})
