@@ -48,6 +48,7 @@ about a minute: a check of the script, not a measurement.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import subprocess
 import sys
@@ -113,8 +114,6 @@ def stage_steps(args: argparse.Namespace) -> dict[str, Any]:
     """Milliseconds per step of the paper grid's 48 runs as one ensemble, by kind of step:
     every step logged (the first 300 of a paper sweep), none logged with and without the
     CUDA graphs (95% of its steps). Where a GPU sweep's time goes, before profiling it."""
-    import dataclasses
-
     from grokcast.config import LogConfig
     from grokcast.train import train_ensemble
 
@@ -144,8 +143,6 @@ def stage_profile(args: argparse.Namespace) -> dict[str, Any]:
     """The operators that take the time, from PyTorch's profiler: 40 logged steps of the paper
     grid's 48 runs, and 10 unlogged steps (kernels launched one by one, so that each is
     named) of the grid's 2,400-run chunks in fp32 and bf16: the top 10 of each by self time."""
-    import dataclasses
-
     from grokcast.config import LogConfig
 
     runs = _grid(args).runs()
@@ -160,8 +157,6 @@ def stage_profile(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _top_ops(runs: list[Any], log: Any, steps: int, device: str, unlogged: int = 0) -> dict[str, Any]:
-    import dataclasses
-
     from torch.profiler import ProfilerActivity, profile
 
     from grokcast.train import train_ensemble
