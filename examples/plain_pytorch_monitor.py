@@ -97,8 +97,9 @@ def main() -> None:
     (x_tr, y_tr), (x_va, y_va) = modular_addition(args.p, args.train_frac, 0, device)
     monitor = GrokMonitor(model.embed.weight, model.unembed.weight, forecaster=args.forecaster,
                           run_id=f"f{args.train_frac:g}-wd{args.weight_decay:g}-s{args.seed}")
-    if monitor.forecaster is not None and args.steps < monitor.window:
-        parser.error(f"--steps {args.steps} is shorter than the forecast window {monitor.window}")
+    if monitor.forecaster is not None and args.steps < monitor.forecast_step:
+        parser.error(f"--steps {args.steps} is too short for the forecast window "
+                     f"W={monitor.window}: its forecast comes at step {monitor.forecast_step}")
 
     for step in range(args.steps + 1):
         optimizer.zero_grad()
@@ -107,7 +108,7 @@ def main() -> None:
         # Logged steps need the fit statistics at these weights.
         metrics = fit_metrics(model, logits, y_tr, x_va, y_va) if monitor.wants(step) else {}
         monitor.observe(step, model, **metrics)  # after backward, before optimizer.step()
-        if step == monitor.window:
+        if step == monitor.forecast_step:  # W, or the first logged step past W - 1
             seen = monitor.log[monitor.log["step"] < monitor.window]
             print(f"step {step}: train_acc {seen['train_acc'].iloc[-1]:.3f}, "
                   f"max val_acc so far {seen['val_acc'].max():.3f}")
@@ -123,7 +124,8 @@ def main() -> None:
     log = monitor.log
     max_acc = log["val_acc"].max()
     hit = log.loc[log["val_acc"] >= 0.9, "step"]
-    print(f"step {args.steps}: final val_acc {log['val_acc'].iloc[-1]:.3f}, "
+    print(f"step {args.steps}: val_acc {log['val_acc'].iloc[-1]:.3f} at the last logged step "
+          f"({int(log['step'].iloc[-1])}), "
           f"max val_acc {max_acc:.3f}"
           + (f" (first >= 0.9 at step {int(hit.iloc[0])})" if len(hit) else ""))
     if monitor.forecaster is not None:

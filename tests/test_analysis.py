@@ -182,6 +182,19 @@ def test_runs_stopped_early_are_left_out_like_absent_runs(sweep):
     assert "2 run(s) stopped early left out" in A.format_table1(with_stopped)
 
 
+def test_numeric_run_ids_are_matched_between_the_runs_table_and_the_log(sweep):
+    """Ids 100..120 instead of run00..run20 (sorting alike), in both tables: the same analysis
+    (was: every run reported to have no log rows, the runs table's ids turned into text)."""
+    runs, log = sweep
+    number = {r: 100 + i for i, r in enumerate(sorted(runs["run_id"]))}
+    kwargs = dict(windows=(100,), n_resamples=200, seed=1, predict_fn=standin)
+    named = A.analyze(runs, log, None, **kwargs)
+    numbered = A.analyze(runs.assign(run_id=runs["run_id"].map(number)),
+                         log.assign(run_id=log["run_id"].map(number)), None, **kwargs)
+    cells = [r["thresholds"]["0.9"]["windows"]["100"] for r in (named, numbered)]
+    assert cells[0] == cells[1]
+
+
 def test_bad_inputs_are_refused(sweep):
     runs, log = sweep
     with pytest.raises(ValueError, match=r"W=700 goes beyond the logged steps"):
@@ -363,3 +376,21 @@ def test_a_sweep_too_small_for_the_models_internal_cv_keeps_its_baselines(sweep)
         1 - cell["val_loss"]["auroc"])
     assert "multi not computed: too few runs" in A.format_table(result, 0.9)
     assert "not evaluated: too few runs for the 28" in headline_sentence(cell, 200)
+
+
+def test_table_p_values_show_the_resolution_of_the_resamples(result):
+    """A p of 0 from 300 resamples means p < 1/300, which the tables print as < 0.0034, not
+    < 0.001; a nonzero p prints with three decimals."""
+    import copy
+
+    result = copy.deepcopy(result)
+    entry = result["thresholds"]["0.9"]
+    first = next(iter(entry["windows"].values()))
+    first["diff_val_loss"]["p_one_sided"] = 0.0  # as if no resample had diff* <= 0
+    rows = A.table_rows(result, 0.9)
+    for cell, row in zip(entry["windows"].values(), rows, strict=True):
+        for diff, text in ((cell["diff_val_loss"], row[5]), (cell["diff_val_acc"], row[7])):
+            assert diff["n_resamples"] == 300
+            p = diff["p_one_sided"]
+            assert text == ("< 0.0034" if p == 0 else f"{p:.3f}")
+    assert rows[0][5] == "< 0.0034"

@@ -160,7 +160,11 @@ def test_ready_waits_for_a_logged_step_at_or_past_w_minus_1():
     ready = []
     _train(plain, run, monitor, after_observe=lambda step: ready.append(monitor.ready))
     assert ready == [False] * 6 + [True, True]
+    assert monitor.forecast_step == 6  # the first step ready, found from the schedule alone
     assert 0 <= monitor.forecast()["p_grok"] <= 1
+    dense = GrokMonitor(plain.embed.weight, plain.unembed.weight, window=3,
+                        forecaster=_fitted_forecaster(), log_schedule=run.log)
+    assert dense.forecast_step == 3  # W itself where step W - 1 is logged
 
 
 def test_window_comes_from_a_saved_forecaster(tmp_path):

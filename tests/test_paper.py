@@ -83,7 +83,11 @@ def test_number_formats() -> None:
     assert R.fmt_ci([0.031, 0.271], signed=True) == "[+0.031, +0.271]"
     assert R.fmt_estimate({"auroc": 0.917, "ci": [0.812, 1.0]}) == "0.917 [0.812, 1.000]"
     assert R.fmt_p(0.0004) == "< 0.001" and R.fmt_p(0.002) == "0.002"
-    assert R.p_clause(0.0) == "p₁ < 0.001" and R.p_clause(0.035) == "p₁ = 0.035"
+    assert R.p_clause({"p_one_sided": 0.0}) == "p₁ < 0.001"
+    assert R.p_clause({"p_one_sided": 0.035, "n_resamples": 2000}) == "p₁ = 0.035"
+    # No resample on the wrong side of 0 out of 50: p < 1/50, not < 0.001.
+    assert R.p_clause({"p_one_sided": 0.0, "n_resamples": 50}) == "p₁ < 0.02"
+    assert R.p_clause({"p_one_sided": 0.0, "n_resamples": 2000}) == "p₁ < 0.001"
     assert R.fmt_pct(0.1234) == "12.3%"
     assert R.fmt_duration(42.2) == "42 s"
     assert R.fmt_duration(1234.5) == "20.6 min"

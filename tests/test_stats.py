@@ -162,6 +162,22 @@ def test_bootstrap_argument_errors():
         paired_bootstrap(y, s, s, rng=np.random.default_rng(0), level=1.5)
     with pytest.raises(ValueError, match="only one class"):
         bootstrap_ci([1, 1, 1], [0.1, 0.2, 0.3], rng=np.random.default_rng(0))
+    with pytest.raises(TypeError, match="Generator"):
+        resample_counts(y, rng=None, n_resamples=3)
+    with pytest.raises(ValueError, match="n_resamples=-1"):
+        resample_counts(y, rng=np.random.default_rng(0), n_resamples=-1)
+
+
+@pytest.mark.parametrize("bad, match", [(-1, "got -1.0 at \\[1, 2\\]"), (np.nan, "got nan"),
+                                        (np.inf, "got inf")])
+def test_weighted_auroc_refuses_weights_that_are_not_counts(bad, match):
+    """A negative weight gave an AUROC of 1.25; a NaN one a NaN AUROC."""
+    w = np.ones((2, 4))
+    w[1, 2] = bad
+    with pytest.raises(ValueError, match=match):
+        auroc_weighted([0, 1, 0, 1], [0.1, 0.2, 0.3, 0.4], w)
+    with pytest.raises(TypeError, match="real numbers"):
+        auroc_weighted([0, 1, 0, 1], [0.1, 0.2, 0.3, 0.4], [["a"] * 4])
 
 
 def test_paired_bootstrap_of_a_scorer_against_itself():

@@ -162,7 +162,8 @@ def test_short_or_incomplete_logs_are_refused(sweep, fitted, tmp_path):
         df.to_csv(tmp_path / name, index=False)
         return forecast_log(path, tmp_path / name)
 
-    with pytest.raises(LogError, match=rf"ends at step {W - 2}, but .* W={W} needs steps 0..{W-1}"):
+    with pytest.raises(LogError, match=rf"ends at step {W - 2}, but .* W={W} needs a log that "
+                                       rf"reaches step {W - 1}$"):
         forecast(one[one["step"] <= W - 2])
     # Row W-1's update is only known after step W: a log that stops at W-1 lacks it.
     cut = one[one["step"] <= W - 1].copy()
@@ -254,7 +255,7 @@ def test_bad_model_file_and_bad_fit_arguments(sweep, tmp_path):
         forecast_log(bad, log_path)
     with pytest.raises(ValueError, match="threshold=0.99 is not allowed for this sweep: 0 of 8"):
         fit_forecaster(sweep, window=W, threshold=0.99, out=tmp_path / "f.json")
-    with pytest.raises(LogError, match="ends at step 30, but .* W=32 needs steps 0..31"):
+    with pytest.raises(LogError, match="ends at step 30, but .* W=32 needs a log that reaches step 31"):
         fit_forecaster(sweep, window=32, threshold=THRESHOLD, out=tmp_path / "f.json")
     # Step 30 is the last: its update is unknown, so W=31 would summarise an incomplete window.
     with pytest.raises(LogError, match="update_norm = nan at step 30: it is known only after"):
@@ -349,6 +350,32 @@ def test_evaluate_says_when_a_class_holds_one_run(sweep, fitted, tmp_path):
     assert "note: only 1 run of one class" in format_evaluation(result)
 
 
+def test_evaluate_and_explain_read_the_features_a_forecaster_was_fit_on(sweep, fitted, tmp_path):
+    """A forecaster fit on three of the 28 features, in another order than the table's, is
+    scored on those columns (the table's full width was refused by scikit-learn)."""
+    from sklearn.metrics import roc_auc_score
+
+    from grokcast.tool import explain
+
+    meta = GrokForecaster.load(fitted[0]).metadata_
+    runs = SweepStore(sweep).runs().sort_values("run_id")
+    y = (runs["max_val_acc"] >= THRESHOLD).astype(int).to_numpy()
+    X = feature_table(_log(sweep), W).loc[runs["run_id"]]
+    names = ["log_end_val_loss", "end_val_acc", "end_train_loss"]  # not the table's order
+    assert list(X.columns).index(names[0]) > list(X.columns).index(names[-1])
+    model = GrokForecaster(Cs=[1.0]).fit(X[names], y)
+    path = tmp_path / "subset.json"
+    model.save(path, window=W, threshold=THRESHOLD, sweep_hash=meta.sweep_hash,
+               n_train_runs=meta.n_train_runs, window_steps=meta.window_steps)
+    result = evaluate_forecaster(path, sweep, n_resamples=50)
+    assert result["forecaster"]["auroc"] == pytest.approx(
+        roc_auc_score(y, model.predict_proba(X[names])[:, 1]))
+    explained = explain(model, X, top=1)
+    assert {e["feature"] for r in explained for e in r["pushed_up"] + r["pushed_down"]} <= set(names)
+    with pytest.raises(ValueError, match="top=-1"):
+        explain(model, X, top=-1)
+
+
 @pytest.mark.parametrize("below, expect_stopped", [(1.0, True), (0.0, False)])
 def test_live_sweep_stops_runs_with_the_forecaster(sweep, fitted, tmp_path, below, expect_stopped):
     from grokcast.config import SweepConfig
@@ -366,6 +393,29 @@ def test_live_sweep_stops_runs_with_the_forecaster(sweep, fitted, tmp_path, belo
         assert set(runs["status"]) == {"finished"}
         assert log.dropna(subset=["val_acc"])["step"].max() == config.n_steps
     assert isinstance(config, SweepConfig)
+
+
+def test_live_sweep_stops_with_a_forecaster_of_a_few_features(sweep, fitted, tmp_path):
+    """The stop hook reads the forecaster's own features, in its order (was: all 28, which
+    scikit-learn refused mid-sweep), and stops the runs its offline P(grok) puts below."""
+    from grokcast.early_stop import StopRule
+
+    meta = GrokForecaster.load(fitted[0]).metadata_
+    runs = SweepStore(sweep).runs().sort_values("run_id")
+    y = (runs["max_val_acc"] >= THRESHOLD).astype(int).to_numpy()
+    X = feature_table(_log(sweep), W).loc[runs["run_id"]]
+    names = ["log_end_val_loss", "end_val_acc", "end_train_loss"]
+    model = GrokForecaster(Cs=[1.0]).fit(X[names], y)
+    path = tmp_path / "subset.json"
+    model.save(path, window=W, threshold=THRESHOLD, sweep_hash=meta.sweep_hash,
+               n_train_runs=meta.n_train_runs, window_steps=meta.window_steps)
+    p = pd.Series(model.predict_proba(X[names])[:, 1], index=X.index)
+    below = float(np.median(p))
+    out = tmp_path / "live"
+    run_sweep(SweepStore(sweep).read_config(), out, device="cpu", progress=False,
+              stop=StopRule.from_file(path, below))
+    status = SweepStore(out).runs().set_index("run_id")["status"]
+    assert set(status[status == "stopped"].index) == set(p[p < below].index) != set()
 
 
 def _copy_sweep(sweep: Path, dest: Path, edit_runs=None, drop_chunk: str | None = None) -> Path:

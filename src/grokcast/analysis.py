@@ -35,7 +35,14 @@ import grokcast
 from grokcast.features import FEATURE_NAMES, FEATURES, feature_table
 from grokcast.forecast import TooFewRunsError, kfold_predictions, loo_predictions
 from grokcast.signals import reaches
-from grokcast.stats import MAX_RESAMPLES, auroc, bootstrap_ci, folded_auroc, paired_bootstrap
+from grokcast.stats import (
+    MAX_RESAMPLES,
+    auroc,
+    bootstrap_ci,
+    folded_auroc,
+    format_p,
+    paired_bootstrap,
+)
 from grokcast.validation import check_int, check_number
 
 # Leave-one-out refits the model n times; above 200 runs 10-fold CV costs n/10 times less, and
@@ -181,9 +188,10 @@ def _ci(res: Any) -> dict[str, Any]:
     return {"auroc": _float(res.estimate), "ci": [_float(res.lo), _float(res.hi)]}
 
 
-def _paired(res: Any) -> dict[str, Any]:
+def _paired(res: Any, n_resamples: int) -> dict[str, Any]:
+    # The p-value's denominator travels with it: p = 0 means p < 1/n_resamples, no less.
     return {"diff": _float(res.diff), "ci": [_float(res.lo), _float(res.hi)],
-            "p_one_sided": _float(res.p_one_sided)}
+            "p_one_sided": _float(res.p_one_sided), "n_resamples": int(n_resamples)}
 
 
 # ----------------------------------------------------------------------------- analysis
@@ -216,7 +224,7 @@ def _cell(X: np.ndarray, y: np.ndarray, predict: _HeldOutFn, *, seed: int, thres
             y, score, rng=_rng(seed, threshold, window, 0), **boot))
     for name in ("val_loss", "val_acc"):
         cell[f"diff_{name}"] = None if proba is None else _paired(paired_bootstrap(
-            y, proba, scores[name], rng=_rng(seed, threshold, window, 0), **boot))
+            y, proba, scores[name], rng=_rng(seed, threshold, window, 0), **boot), n_resamples)
     cell["loo_proba"] = None if proba is None else [_float(p) for p in proba]
     uni = auroc(y, X.T)
     cell["univariate"] = {f: {"auroc": _float(a), "folded": _float(folded_auroc(a))}
@@ -332,7 +340,8 @@ def analyze(runs_df: pd.DataFrame, log_df: pd.DataFrame, config: Any, *,
 def feature_difference(analysis: dict[str, Any], features: pd.DataFrame, threshold: str,
                        window: int, a: str, b: str) -> dict[str, Any]:
     """Folded AUROC of feature ``a`` minus that of ``b`` at one (threshold, window) cell, by a
-    paired bootstrap over runs: ``{"diff", "ci", "p_one_sided"}`` as the cells' differences.
+    paired bootstrap over runs: ``{"diff", "ci", "p_one_sided", "n_resamples"}`` as the cells'
+    differences.
 
     Each feature is oriented by its full-data AUROC (negated where it is below 0.5), so the
     difference on the full data is that of the folded AUROCs. Seeded like the cell's own
@@ -358,8 +367,9 @@ def feature_difference(analysis: dict[str, Any], features: pd.DataFrame, thresho
             raise ValueError(f"feature {name!r} at W = {window} is not finite for every run")
         scores.append(x if auroc(y, x) >= 0.5 else -x)
     s = analysis["settings"]
+    n = int(s["n_resamples"])
     return _paired(paired_bootstrap(y, *scores, rng=_rng(int(s["seed"]), float(threshold), window, 2),
-                                    n_resamples=int(s["n_resamples"]), level=float(s["level"])))
+                                    n_resamples=n, level=float(s["level"])), n)
 
 
 def _runs_and_log(runs_df: pd.DataFrame, log_df: pd.DataFrame,
@@ -370,6 +380,11 @@ def _runs_and_log(runs_df: pd.DataFrame, log_df: pd.DataFrame,
     missing = [c for c in needed if c not in runs_df.columns]
     if missing:
         raise ValueError(f"the runs table lacks column(s) {missing}")
+    if "run_id" not in log_df.columns:
+        raise ValueError("the log lacks column 'run_id'")
+    # A store's ids are strings; ids given as numbers are matched as their text in both tables.
+    runs_df, log_df = (df if pd.api.types.is_string_dtype(df["run_id"])
+                       else df.assign(run_id=df["run_id"].astype(str)) for df in (runs_df, log_df))
     if runs_df["run_id"].duplicated().any():
         dup = runs_df.loc[runs_df["run_id"].duplicated(), "run_id"].iloc[0]
         raise ValueError(f"the runs table lists run {dup!r} more than once")
@@ -378,7 +393,7 @@ def _runs_and_log(runs_df: pd.DataFrame, log_df: pd.DataFrame,
     if runs["max_val_acc"].isna().any():
         bad = runs.loc[runs["max_val_acc"].isna(), "run_id"].iloc[0]
         raise ValueError(f"run {bad!r} has no max_val_acc but is not marked diverged")
-    run_ids = set(runs["run_id"].astype(str))
+    run_ids = set(runs["run_id"])
     log = log_df[log_df["run_id"].isin(run_ids)]
     absent = sorted(run_ids - set(log["run_id"].unique()))
     if absent:
@@ -489,9 +504,7 @@ def _fmt_ci(entry: dict[str, Any] | None, key: str = "auroc", signed: bool = Fal
 def _fmt_p(entry: dict[str, Any] | None) -> str:
     if not entry or entry.get("p_one_sided") is None:
         return NA
-    p = entry["p_one_sided"]
-    # p has resolution 1/n_resamples (0 is possible); three decimals would print 0.000.
-    return "< 0.001" if p < 0.001 else f"{p:.3f}"
+    return format_p(entry["p_one_sided"], entry.get("n_resamples"))
 
 
 def table_rows(result: dict[str, Any], threshold: float | str) -> list[tuple[str, ...]]:

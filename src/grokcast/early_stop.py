@@ -240,14 +240,14 @@ def held_out(runs_df: pd.DataFrame, log_df: pd.DataFrame, forecaster: Any, *, wi
                          "of grokking runs kept is undefined")
 
     from grokcast.analysis import feature_matrix
-    from grokcast.tool import check_log, window_log
+    from grokcast.tool import check_log, model_inputs, window_log
 
     # A finished run with a non-finite value in its window has a suspect log: refused, as by
     # `evaluate`, rather than scored NaN and counted as stopped (a wrong stop of a grokker).
     check_log(log, window)
     # The features are read at the steps the forecaster's training runs logged, no others.
     table = feature_matrix(window_log(forecaster, log, window), run_ids, window)
-    p = forecaster.predict_proba(table[[str(s) for s in forecaster.feature_names_in_]])[:, 1]
+    p = forecaster.predict_proba(model_inputs(forecaster, table))[:, 1]
     return HeldOut(run_ids=run_ids, n_steps=n_steps, grok_step=grok_step.astype(np.int64),
                    steps=steps, val_loss=wide["val_loss"].to_numpy(dtype=float), val_acc=val_acc,
                    p_grok=p, n_excluded=int(len(runs_df) - len(finished)))
@@ -644,6 +644,7 @@ def forecast_hook(rule: StopRule, runs: Sequence[Any]) -> LogHook:
     """
     from grokcast.forecast import GrokForecaster
     from grokcast.signals import SIGNAL_NAMES
+    from grokcast.tool import model_inputs
 
     if file_sha256(rule.model) != rule.model_sha256:
         raise ValueError(f"the forecaster file {rule.model} changed during the sweep (its "
@@ -676,8 +677,8 @@ def forecast_hook(rule: StopRule, runs: Sequence[Any]) -> LogHook:
         # decide_at + 1 reads exactly them (no feature reads W itself): the log need not
         # reach W - 1 where W falls between logged steps (sparse logging).
         log = pd.concat(rows, ignore_index=True)
-        features = feature_table(log, decide_at + 1).loc[run_ids]
-        finite = np.isfinite(features.to_numpy()).all(axis=1)
+        features = model_inputs(model, feature_table(log, decide_at + 1).loc[run_ids])
+        finite = np.isfinite(features.to_numpy()).all(axis=1)  # the features the model reads
         p = np.zeros(len(run_ids))
         if finite.any():
             p[finite] = model.predict_proba(features[finite])[:, 1]

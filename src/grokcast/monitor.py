@@ -20,7 +20,7 @@ Protocol: call :meth:`GrokMonitor.observe` once per step, for every step from 0,
             metrics = dict(train_loss=train["loss"], train_acc=train["acc"],
                            train_margin=train["margin"], val_loss=val["loss"], val_acc=val["acc"])
         monitor.observe(step, model, **metrics)
-        if step == monitor.window:                  # rows 0..W-1 are complete now
+        if step == monitor.forecast_step:           # rows 0..W-1 are complete now
             print(monitor.forecast())
         if step < n_steps:
             optimizer.step()
@@ -37,6 +37,7 @@ steps only (the trainer also logs the final step).
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Any
 
@@ -255,6 +256,15 @@ class GrokMonitor:
         """
         return (self._last_step is not None and self._last_step >= self.window
                 and self._steps[-1] >= self.window - 1)
+
+    @property
+    def forecast_step(self) -> int:
+        """The step whose :meth:`observe` makes the monitor :attr:`ready`: W, or, where the
+        schedule logs no step W - 1 (W = 350 on the paper's: 300, then 400), the first logged
+        step past it. A loop forecasts once with ``if step == monitor.forecast_step:``.
+        """
+        first_row = next(t for t in itertools.count(self.window - 1) if self.wants(t))
+        return max(self.window, first_row)
 
     def forecast(self, *, top: int = 3) -> dict[str, Any]:
         """P(grok) from the first ``window`` steps, with the features that moved it most.

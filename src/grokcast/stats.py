@@ -14,6 +14,7 @@ runs take about a millisecond).
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import numpy as np
@@ -40,6 +41,22 @@ class PairedBootstrap(NamedTuple):
     lo: float
     hi: float
     p_one_sided: float
+
+
+def format_p(p: float, n_resamples: int | None = None) -> str:
+    """A p-value as the tables print it: ``0.002``, or ``< 0.001`` below three decimals.
+
+    A bootstrap p-value is a count over ``n_resamples``: 0 means below 1/n_resamples, not
+    below 0.001, so with fewer than 1,000 resamples a 0 prints as ``< 1/n_resamples``
+    (rounded up to two significant digits: ``< 0.02`` for 50).
+
+    >>> format_p(0.0123), format_p(0.0), format_p(0.0, 2000), format_p(0.0, 50), format_p(0.0, 999)
+    ('0.012', '< 0.001', '< 0.001', '< 0.02', '< 0.0011')
+    """
+    if p == 0 and n_resamples is not None and n_resamples < 1000:
+        step = 10.0 ** (math.floor(math.log10(1 / n_resamples)) - 1)  # two significant digits
+        return f"< {math.ceil(round(1 / n_resamples / step, 9)) * step:.2g}"
+    return "< 0.001" if p < 0.001 else f"{p:.3f}"
 
 
 # ----------------------------------------------------------------------------- validation
@@ -80,10 +97,14 @@ def _check_score(score: object, n: int, name: str = "score") -> np.ndarray:
 # exhausts memory.
 MAX_RESAMPLES = 1_000_000
 
-def _check_bootstrap_args(rng: object, n_resamples: object, level: object) -> None:
+def _check_resampling(rng: object, n_resamples: object) -> None:
     if not isinstance(rng, np.random.Generator):
         raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
     check_int("n_resamples", n_resamples, 1, MAX_RESAMPLES)
+
+
+def _check_bootstrap_args(rng: object, n_resamples: object, level: object) -> None:
+    _check_resampling(rng, n_resamples)
     check_number("level", level, 0, 1)
 
 
@@ -122,6 +143,12 @@ def auroc_weighted(y: object, score: object, weights: object) -> np.ndarray:
     w = np.asarray(weights)
     if w.ndim != 2 or w.shape[1] != y.size:
         raise ValueError(f"weights must have shape (n_resamples, {y.size}), got {w.shape}")
+    if w.dtype.kind not in "biuf":
+        raise TypeError(f"weights must be real numbers, got dtype {w.dtype}")
+    bad = (w < 0) if w.dtype.kind in "iu" else ~(np.isfinite(w) & (w >= 0))
+    if bad.any():
+        b, i = np.argwhere(bad)[0]
+        raise ValueError(f"weights must be finite and >= 0, got {w[b, i]} at [{b}, {i}]")
     order = np.argsort(s, kind="stable")
     s, y = s[order], y[order]
     starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])  # first index of each tie group
@@ -221,6 +248,7 @@ def resample_counts(y: object, *, rng: np.random.Generator, n_resamples: int) ->
     """
     y = _check_labels(y)
     _check_two_classes(y)
+    _check_resampling(rng, n_resamples)
     n = y.size
     idx = rng.integers(0, n, size=(n_resamples, n))
     while True:

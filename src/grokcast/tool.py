@@ -250,9 +250,11 @@ def check_log(log_df: pd.DataFrame, window: int) -> None:
     """Raise :class:`LogError` unless every run's log covers the window completely.
 
     A run's log must have the columns :data:`LOG_COLUMNS`, distinct steps starting at 0, a row
-    at step W - 1 or later, and finite values on its rows below W (``update_cos`` at step 0
-    aside). ``update_norm`` of step W - 1 is only known after step W, so a log that stops at
-    W - 1 without it is too short.
+    at step W - 1 or later (a log that ends sooner cannot be told from a run cut short, whatever
+    its schedule), and finite values on its rows below W (``update_cos`` at step 0 aside).
+    ``update_norm`` of step W - 1 is only known after step W, so a log that stops at W - 1
+    without it is too short. Whether the steps the forecaster reads are all there is
+    :func:`window_log`'s check.
     """
     missing = [c for c in LOG_COLUMNS if c not in log_df.columns]
     if missing:
@@ -273,7 +275,7 @@ def check_log(log_df: pd.DataFrame, window: int) -> None:
     if dup.any():
         row = log_df[dup].iloc[0]
         raise LogError(f"run {row['run_id']!r} logs step {int(row['step'])} twice")
-    span = log_df.groupby("run_id", sort=True)["step"].agg(["min", "max"])
+    span = step.groupby(log_df["run_id"], sort=True).agg(["min", "max"])
     late = span[span["min"] != 0]
     if len(late):
         raise LogError(f"the log of run {late.index[0]!r} starts at step "
@@ -282,9 +284,9 @@ def check_log(log_df: pd.DataFrame, window: int) -> None:
     if len(short):
         more = f" (and {len(short) - 1} other run(s))" if len(short) > 1 else ""
         raise LogError(f"the log of run {short.index[0]!r}{more} ends at step "
-                       f"{int(short['max'].iloc[0])}, but the forecaster's window W={window} "
-                       f"needs steps 0..{window - 1}")
-    inside = log_df[log_df["step"] < window].sort_values(["run_id", "step"])
+                       f"{int(short['max'].iloc[0])}, but a forecast with the window W={window} "
+                       f"needs a log that reaches step {window - 1}")
+    inside = log_df.assign(step=step)[step < window].sort_values(["run_id", "step"])
     for column in SIGNAL_NAMES:
         as_number = pd.to_numeric(inside[column], errors="coerce")
         text = as_number.isna() & inside[column].notna()
@@ -324,6 +326,19 @@ _SIGNAL_RANGES = (
 )
 
 
+def model_inputs(forecaster: GrokForecaster, features: pd.DataFrame) -> pd.DataFrame:
+    """The columns of a feature table that ``forecaster`` was fit on, in its order.
+
+    A forecaster may be fit on any subset of the 28 features, in any order; scikit-learn
+    refuses a table whose columns differ from the fit's, so every caller selects them here.
+    """
+    names = [str(s) for s in forecaster.feature_names_in_]
+    missing = [s for s in names if s not in features.columns]
+    if missing:
+        raise ValueError(f"the feature table lacks the forecaster's feature(s) {missing}")
+    return features[names]
+
+
 def explain(forecaster: GrokForecaster, features: pd.DataFrame, *, top: int = 3,
             ) -> list[dict[str, Any]]:
     """P(grok) of each run and the features that pushed its log-odds up and down most.
@@ -353,11 +368,9 @@ def explain(forecaster: GrokForecaster, features: pd.DataFrame, *, top: int = 3,
     >>> explain(model, X.iloc[[5]], top=1)[0]["pushed_up"][0]["feature"]
     'end_val_acc'
     """
-    names = [str(s) for s in forecaster.feature_names_in_]
-    missing = [s for s in names if s not in features.columns]
-    if missing:
-        raise ValueError(f"the feature table lacks the forecaster's feature(s) {missing}")
-    X = features[names]
+    check_int("top", top, 0)
+    X = model_inputs(forecaster, features)
+    names = list(X.columns)
     p = forecaster.predict_proba(X)[:, 1]
     z = (X.to_numpy(dtype=float) - forecaster.scaler_mean_) / forecaster.scaler_scale_  # (n, d)
     contrib = z * forecaster.coef_[0]  # (n, d)
@@ -415,7 +428,9 @@ def forecast_log(model_path: str | os.PathLike, log_path: str | os.PathLike, *,
     log_path : path
         The log as ``.csv`` or ``.parquet`` with a sweep log's columns (:data:`LOG_COLUMNS`),
         e.g. ``GrokMonitor.log`` saved with ``to_csv(index=False)``, or rows of a sweep's log.
-        Each run needs steps 0..W and may go on past W (later rows are ignored).
+        Each run needs the steps below W that the forecaster reads (every step for a
+        forecaster fit on a densely logged window) and a row at step W - 1 or later, with
+        the last update below W known; rows at other steps are ignored.
     top : int, default=3
         Features listed in each direction.
 
@@ -483,7 +498,7 @@ def evaluate_forecaster(model_path: str | os.PathLike, sweep_dir: str | os.PathL
     if y.min() == y.max():
         raise ValueError(f"every run of {str(sweep_dir)!r} has label {y[0]} at threshold "
                          f"{meta.threshold:g}: an AUROC needs both classes")
-    scores = {"forecaster": model.predict_proba(X)[:, 1],
+    scores = {"forecaster": model.predict_proba(model_inputs(model, X))[:, 1],
               "val_loss": -X["end_val_loss"].to_numpy(), "val_acc": X["end_val_acc"].to_numpy()}
     out: dict[str, Any] = {
         "model": str(model_path), "sweep_dir": str(sweep_dir),

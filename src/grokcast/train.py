@@ -149,7 +149,8 @@ def train_ensemble(runs: list[RunConfig], device: str | torch.device = "cpu", *,
     for t in range(n_steps + 1):
         if t not in logged and t + 1 not in logged:  # neither records this step nor the next
             quiet_step()
-            since_progress = _report(on_progress, since_progress + 1, t + 1 == n_steps)
+            # Not the last: step n_steps is always logged, so the step before it never gets here.
+            since_progress = _report(on_progress, since_progress + 1, False)
             continue
         _, logits, grad = M.loss_and_grads(params, train, n_heads, precision=precision)
         grads = [grad[n] for n in M.PARAM_NAMES]

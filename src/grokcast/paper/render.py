@@ -38,6 +38,7 @@ from scipy.stats import fisher_exact
 from grokcast import figures as F
 from grokcast.analysis import feature_difference, table3_order
 from grokcast.signals import reaches
+from grokcast.stats import format_p
 
 MINUS = "\u2212"  # typographic minus; the tables and text print negative numbers with it
 NA = "n/a"
@@ -85,22 +86,22 @@ def fmt_estimate(entry: dict | None, key: str = "auroc", *, signed: bool = False
     return f"{f(entry[key])} {fmt_ci(entry.get('ci'), signed=signed)}"
 
 
-def fmt_p(p: float | None) -> str:
-    """One-sided bootstrap p-value: ``0.002``; below 0.001 only ``< 0.001`` is meaningful."""
+def fmt_p(p: float | None, n_resamples: int | None = None) -> str:
+    """One-sided bootstrap p-value: ``0.002``, ``< 0.001``; see :func:`grokcast.stats.format_p`."""
     if not _finite(p):
         return NA
-    return "< 0.001" if p < 0.001 else f"{p:.3f}"
+    return format_p(p, n_resamples)
 
 
-def _p_text(p: float | None) -> str:
+def _p_text(p: float | None, n_resamples: int | None = None) -> str:
     """``= 0.002`` or ``< 0.001``: what follows a p-value's name."""
-    text = fmt_p(p)
+    text = fmt_p(p, n_resamples)
     return text if text.startswith("<") else f"= {text}"
 
 
-def p_clause(p: float | None) -> str:
-    """``p₁ = 0.002`` or ``p₁ < 0.001``."""
-    return f"p₁ {_p_text(p)}"
+def p_clause(diff: dict) -> str:
+    """``p₁ = 0.002`` or ``p₁ < 0.001`` for a paired difference of ``analysis.json``."""
+    return f"p₁ {_p_text(diff.get('p_one_sided'), diff.get('n_resamples'))}"
 
 
 def fmt_pct(x: float | None, digits: int = 1) -> str:
@@ -178,7 +179,7 @@ def _diff_numbers(diff: dict, level: float) -> str:
     text = f"Δ = {fmt_signed(diff['diff'])}, {level:.0%} CI {fmt_ci(diff['ci'], signed=True)}"
     if verdict(diff, level) == WORSE:
         return text
-    return f"{text}, {p_clause(diff.get('p_one_sided'))}"
+    return f"{text}, {p_clause(diff)}"
 
 
 def comparison_sentence(diff: dict | None, baseline: str, level: float = 0.95, *,
@@ -221,13 +222,13 @@ def headline_sentence(cell: dict, window: int, level: float = 0.95) -> str:
     tail = f"the validation-loss baseline's {esc(fmt(loss.get('auroc')))}"
     d = cell.get("diff_val_loss") or {}
     if v == BETTER:
-        return f"{lead}, significantly above {tail} ({esc(p_clause(d.get('p_one_sided')))})."
+        return f"{lead}, significantly above {tail} ({esc(p_clause(d))})."
     if v == WORSE:
         return (f"{lead}, significantly below {tail} (difference {level:.0%} CI "
                 f"{esc(fmt_ci(d.get('ci'), signed=True))}).")
     if v in (WEAK, AHEAD):
         return (f"{lead}, above {tail}, but the {level:.0%} CI of the difference includes zero "
-                f"({esc(p_clause(d.get('p_one_sided')))}).")
+                f"({esc(p_clause(d))}).")
     if v == NOT_BETTER:
         return f"{lead}, which does not exceed {tail}."
     return f"{lead}."
@@ -945,6 +946,10 @@ def load_reference() -> dict[str, Any]:
     return json.loads(files("grokcast").joinpath("paper/reference_paper.json").read_text())
 
 
+def _fmt_diff_p(diff: dict | None) -> str:
+    return fmt_p((diff or {}).get("p_one_sided"), (diff or {}).get("n_resamples"))
+
+
 def _table_rows(analysis: dict, key: str) -> list[list[str]]:
     """Rows of Table 1/2: W, multi, val loss, val acc, Δ loss, p₁, Δ acc, p₁."""
     rows = []
@@ -953,9 +958,9 @@ def _table_rows(analysis: dict, key: str) -> list[list[str]]:
         rows.append([str(w), fmt_estimate(c.get("multi")), fmt_estimate(c.get("val_loss")),
                      fmt_estimate(c.get("val_acc")),
                      fmt_estimate(c.get("diff_val_loss"), "diff", signed=True),
-                     fmt_p((c.get("diff_val_loss") or {}).get("p_one_sided")),
+                     _fmt_diff_p(c.get("diff_val_loss")),
                      fmt_estimate(c.get("diff_val_acc"), "diff", signed=True),
-                     fmt_p((c.get("diff_val_acc") or {}).get("p_one_sided"))])
+                     _fmt_diff_p(c.get("diff_val_acc"))])
     return rows
 
 
