@@ -394,3 +394,11 @@ def test_table_p_values_show_the_resolution_of_the_resamples(result):
             p = diff["p_one_sided"]
             assert text == ("< 0.0034" if p == 0 else f"{p:.3f}")
     assert rows[0][5] == "< 0.0034"
+
+
+def test_threshold_keys_keep_the_thresholds_digits(sweep):
+    """0.9999999 was stored and captioned as "1" (six significant digits)."""
+    runs, log = sweep
+    result = A.analyze(runs, log, None, windows=(100,), thresholds=(0.9, 0.9999999),
+                       n_resamples=50, seed=1, predict_fn=standin)
+    assert list(result["thresholds"]) == ["0.9", "0.9999999"]

@@ -140,6 +140,10 @@ def test_malformed_logs_are_refused():
     sparse = log[log["step"].isin([0, 300, 400])]
     with pytest.raises(ValueError, match="only 1 logged step"):
         feature_table(sparse, 200)
+    unnamed = log.astype({"run_id": object})
+    unnamed.loc[unnamed["step"] == 7, "run_id"] = None  # was a numpy bincount error
+    with pytest.raises(ValueError, match=r"run_id is empty on \d+ row\(s\), the first at step 7"):
+        feature_table(unnamed, 100)
 
 
 def test_docs_table_lists_the_registry():
@@ -156,3 +160,19 @@ def test_a_log_that_is_not_a_dataframe_is_named():
         with pytest.raises(TypeError, match=rf"^log_df must be a pandas DataFrame .* got "
                                             rf"{type(bad).__name__}$"):
             feature_table(bad, 200)
+
+
+def test_a_nan_inside_the_window_reaches_the_features_docs_features_md_names():
+    """docs/features.md: the slopes and max_loss_gap carry a NaN from anywhere in the window;
+    the end values read the last logged step alone."""
+    log = synthetic_log()
+    one = log[log["run_id"] == log["run_id"].iloc[0]].copy()
+    one.loc[one["step"] == 50, "val_loss"] = np.nan
+    table = feature_table(one, 100)
+    assert [c for c in table.columns if np.isnan(table[c].iloc[0])] == ["slope_val_loss",
+                                                                          "max_loss_gap"]
+    one.loc[one["step"] == 99, "val_loss"] = np.nan
+    table = feature_table(one, 100)
+    assert {c for c in table.columns if np.isnan(table[c].iloc[0])} == {
+        "slope_val_loss", "max_loss_gap", "end_val_loss", "end_loss_gap", "log_end_val_loss",
+        "loss_ratio"}

@@ -245,6 +245,10 @@ def test_errors_name_the_problem(setup, tmp_path):
         resolve_forecaster(3, W)
     with pytest.raises(ValueError, match="expected the log of one run, got 12 runs"):
         window_features(setup["log"], W)
+    one = setup["log"][setup["log"]["run_id"] == setup["trial_runs"][0].run_id]
+    holed = one.assign(val_acc=one["val_acc"].where(one["step"] != W - 1))
+    with pytest.raises(ValueError, match=f"val_acc is NaN at step {W - 1}: a logged step"):
+        window_features(holed, W)  # was: the features of a window ending at step W - 2
 
     pruner = GrokPruner(path)
     study = optuna.create_study(pruner=pruner)

@@ -176,7 +176,7 @@ def test_window_comes_from_a_saved_forecaster(tmp_path):
     with pytest.raises(ValueError, match="fit on window=7"):
         _monitor_of(plain, forecaster=path, window=200)
     for bad in (0, True, 7.0, "7"):
-        with pytest.raises(ValueError, match=rf"^window={bad!r} is not allowed: expected an integer >= 1$"):
+        with pytest.raises(ValueError, match=rf"^window={bad!r} is not allowed: expected an integer >= 2$"):
             _monitor_of(plain, window=bad)
     with pytest.raises(TypeError, match="forecaster must be a GrokForecaster or a path, got dict"):
         _monitor_of(plain, forecaster={"coef": [1.0]})
@@ -240,10 +240,16 @@ def test_observe_errors_name_the_protocol():
         GrokMonitor(plain.pos[0], plain.unembed.weight)
     with pytest.raises(ValueError, match="run_id=None is not allowed"):
         _monitor_of(plain, run_id=None)
+    with pytest.raises(ValueError, match="window=None is not allowed for a forecaster without a "
+                                         "recorded window"):  # was: W=200 without a word
+        GrokMonitor(plain.embed.weight, plain.unembed.weight, forecaster=_fitted_forecaster())
+    with pytest.raises(ValueError, match="window=1 is not allowed: expected an integer >= 2"):
+        GrokMonitor(plain.embed.weight, plain.unembed.weight, window=1)
 
 
 @pytest.mark.parametrize("metric, needle", [
     ({"val_acc": 5.0}, "val_acc=5.0 is not allowed: expected an accuracy in [0, 1]"),
+    ({"val_acc": float("nan")}, "val_acc=nan is not allowed: expected an accuracy in [0, 1]"),
     ({"val_loss": -3.0}, "val_loss=-3.0 is not allowed: expected a loss >= 0"),
     ({"val_acc": "high"}, "val_acc='high' is not allowed: expected a number"),
     ({"train_loss": torch.ones(2)}, "train_loss=tensor([1., 1.]) is not allowed"),

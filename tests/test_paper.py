@@ -454,8 +454,16 @@ def test_best_single_claim_tests_the_gap_between_two_features() -> None:
         assert status == expected, plain(text)
         assert "the paired difference of the two folded AUROCs is" in plain(text)
     # The full-data difference is that of the folded AUROCs, 1.0 − 0.5 for the flat feature.
-    assert R.feature_difference(a, feats.assign(end_val_acc=acc_flat), "0.9", 200, "end_val_loss",
+    flat = feats.assign(end_val_acc=acc_flat)
+    assert R.feature_difference(a, flat, "0.9", 200, "end_val_loss",
                                 "end_val_acc")["diff"] == pytest.approx(0.5)
+    # analysis.json's own key for the window reads the same; a window not analysed is named
+    # (was: "feature 'end_val_loss' at W = 200 is not finite for every run").
+    assert R.feature_difference(a, flat, "0.9", "200", "end_val_loss", "end_val_acc")["diff"] \
+        == pytest.approx(0.5)
+    with pytest.raises(ValueError, match=r"window=300 is not allowed: expected one of the "
+                                         r"analysed windows \[200\]"):
+        R.feature_difference(a, flat, "0.9", 300, "end_val_loss", "end_val_acc")
 
 
 def test_baseline_windows_and_max_accuracy_sentences() -> None:

@@ -91,8 +91,9 @@ class AnalysisResult(dict):
 # ----------------------------------------------------------------------------- helpers
 
 def _key(threshold: float) -> str:
-    """JSON key of a threshold: ``format(threshold, "g")``, e.g. "0.9", "0.99"."""
-    return format(threshold, "g")
+    """JSON key of a threshold: ``format(threshold, ".12g")``, e.g. "0.9", "0.99" (not "g":
+    its six digits would label 0.9999999 as "1")."""
+    return format(threshold, ".12g")
 
 
 def _float(x: Any) -> float | None:
@@ -355,6 +356,10 @@ def feature_difference(analysis: dict[str, Any], features: pd.DataFrame, thresho
     threshold : a key of ``analysis["thresholds"]``, e.g. ``"0.9"``
     """
     entry = analysis["thresholds"][threshold]
+    if str(window) not in entry["windows"]:
+        raise ValueError(f"window={window!r} is not allowed: expected one of the analysed windows "
+                         f"{[int(w) for w in entry['windows']]}")
+    window = int(window)  # analysis.json's keys are text
     if entry.get("single_class"):
         raise ValueError(f"threshold={threshold!r} has a single label class: no AUROC to compare")
     run_ids = [r["run_id"] for r in analysis["runs"]]

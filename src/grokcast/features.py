@@ -173,6 +173,10 @@ def make_window(log_df: pd.DataFrame, window: int) -> Window:
                          f"{list(WINDOW_SIGNALS)}")
     if log_df.empty:
         raise ValueError("the log holds no rows")
+    if log_df["run_id"].isna().any():
+        first = log_df.loc[log_df["run_id"].isna(), "step"].iloc[0]
+        raise ValueError(f"column run_id is empty on {int(log_df['run_id'].isna().sum())} row(s), "
+                         f"the first at step {first}: every row names its run")
     codes, uniques = pd.factorize(log_df["run_id"], sort=True)  # integer codes: fast for 4,800 runs
     run_ids = np.asarray(uniques, dtype=object)
     step = log_df["step"].to_numpy(dtype=np.int64)

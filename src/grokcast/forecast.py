@@ -545,7 +545,8 @@ def kfold_predictions(X: Any, y: Any, *, n_splits: int = 10, rng: np.random.Gene
     X : array-like of shape (n_runs, n_features)
     y : array-like of shape (n_runs,)
     n_splits : int, default=10
-        Outer folds; each class needs at least ``n_splits`` members.
+        Outer folds, at most the number of runs. A class with fewer members than
+        ``n_splits`` is missing from some folds' held-out runs (allowed, silently).
     rng : numpy.random.Generator
         Source of the fold shuffle; the same state gives the same folds.
     Cs, cv, tol, max_iter
@@ -611,9 +612,10 @@ class GrokForecaster(ClassifierMixin, BaseEstimator):
         The chosen C.
     Cs_ : ndarray of shape (n_Cs,)
     scores_ : ndarray of shape (cv, n_Cs)
-        Inner-fold accuracy of each C.
+        Inner-fold accuracy of each C. A diagnostic of the fit: not saved, so a forecaster
+        returned by :meth:`load` lacks it.
     n_iter_ : ndarray of shape (1,)
-        Newton steps of the final refit.
+        Newton steps of the final refit; not saved either.
     n_features_in_ : int
     feature_names_in_ : ndarray of shape (n_features,)
         Only when fit on a DataFrame with string column names.
@@ -810,7 +812,9 @@ class GrokForecaster(ClassifierMixin, BaseEstimator):
         Returns
         -------
         GrokForecaster
-            Fitted, with ``metadata_`` set.
+            Fitted, with ``metadata_`` set; it predicts exactly as the saved one. Its ``Cs``
+            parameter is the grid the saved one resolved (a list of floats, also where it was
+            given as a count), and the fit diagnostics ``scores_`` and ``n_iter_`` are absent.
 
         Raises
         ------

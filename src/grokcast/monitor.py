@@ -306,7 +306,9 @@ def _check_metrics(metrics: dict[str, Any], step: int) -> dict[str, float]:
             raise TypeError(f"{name}={value!r} is not allowed: expected a number (a float or a "
                             "one-element tensor)")
         value = float(value)
-        if name.endswith("_acc") and not (math.isnan(value) or 0.0 <= value <= 1.0):
+        # No NaN: an accuracy is defined even for diverged logits, and the features read a row
+        # with a NaN val_acc as not logged.
+        if name.endswith("_acc") and not 0.0 <= value <= 1.0:
             raise ValueError(f"{name}={value!r} is not allowed: expected an accuracy in [0, 1]")
         if name.endswith("_loss") and value < 0:  # inf and NaN stay: a diverging run logs them
             raise ValueError(f"{name}={value!r} is not allowed: expected a loss >= 0")
@@ -338,10 +340,15 @@ def _check_schedule(schedule: LogConfig, window: int, forecaster: Any) -> None:
 
 
 def _resolve_window(window: int | None, forecaster: Any) -> int:
-    """W: the one given, else the forecaster's, else the paper's headline window, 200."""
+    """W: the one given, else the forecaster's; without a forecaster the paper's headline
+    window, 200. A forecaster that does not record its window needs it given."""
     from grokcast.forecast import check_window, fitted_window
 
     if window is None:
         fitted = fitted_window(forecaster)
+        if fitted is None and forecaster is not None:
+            raise ValueError("window=None is not allowed for a forecaster without a recorded "
+                             "window (one not loaded from a file): pass window=W, the window it "
+                             "was fit on")
         return fitted if fitted is not None else 200
-    return check_window(window, forecaster, minimum=1)
+    return check_window(window, forecaster, minimum=2)  # a slope needs two steps

@@ -87,7 +87,13 @@ def window_features(log_df: pd.DataFrame, window: int, forecaster: Any = None) -
 
         forecaster, window = resolve_forecaster(forecaster, window)
         log_df = window_log(forecaster, log_df, window)
-    table = feature_table(log_df[list(LOG_COLUMNS)], window)
+    table = feature_table(log_df[list(LOG_COLUMNS)], window)  # checks the window too
+    # The feature code reads a row with a NaN val_acc as not logged (a sweep's rows after an
+    # early stop): here it would silently move the window's end to an earlier row.
+    no_acc = log_df[(log_df["step"] < window) & log_df["val_acc"].isna()]
+    if len(no_acc):
+        raise ValueError(f"val_acc is NaN at step {int(no_acc['step'].iloc[0])}: a logged step "
+                         "needs its accuracy (it is a number in [0, 1] even for a diverged model)")
     return {name: float(table[name].iloc[0]) for name in FEATURE_NAMES}
 
 
