@@ -47,17 +47,25 @@ def loo_aurocs(features: pd.DataFrame, names: list[str], run_ids: list[str], lab
     return out
 
 
-def heldout_set(sweep_dir: Path, task: dict, names: list[str], window: int,
+def heldout_set(sweep_dir: Path, config: SweepConfig, names: list[str], window: int,
                 threshold: float) -> tuple[pd.DataFrame, np.ndarray]:
     """Features at ``window`` and labels of a sweep's runs with a known outcome; refused for a
-    sweep of another task (p, model, optimiser), whose features are on another scale."""
+    sweep of another task (p, model, optimiser) or log schedule than the analysed ``config``,
+    whose features are on another scale or read other steps, and for one label class."""
     store = SweepStore(sweep_dir)
-    if store.read_config().task() != task:
+    theirs = store.read_config()
+    if theirs.task() != config.task():
         raise ValueError("it trains another task (p, model or optimiser) than the analysed "
                          "sweep, so its features are not comparable")
+    if theirs.log != config.log:
+        raise ValueError(f"it logs on another schedule ({theirs.log}) than the analysed sweep "
+                         f"({config.log}), so its window features read other steps")
     runs, _, _ = runs_with_outcome(store.runs())
     ids = sorted(runs["run_id"].astype(str))
     y = np.array([reaches(v, threshold) for v in runs.set_index("run_id").loc[ids, "max_val_acc"]])
+    if y.min() == y.max():
+        raise ValueError(f"all {len(y)} of its runs have the label {bool(y[0])} at threshold "
+                         f"{threshold:g}: a held-out AUROC needs both classes")
     return feature_matrix(store.log(), ids, window)[names], y
 
 
@@ -127,8 +135,8 @@ def main() -> None:
         parser.error(f"--window {window} is not allowed: expected one of the analysed {windows}")
 
     try:  # before the long part: a bad sweep directory is named at once
-        task = SweepConfig.from_dict(analysis["sweep"]["config"]).task()
-        heldout = (heldout_set(args.heldout, task, names, window, float(key))
+        config = SweepConfig.from_dict(analysis["sweep"]["config"])
+        heldout = (heldout_set(args.heldout, config, names, window, float(key))
                    if args.heldout is not None else None)
     except (StoreError, ValueError) as err:
         parser.error(f"--heldout {str(args.heldout)!r}: {err}")

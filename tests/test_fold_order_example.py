@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -70,6 +71,13 @@ def test_held_out_scores_match_grokcast_fit_and_evaluate(tmp_path: Path) -> None
     held = evaluate_forecaster(tmp_path / "f.json", sweep, n_resamples=20)
     assert float(c_line.split()[2]) == float(f"{fit['C']:.4g}")
     assert f"AUROC {held['forecaster']['auroc']:.3f}," in c_line
+    # The same task logged on another schedule: its window features read other steps.
+    sparse = tmp_path / "sparse"
+    run_sweep(dataclasses.replace(config, log=LogConfig(dense_until=10, every=5)), sparse,
+              device="cpu", progress=False)
+    res = subprocess.run([sys.executable, str(SCRIPT), str(tmp_path / "results"), "--orders", "0",
+                          "--heldout", str(sparse)], capture_output=True, text=True)
+    assert res.returncode == 2 and "logs on another schedule" in res.stderr, res.stderr
 
 
 def test_bad_arguments_are_named(tmp_path: Path) -> None:
