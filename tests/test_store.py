@@ -171,6 +171,12 @@ def test_damaged_log_chunks_are_named_with_the_remedy(tmp_path):
     pd.read_parquet(pd.io.common.BytesIO(whole)).iloc[:13].to_parquet(log1, index=False)
     with pytest.raises(StoreError, match="13 rows, expected 2 runs x 13 logged steps"):
         store.verify()
+    # An intact file that fails to read (here: a column it lacks; on a loaded machine, threads
+    # or memory) is not called damaged: deleting it, as the remedy says, would lose good runs.
+    log1.write_bytes(whole)
+    with pytest.raises(Exception) as err:
+        store.log(columns=["run_id", "no_such_column"])
+    assert "damaged" not in str(err.value) and "no_such_column" in str(err.value)
 
 
 def test_resume_removes_uncommitted_log_chunks_and_edited_grids_are_refused(tmp_path):
@@ -190,3 +196,50 @@ def test_resume_removes_uncommitted_log_chunks_and_edited_grids_are_refused(tmp_
     store.config_path.write_text(json.dumps(raw))
     with pytest.raises(StoreError, match=r"stores 2 run\(s\) outside the grid of its sweep.json"):
         store.check_finished()
+
+
+def test_a_second_writer_is_refused_and_runs_stored_twice_are_named(tmp_path):
+    """Two sweeps into one --out (a requeued job while the first still runs) trained the same
+    runs twice; resume and check_finished accepted the result, analyze refused it later."""
+    import shutil
+
+    from grokcast.store import StoreError
+    from grokcast.sweep import run_sweep
+
+    cfg, out, store = _sweep(tmp_path)
+    with store.lock():  # as a sweep still running holds it (another open file: flock conflicts)
+        with pytest.raises(StoreError, match="is being written by another sweep"):
+            run_sweep(cfg, out, device="cpu", progress=False)
+    assert run_sweep(cfg, out, device="cpu", progress=False).n_skipped == 4  # released
+    # What two writers leave behind: the same runs in two chunks.
+    shutil.copy(out / "log" / "chunk-00000.parquet", out / "log" / "chunk-00002.parquet")
+    runs = pd.read_parquet(out / "runs" / "chunk-00000.parquet")
+    runs.assign(chunk="chunk-00002").to_parquet(out / "runs" / "chunk-00002.parquet", index=False)
+    with pytest.raises(StoreError, match=r"stores run .* more than once, in chunks "
+                                         r"\['chunk-00000', 'chunk-00002'\]"):
+        store.check_finished()
+
+
+def test_a_grid_of_whole_numbers_stores_one_float_column(tmp_path):
+    """weight_decays = [0, 0.3] as TOML gives them: the chunk of the weight-decay-0 run wrote an
+    int64 column, and pandas.read_parquet(DIR / "runs") failed on the mixed dataset."""
+    from grokcast.config import SweepConfig
+    from grokcast.sweep import run_sweep
+
+    cfg = SweepConfig(name="ints", train_fracs=(0.5,), weight_decays=[0, 0.3], seeds=(0,),
+                      n_steps=3)
+    assert cfg.weight_decays == (0.0, 0.3) and all(type(r.weight_decay) is float for r in cfg.runs())
+    run_sweep(cfg, tmp_path / "s", device="cpu", chunk_size=1, progress=False)
+    runs = pd.read_parquet(tmp_path / "s" / "runs")
+    assert sorted(runs["weight_decay"]) == [0.0, 0.3] and runs["weight_decay"].dtype == float
+
+
+def test_resuming_a_sweep_of_another_grokcast_version_warns(tmp_path):
+    from grokcast.sweep import run_sweep
+
+    cfg, out, store = _sweep(tmp_path)
+    raw = json.loads(store.config_path.read_text())
+    raw["grokcast_version"] = "0.0.9"
+    store.config_path.write_text(json.dumps(raw))
+    with pytest.warns(RuntimeWarning, match="started by grokcast 0.0.9 and is resumed by"):
+        run_sweep(cfg, out, device="cpu", progress=False)

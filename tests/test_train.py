@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 
 import numpy as np
 import pytest
@@ -302,6 +303,27 @@ def test_hook_stops_runs_and_the_others_train_on_unchanged():
     assert np.isnan(log.values[1, later]).all() and np.isfinite(log.values[0, later, 0]).all()
     reference = train_ensemble(runs[:1])
     np.testing.assert_allclose(log.values[0], reference.values[0], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("returned", [np.array([0.2, 0.9]), [1, 0]])
+def test_a_hook_returning_anything_but_flags_is_refused(returned):
+    """Probabilities stopped every run; run indices were read as flags."""
+    runs = [_run(seed=0, n_steps=5), _run(seed=1, n_steps=5)]
+    with pytest.raises(TypeError, match="the on_log hook returned an array of dtype .*: expected "
+                                        "booleans"):
+        train_ensemble(runs, on_log=lambda step, rows: returned)
+
+
+@pytest.mark.parametrize("device, needle", [
+    ("cuda:x", "device='cuda:x' is not allowed: expected auto, cpu or cuda[:N]"),
+    ("cuda:-1", "device='cuda:-1' is not allowed"),
+    ("cuda:7", "cuda:7"),  # no GPU here: not available; on a 1-GPU machine: out of range
+])
+def test_malformed_or_absent_cuda_devices_are_named(device, needle):
+    from grokcast.train import resolve_device
+
+    with pytest.raises(ValueError, match=re.escape(needle)):
+        resolve_device(device)
 
 
 def test_hook_sees_the_final_step_but_cannot_stop_a_finished_run():

@@ -143,6 +143,10 @@ class RunConfig:
         _check_int("p", self.p, 2, MAX_P)
         _check_real("train_frac", self.train_frac, lo=0.0, hi=1.0, lo_open=True, hi_open=True)
         _check_real("weight_decay", self.weight_decay, lo=0.0)
+        # A TOML 0 is an int: stored as it came, a chunk of weight_decay 0 runs would write an
+        # integer column beside other chunks' floats, and one Parquet dataset cannot hold both.
+        for name in ("train_frac", "weight_decay"):
+            object.__setattr__(self, name, float(getattr(self, name)))
         _check_int("seed", self.seed, 0, MAX_SEED)
         _check_int("split_seed", self.split_seed, 0, MAX_SEED)
         _check_int("n_steps", self.n_steps, 0)
@@ -213,6 +217,8 @@ class SweepConfig:
                 if err.field not in lists:
                     raise
                 raise ConfigError(f"{err} (an entry of {lists[err.field]})", err.field) from None
+        for name in ("train_fracs", "weight_decays"):  # as RunConfig stores them (0 -> 0.0)
+            object.__setattr__(self, name, tuple(float(v) for v in getattr(self, name)))
         self._check_run_ids_unique()
 
     def _check_run_ids_unique(self) -> None:

@@ -6,6 +6,7 @@ Layout of a sweep directory::
     DIR/log/chunk-00000.parquet  log rows of one finished ensemble chunk
     DIR/runs/chunk-00000.parquet run rows of the same chunk (written after its log)
     DIR/stop.json                the early-stopping rule its runs were trained under, if any
+    DIR/.lock                    locked by the sweep writing the directory (SweepStore.lock)
 
 ``log/`` and ``runs/`` are each one Parquet dataset (``pandas.read_parquet(DIR / "log")``
 reads the whole table). A chunk counts as finished once its ``runs`` file exists; every file
@@ -21,6 +22,9 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +35,8 @@ from grokcast import __version__
 from grokcast.config import ConfigError, SweepConfig
 from grokcast.signals import SIGNAL_NAMES, first_step_reaching
 from grokcast.train import EnsembleLog
+
+LOCK_NAME = ".lock"  # held by the sweep writing the directory (SweepStore.lock)
 
 RUN_COLUMNS = (
     "run_id", "p", "train_frac", "weight_decay", "seed", "split_seed", "n_steps", "init",
@@ -163,6 +169,12 @@ class SweepStore:
             raise StoreError(f"{str(self.root)!r} exists and is not a directory")
         if self.config_path.exists():
             existing = self.read_config()
+            started = json.loads(self.config_path.read_text()).get("grokcast_version")
+            if started != __version__:
+                warnings.warn(f"{str(self.root)!r} was started by grokcast {started} and is resumed "
+                              f"by {__version__}: where the builds train differently, its runs "
+                              "mix the two (use a new --out to keep them apart)", RuntimeWarning,
+                              stacklevel=3)
             if existing != config:
                 old, new = existing.to_dict(), config.to_dict()
                 diff = ", ".join(f"{k}: {old[k]!r} there, {new[k]!r} here"
@@ -171,10 +183,37 @@ class SweepStore:
                     f"{str(self.root)!r} holds a different sweep ({diff}); "
                     "use a new --out directory or the same config to resume")
             return
-        if self.root.exists() and any(self.root.iterdir()):
+        if self.root.exists() and any(p.name != LOCK_NAME for p in self.root.iterdir()):
             raise StoreError(f"{str(self.root)!r} is not empty and holds no sweep.json")
         payload = {"grokcast_version": __version__, "config": config.to_dict()}
         atomic_write_bytes(self.config_path, json.dumps(payload, indent=2).encode())
+
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold the directory for one writer: while held, a second :meth:`lock` (another sweep
+        into the same ``--out``, e.g. a requeued job while the first still runs) is refused.
+
+        Two writers would train the same runs twice and could delete each other's chunk in
+        progress (:meth:`remove_uncommitted`). An advisory ``flock`` on ``DIR/.lock``, released
+        by the system when the process dies; where ``fcntl`` is missing (Windows) no lock.
+        """
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not POSIX
+            yield
+            return
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / LOCK_NAME, "a") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise StoreError(f"{str(self.root)!r} is being written by another sweep (it holds "
+                                 f"the lock on {LOCK_NAME}): wait for it to end, or use another "
+                                 "--out directory") from None
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     def resume(self, config: SweepConfig, stop: dict[str, Any] | None = None) -> set[str]:
         """Open the directory to train ``config`` into: :meth:`init`, drop the log of a chunk
@@ -264,8 +303,11 @@ class SweepStore:
         for path in files:
             try:
                 frames.append(pd.read_parquet(path, columns=columns))
-            except Exception as err:  # pyarrow raises several types for damaged files
-                raise self._damaged(path, err) from None
+            except MemoryError:  # pyarrow's ArrowMemoryError too: the machine's limit, not the file's
+                raise
+            except Exception:  # pyarrow raises several types for damaged files
+                self._footer_rows(path)  # a damaged file is named here with what to do;
+                raise  # an intact one failed to read for another reason (threads, a bad column)
         return pd.concat(frames, ignore_index=True)
 
     def verify(self) -> None:
@@ -291,6 +333,8 @@ class SweepStore:
 
         try:
             return pq.read_metadata(path).num_rows
+        except MemoryError:
+            raise
         except Exception as err:  # pyarrow raises several types for damaged files
             raise self._damaged(path, err) from None
 
@@ -309,7 +353,15 @@ class SweepStore:
         from it would describe whichever chunks happened to finish."""
         self.verify()
         grid = [r.run_id for r in self.read_config().runs()]
-        stored = set(self.runs()["run_id"])
+        runs = self.runs()
+        twice = runs[runs["run_id"].duplicated(keep=False)]
+        if len(twice):
+            chunks = sorted(twice.loc[twice["run_id"] == twice["run_id"].iloc[0], "chunk"])
+            raise StoreError(f"{str(self.root)!r} stores run {twice['run_id'].iloc[0]!r} (and "
+                             f"{twice['run_id'].nunique() - 1} other(s)) more than once, in chunks "
+                             f"{chunks}: two sweeps wrote into it at once. Delete the later chunks' "
+                             "log and runs files, or train into a new --out directory")
+        stored = set(runs["run_id"])
         extra = sorted(stored - set(grid))
         if extra:
             raise StoreError(f"{str(self.root)!r} stores {len(extra)} run(s) outside the grid of its "

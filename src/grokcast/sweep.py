@@ -202,6 +202,8 @@ def resolve_workers(workers: int | str, device: torch.device) -> int:
     Each worker process trains on one thread, and on the CPU a run's log does not depend on
     its chunk, so the logs are the same for any number of worker processes: on the CPU
     ``auto`` changes the speed only (a one-core machine trains in-process, on its one thread).
+    In-process training with several threads can sum a one-run chunk's update cosine in
+    another order (last-bit differences of that logged signal only).
     """
     if workers == "auto":
         if device.type != "cpu":
@@ -254,45 +256,46 @@ def run_sweep(config: SweepConfig, out: str | Path, *, device: str = "auto",
     if dev.type == "cpu":
         tune_allocator()  # the in-process chunks are trained here
     store = SweepStore(out)
-    done = store.resume(config, None if stop is None else stop.record())
-    todo = [r for r in config.runs() if r.run_id not in done]
-    chunks = plan_chunks(todo, chunk_size or balanced_chunk_size(len(todo), workers, dev, config),
-                         pack_splits=dev.type == "cuda")
-    total = sum(len(c) for c in chunks) * config.n_steps
-    start = time.perf_counter()
-    with tqdm(total=total, unit="run-step", unit_scale=True, disable=not progress,
-              desc=f"sweep {config.name}", dynamic_ncols=True) as bar:
-        n_all = len(done) + len(todo)
-        bar.set_postfix(runs=f"{len(done)}/{n_all}")
-        n_done = len(done)
-        if workers == 1:
-            for chunk in chunks:
-                t0 = time.perf_counter()
-                hook = None if stop is None else stop.hook(chunk)
-                try:
-                    log = train_fn(chunk, dev, on_progress=lambda k, n=len(chunk): bar.update(k * n),
-                                   on_log=hook, cuda_graphs=cuda_graphs)
-                except (torch.OutOfMemoryError, RuntimeError) as err:
-                    _reraise(err, len(chunk), dev, n_done)
-                store.write_chunk(log, seconds=time.perf_counter() - t0)
-                n_done += len(chunk)
-                bar.set_postfix(runs=f"{n_done}/{n_all}")
-        else:
-            try:
-                for log, seconds in train_in_processes(chunks, workers, bar, stop):
-                    store.write_chunk(log, seconds=seconds)
-                    n_done += len(log.runs)
+    with store.lock():  # a second sweep into the same directory is refused meanwhile
+        done = store.resume(config, None if stop is None else stop.record())
+        todo = [r for r in config.runs() if r.run_id not in done]
+        chunks = plan_chunks(todo, chunk_size or balanced_chunk_size(len(todo), workers, dev, config),
+                             pack_splits=dev.type == "cuda")
+        total = sum(len(c) for c in chunks) * config.n_steps
+        start = time.perf_counter()
+        with tqdm(total=total, unit="run-step", unit_scale=True, disable=not progress,
+                  desc=f"sweep {config.name}", dynamic_ncols=True) as bar:
+            n_all = len(done) + len(todo)
+            bar.set_postfix(runs=f"{len(done)}/{n_all}")
+            n_done = len(done)
+            if workers == 1:
+                for chunk in chunks:
+                    t0 = time.perf_counter()
+                    hook = None if stop is None else stop.hook(chunk)
+                    try:
+                        log = train_fn(chunk, dev, on_progress=lambda k, n=len(chunk): bar.update(k * n),
+                                       on_log=hook, cuda_graphs=cuda_graphs)
+                    except (torch.OutOfMemoryError, RuntimeError) as err:
+                        _reraise(err, len(chunk), dev, n_done)
+                    store.write_chunk(log, seconds=time.perf_counter() - t0)
+                    n_done += len(chunk)
                     bar.set_postfix(runs=f"{n_done}/{n_all}")
-            except BrokenProcessPool:  # a RuntimeError: caught first
-                raise ValueError(
-                    f"a worker process died (killed by the system, perhaps for lack of memory, "
-                    f"or it failed to start: its traceback is then printed above); "
-                    f"the {n_done} finished runs are stored: rerun to resume, with fewer --workers "
-                    "or a smaller --chunk-size if it happens again") from None
-            except (torch.OutOfMemoryError, RuntimeError) as err:
-                _reraise(err, max(map(len, chunks)), dev, n_done)
-    return SweepResult(n_trained=len(todo), n_skipped=len(done),
-                       seconds=time.perf_counter() - start)
+            else:
+                try:
+                    for log, seconds in train_in_processes(chunks, workers, bar, stop):
+                        store.write_chunk(log, seconds=seconds)
+                        n_done += len(log.runs)
+                        bar.set_postfix(runs=f"{n_done}/{n_all}")
+                except BrokenProcessPool:  # a RuntimeError: caught first
+                    raise ValueError(
+                        f"a worker process died (killed by the system, perhaps for lack of memory, "
+                        f"or it failed to start: its traceback is then printed above); "
+                        f"the {n_done} finished runs are stored: rerun to resume, with fewer --workers "
+                        "or a smaller --chunk-size if it happens again") from None
+                except (torch.OutOfMemoryError, RuntimeError) as err:
+                    _reraise(err, max(map(len, chunks)), dev, n_done)
+        return SweepResult(n_trained=len(todo), n_skipped=len(done),
+                           seconds=time.perf_counter() - start)
 
 
 def _reraise(err: Exception, n_runs: int, device: torch.device, n_done: int) -> NoReturn:

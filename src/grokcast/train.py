@@ -9,6 +9,7 @@ the largest train set and masked, so each run's loss is the mean over its own ex
 from __future__ import annotations
 
 import math
+import re
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -43,10 +44,14 @@ def resolve_device(device: str) -> torch.device:
     """``auto`` picks CUDA when available; asking for CUDA without it is an error."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
+    if device not in ("cpu", "cuda") and not re.fullmatch(r"cuda:\d+", device):
         raise ValueError(f"device={device!r} is not allowed: expected auto, cpu or cuda[:N]")
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"device={device!r} was requested but torch.cuda.is_available() is False")
+    if device.startswith("cuda:") and int(device[5:]) >= torch.cuda.device_count():
+        raise ValueError(f"device={device!r} is not allowed: this machine has "
+                         f"{torch.cuda.device_count()} CUDA device(s), cuda:0 to "
+                         f"cuda:{torch.cuda.device_count() - 1}")
     return torch.device(device)
 
 
@@ -297,7 +302,10 @@ def _stops(hook: LogHook, t: int, row: Tensor, stopped_at: np.ndarray) -> np.nda
     stop = hook(t, row.T.cpu().numpy())
     if stop is None:
         return None
-    stop = np.asarray(stop, dtype=bool)
+    stop = np.asarray(stop)
+    if stop.dtype != bool:  # probabilities or run indices would silently read as flags
+        raise TypeError(f"the on_log hook returned an array of dtype {stop.dtype}: expected "
+                        "booleans, True for each run to stop")
     if stop.shape != stopped_at.shape:
         raise ValueError(f"the on_log hook returned shape {stop.shape}: expected "
                          f"{stopped_at.shape}, one flag per run of the ensemble")

@@ -243,43 +243,44 @@ def run_sweep_ray(config: SweepConfig, out: str | Path, *, address: str | None =
     if address is not None and not ray.is_initialized():
         _check_reachable(address)
     store = SweepStore(out)
-    done = store.resume(config)
-    todo = [r for r in config.runs() if r.run_id not in done]
-    start = time.perf_counter()
-    if not todo:
-        return SweepResult(n_trained=0, n_skipped=len(done), seconds=0.0)
+    with store.lock():  # a second sweep into the same directory is refused meanwhile
+        done = store.resume(config)
+        todo = [r for r in config.runs() if r.run_id not in done]
+        start = time.perf_counter()
+        if not todo:
+            return SweepResult(n_trained=0, n_skipped=len(done), seconds=0.0)
 
-    started = not ray.is_initialized()
-    if started:
-        # A local Ray needs no dashboard; a cluster keeps whatever it was started with. Without
-        # a progress bar (--quiet), Ray's own start-up lines and task output stay quiet too.
-        quiet = {} if progress else {"logging_level": logging.ERROR, "log_to_driver": False}
-        ray.init(address=address, **({"include_dashboard": False} if address is None else {}), **quiet)
-    pending: dict[Any, list[RunConfig]] = {}
-    try:
-        dev = _task_device(device)
-        size = chunk_size or _chunk_size(dev, config, len(todo), cpus_per_task)
-        task = ray.remote(_train_chunk).options(num_cpus=cpus_per_task,
-                                                num_gpus=1 if dev == "cuda" else 0)
-        chunks = plan_chunks(todo, size, pack_splits=dev == "cuda")
-        pending = {task.remote(chunk, dev): chunk for chunk in chunks}
-        n_all, n_done = len(done) + len(todo), len(done)
-        with tqdm(total=len(todo) * config.n_steps, unit="run-step", unit_scale=True,
-                  disable=not progress, desc=f"sweep {config.name} (ray)",
-                  dynamic_ncols=True) as bar:
-            bar.set_postfix(runs=f"{n_done}/{n_all}")
-            while pending:
-                [ref], _ = ray.wait(list(pending), num_returns=1)
-                chunk = pending.pop(ref)
-                log, seconds = ray.get(ref)
-                store.write_chunk(log, seconds=seconds)
-                n_done += len(chunk)
-                bar.update(len(chunk) * config.n_steps)
-                bar.set_postfix(runs=f"{n_done}/{n_all}")
-    finally:
-        for ref in pending:  # an error or Ctrl-C: finished chunks are stored, the rest rerun
-            ray.cancel(ref, force=True)
+        started = not ray.is_initialized()
         if started:
-            ray.shutdown()
-    return SweepResult(n_trained=len(todo), n_skipped=len(done),
-                       seconds=time.perf_counter() - start)
+            # A local Ray needs no dashboard; a cluster keeps whatever it was started with. Without
+            # a progress bar (--quiet), Ray's own start-up lines and task output stay quiet too.
+            quiet = {} if progress else {"logging_level": logging.ERROR, "log_to_driver": False}
+            ray.init(address=address, **({"include_dashboard": False} if address is None else {}), **quiet)
+        pending: dict[Any, list[RunConfig]] = {}
+        try:
+            dev = _task_device(device)
+            size = chunk_size or _chunk_size(dev, config, len(todo), cpus_per_task)
+            task = ray.remote(_train_chunk).options(num_cpus=cpus_per_task,
+                                                    num_gpus=1 if dev == "cuda" else 0)
+            chunks = plan_chunks(todo, size, pack_splits=dev == "cuda")
+            pending = {task.remote(chunk, dev): chunk for chunk in chunks}
+            n_all, n_done = len(done) + len(todo), len(done)
+            with tqdm(total=len(todo) * config.n_steps, unit="run-step", unit_scale=True,
+                      disable=not progress, desc=f"sweep {config.name} (ray)",
+                      dynamic_ncols=True) as bar:
+                bar.set_postfix(runs=f"{n_done}/{n_all}")
+                while pending:
+                    [ref], _ = ray.wait(list(pending), num_returns=1)
+                    chunk = pending.pop(ref)
+                    log, seconds = ray.get(ref)
+                    store.write_chunk(log, seconds=seconds)
+                    n_done += len(chunk)
+                    bar.update(len(chunk) * config.n_steps)
+                    bar.set_postfix(runs=f"{n_done}/{n_all}")
+        finally:
+            for ref in pending:  # an error or Ctrl-C: finished chunks are stored, the rest rerun
+                ray.cancel(ref, force=True)
+            if started:
+                ray.shutdown()
+        return SweepResult(n_trained=len(todo), n_skipped=len(done),
+                           seconds=time.perf_counter() - start)
