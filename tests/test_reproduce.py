@@ -167,3 +167,15 @@ def test_a_config_too_short_for_the_analysis_windows_is_refused_before_training(
                                          r"reads windows of up to W=500 steps"):
         reproduce(config, tmp_path / "out", device="cpu", progress=False)
     assert not (tmp_path / "out").exists()
+
+
+def test_a_log_schedule_too_sparse_for_the_analysis_windows_is_refused_before_training(tmp_path):
+    """It trained the whole sweep, then failed in the analysis: W=100 held one logged step."""
+    config = tmp_path / "sparse.toml"
+    config.write_text(SMOKE.read_text().replace("dense_until = 300", "dense_until = 0")
+                      .replace("every = 100", "every = 250"))
+    assert SweepConfig.from_file(config).log.steps(600) == [0, 250, 500, 600]
+    with pytest.raises(ValueError, match=r"is not allowed for reproduce: the analysis window "
+                                         r"W=100 would hold 1 logged step\(s\)"):
+        reproduce(config, tmp_path / "out", device="cpu", progress=False)
+    assert not (tmp_path / "out").exists()

@@ -124,6 +124,14 @@ def reproduce(config_path: str | Path, out_dir: str | Path, *, device: str = "au
         raise ValueError(f"n_steps={config.n_steps} is not allowed for reproduce: the analysis "
                          f"reads windows of up to W={max(DEFAULT_WINDOWS)} steps; for shorter "
                          "runs use grokcast sweep, then grokcast analyze --windows")
+    logged = config.log.steps(config.n_steps)
+    thin = [(w, n) for w in DEFAULT_WINDOWS if (n := sum(t < w for t in logged)) < 2]
+    if thin:  # also refused now: the features' slopes need two logged steps in every window
+        w, n = thin[0]
+        raise ValueError(f"log={config.log} is not allowed for reproduce: the analysis window "
+                         f"W={w} would hold {n} logged step(s), and the slopes need 2; log every "
+                         "step from the start (a larger log.dense_until) or more often (a smaller "
+                         "log.every)")
     out = Path(out_dir)
     sweep_dir, results_dir = out / "sweep", out / "results"
     stages = _Stages(stage_names(with_early_stopping), progress)
