@@ -144,6 +144,11 @@ def test_malformed_logs_are_refused():
     unnamed.loc[unnamed["step"] == 7, "run_id"] = None  # was a numpy bincount error
     with pytest.raises(ValueError, match=r"run_id is empty on \d+ row\(s\), the first at step 7"):
         feature_table(unnamed, 100)
+    half = log.astype({"step": float})
+    half.loc[half["step"] == 7, "step"] = 7.5  # was truncated to 7 without a word
+    with pytest.raises(ValueError, match=r"whole numbers of optimizer steps, got .*7.5"):
+        feature_table(half, 100)
+    assert feature_table(log.astype({"step": float}), 100).equals(feature_table(log, 100))
 
 
 def test_docs_table_lists_the_registry():
