@@ -429,6 +429,13 @@ def test_count_claims_tell_seed_noise_from_a_real_difference() -> None:
     text, status = counts(2, 4)  # p = 0.64
     assert status == R.UNRESOLVED and "p = 0.640: not significant at the 5% level" in text
     assert counts(3, 3)[1] == R.HOLDS
+    # 13 trained, one diverged: the counts are of the 12 analysed, and say so (the appendix's
+    # comparability is that of the trained sweep, 13 runs as the reference's).
+    a = {"settings": {"thresholds": [0.9]}, "runs": [{}] * 12, "sweep": {"n_runs": 13},
+         "thresholds": {"0.9": {"n_pos": 3}}}
+    (_, text, _), = R._count_claims(a, {"n_runs": 13, "grok_counts": {"0.9": 3}}, 0.95)
+    assert "ours 3 of the 12 with a known outcome (1 diverged or stopped early)" in plain(text)
+    assert R._count_claims(a, {"n_runs": 12, "grok_counts": {"0.9": 3}}, 0.95) == []
 
 
 def test_best_single_claim_tests_the_gap_between_two_features() -> None:
@@ -682,8 +689,9 @@ def test_early_stop_section_only_when_the_study_ran(tmp_path):
 
 # ---------------------------------------------------------------------------- degenerate sweeps
 
-def _context_of_sweep(tmp_path: Path, runs, log) -> dict:
-    """The paper's text for a sweep analysed by grokcast.analysis (no PDF: no typst needed)."""
+def _context_of_sweep(tmp_path: Path, runs, log, edit=None, **kwargs) -> dict:
+    """The paper's text for a sweep analysed by grokcast.analysis (no PDF: no typst needed);
+    ``edit(analysis)`` may change analysis.json first."""
     from test_analysis import standin
 
     from grokcast import analysis as A
@@ -692,9 +700,41 @@ def _context_of_sweep(tmp_path: Path, runs, log) -> dict:
 
     config = SweepConfig(name="degenerate", train_fracs=(0.3, 0.6), weight_decays=(1.0,),
                          seeds=tuple(range(11)))
-    A.write_results(A.analyze(runs, log, config, windows=(100, 200), n_resamples=50, seed=0,
-                              predict_fn=standin), tmp_path)
+    A.write_results(A.analyze(runs, log, config, **{"windows": (100, 200), "n_resamples": 50,
+                                                    "seed": 0, "predict_fn": standin, **kwargs}),
+                    tmp_path)
+    if edit is not None:
+        path = tmp_path / "analysis.json"
+        analysis = json.loads(path.read_text())
+        edit(analysis)
+        path.write_text(json.dumps(analysis))
     return json.loads(json.dumps(R.build_context(F.load_results(tmp_path))))
+
+
+def test_one_threshold_one_window_kfold_and_reversed_thresholds_are_worded_as_analysed(tmp_path):
+    """Found in review: one threshold cited the absent robustness table (Typst failed) and "the
+    strict threshold n/a"; one window repeated the discussion's first sentence; the thresholds
+    were called strict and relaxed by position; figure 4 said LOO after a 10-fold analysis."""
+    from test_analysis import synthetic_sweep
+
+    one = _context_of_sweep(tmp_path / "one", *synthetic_sweep(), thresholds=(0.9,), windows=(100,))
+    assert "@tab:robust" not in one["robustness"] and "n/a" not in plain(
+        one["setup"]["label"])
+    first = plain(one["discussion"][0])
+    assert first and first.count(first[:40]) == 1
+    swapped = _context_of_sweep(tmp_path / "swap", *synthetic_sweep(), thresholds=(0.5, 0.9))
+    assert "The strict threshold 0.9" in plain(swapped["setup"]["label"])
+    assert "relaxed" not in plain(" ".join(swapped["discussion"]))
+    relaxed = _context_of_sweep(tmp_path / "rel", *synthetic_sweep(), thresholds=(0.9, 0.5))
+    assert "The relaxed threshold 0.5" in plain(relaxed["setup"]["label"])
+    assert "strict" not in plain(relaxed["setup"]["label"] + relaxed["captions"]["fig4"])
+
+    def kfold(analysis: dict) -> None:
+        for entry in analysis["thresholds"].values():
+            entry["cv"] = "10-fold"
+
+    assert plain(_context_of_sweep(tmp_path / "kf", *synthetic_sweep(), edit=kfold)["captions"][
+        "fig4"]).startswith("Multivariate forecaster (10-fold)")
 
 
 def test_a_sweep_with_a_diverged_run_is_counted_as_trained_and_its_grid_named(tmp_path):

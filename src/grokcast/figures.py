@@ -57,7 +57,7 @@ NO_GROK = {"color": OKABE_ITO["orange"], "linestyle": "--", "marker": "^",
 # Three series that differ in colour, lightness, line style and marker at once.
 SERIES = {
     "multi": {"color": OKABE_ITO["blue"], "linestyle": "-", "marker": "o",
-              "label": "multivariate (28 features, LOO)"},
+              "label": "multivariate ({n} features, {cv})"},
     "val_loss": {"color": OKABE_ITO["vermillion"], "linestyle": "--", "marker": "s",
                  "label": "val loss only"},
     "val_acc": {"color": OKABE_ITO["sky_blue"], "linestyle": ":", "marker": "^",
@@ -506,8 +506,13 @@ def fig_features(res: Results, n_top: int = N_TOP_FEATURES) -> plt.Figure:
     return fig
 
 
+def cv_label(cv: str | None) -> str:
+    """How the held-out predictions were made, in a label: ``LOO`` or ``10-fold``."""
+    return "LOO" if cv in (None, "loo") else str(cv)
+
+
 def fig_windows(res: Results) -> plt.Figure:
-    """Figure 4: LOO AUROC of the multivariate model vs the two baselines against W (95% CI)."""
+    """Figure 4: held-out AUROC of the multivariate model vs the two baselines against W."""
     a = res.analysis
     keys = threshold_keys(a)[:2]  # primary and robustness thresholds
     ws = windows(a)
@@ -534,7 +539,9 @@ def fig_windows(res: Results) -> plt.Figure:
             lowest = min(lowest, np.nanmin(np.r_[auc, ci[:, 0]]) - 0.03)
             ax.fill_between(ws, ci[:, 0], ci[:, 1], color=style["color"], alpha=0.15, lw=0)
             ax.plot(ws, auc, color=style["color"], ls=style["linestyle"], marker=style["marker"],
-                    ms=4, label=style["label"])
+                    ms=4, label=style["label"].format(n=len(a["features"]),
+                                                      cv=cv_label(entry.get("cv")
+                                                                  or a["settings"].get("cv"))))
         if entry.get("single_class"):
             _note(ax, "one class only:\nAUROC undefined")
     axes[0][0].set_ylabel(f"AUROC (shaded: {level:.0%} bootstrap CI)")

@@ -515,11 +515,16 @@ def loo_small_class_sentence(n_pos: int, n_neg: int, auroc: float | None) -> str
     return text
 
 
+def threshold_word(key1: str, key2: str) -> str:
+    """What the second threshold is next to the primary one: ``"strict"`` when higher."""
+    return "strict" if float(key2) > float(key1) else "relaxed"
+
+
 def robustness_sentence(primary: dict, secondary: dict | None, window: int, key1: str,
                         key2: str | None, level: float = 0.95, cv: str | None = "loo") -> str:
-    """Do the verdicts against both baselines at W hold at the strict threshold too?
+    """Do the verdicts against both baselines at W hold at the second threshold too?
 
-    With fewer than :data:`MIN_CLASS_SIZE` runs in a class at the strict threshold, the
+    With fewer than :data:`MIN_CLASS_SIZE` runs in a class at the second threshold, the
     comparison is not made: the numbers are stated with why they support no conclusion.
     """
     if secondary is None or key2 is None:
@@ -527,9 +532,9 @@ def robustness_sentence(primary: dict, secondary: dict | None, window: int, key1
     th1, th2 = esc(fmt_threshold(key1)), esc(fmt_threshold(key2))
     n_pos, n_neg = secondary["n_pos"], secondary["n_neg"]
     if secondary.get("single_class"):
-        return (f"At the strict threshold {th2} every run has the same label ({n_pos} of "
-                f"{n_pos + n_neg} runs positive), so AUROC is undefined and the robustness check "
-                "cannot be made.")
+        return (f"At the {threshold_word(key1, key2)} threshold {th2} every run has the same "
+                f"label ({n_pos} of {n_pos + n_neg} runs positive), so AUROC is undefined and the "
+                "robustness check cannot be made.")
     c1 = primary["windows"][str(window)]
     c2 = secondary["windows"][str(window)]
     multi2 = c2.get("multi") or {}
@@ -867,15 +872,18 @@ def _count_claims(a: dict, reference: dict, level: float) -> list[Claim]:
     """Equal counts hold; unequal ones are told apart from seed-to-seed noise by Fisher's exact
     test of the two sweeps' 2 × 2 table (grokked or not, theirs or ours)."""
     counts, n_ref = reference.get("grok_counts", {}), reference.get("n_runs")
-    n_runs = len(a["runs"])
-    if not n_runs or n_ref != n_runs:
-        return []  # another sweep size: counts are not comparable
+    n_runs = len(a["runs"])  # analysed: diverged and stopped runs have no label
+    n_trained = int((a.get("sweep") or {}).get("n_runs") or n_runs)
+    if not n_runs or n_ref != n_trained:
+        return []  # another sweep size (as the appendix says): counts are not comparable
+    left_out = (f" of the {n_runs} with a known outcome ({n_trained - n_runs} diverged or "
+                "stopped early)" if n_trained > n_runs else "")
     out = []
     for key in F.threshold_keys(a):
         if key in counts:
             n, th = a["thresholds"][key]["n_pos"], esc(fmt_threshold(key))
             text = (f"At threshold {th} the reference counts {counts[key]} grokking runs of "
-                    f"{n_ref}; ours {n}")
+                    f"{n_ref}; ours {n}{left_out}")
             if n == counts[key]:
                 out.append((f"how many runs grok at threshold {th}", text + ".", HOLDS))
                 continue
@@ -1066,6 +1074,11 @@ class _Facts:
         return esc(fmt_threshold(self.k2) if self.k2 else NA)
 
     @property
+    def word2(self) -> str | None:
+        """``"strict"`` or ``"relaxed"``: the second threshold next to the primary one."""
+        return threshold_word(self.k1, self.k2) if self.k2 else None
+
+    @property
     def grok1(self) -> str:
         return esc(f"{self.t1['n_pos']}/{self.n_runs}")
 
@@ -1179,8 +1192,9 @@ def _setup(f: _Facts) -> dict[str, str]:
                     "W#sub[E] and unembedding W#sub[U], the train logit margin, and the norm and "
                     "cosine alignment of consecutive parameter updates."),
         "label": (f"A run groks when its maximum validation accuracy reaches {f.th1} "
-                  f"({f.grok1} runs). The strict threshold {f.th2} "
-                  f"({f.grok2} runs) is the robustness check of §6."),
+                  f"({f.grok1} runs)."
+                  + (f" The {f.word2} threshold {f.th2} ({f.grok2} runs) is the robustness "
+                     "check of §6." if f.k2 else "")),
     }
 
 
@@ -1249,8 +1263,8 @@ def _results(f: _Facts, pair: _Pair) -> dict[str, str]:
             "@fig:reliability shows reliability diagrams of the held-out probabilities. "
             + calibration_sentence(c0.get("loo_proba"), t1["labels"], w0) + " "
             + reliability_sentence(c0.get("loo_proba"), t1["labels"])),
-        "robustness": (f"The same analysis at the strict threshold {f.th2} ({f.grok2} "
-                       f"runs positive) is in @tab:robust. {robustness}"),
+        "robustness": ((f"The same analysis at the {f.word2} threshold {f.th2} ({f.grok2} "
+                        f"runs positive) is in @tab:robust. " if f.k2 else "") + robustness),
     }
 
 
@@ -1291,9 +1305,8 @@ def _figure_pair(res: F.Results, f: _Facts) -> _Pair:
 def _discussion(f: _Facts, claims: list[Claim]) -> list[str]:
     t1, ws, w0, n_steps = f.t1, f.ws, f.w0, f.n_steps
     paragraphs = [
-        " ".join(s for s in (
-            top_features_sentence(t1["windows"][str(ws[0])].get("univariate"), ws[0]),
-            top_features_sentence(t1["windows"][str(ws[-1])].get("univariate"), ws[-1])) if s),
+        " ".join(s for s in (top_features_sentence(t1["windows"][str(w)].get("univariate"), w)
+                             for w in dict.fromkeys((ws[0], ws[-1]))) if s),
         (f"{trend_sentence(f.multi_by_w)} {observed_label_sentence(f.a['runs'], ws, f.k1)} A "
          f"forecast from W = {w0} steps uses {esc(fmt_pct(w0 / n_steps if n_steps else None))} "
          f"of the {fmt_int(n_steps or 0)}-step budget."),
@@ -1312,8 +1325,9 @@ def _limitations(f: _Facts) -> list[str]:
         (_uncertainty_limit(f) if not f.t1["single_class"] else
          f"With {f.n_runs} runs, all of one class at threshold {f.th1}, no AUROC, CI or p-value "
          "exists at that threshold: a larger or more varied sweep is needed."),
-        (f"The {fmt_int(f.n_steps or 0)}-step budget can label late grokkers as negatives, which "
-         f"is why the primary threshold is the relaxed {f.th1}."),
+        (f"The {fmt_int(f.n_steps or 0)}-step budget can label late grokkers as negatives"
+         + (f", which is why the primary threshold is the relaxed {f.th1}."
+            if f.k2 and f.word2 == "strict" else ".")),
         ("Forecasting a binary outcome is a simplification; predicting the grokking step is "
          "left open."),
     ]
@@ -1350,9 +1364,10 @@ def _captions(f: _Facts, pair: _Pair) -> dict[str, str]:
         "fig3": (f"Folded AUROC |AUROC − 0.5| + 0.5 of the {F.N_TOP_FEATURES} best single "
                  f"features at W = {w0}, in every window (threshold {th1}). ↓: lower values "
                  "predict grokking."),
-        "fig4": (f"Multivariate forecaster (LOO) and the two univariate baselines against window "
+        "fig4": (f"Multivariate forecaster ({esc(F.cv_label(f.cv))}) and the two univariate "
+                 "baselines against window "
                  f"length; shaded: {f.lvl} bootstrap CIs; dotted: chance."
-                 + (f" Left: threshold {th1}; right: the strict threshold {f.th2}"
+                 + (f" Left: threshold {th1}; right: the {f.word2} threshold {f.th2}"
                     + (" (too few runs in a class for a conclusion, see §6)."
                        if small_sample_sentence(f.t2["n_pos"], f.t2["n_neg"], f.k2) else ".")
                     if f.t2 else "")),
