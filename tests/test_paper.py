@@ -762,6 +762,10 @@ def test_a_sweep_where_no_run_groks_claims_no_cis_and_no_informative_features(tm
     assert "all of one class at threshold 0.9, no AUROC, CI or p-value exists" in text
     assert "close to degenerate" not in text
     assert "no feature's AUROC is defined" in plain(ctx["pair"])
+    # The rule ranked by name, not by AUROC: said so, not "the strongest pair" (found in review).
+    assert "so the first pair in name order with |ρ| < 0.5" in plain(ctx["pair"])
+    assert "strongest pair" not in plain(ctx["pair"])
+    assert "the features were taken in name order." in plain(ctx["captions"]["fig5"])
     assert "ours is undefined: every run has the same label." in text
     assert "0 runs in a class" not in text
 

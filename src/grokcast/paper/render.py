@@ -1276,12 +1276,18 @@ class _Pair:
     # |Spearman ρ| below the rule's bound (else the rule fell back to a stronger pair); None
     # where no two features vary over the runs, so there is no pair.
     weak: bool | None
+    # Whether the pair's folded AUROCs exist: with a single label class none does, and the
+    # rule's ranking falls back to the features' names.
+    ranked: bool = True
 
 
 def _pair_rule(pair: _Pair) -> str:
     """What figure 5's rule did: found a weakly correlated pair, or fell back."""
     if pair.weak is None:
         return "no two features vary over the runs, so it has none to choose from"
+    if not pair.ranked:
+        return ("no feature has an AUROC (a single label class), so the first pair in name order "
+                + (f"with |ρ| < {F.MAX_ABS_RHO}" if pair.weak else "of the least correlated"))
     if pair.weak:
         return f"the strongest pair with |ρ| < {F.MAX_ABS_RHO}"
     return (f"no pair has |ρ| < {F.MAX_ABS_RHO}, so the least correlated of the five strongest "
@@ -1299,7 +1305,7 @@ def _figure_pair(res: F.Results, f: _Facts) -> _Pair:
         return _Pair("no two non-constant features", None)
     return _Pair(f"{code(fx)} and {code(fy)} (folded AUROC {esc(fmt(folded0.get(fx)))} and "
                  f"{esc(fmt(folded0.get(fy)))}, Spearman ρ = {esc(fmt_signed(rho, 2))} over runs)",
-                 abs(rho) < F.MAX_ABS_RHO)
+                 abs(rho) < F.MAX_ABS_RHO, _finite(folded0.get(fx)) and _finite(folded0.get(fy)))
 
 
 def _discussion(f: _Facts, claims: list[Claim]) -> list[str]:
@@ -1375,7 +1381,9 @@ def _captions(f: _Facts, pair: _Pair) -> dict[str, str]:
                  f"pairs with |Spearman ρ| < {F.MAX_ABS_RHO} over runs, the pair whose weaker "
                  "member has the highest folded AUROC; if there is none, the least correlated "
                  "pair of the five strongest features"
-                 + {True: ".", False: " (the case here).", None: " (here no two vary)."}[pair.weak]),
+                 + {True: ".", False: " (the case here).", None: " (here no two vary)."}[pair.weak]
+                 + ("" if pair.ranked or pair.weak is None else " No feature has an AUROC here "
+                    "(a single label class), so the features were taken in name order.")),
         "fig6": ("Reliability diagrams of the held-out probabilities per window "
                  f"({F.N_RELIABILITY_BINS} equal-width bins; dot area and number: runs in the bin; "
                  "dotted: perfect calibration). Brier scores in the panel titles."),
