@@ -583,3 +583,29 @@ def test_summary_breaks_ties_in_saving_by_the_smallest_threshold(order):
     assert s["forecaster"]["param"] == 0.4
     assert s["forecaster"]["saved"] == 0.45 and s["forecaster"]["n_stopped"] == 2
     assert s["same_budget"]["percentile_val_acc"]["n_stopped"] == 2
+
+
+def test_markdown_same_budget_table_shows_a_row_per_display_threshold():
+    """The default thresholds are the held-out P(grok) values: none equals 0.05, ..., 0.9, and
+    the table kept the summary's row alone (found in review). Each display τ = t is shown by
+    the row stopping the same runs, the smallest threshold at or above t."""
+    from grokcast.early_stop import TABLE_THRESHOLDS
+
+    p = np.array([0.013, 0.07, 0.15, 0.33, 0.52, 0.58, 0.81, 0.97])
+    rows = [{"policy": "forecaster", "param": t, "n_stopped": int((p < t).sum()), "saved": 0.1,
+             "recall": 1.0, "n_wrongly_stopped": 0} for t in [*p, 0.98]]
+    rows += [{"policy": f"percentile_{sig}", "param": k / 8, "n_stopped": k, "saved": 0.1,
+              "recall": 1.0, "n_wrongly_stopped": 0} for sig in ("val_loss", "val_acc")
+             for k in range(9)]
+    df = pd.DataFrame(rows).assign(param_name="threshold")
+    summary = {"window": 20, "n_runs": 8, "n_grok": 2, "label_threshold": 0.9, "n_excluded": 0,
+               "forecaster": None}
+    text = format_markdown(df, summary)
+    shown = [float(line.split("|")[1]) for line in text.splitlines()
+             if line.startswith("| 0.") or line.startswith("| 1")]
+    want = sorted({min(t for t in [*p, 0.98] if t >= d) for d in TABLE_THRESHOLDS})
+    assert shown == want and len(shown) == 6
+    for line in text.splitlines():  # each row stops the runs that τ = its display value would
+        if line.startswith("| 0."):
+            tau, n = float(line.split("|")[1]), int(line.split("|")[2])
+            assert n == int((p < tau).sum())

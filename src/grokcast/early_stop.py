@@ -450,10 +450,13 @@ def format_markdown(df: pd.DataFrame, summary: dict[str, Any]) -> str:
     """The study as Markdown: forecaster vs percentile rules at equal budgets, then the others."""
     s = summary
     fc = df[df["policy"] == "forecaster"]
-    shown = set(TABLE_THRESHOLDS)
+    # The default thresholds are the held-out P(grok) values, which never equal the display
+    # values: τ = t stops the runs with P < t, as the smallest threshold at or above t does.
+    params = np.sort(fc["param"].unique())
+    shown = {params[i] for i in np.searchsorted(params, TABLE_THRESHOLDS) if i < len(params)}
     if s["forecaster"] is not None:
         shown.add(s["forecaster"]["param"])
-    fc = fc[fc["param"].round(6).isin({round(t, 6) for t in shown})]
+    fc = fc[fc["param"].isin(shown)]
 
     def pct(x: float) -> str:
         return f"{100 * x:.1f}%"
@@ -467,6 +470,10 @@ def format_markdown(df: pd.DataFrame, summary: dict[str, Any]) -> str:
           "not stopped before they grokked.",
         "",
         "## Same budget: stop the same number of runs at W",
+        "",
+        "Rows: the forecaster thresholds that stop the same runs as τ = "
+        + ", ".join(f"{t:g}" for t in TABLE_THRESHOLDS)
+        + " (the smallest tried at or above each), and the summary's.",
         "",
         "| τ | stopped at W | saved | kept: forecaster | kept: worst val loss "
         "| kept: worst val acc | wrongly stopped: forecaster |",
