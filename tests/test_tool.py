@@ -462,6 +462,14 @@ def test_runs_stopped_early_are_left_out_of_fit_and_evaluate(sweep, tmp_path):
     ev = evaluate_forecaster(tmp_path / "a.json", marked, n_resamples=200)
     assert (ev["n_runs"], ev["n_stopped"]) == (6, 2)
     assert "left out: 2 stopped early" in format_evaluation(ev)
+    # Too few left to fit: the error says how many were left out, not only the fold sizes.
+    most = sorted(runs.loc[runs["max_val_acc"] < THRESHOLD, "run_id"])[:5]
+    few = _copy_sweep(sweep, tmp_path / "few", lambda df: df.assign(
+        status=df["status"].where(~df["run_id"].isin(most), "stopped")))
+    with pytest.raises(ValueError, match=r"too few runs to fit on: 3 with a known outcome \(0 "
+                                         r"diverged and 5 stopped early were left out\), 2 of "
+                                         r"them positive; C is chosen by cv=3"):
+        fit_forecaster(few, out=tmp_path / "c.json", **kw)
 
 
 def test_analyze_refuses_an_unfinished_sweep_unless_partial(sweep, fitted, tmp_path):

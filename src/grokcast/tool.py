@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from grokcast.features import feature_table, select_window_steps
-from grokcast.forecast import GrokForecaster
+from grokcast.forecast import GrokForecaster, TooFewRunsError
 from grokcast.signals import LOG_COLUMNS, SIGNAL_NAMES, reaches
 from grokcast.stats import MAX_RESAMPLES
 from grokcast.validation import check_int, check_number
@@ -116,8 +116,14 @@ def fit_forecaster(sweep_dir: str | os.PathLike, *, window: int = 200, threshold
 
     model = GrokForecaster()
     cv, predict = _default_predict(len(y))
-    model.fit(table, y)
-    heldout = predict(table.to_numpy(), y, _rng(seed, threshold, window, 1))
+    try:
+        model.fit(table, y)
+        heldout = predict(table.to_numpy(), y, _rng(seed, threshold, window, 1))
+    except TooFewRunsError as err:  # say which runs it had: some may have been left out
+        left = (f" ({n_diverged} diverged and {n_stopped} stopped early were left out)"
+                if n_diverged or n_stopped else "")
+        raise TooFewRunsError(f"too few runs to fit on: {len(y)} with a known outcome{left}, "
+                              f"{n_pos} of them positive; {err}") from None
     ci = bootstrap_ci(y, heldout, rng=_rng(seed, threshold, window, 0),
                       n_resamples=n_resamples, level=level)
     digest = sweep_hash(all_runs, log)
