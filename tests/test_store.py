@@ -211,6 +211,9 @@ def test_a_second_writer_is_refused_and_runs_stored_twice_are_named(tmp_path):
         with pytest.raises(StoreError, match="is being written by another sweep"):
             run_sweep(cfg, out, device="cpu", progress=False)
     assert run_sweep(cfg, out, device="cpu", progress=False).n_skipped == 4  # released
+    (tmp_path / "a_file").write_text("")
+    with pytest.raises(StoreError, match="exists and is not a directory"):  # not FileExistsError
+        run_sweep(cfg, tmp_path / "a_file", device="cpu", progress=False)
     # What two writers leave behind: the same runs in two chunks.
     shutil.copy(out / "log" / "chunk-00000.parquet", out / "log" / "chunk-00002.parquet")
     runs = pd.read_parquet(out / "runs" / "chunk-00000.parquet")

@@ -202,6 +202,8 @@ class SweepStore:
         except ImportError:  # pragma: no cover - not POSIX
             yield
             return
+        if self.root.exists() and not self.root.is_dir():
+            raise StoreError(f"{str(self.root)!r} exists and is not a directory")
         self.root.mkdir(parents=True, exist_ok=True)
         with open(self.root / LOCK_NAME, "a") as handle:
             try:
