@@ -28,6 +28,8 @@ def all_examples(p: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def n_train_examples(p: int, train_frac: float) -> int:
+    """``round(train_frac * p * p)``: Python's rounding, a half to the even neighbour (p = 23,
+    f = 0.5: 264.5 -> 264), after the product's float rounding."""
     return round(train_frac * p * p)
 
 

@@ -21,8 +21,8 @@ Policies, all deciding at step W (the forecaster's window) or at later rungs:
     k = 0..n_runs (Optuna's PercentilePruner at one step; ties by run_id). Stopping as many
     runs at W as the forecaster does costs exactly its budget: the same-budget comparison.
 ``median_val_loss``, ``median_val_acc``
-    the median stopping rule at W: stop a run whose metric is worse than the median of all
-    runs' at W.
+    the median stopping rule at W: stop a run whose metric is worse than the median at W of
+    the runs where it is finite (a NaN is worse than any value).
 ``asha_val_loss``, ``asha_val_acc``
     successive halving at rungs W, fW, f²W, ... below n_steps (f = ``rung_factor``): at each
     rung keep the best ``ceil(keep_fraction * n_alive)`` of the runs still alive, for a grid of
@@ -149,7 +149,8 @@ def percentile_stops(values: np.ndarray, n_stop: int, window: int, n_steps: np.n
 
 def median_stops(values: np.ndarray, window: int, n_steps: np.ndarray, *,
                  higher_is_better: bool) -> np.ndarray:
-    """Stop at W the runs whose metric is worse than the median of all runs at W -> (R,)."""
+    """Stop at W the runs whose metric is worse than the median at W of the runs where it is
+    finite (a NaN counts as worse) -> (R,)."""
     bad = _badness(values, higher_is_better)
     finite = bad[np.isfinite(bad)]
     median = np.median(finite) if finite.size else np.inf
