@@ -180,10 +180,11 @@ def make_window(log_df: pd.DataFrame, window: int) -> Window:
     codes, uniques = pd.factorize(log_df["run_id"], sort=True)  # integer codes: fast for 4,800 runs
     run_ids = np.asarray(uniques, dtype=object)
     raw = log_df["step"].to_numpy()
-    if raw.dtype.kind not in "iu" and not (raw.dtype.kind == "f" and (raw % 1 == 0).all()):
-        bad = raw[~(raw % 1 == 0)][0] if raw.dtype.kind == "f" else raw[0]
-        raise ValueError(f"column step must hold whole numbers of optimizer steps, got {bad!r} "
-                         f"(dtype {raw.dtype})")
+    not_whole = (raw % 1 != 0 if raw.dtype.kind == "f"  # NaN included
+                 else np.full(raw.shape, raw.dtype.kind not in "iu"))
+    if not_whole.any():
+        raise ValueError(f"column step must hold whole numbers of optimizer steps, got "
+                         f"{raw[not_whole][0]!r} (dtype {raw.dtype})")
     step = raw.astype(np.int64)
     logged = ~np.isnan(log_df["val_acc"].to_numpy(dtype=float))
     last = pd.Series(step[logged]).groupby(codes[logged]).max().reindex(range(run_ids.size))

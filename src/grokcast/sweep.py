@@ -267,35 +267,47 @@ def run_sweep(config: SweepConfig, out: str | Path, *, device: str = "auto",
                   desc=f"sweep {config.name}", dynamic_ncols=True) as bar:
             n_all = len(done) + len(todo)
             bar.set_postfix(runs=f"{len(done)}/{n_all}")
-            n_done = len(done)
             if workers == 1:
-                for chunk in chunks:
-                    t0 = time.perf_counter()
-                    hook = None if stop is None else stop.hook(chunk)
-                    try:
-                        log = train_fn(chunk, dev, on_progress=lambda k, n=len(chunk): bar.update(k * n),
-                                       on_log=hook, cuda_graphs=cuda_graphs)
-                    except (torch.OutOfMemoryError, RuntimeError) as err:
-                        _reraise(err, len(chunk), dev, n_done)
-                    store.write_chunk(log, seconds=time.perf_counter() - t0)
-                    n_done += len(chunk)
-                    bar.set_postfix(runs=f"{n_done}/{n_all}")
+                _train_here(chunks, store, bar, len(done), n_all, dev, stop, train_fn, cuda_graphs)
             else:
-                try:
-                    for log, seconds in train_in_processes(chunks, workers, bar, stop):
-                        store.write_chunk(log, seconds=seconds)
-                        n_done += len(log.runs)
-                        bar.set_postfix(runs=f"{n_done}/{n_all}")
-                except BrokenProcessPool:  # a RuntimeError: caught first
-                    raise ValueError(
-                        f"a worker process died (killed by the system, perhaps for lack of memory, "
-                        f"or it failed to start: its traceback is then printed above); "
-                        f"the {n_done} finished runs are stored: rerun to resume, with fewer --workers "
-                        "or a smaller --chunk-size if it happens again") from None
-                except (torch.OutOfMemoryError, RuntimeError) as err:
-                    _reraise(err, max(map(len, chunks)), dev, n_done)
+                _train_in_workers(chunks, store, bar, len(done), n_all, dev, workers, stop)
         return SweepResult(n_trained=len(todo), n_skipped=len(done),
                            seconds=time.perf_counter() - start)
+
+
+def _train_here(chunks: list[list[RunConfig]], store: SweepStore, bar: tqdm, n_done: int,
+                n_all: int, dev: torch.device, stop: Stopper | None,
+                train_fn: Callable[..., EnsembleLog], cuda_graphs: bool) -> None:
+    """Train the chunks one after another in this process, storing each as it finishes."""
+    for chunk in chunks:
+        t0 = time.perf_counter()
+        hook = None if stop is None else stop.hook(chunk)
+        try:
+            log = train_fn(chunk, dev, on_progress=lambda k, n=len(chunk): bar.update(k * n),
+                           on_log=hook, cuda_graphs=cuda_graphs)
+        except (torch.OutOfMemoryError, RuntimeError) as err:
+            _reraise(err, len(chunk), dev, n_done)
+        store.write_chunk(log, seconds=time.perf_counter() - t0)
+        n_done += len(chunk)
+        bar.set_postfix(runs=f"{n_done}/{n_all}")
+
+
+def _train_in_workers(chunks: list[list[RunConfig]], store: SweepStore, bar: tqdm, n_done: int,
+                      n_all: int, dev: torch.device, workers: int, stop: Stopper | None) -> None:
+    """Train the chunks in worker processes, storing each as it finishes."""
+    try:
+        for log, seconds in train_in_processes(chunks, workers, bar, stop):
+            store.write_chunk(log, seconds=seconds)
+            n_done += len(log.runs)
+            bar.set_postfix(runs=f"{n_done}/{n_all}")
+    except BrokenProcessPool:  # a RuntimeError: caught first
+        raise ValueError(
+            f"a worker process died (killed by the system, perhaps for lack of memory, "
+            f"or it failed to start: its traceback is then printed above); "
+            f"the {n_done} finished runs are stored: rerun to resume, with fewer --workers "
+            "or a smaller --chunk-size if it happens again") from None
+    except (torch.OutOfMemoryError, RuntimeError) as err:
+        _reraise(err, max(map(len, chunks)), dev, n_done)
 
 
 def _reraise(err: Exception, n_runs: int, device: torch.device, n_done: int) -> NoReturn:
