@@ -652,7 +652,6 @@ def forecast_hook(rule: StopRule, runs: Sequence[Any]) -> LogHook:
     """
     from grokcast.forecast import GrokForecaster
     from grokcast.signals import SIGNAL_NAMES
-    from grokcast.tool import model_inputs
 
     if file_sha256(rule.model) != rule.model_sha256:
         raise ValueError(f"the forecaster file {rule.model} changed during the sweep (its "
@@ -684,12 +683,25 @@ def forecast_hook(rule: StopRule, runs: Sequence[Any]) -> LogHook:
         # The log holds the required steps only, the last at decide_at, so the window
         # decide_at + 1 reads exactly them (no feature reads W itself): the log need not
         # reach W - 1 where W falls between logged steps (sparse logging).
-        log = pd.concat(rows, ignore_index=True)
-        features = model_inputs(model, feature_table(log, decide_at + 1).loc[run_ids])
-        finite = np.isfinite(features.to_numpy()).all(axis=1)  # the features the model reads
-        p = np.zeros(len(run_ids))
-        if finite.any():
-            p[finite] = model.predict_proba(features[finite])[:, 1]
-        return p < rule.below
+        return _p_grok(model, pd.concat(rows, ignore_index=True), run_ids, decide_at + 1) < rule.below
 
     return hook
+
+
+def _p_grok(model: Any, log: pd.DataFrame, run_ids: list[str], window: int) -> np.ndarray:
+    """P(grok) of each run from its log below ``window``; 0 for a run with nothing finite to
+    read: a diverged one (its loss or update norm not finite, which the feature table would
+    read as a log ending early) or one with a non-finite feature the model reads."""
+    from grokcast.tool import model_inputs
+
+    diverged = ~np.isfinite(log[["train_loss", "update_norm"]]).all(axis=1)
+    live = ~diverged.groupby(log["run_id"]).any().reindex(run_ids).to_numpy()
+    p = np.zeros(len(run_ids))
+    if not live.any():
+        return p
+    kept = [r for r, keep in zip(run_ids, live) if keep]
+    features = model_inputs(model, feature_table(log[log["run_id"].isin(kept)], window).loc[kept])
+    finite = np.isfinite(features.to_numpy()).all(axis=1)  # the features the model reads
+    if finite.any():
+        p[np.flatnonzero(live)[finite]] = model.predict_proba(features[finite])[:, 1]
+    return p
