@@ -83,6 +83,20 @@ def test_fit_matches_sklearn_pipeline(seed, n, d, noise):
     assert ours.coef_.shape == (1, d) and ours.intercept_.shape == (1,)
 
 
+def test_constant_features_are_scaled_like_sklearn_not_divided_by_zero():
+    """A feature constant over the runs (a signal that never moved in the window): scikit-learn's
+    StandardScaler leaves it unscaled (scale 1), so it contributes nothing; a division by its
+    zero spread would make every P(grok) NaN."""
+    X, y = make_data(1, 40, 5)
+    X = np.hstack([X, np.full((40, 1), 0.1), np.full((40, 1), 3.0)])
+    ours, ref = GrokForecaster().fit(X, y), sklearn_reference().fit(X, y)
+    np.testing.assert_array_equal(ours.scaler_scale_[-2:], ref[0].scale_[-2:])
+    np.testing.assert_allclose(ours.predict_proba(X), ref.predict_proba(X), rtol=0, atol=1e-6)
+    np.testing.assert_allclose(loo_predictions(X, y)[:5], [
+        sklearn_reference().fit(np.delete(X, i, 0), np.delete(y, i)).predict_proba(X[i:i + 1])[0, 1]
+        for i in range(5)], rtol=0, atol=1e-6)
+
+
 def test_tied_scores_take_the_first_best_C_like_sklearn():
     X, y = make_data(4, 48, 28, noise=0.0)  # separable: every large C scores 1.0 per fold
     ours = GrokForecaster().fit(X, y)
@@ -215,7 +229,7 @@ def test_estimator_api():
     np.testing.assert_allclose(proba.sum(1), 1.0)
     np.testing.assert_array_equal(model.predict(df),
                                   np.where(model.decision_function(df) > 0, "memorise", "grok"))
-    assert 0.0 <= model.score(df, labels) <= 1.0
+    assert model.score(df, labels) == np.mean(model.predict(df) == labels)
     assert model.n_iter_.shape == (1,) and 1 <= model.n_iter_[0] <= 50
     assert clone(model).get_params() == model.get_params()
     unnamed = GrokForecaster().fit(X, y)

@@ -45,7 +45,10 @@ def test_init_scales():
     assert torch_init["W_in"].abs().max().item() <= 1 / math.sqrt(64)
     assert torch_init["W_out"].abs().max().item() <= 1 / math.sqrt(256)
     nanda = M.init_params(ModelConfig(init="nanda"), P, list(range(8)))
-    assert nanda["W_out"].std().item() == pytest.approx(1 / math.sqrt(256), rel=0.05)
+    # N(0, 1/fan_in) for every matrix, the embeddings N(0, 1/d_model) (d_model = 64, d_mlp = 256).
+    for name, fan_in in (("W_E", 64), ("W_pos", 64), ("W_Q", 64), ("W_in", 64), ("W_U", 64),
+                         ("W_out", 256)):
+        assert nanda[name].std().item() == pytest.approx(1 / math.sqrt(fan_in), rel=0.05), name
     scaled = M.init_params(ModelConfig(init="nanda", init_scale=0.5), P, list(range(8)))
     assert torch.allclose(scaled["W_U"], 0.5 * nanda["W_U"])
 

@@ -21,6 +21,13 @@ def test_effective_rank_closed_forms():
     assert abs(S.effective_rank(eye[None])[0].item() - 7) < 1e-4
 
 
+def test_effective_rank_of_a_diverged_matrix_is_nan_and_leaves_the_others_alone():
+    mats = torch.stack([torch.eye(3), torch.eye(3), torch.eye(3)])
+    mats[1, 0, 0], mats[2, 1, 2] = float("inf"), float("nan")
+    got = S.effective_rank(mats)
+    assert abs(got[0].item() - 3) < 1e-4 and got[1:].isnan().all()
+
+
 @pytest.mark.parametrize("shape", [(6, 24, 64), (6, 64, 24), (5, 9, 9)])
 def test_effective_rank_against_numpy_svd(shape):
     """The Gram-eigenvalue route against a float64 SVD, on full-rank and nearly rank-3 matrices

@@ -12,7 +12,7 @@ import pytest
 
 from grokcast.config import LogConfig, RunConfig
 from grokcast.signals import SIGNAL_NAMES
-from grokcast.store import GROK_THRESHOLDS, RUN_COLUMNS, run_frame
+from grokcast.store import GROK_THRESHOLDS, RUN_COLUMNS, log_frame, run_frame
 from grokcast.train import EnsembleLog
 
 COL = {n: k for k, n in enumerate(SIGNAL_NAMES)}
@@ -116,6 +116,17 @@ def test_run_frame_matches_a_plain_loop():
     assert df["final_val_acc"].tolist() == [0.98, 0.0, 0.85, 0.89, 0.89, 0.91]
     assert df.loc[2, "final_train_loss"] == log.values[2, 4, COL["train_loss"]]  # its last row
     assert np.isnan(df.loc[1, "final_train_loss"]) and df.loc[5, "final_train_loss"] == np.inf
+
+
+def test_log_frame_puts_each_runs_rows_under_its_own_id_and_step():
+    log = _ensemble()
+    df = log_frame(log)
+    assert list(df.columns) == ["run_id", "step", *SIGNAL_NAMES] and len(df) == 6 * len(STEPS)
+    for r, run in enumerate(log.runs):  # a plain loop over the (run, step, signal) cube
+        for k, step in enumerate(STEPS):
+            row = df[(df["run_id"] == run.run_id) & (df["step"] == step)]
+            assert len(row) == 1
+            np.testing.assert_array_equal(row[list(SIGNAL_NAMES)].to_numpy()[0], log.values[r, k])
 
 
 @pytest.mark.parametrize(("stopped_at", "max_acc", "final_acc"), [(0, 0.01, 0.01),

@@ -12,7 +12,7 @@ import torch
 from reference_model import PlainTransformer
 
 from grokcast import model as M
-from grokcast.config import LogConfig, RunConfig
+from grokcast.config import LogConfig, ModelConfig, OptimConfig, RunConfig
 from grokcast.data import all_examples, split_indices
 from grokcast.signals import SIGNAL_NAMES
 from grokcast.train import train_ensemble
@@ -303,6 +303,20 @@ def test_hook_stops_runs_and_the_others_train_on_unchanged():
     assert np.isnan(log.values[1, later]).all() and np.isfinite(log.values[0, later, 0]).all()
     reference = train_ensemble(runs[:1])
     np.testing.assert_allclose(log.values[0], reference.values[0], rtol=1e-4, atol=1e-5)
+
+
+def test_a_run_stays_stopped_at_its_first_stop_when_the_hook_keeps_saying_stop():
+    runs = [_run(seed=0, n_steps=10), _run(seed=1, n_steps=10)]
+    log = train_ensemble(runs, on_log=lambda step, rows: np.array([False, step >= 2]))
+    assert log.stopped_at.tolist() == [-1, 2]
+
+
+@pytest.mark.parametrize("field, value", [("optim", OptimConfig(lr=3e-3)), ("n_steps", 7),
+                                          ("model", ModelConfig(init="nanda")),
+                                          ("log", LogConfig(dense_until=2, every=3))])
+def test_an_ensemble_refuses_runs_that_differ_in_what_it_shares(field, value):
+    with pytest.raises(ValueError, match=f"differ in {field!r}: an ensemble shares it"):
+        train_ensemble([_run(seed=0), _run(seed=1, **{field: value})])
 
 
 @pytest.mark.parametrize("returned", [np.array([0.2, 0.9]), [1, 0]])

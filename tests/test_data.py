@@ -1,0 +1,40 @@
+"""The task's examples and splits against plain Python: every other test reuses these
+functions, so a wrong label or a leaking split would pass unnoticed there."""
+
+from __future__ import annotations
+
+import pytest
+
+from grokcast.data import all_examples, n_train_examples, split_indices, vocab_size
+
+
+@pytest.mark.parametrize("p", [2, 5, 23])
+def test_every_pair_once_with_its_sum_mod_p(p):
+    tokens, labels = all_examples(p)
+    rows = [tuple(t) for t in tokens.tolist()]
+    assert sorted(rows) == [(a, b, p) for a in range(p) for b in range(p)]  # '=' is token p
+    assert labels.tolist() == [(a + b) % p for a, b, _ in rows]
+    assert vocab_size(p) == p + 1
+
+
+@pytest.mark.parametrize("p, frac, n_train", [(23, 0.3, 159), (23, 0.4, 212), (23, 0.5, 264),
+                                              (23, 0.6, 317), (5, 0.5, 12), (7, 0.5, 24)])
+def test_train_size_is_the_fraction_of_all_pairs_rounded_half_to_even(p, frac, n_train):
+    # 0.3 * 529 = 158.7 -> 159 (not truncated to 158); 264.5 -> 264, 12.5 -> 12, 24.5 -> 24.
+    assert n_train_examples(p, frac) == n_train
+    train, val = split_indices(p, frac, split_seed=0)
+    assert len(train) == n_train and len(val) == p * p - n_train
+
+
+@pytest.mark.parametrize("split_seed", [0, 1, 7])
+def test_split_is_disjoint_covers_every_pair_and_depends_only_on_its_seed(split_seed):
+    train, val = split_indices(23, 0.4, split_seed)
+    assert set(train.tolist()).isdisjoint(val.tolist())
+    assert sorted(train.tolist() + val.tolist()) == list(range(23 * 23))
+    again, _ = split_indices(23, 0.4, split_seed)
+    assert again.tolist() == train.tolist()
+    other, _ = split_indices(23, 0.4, split_seed + 1)
+    assert other.tolist() != train.tolist()
+    # A larger fraction with the same seed extends the smaller one's train set (one permutation).
+    larger, _ = split_indices(23, 0.6, split_seed)
+    assert set(train.tolist()) <= set(larger.tolist())
