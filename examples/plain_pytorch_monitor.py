@@ -130,8 +130,9 @@ def main() -> None:
           + (f" (first >= 0.9 at step {int(hit.iloc[0])})" if len(hit) else ""))
     if monitor.forecaster is not None:
         threshold = getattr(getattr(monitor.forecaster, "metadata_", None), "threshold", 0.9)
-        print(f"outcome: {'grokked' if max_acc >= threshold else 'did not grok'} "
-              f"(max val_acc >= {threshold:g})")
+        grokked = max_acc >= threshold
+        print(f"outcome: {'grokked' if grokked else 'did not grok'} "
+              f"(max val_acc {'>=' if grokked else '<'} {threshold:g})")
     if args.save_log:
         log.to_csv(args.save_log, index=False)
         print(f"wrote the log ({len(log)} rows) to {args.save_log}")

@@ -134,14 +134,18 @@ def test_forecast_log_round_trip(sweep, fitted, tmp_path, suffix):
     assert all(f"{r}: P(grok) = " in text for r in runs) and "pushed up:" in text
 
 
-def test_contributions_sum_to_the_log_odds(sweep, fitted, tmp_path):
+def test_contributions_sum_to_the_log_odds(sweep, fitted, tmp_path, capsys):
     path, _ = fitted
     model = GrokForecaster.load(path)
     log = _log(sweep)
     log_path = tmp_path / "all.csv"
     log.to_csv(log_path, index=False)
     names = list(model.feature_names_in_)
-    result = forecast_log(path, log_path, top=len(names))
+    from grokcast.cli import main
+
+    assert main(["forecast", "--model", str(path), str(log_path), "--top", str(len(names)),
+                 "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
     X = feature_table(log, W)[names].to_numpy()
     z = (X - model.scaler_mean_) / model.scaler_scale_
     for i, run in enumerate(result["runs"]):

@@ -80,7 +80,7 @@ def cmd_fit(args: argparse.Namespace) -> None:
 def cmd_forecast(args: argparse.Namespace) -> None:
     from grokcast.tool import forecast_log, format_forecast
 
-    result = forecast_log(args.model, args.log)
+    result = forecast_log(args.model, args.log, top=args.top)
     print(json.dumps(result, indent=2) if args.json else format_forecast(result))
 
 
@@ -224,6 +224,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("log", type=Path, help="the run's log with the sweep log's column names, or a "
                    "sweep directory (every run of it)")
     p.add_argument("--model", type=Path, required=True, help="forecaster file from `grokcast fit`")
+    p.add_argument("--top", type=int, default=3, metavar="N",
+                   help="features to list each way, by contribution to the log-odds (default 3; "
+                        "28 lists them all)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_forecast)
 
