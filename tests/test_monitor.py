@@ -182,6 +182,28 @@ def test_window_comes_from_a_saved_forecaster(tmp_path):
         _monitor_of(plain, forecaster={"coef": [1.0]})
 
 
+def test_forecasters_the_monitor_cannot_explain_are_refused_before_training():
+    """Was: accepted, then an AttributeError from forecast() after W steps of training."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    plain, named = PlainTransformer(P), _fitted_forecaster()
+    X = np.random.default_rng(0).normal(size=(20, len(FEATURE_NAMES)))
+    y = np.arange(20) % 2
+    unnamed = GrokForecaster(Cs=[1.0]).fit(X, y)
+    pipeline = make_pipeline(StandardScaler(), LogisticRegression()).fit(X, y)
+    for model, lacks in ((unnamed, "it lacks feature_names_in_$"),
+                         (pipeline, "it lacks feature_names_in_, scaler_mean_, scaler_scale_, coef_, "
+                                    "intercept_$")):
+        with pytest.raises(TypeError, match=f"^forecaster {type(model).__name__} is not allowed here: "
+                                            f"explaining P\\(grok\\) needs a GrokForecaster .*{lacks}"):
+            _monitor_of(plain, forecaster=model, window=5)
+        with pytest.raises(TypeError, match=lacks):
+            explain(model, pd.DataFrame(X, columns=list(FEATURE_NAMES)))
+    assert _monitor_of(plain, forecaster=named, window=5).forecaster is named
+
+
 def test_a_schedule_that_skips_the_forecasters_steps_is_refused_up_front(tmp_path):
     plain = PlainTransformer(P)
     path = tmp_path / "f.json"

@@ -789,3 +789,17 @@ def test_an_out_that_is_a_file_is_named(tmp_path):
     with pytest.raises(ValueError, match=r"out='.*file' is not allowed: it is a file; expected "
                                          r"the directory"):
         R.render_paper(tmp_path / "r", tmp_path / "file")
+
+
+def test_a_custom_predictor_is_not_described_as_the_papers_logistic_regression(tmp_path):
+    """Found in review: analyze(predict_fn=...) was captioned and described as the internal-CV
+    logistic regression."""
+    from test_analysis import synthetic_sweep
+
+    ctx = _context_of_sweep(tmp_path, *synthetic_sweep())  # predict_fn=standin
+    text = plain(" ".join([ctx["method"], ctx["abstract"], ctx["tables"]["main"]["caption"]]))
+    assert "logistic regression" not in text and "3-fold" not in text
+    assert text.count("a custom predictor (standin) given to the analysis") == 3
+    table = (tmp_path / "table1.md").read_text()
+    assert "multi: custom predictor standin, its held-out predictions;" in table
+    assert "logistic regression" not in table

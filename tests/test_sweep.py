@@ -248,6 +248,23 @@ def test_run_sweep_takes_any_stopper_and_resumes_only_under_the_same_one(tmp_pat
             run_sweep(config, out, device="cpu", progress=False, stop=other)
 
 
+@pytest.mark.parametrize("chunk_size", [0, -1, 2.5, True])
+def test_a_bad_chunk_size_is_named_before_anything_is_written(tmp_path, chunk_size):
+    config = SweepConfig(name="t", p=7, train_fracs=(0.5,), weight_decays=(1.0,), seeds=(0,), n_steps=3)
+    with pytest.raises(ValueError, match=f"^chunk_size={chunk_size!r} is not allowed: expected an "
+                                         "integer >= 1$"):
+        run_sweep(config, tmp_path / "s", device="cpu", progress=False, chunk_size=chunk_size)
+    assert not (tmp_path / "s").exists()
+
+
+def test_a_torch_device_is_taken_like_its_name(tmp_path):
+    import torch
+
+    config = SweepConfig(name="t", p=7, train_fracs=(0.5,), weight_decays=(1.0,), seeds=(0,), n_steps=3,
+                         model=ModelConfig(d_model=8, n_heads=2, d_mlp=8))
+    assert run_sweep(config, tmp_path / "s", device=torch.device("cpu"), progress=False).n_trained == 1
+
+
 def test_auto_workers_is_one_per_usable_core_on_the_cpu_and_one_on_a_gpu(monkeypatch):
     import os
 

@@ -380,6 +380,28 @@ def test_evaluate_and_explain_read_the_features_a_forecaster_was_fit_on(sweep, f
         explain(model, X, top=-1)
 
 
+def test_run_sweep_checks_a_stop_rule_before_anything_is_written(sweep, fitted, tmp_path):
+    """As `grokcast sweep --stop-model` does: was, through the Python API, another task
+    trained silently and a too-short run failed after sweep.json and stop.json were written."""
+    import dataclasses
+
+    from grokcast.early_stop import StopRule
+
+    path, _ = fitted
+    config = SweepStore(sweep).read_config()
+    rule = StopRule.from_file(path, 0.5)
+    for other, needle in (
+            (dataclasses.replace(config, model=ModelConfig(d_model=8, n_heads=2, d_mlp=8)),
+             "d_model"),
+            (dataclasses.replace(config, n_steps=W - 5), f"window W={W} does not fit runs of {W - 5}")):
+        out = tmp_path / f"s{other.n_steps}"
+        with pytest.raises(ValueError, match=needle):
+            run_sweep(other, out, device="cpu", progress=False, stop=rule)
+        assert not out.exists()
+    with pytest.raises(ValueError, match="stop threshold '0.5' is not allowed"):
+        StopRule.from_file(path, "0.5")
+
+
 @pytest.mark.parametrize("below, expect_stopped", [(1.0, True), (0.0, False)])
 def test_live_sweep_stops_runs_with_the_forecaster(sweep, fitted, tmp_path, below, expect_stopped):
     from grokcast.config import SweepConfig
@@ -555,3 +577,11 @@ def test_a_forecaster_refuses_a_sweep_of_another_task(sweep, fitted, tmp_path):
     with pytest.raises(ForecasterFileError, match=r"task=\[1, 2\] is not allowed: expected a JSON "
                                                   r"object"):
         GrokForecaster.load(bad)
+
+
+def test_store_log_reads_chosen_signals_with_their_run_ids_and_steps(sweep):
+    """Was: KeyError 'run_id' (the table is sorted by run_id and step, which were not read)."""
+    full = SweepStore(sweep).log()
+    some = SweepStore(sweep).log(columns=["val_loss", "step"])
+    assert list(some.columns) == ["run_id", "step", "val_loss"]
+    pd.testing.assert_frame_equal(some, full[["run_id", "step", "val_loss"]])

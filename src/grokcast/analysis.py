@@ -354,6 +354,8 @@ def feature_difference(analysis: dict[str, Any], features: pd.DataFrame, thresho
     analysis : the dict of ``analysis.json``
     features : the table of ``features.parquet`` (``run_id``, ``window``, one column per feature)
     threshold : a key of ``analysis["thresholds"]``, e.g. ``"0.9"``
+    window : an analysed window W (an int, or its key, e.g. ``"200"``)
+    a, b : feature names (:data:`grokcast.features.FEATURE_NAMES`)
     """
     entry = analysis["thresholds"][threshold]
     if str(window) not in entry["windows"]:
@@ -530,13 +532,17 @@ def _caption(result: dict[str, Any], key: str) -> str:
     entry, s = result["thresholds"][key], result["settings"]
     sweep = result["sweep"]
     n = entry["n_pos"] + entry["n_neg"]
-    cv = {"loo": "leave-one-out CV"}.get(entry["cv"] or s["cv"], f"{entry['cv'] or s['cv']} CV")
+    cv_name = entry["cv"] or s["cv"]
+    multi = (f"custom predictor {cv_name[len('custom:'):]}, its held-out predictions"
+             if cv_name.startswith("custom:") else
+             "28-feature logistic regression, "
+             + {"loo": "leave-one-out CV"}.get(cv_name, f"{cv_name} CV"))
     text = (f"AUROC [{s['level']:.0%} bootstrap CI] for predicting max val_acc ≥ {key} "
             f"({entry['n_pos']}/{n} runs positive"
             + (f"; {sweep['n_diverged']} diverged run(s) left out" if sweep["n_diverged"] else "")
             + (f"; {sweep['n_stopped']} run(s) stopped early left out (no known outcome)"
                if sweep.get("n_stopped") else "")
-            + f") from the log before step W. multi: 28-feature logistic regression, {cv}; "
+            + f") from the log before step W. multi: {multi}; "
             "val loss / val acc: end-of-window value alone. Δ: paired-bootstrap difference in "
             f"AUROC; p₁: one-sided P(Δ* ≤ 0); {s['n_resamples']} resamples of runs.")
     if entry["single_class"]:

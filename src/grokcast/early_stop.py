@@ -556,8 +556,12 @@ def run_study(forecaster_path: str | os.PathLike, heldout_sweep_dir: str | os.Pa
         A sweep directory of runs the forecaster was not fit on (e.g. unseen seeds).
     out_dir : path
         Where :func:`write_study` writes.
+    thresholds, keep_fractions, rung_factor
+        The policies' settings, as in :func:`simulate`.
     label_threshold : float, optional
         Default: the threshold the forecaster's labels used.
+    min_recall : float
+        The share of grokkers the summary's operating point must keep (:func:`summarize`).
     allow_same_sweep : bool, default=False
         Allow the sweep the forecaster was fit on (its hash is in the file); the numbers are
         then in-sample, not held out.
@@ -610,7 +614,8 @@ class StopRule:
     model_sha256: str
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.below <= 1.0:
+        if (isinstance(self.below, bool) or not isinstance(self.below, (int, float, np.number))
+                or not 0.0 <= self.below <= 1.0):
             raise ValueError(f"stop threshold {self.below!r} is not allowed: expected a "
                              "probability in [0, 1]")
 
@@ -621,6 +626,16 @@ class StopRule:
 
     def hook(self, chunk: Sequence[Any]) -> LogHook:
         return forecast_hook(self, chunk)
+
+    def check(self, config: Any) -> None:
+        """Raise, before any run of the sweep ``config`` trains, what a chunk would: the file
+        must be a forecaster of the sweep's task whose window fits the runs and whose steps
+        the schedule logs."""
+        from grokcast.forecast import GrokForecaster
+
+        meta = GrokForecaster.load(self.model).metadata_
+        forecast_hook(self, config.runs()[:1])  # builds the hook once
+        meta.check_task(config.task(), "this sweep")
 
     def record(self) -> dict[str, Any]:
         """The forecaster file by content (``model`` is only where it was: a moved copy
@@ -634,10 +649,9 @@ def stop_rule(model: str | os.PathLike, below: float, config: Any) -> StopRule:
     must be a forecaster whose window fits the runs and whose steps the schedule logs."""
     from grokcast.forecast import GrokForecaster
 
-    meta = GrokForecaster.load(model).metadata_  # first: it names a file that is not a forecaster
+    GrokForecaster.load(model)  # first: it names a file that is missing or not a forecaster
     rule = StopRule.from_file(model, below)
-    forecast_hook(rule, config.runs()[:1])  # builds the hook once: raises what a chunk would
-    meta.check_task(config.task(), "this sweep")
+    rule.check(config)
     return rule
 
 

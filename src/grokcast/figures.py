@@ -280,6 +280,8 @@ def choose_feature_pair(values: pd.DataFrame, folded: dict[str, float], *,
     ----------
     values : DataFrame of shape (n_runs, n_features), one column per feature
     folded : feature -> folded AUROC
+    max_abs_rho : float
+        The correlation bound of the rule.
 
     Returns
     -------

@@ -946,7 +946,10 @@ def _differences(mine: Any, theirs: Any, key: str = "") -> list[tuple[str, Any, 
 def as_forecaster(forecaster: Any) -> Any:
     """A fitted forecaster: ``forecaster`` itself, or the file ``grokcast fit`` wrote loaded.
 
-    Anything with ``predict_proba`` passes, so a scikit-learn pipeline can stand in.
+    Anything with ``predict_proba`` passes, so a scikit-learn pipeline can stand in where only
+    P(grok) is needed (the Optuna pruner); :class:`grokcast.monitor.GrokMonitor` and
+    :func:`grokcast.tool.explain` also read a GrokForecaster's scaler, coefficients and
+    feature names.
     """
     if isinstance(forecaster, (str, os.PathLike)):
         return GrokForecaster.load(forecaster)

@@ -163,6 +163,7 @@ def forward(params: dict[str, Tensor], examples: Examples, n_heads: int, *,
     ----------
     params : dict of tensors of shape (R, ...), see :func:`param_shapes`
     examples : each run's own examples, see :class:`Examples`
+    n_heads : attention heads (``ModelConfig.n_heads``; d_model must be a multiple)
     precision : operands of the matrix products, see :func:`products`
 
     Returns

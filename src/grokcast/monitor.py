@@ -111,7 +111,8 @@ class GrokMonitor:
         effective rank does not depend on the orientation.
     window : int, optional
         Early-training window W of the forecast. Default: the forecaster's window when it
-        was loaded from a file, else 200.
+        was loaded from a file; 200 without a forecaster; an in-memory forecaster (which
+        records no window) needs it given.
     forecaster : GrokForecaster or path, optional
         A fitted forecaster, or the JSON file written by ``grokcast fit``. Needed only for
         :meth:`forecast`.
@@ -320,8 +321,11 @@ def _load_forecaster(forecaster: Any) -> Any:
     if forecaster is None:
         return None
     from grokcast.forecast import as_forecaster  # scikit-learn loads only when a model is used
+    from grokcast.tool import check_explainable
 
-    return as_forecaster(forecaster)
+    forecaster = as_forecaster(forecaster)
+    check_explainable(forecaster)  # now, not after W steps of training: forecast() explains
+    return forecaster
 
 
 def _check_schedule(schedule: LogConfig, window: int, forecaster: Any) -> None:

@@ -381,5 +381,8 @@ class SweepStore:
         return self._read("runs").sort_values("run_id", ignore_index=True)
 
     def log(self, columns: list[str] | None = None) -> pd.DataFrame:
-        """The log table, sorted by (run_id, step)."""
+        """The log table, sorted by (run_id, step); ``columns``: those signals only (``run_id``
+        and ``step`` always come with them)."""
+        if columns is not None:
+            columns = ["run_id", "step", *(c for c in columns if c not in ("run_id", "step"))]
         return self._read("log", columns).sort_values(["run_id", "step"], ignore_index=True)

@@ -55,6 +55,9 @@ class Stopper(Protocol):
         :data:`grokcast.store.STOP_LOCATION_KEYS` (``model``: where a file was)."""
         ...
 
+    # Optional: ``check(config)``, raising ValueError when the rule cannot apply to the
+    # sweep; run_sweep calls it, where present, before anything is written.
+
 
 @dataclass(frozen=True)
 class SweepResult:
@@ -214,7 +217,7 @@ def resolve_workers(workers: int | str, device: torch.device) -> int:
     return check_int("workers", workers, 1)
 
 
-def run_sweep(config: SweepConfig, out: str | Path, *, device: str = "auto",
+def run_sweep(config: SweepConfig, out: str | Path, *, device: str | torch.device = "auto",
               chunk_size: int | None = None, workers: int | str = 1, progress: bool = True,
               stop: Stopper | None = None, cuda_graphs: bool = True,
               train_fn: Callable[..., EnsembleLog] = train_ensemble) -> SweepResult:
@@ -239,8 +242,13 @@ def run_sweep(config: SweepConfig, out: str | Path, *, device: str = "auto",
     ``train_fn`` stands in for :func:`~grokcast.train.train_ensemble` (the tests use it to make
     a chunk fail); it is called in this process, so only with ``workers=1``.
     """
-    dev = resolve_device(device)  # before anything is written: a bad device leaves no sweep dir
+    # Before anything is written: a bad argument leaves no sweep directory behind.
+    dev = resolve_device(str(device))  # a torch.device too
     check_fits(dev, config)
+    if chunk_size is not None:
+        check_int("chunk_size", chunk_size, 1)
+    if stop is not None and hasattr(stop, "check"):
+        stop.check(config)
     workers = resolve_workers(workers, dev)
     if workers > 1 and dev.type != "cpu":
         raise ValueError(f"workers={workers} is not allowed: expected 1, or >= 1 on the CPU")

@@ -332,6 +332,21 @@ _SIGNAL_RANGES = (
 )
 
 
+EXPLAINED_ATTRIBUTES = ("feature_names_in_", "scaler_mean_", "scaler_scale_", "coef_", "intercept_")
+
+
+def check_explainable(forecaster: Any) -> None:
+    """Refuse a forecaster :func:`explain` cannot read: one without the feature names it was fit
+    on (fit on an array) or without a GrokForecaster's scaler and coefficients (a scikit-learn
+    pipeline). Such models still give P(grok) where nothing is explained (the Optuna pruner)."""
+    missing = [a for a in EXPLAINED_ATTRIBUTES if not hasattr(forecaster, a)]
+    if missing:
+        raise TypeError(f"forecaster {type(forecaster).__name__} is not allowed here: explaining "
+                        f"P(grok) needs a GrokForecaster fit on a DataFrame of named features (e.g. "
+                        f"grokcast.features.feature_table(...)), or a file from `grokcast fit`; "
+                        f"it lacks {', '.join(missing)}")
+
+
 def model_inputs(forecaster: GrokForecaster, features: pd.DataFrame) -> pd.DataFrame:
     """The columns of a feature table that ``forecaster`` was fit on, in its order.
 
@@ -375,6 +390,7 @@ def explain(forecaster: GrokForecaster, features: pd.DataFrame, *, top: int = 3,
     'end_val_acc'
     """
     check_int("top", top, 0)
+    check_explainable(forecaster)
     X = model_inputs(forecaster, features)
     names = list(X.columns)
     p = forecaster.predict_proba(X)[:, 1]
@@ -479,8 +495,9 @@ def evaluate_forecaster(model_path: str | os.PathLike, sweep_dir: str | os.PathL
     dict
         ``model``, ``sweep_dir``, ``sweep_hash``, ``trained_on`` (the forecaster's sweep hash),
         ``window``, ``threshold``, ``n_runs``, ``n_pos``, ``n_diverged``, ``n_stopped``,
-        ``forecaster``, ``val_loss``, ``val_acc``: each ``{"auroc", "ci": [lo, hi]}``, and
-        ``notes`` (what makes the numbers weak, e.g. a class of one run).
+        ``forecaster``, ``val_loss``, ``val_acc``: each ``{"auroc", "ci": [lo, hi]}``,
+        ``level``, ``n_resamples`` and ``seed`` (of the bootstrap), and ``notes`` (what makes
+        the numbers weak, e.g. a class of one run).
     """
     from grokcast.analysis import runs_with_outcome, sweep_hash
     from grokcast.stats import bootstrap_ci
