@@ -181,3 +181,18 @@ def test_a_nan_inside_the_window_reaches_the_features_docs_features_md_names():
     assert {c for c in table.columns if np.isnan(table[c].iloc[0])} == {
         "slope_val_loss", "max_loss_gap", "end_val_loss", "end_loss_gap", "log_end_val_loss",
         "loss_ratio"}
+
+
+def test_a_zero_loss_gives_finite_log_and_ratio_features():
+    """A float32 train loss of exactly 0 (a train set of one example) made log_end_train_loss
+    -inf and loss_ratio inf, which analyze refused as a suspect log of a healthy run."""
+    one = synthetic_log(n_runs=1).copy()
+    one.loc[one["step"] == 99, ["train_loss", "val_loss"]] = 0.0
+    row = feature_table(one, 100).iloc[0]
+    floor = float(np.finfo(np.float32).tiny)  # docs/features.md: 1.18e-38, log -87.3
+    assert row["log_end_train_loss"] == row["log_end_val_loss"] == pytest.approx(np.log(floor))
+    assert round(row["log_end_train_loss"], 1) == -87.3
+    assert row["loss_ratio"] == 0.0 and row["end_train_loss"] == 0.0
+    one.loc[one["step"] == 99, "val_loss"] = 2.0
+    assert feature_table(one, 100).iloc[0]["loss_ratio"] == pytest.approx(2.0 / floor)
+    assert np.isfinite(feature_table(one, 100).to_numpy()).all()

@@ -95,6 +95,17 @@ def _nan_stat(stat: Callable[..., np.ndarray], name: str) -> Callable[[Window], 
     return fn
 
 
+# A float32 loss of exactly 0 (a train set of a few examples, fitted to the last bit) is
+# read as the smallest positive normal float32, so that its log and the loss ratio stay finite
+# (about -87.3 and val / 1.2e-38) instead of -inf and inf, which no model can read. Any loss
+# above it, every loss of the paper's sweep, is unchanged; NaN stays NaN.
+LOSS_FLOOR = float(np.finfo(np.float32).tiny)
+
+
+def _floored(loss: np.ndarray) -> np.ndarray:
+    return np.maximum(loss, LOSS_FLOOR)
+
+
 def _registry() -> tuple[Feature, ...]:
     feats = [Feature(f"end_{s}", "end", f"{d} at the last logged step below W",
                      lambda w, s=s: w.end(s)) for s, d in _TRACKED]
@@ -118,11 +129,11 @@ def _registry() -> tuple[Feature, ...]:
                 "minimum cosine between consecutive parameter updates over the window",
                 _nan_stat(np.nanmin, "update_cos")),
         Feature("log_end_val_loss", "transform", "natural log of the end validation loss",
-                lambda w: np.log(w.end("val_loss"))),
+                lambda w: np.log(_floored(w.end("val_loss")))),
         Feature("log_end_train_loss", "transform", "natural log of the end train loss",
-                lambda w: np.log(w.end("train_loss"))),
+                lambda w: np.log(_floored(w.end("train_loss")))),
         Feature("loss_ratio", "transform", "end validation loss divided by end train loss",
-                lambda w: w.end("val_loss") / w.end("train_loss")),
+                lambda w: w.end("val_loss") / _floored(w.end("train_loss"))),
     ]
     return tuple(feats)
 
