@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import warnings
@@ -383,8 +384,6 @@ def test_evaluate_and_explain_read_the_features_a_forecaster_was_fit_on(sweep, f
 def test_run_sweep_checks_a_stop_rule_before_anything_is_written(sweep, fitted, tmp_path):
     """As `grokcast sweep --stop-model` does: was, through the Python API, another task
     trained silently and a too-short run failed after sweep.json and stop.json were written."""
-    import dataclasses
-
     from grokcast.early_stop import StopRule
 
     path, _ = fitted
@@ -585,3 +584,32 @@ def test_store_log_reads_chosen_signals_with_their_run_ids_and_steps(sweep):
     some = SweepStore(sweep).log(columns=["val_loss", "step"])
     assert list(some.columns) == ["run_id", "step", "val_loss"]
     pd.testing.assert_frame_equal(some, full[["run_id", "step", "val_loss"]])
+
+
+def test_forecasting_a_sweep_directory_lists_the_runs_it_cannot_forecast(fitted, tmp_path, capsys):
+    """Was: one diverged run (or one stopped before W) and no run of the sweep got a forecast."""
+    from grokcast.cli import main
+
+    path, _ = fitted
+    config = SweepConfig(name="mixed", p=11, train_fracs=(0.3,), weight_decays=(1.0, 1e6), seeds=(0,),
+                         n_steps=30, model=ModelConfig(d_model=16, n_heads=2, d_mlp=32),
+                         optim=OptimConfig(lr=1e-2), log=LogConfig(dense_until=40))
+    out = tmp_path / "mixed"
+    run_sweep(config, out, device="cpu", progress=False)
+    status = SweepStore(out).runs().set_index("run_id")["status"].to_dict()
+    healthy, diverged = (next(r for r, s in status.items() if s == want) for want in ("finished", "diverged"))
+    result = forecast_log(path, out, top=1)
+    assert [r["run_id"] for r in result["runs"]] == [healthy]
+    assert result["left_out"] == {diverged: "diverged"}
+    log = SweepStore(out).log()
+    expected = GrokForecaster.load(path).predict_proba(feature_table(log[log["run_id"] == healthy], W))
+    assert result["runs"][0]["p_grok"] == pytest.approx(expected[0, 1], rel=1e-12)
+    assert f"no forecast for 1 diverged run(s): {diverged}" in format_forecast(result)
+    assert forecast_log(path, out / "log", top=1)["left_out"] == {diverged: "diverged"}
+    one = tmp_path / "one.csv"
+    log[log["run_id"] == healthy].to_csv(one, index=False)
+    assert forecast_log(path, one)["left_out"] == {}
+    only = tmp_path / "only"
+    run_sweep(dataclasses.replace(config, weight_decays=(1e6,)), only, device="cpu", progress=False)
+    assert main(["forecast", "--model", str(path), str(only)]) == 2
+    assert "no run of the sweep" in capsys.readouterr().err

@@ -220,6 +220,27 @@ def format_fit(result: dict[str, Any]) -> str:
 
 # ----------------------------------------------------------------------------- forecast
 
+def sweep_dir_of(path: Path) -> Path | None:
+    """The sweep directory ``path`` is, or whose ``log/`` it is; None for any other path."""
+    in_sweep = [d for d in (path, path.parent) if d == path or path.name == "log"]
+    return next((d for d in in_sweep if path.is_dir() and (d / "sweep.json").is_file()), None)
+
+
+def _unforecastable(sweep: Path, log_df: pd.DataFrame, window: int) -> dict[str, str]:
+    """The runs of a sweep that have no forecast, by run_id: diverged ones, and those stopped
+    early whose log does not cover the window."""
+    from grokcast.store import SweepStore
+
+    status = SweepStore(sweep).runs().set_index("run_id")["status"]
+    out = {}
+    for run_id in status.index[status != "finished"]:
+        try:
+            check_log(log_df[log_df["run_id"] == run_id], window)
+        except LogError:
+            out[str(run_id)] = str(status[run_id])
+    return out
+
+
 def read_log(path: str | os.PathLike) -> pd.DataFrame:
     """Read a log file: ``.csv``, or ``.parquet`` / ``.pq`` (a file or a dataset directory).
 
@@ -231,8 +252,7 @@ def read_log(path: str | os.PathLike) -> pd.DataFrame:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"log {str(path)!r} does not exist")
-    in_sweep = [d for d in (path, path.parent) if d == path or path.name == "log"]
-    sweep = next((d for d in in_sweep if path.is_dir() and (d / "sweep.json").is_file()), None)
+    sweep = sweep_dir_of(path)
     if sweep is not None:
         store = SweepStore(sweep)
         store.verify()
@@ -459,8 +479,10 @@ def forecast_log(model_path: str | os.PathLike, log_path: str | os.PathLike, *,
     Returns
     -------
     dict
-        ``model``, ``log``, ``window``, ``threshold``, ``sweep_hash``, ``n_train_runs`` and
-        ``runs``: one :func:`explain` entry per run, sorted by run_id.
+        ``model``, ``log``, ``window``, ``threshold``, ``sweep_hash``, ``n_train_runs``,
+        ``runs``: one :func:`explain` entry per run, sorted by run_id, and ``left_out``: for
+        a sweep directory, the runs without a forecast (diverged, or stopped before the
+        window ends) and their status, by run_id; empty for a log file.
 
     Raises
     ------
@@ -472,11 +494,18 @@ def forecast_log(model_path: str | os.PathLike, log_path: str | os.PathLike, *,
     model = GrokForecaster.load(model_path)
     meta = model.metadata_
     log_df = read_log(log_path)
+    sweep = sweep_dir_of(Path(log_path))
+    left_out = {} if sweep is None else _unforecastable(sweep, log_df, meta.window)
+    if left_out and len(left_out) == log_df["run_id"].nunique():
+        raise LogError(f"no run of the sweep {str(log_path)!r} can be forecast: all "
+                       f"{len(left_out)} diverged or were stopped before W={meta.window}")
     return {
         "model": str(model_path), "log": str(log_path), "window": meta.window,
         "threshold": meta.threshold, "sweep_hash": meta.sweep_hash,
         "n_train_runs": meta.n_train_runs,
-        "runs": forecast_frame(model, log_df, meta.window, top=top),
+        "runs": forecast_frame(model, log_df[~log_df["run_id"].isin(list(left_out))], meta.window,
+                               top=top),
+        "left_out": left_out,
     }
 
 
@@ -575,4 +604,8 @@ def format_forecast(result: dict[str, Any]) -> str:
                 head = f"  {label + ':':<13}" if k == 0 else " " * 15
                 lines.append(f"{head}{e['feature']:<20} = {e['value']:<11.4g} "
                              f"(z {e['z']:+6.2f}) {e['contribution']:+.2g} log-odds")
+    left_out = result.get("left_out") or {}
+    for status in sorted(set(left_out.values())):
+        ids = sorted(r for r, s in left_out.items() if s == status)
+        lines.append(f"\nno forecast for {len(ids)} {status} run(s): {', '.join(ids)}")
     return "\n".join(lines)
