@@ -177,6 +177,9 @@ def test_short_or_incomplete_logs_are_refused(sweep, fitted, tmp_path):
         forecast(cut)
     with pytest.raises(LogError, match="lacks column[(]s[)] grad_norm, update_cos"):
         forecast(one.drop(columns=["grad_norm", "update_cos"]))
+    one.to_csv(tmp_path / "semicolons.csv", index=False, sep=";")
+    with pytest.raises(LogError, match="its one column's name holds ';': a CSV must be comma-separated[)]$"):
+        forecast_log(path, tmp_path / "semicolons.csv")
     with pytest.raises(LogError, match="starts at step 1"):
         forecast(one[one["step"] >= 1])
     with pytest.raises(LogError, match="logs step 3 twice"):
@@ -613,3 +616,32 @@ def test_forecasting_a_sweep_directory_lists_the_runs_it_cannot_forecast(fitted,
     run_sweep(dataclasses.replace(config, weight_decays=(1e6,)), only, device="cpu", progress=False)
     assert main(["forecast", "--model", str(path), str(only)]) == 2
     assert "no run of the sweep" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("text, found", [("[]", "found list"), ('{"model": ', "found Expecting")])
+def test_a_hand_edited_stop_json_is_named_on_resume(sweep, tmp_path, capsys, text, found):
+    """Was: an AttributeError traceback ([]), or a JSON error naming no file."""
+    import shutil
+
+    from grokcast.cli import main
+
+    copy = tmp_path / "copy"
+    shutil.copytree(sweep, copy)
+    (copy / "stop.json").write_text(text)
+    config = tmp_path / "sweep.json"
+    config.write_text(json.dumps(SweepStore(sweep).read_config().to_dict()))
+    assert main(["sweep", "--config", str(config), "--out", str(copy), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert f"stop.json' is not a stop rule grokcast wrote (expected a JSON object, {found}" in err
+
+
+def test_ctrl_c_outside_a_sweep_does_not_claim_runs_were_stored(sweep, capsys, monkeypatch):
+    import grokcast.analysis
+    from grokcast.cli import main
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(grokcast.analysis, "analyze_sweep", interrupted)
+    assert main(["analyze", str(sweep), "--out", "/nonexistent/never-written"]) == 130
+    assert capsys.readouterr().err.strip() == "grokcast analyze: interrupted"

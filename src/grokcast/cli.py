@@ -299,7 +299,8 @@ def main(argv: list[str] | None = None) -> int:
               "less (fewer runs, resamples or workers)", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        print(f"grokcast {args.command}: interrupted; finished runs are stored", file=sys.stderr)
+        stored = "; finished runs are stored" if args.command in ("sweep", "reproduce") else ""
+        print(f"grokcast {args.command}: interrupted{stored}", file=sys.stderr)
         return 130
     return 0
 

@@ -244,7 +244,7 @@ class SweepStore:
         if first:
             self._record_stop(stop)
             return
-        stored = json.loads(self.stop_path.read_text()) if self.stop_path.is_file() else None
+        stored = self._read_stop()
         if stored is None and (self.runs()["status"] == "stopped").any():
             # Stopped by a rule that a version before stop.json did not record.
             if stop is None:
@@ -255,6 +255,19 @@ class SweepStore:
         if not _same_stop_rule(stored, stop):
             raise StoreError(f"{str(self.root)!r} was trained {_stop_words(stored)}, not "
                              f"{_stop_words(stop)}: resume with the same, or use a new --out")
+
+    def _read_stop(self) -> dict[str, Any] | None:
+        if not self.stop_path.is_file():
+            return None
+        try:
+            stored = json.loads(self.stop_path.read_text())
+        except (ValueError, UnicodeDecodeError) as err:
+            stored = err
+        if not isinstance(stored, dict):
+            found = stored if isinstance(stored, Exception) else type(stored).__name__
+            raise StoreError(f"{str(self.stop_path)!r} is not a stop rule grokcast wrote (expected "
+                             f"a JSON object, found {found}): restore it, or train into a new --out")
+        return stored
 
     def _record_stop(self, stop: dict[str, Any] | None) -> None:
         if stop is None:

@@ -284,8 +284,12 @@ def check_log(log_df: pd.DataFrame, window: int) -> None:
     """
     missing = [c for c in LOG_COLUMNS if c not in log_df.columns]
     if missing:
+        # One column whose name holds the others: a CSV written with another separator.
+        other = len(log_df.columns) == 1 and next(
+            (sep for sep in (";", "\t", "|") if sep in str(log_df.columns[0])), None)
+        hint = f" (its one column's name holds {other!r}: a CSV must be comma-separated)" if other else ""
         raise LogError(f"the log lacks column(s) {', '.join(missing)}; a log has the columns "
-                       f"{', '.join(LOG_COLUMNS)}")
+                       f"{', '.join(LOG_COLUMNS)}{hint}")
     if log_df.empty:
         raise LogError("the log holds no rows")
     no_id = log_df["run_id"].isna() | (log_df["run_id"].astype(str).str.strip() == "")
@@ -496,15 +500,16 @@ def forecast_log(model_path: str | os.PathLike, log_path: str | os.PathLike, *,
     log_df = read_log(log_path)
     sweep = sweep_dir_of(Path(log_path))
     left_out = {} if sweep is None else _unforecastable(sweep, log_df, meta.window)
-    if left_out and len(left_out) == log_df["run_id"].nunique():
-        raise LogError(f"no run of the sweep {str(log_path)!r} can be forecast: all "
-                       f"{len(left_out)} diverged or were stopped before W={meta.window}")
+    if left_out:
+        log_df = log_df[~log_df["run_id"].isin(list(left_out))]
+        if log_df.empty:
+            raise LogError(f"no run of the sweep {str(log_path)!r} can be forecast: all "
+                           f"{len(left_out)} diverged or were stopped before W={meta.window}")
     return {
         "model": str(model_path), "log": str(log_path), "window": meta.window,
         "threshold": meta.threshold, "sweep_hash": meta.sweep_hash,
         "n_train_runs": meta.n_train_runs,
-        "runs": forecast_frame(model, log_df[~log_df["run_id"].isin(list(left_out))], meta.window,
-                               top=top),
+        "runs": forecast_frame(model, log_df, meta.window, top=top),
         "left_out": left_out,
     }
 
