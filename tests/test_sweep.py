@@ -325,7 +325,7 @@ def test_a_cgroup_memory_limit_caps_the_cpu_memory(tmp_path, monkeypatch, files,
     for name, text in files.items():
         (tmp_path / name).parent.mkdir(exist_ok=True)
         (tmp_path / name).write_text(text)
-    assert sweep_module.cgroup_memory_limit(tmp_path) == limit
+    assert sweep_module.cgroup_memory_limit(tmp_path, tmp_path / "no-proc-file") == limit
     import os
 
     ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
@@ -343,3 +343,26 @@ def test_run_sweep_tunes_the_allocator_of_the_process_it_trains_in(tmp_path, mon
                          log=LogConfig(dense_until=2, every=2))
     run_sweep(config, tmp_path / "s", device="cpu", progress=False)
     assert calls == [1]
+
+
+@pytest.mark.parametrize(("proc", "files", "limit"), [
+    # cgroup v1, a job's nested cgroup limited below its parent's (none at the root)
+    ("4:memory:/slurm/job_7\n0::/\n", {"memory/slurm/job_7/memory.limit_in_bytes": "1073741824\n",
+                                       "memory/slurm/memory.limit_in_bytes": "4294967296\n",
+                                       "memory/memory.limit_in_bytes": "9223372036854771712\n"}, 2**30),
+    # a parent's limit binds a child without its own
+    ("4:memory:/slurm/job_7\n", {"memory/slurm/memory.limit_in_bytes": "4294967296\n"}, 4 * 2**30),
+    # cgroup v2: one hierarchy
+    ("0::/user.slice/job\n", {"user.slice/job/memory.max": "max\n",
+                               "user.slice/memory.max": "3221225472\n"}, 3 * 2**30),
+    ("4:memory:/a\n0::/\n", {}, None),
+])
+def test_the_memory_limit_of_a_nested_cgroup_is_found(tmp_path, proc, files, limit):
+    """Was: only the root's limit was read, so a batch job's own limit was missed."""
+    import grokcast.sweep as sweep_module
+
+    (tmp_path / "cgroup").write_text(proc)
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    assert sweep_module.cgroup_memory_limit(tmp_path, tmp_path / "cgroup") == limit

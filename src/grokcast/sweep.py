@@ -113,16 +113,40 @@ def device_bytes(device: torch.device) -> int:
     return min(ram, cgroup_memory_limit() or ram)
 
 
-def cgroup_memory_limit(root: Path = Path("/sys/fs/cgroup")) -> int | None:
-    """A cgroup's memory limit in bytes (v2 ``memory.max``, v1 ``memory/memory.limit_in_bytes``,
-    whose "no limit" is a huge number); None without one."""
-    for path in (root / "memory.max", root / "memory" / "memory.limit_in_bytes"):
-        try:
-            text = path.read_text().strip()
-        except OSError:
+def cgroup_memory_limit(root: Path = Path("/sys/fs/cgroup"),
+                        proc: Path = Path("/proc/self/cgroup")) -> int | None:
+    """The lowest memory limit in bytes of the cgroups this process is in: its own, as
+    ``proc`` names it (a batch scheduler's job is a nested cgroup), and each one above it
+    (v2 ``memory.max``, v1 ``memory/.../memory.limit_in_bytes``, whose "no limit" is a huge
+    number); None without one."""
+    limits = []
+    for d in _cgroup_dirs(root, "memory", proc):
+        for name in ("memory.max", "memory.limit_in_bytes"):
+            try:
+                text = (d / name).read_text().strip()
+            except OSError:
+                continue
+            if text.isdigit() and int(text) < 2**60:
+                limits.append(int(text))
+    return min(limits, default=None)
+
+
+def _cgroup_dirs(root: Path, controller: str, proc: Path) -> list[Path]:
+    """The directories of the cgroups that bound this process for ``controller``, its own
+    first, then each parent: under ``root`` for cgroup v2 (a ``0::/path`` line), under
+    ``root/controller`` for v1 (``N:controller:/path``). Without ``proc``: the roots alone."""
+    try:
+        lines = proc.read_text().splitlines()
+    except OSError:
+        lines = []
+    dirs = []
+    for line in lines:
+        _, names, path = (line.split(":", 2) + ["", ""])[:3]
+        if names and controller not in names.split(","):
             continue
-        return int(text) if text.isdigit() and int(text) < 2**60 else None
-    return None
+        base, rel = (root / controller if names else root), Path(path.strip().lstrip("/"))
+        dirs += [base / d for d in (rel, *rel.parents)]
+    return list(dict.fromkeys(dirs + [root, root / controller]))
 
 
 def default_chunk_size(device: torch.device, config: SweepConfig, workers: int = 1) -> int:
