@@ -307,7 +307,16 @@ def test_a_cgroup_cpu_quota_caps_the_usable_cores(tmp_path, files, cpus):
     for name, text in files.items():
         (tmp_path / name).parent.mkdir(exist_ok=True)
         (tmp_path / name).write_text(text)
-    assert cgroup_cpu_quota(tmp_path) == cpus
+    assert cgroup_cpu_quota(tmp_path, tmp_path / "no-proc-file") == cpus
+    # The same quota on a job's nested cgroup (v1 and v2), under an unlimited root.
+    nested = tmp_path / "nested"
+    for name, text in files.items():
+        path = nested / name.replace("cpu/", "cpu/job/") if "/" in name else nested / "job" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    nested.mkdir(exist_ok=True)
+    (nested / "cgroup").write_text("3:cpu,cpuacct:/job\n0::/job\n")
+    assert cgroup_cpu_quota(nested, nested / "cgroup") == cpus
 
 
 @pytest.mark.parametrize(("files", "limit"), [

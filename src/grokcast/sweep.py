@@ -201,19 +201,25 @@ def usable_cores() -> int:
     return max(1, min(cores, cgroup_cpu_quota() or cores))
 
 
-def cgroup_cpu_quota(root: Path = Path("/sys/fs/cgroup")) -> int | None:
-    """The CPUs a cgroup's CPU quota allows, rounded up (v2 ``cpu.max``, v1
-    ``cpu/cpu.cfs_quota_us``); None without a quota. A container started with ``--cpus 2`` on
-    a 64-core host has all 64 cores in its affinity but the time of 2 to share among them."""
-    try:
-        if (root / "cpu.max").exists():
-            quota, period = (root / "cpu.max").read_text().split()[:2]
-        else:
-            quota = (root / "cpu" / "cpu.cfs_quota_us").read_text().strip()
-            period = (root / "cpu" / "cpu.cfs_period_us").read_text().strip()
-        return None if quota in ("max", "-1") else max(1, -(-int(quota) // int(period)))
-    except (OSError, ValueError):  # no cgroup files (not Linux, not mounted): no quota known
-        return None
+def cgroup_cpu_quota(root: Path = Path("/sys/fs/cgroup"),
+                     proc: Path = Path("/proc/self/cgroup")) -> int | None:
+    """The CPUs the lowest CPU quota of this process's cgroups allows (its own and those above
+    it, as for :func:`cgroup_memory_limit`), rounded up (v2 ``cpu.max``, v1
+    ``cpu/.../cpu.cfs_quota_us``); None without a quota. A container started with ``--cpus 2``
+    on a 64-core host has all 64 cores in its affinity but the time of 2 to share among them."""
+    quotas = []
+    for d in _cgroup_dirs(root, "cpu", proc):
+        try:
+            if (d / "cpu.max").exists():
+                quota, period = (d / "cpu.max").read_text().split()[:2]
+            else:
+                quota = (d / "cpu.cfs_quota_us").read_text().strip()
+                period = (d / "cpu.cfs_period_us").read_text().strip()
+            if quota not in ("max", "-1"):
+                quotas.append(max(1, -(-int(quota) // int(period))))
+        except (OSError, ValueError):  # no cgroup files (not Linux, not mounted) or garbled
+            continue
+    return min(quotas, default=None)
 
 
 def max_workers() -> int:
