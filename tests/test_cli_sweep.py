@@ -262,6 +262,29 @@ def test_grids_may_be_python_lists_and_numpy_numbers():
         SweepConfig(seeds=[np.array([0, 1])])
 
 
+def test_scalar_settings_may_be_numpy_numbers_and_are_stored_as_plain_ones():
+    """Was: `SweepConfig(n_steps=np.int64(300))` and `RunConfig(seed=np.int64(1))` refused,
+    while a grid of numpy numbers was taken."""
+    import json
+
+    import numpy as np
+
+    from grokcast.config import LogConfig, ModelConfig, OptimConfig, RunConfig
+
+    config = SweepConfig(p=np.int64(23), n_steps=np.int64(300), split_seed=np.int32(1),
+                         model=ModelConfig(d_model=np.int64(32), init_scale=np.float64(0.5)),
+                         optim=OptimConfig(lr=np.float32(0.25)), log=LogConfig(every=np.int64(50)))
+    plain = SweepConfig(p=23, n_steps=300, split_seed=1, model=ModelConfig(d_model=32, init_scale=0.5),
+                        optim=OptimConfig(lr=0.25), log=LogConfig(every=50))
+    assert config == plain and json.dumps(config.to_dict()) == json.dumps(plain.to_dict())
+    assert type(config.n_steps) is int and type(config.model.init_scale) is float
+    assert RunConfig(seed=np.int64(1)).run_id == RunConfig(seed=1).run_id
+    with pytest.raises(ConfigError, match=r"^n_steps=3.5 is not allowed: expected an integer"):
+        SweepConfig(n_steps=np.float64(3.5))
+    with pytest.raises(ConfigError, match=r"^seed=(np\.)?True_? is not allowed"):
+        RunConfig(seed=np.bool_(True))
+
+
 def test_config_errors_name_value_and_allowed():
     with pytest.raises(ConfigError, match=r"train_frac=0 .*\(0.0, 1.0\) \(an entry of train_fracs\)"):
         SweepConfig(train_fracs=(0,))

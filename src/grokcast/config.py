@@ -39,6 +39,15 @@ def _fail(name: str, value: Any, allowed: str) -> None:
     raise ConfigError(f"{name}={value!r} is not allowed: expected {allowed}", field=name)
 
 
+def _plain_numbers(config: Any) -> None:
+    """A numpy scalar field (``n_steps=np.int64(300)``) becomes the plain number a TOML file
+    holds, before the checks: the config is then compared, hashed and written as JSON alike."""
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if isinstance(value, np.integer | np.floating):
+            object.__setattr__(config, f.name, value.item())
+
+
 def _check_int(name: str, value: Any, minimum: int, maximum: int | None = None) -> None:
     if (isinstance(value, bool) or not isinstance(value, int) or value < minimum
             or (maximum is not None and value > maximum)):
@@ -70,6 +79,7 @@ class ModelConfig:
     precision: str = "fp32"
 
     def __post_init__(self) -> None:
+        _plain_numbers(self)
         _check_int("model.d_model", self.d_model, 1, MAX_WIDTH)
         _check_int("model.n_heads", self.n_heads, 1)
         _check_int("model.d_mlp", self.d_mlp, 1, MAX_WIDTH)
@@ -92,6 +102,7 @@ class OptimConfig:
     eps: float = 1e-8
 
     def __post_init__(self) -> None:
+        _plain_numbers(self)
         _check_real("optim.lr", self.lr, lo=0.0, lo_open=True)
         _check_real("optim.beta1", self.beta1, lo=0.0, hi=1.0)
         _check_real("optim.beta2", self.beta2, lo=0.0, hi=1.0)
@@ -106,6 +117,7 @@ class LogConfig:
     every: int = 100
 
     def __post_init__(self) -> None:
+        _plain_numbers(self)
         _check_int("log.dense_until", self.dense_until, 0)
         _check_int("log.every", self.every, 1)
 
@@ -140,6 +152,7 @@ class RunConfig:
     log: LogConfig = field(default_factory=LogConfig)
 
     def __post_init__(self) -> None:
+        _plain_numbers(self)
         _check_int("p", self.p, 2, MAX_P)
         _check_real("train_frac", self.train_frac, lo=0.0, hi=1.0, lo_open=True, hi_open=True)
         _check_real("weight_decay", self.weight_decay, lo=0.0)
@@ -190,6 +203,7 @@ class SweepConfig:
     log: LogConfig = field(default_factory=LogConfig)
 
     def __post_init__(self) -> None:
+        _plain_numbers(self)
         if not isinstance(self.name, str) or not self.name.strip():
             _fail("name", self.name, "a non-empty string")
         for name in ("train_fracs", "weight_decays", "seeds"):
