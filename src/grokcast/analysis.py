@@ -180,6 +180,15 @@ def _default_predict(n_runs: int) -> tuple[str, _HeldOutFn]:
         lambda X, y, rng: kfold_predictions(X, y, n_splits=_n_splits(y), rng=rng)
 
 
+# The ``cv`` of an analysis made with a custom ``predict_fn``: this prefix and its name.
+CUSTOM_CV = "custom:"
+
+
+def custom_predictor(cv: str | None) -> str | None:
+    """The name of the custom predictor an analysis's ``cv`` records; None for the paper's."""
+    return cv[len(CUSTOM_CV):] if cv and cv.startswith(CUSTOM_CV) else None
+
+
 def _cv_label(cv: str, y: np.ndarray) -> str:
     """The CV actually used for one label vector (k-fold shrinks with a rare class)."""
     return f"{_n_splits(y)}-fold" if cv.endswith("-fold") else cv
@@ -296,7 +305,7 @@ def analyze(runs_df: pd.DataFrame, log_df: pd.DataFrame, config: Any, *,
     if predict_fn is None:
         cv, predict = _default_predict(len(runs))
     else:
-        cv = f"custom:{getattr(predict_fn, '__name__', type(predict_fn).__name__)}"
+        cv = f"{CUSTOM_CV}{getattr(predict_fn, '__name__', type(predict_fn).__name__)}"
         predict = lambda X, y, rng: predict_fn(X, y)  # noqa: E731
     by_threshold = {
         _key(th): _threshold_entry(reaches(runs["max_val_acc"], th).astype(int), tables, max_acc,
@@ -533,8 +542,8 @@ def _caption(result: dict[str, Any], key: str) -> str:
     sweep = result["sweep"]
     n = entry["n_pos"] + entry["n_neg"]
     cv_name = entry["cv"] or s["cv"]
-    multi = (f"custom predictor {cv_name[len('custom:'):]}, its held-out predictions"
-             if cv_name.startswith("custom:") else
+    custom = custom_predictor(cv_name)
+    multi = (f"custom predictor {custom}, its held-out predictions" if custom is not None else
              "28-feature logistic regression, "
              + {"loo": "leave-one-out CV"}.get(cv_name, f"{cv_name} CV"))
     text = (f"AUROC [{s['level']:.0%} bootstrap CI] for predicting max val_acc ≥ {key} "

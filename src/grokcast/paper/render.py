@@ -36,7 +36,7 @@ import numpy as np
 from scipy.stats import fisher_exact
 
 from grokcast import figures as F
-from grokcast.analysis import feature_difference, table3_order
+from grokcast.analysis import custom_predictor, feature_difference, table3_order
 from grokcast.signals import reaches
 from grokcast.stats import format_p
 
@@ -981,18 +981,13 @@ def _table3_rows(analysis: dict, key: str, window: int) -> list[list[str]]:
 def _cv_words(cv: str | None) -> str:
     if cv in (None, "loo"):
         return "leave-one-out (LOO) cross-validation over runs"
-    if _custom(cv):
+    if custom_predictor(cv):
         return "the held-out predictions it returns"
     return f"{esc(cv)} cross-validation over runs"
 
 
-def _custom(cv: str | None) -> str | None:
-    """The name of a custom predictor given to ``analyze`` (its cv is ``custom:<name>``)."""
-    return cv[len("custom:"):] if cv and cv.startswith("custom:") else None
-
-
 def _model_words(cv: str | None) -> str:
-    name = _custom(cv)
+    name = custom_predictor(cv)
     return "an ℓ#sub[2]-regularised logistic regression" if name is None else \
         f"a custom predictor ({esc(name)}) given to the analysis"
 
@@ -1231,7 +1226,7 @@ def _method(f: _Facts) -> str:
         "the folds are not shuffled: each takes, within each class, a consecutive block of its "
         "runs in the order given, here that of their run ids, so the chosen strength depends on "
         "that order. The model is evaluated by "
-        f"{_cv_words(f.cv)}." if _custom(f.cv) is None else
+        f"{_cv_words(f.cv)}." if custom_predictor(f.cv) is None else
         f"The {f.n_feat} features are fed to {_model_words(f.cv)}, which returns each run's "
         "held-out P(grok); it is evaluated by those predictions.")
     return (
@@ -1414,7 +1409,7 @@ def _tables(f: _Facts) -> dict[str, Any]:
                  "caption": (f"AUROC [{f.lvl} bootstrap CI] for predicting max val acc ≥ "
                              f"{f.th1} ({f.grok1} runs positive) from the first W steps. "
                              + (f"multi: {f.n_feat}-feature logistic regression, held out by "
-                                f"{'LOO' if cv in (None, 'loo') else esc(cv)}" if _custom(cv) is None
+                                f"{'LOO' if cv in (None, 'loo') else esc(cv)}" if custom_predictor(cv) is None
                                 else f"multi: {_model_words(cv)}, its held-out predictions")
                              + "; val loss / val "
                              "acc: the end-of-window value alone. Δ: paired-bootstrap "
