@@ -169,6 +169,35 @@ def test_sweep_hash_is_stable_and_sensitive(sweep):
     assert A.sweep_hash(runs, changed) != h
 
 
+def test_sweep_hash_follows_the_recipe_in_the_schema(sweep):
+    """docs/analysis-schema.md's byte recipe, written out in plain Python, gives the hash."""
+    import hashlib
+    import math
+    import struct
+
+    runs, log = sweep
+    runs = runs.assign(status=["finished"] * (len(runs) - 1) + [None], chunk="c")  # a missing text
+    log = log.copy()
+    log.loc[3, "val_loss"] = float("nan")
+    h = hashlib.sha256()
+    for label, table, keys in (("runs", runs, ["run_id"]), ("log", log, ["run_id", "step"])):
+        rows = sorted(table.to_dict("records"), key=lambda r: tuple(r[k] for k in keys))
+        h.update(f"[{label} {len(rows)}]".encode())
+        for col in sorted(c for c in table.columns if c not in ("chunk", "chunk_seconds")):
+            h.update(f"\x1e{col}\x1e".encode())
+            values = [r[col] for r in rows]
+            if label == "log" and col == "run_id":
+                ids = sorted(set(values))
+                h.update(b"".join(struct.pack("<q", ids.index(v)) for v in values))
+                h.update("\x1f".join(ids).encode())
+            elif pd.api.types.is_numeric_dtype(table[col]) or pd.api.types.is_bool_dtype(table[col]):
+                h.update(b"".join(bytes.fromhex("000000000000f87f") if math.isnan(float(v))
+                                  else struct.pack("<d", float(v)) for v in values))
+            else:
+                h.update("\x1f".join("" if v is None or v != v else str(v) for v in values).encode())
+    assert A.sweep_hash(runs, log) == h.hexdigest()
+
+
 def test_runs_stopped_early_are_left_out_like_absent_runs(sweep):
     """A stopped run's max val acc is censored at its stop: its label is unknown."""
     runs, log = sweep

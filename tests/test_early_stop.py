@@ -613,7 +613,7 @@ def test_markdown_same_budget_table_shows_a_row_per_display_threshold():
 
 def test_live_hook_stops_a_diverged_run_and_keeps_the_offline_decisions_of_the_rest(sweeps):
     """A run whose log turns NaN before the decision has no finite features: it is stopped,
-    at any threshold above 0; the others are stopped exactly where their offline P(grok) is."""
+    at any threshold, 0 included; the others are stopped exactly where their offline P(grok) is."""
     from grokcast.early_stop import StopRule
 
     store, model = sweeps["heldout"], sweeps["forecaster"]
@@ -622,21 +622,21 @@ def test_live_hook_stops_a_diverged_run_and_keeps_the_offline_decisions_of_the_r
             for f, wd, s in runs_df[["train_frac", "weight_decay", "seed"]].itertuples(index=False)]
     ids = [r.run_id for r in runs]
     p_offline = model.predict_proba(feature_table(log, W).reindex(ids))[:, 1]
-    below = float(np.median(p_offline))
     table = log.set_index(["run_id", "step"])[list(SIGNAL_NAMES)]
-    hook = StopRule.from_file(sweeps["path"], below).hook(runs)
     nan_cols = [k for k, name in enumerate(SIGNAL_NAMES) if not name.endswith("_acc")]
-    decisions = []
-    for step in LOG.steps(N_STEPS):
-        values = table.xs(step, level="step").reindex(ids).to_numpy().copy()
-        if step >= 10:  # run 0 diverged at step 10: as the trainer logs it, only the
-            values[0, nan_cols] = np.nan  # accuracies stay finite (argmax of NaN logits)
-        out = hook(step, values)
-        if out is not None:
-            decisions.append((step, out.tolist()))
-    expected = [True] + (p_offline[1:] < below).tolist()
-    assert decisions == [(W - 1, expected)]
-    assert 0 < sum(expected[1:]) < len(ids) - 1  # the threshold splits the finite runs
+    for below in (float(np.median(p_offline)), 0.0):
+        hook = StopRule.from_file(sweeps["path"], below).hook(runs)
+        decisions = []
+        for step in LOG.steps(N_STEPS):
+            values = table.xs(step, level="step").reindex(ids).to_numpy().copy()
+            if step >= 10:  # run 0 diverged at step 10: as the trainer logs it, only the
+                values[0, nan_cols] = np.nan  # accuracies stay finite (argmax of NaN logits)
+            out = hook(step, values)
+            if out is not None:
+                decisions.append((step, out.tolist()))
+        expected = [True] + (p_offline[1:] < below).tolist()
+        assert decisions == [(W - 1, expected)]
+    assert 0 < sum(p_offline[1:] < np.median(p_offline)) < len(ids) - 1  # a split of the rest
     # The same with a run that really diverges (1 - lr * wd < 0): the live sweep goes on.
     from grokcast.train import train_ensemble
 

@@ -239,6 +239,18 @@ def test_a_denser_log_is_cut_to_the_forecasters_steps(sweep, tmp_path):
     assert {r["run_id"]: r["p_grok"] for r in result["runs"]} == pytest.approx(want, rel=1e-12)
     dense_p = model.predict_proba(feature_table(log, W).reindex(runs["run_id"]))[:, 1]
     assert not np.allclose(dense_p, list(want.values()))  # the cut matters
+    # A row the forecaster does not read is ignored whatever it holds; one it reads is checked.
+    first = log["run_id"] == log["run_id"].min()
+    for step, refused in ((7, False), (8, True)):
+        bad = log.copy()
+        bad.loc[first & (bad["step"] == step), "erank_we"] = np.nan
+        bad.to_csv(tmp_path / "bad.csv", index=False)
+        if refused:
+            with pytest.raises(LogError, match="has erank_we = nan at step 8"):
+                forecast_log(tmp_path / "m.json", tmp_path / "bad.csv")
+        else:
+            got = forecast_log(tmp_path / "m.json", tmp_path / "bad.csv")
+            assert {r["run_id"]: r["p_grok"] for r in got["runs"]} == pytest.approx(want, rel=1e-12)
 
 
 def test_window_steps_in_a_forecaster_file_are_validated(fitted, tmp_path):

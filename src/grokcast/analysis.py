@@ -125,7 +125,9 @@ def sweep_hash(runs_df: pd.DataFrame, log_df: pd.DataFrame) -> str:
 
     Hashes the runs table sorted by ``run_id`` (without the bookkeeping columns ``chunk`` and
     ``chunk_seconds``) and the log sorted by (``run_id``, ``step``), columns in name order;
-    numbers as little-endian float64 with one NaN bit pattern, text as UTF-8.
+    numbers as little-endian float64 with one NaN bit pattern, text as UTF-8. The exact byte
+    stream (table and column separators, the log's run ids as codes) is this function's:
+    ``docs/analysis-schema.md`` spells it out.
 
     Returns
     -------

@@ -185,7 +185,7 @@ def halving_stops(data: HeldOut, signal: str, keep_fraction: float, rung_steps: 
         if idx.size == 0:
             break
         bad = _badness(data.metric_at(signal, r)[idx], _HIGHER_IS_BETTER[signal])
-        n_keep = math.ceil(keep_fraction * idx.size - 1e-9)  # 1e-9: 0.5 * 4 is 2, not 3
+        n_keep = math.ceil(keep_fraction * idx.size - 1e-9)  # 1e-9: 0.14 * 50 is 7.000000000000001, 7 not 8
         cut = idx[np.argsort(bad, kind="stable")[n_keep:]]
         stop_at[cut] = r
         alive[cut] = False
@@ -241,13 +241,12 @@ def held_out(runs_df: pd.DataFrame, log_df: pd.DataFrame, forecaster: Any, *, wi
                          "of grokking runs kept is undefined")
 
     from grokcast.analysis import feature_matrix
-    from grokcast.tool import check_log, model_inputs, window_log
+    from grokcast.tool import checked_window, model_inputs
 
-    # A finished run with a non-finite value in its window has a suspect log: refused, as by
-    # `evaluate`, rather than scored NaN and counted as stopped (a wrong stop of a grokker).
-    check_log(log, window)
-    # The features are read at the steps the forecaster's training runs logged, no others.
-    table = feature_matrix(window_log(forecaster, log, window), run_ids, window)
+    # The features are read at the steps the forecaster's training runs logged, no others. A
+    # finished run with a non-finite value there has a suspect log: refused, as by `evaluate`,
+    # rather than scored NaN and counted as stopped (a wrong stop of a grokker).
+    table = feature_matrix(checked_window(forecaster, log, window), run_ids, window)
     p = forecaster.predict_proba(model_inputs(forecaster, table))[:, 1]
     return HeldOut(run_ids=run_ids, n_steps=n_steps, grok_step=grok_step.astype(np.int64),
                    steps=steps, val_loss=wide["val_loss"].to_numpy(dtype=float), val_acc=val_acc,
@@ -697,20 +696,22 @@ def forecast_hook(rule: StopRule, runs: Sequence[Any]) -> LogHook:
         # The log holds the required steps only, the last at decide_at, so the window
         # decide_at + 1 reads exactly them (no feature reads W itself): the log need not
         # reach W - 1 where W falls between logged steps (sparse logging).
-        return _p_grok(model, pd.concat(rows, ignore_index=True), run_ids, decide_at + 1) < rule.below
+        p = _p_grok(model, pd.concat(rows, ignore_index=True), run_ids, decide_at + 1)
+        # A diverged run is stopped whatever the threshold, even below = 0: it cannot grok.
+        return np.isnan(p) | (p < rule.below)
 
     return hook
 
 
 def _p_grok(model: Any, log: pd.DataFrame, run_ids: list[str], window: int) -> np.ndarray:
-    """P(grok) of each run from its log below ``window``; 0 for a run with nothing finite to
+    """P(grok) of each run from its log below ``window``; NaN for a run with nothing finite to
     read: a diverged one (its loss or update norm not finite, which the feature table would
     read as a log ending early) or one with a non-finite feature the model reads."""
     from grokcast.tool import model_inputs
 
     diverged = ~np.isfinite(log[["train_loss", "update_norm"]]).all(axis=1)
     live = ~diverged.groupby(log["run_id"]).any().reindex(run_ids).to_numpy()
-    p = np.zeros(len(run_ids))
+    p = np.full(len(run_ids), np.nan)
     if not live.any():
         return p
     kept = [r for r, keep in zip(run_ids, live) if keep]

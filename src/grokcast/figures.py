@@ -274,7 +274,9 @@ def choose_feature_pair(values: pd.DataFrame, folded: dict[str, float], *,
     ``max_abs_rho``, take the pair whose *weaker* member has the highest folded AUROC (ties:
     the higher sum, then the names in alphabetical order). If no pair is that weakly
     correlated, take the least correlated pair among the five best features. Features with
-    an undefined AUROC, or constant or missing values, are never chosen.
+    constant or missing values are never chosen, nor are features with an undefined AUROC
+    unless fewer than two have one (a threshold every run reaches, say): then any two
+    varying features are candidates.
 
     Parameters
     ----------

@@ -244,7 +244,7 @@ def _objective(w: np.ndarray, yz: np.ndarray, cm: np.ndarray) -> np.ndarray:
 
 
 def _newton_chunk(X: np.ndarray, y: np.ndarray, cm: np.ndarray, w0: np.ndarray, *, tol: float,
-                  max_iter: int) -> tuple[np.ndarray, np.ndarray]:
+                  max_iter: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Minimise the liblinear objective for a stack of problems by damped Newton.
 
     Parameters
@@ -326,7 +326,7 @@ def _newton_chunk(X: np.ndarray, y: np.ndarray, cm: np.ndarray, w0: np.ndarray, 
 
 def _solve_l2_logistic(designs: np.ndarray, group: np.ndarray, y01: np.ndarray,
                        train: np.ndarray, C: np.ndarray, *, tol: float, max_iter: int,
-                       w0: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                       w0: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Exact liblinear solutions of many problems sharing a few designs.
 
     Parameters

@@ -226,16 +226,18 @@ def sweep_dir_of(path: Path) -> Path | None:
     return next((d for d in in_sweep if path.is_dir() and (d / "sweep.json").is_file()), None)
 
 
-def _unforecastable(sweep: Path, log_df: pd.DataFrame, window: int) -> dict[str, str]:
-    """The runs of a sweep that have no forecast, by run_id: diverged ones, and those stopped
-    early whose log does not cover the window."""
+def _unforecastable(sweep: Path, forecaster: Any, log_df: pd.DataFrame, window: int,
+                    ) -> dict[str, str]:
+    """The runs of a sweep that have no forecast, by run_id, with their status: those that
+    diverged or were stopped before the steps ``forecaster`` reads were all logged, finite. A
+    run that diverged later is forecast; a finished run cannot lack them (a suspect log)."""
     from grokcast.store import SweepStore
 
     status = SweepStore(sweep).runs().set_index("run_id")["status"]
     out = {}
     for run_id in status.index[status != "finished"]:
         try:
-            check_log(log_df[log_df["run_id"] == run_id], window)
+            checked_window(forecaster, log_df[log_df["run_id"] == run_id], window)
         except LogError:
             out[str(run_id)] = str(status[run_id])
     return out
@@ -280,8 +282,24 @@ def check_log(log_df: pd.DataFrame, window: int) -> None:
     its schedule), and finite values on its rows below W (``update_cos`` at step 0 aside).
     ``update_norm`` of step W - 1 is only known after step W, so a log that stops at W - 1
     without it is too short. Whether the steps the forecaster reads are all there is
-    :func:`window_log`'s check.
+    :func:`window_log`'s check; :func:`checked_window` checks the values of those steps only.
     """
+    _check_shape(log_df, window)
+    _check_values(log_df, window)
+
+
+def checked_window(forecaster: Any, log_df: pd.DataFrame, window: int) -> pd.DataFrame:
+    """The rows of each run that ``forecaster`` reads (:func:`window_log`), checked as by
+    :func:`check_log`: its shape on the whole log, its values on the rows read. A row at a step
+    the forecaster does not read is ignored, whatever it holds."""
+    _check_shape(log_df, window)
+    cut = window_log(forecaster, log_df, window)
+    _check_values(cut, window)
+    return cut
+
+
+def _check_shape(log_df: pd.DataFrame, window: int) -> None:
+    """:func:`check_log`'s checks of the columns, run ids and steps."""
     missing = [c for c in LOG_COLUMNS if c not in log_df.columns]
     if missing:
         # One column whose name holds the others: a CSV written with another separator.
@@ -316,6 +334,11 @@ def check_log(log_df: pd.DataFrame, window: int) -> None:
         raise LogError(f"the log of run {short.index[0]!r}{more} ends at step "
                        f"{int(short['max'].iloc[0])}, but a forecast with the window W={window} "
                        f"needs a log that reaches step {window - 1}")
+
+
+def _check_values(log_df: pd.DataFrame, window: int) -> None:
+    """:func:`check_log`'s checks of the values below W, on a log whose shape is checked."""
+    step = pd.to_numeric(log_df["step"])
     inside = log_df.assign(step=step)[step < window].sort_values(["run_id", "step"])
     for column in SIGNAL_NAMES:
         as_number = pd.to_numeric(inside[column], errors="coerce")
@@ -402,8 +425,9 @@ def explain(forecaster: GrokForecaster, features: pd.DataFrame, *, top: int = 3,
     list of dict, one per run
         ``run_id``, ``p_grok``, ``log_odds``, ``intercept``, and ``pushed_up`` /
         ``pushed_down``: lists of ``{"feature", "value", "z", "contribution"}`` with
-        ``contribution = coef * z`` and ``z = (value - mean) / scale``; largest |contribution|
-        first. The contributions of all features plus the intercept sum to ``log_odds``.
+        ``contribution = coef * z`` and ``z = (value - mean) / scale``, the features whose
+        contribution is positive / negative, largest |contribution| first (a zero one is in
+        neither). The contributions of all features plus the intercept sum to ``log_odds``.
 
     Examples
     --------
@@ -437,10 +461,9 @@ def explain(forecaster: GrokForecaster, features: pd.DataFrame, *, top: int = 3,
 
 def forecast_frame(forecaster: GrokForecaster, log_df: pd.DataFrame, window: int, *,
                    top: int = 3) -> list[dict[str, Any]]:
-    """:func:`explain` for every run of a log, after :func:`check_log` and
-    :func:`window_log`; runs sorted by run_id."""
-    check_log(log_df, window)
-    log_df = window_log(forecaster, log_df, window)
+    """:func:`explain` for every run of a log, on the rows :func:`checked_window` keeps; runs
+    sorted by run_id."""
+    log_df = checked_window(forecaster, log_df, window)
     return explain(forecaster, feature_table(log_df[list(LOG_COLUMNS)], window), top=top)
 
 
@@ -485,8 +508,9 @@ def forecast_log(model_path: str | os.PathLike, log_path: str | os.PathLike, *,
     dict
         ``model``, ``log``, ``window``, ``threshold``, ``sweep_hash``, ``n_train_runs``,
         ``runs``: one :func:`explain` entry per run, sorted by run_id, and ``left_out``: for
-        a sweep directory, the runs without a forecast (diverged, or stopped before the
-        window ends) and their status, by run_id; empty for a log file.
+        a sweep directory, the runs without a forecast (they diverged, or were stopped,
+        before the window's steps were all logged) and their status, by run_id; empty for
+        a log file.
 
     Raises
     ------
@@ -499,7 +523,7 @@ def forecast_log(model_path: str | os.PathLike, log_path: str | os.PathLike, *,
     meta = model.metadata_
     log_df = read_log(log_path)
     sweep = sweep_dir_of(Path(log_path))
-    left_out = {} if sweep is None else _unforecastable(sweep, log_df, meta.window)
+    left_out = {} if sweep is None else _unforecastable(sweep, model, log_df, meta.window)
     if left_out:
         log_df = log_df[~log_df["run_id"].isin(list(left_out))]
         if log_df.empty:
@@ -548,8 +572,7 @@ def evaluate_forecaster(model_path: str | os.PathLike, sweep_dir: str | os.PathL
     runs, n_diverged, n_stopped = runs_with_outcome(runs)
     runs = runs.sort_values("run_id")
     log_df = log_df[log_df["run_id"].isin(runs["run_id"])]
-    check_log(log_df, meta.window)
-    log_df = window_log(model, log_df, meta.window)
+    log_df = checked_window(model, log_df, meta.window)
     X = feature_table(log_df[list(LOG_COLUMNS)], meta.window).loc[runs["run_id"]]
     y = reaches(runs["max_val_acc"], meta.threshold).astype(int)
     if y.min() == y.max():
