@@ -106,6 +106,9 @@ def test_window_beyond_the_log_names_w_and_the_last_step():
     feature_table(log, 1001)  # includes the last logged step, 1000
     with pytest.raises(ValueError, match=r"W=1002 .*last logged step .* is 1000 so W can be at most 1001"):
         feature_table(log, 1002)
+    first = log[log["step"] == 0].assign(update_norm=np.nan)  # a 0-step run: its final model only
+    with pytest.raises(ValueError, match=r"is 0, which has no update .* so no window fits \(W >= 2"):
+        feature_table(first, 2)
 
 
 def test_window_stops_before_the_final_model_row():

@@ -1,6 +1,7 @@
 """Chunk planning (every run once, balanced sizes within the cap, one split per chunk unless
 packed), running out of memory, Ctrl-C, and starting worker processes safely."""
 
+import os
 import shutil
 import subprocess
 import sys
@@ -86,10 +87,42 @@ def test_gpu_chunk_size_follows_total_memory_within_its_bounds(monkeypatch):
     assert sizes[0, 1 * gib] < sizes[1 * gib, 8 * gib] < sizes[0, 80 * gib] <= 4096
     # The same plan whatever else holds memory: a run's log depends on its chunk.
     assert sizes[0, 80 * gib] == sizes[80 * gib, 80 * gib]
-    # A quarter of an 80 GiB GPU at about 6.4 MB per run of the paper model.
+    # A quarter of an 80 GiB GPU at about 6.6 MB per run of the paper model.
     assert 3000 < sizes[0, 80 * gib] < 3500
     assert sizes[0, 4096 * gib] == 4096  # capped
     assert default_chunk_size(torch.device("cpu"), cfg) == DEFAULT_CPU_CHUNK
+
+
+# The peak RSS of this process's own memory (VmHWM): getrusage's ru_maxrss would start at the
+# RSS of the pytest process it was forked from.
+_PEAK_RSS = """
+import re, sys
+from grokcast.config import LogConfig, ModelConfig, RunConfig
+from grokcast.train import train_ensemble
+p, d, d_mlp = map(int, sys.argv[1:])
+train_ensemble([RunConfig(p=p, train_frac=0.5, n_steps=2, log=LogConfig(dense_until=3),
+                          model=ModelConfig(d_model=d, n_heads=2, d_mlp=d_mlp))])
+with open("/proc/self/status") as f:
+    print(int(re.search(r"VmHWM:\\s*(\\d+) kB", f.read()).group(1)) * 1024)
+"""
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="reads Linux's VmHWM")
+@pytest.mark.parametrize("p, d, d_mlp", [(300, 16, 32), (200, 64, 256)])
+def test_the_memory_estimate_bounds_a_measured_run(p, d, d_mlp):
+    """run_bytes against the peak RSS of one run trained in a fresh process, over that of a
+    tiny run: the estimate must not be below it (check_fits and the chunk sizes rely on it),
+    nor far above. Was 5x too low at p = 300, d_model = 16 (the V-wide logits left out)."""
+    from grokcast.sweep import run_bytes
+
+    def peak(*args: int) -> int:
+        out = subprocess.run([sys.executable, "-c", _PEAK_RSS, *map(str, args)], check=True,
+                             capture_output=True, text=True).stdout
+        return int(out.split()[-1])
+
+    measured = peak(p, d, d_mlp) - peak(5, d, d_mlp)
+    config = SweepConfig(p=p, model=ModelConfig(d_model=d, n_heads=2, d_mlp=d_mlp))
+    assert measured <= run_bytes(config) <= 2.5 * measured
 
 
 def test_worker_processes_each_get_a_chunk_when_the_grid_allows(tmp_path):

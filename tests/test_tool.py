@@ -581,6 +581,12 @@ def test_a_forecaster_refuses_a_sweep_of_another_task(sweep, fitted, tmp_path):
         run_study(other, sweep, tmp_path / "study")
     with pytest.raises(ValueError, match=rf"^this sweep {want}"):
         stop_rule(other, 0.5, SweepStore(sweep).read_config())
+    for where in (sweep, sweep / "log"):  # a sweep directory's task is known (was: no check)
+        with pytest.raises(ValueError, match=rf"^the sweep '.*' {want}"):
+            forecast_log(other, where)
+    log_file = tmp_path / "log.csv"  # a log file's is not: its task is the user's word
+    _log(sweep).to_csv(log_file, index=False)
+    assert len(forecast_log(other, log_file)["runs"]) == 8
     # A file from before the record (no "task") is not checked.
     older = tmp_path / "older.json"
     older.write_text(json.dumps({k: v for k, v in doc.items() if k != "task"}))

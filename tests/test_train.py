@@ -260,11 +260,18 @@ def test_a_stop_makes_the_replayed_steps_record_again(monkeypatch):
     np.testing.assert_array_equal(log.values, train_ensemble(runs, on_log=hook).values)
 
 
-def test_progress_comes_in_blocks_of_100_steps_and_sums_to_the_steps():
+@pytest.mark.parametrize("tick, expected", [(0.0, [100, 100, 50]), (0.4, [3] * 83 + [1])])
+def test_progress_comes_in_blocks_and_sums_to_the_steps(monkeypatch, tick, expected):
+    """Blocks of 100 steps, or of the steps a second finishes (a clock that ticks `tick`
+    seconds a step), and the rest at the end."""
+    from grokcast import train as T
+
+    now = iter(np.arange(0, 1000, tick) if tick else [0.0] * 1000)
+    monkeypatch.setattr(T, "_clock", lambda: float(next(now)))
     seen = []
     train_ensemble([_run(seed=0, n_steps=250, log=LogConfig(dense_until=5, every=100))],
                    on_progress=seen.append)
-    assert seen == [100, 100, 50]
+    assert seen == expected and sum(seen) == 250
 
 
 def test_ensemble_of_one_equals_member_of_larger_ensemble():

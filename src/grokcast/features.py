@@ -214,9 +214,12 @@ def make_window(log_df: pd.DataFrame, window: int) -> Window:
         k = short[0]
         more = f" (and {short.size - 1} other run(s))" if short.size > 1 else ""
         final = ", which has no update after it (update_norm is NaN)," if no_update[k] else ""
+        # W >= 2 (a slope needs two steps): a log shorter than that allows no window at all.
+        allowed = (f"so W can be at most {w_max[k]}" if w_max[k] >= 2 else
+                   "so no window fits (W >= 2 needs the update after step 1)")
         raise ValueError(
             f"window W={window} goes beyond the logged steps: the last logged step of run "
-            f"{run_ids[k]!r}{more} is {int(last.iloc[k])}{final} so W can be at most {w_max[k]}")
+            f"{run_ids[k]!r}{more} is {int(last.iloc[k])}{final} {allowed}")
     sel = np.flatnonzero(logged & (step < window))
     sel = sel[np.lexsort((step[sel], codes[sel]))]  # rows by (run, step)
     run_of, step_of = codes[sel], step[sel]

@@ -523,6 +523,10 @@ def forecast_log(model_path: str | os.PathLike, log_path: str | os.PathLike, *,
     meta = model.metadata_
     log_df = read_log(log_path)
     sweep = sweep_dir_of(Path(log_path))
+    if sweep is not None:  # its task is known: refused like `evaluate` refuses it
+        from grokcast.store import SweepStore
+
+        meta.check_task(SweepStore(sweep).read_config().task(), f"the sweep {str(log_path)!r}")
     left_out = {} if sweep is None else _unforecastable(sweep, model, log_df, meta.window)
     if left_out:
         log_df = log_df[~log_df["run_id"].isin(list(left_out))]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -143,7 +144,7 @@ def train_ensemble(runs: list[RunConfig], device: str | torch.device = "cpu", *,
     live = torch.arange(R, device=device)  # ensemble member k is run live[k]
     stopped_at = np.full(R, -1)
     prev_delta: list[Tensor] | None = None
-    row, since_progress = 0, 0
+    row, progress = 0, _Progress(on_progress)
 
     def update() -> None:  # a step that logs nothing: the gradients at theta_t, then AdamW
         _, _, grad = M.loss_and_grads(params, train, n_heads, precision=precision)
@@ -155,7 +156,7 @@ def train_ensemble(runs: list[RunConfig], device: str | torch.device = "cpu", *,
         if t not in logged and t + 1 not in logged:  # neither records this step nor the next
             quiet_step()
             # Not the last: step n_steps is always logged, so the step before it never gets here.
-            since_progress = _report(on_progress, since_progress + 1, False)
+            progress.step(last=False)
             continue
         _, logits, grad = M.loss_and_grads(params, train, n_heads, precision=precision)
         grads = [grad[n] for n in M.PARAM_NAMES]
@@ -191,7 +192,7 @@ def train_ensemble(runs: list[RunConfig], device: str | torch.device = "cpu", *,
                 prev_delta = [d[keep] for d in prev_delta] if prev_delta is not None else None
                 if isinstance(quiet_step, _Replayed):  # recorded on the tensors just replaced
                     quiet_step.forget()
-        since_progress = _report(on_progress, since_progress + 1, t + 1 == n_steps)
+        progress.step(last=t + 1 == n_steps)
 
     values = buf.permute(2, 0, 1).cpu().numpy().astype(np.float64)
     return EnsembleLog(runs=runs, steps=np.asarray(steps), values=values, stopped_at=stopped_at)
@@ -203,12 +204,26 @@ def _quiet_steps(update: Callable[[], None], device: torch.device, cuda_graphs: 
     return _Replayed(update, device) if cuda_graphs and device.type == "cuda" else update
 
 
-def _report(on_progress: Callable[[int], None] | None, pending: int, last: bool) -> int:
-    """Pass finished steps to ``on_progress`` in blocks of 100 (and at the end); what is left."""
-    if on_progress is None or (pending < 100 and not last):
-        return pending
-    on_progress(pending)
-    return 0
+_clock = time.monotonic  # the progress reports' clock (a test sets its own)
+
+
+class _Progress:
+    """Passes finished steps to ``on_progress`` in blocks: of 100 steps, or of what a second
+    finished where steps are slow (at p = 600 one step of one run takes ~20 s on a CPU core),
+    and at the end."""
+
+    def __init__(self, on_progress: Callable[[int], None] | None) -> None:
+        self.on_progress = on_progress
+        self.pending, self.since = 0, _clock()
+
+    def step(self, *, last: bool) -> None:
+        if self.on_progress is None:
+            return
+        self.pending += 1
+        now = _clock()
+        if self.pending >= 100 or last or now - self.since >= 1.0:
+            self.on_progress(self.pending)
+            self.pending, self.since = 0, now
 
 
 class _Replayed:
