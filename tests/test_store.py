@@ -182,6 +182,16 @@ def test_damaged_log_chunks_are_named_with_the_remedy(tmp_path):
     pd.read_parquet(pd.io.common.BytesIO(whole)).iloc[:13].to_parquet(log1, index=False)
     with pytest.raises(StoreError, match="13 rows, expected 2 runs x 13 logged steps"):
         store.verify()
+    # Footer whole, a page header zeroed: it passed the resume's check and analyze said only
+    # "Couldn't deserialize thrift ..." (two lines), naming no file.
+    body = bytearray(whole)
+    body[4:204] = bytes(200)
+    log1.write_bytes(body)
+    store.verify()  # footers only
+    with pytest.raises(StoreError, match=r"chunk-00001.parquet' is damaged \(Couldn't deserialize "
+                                         r"thrift.*\): delete") as err:
+        store.log()
+    assert "\n" not in str(err.value) and remedy in str(err.value)
     # An intact file that fails to read (here: a column it lacks; on a loaded machine, threads
     # or memory) is not called damaged: deleting it, as the remedy says, would lose good runs.
     log1.write_bytes(whole)
@@ -207,6 +217,44 @@ def test_resume_removes_uncommitted_log_chunks_and_edited_grids_are_refused(tmp_
     store.config_path.write_text(json.dumps(raw))
     with pytest.raises(StoreError, match=r"stores 2 run\(s\) outside the grid of its sweep.json"):
         store.check_finished()
+
+
+def test_what_a_kill_mid_write_leaves_is_resumed_and_cleaned(tmp_path):
+    """A kill during the first write of sweep.json left its temp file, and the directory was
+    refused for ever ("not empty and holds no sweep.json"); a kill during a chunk's write left
+    a temp file as large as the chunk, kept after the resume."""
+    import shutil
+
+    from grokcast.store import LOCK_NAME
+    from grokcast.sweep import run_sweep
+
+    cfg, out, store = _sweep(tmp_path)
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    (fresh / LOCK_NAME).write_text("")
+    (fresh / ".sweep.json.k1ll3d.tmp").write_text('{"grokcast_ver')
+    assert run_sweep(cfg, fresh, device="cpu", progress=False).n_trained == 4
+    assert sorted(p.name for p in fresh.iterdir()) == [LOCK_NAME, "log", "runs", "sweep.json"]
+    # Cut short in a chunk's two writes: the temp files go with the resume.
+    (out / "runs" / "chunk-00001.parquet").unlink()
+    shutil.copy(out / "log" / "chunk-00001.parquet", out / "runs" / ".chunk-00001.parquet.x1.tmp")
+    (out / "log" / ".chunk-00002.parquet.x2.tmp").write_bytes(b"PAR1")
+    assert run_sweep(cfg, out, device="cpu", progress=False).n_trained == 2
+    assert not list(out.rglob("*.tmp"))
+
+
+def test_a_refused_directory_gets_no_lock_file(tmp_path):
+    from grokcast.store import StoreError
+    from grokcast.sweep import run_sweep
+
+    cfg, _, _ = _sweep(tmp_path)
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "notes.txt").write_text("mine")
+    (notes / ".sweep.json.x.tmp").write_text("")  # a name like ours does not make it ours
+    with pytest.raises(StoreError, match="is not empty and holds no sweep.json"):
+        run_sweep(cfg, notes, device="cpu", progress=False)
+    assert sorted(p.name for p in notes.iterdir()) == [".sweep.json.x.tmp", "notes.txt"]
 
 
 def test_a_second_writer_is_refused_and_runs_stored_twice_are_named(tmp_path):

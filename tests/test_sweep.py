@@ -1,6 +1,7 @@
 """Chunk planning (every run once, balanced sizes within the cap, one split per chunk unless
 packed), running out of memory, Ctrl-C, and starting worker processes safely."""
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -10,7 +11,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from grokcast.config import LogConfig, ModelConfig, SweepConfig
+from grokcast.config import LogConfig, ModelConfig, RunConfig, SweepConfig
 from grokcast.store import StoreError, SweepStore
 from grokcast.sweep import plan_chunks, resolve_workers, run_sweep
 
@@ -214,6 +215,57 @@ def test_ctrl_c_while_workers_train_only_sets_a_flag_until_a_safe_point():
             assert not interrupted()
     finally:
         signal.signal(signal.SIGINT, before)
+
+
+def _sigint_ignored_here(answer) -> None:  # runs in a spawned process
+    import signal
+
+    answer.put(signal.getsignal(signal.SIGINT) is signal.SIG_IGN)
+
+
+def test_workers_are_started_ignoring_ctrl_c():
+    """A Ctrl-C in a worker's first seconds (importing torch, before it set SIGINT ignored)
+    printed a KeyboardInterrupt traceback per worker. Processes started within
+    _sigint_ignored ignore it from their first instruction; the sweep's own handler is back."""
+    import multiprocessing
+    import signal
+
+    from grokcast.sweep import _sigint_ignored
+
+    ctx = multiprocessing.get_context("spawn")
+    answer = ctx.Queue()
+    before = signal.getsignal(signal.SIGINT)
+    for ignored in (True, False):
+        with _sigint_ignored() if ignored else contextlib.nullcontext():
+            process = ctx.Process(target=_sigint_ignored_here, args=(answer,))
+            process.start()
+        assert answer.get(timeout=60) is ignored
+        process.join()
+        assert signal.getsignal(signal.SIGINT) is before
+
+
+def test_ctrl_c_still_yields_the_chunks_that_finished_training():
+    """Was: a Ctrl-C while a finished chunk waited to be stored (its worker done, the sweep
+    storing another) threw it away, and the sweep said its finished runs were stored."""
+    import signal
+    import time
+
+    from tqdm import tqdm
+
+    from grokcast.sweep import train_in_processes
+
+    runs = [RunConfig(p=7, train_frac=0.5, seed=s, n_steps=3, log=LogConfig(dense_until=4),
+                      model=ModelConfig(d_model=8, n_heads=2, d_mlp=8)) for s in (0, 1)]
+    got = []
+    with pytest.raises(KeyboardInterrupt):
+        # One worker trains the chunks one after the other: the second has long finished
+        # when the first is back from the caller, whose Ctrl-C came while it stored the first.
+        for log, _ in train_in_processes([runs[:1], runs[1:]], 1, tqdm(disable=True)):
+            got.append(log.runs[0].seed)
+            if len(got) == 1:
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(5)
+    assert sorted(got) == [0, 1]
 
 
 def test_workers_from_an_unguarded_script_top_level_are_refused_before_anything_is_written(

@@ -37,6 +37,9 @@ from grokcast.signals import SIGNAL_NAMES, first_step_reaching
 from grokcast.train import EnsembleLog
 
 LOCK_NAME = ".lock"  # held by the sweep writing the directory (SweepStore.lock)
+# The temp files (_temp_file) that a writer killed mid-write leaves, by subdirectory.
+TEMP_PATTERNS = {".": (".sweep.json.*.tmp", ".stop.json.*.tmp"),
+                 "log": (".chunk-*.parquet.*.tmp",), "runs": (".chunk-*.parquet.*.tmp",)}
 
 RUN_COLUMNS = (
     "run_id", "p", "train_frac", "weight_decay", "seed", "split_seed", "n_steps", "init",
@@ -183,10 +186,23 @@ class SweepStore:
                     f"{str(self.root)!r} holds a different sweep ({diff}); "
                     "use a new --out directory or the same config to resume")
             return
-        if self.root.exists() and any(p.name != LOCK_NAME for p in self.root.iterdir()):
-            raise StoreError(f"{str(self.root)!r} is not empty and holds no sweep.json")
+        self._refuse_foreign()
         payload = {"grokcast_version": __version__, "config": config.to_dict()}
         atomic_write_bytes(self.config_path, json.dumps(payload, indent=2).encode())
+
+    def _leftovers(self) -> list[Path]:
+        """Temp files left by a writer killed mid-write (:data:`TEMP_PATTERNS`)."""
+        return sorted(path for sub, patterns in TEMP_PATTERNS.items() for pattern in patterns
+                      for path in (self.root / sub).glob(pattern))
+
+    def _refuse_foreign(self) -> None:
+        """Refuse a directory that holds something but no sweep: not ours to write into. The
+        lock and a first sweep.json write cut short by a kill are ours: it resumes."""
+        if self.config_path.exists() or not self.root.is_dir():
+            return
+        ours = {self.root / LOCK_NAME, *self._leftovers()}
+        if any(p not in ours for p in self.root.iterdir()):
+            raise StoreError(f"{str(self.root)!r} is not empty and holds no sweep.json")
 
     @contextmanager
     def lock(self) -> Iterator[None]:
@@ -204,6 +220,7 @@ class SweepStore:
             return
         if self.root.exists() and not self.root.is_dir():
             raise StoreError(f"{str(self.root)!r} exists and is not a directory")
+        self._refuse_foreign()  # before the lock file is written into someone else's directory
         self.root.mkdir(parents=True, exist_ok=True)
         with open(self.root / LOCK_NAME, "a") as handle:
             try:
@@ -300,6 +317,7 @@ class SweepStore:
 
     def _damaged(self, path: Path, why: object) -> StoreError:
         name = path.name
+        why = " ".join(str(why).split())  # pyarrow's messages can end in a line break
         return StoreError(
             f"{str(path)!r} is damaged ({why}): delete {str(self.root / 'log' / name)!r} and "
             f"{str(self.root / 'runs' / name)!r}, then rerun grokcast sweep with the same --config "
@@ -321,7 +339,7 @@ class SweepStore:
             except MemoryError:  # pyarrow's ArrowMemoryError too: the machine's limit, not the file's
                 raise
             except Exception:  # pyarrow raises several types for damaged files
-                self._footer_rows(path)  # a damaged file is named here with what to do;
+                self._check_whole(path)  # a damaged file is named here with what to do;
                 raise  # an intact one failed to read for another reason (threads, a bad column)
         return pd.concat(frames, ignore_index=True)
 
@@ -343,6 +361,19 @@ class SweepStore:
                 raise self._damaged(log_path, f"{n_rows} rows, expected {n_runs} runs x "
                                               f"{n_steps} logged steps")
 
+    def _check_whole(self, path: Path) -> None:
+        """Raise :meth:`_damaged` unless every page of the file reads: its footer can be whole
+        while its data is not (:meth:`verify` reads footers only)."""
+        import pyarrow.parquet as pq
+
+        self._footer_rows(path)
+        try:
+            pq.read_table(path)
+        except MemoryError:
+            raise
+        except Exception as err:
+            raise self._damaged(path, err) from None
+
     def _footer_rows(self, path: Path) -> int:
         import pyarrow.parquet as pq
 
@@ -354,10 +385,12 @@ class SweepStore:
             raise self._damaged(path, err) from None
 
     def remove_uncommitted(self) -> list[Path]:
-        """Delete log chunks whose runs file was never written: a process killed between the
-        two writes. Readers skip them, but ``pandas.read_parquet(DIR / "log")`` would not."""
+        """Delete log chunks whose runs file was never written (a process killed between the
+        two writes: readers skip them, but ``pandas.read_parquet(DIR / "log")`` would not),
+        and the temp files of writes cut short (:data:`TEMP_PATTERNS`; as large as a chunk).
+        Only under :meth:`lock`: another writer's temp file is a write in progress."""
         committed = {p.name for p in self._chunks("runs")}
-        orphans = [p for p in self._chunks("log") if p.name not in committed]
+        orphans = [p for p in self._chunks("log") if p.name not in committed] + self._leftovers()
         for path in orphans:
             path.unlink()
         return orphans

@@ -34,7 +34,8 @@ from grokcast.validation import check_int
 # and 95.8-99.6 s for chunks of 64 (4 A/B pairs each; 16 faster in 7 of 8); with one
 # 2-thread process, no clear difference. Chunks of 6 instead of whole 12-run split groups
 # were at least 10% slower at f = 0.3 and 0.4. On the CPU a run's log does not depend on
-# its chunk (bitwise equal at chunk sizes 1, 12, 16 and 64), so the cap changes speed only.
+# its chunk when it trains on one thread (bitwise equal at chunk sizes 1, 12, 16 and 64), so
+# the cap changes speed only (README: the one exception, in-process on several threads).
 DEFAULT_CPU_CHUNK = 16
 
 
@@ -443,7 +444,9 @@ def train_in_processes(chunks: list[list[RunConfig]], workers: int, bar: tqdm,
 
     Leaving the iteration early (an error, Ctrl-C, the caller stopping) terminates the
     workers at once: the chunks they were training are lost, the ones yielded are the
-    caller's to keep. A worker that dies (the OOM killer) raises ``BrokenProcessPool``.
+    caller's to keep. After a Ctrl-C, every chunk whose training has finished is still
+    yielded before ``KeyboardInterrupt`` is raised. A worker that dies (the OOM killer)
+    raises ``BrokenProcessPool``.
     """
     check_main_guard("train_in_processes")
     ctx = multiprocessing.get_context("spawn")  # fork after torch's thread pools can deadlock
@@ -462,16 +465,18 @@ def train_in_processes(chunks: list[list[RunConfig]], workers: int, bar: tqdm,
                                initargs=(progress, os.getpid()))
     with _sigint_deferred() as interrupted:
         try:
-            pending = {pool.submit(_worker_train, c, stop) for c in order}
-            while pending:
+            with _sigint_ignored():  # the pool starts its processes as the chunks are submitted
+                pending = {pool.submit(_worker_train, c, stop) for c in order}
+            while pending and not interrupted():
                 finished, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
                 drain()
-                for future in finished:
-                    if interrupted():  # checked here, also after the caller stored a chunk
-                        raise KeyboardInterrupt
+                for future in finished:  # the caller stores each, a Ctrl-C meanwhile or not
                     yield future.result()
-                if interrupted():
-                    raise KeyboardInterrupt
+            if interrupted():  # what finished training meanwhile is stored too
+                for future in pending:
+                    if future.done() and not future.cancelled() and future.exception() is None:
+                        yield future.result()
+                raise KeyboardInterrupt
         except BaseException:
             # shutdown() alone would wait for the chunks in flight, and start the queued ones.
             pool.shutdown(wait=False, cancel_futures=True)
@@ -479,8 +484,6 @@ def train_in_processes(chunks: list[list[RunConfig]], workers: int, bar: tqdm,
                 worker.terminate()
             raise
         pool.shutdown()
-        if interrupted():  # during the last chunk's store: every run is stored, but say so
-            raise KeyboardInterrupt
 
 
 def check_main_guard(caller: str) -> None:
@@ -527,6 +530,25 @@ def _is_main_test(test: ast.expr) -> bool:
         return False
     sides = {ast.dump(test.left), ast.dump(test.comparators[0])}
     return sides == {ast.dump(ast.Name("__name__", ast.Load())), ast.dump(ast.Constant("__main__"))}
+
+
+@contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    """Ignore Ctrl-C while worker processes are started, so that they start ignoring it.
+
+    A spawned process inherits an ignored SIGINT and Python then leaves it ignored; without
+    this, a Ctrl-C in a worker's first seconds (importing torch, before :func:`_worker_init`
+    runs) printed each worker's KeyboardInterrupt traceback. Ctrl-C in this moment (the
+    processes are forked and exec'd here, they import later) is lost.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 @contextmanager
