@@ -554,7 +554,7 @@ def _caption(result: dict[str, Any], key: str) -> str:
             + (f"; {sweep['n_stopped']} run(s) stopped early left out (no known outcome)"
                if sweep.get("n_stopped") else "")
             + f") from the log before step W. multi: {multi}; "
-            "val loss / val acc: end-of-window value alone. Δ: paired-bootstrap difference in "
+            "val loss (negated) / val acc: end-of-window value alone. Δ: paired-bootstrap difference in "
             f"AUROC; p₁: one-sided P(Δ* ≤ 0); {s['n_resamples']} resamples of runs.")
     if entry["single_class"]:
         text += f" Not computed: {entry['message']}."

@@ -15,6 +15,7 @@ runs take about a millisecond).
 from __future__ import annotations
 
 import math
+from decimal import ROUND_HALF_UP, Decimal
 from typing import NamedTuple
 
 import numpy as np
@@ -48,15 +49,22 @@ def format_p(p: float, n_resamples: int | None = None) -> str:
 
     A bootstrap p-value is a count over ``n_resamples``: 0 means below 1/n_resamples, not
     below 0.001, so with fewer than 1,000 resamples a 0 prints as ``< 1/n_resamples``
-    (rounded up to two significant digits: ``< 0.02`` for 50).
+    (rounded up to two significant digits: ``< 0.02`` for 50). A count over 2,000 can end
+    in 5 at the fourth decimal: it rounds half up, as written (411/2000 = 0.2055 is stored
+    as 0.20549999..., which ``f"{p:.3f}"`` rounds down while 7/2000 = 0.0035 went up).
 
     >>> format_p(0.0123), format_p(0.0), format_p(0.0, 2000), format_p(0.0, 50), format_p(0.0, 999)
     ('0.012', '< 0.001', '< 0.001', '< 0.02', '< 0.0011')
+    >>> format_p(411 / 2000), format_p(7 / 2000), format_p(0.4335)
+    ('0.206', '0.004', '0.434')
     """
     if p == 0 and n_resamples is not None and n_resamples < 1000:
         step = 10.0 ** (math.floor(math.log10(1 / n_resamples)) - 1)  # two significant digits
         return f"< {math.ceil(round(1 / n_resamples / step, 9)) * step:.2g}"
-    return "< 0.001" if p < 0.001 else f"{p:.3f}"
+    if p < 0.001:
+        return "< 0.001"
+    # repr is the shortest decimal that reads back as p: 0.2055, not 0.20549999...
+    return str(Decimal(repr(float(p))).quantize(Decimal("0.001"), rounding=ROUND_HALF_UP))
 
 
 # ----------------------------------------------------------------------------- validation
