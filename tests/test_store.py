@@ -84,13 +84,14 @@ def _reference(log: EnsembleLog) -> list[dict]:
                     first[th] = step
                     break
         last = rows[-1][1]
+        nan_logits = math.isnan(last[COL["train_loss"]])  # accuracies of NaN logits mean nothing
         out.append({"run_id": cfg.run_id, "status": status,
                     "max_val_acc": math.nan if diverged else float(best),
                     **{f"step_val_acc_{th}": first[th] for th in GROK_THRESHOLDS},
                     "final_train_loss": last[COL["train_loss"]],
                     "final_val_loss": last[COL["val_loss"]],
-                    "final_train_acc": last[COL["train_acc"]],
-                    "final_val_acc": last[COL["val_acc"]]})
+                    "final_train_acc": math.nan if nan_logits else last[COL["train_acc"]],
+                    "final_val_acc": math.nan if nan_logits else last[COL["val_acc"]]})
     return out
 
 
@@ -113,7 +114,7 @@ def test_run_frame_matches_a_plain_loop():
     assert df["step_val_acc_0.99"].tolist() == [8, -1, -1, -1, -1, -1]
     assert df["max_val_acc"].iloc[[0, 2, 3, 4]].tolist() == [1.0, 0.92, AT_09, BELOW_09]
     assert df["max_val_acc"].iloc[[1, 5]].isna().all()
-    assert df["final_val_acc"].tolist() == [0.98, 0.0, 0.85, 0.89, 0.89, 0.91]
+    assert df["final_val_acc"].fillna(-1).tolist() == [0.98, -1, 0.85, 0.89, 0.89, 0.91]
     assert df.loc[2, "final_train_loss"] == log.values[2, 4, COL["train_loss"]]  # its last row
     assert np.isnan(df.loc[1, "final_train_loss"]) and df.loc[5, "final_train_loss"] == np.inf
 

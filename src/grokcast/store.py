@@ -121,6 +121,10 @@ def run_frame(log: EnsembleLog, chunk: str, chunk_seconds: float) -> pd.DataFram
         diverged = not np.isfinite(v[:, col["train_loss"]][~np.isnan(val_acc)]).all()
         final = v[np.flatnonzero(~np.isnan(val_acc))[-1]] if (~np.isnan(val_acc)).any() else v[-1]
         status = "diverged" if diverged else ("stopped" if log.stopped_at[r] >= 0 else "finished")
+        # A NaN loss means NaN logits, whose argmax "accuracy" is the share of one class: no
+        # outcome (an inf loss can come from finite logits, whose accuracies are real).
+        final_accs = ((np.nan, np.nan) if np.isnan(final[col["train_loss"]]) else
+                      (final[col["train_acc"]], final[col["val_acc"]]))
         rows.append({
             "run_id": cfg.run_id, "p": cfg.p, "train_frac": cfg.train_frac,
             "weight_decay": cfg.weight_decay, "seed": cfg.seed, "split_seed": cfg.split_seed,
@@ -129,7 +133,7 @@ def run_frame(log: EnsembleLog, chunk: str, chunk_seconds: float) -> pd.DataFram
             **{f"step_val_acc_{th}": int(first_step_reaching(log.steps, val_acc, th))
                for th in GROK_THRESHOLDS},
             "final_train_loss": final[col["train_loss"]], "final_val_loss": final[col["val_loss"]],
-            "final_train_acc": final[col["train_acc"]], "final_val_acc": final[col["val_acc"]],
+            "final_train_acc": final_accs[0], "final_val_acc": final_accs[1],
             "chunk": chunk, "chunk_seconds": chunk_seconds,
         })
     return pd.DataFrame(rows, columns=list(RUN_COLUMNS))
