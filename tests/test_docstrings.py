@@ -11,13 +11,16 @@ import pytest
 import grokcast
 
 MODULES = sorted(m.name for m in pkgutil.walk_packages(grokcast.__path__, "grokcast."))
+OPTIONAL = {"optuna", "ray"}  # the integrations' tuners: extras, not dependencies
 
 
 @pytest.mark.parametrize("name", MODULES)
 def test_docstring_examples(name):
     try:
         module = importlib.import_module(name)
-    except ImportError as err:  # an optional tuner that is not installed
+    except ModuleNotFoundError as err:  # an optional tuner that is not installed; any other
+        if (err.name or "").split(".")[0] not in OPTIONAL:  # failed import is a bug
+            raise
         pytest.skip(str(err))
     result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.failed == 0

@@ -241,12 +241,13 @@ def test_a_denser_log_is_cut_to_the_forecasters_steps(sweep, tmp_path):
     assert not np.allclose(dense_p, list(want.values()))  # the cut matters
     # A row the forecaster does not read is ignored whatever it holds; one it reads is checked.
     first = log["run_id"] == log["run_id"].min()
-    for step, refused in ((7, False), (8, True)):
+    for step, column, refused in ((7, "erank_we", False), (8, "erank_we", True),
+                                  (W - 2, "update_norm", True)):  # the last step read: not the log's
         bad = log.copy()
-        bad.loc[first & (bad["step"] == step), "erank_we"] = np.nan
+        bad.loc[first & (bad["step"] == step), column] = np.nan
         bad.to_csv(tmp_path / "bad.csv", index=False)
         if refused:
-            with pytest.raises(LogError, match="has erank_we = nan at step 8"):
+            with pytest.raises(LogError, match=rf"has {column} = nan at step {step} \(did the run diverge"):
                 forecast_log(tmp_path / "m.json", tmp_path / "bad.csv")
         else:
             got = forecast_log(tmp_path / "m.json", tmp_path / "bad.csv")

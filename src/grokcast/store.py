@@ -23,7 +23,7 @@ import json
 import os
 import tempfile
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -37,9 +37,9 @@ from grokcast.signals import SIGNAL_NAMES, first_step_reaching
 from grokcast.train import EnsembleLog
 
 LOCK_NAME = ".lock"  # held by the sweep writing the directory (SweepStore.lock)
-# The temp files (_temp_file) that a writer killed mid-write leaves, by subdirectory.
-TEMP_PATTERNS = {".": (".sweep.json.*.tmp", ".stop.json.*.tmp"),
-                 "log": (".chunk-*.parquet.*.tmp",), "runs": (".chunk-*.parquet.*.tmp",)}
+# The files whose temp files (_temp_file) a writer killed mid-write leaves, by subdirectory.
+WRITTEN = {".": ("sweep.json", "stop.json"), "log": ("chunk-*.parquet",),
+           "runs": ("chunk-*.parquet",)}
 
 RUN_COLUMNS = (
     "run_id", "p", "train_frac", "weight_decay", "seed", "split_seed", "n_steps", "init",
@@ -65,11 +65,17 @@ def _publish(tmp: str, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def _temp_name(name: str) -> tuple[str, str]:
+    """Prefix and suffix of the temp files of a file called ``name`` (or a glob of names)."""
+    return f".{name}.", ".tmp"
+
+
 def _temp_file(path: Path) -> tuple[int, str]:
     """A temp file beside ``path``; an error names ``path``, not the temp file's random name."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    prefix, suffix = _temp_name(path.name)
     try:
-        return tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        return tempfile.mkstemp(dir=path.parent, prefix=prefix, suffix=suffix)
     except OSError as err:
         raise OSError(err.errno, err.strerror, str(path)) from None
 
@@ -195,9 +201,9 @@ class SweepStore:
         atomic_write_bytes(self.config_path, json.dumps(payload, indent=2).encode())
 
     def _leftovers(self) -> list[Path]:
-        """Temp files left by a writer killed mid-write (:data:`TEMP_PATTERNS`)."""
-        return sorted(path for sub, patterns in TEMP_PATTERNS.items() for pattern in patterns
-                      for path in (self.root / sub).glob(pattern))
+        """Temp files left by a writer killed mid-write (of the files :data:`WRITTEN`)."""
+        return sorted(path for sub, names in WRITTEN.items() for name in names
+                      for path in (self.root / sub).glob("*".join(_temp_name(name))))
 
     def _refuse_foreign(self) -> None:
         """Refuse a directory that holds something but no sweep: not ours to write into. The
@@ -371,18 +377,18 @@ class SweepStore:
         import pyarrow.parquet as pq
 
         self._footer_rows(path)
-        try:
-            pq.read_table(path)
-        except MemoryError:
-            raise
-        except Exception as err:
-            raise self._damaged(path, err) from None
+        self._parquet(pq.read_table, path)
 
     def _footer_rows(self, path: Path) -> int:
         import pyarrow.parquet as pq
 
+        return self._parquet(pq.read_metadata, path).num_rows
+
+    def _parquet(self, read: Callable[[Path], Any], path: Path) -> Any:
+        """``read(path)``, a failure named as :meth:`_damaged`, but for running out of memory
+        (pyarrow's ArrowMemoryError too: the machine's limit, not the file's)."""
         try:
-            return pq.read_metadata(path).num_rows
+            return read(path)
         except MemoryError:
             raise
         except Exception as err:  # pyarrow raises several types for damaged files
@@ -391,7 +397,7 @@ class SweepStore:
     def remove_uncommitted(self) -> list[Path]:
         """Delete log chunks whose runs file was never written (a process killed between the
         two writes: readers skip them, but ``pandas.read_parquet(DIR / "log")`` would not),
-        and the temp files of writes cut short (:data:`TEMP_PATTERNS`; as large as a chunk).
+        and the temp files of writes cut short (:meth:`_leftovers`; as large as a chunk).
         Only under :meth:`lock`: another writer's temp file is a write in progress."""
         committed = {p.name for p in self._chunks("runs")}
         orphans = [p for p in self._chunks("log") if p.name not in committed] + self._leftovers()

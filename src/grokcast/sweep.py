@@ -99,7 +99,7 @@ def run_bytes(config: SweepConfig) -> int:
     activations saved for the backward pass, ~ (4 d_model + 2 d_mlp) floats, and the logits'
     V = p + 1 wide buffers (log-softmax, its gradient, the fit statistics'), ~ 3 V floats; and
     some 20 parameter-sized buffers (parameters, gradients, Adam moments, update snapshots,
-    products' workspace). Measured peak RSS over an empty run's: 0.65-0.85 of this (p = 200
+    products' workspace). Measured peak RSS over a p = 5 run's: 0.64-0.91 of this (p = 200
     and 300, d_model 64 and 16, ``tests/test_sweep.py``); without the V-wide terms, the
     estimate was 5x too low at p = 300, d_model = 16."""
     from grokcast.data import vocab_size
@@ -444,8 +444,8 @@ def train_in_processes(chunks: list[list[RunConfig]], workers: int, bar: tqdm,
 
     Leaving the iteration early (an error, Ctrl-C, the caller stopping) terminates the
     workers at once: the chunks they were training are lost, the ones yielded are the
-    caller's to keep. After a Ctrl-C, every chunk whose training has finished is still
-    yielded before ``KeyboardInterrupt`` is raised. A worker that dies (the OOM killer)
+    caller's to keep. After a Ctrl-C, the chunks whose results are back when it is handled
+    are still yielded before ``KeyboardInterrupt`` is raised. A worker that dies (the OOM killer)
     raises ``BrokenProcessPool``.
     """
     check_main_guard("train_in_processes")

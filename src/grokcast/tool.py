@@ -285,17 +285,22 @@ def check_log(log_df: pd.DataFrame, window: int) -> None:
     :func:`window_log`'s check; :func:`checked_window` checks the values of those steps only.
     """
     _check_shape(log_df, window)
-    _check_values(log_df, window)
+    _check_values(log_df, window, _last_steps(log_df))
 
 
 def checked_window(forecaster: Any, log_df: pd.DataFrame, window: int) -> pd.DataFrame:
     """The rows of each run that ``forecaster`` reads (:func:`window_log`), checked as by
     :func:`check_log`: its shape on the whole log, its values on the rows read. A row at a step
-    the forecaster does not read is ignored, whatever it holds."""
+    the forecaster does not read is ignored, whatever values it holds."""
     _check_shape(log_df, window)
     cut = window_log(forecaster, log_df, window)
-    _check_values(cut, window)
+    _check_values(cut, window, _last_steps(log_df))
     return cut
+
+
+def _last_steps(log_df: pd.DataFrame) -> pd.Series:
+    """Each run's last logged step, by run_id."""
+    return pd.to_numeric(log_df["step"]).groupby(log_df["run_id"]).max()
 
 
 def _check_shape(log_df: pd.DataFrame, window: int) -> None:
@@ -336,8 +341,9 @@ def _check_shape(log_df: pd.DataFrame, window: int) -> None:
                        f"needs a log that reaches step {window - 1}")
 
 
-def _check_values(log_df: pd.DataFrame, window: int) -> None:
-    """:func:`check_log`'s checks of the values below W, on a log whose shape is checked."""
+def _check_values(log_df: pd.DataFrame, window: int, last_steps: pd.Series) -> None:
+    """:func:`check_log`'s checks of the values below W, on a log whose shape is checked;
+    ``last_steps``: each run's last step in the whole log, which may hold more rows."""
     step = pd.to_numeric(log_df["step"])
     inside = log_df.assign(step=step)[step < window].sort_values(["run_id", "step"])
     for column in SIGNAL_NAMES:
@@ -354,7 +360,7 @@ def _check_values(log_df: pd.DataFrame, window: int) -> None:
         i, j = np.argwhere(bad)[0]
         run_id, step = inside["run_id"].iloc[i], int(inside["step"].iloc[i])
         column = SIGNAL_NAMES[j]
-        last = int(inside.loc[inside["run_id"] == run_id, "step"].max())
+        last = int(last_steps[run_id])
         hint = (f": it is known only after step {step + 1}, so the log needs a row past "
                 f"step {window - 1}" if column in ("update_norm", "update_cos") and step == last
                 else " (did the run diverge?)")
@@ -526,12 +532,12 @@ def forecast_log(model_path: str | os.PathLike, log_path: str | os.PathLike, *,
     if sweep is not None:  # its task is known: refused like `evaluate` refuses it
         from grokcast.store import SweepStore
 
-        meta.check_task(SweepStore(sweep).read_config().task(), f"the sweep {str(log_path)!r}")
+        meta.check_task(SweepStore(sweep).read_config().task(), f"the sweep {str(sweep)!r}")
     left_out = {} if sweep is None else _unforecastable(sweep, model, log_df, meta.window)
     if left_out:
         log_df = log_df[~log_df["run_id"].isin(list(left_out))]
         if log_df.empty:
-            raise LogError(f"no run of the sweep {str(log_path)!r} can be forecast: all "
+            raise LogError(f"no run of the sweep {str(sweep)!r} can be forecast: all "
                            f"{len(left_out)} diverged or were stopped before W={meta.window}")
     return {
         "model": str(model_path), "log": str(log_path), "window": meta.window,
