@@ -5,6 +5,7 @@ One local Ray session (2 CPUs) serves the whole module: starting Ray costs secon
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import sys
 
@@ -89,8 +90,16 @@ def test_ray_executor_rejects_bad_arguments(tmp_path):
     assert not (tmp_path / "a").exists()  # checked before anything is written
     with pytest.raises(ValueError, match="cluster has no GPU"):
         run_sweep_ray(tiny_sweep(), tmp_path / "b", device="cuda", progress=False)
+    assert not (tmp_path / "b").exists()  # was: sweep.json written first, refusing other configs
     with pytest.raises(ValueError, match="chunk_size=0 is not allowed"):
         run_sweep_ray(tiny_sweep(), tmp_path / "c", chunk_size=0, progress=False)
+    # Too big for the machine: refused like the local executor refuses it (was: a traceback
+    # from the task's allocation, or the OOM killer), before anything is written.
+    huge = dataclasses.replace(tiny_sweep(), p=1000, model=ModelConfig(d_model=8, n_heads=2,
+                                                                       d_mlp=65536))
+    with pytest.raises(ValueError, match=r"one run of this model needs about .* GiB"):
+        run_sweep_ray(huge, tmp_path / "d", progress=False)
+    assert not (tmp_path / "d").exists()
 
 
 def test_an_unreachable_cluster_address_is_refused_at_once():

@@ -330,7 +330,7 @@ def _train_here(chunks: list[list[RunConfig]], store: SweepStore, bar: tqdm, n_d
             log = train_fn(chunk, dev, on_progress=lambda k, n=len(chunk): bar.update(k * n),
                            on_log=hook, cuda_graphs=cuda_graphs)
         except (torch.OutOfMemoryError, RuntimeError) as err:
-            _reraise(err, len(chunk), dev, n_done)
+            reraise_training_error(err, len(chunk), dev, n_done)
         store.write_chunk(log, seconds=time.perf_counter() - t0)
         n_done += len(chunk)
         bar.set_postfix(runs=f"{n_done}/{n_all}")
@@ -351,10 +351,10 @@ def _train_in_workers(chunks: list[list[RunConfig]], store: SweepStore, bar: tqd
             f"the {n_done} finished runs are stored: rerun to resume, with fewer --workers "
             "or a smaller --chunk-size if it happens again") from None
     except (torch.OutOfMemoryError, RuntimeError) as err:
-        _reraise(err, max(map(len, chunks)), dev, n_done)
+        reraise_training_error(err, max(map(len, chunks)), dev, n_done)
 
 
-def _reraise(err: Exception, n_runs: int, device: torch.device, n_done: int) -> NoReturn:
+def reraise_training_error(err: Exception, n_runs: int, device: torch.device, n_done: int) -> NoReturn:
     """Raise running out of memory as :func:`_out_of_memory`'s clear error, anything else as is."""
     oom = _out_of_memory(err, n_runs, device, n_done)
     if oom is None:

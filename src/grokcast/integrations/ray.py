@@ -70,8 +70,10 @@ from grokcast.store import SweepStore
 from grokcast.sweep import (
     DEFAULT_CPU_CHUNK,
     SweepResult,
+    check_fits,
     default_chunk_size,
     plan_chunks,
+    reraise_training_error,
     tune_allocator,
 )
 from grokcast.train import EnsembleLog, train_ensemble
@@ -163,6 +165,25 @@ def _gpu_chunk_size(config: SweepConfig) -> int:
     return default_chunk_size(torch.device("cuda"), config)
 
 
+def _refusal(config: SweepConfig, device: str) -> str | None:
+    """Ray task on a worker of the tasks' kind: :func:`~grokcast.sweep.check_fits`'s refusal
+    there as text (an exception would come back wrapped in Ray's traceback), None if one run fits."""
+    try:
+        check_fits(torch.device(device), config)
+    except ValueError as err:
+        return str(err)
+    return None
+
+
+def _all_stored(store: SweepStore, config: SweepConfig) -> bool:
+    """Whether every run of ``config`` is already stored: then no Ray is started. A guess
+    that errs towards False; :meth:`SweepStore.resume` checks the directory either way."""
+    try:
+        return store.config_path.is_file() and {r.run_id for r in config.runs()} <= store.finished_run_ids()
+    except Exception:  # a damaged store: resume names it
+        return False
+
+
 def _check_device(device: Any) -> None:
     if device not in ("cpu", "cuda", "auto"):
         raise ValueError(f"device={device!r} is not allowed: expected auto, cpu or cuda "
@@ -243,44 +264,62 @@ def run_sweep_ray(config: SweepConfig, out: str | Path, *, address: str | None =
     if address is not None and not ray.is_initialized():
         _check_reachable(address)
     store = SweepStore(out)
-    with store.lock():  # a second sweep into the same directory is refused meanwhile
-        done = store.resume(config)
-        todo = [r for r in config.runs() if r.run_id not in done]
-        start = time.perf_counter()
-        if not todo:
-            return SweepResult(n_trained=0, n_skipped=len(done), seconds=0.0)
-
-        started = not ray.is_initialized()
+    if _all_stored(store, config):
+        with store.lock():
+            return SweepResult(n_trained=0, n_skipped=len(store.resume(config)), seconds=0.0)
+    # Ray, the device and the model's size are settled before the directory is written: a
+    # set-up that fails leaves no sweep.json behind to refuse the next config.
+    started = not ray.is_initialized()
+    if started:
+        # A local Ray needs no dashboard; a cluster keeps whatever it was started with. Without
+        # a progress bar (--quiet), Ray's own start-up lines and task output stay quiet too.
+        quiet = {} if progress else {"logging_level": logging.ERROR, "log_to_driver": False}
+        ray.init(address=address, **({"include_dashboard": False} if address is None else {}), **quiet)
+    try:
+        dev = _task_device(device)
+        gpus = 1 if dev == "cuda" else 0
+        refusal = ray.get(ray.remote(num_gpus=gpus)(_refusal).remote(config, dev))
+        if refusal is not None:
+            raise ValueError(refusal)
+        with store.lock():  # a second sweep into the same directory is refused meanwhile
+            return _train_on_ray(config, store, dev, chunk_size, progress, cpus_per_task)
+    finally:
         if started:
-            # A local Ray needs no dashboard; a cluster keeps whatever it was started with. Without
-            # a progress bar (--quiet), Ray's own start-up lines and task output stay quiet too.
-            quiet = {} if progress else {"logging_level": logging.ERROR, "log_to_driver": False}
-            ray.init(address=address, **({"include_dashboard": False} if address is None else {}), **quiet)
-        pending: dict[Any, list[RunConfig]] = {}
-        try:
-            dev = _task_device(device)
-            size = chunk_size or _chunk_size(dev, config, len(todo), cpus_per_task)
-            task = ray.remote(_train_chunk).options(num_cpus=cpus_per_task,
-                                                    num_gpus=1 if dev == "cuda" else 0)
-            chunks = plan_chunks(todo, size, pack_splits=dev == "cuda")
-            pending = {task.remote(chunk, dev): chunk for chunk in chunks}
-            n_all, n_done = len(done) + len(todo), len(done)
-            with tqdm(total=len(todo) * config.n_steps, unit="run-step", unit_scale=True,
-                      disable=not progress, desc=f"sweep {config.name} (ray)",
-                      dynamic_ncols=True) as bar:
-                bar.set_postfix(runs=f"{n_done}/{n_all}")
-                while pending:
-                    [ref], _ = ray.wait(list(pending), num_returns=1)
-                    chunk = pending.pop(ref)
+            ray.shutdown()
+
+
+def _train_on_ray(config: SweepConfig, store: SweepStore, dev: str, chunk_size: int | None,
+                  progress: bool, cpus_per_task: int) -> SweepResult:
+    """:func:`run_sweep_ray` once Ray is up and the directory held: resume, train, store."""
+    done = store.resume(config)
+    todo = [r for r in config.runs() if r.run_id not in done]
+    start = time.perf_counter()
+    if not todo:
+        return SweepResult(n_trained=0, n_skipped=len(done), seconds=0.0)
+    size = chunk_size or _chunk_size(dev, config, len(todo), cpus_per_task)
+    task = ray.remote(_train_chunk).options(num_cpus=cpus_per_task,
+                                            num_gpus=1 if dev == "cuda" else 0)
+    chunks = plan_chunks(todo, size, pack_splits=dev == "cuda")
+    pending = {task.remote(chunk, dev): chunk for chunk in chunks}
+    n_all, n_done = len(done) + len(todo), len(done)
+    try:
+        with tqdm(total=len(todo) * config.n_steps, unit="run-step", unit_scale=True,
+                  disable=not progress, desc=f"sweep {config.name} (ray)",
+                  dynamic_ncols=True) as bar:
+            bar.set_postfix(runs=f"{n_done}/{n_all}")
+            while pending:
+                [ref], _ = ray.wait(list(pending), num_returns=1)
+                chunk = pending.pop(ref)
+                try:
                     log, seconds = ray.get(ref)
-                    store.write_chunk(log, seconds=seconds)
-                    n_done += len(chunk)
-                    bar.update(len(chunk) * config.n_steps)
-                    bar.set_postfix(runs=f"{n_done}/{n_all}")
-        finally:
-            for ref in pending:  # an error or Ctrl-C: finished chunks are stored, the rest rerun
-                ray.cancel(ref, force=True)
-            if started:
-                ray.shutdown()
-        return SweepResult(n_trained=len(todo), n_skipped=len(done),
-                           seconds=time.perf_counter() - start)
+                except ray.exceptions.RayTaskError as err:  # the task's own error, as locally
+                    cause = getattr(err, "cause", None) or err
+                    reraise_training_error(cause, len(chunk), torch.device(dev), n_done)
+                store.write_chunk(log, seconds=seconds)
+                n_done += len(chunk)
+                bar.update(len(chunk) * config.n_steps)
+                bar.set_postfix(runs=f"{n_done}/{n_all}")
+    finally:
+        for ref in pending:  # an error or Ctrl-C: finished chunks are stored, the rest rerun
+            ray.cancel(ref, force=True)
+    return SweepResult(n_trained=len(todo), n_skipped=len(done), seconds=time.perf_counter() - start)
