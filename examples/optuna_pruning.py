@@ -52,6 +52,14 @@ def objective(trial: optuna.Trial, args: argparse.Namespace) -> float:
     return best
 
 
+def trial_line(t: optuna.trial.FrozenTrial, pruner: GrokPruner) -> str:
+    head = (f"trial {t.number:>2} (train_frac {t.params['train_frac']:.2f}, weight_decay "
+            f"{t.params['weight_decay']:.3g}): P(grok) = {pruner.p_grok(t):.3f}")
+    if t.state == optuna.trial.TrialState.PRUNED:
+        return f"{head}, pruned at step {t.user_attrs['pruned_at']}"
+    return f"{head}, {t.state.name.lower()}: max val_acc {t.value:.3f}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--forecaster", required=True, help="forecaster file from `grokcast fit`")
@@ -66,6 +74,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.trials < 1:
         parser.error(f"--trials {args.trials} is not allowed: expected an integer >= 1")
+    if args.p < 2:
+        parser.error(f"--p {args.p} is not allowed: expected an integer >= 2")
     pruner = GrokPruner(args.forecaster, threshold=args.threshold)
     if args.steps < pruner.window:
         parser.error(f"--steps {args.steps} is shorter than the forecast window {pruner.window}: "
@@ -74,20 +84,15 @@ def main() -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(direction="maximize", pruner=pruner,
                                 sampler=optuna.samplers.TPESampler(seed=args.seed))
-    study.optimize(lambda trial: objective(trial, args), n_trials=args.trials)
+    # Each trial's line as it ends: a study of full-length trials takes minutes.
+    show = lambda study, t: print(trial_line(t, pruner), flush=True)  # noqa: E731
+    study.optimize(lambda trial: objective(trial, args), n_trials=args.trials, callbacks=[show])
 
-    pruned, steps = 0, 0
-    for t in study.trials:
-        head = (f"trial {t.number:>2} (train_frac {t.params['train_frac']:.2f}, weight_decay "
-                f"{t.params['weight_decay']:.3g}): P(grok) = {pruner.p_grok(t):.3f}")
-        if t.state == optuna.trial.TrialState.PRUNED:
-            # W, or the first logged step after it where the log is sparse
-            pruned, steps = pruned + 1, steps + t.user_attrs["pruned_at"]
-            print(f"{head}, pruned at step {t.user_attrs['pruned_at']}")
-        else:
-            steps += args.steps
-            print(f"{head}, {t.state.name.lower()}: max val_acc {t.value:.3f}")
-    print(f"{pruned} of {len(study.trials)} trials pruned at W = {pruner.window}: "
+    pruned = [t for t in study.trials if t.state == optuna.trial.TrialState.PRUNED]
+    # W, or the first logged step after it where the log is sparse
+    steps = (sum(t.user_attrs["pruned_at"] for t in pruned)
+             + (len(study.trials) - len(pruned)) * args.steps)
+    print(f"{len(pruned)} of {len(study.trials)} trials pruned at W = {pruner.window}: "
           f"{steps} of {len(study.trials) * args.steps} optimizer steps trained "
           f"({1 - steps / (len(study.trials) * args.steps):.0%} saved)")
 

@@ -80,6 +80,8 @@ def main() -> None:
                         help="write the monitor's log as CSV (for `grokcast forecast`)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args()
+    if args.p < 2:
+        parser.error(f"--p {args.p} is not allowed: expected an integer >= 2")
     if not 0 < args.train_frac < 1:
         parser.error(f"--train-frac {args.train_frac} is not allowed: expected 0 < f < 1")
     if args.steps < 0:
@@ -109,8 +111,8 @@ def main() -> None:
         metrics = fit_metrics(model, logits, y_tr, x_va, y_va) if monitor.wants(step) else {}
         monitor.observe(step, model, **metrics)  # after backward, before optimizer.step()
         if step == monitor.forecast_step:  # W, or the first logged step past W - 1
-            seen = monitor.log[monitor.log["step"] < monitor.window]
-            print(f"step {step}: train_acc {seen['train_acc'].iloc[-1]:.3f}, "
+            seen = monitor.log[monitor.log["step"] < monitor.window]  # what the forecast reads
+            print(f"step {int(seen['step'].iloc[-1])}: train_acc {seen['train_acc'].iloc[-1]:.3f}, "
                   f"max val_acc so far {seen['val_acc'].max():.3f}")
             if monitor.forecaster is not None:
                 fc = monitor.forecast()

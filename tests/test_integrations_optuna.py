@@ -298,8 +298,9 @@ def test_window_features_cut_to_the_forecasters_steps(setup, tmp_path):
 def test_reports_with_a_fractional_window_are_refused():
     from grokcast.integrations import decode_features
 
-    assert decode_features({"window": 200.0, "features": {}}) == (200, {})
-    for bad in (200.7, float("inf"), float("nan"), "200", True):
+    for good in (200.0, np.int64(200), np.float32(200)):  # numpy: a flattened Ray result's
+        assert decode_features({"window": good, "features": {}}) == (200, {})
+    for bad in (200.7, float("inf"), float("nan"), "200", True, np.bool_(True), np.float64(1.5)):
         with pytest.raises(ValueError, match="whole number of steps"):
             decode_features({"window": bad, "features": {}})
 

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from reference_model import PlainTransformer
 
 from grokcast import model as M
-from grokcast.config import LogConfig, RunConfig
+from grokcast.config import LogConfig, RunConfig, SweepConfig
 from grokcast.data import all_examples, split_indices
 from grokcast.features import FEATURE_NAMES, feature_table
 from grokcast.forecast import GrokForecaster
@@ -222,6 +222,25 @@ def test_a_schedule_that_skips_the_forecasters_steps_is_refused_up_front(tmp_pat
     assert _monitor_of(plain, forecaster=path, log_schedule=LogConfig(dense_until=dense_until))
 
 
+def test_weights_of_another_task_than_the_forecasters_are_refused_up_front(tmp_path):
+    """Was: a forecaster fit on p = 23 forecast a p = 31 model from a plain loop, silently."""
+    path = tmp_path / "f.json"
+    task = SweepConfig(p=P).task()
+    _fitted_forecaster().save(path, window=7, threshold=0.9, sweep_hash="abc", n_train_runs=20,
+                              task=task)
+    plain = PlainTransformer(P)
+    assert _monitor_of(plain, forecaster=path).window == 7  # its own task
+    GrokMonitor(plain.embed.weight, plain.unembed.weight.T, forecaster=path)  # either way round
+    other = PlainTransformer(31)
+    with pytest.raises(ValueError, match=r"^embedding has shape \(32, 64\), but the forecaster was "
+                                         r"fit on p=23 \(V = p \+ 1 = 24 tokens\) with d_model=64"):
+        _monitor_of(other, forecaster=path)
+    with pytest.raises(ValueError, match=r"^unembedding has shape \(32, 64\)"):
+        GrokMonitor(plain.embed.weight, other.unembed.weight, forecaster=path)
+    with pytest.raises(ValueError, match=r"^embedding has shape \(64, 24\)"):  # transposed
+        GrokMonitor(plain.embed.weight.T, plain.unembed.weight, forecaster=path)
+
+
 def test_a_denser_schedule_is_cut_to_the_forecasters_steps(tmp_path):
     run = _run(n_steps=9)
     plain = _plain_model(run)
@@ -318,6 +337,7 @@ def test_logit_stats_against_torch():
     (["--device", "gpu"], "--device 'gpu' is not allowed: expected cpu or cuda[:N]"),
     (["--device", "cudafoo"], "--device 'cudafoo' is not allowed"),
     (["--steps", "-1"], "--steps -1 is not allowed: expected an integer >= 0"),
+    (["--p", "1"], "--p 1 is not allowed: expected an integer >= 2"),  # was a reshape traceback
 ])
 def test_example_script_refuses_bad_arguments_in_one_line(args, needle):
     done = subprocess.run([sys.executable, str(EXAMPLE), *args], capture_output=True, text=True,

@@ -139,6 +139,7 @@ class GrokMonitor:
         self.forecaster = _load_forecaster(forecaster)
         self.window = _resolve_window(window, self.forecaster)
         _check_schedule(log_schedule, self.window, self.forecaster)
+        _check_shapes(embedding, unembedding, self.forecaster)
         self.log_schedule = log_schedule
         self.run_id = run_id
         self._steps: list[int] = []
@@ -341,6 +342,25 @@ def _check_schedule(schedule: LogConfig, window: int, forecaster: Any) -> None:
                          "or one dense "
                          f"through them: LogConfig(dense_until={max(meta.required_steps()) + 1}))"
                          f"{meta.steps_hint()}")
+
+
+def _check_shapes(embedding: Tensor, unembedding: Tensor, forecaster: Any) -> None:
+    """Refuse, before training starts, weights of another task than the forecaster's (where
+    its file records one): the effective ranks and norms would be read on another scale, as
+    ``grokcast forecast`` refuses another task's sweep. Its vocabulary is p + 1 tokens (the
+    numbers and '='), the embedding (V, d_model), the unembedding either way round."""
+    task = getattr(getattr(forecaster, "metadata_", None), "task", None)
+    if not task:
+        return
+    want = (int(task["p"]) + 1, int(task["model"]["d_model"]))
+    for name, t in (("embedding", embedding), ("unembedding", unembedding)):
+        shape = tuple(t.shape)
+        if shape != want and (name == "embedding" or shape != want[::-1]):
+            raise ValueError(
+                f"{name} has shape {shape}, but the forecaster was fit on p={want[0] - 1} "
+                f"(V = p + 1 = {want[0]} tokens) with d_model={want[1]}: its {name} is "
+                f"{want}{' or its transpose' if name == 'unembedding' else ''}; fit a forecaster "
+                "on a sweep of this task")
 
 
 def _resolve_window(window: int | None, forecaster: Any) -> int:

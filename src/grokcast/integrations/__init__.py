@@ -23,6 +23,7 @@ run does not grok.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Mapping
 from typing import Any
 
@@ -114,9 +115,9 @@ def decode_features(report: Any) -> tuple[int, dict[str, float]]:
             or not isinstance(report.get("features"), Mapping)):
         raise ValueError(f"a grokcast report is {{'window': W, 'features': {{name: value}}}}, "
                          f"got {report!r:.200}")
-    window = report["window"]
-    if (isinstance(window, bool) or not isinstance(window, (int, float))
-            or (isinstance(window, float) and not window.is_integer())):
+    window = report["window"]  # numpy numbers too: a hand-built or flattened result holds them
+    if (isinstance(window, (bool, np.bool_)) or not isinstance(window, numbers.Real)
+            or not float(window).is_integer()):
         raise ValueError(f"a grokcast report's window is a whole number of steps, got {window!r}")
     feats = {str(k): (math.nan if v is None else float(v)) for k, v in report["features"].items()}
     return int(window), feats
