@@ -84,6 +84,23 @@ def test_ray_executor_writes_the_local_store_and_resumes(tmp_path):
     assert (result.n_trained, result.n_skipped) == (0, 4)
 
 
+def test_ray_tasks_count_their_run_steps_as_they_train():
+    """The executor's progress bar reads the tasks' counts (it moved only as chunks returned):
+    a task reports every run-step of its chunk, in blocks, to the counter actor."""
+    import time
+
+    from grokcast.integrations.ray import _StepCounter, _train_chunk
+
+    runs = tiny_sweep().runs()[:2]
+    counter = ray.remote(num_cpus=0)(_StepCounter).remote()
+    ray.get(ray.remote(_train_chunk).remote(runs, "cpu", counter))
+    counted, deadline = 0, time.monotonic() + 30
+    while counted < len(runs) * N_STEPS and time.monotonic() < deadline:  # counts in flight
+        counted += ray.get(counter.take.remote())
+    assert counted == len(runs) * N_STEPS
+    assert ray.get(counter.take.remote()) == 0  # taken once
+
+
 def test_ray_executor_rejects_bad_arguments(tmp_path):
     with pytest.raises(ValueError, match="device='cuda:1' is not allowed"):
         run_sweep_ray(tiny_sweep(), tmp_path / "a", device="cuda:1", progress=False)

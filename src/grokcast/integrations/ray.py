@@ -150,14 +150,31 @@ class GrokStopper(Stopper):
 
 # ----------------------------------------------------------------------------- sweeps
 
-def _train_chunk(runs: list[RunConfig], device: str) -> tuple[EnsembleLog, float]:
-    """Ray task: train one ensemble chunk on the worker; return its log and wall time."""
+def _train_chunk(runs: list[RunConfig], device: str, steps: Any) -> tuple[EnsembleLog, float]:
+    """Ray task: train one ensemble chunk on the worker, counting its run-steps on the
+    ``steps`` actor (:class:`_StepCounter`); return its log and wall time."""
     cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1.0)
     torch.set_num_threads(max(1, int(cpus)))  # no oversubscription beside other tasks
     tune_allocator()  # as the local executor's workers do
     start = time.perf_counter()
-    log = train_ensemble(runs, device)
+    log = train_ensemble(runs, device, on_progress=lambda k: steps.add.remote(k * len(runs)))
     return log, time.perf_counter() - start
+
+
+class _StepCounter:
+    """A Ray actor: the run-steps the tasks finished since the driver last took them, so
+    that its progress bar moves while chunks train (it moved only as whole chunks came back:
+    the smoke sweep sat at 0% for 14 s, then jumped to 50% and 100%)."""
+
+    def __init__(self) -> None:
+        self.steps = 0
+
+    def add(self, steps: int) -> None:
+        self.steps += steps
+
+    def take(self) -> int:
+        steps, self.steps = self.steps, 0
+        return steps
 
 
 def _gpu_chunk_size(config: SweepConfig) -> int:
@@ -297,10 +314,11 @@ def _train_on_ray(config: SweepConfig, store: SweepStore, dev: str, chunk_size: 
     if not todo:
         return SweepResult(n_trained=0, n_skipped=len(done), seconds=0.0)
     size = chunk_size or _chunk_size(dev, config, len(todo), cpus_per_task)
+    counter = ray.remote(num_cpus=0)(_StepCounter).remote()
     task = ray.remote(_train_chunk).options(num_cpus=cpus_per_task,
                                             num_gpus=1 if dev == "cuda" else 0)
     chunks = plan_chunks(todo, size, pack_splits=dev == "cuda")
-    pending = {task.remote(chunk, dev): chunk for chunk in chunks}
+    pending = {task.remote(chunk, dev, counter): chunk for chunk in chunks}
     n_all, n_done = len(done) + len(todo), len(done)
     try:
         with tqdm(total=len(todo) * config.n_steps, unit="run-step", unit_scale=True,
@@ -308,17 +326,19 @@ def _train_on_ray(config: SweepConfig, store: SweepStore, dev: str, chunk_size: 
                   dynamic_ncols=True) as bar:
             bar.set_postfix(runs=f"{n_done}/{n_all}")
             while pending:
-                [ref], _ = ray.wait(list(pending), num_returns=1)
-                chunk = pending.pop(ref)
-                try:
-                    log, seconds = ray.get(ref)
-                except ray.exceptions.RayTaskError as err:  # the task's own error, as locally
-                    cause = getattr(err, "cause", None) or err
-                    reraise_training_error(cause, len(chunk), torch.device(dev), n_done)
-                store.write_chunk(log, seconds=seconds)
-                n_done += len(chunk)
-                bar.update(len(chunk) * config.n_steps)
-                bar.set_postfix(runs=f"{n_done}/{n_all}")
+                ready, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
+                bar.update(min(ray.get(counter.take.remote()), bar.total - bar.n))
+                for ref in ready:
+                    chunk = pending.pop(ref)
+                    try:
+                        log, seconds = ray.get(ref)
+                    except ray.exceptions.RayTaskError as err:  # the task's own error, as locally
+                        cause = getattr(err, "cause", None) or err
+                        reraise_training_error(cause, len(chunk), torch.device(dev), n_done)
+                    store.write_chunk(log, seconds=seconds)
+                    n_done += len(chunk)
+                    bar.set_postfix(runs=f"{n_done}/{n_all}")
+            bar.update(bar.total - bar.n)  # counts still on their way when the last chunk returned
     finally:
         for ref in pending:  # an error or Ctrl-C: finished chunks are stored, the rest rerun
             ray.cancel(ref, force=True)
