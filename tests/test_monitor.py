@@ -306,6 +306,33 @@ def test_bad_metrics_are_named_and_leave_the_monitor_usable(metric, needle):
     assert monitor.log["val_acc"].tolist() == [0.25]
 
 
+def test_metrics_at_their_bounds_are_taken():
+    """A float32 loss of exactly 0 (late in training) and accuracies of 0 are real values."""
+    plain = PlainTransformer(P)
+    monitor = _monitor_of(plain)
+    edge = dict(train_loss=0.0, val_loss=0.0, train_acc=0.0, val_acc=1.0, train_margin=-1.0)
+    _observe_without_training(monitor, plain, 0, **edge)
+    row = monitor.log.iloc[0]
+    assert [row[k] for k in edge] == list(edge.values())
+
+
+@pytest.mark.parametrize("window, schedule", [
+    (5, LogConfig(dense_until=5, every=10)),  # W - 1 logged, W not
+    (5, LogConfig(dense_until=7, every=10)), (5, LogConfig(dense_until=2, every=3)),
+    (7, LogConfig(dense_until=0, every=4)),
+])
+def test_forecast_step_is_the_step_that_makes_the_monitor_ready(window, schedule):
+    """forecast_step is found from the schedule alone; `ready`, observed step by step, is the
+    reference."""
+    plain = PlainTransformer(P)
+    monitor = _monitor_of(plain, window=window, log_schedule=schedule)
+    step = 0
+    while not monitor.ready:
+        _observe_without_training(monitor, plain, step, **(METRICS if monitor.wants(step) else {}))
+        step += 1
+    assert monitor.forecast_step == step - 1
+
+
 def test_schedule_matches_the_trainer():
     for cfg in (LogConfig(), LogConfig(dense_until=4, every=3), LogConfig(dense_until=0, every=7)):
         steps = cfg.steps(1000)[:-1]  # the trainer also logs the final step

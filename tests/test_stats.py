@@ -12,6 +12,7 @@ from grokcast.stats import (
     auroc_weighted,
     bootstrap_ci,
     folded_auroc,
+    format_p,
     paired_bootstrap,
     resample_counts,
 )
@@ -210,3 +211,19 @@ def test_paired_bootstrap_equals_plain_loop_and_is_antisymmetric():
     assert ba.diff == -ab.diff
     # P(d <= 0) + P(d >= 0) = 1 + P(d == 0) on the same resamples.
     assert ab.p_one_sided + ba.p_one_sided == pytest.approx(1 + np.mean(np.abs(diffs) < 1e-12))
+
+
+def test_format_p_rounds_counts_over_resamples_half_up():
+    """A bootstrap p-value is k / n: printed to 3 decimals as written (half up, not as the
+    nearest binary float rounds), "< 0.001" strictly below."""
+    from decimal import ROUND_HALF_UP, Decimal
+    from fractions import Fraction
+
+    for k in range(0, 2001):
+        p = k / 2000
+        exact = Fraction(k, 2000)
+        want = ("< 0.001" if exact < Fraction(1, 1000) else
+                str((Decimal(exact.numerator) / Decimal(exact.denominator))
+                    .quantize(Decimal("0.001"), rounding=ROUND_HALF_UP)))
+        assert format_p(p) == want, k
+    assert format_p(np.nextafter(0.001, 0)) == "< 0.001"

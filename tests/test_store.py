@@ -183,6 +183,9 @@ def test_damaged_log_chunks_are_named_with_the_remedy(tmp_path):
     pd.read_parquet(pd.io.common.BytesIO(whole)).iloc[:13].to_parquet(log1, index=False)
     with pytest.raises(StoreError, match="13 rows, expected 2 runs x 13 logged steps"):
         store.verify()
+    pd.concat([pd.read_parquet(pd.io.common.BytesIO(whole))] * 2).to_parquet(log1, index=False)
+    with pytest.raises(StoreError, match="52 rows, expected 2 runs x 13 logged steps"):
+        store.verify()  # rows twice over: too many is as wrong as too few
     # Footer whole, a page header zeroed: it passed the resume's check and analyze said only
     # "Couldn't deserialize thrift ..." (two lines), naming no file.
     body = bytearray(whole)
@@ -218,6 +221,40 @@ def test_resume_removes_uncommitted_log_chunks_and_edited_grids_are_refused(tmp_
     store.config_path.write_text(json.dumps(raw))
     with pytest.raises(StoreError, match=r"stores 2 run\(s\) outside the grid of its sweep.json"):
         store.check_finished()
+
+
+def test_rerunning_after_deleting_a_damaged_first_chunk_adds_a_chunk(tmp_path):
+    """As the damaged-chunk message says: delete chunk 0's two files and rerun. Its runs train
+    into a new chunk; the stored ones are left as they were."""
+    from grokcast.sweep import run_sweep
+
+    cfg, out, store = _sweep(tmp_path)
+    kept = {t: (out / t / "chunk-00001.parquet").read_bytes() for t in ("log", "runs")}
+    for table in ("log", "runs"):
+        (out / table / "chunk-00000.parquet").unlink()
+    assert run_sweep(cfg, out, device="cpu", progress=False).n_trained == 2
+    assert {t: (out / t / "chunk-00001.parquet").read_bytes() for t in ("log", "runs")} == kept
+    assert sorted(p.name for p in (out / "runs").iterdir()) == ["chunk-00001.parquet",
+                                                                 "chunk-00002.parquet"]
+    store.check_finished()
+    assert sorted(store.runs()["run_id"]) == sorted(r.run_id for r in cfg.runs())
+
+
+def test_a_rule_recorded_before_any_run_was_stored_goes_with_a_resume_without_it(tmp_path):
+    """A sweep killed before its first chunk was stored, resumed without its stop rule: the
+    runs it trains are not stopped, so the rule's record must go, and a later resume with
+    the rule be refused (mixed runs)."""
+    from grokcast.store import StoreError, SweepStore
+    from grokcast.sweep import run_sweep
+
+    cfg, _, _ = _sweep(tmp_path)
+    store = SweepStore(tmp_path / "fresh")
+    store.resume(cfg, {"rule": "a"})
+    assert store.stop_path.is_file()
+    run_sweep(cfg, store.root, device="cpu", progress=False)
+    assert not store.stop_path.exists()
+    with pytest.raises(StoreError, match="resume with the same"):
+        store.resume(cfg, {"rule": "a"})
 
 
 def test_what_a_kill_mid_write_leaves_is_resumed_and_cleaned(tmp_path):

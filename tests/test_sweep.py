@@ -131,6 +131,20 @@ def _peak_rss(p: int, d: int, d_mlp: int) -> int:
     return int(out.split()[-1])
 
 
+def test_workers_share_the_cpu_memory_bound(monkeypatch):
+    """Where memory, not the cap of 16, sizes CPU chunks (a large p), N workers training at
+    once get a quarter of the memory between them, not a quarter each."""
+    import torch
+
+    from grokcast import sweep as S
+
+    monkeypatch.setattr(S, "device_bytes", lambda device: 8 * 2**30)
+    cfg = SweepConfig(p=300, model=ModelConfig(d_model=16, n_heads=2, d_mlp=32))
+    one, four = (S.default_chunk_size(torch.device("cpu"), cfg, w) for w in (1, 4))
+    assert one == int(8 * 2**30 * 0.25 // S.run_bytes(cfg)) < S.DEFAULT_CPU_CHUNK
+    assert four == max(1, int(8 * 2**30 * 0.25 / 4 // S.run_bytes(cfg))) < one
+
+
 def test_worker_processes_each_get_a_chunk_when_the_grid_allows(tmp_path):
     """Without --chunk-size, the cap shrinks to ceil(runs / workers), so no core idles while
     another trains the one big chunk; on one worker (and so on a GPU) the plan is unchanged."""
@@ -249,7 +263,7 @@ def test_workers_are_started_ignoring_ctrl_c():
         assert signal.getsignal(signal.SIGINT) is before
 
 
-def test_ctrl_c_still_yields_the_chunks_that_finished_training():
+def test_ctrl_c_still_yields_the_chunks_that_finished_training(monkeypatch):
     """Was: a Ctrl-C while a finished chunk waited to be stored (its worker done, the sweep
     storing another) threw it away, and the sweep said its finished runs were stored."""
     import signal
@@ -257,8 +271,17 @@ def test_ctrl_c_still_yields_the_chunks_that_finished_training():
 
     from tqdm import tqdm
 
+    from grokcast import sweep as S
     from grokcast.sweep import train_in_processes
 
+    entered = []  # the pool's processes are started ignoring Ctrl-C (see the test above)
+    real = S._sigint_ignored
+
+    def spy():
+        entered.append(True)
+        return real()
+
+    monkeypatch.setattr(S, "_sigint_ignored", spy)
     runs = [RunConfig(p=7, train_frac=0.5, seed=s, n_steps=3, log=LogConfig(dense_until=4),
                       model=ModelConfig(d_model=8, n_heads=2, d_mlp=8)) for s in (0, 1)]
     got = []
@@ -270,7 +293,7 @@ def test_ctrl_c_still_yields_the_chunks_that_finished_training():
             if len(got) == 1:
                 os.kill(os.getpid(), signal.SIGINT)
                 time.sleep(5)
-    assert sorted(got) == [0, 1]
+    assert sorted(got) == [0, 1] and entered == [True]
 
 
 def test_workers_from_an_unguarded_script_top_level_are_refused_before_anything_is_written(

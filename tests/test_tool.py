@@ -158,6 +158,22 @@ def test_contributions_sum_to_the_log_odds(sweep, fitted, tmp_path, capsys):
             assert e["z"] == pytest.approx(z[i, j]) and e["value"] == pytest.approx(X[i, j])
 
 
+def test_explain_lists_a_zero_contribution_in_neither_direction(fitted):
+    """Against a plain loop over the contributions: up > 0, down < 0, a feature at its mean
+    (z = 0) in neither list."""
+    from grokcast.tool import explain
+
+    model = GrokForecaster.load(fitted[0])
+    names = list(model.feature_names_in_)
+    row = pd.DataFrame([model.scaler_mean_ + model.scaler_scale_], columns=names, index=["r"])
+    row.iloc[0, 0] = model.scaler_mean_[0]  # z = 0: contribution exactly 0
+    got = explain(model, row, top=len(names))[0]
+    contrib = model.coef_[0] * (row.to_numpy()[0] - model.scaler_mean_) / model.scaler_scale_
+    assert {e["feature"] for e in got["pushed_up"]} == {n for n, c in zip(names, contrib) if c > 0}
+    assert {e["feature"] for e in got["pushed_down"]} == {n for n, c in zip(names, contrib) if c < 0}
+    assert names[0] not in {e["feature"] for e in got["pushed_up"] + got["pushed_down"]}
+
+
 def test_short_or_incomplete_logs_are_refused(sweep, fitted, tmp_path):
     path, _ = fitted
     log = _log(sweep)
@@ -606,6 +622,36 @@ def test_store_log_reads_chosen_signals_with_their_run_ids_and_steps(sweep):
     some = SweepStore(sweep).log(columns=["val_loss", "step"])
     assert list(some.columns) == ["run_id", "step", "val_loss"]
     pd.testing.assert_frame_equal(some, full[["run_id", "step", "val_loss"]])
+
+
+def test_only_runs_stopped_inside_the_window_are_left_out_of_a_sweep_forecast(sweep, fitted,
+                                                                              tmp_path):
+    """A run stopped at step 5 (< W = 20) has no forecast; one stopped at step 25 has one,
+    from its first W steps, as for a finished run."""
+    import shutil
+
+    from grokcast.signals import SIGNAL_NAMES
+
+    path, _ = fitted
+    ids = sorted(SweepStore(sweep).runs()["run_id"])
+    stop_at = {ids[0]: 5, ids[1]: 25}
+    dest = tmp_path / "stopped"
+    shutil.copytree(sweep, dest)
+    for runs_file in (dest / "runs").glob("chunk-*.parquet"):
+        runs = pd.read_parquet(runs_file)
+        runs.loc[runs["run_id"].isin(stop_at), "status"] = "stopped"
+        runs.to_parquet(runs_file, index=False)
+        log_file = dest / "log" / runs_file.name
+        log = pd.read_parquet(log_file)
+        log.loc[log["run_id"].map(stop_at).lt(log["step"]), list(SIGNAL_NAMES)] = np.nan
+        log.to_parquet(log_file, index=False)
+    result = forecast_log(path, dest)
+    assert result["left_out"] == {ids[0]: "stopped"}
+    got = {r["run_id"]: r["p_grok"] for r in result["runs"]}
+    assert sorted(got) == ids[1:]
+    log = SweepStore(dest).log()
+    late = GrokForecaster.load(path).predict_proba(feature_table(log[log["run_id"] == ids[1]], W))
+    assert got[ids[1]] == pytest.approx(late[0, 1], rel=1e-12)
 
 
 def test_forecasting_a_sweep_directory_lists_the_runs_it_cannot_forecast(fitted, tmp_path, capsys):
