@@ -264,7 +264,7 @@ def run_sweep_ray(config: SweepConfig, out: str | Path, *, address: str | None =
         Runs per task (ensemble). Default: the runs split evenly over the cluster's task
         slots (CPUs / ``cpus_per_task``, or GPUs), at most what the local executor uses.
     progress : bool, default=True
-        A progress bar, advanced as chunks return. ``False`` (``--quiet``) also starts a local
+        A progress bar, advanced every second as the tasks train. ``False`` (``--quiet``) also starts a local
         Ray with its own log lines at ERROR and without forwarding the tasks' output.
     cpus_per_task : int, default=1
         CPUs each task reserves (and its torch thread count).
