@@ -577,6 +577,22 @@ def test_a_log_with_impossible_values_is_refused(sweep, fitted, tmp_path, column
         forecast_log(fitted[0], path)
 
 
+@pytest.mark.parametrize("column, value", [
+    ("erank_we", float(np.float32(1 - 1e-7))), ("update_cos", float(np.nextafter(np.float32(1),
+                                                                            np.float32(2)))),
+    ("val_acc", 0.0), ("train_loss", 0.0)])
+def test_values_at_their_bounds_up_to_float32_rounding_are_taken(sweep, fitted, tmp_path, column,
+                                                                  value):
+    """A rank-1 matrix's float32 effective rank can come out just below 1, a cosine just past
+    1: rounding, not an impossible value."""
+    log = _log(sweep)
+    run_id = log["run_id"].iloc[0]
+    log.loc[(log["run_id"] == run_id) & (log["step"] == 3), column] = value
+    path = tmp_path / "log.csv"
+    log[log["run_id"] == run_id].to_csv(path, index=False)
+    assert len(forecast_log(fitted[0], path)["runs"]) == 1
+
+
 def test_a_forecaster_refuses_a_sweep_of_another_task(sweep, fitted, tmp_path):
     """A forecaster fit on p = 23 runs evaluated p = 11 ones with z-scores near -15 and said
     nothing. The file now records its sweep's task (p, model, optimiser)."""
