@@ -234,10 +234,13 @@ def _unforecastable(sweep: Path, forecaster: Any, log_df: pd.DataFrame, window: 
     from grokcast.store import SweepStore
 
     status = SweepStore(sweep).runs().set_index("run_id")["status"]
+    ids = status.index[status != "finished"]
+    unfinished = log_df[log_df["run_id"].isin(ids)]
+    rows_of = dict(tuple(unfinished.groupby("run_id", sort=False)))  # one pass, not one per run
     out = {}
-    for run_id in status.index[status != "finished"]:
+    for run_id in ids:
         try:
-            checked_window(forecaster, log_df[log_df["run_id"] == run_id], window)
+            checked_window(forecaster, rows_of.get(run_id, unfinished.iloc[:0]), window)
         except LogError:
             out[str(run_id)] = str(status[run_id])
     return out
