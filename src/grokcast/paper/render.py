@@ -1401,8 +1401,7 @@ def _captions(f: _Facts, pair: _Pair) -> dict[str, str]:
         "fig5": (f"Two features at W = {w0}: {pair.text}. Rule: among "
                  f"pairs with |Spearman ρ| < {F.MAX_ABS_RHO} over runs, the pair whose weaker "
                  "member has the highest folded AUROC (ties: the higher sum); if there is none, the "
-                 "least correlated "
-                 "pair of the five strongest features"
+                 "least correlated pair of the five strongest features"
                  + {True: ".", False: " (the case here).", None: " (here no two vary)."}[pair.weak]
                  + ("" if pair.ranked or pair.weak is None else " No feature has an AUROC here "
                     "(a single label class), so the features were taken in name order.")),
