@@ -51,10 +51,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +66,8 @@ import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-STAGES = ("tests", "repeat", "steps", "profile", "bench", "paper", "grid")
+STAGES = ("tests", "repeat", "steps", "lookups", "profile", "bench", "paper", "paper_tf32", "grid",
+          "grid_tf32")
 
 
 def stage_tests(args: argparse.Namespace) -> dict[str, Any]:
@@ -73,27 +78,59 @@ def stage_tests(args: argparse.Namespace) -> dict[str, Any]:
     return {"returncode": done.returncode, "last_line": (done.stdout.strip().splitlines() or [""])[-1]}
 
 
-def stage_repeat(args: argparse.Namespace) -> dict[str, Any]:
-    from functools import partial
+@contextmanager
+def _lookup(way: str | None) -> Iterator[None]:
+    """Train with the table lookup ``way`` (model.LOOKUPS) instead of the device's default."""
+    from grokcast import train as T
 
-    from grokcast import model as M
+    build = T._padded_examples
+    T._padded_examples = partial(build, lookup=way)
+    try:
+        yield
+    finally:
+        T._padded_examples = build
+
+
+def stage_repeat(args: argparse.Namespace) -> dict[str, Any]:
+    """Each way of reading the tables trained twice: whether the two logs are equal."""
     from grokcast.config import LogConfig, RunConfig
+    from grokcast.model import LOOKUPS
     from grokcast.train import train_ensemble
 
     runs = [RunConfig(p=23, train_frac=f, weight_decay=wd, seed=s, n_steps=args.steps or 300,
                       log=LogConfig(dense_until=300, every=100))
             for f, wd, s in [(0.3, 1.0, 0), (0.6, 0.3, 1), (0.4, 10.0, 2)]]
-    segments = M._scatter_rows
     out = {}
-    try:
-        for name, scatter in [("grokcast", segments),  # sorted segments on CUDA
-                              ("index_add", partial(segments, sorted_sums=False))]:
-            M._scatter_rows = scatter
+    for way in LOOKUPS:  # "gather" sums the gradient with index_add_: atomics on CUDA
+        with _lookup(way):
             a, b = (train_ensemble(runs, args.device).values for _ in range(2))
-            out[name] = {"equal": bool(np.array_equal(a, b, equal_nan=True)),
-                         "max_abs_diff": float(np.nanmax(np.abs(a - b)))}
-    finally:
-        M._scatter_rows = segments
+        out[way] = {"equal": bool(np.array_equal(a, b, equal_nan=True)),
+                    "max_abs_diff": float(np.nanmax(np.abs(a - b)))}
+    return out
+
+
+def stage_lookups(args: argparse.Namespace) -> dict[str, Any]:
+    """Milliseconds per unlogged step (CUDA graphs on) of the paper grid's 48 runs and of the
+    grid's 2,400-run chunk (--profile-seeds), by way of reading the tables and precision;
+    and per logged step of the large chunk (what a sweep's first 300 steps cost). Each
+    variant is warmed up on its own first: the first use of a precision loads its kernels."""
+    out: dict[str, Any] = {}
+    variants = (("segments", "fp32", False), ("onehot", "fp32", False), ("onehot", "tf32", False),
+                ("onehot", "bf16", False), ("onehot", "fp32", True))
+    for seeds in (3, args.profile_seeds):
+        runs = _grid(args, seeds).runs()
+        for way, precision, logged in variants:
+            chunk = [dataclasses.replace(r, model=dataclasses.replace(r.model, precision=precision))
+                     for r in runs]
+            key = f"{len(runs)}_runs_{way}_{precision}" + ("_logged" if logged else "")
+            try:
+                with _lookup(way):
+                    _ms_per_step(chunk, 10, logged, True, args.device)  # one-off initialisations
+                    n = 20 if logged else args.steps or 50
+                    out[key] = sorted(_ms_per_step(chunk, n, logged, True, args.device) for _ in range(2))
+            except Exception as err:  # the others are still worth having
+                out[key] = f"{type(err).__name__}: {err}"
+            print(f"{key}: {out[key]} ms per step", flush=True)
     return out
 
 
@@ -115,29 +152,32 @@ def stage_steps(args: argparse.Namespace) -> dict[str, Any]:
     """Milliseconds per step of the paper grid's 48 runs as one ensemble, by kind of step:
     every step logged (the first 300 of a paper sweep), none logged with and without the
     CUDA graphs (95% of its steps). Where a GPU sweep's time goes, before profiling it."""
-    from grokcast.config import LogConfig
-    from grokcast.train import train_ensemble
-
     n = args.steps or 200
     runs = _grid(args).runs()
     out = {"runs": len(runs), "steps": n}
-
-    def seconds(steps: int, dense: bool, graphs: bool) -> float:
-        log = LogConfig(dense_until=steps + 1 if dense else 0, every=steps)
-        chunk = [dataclasses.replace(r, n_steps=steps, log=log) for r in runs]
-        _sync(args.device)
-        t0 = time.perf_counter()
-        train_ensemble(chunk, args.device, cuda_graphs=graphs)
-        _sync(args.device)
-        return time.perf_counter() - t0
-
     for name, dense, graphs in [("logged", True, True), ("unlogged", False, True),
                                 ("unlogged_no_cuda_graphs", False, False)]:
-        seconds(20, dense, graphs)  # one-off initialisations
-        # The difference of two lengths: set-up, warm-up and recording cancel out.
-        per_step = (seconds(2 * n, dense, graphs) - seconds(n, dense, graphs)) / n
-        out[f"ms_per_step_{name}"] = round(1e3 * per_step, 3)
+        _ms_per_step(runs, 20, dense, graphs, args.device)  # one-off initialisations
+        out[f"ms_per_step_{name}"] = _ms_per_step(runs, n, dense, graphs, args.device)
     return out
+
+
+def _ms_per_step(runs: list[Any], n: int, dense: bool, graphs: bool, device: str) -> float:
+    """The difference of an n-step and a 2n-step training: set-up, warm-up and recording
+    cancel out."""
+    from grokcast.config import LogConfig
+    from grokcast.train import train_ensemble
+
+    def seconds(steps: int) -> float:
+        log = LogConfig(dense_until=steps + 1 if dense else 0, every=steps)
+        chunk = [dataclasses.replace(r, n_steps=steps, log=log) for r in runs]
+        _sync(device)
+        t0 = time.perf_counter()
+        train_ensemble(chunk, device, cuda_graphs=graphs)
+        _sync(device)
+        return time.perf_counter() - t0
+
+    return round(1e3 * (seconds(2 * n) - seconds(n)) / n, 3)
 
 
 def stage_profile(args: argparse.Namespace) -> dict[str, Any]:
@@ -199,7 +239,7 @@ def _sweep(config: Any, out: Path, device: str, chunk_size: int | None) -> dict[
     return info
 
 
-def _grid(args: argparse.Namespace, seeds: int | None = None) -> Any:
+def _grid(args: argparse.Namespace, seeds: int | None = None, precision: str = "fp32") -> Any:
     from grokcast.config import SweepConfig
 
     raw = SweepConfig.from_file(ROOT / "configs" / "paper.toml").to_dict()
@@ -207,6 +247,7 @@ def _grid(args: argparse.Namespace, seeds: int | None = None) -> Any:
         raw["seeds"] = list(range(seeds))
     if args.steps is not None:
         raw["n_steps"] = args.steps
+    raw["model"]["precision"] = precision
     return SweepConfig.from_dict(raw)
 
 
@@ -224,22 +265,34 @@ def compare_runs(gpu_runs: Any, cpu_runs: Any) -> dict[str, Any]:
     return out
 
 
-def stage_paper(args: argparse.Namespace) -> dict[str, Any]:
+def stage_paper(args: argparse.Namespace, precision: str = "fp32") -> dict[str, Any]:
     from grokcast.store import SweepStore
 
-    config = _grid(args)
+    config = _grid(args, precision=precision)
     with tempfile.TemporaryDirectory() as tmp:
         info = _sweep(config, Path(tmp) / "paper", args.device, args.chunk_size)
         if args.cpu_sweep is not None:
             cpu = SweepStore(args.cpu_sweep)
+            same = dataclasses.replace(config, model=dataclasses.replace(config.model, precision="fp32"))
             info["vs_cpu"] = (compare_runs(SweepStore(Path(tmp) / "paper").runs(), cpu.runs())
-                              if cpu.read_config() == config else "not compared: a different sweep config")
+                              if cpu.read_config() == same else "not compared: a different sweep config")
+        if precision != "fp32":  # for benchmarks/precision_effect.py against the CPU sweep
+            shutil.make_archive(str(args.out / f"paper_{precision}_sweep"), "gztar", tmp, "paper")
     return info
 
 
-def stage_grid(args: argparse.Namespace) -> dict[str, Any]:
+def stage_paper_tf32(args: argparse.Namespace) -> dict[str, Any]:
+    """The paper sweep with the opt-in TF32 products; its store comes back as a tarball."""
+    return stage_paper(args, "tf32")
+
+
+def stage_grid(args: argparse.Namespace, precision: str = "fp32") -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
-        return _sweep(_grid(args, args.seeds), Path(tmp) / "grid", args.device, args.chunk_size)
+        return _sweep(_grid(args, args.seeds, precision), Path(tmp) / "grid", args.device, args.chunk_size)
+
+
+def stage_grid_tf32(args: argparse.Namespace) -> dict[str, Any]:
+    return stage_grid(args, "tf32")
 
 
 def main() -> None:

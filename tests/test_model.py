@@ -15,8 +15,11 @@ from grokcast.train import _AdamW, _padded_examples
 
 P = 23
 # The oracle tests run on every device this machine has: the CPU always, CUDA where present.
-DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
-    not torch.cuda.is_available(), reason="no CUDA device on this machine"))]
+_NEEDS_CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+DEVICES = ["cpu", pytest.param("cuda", marks=_NEEDS_CUDA)]
+# And every way of reading the tables' rows (model.LOOKUPS) on each.
+WAYS = [pytest.param(device, lookup, marks=[_NEEDS_CUDA] if device == "cuda" else [], id=f"{device}-{lookup}")
+        for device in ("cpu", "cuda") for lookup in M.LOOKUPS]
 
 
 def test_param_count_is_derived_from_shapes():
@@ -58,11 +61,11 @@ def _mixed_runs(init: str = "torch") -> list[RunConfig]:
             for f, wd, s in [(0.3, 1.0, 0), (0.6, 0.3, 1), (0.3, 10.0, 2), (0.5, 3.0, 0)]]
 
 
-@pytest.mark.parametrize("device", DEVICES)
-def test_logits_match_plain_model_for_every_run(device):
+@pytest.mark.parametrize("device, lookup", WAYS)
+def test_logits_match_plain_model_for_every_run(device, lookup):
     runs = _mixed_runs()
     params = M.init_params(runs[0].model, P, [r.seed for r in runs], device)
-    train = _padded_examples(runs, 0, torch.device(device))
+    train = _padded_examples(runs, 0, torch.device(device), lookup)
     tokens, mask = train.tokens.cpu(), train.mask.cpu()
     batched = M.forward(params, train, n_heads=4).cpu()
     cpu_params = {n: p.cpu() for n, p in params.items()}
@@ -115,12 +118,12 @@ def test_training_matches_plain_adamw_loop(device, dtype, init, atol):
             torch.testing.assert_close(got, want, atol=atol, rtol=0, msg=f"run {r} {name}")
 
 
-@pytest.mark.parametrize("device", DEVICES)
-def test_hand_written_backward_equals_autograd_in_float64(device):
+@pytest.mark.parametrize("device, lookup", WAYS)
+def test_hand_written_backward_equals_autograd_in_float64(device, lookup):
     runs = _mixed_runs()
     seeds = [r.seed for r in runs]
     params = {k: v.double() for k, v in M.init_params(runs[0].model, P, seeds, device).items()}
-    train = _padded_examples(runs, 0, torch.device(device))
+    train = _padded_examples(runs, 0, torch.device(device), lookup)
     labels, mask = train.labels, train.mask
     leaves = [params[n].clone().requires_grad_() for n in M.PARAM_NAMES]
     logits = M.forward(dict(zip(M.PARAM_NAMES, leaves)), train, 4)
@@ -133,15 +136,15 @@ def test_hand_written_backward_equals_autograd_in_float64(device):
         torch.testing.assert_close(grads[name], want, rtol=1e-10, atol=1e-12, msg=name)
 
 
-@pytest.mark.parametrize("device", DEVICES)
-def test_gradients_equal_the_plain_models_in_float64(device):
+@pytest.mark.parametrize("device, lookup", WAYS)
+def test_gradients_equal_the_plain_models_in_float64(device, lookup):
     """The hand-written backward on each device against autograd on the independent
     all-positions model on the CPU."""
     runs = _mixed_runs()
     params = {k: v.double() for k, v in M.init_params(runs[0].model, P, [r.seed for r in runs]).items()}
     train = _padded_examples(runs, 0, torch.device("cpu"))
     got_loss, _, grads = M.loss_and_grads({k: v.to(device) for k, v in params.items()},
-                                          _padded_examples(runs, 0, torch.device(device)), 4)
+                                          _padded_examples(runs, 0, torch.device(device), lookup), 4)
     got_loss, grads = got_loss.cpu(), {k: v.cpu() for k, v in grads.items()}
     linear = {"W_Q": "q", "W_K": "k", "W_V": "v", "W_O": "o", "W_in": "mlp_in", "W_out": "mlp_out",
               "W_U": "unembed"}
@@ -158,30 +161,59 @@ def test_gradients_equal_the_plain_models_in_float64(device):
                                        msg=f"run {r} {name}")
 
 
-@pytest.mark.parametrize("device", DEVICES)
+def _tables(ex: M.Examples, C: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    R, _, T = ex.tokens.shape
+    gen = torch.Generator().manual_seed(0)
+    return torch.randn(R, M.table_rows(T, ex.vocab), C, generator=gen, dtype=dtype).to(ex.tokens.device)
+
+
+@pytest.mark.parametrize("device, lookup", WAYS)
+def test_every_way_reads_exactly_the_examples_table_rows(device, lookup):
+    """A one-hot product has one nonzero term per sum: the rows it reads are the rows
+    themselves, bitwise, as plain indexing of the stacked tables reads them."""
+    ex = _padded_examples(_mixed_runs(), 0, torch.device(device), lookup)
+    tables = _tables(ex, 16)
+    expected = tables.cpu().reshape(-1, 16)[ex.rows.cpu()]
+    assert torch.equal(M._rows(tables, ex).cpu(), expected)
+
+
+@pytest.mark.parametrize("device, lookup", WAYS)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_table_gradient_sums_in_sorted_segments_equal_index_add_and_a_plain_loop(dtype, device):
-    """The CUDA way of summing the table gradient (sorted segments): on the CPU bitwise the
-    CPU's index_add_; on every device a per-row loop of float64 sums within rounding."""
-    runs = _mixed_runs()
-    ex = _padded_examples(runs, 0, torch.device(device))
+def test_every_way_sums_the_table_gradient_as_a_plain_loop_does(dtype, device, lookup):
+    """Each way of summing the table gradient against a per-row loop of float64 sums, within
+    rounding; on the CPU the sorted segments (once CUDA's way) bitwise equal index_add_."""
+    ex = _padded_examples(_mixed_runs(), 0, torch.device(device), lookup)
     R, N, T = ex.tokens.shape
     src = torch.randn(R, N, T, 5, generator=torch.Generator().manual_seed(0), dtype=dtype)
-    by_segments = M._scatter_rows(src.to(device), ex, sorted_sums=True).cpu()
-    if device == "cpu":
-        assert torch.equal(by_segments, M._scatter_rows(src, ex, sorted_sums=False))
+    got = M._scatter_rows(src.to(device), ex).cpu()
+    if device == "cpu" and lookup == "segments":
+        by_index_add = _padded_examples(_mixed_runs(), 0, torch.device("cpu"), "gather")
+        assert torch.equal(got, M._scatter_rows(src, by_index_add))
     rows, flat = ex.rows.reshape(-1).tolist(), src.reshape(-1, 5).double()
     expected = torch.zeros(R * M.table_rows(T, P + 1), 5, dtype=torch.float64)
+    read = torch.zeros(R * M.table_rows(T, P + 1), dtype=torch.bool)
     for i, row in enumerate(rows):
         expected[row] += flat[i]
-    assert by_segments.shape == expected.shape
+        read[row] = True
+    assert got.shape == expected.shape
     # Sums of up to 317 N(0, 1) terms (the '=' row): float32 rounding reaches ~1e-5 there;
     # a contribution added to the wrong row would be off by O(1).
     tol = 1e-4 if dtype == torch.float32 else 1e-12
-    torch.testing.assert_close(by_segments.double(), expected, rtol=0, atol=tol)
+    torch.testing.assert_close(got.double(), expected, rtol=0, atol=tol)
     # Rows no example reads (the '=' token at the first positions) get exact zeros.
-    unread = (ex.row_counts == 0).cpu()
-    assert unread.any() and not by_segments[unread].any()
+    assert (~read).any() and not got[~read].any()
+
+
+def test_examples_refuse_an_unknown_lookup_and_keep_theirs_when_runs_are_dropped():
+    tokens, labels = all_examples(P)
+    mask = torch.ones(2, P * P, dtype=torch.bool)
+    with pytest.raises(ValueError, match=r"lookup='sparse' is not allowed.*'gather', 'segments', 'onehot'"):
+        M.Examples.build(tokens.expand(2, -1, -1), labels.expand(2, -1), mask, P + 1, lookup="sparse")
+    ex = M.Examples.build(tokens.expand(2, -1, -1), labels.expand(2, -1), mask, P + 1, lookup="onehot")
+    kept = ex.select(torch.tensor([False, True]))
+    assert kept.lookup == "onehot" and kept.onehot.shape == (1, P * P, 2, P + 1)
+    # The default is the device's: on the CPU the embedding lookup and index_add_.
+    assert M.Examples.build(tokens[None], labels[None], mask[:1], P + 1).lookup == "gather"
 
 
 def test_examples_refuse_a_last_position_that_is_not_one_query_token():
@@ -192,6 +224,46 @@ def test_examples_refuse_a_last_position_that_is_not_one_query_token():
     tokens[5, -1] = 3
     with pytest.raises(ValueError, match=r"same token at the last position.*\[3, 23\]"):
         M.Examples.build(tokens[None], labels[None], torch.ones(1, P * P, dtype=torch.bool), P + 1)
+
+
+@pytest.mark.parametrize("process_flag", ["none", "tf32"])
+def test_fp32_products_and_lookups_ignore_a_process_wide_tf32_flag(process_flag):
+    """A script may allow TF32 for its own models (torch.backends.cuda.matmul): grokcast's
+    fp32 products and one-hot lookups run with the flag at "ieee" whatever it says, and
+    "tf32" products with it at "tf32", the lookups still "ieee". The flag is restored after
+    (and never written when it already says what is needed). Recorded at each product call:
+    the flag is host state, read by PyTorch when it launches the product."""
+    from torch.overrides import TorchFunctionMode
+
+    flags = torch.backends.cuda.matmul
+    seen: list[tuple[str, str]] = []
+
+    class Record(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            if func in (torch.bmm, torch.baddbmm):
+                # A one-hot operand, (N, V) or transposed, reads or sums table rows.
+                kind = "lookup" if any(P + 1 in a.shape[-2:] and bool(((a == 0) | (a == 1)).all())
+                                       for a in args[:2]) else "product"
+                seen.append((kind, flags.fp32_precision))
+            return func(*args, **(kwargs or {}))
+
+    runs = _mixed_runs()
+    params = M.init_params(runs[0].model, P, [r.seed for r in runs])
+    ex = _padded_examples(runs, 0, torch.device("cpu"), "onehot")
+    flags.fp32_precision = process_flag
+    try:
+        for precision, product_flag in (("fp32", "ieee"), ("tf32", "tf32")):
+            seen.clear()
+            with Record():
+                M.loss_and_grads(params, ex, 4, precision=precision)
+            assert {k for k, _ in seen} == {"lookup", "product"}
+            for kind, flag in seen:
+                want = product_flag if kind == "product" else "ieee"
+                # The default "none" means IEEE fp32 to PyTorch: left alone where that is wanted.
+                assert flag == want or (want == "ieee" and flag == process_flag == "none"), (precision, kind)
+            assert flags.fp32_precision == process_flag
+    finally:
+        flags.fp32_precision = "none"
 
 
 def test_products_in_bf16_are_products_of_rounded_operands():

@@ -124,6 +124,23 @@ def test_the_memory_estimate_bounds_a_measured_run(p, d, d_mlp):
     assert measured <= 1.2 * run_bytes(config) and run_bytes(config) <= 2.5 * measured
 
 
+def test_the_memory_estimate_on_cuda_counts_the_one_hot_tokens_built_there():
+    """CUDA reads the tables through each example's one-hot tokens (model.Examples, lookup
+    "onehot"): the estimate there adds exactly the bytes of one run's train and val one-hots
+    as the trainer builds them (a p = 300 run: 2 x 301 floats for each of 90,000 examples)."""
+    import torch
+
+    from grokcast.config import RunConfig
+    from grokcast.sweep import run_bytes
+    from grokcast.train import _padded_examples
+
+    config = SweepConfig(p=300, model=ModelConfig(d_model=16, n_heads=2, d_mlp=32))
+    run = RunConfig(p=300, train_frac=0.4, model=config.model)
+    built = sum(_padded_examples([run], which, torch.device("cpu"), "onehot").onehot.nbytes
+                for which in (0, 1))
+    assert run_bytes(config, torch.device("cuda")) - run_bytes(config, torch.device("cpu")) == built
+
+
 @functools.cache
 def _peak_rss(p: int, d: int, d_mlp: int) -> int:
     out = subprocess.run([sys.executable, "-c", _PEAK_RSS, str(p), str(d), str(d_mlp)],

@@ -21,18 +21,25 @@ the products' operands and nothing else.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
-from torch.nn.functional import embedding
+from torch.nn.functional import embedding, one_hot
 
 from grokcast.config import PRECISIONS, ModelConfig
 from grokcast.data import SEQ_LEN, vocab_size
 
 # Parameter names in the order their initial values are drawn from a run's generator.
 PARAM_NAMES = ("W_E", "W_pos", "W_Q", "W_K", "W_V", "W_O", "W_in", "W_out", "W_U")
+# Ways to read the score and value tables' rows and to sum their gradient (Examples.lookup):
+# "gather", an embedding lookup and index_add_ (the CPU's way: fastest there); "segments",
+# the same lookup with the gradient summed in sorted segments; "onehot", batched products
+# with each example's one-hot tokens both ways (CUDA's way). All read the same values; the
+# gradients differ in summation order only (benchmarks/README.md, "GPU").
+LOOKUPS = ("gather", "segments", "onehot")
 
 
 def param_shapes(cfg: ModelConfig, p: int) -> dict[str, tuple[int, ...]]:
@@ -66,13 +73,22 @@ class Examples:
     query_token: int  # the token every example holds at the last position ('=')
     weight: Tensor  # (R, N): 1/n_r on a run's real examples, 0 on padding
     rows: Tensor  # (R, N, T): rows of the stacked tables, R * table_rows(T, V) in all
-    # For the deterministic table gradient on CUDA (see _scatter_rows): the flattened rows'
-    # stable sort order, and how many examples read each row of the stack.
+    # How the table rows are read and their gradient summed (see LOOKUPS and _rows).
+    lookup: str
+    # "segments": the flattened rows' stable sort order, and how many examples read each
+    # row of the stack. "onehot": each example's tokens at the key positions one-hot,
+    # (R, N, T - 1, V) float32. Empty tensors for the other ways.
     row_order: Tensor  # (R * N * T,)
     row_counts: Tensor  # (R * table_rows(T, V),)
+    onehot: Tensor
 
     @classmethod
-    def build(cls, tokens: Tensor, labels: Tensor, mask: Tensor, vocab: int) -> Examples:
+    def build(cls, tokens: Tensor, labels: Tensor, mask: Tensor, vocab: int,
+              lookup: str | None = None) -> Examples:
+        """``lookup``: one of :data:`LOOKUPS`; by default ``"onehot"`` on CUDA, else ``"gather"``."""
+        lookup = lookup or ("onehot" if tokens.is_cuda else "gather")
+        if lookup not in LOOKUPS:
+            raise ValueError(f"lookup={lookup!r} is not allowed: expected one of {LOOKUPS}")
         R, _, T = tokens.shape
         last = tokens[:, :, -1]
         query_token = int(last.reshape(-1)[0]) if last.numel() else vocab - 1
@@ -85,14 +101,20 @@ class Examples:
                          dim=2)
         rows += torch.arange(R, device=tokens.device)[:, None, None] * table_rows(T, vocab)
         weight = mask.double() / mask.sum(1, keepdim=True)  # exact in float32 and float64 models
-        flat = rows.reshape(-1)
-        order = torch.sort(flat, stable=True).indices
-        counts = torch.bincount(flat, minlength=R * table_rows(T, vocab))
-        return cls(tokens, labels, mask, vocab, query_token, weight, rows, order, counts)
+        none = tokens.new_empty(0)
+        order = counts = onehot = none
+        if lookup == "segments":
+            flat = rows.reshape(-1)
+            order = torch.sort(flat, stable=True).indices
+            counts = torch.bincount(flat, minlength=R * table_rows(T, vocab))
+        elif lookup == "onehot":
+            onehot = one_hot(tokens[:, :, :-1], vocab).float()
+        return cls(tokens, labels, mask, vocab, query_token, weight, rows, lookup, order, counts, onehot)
 
     def select(self, keep: Tensor) -> Examples:
         """The examples of the runs where ``keep`` (R,) is True, as their own ensemble."""
-        return Examples.build(self.tokens[keep], self.labels[keep], self.mask[keep], self.vocab)
+        return Examples.build(self.tokens[keep], self.labels[keep], self.mask[keep], self.vocab,
+                              self.lookup)
 
 
 def table_rows(seq_len: int, vocab: int) -> int:
@@ -133,16 +155,44 @@ def init_params(cfg: ModelConfig, p: int, seeds: list[int], device: torch.device
 Product = Callable[..., Tensor]
 
 
+@contextmanager
+def _fp32_matmuls(mode: str) -> Iterator[None]:
+    """CUDA's float32 matrix products in ``mode`` ("ieee" or "tf32") within the block,
+    whatever the process set (``torch.backends.cuda.matmul.fp32_precision``, or the legacy
+    ``allow_tf32``, which the same attribute reads): a script that allows TF32 for its own
+    models must not round grokcast's fp32 products or its one-hot lookups. The flag is only
+    written when it differs, so with PyTorch's defaults nothing is touched."""
+    flags = torch.backends.cuda.matmul
+    before = flags.fp32_precision
+    if (before == "tf32") == (mode == "tf32"):
+        yield
+        return
+    flags.fp32_precision = mode
+    try:
+        yield
+    finally:
+        flags.fp32_precision = before
+
+
 def products(precision: str) -> tuple[Product, Product]:
     """``bmm(a, b) = a @ b`` and ``baddbmm(c, a, b) = c + a @ b`` in a model precision.
 
     ``"bf16"`` rounds both operands to bfloat16; PyTorch's kernel accumulates in fp32 and
     rounds its result to bfloat16 once, which is then carried on in fp32: about 3 significant
     digits. Where the hardware has bf16 units the products run faster (2.4-3.1x for the MLP's
-    shapes on an AVX512-BF16 CPU).
+    shapes on an AVX512-BF16 CPU). ``"tf32"`` (CUDA only, see
+    :func:`grokcast.train.check_precision`) runs the fp32 products on the TF32 tensor cores:
+    operands rounded to 10 mantissa bits, sums in fp32, no casts.
     """
     if precision == "fp32":
         return torch.bmm, torch.baddbmm
+    if precision == "tf32":
+        def tf32(product: Product) -> Product:
+            def product_in_tf32(*args: Tensor) -> Tensor:
+                with _fp32_matmuls("tf32"):
+                    return product(*args)
+            return product_in_tf32
+        return tf32(torch.bmm), tf32(torch.baddbmm)
     if precision != "bf16":
         raise ValueError(f"precision={precision!r} is not allowed: expected one of {PRECISIONS}")
 
@@ -170,7 +220,8 @@ def forward(params: dict[str, Tensor], examples: Examples, n_heads: int, *,
     -------
     logits : Tensor of shape (R, N, V)
     """
-    return _forward(params, examples, n_heads, precision)["logits"]
+    with _fp32_matmuls("ieee"):
+        return _forward(params, examples, n_heads, precision)["logits"]
 
 
 def _forward(params: dict[str, Tensor], ex: Examples, n_heads: int, precision: str,
@@ -190,8 +241,8 @@ def _forward(params: dict[str, Tensor], ex: Examples, n_heads: int, precision: s
     s_tab = bmm(emb, wkq)  # (R, M, H)
     v_tab = bmm(emb, params["W_V"])  # (R, M, d)
     # The causal mask is a no-op for the last query: it attends to every position.
-    attn = torch.softmax(_rows(s_tab, ex.rows), dim=2)  # (R, N, T, H)
-    vals = _rows(v_tab, ex.rows).reshape(R, N, T, H, dh)
+    attn = torch.softmax(_rows(s_tab, ex), dim=2)  # (R, N, T, H)
+    vals = _rows(v_tab, ex).reshape(R, N, T, H, dh)
     z = (attn.unsqueeze(-1) * vals).sum(2).reshape(R, N, d)
     resid = baddbmm(emb[:, -1:], z, params["W_O"])  # (R, N, d) at '='
     hidden = bmm(resid, params["W_in"]).relu_()  # (R, N, d_mlp)
@@ -218,7 +269,12 @@ def loss_and_grads(params: dict[str, Tensor], examples: Examples, n_heads: int, 
     -------
     loss : (R,), logits : (R, N, V), grads : dict like ``params``
     """
-    ex = examples
+    with _fp32_matmuls("ieee"):  # "tf32" products switch it per product
+        return _loss_and_grads(params, examples, n_heads, precision)
+
+
+def _loss_and_grads(params: dict[str, Tensor], ex: Examples, n_heads: int, precision: str,
+                    ) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
     f = _forward(params, ex, n_heads, precision)
     bmm, baddbmm = products(precision)
     R, N, T = ex.tokens.shape
@@ -274,34 +330,53 @@ def loss_and_grads(params: dict[str, Tensor], examples: Examples, n_heads: int, 
     return loss, logits, g
 
 
-def _rows(tables: Tensor, rows: Tensor) -> Tensor:
-    """Rows of the stacked tables (R, M, C): ``tables.reshape(R * M, C)[rows]`` -> (*rows.shape, C).
+def _rows(tables: Tensor, ex: Examples) -> Tensor:
+    """Each example's rows of the stacked tables (R, M, C): ``tables.reshape(R * M, C)[ex.rows]``,
+    (R, N, T, C).
 
-    One flat embedding lookup: much faster on CPU than torch.gather with an expanded index.
+    ``"gather"`` and ``"segments"``: one flat embedding lookup, much faster on CPU than
+    torch.gather with an expanded index. ``"onehot"``: per key position a batched product of
+    the examples' one-hot tokens with that position's (V, C) table, one nonzero term per sum
+    and so the same values; on CUDA a dense product runs near the memory's speed where the
+    row lookup did not (benchmarks/README.md, "GPU").
     """
-    return embedding(rows, tables.reshape(-1, tables.shape[-1]))
+    if ex.lookup != "onehot":
+        return embedding(ex.rows, tables.reshape(-1, tables.shape[-1]))
+    R, _, C = tables.shape
+    _, N, T = ex.tokens.shape
+    onehot = ex.onehot.to(tables.dtype)
+    keys = tables[:, :-1].reshape(R, T - 1, ex.vocab, C)
+    looked_up = [torch.bmm(onehot[:, :, t], keys[:, t]) for t in range(T - 1)]
+    return torch.stack([*looked_up, tables[:, -1:].expand(R, N, C)], dim=2)  # the query row last
 
 
-def _scatter_rows(src: Tensor, ex: Examples, *, sorted_sums: bool | None = None) -> Tensor:
+def _scatter_rows(src: Tensor, ex: Examples) -> Tensor:
     """Adjoint of :func:`_rows`: sum the rows of ``src`` (*ex.rows.shape, C) into the stacked
     tables' rows, (R * table_rows, C).
 
-    On the CPU, ``index_add_`` adds each table row's contributions one after another in
-    example order. On CUDA it adds them with atomics, whose order is not fixed: PyTorch
-    lists it among the nondeterministic operations (``torch.use_deterministic_algorithms``),
-    so the same config could give a different log. There (``sorted_sums``, the default on
-    CUDA) each row's contributions are gathered in example order, by a stable sort done once
-    per ensemble, and summed as one segment per row: a fixed order on every call. On the CPU
-    both ways add the same numbers in the same order (bitwise equal, tested).
+    ``"gather"`` (the CPU's way): ``index_add_`` adds each table row's contributions one after
+    another in example order. On CUDA it would add them with atomics, whose order is not
+    fixed: PyTorch lists it among the nondeterministic operations
+    (``torch.use_deterministic_algorithms``), so the same config could give a different log.
+    ``"segments"`` gathers each row's contributions in example order, by a stable sort done
+    once per ensemble, and sums them as one segment per row: a fixed order on every call (on
+    the CPU bitwise equal to ``"gather"``, tested). ``"onehot"`` (CUDA's way) sums them as
+    the batched product of the one-hot tokens' transpose with ``src``, per key position; a
+    fixed order too, cuBLAS's.
     """
     C = src.shape[-1]
     flat = src.reshape(-1, C)
-    if sorted_sums is None:
-        sorted_sums = flat.is_cuda
-    if sorted_sums:
+    if ex.lookup == "segments":
         # unsafe: skip the check of the lengths (they sum to the rows by construction), which
         # would read them back to the host, a GPU round trip on every call.
         return torch.segment_reduce(flat[ex.row_order], "sum", lengths=ex.row_counts, axis=0,
                                     unsafe=True)
-    out = torch.zeros(ex.row_counts.shape[0], C, dtype=src.dtype, device=src.device)
+    if ex.lookup == "onehot":
+        T = src.shape[2]
+        onehot = ex.onehot.to(src.dtype)
+        parts = [torch.bmm(onehot[:, :, t].transpose(1, 2), src[:, :, t]) for t in range(T - 1)]
+        parts.append(src[:, :, -1].sum(1, keepdim=True))  # the query row: every example reads it
+        return torch.cat(parts, dim=1).reshape(-1, C)
+    out = torch.zeros(ex.rows.shape[0] * table_rows(ex.rows.shape[2], ex.vocab), C, dtype=src.dtype,
+                      device=src.device)
     return out.index_add_(0, ex.rows.reshape(-1), flat)

@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from grokcast.config import RunConfig, SweepConfig
 from grokcast.store import SweepStore
-from grokcast.train import EnsembleLog, LogHook, resolve_device, train_ensemble
+from grokcast.train import EnsembleLog, LogHook, check_precision, resolve_device, train_ensemble
 from grokcast.validation import check_int
 
 # Runs per CPU ensemble, capped. Bigger ensembles share each op's fixed cost among more runs
@@ -94,19 +94,21 @@ def plan_chunks(runs: list[RunConfig], max_runs: int, *, pack_splits: bool = Fal
     return chunks
 
 
-def run_bytes(config: SweepConfig) -> int:
+def run_bytes(config: SweepConfig, device: torch.device | None = None) -> int:
     """About the memory one run of ``config`` takes while it trains: per example, the
     activations saved for the backward pass, ~ (4 d_model + 2 d_mlp) floats, and the logits'
     V = p + 1 wide buffers (log-softmax, its gradient, the fit statistics'), ~ 3 V floats; and
     some 20 parameter-sized buffers (parameters, gradients, Adam moments, update snapshots,
     products' workspace). Measured peak RSS over a p = 5 run's: 0.64-0.91 of this (p = 200
     and 300, d_model 64 and 16, ``tests/test_sweep.py``); without the V-wide terms, the
-    estimate was 5x too low at p = 300, d_model = 16."""
-    from grokcast.data import vocab_size
+    estimate was 5x too low at p = 300, d_model = 16. On CUDA the examples' one-hot tokens
+    (``model.Examples``, lookup ``"onehot"``) add 2 V floats per example."""
+    from grokcast.data import SEQ_LEN, vocab_size
     from grokcast.model import n_params
 
-    m = config.model
-    per_example = config.p**2 * (4 * m.d_model + 2 * m.d_mlp + 3 * vocab_size(config.p))
+    m, v = config.model, vocab_size(config.p)
+    onehot = (SEQ_LEN - 1) * v if device is not None and device.type == "cuda" else 0
+    per_example = config.p**2 * (4 * m.d_model + 2 * m.d_mlp + 3 * v + onehot)
     return 4 * (per_example + 20 * max(60_000, n_params(m, config.p)))
 
 
@@ -165,7 +167,7 @@ def default_chunk_size(device: torch.device, config: SweepConfig, workers: int =
     CPU the paper's model hits the cap long before the memory bound.
     """
     cap = 4096 if device.type == "cuda" else DEFAULT_CPU_CHUNK
-    return max(1, min(cap, int(device_bytes(device) * 0.25 / workers // run_bytes(config))))
+    return max(1, min(cap, int(device_bytes(device) * 0.25 / workers // run_bytes(config, device))))
 
 
 def balanced_chunk_size(n_runs: int, workers: int, device: torch.device, config: SweepConfig) -> int:
@@ -185,7 +187,7 @@ def balanced_chunk_size(n_runs: int, workers: int, device: torch.device, config:
 def check_fits(device: torch.device, config: SweepConfig) -> None:
     """Refuse, before anything is written, a model too big to train one run of on ``device``
     (the OS would kill the process part-way instead of raising an error)."""
-    need, have = run_bytes(config), device_bytes(device)
+    need, have = run_bytes(config, device), device_bytes(device)
     if need > have:
         gib = 2**30
         raise ValueError(f"one run of this model needs about {need / gib:,.1f} GiB while it trains "
@@ -280,6 +282,7 @@ def run_sweep(config: SweepConfig, out: str | Path, *, device: str | torch.devic
     """
     # Before anything is written: a bad argument leaves no sweep directory behind.
     dev = resolve_device(str(device))  # a torch.device too
+    check_precision(dev, config.model.precision)
     check_fits(dev, config)
     if chunk_size is not None:
         check_int("chunk_size", chunk_size, 1)

@@ -56,6 +56,14 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
+def check_precision(device: torch.device, precision: str) -> None:
+    """``"tf32"`` is a format of NVIDIA's tensor cores: refused elsewhere, where it would
+    silently train in fp32 under a config that says otherwise."""
+    if precision == "tf32" and device.type != "cuda":
+        raise ValueError(f"model.precision='tf32' needs a CUDA device, got device={str(device)!r}: "
+                         "use 'fp32' or 'bf16' there")
+
+
 def check_compatible(runs: list[RunConfig]) -> None:
     """Runs of one ensemble must agree on everything except seed, weight decay and split."""
     if not runs:
@@ -72,8 +80,10 @@ def check_compatible(runs: list[RunConfig]) -> None:
                                  "an ensemble shares it")
 
 
-def _padded_examples(runs: list[RunConfig], which: int, device: torch.device) -> M.Examples:
-    """Each run's train (0) or val (1) set, padded to the largest (padding is masked out)."""
+def _padded_examples(runs: list[RunConfig], which: int, device: torch.device,
+                     lookup: str | None = None) -> M.Examples:
+    """Each run's train (0) or val (1) set, padded to the largest (padding is masked out);
+    ``lookup`` as :meth:`grokcast.model.Examples.build` takes it."""
     tokens, labels = all_examples(runs[0].p)
     idx = [split_indices(r.p, r.train_frac, r.split_seed)[which] for r in runs]
     n_max = max(len(i) for i in idx)
@@ -83,7 +93,8 @@ def _padded_examples(runs: list[RunConfig], which: int, device: torch.device) ->
         padded[r, : len(i)], mask[r, : len(i)] = i, True
     padded_t = torch.from_numpy(padded)
     return M.Examples.build(tokens[padded_t].to(device), labels[padded_t].to(device),
-                            torch.from_numpy(mask).to(device), vocab=vocab_size(runs[0].p))
+                            torch.from_numpy(mask).to(device), vocab=vocab_size(runs[0].p),
+                            lookup=lookup)
 
 
 class _AdamW:
@@ -130,6 +141,7 @@ def train_ensemble(runs: list[RunConfig], device: str | torch.device = "cpu", *,
     check_compatible(runs)
     device = resolve_device(str(device))  # a torch.device too: CUDA asked for, none present
     cfg = runs[0]
+    check_precision(device, cfg.model.precision)
     R, n_steps, n_heads, precision = len(runs), cfg.n_steps, cfg.model.n_heads, cfg.model.precision
     params = M.init_params(cfg.model, cfg.p, [r.seed for r in runs], device)
     plist = [params[n] for n in M.PARAM_NAMES]
