@@ -1,37 +1,41 @@
 """Issue 6's GPU checks in one command, for a session whose task is lent a GPU machine.
 
-First run on 2026-11-26 (results and what they say: benchmarks/README.md, "GPU"). Nothing is
-installed there: the machine's own python3 and torch run the sources. With the device tool,
-from the repository root, in two calls. Measured then on an H100, the first call's stages
-took 27 s (tests), 10 s (paper), 8 s (steps), 11 s (repeat) and 81 s (bench) of wall time,
-and on an H200 47 s (profile); the grid at the paper's 10,000 steps needs about 6 minutes, more
-than a call should take in a 15-minute device budget, so time a fifth of it. A machine's
-start took about 35 s:
+Run in the sessions of 2026-11-26 and 2026-11-27 (results and what they say:
+benchmarks/README.md, "GPU"). Nothing is installed there: the machine's own python3 and
+torch run the sources. With the device tool, from the repository root, in one call (its
+stages took, on an H100 on 2026-11-27: tests 25 s, repeat 10 s, lookups 67 s, paper 8 s,
+grid at 2,000 steps 65 s, profile 61 s; a machine's start took about 30-60 s):
 
-    run(command="PYTHONPATH=src:tests python3 benchmarks/gpu_checks.py --out $OUT "
-                "--stages tests steps paper profile repeat bench --cpu-sweep out/paper/sweep",
-        carry=["out/paper/sweep"], timeout_s=300)
-    run(command="PYTHONPATH=src:tests python3 benchmarks/gpu_checks.py --out $OUT --stages grid "
-                "--steps 2000", timeout_s=200)
+    run(command="export PYTHONPATH=src:tests; "
+                "python3 benchmarks/gpu_checks.py --out $OUT/a --stages tests repeat lookups paper "
+                "--cpu-sweep out/paper/sweep; "
+                "python3 benchmarks/gpu_checks.py --out $OUT/b --stages grid --steps 2000",
+        carry=["out/paper/sweep"], timeout_s=400)
 
-With ``--steps`` the figure to report is the grid's run-steps per second, not its time (its
-first 300 steps log densely, a larger share of a shorter run).
+(``steps``, ``profile`` and ``bench`` take 5, 61 and 55 s more.) The grid at the paper's
+10,000 steps needs about 5 minutes, too much of a 15-minute device budget, so a fifth of it
+is timed: with ``--steps`` the figure to report is the grid's run-steps per second, not its
+time (its first 300 steps log densely, a larger share of a shorter run).
 
 ``out/paper/sweep`` is this machine's CPU sweep from ``make reproduce``. Stages, in the
 order given; each is written to OUT/summary.json as soon as it ends (a run cut off keeps
 what it has):
 
-- ``tests``: tests/test_model.py and tests/test_train.py on the GPU (the oracle tests, the
-  GPU-vs-CPU agreement check, the repeatability check), output in OUT/tests.txt;
-- ``repeat``: 3 runs x 300 steps trained twice with the table gradient as sorted segments
-  (grokcast's way on CUDA) and twice with ``index_add_``: whether each pair's logs are equal;
+- ``tests``: tests/test_model.py and tests/test_train.py on the GPU (the oracle tests for
+  each way of reading the tables, the GPU-vs-CPU agreement check, the repeatability
+  check), output in OUT/tests.txt;
+- ``repeat``: 3 runs x 300 steps trained twice with each way of reading the tables
+  (``model.LOOKUPS``: ``onehot``, CUDA's, and ``gather``, whose gradient is summed with
+  ``index_add_``'s atomics): whether each pair's logs are equal;
 - ``steps``: ms per step of the 48 runs as one ensemble, every step logged and none logged
   (with and without the CUDA graphs): where a sweep's time goes (--steps, default 200);
+- ``lookups``: ms per unlogged step of the 48 runs and of the grid's 2,400-run chunk, by way
+  of reading the tables and precision, twice each, and per logged step of the large chunk;
 - ``profile``: the operators that take the time of 40 logged steps of those 48 runs, and of
-  10 unlogged steps of a 2,400-run ensemble (the grid's chunk) in fp32 and bf16;
+  10 unlogged steps of a 2,400-run ensemble (the grid's chunk) in fp32 and bf16 (the
+  one-off initialisation of the 2,400 runs, ~100 ms of ``copy_`` and ``mul``, included);
 - ``bench``: bench_train.py on the GPU, 48 runs x --bench-steps steps, a log row every 100
-  (``--dense-until 0``, as the CPU rows of benchmarks/README.md; on 2026-11-26 it ran with
-  the first 300 steps logged, which hid the graphs' effect): fp32, fp32 with
+  (``--dense-until 0``, as the CPU rows of benchmarks/README.md): fp32, fp32 with
   ``--no-cuda-graphs`` (what the recorded CUDA graphs gain) and bf16;
 - ``paper``: the 48-run x 10,000-step paper sweep, timed, and its runs compared with the
   CPU sweep's (max val acc, who groks at 0.9 and 0.99);
@@ -42,8 +46,8 @@ what it has):
   lines, with the run-steps per second so far, are in the call's output.
 
 ``--device cpu --steps 30 --seeds 2 --bench-steps 30 --profile-seeds 2`` runs the same stages
-on a CPU in about a minute: a check of the script, not a measurement (without
-``--profile-seeds 2`` the profile stage builds its 2,400-run ensemble: minutes).
+on a CPU in a few minutes: a check of the script, not a measurement (without
+``--profile-seeds 2`` the profile and lookups stages build their 2,400-run ensembles).
 """
 
 from __future__ import annotations
@@ -51,7 +55,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -66,8 +69,7 @@ import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-STAGES = ("tests", "repeat", "steps", "lookups", "profile", "bench", "paper", "paper_tf32", "grid",
-          "grid_tf32")
+STAGES = ("tests", "repeat", "steps", "lookups", "profile", "bench", "paper", "grid")
 
 
 def stage_tests(args: argparse.Namespace) -> dict[str, Any]:
@@ -115,8 +117,8 @@ def stage_lookups(args: argparse.Namespace) -> dict[str, Any]:
     and per logged step of the large chunk (what a sweep's first 300 steps cost). Each
     variant is warmed up on its own first: the first use of a precision loads its kernels."""
     out: dict[str, Any] = {}
-    variants = (("segments", "fp32", False), ("onehot", "fp32", False), ("onehot", "tf32", False),
-                ("onehot", "bf16", False), ("onehot", "fp32", True))
+    variants = (("gather", "fp32", False), ("onehot", "fp32", False), ("onehot", "bf16", False),
+                ("onehot", "fp32", True))
     for seeds in (3, args.profile_seeds):
         runs = _grid(args, seeds).runs()
         for way, precision, logged in variants:
@@ -265,34 +267,22 @@ def compare_runs(gpu_runs: Any, cpu_runs: Any) -> dict[str, Any]:
     return out
 
 
-def stage_paper(args: argparse.Namespace, precision: str = "fp32") -> dict[str, Any]:
+def stage_paper(args: argparse.Namespace) -> dict[str, Any]:
     from grokcast.store import SweepStore
 
-    config = _grid(args, precision=precision)
+    config = _grid(args)
     with tempfile.TemporaryDirectory() as tmp:
         info = _sweep(config, Path(tmp) / "paper", args.device, args.chunk_size)
         if args.cpu_sweep is not None:
             cpu = SweepStore(args.cpu_sweep)
-            same = dataclasses.replace(config, model=dataclasses.replace(config.model, precision="fp32"))
             info["vs_cpu"] = (compare_runs(SweepStore(Path(tmp) / "paper").runs(), cpu.runs())
-                              if cpu.read_config() == same else "not compared: a different sweep config")
-        if precision != "fp32":  # for benchmarks/precision_effect.py against the CPU sweep
-            shutil.make_archive(str(args.out / f"paper_{precision}_sweep"), "gztar", tmp, "paper")
+                              if cpu.read_config() == config else "not compared: a different sweep config")
     return info
 
 
-def stage_paper_tf32(args: argparse.Namespace) -> dict[str, Any]:
-    """The paper sweep with the opt-in TF32 products; its store comes back as a tarball."""
-    return stage_paper(args, "tf32")
-
-
-def stage_grid(args: argparse.Namespace, precision: str = "fp32") -> dict[str, Any]:
+def stage_grid(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
-        return _sweep(_grid(args, args.seeds, precision), Path(tmp) / "grid", args.device, args.chunk_size)
-
-
-def stage_grid_tf32(args: argparse.Namespace) -> dict[str, Any]:
-    return stage_grid(args, "tf32")
+        return _sweep(_grid(args, args.seeds), Path(tmp) / "grid", args.device, args.chunk_size)
 
 
 def main() -> None:

@@ -390,36 +390,6 @@ def test_bf16_precision_trains_reproducibly_and_close_to_fp32():
     np.testing.assert_allclose(bf16.values[:, :, loss], fp32.values[:, :, loss], rtol=2e-2)
 
 
-def test_tf32_is_refused_off_cuda_before_anything_is_written(tmp_path):
-    """TF32 is a tensor-core format: on a CPU a tf32 config would silently train in fp32."""
-    from grokcast.config import ModelConfig, SweepConfig
-    from grokcast.sweep import run_sweep
-
-    run = _run(n_steps=3, model=ModelConfig(precision="tf32"))
-    with pytest.raises(ValueError, match=r"model.precision='tf32' needs a CUDA device, got device='cpu'"):
-        train_ensemble([run], "cpu")
-    config = SweepConfig(name="t", p=7, train_fracs=[0.5], weight_decays=[1.0], seeds=[0], n_steps=3,
-                         model=ModelConfig(precision="tf32"))
-    with pytest.raises(ValueError, match="needs a CUDA device"):
-        run_sweep(config, tmp_path / "sweep", device="cpu")
-    assert not (tmp_path / "sweep").exists()
-
-
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
-def test_tf32_precision_trains_reproducibly_and_close_to_fp32_on_cuda():
-    """The opt-in TF32 products: same config, same log; near fp32's early on, and not equal
-    to it (a TF32 mode that never reached cuBLAS would give fp32's log)."""
-    from grokcast.config import ModelConfig
-
-    runs = [_run(seed=s, weight_decay=wd, train_frac=f, n_steps=30, model=ModelConfig(precision=pr))
-            for pr in ("fp32", "tf32") for s, wd, f in [(0, 1.0, 0.3), (1, 0.3, 0.6)]]
-    fp32, tf32 = train_ensemble(runs[:2], "cuda"), train_ensemble(runs[2:], "cuda")
-    np.testing.assert_array_equal(tf32.values, train_ensemble(runs[2:], "cuda").values)
-    loss = COL["train_loss"]
-    assert not np.array_equal(tf32.values[:, :, loss], fp32.values[:, :, loss])
-    np.testing.assert_allclose(tf32.values[:, :, loss], fp32.values[:, :, loss], rtol=1e-2)
-
-
 # Calls that wait for the device on CUDA: a value read back to the host, or an output whose
 # size depends on the data. On the CPU they cost nothing, so this is where they are caught.
 _HOST_SYNCS = {"item", "cpu", "tolist", "numpy", "__bool__", "__int__", "__float__", "__index__",

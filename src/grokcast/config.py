@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 INIT_SCHEMES = ("torch", "nanda")
-PRECISIONS = ("fp32", "bf16", "tf32")
+PRECISIONS = ("fp32", "bf16")
 MAX_P = 1000  # the task has p * p examples, each trained on full-batch: p = 1000 is 10^6 of them
 MAX_SEED = 2**63 - 1  # seeds are stored as int64
 MAX_WIDTH = 1 << 16  # d_model, d_mlp: one 65,536-wide square matrix is already 16 GiB per run
@@ -75,9 +75,7 @@ class ModelConfig:
     init: str = "torch"
     init_scale: float = 1.0
     # Operands of the matrix products: "bf16" rounds them to bfloat16 (opt-in, faster where the
-    # hardware has bf16 units); "tf32" (opt-in, CUDA only) multiplies on the GPU's TF32 tensor
-    # cores, operands rounded to 10 mantissa bits. Parameters, optimiser state and everything
-    # else stay fp32.
+    # hardware has bf16 units); parameters, optimiser state and everything else stay fp32.
     precision: str = "fp32"
 
     def __post_init__(self) -> None:

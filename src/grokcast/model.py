@@ -35,11 +35,11 @@ from grokcast.data import SEQ_LEN, vocab_size
 # Parameter names in the order their initial values are drawn from a run's generator.
 PARAM_NAMES = ("W_E", "W_pos", "W_Q", "W_K", "W_V", "W_O", "W_in", "W_out", "W_U")
 # Ways to read the score and value tables' rows and to sum their gradient (Examples.lookup):
-# "gather", an embedding lookup and index_add_ (the CPU's way: fastest there); "segments",
-# the same lookup with the gradient summed in sorted segments; "onehot", batched products
-# with each example's one-hot tokens both ways (CUDA's way). All read the same values; the
-# gradients differ in summation order only (benchmarks/README.md, "GPU").
-LOOKUPS = ("gather", "segments", "onehot")
+# "gather", an embedding lookup and index_add_ (the CPU's way: fastest there); "onehot",
+# batched products with each example's one-hot tokens both ways (CUDA's way: deterministic,
+# and faster there). Both read the same values; the gradients differ in summation order only
+# (benchmarks/README.md, "GPU").
+LOOKUPS = ("gather", "onehot")
 
 
 def param_shapes(cfg: ModelConfig, p: int) -> dict[str, tuple[int, ...]]:
@@ -75,11 +75,8 @@ class Examples:
     rows: Tensor  # (R, N, T): rows of the stacked tables, R * table_rows(T, V) in all
     # How the table rows are read and their gradient summed (see LOOKUPS and _rows).
     lookup: str
-    # "segments": the flattened rows' stable sort order, and how many examples read each
-    # row of the stack. "onehot": each example's tokens at the key positions one-hot,
-    # (R, N, T - 1, V) float32. Empty tensors for the other ways.
-    row_order: Tensor  # (R * N * T,)
-    row_counts: Tensor  # (R * table_rows(T, V),)
+    # "onehot": each example's tokens at the key positions one-hot, (R, N, T - 1, V) float32;
+    # "gather" leaves it empty.
     onehot: Tensor
 
     @classmethod
@@ -101,15 +98,8 @@ class Examples:
                          dim=2)
         rows += torch.arange(R, device=tokens.device)[:, None, None] * table_rows(T, vocab)
         weight = mask.double() / mask.sum(1, keepdim=True)  # exact in float32 and float64 models
-        none = tokens.new_empty(0)
-        order = counts = onehot = none
-        if lookup == "segments":
-            flat = rows.reshape(-1)
-            order = torch.sort(flat, stable=True).indices
-            counts = torch.bincount(flat, minlength=R * table_rows(T, vocab))
-        elif lookup == "onehot":
-            onehot = one_hot(tokens[:, :, :-1], vocab).float()
-        return cls(tokens, labels, mask, vocab, query_token, weight, rows, lookup, order, counts, onehot)
+        onehot = one_hot(tokens[:, :, :-1], vocab).float() if lookup == "onehot" else tokens.new_empty(0)
+        return cls(tokens, labels, mask, vocab, query_token, weight, rows, lookup, onehot)
 
     def select(self, keep: Tensor) -> Examples:
         """The examples of the runs where ``keep`` (R,) is True, as their own ensemble."""
@@ -156,18 +146,18 @@ Product = Callable[..., Tensor]
 
 
 @contextmanager
-def _fp32_matmuls(mode: str) -> Iterator[None]:
-    """CUDA's float32 matrix products in ``mode`` ("ieee" or "tf32") within the block,
-    whatever the process set (``torch.backends.cuda.matmul.fp32_precision``, or the legacy
-    ``allow_tf32``, which the same attribute reads): a script that allows TF32 for its own
-    models must not round grokcast's fp32 products or its one-hot lookups. The flag is only
-    written when it differs, so with PyTorch's defaults nothing is touched."""
+def _ieee_fp32() -> Iterator[None]:
+    """CUDA's float32 matrix products in IEEE fp32 within the block, whatever the process set:
+    a script that allows TF32 for its own models (``torch.backends.cuda.matmul.fp32_precision``,
+    or the legacy ``allow_tf32``, which that attribute reads) must not round grokcast's fp32
+    products or its one-hot lookups (TF32 keeps 10 mantissa bits). The flag is written only
+    where it says TF32, and set back after, so with PyTorch's defaults nothing is touched."""
     flags = torch.backends.cuda.matmul
     before = flags.fp32_precision
-    if (before == "tf32") == (mode == "tf32"):
+    if before != "tf32":
         yield
         return
-    flags.fp32_precision = mode
+    flags.fp32_precision = "ieee"
     try:
         yield
     finally:
@@ -180,19 +170,10 @@ def products(precision: str) -> tuple[Product, Product]:
     ``"bf16"`` rounds both operands to bfloat16; PyTorch's kernel accumulates in fp32 and
     rounds its result to bfloat16 once, which is then carried on in fp32: about 3 significant
     digits. Where the hardware has bf16 units the products run faster (2.4-3.1x for the MLP's
-    shapes on an AVX512-BF16 CPU). ``"tf32"`` (CUDA only, see
-    :func:`grokcast.train.check_precision`) runs the fp32 products on the TF32 tensor cores:
-    operands rounded to 10 mantissa bits, sums in fp32, no casts.
+    shapes on an AVX512-BF16 CPU).
     """
     if precision == "fp32":
         return torch.bmm, torch.baddbmm
-    if precision == "tf32":
-        def tf32(product: Product) -> Product:
-            def product_in_tf32(*args: Tensor) -> Tensor:
-                with _fp32_matmuls("tf32"):
-                    return product(*args)
-            return product_in_tf32
-        return tf32(torch.bmm), tf32(torch.baddbmm)
     if precision != "bf16":
         raise ValueError(f"precision={precision!r} is not allowed: expected one of {PRECISIONS}")
 
@@ -220,7 +201,7 @@ def forward(params: dict[str, Tensor], examples: Examples, n_heads: int, *,
     -------
     logits : Tensor of shape (R, N, V)
     """
-    with _fp32_matmuls("ieee"):
+    with _ieee_fp32():
         return _forward(params, examples, n_heads, precision)["logits"]
 
 
@@ -269,7 +250,7 @@ def loss_and_grads(params: dict[str, Tensor], examples: Examples, n_heads: int, 
     -------
     loss : (R,), logits : (R, N, V), grads : dict like ``params``
     """
-    with _fp32_matmuls("ieee"):  # "tf32" products switch it per product
+    with _ieee_fp32():
         return _loss_and_grads(params, examples, n_heads, precision)
 
 
@@ -334,7 +315,7 @@ def _rows(tables: Tensor, ex: Examples) -> Tensor:
     """Each example's rows of the stacked tables (R, M, C): ``tables.reshape(R * M, C)[ex.rows]``,
     (R, N, T, C).
 
-    ``"gather"`` and ``"segments"``: one flat embedding lookup, much faster on CPU than
+    ``"gather"``: one flat embedding lookup, much faster on CPU than
     torch.gather with an expanded index. ``"onehot"``: per key position a batched product of
     the examples' one-hot tokens with that position's (V, C) table, one nonzero term per sum
     and so the same values; on CUDA a dense product runs near the memory's speed where the
@@ -355,22 +336,15 @@ def _scatter_rows(src: Tensor, ex: Examples) -> Tensor:
     tables' rows, (R * table_rows, C).
 
     ``"gather"`` (the CPU's way): ``index_add_`` adds each table row's contributions one after
-    another in example order. On CUDA it would add them with atomics, whose order is not
-    fixed: PyTorch lists it among the nondeterministic operations
-    (``torch.use_deterministic_algorithms``), so the same config could give a different log.
-    ``"segments"`` gathers each row's contributions in example order, by a stable sort done
-    once per ensemble, and sums them as one segment per row: a fixed order on every call (on
-    the CPU bitwise equal to ``"gather"``, tested). ``"onehot"`` (CUDA's way) sums them as
-    the batched product of the one-hot tokens' transpose with ``src``, per key position; a
-    fixed order too, cuBLAS's.
+    another in example order. On CUDA it adds them with atomics, whose order is not fixed:
+    PyTorch lists it among the nondeterministic operations
+    (``torch.use_deterministic_algorithms``), so the same config could give a different log
+    (``benchmarks/gpu_checks.py``'s ``repeat`` stage: it does). ``"onehot"`` (CUDA's way)
+    sums them as the batched product of the one-hot tokens' transpose with ``src``, per key
+    position: a fixed order, cuBLAS's, on every call.
     """
     C = src.shape[-1]
     flat = src.reshape(-1, C)
-    if ex.lookup == "segments":
-        # unsafe: skip the check of the lengths (they sum to the rows by construction), which
-        # would read them back to the host, a GPU round trip on every call.
-        return torch.segment_reduce(flat[ex.row_order], "sum", lengths=ex.row_counts, axis=0,
-                                    unsafe=True)
     if ex.lookup == "onehot":
         T = src.shape[2]
         onehot = ex.onehot.to(src.dtype)

@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from grokcast.config import RunConfig, SweepConfig
 from grokcast.store import SweepStore
-from grokcast.train import EnsembleLog, LogHook, check_precision, resolve_device, train_ensemble
+from grokcast.train import EnsembleLog, LogHook, resolve_device, train_ensemble
 from grokcast.validation import check_int
 
 # Runs per CPU ensemble, capped. Bigger ensembles share each op's fixed cost among more runs
@@ -282,7 +282,6 @@ def run_sweep(config: SweepConfig, out: str | Path, *, device: str | torch.devic
     """
     # Before anything is written: a bad argument leaves no sweep directory behind.
     dev = resolve_device(str(device))  # a torch.device too
-    check_precision(dev, config.model.precision)
     check_fits(dev, config)
     if chunk_size is not None:
         check_int("chunk_size", chunk_size, 1)

@@ -56,14 +56,6 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-def check_precision(device: torch.device, precision: str) -> None:
-    """``"tf32"`` is a format of NVIDIA's tensor cores: refused elsewhere, where it would
-    silently train in fp32 under a config that says otherwise."""
-    if precision == "tf32" and device.type != "cuda":
-        raise ValueError(f"model.precision='tf32' needs a CUDA device, got device={str(device)!r}: "
-                         "use 'fp32' or 'bf16' there")
-
-
 def check_compatible(runs: list[RunConfig]) -> None:
     """Runs of one ensemble must agree on everything except seed, weight decay and split."""
     if not runs:
@@ -141,7 +133,6 @@ def train_ensemble(runs: list[RunConfig], device: str | torch.device = "cpu", *,
     check_compatible(runs)
     device = resolve_device(str(device))  # a torch.device too: CUDA asked for, none present
     cfg = runs[0]
-    check_precision(device, cfg.model.precision)
     R, n_steps, n_heads, precision = len(runs), cfg.n_steps, cfg.model.n_heads, cfg.model.precision
     params = M.init_params(cfg.model, cfg.p, [r.seed for r in runs], device)
     plist = [params[n] for n in M.PARAM_NAMES]

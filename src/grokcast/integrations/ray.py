@@ -76,7 +76,7 @@ from grokcast.sweep import (
     reraise_training_error,
     tune_allocator,
 )
-from grokcast.train import EnsembleLog, check_precision, train_ensemble
+from grokcast.train import EnsembleLog, train_ensemble
 from grokcast.validation import check_int
 
 RESULT_KEY = "grokcast"  # the result entry holding a trial's report
@@ -183,11 +183,9 @@ def _gpu_chunk_size(config: SweepConfig) -> int:
 
 
 def _refusal(config: SweepConfig, device: str) -> str | None:
-    """Ray task on a worker of the tasks' kind: the refusal of
-    :func:`~grokcast.train.check_precision` or :func:`~grokcast.sweep.check_fits` there as text
-    (an exception would come back wrapped in Ray's traceback), None if one run can train."""
+    """Ray task on a worker of the tasks' kind: :func:`~grokcast.sweep.check_fits`'s refusal
+    there as text (an exception would come back wrapped in Ray's traceback), None if one run fits."""
     try:
-        check_precision(torch.device(device), config.model.precision)
         check_fits(torch.device(device), config)
     except ValueError as err:
         return str(err)
