@@ -4,7 +4,7 @@ Run in the sessions of 2026-11-26 and 2026-11-27 (results and what they say:
 benchmarks/README.md, "GPU"). Nothing is installed there: the machine's own python3 and
 torch run the sources. With the device tool, from the repository root, in one call (its
 stages took, on an H100 on 2026-11-27: tests 25 s, repeat 10 s, lookups 67 s, paper 8 s,
-grid at 2,000 steps 65 s, profile 61 s; a machine's start took about 30-60 s):
+grid at 2,000 steps 65 s; a machine's start took about 30-60 s):
 
     run(command="export PYTHONPATH=src:tests; "
                 "python3 benchmarks/gpu_checks.py --out $OUT/a --stages tests repeat lookups paper "
@@ -241,7 +241,7 @@ def _sweep(config: Any, out: Path, device: str, chunk_size: int | None) -> dict[
     return info
 
 
-def _grid(args: argparse.Namespace, seeds: int | None = None, precision: str = "fp32") -> Any:
+def _grid(args: argparse.Namespace, seeds: int | None = None) -> Any:
     from grokcast.config import SweepConfig
 
     raw = SweepConfig.from_file(ROOT / "configs" / "paper.toml").to_dict()
@@ -249,7 +249,6 @@ def _grid(args: argparse.Namespace, seeds: int | None = None, precision: str = "
         raw["seeds"] = list(range(seeds))
     if args.steps is not None:
         raw["n_steps"] = args.steps
-    raw["model"]["precision"] = precision
     return SweepConfig.from_dict(raw)
 
 
@@ -298,7 +297,8 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=300,
                     help="seeds per (f, lambda) cell in the grid stage (300: 4,800 runs)")
     ap.add_argument("--profile-seeds", type=int, default=150,
-                    help="seeds per cell of the profile stage's large ensemble (150: 2,400 runs)")
+                    help="seeds per cell of the profile and lookups stages' large ensemble "
+                         "(150: 2,400 runs)")
     ap.add_argument("--steps", type=int, default=None, help="sweep steps (default: the config's 10,000)")
     ap.add_argument("--chunk-size", type=int, default=None,
                     help="runs per ensemble in the sweeps (default: grokcast's, from the GPU's memory)")

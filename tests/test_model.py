@@ -260,6 +260,24 @@ def test_fp32_products_and_lookups_ignore_a_process_wide_tf32_flag(process_flag)
         flags.fp32_precision = "none"
 
 
+def test_a_matmul_flag_that_inherits_tf32_goes_on_inheriting_after_grokcast_ran():
+    """The matmul flag reads "tf32" when only the generic flag says so; set back to that
+    value explicitly, it would no longer follow the generic flag when the script changes it."""
+    runs = _mixed_runs()
+    params = M.init_params(runs[0].model, P, [r.seed for r in runs])
+    ex = _padded_examples(runs, 0, torch.device("cpu"), "onehot")
+    backends = torch.backends
+    try:
+        backends.fp32_precision = "tf32"
+        assert backends.cuda.matmul.fp32_precision == "tf32"
+        M.loss_and_grads(params, ex, 4)
+        backends.fp32_precision = "ieee"
+        assert backends.cuda.matmul.fp32_precision == "ieee"
+    finally:
+        backends.fp32_precision = "none"
+        backends.cuda.matmul.fp32_precision = "none"
+
+
 def test_products_in_bf16_are_products_of_rounded_operands():
     """Closed form: bf16 mode is the float64 product of the bf16-rounded operands, rounded once."""
     gen = torch.Generator().manual_seed(0)

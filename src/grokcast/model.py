@@ -14,8 +14,9 @@ computed once per step instead of projected per example. The per-example work is
 attention mix, W_O, W_in, and the MLP's output read through the unembedding
 (logits = resid W_U + hidden (W_out W_U): V = p + 1 columns instead of d_model).
 
-Every matrix product goes through :func:`products`, so the opt-in bf16 precision changes
-the products' operands and nothing else.
+Every product with the weights goes through :func:`products`, so the opt-in bf16 precision
+changes those products' operands and nothing else; the one-hot products that read the
+tables on CUDA (:func:`_rows`) do not, and stay exact.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor
-from torch.nn.functional import embedding, one_hot
+from torch.nn.functional import embedding
 
 from grokcast.config import PRECISIONS, ModelConfig
 from grokcast.data import SEQ_LEN, vocab_size
@@ -37,8 +38,10 @@ PARAM_NAMES = ("W_E", "W_pos", "W_Q", "W_K", "W_V", "W_O", "W_in", "W_out", "W_U
 # Ways to read the score and value tables' rows and to sum their gradient (Examples.lookup):
 # "gather", an embedding lookup and index_add_ (the CPU's way: fastest there); "onehot",
 # batched products with each example's one-hot tokens both ways (CUDA's way: deterministic,
-# and faster there). Both read the same values; the gradients differ in summation order only
-# (benchmarks/README.md, "GPU").
+# and faster there). Both read the same values from finite tables; the gradients differ in
+# summation order only (benchmarks/README.md, "GPU"). A non-finite entry (a diverged run)
+# spreads to all of that run's examples with "onehot" (0 * inf is NaN), to its readers only
+# with "gather": the run is diverged either way.
 LOOKUPS = ("gather", "onehot")
 
 
@@ -98,7 +101,10 @@ class Examples:
                          dim=2)
         rows += torch.arange(R, device=tokens.device)[:, None, None] * table_rows(T, vocab)
         weight = mask.double() / mask.sum(1, keepdim=True)  # exact in float32 and float64 models
-        onehot = one_hot(tokens[:, :, :-1], vocab).float() if lookup == "onehot" else tokens.new_empty(0)
+        onehot = torch.empty(0, device=tokens.device)
+        if lookup == "onehot":  # float32 from the start: an int64 one_hot would be twice its size
+            keys = tokens[:, :, :-1]
+            onehot = torch.zeros(*keys.shape, vocab, device=tokens.device).scatter_(-1, keys[..., None], 1.0)
         return cls(tokens, labels, mask, vocab, query_token, weight, rows, lookup, onehot)
 
     def select(self, keep: Tensor) -> Examples:
@@ -151,17 +157,21 @@ def _ieee_fp32() -> Iterator[None]:
     a script that allows TF32 for its own models (``torch.backends.cuda.matmul.fp32_precision``,
     or the legacy ``allow_tf32``, which that attribute reads) must not round grokcast's fp32
     products or its one-hot lookups (TF32 keeps 10 mantissa bits). The flag is written only
-    where it says TF32, and set back after, so with PyTorch's defaults nothing is touched."""
+    where it says TF32, and set back after, so with PyTorch's defaults nothing is touched.
+    (Inside the block, PyTorch refuses to read the legacy ``allow_tf32``.)"""
     flags = torch.backends.cuda.matmul
     before = flags.fp32_precision
     if before != "tf32":
         yield
         return
+    # The matmul flag reads "tf32" also where it inherits the generic one, which it must go
+    # on doing after the block: set back to "none" (inherit) in that case.
+    inherited = getattr(torch.backends, "fp32_precision", None) == before
     flags.fp32_precision = "ieee"
     try:
         yield
     finally:
-        flags.fp32_precision = before
+        flags.fp32_precision = "none" if inherited else before
 
 
 def products(precision: str) -> tuple[Product, Product]:
@@ -318,8 +328,8 @@ def _rows(tables: Tensor, ex: Examples) -> Tensor:
     ``"gather"``: one flat embedding lookup, much faster on CPU than
     torch.gather with an expanded index. ``"onehot"``: per key position a batched product of
     the examples' one-hot tokens with that position's (V, C) table, one nonzero term per sum
-    and so the same values; on CUDA a dense product runs near the memory's speed where the
-    row lookup did not (benchmarks/README.md, "GPU").
+    and so the same values (of finite tables: 0 * inf is NaN); on CUDA a dense product runs
+    near the memory's speed where the row lookup did not (benchmarks/README.md, "GPU").
     """
     if ex.lookup != "onehot":
         return embedding(ex.rows, tables.reshape(-1, tables.shape[-1]))
