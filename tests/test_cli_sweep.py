@@ -103,7 +103,10 @@ def test_interrupted_worker_sweep_stops_its_workers_at_once(tmp_path, sig):
     out = tmp_path / "s"
     cmd = [sys.executable, "-m", "grokcast.cli", "sweep", "--config", str(cfg), "--out", str(out),
            "--chunk-size", "1", "--workers", "2", "--quiet"]
-    proc = subprocess.Popen(cmd, start_new_session=True, stderr=subprocess.PIPE, text=True)
+    # As a terminal's foreground job starts: with Ctrl-C at its default, also where this test
+    # runs in a background job, which starts with it ignored (and a sweep then ignores it).
+    proc = subprocess.Popen(cmd, start_new_session=True, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 120
     while time.time() < deadline and not list((out / "runs").glob("chunk-*.parquet")):
         time.sleep(0.05)

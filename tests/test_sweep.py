@@ -225,6 +225,19 @@ def test_out_of_memory_with_one_run_per_chunk_says_it_does_not_fit():
     assert _out_of_memory(RuntimeError("shape mismatch"), 12, torch.device("cpu"), 0) is None
 
 
+@pytest.fixture
+def sigint_at_default():
+    """Ctrl-C as a terminal's foreground job has it (Python's KeyboardInterrupt), also where
+    the tests run in a background job, which starts with it ignored (and a sweep then
+    ignores it, by design)."""
+    import signal
+
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
+@pytest.mark.usefixtures("sigint_at_default")
 def test_ctrl_c_while_workers_train_only_sets_a_flag_until_a_safe_point():
     """A KeyboardInterrupt raised inside concurrent.futures could leave a future's lock held,
     and the sweep then hung at exit (1 in ~60 interrupted worker sweeps); inside a finalizer
@@ -259,6 +272,7 @@ def _sigint_ignored_here(answer) -> None:  # runs in a spawned process
     answer.put(signal.getsignal(signal.SIGINT) is signal.SIG_IGN)
 
 
+@pytest.mark.usefixtures("sigint_at_default")
 def test_workers_are_started_ignoring_ctrl_c():
     """A Ctrl-C in a worker's first seconds (importing torch, before it set SIGINT ignored)
     printed a KeyboardInterrupt traceback per worker. Processes started within
@@ -280,6 +294,7 @@ def test_workers_are_started_ignoring_ctrl_c():
         assert signal.getsignal(signal.SIGINT) is before
 
 
+@pytest.mark.usefixtures("sigint_at_default")
 def test_ctrl_c_still_yields_the_chunks_that_finished_training(monkeypatch):
     """Was: a Ctrl-C while a finished chunk waited to be stored (its worker done, the sweep
     storing another) threw it away, and the sweep said its finished runs were stored."""
