@@ -353,14 +353,11 @@ def _scatter_rows(src: Tensor, ex: Examples) -> Tensor:
     sums them as the batched product of the one-hot tokens' transpose with ``src``, per key
     position: a fixed order, cuBLAS's, on every call.
     """
-    C = src.shape[-1]
-    flat = src.reshape(-1, C)
+    R, _, T, C = src.shape
     if ex.lookup == "onehot":
-        T = src.shape[2]
         onehot = ex.onehot.to(src.dtype)
         parts = [torch.bmm(onehot[:, :, t].transpose(1, 2), src[:, :, t]) for t in range(T - 1)]
         parts.append(src[:, :, -1].sum(1, keepdim=True))  # the query row: every example reads it
         return torch.cat(parts, dim=1).reshape(-1, C)
-    out = torch.zeros(ex.rows.shape[0] * table_rows(ex.rows.shape[2], ex.vocab), C, dtype=src.dtype,
-                      device=src.device)
-    return out.index_add_(0, ex.rows.reshape(-1), flat)
+    out = torch.zeros(R * table_rows(T, ex.vocab), C, dtype=src.dtype, device=src.device)
+    return out.index_add_(0, ex.rows.reshape(-1), src.reshape(-1, C))
