@@ -232,8 +232,13 @@ def test_bad_inputs_are_refused(sweep):
         A.analyze(runs.drop(columns="max_val_acc"), log, None, predict_fn=standin)
     with pytest.raises(ValueError, match="of 21 runs, 21 diverged and 0 were stopped early"):
         A.analyze(runs.assign(status="diverged"), log, None, predict_fn=standin)
-    with pytest.raises(ValueError, match="thresholds="):
+    with pytest.raises(ValueError) as err:
         A.analyze(runs, log, None, thresholds=(0.9, 1.5), predict_fn=standin)
+    assert str(err.value) == ("thresholds=[0.9, 1.5] is not allowed: threshold=1.5 is not allowed: "
+                              "expected a number in (0, 1]")
+    for bad in ((0.9, 0.9), (), 0.9, "0.9"):
+        with pytest.raises(ValueError, match=r"thresholds=.* is not allowed"):
+            A.analyze(runs, log, None, thresholds=bad, predict_fn=standin)
     with pytest.raises(ValueError, match="no log rows"):
         A.analyze(runs, log[log["run_id"] != "run03"], None, predict_fn=standin)
 
@@ -290,6 +295,19 @@ def test_first_steps_per_run_against_a_plain_loop(sweep, result):
     want = {r: first(climb[climb["run_id"] == r], "val_acc", 0.9) for r in ids}
     assert got == want and got["r0"] == 7
     assert -1 in got.values() and len(set(got.values())) > 3
+
+
+def test_numpy_thresholds_mean_the_decimal_they_print_as(sweep):
+    """np.float32(0.9) is 0.8999999762 exactly: taken as 0.9, it gives the Python float's
+    results under the Python float's key, "0.9" (its exact value's key is "0.899999976158")."""
+    runs, log = sweep
+    kwargs = dict(windows=(100,), n_resamples=20, predict_fn=standin)
+    want = A.analyze(runs, log, None, thresholds=(0.9, 0.99), **kwargs)
+    for given in ((np.float32(0.9), np.float64(0.99)), np.array([0.9, 0.99], dtype=np.float32)):
+        got = A.analyze(runs, log, None, thresholds=given, **kwargs)
+        assert got["settings"]["thresholds"] == [0.9, 0.99]
+        assert list(got["thresholds"]) == ["0.9", "0.99"]
+        assert got["thresholds"] == want["thresholds"]
 
 
 def test_labels_compare_max_val_acc_in_float32_like_the_logged_accuracy(sweep):

@@ -35,6 +35,14 @@ def test_check_number_ends(closed, lo_ok, hi_ok, ends):
             assert str(err.value) == f"level={value!r} is not allowed: expected a number in {ends}"
 
 
+def test_narrow_numpy_floats_are_the_decimal_they_print_as():
+    assert check_number("threshold", np.float32(0.9), 0, 1) == 0.9 != float(np.float32(0.9))
+    assert check_number("level", np.float16(0.1), 0, 1) == 0.1
+    assert check_number("threshold", np.float64(0.9), 0, 1) == 0.9
+    with pytest.raises(ValueError, match=r"threshold=np.float32\(1.0000001\) is not allowed"):
+        check_number("threshold", np.nextafter(np.float32(1), np.float32(2)), 0, 1, closed="hi")
+
+
 def test_the_error_type_is_the_callers():
     class FileError(ValueError):
         pass

@@ -150,22 +150,31 @@ def sweep_hash(runs_df: pd.DataFrame, log_df: pd.DataFrame) -> str:
     return h.hexdigest()
 
 
+def _as_list(name: str, values: Any) -> list[Any]:
+    """``values`` as a list, refusing a lone number or a string (``thresholds=0.9`` for ``(0.9,)``)."""
+    if isinstance(values, str) or not isinstance(values, (Sequence, np.ndarray)):
+        raise ValueError(f"{name}={values!r} is not allowed: expected a sequence, e.g. "
+                         f"{name}=({values!r},)")
+    return list(values)
+
+
 def _check_args(windows: Sequence[int], thresholds: Sequence[float], n_resamples: int,
                 level: float, seed: int) -> tuple[list[int], list[float]]:
-    windows = list(windows)
+    windows = _as_list("windows", windows)
     if not windows or any(isinstance(w, bool) or not isinstance(w, (int, np.integer)) or w < 2
                           for w in windows) or len(set(windows)) != len(windows):
         raise ValueError(f"windows={windows!r} is not allowed: expected distinct integers >= 2")
-    thresholds = list(thresholds)
-    if not thresholds or any(isinstance(t, bool) or not isinstance(t, (int, float))
-                             or not 0 < t <= 1 for t in thresholds) \
-            or len({_key(t) for t in thresholds}) != len(thresholds):
-        raise ValueError(f"thresholds={thresholds!r} is not allowed: expected distinct numbers "
-                         "in (0, 1]")
+    given = _as_list("thresholds", thresholds)
+    try:
+        thresholds = [check_number("threshold", t, 0, 1, closed="hi") for t in given]
+    except ValueError as err:
+        raise ValueError(f"thresholds={given!r} is not allowed: {err}") from None
+    if not thresholds or len({_key(t) for t in thresholds}) != len(thresholds):
+        raise ValueError(f"thresholds={given!r} is not allowed: expected distinct numbers in (0, 1]")
     check_int("n_resamples", n_resamples, 1, MAX_RESAMPLES)
     check_number("level", level, 0, 1)
     check_int("seed", seed, 0)
-    return [int(w) for w in windows], [float(t) for t in thresholds]
+    return [int(w) for w in windows], thresholds
 
 
 def _n_splits(y: np.ndarray) -> int:
