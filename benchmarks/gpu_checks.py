@@ -31,6 +31,14 @@ what it has):
   (with and without the CUDA graphs): where a sweep's time goes (--steps, default 200);
 - ``lookups``: ms per unlogged step of the 48 runs and of the grid's 2,400-run chunk, by way
   of reading the tables and precision, twice each, and per logged step of the large chunk;
+- ``compile``: an experiment for the 4,800-run target, not yet run on a GPU: one step's
+  gradients (``model._loss_and_grads``) of the 2,400-run f = 0.6 chunk, eager against
+  ``torch.compile`` in its ``default`` and ``max-autotune-no-cudagraphs`` modes (ms per
+  call, compile seconds, largest relative gradient difference). On this project's 2-core CPU
+  with 8 runs (``--device cpu --profile-seeds 2``, 2026-11-27, other jobs running): eager
+  8.96 ms, compiled 7.23 and 6.53 ms after 40 and 55 s of compiling, gradients within
+  3.1e-7. Max-autotune benchmarks Triton templates for every product: on a GPU give it its
+  own call (``--stages compile``, timeout_s 400) until its compile time is known;
 - ``profile``: the operators that take the time of 40 logged steps of those 48 runs, and of
   10 unlogged steps of a 2,400-run ensemble (the grid's chunk) in fp32 and bf16 (the
   one-off initialisation of the 2,400 runs, ~100 ms of ``copy_`` and ``mul``, included);
@@ -69,7 +77,7 @@ import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-STAGES = ("tests", "repeat", "steps", "lookups", "profile", "bench", "paper", "grid")
+STAGES = ("tests", "repeat", "steps", "lookups", "compile", "profile", "bench", "paper", "grid")
 
 
 def stage_tests(args: argparse.Namespace) -> dict[str, Any]:
@@ -134,6 +142,57 @@ def stage_lookups(args: argparse.Namespace) -> dict[str, Any]:
                 out[key] = f"{type(err).__name__}: {err}"
             print(f"{key}: {out[key]} ms per step", flush=True)
     return out
+
+
+def stage_compile(args: argparse.Namespace) -> dict[str, Any]:
+    """An experiment, not a feature: ``torch.compile`` of one training step's gradients
+    (``model._loss_and_grads``) against the eager function, on the grid's 2,400-run chunk at
+    f = 0.6 (--profile-seeds; its largest train set): milliseconds per call (median of 3
+    timings of --steps calls, default 20), seconds to compile, and the largest gradient
+    difference relative to the gradient's largest entry. Whether compiling pays where the
+    step is memory-bound (the elementwise passes fused, the batched products left to cuBLAS
+    or, with max-autotune, Triton's templates) decides whether the trainer should record a
+    compiled step in its CUDA graph."""
+    from grokcast import model as M
+    from grokcast.train import _padded_examples
+
+    runs = [r for r in _grid(args, args.profile_seeds).runs() if r.train_frac == 0.6]
+    device = torch.device(args.device)
+    ex = _padded_examples(runs, 0, device)
+    params = M.init_params(runs[0].model, runs[0].p, [r.seed for r in runs], device)
+    n_heads, n = runs[0].model.n_heads, args.steps or 20
+    eager = partial(M._loss_and_grads, params, ex, n_heads, "fp32")
+    _, _, want = eager()
+    out: dict[str, Any] = {"runs": len(runs), "examples_per_run": int(ex.tokens.shape[1]),
+                           "eager_ms": _ms_per_call(eager, n, args.device)}
+    for mode in ("default", "max-autotune-no-cudagraphs"):
+        try:
+            compiled = torch.compile(M._loss_and_grads, mode=mode, dynamic=False)
+            t0 = time.perf_counter()
+            _, _, got = compiled(params, ex, n_heads, "fp32")
+            _sync(args.device)
+            compile_s = time.perf_counter() - t0
+            diff = max(float((got[k] - want[k]).abs().max() / want[k].abs().max()) for k in want)
+            out[mode] = {"compile_seconds": round(compile_s, 1), "max_rel_grad_diff": diff,
+                         "ms": _ms_per_call(partial(compiled, params, ex, n_heads, "fp32"), n, args.device)}
+        except Exception as err:  # the other mode is still worth having
+            out[mode] = f"{type(err).__name__}: {err}"[:2000]
+        print(f"{mode}: {out[mode]}", flush=True)
+    return out
+
+
+def _ms_per_call(fn: Any, n: int, device: str) -> float:
+    """Median over 3 timings of n calls, after one call outside them."""
+    fn()
+    times = []
+    for _ in range(3):
+        _sync(device)
+        t0 = time.perf_counter()
+        for _ in range(n):
+            fn()
+        _sync(device)
+        times.append(1e3 * (time.perf_counter() - t0) / n)
+    return round(sorted(times)[1], 3)
 
 
 def stage_bench(args: argparse.Namespace) -> dict[str, Any]:
@@ -231,11 +290,16 @@ def _sweep(config: Any, out: Path, device: str, chunk_size: int | None) -> dict[
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
     result = run_sweep(config, out, device=device, chunk_size=chunk_size, progress=True)
-    per_chunk = SweepStore(out).runs()["chunk"].value_counts()
+    chunks = SweepStore(out).runs().groupby("chunk").agg(
+        runs=("run_id", "size"), seconds=("chunk_seconds", "first"),
+        train_fracs=("train_frac", lambda f: sorted(set(f))))
     info = {"runs": result.n_trained, "steps": config.n_steps, "seconds": round(result.seconds, 2),
             "run_steps_per_s": round(result.n_trained * config.n_steps / result.seconds),
             "chunk_size_cap": chunk_size or default_chunk_size(torch.device(device), config),
-            "runs_per_chunk": sorted(per_chunk.tolist(), reverse=True)}
+            "runs_per_chunk": sorted(chunks["runs"].tolist(), reverse=True),
+            # A chunk's train set is padded to its largest fraction's: its step costs that size.
+            "chunks": [{"runs": int(c.runs), "train_fracs": c.train_fracs, "seconds": round(c.seconds, 2)}
+                       for c in chunks.itertuples()]}
     if device.startswith("cuda"):
         info["peak_gpu_memory_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
     return info
