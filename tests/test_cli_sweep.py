@@ -288,6 +288,43 @@ def test_scalar_settings_may_be_numpy_numbers_and_are_stored_as_plain_ones():
         RunConfig(seed=np.bool_(True))
 
 
+def test_float32_settings_are_the_decimals_they_print_as_and_minus_zero_is_zero():
+    """Was: `weight_decay=np.float32(0.1)` stored 0.10000000149011612, a different sweep from
+    the TOML file's 0.1; `weight_decays=[-0.0]` equal to `[0.0]` but with run ids "wd-0", so
+    a store of one refused the other's runs as "outside the grid"."""
+    import numpy as np
+
+    from grokcast.config import OptimConfig, RunConfig
+
+    assert RunConfig(weight_decay=np.float32(0.1)).weight_decay == 0.1
+    assert SweepConfig(weight_decays=np.array([0.1, 1.0], dtype=np.float32)) == \
+        SweepConfig(weight_decays=(0.1, 1.0))
+    assert OptimConfig(lr=np.float32(1e-3)).lr == 1e-3
+    zero = SweepConfig(weight_decays=[-0.0])
+    assert zero.to_dict() == SweepConfig(weight_decays=[0.0]).to_dict()
+    assert [r.run_id for r in zero.runs()][0] == "p23-f0.3-wd0-s0-ss0"
+    assert str(RunConfig(weight_decay=-0.0).weight_decay) == "0.0"
+    with pytest.raises(ConfigError, match="expected a list without repeated values"):
+        SweepConfig(weight_decays=[0.0, -0.0])
+
+
+def test_integers_too_large_for_a_float_are_refused_by_name(tmp_path):
+    """Was: OverflowError ('int too large to convert to float') from the check itself."""
+    from grokcast.config import OptimConfig
+
+    huge = 10**400
+    with pytest.raises(ConfigError, match=r"^weight_decay=1000+ is not allowed: expected a finite "
+                                          r"number in \[0.0, inf\) \(an entry of weight_decays\)"):
+        SweepConfig(weight_decays=[huge])
+    with pytest.raises(ConfigError, match=r"^optim.lr=1000+ is not allowed"):
+        OptimConfig(lr=huge)
+    path = tmp_path / "big.toml"
+    path.write_text(f"weight_decays = [{huge}]\n")
+    with pytest.raises(ConfigError, match=r"weight_decay=1000+ is not allowed"):
+        SweepConfig.from_file(path)
+    assert SweepConfig(weight_decays=[10**300]).weight_decays == (1e300,)
+
+
 def test_config_errors_name_value_and_allowed():
     with pytest.raises(ConfigError, match=r"train_frac=0 .*\(0.0, 1.0\) \(an entry of train_fracs\)"):
         SweepConfig(train_fracs=(0,))

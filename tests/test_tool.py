@@ -614,12 +614,22 @@ def test_a_forecaster_refuses_a_sweep_of_another_task(sweep, fitted, tmp_path):
         run_study(other, sweep, tmp_path / "study")
     with pytest.raises(ValueError, match=rf"^this sweep {want}"):
         stop_rule(other, 0.5, SweepStore(sweep).read_config())
-    for where in (sweep, sweep / "log"):  # a sweep directory's task is known (was: no check)
-        with pytest.raises(ValueError, match=rf"^the sweep '.*' {want}"):
+    chunk_file = sorted((sweep / "log").glob("chunk-*.parquet"))[0]
+    for where in (sweep, sweep / "log", chunk_file):  # a sweep's task is known (was: no check;
+        with pytest.raises(ValueError, match=rf"^the sweep '.*' {want}"):  # a chunk file: P 0.99999)
             forecast_log(other, where)
-    log_file = tmp_path / "log.csv"  # a log file's is not: its task is the user's word
+    # A log file records no task; grokcast's run ids name p, here 11 against the forecaster's 23.
+    log_file = tmp_path / "log.csv"
     _log(sweep).to_csv(log_file, index=False)
-    assert len(forecast_log(other, log_file)["runs"]) == 8
+    with pytest.raises(LogError, match=r"its run ids name p=11 \(the forecaster's: p=23\)"):
+        forecast_log(other, log_file)
+    # Run ids of the user's own: the task is the user's word, and the output says so.
+    _log(sweep).assign(run_id=lambda d: "mine-" + d["run_id"]).to_csv(log_file, index=False)
+    result = forecast_log(other, log_file)
+    assert len(result["runs"]) == 8 and result["task_checked"] is False
+    assert "note: a log file does not record its runs' task; the forecaster was fit on p=23, " \
+           "model d_model=64" in format_forecast(result)
+    assert forecast_log(path, sweep)["task_checked"] is True
     # A file from before the record (no "task") is not checked.
     older = tmp_path / "older.json"
     older.write_text(json.dumps({k: v for k, v in doc.items() if k != "task"}))

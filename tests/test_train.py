@@ -318,6 +318,22 @@ def test_a_run_stays_stopped_at_its_first_stop_when_the_hook_keeps_saying_stop()
     assert log.stopped_at.tolist() == [-1, 2]
 
 
+def test_the_hooks_own_array_is_left_as_it_returned_it():
+    """Was: the trainer cleared, in the hook's array, the flags of runs already stopped, so a
+    hook that kept its stop record in the array it returned lost run 0's stop at step 6."""
+    runs = [_run(seed=0, n_steps=10), _run(seed=1, n_steps=10)]
+    record = np.zeros(2, dtype=bool)
+
+    def hook(step, rows):
+        record[0] |= step == 3
+        record[1] |= step == 6  # logged steps: 0-3, 6, 9, 10
+        return record
+
+    log = train_ensemble(runs, on_log=hook)
+    assert log.stopped_at.tolist() == [3, 6]
+    assert record.tolist() == [True, True]
+
+
 @pytest.mark.parametrize("field, value", [("optim", OptimConfig(lr=3e-3)), ("n_steps", 7),
                                           ("model", ModelConfig(init="nanda")),
                                           ("log", LogConfig(dense_until=2, every=3))])

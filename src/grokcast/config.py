@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from grokcast.validation import plain_number
+
 INIT_SCHEMES = ("torch", "nanda")
 PRECISIONS = ("fp32", "bf16")
 MAX_P = 1000  # the task has p * p examples, each trained on full-batch: p = 1000 is 10^6 of them
@@ -45,7 +47,7 @@ def _plain_numbers(config: Any) -> None:
     for f in dataclasses.fields(config):
         value = getattr(config, f.name)
         if isinstance(value, np.integer | np.floating):
-            object.__setattr__(config, f.name, value.item())
+            object.__setattr__(config, f.name, plain_number(value))
 
 
 def _check_int(name: str, value: Any, minimum: int, maximum: int | None = None) -> None:
@@ -55,9 +57,15 @@ def _check_int(name: str, value: Any, minimum: int, maximum: int | None = None) 
               else f"an integer in [{minimum}, {maximum}]")
 
 
+_MAX_FLOAT_INT = int(np.finfo(np.float64).max)
+
+
 def _check_real(name: str, value: Any, *, lo: float, hi: float = math.inf,
                 lo_open: bool = False, hi_open: bool = True) -> None:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    # An int is finite, but one too large for a float (a 400-digit TOML integer) is refused
+    # here: math.isfinite, and every float() after this check, would raise OverflowError.
+    ok = ok and (math.isfinite(value) if isinstance(value, float) else abs(value) <= _MAX_FLOAT_INT)
     if ok:
         ok = (value > lo if lo_open else value >= lo) and (value < hi if hi_open else value <= hi)
     if not ok:
@@ -158,8 +166,9 @@ class RunConfig:
         _check_real("weight_decay", self.weight_decay, lo=0.0)
         # A TOML 0 is an int: stored as it came, a chunk of weight_decay 0 runs would write an
         # integer column beside other chunks' floats, and one Parquet dataset cannot hold both.
+        # And -0.0 as 0.0: equal numbers, but their run ids would differ ("wd-0").
         for name in ("train_frac", "weight_decay"):
-            object.__setattr__(self, name, float(getattr(self, name)))
+            object.__setattr__(self, name, float(getattr(self, name)) + 0.0)
         _check_int("seed", self.seed, 0, MAX_SEED)
         _check_int("split_seed", self.split_seed, 0, MAX_SEED)
         _check_int("n_steps", self.n_steps, 0)
@@ -209,11 +218,11 @@ class SweepConfig:
         for name in ("train_fracs", "weight_decays", "seeds"):
             given = values = getattr(self, name)
             if isinstance(values, np.ndarray) and values.ndim == 1:  # np.arange(3), say
-                values = values.tolist()
+                values = list(values)  # numpy scalars: plain_number below
             # A list or a range (seeds=range(100)) reads as naturally as a tuple in Python;
             # numpy scalars become the plain numbers a TOML file holds.
             if isinstance(values, list | tuple | range):
-                values = tuple(v.item() if isinstance(v, np.generic) else v for v in values)
+                values = tuple(plain_number(v) for v in values)
                 object.__setattr__(self, name, values)  # frozen: the stored grid is a tuple
             if not isinstance(values, tuple) or not values:
                 _fail(name, given, "a non-empty list")
@@ -232,7 +241,7 @@ class SweepConfig:
                     raise
                 raise ConfigError(f"{err} (an entry of {lists[err.field]})", err.field) from None
         for name in ("train_fracs", "weight_decays"):  # as RunConfig stores them (0 -> 0.0)
-            object.__setattr__(self, name, tuple(float(v) for v in getattr(self, name)))
+            object.__setattr__(self, name, tuple(float(v) + 0.0 for v in getattr(self, name)))
         self._check_run_ids_unique()
 
     def _check_run_ids_unique(self) -> None:

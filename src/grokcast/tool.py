@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -224,6 +225,33 @@ def sweep_dir_of(path: Path) -> Path | None:
     """The sweep directory ``path`` is, or whose ``log/`` it is; None for any other path."""
     in_sweep = [d for d in (path, path.parent) if d == path or path.name == "log"]
     return next((d for d in in_sweep if path.is_dir() and (d / "sweep.json").is_file()), None)
+
+
+def enclosing_sweep(path: Path) -> Path | None:
+    """The sweep directory ``path`` is, or whose ``log/`` it is or is in (a chunk file)."""
+    candidates = [path, *([path.parent] if path.name == "log" else []),
+                  *([path.parent.parent] if path.parent.name == "log" else [])]
+    return next((d for d in candidates if (d / "sweep.json").is_file()), None)
+
+
+# A run id as grokcast writes it (RunConfig.run_id): "p23-f0.3-wd1-s0-ss0".
+_RUN_ID_P = re.compile(r"p(\d+)-f.+-wd.+-s\d+-ss\d+")
+
+
+def _check_run_ids_task(meta: Any, log_df: pd.DataFrame, where: str) -> None:
+    """A log file records no task, but grokcast's run ids name p: runs whose ids all name
+    another p than the forecaster's are refused (other ids are the user's word)."""
+    if meta.task is None:
+        return
+    found = {m.group(1) if m else None
+             for m in (_RUN_ID_P.fullmatch(str(v)) for v in log_df["run_id"].unique())}
+    if None in found or not found:
+        return
+    ps = sorted(int(v) for v in found)
+    if ps != [meta.task["p"]]:
+        raise LogError(f"{where} holds runs of another task than the forecaster was fit on: its "
+                       f"run ids name p={', '.join(map(str, ps))} (the forecaster's: p="
+                       f"{meta.task['p']}); fit a forecaster on a sweep of this task")
 
 
 def _unforecastable(sweep: Path, forecaster: Any, log_df: pd.DataFrame, window: int,
@@ -519,23 +547,31 @@ def forecast_log(model_path: str | os.PathLike, log_path: str | os.PathLike, *,
         ``runs``: one :func:`explain` entry per run, sorted by run_id, and ``left_out``: for
         a sweep directory, the runs without a forecast (they diverged, or were stopped,
         before the window's steps were all logged) and their status, by run_id; empty for
-        a log file.
+        a log file. ``task``: the forecaster's (p, model, optimiser), and ``task_checked``:
+        whether the log's task was compared with it (a sweep directory, its ``log/``, or a
+        chunk file in it; a log file records no task, though runs whose grokcast run ids
+        all name another p are refused).
 
     Raises
     ------
     ForecasterFileError
         The model file is not a valid forecaster.
     LogError
-        The log is unreadable, lacks columns, or does not cover the window.
+        The log is unreadable, lacks columns, does not cover the window, or its run ids name
+        another p than the forecaster's.
+    ValueError
+        The log is in a sweep of another task than the forecaster's.
     """
     model = GrokForecaster.load(model_path)
     meta = model.metadata_
     log_df = read_log(log_path)
-    sweep = sweep_dir_of(Path(log_path))
+    sweep = enclosing_sweep(Path(log_path))
     if sweep is not None:  # its task is known: refused like `evaluate` refuses it
         from grokcast.store import SweepStore
 
         meta.check_task(SweepStore(sweep).read_config().task(), f"the sweep {str(sweep)!r}")
+    elif "run_id" in log_df.columns:
+        _check_run_ids_task(meta, log_df, f"log {str(log_path)!r}")
     left_out = {} if sweep is None else _unforecastable(sweep, model, log_df, meta.window)
     if left_out:
         log_df = log_df[~log_df["run_id"].isin(list(left_out))]
@@ -548,6 +584,8 @@ def forecast_log(model_path: str | os.PathLike, log_path: str | os.PathLike, *,
         "n_train_runs": meta.n_train_runs,
         "runs": forecast_frame(model, log_df, meta.window, top=top),
         "left_out": left_out,
+        # A sweep's task was compared with the forecaster's; a log file records none.
+        "task": meta.task, "task_checked": sweep is not None or meta.task is None,
     }
 
 
@@ -649,4 +687,13 @@ def format_forecast(result: dict[str, Any]) -> str:
     for status in sorted(set(left_out.values())):
         ids = sorted(r for r, s in left_out.items() if s == status)
         lines.append(f"\nno forecast for {len(ids)} {status} run(s): {', '.join(ids)}")
+    if not result.get("task_checked", True):
+        task = result["task"]
+        lines.append(f"\nnote: a log file does not record its runs' task; the forecaster was fit on "
+                     f"p={task['p']}, model {_compact(task['model'])}, optimiser "
+                     f"{_compact(task['optim'])}: its forecasts of runs of another task mean nothing")
     return "\n".join(lines)
+
+
+def _compact(settings: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in settings.items())

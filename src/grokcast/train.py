@@ -321,7 +321,7 @@ def _stops(hook: LogHook, t: int, row: Tensor, stopped_at: np.ndarray) -> np.nda
     stop = hook(t, row.T.cpu().numpy())
     if stop is None:
         return None
-    stop = np.asarray(stop)
+    stop = np.array(stop)  # a copy: the hook's own array is its record, not ours to change
     if stop.dtype != bool:  # probabilities or run indices would silently read as flags
         raise TypeError(f"the on_log hook returned an array of dtype {stop.dtype}: expected "
                         "booleans, True for each run to stop")

@@ -37,7 +37,7 @@ def check_number(name: str, value: Any, lo: float, hi: float, *, closed: str = "
         raise ValueError(f"closed={closed!r} is not allowed: expected '', 'lo', 'hi' or 'both'")
     lo_in, hi_in = closed in ("lo", "both"), closed in ("hi", "both")
     ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
-    number = _decimal_of_narrow_float(value) if ok else value
+    number = plain_number(value) if ok else value
     # NaN fails every comparison; no float() here, which a 400-digit int would overflow.
     ok = ok and (lo <= number if lo_in else lo < number) and (number <= hi if hi_in else number < hi)
     if not ok:
@@ -46,10 +46,12 @@ def check_number(name: str, value: Any, lo: float, hi: float, *, closed: str = "
     return float(number)
 
 
-def _decimal_of_narrow_float(value: Any) -> Any:
-    """A float32 or float16 scalar as the decimal it prints as: ``np.float32(0.9)`` is 0.9, not
-    0.8999999762 (its exact value), which as a label threshold would be a different level and
-    a different key in the results. Other values unchanged."""
+def plain_number(value: Any) -> Any:
+    """A numpy scalar as the plain Python number it prints as; other values unchanged.
+
+    A float32 or float16 scalar is the decimal it prints as: ``np.float32(0.9)`` is 0.9, not
+    0.8999999762 (its exact value), which as a label threshold or a weight decay would be
+    another level, and another key in results and run ids than the 0.9 of a TOML file."""
     if isinstance(value, np.floating) and value.dtype.itemsize < 8:
         return float(str(value))
-    return value
+    return value.item() if isinstance(value, np.generic) else value
