@@ -199,8 +199,38 @@ def test_simulate_checks_its_inputs(sweeps):
         simulate(runs, log, model, window=30)
     with pytest.raises(ValueError, match=r"thresholds=\[1.5\] is not allowed"):
         simulate(runs, log, model, window=W, thresholds=[1.5])
-    with pytest.raises(ValueError, match="no finished run reaches val_acc >= 1.01"):
-        simulate(runs, log, model, window=W, label_threshold=1.01)
+    never = log.assign(val_acc=log["val_acc"].clip(upper=0.5))
+    with pytest.raises(ValueError, match="no finished run reaches val_acc >= 0.9"):
+        simulate(runs, never, model, window=W)
+    # Was: NaN / inf / '2' raised from inside rungs() (int(NaN), OverflowError, TypeError); a
+    # label threshold of -1 labelled every run a grokker; a lone number for thresholds was
+    # "'float' object is not iterable"; a path for the forecaster an AttributeError.
+    for kwargs, needle in [
+            (dict(label_threshold=-1), r"label_threshold=-1 is not allowed: expected a number in \(0, 1\]"),
+            (dict(label_threshold=1.01), r"label_threshold=1.01 is not allowed"),
+            (dict(rung_factor=float("nan")),
+             r"rung_factor=nan is not allowed: expected a number in \(1, inf\)"),
+            (dict(rung_factor=float("inf")), r"rung_factor=inf is not allowed"),
+            (dict(rung_factor="2"), r"rung_factor='2' is not allowed"),
+            (dict(thresholds=0.5), r"thresholds=0.5 is not allowed: expected a non-empty list of "
+                                   r"numbers, e.g. thresholds=\(0.5,\)"),
+            (dict(thresholds=["a"]), r"thresholds=\['a'\] is not allowed"),
+            (dict(window=40.0), r"window=40.0 is not allowed: expected an integer >= 2")]:
+        with pytest.raises(ValueError, match=needle):
+            simulate(runs, log, model, **{"window": W, **kwargs})
+    by_path = simulate(runs, log, sweeps["path"], window=W, thresholds=[0.5])
+    pd.testing.assert_frame_equal(by_path, simulate(runs, log, model, window=W, thresholds=[0.5]))
+    # Was: a repeated run counted twice (n_runs 13 of 12); a log without val_loss a KeyError; a
+    # repeated log row pandas' "Index contains duplicate entries, cannot reshape".
+    with pytest.raises(ValueError, match=r"^the runs table holds 2 rows with a repeated run_id "
+                                         r"\(e.g. run_id='.*'\): expected one per run_id"):
+        simulate(pd.concat([runs, runs.iloc[:1]]), log, model, window=W, thresholds=[0.5])
+    with pytest.raises(ValueError, match=r"^the log lacks column\(s\) \['val_loss'\]"):
+        simulate(runs, log.drop(columns="val_loss"), model, window=W, thresholds=[0.5])
+    with pytest.raises(ValueError, match=r"^the log holds 2 rows with a repeated run_id and step"):
+        simulate(runs, pd.concat([log, log.iloc[:1]]), model, window=W, thresholds=[0.5])
+    with pytest.raises(TypeError, match="the log must be a pandas DataFrame, got dict"):
+        simulate(runs, {}, model, window=W, thresholds=[0.5])
     # A diverged run has no outcome: left out and counted.
     diverged = runs.assign(status=np.where(runs.index == 0, "diverged", runs["status"]))
     df = simulate(diverged, log, model, window=W, thresholds=[0.5])
@@ -237,6 +267,15 @@ def test_summary_takes_the_largest_saving_that_keeps_min_recall(sweeps):
     assert none["forecaster"] is None and none["same_budget"] is None
     assert set(none["median"]) == {"median_val_loss", "median_val_acc"}
     assert "no forecaster threshold keeps" in format_summary(none)
+    # Was: min_recall=-1 picked a point keeping no grokker; an empty table an IndexError.
+    for bad in (-1, 2, float("nan")):
+        with pytest.raises(ValueError, match=rf"^min_recall={bad!r} is not allowed: expected a "
+                                             r"number in \[0, 1\]"):
+            summarize(df, min_recall=bad)
+    with pytest.raises(ValueError, match="summarize needs simulate's table .*: this one is empty"):
+        summarize(df.iloc[:0])
+    with pytest.raises(ValueError, match=r"this one lacks column\(s\) \['saved'\]"):
+        summarize(df.drop(columns="saved"))
 
 
 def test_write_study_files(sweeps, tmp_path):

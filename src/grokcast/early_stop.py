@@ -54,6 +54,7 @@ from grokcast.features import feature_table, show_steps
 from grokcast.signals import first_step_reaching
 from grokcast.store import atomic_write_bytes
 from grokcast.train import LogHook
+from grokcast.validation import check_int, check_number
 
 POLICIES = ("forecaster", "percentile_val_loss", "percentile_val_acc", "median_val_loss",
             "median_val_acc", "asha_val_loss", "asha_val_acc")
@@ -216,9 +217,8 @@ def held_out(runs_df: pd.DataFrame, log_df: pd.DataFrame, forecaster: Any, *, wi
     Runs whose ``status`` is not ``finished`` (diverged, or stopped early by a hook) have no
     known outcome and are left out (counted in ``n_excluded``).
     """
-    missing = [c for c in ("run_id", "n_steps", "status") if c not in runs_df.columns]
-    if missing:
-        raise ValueError(f"the runs table lacks column(s) {missing}")
+    _check_table("runs table", runs_df, ("run_id", "n_steps", "status"), ("run_id",))
+    _check_table("log", log_df, ("run_id", "step", "val_loss", "val_acc"), ("run_id", "step"))
     finished = runs_df[runs_df["status"] == "finished"].sort_values("run_id", ignore_index=True)
     if len(finished) < 2:
         raise ValueError(f"the sweep holds {len(finished)} finished run(s); the study needs at "
@@ -253,6 +253,21 @@ def held_out(runs_df: pd.DataFrame, log_df: pd.DataFrame, forecaster: Any, *, wi
                    p_grok=p, n_excluded=int(len(runs_df) - len(finished)))
 
 
+def _check_table(what: str, df: pd.DataFrame, columns: Sequence[str], key: Sequence[str]) -> None:
+    """Refuse a table that lacks a column or holds a key twice (a run counted twice)."""
+    if not isinstance(df, pd.DataFrame):
+        raise TypeError(f"the {what} must be a pandas DataFrame, got {type(df).__name__}")
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise ValueError(f"the {what} lacks column(s) {missing}")
+    twice = df[df.duplicated(list(key), keep=False)]
+    if not twice.empty:
+        first = ", ".join(f"{k}={twice.iloc[0][k]!r}" for k in key)
+        raise ValueError(f"the {what} holds {len(twice)} rows with a repeated "
+                         f"{' and '.join(key)} (e.g. {first}): expected one per "
+                         f"{' and '.join(key)}")
+
+
 def simulate(runs_df: pd.DataFrame, log_df: pd.DataFrame, forecaster: Any, *, window: int,
              thresholds: Sequence[float] | None = None,
              keep_fractions: Sequence[float] = DEFAULT_KEEP_FRACTIONS,
@@ -285,8 +300,13 @@ def simulate(runs_df: pd.DataFrame, log_df: pd.DataFrame, forecaster: Any, *, wi
         One row per (policy, parameter), columns :data:`COLUMNS`, policies in
         :data:`POLICIES` order, parameters increasing.
     """
-    from grokcast.forecast import fitted_window
+    from grokcast.forecast import GrokForecaster, fitted_window
 
+    if isinstance(forecaster, str | os.PathLike):  # as run_study and stop_rule take it
+        forecaster = GrokForecaster.load(forecaster)
+    window = check_int("window", window, 2)
+    rung_factor = check_number("rung_factor", rung_factor, 1, math.inf)
+    label_threshold = check_number("label_threshold", label_threshold, 0, 1, closed="hi")
     fitted = fitted_window(forecaster)
     if fitted is not None and fitted != window:
         raise ValueError(f"window={window} is not allowed: the forecaster was fit on "
@@ -347,7 +367,13 @@ def simulate_held_out(data: HeldOut, *, window: int, thresholds: Sequence[float]
 
 
 def _check_grid(name: str, values: Sequence[float], *, lo_open: bool) -> None:
-    arr = np.asarray(list(values), dtype=float)
+    if isinstance(values, str) or not isinstance(values, Sequence | np.ndarray):
+        raise ValueError(f"{name}={values!r} is not allowed: expected a non-empty list of numbers, "
+                         f"e.g. {name}=({values!r},)")
+    try:
+        arr = np.asarray(list(values), dtype=float)
+    except (TypeError, ValueError):
+        arr = np.array([np.nan])  # refused below, naming the list
     lo_ok = (arr > 0) if lo_open else (arr >= 0)
     if arr.ndim != 1 or arr.size == 0 or not np.all(np.isfinite(arr) & lo_ok & (arr <= 1)):
         interval = "(0, 1]" if lo_open else "[0, 1]"
@@ -382,6 +408,11 @@ def summarize(df: pd.DataFrame, *, min_recall: float = MIN_RECALL) -> dict[str, 
         ``median_val_acc``). Each entry has ``param_name``, ``param``, ``saved``, ``recall``,
         ``n_stopped`` and ``n_wrongly_stopped``.
     """
+    min_recall = check_number("min_recall", min_recall, 0, 1, closed="both")
+    missing = [c for c in COLUMNS if c not in getattr(df, "columns", ())]
+    if missing or df.empty:
+        raise ValueError("summarize needs simulate's table (one row per policy and parameter): "
+                         + (f"this one lacks column(s) {missing}" if missing else "this one is empty"))
     first = df.iloc[0]
     out: dict[str, Any] = {
         "window": int(first["window"]), "label_threshold": float(first["label_threshold"]),
