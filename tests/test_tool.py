@@ -24,6 +24,7 @@ from grokcast.tool import (
     LogError,
     evaluate_forecaster,
     fit_forecaster,
+    forecast_frame,
     forecast_log,
     format_evaluation,
     format_fit,
@@ -131,6 +132,10 @@ def test_forecast_log_round_trip(sweep, fitted, tmp_path, suffix):
         assert len(up) <= 3 and len(down) <= 3
     assert result["window"] == W and result["threshold"] == THRESHOLD
     json.dumps(result)
+    # Was: "the log ... lacks step(s) [] below W=10" for a forecaster fit on another window.
+    with pytest.raises(ValueError, match=rf"^window={W // 2} is not allowed: the forecaster was "
+                                         rf"fit on window={W}"):
+        forecast_frame(model, early, W // 2)
     text = format_forecast(result)
     assert all(f"{r}: P(grok) = " in text for r in runs) and "pushed up:" in text
 
@@ -640,6 +645,17 @@ def test_a_forecaster_refuses_a_sweep_of_another_task(sweep, fitted, tmp_path):
     with pytest.raises(ForecasterFileError, match=r"task=\[1, 2\] is not allowed: expected a JSON "
                                                   r"object"):
         GrokForecaster.load(bad)
+    # Was: loaded, then KeyError 'model' or "invalid literal for int()" in GrokMonitor.
+    model = doc["task"]["model"]
+    for task, needle in [
+            ({k: v for k, v in doc["task"].items() if k != "model"}, r"its keys are \['optim', 'p'\]"),
+            ({**doc["task"], "p": "x"}, r"p='x' is not allowed: expected an integer"),
+            ({**doc["task"], "model": {k: v for k, v in model.items() if k != "d_model"}},
+             r"it lacks \['model.d_model'\]"),
+            ({**doc["task"], "model": {**model, "width": 3}}, r"width")]:
+        bad.write_text(json.dumps({**doc, "task": task}))
+        with pytest.raises(ForecasterFileError, match=rf"task=.* is not allowed: .*{needle}"):
+            GrokForecaster.load(bad)
 
 
 def test_store_log_reads_chosen_signals_with_their_run_ids_and_steps(sweep):

@@ -929,9 +929,22 @@ class GrokForecaster(ClassifierMixin, BaseEstimator):
 
 
 def _check_task(task: Any, error: type[Exception]) -> dict[str, Any]:
+    """A task as ``SweepConfig.task()`` writes it: p, model and optim, each setting valid and
+    none missing (the monitor and the task checks read them)."""
+    from grokcast.config import ConfigError, SweepConfig
+
     if not isinstance(task, dict) or not all(isinstance(k, str) for k in task):
         raise error(f"task={task!r:.200} is not allowed: expected a JSON object (a sweep config's "
                     "p, model and optim)")
+    try:
+        if set(task) != {"p", "model", "optim"}:
+            raise ConfigError(f"its keys are {sorted(task)}: expected ['model', 'optim', 'p']")
+        full = SweepConfig.from_dict(task).task()
+    except (ConfigError, TypeError) as err:
+        raise error(f"task={task!r:.200} is not allowed: {err}") from None
+    missing = [key for key, _, theirs in _differences(full, task) if theirs is None]
+    if missing:
+        raise error(f"task={task!r:.200} is not allowed: it lacks {missing}")
     return task
 
 

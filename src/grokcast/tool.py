@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from grokcast.features import feature_table, select_window_steps
-from grokcast.forecast import GrokForecaster, TooFewRunsError
+from grokcast.forecast import GrokForecaster, TooFewRunsError, check_window
 from grokcast.signals import LOG_COLUMNS, SIGNAL_NAMES, reaches
 from grokcast.stats import MAX_RESAMPLES
 from grokcast.validation import check_int, check_number
@@ -323,6 +323,7 @@ def checked_window(forecaster: Any, log_df: pd.DataFrame, window: int) -> pd.Dat
     """The rows of each run that ``forecaster`` reads (:func:`window_log`), checked as by
     :func:`check_log`: its shape on the whole log, its values on the rows read. A row at a step
     the forecaster does not read is ignored, whatever values it holds."""
+    window = check_window(window, forecaster, minimum=2)
     _check_shape(log_df, window)
     cut = window_log(forecaster, log_df, window)
     _check_values(cut, window, _last_steps(log_df))
