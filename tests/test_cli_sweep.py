@@ -231,14 +231,36 @@ def test_workers_takes_a_count_or_auto(tmp_path, capsys):
     assert not (tmp_path / "s").exists() and not (tmp_path / "r").exists()
 
 
-def test_api_objects_of_the_wrong_type_are_named():
+def test_api_objects_of_the_wrong_type_are_named(tmp_path):
     from grokcast.config import RunConfig
+    from grokcast.sweep import run_sweep
     from grokcast.train import train_ensemble
 
     with pytest.raises(ConfigError, match="model=.* is not allowed: expected a ModelConfig"):
         RunConfig(model={"d_model": 8})
     with pytest.raises(TypeError, match="runs must be RunConfig objects, got dict"):
         train_ensemble([{"p": 23}])
+    # Was: "'RunConfig' object is not iterable"; run_sweep's AttributeErrors from inside the
+    # store (after creating the directory's lock), the memory estimate, or the stop rule.
+    with pytest.raises(TypeError, match=r"got one RunConfig: pass \[run\]"):
+        train_ensemble(RunConfig(n_steps=1))
+    out = tmp_path / "s"
+    with pytest.raises(TypeError, match=r"config must be a SweepConfig, got RunConfig: a grid of one "
+                                        r"run is SweepConfig\(train_fracs=\[f\]"):
+        run_sweep(RunConfig(n_steps=1), out)
+    with pytest.raises(TypeError, match=r"config must be a SweepConfig, got dict \(SweepConfig.from_file"):
+        run_sweep({"p": 5}, out)
+    with pytest.raises(TypeError, match=r"stop=<object object .*> is not allowed: expected a rule "
+                                        r"with hook\(chunk\) and record\(\) methods"):
+        run_sweep(SweepConfig(n_steps=1), out, stop=object())
+    assert not out.exists()
+    from grokcast.analysis import analyze
+    from grokcast.early_stop import StopRule
+
+    with pytest.raises(TypeError, match=r"config must be the sweep's SweepConfig .* got dict"):
+        analyze(pd.DataFrame(), pd.DataFrame(), {"name": "x"})
+    with pytest.raises(TypeError, match=r"config must be the sweep's SweepConfig, got NoneType"):
+        StopRule("model.json", 0.5, "0" * 64).check(None)
     if not torch.cuda.is_available():  # was "AssertionError: Torch not compiled with CUDA"
         with pytest.raises(ValueError, match=r"device='cuda' was requested but "
                                              r"torch.cuda.is_available\(\) is False"):
@@ -433,6 +455,11 @@ def test_written_files_get_the_umask_mode_and_os_errors_are_one_line(tmp_path, c
     assert "exists and is not a directory" in err
     assert main(["analyze", str(tmp_path / "nowhere")]) == 2
     assert "not a sweep directory" in capsys.readouterr().err
+    # A sweep shorter than the default windows: the error names the option that sets them.
+    assert main(["analyze", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "window W=100 goes beyond the logged steps" in err
+    assert err.rstrip().endswith("so W can be at most 30; set the windows with --windows")
 
 
 @pytest.mark.parametrize("path", sorted(Path("configs").glob("*.toml")), ids=lambda p: p.name)

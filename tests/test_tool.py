@@ -619,6 +619,10 @@ def test_a_forecaster_refuses_a_sweep_of_another_task(sweep, fitted, tmp_path):
         run_study(other, sweep, tmp_path / "study")
     with pytest.raises(ValueError, match=rf"^this sweep {want}"):
         stop_rule(other, 0.5, SweepStore(sweep).read_config())
+    for runs_table in (sweep / "runs", sorted((sweep / "runs").glob("chunk-*.parquet"))[0]):
+        with pytest.raises(LogError, match=r"is a sweep's runs table \(one row per run\), not its "
+                                           r"log: pass the sweep directory, or its log/"):
+            forecast_log(path, runs_table)  # was: "lacks column(s)" and twelve names
     chunk_file = sorted((sweep / "log").glob("chunk-*.parquet"))[0]
     for where in (sweep, sweep / "log", chunk_file):  # a sweep's task is known (was: no check;
         with pytest.raises(ValueError, match=rf"^the sweep '.*' {want}"):  # a chunk file: P 0.99999)
@@ -752,3 +756,18 @@ def test_ctrl_c_outside_a_sweep_does_not_claim_runs_were_stored(sweep, capsys, m
     monkeypatch.setattr(grokcast.analysis, "analyze_sweep", interrupted)
     assert main(["analyze", str(sweep), "--out", "/nonexistent/never-written"]) == 130
     assert capsys.readouterr().err.strip() == "grokcast analyze: interrupted"
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+def test_a_reader_that_stops_reading_is_not_an_error(sweep, fitted, as_json):
+    """Was: `grokcast forecast ... --json | head -2` printed "error: [Errno 32] Broken pipe"
+    and exited 2. Now it exits as a Unix tool killed by SIGPIPE does (141), saying nothing."""
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "grokcast.cli", "forecast", "--model", str(fitted[0]), str(sweep),
+           *(["--json"] if as_json else [])]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # before the command's first write: it takes a second to import
+    err = proc.stderr.read()
+    assert proc.wait(timeout=120) == 141 and err == b""

@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 import grokcast
+from grokcast.config import SweepConfig
 from grokcast.features import FEATURE_NAMES, FEATURES, feature_table
 from grokcast.forecast import TooFewRunsError, kfold_predictions, loo_predictions
 from grokcast.signals import reaches
@@ -304,6 +305,9 @@ def analyze(runs_df: pd.DataFrame, log_df: pd.DataFrame, config: Any, *,
         or non-finite features of a run that did not diverge.
     """
     t0 = time.perf_counter()
+    if config is not None and not isinstance(config, SweepConfig):
+        raise TypeError(f"config must be the sweep's SweepConfig (SweepStore.read_config()) or None, "
+                        f"got {type(config).__name__}")
     windows, thresholds = _check_args(windows, thresholds, n_resamples, level, seed)
     all_runs, runs, log, (n_diverged, n_stopped) = _runs_and_log(runs_df, log_df)
     run_ids = runs["run_id"].astype(str).to_numpy()

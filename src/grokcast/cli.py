@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 from grokcast import __version__
 
 EXIT_USAGE = 2
+EXIT_BROKEN_PIPE = 128 + 13  # as a process killed by SIGPIPE
 
 
 def cmd_sweep(args: argparse.Namespace) -> None:
@@ -62,8 +64,13 @@ def cmd_analyze(args: argparse.Namespace) -> None:
     from grokcast.analysis import analyze_sweep, format_table1
 
     kwargs = {} if args.windows is None else {"windows": tuple(args.windows)}
-    result = analyze_sweep(args.sweep_dir, args.out, n_resamples=args.resamples, seed=args.seed,
-                           partial=args.partial, **kwargs)
+    try:
+        result = analyze_sweep(args.sweep_dir, args.out, n_resamples=args.resamples, seed=args.seed,
+                               partial=args.partial, **kwargs)
+    except ValueError as err:  # name the option that sets W (a short sweep and the defaults)
+        if "goes beyond the logged steps" not in str(err):
+            raise
+        raise ValueError(f"{err}; set the windows with --windows") from None
     print(format_table1(result))
     seconds = result["timing"]["analysis_seconds"]
     print(f"\nanalysis took {seconds:.1f} s -> {args.out or args.sweep_dir / 'analysis'}")
@@ -271,6 +278,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        code = _main(argv)
+        sys.stdout.flush()  # here, not at exit: a closed pipe is then handled below
+        return code
+    except BrokenPipeError:
+        # The reader stopped reading (`grokcast forecast ... --json | head`): no error message,
+        # and the exit status of a Unix tool killed by SIGPIPE. Standard output now goes
+        # nowhere, so the interpreter's last flush does not raise again.
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):  # not a file descriptor (an in-process caller's stream)
+            pass
+        return EXIT_BROKEN_PIPE
+
+
+def _main(argv: list[str] | None) -> int:
     from grokcast.config import ConfigError
     from grokcast.store import StoreError
 
@@ -283,6 +306,8 @@ def main(argv: list[str] | None = None) -> int:
     handler: Callable[[argparse.Namespace], None] = args.func
     try:
         handler(args)
+    except BrokenPipeError:
+        raise  # an OSError, but not ours to report: main's
     except (ConfigError, StoreError, ValueError, OSError, TypstError) as err:
         message = str(err)
         if isinstance(err, OSError) and err.filename is not None and err.strerror:

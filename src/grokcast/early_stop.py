@@ -661,8 +661,11 @@ class StopRule:
         """Raise, before any run of the sweep ``config`` trains, what a chunk would: the file
         must be a forecaster of the sweep's task whose window fits the runs and whose steps
         the schedule logs."""
+        from grokcast.config import SweepConfig
         from grokcast.forecast import GrokForecaster
 
+        if not isinstance(config, SweepConfig):
+            raise TypeError(f"config must be the sweep's SweepConfig, got {type(config).__name__}")
         meta = GrokForecaster.load(self.model).metadata_
         forecast_hook(self, config.runs()[:1])  # builds the hook once
         meta.check_task(config.task(), "this sweep")

@@ -281,6 +281,14 @@ def run_sweep(config: SweepConfig, out: str | Path, *, device: str | torch.devic
     a chunk fail); it is called in this process, so only with ``workers=1``.
     """
     # Before anything is written: a bad argument leaves no sweep directory behind.
+    if not isinstance(config, SweepConfig):
+        hint = (": a grid of one run is SweepConfig(train_fracs=[f], weight_decays=[wd], seeds=[s])"
+                if isinstance(config, RunConfig) else
+                " (SweepConfig.from_file(path), or SweepConfig.from_dict(settings))")
+        raise TypeError(f"config must be a SweepConfig, got {type(config).__name__}{hint}")
+    if stop is not None and not all(callable(getattr(stop, m, None)) for m in ("hook", "record")):
+        raise TypeError(f"stop={stop!r:.80} is not allowed: expected a rule with hook(chunk) and "
+                        "record() methods (grokcast.early_stop.stop_rule builds one)")
     dev = resolve_device(str(device))  # a torch.device too
     check_fits(dev, config)
     if chunk_size is not None:

@@ -290,6 +290,10 @@ def read_log(path: str | os.PathLike) -> pd.DataFrame:
         store = SweepStore(sweep)
         store.verify()
         return store.log()
+    runs_dir = path if path.name == "runs" else path.parent
+    if runs_dir.name == "runs" and (runs_dir.parent / "sweep.json").is_file():
+        raise LogError(f"{str(path)!r} is a sweep's runs table (one row per run), not its log: pass "
+                       "the sweep directory, or its log/")
     suffix = path.suffix.lower()
     if path.is_dir() and not any(path.rglob("*.parquet")):
         raise LogError(f"log {str(path)!r} is a directory without .parquet files: expected a .csv "

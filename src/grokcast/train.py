@@ -58,6 +58,8 @@ def resolve_device(device: str) -> torch.device:
 
 def check_compatible(runs: list[RunConfig]) -> None:
     """Runs of one ensemble must agree on everything except seed, weight decay and split."""
+    if isinstance(runs, RunConfig):
+        raise TypeError("runs must be a list of RunConfig objects, got one RunConfig: pass [run]")
     if not runs:
         raise ValueError("an ensemble needs at least one run")
     odd = [type(r).__name__ for r in runs if not isinstance(r, RunConfig)]
