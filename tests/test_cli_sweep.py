@@ -330,6 +330,23 @@ def test_float32_settings_are_the_decimals_they_print_as_and_minus_zero_is_zero(
         SweepConfig(weight_decays=[0.0, -0.0])
 
 
+def test_json_configs_refuse_repeated_keys_and_deep_nesting_as_toml_does(tmp_path):
+    """Was: {"p": 5, "p": 7} trained p = 7 (TOML refuses a repeated key); 100,000 nested
+    brackets a RecursionError traceback."""
+    path = tmp_path / "c.json"
+    path.write_text('{"p": 5, "p": 7}')
+    with pytest.raises(ConfigError, match=r"is not valid: the key 'p' appears twice in one object"):
+        SweepConfig.from_file(path)
+    path.write_text('{"model": {"d_model": 8, "d_model": 16}}')
+    with pytest.raises(ConfigError, match=r"the key 'd_model' appears twice"):
+        SweepConfig.from_file(path)
+    path.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(ConfigError, match=r"is not valid: nested too deeply"):
+        SweepConfig.from_file(path)
+    path.write_text('{"p": 7}')
+    assert SweepConfig.from_file(path).p == 7
+
+
 def test_integers_too_large_for_a_float_are_refused_by_name(tmp_path):
     """Was: OverflowError ('int too large to convert to float') from the check itself."""
     from grokcast.config import OptimConfig

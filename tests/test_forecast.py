@@ -213,6 +213,18 @@ def test_fit_errors_name_the_problem():
     fitted = GrokForecaster().fit(X, y)
     with pytest.raises(ValueError, match="non-finite"):
         fitted.predict_proba(X_inf)
+    # Was: NaN coefficients from a "successful" fit; a forecast of "Infinity" log-odds (no JSON).
+    huge = bad.fillna(0.0).assign(end_val_acc=lambda d: d["end_val_acc"] * 1e300)
+    for fit in (lambda: GrokForecaster().fit(huge, y), lambda: loo_predictions(huge, y)):
+        with pytest.raises(ValueError, match=r"^X column 'end_val_acc' holds values up to .*e\+300, "
+                                             r"too large to standardise in float64"):
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")  # and no overflow warnings before the error
+                fit()
+    fitted.coef_ = fitted.coef_ * 1e307
+    with pytest.raises(ValueError, match=r"^the log-odds of row\(s\) \[.*\] overflow: their features "
+                                         r".* or the forecaster's coefficients \(largest \|coef\| .*e\+30"):
+        fitted.predict_proba(X * 1e10)
 
 
 def test_estimator_api():
@@ -326,6 +338,15 @@ def test_truncated_or_non_json_files(saved):
             GrokForecaster.load(path, known_features=NAMES)
     path.write_text(text.replace('"intercept": ', '"intercept": 1' + "0" * 400 + ', "x": '))
     with pytest.raises(ForecasterFileError, match="an integer of 401 digits is not allowed"):
+        GrokForecaster.load(path, known_features=NAMES)
+    # Was: the last of two "coef" keys taken silently; a RecursionError traceback.
+    path.write_text(text.replace('"intercept": ', '"coef": [1.0], "intercept": ', 1))
+    with pytest.raises(ForecasterFileError, match=r": not a forecaster file: the key 'coef' appears "
+                                                  r"twice in one object"):
+        GrokForecaster.load(path, known_features=NAMES)
+    path.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(ForecasterFileError, match=r": not a forecaster file: its JSON is nested too "
+                                                  r"deeply"):
         GrokForecaster.load(path, known_features=NAMES)
     path.write_bytes(b"\x80\x04\x95 a pickle, not JSON")
     with pytest.raises(ForecasterFileError, match="not a forecaster JSON file"):

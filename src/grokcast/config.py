@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from grokcast.validation import plain_number
+from grokcast.validation import plain_number, unique_keys
 
 INIT_SCHEMES = ("torch", "nanda")
 PRECISIONS = ("fp32", "bf16")
@@ -317,9 +317,12 @@ class SweepConfig:
         except UnicodeDecodeError as err:
             raise ConfigError(f"config file {str(path)!r} is not UTF-8 text: {err}") from None
         try:
-            raw = json.loads(text) if path.suffix.lower() == ".json" else tomllib.loads(text)
-        except (tomllib.TOMLDecodeError, json.JSONDecodeError) as err:
+            raw = (json.loads(text, object_pairs_hook=unique_keys) if path.suffix.lower() == ".json"
+                   else tomllib.loads(text))
+        except (tomllib.TOMLDecodeError, ValueError) as err:  # JSONDecodeError is a ValueError
             raise ConfigError(f"config file {str(path)!r} is not valid: {err}") from None
+        except RecursionError:
+            raise ConfigError(f"config file {str(path)!r} is not valid: nested too deeply") from None
         return cls.from_dict(raw)
 
 

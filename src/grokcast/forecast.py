@@ -54,7 +54,7 @@ from sklearn.utils.validation import check_array, check_is_fitted, check_X_y
 from threadpoolctl import threadpool_limits  # a scikit-learn dependency
 
 import grokcast
-from grokcast.validation import check_int, check_number
+from grokcast.validation import check_int, check_number, unique_keys
 
 try:  # scikit-learn >= 1.6
     from sklearn.utils.validation import validate_data as _sk_validate_data
@@ -156,6 +156,17 @@ def _check_params(cv: Any, tol: Any, max_iter: Any) -> None:
     check_int("max_iter", max_iter, 1)
 
 
+def _check_not_huge(X: np.ndarray, names: Sequence[str] | None) -> None:
+    """Raise naming a column whose values are so large that standardising it overflows
+    float64 (the sum of squares of its values: about 1e150 and beyond)."""
+    limit = np.sqrt(np.finfo(np.float64).max / max(len(X), 1)) / 2
+    bad = np.flatnonzero((np.abs(X) > limit).any(axis=0))
+    if bad.size:
+        column = repr(str(names[bad[0]])) if names is not None else f"{bad[0]}"
+        raise ValueError(f"X column {column} holds values up to {np.abs(X[:, bad[0]]).max():.3g}, "
+                         f"too large to standardise in float64 (at most {limit:.3g} here): rescale it")
+
+
 def _check_finite(X: np.ndarray, names: Sequence[str] | None) -> None:
     """Raise naming the first column that holds NaN or ±inf."""
     bad = ~np.isfinite(X)
@@ -197,6 +208,7 @@ def _check_Xy(X: Any, y: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     names = _column_names(X)
     X_arr, y_arr = check_X_y(X, y, dtype=np.float64, **_NO_FINITE_CHECK)
     _check_finite(X_arr, names)
+    _check_not_huge(X_arr, names)
     classes, y01 = _encode_binary(y_arr)
     return X_arr, y01, classes
 
@@ -669,11 +681,14 @@ class GrokForecaster(ClassifierMixin, BaseEstimator):
         _check_params(self.cv, self.tol, self.max_iter)
         X_arr, y_arr = _sk_validate_data(self, X, y, dtype=np.float64, **_NO_FINITE_CHECK)
         _check_finite(X_arr, self._feature_names())
+        _check_not_huge(X_arr, self._feature_names())
         self.classes_, y01 = _encode_binary(y_arr)
 
         fit = _cv_fit(X_arr, y01, [np.arange(len(y01))], Cs, cv=int(self.cv), tol=self.tol,
                       max_iter=int(self.max_iter))
         d = X_arr.shape[1]
+        if not np.isfinite(fit.w).all():
+            raise ValueError("the fit's coefficients overflowed float64: rescale the features")
         self.scaler_mean_ = fit.mean[0]
         self.scaler_scale_ = fit.scale[0]
         self.coef_ = fit.w[:, :d].copy()  # (1, d)
@@ -699,7 +714,15 @@ class GrokForecaster(ClassifierMixin, BaseEstimator):
         X_arr = _sk_validate_data(self, X, reset=False, dtype=np.float64, **_NO_FINITE_CHECK)
         _check_finite(X_arr, self._feature_names())
         Z = (X_arr - self.scaler_mean_) / self.scaler_scale_
-        return Z @ self.coef_[0] + self.intercept_[0]
+        with np.errstate(over="ignore", invalid="ignore"):  # refused below, by run
+            log_odds = Z @ self.coef_[0] + self.intercept_[0]
+        bad = np.flatnonzero(~np.isfinite(log_odds))
+        if bad.size:
+            raise ValueError(f"the log-odds of row(s) {bad[:5].tolist()} overflow: their features "
+                             f"(largest |value| {np.abs(X_arr[bad]).max():.3g}) or the forecaster's "
+                             f"coefficients (largest |coef| {np.abs(self.coef_).max():.3g}) are too "
+                             "large for float64")
+        return log_odds
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities, columns in the order of ``classes_``.
@@ -845,12 +868,20 @@ class GrokForecaster(ClassifierMixin, BaseEstimator):
             return int(digits)
 
         try:
-            doc = json.loads(text, parse_constant=reject_constant, parse_int=parse_int)
+            doc = json.loads(text, parse_constant=reject_constant, parse_int=parse_int,
+                             object_pairs_hook=unique_keys)
         except json.JSONDecodeError as err:
             raise ForecasterFileError(
                 f"{path}: not valid JSON (truncated or corrupted?): {err.msg} (line "
                 f"{err.lineno}, column {err.colno})"
             ) from err
+        except RecursionError:
+            raise ForecasterFileError(f"{path}: not a forecaster file: its JSON is nested too "
+                                      "deeply") from None
+        except ForecasterFileError:
+            raise  # reject_constant's and parse_int's, which name the file
+        except ValueError as err:  # unique_keys's
+            raise ForecasterFileError(f"{path}: not a forecaster file: {err}") from None
         try:
             return cls._from_document(doc, known_features)
         except ForecasterFileError as err:

@@ -55,3 +55,14 @@ def plain_number(value: Any) -> Any:
     if isinstance(value, np.floating) and value.dtype.itemsize < 8:
         return float(str(value))
     return value.item() if isinstance(value, np.generic) else value
+
+
+def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``json.loads``'s ``object_pairs_hook``: a JSON object holding a key twice is refused,
+    as TOML refuses it (plain ``json`` keeps the last value, silently)."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"the key {key!r} appears twice in one object")
+        out[key] = value
+    return out
