@@ -23,7 +23,7 @@ from grokcast.forecast import GrokForecaster  # noqa: E402
 from grokcast.integrations import window_features  # noqa: E402
 from grokcast.integrations.ray import RESULT_KEY, GrokStopper, features_metrics, run_sweep_ray  # noqa: E402
 from grokcast.signals import SIGNAL_NAMES  # noqa: E402
-from grokcast.store import SweepStore, log_frame  # noqa: E402
+from grokcast.store import StoreError, SweepStore, log_frame  # noqa: E402
 from grokcast.sweep import run_sweep  # noqa: E402
 from grokcast.train import train_ensemble  # noqa: E402
 
@@ -82,6 +82,38 @@ def test_ray_executor_writes_the_local_store_and_resumes(tmp_path):
     assert_same_store(SweepStore(local), SweepStore(partial))
     result = run_sweep_ray(config, partial, progress=False)
     assert (result.n_trained, result.n_skipped) == (0, 4)
+
+
+def test_ray_executor_stops_runs_as_the_local_executor_does(tmp_path):
+    """Was: `--stop-model is not supported with --executor ray`. The rule travels with each
+    task; stores, statuses and the stop record equal the local executor's."""
+    from grokcast.early_stop import stop_rule
+
+    config = dataclasses.replace(tiny_sweep(), seeds=(0, 1))  # 8 runs
+    plain = SweepStore(tmp_path / "plain")
+    run_sweep(config, plain.root, device="cpu", chunk_size=2, progress=False)
+    runs, log = plain.runs(), plain.log()
+    X = feature_table(log, W).reindex(runs["run_id"])
+    model = GrokForecaster(Cs=[1.0], cv=2).fit(X, runs["weight_decay"] > 1)
+    path = tmp_path / "by_decay.json"
+    model.save(path, window=W, threshold=0.9, sweep_hash="by-weight-decay", n_train_runs=len(X),
+               window_steps=sorted(log.loc[log["step"] < W, "step"].unique().tolist()),
+               task=config.task())
+    p = np.sort(model.predict_proba(X)[:, 1])
+    rule = stop_rule(path, float(p[3] + p[4]) / 2, config)  # the four lowest stop
+
+    local, on_ray = SweepStore(tmp_path / "local"), SweepStore(tmp_path / "ray")
+    run_sweep(config, local.root, device="cpu", chunk_size=2, progress=False, stop=rule)
+    run_sweep_ray(config, on_ray.root, chunk_size=2, progress=False, stop=rule)
+    assert_same_store(local, on_ray)
+    assert (on_ray.runs()["status"] == "stopped").sum() == 4
+    assert on_ray.stop_path.read_text() == local.stop_path.read_text()
+    # Resuming under no rule is refused, as for the local executor.
+    with pytest.raises(StoreError, match="was trained with --stop-model .* not without --stop-model"):
+        run_sweep_ray(config, on_ray.root, progress=False)
+    with pytest.raises(TypeError, match="stop=<object object .*> is not allowed"):
+        run_sweep_ray(config, tmp_path / "never", progress=False, stop=object())
+    assert not (tmp_path / "never").exists()
 
 
 def test_ray_tasks_count_their_run_steps_as_they_train():

@@ -28,8 +28,6 @@ def cmd_sweep(args: argparse.Namespace) -> None:
     if args.stop_model is not None or args.stop_below is not None:
         if args.stop_model is None or args.stop_below is None:
             raise ValueError("--stop-model and --stop-below go together")
-        if args.executor == "ray":
-            raise ValueError("--stop-model is not supported with --executor ray")
         from grokcast.early_stop import stop_rule
 
         stop = stop_rule(args.stop_model, args.stop_below, config)
@@ -45,7 +43,7 @@ def cmd_sweep(args: argparse.Namespace) -> None:
         except ImportError as err:
             raise ValueError(f"--executor ray needs Ray: pip install 'grokcast[ray]' ({err})") from None
         result = run_sweep_ray(config, args.out, address=args.address, device=args.device,
-                               chunk_size=args.chunk_size, progress=not args.quiet)
+                               chunk_size=args.chunk_size, progress=not args.quiet, stop=stop)
     else:
         result = run_sweep(config, args.out, device=args.device, chunk_size=args.chunk_size,
                            workers=args.workers or "auto", progress=not args.quiet, stop=stop,

@@ -286,15 +286,11 @@ def run_sweep(config: SweepConfig, out: str | Path, *, device: str | torch.devic
                 if isinstance(config, RunConfig) else
                 " (SweepConfig.from_file(path), or SweepConfig.from_dict(settings))")
         raise TypeError(f"config must be a SweepConfig, got {type(config).__name__}{hint}")
-    if stop is not None and not all(callable(getattr(stop, m, None)) for m in ("hook", "record")):
-        raise TypeError(f"stop={stop!r:.80} is not allowed: expected a rule with hook(chunk) and "
-                        "record() methods (grokcast.early_stop.stop_rule builds one)")
     dev = resolve_device(str(device))  # a torch.device too
     check_fits(dev, config)
     if chunk_size is not None:
         check_int("chunk_size", chunk_size, 1)
-    if stop is not None and hasattr(stop, "check"):
-        stop.check(config)
+    check_stopper(stop, config)
     workers = resolve_workers(workers, dev)
     if workers > 1 and dev.type != "cpu":
         raise ValueError(f"workers={workers} is not allowed: expected 1, or >= 1 on the CPU")
@@ -327,6 +323,18 @@ def run_sweep(config: SweepConfig, out: str | Path, *, device: str | torch.devic
                 _train_in_workers(chunks, store, bar, len(done), n_all, dev, workers, stop)
         return SweepResult(n_trained=len(todo), n_skipped=len(done),
                            seconds=time.perf_counter() - start)
+
+
+def check_stopper(stop: Any, config: SweepConfig) -> None:
+    """Refuse, before anything is written, a ``stop`` that is not a :class:`Stopper` or (by
+    its optional ``check``) cannot apply to the sweep."""
+    if stop is None:
+        return
+    if not all(callable(getattr(stop, m, None)) for m in ("hook", "record")):
+        raise TypeError(f"stop={stop!r:.80} is not allowed: expected a rule with hook(chunk) and "
+                        "record() methods (grokcast.early_stop.stop_rule builds one)")
+    if hasattr(stop, "check"):
+        stop.check(config)
 
 
 def _train_here(chunks: list[list[RunConfig]], store: SweepStore, bar: tqdm, n_done: int,

@@ -71,11 +71,13 @@ from grokcast.sweep import (
     DEFAULT_CPU_CHUNK,
     SweepResult,
     check_fits,
+    check_stopper,
     default_chunk_size,
     plan_chunks,
     reraise_training_error,
     tune_allocator,
 )
+from grokcast.sweep import Stopper as RunStopper  # Tune's Stopper is GrokStopper's base
 from grokcast.train import EnsembleLog, train_ensemble
 from grokcast.validation import check_int
 
@@ -150,14 +152,17 @@ class GrokStopper(Stopper):
 
 # ----------------------------------------------------------------------------- sweeps
 
-def _train_chunk(runs: list[RunConfig], device: str, steps: Any) -> tuple[EnsembleLog, float]:
+def _train_chunk(runs: list[RunConfig], device: str, steps: Any, stop: RunStopper | None = None,
+                 ) -> tuple[EnsembleLog, float]:
     """Ray task: train one ensemble chunk on the worker, counting its run-steps on the
-    ``steps`` actor (:class:`_StepCounter`); return its log and wall time."""
+    ``steps`` actor (:class:`_StepCounter`) and stopping runs by ``stop``'s hook; return its
+    log and wall time."""
     cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1.0)
     torch.set_num_threads(max(1, int(cpus)))  # no oversubscription beside other tasks
     tune_allocator()  # as the local executor's workers do
     start = time.perf_counter()
-    log = train_ensemble(runs, device, on_progress=lambda k: steps.add.remote(k * len(runs)))
+    log = train_ensemble(runs, device, on_progress=lambda k: steps.add.remote(k * len(runs)),
+                         on_log=None if stop is None else stop.hook(runs))
     return log, time.perf_counter() - start
 
 
@@ -246,7 +251,7 @@ def _check_reachable(address: str) -> None:
 
 def run_sweep_ray(config: SweepConfig, out: str | Path, *, address: str | None = None,
                   device: str = "cpu", chunk_size: int | None = None, progress: bool = True,
-                  cpus_per_task: int = 1) -> SweepResult:
+                  cpus_per_task: int = 1, stop: RunStopper | None = None) -> SweepResult:
     """Train every unfinished run of ``config`` into the sweep directory ``out`` on Ray.
 
     Parameters
@@ -268,6 +273,11 @@ def run_sweep_ray(config: SweepConfig, out: str | Path, *, address: str | None =
         Ray with its own log lines at ERROR and without forwarding the tasks' output.
     cpus_per_task : int, default=1
         CPUs each task reserves (and its torch thread count).
+    stop : Stopper, optional
+        Stops runs as they train, as in :func:`grokcast.sweep.run_sweep`
+        (:func:`grokcast.early_stop.stop_rule`). Each task reads the forecaster file at the
+        path the rule names (and checks its SHA-256): on a cluster, the file must be at that
+        path on every node (a shared filesystem).
 
     Returns
     -------
@@ -278,12 +288,14 @@ def run_sweep_ray(config: SweepConfig, out: str | Path, *, address: str | None =
     if chunk_size is not None:
         chunk_size = check_int("chunk_size", chunk_size, 1)
     _check_device(device)
+    check_stopper(stop, config)
     if address is not None and not ray.is_initialized():
         _check_reachable(address)
     store = SweepStore(out)
+    record = None if stop is None else stop.record()
     if _all_stored(store, config):
         with store.lock():
-            return SweepResult(n_trained=0, n_skipped=len(store.resume(config)), seconds=0.0)
+            return SweepResult(n_trained=0, n_skipped=len(store.resume(config, record)), seconds=0.0)
     # Ray, the device and the model's size are settled before the directory is written: a
     # set-up that fails leaves no sweep.json behind to refuse the next config.
     started = not ray.is_initialized()
@@ -299,16 +311,16 @@ def run_sweep_ray(config: SweepConfig, out: str | Path, *, address: str | None =
         if refusal is not None:
             raise ValueError(refusal)
         with store.lock():  # a second sweep into the same directory is refused meanwhile
-            return _train_on_ray(config, store, dev, chunk_size, progress, cpus_per_task)
+            return _train_on_ray(config, store, dev, chunk_size, progress, cpus_per_task, stop)
     finally:
         if started:
             ray.shutdown()
 
 
 def _train_on_ray(config: SweepConfig, store: SweepStore, dev: str, chunk_size: int | None,
-                  progress: bool, cpus_per_task: int) -> SweepResult:
+                  progress: bool, cpus_per_task: int, stop: RunStopper | None) -> SweepResult:
     """:func:`run_sweep_ray` once Ray is up and the directory held: resume, train, store."""
-    done = store.resume(config)
+    done = store.resume(config, None if stop is None else stop.record())
     todo = [r for r in config.runs() if r.run_id not in done]
     start = time.perf_counter()
     if not todo:
@@ -318,7 +330,7 @@ def _train_on_ray(config: SweepConfig, store: SweepStore, dev: str, chunk_size: 
     task = ray.remote(_train_chunk).options(num_cpus=cpus_per_task,
                                             num_gpus=1 if dev == "cuda" else 0)
     chunks = plan_chunks(todo, size, pack_splits=dev == "cuda")
-    pending = {task.remote(chunk, dev, counter): chunk for chunk in chunks}
+    pending = {task.remote(chunk, dev, counter, stop): chunk for chunk in chunks}
     n_all, n_done = len(done) + len(todo), len(done)
     try:
         with tqdm(total=len(todo) * config.n_steps, unit="run-step", unit_scale=True,
