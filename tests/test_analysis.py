@@ -303,7 +303,8 @@ def test_numpy_thresholds_mean_the_decimal_they_print_as(sweep):
     runs, log = sweep
     kwargs = dict(windows=(100,), n_resamples=20, predict_fn=standin)
     want = A.analyze(runs, log, None, thresholds=(0.9, 0.99), **kwargs)
-    for given in ((np.float32(0.9), np.float64(0.99)), np.array([0.9, 0.99], dtype=np.float32)):
+    for given in ((np.float32(0.9), np.float64(0.99)), np.array([0.9, 0.99], dtype=np.float32),
+                  pd.Series([0.9, 0.99]), (t for t in (0.9, 0.99))):  # any iterable of numbers
         got = A.analyze(runs, log, None, thresholds=given, **kwargs)
         assert got["settings"]["thresholds"] == [0.9, 0.99]
         assert list(got["thresholds"]) == ["0.9", "0.99"]

@@ -215,11 +215,15 @@ def test_simulate_checks_its_inputs(sweeps):
             (dict(thresholds=0.5), r"thresholds=0.5 is not allowed: expected a non-empty list of "
                                    r"numbers, e.g. thresholds=\(0.5,\)"),
             (dict(thresholds=["a"]), r"thresholds=\['a'\] is not allowed"),
+            (dict(thresholds=[10**400]), r"thresholds=\[1000+\] is not allowed"),
+            (dict(rung_factor=10**400), r"rung_factor=1000+ is not allowed"),
             (dict(window=40.0), r"window=40.0 is not allowed: expected an integer >= 2")]:
         with pytest.raises(ValueError, match=needle):
             simulate(runs, log, model, **{"window": W, **kwargs})
-    by_path = simulate(runs, log, sweeps["path"], window=W, thresholds=[0.5])
-    pd.testing.assert_frame_equal(by_path, simulate(runs, log, model, window=W, thresholds=[0.5]))
+    by_path = simulate(runs, log, sweeps["path"], window=W, thresholds=pd.Series([0.5]),
+                       keep_fractions=np.array([0.5, 1.0]))  # any iterable of numbers
+    pd.testing.assert_frame_equal(by_path, simulate(runs, log, model, window=W, thresholds=[0.5],
+                                                    keep_fractions=[0.5, 1.0]))
     # Was: a repeated run counted twice (n_runs 13 of 12); a log without val_loss a KeyError; a
     # repeated log row pandas' "Index contains duplicate entries, cannot reshape".
     with pytest.raises(ValueError, match=r"^the runs table holds 2 rows with a repeated run_id "

@@ -334,6 +334,30 @@ def test_a_grid_of_whole_numbers_stores_one_float_column(tmp_path):
     assert sorted(runs["weight_decay"]) == [0.0, 0.3] and runs["weight_decay"].dtype == float
 
 
+def test_a_sweep_stored_with_weight_decay_minus_zero_is_refused_by_name(tmp_path):
+    """Before -0.0 was read as 0.0, its runs were stored as 'wd-0'. Such a store was then
+    called edited by its readers, and a resume trained the 'wd0' runs a second time."""
+    from grokcast.config import SweepConfig
+    from grokcast.store import StoreError, SweepStore
+    from grokcast.sweep import run_sweep
+
+    cfg = SweepConfig(name="zero", train_fracs=(0.5,), weight_decays=[0.0, 0.3], seeds=(0,),
+                      n_steps=3)
+    out = tmp_path / "s"
+    run_sweep(cfg, out, device="cpu", chunk_size=1, progress=False)
+    for table in ("runs", "log"):  # what the older version wrote for weight_decays = [-0.0, 0.3]
+        for path in (out / table).glob("chunk-*.parquet"):
+            frame = pd.read_parquet(path)
+            frame["run_id"] = frame["run_id"].str.replace("-wd0-", "-wd-0-")
+            frame.to_parquet(path, index=False)
+    want = r"stores run\(s\) of weight decay -0.0 \('p23-f0.5-wd-0-s0-ss0', ...\), which grokcast now reads"
+    with pytest.raises(StoreError, match=want):
+        SweepStore(out).check_finished()
+    with pytest.raises(StoreError, match=want):
+        run_sweep(cfg, out, device="cpu", progress=False)
+    assert len(pd.read_parquet(out / "runs")) == 2  # nothing trained again
+
+
 def test_resuming_a_sweep_of_another_grokcast_version_warns(tmp_path):
     from grokcast.sweep import run_sweep
 

@@ -636,8 +636,9 @@ def test_a_forecaster_refuses_a_sweep_of_another_task(sweep, fitted, tmp_path):
     _log(sweep).assign(run_id=lambda d: "mine-" + d["run_id"]).to_csv(log_file, index=False)
     result = forecast_log(other, log_file)
     assert len(result["runs"]) == 8 and result["task_checked"] is False
-    assert "note: a log file does not record its runs' task; the forecaster was fit on p=23, " \
-           "model d_model=64" in format_forecast(result)
+    assert format_forecast(result).endswith(
+        "\n\nnote: a log file does not record its runs' task, so it was not checked: the forecaster "
+        "is for runs of p=23, d_model=64, n_heads=2, d_mlp=32 (its file's task has the rest)")
     assert forecast_log(path, sweep)["task_checked"] is True
     # A file from before the record (no "task") is not checked.
     older = tmp_path / "older.json"
@@ -693,6 +694,12 @@ def test_only_runs_stopped_inside_the_window_are_left_out_of_a_sweep_forecast(sw
         log.to_parquet(log_file, index=False)
     result = forecast_log(path, dest)
     assert result["left_out"] == {ids[0]: "stopped"}
+    # A chunk file lists the runs it holds, no others (was: every unfinished run of the sweep).
+    for chunk in sorted((dest / "log").glob("chunk-*.parquet")):
+        held = set(pd.read_parquet(chunk)["run_id"])
+        want = {ids[0]: "stopped"} if ids[0] in held else {}
+        if held - set(want):
+            assert forecast_log(path, chunk)["left_out"] == want, chunk.name
     got = {r["run_id"]: r["p_grok"] for r in result["runs"]}
     assert sorted(got) == ids[1:]
     log = SweepStore(dest).log()
@@ -771,3 +778,16 @@ def test_a_reader_that_stops_reading_is_not_an_error(sweep, fitted, as_json):
     proc.stdout.close()  # before the command's first write: it takes a second to import
     err = proc.stderr.read()
     assert proc.wait(timeout=120) == 141 and err == b""
+
+
+def test_a_broken_pipe_other_than_standard_output_is_an_error(monkeypatch, capsys):
+    """Only a reader closing standard output ends the command quietly: a worker's broken pipe
+    is reported like any other OSError."""
+    from grokcast import cli
+
+    def broken(args):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(cli, "cmd_figures", broken)  # build_parser binds the command's name
+    assert cli.main(["figures", "somewhere"]) == cli.EXIT_USAGE
+    assert capsys.readouterr().err == "grokcast figures: error: [Errno 32] Broken pipe\n"

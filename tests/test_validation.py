@@ -35,6 +35,14 @@ def test_check_number_ends(closed, lo_ok, hi_ok, ends):
             assert str(err.value) == f"level={value!r} is not allowed: expected a number in {ends}"
 
 
+def test_an_integer_beyond_float_range_is_refused_even_where_the_interval_is_open_ended():
+    """Was: OverflowError from the float() after the check (rung_factor=10**400)."""
+    with pytest.raises(ValueError, match=r"^rung_factor=1000+ is not allowed: expected a number "
+                                         r"in \(1, inf\)"):
+        check_number("rung_factor", 10**400, 1, math.inf)
+    assert check_number("rung_factor", 10**300, 1, math.inf) == 1e300
+
+
 def test_narrow_numpy_floats_are_the_decimal_they_print_as():
     assert check_number("threshold", np.float32(0.9), 0, 1) == 0.9 != float(np.float32(0.9))
     assert check_number("level", np.float16(0.1), 0, 1) == 0.1

@@ -22,8 +22,9 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import numbers
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -152,10 +153,11 @@ def sweep_hash(runs_df: pd.DataFrame, log_df: pd.DataFrame) -> str:
 
 
 def _as_list(name: str, values: Any) -> list[Any]:
-    """``values`` as a list, refusing a lone number or a string (``thresholds=0.9`` for ``(0.9,)``)."""
-    if isinstance(values, str) or not isinstance(values, (Sequence, np.ndarray)):
-        raise ValueError(f"{name}={values!r} is not allowed: expected a sequence, e.g. "
-                         f"{name}=({values!r},)")
+    """``values`` (any iterable: a list, an array, a Series) as a list, refusing a string
+    and a lone number (``thresholds=0.9`` for ``(0.9,)``)."""
+    if isinstance(values, str | bytes) or not isinstance(values, Iterable):
+        hint = f", e.g. {name}=({values!r},)" if isinstance(values, numbers.Number) else ""
+        raise ValueError(f"{name}={values!r} is not allowed: expected a list of numbers{hint}")
     return list(values)
 
 

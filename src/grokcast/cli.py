@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import select
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -66,7 +67,7 @@ def cmd_analyze(args: argparse.Namespace) -> None:
         result = analyze_sweep(args.sweep_dir, args.out, n_resamples=args.resamples, seed=args.seed,
                                partial=args.partial, **kwargs)
     except ValueError as err:  # name the option that sets W (a short sweep and the defaults)
-        if "goes beyond the logged steps" not in str(err):
+        if "goes beyond the logged steps" not in str(err) or args.windows is not None:
             raise
         raise ValueError(f"{err}; set the windows with --windows") from None
     print(format_table1(result))
@@ -281,14 +282,23 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.flush()  # here, not at exit: a closed pipe is then handled below
         return code
     except BrokenPipeError:
+        if not _stdout_closed_by_reader():  # another pipe (a worker's): an error of ours
+            raise
         # The reader stopped reading (`grokcast forecast ... --json | head`): no error message,
         # and the exit status of a Unix tool killed by SIGPIPE. Standard output now goes
         # nowhere, so the interpreter's last flush does not raise again.
-        try:
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        except (OSError, ValueError):  # not a file descriptor (an in-process caller's stream)
-            pass
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_BROKEN_PIPE
+
+
+def _stdout_closed_by_reader() -> bool:
+    """Whether standard output is a pipe whose reading end is closed (poll says POLLERR)."""
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poller.poll(0))
+    except (AttributeError, OSError, ValueError):  # no poll, or not a file descriptor
+        return False
 
 
 def _main(argv: list[str] | None) -> int:
@@ -304,9 +314,9 @@ def _main(argv: list[str] | None) -> int:
     handler: Callable[[argparse.Namespace], None] = args.func
     try:
         handler(args)
-    except BrokenPipeError:
-        raise  # an OSError, but not ours to report: main's
     except (ConfigError, StoreError, ValueError, OSError, TypstError) as err:
+        if isinstance(err, BrokenPipeError) and _stdout_closed_by_reader():
+            raise  # not an error of ours: main's to end quietly
         message = str(err)
         if isinstance(err, OSError) and err.filename is not None and err.strerror:
             # Not "[Errno 17] File exists: ...": the path(s), then what went wrong.

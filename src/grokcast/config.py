@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from grokcast.validation import plain_number, unique_keys
+from grokcast.validation import MAX_FLOAT_INT, plain_number, unique_keys
 
 INIT_SCHEMES = ("torch", "nanda")
 PRECISIONS = ("fp32", "bf16")
@@ -57,15 +57,12 @@ def _check_int(name: str, value: Any, minimum: int, maximum: int | None = None) 
               else f"an integer in [{minimum}, {maximum}]")
 
 
-_MAX_FLOAT_INT = int(np.finfo(np.float64).max)
-
-
 def _check_real(name: str, value: Any, *, lo: float, hi: float = math.inf,
                 lo_open: bool = False, hi_open: bool = True) -> None:
     ok = isinstance(value, (int, float)) and not isinstance(value, bool)
     # An int is finite, but one too large for a float (a 400-digit TOML integer) is refused
     # here: math.isfinite, and every float() after this check, would raise OverflowError.
-    ok = ok and (math.isfinite(value) if isinstance(value, float) else abs(value) <= _MAX_FLOAT_INT)
+    ok = ok and (math.isfinite(value) if isinstance(value, float) else abs(value) <= MAX_FLOAT_INT)
     if ok:
         ok = (value > lo if lo_open else value >= lo) and (value < hi if hi_open else value <= hi)
     if not ok:

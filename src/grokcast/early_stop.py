@@ -41,8 +41,9 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import numbers
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -367,12 +368,14 @@ def simulate_held_out(data: HeldOut, *, window: int, thresholds: Sequence[float]
 
 
 def _check_grid(name: str, values: Sequence[float], *, lo_open: bool) -> None:
-    if isinstance(values, str) or not isinstance(values, Sequence | np.ndarray):
-        raise ValueError(f"{name}={values!r} is not allowed: expected a non-empty list of numbers, "
-                         f"e.g. {name}=({values!r},)")
+    if isinstance(values, str | bytes) or not isinstance(values, Iterable):
+        hint = f", e.g. {name}=({values!r},)" if isinstance(values, numbers.Number) else ""
+        raise ValueError(f"{name}={values!r} is not allowed: expected a non-empty list of "
+                         f"numbers{hint}")
+    values = list(values)
     try:
-        arr = np.asarray(list(values), dtype=float)
-    except (TypeError, ValueError):
+        arr = np.asarray(values, dtype=float)
+    except (TypeError, ValueError, OverflowError):
         arr = np.array([np.nan])  # refused below, naming the list
     lo_ok = (arr > 0) if lo_open else (arr >= 0)
     if arr.ndim != 1 or arr.size == 0 or not np.all(np.isfinite(arr) & lo_ok & (arr <= 1)):

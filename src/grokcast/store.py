@@ -252,6 +252,8 @@ class SweepStore:
         self.init(config)
         self.remove_uncommitted()
         self.verify()
+        if self._chunks("runs"):  # runs outside the grid: refused, or the grid's would train again
+            self._check_in_grid([r.run_id for r in config.runs()])
         done = self.finished_run_ids()
         self.check_stop(stop, first=not done)
         return done
@@ -410,6 +412,16 @@ class SweepStore:
         from it would describe whichever chunks happened to finish."""
         self.verify()
         grid = [r.run_id for r in self.read_config().runs()]
+        stored = self._check_in_grid(grid)
+        missing = sorted(set(grid) - stored)
+        if missing and not partial:
+            raise StoreError(f"the sweep in {str(self.root)!r} is unfinished: "
+                             f"{len(grid) - len(missing)} of its {len(grid)} runs are stored "
+                             f"({missing[0]!r} is not). Resume it (grokcast sweep with the same "
+                             "--config and --out), or use the stored runs alone with --partial")
+
+    def _check_in_grid(self, grid: list[str]) -> set[str]:
+        """Refuse stored runs stored twice or outside ``grid`` (run ids); the stored ids."""
         runs = self.runs()
         twice = runs[runs["run_id"].duplicated(keep=False)]
         if len(twice):
@@ -420,16 +432,16 @@ class SweepStore:
                              "log and runs files, or train into a new --out directory")
         stored = set(runs["run_id"])
         extra = sorted(stored - set(grid))
+        minus_zero = [r for r in extra if "-wd-0-" in r]  # written before -0.0 became 0.0
+        if minus_zero:
+            raise StoreError(f"{str(self.root)!r} stores run(s) of weight decay -0.0 "
+                             f"({minus_zero[0]!r}, ...), which grokcast now reads as 0.0, run id "
+                             "'wd0': train the sweep into a new --out directory")
         if extra:
             raise StoreError(f"{str(self.root)!r} stores {len(extra)} run(s) outside the grid of its "
                              f"sweep.json ({extra[0]!r}, ...): was sweep.json edited? Restore it, "
                              "or train the edited grid into a new --out directory")
-        missing = sorted(set(grid) - stored)
-        if missing and not partial:
-            raise StoreError(f"the sweep in {str(self.root)!r} is unfinished: "
-                             f"{len(grid) - len(missing)} of its {len(grid)} runs are stored "
-                             f"({missing[0]!r} is not). Resume it (grokcast sweep with the same "
-                             "--config and --out), or use the stored runs alone with --partial")
+        return stored
 
     def runs(self) -> pd.DataFrame:
         """The runs table, sorted by run_id."""

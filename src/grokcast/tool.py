@@ -239,8 +239,9 @@ _RUN_ID_P = re.compile(r"p(\d+)-f.+-wd.+-s\d+-ss\d+")
 
 
 def _check_run_ids_task(meta: Any, log_df: pd.DataFrame, where: str) -> None:
-    """A log file records no task, but grokcast's run ids name p: runs whose ids all name
-    another p than the forecaster's are refused (other ids are the user's word)."""
+    """A log file records no task, but grokcast's run ids name p: a log whose run ids are all
+    grokcast's is refused where any names another p than the forecaster's (a log holding an
+    id of the user's own is the user's word)."""
     if meta.task is None:
         return
     found = {m.group(1) if m else None
@@ -262,7 +263,7 @@ def _unforecastable(sweep: Path, forecaster: Any, log_df: pd.DataFrame, window: 
     from grokcast.store import SweepStore
 
     status = SweepStore(sweep).runs().set_index("run_id")["status"]
-    ids = status.index[status != "finished"]
+    ids = status.index[(status != "finished") & status.index.isin(log_df["run_id"])]  # a chunk's
     unfinished = log_df[log_df["run_id"].isin(ids)]
     rows_of = dict(tuple(unfinished.groupby("run_id", sort=False)))  # one pass, not one per run
     out = {}
@@ -550,12 +551,13 @@ def forecast_log(model_path: str | os.PathLike, log_path: str | os.PathLike, *,
     dict
         ``model``, ``log``, ``window``, ``threshold``, ``sweep_hash``, ``n_train_runs``,
         ``runs``: one :func:`explain` entry per run, sorted by run_id, and ``left_out``: for
-        a sweep directory, the runs without a forecast (they diverged, or were stopped,
-        before the window's steps were all logged) and their status, by run_id; empty for
-        a log file. ``task``: the forecaster's (p, model, optimiser), and ``task_checked``:
-        whether the log's task was compared with it (a sweep directory, its ``log/``, or a
-        chunk file in it; a log file records no task, though runs whose grokcast run ids
-        all name another p are refused).
+        a sweep directory (or its ``log/``, or a chunk file in it), the runs of the log
+        without a forecast (they diverged, or were stopped, before the window's steps were
+        all logged) and their status, by run_id; empty for a log file elsewhere.
+        ``task``: the forecaster's (p, model, optimiser), and ``task_checked``: whether the
+        log's task was compared with it (a sweep directory, its ``log/``, or a chunk file in
+        it; a log file records no task, though one whose run ids are all grokcast's and
+        name another p is refused).
 
     Raises
     ------
@@ -693,12 +695,8 @@ def format_forecast(result: dict[str, Any]) -> str:
         ids = sorted(r for r, s in left_out.items() if s == status)
         lines.append(f"\nno forecast for {len(ids)} {status} run(s): {', '.join(ids)}")
     if not result.get("task_checked", True):
-        task = result["task"]
-        lines.append(f"\nnote: a log file does not record its runs' task; the forecaster was fit on "
-                     f"p={task['p']}, model {_compact(task['model'])}, optimiser "
-                     f"{_compact(task['optim'])}: its forecasts of runs of another task mean nothing")
+        task, model = result["task"], result["task"]["model"]
+        lines.append(f"\nnote: a log file does not record its runs' task, so it was not checked: "
+                     f"the forecaster is for runs of p={task['p']}, d_model={model['d_model']}, "
+                     f"n_heads={model['n_heads']}, d_mlp={model['d_mlp']} (its file's task has the rest)")
     return "\n".join(lines)
-
-
-def _compact(settings: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={v}" for k, v in settings.items())

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 ErrorType = Callable[[str], Exception]
+MAX_FLOAT_INT = int(np.finfo(np.float64).max)  # an int beyond it has no float
 
 
 def check_int(name: str, value: Any, minimum: int, maximum: int | None = None, *,
@@ -40,6 +41,7 @@ def check_number(name: str, value: Any, lo: float, hi: float, *, closed: str = "
     number = plain_number(value) if ok else value
     # NaN fails every comparison; no float() here, which a 400-digit int would overflow.
     ok = ok and (lo <= number if lo_in else lo < number) and (number <= hi if hi_in else number < hi)
+    ok = ok and (not isinstance(number, int) or abs(number) <= MAX_FLOAT_INT)  # float() below
     if not ok:
         ends = f"{'[' if lo_in else '('}{lo:g}, {hi:g}{']' if hi_in else ')'}"
         raise error(f"{name}={value!r} is not allowed: expected a number in {ends}")
