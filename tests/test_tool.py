@@ -92,6 +92,16 @@ def test_fit_names_the_k_of_the_k_fold_it_used(sweep, tmp_path, monkeypatch):
     assert "2-fold cross-validated AUROC" in format_fit(result)
 
 
+def test_a_float32_threshold_is_saved_as_the_decimal_it_prints_as(sweep, fitted, tmp_path):
+    """Was: np.float32(0.09) written as 0.09000000357627869, and the file's label level with it."""
+    path = tmp_path / "f32.json"
+    fit_forecaster(sweep, window=np.int64(W), threshold=np.float32(THRESHOLD), out=path,
+                   n_resamples=500)
+    doc, want = json.loads(path.read_text()), json.loads(fitted[0].read_text())
+    assert doc["threshold"] == THRESHOLD and doc["window"] == W
+    assert doc["coef"] == want["coef"]
+
+
 def test_fit_reports_the_analysis_number(sweep, fitted):
     """`grokcast fit` and analysis.json agree on the held-out AUROC and its CI (same seed)."""
     _, result = fitted

@@ -92,7 +92,7 @@ def fit_forecaster(sweep_dir: str | os.PathLike, *, window: int = 200, threshold
     from grokcast.stats import bootstrap_ci
     from grokcast.store import SweepStore
 
-    _check_fit_args(window, threshold, seed, n_resamples)
+    window, threshold = _check_fit_args(window, threshold, seed, n_resamples)
     out = _check_fit_out(Path(out), Path(sweep_dir))
     store = SweepStore(sweep_dir)
     store.check_finished(partial=partial)
@@ -184,11 +184,14 @@ def _is_forecaster_file(path: Path) -> bool:
     return isinstance(doc, dict) and {"grokcast_version", "coef", "feature_names"} <= doc.keys()
 
 
-def _check_fit_args(window: Any, threshold: Any, seed: Any, n_resamples: Any) -> None:
-    check_int("window", window, 2)
-    check_number("threshold", threshold, 0, 1, closed="hi")
+def _check_fit_args(window: Any, threshold: Any, seed: Any, n_resamples: Any,
+                    ) -> tuple[int, float]:
+    """The window and threshold as plain numbers (np.float32(0.9) as 0.9), once checked."""
+    window = check_int("window", window, 2)
+    threshold = check_number("threshold", threshold, 0, 1, closed="hi")
     check_int("seed", seed, 0)
     check_int("n_resamples", n_resamples, 1, MAX_RESAMPLES)
+    return window, threshold
 
 
 def _left_out(result: dict[str, Any]) -> str:
