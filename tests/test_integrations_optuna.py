@@ -247,8 +247,17 @@ def test_errors_name_the_problem(setup, tmp_path):
         window_features(setup["log"], W)
     one = setup["log"][setup["log"]["run_id"] == setup["trial_runs"][0].run_id]
     holed = one.assign(val_acc=one["val_acc"].where(one["step"] != W - 1))
-    with pytest.raises(ValueError, match=f"val_acc is NaN at step {W - 1}: a logged step"):
+    with pytest.raises(ValueError, match=f"has val_acc = nan at step {W - 1}: a logged step needs "
+                                         "its accuracy"):
         window_features(holed, W)  # was: the features of a window ending at step W - 2
+    # Was: P(grok) 1.0 from accuracies in percent, or from negative losses (`grokcast forecast`
+    # refused the same log); NaN and inf losses still give NaN features: the trial diverged.
+    for column, factor, needle in [("val_acc", 100, "an accuracy lies in [0, 1]"),
+                                   ("train_loss", -1, "a loss or a norm is >= 0")]:
+        with pytest.raises(ValueError, match=rf"has {column} = .* at step \d+: {re.escape(needle)}"):
+            window_features(one.assign(**{column: one[column] * factor}), W)
+    diverged = one.assign(train_loss=one["train_loss"].where(one["step"] < 10, np.inf))
+    assert math.isnan(window_features(diverged, W)["slope_train_loss"])
 
     pruner = GrokPruner(path)
     study = optuna.create_study(pruner=pruner)

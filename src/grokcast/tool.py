@@ -327,14 +327,17 @@ def check_log(log_df: pd.DataFrame, window: int) -> None:
     _check_values(log_df, window, _last_steps(log_df))
 
 
-def checked_window(forecaster: Any, log_df: pd.DataFrame, window: int) -> pd.DataFrame:
+def checked_window(forecaster: Any, log_df: pd.DataFrame, window: int, *,
+                   finite: bool = True) -> pd.DataFrame:
     """The rows of each run that ``forecaster`` reads (:func:`window_log`), checked as by
     :func:`check_log`: its shape on the whole log, its values on the rows read. A row at a step
-    the forecaster does not read is ignored, whatever values it holds."""
+    the forecaster does not read is ignored, whatever values it holds. ``finite=False``
+    lets NaN and inf through (a run diverging in the window, whose features a tuner reads as
+    NaN and stops); values no run can log (an accuracy of 3.79) are refused either way."""
     window = check_window(window, forecaster, minimum=2)
     _check_shape(log_df, window)
     cut = window_log(forecaster, log_df, window)
-    _check_values(cut, window, _last_steps(log_df))
+    _check_values(cut, window, _last_steps(log_df), finite=finite)
     return cut
 
 
@@ -381,9 +384,11 @@ def _check_shape(log_df: pd.DataFrame, window: int) -> None:
                        f"needs a log that reaches step {window - 1}")
 
 
-def _check_values(log_df: pd.DataFrame, window: int, last_steps: pd.Series) -> None:
+def _check_values(log_df: pd.DataFrame, window: int, last_steps: pd.Series, *,
+                  finite: bool = True) -> None:
     """:func:`check_log`'s checks of the values below W, on a log whose shape is checked;
-    ``last_steps``: each run's last step in the whole log, which may hold more rows."""
+    ``last_steps``: each run's last step in the whole log, which may hold more rows;
+    ``finite=False``: NaN and inf allowed, except a NaN accuracy (a logged step has one)."""
     step = pd.to_numeric(log_df["step"])
     inside = log_df.assign(step=step)[step < window].sort_values(["run_id", "step"])
     for column in SIGNAL_NAMES:
@@ -396,14 +401,21 @@ def _check_values(log_df: pd.DataFrame, window: int, last_steps: pd.Series) -> N
     values = inside[list(SIGNAL_NAMES)].to_numpy(dtype=float)
     bad = ~np.isfinite(values)
     bad[:, SIGNAL_NAMES.index("update_cos")] &= inside["step"].to_numpy() != 0
+    if not finite:  # NaN accuracies only: the features read such a row as not logged
+        bad &= np.isin(np.arange(len(SIGNAL_NAMES)), [SIGNAL_NAMES.index(c) for c in
+                                                      ("train_acc", "val_acc")]) & np.isnan(values)
     if bad.any():
         i, j = np.argwhere(bad)[0]
         run_id, step = inside["run_id"].iloc[i], int(inside["step"].iloc[i])
         column = SIGNAL_NAMES[j]
         last = int(last_steps[run_id])
-        hint = (f": it is known only after step {step + 1}, so the log needs a row past "
-                f"step {window - 1}" if column in ("update_norm", "update_cos") and step == last
-                else " (did the run diverge?)")
+        if column in ("update_norm", "update_cos") and step == last:
+            hint = (f": it is known only after step {step + 1}, so the log needs a row past "
+                    f"step {window - 1}")
+        elif column in ("train_acc", "val_acc") and np.isnan(values[i, j]):
+            hint = ": a logged step needs its accuracy (a number in [0, 1] even for a diverged model)"
+        else:
+            hint = " (did the run diverge?)"
         raise LogError(f"run {run_id!r} has {column} = {values[i, j]} at step {step}{hint}")
     for columns, lo, hi, what in _SIGNAL_RANGES:
         cols = [SIGNAL_NAMES.index(c) for c in columns]

@@ -72,29 +72,21 @@ def window_features(log_df: pd.DataFrame, window: int, forecaster: Any = None) -
         A column is missing, the log holds several runs, does not start at step 0, or does
         not cover the window.
     """
-    missing = [c for c in LOG_COLUMNS if c not in log_df.columns]
-    if missing:
-        raise ValueError(f"the log lacks column(s) {missing}; a log has the columns "
-                         f"{list(LOG_COLUMNS)}")
-    run_ids = pd.unique(log_df["run_id"])
-    if len(run_ids) != 1:
-        raise ValueError(f"expected the log of one run, got {len(run_ids)} runs "
-                         f"({list(run_ids[:3])}{', ...' if len(run_ids) > 3 else ''})")
-    first = int(log_df["step"].min())
-    if first != 0:
-        raise ValueError(f"the log starts at step {first}: it must start at step 0")
-    if forecaster is not None:
-        from grokcast.tool import window_log
+    from grokcast.tool import checked_window
 
+    if "run_id" in log_df.columns:
+        run_ids = pd.unique(log_df["run_id"])
+        if len(run_ids) > 1:
+            raise ValueError(f"expected the log of one run, got {len(run_ids)} runs "
+                             f"({list(run_ids[:3])}{', ...' if len(run_ids) > 3 else ''})")
+    if forecaster is not None:
         forecaster, window = resolve_forecaster(forecaster, window)
-        log_df = window_log(forecaster, log_df, window)
-    table = feature_table(log_df[list(LOG_COLUMNS)], window)  # checks the window too
-    # The feature code reads a row with a NaN val_acc as not logged (a sweep's rows after an
-    # early stop): here it would silently move the window's end to an earlier row.
-    no_acc = log_df[(log_df["step"] < window) & log_df["val_acc"].isna()]
-    if len(no_acc):
-        raise ValueError(f"val_acc is NaN at step {int(no_acc['step'].iloc[0])}: a logged step "
-                         "needs its accuracy (it is a number in [0, 1] even for a diverged model)")
+    # The checks of `grokcast forecast` (columns, steps, values no run can log: an accuracy
+    # in percent, a negative loss, a NaN accuracy, which the features would read as a step
+    # not logged), but NaN and inf losses pass: a diverging trial's features are NaN, and
+    # its tuner stops it.
+    log_df = checked_window(forecaster, log_df, window, finite=False)
+    table = feature_table(log_df[list(LOG_COLUMNS)], window)
     return {name: float(table[name].iloc[0]) for name in FEATURE_NAMES}
 
 
