@@ -267,6 +267,29 @@ def test_errors_name_the_problem(setup, tmp_path):
     with pytest.raises(ValueError, match="reported features of window W=25, but the pruner's "
                                          "forecaster uses W=20"):
         trial.should_prune()
+    # Was: a window of 200.7 stored as 200; AttributeErrors for a study or features=None; a
+    # report's True read as 1.0.
+    feats = window_features(one, W)
+    with pytest.raises(ValueError, match=r"^window=20.7 is not allowed: expected an integer >= 2"):
+        report_features(trial, feats, 20.7)
+    with pytest.raises(TypeError, match="features must be a mapping of feature name to value"):
+        report_features(trial, None, W)
+    with pytest.raises(TypeError, match=r"feature 'end_val_acc'='high' is not allowed: expected a number"):
+        report_features(trial, {**feats, "end_val_acc": "high"}, W)
+    with pytest.raises(TypeError, match="trial must be an Optuna trial .* got Study"):
+        report_features(study, feats, W)
+    with pytest.raises(TypeError, match="trial must be an Optuna trial .* got Study"):
+        TrialReporter(study, torch.nn.Parameter(torch.randn(P + 1, 32)),
+                      torch.nn.Parameter(torch.randn(P + 1, 32)), window=W)
+    from grokcast.integrations import decode_features
+
+    with pytest.raises(ValueError, match="a grokcast report's feature 'end_val_acc' is True: "
+                                         "expected a number or None"):
+        decode_features({"window": W, "features": {"end_val_acc": True}})
+    from grokcast.early_stop import StopRule
+
+    with pytest.raises(FileNotFoundError, match="forecaster file '.*missing.json' does not exist"):
+        StopRule.from_file(tmp_path / "missing.json", 0.5)
 
 
 @pytest.mark.parametrize("window, complete_at", [(20, 20), (35, 40), (31, 31)])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import subprocess
 import sys
@@ -230,7 +231,8 @@ def test_weights_of_another_task_than_the_forecasters_are_refused_up_front(tmp_p
                               task=task)
     plain = PlainTransformer(P)
     assert _monitor_of(plain, forecaster=path).window == 7  # its own task
-    GrokMonitor(plain.embed.weight, plain.unembed.weight.T, forecaster=path)  # either way round
+    W_U = torch.nn.Parameter(plain.unembed.weight.detach().T.clone())  # stored (d_model, V)
+    GrokMonitor(plain.embed.weight, W_U, forecaster=path)  # either way round
     other = PlainTransformer(31)
     with pytest.raises(ValueError, match=r"^embedding has shape \(32, 64\), but the forecaster was "
                                          r"fit on p=23 \(V = p \+ 1 = 24 tokens\) with d_model=64"):
@@ -238,7 +240,8 @@ def test_weights_of_another_task_than_the_forecasters_are_refused_up_front(tmp_p
     with pytest.raises(ValueError, match=r"^unembedding has shape \(32, 64\)"):
         GrokMonitor(plain.embed.weight, other.unembed.weight, forecaster=path)
     with pytest.raises(ValueError, match=r"^embedding has shape \(64, 24\)"):  # transposed
-        GrokMonitor(plain.embed.weight.T, plain.unembed.weight, forecaster=path)
+        GrokMonitor(torch.nn.Parameter(plain.embed.weight.detach().T.clone()), plain.unembed.weight,
+                    forecaster=path)
 
 
 def test_a_denser_schedule_is_cut_to_the_forecasters_steps(tmp_path):
@@ -286,6 +289,18 @@ def test_observe_errors_name_the_protocol():
         GrokMonitor(plain.embed.weight, plain.unembed.weight, forecaster=_fitted_forecaster())
     with pytest.raises(ValueError, match="window=1 is not allowed: expected an integer >= 2"):
         GrokMonitor(plain.embed.weight, plain.unembed.weight, window=1)
+    # Was: taken, then "not a parameter of the model ...; pass e.g. model.embed.weight".
+    with pytest.raises(ValueError, match=r"the unembedding is a view of or a result computed from a "
+                                         r"parameter \(e.g. weight.T\), not the parameter: pass "
+                                         r"model.unembed.weight itself"):
+        GrokMonitor(plain.embed.weight, plain.unembed.weight.T)
+    with pytest.raises(ValueError, match=r"not a parameter of the model passed to observe\(\); pass "
+                                         "e.g. model.unembed.weight"):
+        GrokMonitor(plain.embed.weight, torch.nn.Parameter(plain.unembed.weight.detach().clone())
+                    ).observe(0, plain, **METRICS)
+    for bad in ("a", -1, 2.5):  # was: TypeError from inside the schedule, or True
+        with pytest.raises(ValueError, match=f"step={bad!r} is not allowed: expected an integer >= 0"):
+            monitor.wants(bad)
 
 
 @pytest.mark.parametrize("metric, needle", [
@@ -294,6 +309,9 @@ def test_observe_errors_name_the_protocol():
     ({"val_loss": -3.0}, "val_loss=-3.0 is not allowed: expected a loss >= 0"),
     ({"val_acc": "high"}, "val_acc='high' is not allowed: expected a number"),
     ({"train_loss": torch.ones(2)}, "train_loss=tensor([1., 1.]) is not allowed"),
+    # Was: taken, and the forecast refused 80 steps later (the tuners' features silently NaN).
+    ({"train_margin": float("inf")}, "train_margin=inf is not allowed with a finite train_loss=1.0"),
+    ({"train_margin": float("nan")}, "train_margin=nan is not allowed with a finite train_loss"),
 ])
 def test_bad_metrics_are_named_and_leave_the_monitor_usable(metric, needle):
     plain = PlainTransformer(P)
@@ -302,8 +320,9 @@ def test_bad_metrics_are_named_and_leave_the_monitor_usable(metric, needle):
         _observe_without_training(monitor, plain, 0, **{**METRICS, **metric})
     with pytest.raises(TypeError, match="model must be the torch.nn.Module being trained, got NoneType"):
         monitor.observe(0, None, **METRICS)
-    _observe_without_training(monitor, plain, 0, **{**METRICS, "val_acc": torch.tensor(0.25)})
-    assert monitor.log["val_acc"].tolist() == [0.25]
+    _observe_without_training(monitor, plain, 0, **{**METRICS, "val_acc": torch.tensor(0.25),
+                                                     "val_loss": np.array(2.5, dtype=np.float32)})
+    assert monitor.log["val_acc"].tolist() == [0.25] and monitor.log["val_loss"].tolist() == [2.5]
 
 
 def test_metrics_at_their_bounds_are_taken():
@@ -357,6 +376,16 @@ def test_logit_stats_against_torch():
         logit_stats(logits, torch.where(labels == labels[0], 9, labels))
     assert logit_stats(logits, labels.int()) == got
     assert logit_stats(logits, labels.to(torch.uint16)) == got
+    # Was: AttributeError 'dim' for arrays, torch's NotImplementedError for integer logits,
+    # and NaNs for an empty set.
+    with pytest.raises(TypeError, match="logits must be a torch.Tensor, got ndarray"):
+        logit_stats(logits.numpy(), labels)
+    with pytest.raises(TypeError, match="logits must be floating point, got dtype torch.int64"):
+        logit_stats(logits.long(), labels)
+    with pytest.raises(ValueError, match="hold no examples"):
+        logit_stats(logits[:0], labels[:0])
+    diverged = logit_stats(torch.full((3, 7), float("inf")), labels[:3])  # NaN, not an error
+    assert math.isnan(diverged["loss"])
 
 
 @pytest.mark.parametrize("args, needle", [

@@ -655,6 +655,9 @@ class StopRule:
     @classmethod
     def from_file(cls, model: str | os.PathLike, below: float) -> StopRule:
         """The rule for the forecaster file ``model`` as it is now."""
+        if not Path(model).is_file():
+            raise FileNotFoundError(f"forecaster file {str(model)!r} does not exist (grokcast fit "
+                                    "writes one)")
         return cls(str(model), below, file_sha256(model))
 
     def hook(self, chunk: Sequence[Any]) -> LogHook:

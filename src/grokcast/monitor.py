@@ -49,6 +49,7 @@ from torch import Tensor
 from grokcast import signals as S
 from grokcast.config import LogConfig
 from grokcast.features import show_steps
+from grokcast.validation import check_int
 
 # Supplied by the caller at logged steps; the other signals the monitor computes itself.
 METRIC_NAMES = ("train_loss", "val_loss", "train_acc", "val_acc", "train_margin")
@@ -74,6 +75,15 @@ def logit_stats(logits: Tensor, labels: Tensor) -> dict[str, float]:
     >>> logit_stats(torch.tensor([[2.0, 0.0], [0.0, 1.0]]), torch.tensor([0, 0]))["acc"]
     0.5
     """
+    for name, t in (("logits", logits), ("labels", labels)):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__} (torch.as_tensor "
+                            "turns an array into one)")
+    if not logits.dtype.is_floating_point:
+        raise TypeError(f"logits must be floating point, got dtype {logits.dtype}")
+    if logits.device != labels.device:
+        raise ValueError(f"logits and labels must be on one device, got {logits.device} and "
+                         f"{labels.device}")
     if logits.dim() != 2 or labels.shape != logits.shape[:1]:
         raise ValueError(f"expected logits of shape (N, V) and labels of shape (N,), got "
                          f"{tuple(logits.shape)} and {tuple(labels.shape)}")
@@ -83,6 +93,9 @@ def logit_stats(logits: Tensor, labels: Tensor) -> dict[str, float]:
     if labels.numel() and not bool(((labels >= 0) & (labels < logits.shape[1])).all()):
         raise ValueError(f"labels must be class indices in [0, {logits.shape[1]}), got values in "
                          f"[{int(labels.min())}, {int(labels.max())}]")
+    if not labels.numel():  # an empty set (train_frac=1 leaves no val examples) has no statistics
+        raise ValueError("logits and labels hold no examples: the statistics of an empty set are "
+                         "undefined")
     with torch.no_grad():
         mask = torch.ones(1, labels.shape[0], dtype=torch.bool, device=labels.device)
         stats = S.fit_stats(logits.detach()[None], labels[None], mask)  # each (1,)
@@ -131,6 +144,11 @@ class GrokMonitor:
                 shape = tuple(t.shape) if isinstance(t, Tensor) else type(t).__name__
                 raise ValueError(f"{name} must be a 2-D weight tensor such as "
                                  f"model.embed.weight, got {shape}")
+            if t.requires_grad and not t.is_leaf:  # U.T: observe() would not find it
+                raise ValueError(f"the {name} is a view of or a result computed from a parameter "
+                                 f"(e.g. weight.T), not the parameter: pass "
+                                 f"model.{'embed' if name == 'embedding' else 'unembed'}.weight "
+                                 "itself (either orientation of the unembedding is read)")
         if not isinstance(log_schedule, LogConfig):
             raise TypeError(f"log_schedule must be a LogConfig, got {type(log_schedule).__name__}")
         if not isinstance(run_id, str) or not run_id:
@@ -151,7 +169,7 @@ class GrokMonitor:
 
     def wants(self, step: int) -> bool:
         """Whether ``step`` gets a log row, so :meth:`observe` needs the fit statistics."""
-        return is_logged_step(step, self.log_schedule)
+        return is_logged_step(check_int("step", step, 0), self.log_schedule)
 
     @property
     def last_step(self) -> int | None:
@@ -215,8 +233,9 @@ class GrokMonitor:
     def _check_params(self, params: list[Tensor]) -> None:
         for name, t in (("embedding", self.embedding), ("unembedding", self.unembedding)):
             if not any(p is t for p in params):
+                example = "model.embed.weight" if name == "embedding" else "model.unembed.weight"
                 raise ValueError(f"the {name} tensor given to GrokMonitor is not a parameter of "
-                                 "the model passed to observe(); pass e.g. model.embed.weight")
+                                 f"the model passed to observe(); pass e.g. {example}")
         if all(p.grad is None for p in params):
             raise ValueError("no parameter has a gradient: call observe() after loss.backward() "
                              "and before optimizer.step() / optimizer.zero_grad()")
@@ -302,7 +321,9 @@ def _check_metrics(metrics: dict[str, Any], step: int) -> dict[str, float]:
                          "(compute them with grokcast.monitor.logit_stats)")
     out = {}
     for name, value in metrics.items():
-        if isinstance(value, Tensor) and value.numel() == 1:
+        # A one-element tensor or array (loss.detach().cpu().numpy()) is its number.
+        if (isinstance(value, Tensor) and value.numel() == 1) or (
+                isinstance(value, np.ndarray) and value.size == 1):
             value = value.item()
         if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
             raise TypeError(f"{name}={value!r} is not allowed: expected a number (a float or a "
@@ -315,6 +336,10 @@ def _check_metrics(metrics: dict[str, Any], step: int) -> dict[str, float]:
         if name.endswith("_loss") and value < 0:  # inf and NaN stay: a diverging run logs them
             raise ValueError(f"{name}={value!r} is not allowed: expected a loss >= 0")
         out[name] = value
+    margin, loss = out["train_margin"], out["train_loss"]
+    if not math.isfinite(margin) and math.isfinite(loss):  # from the same logits (logit_stats)
+        raise ValueError(f"train_margin={margin!r} is not allowed with a finite train_loss={loss!r}: "
+                         "both come from the train logits (grokcast.monitor.logit_stats)")
     return out
 
 

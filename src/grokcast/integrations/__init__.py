@@ -35,7 +35,7 @@ from grokcast.config import LogConfig
 from grokcast.features import FEATURE_NAMES, feature_table
 from grokcast.monitor import GrokMonitor
 from grokcast.signals import LOG_COLUMNS
-from grokcast.validation import check_number
+from grokcast.validation import check_int, check_number
 
 __all__ = ["FeatureRecorder", "decode_features", "encode_features", "p_grok",
            "resolve_forecaster", "should_stop", "window_features"]
@@ -96,7 +96,14 @@ def encode_features(features: Mapping[str, float], window: int) -> dict[str, Any
     Non-finite values become ``None`` (strict JSON has no NaN; Optuna's database storages
     and Ray's result files both serialise reports as JSON).
     """
-    return {"window": int(window),
+    window = check_int("window", window, 2)  # 200.7 is not a window (int() made it 200)
+    if not isinstance(features, Mapping):
+        raise TypeError(f"features must be a mapping of feature name to value (window_features' "
+                        f"result), got {type(features).__name__}")
+    for name, value in features.items():
+        if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real):
+            raise TypeError(f"feature {name!r}={value!r} is not allowed: expected a number")
+    return {"window": window,
             "features": {str(k): (float(v) if math.isfinite(v) else None)
                          for k, v in features.items()}}
 
@@ -111,6 +118,11 @@ def decode_features(report: Any) -> tuple[int, dict[str, float]]:
     if (isinstance(window, (bool, np.bool_)) or not isinstance(window, numbers.Real)
             or not float(window).is_integer()):
         raise ValueError(f"a grokcast report's window is a whole number of steps, got {window!r}")
+    bad = next(((k, v) for k, v in report["features"].items() if v is not None and (
+        isinstance(v, bool | np.bool_) or not isinstance(v, numbers.Real))), None)
+    if bad is not None:
+        raise ValueError(f"a grokcast report's feature {bad[0]!r} is {bad[1]!r}: expected a number "
+                         "or None")
     feats = {str(k): (math.nan if v is None else float(v)) for k, v in report["features"].items()}
     return int(window), feats
 

@@ -97,7 +97,14 @@ def report_features(trial: optuna.trial.Trial, features: Mapping[str, float], wi
     window : int
         W the features were computed on; must be the pruner's forecaster window.
     """
+    _check_trial(trial)
     trial.set_user_attr(USER_ATTR, encode_features(features, window))
+
+
+def _check_trial(trial: Any) -> None:
+    if not isinstance(trial, optuna.trial.BaseTrial):
+        raise TypeError(f"trial must be an Optuna trial (the objective's argument, or "
+                        f"study.ask()), got {type(trial).__name__}")
 
 
 class TrialReporter(FeatureRecorder):
@@ -118,6 +125,7 @@ class TrialReporter(FeatureRecorder):
     def __init__(self, trial: optuna.trial.Trial, embedding: Tensor, unembedding: Tensor, *,
                  window: int | None = None, forecaster: Any = None,
                  log_schedule: LogConfig = LogConfig()) -> None:
+        _check_trial(trial)
         super().__init__(embedding, unembedding, window=window, forecaster=forecaster,
                          log_schedule=log_schedule, run_id=f"trial-{trial.number}")
         self.trial = trial
