@@ -687,3 +687,22 @@ def test_live_hook_stops_a_diverged_run_and_keeps_the_offline_decisions_of_the_r
             for wd in (1.0, 1e6)]
     trained = train_ensemble(real, on_log=StopRule.from_file(sweeps["path"], 1e-6).hook(real))
     assert trained.stopped_at.tolist() == [-1, W - 1]
+    # Called by hand: a step skipped, repeated or out of order, or rows of another shape, are
+    # refused (were: a decision from the steps it got, or pandas' shape errors).
+    def feed(steps, rows=lambda v: v):
+        hook = StopRule.from_file(sweeps["path"], 0.5).hook(runs)
+        for step in steps:
+            hook(step, rows(table.xs(step, level="step").reindex(ids).to_numpy()))
+
+    logged = [t for t in LOG.steps(N_STEPS) if t < W]
+    with pytest.raises(ValueError, match=rf"never got step\(s\) \[{logged[3]}\] that the forecaster"):
+        feed([t for t in logged if t != logged[3]])
+    with pytest.raises(ValueError, match=rf"got step {logged[1]} after step {logged[1]}: expected"):
+        feed([logged[0], logged[1], logged[1]])
+    with pytest.raises(ValueError, match=rf"got step {logged[0]} after step {logged[1]}"):
+        feed([logged[1], logged[0]])
+    with pytest.raises(ValueError, match=rf"values of shape \({len(SIGNAL_NAMES)}, {len(ids)}\) at "
+                                         rf"step 0: expected \({len(ids)}, {len(SIGNAL_NAMES)}\)"):
+        feed([0], rows=lambda v: v.T)
+    with pytest.raises(ValueError, match="needs the runs of the ensemble it will see, got none"):
+        StopRule.from_file(sweeps["path"], 0.5).hook([])

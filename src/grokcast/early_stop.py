@@ -706,6 +706,8 @@ def forecast_hook(rule: StopRule, runs: Sequence[Any]) -> LogHook:
     from grokcast.forecast import GrokForecaster
     from grokcast.signals import SIGNAL_NAMES
 
+    if not runs:
+        raise ValueError("forecast_hook needs the runs of the ensemble it will see, got none")
     if file_sha256(rule.model) != rule.model_sha256:
         raise ValueError(f"the forecaster file {rule.model} changed during the sweep (its "
                          f"SHA-256 was {rule.model_sha256[:12]}): the runs stored so far were "
@@ -725,14 +727,29 @@ def forecast_hook(rule: StopRule, runs: Sequence[Any]) -> LogHook:
         raise ValueError(f"the sweep's log schedule skips step(s) {show_steps(missing)} below "
                          f"W={window} that the stop model's features were computed on: log with "
                          f"the schedule of the sweep it was fit on{model.metadata_.steps_hint()}")
-    decide_at, run_ids, rows = max(needed), [r.run_id for r in runs], []
+    decide_at, run_ids, rows, seen = max(needed), [r.run_id for r in runs], [], []
 
     def hook(step: int, values: np.ndarray) -> np.ndarray | None:
+        # train_ensemble calls it so; a caller of its own gets an error, not a P(grok) of
+        # steps skipped, repeated or out of order.
+        values = np.asarray(values)
+        if values.shape != (len(run_ids), len(SIGNAL_NAMES)):
+            raise ValueError(f"the hook got values of shape {values.shape} at step {step}: "
+                             f"expected ({len(run_ids)}, {len(SIGNAL_NAMES)}), a row of "
+                             "SIGNAL_NAMES per run, as train_ensemble's on_log passes them")
         if step in needed:
+            if seen and step <= seen[-1]:
+                raise ValueError(f"the hook got step {step} after step {seen[-1]}: expected the "
+                                 "logged steps once each, in increasing order")
+            seen.append(step)
             rows.append(pd.DataFrame(values, columns=list(SIGNAL_NAMES)).assign(
                 run_id=run_ids, step=step))
         if step != decide_at:
             return None
+        if len(seen) != len(needed):
+            missing = sorted(needed - set(seen))
+            raise ValueError(f"the hook decides at step {decide_at} but never got step(s) "
+                             f"{show_steps(missing)} that the forecaster's features read")
         # The log holds the required steps only, the last at decide_at, so the window
         # decide_at + 1 reads exactly them (no feature reads W itself): the log need not
         # reach W - 1 where W falls between logged steps (sparse logging).
