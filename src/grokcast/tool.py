@@ -401,9 +401,9 @@ def _check_values(log_df: pd.DataFrame, window: int, last_steps: pd.Series, *,
     values = inside[list(SIGNAL_NAMES)].to_numpy(dtype=float)
     bad = ~np.isfinite(values)
     bad[:, SIGNAL_NAMES.index("update_cos")] &= inside["step"].to_numpy() != 0
-    if not finite:  # NaN accuracies only: the features read such a row as not logged
-        bad &= np.isin(np.arange(len(SIGNAL_NAMES)), [SIGNAL_NAMES.index(c) for c in
-                                                      ("train_acc", "val_acc")]) & np.isnan(values)
+    if not finite:  # a NaN accuracy only: the features would read its row as not logged
+        accuracy = np.isin(SIGNAL_NAMES, ("train_acc", "val_acc"))  # (n_signals,)
+        bad = accuracy & np.isnan(values)
     if bad.any():
         i, j = np.argwhere(bad)[0]
         run_id, step = inside["run_id"].iloc[i], int(inside["step"].iloc[i])
