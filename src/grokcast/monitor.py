@@ -145,10 +145,10 @@ class GrokMonitor:
                 raise ValueError(f"{name} must be a 2-D weight tensor such as "
                                  f"model.embed.weight, got {shape}")
             if t.requires_grad and not t.is_leaf:  # U.T: observe() would not find it
+                either = " (either orientation is read)" if name == "unembedding" else ""
                 raise ValueError(f"the {name} is a view of or a result computed from a parameter "
-                                 f"(e.g. weight.T), not the parameter: pass "
-                                 f"model.{'embed' if name == 'embedding' else 'unembed'}.weight "
-                                 "itself (either orientation of the unembedding is read)")
+                                 f"(e.g. weight.T), not the parameter: pass the nn.Parameter "
+                                 f"itself, as model.parameters() lists it{either}")
         if not isinstance(log_schedule, LogConfig):
             raise TypeError(f"log_schedule must be a LogConfig, got {type(log_schedule).__name__}")
         if not isinstance(run_id, str) or not run_id:
@@ -336,10 +336,12 @@ def _check_metrics(metrics: dict[str, Any], step: int) -> dict[str, float]:
         if name.endswith("_loss") and value < 0:  # inf and NaN stay: a diverging run logs them
             raise ValueError(f"{name}={value!r} is not allowed: expected a loss >= 0")
         out[name] = value
+    # A NaN margin comes from NaN logits, whose loss is NaN too (logit_stats); an infinite one
+    # can come with a finite loss (logits near float32's limit: a run diverging), and stays.
     margin, loss = out["train_margin"], out["train_loss"]
-    if not math.isfinite(margin) and math.isfinite(loss):  # from the same logits (logit_stats)
-        raise ValueError(f"train_margin={margin!r} is not allowed with a finite train_loss={loss!r}: "
-                         "both come from the train logits (grokcast.monitor.logit_stats)")
+    if math.isnan(margin) and not math.isnan(loss):
+        raise ValueError(f"train_margin=nan is not allowed with train_loss={loss!r}: both come "
+                         "from the train logits (grokcast.monitor.logit_stats)")
     return out
 
 
