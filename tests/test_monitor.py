@@ -399,6 +399,8 @@ def test_logit_stats_against_torch():
         logit_stats(logits.long(), labels)
     with pytest.raises(ValueError, match="hold no examples"):
         logit_stats(logits[:0], labels[:0])
+    with pytest.raises(ValueError, match="logits and labels must be on one device, got meta and cpu"):
+        logit_stats(torch.empty(50, 7, device="meta"), labels)  # as cuda and cpu would be
     diverged = logit_stats(torch.full((3, 7), float("inf")), labels[:3])  # NaN, not an error
     assert math.isnan(diverged["loss"])
 
