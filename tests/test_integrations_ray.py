@@ -113,6 +113,8 @@ def test_ray_executor_stops_runs_as_the_local_executor_does(tmp_path):
         run_sweep_ray(config, on_ray.root, progress=False)
     with pytest.raises(TypeError, match="stop=<object object .*> is not allowed"):
         run_sweep_ray(config, tmp_path / "never", progress=False, stop=object())
+    with pytest.raises(TypeError, match="config must be a SweepConfig, got RunConfig"):
+        run_sweep_ray(config.runs()[0], tmp_path / "never", progress=False)
     assert not (tmp_path / "never").exists()
 
 

@@ -281,11 +281,7 @@ def run_sweep(config: SweepConfig, out: str | Path, *, device: str | torch.devic
     a chunk fail); it is called in this process, so only with ``workers=1``.
     """
     # Before anything is written: a bad argument leaves no sweep directory behind.
-    if not isinstance(config, SweepConfig):
-        hint = (": a grid of one run is SweepConfig(train_fracs=[f], weight_decays=[wd], seeds=[s])"
-                if isinstance(config, RunConfig) else
-                " (SweepConfig.from_file(path), or SweepConfig.from_dict(settings))")
-        raise TypeError(f"config must be a SweepConfig, got {type(config).__name__}{hint}")
+    check_sweep_config(config)
     dev = resolve_device(str(device))  # a torch.device too
     check_fits(dev, config)
     if chunk_size is not None:
@@ -323,6 +319,15 @@ def run_sweep(config: SweepConfig, out: str | Path, *, device: str | torch.devic
                 _train_in_workers(chunks, store, bar, len(done), n_all, dev, workers, stop)
         return SweepResult(n_trained=len(todo), n_skipped=len(done),
                            seconds=time.perf_counter() - start)
+
+
+def check_sweep_config(config: Any) -> None:
+    """Refuse anything but a :class:`SweepConfig`, with the way to build one."""
+    if not isinstance(config, SweepConfig):
+        hint = (": a grid of one run is SweepConfig(train_fracs=[f], weight_decays=[wd], seeds=[s])"
+                if isinstance(config, RunConfig) else
+                " (SweepConfig.from_file(path), or SweepConfig.from_dict(settings))")
+        raise TypeError(f"config must be a SweepConfig, got {type(config).__name__}{hint}")
 
 
 def check_stopper(stop: Any, config: SweepConfig) -> None:

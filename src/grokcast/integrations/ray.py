@@ -72,6 +72,7 @@ from grokcast.sweep import (
     SweepResult,
     check_fits,
     check_stopper,
+    check_sweep_config,
     default_chunk_size,
     plan_chunks,
     reraise_training_error,
@@ -284,6 +285,7 @@ def run_sweep_ray(config: SweepConfig, out: str | Path, *, address: str | None =
     SweepResult
         Runs trained, runs skipped (already finished) and wall time.
     """
+    check_sweep_config(config)
     cpus_per_task = check_int("cpus_per_task", cpus_per_task, 1)
     if chunk_size is not None:
         chunk_size = check_int("chunk_size", chunk_size, 1)
