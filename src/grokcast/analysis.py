@@ -22,9 +22,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import numbers
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -45,7 +44,7 @@ from grokcast.stats import (
     format_p,
     paired_bootstrap,
 )
-from grokcast.validation import check_int, check_number
+from grokcast.validation import check_int, check_list, check_number
 
 # Leave-one-out refits the model n times; above 200 runs 10-fold CV costs n/10 times less, and
 # with 180+ training runs per fold its pessimism relative to LOO (training on 90% instead of
@@ -152,22 +151,13 @@ def sweep_hash(runs_df: pd.DataFrame, log_df: pd.DataFrame) -> str:
     return h.hexdigest()
 
 
-def _as_list(name: str, values: Any) -> list[Any]:
-    """``values`` (any iterable: a list, an array, a Series) as a list, refusing a string
-    and a lone number (``thresholds=0.9`` for ``(0.9,)``)."""
-    if isinstance(values, str | bytes) or not isinstance(values, Iterable):
-        hint = f", e.g. {name}=({values!r},)" if isinstance(values, numbers.Number) else ""
-        raise ValueError(f"{name}={values!r} is not allowed: expected a list of numbers{hint}")
-    return list(values)
-
-
 def _check_args(windows: Sequence[int], thresholds: Sequence[float], n_resamples: int,
                 level: float, seed: int) -> tuple[list[int], list[float]]:
-    windows = _as_list("windows", windows)
+    windows = check_list("windows", windows)
     if not windows or any(isinstance(w, bool) or not isinstance(w, (int, np.integer)) or w < 2
                           for w in windows) or len(set(windows)) != len(windows):
         raise ValueError(f"windows={windows!r} is not allowed: expected distinct integers >= 2")
-    given = _as_list("thresholds", thresholds)
+    given = check_list("thresholds", thresholds)
     try:
         thresholds = [check_number("threshold", t, 0, 1, closed="hi") for t in given]
     except ValueError as err:

@@ -10,6 +10,7 @@ import dataclasses
 import itertools
 import json
 import math
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -142,6 +143,9 @@ class LogConfig:
         return sorted(set(dense) | set(sparse) | {n_steps})
 
 
+_RUN_ID = re.compile(r"p(\d+)-f.+-wd.+-s\d+-ss\d+")  # RunConfig.run_id's form
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """Everything that determines one training run, and so its log."""
@@ -186,6 +190,12 @@ class RunConfig:
         """Stable, human-readable identifier: unique within a sweep."""
         return (f"p{self.p}-f{self.train_frac:g}-wd{self.weight_decay:g}"
                 f"-s{self.seed}-ss{self.split_seed}")
+
+    @staticmethod
+    def p_of_run_id(run_id: str) -> int | None:
+        """The p a run id as :attr:`run_id` writes it names; None for an id of another form."""
+        match = _RUN_ID.fullmatch(run_id)
+        return int(match.group(1)) if match else None
 
     @property
     def split_key(self) -> tuple[int, float, int]:

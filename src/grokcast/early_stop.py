@@ -41,9 +41,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import numbers
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,7 +54,7 @@ from grokcast.features import feature_table, show_steps
 from grokcast.signals import first_step_reaching
 from grokcast.store import atomic_write_bytes
 from grokcast.train import LogHook
-from grokcast.validation import check_int, check_number
+from grokcast.validation import check_int, check_list, check_number
 
 POLICIES = ("forecaster", "percentile_val_loss", "percentile_val_acc", "median_val_loss",
             "median_val_acc", "asha_val_loss", "asha_val_acc")
@@ -368,11 +367,7 @@ def simulate_held_out(data: HeldOut, *, window: int, thresholds: Sequence[float]
 
 
 def _check_grid(name: str, values: Sequence[float], *, lo_open: bool) -> None:
-    if isinstance(values, str | bytes) or not isinstance(values, Iterable):
-        hint = f", e.g. {name}=({values!r},)" if isinstance(values, numbers.Number) else ""
-        raise ValueError(f"{name}={values!r} is not allowed: expected a non-empty list of "
-                         f"numbers{hint}")
-    values = list(values)
+    values = check_list(name, values)
     try:
         arr = np.asarray(values, dtype=float)
     except (TypeError, ValueError, OverflowError):

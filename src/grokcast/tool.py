@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from pathlib import Path
 from typing import Any
 
@@ -226,8 +225,7 @@ def format_fit(result: dict[str, Any]) -> str:
 
 def sweep_dir_of(path: Path) -> Path | None:
     """The sweep directory ``path`` is, or whose ``log/`` it is; None for any other path."""
-    in_sweep = [d for d in (path, path.parent) if d == path or path.name == "log"]
-    return next((d for d in in_sweep if path.is_dir() and (d / "sweep.json").is_file()), None)
+    return enclosing_sweep(path) if path.is_dir() else None
 
 
 def enclosing_sweep(path: Path) -> Path | None:
@@ -237,21 +235,18 @@ def enclosing_sweep(path: Path) -> Path | None:
     return next((d for d in candidates if (d / "sweep.json").is_file()), None)
 
 
-# A run id as grokcast writes it (RunConfig.run_id): "p23-f0.3-wd1-s0-ss0".
-_RUN_ID_P = re.compile(r"p(\d+)-f.+-wd.+-s\d+-ss\d+")
-
-
 def _check_run_ids_task(meta: Any, log_df: pd.DataFrame, where: str) -> None:
     """A log file records no task, but grokcast's run ids name p: a log whose run ids are all
     grokcast's is refused where any names another p than the forecaster's (a log holding an
     id of the user's own is the user's word)."""
     if meta.task is None:
         return
-    found = {m.group(1) if m else None
-             for m in (_RUN_ID_P.fullmatch(str(v)) for v in log_df["run_id"].unique())}
+    from grokcast.config import RunConfig
+
+    found = {RunConfig.p_of_run_id(str(v)) for v in log_df["run_id"].unique()}
     if None in found or not found:
         return
-    ps = sorted(int(v) for v in found)
+    ps = sorted(found)
     if ps != [meta.task["p"]]:
         raise LogError(f"{where} holds runs of another task than the forecaster was fit on: its "
                        f"run ids name p={', '.join(map(str, ps))} (the forecaster's: p="

@@ -8,7 +8,8 @@ their own checks, which raise :class:`grokcast.config.ConfigError` naming the TO
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import numbers
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
@@ -46,6 +47,16 @@ def check_number(name: str, value: Any, lo: float, hi: float, *, closed: str = "
         ends = f"{'[' if lo_in else '('}{lo:g}, {hi:g}{']' if hi_in else ')'}"
         raise error(f"{name}={value!r} is not allowed: expected a number in {ends}")
     return float(number)
+
+
+def check_list(name: str, values: Any) -> list[Any]:
+    """``values`` (any iterable: a list, an array, a Series, a generator) as a list, refusing a
+    string and a lone number (``thresholds=0.9`` written for ``(0.9,)``) by name."""
+    if isinstance(values, str | bytes) or not isinstance(values, Iterable):
+        hint = f", e.g. {name}=({values!r},)" if isinstance(values, numbers.Number) else ""
+        raise ValueError(f"{name}={values!r} is not allowed: expected a non-empty list of "
+                         f"numbers{hint}")
+    return list(values)
 
 
 def plain_number(value: Any) -> Any:

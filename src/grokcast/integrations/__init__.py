@@ -101,7 +101,7 @@ def encode_features(features: Mapping[str, float], window: int) -> dict[str, Any
         raise TypeError(f"features must be a mapping of feature name to value (window_features' "
                         f"result), got {type(features).__name__}")
     for name, value in features.items():
-        if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real):
+        if not _is_real(value):
             raise TypeError(f"feature {name!r}={value!r} is not allowed: expected a number")
     return {"window": window,
             "features": {str(k): (float(v) if math.isfinite(v) else None)
@@ -115,16 +115,20 @@ def decode_features(report: Any) -> tuple[int, dict[str, float]]:
         raise ValueError(f"a grokcast report is {{'window': W, 'features': {{name: value}}}}, "
                          f"got {report!r:.200}")
     window = report["window"]  # numpy numbers too: a hand-built or flattened result holds them
-    if (isinstance(window, (bool, np.bool_)) or not isinstance(window, numbers.Real)
-            or not float(window).is_integer()):
+    if not _is_real(window) or not float(window).is_integer():
         raise ValueError(f"a grokcast report's window is a whole number of steps, got {window!r}")
-    bad = next(((k, v) for k, v in report["features"].items() if v is not None and (
-        isinstance(v, bool | np.bool_) or not isinstance(v, numbers.Real))), None)
+    bad = next(((k, v) for k, v in report["features"].items() if v is not None and not _is_real(v)),
+               None)
     if bad is not None:
         raise ValueError(f"a grokcast report's feature {bad[0]!r} is {bad[1]!r}: expected a number "
                          "or None")
     feats = {str(k): (math.nan if v is None else float(v)) for k, v in report["features"].items()}
     return int(window), feats
+
+
+def _is_real(value: Any) -> bool:
+    """A real number, numpy's included; a bool is not one (True is no feature value)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_)
 
 
 def resolve_forecaster(forecaster: Any, window: int | None) -> tuple[Any, int]:
