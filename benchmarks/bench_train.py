@@ -54,18 +54,19 @@ def plain_loop(runs, steps: int, device: torch.device) -> float:
     return time.perf_counter() - start
 
 
-def ensemble(runs, device: torch.device, chunk_size: int, workers: int, cuda_graphs: bool = True) -> float:
+def ensemble(runs, device: torch.device, chunk_size: int, workers: int, cuda_graphs: bool = True,
+             compiled: bool = False) -> float:
     start = time.perf_counter()
     chunks = plan_chunks(runs, chunk_size, pack_splits=device.type == "cuda")
     if workers > 1:
         from tqdm import tqdm
 
         with tqdm(disable=True) as bar:
-            for _ in train_in_processes(chunks, workers, bar):
+            for _ in train_in_processes(chunks, workers, bar, compiled=compiled):
                 pass
     else:
         for chunk in chunks:
-            train_ensemble(chunk, device, cuda_graphs=cuda_graphs)
+            train_ensemble(chunk, device, cuda_graphs=cuda_graphs, compiled=compiled)
     _sync(device)
     return time.perf_counter() - start
 
@@ -128,6 +129,10 @@ def main() -> None:
     ap.add_argument("--no-cuda-graphs", dest="cuda_graphs", action="store_false",
                     help="CUDA: launch the unlogged steps' kernels one by one instead of "
                          "replaying them as a recorded graph (grokcast's default)")
+    ap.add_argument("--compile", dest="compiled", action="store_true",
+                    help="grokcast side: the torch.compile build of the training step; every "
+                         "timed repeat includes its workers' loading of the compiled code (the "
+                         "warm-up compiles it once into inductor's on-disk cache)")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
 
@@ -149,13 +154,14 @@ def main() -> None:
     warm = [dataclasses.replace(r, n_steps=min(args.steps, 20)) for r in runs]
     # First calls in a process pay one-off costs (kernel selection, allocator growth) that a
     # long sweep never sees again; on this 2-core machine they halve a short plain loop's rate.
-    ensemble(warm, device, args.chunk_size, 1, args.cuda_graphs)
+    ensemble(warm, device, args.chunk_size, 1, args.cuda_graphs, args.compiled)
     torch.set_num_threads(plain_threads)
     plain_loop(warm[:n_plain], min(args.steps, 20), device)
     t_ens_all, t_plain_all = [], []
     for _ in range(args.repeats):
         torch.set_num_threads(args.threads)
-        t_ens_all.append(ensemble(runs, device, args.chunk_size, args.workers, args.cuda_graphs))
+        t_ens_all.append(ensemble(runs, device, args.chunk_size, args.workers, args.cuda_graphs,
+                                  args.compiled))
         torch.set_num_threads(plain_threads)
         t_plain_all.append(plain_loop(runs[:n_plain], args.steps, device) * len(runs) / n_plain)
     t_ens, t_plain = statistics.median(t_ens_all), statistics.median(t_plain_all)
@@ -167,7 +173,8 @@ def main() -> None:
     result = {
         "device": torch.cuda.get_device_name(device) if device.type == "cuda"
         else f"{platform.processor() or platform.machine()} cpu",
-        "precision": args.precision, "threads": args.threads, "workers": args.workers,
+        "precision": args.precision, "compiled": args.compiled, "threads": args.threads,
+        "workers": args.workers,
         "cuda_graphs": args.cuda_graphs and device.type == "cuda",
         "plain_threads": plain_threads, "runs": len(runs), "repeats": args.repeats,
         "steps": args.steps, "dense_until": args.dense_until,

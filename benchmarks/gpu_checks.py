@@ -283,17 +283,20 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def _sweep(config: Any, out: Path, device: str, chunk_size: int | None) -> dict[str, Any]:
+def _sweep(config: Any, out: Path, device: str, chunk_size: int | None, compiled: bool,
+           ) -> dict[str, Any]:
     from grokcast.store import SweepStore
     from grokcast.sweep import default_chunk_size, run_sweep
 
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
-    result = run_sweep(config, out, device=device, chunk_size=chunk_size, progress=True)
+    result = run_sweep(config, out, device=device, chunk_size=chunk_size, progress=True,
+                       compiled=compiled)
     chunks = SweepStore(out).runs().groupby("chunk").agg(
         runs=("run_id", "size"), seconds=("chunk_seconds", "first"),
         train_fracs=("train_frac", lambda f: sorted(set(f))))
-    info = {"runs": result.n_trained, "steps": config.n_steps, "seconds": round(result.seconds, 2),
+    info = {"runs": result.n_trained, "steps": config.n_steps, "compiled": compiled,
+            "seconds": round(result.seconds, 2),
             "run_steps_per_s": round(result.n_trained * config.n_steps / result.seconds),
             "chunk_size_cap": chunk_size or default_chunk_size(torch.device(device), config),
             "runs_per_chunk": sorted(chunks["runs"].tolist(), reverse=True),
@@ -335,7 +338,7 @@ def stage_paper(args: argparse.Namespace) -> dict[str, Any]:
 
     config = _grid(args)
     with tempfile.TemporaryDirectory() as tmp:
-        info = _sweep(config, Path(tmp) / "paper", args.device, args.chunk_size)
+        info = _sweep(config, Path(tmp) / "paper", args.device, args.chunk_size, args.compile)
         if args.cpu_sweep is not None:
             cpu = SweepStore(args.cpu_sweep)
             info["vs_cpu"] = (compare_runs(SweepStore(Path(tmp) / "paper").runs(), cpu.runs())
@@ -345,7 +348,8 @@ def stage_paper(args: argparse.Namespace) -> dict[str, Any]:
 
 def stage_grid(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
-        return _sweep(_grid(args, args.seeds), Path(tmp) / "grid", args.device, args.chunk_size)
+        return _sweep(_grid(args, args.seeds), Path(tmp) / "grid", args.device, args.chunk_size,
+                      args.compile)
 
 
 def main() -> None:
@@ -366,6 +370,9 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=None, help="sweep steps (default: the config's 10,000)")
     ap.add_argument("--chunk-size", type=int, default=None,
                     help="runs per ensemble in the sweeps (default: grokcast's, from the GPU's memory)")
+    ap.add_argument("--compile", action="store_true",
+                    help="the paper and grid stages train with the torch.compile build of the "
+                         "step (grokcast sweep --compile), compile time included")
     args = ap.parse_args()
     if args.cpu_sweep is not None and not SweepStore(args.cpu_sweep).config_path.exists():
         ap.error(f"--cpu-sweep {str(args.cpu_sweep)!r} is not a sweep directory (no sweep.json)")

@@ -44,11 +44,12 @@ def cmd_sweep(args: argparse.Namespace) -> None:
         except ImportError as err:
             raise ValueError(f"--executor ray needs Ray: pip install 'grokcast[ray]' ({err})") from None
         result = run_sweep_ray(config, args.out, address=args.address, device=args.device,
-                               chunk_size=args.chunk_size, progress=not args.quiet, stop=stop)
+                               chunk_size=args.chunk_size, progress=not args.quiet, stop=stop,
+                               compiled=args.compile)
     else:
         result = run_sweep(config, args.out, device=args.device, chunk_size=args.chunk_size,
                            workers=args.workers or "auto", progress=not args.quiet, stop=stop,
-                           cuda_graphs=args.cuda_graphs)
+                           cuda_graphs=args.cuda_graphs, compiled=args.compile)
     print(f"trained {result.n_trained} runs ({result.n_skipped} already finished) "
           f"in {result.seconds:.1f} s -> {args.out}")
     if stop is not None:
@@ -196,6 +197,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-cuda-graphs", dest="cuda_graphs", action="store_false",
                    help="on a GPU, launch the kernels of the steps that log nothing one by one "
                    "instead of replaying them as a recorded CUDA graph (slower; the same log)")
+    p.add_argument("--compile", action="store_true",
+                   help="train with torch.compile's build of the training step: faster on long "
+                   "sweeps, after seconds of compiling per chunk shape (a C++ compiler on the CPU); "
+                   "the logs differ from the default's in rounding")
     p.add_argument("--executor", choices=("local", "ray"), default="local",
                    help="local (default) or ray: ensemble chunks as Ray tasks (grokcast[ray])")
     p.add_argument("--address", default=None, help="Ray cluster address (default: start Ray locally)")

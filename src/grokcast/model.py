@@ -21,6 +21,7 @@ tables on CUDA (:func:`_rows`) do not, and stay exact.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -248,7 +249,8 @@ def _forward(params: dict[str, Tensor], ex: Examples, n_heads: int, precision: s
 
 @torch.no_grad()
 def loss_and_grads(params: dict[str, Tensor], examples: Examples, n_heads: int, *,
-                   precision: str = "fp32") -> tuple[Tensor, Tensor, dict[str, Tensor]]:
+                   precision: str = "fp32", compiled: bool = False,
+                   ) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
     """Per-run mean cross-entropy over each run's examples, the logits, and the exact gradients.
 
     The backward pass is written out by hand: on a CPU it costs about half of what autograd
@@ -256,12 +258,29 @@ def loss_and_grads(params: dict[str, Tensor], examples: Examples, n_heads: int, 
     (:func:`_scatter_rows`).
     ``tests/test_model.py`` checks it against autograd on a plain nn.Module.
 
+    ``compiled``: run it as ``torch.compile`` builds it (:func:`_compiled`), the same
+    computation with its elementwise ops fused; the values differ from the eager ones in
+    rounding only.
+
     Returns
     -------
     loss : (R,), logits : (R, N, V), grads : dict like ``params``
     """
     with _ieee_fp32():
-        return _loss_and_grads(params, examples, n_heads, precision)
+        fn = _compiled() if compiled else _loss_and_grads
+        return fn(params, examples, n_heads, precision)
+
+
+@functools.cache
+def _compiled() -> Callable[..., tuple[Tensor, Tensor, dict[str, Tensor]]]:
+    """:func:`_loss_and_grads` compiled by ``torch.compile`` (inductor), once per process.
+
+    ``dynamic=False``: a kernel specialised to each ensemble's shape. A kernel general in the
+    number of examples ran slower than eager (benchmarks/README.md, "Compiled steps"), and
+    an ensemble keeps its shape for thousands of steps. Each new shape compiles again
+    (seconds; inductor keeps what it built in its on-disk cache for later processes).
+    """
+    return torch.compile(_loss_and_grads, dynamic=False)
 
 
 def _loss_and_grads(params: dict[str, Tensor], ex: Examples, n_heads: int, precision: str,

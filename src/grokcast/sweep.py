@@ -23,8 +23,8 @@ from tqdm.auto import tqdm
 
 from grokcast.config import RunConfig, SweepConfig
 from grokcast.store import SweepStore
-from grokcast.train import EnsembleLog, LogHook, resolve_device, train_ensemble
-from grokcast.validation import check_int
+from grokcast.train import EnsembleLog, LogHook, check_compilable, resolve_device, train_ensemble
+from grokcast.validation import check_bool, check_int
 
 # Runs per CPU ensemble, capped. Bigger ensembles share each op's fixed cost among more runs
 # (what small train sets need), but past about 16 runs they ran slower, probably because
@@ -257,7 +257,7 @@ def resolve_workers(workers: int | str, device: torch.device) -> int:
 
 def run_sweep(config: SweepConfig, out: str | Path, *, device: str | torch.device = "auto",
               chunk_size: int | None = None, workers: int | str = 1, progress: bool = True,
-              stop: Stopper | None = None, cuda_graphs: bool = True,
+              stop: Stopper | None = None, cuda_graphs: bool = True, compiled: bool = False,
               train_fn: Callable[..., EnsembleLog] = train_ensemble) -> SweepResult:
     """Train every unfinished run of ``config`` into the sweep directory ``out``.
 
@@ -276,6 +276,9 @@ def run_sweep(config: SweepConfig, out: str | Path, *, device: str | torch.devic
 
     ``cuda_graphs=False`` launches a GPU's kernels one by one instead of replaying the steps
     that log nothing as a recorded CUDA graph (:func:`~grokcast.train.train_ensemble`).
+    ``compiled=True`` trains with the ``torch.compile`` build of the training step (the same
+    function's argument): for long sweeps, where its seconds of compiling per chunk shape and
+    worker are repaid (benchmarks/README.md, "Compiled steps").
 
     ``train_fn`` stands in for :func:`~grokcast.train.train_ensemble` (the tests use it to make
     a chunk fail); it is called in this process, so only with ``workers=1``.
@@ -287,6 +290,8 @@ def run_sweep(config: SweepConfig, out: str | Path, *, device: str | torch.devic
     if chunk_size is not None:
         check_int("chunk_size", chunk_size, 1)
     check_stopper(stop, config)
+    if check_bool("compiled", compiled):
+        check_compilable(dev)
     workers = resolve_workers(workers, dev)
     if workers > 1 and dev.type != "cpu":
         raise ValueError(f"workers={workers} is not allowed: expected 1, or >= 1 on the CPU")
@@ -314,9 +319,10 @@ def run_sweep(config: SweepConfig, out: str | Path, *, device: str | torch.devic
             n_all = len(done) + len(todo)
             bar.set_postfix(runs=f"{len(done)}/{n_all}")
             if workers == 1:
-                _train_here(chunks, store, bar, len(done), n_all, dev, stop, train_fn, cuda_graphs)
+                _train_here(chunks, store, bar, len(done), n_all, dev, stop, train_fn,
+                            dict(cuda_graphs=cuda_graphs, compiled=compiled))
             else:
-                _train_in_workers(chunks, store, bar, len(done), n_all, dev, workers, stop)
+                _train_in_workers(chunks, store, bar, len(done), n_all, dev, workers, stop, compiled)
         return SweepResult(n_trained=len(todo), n_skipped=len(done),
                            seconds=time.perf_counter() - start)
 
@@ -344,14 +350,14 @@ def check_stopper(stop: Any, config: SweepConfig) -> None:
 
 def _train_here(chunks: list[list[RunConfig]], store: SweepStore, bar: tqdm, n_done: int,
                 n_all: int, dev: torch.device, stop: Stopper | None,
-                train_fn: Callable[..., EnsembleLog], cuda_graphs: bool) -> None:
+                train_fn: Callable[..., EnsembleLog], options: dict[str, bool]) -> None:
     """Train the chunks one after another in this process, storing each as it finishes."""
     for chunk in chunks:
         t0 = time.perf_counter()
         hook = None if stop is None else stop.hook(chunk)
         try:
             log = train_fn(chunk, dev, on_progress=lambda k, n=len(chunk): bar.update(k * n),
-                           on_log=hook, cuda_graphs=cuda_graphs)
+                           on_log=hook, **options)
         except (torch.OutOfMemoryError, RuntimeError) as err:
             reraise_training_error(err, len(chunk), dev, n_done)
         store.write_chunk(log, seconds=time.perf_counter() - t0)
@@ -360,10 +366,11 @@ def _train_here(chunks: list[list[RunConfig]], store: SweepStore, bar: tqdm, n_d
 
 
 def _train_in_workers(chunks: list[list[RunConfig]], store: SweepStore, bar: tqdm, n_done: int,
-                      n_all: int, dev: torch.device, workers: int, stop: Stopper | None) -> None:
+                      n_all: int, dev: torch.device, workers: int, stop: Stopper | None,
+                      compiled: bool) -> None:
     """Train the chunks in worker processes, storing each as it finishes."""
     try:
-        for log, seconds in train_in_processes(chunks, workers, bar, stop):
+        for log, seconds in train_in_processes(chunks, workers, bar, stop, compiled):
             store.write_chunk(log, seconds=seconds)
             n_done += len(log.runs)
             bar.set_postfix(runs=f"{n_done}/{n_all}")
@@ -454,15 +461,17 @@ def _worker_init(progress: Any, parent: int) -> None:
     torch.set_num_threads(1)
 
 
-def _worker_train(chunk: list[RunConfig], stop: Stopper | None) -> tuple[EnsembleLog, float]:
+def _worker_train(chunk: list[RunConfig], stop: Stopper | None, compiled: bool,
+                  ) -> tuple[EnsembleLog, float]:
     t0 = time.perf_counter()
     log = train_ensemble(chunk, "cpu", on_progress=lambda k: _progress.put(k * len(chunk)),
-                         on_log=None if stop is None else stop.hook(chunk))
+                         on_log=None if stop is None else stop.hook(chunk), compiled=compiled)
     return log, time.perf_counter() - t0
 
 
 def train_in_processes(chunks: list[list[RunConfig]], workers: int, bar: tqdm,
-                       stop: Stopper | None = None) -> Iterator[tuple[EnsembleLog, float]]:
+                       stop: Stopper | None = None, compiled: bool = False,
+                       ) -> Iterator[tuple[EnsembleLog, float]]:
     """Yield (log, seconds) of each chunk as its worker finishes; the biggest chunks start first.
 
     Leaving the iteration early (an error, Ctrl-C, the caller stopping) terminates the
@@ -489,7 +498,7 @@ def train_in_processes(chunks: list[list[RunConfig]], workers: int, bar: tqdm,
     with _sigint_deferred() as interrupted:
         try:
             with _sigint_ignored():  # the pool starts its processes as the chunks are submitted
-                pending = {pool.submit(_worker_train, c, stop) for c in order}
+                pending = {pool.submit(_worker_train, c, stop, compiled) for c in order}
             while pending and not interrupted():
                 finished, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
                 drain()

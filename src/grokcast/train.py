@@ -9,7 +9,10 @@ the largest train set and masked, so each run's loss is the mean over its own ex
 from __future__ import annotations
 
 import math
+import os
 import re
+import shutil
+import sys
 import time
 import warnings
 from collections.abc import Callable
@@ -23,6 +26,7 @@ from grokcast import model as M
 from grokcast import signals as S
 from grokcast.config import ModelConfig, RunConfig
 from grokcast.data import all_examples, split_indices, vocab_size
+from grokcast.validation import check_bool
 
 # Called after every logged step, the final one included, with (step, per-run signal rows of
 # shape (R, n_signals)). Returning a boolean array of shape (R,) marks runs to stop: they
@@ -54,6 +58,23 @@ def resolve_device(device: str) -> torch.device:
                          f"{torch.cuda.device_count()} CUDA device(s), cuda:0 to "
                          f"cuda:{torch.cuda.device_count() - 1}")
     return torch.device(device)
+
+
+def check_compilable(device: torch.device) -> None:
+    """Refuse ``compiled=True`` where ``torch.compile`` cannot build the step: its CPU code is
+    C++ (a compiler, ``$CXX`` or ``g++``, must be on the PATH), its CUDA code Triton."""
+    if device.type == "cuda":
+        from torch.utils._triton import has_triton
+
+        if not has_triton():
+            raise ValueError("compiled=True is not allowed here: torch.compile needs Triton for "
+                             "CUDA, and it is not installed; train without compiling")
+        return
+    cxx = os.environ.get("CXX", "clang++" if sys.platform == "darwin" else "g++")
+    if shutil.which(cxx) is None:
+        raise ValueError(f"compiled=True is not allowed here: torch.compile builds the CPU step "
+                         f"with a C++ compiler, and {cxx!r} (CXX, or the default) is not on the "
+                         "PATH; install one (e.g. apt install g++) or train without compiling")
 
 
 def check_compatible(runs: list[RunConfig]) -> None:
@@ -124,16 +145,23 @@ class _AdamW:
 
 def train_ensemble(runs: list[RunConfig], device: str | torch.device = "cpu", *,
                    on_progress: Callable[[int], None] | None = None,
-                   on_log: LogHook | None = None, cuda_graphs: bool = True) -> EnsembleLog:
+                   on_log: LogHook | None = None, cuda_graphs: bool = True,
+                   compiled: bool = False) -> EnsembleLog:
     """Train ``runs`` as one ensemble and return their logs.
 
     ``on_progress(k)`` is called with the number of optimizer steps just completed (in
     blocks, for progress bars). ``on_log`` may stop runs early, see :data:`LogHook`.
     ``cuda_graphs`` (CUDA only): replay the steps that log nothing as one recorded CUDA
     graph, see :class:`_Replayed`; False launches their kernels one by one.
+    ``compiled``: every step's gradients from the ``torch.compile`` build of the model's
+    step (:func:`grokcast.model.loss_and_grads`): faster once compiled, which takes seconds
+    per ensemble shape and a C++ compiler on the CPU; the logs differ from the eager ones
+    in rounding, which can move a run near a label threshold across it.
     """
     check_compatible(runs)
     device = resolve_device(str(device))  # a torch.device too: CUDA asked for, none present
+    if check_bool("compiled", compiled):
+        check_compilable(device)
     cfg = runs[0]
     R, n_steps, n_heads, precision = len(runs), cfg.n_steps, cfg.model.n_heads, cfg.model.precision
     params = M.init_params(cfg.model, cfg.p, [r.seed for r in runs], device)
@@ -152,7 +180,7 @@ def train_ensemble(runs: list[RunConfig], device: str | torch.device = "cpu", *,
     row, progress = 0, _Progress(on_progress)
 
     def update() -> None:  # a step that logs nothing: the gradients at theta_t, then AdamW
-        _, _, grad = M.loss_and_grads(params, train, n_heads, precision=precision)
+        _, _, grad = M.loss_and_grads(params, train, n_heads, precision=precision, compiled=compiled)
         opt.step([grad[n] for n in M.PARAM_NAMES])
 
     quiet_step = _quiet_steps(update, device, cuda_graphs)
@@ -163,7 +191,8 @@ def train_ensemble(runs: list[RunConfig], device: str | torch.device = "cpu", *,
             # Not the last: step n_steps is always logged, so the step before it never gets here.
             progress.step(last=False)
             continue
-        _, logits, grad = M.loss_and_grads(params, train, n_heads, precision=precision)
+        _, logits, grad = M.loss_and_grads(params, train, n_heads, precision=precision,
+                                           compiled=compiled)
         grads = [grad[n] for n in M.PARAM_NAMES]
         if t in logged:  # the last step always is
             cur = torch.full((len(S.SIGNAL_NAMES), len(live)), math.nan, device=device)

@@ -28,6 +28,13 @@ def check_int(name: str, value: Any, minimum: int, maximum: int | None = None, *
     return int(value)
 
 
+def check_bool(name: str, value: Any) -> bool:
+    """``value`` as a bool, refused unless it is one (a string such as ``"no"`` is truthy)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name}={value!r} is not allowed: expected True or False")
+    return bool(value)
+
+
 def check_number(name: str, value: Any, lo: float, hi: float, *, closed: str = "",
                  error: ErrorType = ValueError) -> float:
     """``value`` as a float, refused unless it is a number between ``lo`` and ``hi``.

@@ -79,8 +79,8 @@ from grokcast.sweep import (
     tune_allocator,
 )
 from grokcast.sweep import Stopper as RunStopper  # Tune's Stopper is GrokStopper's base
-from grokcast.train import EnsembleLog, train_ensemble
-from grokcast.validation import check_int
+from grokcast.train import EnsembleLog, check_compilable, train_ensemble
+from grokcast.validation import check_bool, check_int
 
 RESULT_KEY = "grokcast"  # the result entry holding a trial's report
 
@@ -154,7 +154,7 @@ class GrokStopper(Stopper):
 # ----------------------------------------------------------------------------- sweeps
 
 def _train_chunk(runs: list[RunConfig], device: str, steps: Any, stop: RunStopper | None = None,
-                 ) -> tuple[EnsembleLog, float]:
+                 compiled: bool = False) -> tuple[EnsembleLog, float]:
     """Ray task: train one ensemble chunk on the worker, counting its run-steps on the
     ``steps`` actor (:class:`_StepCounter`) and stopping runs by ``stop``'s hook; return its
     log and wall time."""
@@ -163,7 +163,7 @@ def _train_chunk(runs: list[RunConfig], device: str, steps: Any, stop: RunStoppe
     tune_allocator()  # as the local executor's workers do
     start = time.perf_counter()
     log = train_ensemble(runs, device, on_progress=lambda k: steps.add.remote(k * len(runs)),
-                         on_log=None if stop is None else stop.hook(runs))
+                         on_log=None if stop is None else stop.hook(runs), compiled=compiled)
     return log, time.perf_counter() - start
 
 
@@ -188,11 +188,14 @@ def _gpu_chunk_size(config: SweepConfig) -> int:
     return default_chunk_size(torch.device("cuda"), config)
 
 
-def _refusal(config: SweepConfig, device: str) -> str | None:
+def _refusal(config: SweepConfig, device: str, compiled: bool = False) -> str | None:
     """Ray task on a worker of the tasks' kind: :func:`~grokcast.sweep.check_fits`'s refusal
-    there as text (an exception would come back wrapped in Ray's traceback), None if one run fits."""
+    there as text (an exception would come back wrapped in Ray's traceback), None if one run
+    fits (and, ``compiled``, if torch.compile can build there: :func:`check_compilable`)."""
     try:
         check_fits(torch.device(device), config)
+        if compiled:
+            check_compilable(torch.device(device))
     except ValueError as err:
         return str(err)
     return None
@@ -252,7 +255,8 @@ def _check_reachable(address: str) -> None:
 
 def run_sweep_ray(config: SweepConfig, out: str | Path, *, address: str | None = None,
                   device: str = "cpu", chunk_size: int | None = None, progress: bool = True,
-                  cpus_per_task: int = 1, stop: RunStopper | None = None) -> SweepResult:
+                  cpus_per_task: int = 1, stop: RunStopper | None = None,
+                  compiled: bool = False) -> SweepResult:
     """Train every unfinished run of ``config`` into the sweep directory ``out`` on Ray.
 
     Parameters
@@ -279,6 +283,9 @@ def run_sweep_ray(config: SweepConfig, out: str | Path, *, address: str | None =
         (:func:`grokcast.early_stop.stop_rule`). Each task reads the forecaster file at the
         path the rule names (and checks its SHA-256): on a cluster, the file must be at that
         path on every node (a shared filesystem).
+    compiled : bool, default=False
+        Train with the ``torch.compile`` build of the training step, as in
+        :func:`grokcast.sweep.run_sweep`: each task compiles for its chunk's shape.
 
     Returns
     -------
@@ -291,6 +298,7 @@ def run_sweep_ray(config: SweepConfig, out: str | Path, *, address: str | None =
         chunk_size = check_int("chunk_size", chunk_size, 1)
     _check_device(device)
     check_stopper(stop, config)
+    check_bool("compiled", compiled)
     if address is not None and not ray.is_initialized():
         _check_reachable(address)
     store = SweepStore(out)
@@ -309,18 +317,20 @@ def run_sweep_ray(config: SweepConfig, out: str | Path, *, address: str | None =
     try:
         dev = _task_device(device)
         gpus = 1 if dev == "cuda" else 0
-        refusal = ray.get(ray.remote(num_gpus=gpus)(_refusal).remote(config, dev))
+        refusal = ray.get(ray.remote(num_gpus=gpus)(_refusal).remote(config, dev, compiled))
         if refusal is not None:
             raise ValueError(refusal)
         with store.lock():  # a second sweep into the same directory is refused meanwhile
-            return _train_on_ray(config, store, dev, chunk_size, progress, cpus_per_task, stop)
+            return _train_on_ray(config, store, dev, chunk_size, progress, cpus_per_task, stop,
+                                 compiled)
     finally:
         if started:
             ray.shutdown()
 
 
 def _train_on_ray(config: SweepConfig, store: SweepStore, dev: str, chunk_size: int | None,
-                  progress: bool, cpus_per_task: int, stop: RunStopper | None) -> SweepResult:
+                  progress: bool, cpus_per_task: int, stop: RunStopper | None,
+                  compiled: bool) -> SweepResult:
     """:func:`run_sweep_ray` once Ray is up and the directory held: resume, train, store."""
     done = store.resume(config, None if stop is None else stop.record())
     todo = [r for r in config.runs() if r.run_id not in done]
@@ -332,7 +342,7 @@ def _train_on_ray(config: SweepConfig, store: SweepStore, dev: str, chunk_size: 
     task = ray.remote(_train_chunk).options(num_cpus=cpus_per_task,
                                             num_gpus=1 if dev == "cuda" else 0)
     chunks = plan_chunks(todo, size, pack_splits=dev == "cuda")
-    pending = {task.remote(chunk, dev, counter, stop): chunk for chunk in chunks}
+    pending = {task.remote(chunk, dev, counter, stop, compiled): chunk for chunk in chunks}
     n_all, n_done = len(done) + len(todo), len(done)
     try:
         with tqdm(total=len(todo) * config.n_steps, unit="run-step", unit_scale=True,
