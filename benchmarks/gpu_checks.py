@@ -38,7 +38,11 @@ what it has):
   with 8 runs (``--device cpu --profile-seeds 2``, 2026-11-27, other jobs running): eager
   8.96 ms, compiled 7.23 and 6.53 ms after 40 and 55 s of compiling, gradients within
   3.1e-7. Max-autotune benchmarks Triton templates for every product: on a GPU give it its
-  own call (``--stages compile``, timeout_s 400) until its compile time is known;
+  own call (``--stages compile``, timeout_s 400) until its compile time is known. The
+  trainer's own opt-in (``grokcast sweep --compile``) is timed by ``--compile`` with the
+  ``grid`` or ``paper`` stage: ``--stages grid --steps 2000 --compile`` against call 1's
+  eager grid (on the CPU it gained 8-13% on whole sweeps: benchmarks/README.md, "Compiled
+  steps");
 - ``profile``: the operators that take the time of 40 logged steps of those 48 runs, and of
   10 unlogged steps of a 2,400-run ensemble (the grid's chunk) in fp32 and bf16 (the
   one-off initialisation of the 2,400 runs, ~100 ms of ``copy_`` and ``mul``, included);

@@ -153,6 +153,23 @@ def test_ray_executor_rejects_bad_arguments(tmp_path):
     assert not (tmp_path / "d").exists()
 
 
+@pytest.mark.skipif(shutil.which("g++") is None and shutil.which("c++") is None,
+                    reason="torch.compile on the CPU needs a C++ compiler")
+def test_ray_executor_trains_compiled_as_the_local_executor_does(tmp_path):
+    """``compiled=True`` reaches the tasks: the store is the local compiled executor's, bit
+    for bit, and not the eager one's (test_compiled.py's ensemble shape: compiled once)."""
+    config = SweepConfig(name="compiled", p=23, train_fracs=(0.3,), weight_decays=(0.1, 1.0),
+                         seeds=(0,), n_steps=30, log=LogConfig(dense_until=40, every=10))
+    run_sweep(config, tmp_path / "local", device="cpu", chunk_size=2, progress=False, compiled=True)
+    run_sweep_ray(config, tmp_path / "ray", chunk_size=2, progress=False, compiled=True)
+    assert_same_store(SweepStore(tmp_path / "local"), SweepStore(tmp_path / "ray"))
+    run_sweep(config, tmp_path / "eager", device="cpu", chunk_size=2, progress=False)
+    assert not SweepStore(tmp_path / "eager").log().equals(SweepStore(tmp_path / "ray").log())
+    with pytest.raises(ValueError, match="compiled='yes' is not allowed"):
+        run_sweep_ray(config, tmp_path / "bad", compiled="yes", progress=False)
+    assert not (tmp_path / "bad").exists()
+
+
 def test_an_unreachable_cluster_address_is_refused_at_once():
     """`--address 127.0.0.1:1` left ray.init retrying for minutes, deaf to SIGTERM."""
     import socket
