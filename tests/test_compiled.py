@@ -53,6 +53,20 @@ def test_compiled_gradients_equal_the_eager_ones_within_rounding():
 
 
 @needs_cxx
+def test_every_ensemble_shape_is_compiled_past_torchs_recompile_limit():
+    """torch runs a function eagerly once it has compiled it for ``recompile_limit`` shapes
+    (8 by default; 1 here): a worker that had trained 8 chunk shapes would have trained the
+    ninth eagerly, its runs' logs then depending on the worker's history."""
+    for runs in (_runs(), _runs(weight_decays=[1.0])):  # 2 runs, then 1: two shapes
+        params = M.init_params(runs[0].model, 23, [r.seed for r in runs])
+        ex = _padded_examples(runs, 0, torch.device("cpu"))
+        eager = M.loss_and_grads(params, ex, 4)[2]
+        with torch._dynamo.config.patch(recompile_limit=1):
+            got = M.loss_and_grads(params, ex, 4, compiled=True)[2]
+        assert not all(torch.equal(got[n], eager[n]) for n in M.PARAM_NAMES)  # compiled bits
+
+
+@needs_cxx
 def test_compiled_training_logs_what_eager_training_does_and_repeats_its_own_bits():
     """30 steps: the signals within rounding of the eager log (later, training's chaos
     amplifies rounding as it does between a CPU and a GPU); the same config twice, the

@@ -258,7 +258,7 @@ def loss_and_grads(params: dict[str, Tensor], examples: Examples, n_heads: int, 
     (:func:`_scatter_rows`).
     ``tests/test_model.py`` checks it against autograd on a plain nn.Module.
 
-    ``compiled``: run it as ``torch.compile`` builds it (:func:`_compiled`), the same
+    ``compiled``: run it as ``torch.compile`` builds it (:class:`_Compiled`), the same
     computation with its elementwise ops fused; the values differ from the eager ones in
     rounding only.
 
@@ -271,16 +271,45 @@ def loss_and_grads(params: dict[str, Tensor], examples: Examples, n_heads: int, 
         return fn(params, examples, n_heads, precision)
 
 
-@functools.cache
-def _compiled() -> Callable[..., tuple[Tensor, Tensor, dict[str, Tensor]]]:
-    """:func:`_loss_and_grads` compiled by ``torch.compile`` (inductor), once per process.
+# Ensemble shapes one process may compile the step for: every chunk shape of a sweep, and
+# every shape an ensemble shrinks to as a stop rule drops runs.
+MAX_COMPILED_SHAPES = 4096
 
-    ``dynamic=False``: a kernel specialised to each ensemble's shape. A kernel general in the
-    number of examples ran slower than eager (benchmarks/README.md, "Compiled steps"), and
-    an ensemble keeps its shape for thousands of steps. Each new shape compiles again
-    (seconds; inductor keeps what it built in its on-disk cache for later processes).
+
+class _Compiled:
+    """:func:`_loss_and_grads` compiled by ``torch.compile`` (inductor), for every ensemble
+    shape it is called with.
+
+    ``dynamic=False``: a kernel specialised to each shape. A kernel general in the number of
+    examples ran slower than eager (benchmarks/README.md, "Compiled steps"), and an ensemble
+    keeps its shape for thousands of steps. Each new shape compiles again (seconds; inductor
+    keeps what it built in its on-disk cache for later processes). Past torch's default of
+    8 shapes per function (``recompile_limit``) it would run further shapes eagerly, and a
+    run's log would depend on what its worker process had trained before: the limit is raised
+    for the calls that compile (raising it costs ~0.1 ms, too much for every step).
     """
-    return torch.compile(_loss_and_grads, dynamic=False)
+
+    def __init__(self) -> None:
+        self.fn = torch.compile(_loss_and_grads, dynamic=False)
+        self.shapes: set[tuple] = set()
+
+    def __call__(self, params: dict[str, Tensor], ex: Examples, n_heads: int, precision: str,
+                 ) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
+        key = (tuple(p.shape for p in params.values()), ex.tokens.shape, ex.tokens.device,
+               ex.vocab, ex.query_token, ex.lookup, n_heads, precision)
+        if key in self.shapes:
+            return self.fn(params, ex, n_heads, precision)
+        with torch._dynamo.config.patch(recompile_limit=MAX_COMPILED_SHAPES,
+                                        accumulated_recompile_limit=MAX_COMPILED_SHAPES):
+            out = self.fn(params, ex, n_heads, precision)
+        self.shapes.add(key)
+        return out
+
+
+@functools.cache
+def _compiled() -> _Compiled:
+    """The process's one :class:`_Compiled` (torch caches the compiled code per function)."""
+    return _Compiled()
 
 
 def _loss_and_grads(params: dict[str, Tensor], ex: Examples, n_heads: int, precision: str,
