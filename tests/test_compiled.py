@@ -125,3 +125,14 @@ def test_compiled_without_a_cpp_compiler_is_refused_before_anything_is_written(t
     assert not out.exists()
     with pytest.raises(ValueError, match="train without compiling"):
         train_ensemble(_runs(), "cpu", compiled=True)
+
+
+def test_compiled_without_pythons_c_headers_is_refused(tmp_path, monkeypatch):
+    """Inductor's and Triton's kernel wrappers include Python.h: without it the first step
+    failed inside torch with a C compiler's error."""
+    import sysconfig
+
+    monkeypatch.setattr(sysconfig, "get_paths", lambda: {"include": str(tmp_path)})
+    with pytest.raises(ValueError, match=r"Python's C headers, and '.*Python\.h' is missing"):
+        run_sweep(SweepConfig.from_dict(SETTINGS), tmp_path / "sweep", device="cpu", compiled=True)
+    assert not (tmp_path / "sweep").exists()

@@ -13,10 +13,12 @@ import os
 import re
 import shutil
 import sys
+import sysconfig
 import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -61,20 +63,28 @@ def resolve_device(device: str) -> torch.device:
 
 
 def check_compilable(device: torch.device) -> None:
-    """Refuse ``compiled=True`` where ``torch.compile`` cannot build the step: its CPU code is
-    C++ (a compiler, ``$CXX`` or ``g++``, must be on the PATH), its CUDA code Triton."""
+    """Refuse ``compiled=True`` where ``torch.compile`` cannot build the step (else its first
+    call fails deep inside torch): its CPU code is C++ built with ``$CXX`` (or ``g++``), its
+    CUDA code Triton, and both wrap their kernels in C that includes Python's ``Python.h``."""
     if device.type == "cuda":
         from torch.utils._triton import has_triton
 
         if not has_triton():
             raise ValueError("compiled=True is not allowed here: torch.compile needs Triton for "
                              "CUDA, and it is not installed; train without compiling")
-        return
-    cxx = os.environ.get("CXX", "clang++" if sys.platform == "darwin" else "g++")
-    if shutil.which(cxx) is None:
-        raise ValueError(f"compiled=True is not allowed here: torch.compile builds the CPU step "
-                         f"with a C++ compiler, and {cxx!r} (CXX, or the default) is not on the "
-                         "PATH; install one (e.g. apt install g++) or train without compiling")
+    else:
+        cxx = os.environ.get("CXX", "clang++" if sys.platform == "darwin" else "g++")
+        if shutil.which(cxx) is None:
+            raise ValueError(f"compiled=True is not allowed here: torch.compile builds the CPU "
+                             f"step with a C++ compiler, and {cxx!r} (CXX, or the default) is not "
+                             "on the PATH; install one (e.g. apt install g++) or train without "
+                             "compiling")
+    headers = Path(sysconfig.get_paths()["include"])
+    if not (headers / "Python.h").is_file():
+        raise ValueError(f"compiled=True is not allowed here: torch.compile builds the step "
+                         f"against Python's C headers, and {str(headers / 'Python.h')!r} is "
+                         "missing; install them (e.g. apt install python3-dev) or train without "
+                         "compiling")
 
 
 def check_compatible(runs: list[RunConfig]) -> None:
