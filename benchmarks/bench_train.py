@@ -131,8 +131,9 @@ def main() -> None:
                          "replaying them as a recorded graph (grokcast's default)")
     ap.add_argument("--compile", dest="compiled", action="store_true",
                     help="grokcast side: the torch.compile build of the training step; every "
-                         "timed repeat includes its workers' loading of the compiled code (the "
-                         "warm-up compiles it once into inductor's on-disk cache)")
+                         "timed repeat includes its workers' loading of the compiled code from "
+                         "inductor's on-disk cache, where the warm-up puts it when --threads is "
+                         "the workers' 1 (the thread count is part of the compiled code)")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
 

@@ -12,6 +12,14 @@ grid at 2,000 steps 65 s; a machine's start took about 30-60 s):
                 "python3 benchmarks/gpu_checks.py --out $OUT/b --stages grid --steps 2000",
         carry=["out/paper/sweep"], timeout_s=400)
 
+Then, in a second call (timeout_s 500; the compiled step's compile time on a GPU is not
+known), the opt-in compiled step against the eager one on the same machine:
+
+    run(command="export PYTHONPATH=src:tests; "
+                "python3 benchmarks/gpu_checks.py --out $OUT/c --stages grid --steps 2000 --compile; "
+                "python3 benchmarks/gpu_checks.py --out $OUT/d --stages grid --steps 2000",
+        timeout_s=500)
+
 (``steps``, ``profile`` and ``bench`` take 5, 61 and 55 s more.) The grid at the paper's
 10,000 steps needs about 5 minutes, too much of a 15-minute device budget, so a fifth of it
 is timed: with ``--steps`` the figure to report is the grid's run-steps per second, not its
@@ -21,7 +29,7 @@ time (its first 300 steps log densely, a larger share of a shorter run).
 order given; each is written to OUT/summary.json as soon as it ends (a run cut off keeps
 what it has):
 
-- ``tests``: tests/test_model.py and tests/test_train.py on the GPU (the oracle tests for
+- ``tests``: tests/test_model.py, test_train.py and test_compiled.py on the GPU (the oracle tests for
   each way of reading the tables, the GPU-vs-CPU agreement check, the repeatability
   check), output in OUT/tests.txt;
 - ``repeat``: 3 runs x 300 steps trained twice with each way of reading the tables
@@ -40,9 +48,10 @@ what it has):
   3.1e-7. Max-autotune benchmarks Triton templates for every product: on a GPU give it its
   own call (``--stages compile``, timeout_s 400) until its compile time is known. The
   trainer's own opt-in (``grokcast sweep --compile``) is timed by ``--compile`` with the
-  ``grid`` or ``paper`` stage: ``--stages grid --steps 2000 --compile`` against call 1's
-  eager grid (on the CPU it gained 8-13% on whole sweeps: benchmarks/README.md, "Compiled
-  steps");
+  ``grid`` or ``paper`` stage, in the same call as the eager one (another call may get
+  another machine): ``--stages grid --steps 2000`` then ``--stages grid --steps 2000
+  --compile`` (on the CPU it gained 4-13% on whole sweeps: benchmarks/README.md, "Compiled
+  steps"; the ``tests`` stage first shows whether the compiled step works on CUDA at all);
 - ``profile``: the operators that take the time of 40 logged steps of those 48 runs, and of
   10 unlogged steps of a 2,400-run ensemble (the grid's chunk) in fp32 and bf16 (the
   one-off initialisation of the 2,400 runs, ~100 ms of ``copy_`` and ``mul``, included);
@@ -86,7 +95,7 @@ STAGES = ("tests", "repeat", "steps", "lookups", "compile", "profile", "bench", 
 
 def stage_tests(args: argparse.Namespace) -> dict[str, Any]:
     cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-           "tests/test_model.py", "tests/test_train.py"]
+           "tests/test_model.py", "tests/test_train.py", "tests/test_compiled.py"]
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     (args.out / "tests.txt").write_text(done.stdout + done.stderr)
     return {"returncode": done.returncode, "last_line": (done.stdout.strip().splitlines() or [""])[-1]}

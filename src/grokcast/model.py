@@ -271,8 +271,8 @@ def loss_and_grads(params: dict[str, Tensor], examples: Examples, n_heads: int, 
         return fn(params, examples, n_heads, precision)
 
 
-# Ensemble shapes one process may compile the step for: every chunk shape of a sweep, and
-# every shape an ensemble shrinks to as a stop rule drops runs.
+# Compilations of the step one process may make: one per chunk shape of a sweep, per shape an
+# ensemble shrinks to as a stop rule drops runs, and per torch thread count.
 MAX_COMPILED_SHAPES = 4096
 
 
@@ -281,29 +281,42 @@ class _Compiled:
     shape it is called with.
 
     ``dynamic=False``: a kernel specialised to each shape. A kernel general in the number of
-    examples ran slower than eager (benchmarks/README.md, "Compiled steps"), and an ensemble
-    keeps its shape for thousands of steps. Each new shape compiles again (seconds; inductor
-    keeps what it built in its on-disk cache for later processes). Past torch's default of
-    8 shapes per function (``recompile_limit``) it would run further shapes eagerly, and a
-    run's log would depend on what its worker process had trained before: the limit is raised
-    for the calls that compile (raising it costs ~0.1 ms, too much for every step).
+    examples ran slower than the specialised one (benchmarks/README.md, "Compiled steps"), and
+    an ensemble keeps its shape for thousands of steps. Each new shape compiles again (seconds;
+    inductor keeps what it built in its on-disk cache for later processes), and so does a new
+    torch thread count, which inductor builds into its CPU kernels. Past torch's default of 8
+    compilations per function (``recompile_limit``) it would run the step eagerly, and a run's
+    log would depend on what its process had trained before: the limit is raised for the calls
+    that compile (raising it costs ~0.1 ms, too much for every step), and ``fullgraph=True``
+    makes any fallback an error instead.
     """
 
     def __init__(self) -> None:
-        self.fn = torch.compile(_loss_and_grads, dynamic=False)
-        self.shapes: set[tuple] = set()
+        self.fns: dict[str, Callable[..., tuple[Tensor, Tensor, dict[str, Tensor]]]] = {}
+        self.keys: set[tuple] = set()
 
     def __call__(self, params: dict[str, Tensor], ex: Examples, n_heads: int, precision: str,
                  ) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
-        key = (tuple(p.shape for p in params.values()), ex.tokens.shape, ex.tokens.device,
-               ex.vocab, ex.query_token, ex.lookup, n_heads, precision)
-        if key in self.shapes:
-            return self.fn(params, ex, n_heads, precision)
+        device = ex.tokens.device
+        fn = self.fns.get(device.type) or self._build(device.type)
+        key = (tuple(p.shape for p in params.values()), ex.tokens.shape, device, ex.vocab,
+               ex.query_token, ex.lookup, n_heads, precision, torch.get_num_threads())
+        if key in self.keys:
+            return fn(params, ex, n_heads, precision)
         with torch._dynamo.config.patch(recompile_limit=MAX_COMPILED_SHAPES,
                                         accumulated_recompile_limit=MAX_COMPILED_SHAPES):
-            out = self.fn(params, ex, n_heads, precision)
-        self.shapes.add(key)
+            out = fn(params, ex, n_heads, precision)
+        self.keys.add(key)
         return out
+
+    def _build(self, device_type: str) -> Callable[..., tuple[Tensor, Tensor, dict[str, Tensor]]]:
+        # On CUDA inductor picks among kernel configurations by timing them, and they can sum in
+        # different orders: the same config would not always give the same log. The CPU's
+        # default build has no such choice (and is what benchmarks/README.md measured).
+        options = {"deterministic": True} if device_type == "cuda" else None
+        fn = torch.compile(_loss_and_grads, dynamic=False, fullgraph=True, options=options)
+        self.fns[device_type] = fn
+        return fn
 
 
 @functools.cache

@@ -290,6 +290,7 @@ def run_sweep(config: SweepConfig, out: str | Path, *, device: str | torch.devic
     if chunk_size is not None:
         check_int("chunk_size", chunk_size, 1)
     check_stopper(stop, config)
+    check_bool("cuda_graphs", cuda_graphs)
     if check_bool("compiled", compiled):
         check_compilable(dev)
     workers = resolve_workers(workers, dev)
@@ -320,7 +321,7 @@ def run_sweep(config: SweepConfig, out: str | Path, *, device: str | torch.devic
             bar.set_postfix(runs=f"{len(done)}/{n_all}")
             if workers == 1:
                 _train_here(chunks, store, bar, len(done), n_all, dev, stop, train_fn,
-                            dict(cuda_graphs=cuda_graphs, compiled=compiled))
+                            cuda_graphs=cuda_graphs, compiled=compiled)
             else:
                 _train_in_workers(chunks, store, bar, len(done), n_all, dev, workers, stop, compiled)
         return SweepResult(n_trained=len(todo), n_skipped=len(done),
@@ -350,14 +351,14 @@ def check_stopper(stop: Any, config: SweepConfig) -> None:
 
 def _train_here(chunks: list[list[RunConfig]], store: SweepStore, bar: tqdm, n_done: int,
                 n_all: int, dev: torch.device, stop: Stopper | None,
-                train_fn: Callable[..., EnsembleLog], options: dict[str, bool]) -> None:
+                train_fn: Callable[..., EnsembleLog], *, cuda_graphs: bool, compiled: bool) -> None:
     """Train the chunks one after another in this process, storing each as it finishes."""
     for chunk in chunks:
         t0 = time.perf_counter()
         hook = None if stop is None else stop.hook(chunk)
         try:
             log = train_fn(chunk, dev, on_progress=lambda k, n=len(chunk): bar.update(k * n),
-                           on_log=hook, **options)
+                           on_log=hook, cuda_graphs=cuda_graphs, compiled=compiled)
         except (torch.OutOfMemoryError, RuntimeError) as err:
             reraise_training_error(err, len(chunk), dev, n_done)
         store.write_chunk(log, seconds=time.perf_counter() - t0)

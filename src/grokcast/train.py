@@ -72,6 +72,11 @@ def check_compilable(device: torch.device) -> None:
         if not has_triton():
             raise ValueError("compiled=True is not allowed here: torch.compile needs Triton for "
                              "CUDA, and it is not installed; train without compiling")
+        # Triton builds its kernel launcher with $CC, else gcc or clang.
+        if not (os.environ.get("CC") or shutil.which("gcc") or shutil.which("clang")):
+            raise ValueError("compiled=True is not allowed here: Triton builds its kernel "
+                             "launcher with a C compiler, and none ($CC, gcc, clang) is on the "
+                             "PATH; install one (e.g. apt install gcc) or train without compiling")
     else:
         cxx = os.environ.get("CXX", "clang++" if sys.platform == "darwin" else "g++")
         if shutil.which(cxx) is None:
@@ -165,11 +170,13 @@ def train_ensemble(runs: list[RunConfig], device: str | torch.device = "cpu", *,
     graph, see :class:`_Replayed`; False launches their kernels one by one.
     ``compiled``: every step's gradients from the ``torch.compile`` build of the model's
     step (:func:`grokcast.model.loss_and_grads`): faster once compiled, which takes seconds
-    per ensemble shape and a C++ compiler on the CPU; the logs differ from the eager ones
-    in rounding, which can move a run near a label threshold across it.
+    per ensemble shape and thread count, and a C++ compiler on the CPU; the logs differ from
+    the eager ones in rounding, which can move a run near a label threshold across it, and
+    depend on the number of torch threads (fix it to compare compiled logs).
     """
     check_compatible(runs)
     device = resolve_device(str(device))  # a torch.device too: CUDA asked for, none present
+    check_bool("cuda_graphs", cuda_graphs)
     if check_bool("compiled", compiled):
         check_compilable(device)
     cfg = runs[0]
