@@ -185,6 +185,10 @@ def test_compiled_must_be_a_bool():
         train_ensemble(_runs(), "cpu", compiled="yes")
     with pytest.raises(ValueError, match=r"compiled=1 is not allowed"):
         run_sweep(SweepConfig.from_dict(SETTINGS), "unused", device="cpu", compiled=1)
+    with pytest.raises(ValueError, match=r"compiled='no' is not allowed"):  # per step: cheap
+        runs = _runs()
+        M.loss_and_grads(M.init_params(runs[0].model, 23, [0]),
+                         _padded_examples(runs[:1], 0, torch.device("cpu")), 4, compiled="no")
     with pytest.raises(ValueError, match=r"cuda_graphs='no' is not allowed"):
         run_sweep(SweepConfig.from_dict(SETTINGS), "unused", device="cpu", cuda_graphs="no")
 

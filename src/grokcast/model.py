@@ -33,6 +33,7 @@ from torch.nn.functional import embedding
 
 from grokcast.config import PRECISIONS, ModelConfig
 from grokcast.data import SEQ_LEN, vocab_size
+from grokcast.validation import check_bool
 
 # Parameter names in the order their initial values are drawn from a run's generator.
 PARAM_NAMES = ("W_E", "W_pos", "W_Q", "W_K", "W_V", "W_O", "W_in", "W_out", "W_U")
@@ -267,7 +268,7 @@ def loss_and_grads(params: dict[str, Tensor], examples: Examples, n_heads: int, 
     loss : (R,), logits : (R, N, V), grads : dict like ``params``
     """
     with _ieee_fp32():
-        fn = _compiled() if compiled else _loss_and_grads
+        fn = _compiled() if check_bool("compiled", compiled) else _loss_and_grads
         return fn(params, examples, n_heads, precision)
 
 
