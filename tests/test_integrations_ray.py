@@ -17,6 +17,8 @@ import torch
 ray = pytest.importorskip("ray")
 tune = pytest.importorskip("ray.tune")
 
+from test_compiled import needs_compiler  # noqa: E402  (the skip condition check_compilable sets)
+
 from grokcast.config import LogConfig, ModelConfig, RunConfig, SweepConfig  # noqa: E402
 from grokcast.features import feature_table  # noqa: E402
 from grokcast.forecast import GrokForecaster  # noqa: E402
@@ -153,8 +155,7 @@ def test_ray_executor_rejects_bad_arguments(tmp_path):
     assert not (tmp_path / "d").exists()
 
 
-@pytest.mark.skipif(shutil.which("g++") is None and shutil.which("c++") is None,
-                    reason="torch.compile on the CPU needs a C++ compiler")
+@needs_compiler
 def test_ray_executor_trains_compiled_as_the_local_executor_does(tmp_path):
     """``compiled=True`` reaches the tasks: the store is the local compiled executor's, bit
     for bit, and not the eager one's (test_compiled.py's ensemble shape: compiled once)."""
