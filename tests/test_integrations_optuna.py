@@ -6,6 +6,7 @@ import math
 import re
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -383,3 +384,28 @@ def test_example_study_refuses_a_window_longer_than_the_trials(setup, tmp_path):
     done = subprocess.run([sys.executable, str(EXAMPLE), "--forecaster", str(path),
                            "--steps", str(W - 1)], capture_output=True, text=True, timeout=300)
     assert done.returncode == 2 and "is shorter than the forecast window 20" in done.stderr
+
+
+def test_pruner_warns_once_about_a_trial_past_w_without_its_report(setup):
+    """Reporting steps past W without the features is a mistake the pruner names (once per
+    trial); step W itself, asked about before the features arrive, is not."""
+    study = optuna.create_study(pruner=GrokPruner(setup["forecaster"], window=W))
+    features = window_features(setup["log"][setup["log"].run_id == setup["trial_runs"][0].run_id], W)
+
+    def objective(trial):
+        for step in range(W + 5):
+            trial.report(0.0, step=step)
+            if trial.number == 1 and step == W:  # asked at W, then reported: no warning
+                assert not trial.should_prune()
+                report_features(trial, features, W)
+            trial.should_prune()
+        return 0.0
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        study.optimize(objective, n_trials=2)
+    messages = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
+    assert messages == [f"trial 0 reported step {W + 1}, past the forecaster's window W={W}, "
+                        "without its window features, so GrokPruner cannot judge it: report "
+                        "them at step W with TrialReporter.observe() or report_features()"]
+    assert caught[0].filename == __file__  # points at the objective's should_prune()

@@ -58,6 +58,7 @@ and the pruner's forecaster, which cuts the rows to the steps its training runs 
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -159,6 +160,9 @@ class GrokPruner(optuna.pruners.BasePruner):
     -----
     The decision is a function of the trial's report alone, so it is the same at every
     ``should_prune()`` call after step W, and the same in every worker of a distributed study.
+    A trial that has reported intermediate values (``trial.report``) past step W without
+    its features is never pruned by the forecaster: the pruner warns once per trial (in the
+    process that asks), since that is a reporting mistake, not a forecast.
     """
 
     def __init__(self, forecaster: Any, *, threshold: float = 0.5, window: int | None = None,
@@ -168,6 +172,7 @@ class GrokPruner(optuna.pruners.BasePruner):
         if then is not None and not isinstance(then, optuna.pruners.BasePruner):
             raise TypeError(f"then must be an Optuna pruner, got {type(then).__name__}")
         self.then = then
+        self._warned: set[int] = set()  # trials already warned about a missing report
 
     def p_grok(self, trial: optuna.trial.FrozenTrial) -> float | None:
         """P(grok) of a trial from its report; None before it reported, NaN if not finite."""
@@ -182,6 +187,20 @@ class GrokPruner(optuna.pruners.BasePruner):
 
     def prune(self, study: optuna.study.Study, trial: optuna.trial.FrozenTrial) -> bool:
         p = self.p_grok(trial)
-        if p is not None and should_stop(p, self.threshold):
+        if p is None:
+            self._warn_unreported(trial)
+        elif should_stop(p, self.threshold):
             return True
         return self.then.prune(study, trial) if self.then is not None else False
+
+    def _warn_unreported(self, trial: optuna.trial.FrozenTrial) -> None:
+        # Step W itself may be reported before the features are: only a later step says the
+        # report was missed. Trials that report no intermediate values give no step to go by.
+        step = trial.last_step
+        if step is None or step <= self.window or trial.number in self._warned:
+            return
+        self._warned.add(trial.number)
+        warnings.warn(f"trial {trial.number} reported step {step}, past the forecaster's window "
+                      f"W={self.window}, without its window features, so GrokPruner cannot "
+                      "judge it: report them at step W with TrialReporter.observe() or "
+                      "report_features()", RuntimeWarning, stacklevel=4)
