@@ -72,7 +72,9 @@ def test_structure_single_class_and_diverged_runs(result):
     assert sweep["train_seconds"] == pytest.approx(10 + 11 + 12)  # one per chunk
     assert result["settings"] == {"windows": [100, 200], "thresholds": [0.9, 0.99],
                                   "n_resamples": 300, "level": 0.95, "seed": 3,
-                                  "cv": "custom:standin"}
+                                  "cv": "custom:standin", "orders": 0}
+    assert all("multi_by_order" not in c for t in result["thresholds"].values()
+               for c in t["windows"].values())  # orders=0: not computed
     assert [f["name"] for f in result["features"]] == list(FEATURE_NAMES)
     ids = [r["run_id"] for r in result["runs"]]
     assert ids == [f"run{r:02d}" for r in range(N_RUNS)]  # sorted, diverged run left out
@@ -450,3 +452,49 @@ def test_threshold_keys_keep_the_thresholds_digits(sweep):
     result = A.analyze(runs, log, None, windows=(100,), thresholds=(0.9, 0.9999999),
                        n_resamples=50, seed=1, predict_fn=standin)
     assert list(result["thresholds"]) == ["0.9", "0.9999999"]
+
+
+def test_run_orders_are_seeded_permutations():
+    orders = A.run_orders(7, 5, seed=1)
+    assert orders.shape == (5, 7) and (np.sort(orders, axis=1) == np.arange(7)).all()
+    assert len({tuple(o) for o in orders}) == 5  # 5 of 7! orders: distinct here
+    np.testing.assert_array_equal(orders, A.run_orders(7, 5, seed=1))
+    assert not np.array_equal(orders, A.run_orders(7, 5, seed=2))
+    assert A.run_orders(7, 0, seed=1).shape == (0, 7)
+
+
+def test_multi_by_order_against_sklearn_loo_on_the_permuted_runs(sweep):
+    """Each order's AUROC is that of a plain LOO loop of the scikit-learn pipeline over the
+    runs given in that order (whose unshuffled inner folds follow it), un-permuted."""
+    from test_forecast import sklearn_reference
+
+    runs, log = sweep
+    res = A.analyze(runs, log, None, windows=(200,), thresholds=(0.9,), n_resamples=20,
+                    seed=4, orders=2)
+    assert res["settings"]["orders"] == 2
+    cell = res["thresholds"]["0.9"]["windows"]["200"]
+    X = feature_table(log[log["run_id"] != "run20"], 200).to_numpy()
+    y = np.array(res["thresholds"]["0.9"]["labels"])
+    expected = []
+    for order in A.run_orders(len(y), 2, seed=4):
+        Xo, yo = X[order], y[order]
+        proba = np.empty(len(y))
+        for i in range(len(y)):
+            keep = np.arange(len(y)) != i
+            model = sklearn_reference()
+            proba[order[i]] = model.fit(Xo[keep], yo[keep]).predict_proba(Xo[i:i + 1])[0, 1]
+        expected.append(roc_auc_score(y, proba))
+    np.testing.assert_allclose(cell["multi_by_order"], expected, atol=1e-12)
+    # The order changes the folds, so the AUROCs of these two orders and run_id order differ.
+    assert len({round(a, 9) for a in [*cell["multi_by_order"], cell["multi"]["auroc"]]}) > 1
+
+
+def test_orders_are_checked_and_a_model_too_small_to_fit_has_none(sweep):
+    runs, log = sweep
+    for bad in (-1, 1.5, True, A.MAX_ORDERS + 1):
+        with pytest.raises((ValueError, TypeError), match="orders"):
+            A.analyze(runs, log, None, windows=(200,), predict_fn=standin, orders=bad)
+    few = runs[runs["run_id"].isin([f"run{r:02d}" for r in range(5)])]
+    res = A.analyze(few, log, None, windows=(200,), thresholds=(0.9,), n_resamples=20, orders=2)
+    cell = res["thresholds"]["0.9"]["windows"]["200"]
+    assert cell["multi"] is None and cell["multi_by_order"] is None

@@ -30,6 +30,7 @@ def _plain_fn(fn):
 headline = _plain_fn(R.headline_sentence)
 window_accuracy = _plain_fn(R.window_accuracy_sentence)
 trend = _plain_fn(R.trend_sentence)
+order = _plain_fn(R.order_sentence)
 robustness = _plain_fn(R.robustness_sentence)
 reference_comparison = _plain_fn(R.reference_comparison_sentence)
 small_sample = _plain_fn(R.small_sample_sentence)
@@ -193,6 +194,42 @@ def test_trend_sentence_branches() -> None:
     bumpy = trend({100: 0.8, 200: 0.917, 300: 0.891})
     assert "not monotone" in bumpy and "maximum 0.917 at W = 200" in bumpy
     assert trend({100: None, 200: 0.9}) == ""
+
+
+def test_trend_sentence_with_the_medians_over_run_orders() -> None:
+    up = {100: 0.8, 200: 0.9, 500: 0.95}
+    same = trend(up, {100: 0.85, 200: 0.9, 500: 0.9})
+    assert same.startswith("With the runs in run_id order the multivariate AUROC does not "
+                           "decrease with the window")
+    assert same.endswith("its median over the random orders does not decrease with the window "
+                         "(0.850, 0.900, 0.900 at W = 100, 200 and 500).")
+    other = trend(up, {100: 0.97, 200: 0.99, 500: 0.98})
+    assert "its median over the random orders is not monotone in the window (0.970, 0.990, " \
+           "0.980 at W = 100, 200 and 500), so the run_id order's trend is not the " \
+           "forecaster's but that order's." in other
+    assert trend(up, {100: 0.9, 200: None, 500: None}) == trend(up)  # one median: no trend
+
+
+def _order_cells(by_order: dict[int, list], loss: dict[int, float | None]) -> dict:
+    return {"windows": {str(w): {"multi_by_order": a, "val_loss": {"auroc": loss[w]}}
+                        for w, a in by_order.items()}}
+
+
+def test_order_sentence_gives_the_spread_and_the_largest_lead_over_val_loss() -> None:
+    t = _order_cells({100: [0.9, 0.8, 0.95], 200: [0.97, 0.99, 0.98]}, {100: 0.93, 200: 0.98})
+    assert order(t, [100, 200]) == (
+        "With the runs in 3 random orders instead of run_id order (its internal CV's folds change "
+        "with the order), the forecaster's AUROC at W = 100 and 200 ranges over 0.800–0.950 "
+        "(median 0.900) and 0.970–0.990 (median 0.980), against the val-loss baseline's 0.930 "
+        "and 0.980, which no order changes. In no order does the forecaster lead that baseline "
+        "by more than 0.020 at any window.")  # max(0.95 - 0.93, 0.99 - 0.98)
+    behind = order(_order_cells({200: [0.9, None]}, {200: 0.95}), [200])
+    assert "in 2 random orders" in behind and "0.900–0.900" in behind  # NaN: not in the spread
+    assert behind.endswith("In no order does the forecaster lead that baseline at any window.")
+    assert order(_order_cells({200: [0.9, 0.8]}, {200: None}), [200]).endswith(
+        "ranges over 0.800–0.900 (median 0.850).")
+    assert order(_order_cells({200: None}, {200: 0.9}), [200]) == ""  # orders not computed
+    assert order({"windows": {"200": {}}}, [200]) == ""
 
 
 def _threshold(d_loss: dict, d_acc: dict, single: bool = False, n_pos: int = 6,
@@ -672,6 +709,27 @@ def test_reference_values_only_in_reproduction_appendix(rendered: tuple) -> None
     verdicts = re.findall(r"(Does\s+not\s+hold\.|Holds\.|Cannot\s+be\s+checked\s+here\.|"
                           r"Neither\s+shown\s+nor\s+ruled\s+out\.)", "".join(pages[start:]))
     assert len(verdicts) == len(claims)
+
+
+def test_render_paper_reports_the_run_orders_when_analysed_with_them(tmp_path: Path) -> None:
+    analysis = write_synthetic_results(tmp_path)
+    analysis["settings"]["orders"] = 3
+    for t in analysis["thresholds"].values():
+        for cell in t["windows"].values():
+            a = cell["multi"]["auroc"]
+            cell["multi_by_order"] = [a - 0.05, a, a + 0.01]
+    (tmp_path / "analysis.json").write_text(json.dumps(analysis), encoding="utf-8")
+    pdf = R.render_paper(tmp_path, tmp_path / "out")
+    context = json.loads((pdf.parent / "paper-src" / "context.json").read_text(encoding="utf-8"))
+    source = canon(plain(json.dumps(context, ensure_ascii=False)))
+    assert canon("to show how much, the evaluation below is repeated with the runs in 3 random "
+                 "orders") in source
+    cells = analysis["thresholds"]["0.9"]["windows"]
+    spans = [f"{f3(c['multi']['auroc'] - 0.05)}–{f3(c['multi']['auroc'] + 0.01)} (median "
+             f"{f3(c['multi']['auroc'])})" for c in cells.values()]
+    assert canon("With the runs in 3 random orders instead of run_id order") in source
+    assert canon(R._and_list(spans)) in source
+    assert canon("its median over the random orders") in source
 
 
 def test_render_paper_with_single_class_threshold(tmp_path: Path) -> None:

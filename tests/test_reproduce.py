@@ -14,7 +14,7 @@ from pypdf import PdfReader
 from test_paper import canon, est, expected_page_range, pv
 
 from grokcast.config import SweepConfig
-from grokcast.reproduce import STAGES, heldout_config, reproduce
+from grokcast.reproduce import ORDERS, STAGES, heldout_config, reproduce
 
 SMOKE = Path(__file__).resolve().parents[1] / "configs" / "smoke.toml"
 
@@ -67,6 +67,10 @@ def test_reproduce_paper_numbers_equal_analysis_json(smoke) -> None:
         assert canon(" ".join(row)) in text, w
     w200 = t["windows"]["200"]
     assert canon(f"{100 * w200['max_val_acc_in_window']:.1f}%") in text
+    # The paper's analysis scores the forecaster in ORDERS random run orders too.
+    assert analysis["settings"]["orders"] == ORDERS
+    for cell in t["windows"].values():
+        assert cell["multi"] is None or len(cell["multi_by_order"]) == ORDERS
     # The dynamics sentences, from the runs' first logged steps. Read from the source the PDF
     # prints verbatim: in the PDF's extracted text a page break can interleave figure labels.
     ctx = json.loads((result.paper.parent / "paper-src" / "context.json").read_text())

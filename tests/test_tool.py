@@ -801,3 +801,30 @@ def test_a_broken_pipe_other_than_standard_output_is_an_error(monkeypatch, capsy
     monkeypatch.setattr(cli, "cmd_figures", broken)  # build_parser binds the command's name
     assert cli.main(["figures", "somewhere"]) == cli.EXIT_USAGE
     assert capsys.readouterr().err == "grokcast figures: error: [Errno 32] Broken pipe\n"
+
+
+def test_analyze_cli_scores_the_forecaster_in_random_run_orders(sweep, tmp_path, capsys):
+    """`grokcast analyze --orders K` writes K AUROCs per cell, the numbers analyze() gives."""
+    from grokcast.analysis import analyze_sweep
+    from grokcast.cli import main
+
+    argv = ["analyze", str(sweep), "--out", str(tmp_path / "cli"), "--windows", str(W),
+            "--resamples", "20", "--orders", "2"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        assert main(argv) == 0
+        direct = analyze_sweep(sweep, tmp_path / "direct", windows=(W,), n_resamples=20, orders=2)
+    written = json.loads((tmp_path / "cli" / "analysis.json").read_text())
+    assert written["settings"]["orders"] == 2
+    for key, t in written["thresholds"].items():
+        for w, cell in t["windows"].items():
+            if "multi_by_order" in cell and cell["multi"] is not None:
+                assert len(cell["multi_by_order"]) == 2
+            assert cell.get("multi_by_order") == direct["thresholds"][key]["windows"][w].get(
+                "multi_by_order")
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as info:
+        main(["analyze", str(sweep), "--orders", "-1"])
+    assert info.value.code == 2
+    assert "argument --orders: '-1' is not allowed: expected an integer >= 0" in \
+        capsys.readouterr().err

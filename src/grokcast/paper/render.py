@@ -275,23 +275,71 @@ def small_sample_sentence(n_pos: int, n_neg: int, threshold: str) -> str:
             "these numbers exercise the pipeline but support no conclusion.")
 
 
-def trend_sentence(aurocs: dict[int, float | None]) -> str:
-    """How the multivariate AUROC changes with the window length."""
+def _trend(pts: Sequence[tuple[int, float]]) -> str:
+    """``"does not decrease with the window"``, ``"does not increase ..."`` or ``"is not
+    monotone in the window"``."""
+    diffs = np.diff([a for _, a in pts])
+    if (diffs >= 0).all():
+        return "does not decrease with the window"
+    if (diffs <= 0).all():
+        return "does not increase with the window"
+    return "is not monotone in the window"
+
+
+def trend_sentence(aurocs: dict[int, float | None],
+                   medians: dict[int, float | None] | None = None) -> str:
+    """How the multivariate AUROC changes with the window length.
+
+    ``medians``: its median over random orders of the runs at each window (analysis
+    ``orders``); given, the sentence says whether their trend is the run_id order's.
+    """
     pts = [(w, a) for w, a in sorted(aurocs.items()) if _finite(a)]
     if len(pts) < 2:
         return ""
-    ws, vals = zip(*pts)
-    diffs = np.diff(vals)
     first, last = pts[0], pts[-1]
     span = (f"from {esc(fmt(first[1]))} at W = {first[0]} to {esc(fmt(last[1]))} at "
             f"W = {last[0]}")
-    best = pts[int(np.argmax(vals))]
-    if (diffs >= 0).all():
-        return f"The multivariate AUROC does not decrease with the window: it goes {span}."
-    if (diffs <= 0).all():
-        return f"The multivariate AUROC does not increase with the window: it goes {span}."
-    return (f"The multivariate AUROC is not monotone in the window: it goes {span}, with its "
-            f"maximum {esc(fmt(best[1]))} at W = {best[0]}.")
+    kind = _trend(pts)
+    best = pts[int(np.argmax([a for _, a in pts]))]
+    text = (f"it goes {span}, with its maximum {esc(fmt(best[1]))} at W = {best[0]}"
+            if kind.startswith("is not monotone") else f"it goes {span}")
+    med = [(w, a) for w, a in sorted((medians or {}).items()) if _finite(a)]
+    if len(med) < 2:
+        return f"The multivariate AUROC {kind}: {text}."
+    same = _trend(med) == kind
+    return (f"With the runs in run_id order the multivariate AUROC {kind}: {text}; "
+            f"its median over the random orders {_trend(med)} "
+            f"({', '.join(esc(fmt(a)) for _, a in med)} at W = {_and_list([str(w) for w, _ in med])})"
+            + ("." if same else ", so the run_id order's trend is not the forecaster's but "
+               "that order's."))
+
+
+def order_sentence(t: dict, ws: Sequence[int]) -> str:
+    """How the forecaster's AUROC moves with the order of the runs (``multi_by_order``)."""
+    rows, n = [], 0
+    for w in ws:
+        cell = t["windows"][str(w)]
+        n = max(n, len(cell.get("multi_by_order") or []))
+        by_order = [a for a in (cell.get("multi_by_order") or []) if _finite(a)]
+        if by_order:
+            rows.append((w, by_order, (cell.get("val_loss") or {}).get("auroc")))
+    if not rows:
+        return ""
+    spans = _and_list([f"{esc(fmt(min(a)))}–{esc(fmt(max(a)))} (median "
+                       f"{esc(fmt(float(np.median(a))))})" for _, a, _ in rows])
+    text = (f"With the runs in {n} random order{'s' if n > 1 else ''} instead of run_id order "
+            f"(its internal CV's folds change with the order), the forecaster's AUROC at W = "
+            f"{_and_list([str(w) for w, _, _ in rows])} ranges over {spans}")
+    losses = [(w, a, v) for w, a, v in rows if _finite(v)]
+    if not losses:
+        return text + "."
+    lead = max(max(a) - v for _, a, v in losses)
+    text += (f", against the val-loss baseline's "
+             f"{_and_list([esc(fmt(v)) for _, _, v in losses])}, which no order changes")
+    if lead > 0:
+        return text + (f". In no order does the forecaster lead that baseline by more than "
+                       f"{esc(fmt(lead))} at any window.")
+    return text + ". In no order does the forecaster lead that baseline at any window."
 
 
 def grid_sentence(runs: Sequence[dict], labels: Sequence[int]) -> str:
@@ -1107,6 +1155,15 @@ class _Facts:
         return {w: (self.t1["windows"][str(w)].get("multi") or {}).get("auroc") for w in self.ws}
 
     @property
+    def median_by_w(self) -> dict[int, float | None] | None:
+        """The multivariate AUROC's median over the random run orders, None without orders."""
+        cells = {w: self.t1["windows"][str(w)].get("multi_by_order") for w in self.ws}
+        if not any(cells.values()):
+            return None
+        return {w: float(np.median([a for a in c if _finite(a)]))
+                if c and any(_finite(a) for a in c) else None for w, c in cells.items()}
+
+    @property
     def train_time(self) -> str:
         return fmt_duration(self.a["sweep"].get("train_seconds"))
 
@@ -1227,6 +1284,12 @@ def _phase(f: _Facts) -> str:
     )
 
 
+def _orders_clause(f: _Facts) -> str:
+    n = int(f.a["settings"].get("orders") or 0)
+    return (f"; to show how much, the evaluation below is repeated with the runs in {n} random "
+            "orders" if n else "")
+
+
 def _method(f: _Facts) -> str:
     multi = (
         f"The {f.n_feat} features are standardised and fed "
@@ -1234,7 +1297,7 @@ def _method(f: _Facts) -> str:
         f"stratified {INNER_FOLDS}-fold CV on accuracy; as in scikit-learn's LogisticRegressionCV "
         "the folds are not shuffled: each takes, within each class, a consecutive block of its "
         "runs in the order given, here that of their run ids, so the chosen strength depends on "
-        "that order. The model is evaluated by "
+        f"that order{_orders_clause(f)}. The model is evaluated by "
         f"{_cv_words(f.cv)}." if custom_predictor(f.cv) is None else
         f"The {f.n_feat} features are fed to {_model_words(f.cv)}, which returns each run's "
         "held-out P(grok); it is evaluated by those predictions.")
@@ -1269,7 +1332,8 @@ def _results(f: _Facts, pair: _Pair) -> dict[str, str]:
         "main_result": (
             f"@tab:main gives the headline numbers for every window. At W = {w0} {compared}. "
             f"{small} {acc_sentence} "
-            f"{trend_sentence(f.multi_by_w)} {baseline_windows_sentence(t1, ws, f.level)} "
+            f"{trend_sentence(f.multi_by_w, f.median_by_w)} {order_sentence(t1, ws)} "
+            f"{baseline_windows_sentence(t1, ws, f.level)} "
             f"{max_accuracy_sentence(t1, ws)} {observed_label_sentence(f.a['runs'], ws, f.k1)} "
             "@fig:windows shows the comparison against the window length."),
         "pair": (f"@fig:pair plots two signals at W = {w0}, chosen by a fixed rule "
@@ -1334,7 +1398,8 @@ def _discussion(f: _Facts, claims: list[Claim]) -> list[str]:
     paragraphs = [
         " ".join(s for s in (top_features_sentence(t1["windows"][str(w)].get("univariate"), w)
                              for w in dict.fromkeys((ws[0], ws[-1]))) if s),
-        (f"{trend_sentence(f.multi_by_w)} {observed_label_sentence(f.a['runs'], ws, f.k1)} A "
+        (f"{trend_sentence(f.multi_by_w, f.median_by_w)} "
+         f"{observed_label_sentence(f.a['runs'], ws, f.k1)} A "
          f"forecast from W = {w0} steps uses {esc(fmt_pct(w0 / n_steps if n_steps else None))} "
          f"of the {fmt_int(n_steps or 0)}-step budget."),
         claims_summary(claims),
