@@ -210,6 +210,32 @@ def test_trend_sentence_with_the_medians_over_run_orders() -> None:
     assert trend(up, {100: 0.9, 200: None, 500: None}) == trend(up)  # one median: no trend
 
 
+def test_ties_sentence_gives_the_share_of_tied_resamples_and_the_mid_p() -> None:
+    ties = _plain_fn(R.ties_sentence)
+    d = {"diff": 0.005, "ci": [-0.016, 0.04], "p_one_sided": 0.2055, "ties": 0.173,
+         "n_resamples": 2000}
+    assert ties(d, "val-loss", 300) == (
+        "In 17.3% of the bootstrap resamples at W = 300 the forecaster and the val-loss baseline "
+        "rank the runs alike (Δ* = 0); p₁ counts these ties against the forecaster, and counting "
+        "them half (the mid-p) gives 0.119.")  # 0.2055 - 0.173 / 2 = 0.119
+    assert ties({**d, "ties": 0.005}, "val-loss", 300) == ""  # fewer than 1%: nothing to say
+    assert ties({k: v for k, v in d.items() if k != "ties"}, "val-loss", 300) == ""  # old file
+    assert ties(None, "val-loss", 300) == ""
+
+
+def test_below_chance_sentence_names_baselines_that_point_the_wrong_way() -> None:
+    below = _plain_fn(R.below_chance_sentence)
+    t = {"windows": {"100": {"val_loss": {"auroc": 0.9}, "val_acc": {"auroc": 0.308}},
+                     "200": {"val_loss": {"auroc": 0.45}, "val_acc": {"auroc": 0.5}}}}
+    assert below(t, [100, 200]) == (
+        "Unfolded, the val-loss baseline's AUROC is below 0.5 at W = 200 (0.450) and the "
+        "val-accuracy baseline's AUROC is below 0.5 at W = 100 (0.308): there each ranks the "
+        "grokking runs below the others, so the forecaster's lead over it is a lead over a "
+        "score that points the wrong way.")
+    assert below(t, [100, 200]).count("W = ") == 2  # 0.5 itself is not below chance
+    assert below({"windows": {"100": {"val_acc": None}}}, [100]) == ""
+
+
 def _order_cells(by_order: dict[int, list], loss: dict[int, float | None]) -> dict:
     return {"windows": {str(w): {"multi_by_order": a, "val_loss": {"auroc": loss[w]}}
                         for w, a in by_order.items()}}
@@ -408,6 +434,15 @@ def test_reference_claims_hold_or_not_by_our_numbers() -> None:
         text["every run fitting by step 100"]
     assert "ours groks most at λ = 1 (0/4, 3/4, 0/4 at λ = 0.1, 1, 10)" in \
         text["grokking at moderate weight decay"]
+    # Dynamics follow the initialisation: the verdict names ours where the config records it.
+    assert "initialisation" not in text["grokking at moderate weight decay"]
+    with_init = _claims_analysis(5)
+    with_init["sweep"] = {"config": {"model": {"init": "torch"}}}
+    for what, sentence, _ in R.reference_claims(with_init, ref, 200):
+        if what in ("grokking at moderate weight decay", "every run fitting by step 100"):
+            assert plain(sentence).endswith(
+                "The reference does not state its initialisation; this verdict is for ours "
+                "(torch), and the dynamics may depend on it."), what
     # Two positives at 0.99: that comparison cannot be checked, and the summary says so.
     tiny = R.reference_claims(_claims_analysis(2), ref, 200)
     (small,) = [(s, h) for w, s, h in tiny if w.endswith("val-loss baseline at threshold 0.99")]
@@ -423,6 +458,18 @@ def test_reference_claims_hold_or_not_by_our_numbers() -> None:
         "the forecaster's standing against the val-loss baseline at threshold 0.99.")
     assert R.claims_summary([("x", "s", R.HOLDS)]) == ("Of the 1 claim of the reference paper "
                                                         "that @sec:repro checks, 1 holds in our sweep.")
+    # Our CI [−0.05, +0.05] excludes their +0.16, not Δ > 0: the size is ruled out, the sign not.
+    sized = _claims_analysis(5)
+    sized["thresholds"]["0.9"]["windows"]["200"]["diff_val_loss"] = diff(0.0, -0.05, 0.05, 0.5)
+    claims = R.reference_claims(sized, ref, 200)
+    (loss,) = [(s, h) for w, s, h in claims if w.endswith("val-loss baseline at threshold 0.9")]
+    assert loss[1] == R.SMALLER and plain(loss[0]).endswith(
+        "our CI excludes the reference's Δ but not its sign: our sweep rules out a difference of "
+        "the reference's size, not the reference's claim.")
+    assert ("for 1 our data rule out a difference of the reference's size but not its sign: the "
+            "forecaster's standing against the val-loss baseline at threshold 0.9;") in \
+        R.claims_summary(claims)
+    assert R._HOLDS[R.SMALLER] == "Its size is ruled out, not its sign."
     # The same rate at every λ is not "concentrated at moderate weight decay".
     flat = _claims_analysis(5)
     flat["thresholds"]["0.9"]["labels"] = [1, 0, 0, 0] * 3
@@ -707,7 +754,9 @@ def test_reference_values_only_in_reproduction_appendix(rendered: tuple) -> None
     claims = R.reference_claims(analysis, ref, 200)
     assert claims and canon(f"Of the {len(claims)} claims of the reference paper") in body
     verdicts = re.findall(r"(Does\s+not\s+hold\.|Holds\.|Cannot\s+be\s+checked\s+here\.|"
-                          r"Neither\s+shown\s+nor\s+ruled\s+out\.)", "".join(pages[start:]))
+                          r"Neither\s+shown\s+nor\s+ruled\s+out\.|"
+                          r"Its\s+size\s+is\s+ruled\s+out,\s+not\s+its\s+sign\.)",
+                          "".join(pages[start:]))
     assert len(verdicts) == len(claims)
 
 

@@ -185,7 +185,7 @@ def test_paired_bootstrap_of_a_scorer_against_itself():
     y, s = tied_data(9, n=48)
     res = paired_bootstrap(y, s, s, rng=np.random.default_rng(0))
     assert res.diff == 0 and res.lo == 0 and res.hi == 0
-    assert res.p_one_sided >= 0.5
+    assert res.p_one_sided == 1 and res.ties == 1  # every resample ties
 
 
 def test_paired_bootstrap_detects_a_clearly_better_scorer():
@@ -211,6 +211,7 @@ def test_paired_bootstrap_equals_plain_loop_and_is_antisymmetric():
     assert ba.diff == -ab.diff
     # P(d <= 0) + P(d >= 0) = 1 + P(d == 0) on the same resamples.
     assert ab.p_one_sided + ba.p_one_sided == pytest.approx(1 + np.mean(np.abs(diffs) < 1e-12))
+    assert ab.ties == ba.ties == pytest.approx(np.mean(np.abs(diffs) < 1e-12)) and ab.ties > 0
 
 
 def test_format_p_rounds_counts_over_resamples_half_up():

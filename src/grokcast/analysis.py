@@ -230,7 +230,8 @@ def _ci(res: Any) -> dict[str, Any]:
 def _paired(res: Any, n_resamples: int) -> dict[str, Any]:
     # The p-value's denominator travels with it: p = 0 means p < 1/n_resamples, no less.
     return {"diff": _float(res.diff), "ci": [_float(res.lo), _float(res.hi)],
-            "p_one_sided": _float(res.p_one_sided), "n_resamples": int(n_resamples)}
+            "p_one_sided": _float(res.p_one_sided), "ties": _float(res.ties),
+            "n_resamples": int(n_resamples)}
 
 
 # ----------------------------------------------------------------------------- analysis

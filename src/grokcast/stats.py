@@ -36,12 +36,14 @@ class BootstrapCI(NamedTuple):
 
 
 class PairedBootstrap(NamedTuple):
-    """AUROC(a) - AUROC(b) on the full data, its percentile interval, and P(diff* <= 0)."""
+    """AUROC(a) - AUROC(b) on the full data, its percentile interval, P(diff* <= 0), and
+    P(diff* = 0): the ties, which the one-sided p counts against a."""
 
     diff: float
     lo: float
     hi: float
     p_one_sided: float
+    ties: float
 
 
 def format_p(p: float, n_resamples: int | None = None) -> str:
@@ -343,7 +345,8 @@ def paired_bootstrap(y: object, score_a: object, score_b: object, *, rng: np.ran
         ``p_one_sided = #{resamples b : diff*_b <= 0} / n_resamples``, the bootstrap estimate
         of P(diff* <= 0) for the alternative "a beats b". Its resolution is
         1 / n_resamples, so 0.0 means "below 1 / n_resamples". Ties count against a (a
-        scorer against itself gives diff 0 and p = 1).
+        scorer against itself gives diff 0 and p = 1); ``ties`` is their share, so
+        ``p_one_sided - ties / 2`` is the mid-p, which counts them half.
 
     Examples
     --------
@@ -357,4 +360,5 @@ def paired_bootstrap(y: object, score_a: object, score_b: object, *, rng: np.ran
     diff = auroc(y, score_a) - auroc(y, score_b)
     counts = resample_counts(y, rng=rng, n_resamples=n_resamples)
     boot = auroc_weighted(y, score_a, counts) - auroc_weighted(y, score_b, counts)
-    return PairedBootstrap(diff, *_interval(boot, level), float(np.mean(boot <= 0)))
+    return PairedBootstrap(diff, *_interval(boot, level), float(np.mean(boot <= 0)),
+                           float(np.mean(boot == 0)))

@@ -207,6 +207,23 @@ def comparison_sentence(diff: dict | None, baseline: str, level: float = 0.95, *
     }[v]
 
 
+def ties_sentence(diff: dict | None, baseline: str, window: int) -> str:
+    """How many bootstrap resamples tie the forecaster with a baseline, and the mid-p.
+
+    ``p₁ = P(Δ* ≤ 0)`` counts the resamples where both rank the runs alike against the
+    forecaster; where they are many, the mid-p (``p₁ − ties / 2``) says what counting them
+    half would give. Silent below 1% of the resamples or where no ``ties`` were recorded.
+    """
+    ties, p = (diff or {}).get("ties"), (diff or {}).get("p_one_sided")
+    if not (_finite(ties) and _finite(p)) or ties < 0.01:
+        return ""
+    n = (diff or {}).get("n_resamples")
+    return (f"In {esc(fmt_pct(ties))} of the bootstrap resamples at W = {window} the forecaster "
+            f"and the {esc(baseline)} baseline rank the runs alike (Δ\\* = 0); p₁ counts these "
+            f"ties against the forecaster, and counting them half (the mid-p) gives "
+            f"{esc(fmt_p(max(p - ties / 2, 0.0), n))}.")
+
+
 def headline_sentence(cell: dict, window: int, level: float = 0.95) -> str:
     """The abstract's result: multi AUROC at W and how it compares with the val-loss baseline."""
     multi = cell.get("multi")
@@ -702,6 +719,23 @@ def baseline_windows_sentence(entry: dict, windows: Sequence[int], level: float 
     return text + "."
 
 
+def below_chance_sentence(entry: dict, windows: Sequence[int]) -> str:
+    """Where a baseline's (unfolded) AUROC is below 0.5: a lead over it there is a lead over a
+    score that ranks the runs the wrong way round."""
+    parts = []
+    for key, name in (("val_loss", "val-loss"), ("val_acc", "val-accuracy")):
+        low = [(w, a) for w in windows
+               if _finite(a := (entry["windows"][str(w)].get(key) or {}).get("auroc")) and a < 0.5]
+        if low:
+            at = _and_list([f"W = {w} ({esc(fmt(a))})" for w, a in low])
+            parts.append(f"the {name} baseline's AUROC is below 0.5 at {at}")
+    if not parts:
+        return ""
+    return (f"Unfolded, {_and_list(parts)}: there {'it ranks' if len(parts) == 1 else 'each ranks'} "
+            "the grokking runs below the others, so the forecaster's lead over it is a lead over "
+            "a score that points the wrong way.")
+
+
 def max_accuracy_sentence(entry: dict, windows: Sequence[int]) -> str:
     """The largest val accuracy of any run inside each window: how much of the outcome it sees."""
     acc = [entry["windows"][str(w)].get("max_val_acc_in_window") for w in windows]
@@ -755,8 +789,10 @@ def _standing(diff: dict | None, level: float) -> str | None:
 
 
 # What our sweep says about a claim of the reference: it shows it; its data rule it out;
-# they neither show it nor rule it out; or a class is too small to check it at all.
+# they neither show it nor rule it out; or a class is too small to check it at all. A
+# comparison neither shown nor ruled out whose effect size our CI excludes is SMALLER.
 HOLDS, CONTRADICTED, UNRESOLVED, UNCHECKED = "holds", "contradicted", "unresolved", "unchecked"
+SMALLER = "smaller"
 Claim = tuple[str, str, str]  # (what, sentence, status), see reference_claims
 _RANK = {WORSE: -1, None: 0, WEAK: 1, BETTER: 2}  # standings, from "worse" to "better"
 
@@ -791,8 +827,7 @@ def _versus_theirs(theirs: dict, ours: dict, status: str) -> str:
         return "."
     if status == CONTRADICTED:
         return ", and our CI excludes the side of zero the reference's difference is on."
-    lo, hi = ours.get("ci") or (None, None)
-    if _finite(lo) and _finite(hi) and not lo <= theirs["diff"] <= hi:
+    if status == SMALLER:
         return (", and our CI excludes the reference's Δ but not its sign: our sweep rules out a "
                 "difference of the reference's size, not the reference's claim.")
     return (", and our CI includes the reference's Δ: our sweep neither shows nor rules out the "
@@ -818,6 +853,9 @@ def _comparison_claims(a: dict, reference: dict, window: int, level: float) -> l
         tiny = t.get("single_class") or small < MIN_CLASS_SIZE
         defined = bool(ours) and _finite(ours.get("diff"))
         status = UNCHECKED if tiny or not defined else comparison_status(theirs, ours, level)
+        lo, hi = (ours or {}).get("ci") or (None, None)
+        if status == UNRESOLVED and _finite(lo) and _finite(hi) and not lo <= theirs["diff"] <= hi:
+            status = SMALLER
         if not defined:
             ours_text = _why_undefined(t, window) + "."
         elif tiny:  # no verdict word: the numbers support none
@@ -888,6 +926,14 @@ def _early_accuracy_claim(a: dict, claim: dict) -> list[Claim]:
              f"{esc(fmt_pct(mine))}.", HOLDS if mine < claim["below"] else CONTRADICTED)]
 
 
+def _init_note(a: dict) -> str:
+    """The caveat of a claim about training dynamics: they follow the initialisation, which
+    the reference does not state."""
+    init = (((a.get("sweep") or {}).get("config") or {}).get("model") or {}).get("init")
+    return (f" The reference does not state its initialisation; this verdict is for ours "
+            f"({esc(init)}), and the dynamics may depend on it." if init else "")
+
+
 def _fit_claim(a: dict, claim: dict) -> list[Claim]:
     steps = [r.get(FIT_STEP_KEY) for r in a["runs"]]
     if not steps or any(x is None for x in steps):
@@ -898,7 +944,8 @@ def _fit_claim(a: dict, claim: dict) -> list[Claim]:
            if reached else "")
     return [(f"every run fitting by step {claim['step']}",
              f"The reference has every run at near-perfect train accuracy by step ≈ {claim['step']}; "
-             f"in ours {n_fit} of {len(steps)} reach {esc('99%')} by step {claim['step']}{med}.",
+             f"in ours {n_fit} of {len(steps)} reach {esc('99%')} by step {claim['step']}{med}."
+             + _init_note(a),
              HOLDS if n_fit == len(steps) else CONTRADICTED)]
 
 
@@ -917,10 +964,11 @@ def _weight_decay_claim(a: dict) -> list[Claim]:
     intro = "The reference finds grokking concentrated at moderate weight decay; ours "
     if len(best) == len(lams):
         return [("grokking at moderate weight decay",
-                 f"{intro}groks at the same rate at every λ{counts}.", CONTRADICTED)]
+                 f"{intro}groks at the same rate at every λ{counts}." + _init_note(a), CONTRADICTED)]
     inside = all(lams[0] < v < lams[-1] for v in best)
     where = esc(_and_list([f"{v:g}" for v in best])) + ("" if inside else ", an edge of the grid")
-    return [("grokking at moderate weight decay", f"{intro}groks most at λ = {where}{counts}.",
+    return [("grokking at moderate weight decay",
+             f"{intro}groks most at λ = {where}{counts}." + _init_note(a),
              HOLDS if inside else CONTRADICTED)]
 
 
@@ -958,7 +1006,8 @@ def reference_claims(a: dict, reference: dict, window: int, level: float = 0.95,
                      features: Any = None) -> list[Claim]:
     """Each claim of the reference paper our sweep can check: (what it is about, in words
     without the reference's numbers; the sentence putting theirs beside ours; its status:
-    :data:`HOLDS`, :data:`CONTRADICTED`, :data:`UNRESOLVED` or :data:`UNCHECKED`).
+    :data:`HOLDS`, :data:`CONTRADICTED`, :data:`UNRESOLVED`, :data:`SMALLER` or
+    :data:`UNCHECKED`).
 
     ``features`` (the features.parquet table) lets the strongest-feature claim be tested;
     without it a claim our point estimates do not show is :data:`UNRESOLVED`.
@@ -977,7 +1026,8 @@ def reference_claims(a: dict, reference: dict, window: int, level: float = 0.95,
 
 
 _HOLDS = {HOLDS: "Holds.", CONTRADICTED: "Does not hold.",
-          UNRESOLVED: "Neither shown nor ruled out.", UNCHECKED: "Cannot be checked here."}
+          UNRESOLVED: "Neither shown nor ruled out.", UNCHECKED: "Cannot be checked here.",
+          SMALLER: "Its size is ruled out, not its sign."}
 
 
 def claims_summary(claims: Sequence[Claim]) -> str:
@@ -987,11 +1037,15 @@ def claims_summary(claims: Sequence[Claim]) -> str:
     held = [w for w, _, h in claims if h == HOLDS]
     failed = [w for w, _, h in claims if h == CONTRADICTED]
     open_ = [w for w, _, h in claims if h == UNRESOLVED]
+    smaller = [w for w, _, h in claims if h == SMALLER]
     unknown = [w for w, _, h in claims if h == UNCHECKED]
     text = (f"Of the {len(claims)} claim{'s' if len(claims) > 1 else ''} of the reference paper "
             f"that @sec:repro checks, {len(held)} hold{'s' if len(held) == 1 else ''} in our sweep")
     if failed:
         text += (f"; our data rule out {len(failed)}: {_and_list(failed)}")
+    if smaller:
+        text += (f"; for {len(smaller)} our data rule out a difference of the reference's size "
+                 f"but not its sign: {_and_list(smaller)}")
     if open_:
         text += (f"; {len(open_)} {'is' if len(open_) == 1 else 'are'} neither shown nor ruled "
                  f"out (our numbers allow both the claim and its negation): {_and_list(open_)}")
@@ -1331,9 +1385,10 @@ def _results(f: _Facts, pair: _Pair) -> dict[str, str]:
     return {
         "main_result": (
             f"@tab:main gives the headline numbers for every window. At W = {w0} {compared}. "
+            f"{ties_sentence(c0.get('diff_val_loss'), 'val-loss', w0)} "
             f"{small} {acc_sentence} "
             f"{trend_sentence(f.multi_by_w, f.median_by_w)} {order_sentence(t1, ws)} "
-            f"{baseline_windows_sentence(t1, ws, f.level)} "
+            f"{baseline_windows_sentence(t1, ws, f.level)} {below_chance_sentence(t1, ws)} "
             f"{max_accuracy_sentence(t1, ws)} {observed_label_sentence(f.a['runs'], ws, f.k1)} "
             "@fig:windows shows the comparison against the window length."),
         "pair": (f"@fig:pair plots two signals at W = {w0}, chosen by a fixed rule "
