@@ -1493,7 +1493,10 @@ def _uncertainty_limit(f: _Facts) -> str:
     ci_text = (": " + " and ".join(parts)) if parts else ""
     return (f"With {f.n_runs} runs and {f.t1['n_pos']} positives, the sweep resolves differences "
             f"only down to the width of its intervals{ci_text}; the bootstrap p-values have a "
-            f"resolution of 1/{fmt_int(f.a['settings']['n_resamples'])}.")
+            f"resolution of 1/{fmt_int(f.a['settings']['n_resamples'])}. The bootstrap resamples "
+            "the forecaster's held-out predictions without refitting it, so its intervals and "
+            "paired tests leave out the variance of fitting: they are narrower than a refit per "
+            "resample would give.")
 
 
 def _captions(f: _Facts, pair: _Pair) -> dict[str, str]:
