@@ -254,6 +254,7 @@ def test_order_sentence_gives_the_spread_and_the_largest_lead_over_val_loss() ->
     assert behind.endswith("In no order does the forecaster lead that baseline at any window.")
     assert order(_order_cells({200: [0.9, 0.8]}, {200: None}), [200]).endswith(
         "ranges over 0.800–0.900 (median 0.850).")
+    assert order(t, [100, 200], "0.99").startswith("At threshold 0.99, with the runs in 3 random")
     assert order(_order_cells({200: None}, {200: 0.9}), [200]) == ""  # orders not computed
     assert order({"windows": {"200": {}}}, [200]) == ""
 

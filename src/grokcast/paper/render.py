@@ -331,8 +331,9 @@ def trend_sentence(aurocs: dict[int, float | None],
                "that order's."))
 
 
-def order_sentence(t: dict, ws: Sequence[int]) -> str:
-    """How the forecaster's AUROC moves with the order of the runs (``multi_by_order``)."""
+def order_sentence(t: dict, ws: Sequence[int], threshold: str | None = None) -> str:
+    """How the forecaster's AUROC moves with the order of the runs (``multi_by_order``);
+    ``threshold`` names the threshold where it is not the one the paragraph is about."""
     rows, n = [], 0
     for w in ws:
         cell = t["windows"][str(w)]
@@ -344,7 +345,8 @@ def order_sentence(t: dict, ws: Sequence[int]) -> str:
         return ""
     spans = _and_list([f"{esc(fmt(min(a)))}–{esc(fmt(max(a)))} (median "
                        f"{esc(fmt(float(np.median(a))))})" for _, a, _ in rows])
-    text = (f"With the runs in {n} random order{'s' if n > 1 else ''} instead of run_id order "
+    at = f"At threshold {esc(fmt_threshold(threshold))}, with" if threshold else "With"
+    text = (f"{at} the runs in {n} random order{'s' if n > 1 else ''} instead of run_id order "
             f"(its internal CV's folds change with the order), the forecaster's AUROC at W = "
             f"{_and_list([str(w) for w, _, _ in rows])} ranges over {spans}")
     losses = [(w, a, v) for w, a, v in rows if _finite(v)]
@@ -1404,7 +1406,8 @@ def _results(f: _Facts, pair: _Pair) -> dict[str, str]:
             + calibration_sentence(c0.get("loo_proba"), t1["labels"], w0) + " "
             + reliability_sentence(c0.get("loo_proba"), t1["labels"])),
         "robustness": ((f"The same analysis at the {f.word2} threshold {f.th2} ({f.grok2} "
-                        f"runs positive) is in @tab:robust. " if f.k2 else "") + robustness),
+                        f"runs positive) is in @tab:robust. " if f.k2 else "") + robustness
+                       + (f" {order_sentence(t2, ws, f.k2)}" if t2 else "")),
     }
 
 
