@@ -9,8 +9,9 @@ probabilities and another AUROC. The reference does not say in which order its r
 This script recomputes the LOO AUROC of every window from a results directory with the runs
 in ``run_id`` order (it must equal analysis.json's), in grid order (train fraction, weight
 decay, seed: the order a config's loops give), and in ``--orders`` random orders (those of
-``grokcast analyze --orders`` with the same ``--seed``, so its spread is the analysis'
-``multi_by_order``), beside the val-loss baseline, which no order changes. Then it fits the forecaster on all
+``grokcast analyze --orders`` with the analysis' seed unless ``--seed`` is given, so the
+first of them are the analysis' ``multi_by_order``), beside the val-loss baseline, which no
+order changes. Then it fits the forecaster on all
 runs at ``--window`` in each order, as ``grokcast fit`` does, and lists the C each order
 chooses; with ``--heldout SWEEP`` (another sweep of the same task) also each fit's held-out
 AUROC and how many held-out runs it gives P(grok) < 0.1::
@@ -101,8 +102,8 @@ def main() -> None:
     parser.add_argument("--threshold", default=None, help="a key of analysis.json's thresholds "
                         "(default: the primary one)")
     parser.add_argument("--orders", type=int, default=50, help="random orders to try (default 50)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the random orders (that of "
-                        "grokcast analyze --seed: the same orders)")
+    parser.add_argument("--seed", type=int, default=None, help="seed of the random orders "
+                        "(default: the analysis' seed, whose orders analysis.json holds)")
     parser.add_argument("--window", type=int, default=None, help="W of the fits on all runs "
                         "(default: grokcast fit's, 200, or the analysis' middle window)")
     parser.add_argument("--heldout", type=Path, default=None, help="a sweep directory of the "
@@ -110,7 +111,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.orders < 0:
         parser.error(f"--orders {args.orders} is not allowed: expected 0 or more")
-    if args.seed < 0:
+    if args.seed is not None and args.seed < 0:
         parser.error(f"--seed {args.seed} is not allowed: expected 0 or more")
 
     if not (args.results_dir / "analysis.json").is_file():
@@ -146,10 +147,11 @@ def main() -> None:
         parser.error(f"--heldout {str(args.heldout)!r}: {err}")
 
     grid = runs.sort_values(["train_frac", "weight_decay", "seed"], kind="stable")["run_id"]
+    seed = args.seed if args.seed is not None else int(analysis["settings"]["seed"])
     orders = {"run_id": list(runs["run_id"]), "grid": list(grid)}
     ids = runs["run_id"].to_numpy()
     random_orders = {f"random {k}": list(ids[o])
-                     for k, o in enumerate(run_orders(len(ids), args.orders, args.seed))}
+                     for k, o in enumerate(run_orders(len(ids), args.orders, seed))}
     shuffled = [loo_aurocs(features, names, ids, labels, windows) for ids in random_orders.values()]
     rows = {name: loo_aurocs(features, names, ids, labels, windows) for name, ids in orders.items()}
 

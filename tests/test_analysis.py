@@ -461,6 +461,9 @@ def test_run_orders_are_seeded_permutations():
     np.testing.assert_array_equal(orders, A.run_orders(7, 5, seed=1))
     assert not np.array_equal(orders, A.run_orders(7, 5, seed=2))
     assert A.run_orders(7, 0, seed=1).shape == (0, 7)
+    for bad in ((5, -2, 0), (5, 2, -1), (-1, 2, 0), (5, 2.5, 0)):
+        with pytest.raises((ValueError, TypeError), match="n_orders|seed|n_runs"):
+            A.run_orders(*bad)
 
 
 def test_multi_by_order_against_sklearn_loo_on_the_permuted_runs(sweep):

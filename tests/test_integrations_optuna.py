@@ -25,7 +25,13 @@ from grokcast.data import all_examples, split_indices  # noqa: E402
 from grokcast.features import FEATURE_NAMES, feature_table  # noqa: E402
 from grokcast.forecast import GrokForecaster  # noqa: E402
 from grokcast.integrations import FeatureRecorder, p_grok, resolve_forecaster, window_features  # noqa: E402
-from grokcast.integrations.optuna import USER_ATTR, GrokPruner, TrialReporter, report_features  # noqa: E402
+from grokcast.integrations.optuna import (  # noqa: E402
+    DUE_ATTR,
+    USER_ATTR,
+    GrokPruner,
+    TrialReporter,
+    report_features,
+)
 from grokcast.monitor import logit_stats  # noqa: E402
 from grokcast.signals import SIGNAL_NAMES  # noqa: E402
 from grokcast.store import log_frame  # noqa: E402
@@ -386,13 +392,21 @@ def test_example_study_refuses_a_window_longer_than_the_trials(setup, tmp_path):
     assert done.returncode == 2 and "is shorter than the forecast window 20" in done.stderr
 
 
-def test_pruner_warns_once_about_a_trial_past_w_without_its_report(setup):
-    """Reporting steps past W without the features is a mistake the pruner names (once per
-    trial); step W itself, asked about before the features arrive, is not."""
-    study = optuna.create_study(pruner=GrokPruner(setup["forecaster"], window=W))
-    features = window_features(setup["log"][setup["log"].run_id == setup["trial_runs"][0].run_id], W)
+def test_pruner_warns_once_about_a_trial_past_its_due_step_without_its_report(setup):
+    """A trial whose TrialReporter never completed its window, reporting steps past the
+    reporter's due step, is a mistake the pruner names (once per trial and study); the due
+    step itself, asked about before the features arrive, and trials without a reporter
+    (whose step units are unknown) are not."""
+    run = setup["trial_runs"][0]
+    net = PlainTransformer(P, MODEL.d_model, MODEL.n_heads, MODEL.d_mlp)
+    pruner = GrokPruner(setup["forecaster"], window=W)
+    features = window_features(setup["log"][setup["log"].run_id == run.run_id], W)
 
     def objective(trial):
+        if trial.number != 2:  # trial 2 has no reporter
+            reporter = TrialReporter(trial, net.embed.weight, net.unembed.weight, window=W,
+                                     log_schedule=LOG)
+            assert trial.user_attrs[DUE_ATTR] == reporter.monitor.forecast_step == W
         for step in range(W + 5):
             trial.report(0.0, step=step)
             if trial.number == 1 and step == W:  # asked at W, then reported: no warning
@@ -403,9 +417,11 @@ def test_pruner_warns_once_about_a_trial_past_w_without_its_report(setup):
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        study.optimize(objective, n_trials=2)
-    messages = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
-    assert messages == [f"trial 0 reported step {W + 1}, past the forecaster's window W={W}, "
-                        "without its window features, so GrokPruner cannot judge it: report "
-                        "them at step W with TrialReporter.observe() or report_features()"]
-    assert caught[0].filename == __file__  # points at the objective's should_prune()
+        for name in ("a", "b"):  # the same pruner in a second study warns there too
+            optuna.create_study(study_name=name, pruner=pruner).optimize(objective, n_trials=3)
+    runtime = [w for w in caught if issubclass(w.category, RuntimeWarning)]
+    assert [str(w.message) for w in runtime] == 2 * [
+        f"trial 0 reported step {W + 1} without its window features, which its TrialReporter "
+        f"completes at step {W} (W={W}), so GrokPruner cannot judge it: call reporter.observe() "
+        f"at every step up to {W}"]
+    assert runtime[0].filename == __file__  # points at the objective's should_prune()

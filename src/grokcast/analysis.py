@@ -54,6 +54,8 @@ from grokcast.validation import check_int, check_list, check_number
 # n - 1 runs) is negligible next to the bootstrap CI.
 LOO_MAX_RUNS = 200
 KFOLD_SPLITS = 10
+# Each run order repeats the held-out predictions of every cell (~0.2 s per cell at 48 runs):
+# 10,000 orders is already hours; more is a typo, refused before any fitting.
 MAX_ORDERS = 10_000
 DEFAULT_WINDOWS = (100, 200, 300, 500)  # the reference's early windows W
 PRIMARY_WINDOW = 200  # the paper's headline window (reference §5): Table 3, figures 1, 3 and 5
@@ -125,6 +127,9 @@ def run_orders(n_runs: int, n_orders: int, seed: int) -> np.ndarray:
     and window sees the same orders and a window's AUROC can be compared across windows
     order by order.
     """
+    check_int("n_runs", n_runs, 0)
+    check_int("n_orders", n_orders, 0, MAX_ORDERS)
+    check_int("seed", seed, 0)
     rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(3,)))
     return np.array([rng.permutation(n_runs) for _ in range(n_orders)], dtype=np.int64
                     ).reshape(n_orders, n_runs)
@@ -268,7 +273,9 @@ def _cell(X: np.ndarray, y: np.ndarray, predict: _HeldOutFn, *, seed: int, thres
             y, proba, scores[name], rng=_rng(seed, threshold, window, 0), **boot), n_resamples)
     cell["loo_proba"] = None if proba is None else [_float(p) for p in proba]
     if len(orders):
-        # The k-fold shuffle, where there is one, stays that of `multi`: only the order changes.
+        # The k-fold shuffle keeps multi's seed, but its folds are drawn by position within
+        # each class, so under another order they group other runs: for k-fold the order
+        # moves the outer folds as well as the inner ones.
         cell["multi_by_order"] = None if proba is None else [
             _float(auroc(y, _in_order(predict, X, y, o, _rng(seed, threshold, window, 1))))
             for o in orders]
@@ -317,8 +324,10 @@ def analyze(runs_df: pd.DataFrame, log_df: pd.DataFrame, config: Any, *,
         Also compute the model's AUROC with the runs given in this many random orders
         (:func:`run_orders`, from ``seed``): ``multi_by_order`` in every cell. The model's
         internal CV takes its folds from the order of the runs (``run_id`` order otherwise),
-        so this shows how much ``multi`` owes to that order. Each order costs one more
-        held-out fit per cell (about 0.2 s per cell at 48 runs on one CPU core).
+        so this shows how much ``multi`` owes to that order (with k-fold above
+        :data:`LOO_MAX_RUNS` runs, the outer folds move with the order too). Each order
+        repeats the held-out predictions of every cell: about 0.2 s per cell at 48 runs on
+        one CPU core, and as long as ``multi`` itself at thousands of runs.
     sweep_dir : str or Path, optional
         Recorded as ``sweep.dir``.
 

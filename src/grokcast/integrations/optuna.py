@@ -82,8 +82,10 @@ from grokcast.integrations import (
 )
 
 USER_ATTR = "grokcast"  # the user attribute holding a trial's report
+# Set by TrialReporter: the training step at which its window completes and it reports.
+DUE_ATTR = "grokcast_due_step"
 
-__all__ = ["USER_ATTR", "GrokPruner", "TrialReporter", "report_features"]
+__all__ = ["DUE_ATTR", "USER_ATTR", "GrokPruner", "TrialReporter", "report_features"]
 
 
 def report_features(trial: optuna.trial.Trial, features: Mapping[str, float], window: int) -> None:
@@ -130,6 +132,8 @@ class TrialReporter(FeatureRecorder):
         super().__init__(embedding, unembedding, window=window, forecaster=forecaster,
                          log_schedule=log_schedule, run_id=f"trial-{trial.number}")
         self.trial = trial
+        # Tells GrokPruner in which step units the trial reports, and when its report is due.
+        trial.set_user_attr(DUE_ATTR, self.monitor.forecast_step)
 
     def observe(self, step: int, model: Any, **metrics: float) -> bool:  # type: ignore[override]
         """Record a step; True on the call that completed the window and reported it."""
@@ -160,9 +164,11 @@ class GrokPruner(optuna.pruners.BasePruner):
     -----
     The decision is a function of the trial's report alone, so it is the same at every
     ``should_prune()`` call after step W, and the same in every worker of a distributed study.
-    A trial that has reported intermediate values (``trial.report``) past step W without
-    its features is never pruned by the forecaster: the pruner warns once per trial (in the
-    process that asks), since that is a reporting mistake, not a forecast.
+    A trial with a :class:`TrialReporter` that has reported intermediate values
+    (``trial.report``) past the step where the reporter's window completes, without its
+    features, is never pruned by the forecaster: the pruner warns once per trial (in the
+    process that asks), since that is a reporting mistake, not a forecast. (Without a
+    reporter, the trial's step units and so its due step are unknown: no warning.)
     """
 
     def __init__(self, forecaster: Any, *, threshold: float = 0.5, window: int | None = None,
@@ -172,7 +178,7 @@ class GrokPruner(optuna.pruners.BasePruner):
         if then is not None and not isinstance(then, optuna.pruners.BasePruner):
             raise TypeError(f"then must be an Optuna pruner, got {type(then).__name__}")
         self.then = then
-        self._warned: set[int] = set()  # trials already warned about a missing report
+        self._warned: set[tuple[str, int]] = set()  # (study, trial) warned about a missing report
 
     def p_grok(self, trial: optuna.trial.FrozenTrial) -> float | None:
         """P(grok) of a trial from its report; None before it reported, NaN if not finite."""
@@ -188,19 +194,21 @@ class GrokPruner(optuna.pruners.BasePruner):
     def prune(self, study: optuna.study.Study, trial: optuna.trial.FrozenTrial) -> bool:
         p = self.p_grok(trial)
         if p is None:
-            self._warn_unreported(trial)
+            self._warn_unreported(study, trial)
         elif should_stop(p, self.threshold):
             return True
         return self.then.prune(study, trial) if self.then is not None else False
 
-    def _warn_unreported(self, trial: optuna.trial.FrozenTrial) -> None:
-        # Step W itself may be reported before the features are: only a later step says the
-        # report was missed. Trials that report no intermediate values give no step to go by.
-        step = trial.last_step
-        if step is None or step <= self.window or trial.number in self._warned:
+    def _warn_unreported(self, study: optuna.study.Study, trial: optuna.trial.FrozenTrial,
+                         ) -> None:
+        # The due step itself may be reported before the features are: only a later step
+        # says the report was missed.
+        due, step = trial.user_attrs.get(DUE_ATTR), trial.last_step
+        key = (study.study_name, trial.number)
+        if due is None or step is None or step <= due or key in self._warned:
             return
-        self._warned.add(trial.number)
-        warnings.warn(f"trial {trial.number} reported step {step}, past the forecaster's window "
-                      f"W={self.window}, without its window features, so GrokPruner cannot "
-                      "judge it: report them at step W with TrialReporter.observe() or "
-                      "report_features()", RuntimeWarning, stacklevel=4)
+        self._warned.add(key)
+        warnings.warn(f"trial {trial.number} reported step {step} without its window features, "
+                      f"which its TrialReporter completes at step {due} (W={self.window}), so "
+                      "GrokPruner cannot judge it: call reporter.observe() at every step up to "
+                      f"{due}", RuntimeWarning, stacklevel=4)

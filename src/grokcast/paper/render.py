@@ -210,7 +210,7 @@ def comparison_sentence(diff: dict | None, baseline: str, level: float = 0.95, *
 def ties_sentence(diff: dict | None, baseline: str, window: int) -> str:
     """How many bootstrap resamples tie the forecaster with a baseline, and the mid-p.
 
-    ``p₁ = P(Δ* ≤ 0)`` counts the resamples where both rank the runs alike against the
+    ``p₁ = P(Δ* ≤ 0)`` counts the resamples where both get the same AUROC against the
     forecaster; where they are many, the mid-p (``p₁ − ties / 2``) says what counting them
     half would give. Silent below 1% of the resamples or where no ``ties`` were recorded.
     """
@@ -219,7 +219,7 @@ def ties_sentence(diff: dict | None, baseline: str, window: int) -> str:
         return ""
     n = (diff or {}).get("n_resamples")
     return (f"In {esc(fmt_pct(ties))} of the bootstrap resamples at W = {window} the forecaster "
-            f"and the {esc(baseline)} baseline rank the runs alike (Δ\\* = 0); p₁ counts these "
+            f"and the {esc(baseline)} baseline get equal AUROCs (Δ\\* = 0); p₁ counts these "
             f"ties against the forecaster, and counting them half (the mid-p) gives "
             f"{esc(fmt_p(max(p - ties / 2, 0.0), n))}.")
 
@@ -308,7 +308,8 @@ def trend_sentence(aurocs: dict[int, float | None],
     """How the multivariate AUROC changes with the window length.
 
     ``medians``: its median over random orders of the runs at each window (analysis
-    ``orders``); given, the sentence says whether their trend is the run_id order's.
+    ``orders``), given beside the run_id order's trend without a verdict: a median that
+    moves by a pair or two of runs is no trend.
     """
     pts = [(w, a) for w, a in sorted(aurocs.items()) if _finite(a)]
     if len(pts) < 2:
@@ -323,42 +324,60 @@ def trend_sentence(aurocs: dict[int, float | None],
     med = [(w, a) for w, a in sorted((medians or {}).items()) if _finite(a)]
     if len(med) < 2:
         return f"The multivariate AUROC {kind}: {text}."
-    same = _trend(med) == kind
-    return (f"With the runs in run_id order the multivariate AUROC {kind}: {text}; "
-            f"its median over the random orders {_trend(med)} "
-            f"({', '.join(esc(fmt(a)) for _, a in med)} at W = {_and_list([str(w) for w, _ in med])})"
-            + ("." if same else ", so the run_id order's trend is not the forecaster's but "
-               "that order's."))
+    return (f"With the runs in run_id order the multivariate AUROC {kind}: {text}; its median "
+            f"over the random orders {_trend(med)} ({', '.join(esc(fmt(a)) for _, a in med)} "
+            f"at W = {_and_list([str(w) for w, _ in med])}).")
 
 
-def order_sentence(t: dict, ws: Sequence[int], threshold: str | None = None) -> str:
-    """How the forecaster's AUROC moves with the order of the runs (``multi_by_order``);
-    ``threshold`` names the threshold where it is not the one the paragraph is about."""
+# Fewer random run orders than this give a range but no median worth a sentence.
+MIN_ORDERS = 5
+
+
+def order_sentence(t: dict, ws: Sequence[int], threshold: str | None = None, *,
+                   custom: bool = False) -> str:
+    """How the forecaster's AUROC moves with the order of the runs (``multi_by_order``).
+
+    ``threshold`` names the threshold where it is not the one the paragraph is about;
+    ``custom``: the held-out predictions came from a custom predictor, whose folds (if any)
+    grokcast does not know. Silent where a class has fewer than :data:`MIN_CLASS_SIZE` runs:
+    there the AUROCs themselves are degenerate.
+    """
+    if min(t.get("n_pos", 0), t.get("n_neg", 0)) < MIN_CLASS_SIZE:
+        return ""
     rows, n = [], 0
     for w in ws:
         cell = t["windows"][str(w)]
         n = max(n, len(cell.get("multi_by_order") or []))
         by_order = [a for a in (cell.get("multi_by_order") or []) if _finite(a)]
         if by_order:
-            rows.append((w, by_order, (cell.get("val_loss") or {}).get("auroc")))
+            rows.append((w, by_order, (cell.get("val_loss") or {}).get("auroc"),
+                         (cell.get("multi") or {}).get("auroc")))
     if not rows:
         return ""
-    spans = _and_list([f"{esc(fmt(min(a)))}–{esc(fmt(max(a)))} (median "
-                       f"{esc(fmt(float(np.median(a))))})" for _, a, _ in rows])
+    spans = _and_list([f"{esc(fmt(min(a)))}–{esc(fmt(max(a)))}" + (
+        f" (median {esc(fmt(float(np.median(a))))})" if n >= MIN_ORDERS else "")
+        for _, a, _, _ in rows])
     at = f"At threshold {esc(fmt_threshold(threshold))}, with" if threshold else "With"
-    text = (f"{at} the runs in {n} random order{'s' if n > 1 else ''} instead of run_id order "
-            f"(its internal CV's folds change with the order), the forecaster's AUROC at W = "
-            f"{_and_list([str(w) for w, _, _ in rows])} ranges over {spans}")
-    losses = [(w, a, v) for w, a, v in rows if _finite(v)]
-    if not losses:
-        return text + "."
-    lead = max(max(a) - v for _, a, v in losses)
-    text += (f", against the val-loss baseline's "
-             f"{_and_list([esc(fmt(v)) for _, _, v in losses])}, which no order changes")
-    if lead > 0:
-        return text + (f". In no order does the forecaster lead that baseline by more than "
-                       f"{esc(fmt(lead))} at any window.")
-    return text + ". In no order does the forecaster lead that baseline at any window."
+    why = "" if custom else " (the cross-validation's folds change with the order)"
+    text = (f"{at} the runs in {n} random order{'s' if n > 1 else ''} instead of run_id "
+            f"order{why}, the forecaster's AUROC at W = "
+            f"{_and_list([str(w) for w, *_ in rows])} ranges over {spans}")
+    losses = [(a, v) for _, a, v, _ in rows if _finite(v)]
+    if losses:
+        text += (f", against the val-loss baseline's {_and_list([esc(fmt(v)) for _, v in losses])}"
+                 ", which no order changes")
+    text += "."
+    outside = [(w, m, "below" if m < min(a) else "above") for w, a, _, m in rows
+               if _finite(m) and not min(a) <= m <= max(a)]
+    if outside:
+        text += " In run_id order it lies outside every random order's: " + _and_list(
+            [f"{side} them at W = {w} ({esc(fmt(m))})" for w, m, side in outside]) + "."
+    if losses:
+        lead = max(max(a) - v for a, v in losses)
+        text += (f" Its largest lead over that baseline in any order and window is "
+                 f"{esc(fmt(lead))}." if lead > 0 else
+                 " It leads that baseline in no order at any window.")
+    return text
 
 
 def grid_sentence(runs: Sequence[dict], labels: Sequence[int]) -> str:
@@ -722,8 +741,8 @@ def baseline_windows_sentence(entry: dict, windows: Sequence[int], level: float 
 
 
 def below_chance_sentence(entry: dict, windows: Sequence[int]) -> str:
-    """Where a baseline's (unfolded) AUROC is below 0.5: a lead over it there is a lead over a
-    score that ranks the runs the wrong way round."""
+    """Where a baseline's (unfolded) AUROC is below 0.5: a comparison with it there is one
+    with a score that ranks the runs the wrong way round."""
     parts = []
     for key, name in (("val_loss", "val-loss"), ("val_acc", "val-accuracy")):
         low = [(w, a) for w in windows
@@ -734,8 +753,8 @@ def below_chance_sentence(entry: dict, windows: Sequence[int]) -> str:
     if not parts:
         return ""
     return (f"Unfolded, {_and_list(parts)}: there {'it ranks' if len(parts) == 1 else 'each ranks'} "
-            "the grokking runs below the others, so the forecaster's lead over it is a lead over "
-            "a score that points the wrong way.")
+            "the grokking runs mostly below the others, a score that points the wrong way, so the "
+            "forecaster's difference from it there says little.")
 
 
 def max_accuracy_sentence(entry: dict, windows: Sequence[int]) -> str:
@@ -806,7 +825,8 @@ def comparison_status(theirs: dict, ours: dict, level: float) -> str:
     strongly. It is contradicted only where our CI excludes the whole side the reference
     claims: Δ > 0 for "better" (also one-sided), Δ < 0 for "worse", Δ = 0 for "no
     significant difference". A CI that excludes the reference's estimate but not its sign
-    rules out the size of its difference, not the claim: unresolved, as is a CI not computed.
+    rules out the size of its difference, not the claim: :data:`SMALLER`. Otherwise, and
+    where our CI was not computed, it is unresolved.
     """
     ref_s, our_s = _standing(theirs, level), _standing(ours, level)
     if ref_s == our_s or _RANK[ref_s] > 0 and _RANK[our_s] >= _RANK[ref_s]:
@@ -820,7 +840,9 @@ def comparison_status(theirs: dict, ours: dict, level: float) -> str:
         ruled_out = lo >= 0
     else:  # "no significant difference"
         ruled_out = lo > 0 or hi < 0
-    return CONTRADICTED if ruled_out else UNRESOLVED
+    if ruled_out:
+        return CONTRADICTED
+    return UNRESOLVED if lo <= theirs["diff"] <= hi else SMALLER
 
 
 def _versus_theirs(theirs: dict, ours: dict, status: str) -> str:
@@ -855,9 +877,6 @@ def _comparison_claims(a: dict, reference: dict, window: int, level: float) -> l
         tiny = t.get("single_class") or small < MIN_CLASS_SIZE
         defined = bool(ours) and _finite(ours.get("diff"))
         status = UNCHECKED if tiny or not defined else comparison_status(theirs, ours, level)
-        lo, hi = (ours or {}).get("ci") or (None, None)
-        if status == UNRESOLVED and _finite(lo) and _finite(hi) and not lo <= theirs["diff"] <= hi:
-            status = SMALLER
         if not defined:
             ours_text = _why_undefined(t, window) + "."
         elif tiny:  # no verdict word: the numbers support none
@@ -1214,7 +1233,7 @@ class _Facts:
     def median_by_w(self) -> dict[int, float | None] | None:
         """The multivariate AUROC's median over the random run orders, None without orders."""
         cells = {w: self.t1["windows"][str(w)].get("multi_by_order") for w in self.ws}
-        if not any(cells.values()):
+        if max(len(c or []) for c in cells.values()) < MIN_ORDERS:
             return None
         return {w: float(np.median([a for a in c if _finite(a)]))
                 if c and any(_finite(a) for a in c) else None for w, c in cells.items()}
@@ -1389,7 +1408,8 @@ def _results(f: _Facts, pair: _Pair) -> dict[str, str]:
             f"@tab:main gives the headline numbers for every window. At W = {w0} {compared}. "
             f"{ties_sentence(c0.get('diff_val_loss'), 'val-loss', w0)} "
             f"{small} {acc_sentence} "
-            f"{trend_sentence(f.multi_by_w, f.median_by_w)} {order_sentence(t1, ws)} "
+            f"{trend_sentence(f.multi_by_w, f.median_by_w)} "
+            f"{order_sentence(t1, ws, custom=custom_predictor(f.cv) is not None)} "
             f"{baseline_windows_sentence(t1, ws, f.level)} {below_chance_sentence(t1, ws)} "
             f"{max_accuracy_sentence(t1, ws)} {observed_label_sentence(f.a['runs'], ws, f.k1)} "
             "@fig:windows shows the comparison against the window length."),
@@ -1407,7 +1427,8 @@ def _results(f: _Facts, pair: _Pair) -> dict[str, str]:
             + reliability_sentence(c0.get("loo_proba"), t1["labels"])),
         "robustness": ((f"The same analysis at the {f.word2} threshold {f.th2} ({f.grok2} "
                         f"runs positive) is in @tab:robust. " if f.k2 else "") + robustness
-                       + (f" {order_sentence(t2, ws, f.k2)}" if t2 else "")),
+                       + (f" {order_sentence(t2, ws, f.k2, custom=custom_predictor(f.cv) is not None)}"
+                          if t2 else "")),
     }
 
 
@@ -1498,7 +1519,7 @@ def _uncertainty_limit(f: _Facts) -> str:
             f"only down to the width of its intervals{ci_text}; the bootstrap p-values have a "
             f"resolution of 1/{fmt_int(f.a['settings']['n_resamples'])}. The bootstrap resamples "
             "the forecaster's held-out predictions without refitting it, so its intervals and "
-            "paired tests leave out the variance of fitting: they are narrower than a refit per "
+            "paired tests leave out the variance of fitting and can be narrower than a refit per "
             "resample would give.")
 
 
