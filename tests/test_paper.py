@@ -232,6 +232,21 @@ def test_below_chance_sentence_names_baselines_that_point_the_wrong_way() -> Non
     assert below({"windows": {"100": {"val_acc": None}}}, [100]) == ""
 
 
+def test_hyperparameter_sentence_scores_the_grid_axes_as_predictors() -> None:
+    hyper = _plain_fn(R.hyperparameter_sentence)
+    runs = [{"weight_decay": wd, "train_frac": f} for wd in (0.3, 1.0, 10.0) for f in (0.3, 0.6)]
+    labels = [0, 0, 0, 1, 1, 1]  # grokking at the larger weight decays, both fractions
+    want = (roc_auc_score(labels, [r["weight_decay"] for r in runs]),
+            roc_auc_score(labels, [r["train_frac"] for r in runs]))
+    assert hyper(runs, labels, "0.9") == (
+        "The hyperparameters alone, known before training, already rank the runs: as scores "
+        f"at threshold 0.9, weight decay {want[0]:.3f} and the training fraction {want[1]:.3f} "
+        "(AUROC), so part of what the early signals carry is which cell of the grid a run is in.")
+    one_f = [{**r, "train_frac": 0.5} for r in runs]  # an axis that does not vary is left out
+    assert "training fraction" not in hyper(one_f, labels, "0.9")
+    assert hyper(runs, [0] * 6, "0.9") == ""  # one class: no AUROC
+
+
 def _order_cells(by_order: dict[int, list], loss: dict[int, float | None],
                  multi: dict[int, float] | None = None, n_pos: int = 10) -> dict:
     return {"n_pos": n_pos, "n_neg": 38,

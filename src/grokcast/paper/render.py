@@ -38,7 +38,7 @@ from scipy.stats import fisher_exact
 from grokcast import figures as F
 from grokcast.analysis import custom_predictor, feature_difference, table3_order
 from grokcast.signals import reaches
-from grokcast.stats import format_p
+from grokcast.stats import auroc, format_p
 
 MINUS = "\u2212"  # typographic minus; the tables and text print negative numbers with it
 NA = "n/a"
@@ -755,6 +755,25 @@ def below_chance_sentence(entry: dict, windows: Sequence[int]) -> str:
     return (f"Unfolded, {_and_list(parts)}: there {'it ranks' if len(parts) == 1 else 'each ranks'} "
             "the grokking runs mostly below the others, a score that points the wrong way, so the "
             "forecaster's difference from it there says little.")
+
+
+def hyperparameter_sentence(runs: Sequence[dict], labels: Sequence[int], threshold: str) -> str:
+    """How well the hyperparameters alone, known before training, rank the runs: the AUROC of
+    weight decay and of the training fraction as scores. Empty where they do not vary or the
+    labels have one class."""
+    y = np.asarray(labels, dtype=int)
+    if len(y) == 0 or y.min() == y.max():
+        return ""
+    parts = []
+    for key, name in (("weight_decay", "weight decay"), ("train_frac", "the training fraction")):
+        x = np.array([float(r[key]) for r in runs])
+        if np.ptp(x) > 0:
+            parts.append(f"{name} {esc(fmt(float(auroc(y, x))))}")
+    if not parts:
+        return ""
+    return (f"The hyperparameters alone, known before training, already rank the runs: as "
+            f"scores at threshold {esc(fmt_threshold(threshold))}, {_and_list(parts)} (AUROC), "
+            "so part of what the early signals carry is which cell of the grid a run is in.")
 
 
 def max_accuracy_sentence(entry: dict, windows: Sequence[int]) -> str:
@@ -1492,7 +1511,9 @@ def _limitations(f: _Facts) -> list[str]:
          "early signals transfer to other tasks, deeper models or mini-batch training is "
          "untested."),
         ("The forecaster is trained and evaluated on one hyperparameter sweep; transfer to "
-         "unseen (f, λ) regions is not tested."),
+         "unseen (f, λ) regions is not tested, and a held-out run's seed-siblings (the same f "
+         "and λ) are in its training set. " + hyperparameter_sentence(f.a["runs"],
+                                                                      f.t1["labels"], f.k1)),
         (_uncertainty_limit(f) if not f.t1["single_class"] else
          f"With {f.n_runs} runs, all of one class at threshold {f.th1}, no AUROC, CI or p-value "
          "exists at that threshold: a larger or more varied sweep is needed."),
