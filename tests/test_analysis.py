@@ -501,3 +501,28 @@ def test_orders_are_checked_and_a_model_too_small_to_fit_has_none(sweep):
     res = A.analyze(few, log, None, windows=(200,), thresholds=(0.9,), n_resamples=20, orders=2)
     cell = res["thresholds"]["0.9"]["windows"]["200"]
     assert cell["multi"] is None and cell["multi_by_order"] is None
+
+
+def test_multi_cell_out_leaves_out_whole_grid_cells_as_sklearn_does(sweep):
+    """Every seed of a (train fraction, weight decay) cell is held out together: the AUROC is
+    that of a plain scikit-learn loop over the cells; a custom predictor gets none."""
+    from test_forecast import sklearn_reference
+
+    runs, log = sweep
+    runs = runs.assign(weight_decay=[1.0, 1.0, 3.0, 3.0] * 5 + [1.0])  # 4 cells of 5 runs
+    res = A.analyze(runs, log, None, windows=(200,), thresholds=(0.9,), n_resamples=30)
+    cell = res["thresholds"]["0.9"]["windows"]["200"]
+    X = feature_table(log[log["run_id"] != "run20"], 200).to_numpy()
+    y = np.array(res["thresholds"]["0.9"]["labels"])
+    analysed = runs[runs["run_id"] != "run20"]
+    keys = list(zip(analysed["train_frac"], analysed["weight_decay"]))
+    proba = np.empty(len(y))
+    for key in set(keys):
+        out = np.array([k == key for k in keys])
+        proba[out] = sklearn_reference().fit(X[~out], y[~out]).predict_proba(X[out])[:, 1]
+    assert cell["multi_cell_out"]["auroc"] == pytest.approx(roc_auc_score(y, proba), abs=1e-9)
+    lo, hi = cell["multi_cell_out"]["ci"]
+    assert lo <= cell["multi_cell_out"]["auroc"] <= hi
+    custom = A.analyze(runs, log, None, windows=(200,), thresholds=(0.9,), n_resamples=30,
+                       predict_fn=standin)
+    assert "multi_cell_out" not in custom["thresholds"]["0.9"]["windows"]["200"]

@@ -22,6 +22,7 @@ from grokcast import forecast as F
 from grokcast.forecast import (
     ForecasterFileError,
     GrokForecaster,
+    group_predictions,
     kfold_predictions,
     loo_predictions,
 )
@@ -129,6 +130,21 @@ def test_loo_matches_a_plain_loop_of_the_sklearn_pipeline():
         for i in range(len(y))
     ])
     np.testing.assert_allclose(ours, expected, rtol=0, atol=1e-6)
+
+
+def test_group_predictions_match_sklearn_leaving_each_group_out():
+    X, y = make_data(13, 30, 5)
+    groups = np.repeat([3, 0, 7, 1, 5, 2, 9, 4, 8, 6], 3)  # labels in no particular order
+    ours = group_predictions(X, y, groups)
+    expected = np.empty(len(y))
+    for g in np.unique(groups):
+        out = groups == g
+        expected[out] = sklearn_reference().fit(X[~out], y[~out]).predict_proba(X[out])[:, 1]
+    np.testing.assert_allclose(ours, expected, rtol=0, atol=1e-6)
+    # One run per group is leave-one-out.
+    np.testing.assert_array_equal(group_predictions(X, y, np.arange(30)), loo_predictions(X, y))
+    with pytest.raises(ValueError, match=r"groups of shape \(29,\) are not allowed"):
+        group_predictions(X, y, groups[:-1])
 
 
 def test_kfold_matches_sklearn_on_the_same_folds_and_is_reproducible():

@@ -247,6 +247,22 @@ def test_hyperparameter_sentence_scores_the_grid_axes_as_predictors() -> None:
     assert hyper(runs, [0] * 6, "0.9") == ""  # one class: no AUROC
 
 
+def test_cell_out_sentence_sets_leaving_out_cells_beside_loo() -> None:
+    cells = _plain_fn(R.cell_out_sentence)
+    t = {"n_pos": 10, "n_neg": 38, "windows": {
+        "100": {"multi": {"auroc": 0.868}, "multi_cell_out": {"auroc": 0.939, "ci": [0.86, 0.99]}},
+        "200": {"multi": {"auroc": 0.984}, "multi_cell_out": {"auroc": 0.971, "ci": [0.92, 1.0]}},
+        "300": {"multi": {"auroc": 0.995}}}}  # not computed there: left out
+    assert cells(t, [100, 200, 300], 200) == (
+        "Leaving out a whole grid cell at a time, so that no run is predicted by a model that "
+        "saw its seed-siblings (leave-one-out keeps them in training), the forecaster's AUROC "
+        "at W = 100 and 200 is 0.939 and 0.971, against leave-one-out's 0.868 and 0.984 (95% "
+        "CI at W = 200: [0.920, 1.000]).")
+    assert cells(t, [100], 200).endswith("against leave-one-out's 0.868.")  # no headline CI
+    assert cells({**t, "n_pos": 2}, [100, 200], 200) == ""  # tiny class
+    assert cells({"n_pos": 10, "n_neg": 38, "windows": {"200": {"multi": None}}}, [200], 200) == ""
+
+
 def _order_cells(by_order: dict[int, list], loss: dict[int, float | None],
                  multi: dict[int, float] | None = None, n_pos: int = 10) -> dict:
     return {"n_pos": n_pos, "n_neg": 38,

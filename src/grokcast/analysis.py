@@ -15,6 +15,9 @@ Method (paper §5-6), per label threshold and window W:
   folded;
 * percentile bootstrap CIs over runs and paired-bootstrap differences multi - baseline, all on
   the *same* resamples (the held-out predictions are resampled, not refitted);
+* ``multi_cell_out``: the paper's model again, leaving out a whole grid cell (every seed of
+  one train fraction and weight decay) at a time, so that no run is predicted by a model that
+  saw its seed-siblings;
 * optionally (``orders``), ``multi``'s AUROC again with the runs given in random orders: the
   model's internal CV is not shuffled, so its folds, its C and its predictions depend on the
   order of the runs, which the reference does not state.
@@ -37,7 +40,12 @@ import pandas as pd
 import grokcast
 from grokcast.config import SweepConfig
 from grokcast.features import FEATURE_NAMES, FEATURES, feature_table
-from grokcast.forecast import TooFewRunsError, kfold_predictions, loo_predictions
+from grokcast.forecast import (
+    TooFewRunsError,
+    group_predictions,
+    kfold_predictions,
+    loo_predictions,
+)
 from grokcast.signals import reaches
 from grokcast.stats import (
     MAX_RESAMPLES,
@@ -242,7 +250,8 @@ def _paired(res: Any, n_resamples: int) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- analysis
 
 def _cell(X: np.ndarray, y: np.ndarray, predict: _HeldOutFn, *, seed: int, threshold: float,
-          window: int, n_resamples: int, level: float, orders: np.ndarray) -> dict[str, Any]:
+          window: int, n_resamples: int, level: float, orders: np.ndarray,
+          grid_cells: np.ndarray | None) -> dict[str, Any]:
     """Model, baselines, paired tests and univariate AUROCs of one (threshold, window) cell.
 
     X has shape (n_runs, 28) in registry order; y shape (n_runs,) holding both classes. Where
@@ -250,6 +259,8 @@ def _cell(X: np.ndarray, y: np.ndarray, predict: _HeldOutFn, *, seed: int, thres
     univariate AUROCs are still computed; ``multi``, the paired tests and ``loo_proba`` are
     None and ``multi_note`` says why. ``orders`` (n_orders, n_runs): permutations of the runs
     for ``multi_by_order``, the model's AUROC with the runs given in each order.
+    ``grid_cells`` (n_runs,): each run's grid cell for ``multi_cell_out``; None for a custom
+    predictor, whose way of holding runs out grokcast does not know.
     """
     cell: dict[str, Any] = {}
     try:
@@ -272,6 +283,9 @@ def _cell(X: np.ndarray, y: np.ndarray, predict: _HeldOutFn, *, seed: int, thres
         cell[f"diff_{name}"] = None if proba is None else _paired(paired_bootstrap(
             y, proba, scores[name], rng=_rng(seed, threshold, window, 0), **boot), n_resamples)
     cell["loo_proba"] = None if proba is None else [_float(p) for p in proba]
+    if grid_cells is not None and proba is not None:
+        cell["multi_cell_out"] = _cell_out(X, y, grid_cells, rng=_rng(seed, threshold, window, 0),
+                                           **boot)
     if len(orders):
         # The k-fold shuffle keeps multi's seed, but its folds are drawn by position within
         # each class, so under another order they group other runs: for k-fold the order
@@ -283,6 +297,18 @@ def _cell(X: np.ndarray, y: np.ndarray, predict: _HeldOutFn, *, seed: int, thres
     cell["univariate"] = {f: {"auroc": _float(a), "folded": _float(folded_auroc(a))}
                           for f, a in zip(FEATURE_NAMES, uni)}
     return cell
+
+
+def _cell_out(X: np.ndarray, y: np.ndarray, grid_cells: np.ndarray, *,
+              rng: np.random.Generator, n_resamples: int, level: float) -> dict[str, Any] | None:
+    """AUROC and CI of the paper's model leaving out one grid cell at a time (the cell's
+    bootstrap resamples, as ``multi``'s); None where a training part is too small for its
+    internal CV."""
+    try:
+        proba = group_predictions(X, y, grid_cells)
+    except TooFewRunsError:
+        return None
+    return _ci(bootstrap_ci(y, proba, rng=rng, n_resamples=n_resamples, level=level))
 
 
 def analyze(runs_df: pd.DataFrame, log_df: pd.DataFrame, config: Any, *,
@@ -363,10 +389,17 @@ def analyze(runs_df: pd.DataFrame, log_df: pd.DataFrame, config: Any, *,
         cv = f"{CUSTOM_CV}{getattr(predict_fn, '__name__', type(predict_fn).__name__)}"
         predict = lambda X, y, rng: predict_fn(X, y)  # noqa: E731
     permutations = run_orders(len(runs), orders, seed)
+    # Leaving out a cell is leave-one-out where each cell holds one run: computed only where
+    # some cell holds several, and only for the paper's model.
+    grid_cells = pd.factorize(pd.MultiIndex.from_arrays(
+        [runs["train_frac"].astype(float), runs["weight_decay"].astype(float)]))[0]
+    if predict_fn is not None or np.bincount(grid_cells).max() < 2:
+        grid_cells = None
     by_threshold = {
         _key(th): _threshold_entry(reaches(runs["max_val_acc"], th).astype(int), tables, max_acc,
                                    predict, cv, threshold=th, seed=seed,
-                                   n_resamples=n_resamples, level=level, orders=permutations)
+                                   n_resamples=n_resamples, level=level, orders=permutations,
+                                   grid_cells=grid_cells)
         for th in thresholds}
 
     train_seconds = None
@@ -489,7 +522,8 @@ def feature_matrix(log: pd.DataFrame, run_ids: Sequence[str], window: int) -> pd
 
 def _threshold_entry(y: np.ndarray, tables: dict[int, pd.DataFrame], max_acc: dict[int, Any],
                      predict: _HeldOutFn, cv: str, *, threshold: float, seed: int,
-                     n_resamples: int, level: float, orders: np.ndarray) -> dict[str, Any]:
+                     n_resamples: int, level: float, orders: np.ndarray,
+                     grid_cells: np.ndarray | None) -> dict[str, Any]:
     """One threshold of ``analysis.json``: its labels ``y`` and a cell per window."""
     n_pos, n_neg = int(y.sum()), int(len(y) - y.sum())
     single = n_pos == 0 or n_neg == 0
@@ -504,7 +538,8 @@ def _threshold_entry(y: np.ndarray, tables: dict[int, pd.DataFrame], max_acc: di
         cell: dict[str, Any] = {"max_val_acc_in_window": max_acc[w]}
         if not single:
             cell |= _cell(table.to_numpy(), y, predict, seed=seed, threshold=threshold,
-                          window=w, n_resamples=n_resamples, level=level, orders=orders)
+                          window=w, n_resamples=n_resamples, level=level, orders=orders,
+                          grid_cells=grid_cells)
         cells[str(w)] = cell
     return {"n_pos": n_pos, "n_neg": n_neg, "single_class": single, "message": message,
             "cv": None if single else _cv_label(cv, y), "labels": y.tolist(), "windows": cells}

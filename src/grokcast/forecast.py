@@ -537,10 +537,46 @@ def loo_predictions(X: Any, y: Any, *, Cs: int | Sequence[float] = 10, cv: int =
     >>> loo_predictions(X, y).shape
     (20,)
     """
+    return group_predictions(X, y, np.arange(len(y)), Cs=Cs, cv=cv, tol=tol, max_iter=max_iter)
+
+
+def group_predictions(X: Any, y: Any, groups: Any, *, Cs: int | Sequence[float] = 10,
+                      cv: int = 3, tol: float = 1e-10, max_iter: int = 100) -> np.ndarray:
+    """Held-out probabilities leaving out one group of runs at a time.
+
+    As :func:`loo_predictions` (its case of one run per group), but each fit leaves out every
+    run of a group, e.g. all seeds of one (train fraction, weight decay) cell, so that no run
+    is predicted by a model that saw its siblings. The other runs keep their order.
+
+    Parameters
+    ----------
+    X, y, Cs, cv, tol, max_iter
+        As in :func:`loo_predictions`.
+    groups : array-like of shape (n_runs,)
+        A label per run; runs with equal labels are held out together.
+
+    Returns
+    -------
+    ndarray of shape (n_runs,)
+        Held-out P(y = classes[1]); a group whose complement holds one class gets that
+        class's indicator.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(24, 3))
+    >>> y = (X[:, 0] > 0).astype(int)
+    >>> group_predictions(X, y, np.repeat(np.arange(8), 3)).shape
+    (24,)
+    """
     X_arr, y01, _ = _check_Xy(X, y)
-    n = len(y01)
-    rows = np.arange(n)
-    splits = [(np.delete(rows, i), rows[i:i + 1]) for i in range(n)]
+    groups = np.asarray(groups)
+    if groups.shape != y01.shape:
+        raise ValueError(f"groups of shape {groups.shape} are not allowed: expected one label "
+                         f"per run, shape {y01.shape}")
+    rows = np.arange(len(y01))
+    _, first = np.unique(groups, return_index=True)
+    splits = [(rows[groups != groups[i]], rows[groups == groups[i]]) for i in np.sort(first)]
     return _outer_predictions(X_arr, y01, splits, Cs, cv=cv, tol=tol, max_iter=max_iter)
 
 
