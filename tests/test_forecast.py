@@ -209,6 +209,9 @@ def test_fit_errors_name_the_problem():
         GrokForecaster().fit(X, np.ones(20, dtype=int))
     with pytest.raises(ValueError, match="only one class: 'grokked'"):
         loo_predictions(X, np.array(["grokked"] * 20))
+    for bad in (None, 3):  # named by the checks, not a TypeError from len()
+        with pytest.raises(ValueError, match="y"):
+            loo_predictions(X, bad)
     with pytest.raises(ValueError, match="Only binary classification.*3 classes"):
         GrokForecaster().fit(X, np.arange(20) % 3)
     bad = pd.DataFrame(X, columns=["end_val_loss", "slope_val_acc", "end_val_acc"])

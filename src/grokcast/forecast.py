@@ -537,7 +537,9 @@ def loo_predictions(X: Any, y: Any, *, Cs: int | Sequence[float] = 10, cv: int =
     >>> loo_predictions(X, y).shape
     (20,)
     """
-    return group_predictions(X, y, np.arange(len(y)), Cs=Cs, cv=cv, tol=tol, max_iter=max_iter)
+    # np.size, not len: a bad y (a scalar, None) is then named by the checks, not by len().
+    return group_predictions(X, y, np.arange(np.size(y)), Cs=Cs, cv=cv, tol=tol,
+                             max_iter=max_iter)
 
 
 def group_predictions(X: Any, y: Any, groups: Any, *, Cs: int | Sequence[float] = 10,
