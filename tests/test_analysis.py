@@ -505,24 +505,43 @@ def test_orders_are_checked_and_a_model_too_small_to_fit_has_none(sweep):
 
 def test_multi_cell_out_leaves_out_whole_grid_cells_as_sklearn_does(sweep):
     """Every seed of a (train fraction, weight decay) cell is held out together: the AUROC is
-    that of a plain scikit-learn loop over the cells; a custom predictor gets none."""
+    that of a plain scikit-learn loop over the cells, its CI on multi's resamples, and with
+    run orders each order's AUROC is that loop's over the permuted runs; a custom predictor,
+    a grid of one run per cell and a grid of one cell get none."""
     from test_forecast import sklearn_reference
+
+    from grokcast.stats import bootstrap_ci
 
     runs, log = sweep
     runs = runs.assign(weight_decay=[1.0, 1.0, 3.0, 3.0] * 5 + [1.0])  # 4 cells of 5 runs
-    res = A.analyze(runs, log, None, windows=(200,), thresholds=(0.9,), n_resamples=30)
+    res = A.analyze(runs, log, None, windows=(200,), thresholds=(0.9,), n_resamples=30,
+                    orders=2, seed=5)
     cell = res["thresholds"]["0.9"]["windows"]["200"]
     X = feature_table(log[log["run_id"] != "run20"], 200).to_numpy()
     y = np.array(res["thresholds"]["0.9"]["labels"])
     analysed = runs[runs["run_id"] != "run20"]
-    keys = list(zip(analysed["train_frac"], analysed["weight_decay"]))
-    proba = np.empty(len(y))
-    for key in set(keys):
-        out = np.array([k == key for k in keys])
-        proba[out] = sklearn_reference().fit(X[~out], y[~out]).predict_proba(X[out])[:, 1]
+    keys = np.array([f"{f}/{wd}" for f, wd in zip(analysed["train_frac"], analysed["weight_decay"])])
+
+    def cell_out(order: np.ndarray) -> np.ndarray:
+        Xo, yo, ko = X[order], y[order], keys[order]
+        proba = np.empty(len(y))
+        for key in dict.fromkeys(ko):
+            out = ko == key
+            proba[order[out]] = sklearn_reference().fit(Xo[~out], yo[~out]).predict_proba(
+                Xo[out])[:, 1]
+        return proba
+
+    proba = cell_out(np.arange(len(y)))
     assert cell["multi_cell_out"]["auroc"] == pytest.approx(roc_auc_score(y, proba), abs=1e-9)
-    lo, hi = cell["multi_cell_out"]["ci"]
-    assert lo <= cell["multi_cell_out"]["auroc"] <= hi
+    ci = bootstrap_ci(y, proba, rng=A._rng(5, 0.9, 200, 0), n_resamples=30)  # multi's resamples
+    assert cell["multi_cell_out"]["ci"] == pytest.approx([ci.lo, ci.hi], abs=1e-9)
+    np.testing.assert_allclose(cell["multi_cell_out_by_order"],
+                               [roc_auc_score(y, cell_out(o)) for o in A.run_orders(len(y), 2, 5)],
+                               atol=1e-9)
     custom = A.analyze(runs, log, None, windows=(200,), thresholds=(0.9,), n_resamples=30,
                        predict_fn=standin)
     assert "multi_cell_out" not in custom["thresholds"]["0.9"]["windows"]["200"]
+    for grid in (runs.assign(weight_decay=np.arange(len(runs), dtype=float)),  # one run a cell
+                 runs.assign(train_frac=0.3, weight_decay=1.0)):  # one cell
+        other = A.analyze(grid, log, None, windows=(200,), thresholds=(0.9,), n_resamples=30)
+        assert "multi_cell_out" not in other["thresholds"]["0.9"]["windows"]["200"]

@@ -141,10 +141,23 @@ def test_group_predictions_match_sklearn_leaving_each_group_out():
         out = groups == g
         expected[out] = sklearn_reference().fit(X[~out], y[~out]).predict_proba(X[out])[:, 1]
     np.testing.assert_allclose(ours, expected, rtol=0, atol=1e-6)
-    # One run per group is leave-one-out.
-    np.testing.assert_array_equal(group_predictions(X, y, np.arange(30)), loo_predictions(X, y))
+    # NaN labels are one group (NaN != NaN would have left them in training).
+    nan_groups = np.where(groups == 3, np.nan, groups.astype(float))
+    np.testing.assert_array_equal(group_predictions(X, y, nan_groups), ours)
     with pytest.raises(ValueError, match=r"groups of shape \(29,\) are not allowed"):
         group_predictions(X, y, groups[:-1])
+    with pytest.raises(ValueError, match="1 distinct label"):
+        group_predictions(X, y, np.zeros(30))
+
+
+def test_loo_predictions_are_bitwise_those_of_one_split_per_run():
+    """loo_predictions goes through group_predictions; its numbers are those of the n splits
+    (all runs but i, in order; run i) that it solved directly before, bit for bit."""
+    X, y = make_data(14, 25, 4)
+    rows = np.arange(25)
+    splits = [(np.delete(rows, i), rows[i:i + 1]) for i in range(25)]
+    direct = F._outer_predictions(X, y, splits, 10, cv=3, tol=1e-10, max_iter=100)
+    np.testing.assert_array_equal(loo_predictions(X, y), direct)
 
 
 def test_kfold_matches_sklearn_on_the_same_folds_and_is_reproducible():
@@ -209,9 +222,11 @@ def test_fit_errors_name_the_problem():
         GrokForecaster().fit(X, np.ones(20, dtype=int))
     with pytest.raises(ValueError, match="only one class: 'grokked'"):
         loo_predictions(X, np.array(["grokked"] * 20))
-    for bad in (None, 3):  # named by the checks, not a TypeError from len()
-        with pytest.raises(ValueError, match="y"):
-            loo_predictions(X, bad)
+    # Named by the checks, not a TypeError from len().
+    with pytest.raises(ValueError, match="requires y to be passed"):
+        loo_predictions(X, None)
+    with pytest.raises(ValueError, match="y should be a 1d array"):
+        loo_predictions(X, 3)
     with pytest.raises(ValueError, match="Only binary classification.*3 classes"):
         GrokForecaster().fit(X, np.arange(20) % 3)
     bad = pd.DataFrame(X, columns=["end_val_loss", "slope_val_acc", "end_val_acc"])

@@ -256,9 +256,19 @@ def test_cell_out_sentence_sets_leaving_out_cells_beside_loo() -> None:
     assert cells(t, [100, 200, 300], 200) == (
         "Leaving out a whole grid cell at a time, so that no run is predicted by a model that "
         "saw its seed-siblings (leave-one-out keeps them in training), the forecaster's AUROC "
-        "at W = 100 and 200 is 0.939 and 0.971, against leave-one-out's 0.868 and 0.984 (95% "
-        "CI at W = 200: [0.920, 1.000]).")
-    assert cells(t, [100], 200).endswith("against leave-one-out's 0.868.")  # no headline CI
+        "in run_id order at W = 100 and 200 is 0.939 and 0.971, against the tables' 0.868 and "
+        "0.984 (95% CI at W = 200: [0.920, 1.000]).")
+    assert cells(t, [100], 200).endswith("against the tables' 0.868.")  # no headline CI
+    assert "(10-fold CV keeps them in training)" in cells(t, [100], 200, 0.95, "10-fold CV")
+    # With 5+ run orders, both medians: the order moves the cell-out model too.
+    for w, (out, multi) in {"100": ([0.9, 0.95, 0.96, 0.97, 0.99], [0.97] * 5),
+                            "200": ([0.96] * 5, [0.98, 0.99, 0.99, 0.99, 1.0])}.items():
+        t["windows"][w] |= {"multi_cell_out_by_order": out, "multi_by_order": multi}
+    assert cells(t, [100, 200], 200).endswith(
+        "[0.920, 1.000]); over the 5 random run orders its median is 0.960 and 0.960, against "
+        "leave-one-out's 0.970 and 0.990.")
+    t["windows"]["200"]["multi_cell_out_by_order"] = [0.96] * 4  # too few orders for a median
+    assert "median" not in cells(t, [100, 200], 200)
     assert cells({**t, "n_pos": 2}, [100, 200], 200) == ""  # tiny class
     assert cells({"n_pos": 10, "n_neg": 38, "windows": {"200": {"multi": None}}}, [200], 200) == ""
 

@@ -17,7 +17,7 @@ Method (paper §5-6), per label threshold and window W:
   the *same* resamples (the held-out predictions are resampled, not refitted);
 * ``multi_cell_out``: the paper's model again, leaving out a whole grid cell (every seed of
   one train fraction and weight decay) at a time, so that no run is predicted by a model that
-  saw its seed-siblings;
+  saw its seed-siblings (with ``orders``, also in each run order);
 * optionally (``orders``), ``multi``'s AUROC again with the runs given in random orders: the
   model's internal CV is not shuffled, so its folds, its C and its predictions depend on the
   order of the runs, which the reference does not state.
@@ -62,9 +62,13 @@ from grokcast.validation import check_int, check_list, check_number
 # n - 1 runs) is negligible next to the bootstrap CI.
 LOO_MAX_RUNS = 200
 KFOLD_SPLITS = 10
-# Each run order repeats the held-out predictions of every cell (~0.2 s per cell at 48 runs):
+# Each run order repeats the held-out predictions of every cell (~0.3 s per cell at 48 runs):
 # 10,000 orders is already hours; more is a typo, refused before any fitting.
 MAX_ORDERS = 10_000
+# Leaving out one grid cell at a time solves a problem of (cells, runs, 29) floats per array;
+# above this many cells x runs (~46 MB an array) multi_cell_out is skipped, as LOO stops at
+# LOO_MAX_RUNS runs.
+MAX_CELL_OUT_SIZE = 200_000
 DEFAULT_WINDOWS = (100, 200, 300, 500)  # the reference's early windows W
 PRIMARY_WINDOW = 200  # the paper's headline window (reference §5): Table 3, figures 1, 3 and 5
 
@@ -284,8 +288,9 @@ def _cell(X: np.ndarray, y: np.ndarray, predict: _HeldOutFn, *, seed: int, thres
             y, proba, scores[name], rng=_rng(seed, threshold, window, 0), **boot), n_resamples)
     cell["loo_proba"] = None if proba is None else [_float(p) for p in proba]
     if grid_cells is not None and proba is not None:
-        cell["multi_cell_out"] = _cell_out(X, y, grid_cells, rng=_rng(seed, threshold, window, 0),
-                                           **boot)
+        out = _cell_out_proba(X, y, grid_cells, np.arange(len(y)))
+        cell["multi_cell_out"] = None if out is None else _ci(bootstrap_ci(
+            y, out, rng=_rng(seed, threshold, window, 0), **boot))
     if len(orders):
         # The k-fold shuffle keeps multi's seed, but its folds are drawn by position within
         # each class, so under another order they group other runs: for k-fold the order
@@ -293,22 +298,28 @@ def _cell(X: np.ndarray, y: np.ndarray, predict: _HeldOutFn, *, seed: int, thres
         cell["multi_by_order"] = None if proba is None else [
             _float(auroc(y, _in_order(predict, X, y, o, _rng(seed, threshold, window, 1))))
             for o in orders]
+        if grid_cells is not None and proba is not None:
+            # Its inner CV depends on the order just as multi's does.
+            by_order = [_cell_out_proba(X, y, grid_cells, o) for o in orders]
+            cell["multi_cell_out_by_order"] = [None if p is None else _float(auroc(y, p))
+                                               for p in by_order]
     uni = auroc(y, X.T)
     cell["univariate"] = {f: {"auroc": _float(a), "folded": _float(folded_auroc(a))}
                           for f, a in zip(FEATURE_NAMES, uni)}
     return cell
 
 
-def _cell_out(X: np.ndarray, y: np.ndarray, grid_cells: np.ndarray, *,
-              rng: np.random.Generator, n_resamples: int, level: float) -> dict[str, Any] | None:
-    """AUROC and CI of the paper's model leaving out one grid cell at a time (the cell's
-    bootstrap resamples, as ``multi``'s); None where a training part is too small for its
-    internal CV."""
+def _cell_out_proba(X: np.ndarray, y: np.ndarray, grid_cells: np.ndarray,
+                    order: np.ndarray) -> np.ndarray | None:
+    """Held-out probabilities of the paper's model leaving out one grid cell at a time, the
+    runs given to it in ``order``, returned in their own order; None where a training part is
+    too small for its internal CV."""
+    proba = np.empty(len(y))
     try:
-        proba = group_predictions(X, y, grid_cells)
+        proba[order] = group_predictions(X[order], y[order], grid_cells[order])
     except TooFewRunsError:
         return None
-    return _ci(bootstrap_ci(y, proba, rng=rng, n_resamples=n_resamples, level=level))
+    return proba
 
 
 def analyze(runs_df: pd.DataFrame, log_df: pd.DataFrame, config: Any, *,
@@ -352,8 +363,9 @@ def analyze(runs_df: pd.DataFrame, log_df: pd.DataFrame, config: Any, *,
         internal CV takes its folds from the order of the runs (``run_id`` order otherwise),
         so this shows how much ``multi`` owes to that order (with k-fold above
         :data:`LOO_MAX_RUNS` runs, the outer folds move with the order too). Each order
-        repeats the held-out predictions of every cell: about 0.2 s per cell at 48 runs on
-        one CPU core, and as long as ``multi`` itself at thousands of runs.
+        repeats the held-out predictions of every cell (and the leave-one-cell-out ones):
+        about 0.3 s per cell at 48 runs on one CPU core, and as long as ``multi`` itself at
+        thousands of runs.
     sweep_dir : str or Path, optional
         Recorded as ``sweep.dir``.
 
@@ -389,11 +401,13 @@ def analyze(runs_df: pd.DataFrame, log_df: pd.DataFrame, config: Any, *,
         cv = f"{CUSTOM_CV}{getattr(predict_fn, '__name__', type(predict_fn).__name__)}"
         predict = lambda X, y, rng: predict_fn(X, y)  # noqa: E731
     permutations = run_orders(len(runs), orders, seed)
-    # Leaving out a cell is leave-one-out where each cell holds one run: computed only where
-    # some cell holds several, and only for the paper's model.
+    # Leaving out a cell is leave-one-out where each cell holds one run, and impossible with
+    # one cell: computed only between those, within MAX_CELL_OUT_SIZE, for the paper's model.
     grid_cells = pd.factorize(pd.MultiIndex.from_arrays(
         [runs["train_frac"].astype(float), runs["weight_decay"].astype(float)]))[0]
-    if predict_fn is not None or np.bincount(grid_cells).max() < 2:
+    n_cells = int(grid_cells.max()) + 1 if len(grid_cells) else 0
+    if (predict_fn is not None or not 2 <= n_cells < len(runs)
+            or n_cells * len(runs) > MAX_CELL_OUT_SIZE):
         grid_cells = None
     by_threshold = {
         _key(th): _threshold_entry(reaches(runs["max_val_acc"], th).astype(int), tables, max_acc,

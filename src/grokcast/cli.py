@@ -219,7 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seed of the bootstrap resamples and the run orders")
     p.add_argument("--orders", type=_nonnegative_int, default=0, metavar="K",
                    help="also score the forecaster with the runs in K random orders, on which "
-                        "its internal CV's folds depend (default 0; ~0.2 s per order and cell "
+                        "its internal CV's folds depend (default 0; ~0.3 s per order and cell "
                         "at 48 runs)")
     _partial_flag(p)
     p.set_defaults(func=cmd_analyze)

@@ -555,7 +555,8 @@ def group_predictions(X: Any, y: Any, groups: Any, *, Cs: int | Sequence[float] 
     X, y, Cs, cv, tol, max_iter
         As in :func:`loo_predictions`.
     groups : array-like of shape (n_runs,)
-        A label per run; runs with equal labels are held out together.
+        A label per run, at least two distinct; runs with equal labels (NaN labels too) are
+        held out together.
 
     Returns
     -------
@@ -576,9 +577,13 @@ def group_predictions(X: Any, y: Any, groups: Any, *, Cs: int | Sequence[float] 
     if groups.shape != y01.shape:
         raise ValueError(f"groups of shape {groups.shape} are not allowed: expected one label "
                          f"per run, shape {y01.shape}")
+    # Integer codes, so that NaN labels (never equal to themselves) form one group too.
+    _, first, codes = np.unique(groups, return_index=True, return_inverse=True)
+    if len(first) < 2:
+        raise ValueError(f"groups holding {len(first)} distinct label(s) are not allowed: leaving "
+                         "out one group at a time needs at least 2")
     rows = np.arange(len(y01))
-    _, first = np.unique(groups, return_index=True)
-    splits = [(rows[groups != groups[i]], rows[groups == groups[i]]) for i in np.sort(first)]
+    splits = [(rows[codes != codes[i]], rows[codes == codes[i]]) for i in np.sort(first)]
     return _outer_predictions(X_arr, y01, splits, Cs, cv=cv, tol=tol, max_iter=max_iter)
 
 

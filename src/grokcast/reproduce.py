@@ -32,7 +32,7 @@ from grokcast.validation import check_int
 
 STAGES = ("sweep", "analysis", "figures", "paper")
 # Run orders the paper's analysis scores the forecaster in: enough for its spread and median
-# (the paper sweep's analysis takes ~30 s with them on 2 cores instead of ~2 s; above 200
+# (the paper sweep's analysis takes ~55 s with them on 2 cores instead of ~3 s; above 200
 # runs, where each order is a 10-fold CV, about 21 times the analysis without them).
 ORDERS = 20
 EARLY_STOP_STAGE = "early_stopping"

@@ -380,24 +380,41 @@ def order_sentence(t: dict, ws: Sequence[int], threshold: str | None = None, *,
     return text
 
 
-def cell_out_sentence(t: dict, ws: Sequence[int], headline: int, level: float = 0.95) -> str:
+def cell_out_sentence(t: dict, ws: Sequence[int], headline: int, level: float = 0.95,
+                      held_out: str = "leave-one-out") -> str:
     """The forecaster's AUROC leaving out a whole grid cell at a time (``multi_cell_out``)
-    beside leave-one-out's; silent where it was not computed or a class is tiny."""
+    beside the tables' (``held_out`` names how they held runs out), in run_id order and, with
+    :data:`MIN_ORDERS` run orders or more, as medians over the orders, since both depend on
+    the order. Silent where it was not computed or a class is tiny."""
     if min(t.get("n_pos", 0), t.get("n_neg", 0)) < MIN_CLASS_SIZE:
         return ""
-    rows = [(w, (t["windows"][str(w)].get("multi_cell_out") or {}),
-             (t["windows"][str(w)].get("multi") or {}).get("auroc")) for w in ws]
-    rows = [(w, c, m) for w, c, m in rows if _finite(c.get("auroc")) and _finite(m)]
+    cells = [(w, t["windows"][str(w)]) for w in ws]
+    rows = [(w, c.get("multi_cell_out") or {}, (c.get("multi") or {}).get("auroc"), c)
+            for w, c in cells]
+    rows = [(w, out, m, c) for w, out, m, c in rows if _finite(out.get("auroc")) and _finite(m)]
     if not rows:
         return ""
-    at = _and_list([str(w) for w, _, _ in rows])
+    at = _and_list([str(w) for w, *_ in rows])
     text = (f"Leaving out a whole grid cell at a time, so that no run is predicted by a model "
-            f"that saw its seed-siblings (leave-one-out keeps them in training), the forecaster's "
-            f"AUROC at W = {at} is {_and_list([esc(fmt(c['auroc'])) for _, c, _ in rows])}, "
-            f"against leave-one-out's {_and_list([esc(fmt(m)) for _, _, m in rows])}")
-    top = next((c for w, c, _ in rows if w == headline), None)
+            f"that saw its seed-siblings ({held_out} keeps them in training), the forecaster's "
+            f"AUROC in run_id order at W = {at} is "
+            f"{_and_list([esc(fmt(out['auroc'])) for _, out, _, _ in rows])}, against the "
+            f"tables' {_and_list([esc(fmt(m)) for _, _, m, _ in rows])}")
+    top = next((out for w, out, _, _ in rows if w == headline), None)
     if top is not None:
         text += f" ({level:.0%} CI at W = {headline}: {esc(fmt_ci(top.get('ci')))})"
+
+    def median(values: Any) -> float | None:
+        finite = [a for a in (values or []) if _finite(a)]
+        return float(np.median(finite)) if len(finite) >= MIN_ORDERS else None
+
+    medians = [(median(c.get("multi_cell_out_by_order")), median(c.get("multi_by_order")))
+               for *_, c in rows]
+    if all(_finite(a) and _finite(b) for a, b in medians):
+        n = len(rows[0][3].get("multi_cell_out_by_order") or [])
+        text += (f"; over the {n} random run orders its median is "
+                 f"{_and_list([esc(fmt(a)) for a, _ in medians])}, against {held_out}'s "
+                 f"{_and_list([esc(fmt(b)) for _, b in medians])}")
     return text + "."
 
 
@@ -1399,6 +1416,11 @@ def _phase(f: _Facts) -> str:
     )
 
 
+def _held_out_words(cv: str | None) -> str:
+    """How the tables held runs out, as a noun phrase: ``leave-one-out``, ``10-fold CV``."""
+    return "leave-one-out" if cv in (None, "loo") else f"{cv} CV"
+
+
 def _orders_clause(f: _Facts) -> str:
     n = int(f.a["settings"].get("orders") or 0)
     return (f"; to show how much, the evaluation below is repeated with the runs in {n} random "
@@ -1450,7 +1472,7 @@ def _results(f: _Facts, pair: _Pair) -> dict[str, str]:
             f"{small} {acc_sentence} "
             f"{trend_sentence(f.multi_by_w, f.median_by_w)} "
             f"{order_sentence(t1, ws, custom=custom_predictor(f.cv) is not None)} "
-            f"{cell_out_sentence(t1, ws, w0, f.level)} "
+            f"{cell_out_sentence(t1, ws, w0, f.level, _held_out_words(f.cv))} "
             f"{baseline_windows_sentence(t1, ws, f.level)} {below_chance_sentence(t1, ws)} "
             f"{max_accuracy_sentence(t1, ws)} {observed_label_sentence(f.a['runs'], ws, f.k1)} "
             "@fig:windows shows the comparison against the window length."),
@@ -1533,9 +1555,10 @@ def _limitations(f: _Facts) -> list[str]:
          "early signals transfer to other tasks, deeper models or mini-batch training is "
          "untested."),
         ("The forecaster is trained and evaluated on one hyperparameter sweep; transfer to "
-         "unseen (f, λ) regions is not tested, and in leave-one-out a held-out run's "
-         "seed-siblings (the same f and λ) are in its training set (leaving out whole cells, "
-         "where the results give it, takes them out). " + hyperparameter_sentence(f.a["runs"],
+         "unseen (f, λ) regions is not tested, and the tables' held-out predictions keep a "
+         "run's seed-siblings (the same f and λ) in its training set (leaving out whole "
+         "cells, where the results give it, takes them out). "
+         + hyperparameter_sentence(f.a["runs"],
                                                                       f.t1["labels"], f.k1)),
         (_uncertainty_limit(f) if not f.t1["single_class"] else
          f"With {f.n_runs} runs, all of one class at threshold {f.th1}, no AUROC, CI or p-value "
