@@ -148,7 +148,7 @@ def run_orders(n_runs: int, n_orders: int, seed: int) -> np.ndarray:
 
 
 def _in_order(predict: _HeldOutFn, X: np.ndarray, y: np.ndarray, order: np.ndarray,
-              rng: np.random.Generator) -> np.ndarray:
+              rng: np.random.Generator | None) -> np.ndarray:
     """Held-out probabilities with the runs given to ``predict`` in ``order``, returned in the
     runs' own order."""
     proba = np.empty(len(y))
@@ -314,12 +314,13 @@ def _cell_out_proba(X: np.ndarray, y: np.ndarray, grid_cells: np.ndarray,
     """Held-out probabilities of the paper's model leaving out one grid cell at a time, the
     runs given to it in ``order``, returned in their own order; None where a training part is
     too small for its internal CV."""
-    proba = np.empty(len(y))
+    def leave_cells_out(X_o: np.ndarray, y_o: np.ndarray, _: Any) -> np.ndarray:
+        return group_predictions(X_o, y_o, grid_cells[order])
+
     try:
-        proba[order] = group_predictions(X[order], y[order], grid_cells[order])
+        return _in_order(leave_cells_out, X, y, order, None)
     except TooFewRunsError:
         return None
-    return proba
 
 
 def analyze(runs_df: pd.DataFrame, log_df: pd.DataFrame, config: Any, *,

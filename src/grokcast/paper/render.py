@@ -380,6 +380,13 @@ def order_sentence(t: dict, ws: Sequence[int], threshold: str | None = None, *,
     return text
 
 
+def _order_median(values: Sequence[float | None] | None) -> float | None:
+    """The median of an AUROC over the random run orders; None under :data:`MIN_ORDERS`
+    finite values."""
+    finite = [a for a in (values or []) if _finite(a)]
+    return float(np.median(finite)) if len(finite) >= MIN_ORDERS else None
+
+
 def cell_out_sentence(t: dict, ws: Sequence[int], headline: int, level: float = 0.95,
                       held_out: str = "leave-one-out") -> str:
     """The forecaster's AUROC leaving out a whole grid cell at a time (``multi_cell_out``)
@@ -404,11 +411,8 @@ def cell_out_sentence(t: dict, ws: Sequence[int], headline: int, level: float = 
     if top is not None:
         text += f" ({level:.0%} CI at W = {headline}: {esc(fmt_ci(top.get('ci')))})"
 
-    def median(values: Any) -> float | None:
-        finite = [a for a in (values or []) if _finite(a)]
-        return float(np.median(finite)) if len(finite) >= MIN_ORDERS else None
-
-    medians = [(median(c.get("multi_cell_out_by_order")), median(c.get("multi_by_order")))
+    medians = [(_order_median(c.get("multi_cell_out_by_order")),
+                _order_median(c.get("multi_by_order")))
                for *_, c in rows]
     if all(_finite(a) and _finite(b) for a, b in medians):
         n = len(rows[0][3].get("multi_cell_out_by_order") or [])
@@ -1289,11 +1293,9 @@ class _Facts:
     @property
     def median_by_w(self) -> dict[int, float | None] | None:
         """The multivariate AUROC's median over the random run orders, None without orders."""
-        cells = {w: self.t1["windows"][str(w)].get("multi_by_order") for w in self.ws}
-        if max(len(c or []) for c in cells.values()) < MIN_ORDERS:
-            return None
-        return {w: float(np.median([a for a in c if _finite(a)]))
-                if c and any(_finite(a) for a in c) else None for w, c in cells.items()}
+        medians = {w: _order_median(self.t1["windows"][str(w)].get("multi_by_order"))
+                   for w in self.ws}
+        return medians if any(_finite(m) for m in medians.values()) else None
 
     @property
     def train_time(self) -> str:
