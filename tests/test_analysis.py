@@ -72,7 +72,7 @@ def test_structure_single_class_and_diverged_runs(result):
     assert sweep["train_seconds"] == pytest.approx(10 + 11 + 12)  # one per chunk
     assert result["settings"] == {"windows": [100, 200], "thresholds": [0.9, 0.99],
                                   "n_resamples": 300, "level": 0.95, "seed": 3,
-                                  "cv": "custom:standin", "orders": 0}
+                                  "cv": "custom:standin", "orders": 0, "hyperparams": []}
     assert all("multi_by_order" not in c for t in result["thresholds"].values()
                for c in t["windows"].values())  # orders=0: not computed
     assert [f["name"] for f in result["features"]] == list(FEATURE_NAMES)
@@ -362,24 +362,29 @@ def test_max_val_acc_in_window_reads_steps_below_w_only(sweep):
 @pytest.mark.parametrize(("loo_max", "cv"), [(N_RUNS, "loo"), (N_RUNS - 1, "10-fold")])
 def test_loo_up_to_loo_max_runs_analysed_runs_then_kfold(sweep, monkeypatch, loo_max, cv):
     """Exactly LOO_MAX_RUNS analysed runs (the diverged one not counted) -> LOO; one more ->
-    k-fold. The predictors are stubbed (no fitting) to record which one ran."""
+    k-fold, for the model and its hyperparameter baseline (one varying axis here). The
+    predictors are stubbed (no fitting) to record which one ran."""
     runs, log = sweep
     called = []
 
+    def score(X, y):
+        return standin(X, y) if X.shape[1] == len(FEATURE_NAMES) else X[:, 0]
+
     def loo(X, y):
-        called.append(("loo", len(y)))
-        return standin(X, y)
+        called.append(("loo", len(y), X.shape[1]))
+        return score(X, y)
 
     def kfold(X, y, *, n_splits, rng):
-        called.append(("kfold", len(y)))
-        return standin(X, y)
+        called.append(("kfold", len(y), X.shape[1]))
+        return score(X, y)
 
     monkeypatch.setattr(A, "loo_predictions", loo)
     monkeypatch.setattr(A, "kfold_predictions", kfold)
     monkeypatch.setattr(A, "LOO_MAX_RUNS", loo_max)
     res = A.analyze(runs, log, None, windows=(100,), thresholds=(0.9,), n_resamples=20)
     assert res["settings"]["cv"] == cv
-    assert called == [("loo" if cv == "loo" else "kfold", N_RUNS)]
+    kind = "loo" if cv == "loo" else "kfold"
+    assert called == [(kind, N_RUNS, len(FEATURE_NAMES)), (kind, N_RUNS, 1)]
 
 
 def test_table3_the_figures_and_the_paper_share_one_headline_window(sweep):
@@ -490,6 +495,59 @@ def test_multi_by_order_against_sklearn_loo_on_the_permuted_runs(sweep):
     np.testing.assert_allclose(cell["multi_by_order"], expected, atol=1e-12)
     # The order changes the folds, so the AUROCs of these two orders and run_id order differ.
     assert len({round(a, 9) for a in [*cell["multi_by_order"], cell["multi"]["auroc"]]}) > 1
+
+
+def test_hyperparameter_baseline_is_sklearns_loo_on_the_grid_ranks(sweep, monkeypatch):
+    """The paper's model on the hyperparameters alone: a plain scikit-learn LOO loop over each
+    run's ranks of f and λ (λ = 0 included) gives its AUROC, its CI is on multi's resamples and
+    the paired difference is multi's AUROC minus it; with k-fold it uses multi's folds. An axis
+    that does not vary is left out; none varying, or a custom predictor, gives no baseline."""
+    from test_forecast import sklearn_reference
+
+    from grokcast.forecast import kfold_predictions
+    from grokcast.stats import bootstrap_ci
+
+    runs, log = sweep
+    # Unsorted, with a zero (ranks 0, 2, 1, 2); with these labels, ranks in order of
+    # appearance, or other k-fold folds, would give other AUROCs.
+    wd = ([0.0, 3.0, 1.0, 3.0] * 6)[:21]
+    runs = runs.assign(weight_decay=wd)
+    res = A.analyze(runs, log, None, windows=(200,), thresholds=(0.9,), n_resamples=40, seed=6)
+    assert res["settings"]["hyperparams"] == ["train_frac", "weight_decay"]
+    cell = res["thresholds"]["0.9"]["windows"]["200"]
+    y = np.array(res["thresholds"]["0.9"]["labels"])
+    analysed = runs[runs["run_id"] != "run20"]
+    H = np.column_stack([(analysed["train_frac"] == 0.6).to_numpy(),
+                         analysed["weight_decay"].map({0.0: 0, 1.0: 1, 3.0: 2}).to_numpy()]
+                        ).astype(float)
+    proba = np.empty(len(y))
+    for i in range(len(y)):
+        keep = np.arange(len(y)) != i
+        proba[i] = sklearn_reference().fit(H[keep], y[keep]).predict_proba(H[i:i + 1])[0, 1]
+    hp, multi = roc_auc_score(y, proba), cell["multi"]["auroc"]
+    assert cell["hyperparams"]["auroc"] == pytest.approx(hp, abs=1e-9)
+    ci = bootstrap_ci(y, proba, rng=A._rng(6, 0.9, 200, 0), n_resamples=40)  # multi's resamples
+    assert cell["hyperparams"]["ci"] == pytest.approx([ci.lo, ci.hi], abs=1e-9)
+    assert cell["diff_hyperparams"]["diff"] == pytest.approx(multi - hp, abs=1e-9)
+    assert cell["diff_hyperparams"]["n_resamples"] == 40
+
+    monkeypatch.setattr(A, "LOO_MAX_RUNS", 10)  # 20 runs: 10-fold, or as many as the minority
+    res = A.analyze(runs, log, None, windows=(200,), thresholds=(0.9,), n_resamples=40, seed=6)
+    cell = res["thresholds"]["0.9"]["windows"]["200"]
+    folds = kfold_predictions(H, y, n_splits=A._n_splits(y), rng=A._rng(6, 0.9, 200, 1))
+    assert cell["hyperparams"]["auroc"] == pytest.approx(roc_auc_score(y, folds), abs=1e-9)
+    monkeypatch.undo()
+
+    one_axis = A.analyze(runs.assign(weight_decay=1.0), log, None, windows=(200,),
+                         thresholds=(0.9,), n_resamples=40)
+    assert one_axis["settings"]["hyperparams"] == ["train_frac"]
+    for kwargs, grid in (({"predict_fn": standin}, runs),
+                         ({}, runs.assign(train_frac=0.3, weight_decay=1.0))):
+        other = A.analyze(grid, log, None, windows=(200,), thresholds=(0.9,), n_resamples=40,
+                          **kwargs)
+        assert other["settings"]["hyperparams"] == []
+        assert not {"hyperparams", "diff_hyperparams"} & set(
+            other["thresholds"]["0.9"]["windows"]["200"])
 
 
 def test_orders_are_checked_and_a_model_too_small_to_fit_has_none(sweep):

@@ -247,6 +247,32 @@ def test_hyperparameter_sentence_scores_the_grid_axes_as_predictors() -> None:
     assert hyper(runs, [0] * 6, "0.9") == ""  # one class: no AUROC
 
 
+def test_hyperparameter_model_sentence_compares_the_forecaster_with_it() -> None:
+    model = _plain_fn(R.hyperparameter_model_sentence)
+    diff = {"diff": 0.179, "ci": [-0.014, 0.456], "p_one_sided": 0.073, "n_resamples": 2000}
+    hp = {"auroc": 0.805, "ci": [0.525, 0.997]}
+    t = {"n_pos": 10, "n_neg": 38, "windows": {
+        "100": {"hyperparams": hp, "diff_hyperparams": {**diff, "diff": 0.063}},
+        "200": {"hyperparams": hp, "diff_hyperparams": diff}}}
+    axes = ["train_frac", "weight_decay"]
+    assert model(t, [100, 200], 200, axes) == (
+        "Fitted and held out as the forecaster is, on the ranks of f and λ in the grid, the same "
+        "logistic regression has an AUROC of 0.805 at every window (95% CI at W = 200: [0.525, "
+        "0.997]); against it the multivariate forecaster at W = 200 is ahead of the "
+        "hyperparameter-only baseline, but not significantly: the 95% CI of the difference "
+        "includes zero (Δ = +0.179, 95% CI [−0.014, +0.456], p₁ = 0.073). The forecaster's "
+        "lead at W = 100 and 200 is +0.063 and +0.179.")
+    # k-fold: other folds at each window, so the AUROC is the headline window's; one axis.
+    t["windows"]["100"]["hyperparams"] = {**hp, "auroc": 0.79}
+    one = model(t, [100, 200], 200, ["weight_decay"])
+    assert "on the ranks of λ in the grid" in one and "0.805 at W = 200 (95% CI" in one
+    assert model(t, [200], 200, axes).endswith("p₁ = 0.073).")  # one window: no list of leads
+    assert model(t, [100, 200], 200, []) == ""  # not computed
+    assert model({**t, "n_pos": 2}, [100, 200], 200, axes) == ""  # a tiny class
+    t["windows"]["200"]["hyperparams"] = None  # too few runs for its internal CV
+    assert model(t, [100, 200], 200, axes) == ""
+
+
 def test_cell_out_sentence_sets_leaving_out_cells_beside_loo() -> None:
     cells = _plain_fn(R.cell_out_sentence)
     t = {"n_pos": 10, "n_neg": 38, "windows": {

@@ -82,6 +82,7 @@ def primary_window(windows: Sequence[int | str]) -> int:
     return PRIMARY_WINDOW if PRIMARY_WINDOW in ws else ws[(len(ws) - 1) // 2]
 CURVE_COLUMNS = ("train_acc", "val_acc", "train_loss", "val_loss")
 FIT_ACC = 0.99  # train accuracy that counts as fitting the train set, for the dynamics summary
+HYPERPARAMETER_AXES = ("train_frac", "weight_decay")  # the grid's axes, known before training
 _BOOKKEEPING = ("chunk", "chunk_seconds")  # how a sweep was run, not what it produced
 
 PredictFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -255,7 +256,7 @@ def _paired(res: Any, n_resamples: int) -> dict[str, Any]:
 
 def _cell(X: np.ndarray, y: np.ndarray, predict: _HeldOutFn, *, seed: int, threshold: float,
           window: int, n_resamples: int, level: float, orders: np.ndarray,
-          grid_cells: np.ndarray | None) -> dict[str, Any]:
+          grid_cells: np.ndarray | None, hyper: np.ndarray | None) -> dict[str, Any]:
     """Model, baselines, paired tests and univariate AUROCs of one (threshold, window) cell.
 
     X has shape (n_runs, 28) in registry order; y shape (n_runs,) holding both classes. Where
@@ -264,7 +265,8 @@ def _cell(X: np.ndarray, y: np.ndarray, predict: _HeldOutFn, *, seed: int, thres
     None and ``multi_note`` says why. ``orders`` (n_orders, n_runs): permutations of the runs
     for ``multi_by_order``, the model's AUROC with the runs given in each order.
     ``grid_cells`` (n_runs,): each run's grid cell for ``multi_cell_out``; None for a custom
-    predictor, whose way of holding runs out grokcast does not know.
+    predictor, whose way of holding runs out grokcast does not know. ``hyper`` (n_runs, k):
+    the hyperparameter model's inputs (:func:`hyperparameter_matrix`), or None.
     """
     cell: dict[str, Any] = {}
     try:
@@ -287,6 +289,9 @@ def _cell(X: np.ndarray, y: np.ndarray, predict: _HeldOutFn, *, seed: int, thres
         cell[f"diff_{name}"] = None if proba is None else _paired(paired_bootstrap(
             y, proba, scores[name], rng=_rng(seed, threshold, window, 0), **boot), n_resamples)
     cell["loo_proba"] = None if proba is None else [_float(p) for p in proba]
+    if hyper is not None and proba is not None:
+        cell |= _hyperparameter_baseline(hyper, y, proba, predict, boot, n_resamples,
+                                         lambda stream: _rng(seed, threshold, window, stream))
     if grid_cells is not None and proba is not None:
         out = _cell_out_proba(X, y, grid_cells, np.arange(len(y)))
         cell["multi_cell_out"] = None if out is None else _ci(bootstrap_ci(
@@ -307,6 +312,36 @@ def _cell(X: np.ndarray, y: np.ndarray, predict: _HeldOutFn, *, seed: int, thres
     cell["univariate"] = {f: {"auroc": _float(a), "folded": _float(folded_auroc(a))}
                           for f, a in zip(FEATURE_NAMES, uni)}
     return cell
+
+
+def _hyperparameter_baseline(hyper: np.ndarray, y: np.ndarray, proba: np.ndarray,
+                             predict: _HeldOutFn, boot: dict[str, Any], n_resamples: int,
+                             rng: Callable[[int], np.random.Generator]) -> dict[str, Any]:
+    """``hyperparams`` and ``diff_hyperparams`` of a cell: the paper's model fitted and held out
+    as ``multi`` is (in k-fold, the same folds: the same generator key), on the hyperparameters
+    alone, and multi's paired difference from it, both on the cell's resamples."""
+    try:
+        hp = np.asarray(predict(hyper, y, rng(1)), dtype=float)
+    except TooFewRunsError:
+        return {"hyperparams": None, "diff_hyperparams": None}
+    return {"hyperparams": _ci(bootstrap_ci(y, hp, rng=rng(0), **boot)),
+            "diff_hyperparams": _paired(paired_bootstrap(y, proba, hp, rng=rng(0), **boot),
+                                        n_resamples)}
+
+
+def hyperparameter_matrix(runs: pd.DataFrame) -> tuple[np.ndarray, list[str]] | None:
+    """The hyperparameter model's inputs: for each grid axis that varies over the runs
+    (``train_frac``, ``weight_decay``), each run's rank among the axis' distinct values.
+
+    Ranks, not values: the paper grid's weight decays are spaced by factors of about 3, and a
+    grid may hold λ = 0, so neither λ nor log λ suits every grid; the rank is linear in log λ
+    on a geometric grid and in λ on an even one. None where no axis varies.
+    """
+    axes = [a for a in HYPERPARAMETER_AXES if runs[a].nunique() > 1]
+    if not axes:
+        return None
+    ranks = [pd.factorize(runs[a].astype(float), sort=True)[0] for a in axes]
+    return np.column_stack(ranks).astype(float), axes
 
 
 def _cell_out_proba(X: np.ndarray, y: np.ndarray, grid_cells: np.ndarray,
@@ -410,11 +445,13 @@ def analyze(runs_df: pd.DataFrame, log_df: pd.DataFrame, config: Any, *,
     if (predict_fn is not None or not 2 <= n_cells < len(runs)
             or n_cells * len(runs) > MAX_CELL_OUT_SIZE):
         grid_cells = None
+    # A custom predictor is fitted on the 28 features; whether it could take others is unknown.
+    hyper = hyperparameter_matrix(runs) if predict_fn is None else None
     by_threshold = {
         _key(th): _threshold_entry(reaches(runs["max_val_acc"], th).astype(int), tables, max_acc,
                                    predict, cv, threshold=th, seed=seed,
                                    n_resamples=n_resamples, level=level, orders=permutations,
-                                   grid_cells=grid_cells)
+                                   grid_cells=grid_cells, hyper=None if hyper is None else hyper[0])
         for th in thresholds}
 
     train_seconds = None
@@ -432,7 +469,8 @@ def analyze(runs_df: pd.DataFrame, log_df: pd.DataFrame, config: Any, *,
             "train_seconds": train_seconds,
         },
         "settings": {"windows": windows, "thresholds": thresholds, "n_resamples": int(n_resamples),
-                     "level": float(level), "seed": int(seed), "cv": cv, "orders": int(orders)},
+                     "level": float(level), "seed": int(seed), "cv": cv, "orders": int(orders),
+                     "hyperparams": [] if hyper is None else hyper[1]},
         "features": [{"name": f.name, "group": f.group, "description": f.description}
                      for f in FEATURES],
         "runs": [{"run_id": str(r.run_id), "train_frac": float(r.train_frac),
@@ -538,7 +576,7 @@ def feature_matrix(log: pd.DataFrame, run_ids: Sequence[str], window: int) -> pd
 def _threshold_entry(y: np.ndarray, tables: dict[int, pd.DataFrame], max_acc: dict[int, Any],
                      predict: _HeldOutFn, cv: str, *, threshold: float, seed: int,
                      n_resamples: int, level: float, orders: np.ndarray,
-                     grid_cells: np.ndarray | None) -> dict[str, Any]:
+                     grid_cells: np.ndarray | None, hyper: np.ndarray | None) -> dict[str, Any]:
     """One threshold of ``analysis.json``: its labels ``y`` and a cell per window."""
     n_pos, n_neg = int(y.sum()), int(len(y) - y.sum())
     single = n_pos == 0 or n_neg == 0
@@ -554,7 +592,7 @@ def _threshold_entry(y: np.ndarray, tables: dict[int, pd.DataFrame], max_acc: di
         if not single:
             cell |= _cell(table.to_numpy(), y, predict, seed=seed, threshold=threshold,
                           window=w, n_resamples=n_resamples, level=level, orders=orders,
-                          grid_cells=grid_cells)
+                          grid_cells=grid_cells, hyper=hyper)
         cells[str(w)] = cell
     return {"n_pos": n_pos, "n_neg": n_neg, "single_class": single, "message": message,
             "cv": None if single else _cv_label(cv, y), "labels": y.tolist(), "windows": cells}

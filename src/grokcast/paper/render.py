@@ -422,6 +422,38 @@ def cell_out_sentence(t: dict, ws: Sequence[int], headline: int, level: float = 
     return text + "."
 
 
+_AXIS_SYMBOLS = {"train_frac": "f", "weight_decay": "λ"}
+
+
+def hyperparameter_model_sentence(t: dict, ws: Sequence[int], headline: int, axes: Sequence[str],
+                                  level: float = 0.95) -> str:
+    """The forecaster against the same model on the hyperparameters alone (``hyperparams``):
+    its AUROC and, at the headline window, the paired comparison, with the forecaster's lead at
+    every window. Silent where it was not computed or a class is tiny."""
+    if not axes or min(t.get("n_pos", 0), t.get("n_neg", 0)) < MIN_CLASS_SIZE:
+        return ""
+    cells = {w: t["windows"][str(w)] for w in ws}
+    top = cells.get(headline) or {}
+    hp = top.get("hyperparams") or {}
+    if not _finite(hp.get("auroc")) or not top.get("diff_hyperparams"):
+        return ""
+    names = _and_list([_AXIS_SYMBOLS.get(a, esc(a)) for a in axes])
+    # With LOO its predictions are the same at every window; with k-fold the folds differ.
+    same = len({(c.get("hyperparams") or {}).get("auroc") for c in cells.values()}) == 1
+    text = (f"Fitted and held out as the forecaster is, on the ranks of {names} in the grid, "
+            f"the same logistic regression has an AUROC of {esc(fmt(hp['auroc']))} "
+            f"{'at every window' if same and len(cells) > 1 else f'at W = {headline}'} "
+            f"({level:.0%} CI at W = {headline}: {esc(fmt_ci(hp.get('ci')))}); against it the "
+            f"multivariate forecaster at W = {headline} "
+            f"{comparison_sentence(top['diff_hyperparams'], 'hyperparameter-only', level)}")
+    leads = [(w, (c.get("diff_hyperparams") or {}).get("diff")) for w, c in cells.items()]
+    leads = [(w, d) for w, d in leads if _finite(d)]
+    if len(leads) > 1:
+        text += (f". The forecaster's lead at W = {_and_list([str(w) for w, _ in leads])} is "
+                 f"{_and_list([esc(fmt_signed(d)) for _, d in leads])}")
+    return text + "."
+
+
 def grid_sentence(runs: Sequence[dict], labels: Sequence[int]) -> str:
     """How the grokking rate changes with weight decay and with training fraction (seeds and the
     other axis pooled): "rises with" (every step up), "never falls as ... grows" (some steps
@@ -1560,8 +1592,9 @@ def _limitations(f: _Facts) -> list[str]:
          "unseen (f, λ) regions is not tested, and the tables' held-out predictions keep a "
          "run's seed-siblings (the same f and λ) in its training set (leaving out whole "
          "cells, where the results give it, takes them out). "
-         + hyperparameter_sentence(f.a["runs"],
-                                                                      f.t1["labels"], f.k1)),
+         + hyperparameter_sentence(f.a["runs"], f.t1["labels"], f.k1) + " "
+         + hyperparameter_model_sentence(f.t1, f.ws, f.w0, f.a["settings"].get("hyperparams", []),
+                                         f.level)),
         (_uncertainty_limit(f) if not f.t1["single_class"] else
          f"With {f.n_runs} runs, all of one class at threshold {f.th1}, no AUROC, CI or p-value "
          "exists at that threshold: a larger or more varied sweep is needed."),
