@@ -72,7 +72,8 @@ def test_structure_single_class_and_diverged_runs(result):
     assert sweep["train_seconds"] == pytest.approx(10 + 11 + 12)  # one per chunk
     assert result["settings"] == {"windows": [100, 200], "thresholds": [0.9, 0.99],
                                   "n_resamples": 300, "level": 0.95, "seed": 3,
-                                  "cv": "custom:standin", "orders": 0, "hyperparams": []}
+                                  "cv": "custom:standin", "orders": 0,
+                                  "hyperparams": ["train_frac"]}
     assert all("multi_by_order" not in c for t in result["thresholds"].values()
                for c in t["windows"].values())  # orders=0: not computed
     assert [f["name"] for f in result["features"]] == list(FEATURE_NAMES)
@@ -84,7 +85,8 @@ def test_structure_single_class_and_diverged_runs(result):
     assert main["labels"] == [int(r % 3 == 0) for r in range(N_RUNS)]
     cell = main["windows"]["200"]
     assert set(cell) == {"max_val_acc_in_window", "multi", "val_loss", "val_acc", "diff_val_loss",
-                         "diff_val_acc", "loo_proba", "univariate"}
+                         "diff_val_acc", "loo_proba", "univariate", "axis_scores"}
+    assert list(cell["axis_scores"]) == ["train_frac"]  # the custom predictor: no fitted model
     assert list(cell["univariate"]) == list(FEATURE_NAMES) and len(cell["loo_proba"]) == N_RUNS
 
     strict = result["thresholds"]["0.99"]
@@ -497,15 +499,26 @@ def test_multi_by_order_against_sklearn_loo_on_the_permuted_runs(sweep):
     assert len({round(a, 9) for a in [*cell["multi_by_order"], cell["multi"]["auroc"]]}) > 1
 
 
-def test_hyperparameter_baseline_is_sklearns_loo_on_the_grid_ranks(sweep, monkeypatch):
-    """The paper's model on the hyperparameters alone: a plain scikit-learn LOO loop over each
-    run's ranks of f and λ (λ = 0 included) gives its AUROC, its CI is on multi's resamples and
-    the paired difference is multi's AUROC minus it; with k-fold it uses multi's folds. An axis
-    that does not vary is left out; none varying, or a custom predictor, gives no baseline."""
+def test_hyperparameter_matrix_ranks_each_varying_axis_among_the_runs_values():
+    runs = pd.DataFrame({"train_frac": [0.5, 0.3, 0.5], "weight_decay": [10.0, 0.0, 1.0],
+                         "seed": [0, 1, 2]})
+    ranks, axes = A.hyperparameter_matrix(runs)
+    assert axes == ["train_frac", "weight_decay"]
+    np.testing.assert_array_equal(ranks, [[1, 2], [0, 0], [1, 1]])  # ranks, not values
+    ranks, axes = A.hyperparameter_matrix(runs.assign(train_frac=0.4))
+    assert axes == ["weight_decay"] and ranks.shape == (3, 1)
+    assert A.hyperparameter_matrix(runs.assign(train_frac=0.4, weight_decay=1.0)) is None
+
+
+def test_hyperparameter_baselines_match_sklearn_and_share_multis_resamples(sweep, monkeypatch):
+    """Each axis as a score, and the paper's model on the runs' ranks of f and λ: a plain
+    scikit-learn LOO loop gives its AUROC; CIs and paired tests are those of multi's resamples;
+    with k-fold the model uses multi's folds. A custom predictor gets the axis scores only; a
+    grid where no axis varies gets no baseline."""
     from test_forecast import sklearn_reference
 
     from grokcast.forecast import kfold_predictions
-    from grokcast.stats import bootstrap_ci
+    from grokcast.stats import bootstrap_ci, paired_bootstrap
 
     runs, log = sweep
     # Unsorted, with a zero (ranks 0, 2, 1, 2); with these labels, ranks in order of
@@ -516,7 +529,25 @@ def test_hyperparameter_baseline_is_sklearns_loo_on_the_grid_ranks(sweep, monkey
     assert res["settings"]["hyperparams"] == ["train_frac", "weight_decay"]
     cell = res["thresholds"]["0.9"]["windows"]["200"]
     y = np.array(res["thresholds"]["0.9"]["labels"])
+    multi = np.array(cell["loo_proba"])
     analysed = runs[runs["run_id"] != "run20"]
+
+    def check(entry: dict, diff: dict, score: np.ndarray) -> None:
+        resamples = dict(n_resamples=40)  # multi's: the cell's generator, key 0
+        ci = bootstrap_ci(y, score, rng=A._rng(6, 0.9, 200, 0), **resamples)
+        assert entry["auroc"] == pytest.approx(roc_auc_score(y, score), abs=1e-9)
+        assert entry["ci"] == pytest.approx([ci.lo, ci.hi], abs=1e-9)
+        pair = paired_bootstrap(y, multi, score, rng=A._rng(6, 0.9, 200, 0), **resamples)
+        assert diff["diff"] == pytest.approx(roc_auc_score(y, multi) - roc_auc_score(y, score),
+                                             abs=1e-9)
+        assert diff["ci"] == pytest.approx([pair.lo, pair.hi], abs=1e-9)
+        assert (diff["p_one_sided"], diff["ties"], diff["n_resamples"]) == (
+            pytest.approx(pair.p_one_sided), pytest.approx(pair.ties), 40)
+
+    scores = cell["axis_scores"]
+    assert list(scores) == ["train_frac", "weight_decay"]
+    for axis in scores:  # a larger value scores higher: the values themselves as the score
+        check(scores[axis], scores[axis]["diff"], analysed[axis].to_numpy())
     H = np.column_stack([(analysed["train_frac"] == 0.6).to_numpy(),
                          analysed["weight_decay"].map({0.0: 0, 1.0: 1, 3.0: 2}).to_numpy()]
                         ).astype(float)
@@ -524,12 +555,7 @@ def test_hyperparameter_baseline_is_sklearns_loo_on_the_grid_ranks(sweep, monkey
     for i in range(len(y)):
         keep = np.arange(len(y)) != i
         proba[i] = sklearn_reference().fit(H[keep], y[keep]).predict_proba(H[i:i + 1])[0, 1]
-    hp, multi = roc_auc_score(y, proba), cell["multi"]["auroc"]
-    assert cell["hyperparams"]["auroc"] == pytest.approx(hp, abs=1e-9)
-    ci = bootstrap_ci(y, proba, rng=A._rng(6, 0.9, 200, 0), n_resamples=40)  # multi's resamples
-    assert cell["hyperparams"]["ci"] == pytest.approx([ci.lo, ci.hi], abs=1e-9)
-    assert cell["diff_hyperparams"]["diff"] == pytest.approx(multi - hp, abs=1e-9)
-    assert cell["diff_hyperparams"]["n_resamples"] == 40
+    check(cell["hyperparams"], cell["diff_hyperparams"], proba)
 
     monkeypatch.setattr(A, "LOO_MAX_RUNS", 10)  # 20 runs: 10-fold, or as many as the minority
     res = A.analyze(runs, log, None, windows=(200,), thresholds=(0.9,), n_resamples=40, seed=6)
@@ -538,16 +564,16 @@ def test_hyperparameter_baseline_is_sklearns_loo_on_the_grid_ranks(sweep, monkey
     assert cell["hyperparams"]["auroc"] == pytest.approx(roc_auc_score(y, folds), abs=1e-9)
     monkeypatch.undo()
 
-    one_axis = A.analyze(runs.assign(weight_decay=1.0), log, None, windows=(200,),
-                         thresholds=(0.9,), n_resamples=40)
-    assert one_axis["settings"]["hyperparams"] == ["train_frac"]
-    for kwargs, grid in (({"predict_fn": standin}, runs),
-                         ({}, runs.assign(train_frac=0.3, weight_decay=1.0))):
-        other = A.analyze(grid, log, None, windows=(200,), thresholds=(0.9,), n_resamples=40,
-                          **kwargs)
-        assert other["settings"]["hyperparams"] == []
-        assert not {"hyperparams", "diff_hyperparams"} & set(
-            other["thresholds"]["0.9"]["windows"]["200"])
+    custom = A.analyze(runs, log, None, windows=(200,), thresholds=(0.9,), n_resamples=40,
+                       predict_fn=standin)
+    assert custom["settings"]["hyperparams"] == ["train_frac", "weight_decay"]
+    cell = custom["thresholds"]["0.9"]["windows"]["200"]
+    assert "axis_scores" in cell and not {"hyperparams", "diff_hyperparams"} & set(cell)
+    fixed = A.analyze(runs.assign(train_frac=0.3, weight_decay=1.0), log, None, windows=(200,),
+                      thresholds=(0.9,), n_resamples=40)
+    assert fixed["settings"]["hyperparams"] == []
+    assert not {"axis_scores", "hyperparams", "diff_hyperparams"} & set(
+        fixed["thresholds"]["0.9"]["windows"]["200"])
 
 
 def test_orders_are_checked_and_a_model_too_small_to_fit_has_none(sweep):

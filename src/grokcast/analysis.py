@@ -30,6 +30,7 @@ import json
 import math
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -87,6 +88,14 @@ _BOOKKEEPING = ("chunk", "chunk_seconds")  # how a sweep was run, not what it pr
 
 PredictFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 _HeldOutFn = Callable[[np.ndarray, np.ndarray, np.random.Generator], np.ndarray]  # (X, y, rng)
+
+
+@dataclass(frozen=True)
+class _Hyper:
+    """What the baselines known before training need (:func:`_hyperparameter_baselines`)."""
+    ranks: np.ndarray  # (n_runs, k): each run's rank on each axis
+    axes: list[str]  # the k grid axes that vary
+    fit: bool  # also fit the paper's model on them: not beside a custom predictor
 
 
 class AnalysisResult(dict):
@@ -256,7 +265,7 @@ def _paired(res: Any, n_resamples: int) -> dict[str, Any]:
 
 def _cell(X: np.ndarray, y: np.ndarray, predict: _HeldOutFn, *, seed: int, threshold: float,
           window: int, n_resamples: int, level: float, orders: np.ndarray,
-          grid_cells: np.ndarray | None, hyper: np.ndarray | None) -> dict[str, Any]:
+          grid_cells: np.ndarray | None, hyper: _Hyper | None) -> dict[str, Any]:
     """Model, baselines, paired tests and univariate AUROCs of one (threshold, window) cell.
 
     X has shape (n_runs, 28) in registry order; y shape (n_runs,) holding both classes. Where
@@ -265,8 +274,8 @@ def _cell(X: np.ndarray, y: np.ndarray, predict: _HeldOutFn, *, seed: int, thres
     None and ``multi_note`` says why. ``orders`` (n_orders, n_runs): permutations of the runs
     for ``multi_by_order``, the model's AUROC with the runs given in each order.
     ``grid_cells`` (n_runs,): each run's grid cell for ``multi_cell_out``; None for a custom
-    predictor, whose way of holding runs out grokcast does not know. ``hyper`` (n_runs, k):
-    the hyperparameter model's inputs (:func:`hyperparameter_matrix`), or None.
+    predictor, whose way of holding runs out grokcast does not know. ``hyper``: the grid axes
+    that vary and the runs' ranks on them (:func:`hyperparameter_matrix`), or None.
     """
     cell: dict[str, Any] = {}
     try:
@@ -290,8 +299,8 @@ def _cell(X: np.ndarray, y: np.ndarray, predict: _HeldOutFn, *, seed: int, thres
             y, proba, scores[name], rng=_rng(seed, threshold, window, 0), **boot), n_resamples)
     cell["loo_proba"] = None if proba is None else [_float(p) for p in proba]
     if hyper is not None and proba is not None:
-        cell |= _hyperparameter_baseline(hyper, y, proba, predict, boot, n_resamples,
-                                         lambda stream: _rng(seed, threshold, window, stream))
+        cell |= _hyperparameter_baselines(hyper, y, proba, predict, boot,
+                                          lambda stream: _rng(seed, threshold, window, stream))
     if grid_cells is not None and proba is not None:
         out = _cell_out_proba(X, y, grid_cells, np.arange(len(y)))
         cell["multi_cell_out"] = None if out is None else _ci(bootstrap_ci(
@@ -314,24 +323,34 @@ def _cell(X: np.ndarray, y: np.ndarray, predict: _HeldOutFn, *, seed: int, thres
     return cell
 
 
-def _hyperparameter_baseline(hyper: np.ndarray, y: np.ndarray, proba: np.ndarray,
-                             predict: _HeldOutFn, boot: dict[str, Any], n_resamples: int,
-                             rng: Callable[[int], np.random.Generator]) -> dict[str, Any]:
-    """``hyperparams`` and ``diff_hyperparams`` of a cell: the paper's model fitted and held out
-    as ``multi`` is (in k-fold, the same folds: the same generator key), on the hyperparameters
-    alone, and multi's paired difference from it, both on the cell's resamples."""
-    try:
-        hp = np.asarray(predict(hyper, y, rng(1)), dtype=float)
-    except TooFewRunsError:
-        return {"hyperparams": None, "diff_hyperparams": None}
-    return {"hyperparams": _ci(bootstrap_ci(y, hp, rng=rng(0), **boot)),
-            "diff_hyperparams": _paired(paired_bootstrap(y, proba, hp, rng=rng(0), **boot),
-                                        n_resamples)}
+def _hyperparameter_baselines(hyper: _Hyper, y: np.ndarray, proba: np.ndarray,
+                              predict: _HeldOutFn, boot: dict[str, Any],
+                              rng: Callable[[int], np.random.Generator]) -> dict[str, Any]:
+    """The baselines known before training, each with multi's paired difference from it, all
+    on the cell's resamples: ``axis_scores``, each varying grid axis as a score (a larger value
+    scores higher), and, where ``hyper.fit``, ``hyperparams``, the paper's model fitted and held
+    out as multi is (k-fold: the same folds, from the same generator key) on the axes' ranks.
+    The fitted one is what the forecaster's procedure makes of the hyperparameters; on a small
+    sweep it can rank the runs worse than one axis does unfitted."""
+    def versus(score: np.ndarray) -> dict[str, Any]:
+        return {**_ci(bootstrap_ci(y, score, rng=rng(0), **boot)),
+                "diff": _paired(paired_bootstrap(y, proba, score, rng=rng(0), **boot),
+                                boot["n_resamples"])}
+
+    out: dict[str, Any] = {"axis_scores": {a: versus(hyper.ranks[:, j])
+                                           for j, a in enumerate(hyper.axes)}}
+    if hyper.fit:
+        # Multi was fitted on these labels and folds, so this fit has runs enough too.
+        model = versus(np.asarray(predict(hyper.ranks, y, rng(1)), dtype=float))
+        out |= {"hyperparams": {"auroc": model["auroc"], "ci": model["ci"]},
+                "diff_hyperparams": model["diff"]}
+    return out
 
 
 def hyperparameter_matrix(runs: pd.DataFrame) -> tuple[np.ndarray, list[str]] | None:
-    """The hyperparameter model's inputs: for each grid axis that varies over the runs
-    (``train_frac``, ``weight_decay``), each run's rank among the axis' distinct values.
+    """The hyperparameter baselines' inputs: for each grid axis that varies over the runs
+    (``train_frac``, ``weight_decay``), each run's rank among the runs' distinct values of it,
+    and the axes' names.
 
     Ranks, not values: the paper grid's weight decays are spaced by factors of about 3, and a
     grid may hold λ = 0, so neither λ nor log λ suits every grid; the rank is linear in log λ
@@ -445,13 +464,14 @@ def analyze(runs_df: pd.DataFrame, log_df: pd.DataFrame, config: Any, *,
     if (predict_fn is not None or not 2 <= n_cells < len(runs)
             or n_cells * len(runs) > MAX_CELL_OUT_SIZE):
         grid_cells = None
+    ranked = hyperparameter_matrix(runs)
     # A custom predictor is fitted on the 28 features; whether it could take others is unknown.
-    hyper = hyperparameter_matrix(runs) if predict_fn is None else None
+    hyper = None if ranked is None else _Hyper(*ranked, fit=predict_fn is None)
     by_threshold = {
         _key(th): _threshold_entry(reaches(runs["max_val_acc"], th).astype(int), tables, max_acc,
                                    predict, cv, threshold=th, seed=seed,
                                    n_resamples=n_resamples, level=level, orders=permutations,
-                                   grid_cells=grid_cells, hyper=None if hyper is None else hyper[0])
+                                   grid_cells=grid_cells, hyper=hyper)
         for th in thresholds}
 
     train_seconds = None
@@ -470,7 +490,7 @@ def analyze(runs_df: pd.DataFrame, log_df: pd.DataFrame, config: Any, *,
         },
         "settings": {"windows": windows, "thresholds": thresholds, "n_resamples": int(n_resamples),
                      "level": float(level), "seed": int(seed), "cv": cv, "orders": int(orders),
-                     "hyperparams": [] if hyper is None else hyper[1]},
+                     "hyperparams": [] if hyper is None else hyper.axes},
         "features": [{"name": f.name, "group": f.group, "description": f.description}
                      for f in FEATURES],
         "runs": [{"run_id": str(r.run_id), "train_frac": float(r.train_frac),
@@ -576,7 +596,7 @@ def feature_matrix(log: pd.DataFrame, run_ids: Sequence[str], window: int) -> pd
 def _threshold_entry(y: np.ndarray, tables: dict[int, pd.DataFrame], max_acc: dict[int, Any],
                      predict: _HeldOutFn, cv: str, *, threshold: float, seed: int,
                      n_resamples: int, level: float, orders: np.ndarray,
-                     grid_cells: np.ndarray | None, hyper: np.ndarray | None) -> dict[str, Any]:
+                     grid_cells: np.ndarray | None, hyper: _Hyper | None) -> dict[str, Any]:
     """One threshold of ``analysis.json``: its labels ``y`` and a cell per window."""
     n_pos, n_neg = int(y.sum()), int(len(y) - y.sum())
     single = n_pos == 0 or n_neg == 0

@@ -423,35 +423,48 @@ def cell_out_sentence(t: dict, ws: Sequence[int], headline: int, level: float = 
 
 
 _AXIS_SYMBOLS = {"train_frac": "f", "weight_decay": "λ"}
+_AXIS_WORDS = {"train_frac": "the training fraction", "weight_decay": "weight decay"}
 
 
 def hyperparameter_model_sentence(t: dict, ws: Sequence[int], headline: int, axes: Sequence[str],
                                   level: float = 0.95) -> str:
-    """The forecaster against the same model on the hyperparameters alone (``hyperparams``):
-    its AUROC and, at the headline window, the paired comparison, with the forecaster's lead at
-    every window. Silent where it was not computed or a class is tiny."""
+    """The forecaster against the baselines known before training: the stronger grid axis as
+    a score (``axis_scores``), with the forecaster's lead at every window, and the paper's
+    model fitted on the axes' ranks (``hyperparams``). Silent where they were not computed or a
+    class is tiny."""
     if not axes or min(t.get("n_pos", 0), t.get("n_neg", 0)) < MIN_CLASS_SIZE:
         return ""
     cells = {w: t["windows"][str(w)] for w in ws}
     top = cells.get(headline) or {}
-    hp = top.get("hyperparams") or {}
-    if not _finite(hp.get("auroc")) or not top.get("diff_hyperparams"):
+    scores = {a: v for a, v in (top.get("axis_scores") or {}).items() if _finite(v.get("auroc"))}
+    if not scores:
         return ""
-    names = _and_list([_AXIS_SYMBOLS.get(a, esc(a)) for a in axes])
+    best = max(scores, key=lambda a: scores[a]["auroc"])
+    name = _AXIS_WORDS.get(best, best)
+    text = (f"Against {'the stronger, ' if len(scores) > 1 else ''}{esc(name)} as a score, "
+            f"the multivariate forecaster at W = {headline} "
+            f"{comparison_sentence(scores[best]['diff'], name.replace(' ', '-'), level)}")
+    leads = [(w, ((c.get("axis_scores") or {}).get(best) or {}).get("diff") or {})
+             for w, c in cells.items()]
+    leads = [(w, d["diff"]) for w, d in leads if _finite(d.get("diff"))]
+    if len(leads) > 1:
+        text += (f"; its lead at W = {_and_list([str(w) for w, _ in leads])} is "
+                 f"{_and_list([esc(fmt_signed(d)) for _, d in leads])}")
+    text += "."
+    hp = top.get("hyperparams") or {}
+    if not (_finite(hp.get("auroc")) and top.get("diff_hyperparams")):
+        return text
     # With LOO its predictions are the same at every window; with k-fold the folds differ.
     same = len({(c.get("hyperparams") or {}).get("auroc") for c in cells.values()}) == 1
-    text = (f"Fitted and held out as the forecaster is, on the ranks of {names} in the grid, "
-            f"the same logistic regression has an AUROC of {esc(fmt(hp['auroc']))} "
-            f"{'at every window' if same and len(cells) > 1 else f'at W = {headline}'} "
-            f"({level:.0%} CI at W = {headline}: {esc(fmt_ci(hp.get('ci')))}); against it the "
-            f"multivariate forecaster at W = {headline} "
-            f"{comparison_sentence(top['diff_hyperparams'], 'hyperparameter-only', level)}")
-    leads = [(w, (c.get("diff_hyperparams") or {}).get("diff")) for w, c in cells.items()]
-    leads = [(w, d) for w, d in leads if _finite(d)]
-    if len(leads) > 1:
-        text += (f". The forecaster's lead at W = {_and_list([str(w) for w, _ in leads])} is "
-                 f"{_and_list([esc(fmt_signed(d)) for _, d in leads])}")
-    return text + "."
+    text += (f" The same logistic regression as the forecaster's, fitted and held out the same "
+             f"way on the runs' ranks of {_and_list([_AXIS_SYMBOLS.get(a, esc(a)) for a in axes])}, "
+             f"has an AUROC of {esc(fmt(hp['auroc']))} "
+             f"{'at every window' if same and len(cells) > 1 else f'at W = {headline}'} "
+             f"({level:.0%} CI at W = {headline}: {esc(fmt_ci(hp.get('ci')))})")
+    if hp["auroc"] < scores[best]["auroc"]:
+        text += f", below {esc(name)} alone: held out on these runs, the fit does not recover that ranking"
+    return (f"{text}. Against it the forecaster at W = {headline} "
+            f"{comparison_sentence(top['diff_hyperparams'], 'fitted-hyperparameter', level)}.")
 
 
 def grid_sentence(runs: Sequence[dict], labels: Sequence[int]) -> str:
@@ -1476,11 +1489,26 @@ def _method(f: _Facts) -> str:
         f"*Univariate.* Each feature's value at W is a one-dimensional score; its AUROC "
         "below 0.5 means lower values predict grokking, so we also report the folded value "
         f"|AUROC − 0.5| + 0.5. *Multivariate.* {multi} *Baselines.* The end-of-window "
-        "validation loss (negated) and validation accuracy. *Uncertainty.* Percentile "
+        f"validation loss (negated) and validation accuracy{_prior_baselines_words(f)}. "
+        "*Uncertainty.* Percentile "
         f"bootstrap {f.lvl} CIs over runs ({fmt_int(f.a['settings']['n_resamples'])} resamples) "
         "and paired-bootstrap differences multi − baseline with one-sided p-values "
         "p#sub[1] = P(Δ\\* ≤ 0). " + SIGNIFICANCE_NOTE.format(level=f.lvl)
     )
+
+
+def _prior_baselines_words(f: _Facts) -> str:
+    """The method's words for the baselines known before training, as far as they were run."""
+    axes = f.a["settings"].get("hyperparams") or []
+    if not axes:
+        return ""
+    text = (f"; and, known before training, {'each grid axis' if len(axes) > 1 else 'the grid axis'} "
+            "as a score (a larger value scores higher)")
+    if custom_predictor(f.cv) is None:
+        text += (f" and the same logistic regression on the runs' ranks of "
+                 f"{_and_list([_AXIS_SYMBOLS.get(a, esc(a)) for a in axes])}, fitted and held "
+                 "out as the forecaster is")
+    return text
 
 
 def _results(f: _Facts, pair: _Pair) -> dict[str, str]:
@@ -1592,9 +1620,10 @@ def _limitations(f: _Facts) -> list[str]:
          "unseen (f, λ) regions is not tested, and the tables' held-out predictions keep a "
          "run's seed-siblings (the same f and λ) in its training set (leaving out whole "
          "cells, where the results give it, takes them out). "
-         + hyperparameter_sentence(f.a["runs"], f.t1["labels"], f.k1) + " "
-         + hyperparameter_model_sentence(f.t1, f.ws, f.w0, f.a["settings"].get("hyperparams", []),
-                                         f.level)),
+         + " ".join(x for x in (
+             hyperparameter_sentence(f.a["runs"], f.t1["labels"], f.k1),
+             hyperparameter_model_sentence(f.t1, f.ws, f.w0, f.a["settings"].get("hyperparams", []),
+                                           f.level)) if x)),
         (_uncertainty_limit(f) if not f.t1["single_class"] else
          f"With {f.n_runs} runs, all of one class at threshold {f.th1}, no AUROC, CI or p-value "
          "exists at that threshold: a larger or more varied sweep is needed."),
