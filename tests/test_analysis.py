@@ -73,7 +73,7 @@ def test_structure_single_class_and_diverged_runs(result):
     assert result["settings"] == {"windows": [100, 200], "thresholds": [0.9, 0.99],
                                   "n_resamples": 300, "level": 0.95, "seed": 3,
                                   "cv": "custom:standin", "orders": 0,
-                                  "hyperparams": ["train_frac"]}
+                                  "hyperparam_axes": ["train_frac"]}
     assert all("multi_by_order" not in c for t in result["thresholds"].values()
                for c in t["windows"].values())  # orders=0: not computed
     assert [f["name"] for f in result["features"]] == list(FEATURE_NAMES)
@@ -526,7 +526,7 @@ def test_hyperparameter_baselines_match_sklearn_and_share_multis_resamples(sweep
     wd = ([0.0, 3.0, 1.0, 3.0] * 6)[:21]
     runs = runs.assign(weight_decay=wd)
     res = A.analyze(runs, log, None, windows=(200,), thresholds=(0.9,), n_resamples=40, seed=6)
-    assert res["settings"]["hyperparams"] == ["train_frac", "weight_decay"]
+    assert res["settings"]["hyperparam_axes"] == ["train_frac", "weight_decay"]
     cell = res["thresholds"]["0.9"]["windows"]["200"]
     y = np.array(res["thresholds"]["0.9"]["labels"])
     multi = np.array(cell["loo_proba"])
@@ -556,6 +556,7 @@ def test_hyperparameter_baselines_match_sklearn_and_share_multis_resamples(sweep
         keep = np.arange(len(y)) != i
         proba[i] = sklearn_reference().fit(H[keep], y[keep]).predict_proba(H[i:i + 1])[0, 1]
     check(cell["hyperparams"], cell["diff_hyperparams"], proba)
+    np.testing.assert_allclose(cell["hyperparams"]["proba"], proba, atol=1e-9)
 
     monkeypatch.setattr(A, "LOO_MAX_RUNS", 10)  # 20 runs: 10-fold, or as many as the minority
     res = A.analyze(runs, log, None, windows=(200,), thresholds=(0.9,), n_resamples=40, seed=6)
@@ -566,12 +567,12 @@ def test_hyperparameter_baselines_match_sklearn_and_share_multis_resamples(sweep
 
     custom = A.analyze(runs, log, None, windows=(200,), thresholds=(0.9,), n_resamples=40,
                        predict_fn=standin)
-    assert custom["settings"]["hyperparams"] == ["train_frac", "weight_decay"]
+    assert custom["settings"]["hyperparam_axes"] == ["train_frac", "weight_decay"]
     cell = custom["thresholds"]["0.9"]["windows"]["200"]
     assert "axis_scores" in cell and not {"hyperparams", "diff_hyperparams"} & set(cell)
     fixed = A.analyze(runs.assign(train_frac=0.3, weight_decay=1.0), log, None, windows=(200,),
                       thresholds=(0.9,), n_resamples=40)
-    assert fixed["settings"]["hyperparams"] == []
+    assert fixed["settings"]["hyperparam_axes"] == []
     assert not {"axis_scores", "hyperparams", "diff_hyperparams"} & set(
         fixed["thresholds"]["0.9"]["windows"]["200"])
 

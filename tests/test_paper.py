@@ -260,44 +260,50 @@ def test_hyperparameter_sentence_scores_the_grid_axes_as_predictors() -> None:
     assert hyper(runs, [0] * 6, "0.9") == ""  # one class: no AUROC
 
 
-def test_hyperparameter_model_sentence_compares_the_forecaster_with_them() -> None:
-    model = _plain_fn(R.hyperparameter_model_sentence)
+def test_prior_baselines_sentence_compares_the_forecaster_with_them() -> None:
+    prior = _plain_fn(R.prior_baselines_sentence)
     diff = {"diff": 0.179, "ci": [-0.014, 0.456], "p_one_sided": 0.073, "n_resamples": 2000}
     wd = {"auroc": 0.911, "ci": [0.82, 0.98], "diff": {
         "diff": 0.074, "ci": [0.020, 0.145], "p_one_sided": 0.003, "n_resamples": 2000}}
     f = {"auroc": 0.753, "ci": [0.6, 0.9], "diff": {**diff, "diff": 0.232}}
-    hp = {"auroc": 0.805, "ci": [0.525, 0.997]}
+    hp = {"auroc": 0.805, "ci": [0.525, 0.997], "proba": [0.398, 0.5, 0.606]}
     t = {"n_pos": 10, "n_neg": 38, "windows": {
         "100": {"hyperparams": hp, "diff_hyperparams": {**diff, "diff": 0.063},
                 "axis_scores": {"train_frac": f, "weight_decay": {**wd, "diff": {
                     **wd["diff"], "diff": -0.042}}}},
-        "200": {"hyperparams": hp, "diff_hyperparams": diff,
+        "200": {"hyperparams": hp, "diff_hyperparams": diff, "loo_proba": [0.01, 0.5, 0.97],
                 "axis_scores": {"train_frac": f, "weight_decay": wd}}}}
     axes = ["train_frac", "weight_decay"]
-    assert model(t, [100, 200], 200, axes) == (
-        "Against the stronger, weight decay as a score, the multivariate forecaster at W = 200 "
-        "significantly outperforms the weight-decay baseline (Δ = +0.074, 95% CI [+0.020, "
-        "+0.145], p₁ = 0.003); its lead at W = 100 and 200 is −0.042 and +0.074. The same "
-        "logistic regression as the forecaster's, fitted and held out the same way on the runs' "
-        "ranks of f and λ, has an AUROC of 0.805 at every window (95% CI at W = 200: [0.525, "
-        "0.997]), below weight decay alone: held out on these runs, the fit does not recover "
-        "that ranking. Against it the forecaster at W = 200 is ahead of the "
+    assert prior(t, [100, 200], 200, axes) == (
+        "Against the stronger axis, weight decay used as a score, the multivariate forecaster "
+        "at W = 200 significantly outperforms the weight-decay baseline (Δ = +0.074, 95% CI "
+        "[+0.020, +0.145], p₁ = 0.003); its difference at W = 100 is −0.042. The same "
+        "logistic regression as the forecaster's, fitted and held out the same way on the "
+        "runs' ranks of f and λ, has an AUROC of 0.805 at W = 200 (95% CI [0.525, 0.997]; the "
+        "same at every window, as its inputs do not depend on W), below weight decay alone (a "
+        "difference not tested); its held-out probabilities lie between 0.398 and 0.606, the "
+        "forecaster's between 0.010 and 0.970. The forecaster at W = 200 is ahead of the "
         "fitted-hyperparameter baseline, but not significantly: the 95% CI of the difference "
         "includes zero (Δ = +0.179, 95% CI [−0.014, +0.456], p₁ = 0.073).")
-    # k-fold: other folds at each window, so the AUROC is the headline window's; above the
-    # axis: no "below" clause.
+    # k-fold: other folds at each window; above the axis: no "below" clause; no probabilities.
     t["windows"]["100"]["hyperparams"] = {**hp, "auroc": 0.79}
-    t["windows"]["200"]["hyperparams"] = {**hp, "auroc": 0.95}
-    text = model(t, [100, 200], 200, axes)
-    assert "0.950 at W = 200 (95% CI" in text and "below" not in text
-    # One axis; one window (no list of leads); a custom predictor (no fitted model).
+    t["windows"]["200"]["hyperparams"] = {"auroc": 0.95, "ci": [0.9, 1.0]}
+    text = prior(t, [100, 200], 200, axes)
+    assert "0.950 at W = 200 (95% CI [0.900, 1.000]). The forecaster" in text
+    assert "below" not in text and "probabilities" not in text
+    # Both axes as strong: no "stronger"; one axis, one window, a custom predictor (no model).
+    tied = {**t, "windows": {"200": {"axis_scores": {"train_frac": {**f, "auroc": 0.911},
+                                                     "weight_decay": wd}}}}
+    assert prior(tied, [200], 200, axes).startswith(
+        "Against the training fraction used as a score (weight decay scores the same), the "
+        "multivariate forecaster at W = 200 is ahead of the training-fraction baseline")
     one = {**t, "windows": {"200": {"axis_scores": {"weight_decay": wd}}}}
-    assert model(one, [200], 200, ["weight_decay"]) == (
-        "Against weight decay as a score, the multivariate forecaster at W = 200 significantly "
-        "outperforms the weight-decay baseline (Δ = +0.074, 95% CI [+0.020, +0.145], "
-        "p₁ = 0.003).")
-    assert model(t, [100, 200], 200, []) == ""  # not computed
-    assert model({**t, "n_pos": 2}, [100, 200], 200, axes) == ""  # a tiny class
+    assert prior(one, [200], 200, ["weight_decay"]) == (
+        "Against weight decay used as a score, the multivariate forecaster at W = 200 "
+        "significantly outperforms the weight-decay baseline (Δ = +0.074, 95% CI [+0.020, "
+        "+0.145], p₁ = 0.003).")
+    assert prior(t, [100, 200], 200, []) == ""  # not computed
+    assert prior({**t, "n_pos": 2}, [100, 200], 200, axes) == ""  # a tiny class
 
 
 def test_cell_out_sentence_sets_leaving_out_cells_beside_loo() -> None:
@@ -1028,7 +1034,7 @@ def test_render_paper_compares_the_forecaster_with_the_hyperparameter_baselines(
     """The Limitations give the baselines known before training where the analysis holds them
     (an analysis.json from before them, as the other tests', renders without the sentence)."""
     analysis = write_synthetic_results(tmp_path)
-    analysis["settings"]["hyperparams"] = ["train_frac", "weight_decay"]
+    analysis["settings"]["hyperparam_axes"] = ["train_frac", "weight_decay"]
     for t in analysis["thresholds"].values():
         for cell in t["windows"].values():
             if cell.get("multi") is None:
@@ -1044,8 +1050,9 @@ def test_render_paper_compares_the_forecaster_with_the_hyperparameter_baselines(
     (tmp_path / "analysis.json").write_text(json.dumps(analysis), encoding="utf-8")
     pdf = R.render_paper(tmp_path, tmp_path / "out")
     source = context_source(pdf)
-    assert canon("Against the stronger, weight decay as a score, the multivariate forecaster at "
-                 "W = 200") in source
-    assert canon("has an AUROC of 0.700 at every window (95% CI at W = 200: [0.500, 0.900]), "
-                 "below weight decay alone") in source
-    assert canon("each grid axis as a score (a larger value scores higher)") in source
+    assert canon("Against the stronger axis, weight decay used as a score, the multivariate "
+                 "forecaster at W = 200") in source
+    assert canon("has an AUROC of 0.700 at W = 200 (95% CI [0.500, 0.900]; the same at every "
+                 "window, as its inputs do not depend on W), below weight decay alone") in source
+    assert canon("each grid axis f and λ as a score (larger f or λ ⇒ grokking) and the same "
+                 "logistic regression on the runs' ranks of f and λ") in source

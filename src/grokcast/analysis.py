@@ -341,8 +341,10 @@ def _hyperparameter_baselines(hyper: _Hyper, y: np.ndarray, proba: np.ndarray,
                                            for j, a in enumerate(hyper.axes)}}
     if hyper.fit:
         # Multi was fitted on these labels and folds, so this fit has runs enough too.
-        model = versus(np.asarray(predict(hyper.ranks, y, rng(1)), dtype=float))
-        out |= {"hyperparams": {"auroc": model["auroc"], "ci": model["ci"]},
+        hp = np.asarray(predict(hyper.ranks, y, rng(1)), dtype=float)
+        model = versus(hp)
+        out |= {"hyperparams": {"auroc": model["auroc"], "ci": model["ci"],
+                                "proba": [_float(x) for x in hp]},
                 "diff_hyperparams": model["diff"]}
     return out
 
@@ -490,7 +492,7 @@ def analyze(runs_df: pd.DataFrame, log_df: pd.DataFrame, config: Any, *,
         },
         "settings": {"windows": windows, "thresholds": thresholds, "n_resamples": int(n_resamples),
                      "level": float(level), "seed": int(seed), "cv": cv, "orders": int(orders),
-                     "hyperparams": [] if hyper is None else hyper.axes},
+                     "hyperparam_axes": [] if hyper is None else hyper.axes},
         "features": [{"name": f.name, "group": f.group, "description": f.description}
                      for f in FEATURES],
         "runs": [{"run_id": str(r.run_id), "train_frac": float(r.train_frac),

@@ -426,12 +426,11 @@ _AXIS_SYMBOLS = {"train_frac": "f", "weight_decay": "λ"}
 _AXIS_WORDS = {"train_frac": "the training fraction", "weight_decay": "weight decay"}
 
 
-def hyperparameter_model_sentence(t: dict, ws: Sequence[int], headline: int, axes: Sequence[str],
-                                  level: float = 0.95) -> str:
+def prior_baselines_sentence(t: dict, ws: Sequence[int], headline: int, axes: Sequence[str],
+                             level: float = 0.95) -> str:
     """The forecaster against the baselines known before training: the stronger grid axis as
-    a score (``axis_scores``), with the forecaster's lead at every window, and the paper's
-    model fitted on the axes' ranks (``hyperparams``). Silent where they were not computed or a
-    class is tiny."""
+    a score (``axis_scores``) and the paper's model fitted on the axes' ranks
+    (``hyperparams``). Silent where they were not computed or a class is tiny."""
     if not axes or min(t.get("n_pos", 0), t.get("n_neg", 0)) < MIN_CLASS_SIZE:
         return ""
     cells = {w: t["windows"][str(w)] for w in ws}
@@ -440,31 +439,66 @@ def hyperparameter_model_sentence(t: dict, ws: Sequence[int], headline: int, axe
     if not scores:
         return ""
     best = max(scores, key=lambda a: scores[a]["auroc"])
+    return " ".join(x for x in (_axis_score_sentence(cells, headline, scores, best, level),
+                                _fitted_hyperparameter_sentence(cells, headline, axes,
+                                                                scores[best]["auroc"],
+                                                                _AXIS_WORDS.get(best, best), level))
+                    if x)
+
+
+_UNDEFINED_DIFF = "its difference from it is undefined"
+
+
+def _axis_score_sentence(cells: dict[int, dict], headline: int, scores: dict[str, dict],
+                         best: str, level: float) -> str:
     name = _AXIS_WORDS.get(best, best)
-    text = (f"Against {'the stronger, ' if len(scores) > 1 else ''}{esc(name)} as a score, "
-            f"the multivariate forecaster at W = {headline} "
-            f"{comparison_sentence(scores[best]['diff'], name.replace(' ', '-'), level)}")
-    leads = [(w, ((c.get("axis_scores") or {}).get(best) or {}).get("diff") or {})
-             for w, c in cells.items()]
-    leads = [(w, d["diff"]) for w, d in leads if _finite(d.get("diff"))]
-    if len(leads) > 1:
-        text += (f"; its lead at W = {_and_list([str(w) for w, _ in leads])} is "
-                 f"{_and_list([esc(fmt_signed(d)) for _, d in leads])}")
-    text += "."
+    ties = [_AXIS_WORDS.get(a, a) for a in scores
+            if a != best and scores[a]["auroc"] == scores[best]["auroc"]]
+    lead_in = (f"Against {esc(name)} used as a score ({_and_list(ties)} scores the same)" if ties else
+               f"Against the stronger axis, {esc(name)} used as a score" if len(scores) > 1 else
+               f"Against {esc(name)} used as a score")
+    versus = comparison_sentence(scores[best]["diff"], name.removeprefix("the ").replace(" ", "-"), level,
+                                 why=_UNDEFINED_DIFF)
+    text = f"{lead_in}, the multivariate forecaster at W = {headline} {versus}"
+    others = [(w, (((c.get("axis_scores") or {}).get(best) or {}).get("diff") or {}).get("diff"))
+              for w, c in cells.items() if w != headline]
+    others = [(w, d) for w, d in others if _finite(d)]
+    if others:
+        text += (f"; its difference{'s' if len(others) > 1 else ''} at W = "
+                 f"{_and_list([str(w) for w, _ in others])} {'are' if len(others) > 1 else 'is'} "
+                 f"{_and_list([esc(fmt_signed(d)) for _, d in others])}")
+    return text + "."
+
+
+def _fitted_hyperparameter_sentence(cells: dict[int, dict], headline: int, axes: Sequence[str],
+                                    best_auroc: float, best_name: str, level: float) -> str:
+    top = cells.get(headline) or {}
     hp = top.get("hyperparams") or {}
     if not (_finite(hp.get("auroc")) and top.get("diff_hyperparams")):
-        return text
-    # With LOO its predictions are the same at every window; with k-fold the folds differ.
-    same = len({(c.get("hyperparams") or {}).get("auroc") for c in cells.values()}) == 1
-    text += (f" The same logistic regression as the forecaster's, fitted and held out the same "
-             f"way on the runs' ranks of {_and_list([_AXIS_SYMBOLS.get(a, esc(a)) for a in axes])}, "
-             f"has an AUROC of {esc(fmt(hp['auroc']))} "
-             f"{'at every window' if same and len(cells) > 1 else f'at W = {headline}'} "
-             f"({level:.0%} CI at W = {headline}: {esc(fmt_ci(hp.get('ci')))})")
-    if hp["auroc"] < scores[best]["auroc"]:
-        text += f", below {esc(name)} alone: held out on these runs, the fit does not recover that ranking"
-    return (f"{text}. Against it the forecaster at W = {headline} "
-            f"{comparison_sentence(top['diff_hyperparams'], 'fitted-hyperparameter', level)}.")
+        return ""
+    # Under LOO its predictions are the same at every window; under k-fold the folds differ.
+    same = len(cells) > 1 and len({(c.get("hyperparams") or {}).get("auroc")
+                                   for c in cells.values()}) == 1
+    every = "; the same at every window, as its inputs do not depend on W" if same else ""
+    text = (f"The same logistic regression as the forecaster's, fitted and held out the same way "
+            f"on the runs' ranks of {_and_list([_AXIS_SYMBOLS.get(a, esc(a)) for a in axes])}, "
+            f"has an AUROC of {esc(fmt(hp['auroc']))} at W = {headline} ({level:.0%} CI "
+            f"{esc(fmt_ci(hp.get('ci')))}{every})")
+    if hp["auroc"] < best_auroc:
+        text += f", below {esc(best_name)} alone (a difference not tested)"
+    spans = [_span(hp.get("proba")), _span(top.get("loo_proba"))]
+    if all(spans):
+        text += (f"; its held-out probabilities lie between {spans[0]}, the forecaster's "
+                 f"between {spans[1]}")
+    versus = comparison_sentence(top["diff_hyperparams"], "fitted-hyperparameter", level,
+                                 why=_UNDEFINED_DIFF)
+    return f"{text}. The forecaster at W = {headline} {versus}."
+
+
+def _span(values: Sequence[float | None] | None) -> str:
+    """``"0.398 and 0.606"``: the smallest and largest finite value; empty if there is none."""
+    finite = [v for v in values or [] if _finite(v)]
+    return f"{esc(fmt(min(finite)))} and {esc(fmt(max(finite)))}" if finite else ""
 
 
 def grid_sentence(runs: Sequence[dict], labels: Sequence[int]) -> str:
@@ -1498,16 +1532,18 @@ def _method(f: _Facts) -> str:
 
 
 def _prior_baselines_words(f: _Facts) -> str:
-    """The method's words for the baselines known before training, as far as they were run."""
-    axes = f.a["settings"].get("hyperparams") or []
-    if not axes:
+    """The method's words for the baselines known before training, where some cell holds them."""
+    axes = f.a["settings"].get("hyperparam_axes") or []
+    cells = [c for t in (f.t1, f.t2) if t for c in t["windows"].values()]
+    if not axes or not any(c.get("axis_scores") for c in cells):
         return ""
+    names = _and_list([_AXIS_SYMBOLS.get(a, esc(a)) for a in axes])
     text = (f"; and, known before training, {'each grid axis' if len(axes) > 1 else 'the grid axis'} "
-            "as a score (a larger value scores higher)")
-    if custom_predictor(f.cv) is None:
-        text += (f" and the same logistic regression on the runs' ranks of "
-                 f"{_and_list([_AXIS_SYMBOLS.get(a, esc(a)) for a in axes])}, fitted and held "
-                 "out as the forecaster is")
+            f"{names} as a score (larger {' or '.join(_AXIS_SYMBOLS.get(a, esc(a)) for a in axes)} "
+            "⇒ grokking)")
+    if any(c.get("hyperparams") for c in cells):
+        text += (f" and the same logistic regression on the runs' ranks of {names}, fitted and "
+                 "held out as the forecaster is")
     return text
 
 
@@ -1612,7 +1648,7 @@ def _discussion(f: _Facts, claims: list[Claim]) -> list[str]:
 
 
 def _limitations(f: _Facts) -> list[str]:
-    return [
+    return [x for x in (
         (f"The regime is small: p = {f.p}, one transformer block, full-batch AdamW. Whether the "
          "early signals transfer to other tasks, deeper models or mini-batch training is "
          "untested."),
@@ -1620,10 +1656,9 @@ def _limitations(f: _Facts) -> list[str]:
          "unseen (f, λ) regions is not tested, and the tables' held-out predictions keep a "
          "run's seed-siblings (the same f and λ) in its training set (leaving out whole "
          "cells, where the results give it, takes them out). "
-         + " ".join(x for x in (
-             hyperparameter_sentence(f.a["runs"], f.t1["labels"], f.k1),
-             hyperparameter_model_sentence(f.t1, f.ws, f.w0, f.a["settings"].get("hyperparams", []),
-                                           f.level)) if x)),
+         + hyperparameter_sentence(f.a["runs"], f.t1["labels"], f.k1)),
+        prior_baselines_sentence(f.t1, f.ws, f.w0, f.a["settings"].get("hyperparam_axes") or [],
+                                 f.level),
         (_uncertainty_limit(f) if not f.t1["single_class"] else
          f"With {f.n_runs} runs, all of one class at threshold {f.th1}, no AUROC, CI or p-value "
          "exists at that threshold: a larger or more varied sweep is needed."),
@@ -1632,7 +1667,7 @@ def _limitations(f: _Facts) -> list[str]:
             if f.k2 and f.word2 == "strict" else ".")),
         ("Forecasting a binary outcome is a simplification; predicting the grokking step is "
          "left open."),
-    ]
+    ) if x]
 
 
 def _uncertainty_limit(f: _Facts) -> str:
