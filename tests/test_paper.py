@@ -304,6 +304,17 @@ def test_prior_baselines_sentence_compares_the_forecaster_with_them() -> None:
         "+0.145], p₁ = 0.003).")
     assert prior(t, [100, 200], 200, []) == ""  # not computed
     assert prior({**t, "n_pos": 2}, [100, 200], 200, axes) == ""  # a tiny class
+    # With 5+ run orders: in how many the forecaster's AUROC is above the axis' (run_id
+    # order is what the paired test used).
+    for aurocs, count in (([0.95, 0.96, 0.92, 0.99, 0.97], "all"), ([0.9, 0.95, 0.911, 0.99, 0.8], "2"),
+                          ([0.9] * 5, "none")):
+        one["windows"]["200"]["multi_by_order"] = aurocs
+        assert prior(one, [200], 200, ["weight_decay"]).endswith(
+            f"p₁ = 0.003). Over the 5 random run orders the forecaster's AUROC at W = 200 "
+            f"({min(aurocs):.3f}–{max(aurocs):.3f}) is above weight decay's 0.911 in {count} of "
+            "them.")
+    one["windows"]["200"]["multi_by_order"] = [0.95] * 4  # too few orders
+    assert prior(one, [200], 200, ["weight_decay"]).endswith("p₁ = 0.003).")
 
 
 def test_cell_out_sentence_sets_leaving_out_cells_beside_loo() -> None:

@@ -467,6 +467,14 @@ def _axis_score_sentence(cells: dict[int, dict], headline: int, scores: dict[str
         text += (f"; its difference{'s' if len(others) > 1 else ''} at W = "
                  f"{_and_list([str(w) for w, _ in others])} {'are' if len(others) > 1 else 'is'} "
                  f"{_and_list([esc(fmt_signed(d)) for _, d in others])}")
+    # The test above is of run_id order; the axis' score does not depend on the order.
+    orders = [a for a in cells[headline].get("multi_by_order") or [] if _finite(a)]
+    if len(orders) >= MIN_ORDERS:
+        above = sum(a > scores[best]["auroc"] for a in orders)
+        count = ("all" if above == len(orders) else "none" if above == 0 else str(above))
+        text += (f". Over the {len(orders)} random run orders the forecaster's AUROC at "
+                 f"W = {headline} ({esc(fmt(min(orders)))}–{esc(fmt(max(orders)))}) is above "
+                 f"{esc(name)}'s {esc(fmt(scores[best]['auroc']))} in {count} of them")
     return text + "."
 
 
