@@ -451,6 +451,8 @@ _UNDEFINED_DIFF = "its difference from it is undefined"
 
 def _axis_score_sentence(cells: dict[int, dict], headline: int, scores: dict[str, dict],
                          best: str, level: float) -> str:
+    """The forecaster against the ``best`` axis as a score: the paired test at the headline
+    window, the differences at the others, and how often it is above it over the run orders."""
     name = _AXIS_WORDS.get(best, best)
     ties = [_AXIS_WORDS.get(a, a) for a in scores
             if a != best and scores[a]["auroc"] == scores[best]["auroc"]]
@@ -480,6 +482,8 @@ def _axis_score_sentence(cells: dict[int, dict], headline: int, scores: dict[str
 
 def _fitted_hyperparameter_sentence(cells: dict[int, dict], headline: int, axes: Sequence[str],
                                     best_auroc: float, best_name: str, level: float) -> str:
+    """The forecaster's procedure fitted on the axes' ranks (``hyperparams``): its AUROC, whether
+    it is below the best axis' unfitted score, its probabilities' span, and the paired test."""
     top = cells.get(headline) or {}
     hp = top.get("hyperparams") or {}
     if not (_finite(hp.get("auroc")) and top.get("diff_hyperparams")):
