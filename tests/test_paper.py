@@ -281,10 +281,14 @@ def test_prior_baselines_sentence_compares_the_forecaster_with_them() -> None:
         "logistic regression as the forecaster's, fitted and held out the same way on the "
         "runs' ranks of f and λ, has an AUROC of 0.805 at W = 200 (95% CI [0.525, 0.997]; the "
         "same at every window, as its inputs do not depend on W), below weight decay alone (a "
-        "difference not tested); its held-out probabilities lie between 0.398 and 0.606, the "
-        "forecaster's between 0.010 and 0.970. The forecaster at W = 200 is ahead of the "
+        "difference not tested); its held-out probabilities span 0.398–0.606, the "
+        "forecaster's span 0.010–0.970. The forecaster at W = 200 is ahead of the "
         "fitted-hyperparameter baseline, but not significantly: the 95% CI of the difference "
         "includes zero (Δ = +0.179, 95% CI [−0.014, +0.456], p₁ = 0.073).")
+    # A model that predicts one probability (its strongest penalty) reads as such.
+    t["windows"]["200"]["hyperparams"] = {**hp, "proba": [0.4999, 0.5, 0.5002]}
+    assert "its held-out probabilities are all 0.500 to three decimals, the forecaster's span " \
+           "0.010–0.970." in prior(t, [100, 200], 200, axes)
     # k-fold: other folds at each window; above the axis: no "below" clause; no probabilities.
     t["windows"]["100"]["hyperparams"] = {**hp, "auroc": 0.79}
     t["windows"]["200"]["hyperparams"] = {"auroc": 0.95, "ci": [0.9, 1.0]}

@@ -498,19 +498,22 @@ def _fitted_hyperparameter_sentence(cells: dict[int, dict], headline: int, axes:
             f"{esc(fmt_ci(hp.get('ci')))}{every})")
     if hp["auroc"] < best_auroc:
         text += f", below {esc(best_name)} alone (a difference not tested)"
-    spans = [_span(hp.get("proba")), _span(top.get("loo_proba"))]
-    if all(spans):
-        text += (f"; its held-out probabilities lie between {spans[0]}, the forecaster's "
-                 f"between {spans[1]}")
+    spreads = [_spread(hp.get("proba")), _spread(top.get("loo_proba"))]
+    if all(spreads):
+        text += f"; its held-out probabilities {spreads[0]}, the forecaster's {spreads[1]}"
     versus = comparison_sentence(top["diff_hyperparams"], "fitted-hyperparameter", level,
                                  why=_UNDEFINED_DIFF)
     return f"{text}. The forecaster at W = {headline} {versus}."
 
 
-def _span(values: Sequence[float | None] | None) -> str:
-    """``"0.398 and 0.606"``: the smallest and largest finite value; empty if there is none."""
+def _spread(values: Sequence[float | None] | None) -> str:
+    """``"span 0.398–0.606"``, or ``"are all 0.500 to three decimals"`` where the smallest and
+    largest finite value print the same; empty if there is none."""
     finite = [v for v in values or [] if _finite(v)]
-    return f"{esc(fmt(min(finite)))} and {esc(fmt(max(finite)))}" if finite else ""
+    if not finite:
+        return ""
+    lo, hi = esc(fmt(min(finite))), esc(fmt(max(finite)))
+    return f"span {lo}–{hi}" if lo != hi else f"are all {lo} to three decimals"
 
 
 def grid_sentence(runs: Sequence[dict], labels: Sequence[int]) -> str:
