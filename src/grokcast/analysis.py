@@ -461,7 +461,7 @@ def analyze(runs_df: pd.DataFrame, log_df: pd.DataFrame, config: Any, *,
     # Leaving out a cell is leave-one-out where each cell holds one run, and impossible with
     # one cell: computed only between those, within MAX_CELL_OUT_SIZE, for the paper's model.
     grid_cells = pd.factorize(pd.MultiIndex.from_arrays(
-        [runs["train_frac"].astype(float), runs["weight_decay"].astype(float)]))[0]
+        [runs[a].astype(float) for a in HYPERPARAMETER_AXES]))[0]
     n_cells = int(grid_cells.max()) + 1 if len(grid_cells) else 0
     if (predict_fn is not None or not 2 <= n_cells < len(runs)
             or n_cells * len(runs) > MAX_CELL_OUT_SIZE):

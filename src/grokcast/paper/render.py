@@ -426,6 +426,10 @@ _AXIS_SYMBOLS = {"train_frac": "f", "weight_decay": "λ"}
 _AXIS_WORDS = {"train_frac": "the training fraction", "weight_decay": "weight decay"}
 
 
+def _axis_symbols(axes: Sequence[str]) -> list[str]:
+    return [_AXIS_SYMBOLS.get(a, esc(a)) for a in axes]
+
+
 def prior_baselines_sentence(t: dict, ws: Sequence[int], headline: int, axes: Sequence[str],
                              level: float = 0.95) -> str:
     """The forecaster against the baselines known before training: the stronger grid axis as
@@ -493,7 +497,7 @@ def _fitted_hyperparameter_sentence(cells: dict[int, dict], headline: int, axes:
                                    for c in cells.values()}) == 1
     every = "; the same at every window, as its inputs do not depend on W" if same else ""
     text = (f"The same logistic regression as the forecaster's, fitted and held out the same way "
-            f"on the runs' ranks of {_and_list([_AXIS_SYMBOLS.get(a, esc(a)) for a in axes])}, "
+            f"on the runs' ranks of {_and_list(_axis_symbols(axes))}, "
             f"has an AUROC of {esc(fmt(hp['auroc']))} at W = {headline} ({level:.0%} CI "
             f"{esc(fmt_ci(hp.get('ci')))}{every})")
     if hp["auroc"] < best_auroc:
@@ -521,7 +525,8 @@ def grid_sentence(runs: Sequence[dict], labels: Sequence[int]) -> str:
     other axis pooled): "rises with" (every step up), "never falls as ... grows" (some steps
     flat), "falls with", "never rises as ... grows", "is not monotone in", with the counts."""
     parts = []
-    for field, symbol in (("weight_decay", "λ"), ("train_frac", "f")):
+    for field in ("weight_decay", "train_frac"):
+        symbol = _AXIS_SYMBOLS[field]
         groups: dict[float, list[int]] = {}
         for run, y in zip(runs, labels, strict=True):
             groups.setdefault(float(run[field]), []).append(int(y))
@@ -901,7 +906,8 @@ def hyperparameter_sentence(runs: Sequence[dict], labels: Sequence[int], thresho
     if len(y) == 0 or y.min() == y.max():
         return ""
     parts = []
-    for key, name in (("weight_decay", "weight decay"), ("train_frac", "the training fraction")):
+    for key in ("weight_decay", "train_frac"):
+        name = _AXIS_WORDS[key]
         x = np.array([float(r[key]) for r in runs])
         if np.ptp(x) > 0:
             parts.append(f"{name} {esc(fmt(float(auroc(y, x))))}")
@@ -1552,9 +1558,9 @@ def _prior_baselines_words(f: _Facts) -> str:
     cells = [c for t in (f.t1, f.t2) if t for c in t["windows"].values()]
     if not axes or not any(c.get("axis_scores") for c in cells):
         return ""
-    names = _and_list([_AXIS_SYMBOLS.get(a, esc(a)) for a in axes])
+    names = _and_list(_axis_symbols(axes))
     text = (f"; and, known before training, {'each grid axis' if len(axes) > 1 else 'the grid axis'} "
-            f"{names} as a score (larger {' or '.join(_AXIS_SYMBOLS.get(a, esc(a)) for a in axes)} "
+            f"{names} as a score (larger {' or '.join(_axis_symbols(axes))} "
             "⇒ grokking)")
     if any(c.get("hyperparams") for c in cells):
         text += (f" and the same logistic regression on the runs' ranks of {names}, fitted and "
