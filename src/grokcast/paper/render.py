@@ -1755,7 +1755,9 @@ def _tables(f: _Facts) -> dict[str, Any]:
                                 f"{'LOO' if cv in (None, 'loo') else esc(cv)}" if custom_predictor(cv) is None
                                 else f"multi: {_model_words(cv)}, its held-out predictions")
                              + "; val loss (negated) / val "
-                             "acc: the end-of-window value alone. Δ: paired-bootstrap "
+                             "acc: the end-of-window value alone, its direction fixed in "
+                             "advance (lower loss, higher accuracy scores higher; not "
+                             "folded). Δ: paired-bootstrap "
                              "difference; p#sub[1]: one-sided p-value.")},
         "robust": None if not f.k2 else {
             "rows": _table_rows(a, f.k2),
