@@ -297,6 +297,51 @@ def test_window_steps_in_a_forecaster_file_are_validated(fitted, tmp_path):
     assert GrokForecaster.load(tmp_path / "old.json").metadata_.required_steps() == tuple(range(W))
 
 
+def test_train_window_digests_in_a_forecaster_file_are_validated(fitted, tmp_path):
+    path, _ = fitted
+    doc = json.loads(Path(path).read_text())
+    digests = doc["train_window_digests"]
+    assert len(digests) == 8  # the tiny sweep's runs, their logs all different
+    for bad in ([], digests[::-1], [digests[0]] * 2, ["ABCDEF0123456789"], ["0" * 15], "0" * 16, [1]):
+        (tmp_path / "b.json").write_text(json.dumps({**doc, "train_window_digests": bad}))
+        with pytest.raises(ForecasterFileError, match="train_window_digests=.* is not allowed"):
+            GrokForecaster.load(tmp_path / "b.json")
+    model = GrokForecaster.load(path)
+    for bad in ([], "0" * 16, [3]):
+        with pytest.raises(ValueError, match="train_digests|train_window_digests"):
+            model.save(tmp_path / "c.json", window=W, threshold=THRESHOLD, sweep_hash="0" * 64,
+                       n_train_runs=8, train_digests=bad)
+
+
+def test_evaluate_and_the_study_name_the_runs_a_forecaster_was_fit_on(sweep, fitted, tmp_path):
+    """A grid extended by a seed (seeds 0-2 where the forecaster saw 0-1) trains the old runs
+    again bit for bit: evaluate names exactly those (known from the configs, not from the
+    digests) as in-sample, and the early-stopping study refuses the sweep."""
+    from grokcast.early_stop import run_study
+
+    config = SweepStore(sweep).read_config()
+    assert config.seeds == (0, 1)
+    extended = tmp_path / "extended"
+    run_sweep(dataclasses.replace(config, seeds=(0, 1, 2)), extended, device="cpu", progress=False)
+    result = evaluate_forecaster(fitted[0], extended, n_resamples=100)
+    old = sorted(r.run_id for r in config.runs())
+    assert result["in_training"] == old and result["n_runs"] == 12
+    assert result["notes"][0].startswith("8 of the 12 runs scored were among the forecaster's "
+                                         "training runs (the same log over steps 0..19: ")
+    text = format_evaluation(result)
+    assert "note: 8 of the 12 runs" in text and "not out of sample!" not in text
+    with pytest.raises(ValueError, match=r"8 of the 12 runs of .* are among the forecaster's "
+                                         r"training runs"):
+        run_study(fitted[0], extended, tmp_path / "study")
+
+    # A file that predates the record: evaluate says it cannot tell.
+    doc = json.loads(Path(fitted[0]).read_text())
+    del doc["train_window_digests"]
+    (tmp_path / "old.json").write_text(json.dumps(doc))
+    result = evaluate_forecaster(tmp_path / "old.json", extended, n_resamples=100)
+    assert result["in_training"] is None and "predates the record" in result["notes"][0]
+
+
 def test_bad_model_file_and_bad_fit_arguments(sweep, tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
@@ -395,7 +440,8 @@ def test_evaluate_says_when_a_class_holds_one_run(sweep, fitted, tmp_path):
     meta = model.metadata_
     path = tmp_path / "one.json"
     model.save(path, window=W, threshold=(lowest + second) / 2, sweep_hash=meta.sweep_hash,
-               n_train_runs=meta.n_train_runs, window_steps=meta.window_steps)
+               n_train_runs=meta.n_train_runs, window_steps=meta.window_steps,
+               train_digests=meta.train_digests)
     result = evaluate_forecaster(path, sweep, n_resamples=200)
     assert (result["n_pos"], result["n_runs"]) == (7, 8)
     assert len(result["notes"]) == 1 and "only 1 run of one class" in result["notes"][0]

@@ -47,7 +47,7 @@ from grokcast.forecast import (
     kfold_predictions,
     loo_predictions,
 )
-from grokcast.signals import reaches
+from grokcast.signals import SIGNAL_NAMES, reaches
 from grokcast.stats import (
     MAX_RESAMPLES,
     auroc,
@@ -201,6 +201,37 @@ def sweep_hash(runs_df: pd.DataFrame, log_df: pd.DataFrame) -> str:
             else:
                 h.update(_column_bytes(table[col]))
     return h.hexdigest()
+
+
+WINDOW_DIGEST_HEX = 16  # 64 bits: a chance collision among a million runs has odds ~3e-8
+
+
+def window_digests(log_df: pd.DataFrame, window: int) -> dict[str, str]:
+    """Each run's fingerprint of what a forecaster reads from it: SHA-256 (its first
+    :data:`WINDOW_DIGEST_HEX` hex digits) of the run's log rows with ``step < window``, sorted
+    by step, the step and the signals (:data:`~grokcast.signals.SIGNAL_NAMES`, in that order) as
+    little-endian float64 with one NaN bit pattern; not its run id.
+
+    Two runs share it when their early logs are bitwise equal, which for grokcast's
+    deterministic training means the same run: a forecaster file keeps its training runs'
+    digests so that a run it was fit on is recognised in another sweep (``evaluate``,
+    ``early-stop-study``), however that sweep names or groups it.
+
+    Returns
+    -------
+    dict
+        run_id -> digest, for every run with a row below ``window``.
+    """
+    cols = ["step", *SIGNAL_NAMES]
+    rows = log_df.loc[log_df["step"] < window, ["run_id", *cols]]
+    rows = rows.sort_values(["run_id", "step"], kind="stable", ignore_index=True)
+    values = rows[cols].to_numpy(dtype=float)
+    values = np.where(np.isnan(values), np.nan, values).astype("<f8")  # one NaN pattern
+    ids = rows["run_id"].astype(str).to_numpy()
+    starts = [0, *np.flatnonzero(ids[1:] != ids[:-1]) + 1] if len(ids) else []
+    ends = [*starts[1:], len(ids)]
+    return {str(ids[a]): hashlib.sha256(values[a:b].tobytes()).hexdigest()[:WINDOW_DIGEST_HEX]
+            for a, b in zip(starts, ends)}
 
 
 def _check_args(windows: Sequence[int], thresholds: Sequence[float], n_resamples: int,

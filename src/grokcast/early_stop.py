@@ -591,8 +591,9 @@ def run_study(forecaster_path: str | os.PathLike, heldout_sweep_dir: str | os.Pa
     min_recall : float
         The share of grokkers the summary's operating point must keep (:func:`summarize`).
     allow_same_sweep : bool, default=False
-        Allow the sweep the forecaster was fit on (its hash is in the file); the numbers are
-        then in-sample, not held out.
+        Allow the sweep the forecaster was fit on (its hash is in the file), or a sweep holding
+        any of its training runs (:func:`grokcast.tool.runs_in_training`); the numbers are then
+        partly or wholly in-sample, not held out.
     partial : bool, default=False
         Allow an unfinished sweep (:meth:`grokcast.store.SweepStore.check_finished`).
 
@@ -601,7 +602,6 @@ def run_study(forecaster_path: str | os.PathLike, heldout_sweep_dir: str | os.Pa
     dict
         :func:`summarize`'s result plus ``paths`` (the written files, as strings).
     """
-    from grokcast.analysis import sweep_hash
     from grokcast.forecast import GrokForecaster
     from grokcast.store import SweepStore
 
@@ -611,15 +611,31 @@ def run_study(forecaster_path: str | os.PathLike, heldout_sweep_dir: str | os.Pa
     store.check_finished(partial=partial)
     meta.check_task(store.read_config().task(), f"the sweep {str(heldout_sweep_dir)!r}")
     runs, log = store.runs(), store.log()
-    if not allow_same_sweep and sweep_hash(runs, log) == meta.sweep_hash:
-        raise ValueError(f"{str(heldout_sweep_dir)!r} is the sweep the forecaster was fit on: "
-                         "the study needs held-out runs (a sweep with other seeds)")
+    if not allow_same_sweep:
+        _check_held_out(meta, runs, log, str(heldout_sweep_dir))
     label = meta.threshold if label_threshold is None else label_threshold
     df = simulate(runs, log, model, window=meta.window, thresholds=thresholds,
                   keep_fractions=keep_fractions, rung_factor=rung_factor, label_threshold=label)
     summary = summarize(df, min_recall=min_recall)
     paths = write_study(df, out_dir, summary=summary)
     return {**summary, "paths": [str(p) for p in paths]}
+
+
+def _check_held_out(meta: Any, runs: pd.DataFrame, log: pd.DataFrame, where: str) -> None:
+    """Refuse a sweep that is, or holds runs of, the one the forecaster was fit on."""
+    from grokcast.analysis import sweep_hash
+    from grokcast.tool import runs_in_training
+
+    if sweep_hash(runs, log) == meta.sweep_hash:
+        raise ValueError(f"{where!r} is the sweep the forecaster was fit on: the study needs "
+                         "held-out runs (a sweep with other seeds)")
+    seen = runs_in_training(meta, log) or []
+    if seen:
+        shown = ", ".join(seen[:3]) + (", ..." if len(seen) > 3 else "")
+        raise ValueError(f"{len(seen)} of the {runs['run_id'].nunique()} runs of {where!r} are "
+                         f"among the forecaster's training runs (the same log over steps "
+                         f"0..{meta.window - 1}: {shown}): the study needs held-out runs (a "
+                         "sweep with other seeds, or a forecaster fit without these runs)")
 
 
 # ----------------------------------------------------------------------------- live stopping

@@ -38,6 +38,7 @@ import inspect
 import json
 import math
 import os
+import re
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -102,6 +103,9 @@ class ForecasterMetadata:
     window_steps: tuple[int, ...] | None = None
     # The training sweep's task (SweepConfig.task(): p, model, optimiser); None in older files.
     task: dict[str, Any] | None = None
+    # The training runs' window digests (grokcast.analysis.window_digests), sorted; None in
+    # older files and where save() was not given them.
+    train_digests: tuple[str, ...] | None = None
 
     def check_task(self, task: dict[str, Any], where: str) -> None:
         """Refuse runs of another task than the forecaster's training runs (where recorded):
@@ -801,6 +805,7 @@ class GrokForecaster(ClassifierMixin, BaseEstimator):
     def save(self, path: str | os.PathLike, *, window: int, threshold: float, sweep_hash: str,
              n_train_runs: int, window_steps: Sequence[int] | None = None,
              task: dict[str, Any] | None = None,
+             train_digests: Iterable[str] | None = None,
              known_features: Sequence[str] | None = None) -> None:
         """Write the fitted forecaster as one JSON file (atomically: whole file or none).
 
@@ -822,6 +827,10 @@ class GrokForecaster(ClassifierMixin, BaseEstimator):
         task : dict, optional
             The training sweep's :meth:`grokcast.config.SweepConfig.task`; sweeps of another
             task are then refused by ``evaluate``, ``early-stop-study`` and ``--stop-model``.
+        train_digests : iterable of str, optional
+            The training runs' :func:`grokcast.analysis.window_digests` (the values); saved
+            sorted as ``train_window_digests``, so that ``evaluate`` and ``early-stop-study``
+            recognise a training run in another sweep.
         known_features : sequence of str, optional
             Allowed feature names; defaults to ``grokcast.features.FEATURE_NAMES``.
         """
@@ -841,6 +850,14 @@ class GrokForecaster(ClassifierMixin, BaseEstimator):
                 list(window_steps), meta["window"], ValueError)]
         if task is not None:
             meta["task"] = _check_task(json.loads(json.dumps(task)), ValueError)
+        if train_digests is not None:
+            digests = [] if isinstance(train_digests, str | bytes) else list(train_digests)
+            if digests and all(isinstance(d, str) for d in digests):
+                digests = sorted(set(digests))  # any order in, one order saved
+            if not digests:
+                raise ValueError(f"train_digests={train_digests!r} is not allowed: expected the "
+                                 "training runs' window digests (grokcast.analysis.window_digests)")
+            meta["train_window_digests"] = list(_check_digests(digests, ValueError))
         doc = {
             "format": FORMAT_NAME,
             "format_version": FORMAT_VERSION,
@@ -998,6 +1015,8 @@ class GrokForecaster(ClassifierMixin, BaseEstimator):
             grokcast_version=doc["grokcast_version"],
             window_steps=None if steps is None else _check_window_steps(steps, meta["window"], fail),
             task=None if doc.get("task") is None else _check_task(doc["task"], fail),
+            train_digests=None if doc.get("train_window_digests") is None
+            else _check_digests(doc["train_window_digests"], fail),
         )
         return model
 
@@ -1097,6 +1116,19 @@ def _check_metadata(meta: dict[str, Any], error: type[Exception]) -> None:
     if not (isinstance(meta["sweep_hash"], str) and meta["sweep_hash"]):
         raise error(f"sweep_hash={meta['sweep_hash']!r} is not allowed: expected a non-empty string")
     check_int("n_train_runs", meta["n_train_runs"], 2, error=error)
+
+
+def _check_digests(digests: Any, error: type[Exception]) -> tuple[str, ...]:
+    from grokcast.analysis import WINDOW_DIGEST_HEX
+
+    pattern = re.compile(f"[0-9a-f]{{{WINDOW_DIGEST_HEX}}}")
+    ok = isinstance(digests, list) and bool(digests) and all(
+        isinstance(d, str) and pattern.fullmatch(d) for d in digests)
+    if not ok or digests != sorted(set(digests)):
+        shown = digests if not isinstance(digests, list) or len(digests) <= 3 else f"{digests[:3]}..."
+        raise error(f"train_window_digests={shown!r} is not allowed: expected a sorted list of "
+                    f"distinct strings of {WINDOW_DIGEST_HEX} lowercase hex digits")
+    return tuple(digests)
 
 
 def _check_window_steps(steps: Any, window: int, error: type[Exception]) -> tuple[int, ...]:

@@ -87,6 +87,7 @@ def fit_forecaster(sweep_dir: str | os.PathLike, *, window: int = 200, threshold
         feature_matrix,
         runs_with_outcome,
         sweep_hash,
+        window_digests,
     )
     from grokcast.stats import bootstrap_ci
     from grokcast.store import SweepStore
@@ -130,7 +131,8 @@ def fit_forecaster(sweep_dir: str | os.PathLike, *, window: int = 200, threshold
     step = log_used["step"].to_numpy()
     steps_below = np.unique(step[step < window])
     model.save(out, window=window, threshold=threshold, sweep_hash=digest, n_train_runs=len(y),
-               window_steps=steps_below.tolist(), task=store.read_config().task())
+               window_steps=steps_below.tolist(), task=store.read_config().task(),
+               train_digests=window_digests(log_used, window).values())
     coef = model.coef_[0]
     order = np.argsort(-np.abs(coef), kind="stable")[:TOP_COEFFICIENTS]
     return {
@@ -622,8 +624,10 @@ def evaluate_forecaster(model_path: str | os.PathLike, sweep_dir: str | os.PathL
         ``model``, ``sweep_dir``, ``sweep_hash``, ``trained_on`` (the forecaster's sweep hash),
         ``window``, ``threshold``, ``n_runs``, ``n_pos``, ``n_diverged``, ``n_stopped``,
         ``forecaster``, ``val_loss``, ``val_acc``: each ``{"auroc", "ci": [lo, hi]}``,
-        ``level``, ``n_resamples`` and ``seed`` (of the bootstrap), and ``notes`` (what makes
-        the numbers weak, e.g. a class of one run).
+        ``level``, ``n_resamples`` and ``seed`` (of the bootstrap), ``in_training`` (the
+        scored runs the forecaster was fit on, :func:`runs_in_training`; None for a file that
+        predates that record), and ``notes`` (what makes the numbers weak, e.g. a class of one
+        run, or some runs in-sample).
     """
     from grokcast.analysis import runs_with_outcome, sweep_hash
     from grokcast.stats import bootstrap_ci
@@ -640,6 +644,7 @@ def evaluate_forecaster(model_path: str | os.PathLike, sweep_dir: str | os.PathL
     runs, n_diverged, n_stopped = runs_with_outcome(runs)
     runs = runs.sort_values("run_id")
     log_df = log_df[log_df["run_id"].isin(runs["run_id"])]
+    seen = runs_in_training(meta, log_df)
     log_df = checked_window(model, log_df, meta.window)
     X = feature_table(log_df[list(LOG_COLUMNS)], meta.window).loc[runs["run_id"]]
     y = reaches(runs["max_val_acc"], meta.threshold).astype(int)
@@ -653,13 +658,39 @@ def evaluate_forecaster(model_path: str | os.PathLike, sweep_dir: str | os.PathL
         "sweep_hash": sweep_hash(store.runs(), store.log()), "trained_on": meta.sweep_hash,
         "window": meta.window, "threshold": meta.threshold, "n_runs": int(len(y)),
         "n_pos": int(y.sum()), "n_diverged": n_diverged, "n_stopped": n_stopped,
-        "level": level, "n_resamples": n_resamples, "seed": seed,
-        "notes": _one_run_class_notes(min(int(y.sum()), len(y) - int(y.sum())))}
+        "level": level, "n_resamples": n_resamples, "seed": seed, "in_training": seen,
+        "notes": [*_in_training_notes(seen, len(y), meta.window),
+                  *_one_run_class_notes(min(int(y.sum()), len(y) - int(y.sum())))]}
     for name, score in scores.items():
         ci = bootstrap_ci(y, score, rng=np.random.default_rng(seed), n_resamples=n_resamples,
                           level=level)
         out[name] = {"auroc": float(ci.estimate), "ci": [float(ci.lo), float(ci.hi)]}
     return out
+
+
+def runs_in_training(meta: Any, log_df: pd.DataFrame) -> list[str] | None:
+    """The runs of ``log_df`` that the forecaster was fit on, by run_id, sorted: those whose
+    log below W is bitwise a training run's (:func:`grokcast.analysis.window_digests`), under
+    any name. None for a forecaster file that predates the record of its training runs."""
+    from grokcast.analysis import window_digests
+
+    if meta.train_digests is None:
+        return None
+    known = set(meta.train_digests)
+    return sorted(r for r, d in window_digests(log_df, meta.window).items() if d in known)
+
+
+def _in_training_notes(seen: list[str] | None, n_runs: int, window: int) -> list[str]:
+    if seen is None:
+        return ["this forecaster file predates the record of its training runs, so runs it was "
+                "fit on are recognised only as a whole sweep (its hash): refit it with grokcast "
+                "fit to record them"]
+    if not seen or len(seen) == n_runs:  # none, or all: format_evaluation's heading says so
+        return []
+    shown = ", ".join(seen[:3]) + (", ..." if len(seen) > 3 else "")
+    return [f"{len(seen)} of the {n_runs} runs scored were among the forecaster's training runs "
+            f"(the same log over steps 0..{window - 1}: {shown}): their scores are in-sample, so "
+            "the AUROCs are not an out-of-sample test"]
 
 
 def _one_run_class_notes(n_minority: int) -> list[str]:
@@ -674,8 +705,11 @@ def _one_run_class_notes(n_minority: int) -> list[str]:
 
 def format_evaluation(result: dict[str, Any]) -> str:
     """A human-readable rendering of :func:`evaluate_forecaster`'s result."""
-    same = " (the sweep it was fit on: not out of sample!)" if (
-        result["sweep_hash"] == result["trained_on"]) else ""
+    seen = result.get("in_training")
+    same = (" (the sweep it was fit on: not out of sample!)"
+            if result["sweep_hash"] == result["trained_on"] else
+            " (every run scored is one it was fit on: not out of sample!)"
+            if seen is not None and len(seen) == result["n_runs"] else "")
     lines = [f"{result['model']} on {result['sweep_dir']}{same}: "
              f"{result['n_pos']} of {result['n_runs']} runs reach max val_acc >= "
              f"{result['threshold']:g}; features from steps 0..{result['window'] - 1}"
