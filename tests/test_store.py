@@ -186,6 +186,21 @@ def test_damaged_log_chunks_are_named_with_the_remedy(tmp_path):
     pd.concat([pd.read_parquet(pd.io.common.BytesIO(whole))] * 2).to_parquet(log1, index=False)
     with pytest.raises(StoreError, match="52 rows, expected 2 runs x 13 logged steps"):
         store.verify()  # rows twice over: too many is as wrong as too few
+    # Every row, a signal's column gone (an older build's chunk, an edit): it was read as NaN
+    # and blamed on the runs diverging. And a runs file without its outcome column.
+    pd.read_parquet(pd.io.common.BytesIO(whole)).drop(columns="val_loss").to_parquet(log1, index=False)
+    for check in (store.verify, lambda: run_sweep(cfg, out, device="cpu", progress=False)):
+        with pytest.raises(StoreError, match=r"chunk-00001.parquet' is damaged \(lacks column\(s\) "
+                                             r"val_loss\): delete"):
+            check()
+    log1.write_bytes(whole)
+    runs1 = out / "runs" / "chunk-00001.parquet"
+    runs_whole = runs1.read_bytes()
+    pd.read_parquet(runs1).drop(columns=["max_val_acc", "status"]).to_parquet(runs1, index=False)
+    with pytest.raises(StoreError, match=r"runs/chunk-00001.parquet' is damaged \(lacks column\(s\) "
+                                         r"status, max_val_acc\)"):
+        store.check_finished()
+    runs1.write_bytes(runs_whole)
     # Footer whole, a page header zeroed: it passed the resume's check and analyze said only
     # "Couldn't deserialize thrift ..." (two lines), naming no file.
     body = bytearray(whole)

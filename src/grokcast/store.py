@@ -356,11 +356,13 @@ class SweepStore:
         return pd.concat(frames, ignore_index=True)
 
     def verify(self) -> None:
-        """Check every finished chunk's log file from its Parquet footer alone: present, whole,
-        and holding a row per run and logged step. A damaged one is named with what to do.
+        """Check every finished chunk's files from their Parquet footers alone: present, whole,
+        holding every column, and the log a row per run and logged step. A damaged one is named
+        with what to do.
 
         Without it a truncated or deleted log file went unnoticed by a resumed sweep (its runs
-        file says the runs are done) and surfaced later as missing features.
+        file says the runs are done) and surfaced later as missing features; a log file without
+        a signal's column was read as that signal being NaN, blamed on the runs diverging.
         """
         cfg = self.read_config()
         n_steps = len(cfg.log.steps(cfg.n_steps))
@@ -368,7 +370,8 @@ class SweepStore:
             log_path = self.root / "log" / runs_path.name
             if not log_path.is_file():
                 raise self._damaged(log_path, "missing")
-            n_runs, n_rows = (self._footer_rows(p) for p in (runs_path, log_path))
+            n_runs, n_rows = (self._footer_rows(p, need) for p, need in
+                              ((runs_path, RUN_COLUMNS), (log_path, ("run_id", "step", *SIGNAL_NAMES))))
             if n_rows != n_runs * n_steps:
                 raise self._damaged(log_path, f"{n_rows} rows, expected {n_runs} runs x "
                                               f"{n_steps} logged steps")
@@ -380,10 +383,15 @@ class SweepStore:
 
         self._parquet(pq.read_table, path)  # a damaged footer fails here too
 
-    def _footer_rows(self, path: Path) -> int:
+    def _footer_rows(self, path: Path, columns: tuple[str, ...]) -> int:
+        """The file's row count from its footer, which must list ``columns``."""
         import pyarrow.parquet as pq
 
-        return self._parquet(pq.read_metadata, path).num_rows
+        meta = self._parquet(pq.read_metadata, path)
+        missing = [c for c in columns if c not in meta.schema.names]
+        if missing:
+            raise self._damaged(path, f"lacks column(s) {', '.join(missing)}")
+        return meta.num_rows
 
     def _parquet(self, read: Callable[[Path], Any], path: Path) -> Any:
         """``read(path)``, a failure named as :meth:`_damaged`, but for running out of memory
