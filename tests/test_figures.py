@@ -343,3 +343,31 @@ def test_a_damaged_analysis_json_is_named(results: Path, tmp_path: Path, text: s
     assert str(err.value).startswith(f"{str(tmp_path / 'analysis.json')!r} is not an "
                                      "analysis.json written by grokcast analyze: ")
     assert what in str(err.value)
+
+
+def test_files_of_two_analyses_are_refused(results: Path, tmp_path: Path) -> None:
+    """A re-analysis into the same directory cut short between its files left analysis.json of
+    one sweep beside the Parquet files of another: figure 5 then said the sweep had 0 runs."""
+    for name in ("analysis.json", "features.parquet", "curves.parquet"):
+        (tmp_path / name).write_bytes((results / name).read_bytes())
+    F.load_results(tmp_path)  # one analysis: read
+    features = pd.read_parquet(results / "features.parquet")
+    renamed = features.assign(run_id=features["run_id"].str.replace("s0", "s9"))
+    renamed.to_parquet(tmp_path / "features.parquet", index=False)
+    n = (renamed["run_id"] != features["run_id"]).groupby(features["window"]).sum().iloc[0]
+    assert n > 0
+    with pytest.raises(ValueError, match=rf"holds files of different analyses: features.parquet's "
+                                         rf"run_ids differ from analysis.json's \({2 * n}, e.g. "):
+        F.load_results(tmp_path)
+    features[features["window"] != features["window"].max()].to_parquet(
+        tmp_path / "features.parquet", index=False)
+    with pytest.raises(ValueError, match=r"features.parquet's windows differ from analysis.json's "
+                                         rf"\(1, e.g. {features['window'].max()}\)"):
+        F.load_results(tmp_path)
+    (tmp_path / "features.parquet").write_bytes((results / "features.parquet").read_bytes())
+    curves = pd.read_parquet(results / "curves.parquet")
+    curves[curves["run_id"] != curves["run_id"].iloc[0]].to_parquet(tmp_path / "curves.parquet")
+    F.load_results(tmp_path)  # a run without val acc rows has no curve: not a mix-up
+    curves.assign(run_id="another-run").to_parquet(tmp_path / "curves.parquet")
+    with pytest.raises(ValueError, match=r"curves.parquet's run_ids differ"):
+        F.load_results(tmp_path)

@@ -128,8 +128,31 @@ def load_results(results_dir: str | Path) -> Results:
             f"{str(root)!r} is not a results directory: missing {', '.join(missing)} "
             "(write one with: grokcast analyze SWEEP_DIR --out RESULTS_DIR)")
     analysis = read_analysis(root / "analysis.json")
-    return Results(analysis, pd.read_parquet(root / "features.parquet"),
-                   pd.read_parquet(root / "curves.parquet"), root)
+    features = pd.read_parquet(root / "features.parquet")
+    curves = pd.read_parquet(root / "curves.parquet")
+    _check_same_analysis(root, analysis, features, curves)
+    return Results(analysis, features, curves, root)
+
+
+def _check_same_analysis(root: Path, analysis: dict, features: pd.DataFrame,
+                         curves: pd.DataFrame) -> None:
+    """Refuse Parquet files of another analysis than ``analysis.json``'s (one cut short while
+    rewriting a directory leaves some files of each): its runs and windows, named."""
+    runs = {str(r.get("run_id")) for r in analysis["runs"] if isinstance(r, dict)}
+    windows = set(analysis["settings"]["windows"])
+    found = []
+    for name, table, key, want in (("features", features, "run_id", runs),
+                                   ("features", features, "window", windows),
+                                   ("curves", curves, "run_id", runs)):
+        have = set(table[key].astype(str) if key == "run_id" else table[key]) if key in table else set()
+        # A run that never logged val acc has no curve rows; any other difference is a mix-up.
+        if have - want or (want - have and name == "features"):
+            diff = sorted(map(str, have ^ want))
+            found.append(f"{name}.parquet's {key}s differ from analysis.json's "
+                         f"({len(have ^ want)}, e.g. {', '.join(diff[:2])})")
+    if found:
+        raise ValueError(f"{str(root)!r} holds files of different analyses: {'; '.join(found)}; "
+                         f"write them again with grokcast analyze SWEEP_DIR --out {str(root)!r}")
 
 
 # What the figures and the paper read, checked up front: a damaged file is named, not met as
