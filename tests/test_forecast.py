@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import warnings
 
 import numpy as np
@@ -410,6 +411,10 @@ def test_save_validates_its_inputs(tmp_path):
     with pytest.raises(NotFittedError):
         GrokForecaster().save(tmp_path / "f.json", **META)
     assert not (tmp_path / "f.json").exists()
+    # A directory: the atomic rename failed with an IsADirectoryError naming its temp file.
+    with pytest.raises(ValueError, match=rf"path {re.escape(repr(str(tmp_path)))} is a directory"):
+        named.save(tmp_path, **META, known_features=NAMES)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_feature_registry_is_the_default_list_of_known_names(tmp_path):

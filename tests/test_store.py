@@ -236,6 +236,12 @@ def test_resume_removes_uncommitted_log_chunks_and_edited_grids_are_refused(tmp_
     store.config_path.write_text(json.dumps(raw))
     with pytest.raises(StoreError, match=r"stores 2 run\(s\) outside the grid of its sweep.json"):
         store.check_finished()
+    with pytest.raises(ValueError, match=r"partial='no' is not allowed: expected True or False"):
+        store.check_finished(partial="no")  # a truthy string passed an unfinished sweep
+    del raw["config"]  # the KeyError's text alone: "is corrupt: 'config'"
+    store.config_path.write_text(json.dumps(raw))
+    with pytest.raises(StoreError, match=r"sweep.json' is corrupt: it lacks the key 'config'"):
+        store.read_config()
 
 
 def test_rerunning_after_deleting_a_damaged_first_chunk_adds_a_chunk(tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import shutil
 import warnings
 from pathlib import Path
 
@@ -679,6 +680,12 @@ def test_a_forecaster_refuses_a_sweep_of_another_task(sweep, fitted, tmp_path):
         with pytest.raises(LogError, match=r"is a sweep's runs table \(one row per run\), not its "
                                            r"log: pass the sweep directory, or its log/"):
             forecast_log(path, runs_table)  # was: "lacks column(s)" and twelve names
+    copy = tmp_path / "no-sweep-json"  # runs/ and log/ read as one dataset: "got nan" steps
+    shutil.copytree(sweep, copy)
+    (copy / "sweep.json").unlink()
+    with pytest.raises(LogError, match=r"looks like a sweep directory without its sweep.json"):
+        forecast_log(path, copy)
+    assert len(forecast_log(path, copy / "log")["runs"]) == 8
     chunk_file = sorted((sweep / "log").glob("chunk-*.parquet"))[0]
     for where in (sweep, sweep / "log", chunk_file):  # a sweep's task is known (was: no check;
         with pytest.raises(ValueError, match=rf"^the sweep '.*' {want}"):  # a chunk file: P 0.99999)

@@ -879,6 +879,9 @@ class GrokForecaster(ClassifierMixin, BaseEstimator):
         text = json.dumps(doc, indent=2, allow_nan=False) + "\n"
         from grokcast.store import atomic_write_bytes
 
+        if Path(path).is_dir():  # the atomic rename would fail naming its temp file
+            raise ValueError(f"path {str(path)!r} is a directory: expected the name of the "
+                             "forecaster's JSON file")
         atomic_write_bytes(Path(path), text.encode("utf-8"))
 
     @classmethod

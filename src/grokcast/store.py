@@ -35,6 +35,7 @@ from grokcast import __version__
 from grokcast.config import ConfigError, SweepConfig
 from grokcast.signals import SIGNAL_NAMES, first_step_reaching
 from grokcast.train import EnsembleLog
+from grokcast.validation import check_bool
 
 LOCK_NAME = ".lock"  # held by the sweep writing the directory (SweepStore.lock)
 # The files whose temp files (_temp_file) a writer killed mid-write leaves, by subdirectory.
@@ -309,6 +310,8 @@ class SweepStore:
             raise StoreError(f"{str(self.root)!r} is not a sweep directory: no sweep.json")
         try:
             raw = json.loads(self.config_path.read_text())
+            if not isinstance(raw, dict) or "config" not in raw:
+                raise ConfigError("it lacks the key 'config' (the sweep's settings)")
             return SweepConfig.from_dict(raw["config"])
         except (json.JSONDecodeError, KeyError, TypeError, ConfigError) as err:
             raise StoreError(f"{str(self.config_path)!r} is corrupt: {err}") from None
@@ -418,6 +421,7 @@ class SweepStore:
         """Refuse a damaged sweep (:meth:`verify`), stored runs outside the config's grid, and an
         unfinished sweep (fewer runs stored than its grid holds) unless ``partial``: numbers
         from it would describe whichever chunks happened to finish."""
+        partial = check_bool("partial", partial)  # "no" would be truthy
         self.verify()
         grid = [r.run_id for r in self.read_config().runs()]
         stored = self._check_in_grid(grid)
