@@ -144,7 +144,8 @@ def _check_same_analysis(root: Path, analysis: dict, features: pd.DataFrame,
     for name, table, key, want in (("features", features, "run_id", runs),
                                    ("features", features, "window", windows),
                                    ("curves", curves, "run_id", runs)):
-        have = set(table[key].astype(str) if key == "run_id" else table[key]) if key in table else set()
+        column = table[key] if key in table else pd.Series([], dtype=object)
+        have = set(column.astype(str) if key == "run_id" else column)
         # A run that never logged val acc has no curve rows; any other difference is a mix-up.
         if have - want or (want - have and name == "features"):
             diff = sorted(map(str, have ^ want))
