@@ -414,7 +414,7 @@ def test_a_sweep_too_small_for_the_models_internal_cv_keeps_its_baselines(sweep)
     """4 runs, 2 grokking: every leave-one-out training set (2 + 1 runs) is too small for the
     internal 3-fold CV that picks C. The analysis used to abort; now the model's cells are
     None with the reason, and the baselines are still computed (checked against sklearn)."""
-    from grokcast.paper.render import headline_sentence
+    from grokcast.paper.sentences import headline_sentence
 
     runs, log = sweep
     keep = ["run00", "run01", "run02", "run03"]  # run00 and run03 grok

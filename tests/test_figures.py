@@ -289,7 +289,7 @@ def test_grid_marks_a_cell_without_a_known_outcome(tmp_path: Path) -> None:
     """A (f, λ) cell whose runs all diverged used to be a blank square, unexplained."""
     import matplotlib.pyplot as plt
 
-    from grokcast.paper import render as R
+    from grokcast.paper import context as CTX
 
     write_synthetic_results(tmp_path)
     res = F.load_results(tmp_path)
@@ -308,9 +308,9 @@ def test_grid_marks_a_cell_without_a_known_outcome(tmp_path: Path) -> None:
     finally:
         plt.close(fig)
     # Only the caption: the rest of the paper needs a consistent analysis (loo_proba, ...).
-    pair = R._Pair("", True)
-    assert "A cell marked — holds no run" in R._captions(R._Facts.read(analysis), pair)["fig2"]
-    assert "A cell marked" not in R._captions(R._Facts.read(F.load_results(tmp_path).analysis),
+    pair = CTX._Pair("", True)
+    assert "A cell marked — holds no run" in CTX._captions(CTX._Facts.read(analysis), pair)["fig2"]
+    assert "A cell marked" not in CTX._captions(CTX._Facts.read(F.load_results(tmp_path).analysis),
                                               pair)["fig2"]
     # A whole row gone (every run at λ = 3 diverged): drawn from the recorded grid, marked.
     analysis["sweep"]["config"] = {"train_fracs": [0.3, 0.4, 0.5, 0.6],

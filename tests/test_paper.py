@@ -17,7 +17,12 @@ from pypdf import PdfReader
 from sklearn.metrics import roc_auc_score
 from test_figures import write_synthetic_results
 
+from grokcast.analysis import feature_difference
+from grokcast.paper import claims as CL
+from grokcast.paper import context as CTX
+from grokcast.paper import formatting as FMT
 from grokcast.paper import render as R
+from grokcast.paper import sentences as S
 
 M = "\u2212"
 
@@ -27,19 +32,19 @@ def _plain_fn(fn):
 
 
 # The sentence functions return Typst markup; the tests read them as plain text.
-headline = _plain_fn(R.headline_sentence)
-window_accuracy = _plain_fn(R.window_accuracy_sentence)
-trend = _plain_fn(R.trend_sentence)
-order = _plain_fn(R.order_sentence)
-robustness = _plain_fn(R.robustness_sentence)
-reference_comparison = _plain_fn(R.reference_comparison_sentence)
-small_sample = _plain_fn(R.small_sample_sentence)
-calibration = _plain_fn(R.calibration_sentence)
-grid = _plain_fn(R.grid_sentence)
-dynamics = _plain_fn(R.dynamics_sentence)
-best_single = _plain_fn(R.best_single_sentence)
-reliability = _plain_fn(R.reliability_sentence)
-observed = _plain_fn(R.observed_label_sentence)
+headline = _plain_fn(S.headline_sentence)
+window_accuracy = _plain_fn(S.window_accuracy_sentence)
+trend = _plain_fn(S.trend_sentence)
+order = _plain_fn(S.order_sentence)
+robustness = _plain_fn(S.robustness_sentence)
+reference_comparison = _plain_fn(CL.reference_comparison_sentence)
+small_sample = _plain_fn(S.small_sample_sentence)
+calibration = _plain_fn(S.calibration_sentence)
+grid = _plain_fn(S.grid_sentence)
+dynamics = _plain_fn(S.dynamics_sentence)
+best_single = _plain_fn(S.best_single_sentence)
+reliability = _plain_fn(S.reliability_sentence)
+observed = _plain_fn(S.observed_label_sentence)
 
 
 def canon(text: str) -> str:
@@ -89,62 +94,62 @@ def diff(d: float, lo: float, hi: float, p: float) -> dict:
 # ---------------------------------------------------------------------------- formatting
 
 def test_number_formats() -> None:
-    assert R.fmt(0.9174) == "0.917"
-    assert R.fmt(-0.12) == f"{M}0.120"
-    assert R.fmt(None) == R.fmt(float("nan")) == "n/a"
-    assert R.fmt_signed(0.137) == "+0.137"
-    assert R.fmt_signed(-0.005) == f"{M}0.005"
-    assert R.fmt_ci([0.031, 0.271], signed=True) == "[+0.031, +0.271]"
-    assert R.fmt_estimate({"auroc": 0.917, "ci": [0.812, 1.0]}) == "0.917 [0.812, 1.000]"
-    assert R.fmt_p(0.0004) == "< 0.001" and R.fmt_p(0.002) == "0.002"
-    assert R.p_clause({"p_one_sided": 0.0}) == "p₁ < 0.001"
-    assert R.p_clause({"p_one_sided": 0.035, "n_resamples": 2000}) == "p₁ = 0.035"
+    assert FMT.fmt(0.9174) == "0.917"
+    assert FMT.fmt(-0.12) == f"{M}0.120"
+    assert FMT.fmt(None) == FMT.fmt(float("nan")) == "n/a"
+    assert FMT.fmt_signed(0.137) == "+0.137"
+    assert FMT.fmt_signed(-0.005) == f"{M}0.005"
+    assert FMT.fmt_ci([0.031, 0.271], signed=True) == "[+0.031, +0.271]"
+    assert FMT.fmt_estimate({"auroc": 0.917, "ci": [0.812, 1.0]}) == "0.917 [0.812, 1.000]"
+    assert FMT.fmt_p(0.0004) == "< 0.001" and FMT.fmt_p(0.002) == "0.002"
+    assert FMT.p_clause({"p_one_sided": 0.0}) == "p₁ < 0.001"
+    assert FMT.p_clause({"p_one_sided": 0.035, "n_resamples": 2000}) == "p₁ = 0.035"
     # No resample on the wrong side of 0 out of 50: p < 1/50, not < 0.001.
-    assert R.p_clause({"p_one_sided": 0.0, "n_resamples": 50}) == "p₁ < 0.02"
-    assert R.p_clause({"p_one_sided": 0.0, "n_resamples": 2000}) == "p₁ < 0.001"
-    assert R.fmt_pct(0.1234) == "12.3%"
-    assert R.fmt_duration(42.2) == "42 s"
-    assert R.fmt_duration(1234.5) == "20.6 min"
-    assert R.fmt_duration(3 * 3600) == "3.0 h"
-    assert R.fmt_duration(None) == "not recorded"
+    assert FMT.p_clause({"p_one_sided": 0.0, "n_resamples": 50}) == "p₁ < 0.02"
+    assert FMT.p_clause({"p_one_sided": 0.0, "n_resamples": 2000}) == "p₁ < 0.001"
+    assert FMT.fmt_pct(0.1234) == "12.3%"
+    assert FMT.fmt_duration(42.2) == "42 s"
+    assert FMT.fmt_duration(1234.5) == "20.6 min"
+    assert FMT.fmt_duration(3 * 3600) == "3.0 h"
+    assert FMT.fmt_duration(None) == "not recorded"
 
 
 def test_esc_makes_markup_literal() -> None:
-    assert R.esc("[0.1, 0.2] < 0.001 a_b //x -1") == \
+    assert FMT.esc("[0.1, 0.2] < 0.001 a_b //x -1") == \
         "\\[0.1, 0.2\\] \\< 0.001 a\\_b \\/\\/x \\-1"
-    assert R.code("end_val_acc") == "`end_val_acc`"
+    assert FMT.code("end_val_acc") == "`end_val_acc`"
     with pytest.raises(ValueError, match="backticks"):
-        R.code("a`b")
+        FMT.code("a`b")
 
 
 # ---------------------------------------------------------------------------- verdicts
 
 @pytest.mark.parametrize("d, expected", [
-    (diff(0.137, 0.031, 0.271, 0.002), R.BETTER),
-    (diff(0.114, -0.005, 0.243, 0.035), R.WEAK),
-    (diff(0.074, -0.120, 0.264, 0.235), R.AHEAD),
-    (diff(-0.02, -0.15, 0.10, 0.61), R.NOT_BETTER),
-    (diff(-0.30, -0.45, -0.10, 0.999), R.WORSE),
-    (diff(None, None, None, None), R.UNDEFINED),
-    (None, R.UNDEFINED),
+    (diff(0.137, 0.031, 0.271, 0.002), S.BETTER),
+    (diff(0.114, -0.005, 0.243, 0.035), S.WEAK),
+    (diff(0.074, -0.120, 0.264, 0.235), S.AHEAD),
+    (diff(-0.02, -0.15, 0.10, 0.61), S.NOT_BETTER),
+    (diff(-0.30, -0.45, -0.10, 0.999), S.WORSE),
+    (diff(None, None, None, None), S.UNDEFINED),
+    (None, S.UNDEFINED),
 ])
 def test_verdict(d: dict | None, expected: str) -> None:
-    assert R.verdict(d, 0.95) == expected
+    assert S.verdict(d, 0.95) == expected
 
 
 def test_comparison_sentence_claims_significance_only_when_ci_excludes_zero() -> None:
-    yes = plain(R.comparison_sentence(diff(0.137, 0.031, 0.271, 0.002), "val-loss"))
+    yes = plain(S.comparison_sentence(diff(0.137, 0.031, 0.271, 0.002), "val-loss"))
     assert yes == ("significantly outperforms the val-loss baseline "
                    "(Δ = +0.137, 95% CI [+0.031, +0.271], p₁ = 0.002)")
     for d in (diff(0.114, -0.005, 0.243, 0.035), diff(0.074, -0.120, 0.264, 0.235),
               diff(-0.02, -0.15, 0.10, 0.61)):
-        no = R.comparison_sentence(d, "val-loss")
+        no = S.comparison_sentence(d, "val-loss")
         assert "significantly outperforms" not in no
         assert "includes zero" in no or no.startswith("does not outperform")
-    assert "one-sided test" in R.comparison_sentence(diff(0.114, -0.005, 0.243, 0.035), "x")
-    assert R.comparison_sentence(diff(-0.3, -0.45, -0.1, 0.999), "x").startswith(
+    assert "one-sided test" in S.comparison_sentence(diff(0.114, -0.005, 0.243, 0.035), "x")
+    assert S.comparison_sentence(diff(-0.3, -0.45, -0.1, 0.999), "x").startswith(
         "is significantly worse")
-    assert "single class" in R.comparison_sentence(None, "x")
+    assert "single class" in S.comparison_sentence(None, "x")
 
 
 def _cell(d: dict, multi: float = 0.917) -> dict:
@@ -220,7 +225,7 @@ def test_trend_sentence_with_the_medians_over_run_orders() -> None:
 
 
 def test_ties_sentence_gives_the_share_of_tied_resamples_and_the_mid_p() -> None:
-    ties = _plain_fn(R.ties_sentence)
+    ties = _plain_fn(S.ties_sentence)
     d = {"diff": 0.005, "ci": [-0.016, 0.04], "p_one_sided": 0.2055, "ties": 0.173,
          "n_resamples": 2000}
     assert ties(d, "val-loss", 300) == (
@@ -233,7 +238,7 @@ def test_ties_sentence_gives_the_share_of_tied_resamples_and_the_mid_p() -> None
 
 
 def test_below_chance_sentence_names_baselines_that_point_the_wrong_way() -> None:
-    below = _plain_fn(R.below_chance_sentence)
+    below = _plain_fn(S.below_chance_sentence)
     t = {"windows": {"100": {"val_loss": {"auroc": 0.9}, "val_acc": {"auroc": 0.308}},
                      "200": {"val_loss": {"auroc": 0.45}, "val_acc": {"auroc": 0.5}}}}
     assert below(t, [100, 200]) == (
@@ -246,7 +251,7 @@ def test_below_chance_sentence_names_baselines_that_point_the_wrong_way() -> Non
 
 
 def test_hyperparameter_sentence_scores_the_grid_axes_as_predictors() -> None:
-    hyper = _plain_fn(R.hyperparameter_sentence)
+    hyper = _plain_fn(S.hyperparameter_sentence)
     runs = [{"weight_decay": wd, "train_frac": f} for wd in (0.3, 1.0, 10.0) for f in (0.3, 0.6)]
     labels = [0, 0, 0, 1, 1, 1]  # grokking at the larger weight decays, both fractions
     want = (roc_auc_score(labels, [r["weight_decay"] for r in runs]),
@@ -261,7 +266,7 @@ def test_hyperparameter_sentence_scores_the_grid_axes_as_predictors() -> None:
 
 
 def test_prior_baselines_sentence_compares_the_forecaster_with_them() -> None:
-    prior = _plain_fn(R.prior_baselines_sentence)
+    prior = _plain_fn(S.prior_baselines_sentence)
     diff = {"diff": 0.179, "ci": [-0.014, 0.456], "p_one_sided": 0.073, "n_resamples": 2000}
     wd = {"auroc": 0.911, "ci": [0.82, 0.98], "diff": {
         "diff": 0.074, "ci": [0.020, 0.145], "p_one_sided": 0.003, "n_resamples": 2000}}
@@ -322,7 +327,7 @@ def test_prior_baselines_sentence_compares_the_forecaster_with_them() -> None:
 
 
 def test_cell_out_sentence_sets_leaving_out_cells_beside_loo() -> None:
-    cells = _plain_fn(R.cell_out_sentence)
+    cells = _plain_fn(S.cell_out_sentence)
     t = {"n_pos": 10, "n_neg": 38, "windows": {
         "100": {"multi": {"auroc": 0.868}, "multi_cell_out": {"auroc": 0.939, "ci": [0.86, 0.99]}},
         "200": {"multi": {"auroc": 0.984}, "multi_cell_out": {"auroc": 0.971, "ci": [0.92, 1.0]}},
@@ -424,9 +429,9 @@ def test_top_features_keep_ties_in_feature_order() -> None:
     uni = {"b": {"auroc": 0.1, "folded": 0.9}, "a": {"auroc": 0.9, "folded": 0.9},
            "c": {"auroc": 0.8, "folded": 0.8}, "d": {"auroc": 0.2, "folded": 0.8},
            "e": {"auroc": 0.5, "folded": 0.5}, "f": {"auroc": None, "folded": None}}
-    assert [n for n, _, _ in R.top_features(uni, 1)] == ["b", "a"]
-    assert [n for n, _, _ in R.top_features(uni, 3)] == ["b", "a", "c", "d"]
-    assert [n for n, _, _ in R.top_features(uni, 5)] == ["b", "a", "c", "d", "e"]
+    assert [n for n, _, _ in S.top_features(uni, 1)] == ["b", "a"]
+    assert [n for n, _, _ in S.top_features(uni, 3)] == ["b", "a", "c", "d"]
+    assert [n for n, _, _ in S.top_features(uni, 5)] == ["b", "a", "c", "d", "e"]
     ties = best_single(uni, 200)  # 0.1 and 0.9: equal folded AUROCs, opposite orderings
     assert ties == ("At W = 200, 2 features tie as the strongest single early signal (folded "
                     "AUROC 0.900): b and a.")
@@ -474,26 +479,26 @@ def test_delay_sentence_compares_fitting_and_generalising_steps() -> None:
     # Fit step, grok step: (100, 100) no delay; (200, 150) before fitting; (100, 900) and
     # (50, 2050) late; a run that never fits and one that never groks are left out.
     runs = _runs([100, 200, 100, 50, -1, 80], [100, 150, 900, 2050, 300, -1])
-    assert R.generalisation_delays(runs, "0.9") == [0, -50, 800, 2000]
-    text = plain(R.delay_sentence(runs, "0.9"))
+    assert S.generalisation_delays(runs, "0.9") == [0, -50, 800, 2000]
+    text = plain(S.delay_sentence(runs, "0.9"))
     assert text == ("In 2 of the 4 runs that grok and fit, validation accuracy reaches 0.9 no "
                     "later than train accuracy reaches 99% (as logged): they generalise as they "
                     "fit, without the delay that defines grokking. In the other 2 the delay is "
                     "between 800 and 2,000 steps (median 1,400).")
-    late = plain(R.delay_sentence(_runs([100, 100, -1], [300, 500, 700]), "0.9"))
+    late = plain(S.delay_sentence(_runs([100, 100, -1], [300, 500, 700]), "0.9"))
     assert late == ("Each of the 2 runs that grok and fit reaches a train accuracy of 99% first, "
                     "and a validation accuracy of 0.9 between 200 and 400 steps (median 300) "
                     "later.")
-    one_late = plain(R.delay_sentence(_runs([100, 90], [450, -1]), "0.9"))
+    one_late = plain(S.delay_sentence(_runs([100, 90], [450, -1]), "0.9"))
     assert one_late == ("The run that groks reaches a train accuracy of 99% first, and a "
                         "validation accuracy of 0.9 350 steps later.")
-    one_now = plain(R.delay_sentence(_runs([100], [100]), "0.9"))
+    one_now = plain(S.delay_sentence(_runs([100], [100]), "0.9"))
     assert one_now.startswith("The run that groks reaches a validation accuracy of 0.9 no later "
                               "than a train accuracy of 99% (as logged): it generalises as it fits")
-    same_late = plain(R.delay_sentence(_runs([100, 100, 100], [100, 450, 450]), "0.9"))
+    same_late = plain(S.delay_sentence(_runs([100, 100, 100], [100, 450, 450]), "0.9"))
     assert same_late.endswith("In the other 2 the delay is 350 steps.")
-    assert R.delay_sentence(_runs([100], [-1]), "0.9") == ""
-    assert R.no_delay_sentence(_runs([100, 100], [300, 500]), "0.9") == ""
+    assert S.delay_sentence(_runs([100], [-1]), "0.9") == ""
+    assert S.no_delay_sentence(_runs([100, 100], [300, 500]), "0.9") == ""
 
 
 def test_reference_comparison_sentence_branches() -> None:
@@ -533,22 +538,22 @@ def test_reference_claims_hold_or_not_by_our_numbers() -> None:
                                       "folded": 0.845},
                       "max_val_acc_before": {"window": 200, "below": 0.15},
                       "fit_by_step": {"step": 100}, "moderate_weight_decay": {}}}
-    claims = R.reference_claims(_claims_analysis(5), ref, 200)
+    claims = CL.reference_claims(_claims_analysis(5), ref, 200)
     got = {what: holds for what, _, holds in claims}
     assert got == {
-        "the forecaster's standing against the val-loss baseline at threshold 0.9": R.HOLDS,
+        "the forecaster's standing against the val-loss baseline at threshold 0.9": CL.HOLDS,
         # theirs: CI includes zero, p = 0.035 (significant one-sided only); ours p = 0.2 with a
         # CI [−0.1, +0.3] that holds their +0.11: not shown, not ruled out.
-        "the forecaster's standing against the val-accuracy baseline at threshold 0.9": R.UNRESOLVED,
-        "the forecaster's standing against the val-loss baseline at threshold 0.99": R.HOLDS,
+        "the forecaster's standing against the val-accuracy baseline at threshold 0.9": CL.UNRESOLVED,
+        "the forecaster's standing against the val-loss baseline at threshold 0.99": CL.HOLDS,
         # Ours is another feature, but without the features table nothing tests the gap.
-        "which single feature is strongest": R.UNRESOLVED,
-        "no run generalising before step 200": R.HOLDS,  # 12% < 15%
-        "every run fitting by step 100": R.CONTRADICTED,  # one run at step 300
-        "grokking at moderate weight decay": R.HOLDS,  # λ = 1, inside the grid
-        "how many runs grok at threshold 0.9": R.HOLDS,
+        "which single feature is strongest": CL.UNRESOLVED,
+        "no run generalising before step 200": CL.HOLDS,  # 12% < 15%
+        "every run fitting by step 100": CL.CONTRADICTED,  # one run at step 300
+        "grokking at moderate weight decay": CL.HOLDS,  # λ = 1, inside the grid
+        "how many runs grok at threshold 0.9": CL.HOLDS,
         # 5 of 12 against 4 of 12: Fisher's exact p = 1.0.
-        "how many runs grok at threshold 0.99": R.UNRESOLVED}
+        "how many runs grok at threshold 0.99": CL.UNRESOLVED}
     text = {what: plain(sentence) for what, sentence, _ in claims}
     assert "ours is end_val_loss (0.900), and end_val_acc has 0.800" in \
         text["which single feature is strongest"]
@@ -560,17 +565,17 @@ def test_reference_claims_hold_or_not_by_our_numbers() -> None:
     assert "initialisation" not in text["grokking at moderate weight decay"]
     with_init = _claims_analysis(5)
     with_init["sweep"] = {"config": {"model": {"init": "torch"}}}
-    for what, sentence, _ in R.reference_claims(with_init, ref, 200):
+    for what, sentence, _ in CL.reference_claims(with_init, ref, 200):
         if what in ("grokking at moderate weight decay", "every run fitting by step 100"):
             assert plain(sentence).endswith(
                 "The reference does not state its initialisation; this verdict is for ours "
                 "(torch), and the dynamics may depend on it."), what
     # Two positives at 0.99: that comparison cannot be checked, and the summary says so.
-    tiny = R.reference_claims(_claims_analysis(2), ref, 200)
+    tiny = CL.reference_claims(_claims_analysis(2), ref, 200)
     (small,) = [(s, h) for w, s, h in tiny if w.endswith("val-loss baseline at threshold 0.99")]
-    assert small[1] == R.UNCHECKED and "too few to compare" in plain(small[0])
+    assert small[1] == CL.UNCHECKED and "too few to compare" in plain(small[0])
     assert "significantly" not in plain(small[0]).split("; ours")[1]  # no verdict word on ours
-    summary = R.claims_summary(tiny)
+    summary = CL.claims_summary(tiny)
     assert summary == (
         "Of the 9 claims of the reference paper that @sec:repro checks, 4 hold in our sweep; our "
         "data rule out 1: every run fitting by step 100; 3 are neither shown nor ruled out (our "
@@ -578,70 +583,70 @@ def test_reference_claims_hold_or_not_by_our_numbers() -> None:
         "the val-accuracy baseline at threshold 0.9, which single feature is strongest and how "
         "many runs grok at threshold 0.99; 1 cannot be checked with this sweep's class sizes: "
         "the forecaster's standing against the val-loss baseline at threshold 0.99.")
-    assert R.claims_summary([("x", "s", R.HOLDS)]) == ("Of the 1 claim of the reference paper "
+    assert CL.claims_summary([("x", "s", CL.HOLDS)]) == ("Of the 1 claim of the reference paper "
                                                         "that @sec:repro checks, 1 holds in our sweep.")
     # Our CI [−0.05, +0.05] excludes their +0.16, not Δ > 0: the size is ruled out, the sign not.
     sized = _claims_analysis(5)
     sized["thresholds"]["0.9"]["windows"]["200"]["diff_val_loss"] = diff(0.0, -0.05, 0.05, 0.5)
-    claims = R.reference_claims(sized, ref, 200)
+    claims = CL.reference_claims(sized, ref, 200)
     (loss,) = [(s, h) for w, s, h in claims if w.endswith("val-loss baseline at threshold 0.9")]
-    assert loss[1] == R.SMALLER and plain(loss[0]).endswith(
+    assert loss[1] == CL.SMALLER and plain(loss[0]).endswith(
         "our CI excludes the reference's Δ but not its sign: our sweep rules out a difference of "
         "the reference's size, not the reference's claim.")
     assert ("for 1 our data rule out a difference of the reference's size but not its sign: the "
             "forecaster's standing against the val-loss baseline at threshold 0.9;") in \
-        R.claims_summary(claims)
-    assert R._HOLDS[R.SMALLER] == "Its size is ruled out, not its sign."
+        CL.claims_summary(claims)
+    assert CL._HOLDS[CL.SMALLER] == "Its size is ruled out, not its sign."
     # The same rate at every λ is not "concentrated at moderate weight decay".
     flat = _claims_analysis(5)
     flat["thresholds"]["0.9"]["labels"] = [1, 0, 0, 0] * 3
-    (wd,) = [(w, s, h) for w, s, h in R.reference_claims(flat, ref, 200) if "weight decay" in w]
-    assert wd[2] == R.CONTRADICTED and "groks at the same rate at every λ (1/4, 1/4, 1/4" in plain(wd[1])
+    (wd,) = [(w, s, h) for w, s, h in CL.reference_claims(flat, ref, 200) if "weight decay" in w]
+    assert wd[2] == CL.CONTRADICTED and "groks at the same rate at every λ (1/4, 1/4, 1/4" in plain(wd[1])
     # A sweep of another size is not compared by counts.
     assert not any(w.startswith("how many") for w, _, _ in
-                   R.reference_claims(_claims_analysis(5), {**ref, "n_runs": 48}, 200))
+                   CL.reference_claims(_claims_analysis(5), {**ref, "n_runs": 48}, 200))
 
 
 @pytest.mark.parametrize("ours, expected", [
-    (diff(0.2, 0.1, 0.3, 0.001), R.HOLDS),  # both significantly better
-    (diff(0.3, 0.2, 0.4, 0.0), R.HOLDS),  # ours better still: the claim holds, not "differs"
+    (diff(0.2, 0.1, 0.3, 0.001), CL.HOLDS),  # both significantly better
+    (diff(0.3, 0.2, 0.4, 0.0), CL.HOLDS),  # ours better still: the claim holds, not "differs"
     # Our CI excludes their +0.16 but not Δ > 0: the size is ruled out, not the claim.
-    (diff(0.0, -0.05, 0.05, 0.5), R.SMALLER),
-    (diff(0.05, -0.05, 0.2, 0.2), R.UNRESOLVED),  # ours not significant, their +0.16 inside
-    (diff(-0.2, -0.3, -0.1, 1.0), R.CONTRADICTED),  # ours significantly worse
-    (diff(-0.1, -0.3, 0.0, 0.97), R.CONTRADICTED),  # no Δ > 0 left in our CI
-    (diff(0.0, float("nan"), float("nan"), 0.5), R.UNRESOLVED),  # no CI: nothing to rule out
-    ({"diff": 0.0, "ci": [None, None], "p_one_sided": None}, R.UNRESOLVED),
+    (diff(0.0, -0.05, 0.05, 0.5), CL.SMALLER),
+    (diff(0.05, -0.05, 0.2, 0.2), CL.UNRESOLVED),  # ours not significant, their +0.16 inside
+    (diff(-0.2, -0.3, -0.1, 1.0), CL.CONTRADICTED),  # ours significantly worse
+    (diff(-0.1, -0.3, 0.0, 0.97), CL.CONTRADICTED),  # no Δ > 0 left in our CI
+    (diff(0.0, float("nan"), float("nan"), 0.5), CL.UNRESOLVED),  # no CI: nothing to rule out
+    ({"diff": 0.0, "ci": [None, None], "p_one_sided": None}, CL.UNRESOLVED),
 ])
 def test_comparison_status_against_the_reference(ours: dict, expected: str) -> None:
     theirs = {"diff": 0.16, "ci": [0.04, 0.29], "p_one_sided": 0.0}
-    assert R.comparison_status(theirs, ours, 0.95) == expected
+    assert CL.comparison_status(theirs, ours, 0.95) == expected
     weak = {"diff": 0.11, "ci": [-0.005, 0.24], "p_one_sided": 0.035}  # one-sided only
-    assert R.comparison_status(weak, diff(0.2, 0.1, 0.3, 0.001), 0.95) == R.HOLDS
+    assert CL.comparison_status(weak, diff(0.2, 0.1, 0.3, 0.001), 0.95) == CL.HOLDS
     level = {"diff": 0.02, "ci": [-0.1, 0.14], "p_one_sided": 0.4}  # no significant difference
-    assert R.comparison_status(level, diff(0.2, 0.1, 0.3, 0.001), 0.95) == R.CONTRADICTED
-    assert R.comparison_status(level, diff(0.1, -0.1, 0.3, 0.2), 0.95) == R.HOLDS
+    assert CL.comparison_status(level, diff(0.2, 0.1, 0.3, 0.001), 0.95) == CL.CONTRADICTED
+    assert CL.comparison_status(level, diff(0.1, -0.1, 0.3, 0.2), 0.95) == CL.HOLDS
 
 
 def test_count_claims_tell_seed_noise_from_a_real_difference() -> None:
     def counts(ours: int, theirs: int) -> tuple[str, str]:
         a = {"settings": {"thresholds": [0.9]}, "runs": [{}] * 12,
              "thresholds": {"0.9": {"n_pos": ours}}}
-        (_, text, status), = R._count_claims(a, {"n_runs": 12, "grok_counts": {"0.9": theirs}}, 0.95)
+        (_, text, status), = CL._count_claims(a, {"n_runs": 12, "grok_counts": {"0.9": theirs}}, 0.95)
         return plain(text), status
 
     text, status = counts(0, 9)  # scipy: fisher_exact([[0, 12], [9, 3]]) p = 0.00037
-    assert status == R.CONTRADICTED and "two-sided p < 0.001: significant at the 5% level" in text
+    assert status == CL.CONTRADICTED and "two-sided p < 0.001: significant at the 5% level" in text
     text, status = counts(2, 4)  # p = 0.64
-    assert status == R.UNRESOLVED and "p = 0.640: not significant at the 5% level" in text
-    assert counts(3, 3)[1] == R.HOLDS
+    assert status == CL.UNRESOLVED and "p = 0.640: not significant at the 5% level" in text
+    assert counts(3, 3)[1] == CL.HOLDS
     # 13 trained, one diverged: the counts are of the 12 analysed, and say so (the appendix's
     # comparability is that of the trained sweep, 13 runs as the reference's).
     a = {"settings": {"thresholds": [0.9]}, "runs": [{}] * 12, "sweep": {"n_runs": 13},
          "thresholds": {"0.9": {"n_pos": 3}}}
-    (_, text, _), = R._count_claims(a, {"n_runs": 13, "grok_counts": {"0.9": 3}}, 0.95)
+    (_, text, _), = CL._count_claims(a, {"n_runs": 13, "grok_counts": {"0.9": 3}}, 0.95)
     assert "ours 3 of the 12 with a known outcome (1 diverged or stopped early)" in plain(text)
-    assert R._count_claims(a, {"n_runs": 12, "grok_counts": {"0.9": 3}}, 0.95) == []
+    assert CL._count_claims(a, {"n_runs": 12, "grok_counts": {"0.9": 3}}, 0.95) == []
 
 
 def test_best_single_claim_tests_the_gap_between_two_features() -> None:
@@ -652,7 +657,7 @@ def test_best_single_claim_tests_the_gap_between_two_features() -> None:
     loss = np.r_[np.linspace(2, 3, 6), np.linspace(0, 1, 6)]  # lower loss: grokking, AUROC 0
     acc_close = loss[::-1] + np.r_[0.0, 0, 0, 0, 0, 1.7, -1.7, 0, 0, 0, 0, 0]  # one swap
     acc_flat = np.r_[np.arange(6), np.arange(6)].astype(float)  # AUROC 0.5
-    for acc, expected in ((acc_flat, R.CONTRADICTED), (acc_close, R.UNRESOLVED)):
+    for acc, expected in ((acc_flat, CL.CONTRADICTED), (acc_close, CL.UNRESOLVED)):
         feats = pd.DataFrame({"run_id": [r["run_id"] for r in runs], "window": 200,
                               "end_val_loss": loss, "end_val_acc": acc})
         uni = {n: {"auroc": float(roc_auc_score(y, feats[n])), "folded": None} for n in
@@ -663,20 +668,20 @@ def test_best_single_claim_tests_the_gap_between_two_features() -> None:
              "thresholds": {"0.9": {"labels": y.tolist(), "single_class": False,
                                     "windows": {"200": {"univariate": uni}}}}}
         claim = {"threshold": "0.9", "window": 200, "feature": "end_val_acc", "folded": 0.845}
-        ((_, text, status),) = R._best_single_claim(a, claim, feats, 0.95)
+        ((_, text, status),) = CL._best_single_claim(a, claim, feats, 0.95)
         assert status == expected, plain(text)
         assert "the paired difference of the two folded AUROCs is" in plain(text)
     # The full-data difference is that of the folded AUROCs, 1.0 − 0.5 for the flat feature.
     flat = feats.assign(end_val_acc=acc_flat)
-    assert R.feature_difference(a, flat, "0.9", 200, "end_val_loss",
+    assert feature_difference(a, flat, "0.9", 200, "end_val_loss",
                                 "end_val_acc")["diff"] == pytest.approx(0.5)
     # analysis.json's own key for the window reads the same; a window not analysed is named
     # (was: "feature 'end_val_loss' at W = 200 is not finite for every run").
-    assert R.feature_difference(a, flat, "0.9", "200", "end_val_loss", "end_val_acc")["diff"] \
+    assert feature_difference(a, flat, "0.9", "200", "end_val_loss", "end_val_acc")["diff"] \
         == pytest.approx(0.5)
     with pytest.raises(ValueError, match=r"window=300 is not allowed: expected one of the "
                                          r"analysed windows \[200\]"):
-        R.feature_difference(a, flat, "0.9", 300, "end_val_loss", "end_val_acc")
+        feature_difference(a, flat, "0.9", 300, "end_val_loss", "end_val_acc")
 
 
 def test_baseline_windows_and_max_accuracy_sentences() -> None:
@@ -687,36 +692,36 @@ def test_baseline_windows_and_max_accuracy_sentences() -> None:
     entry = {"windows": {"100": cell(diff(-0.1, -0.3, 0.0, 0.9), 0.87, 0.98, 0.05),
                          "200": cell(diff(0.2, 0.1, 0.3, 0.001), 0.95, 0.75, 0.26),
                          "500": cell(diff(-0.2, -0.3, -0.1, 1.0), 0.70, 0.90, 0.94)}}
-    assert R.baseline_windows_sentence(entry, [100, 200, 500]) == (
+    assert S.baseline_windows_sentence(entry, [100, 200, 500]) == (
         "The forecaster is significantly better than the val-loss baseline at W = 200 and "
         "significantly worse at W = 500; the val-loss feature alone scores higher than the "
         "forecaster at W = 100 (0.980 against 0.870) and W = 500 (0.900 against 0.700).")
     none = {"windows": {"200": cell(diff(0.0, -0.1, 0.1, 0.5), 0.9, 0.9, 0.2),
                         "300": cell(diff(0.0, -0.1, 0.1, 0.5), 0.9, 0.9, 0.2)}}
-    assert R.baseline_windows_sentence(none, [200, 300]) == (
+    assert S.baseline_windows_sentence(none, [200, 300]) == (
         "The forecaster is significantly better than the val-loss baseline at none of the 2 windows.")
-    assert R.baseline_windows_sentence(none, [200]) == (
+    assert S.baseline_windows_sentence(none, [200]) == (
         "The forecaster is not significantly better than the val-loss baseline at W = 200.")
-    assert R.baseline_windows_sentence({"windows": {"200": cell(None, 0.9, 0.9, 0.2)}}, [200]) == ""
+    assert S.baseline_windows_sentence({"windows": {"200": cell(None, 0.9, 0.9, 0.2)}}, [200]) == ""
     one_worse = {"windows": {"200": cell(diff(-0.2, -0.3, -0.1, 1.0), 0.7, 0.9, 0.2)}}
-    assert R.baseline_windows_sentence(one_worse, [200]) == (
+    assert S.baseline_windows_sentence(one_worse, [200]) == (
         "The forecaster is significantly worse than the val-loss baseline at W = 200; the "
         "val-loss feature alone scores higher than the forecaster at W = 200 (0.900 against 0.700).")
-    assert plain(R.max_accuracy_sentence(entry, [100, 200, 500])) == (
+    assert plain(S.max_accuracy_sentence(entry, [100, 200, 500])) == (
         "The largest validation accuracy of any run before step W is 5.0%, 26.0% and 94.0% at "
         "W = 100, 200 and 500.")
 
 
 def test_pair_wording_follows_the_rule_figure_5_applied(tmp_path: Path) -> None:
-    weak, fallback = R._Pair("a and b", True), R._Pair("a and b", False)
-    assert R._pair_rule(weak) == "the strongest pair with |ρ| < 0.5"
-    assert R._pair_rule(fallback).startswith("no pair has |ρ| < 0.5, so the least correlated")
-    facts = R._Facts.read(write_synthetic_results(tmp_path))
-    assert R._captions(facts, fallback)["fig5"].endswith("(the case here).")
-    assert not R._captions(facts, weak)["fig5"].endswith("(the case here).")
-    none = R._Pair("no two non-constant features", None)
-    assert R._captions(facts, none)["fig5"].endswith("(here no two vary).")
-    assert "no two features vary over the runs" in R._results(facts, none)["pair"]
+    weak, fallback = CTX._Pair("a and b", True), CTX._Pair("a and b", False)
+    assert CTX._pair_rule(weak) == "the strongest pair with |ρ| < 0.5"
+    assert CTX._pair_rule(fallback).startswith("no pair has |ρ| < 0.5, so the least correlated")
+    facts = CTX._Facts.read(write_synthetic_results(tmp_path))
+    assert CTX._captions(facts, fallback)["fig5"].endswith("(the case here).")
+    assert not CTX._captions(facts, weak)["fig5"].endswith("(the case here).")
+    none = CTX._Pair("no two non-constant features", None)
+    assert CTX._captions(facts, none)["fig5"].endswith("(here no two vary).")
+    assert "no two features vary over the runs" in CTX._results(facts, none)["pair"]
 
 
 def _grid_runs(labels_by_cell: dict[tuple[float, float], list[int]]) -> tuple[list, list]:
@@ -749,17 +754,17 @@ def test_grid_sentence_branches() -> None:
 def test_small_sample_sentence_and_signal_family() -> None:
     assert small_sample(10, 38, "0.9") == ""
     assert "only 1 grokking run " in small_sample(1, 7, "0.9")
-    assert [R.signal_family(n) for n in ("log_end_val_loss", "end_acc_gap", "end_param_norm")] == [
+    assert [S.signal_family(n) for n in ("log_end_val_loss", "end_acc_gap", "end_param_norm")] == [
         "loss", "accuracy", "other"]
     # The paper sweep at W = 500: two accuracy features lead, three tied val-loss transforms
     # follow; the sentence said "mostly loss-related".
     names = ["end_val_acc", "end_acc_gap", "end_val_loss", "min_val_loss", "log_end_val_loss"]
-    assert R.families_clause(names) == ("led by an accuracy feature (3 loss-related, "
+    assert S.families_clause(names) == ("led by an accuracy feature (3 loss-related, "
                                         "2 accuracy-related)")
-    assert R.families_clause(["end_param_norm", "end_val_loss"]) == (
+    assert S.families_clause(["end_param_norm", "end_val_loss"]) == (
         "led by a non-loss, non-accuracy feature (1 loss-related, 1 neither loss- nor "
         "accuracy-related)")
-    assert R.families_clause(names[2:]) == "all 3 loss-related"
+    assert S.families_clause(names[2:]) == "all 3 loss-related"
 
 
 def test_calibration_sentence_compares_with_base_rate() -> None:
@@ -858,7 +863,7 @@ def test_render_paper_writes_sources_and_tables(rendered: tuple) -> None:
 def test_reference_values_only_in_reproduction_appendix(rendered: tuple) -> None:
     """The reference's numbers that differ from ours appear after the appendix starts only."""
     analysis, pdf, pages = rendered
-    ref = R.load_reference()
+    ref = CTX.load_reference()
     start = next(i for i, p in enumerate(pages) if "Univariate predictors" in p)
     body = canon("".join(pages[:start]))
     ours = canon("".join(pages[start:]))
@@ -866,7 +871,7 @@ def test_reference_values_only_in_reproduction_appendix(rendered: tuple) -> None
     assert canon(f"{f3(ref_cell[0])} [{f3(ref_cell[1])}, {f3(ref_cell[2])}]") in ours
     assert canon(f"[{f3(ref_cell[1])}, {f3(ref_cell[2])}]") not in body
     # Each checkable claim is stated in the appendix; the Discussion only counts them.
-    claims = R.reference_claims(analysis, ref, 200)
+    claims = CL.reference_claims(analysis, ref, 200)
     assert claims and canon(f"Of the {len(claims)} claims of the reference paper") in body
     verdicts = re.findall(r"(Does\s+not\s+hold\.|Holds\.|Cannot\s+be\s+checked\s+here\.|"
                           r"Neither\s+shown\s+nor\s+ruled\s+out\.|"
@@ -892,7 +897,7 @@ def test_render_paper_reports_the_run_orders_when_analysed_with_them(tmp_path: P
     spans = [f"{f3(c['multi']['auroc'] - 0.05)}–{f3(c['multi']['auroc'] + 0.01)} (median "
              f"{f3(c['multi']['auroc'])})" for c in cells.values()]
     assert canon("With the runs in 5 random orders instead of run_id order") in source
-    assert canon(R._and_list(spans)) in source
+    assert canon(S._and_list(spans)) in source
     assert canon("its median over the random orders") in source
 
 
@@ -906,7 +911,7 @@ def test_render_paper_with_single_class_threshold(tmp_path: Path) -> None:
 def test_early_stop_section_only_when_the_study_ran(tmp_path):
     import json
 
-    from grokcast.paper.render import early_stop_context
+    from grokcast.paper.context import early_stop_context
 
     assert early_stop_context(tmp_path / "early_stop") is None
     policy = {"param_name": "fraction_stopped", "param": 0.5, "saved": 0.49, "recall": 1.0,
@@ -947,7 +952,7 @@ def _context_of_sweep(tmp_path: Path, runs, log, edit=None, **kwargs) -> dict:
         analysis = json.loads(path.read_text())
         edit(analysis)
         path.write_text(json.dumps(analysis))
-    return json.loads(json.dumps(R.build_context(F.load_results(tmp_path))))
+    return json.loads(json.dumps(CTX.build_context(F.load_results(tmp_path))))
 
 
 def test_one_threshold_one_window_kfold_and_reversed_thresholds_are_worded_as_analysed(tmp_path):
@@ -1010,7 +1015,7 @@ def test_a_sweep_where_no_run_groks_claims_no_cis_and_no_informative_features(tm
 
 
 def test_a_damaged_early_stop_json_is_named(tmp_path):
-    from grokcast.paper.render import early_stop_context
+    from grokcast.paper.context import early_stop_context
 
     (tmp_path / "early_stop").mkdir()
     path = tmp_path / "early_stop" / "early_stop.json"

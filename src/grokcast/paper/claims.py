@@ -1,0 +1,348 @@
+"""The reference paper's claims beside our numbers: for each, whether it holds, whether our
+data rule it out, or whether our sweep neither shows nor rules it out (pure: dicts in, Typst
+markup out). The reference's values (``grokcast/paper/reference_paper.json``) are read only
+for this comparison, which the paper prints as its Reproduction appendix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from scipy.stats import fisher_exact
+
+from grokcast import figures as F
+from grokcast.analysis import feature_difference
+from grokcast.paper.formatting import (
+    _finite,
+    _p_text,
+    code,
+    esc,
+    fmt,
+    fmt_ci,
+    fmt_estimate,
+    fmt_int,
+    fmt_pct,
+    fmt_threshold,
+)
+from grokcast.paper.sentences import (
+    BETTER,
+    FIT_STEP_KEY,
+    MIN_CLASS_SIZE,
+    WEAK,
+    WORSE,
+    _and_list,
+    _diff_numbers,
+    top_features,
+    verdict,
+)
+
+
+def reference_comparison_sentence(ours: dict | None, ref: Sequence[float] | None,
+                                  window: int, what: str = "multivariate AUROC") -> str:
+    """Is our estimate inside the reference paper's CI (and theirs inside ours)?"""
+    if ref is None:
+        return f"The reference paper reports no {esc(what)} at W = {window}."
+    if not ours or not _finite(ours.get("auroc")):
+        return (f"Our {esc(what)} at W = {window} is undefined, so it cannot be compared with "
+                f"the reference's {esc(fmt(ref[0]))}.")
+    a, (lo, hi) = ours["auroc"], ours["ci"]
+    in_theirs = ref[1] <= a <= ref[2]
+    theirs_in_ours = _finite(lo) and _finite(hi) and lo <= ref[0] <= hi
+    ours_s = f"{esc(fmt_estimate(ours))}"
+    ref_s = f"{esc(fmt(ref[0]))} {esc(fmt_ci(ref[1:]))}"
+    if in_theirs and theirs_in_ours:
+        how = "each estimate lies inside the other's CI"
+    elif in_theirs or theirs_in_ours:
+        how = "one estimate lies inside the other's CI but not the reverse"
+    else:
+        how = "neither estimate lies inside the other's CI: the results disagree"
+    return f"At W = {window} our {esc(what)} is {ours_s} against the reference's {ref_s}; {how}."
+
+
+def _reference_diff(cell: dict, name: str) -> dict | None:
+    """A difference of the reference's tables in analysis.json's shape, for :func:`verdict`."""
+    d, p = cell.get(f"diff_{name}"), str(cell.get(f"p_{name}", "nan"))
+    if d is None:
+        return None
+    # "< 0.001" is below every level we test; the printed value otherwise.
+    return {"diff": d[0], "ci": d[1:], "p_one_sided": 0.0 if p.startswith("<") else float(p)}
+
+
+_STANDING = {BETTER: "significantly better than", WORSE: "significantly worse than",
+             WEAK: "better, by the one-sided p-value only, than", None: "not significantly "
+             "different from"}
+
+
+def _standing(diff: dict | None, level: float) -> str | None:
+    """A difference's verdict, with the three that claim nothing merged into None."""
+    v = verdict(diff, level)
+    return v if v in (BETTER, WORSE, WEAK) else None
+
+
+# What our sweep says about a claim of the reference: it shows it; its data rule it out;
+# they neither show it nor rule it out; or a class is too small to check it at all. A
+# comparison neither shown nor ruled out whose effect size our CI excludes is SMALLER.
+HOLDS, CONTRADICTED, UNRESOLVED, UNCHECKED = "holds", "contradicted", "unresolved", "unchecked"
+SMALLER = "smaller"
+Claim = tuple[str, str, str]  # (what, sentence, status), see reference_claims
+_RANK = {WORSE: -1, None: 0, WEAK: 1, BETTER: 2}  # standings, from "worse" to "better"
+
+
+def comparison_status(theirs: dict, ours: dict, level: float) -> str:
+    """Whether our paired difference supports the reference's standing against a baseline.
+
+    It holds where our standing is the reference's, or claims superiority at least as
+    strongly. It is contradicted only where our CI excludes the whole side the reference
+    claims: Δ > 0 for "better" (also one-sided), Δ < 0 for "worse", Δ = 0 for "no
+    significant difference". A CI that excludes the reference's estimate but not its sign
+    rules out the size of its difference, not the claim: :data:`SMALLER`. Otherwise, and
+    where our CI was not computed, it is unresolved.
+    """
+    ref_s, our_s = _standing(theirs, level), _standing(ours, level)
+    if ref_s == our_s or _RANK[ref_s] > 0 and _RANK[our_s] >= _RANK[ref_s]:
+        return HOLDS
+    lo, hi = ours.get("ci") or (None, None)
+    if not (_finite(lo) and _finite(hi)):
+        return UNRESOLVED
+    if _RANK[ref_s] > 0:  # "better": ruled out where no Δ > 0 is left
+        ruled_out = hi <= 0
+    elif _RANK[ref_s] < 0:  # "worse"
+        ruled_out = lo >= 0
+    else:  # "no significant difference"
+        ruled_out = lo > 0 or hi < 0
+    if ruled_out:
+        return CONTRADICTED
+    return UNRESOLVED if lo <= theirs["diff"] <= hi else SMALLER
+
+
+def _versus_theirs(theirs: dict, ours: dict, status: str) -> str:
+    """The end of a comparison claim's sentence: how our CI stands to the reference's Δ."""
+    if status == HOLDS:
+        return "."
+    if status == CONTRADICTED:
+        return ", and our CI excludes the side of zero the reference's difference is on."
+    if status == SMALLER:
+        return (", and our CI excludes the reference's Δ but not its sign: our sweep rules out a "
+                "difference of the reference's size, not the reference's claim.")
+    return (", and our CI includes the reference's Δ: our sweep neither shows nor rules out the "
+            "reference's difference.")
+
+
+def _comparison_claims(a: dict, reference: dict, window: int, level: float) -> list[Claim]:
+    """The forecaster against each baseline at the primary threshold, and against val loss at
+    the strict one (the reference: "conclusions are unchanged")."""
+    keys = F.threshold_keys(a)
+    comparisons = [(keys[0], "val_loss", "val-loss"), (keys[0], "val_acc", "val-accuracy")]
+    comparisons += [(k, "val_loss", "val-loss") for k in keys[1:2]]
+    out = []
+    for key, name, base in comparisons:
+        ref_cell = reference.get("tables", {}).get(key, {}).get(str(window))
+        if ref_cell is None:
+            continue
+        t, th = a["thresholds"][key], esc(fmt_threshold(key))
+        ours = t["windows"][str(window)].get(f"diff_{name}")
+        theirs = _reference_diff(ref_cell, name)
+        ref_s, our_s = _standing(theirs, level), _standing(ours, level)
+        small = min(t["n_pos"], t["n_neg"])
+        tiny = t.get("single_class") or small < MIN_CLASS_SIZE
+        defined = bool(ours) and _finite(ours.get("diff"))
+        status = UNCHECKED if tiny or not defined else comparison_status(theirs, ours, level)
+        if not defined:
+            ours_text = _why_undefined(t, window) + "."
+        elif tiny:  # no verdict word: the numbers support none
+            ours_text = (f"ours is {esc(_diff_numbers(ours, level))}, with only {small} "
+                         f"run{'s' if small != 1 else ''} in a class: too few to compare.")
+        else:
+            ours_text = (f"ours is {_STANDING[our_s]} it ({esc(_diff_numbers(ours, level))})"
+                         + _versus_theirs(theirs, ours, status))
+        out.append((
+            f"the forecaster's standing against the {base} baseline at threshold {th}",
+            f"At W = {window} and threshold {th} the reference's forecaster is {_STANDING[ref_s]} "
+            f"the {base} baseline ({esc(_diff_numbers(theirs, level))}); {ours_text}",
+            status))
+    return out
+
+
+def _why_undefined(entry: dict, window: int) -> str:
+    """Why a threshold's model comparison at ``window`` has no number, as "ours ..." words."""
+    if entry.get("single_class"):
+        return "ours is undefined: every run has the same label"
+    if entry["windows"][str(window)].get("multi_note"):
+        return "ours was not evaluated (too few runs for its internal cross-validation)"
+    return "ours is undefined"
+
+
+def _best_single_claim(a: dict, claim: dict, features: Any, level: float) -> list[Claim]:
+    """Is the reference's strongest feature ours too? Where it is not, a paired bootstrap of
+    our strongest against it (``features``: features.parquet) says whether our data rule it out."""
+    th, w = claim["threshold"], claim["window"]
+    uni = a["thresholds"].get(th, {}).get("windows", {}).get(str(w), {}).get("univariate")
+    if not uni:
+        return []
+    top = top_features(uni, 1)
+    mine = (uni.get(claim["feature"]) or {}).get("folded")
+    text = (f"The reference's strongest single signal at W = {w} is {code(claim['feature'])} "
+            f"(folded AUROC {esc(fmt(claim['folded']))}); ours is "
+            f"{_and_list([code(n) for n, _, _ in top])} ({esc(fmt(top[0][2]))}), and "
+            f"{code(claim['feature'])} has {esc(fmt(mine))}")
+    if claim["feature"] in [n for n, _, _ in top]:
+        return [("which single feature is strongest", text + ".", HOLDS)]
+    try:
+        d = None if features is None or not _finite(mine) else feature_difference(
+            a, features, th, w, top[0][0], claim["feature"])
+    except (KeyError, ValueError):  # a features table without these runs or features
+        d = None
+    if d is None or not _finite(d["ci"][0]):
+        return [("which single feature is strongest", text + ".", UNRESOLVED)]
+    status = CONTRADICTED if d["ci"][0] > 0 else UNRESOLVED
+    # Ours is the best of all features on these same runs, which favours it in this test.
+    return [("which single feature is strongest",
+             f"{text}; the paired difference of the two folded AUROCs is "
+             f"{esc(_diff_numbers(d, level))}"
+             + (" (ours is picked as the best on the same runs, which favours it): the CI "
+                "excludes zero, so our data rule out the reference's feature as the strongest."
+                if status == CONTRADICTED else ": the CI includes zero, so our sweep does not "
+                "settle which is stronger."), status)]
+
+
+def _early_accuracy_claim(a: dict, claim: dict) -> list[Claim]:
+    k1 = F.threshold_keys(a)[0]
+    cell = a["thresholds"][k1]["windows"].get(str(claim["window"]))
+    if not cell or not _finite(cell.get("max_val_acc_in_window")):
+        return []
+    mine = cell["max_val_acc_in_window"]
+    return [(f"no run generalising before step {claim['window']}",
+             f"The reference puts every run's validation accuracy below about "
+             f"{esc(fmt_pct(claim['below'], 0))} before step {claim['window']}; our largest is "
+             f"{esc(fmt_pct(mine))}.", HOLDS if mine < claim["below"] else CONTRADICTED)]
+
+
+def _init_note(a: dict) -> str:
+    """The caveat of a claim about training dynamics: they follow the initialisation, which
+    the reference does not state."""
+    init = (((a.get("sweep") or {}).get("config") or {}).get("model") or {}).get("init")
+    return (f" The reference does not state its initialisation; this verdict is for ours "
+            f"({esc(init)}), and the dynamics may depend on it." if init else "")
+
+
+def _fit_claim(a: dict, claim: dict) -> list[Claim]:
+    steps = [r.get(FIT_STEP_KEY) for r in a["runs"]]
+    if not steps or any(x is None for x in steps):
+        return []
+    n_fit = sum(0 <= x <= claim["step"] for x in steps)
+    reached = [x for x in steps if x >= 0]
+    med = (f" (the median run at step {fmt_int(round(float(np.median(reached))))})"
+           if reached else "")
+    return [(f"every run fitting by step {claim['step']}",
+             f"The reference has every run at near-perfect train accuracy by step ≈ {claim['step']}; "
+             f"in ours {n_fit} of {len(steps)} reach {esc('99%')} by step {claim['step']}{med}."
+             + _init_note(a),
+             HOLDS if n_fit == len(steps) else CONTRADICTED)]
+
+
+def _weight_decay_claim(a: dict) -> list[Claim]:
+    labels = a["thresholds"][F.threshold_keys(a)[0]]["labels"]
+    groups: dict[float, list[int]] = {}
+    for run, y in zip(a["runs"], labels, strict=True):
+        groups.setdefault(float(run["weight_decay"]), []).append(int(y))
+    lams = sorted(groups)
+    rates = [float(np.mean(groups[v])) for v in lams]
+    if len(lams) < 3 or max(rates) == 0:
+        return []
+    best = [v for v, r in zip(lams, rates) if r == max(rates)]
+    counts = (f" ({esc(', '.join(f'{sum(groups[v])}/{len(groups[v])}' for v in lams))} at "
+              f"λ = {esc(', '.join(f'{v:g}' for v in lams))})")
+    intro = "The reference finds grokking concentrated at moderate weight decay; ours "
+    if len(best) == len(lams):
+        return [("grokking at moderate weight decay",
+                 f"{intro}groks at the same rate at every λ{counts}." + _init_note(a), CONTRADICTED)]
+    inside = all(lams[0] < v < lams[-1] for v in best)
+    where = esc(_and_list([f"{v:g}" for v in best])) + ("" if inside else ", an edge of the grid")
+    return [("grokking at moderate weight decay",
+             f"{intro}groks most at λ = {where}{counts}." + _init_note(a),
+             HOLDS if inside else CONTRADICTED)]
+
+
+def _count_claims(a: dict, reference: dict, level: float) -> list[Claim]:
+    """Equal counts hold; unequal ones are told apart from seed-to-seed noise by Fisher's exact
+    test of the two sweeps' 2 × 2 table (grokked or not, theirs or ours)."""
+    counts, n_ref = reference.get("grok_counts", {}), reference.get("n_runs")
+    n_runs = len(a["runs"])  # analysed: diverged and stopped runs have no label
+    n_trained = int((a.get("sweep") or {}).get("n_runs") or n_runs)
+    if not n_runs or n_ref != n_trained:
+        return []  # another sweep size (as the appendix says): counts are not comparable
+    left_out = (f" of the {n_runs} with a known outcome ({n_trained - n_runs} diverged or "
+                "stopped early)" if n_trained > n_runs else "")
+    out = []
+    for key in F.threshold_keys(a):
+        if key in counts:
+            n, th = a["thresholds"][key]["n_pos"], esc(fmt_threshold(key))
+            text = (f"At threshold {th} the reference counts {counts[key]} grokking runs of "
+                    f"{n_ref}; ours {n}{left_out}")
+            if n == counts[key]:
+                out.append((f"how many runs grok at threshold {th}", text + ".", HOLDS))
+                continue
+            p = float(fisher_exact([[n, n_runs - n], [counts[key], n_ref - counts[key]]]).pvalue)
+            status = CONTRADICTED if p < 1 - level else UNRESOLVED
+            # Fisher's test treats runs as independent draws; a fixed grid varies less than
+            # that, so p errs high: the verdict "not ruled out" is the cautious one here.
+            out.append((f"how many runs grok at threshold {th}",
+                        f"{text} (Fisher's exact test, two-sided p {esc(_p_text(p))}: "
+                        + ("significant at the " if status == CONTRADICTED else
+                           "not significant at the ") + f"{1 - level:.0%} level).", status))
+    return out
+
+
+def reference_claims(a: dict, reference: dict, window: int, level: float = 0.95,
+                     features: Any = None) -> list[Claim]:
+    """Each claim of the reference paper our sweep can check: (what it is about, in words
+    without the reference's numbers; the sentence putting theirs beside ours; its status:
+    :data:`HOLDS`, :data:`CONTRADICTED`, :data:`UNRESOLVED`, :data:`SMALLER` or
+    :data:`UNCHECKED`).
+
+    ``features`` (the features.parquet table) lets the strongest-feature claim be tested;
+    without it a claim our point estimates do not show is :data:`UNRESOLVED`.
+    """
+    claims = reference.get("claims", {})
+    out = _comparison_claims(a, reference, window, level)
+    if "best_single" in claims:
+        out += _best_single_claim(a, claims["best_single"], features, level)
+    if "max_val_acc_before" in claims:
+        out += _early_accuracy_claim(a, claims["max_val_acc_before"])
+    if "fit_by_step" in claims:
+        out += _fit_claim(a, claims["fit_by_step"])
+    if "moderate_weight_decay" in claims:
+        out += _weight_decay_claim(a)
+    return out + _count_claims(a, reference, level)
+
+
+_HOLDS = {HOLDS: "Holds.", CONTRADICTED: "Does not hold.",
+          UNRESOLVED: "Neither shown nor ruled out.", UNCHECKED: "Cannot be checked here.",
+          SMALLER: "Its size is ruled out, not its sign."}
+
+
+def claims_summary(claims: Sequence[Claim]) -> str:
+    """The Discussion's count of the reference's claims that hold (no reference numbers)."""
+    if not claims:
+        return ""
+    held = [w for w, _, h in claims if h == HOLDS]
+    failed = [w for w, _, h in claims if h == CONTRADICTED]
+    open_ = [w for w, _, h in claims if h == UNRESOLVED]
+    smaller = [w for w, _, h in claims if h == SMALLER]
+    unknown = [w for w, _, h in claims if h == UNCHECKED]
+    text = (f"Of the {len(claims)} claim{'s' if len(claims) > 1 else ''} of the reference paper "
+            f"that @sec:repro checks, {len(held)} hold{'s' if len(held) == 1 else ''} in our sweep")
+    if failed:
+        text += (f"; our data rule out {len(failed)}: {_and_list(failed)}")
+    if smaller:
+        text += (f"; for {len(smaller)} our data rule out a difference of the reference's size "
+                 f"but not its sign: {_and_list(smaller)}")
+    if open_:
+        text += (f"; {len(open_)} {'is' if len(open_) == 1 else 'are'} neither shown nor ruled "
+                 f"out (our numbers allow both the claim and its negation): {_and_list(open_)}")
+    if unknown:
+        text += (f"; {len(unknown)} cannot be checked with this sweep's class sizes: "
+                 f"{_and_list(unknown)}")
+    return text + "."

@@ -1,0 +1,103 @@
+"""Numbers and names as the paper prints them: Typst markup, typographic minus, CIs and
+p-values (pure: values in, markup out)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from grokcast.stats import format_p
+
+MINUS = "\u2212"  # typographic minus; the tables and text print negative numbers with it
+NA = "n/a"
+_TYPST_SPECIAL = set("\\#$*_`<>@[]~/=+-'\"")
+
+
+def _finite(x: Any) -> bool:
+    return x is not None and math.isfinite(float(x))
+
+
+def fmt(x: float | None, digits: int = 3) -> str:
+    """``0.917``; negative numbers with a typographic minus; None/NaN -> ``n/a``."""
+    if not _finite(x):
+        return NA
+    return f"{float(x):.{digits}f}".replace("-", MINUS)
+
+
+def fmt_signed(x: float | None, digits: int = 3) -> str:
+    """``+0.137`` / ``−0.120``."""
+    if not _finite(x):
+        return NA
+    return f"{float(x):+.{digits}f}".replace("-", MINUS)
+
+
+def fmt_ci(ci: Sequence[float | None] | None, *, signed: bool = False) -> str:
+    """``[0.812, 1.000]`` (``[+0.031, +0.271]`` when signed)."""
+    f = fmt_signed if signed else fmt
+    lo, hi = (ci or (None, None))[:2]
+    return f"[{f(lo)}, {f(hi)}]"
+
+
+def fmt_estimate(entry: dict | None, key: str = "auroc", *, signed: bool = False) -> str:
+    """``0.917 [0.812, 1.000]``: an AUROC (or a difference) and its CI, as in Tables 1–2."""
+    if not entry or not _finite(entry.get(key)):
+        return NA
+    f = fmt_signed if signed else fmt
+    return f"{f(entry[key])} {fmt_ci(entry.get('ci'), signed=signed)}"
+
+
+def fmt_p(p: float | None, n_resamples: int | None = None) -> str:
+    """One-sided bootstrap p-value: ``0.002``, ``< 0.001``; see :func:`grokcast.stats.format_p`."""
+    if not _finite(p):
+        return NA
+    return format_p(p, n_resamples)
+
+
+def _p_text(p: float | None, n_resamples: int | None = None) -> str:
+    """``= 0.002`` or ``< 0.001``: what follows a p-value's name."""
+    text = fmt_p(p, n_resamples)
+    return text if text.startswith("<") else f"= {text}"
+
+
+def p_clause(diff: dict) -> str:
+    """``p₁ = 0.002`` or ``p₁ < 0.001`` for a paired difference of ``analysis.json``."""
+    return f"p₁ {_p_text(diff.get('p_one_sided'), diff.get('n_resamples'))}"
+
+
+def fmt_pct(x: float | None, digits: int = 1) -> str:
+    """A fraction as a percentage: 0.123 -> ``12.3%``."""
+    return NA if not _finite(x) else f"{100 * float(x):.{digits}f}%"
+
+
+def fmt_int(n: int) -> str:
+    """Thousands separated by commas: 12345 -> ``12,345``."""
+    return f"{int(n):,}"
+
+
+def fmt_duration(seconds: float | None) -> str:
+    """``42 s``, ``12.5 min`` or ``1.6 h``."""
+    if not _finite(seconds):
+        return "not recorded"
+    s = float(seconds)
+    if s < 120:
+        return f"{s:.0f} s"
+    if s < 7200:
+        return f"{s / 60:.1f} min"
+    return f"{s / 3600:.1f} h"
+
+
+def fmt_threshold(key: str | float) -> str:
+    return f"{float(key):g}"
+
+
+def esc(text: Any) -> str:
+    """Escape text for Typst markup (so ``[``, ``_``, ``<``, ``//``, ``-`` print literally)."""
+    return "".join("\\" + ch if ch in _TYPST_SPECIAL else ch for ch in str(text))
+
+
+def code(name: str) -> str:
+    """A feature name in monospace (Typst raw text; names hold no backticks)."""
+    if "`" in name:
+        raise ValueError(f"name={name!r} is not allowed: expected no backticks")
+    return f"`{name}`"
