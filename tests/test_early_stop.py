@@ -336,6 +336,15 @@ def test_cli_sweep_with_stop_model_stops_the_low_runs_and_counts_them(tmp_path, 
     assert f"{n} of the sweep's 6 runs were stopped early" in capsys.readouterr().out
     status = SweepStore(tmp_path / "s1").runs().set_index("run_id")["status"]
     assert (status == "stopped").to_dict() == expected
+    # The stopped sweep's offline forecasts are the unstopped one's: a run stopped at the last
+    # step the forecaster reads (30, where W = 40 falls between logged steps) is forecast (it
+    # was refused: "W can be at most 31").
+    from grokcast.tool import forecast_log
+
+    got = forecast_log(tmp_path / "f.json", tmp_path / "s1")
+    assert got["left_out"] == {}
+    assert {r["run_id"]: r["p_grok"] for r in got["runs"]} == pytest.approx(
+        dict(zip(runs["run_id"], model.predict_proba(X)[:, 1])), rel=1e-9)
     if dense_until == W + 10:  # worker processes get the rule pickled and build the hook there
         assert main(["sweep", "--config", str(cfg), "--out", str(tmp_path / "s3"), "--quiet",
                      "--workers", "2", "--chunk-size", "3",

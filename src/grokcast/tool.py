@@ -268,9 +268,9 @@ def _unforecastable(sweep: Path, forecaster: Any, log_df: pd.DataFrame, window: 
     rows_of = dict(tuple(unfinished.groupby("run_id", sort=False)))  # one pass, not one per run
     out = {}
     for run_id in ids:
-        try:
-            checked_window(forecaster, rows_of.get(run_id, unfinished.iloc[:0]), window)
-        except LogError:
+        try:  # the steps read, finite, and the update after the last (what forecast_frame needs)
+            window_features(forecaster, rows_of.get(run_id, unfinished.iloc[:0]), window)
+        except ValueError:  # LogError too
             out[str(run_id)] = str(status[run_id])
     return out
 
@@ -522,8 +522,20 @@ def forecast_frame(forecaster: GrokForecaster, log_df: pd.DataFrame, window: int
                    top: int = 3) -> list[dict[str, Any]]:
     """:func:`explain` for every run of a log, on the rows :func:`checked_window` keeps; runs
     sorted by run_id."""
-    log_df = checked_window(forecaster, log_df, window)
-    return explain(forecaster, feature_table(log_df[list(LOG_COLUMNS)], window), top=top)
+    return explain(forecaster, window_features(forecaster, log_df, window), top=top)
+
+
+def window_features(forecaster: Any, log_df: pd.DataFrame, window: int) -> pd.DataFrame:
+    """The 28 features of every run of a log, from the rows :func:`checked_window` keeps.
+
+    They are computed up to one past the last step the forecaster reads, not to W: no feature
+    reads W itself, and where W falls between logged steps a run stopped at that last step
+    (as ``--stop-model`` stops them, and as its hook forecasts them) has no row at W − 1.
+    """
+    cut = checked_window(forecaster, log_df, window)
+    meta = getattr(forecaster, "metadata_", None)
+    read_through = window if meta is None else max(meta.required_steps()) + 1
+    return feature_table(cut[list(LOG_COLUMNS)], read_through)
 
 
 def window_log(forecaster: Any, log_df: pd.DataFrame, window: int) -> pd.DataFrame:
