@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from plain_pytorch_monitor import Transformer, fit_metrics, modular_addition
 
 from grokcast.integrations.optuna import GrokPruner, TrialReporter
+from grokcast.monitor import GrokMonitor
 
 
 def objective(trial: optuna.Trial, args: argparse.Namespace) -> float:
@@ -53,8 +54,10 @@ def objective(trial: optuna.Trial, args: argparse.Namespace) -> float:
 
 
 def trial_line(t: optuna.trial.FrozenTrial, pruner: GrokPruner) -> str:
+    p = pruner.p_grok(t)
     head = (f"trial {t.number:>2} (train_frac {t.params['train_frac']:.2f}, weight_decay "
-            f"{t.params['weight_decay']:.3g}): P(grok) = {pruner.p_grok(t):.3f}")
+            f"{t.params['weight_decay']:.3g}): P(grok) = "
+            + ("not reported" if p is None else f"{p:.3f}"))
     if t.state == optuna.trial.TrialState.PRUNED:
         return f"{head}, pruned at step {t.user_attrs['pruned_at']}"
     return f"{head}, {t.state.name.lower()}: max val_acc {t.value:.3f}"
@@ -77,9 +80,14 @@ def main() -> None:
     if args.p < 2:
         parser.error(f"--p {args.p} is not allowed: expected an integer >= 2")
     pruner = GrokPruner(args.forecaster, threshold=args.threshold)
-    if args.steps < pruner.window:
-        parser.error(f"--steps {args.steps} is shorter than the forecast window {pruner.window}: "
-                     "no trial could be pruned")
+    # A trial reports at W, or, where the schedule logs no step W - 1, at the first logged step
+    # past it: the step a monitor of the trials' model forecasts at.
+    probe = Transformer(args.p)
+    due = GrokMonitor(probe.embed.weight, probe.unembed.weight,
+                      forecaster=args.forecaster).forecast_step
+    if args.steps < due:
+        parser.error(f"--steps {args.steps} is too short for the forecast window "
+                     f"W={pruner.window}: a trial reports at step {due}, so none could be pruned")
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(direction="maximize", pruner=pruner,

@@ -389,7 +389,16 @@ def test_example_study_refuses_a_window_longer_than_the_trials(setup, tmp_path):
                              window_steps=list(range(W)))
     done = subprocess.run([sys.executable, str(EXAMPLE), "--forecaster", str(path),
                            "--steps", str(W - 1)], capture_output=True, text=True, timeout=300)
-    assert done.returncode == 2 and "is shorter than the forecast window 20" in done.stderr
+    assert done.returncode == 2
+    assert "is too short for the forecast window W=20: a trial reports at step 20" in done.stderr
+    # W = 350 on the paper's schedule (every step below 300, then every 100): the report comes
+    # at 400, so 360 steps were accepted, trained in full and never pruned.
+    setup["forecaster"].save(path, window=350, threshold=0.9, sweep_hash="0" * 64, n_train_runs=8,
+                             window_steps=list(range(301)))
+    done = subprocess.run([sys.executable, str(EXAMPLE), "--forecaster", str(path),
+                           "--steps", "360"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2
+    assert "is too short for the forecast window W=350: a trial reports at step 400" in done.stderr
 
 
 def test_pruner_warns_once_about_a_trial_past_its_due_step_without_its_report(setup):
