@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from scipy.special import logit
 
-from grokcast.analysis import analyze, sweep_hash
+from grokcast.analysis import analyze, sweep_hash, window_digests
 from grokcast.config import LogConfig, ModelConfig, OptimConfig, SweepConfig
 from grokcast.features import feature_table
 from grokcast.forecast import ForecasterFileError, GrokForecaster
@@ -340,7 +340,19 @@ def test_evaluate_and_the_study_name_the_runs_a_forecaster_was_fit_on(sweep, fit
     del doc["train_window_digests"]
     (tmp_path / "old.json").write_text(json.dumps(doc))
     result = evaluate_forecaster(tmp_path / "old.json", extended, n_resamples=100)
-    assert result["in_training"] is None and "predates the record" in result["notes"][0]
+    assert result["in_training"] is None and "records no training runs" in result["notes"][0]
+
+    # A forecaster that read every other step below W (its digests from those rows) meets the
+    # same runs logged at every step: still recognised (they were scored as held out).
+    model = GrokForecaster.load(fitted[0])
+    meta = model.metadata_
+    sparse = list(range(0, W, 2))  # a forecaster that read every other step
+    log = _log(sweep)
+    digests = window_digests(log[log["step"].isin(sparse)], W).values()
+    model.save(tmp_path / "sparse.json", window=W, threshold=THRESHOLD, sweep_hash="0" * 64,
+               n_train_runs=meta.n_train_runs, window_steps=sparse, train_digests=digests)
+    result = evaluate_forecaster(tmp_path / "sparse.json", extended, n_resamples=100)
+    assert result["in_training"] == old  # the extended sweep logs every step below W
 
 
 def test_bad_model_file_and_bad_fit_arguments(sweep, tmp_path):

@@ -686,21 +686,23 @@ def evaluate_forecaster(model_path: str | os.PathLike, sweep_dir: str | os.PathL
 
 def runs_in_training(meta: Any, log_df: pd.DataFrame) -> list[str] | None:
     """The runs of ``log_df`` that the forecaster was fit on, by run_id, sorted: those whose
-    log below W is bitwise a training run's (:func:`grokcast.analysis.window_digests`), under
-    any name. None for a forecaster file that predates the record of its training runs."""
+    log at the steps the forecaster reads is bitwise a training run's
+    (:func:`grokcast.analysis.window_digests`), under any name and whatever else the log holds
+    (a denser schedule below W). None for a forecaster file that records no training runs."""
     from grokcast.analysis import window_digests
 
     if meta.train_digests is None:
         return None
     known = set(meta.train_digests)
-    return sorted(r for r, d in window_digests(log_df, meta.window).items() if d in known)
+    read = log_df[log_df["step"].isin(meta.required_steps())]  # at fit: every row below W
+    return sorted(r for r, d in window_digests(read, meta.window).items() if d in known)
 
 
 def _in_training_notes(seen: list[str] | None, n_runs: int, window: int) -> list[str]:
     if seen is None:
-        return ["this forecaster file predates the record of its training runs, so runs it was "
-                "fit on are recognised only as a whole sweep (its hash): refit it with grokcast "
-                "fit to record them"]
+        return ["this forecaster file records no training runs (train_window_digests: written "
+                "before grokcast recorded them, or saved without train_digests), so runs it was "
+                "fit on are recognised only as a whole sweep (its hash); grokcast fit records them"]
     if not seen or len(seen) == n_runs:  # none, or all: format_evaluation's heading says so
         return []
     shown = ", ".join(seen[:3]) + (", ..." if len(seen) > 3 else "")
