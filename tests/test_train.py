@@ -274,6 +274,16 @@ def test_progress_comes_in_blocks_and_sums_to_the_steps(monkeypatch, tick, expec
     assert seen == expected and sum(seen) == 250
 
 
+def test_progress_sums_to_the_steps_when_every_run_stops():
+    """A chunk whose runs all stop ends its loop early; the steps it will never train are
+    reported as done, or the sweep's bar stopped at a quarter (found in review)."""
+    seen = []
+    hook = lambda step, rows: np.full(len(rows), step == 20)  # noqa: E731
+    log = train_ensemble([_run(seed=s, n_steps=250, log=LogConfig(dense_until=5, every=10))
+                          for s in (0, 1)], on_log=hook, on_progress=seen.append)
+    assert log.stopped_at.tolist() == [20, 20] and sum(seen) == 250
+
+
 def test_ensemble_of_one_equals_member_of_larger_ensemble():
     runs = [_run(seed=1), _run(seed=2, weight_decay=0.3, train_frac=0.6), _run(seed=3)]
     together = train_ensemble(runs)

@@ -233,7 +233,8 @@ def train_ensemble(runs: list[RunConfig], device: str | torch.device = "cpu", *,
             row += 1
             if stop is not None:  # drop stopped runs: the rest train on, the stopped cost nothing
                 keep = torch.from_numpy(~stop[live.cpu().numpy()]).to(device)
-                if not keep.any():
+                if not keep.any():  # the steps left will never run: the bar counts them done
+                    progress.skip(n_steps - t)
                     break
                 live = live[keep]
                 params = {n: p[keep] for n, p in params.items()}
@@ -275,6 +276,12 @@ class _Progress:
         if self.pending >= 100 or last or now - self.since >= 1.0:
             self.on_progress(self.pending)
             self.pending, self.since = 0, now
+
+    def skip(self, steps: int) -> None:
+        """Pass on the steps pending and ``steps`` that will not run (every run stopped)."""
+        if self.on_progress is not None and self.pending + steps:
+            self.on_progress(self.pending + steps)
+            self.pending = 0
 
 
 class _Replayed:
