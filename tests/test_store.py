@@ -388,3 +388,36 @@ def test_resuming_a_sweep_of_another_grokcast_version_warns(tmp_path):
     store.config_path.write_text(json.dumps(raw))
     with pytest.warns(RuntimeWarning, match="started by grokcast 0.0.9 and is resumed by"):
         run_sweep(cfg, out, device="cpu", progress=False)
+
+
+def test_a_failed_chunk_write_says_what_is_stored_and_a_rerun_resumes(tmp_path, monkeypatch):
+    """A full disk surfaced as pyarrow's "[Errno 28] Error writing bytes to file", naming no
+    file and not saying that the finished chunks were kept (found in review)."""
+    from grokcast.store import StoreError, SweepStore
+    from grokcast.sweep import run_sweep
+
+    cfg, _, whole = _sweep(tmp_path / "whole")
+    real, calls = pd.DataFrame.to_parquet, []
+
+    def full_disk(self, path, *args, **kwargs):
+        calls.append(path)
+        if len(calls) == 3:  # the second chunk's log file
+            raise OSError(28, "Error writing bytes to file. Detail: [errno 28] No space left on device")
+        return real(self, path, *args, **kwargs)
+
+    monkeypatch.setattr(pd.DataFrame, "to_parquet", full_disk)
+    out = tmp_path / "s"
+    with pytest.raises(StoreError) as err:
+        run_sweep(cfg, out, device="cpu", chunk_size=2, progress=False)
+    assert str(err.value) == (
+        f"could not write '{out}/log/chunk-00001.parquet' (no space left on device): the 2 runs of "
+        "this chunk are not stored, the chunks finished before it are; fix that and rerun grokcast "
+        "sweep with the same --config and --out to resume")
+    assert sorted(p.name for p in out.rglob("*") if p.is_file() and p.name != ".lock") == [
+        "chunk-00000.parquet", "chunk-00000.parquet", "sweep.json"]  # no temp file left
+    monkeypatch.undo()
+    result = run_sweep(cfg, out, device="cpu", chunk_size=2, progress=False)
+    assert (result.n_trained, result.n_skipped) == (2, 2)
+    key = ["run_id", "step"]
+    pd.testing.assert_frame_equal(SweepStore(out).log().sort_values(key, ignore_index=True),
+                                  whole.log().sort_values(key, ignore_index=True))

@@ -96,11 +96,16 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 
 def atomic_write_parquet(path: Path, df: pd.DataFrame) -> None:
+    """As :func:`atomic_write_bytes`; an error names ``path`` (pyarrow's names no file)."""
     fd, tmp = _temp_file(path)
     os.close(fd)
     try:
         df.to_parquet(tmp, index=False)
         _publish(tmp, path)
+    except OSError as err:
+        Path(tmp).unlink(missing_ok=True)
+        why = os.strerror(err.errno) if err.errno else str(err)
+        raise OSError(err.errno, why, str(path)) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -326,9 +331,16 @@ class SweepStore:
         """Store one finished ensemble: its log first, then its run rows (the commit point)."""
         used = [int(p.stem.split("-")[1]) for p in self._chunks("log") + self._chunks("runs")]
         name = f"chunk-{max(used, default=-1) + 1:05d}.parquet"
-        atomic_write_parquet(self.root / "log" / name, log_frame(log))
-        runs = run_frame(log, name.removesuffix(".parquet"), seconds)
-        atomic_write_parquet(self.root / "runs" / name, runs)
+        try:
+            atomic_write_parquet(self.root / "log" / name, log_frame(log))
+            runs = run_frame(log, name.removesuffix(".parquet"), seconds)
+            atomic_write_parquet(self.root / "runs" / name, runs)
+        except OSError as err:  # a full disk, a lost permission: what to do, not only what failed
+            raise StoreError(
+                f"could not write {str(err.filename)!r} ({(err.strerror or str(err)).lower()}): "
+                f"the {len(log.runs)} runs of this chunk are not stored, the chunks finished "
+                "before it are; fix that and rerun grokcast sweep with the same --config and "
+                "--out to resume") from None
 
     def _damaged(self, path: Path, why: object) -> StoreError:
         name = path.name
