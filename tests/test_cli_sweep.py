@@ -58,6 +58,11 @@ def test_sweep_writes_loadable_tables_and_skips_finished_runs(tmp_path, capsys):
     before = sorted(p.name for p in (out / "runs").iterdir())
     assert main(["sweep", "--config", str(cfg), "--out", str(out), "--quiet"]) == 0
     assert sorted(p.name for p in (out / "runs").iterdir()) == before
+    # The sweep's own sweep.json is a config too (the TOML may be gone): was "unknown config
+    # key 'grokcast_version'".
+    assert SweepConfig.from_file(out / "sweep.json") == SweepConfig.from_file(cfg)
+    assert main(["sweep", "--config", str(out / "sweep.json"), "--out", str(out), "--quiet"]) == 0
+    assert sorted(p.name for p in (out / "runs").iterdir()) == before
     assert "trained 0 runs (4 already finished)" in capsys.readouterr().out
 
 

@@ -311,7 +311,8 @@ class SweepConfig:
 
     @classmethod
     def from_file(cls, path: str | Path) -> SweepConfig:
-        """Read a ``.toml`` or ``.json`` sweep config."""
+        """Read a ``.toml`` or ``.json`` sweep config, or a sweep directory's ``sweep.json``
+        (the config it holds, beside the grokcast version that wrote it)."""
         path = Path(path)
         if not path.is_file():
             what = "is a directory" if path.is_dir() else "does not exist"
@@ -330,6 +331,8 @@ class SweepConfig:
             raise ConfigError(f"config file {str(path)!r} is not valid: {err}") from None
         except RecursionError:
             raise ConfigError(f"config file {str(path)!r} is not valid: nested too deeply") from None
+        if isinstance(raw, dict) and set(raw) == {"grokcast_version", "config"}:  # a sweep.json
+            raw = raw["config"]
         return cls.from_dict(raw)
 
 
