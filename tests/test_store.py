@@ -421,3 +421,29 @@ def test_a_failed_chunk_write_says_what_is_stored_and_a_rerun_resumes(tmp_path, 
     key = ["run_id", "step"]
     pd.testing.assert_frame_equal(SweepStore(out).log().sort_values(key, ignore_index=True),
                                   whole.log().sort_values(key, ignore_index=True))
+
+
+def test_a_finished_sweep_in_a_read_only_directory_reruns_as_a_no_op(tmp_path, monkeypatch):
+    """Rerunning an archived (read-only) finished sweep failed on its lock file: "'.lock':
+    permission denied" (found in review). Root ignores file modes, so the refusal to open it
+    for appending is simulated."""
+    import builtins
+
+    from grokcast import store as S
+    from grokcast.sweep import run_sweep
+
+    cfg, out, store = _sweep(tmp_path)
+    modes = []
+
+    def read_only(path, mode="r", *args, **kwargs):
+        modes.append(mode)
+        if mode != "r":
+            raise PermissionError(13, "Permission denied", str(path))
+        return builtins.open(path, mode, *args, **kwargs)
+
+    monkeypatch.setattr(S, "open", read_only, raising=False)
+    result = run_sweep(cfg, out, device="cpu", chunk_size=2, progress=False)
+    assert (result.n_trained, result.n_skipped) == (0, 4) and modes == ["a", "r"]
+    (out / S.LOCK_NAME).unlink()  # no lock file to fall back on: the error stands
+    with pytest.raises(PermissionError):
+        run_sweep(cfg, out, device="cpu", chunk_size=2, progress=False)

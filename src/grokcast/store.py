@@ -238,7 +238,7 @@ class SweepStore:
             raise StoreError(f"{str(self.root)!r} exists and is not a directory")
         self._refuse_foreign()  # before the lock file is written into someone else's directory
         self.root.mkdir(parents=True, exist_ok=True)
-        with open(self.root / LOCK_NAME, "a") as handle:
+        with self._lock_file() as handle:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -249,6 +249,18 @@ class SweepStore:
                 yield
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def _lock_file(self) -> Any:
+        """The lock file, opened to lock it. flock needs no write access: a finished sweep in a
+        directory made read-only (archived, shared) opens its existing lock file read-only, so
+        rerunning it skips its runs instead of failing on the lock."""
+        path = self.root / LOCK_NAME
+        try:
+            return open(path, "a")
+        except PermissionError:
+            if not path.is_file():
+                raise
+            return open(path)
 
     def resume(self, config: SweepConfig, stop: dict[str, Any] | None = None) -> set[str]:
         """Open the directory to train ``config`` into: :meth:`init`, drop the log of a chunk
