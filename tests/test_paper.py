@@ -559,6 +559,17 @@ def test_reference_claims_hold_or_not_by_our_numbers() -> None:
         text["which single feature is strongest"]
     assert "in ours 11 of 12 reach 99% by step 100 (the median run at step 90)" in \
         text["every run fitting by step 100"]
+    # Runs that never fit count as the latest: the median was taken over those that fit alone,
+    # "2 of 8 ... (the median run at step 98)" where 4 of 8 never fit (found in review).
+    for fit_steps, words in (([90] * 7 + [-1] * 5, "7 of 12 reach 99% by step 100 (the median run "
+                                                  "at step 90; 5 never do)"),
+                             ([82, 81, 118, 114] + [-1] * 8, "2 of 12 reach 99% by step 100 (the "
+                                                             "median run never does: 8 of 12 never "
+                                                             "reach it)")):
+        a = _claims_analysis(5)
+        a["runs"] = [{**r, "step_train_acc_0.99": x} for r, x in zip(a["runs"], fit_steps)]
+        fit = [c for c in CL.reference_claims(a, ref, 200) if c[0] == "every run fitting by step 100"]
+        assert words in plain(fit[0][1]) and fit[0][2] == CL.CONTRADICTED
     assert "ours groks most at λ = 1 (0/4, 3/4, 0/4 at λ = 0.1, 1, 10)" in \
         text["grokking at moderate weight decay"]
     # Dynamics follow the initialisation: the verdict names ours where the config records it.
