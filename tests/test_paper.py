@@ -171,6 +171,23 @@ def test_headline_sentence_branches() -> None:
     assert "p₁" not in worse
     none = headline({"multi": {"auroc": None, "ci": [None, None]}}, 200)
     assert "undefined" in none
+    # One grokking run: its held-out forecast is ranked last by construction (AUROC 0), and a
+    # CI of the difference that excludes zero was called "significantly below" (found in
+    # review); the Results section and the windows sentence said it too.
+    lone = headline(_cell(diff(-1.0, -1.0, -1.0, 1.0), multi=0.0), 200, n_pos=1, n_neg=7)
+    assert "significantly" not in lone and lone.endswith(
+        "against the validation-loss baseline's 0.781; with a single grokking run, held out it "
+        "leaves none of its class to learn from, so the forecaster's held-out AUROC says nothing "
+        "about the model.")
+    assert "significantly below" in headline(_cell(diff(-1.0, -1.0, -1.0, 1.0), multi=0.0), 200,
+                                             n_pos=2, n_neg=6)
+    entry = {"n_pos": 7, "n_neg": 1, "windows": {"200": _cell(diff(-1.0, -1.0, -1.0, 1.0), multi=0.0)}}
+    assert S.baseline_windows_sentence(entry, [200]) == (
+        "The forecaster is not compared with the val-loss baseline: with a single non-grokking "
+        "run, held out it leaves none of its class to learn from, so the forecaster's held-out "
+        "AUROC says nothing about the model.")
+    entry["n_neg"] = 2
+    assert "significantly worse" in S.baseline_windows_sentence(entry, [200])
 
 
 def test_window_accuracy_sentence_branches() -> None:

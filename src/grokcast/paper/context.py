@@ -49,6 +49,7 @@ from grokcast.paper.sentences import (
     grid_sentence,
     headline_sentence,
     hyperparameter_sentence,
+    lone_run_clause,
     max_accuracy_sentence,
     no_delay_sentence,
     observed_label_sentence,
@@ -247,7 +248,7 @@ def _grok_count(f: _Facts) -> str:
 
 def _abstract(f: _Facts) -> str:
     c0 = f.c0
-    headline = headline_sentence(c0, f.w0, f.level)
+    headline = headline_sentence(c0, f.w0, f.level, n_pos=f.t1["n_pos"], n_neg=f.t1["n_neg"])
     small = small_sample_sentence(f.t1["n_pos"], f.t1["n_neg"], f.k1)
     acc_sentence = window_accuracy_sentence(c0.get("max_val_acc_in_window"), f.w0, f.k1, f.p)
     best_single = best_single_sentence(c0.get("univariate"), f.w0)
@@ -408,9 +409,11 @@ def _results(f: _Facts, pair: _Pair) -> dict[str, str]:
                         for w in dict.fromkeys((ws[0], w0)))
     robustness = robustness_sentence(t1, t2, w0, f.k1, f.k2, f.level,
                                      (t2 or {}).get("cv") or f.a["settings"].get("cv"))
-    compared = (f"the multivariate forecaster {cmp_loss}, and it {cmp_acc}" if not c0.get("multi_note")
-                else f"the multivariate forecaster was not evaluated ({why}), so it cannot be compared "
-                     "with either baseline")
+    lone = lone_run_clause(t1["n_pos"], t1["n_neg"])
+    compared = (f"the multivariate forecaster was not evaluated ({why}), so it cannot be compared "
+                "with either baseline" if c0.get("multi_note") else
+                f"the multivariate forecaster is not compared with either baseline: {lone}" if lone
+                else f"the multivariate forecaster {cmp_loss}, and it {cmp_acc}")
     return {
         "main_result": (
             f"@tab:main gives the headline numbers for every window. At W = {w0} {compared}. "

@@ -107,8 +107,19 @@ def ties_sentence(diff: dict | None, baseline: str, window: int) -> str:
             f"{esc(fmt_p(max(p - ties / 2, 0.0), n))}.")
 
 
-def headline_sentence(cell: dict, window: int, level: float = 0.95) -> str:
-    """The abstract's result: multi AUROC at W and how it compares with the val-loss baseline."""
+def lone_run_clause(n_pos: int, n_neg: int) -> str:
+    """Why a held-out AUROC with one run in a class says nothing ('' with more in each)."""
+    if min(n_pos, n_neg) != 1:
+        return ""
+    which = "grokking" if n_pos == 1 else "non-grokking"
+    return (f"with a single {which} run, held out it leaves none of its class to learn from, so "
+            "the forecaster's held-out AUROC says nothing about the model")
+
+
+def headline_sentence(cell: dict, window: int, level: float = 0.95, *,
+                      n_pos: int | None = None, n_neg: int | None = None) -> str:
+    """The abstract's result: multi AUROC at W and how it compares with the val-loss baseline
+    (no comparison where ``n_pos`` or ``n_neg`` is 1: :func:`lone_run_clause`)."""
     multi = cell.get("multi")
     if cell.get("multi_note"):
         return f"At W = {window} the forecaster was not evaluated: {esc(cell['multi_note'])}."
@@ -121,6 +132,9 @@ def headline_sentence(cell: dict, window: int, level: float = 0.95) -> str:
             f"of {esc(fmt(multi['auroc']))} ({level:.0%} CI {esc(fmt_ci(multi.get('ci')))})")
     tail = f"the validation-loss baseline's {esc(fmt(loss.get('auroc')))}"
     d = cell.get("diff_val_loss") or {}
+    lone = lone_run_clause(n_pos, n_neg) if n_pos is not None and n_neg is not None else ""
+    if lone:  # the difference's CI can exclude zero, but nothing is significant about it
+        return f"{lead}, against {tail}; {lone}."
     if v == BETTER:
         return f"{lead}, significantly above {tail} ({esc(p_clause(d))})."
     if v == WORSE:
@@ -739,6 +753,9 @@ def observed_label_sentence(runs: Sequence[dict], windows: Sequence[int], thresh
 def baseline_windows_sentence(entry: dict, windows: Sequence[int], level: float = 0.95) -> str:
     """At which windows the forecaster is significantly better (or worse) than the val-loss
     baseline, and where that one feature alone scores higher than the 28 together."""
+    lone = lone_run_clause(entry.get("n_pos", 0), entry.get("n_neg", 0))
+    if lone:
+        return f"The forecaster is not compared with the val-loss baseline: {lone}."
     cells = {w: entry["windows"][str(w)] for w in windows}
     verdicts = {w: verdict(c.get("diff_val_loss"), level) for w, c in cells.items()}
     by = {v: [w for w, x in verdicts.items() if x == v] for v in (BETTER, WORSE)}
