@@ -1104,3 +1104,39 @@ def test_render_paper_compares_the_forecaster_with_the_hyperparameter_baselines(
                  "window, as its inputs do not depend on W), below weight decay alone") in source
     assert canon("each grid axis f and λ as a score (larger f or λ ⇒ grokking) and the same "
                  "logistic regression on the runs' ranks of f and λ") in source
+
+
+def test_claims_about_early_training_need_the_steps_logged_and_the_reference_p() -> None:
+    """Found in review: with a log of steps 0-9 and then every 250, "our largest is 5.2%"
+    before step 200 was called Holds (the steps 10-199 were never logged); at p = 7 the
+    reference's 15% bar (3.5 times chance at its p = 23) called a 20% accuracy, 1.4 times
+    chance, a contradiction; and first logged steps to fit past a gap were read as late fits."""
+    ref = {"claims": {"max_val_acc_before": {"window": 200, "below": 0.15, "p": 23},
+                      "fit_by_step": {"step": 100}}}
+    def claims(config: dict | None, max_acc: float = 0.12) -> dict:
+        a = _claims_analysis(5)
+        a["thresholds"]["0.9"]["windows"]["200"]["max_val_acc_in_window"] = max_acc
+        if config is not None:
+            a["sweep"] = {"config": config}
+        return {what: (plain(text), status) for what, text, status in CL.reference_claims(a, ref, 200)}
+
+    early, fit = "no run generalising before step 200", "every run fitting by step 100"
+    dense = {"p": 23, "n_steps": 1200}  # every step below 300 logged
+    assert claims(dense)[early][1] == CL.HOLDS and claims(None)[early][1] == CL.HOLDS
+    assert claims(dense)[fit][1] == CL.CONTRADICTED  # one run fits at 300, every step logged
+    sparse = {**dense, "log": {"dense_until": 10, "every": 250}}
+    text, status = claims(sparse)[early]
+    assert status == CL.UNCHECKED and text.endswith(
+        "our largest is 12.0% at the logged steps, but our log's last row before step 200 is at step 9.")
+    assert claims(sparse, max_acc=0.2)[early][1] == CL.CONTRADICTED  # seen at a logged step
+    text, status = claims(sparse)[fit]
+    assert status == CL.UNCHECKED and "our log skips steps up to step 100" in text
+    text, status = claims({**dense, "p": 7}, max_acc=0.2)[early]
+    assert status == CL.UNCHECKED and text.endswith(
+        "but at p = 7 chance is 14.3%, against 4.3% at the reference's p = 23: its bar does not "
+        "carry over.")
+    # The main text names the last logged step where it is not W - 1.
+    assert window_accuracy(0.052, 200, "0.9", 23, last_logged=9).startswith(
+        "Before step 200 (at the logged steps, the last at step 9) the largest validation accuracy")
+    assert S.last_logged_before(list(range(10)) + [250], 200) == 9
+    assert S.last_logged_before(list(range(300)), 200) is None

@@ -34,6 +34,8 @@ from grokcast.paper.sentences import (
     WORSE,
     _and_list,
     _diff_numbers,
+    last_logged_before,
+    logged_steps,
     top_features,
     verdict,
 )
@@ -208,15 +210,26 @@ def _best_single_claim(a: dict, claim: dict, features: Any, level: float) -> lis
 
 
 def _early_accuracy_claim(a: dict, claim: dict) -> list[Claim]:
-    k1 = F.threshold_keys(a)[0]
-    cell = a["thresholds"][k1]["windows"].get(str(claim["window"]))
+    k1, w = F.threshold_keys(a)[0], claim["window"]
+    cell = a["thresholds"][k1]["windows"].get(str(w))
     if not cell or not _finite(cell.get("max_val_acc_in_window")):
         return []
-    mine = cell["max_val_acc_in_window"]
-    return [(f"no run generalising before step {claim['window']}",
-             f"The reference puts every run's validation accuracy below about "
-             f"{esc(fmt_pct(claim['below'], 0))} before step {claim['window']}; our largest is "
-             f"{esc(fmt_pct(mine))}.", HOLDS if mine < claim["below"] else CONTRADICTED)]
+    mine, bar = cell["max_val_acc_in_window"], claim["below"]
+    text = (f"The reference puts every run's validation accuracy below about "
+            f"{esc(fmt_pct(bar, 0))} before step {w}; our largest is {esc(fmt_pct(mine))}")
+    p = ((a.get("sweep") or {}).get("config") or {}).get("p")
+    if p and claim.get("p") and p != claim["p"]:  # chance is 1/p: the bar is the reference's p's
+        return [(f"no run generalising before step {w}",
+                 f"{text}, but at p = {p} chance is {esc(fmt_pct(1 / p))}, against "
+                 f"{esc(fmt_pct(1 / claim['p']))} at the reference's p = {claim['p']}: its bar "
+                 "does not carry over.", UNCHECKED)]
+    last = last_logged_before(logged_steps(a), w)
+    if last is not None and mine < bar:  # a higher accuracy at an unlogged step is not ruled out
+        return [(f"no run generalising before step {w}",
+                 f"{text} at the logged steps, but our log's last row before step {w} is at "
+                 f"step {last}.", UNCHECKED)]
+    return [(f"no run generalising before step {w}", f"{text}.",
+             HOLDS if mine < bar else CONTRADICTED)]
 
 
 def _init_note(a: dict) -> str:
@@ -232,6 +245,14 @@ def _fit_claim(a: dict, claim: dict) -> list[Claim]:
     if not steps or any(x is None for x in steps):
         return []
     n_fit = sum(0 <= x <= claim["step"] for x in steps)
+    logged = logged_steps(a)
+    gaps = logged is not None and not set(range(claim["step"] + 1)) <= set(logged)
+    if gaps and n_fit < len(steps):
+        # A run first logged at 99% after the claim's step may have fitted before it, unlogged.
+        return [(f"every run fitting by step {claim['step']}",
+                 f"The reference has every run at near-perfect train accuracy by step ≈ "
+                 f"{claim['step']}; our log skips steps up to step {claim['step']}, and at the "
+                 f"logged ones {n_fit} of {len(steps)} reach {esc('99%')} by then.", UNCHECKED)]
     # Over every run, one that never fits counting as the latest: a median of only those that
     # fit read as the median run when half of them never did (found in review).
     median = float(np.median([x if x >= 0 else np.inf for x in steps]))

@@ -151,16 +151,39 @@ def headline_sentence(cell: dict, window: int, level: float = 0.95, *,
 ABOVE_CHANCE = 2.0  # a val accuracy this many times chance counts as "above chance" in words
 
 
+def logged_steps(a: dict) -> list[int] | None:
+    """The steps the analysed sweep's log schedule logs (its config's ``[log]`` and
+    ``n_steps``); None where analysis.json records no readable config."""
+    from grokcast.config import ConfigError, SweepConfig
+
+    try:
+        cfg = SweepConfig.from_dict((a.get("sweep") or {}).get("config") or {})
+    except (ConfigError, TypeError, ValueError):
+        return None
+    return cfg.log.steps(cfg.n_steps)
+
+
+def last_logged_before(steps: Sequence[int] | None, window: int) -> int | None:
+    """The last of ``steps`` below ``window`` where it is not ``window − 1`` (the log skips
+    steps just before W), else None: where a sentence about "before step W" must say so."""
+    below = [t for t in steps or () if t < window]
+    return max(below) if below and max(below) < window - 1 else None
+
+
 def window_accuracy_sentence(max_acc: float | None, window: int, threshold: str,
-                             p: int | None) -> str:
+                             p: int | None, *, last_logged: int | None = None) -> str:
     """Whether any run has generalised by step W (is the forecast really a forecast?).
 
     Below the threshold the label is not yet observed; where some run's val accuracy is
     already :data:`ABOVE_CHANCE` times chance or more, the sentence says so, since the window
-    then sees generalisation begin.
+    then sees generalisation begin. ``last_logged``: the last logged step before W where the
+    log skips the steps just before it (:func:`last_logged_before`), named, since the
+    accuracy is the largest at the logged steps only.
     """
     if not _finite(max_acc):
         return f"The validation accuracy before step {window} was not logged."
+    if last_logged is not None:  # the statement covers the logged steps only
+        window = f"{window} (at the logged steps, the last at step {last_logged})"
     acc = esc(fmt_pct(max_acc))
     if not reaches(max_acc, float(threshold)):
         chance = (f" (chance is 1/{p} ≈ {fmt_pct(1 / p)}; this is {max_acc * p:.1f} times "
