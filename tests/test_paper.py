@@ -1140,3 +1140,17 @@ def test_claims_about_early_training_need_the_steps_logged_and_the_reference_p()
         "Before step 200 (at the logged steps, the last at step 9) the largest validation accuracy")
     assert S.last_logged_before(list(range(10)) + [250], 200) == 9
     assert S.last_logged_before(list(range(300)), 200) is None
+
+
+def test_wording_that_must_fit_the_grid() -> None:
+    """Found in review: a forecaster not fitted (too few runs) was 'undefined' in the appendix
+    but 'not evaluated' in the abstract; a grid of one seed per cell was told its held-out
+    predictions keep a run's seed-siblings in training."""
+    text = plain(CL.reference_comparison_sentence(None, [0.955, 0.9, 1.0], 200,
+                                                  why_none="too few runs for the model"))
+    assert text == ("Our multivariate AUROC at W = 200 was not computed (too few runs for the "
+                    "model), so it cannot be compared with the reference's 0.955.")
+    assert "is undefined" in plain(CL.reference_comparison_sentence(None, [0.955, 0.9, 1.0], 200))
+    one_seed = [{"train_frac": f, "weight_decay": wd} for f in (0.3, 0.6) for wd in (1.0, 10.0)]
+    assert not CTX._has_seed_siblings(one_seed)
+    assert CTX._has_seed_siblings(one_seed + one_seed[:1])

@@ -42,10 +42,16 @@ from grokcast.paper.sentences import (
 
 
 def reference_comparison_sentence(ours: dict | None, ref: Sequence[float] | None,
-                                  window: int, what: str = "multivariate AUROC") -> str:
-    """Is our estimate inside the reference paper's CI (and theirs inside ours)?"""
+                                  window: int, what: str = "multivariate AUROC", *,
+                                  why_none: str | None = None) -> str:
+    """Is our estimate inside the reference paper's CI (and theirs inside ours)?
+    ``why_none``: why ours was not computed (the cell's ``multi_note``), said instead of
+    "undefined"."""
     if ref is None:
         return f"The reference paper reports no {esc(what)} at W = {window}."
+    if why_none:
+        return (f"Our {esc(what)} at W = {window} was not computed ({esc(why_none)}), so it "
+                f"cannot be compared with the reference's {esc(fmt(ref[0]))}.")
     if not ours or not _finite(ours.get("auroc")):
         return (f"Our {esc(what)} at W = {window} is undefined, so it cannot be compared with "
                 f"the reference's {esc(fmt(ref[0]))}.")

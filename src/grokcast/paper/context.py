@@ -508,9 +508,10 @@ def _limitations(f: _Facts) -> list[str]:
          "early signals transfer to other tasks, deeper models or mini-batch training is "
          "untested."),
         ("The forecaster is trained and evaluated on one hyperparameter sweep; transfer to "
-         "unseen (f, λ) regions is not tested, and the tables' held-out predictions keep a "
-         "run's seed-siblings (the same f and λ) in its training set (leaving out whole "
-         "cells, where the results give it, takes them out). "
+         "unseen (f, λ) regions is not tested"
+         + (", and the tables' held-out predictions keep a run's seed-siblings (the same f "
+            "and λ) in its training set (leaving out whole cells, where the results give it, "
+            "takes them out). " if _has_seed_siblings(f.a["runs"]) else ". ")
          + hyperparameter_sentence(f.a["runs"], f.t1["labels"], f.k1)),
         prior_baselines_sentence(f.t1, f.ws, f.w0, f.a["settings"].get("hyperparam_axes") or [],
                                  f.level),
@@ -518,11 +519,17 @@ def _limitations(f: _Facts) -> list[str]:
          f"With {f.n_runs} runs, all of one class at threshold {f.th1}, no AUROC, CI or p-value "
          "exists at that threshold: a larger or more varied sweep is needed."),
         (f"The {fmt_int(f.n_steps or 0)}-step budget can label late grokkers as negatives"
-         + (f", which is why the primary threshold is the relaxed {f.th1}."
-            if f.k2 and f.word2 == "strict" else ".")),
+         + (f", which the relaxed primary threshold {f.th1} lessens (the strict {f.th2} is "
+            "the robustness check)." if f.k2 and f.word2 == "strict" else ".")),
         ("Forecasting a binary outcome is a simplification; predicting the grokking step is "
          "left open."),
     ) if x]
+
+
+def _has_seed_siblings(runs: list[dict]) -> bool:
+    """Whether some (f, λ) cell holds more than one run (one seed per cell: no siblings)."""
+    cells = [(r.get("train_frac"), r.get("weight_decay")) for r in runs]
+    return len(set(cells)) < len(cells)
 
 
 def _uncertainty_limit(f: _Facts) -> str:
@@ -631,7 +638,8 @@ def _reproduction(f: _Facts, reference: dict, claims: list[Claim]) -> dict[str, 
     return {
         "intro": intro,
         "sentences": [
-            reference_comparison_sentence(f.c0.get("multi"), ref_t1.get("multi"), f.w0),
+            reference_comparison_sentence(f.c0.get("multi"), ref_t1.get("multi"), f.w0,
+                                          why_none=f.c0.get("multi_note")),
             reference_comparison_sentence(f.c0.get("val_loss"), ref_t1.get("val_loss"), f.w0,
                                           "val-loss baseline AUROC"),
         ],
