@@ -166,10 +166,14 @@ def _in_order(predict: _HeldOutFn, X: np.ndarray, y: np.ndarray, order: np.ndarr
     return proba
 
 
+def _canonical_f8(arr: np.ndarray) -> np.ndarray:
+    """Little-endian float64 with one NaN bit pattern: equal values give equal bytes."""
+    return np.where(np.isnan(arr), np.nan, arr).astype("<f8")
+
+
 def _column_bytes(values: pd.Series) -> bytes:
     if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
-        arr = values.to_numpy(dtype=float)
-        return np.where(np.isnan(arr), np.nan, arr).astype("<f8").tobytes()  # one NaN pattern
+        return _canonical_f8(values.to_numpy(dtype=float)).tobytes()
     return "\x1f".join("" if pd.isna(v) else str(v) for v in values).encode()
 
 
@@ -225,8 +229,7 @@ def window_digests(log_df: pd.DataFrame, window: int) -> dict[str, str]:
     cols = ["step", *SIGNAL_NAMES]
     rows = log_df.loc[log_df["step"] < window, ["run_id", *cols]]
     rows = rows.sort_values(["run_id", "step"], kind="stable", ignore_index=True)
-    values = rows[cols].to_numpy(dtype=float)
-    values = np.where(np.isnan(values), np.nan, values).astype("<f8")  # one NaN pattern
+    values = _canonical_f8(rows[cols].to_numpy(dtype=float))
     ids = rows["run_id"].astype(str).to_numpy()
     starts = [0, *np.flatnonzero(ids[1:] != ids[:-1]) + 1] if len(ids) else []
     ends = [*starts[1:], len(ids)]

@@ -156,6 +156,11 @@ class _Facts:
         return self.cfg.get("n_steps")
 
     @property
+    def last_logged_w0(self) -> int | None:
+        """The last logged step before the headline window, where it is not W − 1."""
+        return last_logged_before(logged_steps(self.a), self.w0)
+
+    @property
     def t1(self) -> dict:
         return self.a["thresholds"][self.k1]
 
@@ -253,7 +258,7 @@ def _abstract(f: _Facts) -> str:
     headline = headline_sentence(c0, f.w0, f.level, n_pos=f.t1["n_pos"], n_neg=f.t1["n_neg"])
     small = small_sample_sentence(f.t1["n_pos"], f.t1["n_neg"], f.k1)
     acc_sentence = window_accuracy_sentence(c0.get("max_val_acc_in_window"), f.w0, f.k1, f.p,
-                                            last_logged=last_logged_before(logged_steps(f.a), f.w0))
+                                            last_logged=f.last_logged_w0)
     best_single = best_single_sentence(c0.get("univariate"), f.w0)
     undelayed = no_delay_sentence(f.a["runs"], f.k1)
     return (
@@ -408,7 +413,7 @@ def _results(f: _Facts, pair: _Pair) -> dict[str, str]:
     cmp_acc = comparison_sentence(c0.get("diff_val_acc"), "val-accuracy", f.level, why=why)
     small = small_sample_sentence(t1["n_pos"], t1["n_neg"], f.k1)
     acc_sentence = window_accuracy_sentence(c0.get("max_val_acc_in_window"), w0, f.k1, f.p,
-                                            last_logged=last_logged_before(logged_steps(f.a), w0))
+                                            last_logged=f.last_logged_w0)
     uni_text = " ".join(top_features_sentence(t1["windows"][str(w)].get("univariate"), w)
                         for w in dict.fromkeys((ws[0], w0)))
     robustness = robustness_sentence(t1, t2, w0, f.k1, f.k2, f.level,
