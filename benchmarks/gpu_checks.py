@@ -1,29 +1,32 @@
 """Issue 6's GPU checks in one command, for a session whose task is lent a GPU machine.
 
-Run in the sessions of 2026-11-26 and 2026-11-27 (results and what they say:
+Run in three sessions (2026-11-26 and twice on 2026-11-27; results and what they say:
 benchmarks/README.md, "GPU"). Nothing is installed there: the machine's own python3 and
 torch run the sources. With the device tool, from the repository root, in one call (its
-stages took, on an H100 on 2026-11-27: tests 25 s, repeat 10 s, lookups 67 s, paper 8 s,
-grid at 2,000 steps 65 s; a machine's start took about 30-60 s):
+stages took, on an H100 on 2026-11-27: repeat 10 s, lookups 67 s, paper 8 s, grid at 2,000
+steps 65 s; on an H200 tests 178 s with ``tests/test_compiled.py``, whose CUDA test compiles,
+25 s without it; a machine's start took about 30-60 s):
 
     run(command="export PYTHONPATH=src:tests; "
-                "python3 benchmarks/gpu_checks.py --out $OUT/a --stages tests repeat lookups paper "
+                "python3 benchmarks/gpu_checks.py --out $OUT/a --stages tests repeat paper "
                 "--cpu-sweep out/paper/sweep; "
                 "python3 benchmarks/gpu_checks.py --out $OUT/b --stages grid --steps 2000",
         carry=["out/paper/sweep"], timeout_s=400)
 
-Then, in a second call (timeout_s 500; the compiled step's compile time on a GPU is not
-known), the opt-in compiled step against the eager one on the same machine:
+The opt-in compiled step against the eager one, on the same machine (on an H200: the
+2,000-step grid 57.7 s eager, 63.5 s compiled with its compiling; the 10,000-step grid
+187.7 s compiled):
 
     run(command="export PYTHONPATH=src:tests; "
                 "python3 benchmarks/gpu_checks.py --out $OUT/c --stages grid --steps 2000 --compile; "
                 "python3 benchmarks/gpu_checks.py --out $OUT/d --stages grid --steps 2000",
-        timeout_s=500)
+        timeout_s=300)
 
 (``steps``, ``profile`` and ``bench`` take 5, 61 and 55 s more.) The grid at the paper's
-10,000 steps needs about 5 minutes, too much of a 15-minute device budget, so a fifth of it
+10,000 steps takes 3-5 minutes, much of a 15-minute device budget, so mostly a fifth of it
 is timed: with ``--steps`` the figure to report is the grid's run-steps per second, not its
-time (its first 300 steps log densely, a larger share of a shorter run).
+time (its first 300 steps log densely, a larger share of a shorter run). The full eager
+grid has not been measured on any card (only projected); ``--stages grid`` alone measures it.
 
 ``out/paper/sweep`` is this machine's CPU sweep from ``make reproduce``. Stages, in the
 order given; each is written to OUT/summary.json as soon as it ends (a run cut off keeps
@@ -39,7 +42,8 @@ what it has):
   (with and without the CUDA graphs): where a sweep's time goes (--steps, default 200);
 - ``lookups``: ms per unlogged step of the 48 runs and of the grid's 2,400-run chunk, by way
   of reading the tables and precision, twice each, and per logged step of the large chunk;
-- ``compile``: an experiment for the 4,800-run target, not yet run on a GPU: one step's
+- ``compile``: an experiment for the 4,800-run target, not yet run on a GPU (the trainer's
+  compiled step has, below): one step's
   gradients (``model._loss_and_grads``) of the 2,400-run f = 0.6 chunk, eager against
   ``torch.compile`` in its ``default`` and ``max-autotune-no-cudagraphs`` modes (ms per
   call, compile seconds, largest relative gradient difference). On this project's 2-core CPU
@@ -50,8 +54,9 @@ what it has):
   trainer's own opt-in (``grokcast sweep --compile``) is timed by ``--compile`` with the
   ``grid`` or ``paper`` stage, in the same call as the eager one (another call may get
   another machine): ``--stages grid --steps 2000`` then ``--stages grid --steps 2000
-  --compile`` (on the CPU it gained 4-13% on whole sweeps: benchmarks/README.md, "Compiled
-  steps"; the ``tests`` stage first shows whether the compiled step works on CUDA at all);
+  --compile`` (on the CPU it gained 4-13% on whole sweeps; on an H200 on 2026-11-27 the
+  4,800-run grid took 187.7 s compiled, about 220-235 s eager projected: benchmarks/README.md,
+  "Compiled steps" and "GPU"; the ``tests`` stage shows whether the compiled step works on CUDA);
 - ``profile``: the operators that take the time of 40 logged steps of those 48 runs, and of
   10 unlogged steps of a 2,400-run ensemble (the grid's chunk) in fp32 and bf16 (the
   one-off initialisation of the 2,400 runs, ~100 ms of ``copy_`` and ``mul``, included);
