@@ -9,6 +9,8 @@ so the suite compiles them once; one test compiles a third time, at 2 threads.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -159,6 +161,38 @@ def test_sweep_compile_option_reaches_the_trainer_in_process_and_in_workers(tmp_
     # The workers' own compiled steps: 4 runs x 31 logged losses, each within rounding of the
     # eager ones (checked above), all equal to them would mean the workers trained eagerly.
     assert eager_differs
+
+
+# inductor's text on an H200 with torch 2.11 (benchmarks/README.md, "GPU", 2026-11-27)
+TF32_ADVICE = ("TensorFloat32 tensor cores for float32 matrix multiplication available but not enabled. "
+               "Consider setting `torch.set_float32_matmul_precision('high')` for better performance.")
+SOFTMAX_NOTE = ("\nOnline softmax is disabled on the fly since Inductor decides to\nsplit the reduction. "
+                "Cut an issue to PyTorch if this is an\nimportant use case and you want to speed it up "
+                "with online\nsoftmax.\n")
+
+
+def test_compiling_hides_inductors_advice_and_nothing_else():
+    """Compiling on CUDA, inductor advises TF32 products, which grokcast declines on purpose;
+    a user should see that advice neither at the first step nor later, but every other warning."""
+    runs = _runs()
+    params = M.init_params(runs[0].model, 23, [r.seed for r in runs])
+    ex = _padded_examples(runs, 0, torch.device("cpu"))
+
+    def compiling(*args):  # stands in for torch.compile's function on its first call
+        for text in (TF32_ADVICE, SOFTMAX_NOTE, "an unrelated warning"):
+            warnings.warn(text, UserWarning, stacklevel=1)
+        return M._loss_and_grads(*args)
+
+    step = M._Compiled()
+    step.fns["cpu"] = compiling
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        step(params, ex, 4, "fp32")
+    assert [str(w.message) for w in seen] == ["an unrelated warning"]
+    with warnings.catch_warnings(record=True) as seen:  # the filter does not outlive the call
+        warnings.simplefilter("always")
+        warnings.warn(TF32_ADVICE, UserWarning, stacklevel=1)
+    assert len(seen) == 1
 
 
 @needs_cuda

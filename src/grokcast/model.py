@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import math
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -277,6 +278,14 @@ def loss_and_grads(params: dict[str, Tensor], examples: Examples, n_heads: int, 
 MAX_COMPILED_SHAPES = 4096
 
 
+# What inductor advises while it compiles on CUDA, which a grokcast user cannot act on: TF32
+# products (grokcast keeps its fp32 products at IEEE on purpose: no gain at these shapes, and
+# results further from the CPU's; benchmarks/README.md, "GPU") and a note on its own softmax
+# lowering. Regular expressions matched at the start of the warning's text.
+_INDUCTOR_ADVICE = (r"TensorFloat32 tensor cores for float32 matrix multiplication available",
+                    r"\s*Online softmax is disabled on the fly")
+
+
 class _Compiled:
     """:func:`_loss_and_grads` compiled by ``torch.compile`` (inductor), for every ensemble
     shape it is called with.
@@ -304,8 +313,11 @@ class _Compiled:
                ex.query_token, ex.lookup, n_heads, precision, torch.get_num_threads())
         if key in self.keys:
             return fn(params, ex, n_heads, precision)
-        with torch._dynamo.config.patch(recompile_limit=MAX_COMPILED_SHAPES,
-                                        accumulated_recompile_limit=MAX_COMPILED_SHAPES):
+        limits = torch._dynamo.config.patch(recompile_limit=MAX_COMPILED_SHAPES,
+                                            accumulated_recompile_limit=MAX_COMPILED_SHAPES)
+        with limits, warnings.catch_warnings():
+            for text in _INDUCTOR_ADVICE:
+                warnings.filterwarnings("ignore", message=text, category=UserWarning)
             out = fn(params, ex, n_heads, precision)
         self.keys.add(key)
         return out
