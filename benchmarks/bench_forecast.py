@@ -22,7 +22,7 @@ from sklearn.linear_model import LogisticRegressionCV
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from grokcast.forecast import loo_predictions
+from grokcast.logistic import loo_predictions
 
 
 def sklearn_pipeline(tol: float, max_iter: int):

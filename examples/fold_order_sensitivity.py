@@ -32,7 +32,8 @@ import pandas as pd
 
 from grokcast.analysis import feature_matrix, primary_window, run_orders, runs_with_outcome
 from grokcast.config import SweepConfig
-from grokcast.forecast import GrokForecaster, loo_predictions
+from grokcast.forecast import GrokForecaster
+from grokcast.logistic import loo_predictions
 from grokcast.signals import reaches
 from grokcast.stats import auroc
 from grokcast.store import StoreError, SweepStore

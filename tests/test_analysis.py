@@ -248,14 +248,14 @@ def test_bad_inputs_are_refused(sweep):
 
 
 def test_default_predictor_is_the_papers_model(sweep, monkeypatch):
-    forecast = pytest.importorskip("grokcast.forecast")
+    logistic = pytest.importorskip("grokcast.logistic")
     runs, log = sweep
     res = A.analyze(runs, log, None, windows=(200,), thresholds=(0.9,), n_resamples=50)
     assert res["settings"]["cv"] == "loo" and res["thresholds"]["0.9"]["cv"] == "loo"
     X = feature_table(log[log["run_id"] != "run20"], 200).to_numpy()
     y = np.array(res["thresholds"]["0.9"]["labels"])
     np.testing.assert_allclose(res["thresholds"]["0.9"]["windows"]["200"]["loo_proba"],
-                               forecast.loo_predictions(X, y))
+                               logistic.loo_predictions(X, y))
     monkeypatch.setattr(A, "LOO_MAX_RUNS", 10)  # as if the sweep were large
     res = A.analyze(runs, log, None, windows=(200,), thresholds=(0.9,), n_resamples=50)
     assert res["settings"]["cv"] == "10-fold" and res["thresholds"]["0.9"]["cv"] == "7-fold"
@@ -517,7 +517,7 @@ def test_hyperparameter_baselines_match_sklearn_and_share_multis_resamples(sweep
     grid where no axis varies gets no baseline."""
     from test_forecast import sklearn_reference
 
-    from grokcast.forecast import kfold_predictions
+    from grokcast.logistic import kfold_predictions
     from grokcast.stats import bootstrap_ci, paired_bootstrap
 
     runs, log = sweep

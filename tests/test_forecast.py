@@ -20,13 +20,9 @@ from sklearn.utils.estimator_checks import check_estimator
 
 import grokcast
 from grokcast import forecast as F
-from grokcast.forecast import (
-    ForecasterFileError,
-    GrokForecaster,
-    group_predictions,
-    kfold_predictions,
-    loo_predictions,
-)
+from grokcast import logistic
+from grokcast.forecast import ForecasterFileError, GrokForecaster
+from grokcast.logistic import group_predictions, kfold_predictions, loo_predictions
 
 
 def sklearn_reference(**overrides):
@@ -114,7 +110,7 @@ def test_solutions_are_stationary_points_of_the_liblinear_objective():
     Cs = np.logspace(-4, 4, 10)
     Xt = np.hstack([(X - X.mean(0)) / X.std(0), np.ones((len(y), 1))])
     train = np.ones((len(Cs), len(y)), dtype=bool)
-    w, _, converged = F._solve_l2_logistic(Xt[None], np.zeros(len(Cs), dtype=int), y, train, Cs,
+    w, _, converged = logistic._solve_l2_logistic(Xt[None], np.zeros(len(Cs), dtype=int), y, train, Cs,
                                            tol=1e-10, max_iter=100)
     assert converged.all()
     s = 2.0 * y - 1
@@ -157,7 +153,7 @@ def test_loo_predictions_are_bitwise_those_of_one_split_per_run():
     X, y = make_data(14, 25, 4)
     rows = np.arange(25)
     splits = [(np.delete(rows, i), rows[i:i + 1]) for i in range(25)]
-    direct = F._outer_predictions(X, y, splits, 10, cv=3, tol=1e-10, max_iter=100)
+    direct = logistic._outer_predictions(X, y, splits, 10, cv=3, tol=1e-10, max_iter=100)
     np.testing.assert_array_equal(loo_predictions(X, y), direct)
 
 

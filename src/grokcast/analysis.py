@@ -10,7 +10,7 @@ Method (paper §5-6), per label threshold and window W:
   (and counted);
 * univariate AUROC of each of the 28 features (raw value as the score) and its folded value;
 * ``multi``: held-out probabilities of the 28-feature logistic regression
-  (:func:`grokcast.forecast.loo_predictions`, or 10-fold above :data:`LOO_MAX_RUNS` runs);
+  (:func:`grokcast.logistic.loo_predictions`, or 10-fold above :data:`LOO_MAX_RUNS` runs);
 * baselines ``val_loss`` (score = -end_val_loss) and ``val_acc`` (score = end_val_acc), not
   folded;
 * percentile bootstrap CIs over runs and paired-bootstrap differences multi - baseline, all on
@@ -41,7 +41,7 @@ import pandas as pd
 import grokcast
 from grokcast.config import SweepConfig
 from grokcast.features import FEATURE_NAMES, FEATURES, feature_table
-from grokcast.forecast import (
+from grokcast.logistic import (
     TooFewRunsError,
     group_predictions,
     kfold_predictions,
@@ -446,8 +446,8 @@ def analyze(runs_df: pd.DataFrame, log_df: pd.DataFrame, config: Any, *,
     predict_fn : callable, optional
         ``predict_fn(X, y) -> proba`` with X of shape (n_runs, 28), y of shape (n_runs,) 0/1,
         returning held-out P(y = 1) of shape (n_runs,). Default: the paper's model,
-        :func:`grokcast.forecast.loo_predictions` up to :data:`LOO_MAX_RUNS` runs and
-        stratified 10-fold :func:`grokcast.forecast.kfold_predictions` above.
+        :func:`grokcast.logistic.loo_predictions` up to :data:`LOO_MAX_RUNS` runs and
+        stratified 10-fold :func:`grokcast.logistic.kfold_predictions` above.
     orders : int, default=0
         Also compute the model's AUROC with the runs given in this many random orders
         (:func:`run_orders`, from ``seed``): ``multi_by_order`` in every cell. The model's

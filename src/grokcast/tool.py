@@ -23,7 +23,8 @@ import numpy as np
 import pandas as pd
 
 from grokcast.features import feature_table, select_window_steps
-from grokcast.forecast import GrokForecaster, TooFewRunsError, check_window
+from grokcast.forecast import GrokForecaster, check_window
+from grokcast.logistic import TooFewRunsError
 from grokcast.signals import LOG_COLUMNS, SIGNAL_NAMES, reaches
 from grokcast.stats import MAX_RESAMPLES
 from grokcast.validation import check_int, check_number
