@@ -301,9 +301,9 @@ def test_prior_baselines_sentence_compares_the_forecaster_with_them() -> None:
         "at W = 200 significantly outperforms the weight-decay baseline (Δ = +0.074, 95% CI "
         "[+0.020, +0.145], p₁ = 0.003); its difference at W = 100 is −0.042. The same "
         "logistic regression as the forecaster's, fitted and held out the same way on the "
-        "runs' ranks of f and λ, has an AUROC of 0.805 at W = 200 (95% CI [0.525, 0.997]; the "
-        "same at every window, as its inputs do not depend on W), below weight decay alone (a "
-        "difference not tested); its held-out probabilities span 0.398–0.606, the "
+        "runs' ranks of f and λ, has an AUROC of 0.805 (the same at every window, as its inputs "
+        "do not depend on W), below weight decay alone (a difference not tested); at W = 200 "
+        "its 95% CI is [0.525, 0.997]; its held-out probabilities span 0.398–0.606, the "
         "forecaster's span 0.010–0.970. The forecaster at W = 200 is ahead of the "
         "fitted-hyperparameter baseline, but not significantly: the 95% CI of the difference "
         "includes zero (Δ = +0.179, 95% CI [−0.014, +0.456], p₁ = 0.073).")
@@ -430,13 +430,17 @@ def test_robustness_sentence_branches() -> None:
     tiny = robustness(_threshold(sig, ns), _threshold(worse, worse, n_pos=2, multi=0.076), 200,
                       "0.9", "0.99")
     assert "0.076 [−0.024, 1.000]".replace("−", M) in tiny and "only 2 grokking runs" in tiny
-    assert "fitted on the other 1 grokking run," in tiny and "can explain an AUROC below 0.5" in tiny
+    assert "fitted on the other grokking run, while every other run's model sees both:" in tiny
+    assert "can explain an AUROC below 0.5" in tiny
     assert "cannot be made" in tiny and "depends on" not in tiny and "worse" not in tiny
     # Two positives: one inner fold's training part has none, where scikit-learn would stop.
     assert "scores that fold as the constant predictor" in tiny
     three = robustness(_threshold(sig, ns), _threshold(worse, worse, n_pos=3, multi=0.3), 200,
                        "0.9", "0.99")
     assert "can explain an AUROC below 0.5" in three and "constant predictor" not in three
+    assert "fitted on the other 2 grokking runs, while every other run's model sees all 3:" in three
+    lone = S.loo_small_class_sentence(1, 40, 0.3)
+    assert "fitted on no grokking run, while every other run's model sees the one:" in lone
     kfold = robustness(_threshold(sig, ns), _threshold(worse, worse, n_pos=3, multi=0.7), 200,
                        "0.9", "0.99", cv="5-fold")
     assert "leave-one-out" not in kfold and "only 3 grokking runs" in kfold
@@ -1100,8 +1104,9 @@ def test_render_paper_compares_the_forecaster_with_the_hyperparameter_baselines(
     source = context_source(pdf)
     assert canon("Against the stronger axis, weight decay used as a score, the multivariate "
                  "forecaster at W = 200") in source
-    assert canon("has an AUROC of 0.700 at W = 200 (95% CI [0.500, 0.900]; the same at every "
-                 "window, as its inputs do not depend on W), below weight decay alone") in source
+    assert canon("has an AUROC of 0.700 (the same at every window, as its inputs do not depend "
+                 "on W), below weight decay alone (a difference not tested); at W = 200 its 95% "
+                 "CI is [0.500, 0.900]") in source
     assert canon("each grid axis f and λ as a score (larger f or λ ⇒ grokking) and the same "
                  "logistic regression on the runs' ranks of f and λ") in source
 

@@ -415,13 +415,17 @@ def _fitted_hyperparameter_sentence(cells: dict[int, dict], headline: int, axes:
     # Under LOO its predictions are the same at every window; under k-fold the folds differ.
     same = len(cells) > 1 and len({(c.get("hyperparams") or {}).get("auroc")
                                    for c in cells.values()}) == 1
-    every = "; the same at every window, as its inputs do not depend on W" if same else ""
+    ci = f"{level:.0%} CI {esc(fmt_ci(hp.get('ci')))}"
     text = (f"The same logistic regression as the forecaster's, fitted and held out the same way "
             f"on the runs' ranks of {_and_list(_axis_symbols(axes))}, "
-            f"has an AUROC of {esc(fmt(hp['auroc']))} at W = {headline} ({level:.0%} CI "
-            f"{esc(fmt_ci(hp.get('ci')))}{every})")
+            f"has an AUROC of {esc(fmt(hp['auroc']))}")
+    # Only the AUROC is the same at every window: each window's CI has its own resamples.
+    text += (" (the same at every window, as its inputs do not depend on W)" if same
+             else f" at W = {headline} ({ci})")
     if hp["auroc"] < best_auroc:
         text += f", below {esc(best_name)} alone (a difference not tested)"
+    if same:
+        text += f"; at W = {headline} its {ci.replace(' CI ', ' CI is ')}"
     spreads = [_spread(hp.get("proba")), _spread(top.get("loo_proba"))]
     if all(spreads):
         text += f"; its held-out probabilities {spreads[0]}, the forecaster's {spreads[1]}"
@@ -655,10 +659,11 @@ def loo_small_class_sentence(n_pos: int, n_neg: int, auroc: float | None) -> str
     if small >= MIN_CLASS_SIZE:
         return ""
     which = "grokking" if n_pos <= n_neg else "non-grokking"
-    text = (f"Under leave-one-out, each held-out {which} run is predicted by a model fitted on the "
-            f"other {small - 1} {which} run{'s' if small != 2 else ''}, while every other run's "
-            f"model sees all {small}: with so few, that shift can rank the held-out {which} "
-            "runs against their label")
+    others, every = {1: (f"no {which} run", "the one"), 2: (f"the other {which} run", "both")}.get(
+        small, (f"the other {small - 1} {which} runs", f"all {small}"))
+    text = (f"Under leave-one-out, each held-out {which} run is predicted by a model fitted on "
+            f"{others}, while every other run's model sees {every}: with so few, that shift can "
+            f"rank the held-out {which} runs against their label")
     text += (", which can explain an AUROC below 0.5: it is no evidence of a signal in either "
              "direction." if _finite(auroc) and auroc < 0.5 else ".")
     if small == 2:
