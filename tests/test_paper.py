@@ -593,15 +593,21 @@ def test_reference_claims_hold_or_not_by_our_numbers() -> None:
         assert words in plain(fit[0][1]) and fit[0][2] == CL.CONTRADICTED
     assert "ours groks most at λ = 1 (0/4, 3/4, 0/4 at λ = 0.1, 1, 10)" in \
         text["grokking at moderate weight decay"]
-    # Dynamics follow the initialisation: the verdict names ours where the config records it.
+    # Dynamics follow the initialisation: the verdicts name ours where the config records it,
+    # once, under the last of the two (adjacent) claims about dynamics.
     assert "initialisation" not in text["grokking at moderate weight decay"]
     with_init = _claims_analysis(5)
     with_init["sweep"] = {"config": {"model": {"init": "torch"}}}
-    for what, sentence, _ in CL.reference_claims(with_init, ref, 200):
-        if what in ("grokking at moderate weight decay", "every run fitting by step 100"):
-            assert plain(sentence).endswith(
-                "The reference does not state its initialisation; this verdict is for ours "
-                "(torch), and the dynamics may depend on it."), what
+    said = {what: plain(s) for what, s, _ in CL.reference_claims(with_init, ref, 200)}
+    assert list(said).index("grokking at moderate weight decay") == \
+        list(said).index("every run fitting by step 100") + 1
+    assert "initialisation" not in said["every run fitting by step 100"]
+    assert said["grokking at moderate weight decay"].endswith(
+        "The reference does not state its initialisation; this verdict and the one before are "
+        "for ours (torch), and the dynamics may depend on it.")
+    alone = CL.reference_claims(with_init, {**ref, "claims": {"fit_by_step": {"step": 100}}}, 200)
+    (fit,) = [plain(s) for w, s, _ in alone if w == "every run fitting by step 100"]
+    assert fit.endswith("this verdict is for ours (torch), and the dynamics may depend on it.")
     # Two positives at 0.99: that comparison cannot be checked, and the summary says so.
     tiny = CL.reference_claims(_claims_analysis(2), ref, 200)
     (small,) = [(s, h) for w, s, h in tiny if w.endswith("val-loss baseline at threshold 0.99")]
@@ -998,6 +1004,12 @@ def test_one_threshold_one_window_kfold_and_reversed_thresholds_are_worded_as_an
         one["setup"]["label"])
     first = plain(one["discussion"][0])
     assert first and first.count(first[:40]) == 1
+    # Nor does the discussion repeat the results section's sentences (it repeated three of
+    # them word for word; found in a review of the rendered PDF).
+    full = _context_of_sweep(tmp_path / "full", *synthetic_sweep())
+    results = plain(" ".join([full["main_result"], full["univariate"], full["robustness"]]))
+    said = [s for p in full["discussion"] for s in plain(p).split(". ") if len(s) > 30]
+    assert said and not [s for s in said if s in results]
     swapped = _context_of_sweep(tmp_path / "swap", *synthetic_sweep(), thresholds=(0.5, 0.9))
     assert "The strict threshold 0.9" in plain(swapped["setup"]["label"])
     assert "relaxed" not in plain(" ".join(swapped["discussion"]))

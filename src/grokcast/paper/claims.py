@@ -238,12 +238,18 @@ def _early_accuracy_claim(a: dict, claim: dict) -> list[Claim]:
              HOLDS if mine < bar else CONTRADICTED)]
 
 
-def _init_note(a: dict) -> str:
-    """The caveat of a claim about training dynamics: they follow the initialisation, which
-    the reference does not state."""
+def _with_init_note(a: dict, dynamics: list[Claim]) -> list[Claim]:
+    """Claims about training dynamics, the last with their caveat: they follow the
+    initialisation, which the reference does not state. Said once (it was said under each,
+    two bullets in a row saying the same; found in review)."""
     init = (((a.get("sweep") or {}).get("config") or {}).get("model") or {}).get("init")
-    return (f" The reference does not state its initialisation; this verdict is for ours "
-            f"({esc(init)}), and the dynamics may depend on it." if init else "")
+    if not (init and dynamics):
+        return dynamics
+    verdicts = "this verdict is" if len(dynamics) == 1 else "this verdict and the one before are"
+    what, text, status = dynamics[-1]
+    note = (f" The reference does not state its initialisation; {verdicts} for ours "
+            f"({esc(init)}), and the dynamics may depend on it.")
+    return [*dynamics[:-1], (what, text + note, status)]
 
 
 def _fit_claim(a: dict, claim: dict) -> list[Claim]:
@@ -268,8 +274,7 @@ def _fit_claim(a: dict, claim: dict) -> list[Claim]:
            else f" (the median run never does: {n_never} of {len(steps)} never reach it)")
     return [(f"every run fitting by step {claim['step']}",
              f"The reference has every run at near-perfect train accuracy by step ≈ {claim['step']}; "
-             f"in ours {n_fit} of {len(steps)} reach {esc('99%')} by step {claim['step']}{med}."
-             + _init_note(a),
+             f"in ours {n_fit} of {len(steps)} reach {esc('99%')} by step {claim['step']}{med}.",
              HOLDS if n_fit == len(steps) else CONTRADICTED)]
 
 
@@ -288,11 +293,11 @@ def _weight_decay_claim(a: dict) -> list[Claim]:
     intro = "The reference finds grokking concentrated at moderate weight decay; ours "
     if len(best) == len(lams):
         return [("grokking at moderate weight decay",
-                 f"{intro}groks at the same rate at every λ{counts}." + _init_note(a), CONTRADICTED)]
+                 f"{intro}groks at the same rate at every λ{counts}.", CONTRADICTED)]
     inside = all(lams[0] < v < lams[-1] for v in best)
     where = esc(_and_list([f"{v:g}" for v in best])) + ("" if inside else ", an edge of the grid")
     return [("grokking at moderate weight decay",
-             f"{intro}groks most at λ = {where}{counts}." + _init_note(a),
+             f"{intro}groks most at λ = {where}{counts}.",
              HOLDS if inside else CONTRADICTED)]
 
 
@@ -342,11 +347,12 @@ def reference_claims(a: dict, reference: dict, window: int, level: float = 0.95,
         out += _best_single_claim(a, claims["best_single"], features, level)
     if "max_val_acc_before" in claims:
         out += _early_accuracy_claim(a, claims["max_val_acc_before"])
+    dynamics = []
     if "fit_by_step" in claims:
-        out += _fit_claim(a, claims["fit_by_step"])
+        dynamics += _fit_claim(a, claims["fit_by_step"])
     if "moderate_weight_decay" in claims:
-        out += _weight_decay_claim(a)
-    return out + _count_claims(a, reference, level)
+        dynamics += _weight_decay_claim(a)
+    return out + _with_init_note(a, dynamics) + _count_claims(a, reference, level)
 
 
 _HOLDS = {HOLDS: "Holds.", CONTRADICTED: "Does not hold.",

@@ -494,13 +494,15 @@ def _figure_pair(res: F.Results, f: _Facts) -> _Pair:
 
 
 def _discussion(f: _Facts, claims: list[Claim]) -> list[str]:
+    """What the results section has not said: the strongest features at the longest window,
+    the share of the budget a forecast uses, the reference's claims counted. (It repeated the
+    results' trend, observed-label and first-window sentences word for word; found in review.)"""
     t1, ws, w0, n_steps = f.t1, f.ws, f.w0, f.n_steps
+    longest = ws[-1] if ws[-1] not in (ws[0], w0) else None
     paragraphs = [
-        " ".join(s for s in (top_features_sentence(t1["windows"][str(w)].get("univariate"), w)
-                             for w in dict.fromkeys((ws[0], ws[-1]))) if s),
-        (f"{trend_sentence(f.multi_by_w, f.median_by_w)} "
-         f"{observed_label_sentence(f.a['runs'], ws, f.k1)} A "
-         f"forecast from W = {w0} steps uses {esc(fmt_pct(w0 / n_steps if n_steps else None))} "
+        (top_features_sentence(t1["windows"][str(longest)].get("univariate"), longest)
+         if longest is not None else ""),
+        (f"A forecast from W = {w0} steps uses {esc(fmt_pct(w0 / n_steps if n_steps else None))} "
          f"of the {fmt_int(n_steps or 0)}-step budget."),
         claims_summary(claims),
     ]
