@@ -288,6 +288,18 @@ def test_errors_name_the_problem(setup, tmp_path):
     with pytest.raises(TypeError, match="trial must be an Optuna trial .* got Study"):
         TrialReporter(study, torch.nn.Parameter(torch.randn(P + 1, 32)),
                       torch.nn.Parameter(torch.randn(P + 1, 32)), window=W)
+    # Found in review: a FrozenTrial took a report that was lost (its user attrs are a copy);
+    # a multi-objective study failed at step W, in Optuna's should_prune().
+    emb = [torch.nn.Parameter(torch.randn(P + 1, 32)) for _ in range(2)]
+    frozen = optuna.trial.create_trial(value=1.0)
+    with pytest.raises(TypeError, match="got a FrozenTrial, the record of a trial"):
+        report_features(frozen, feats, W)
+    with pytest.raises(TypeError, match="got a FrozenTrial"):
+        TrialReporter(frozen, *emb, window=W)
+    two = optuna.create_study(directions=["maximize", "minimize"]).ask()
+    with pytest.raises(ValueError, match=r"multi-objective study \(2 directions\), which Optuna "
+                                         "cannot prune"):
+        TrialReporter(two, *emb, window=W)
     from grokcast.integrations import decode_features
 
     with pytest.raises(ValueError, match="a grokcast report's feature 'end_val_acc' is True: "
@@ -399,6 +411,22 @@ def test_example_study_refuses_a_window_longer_than_the_trials(setup, tmp_path):
                            "--steps", "360"], capture_output=True, text=True, timeout=300)
     assert done.returncode == 2
     assert "is too short for the forecast window W=350: a trial reports at step 400" in done.stderr
+
+
+def test_a_retried_trial_is_not_judged_by_the_report_it_inherited(setup):
+    """RetryFailedTrialCallback and enqueue_trial(user_attrs=...) copy a trial's user attrs to
+    the new trial: its copied report decided should_prune() before the new run reached step W
+    (found in review)."""
+    one = setup["log"][setup["log"]["run_id"] == setup["trial_runs"][0].run_id]
+    old = {USER_ATTR: {"window": W, "features": {k: float(v) for k, v in
+                                                 window_features(one, W).items()}}}
+    study = optuna.create_study(pruner=GrokPruner(setup["forecaster"], window=W, threshold=1.0))
+    study.enqueue_trial({}, user_attrs=old)
+    trial = study.ask()
+    assert trial.should_prune()  # the copied report alone: P(grok) < 1 prunes at step 0
+    TrialReporter(trial, *(torch.nn.Parameter(torch.randn(P + 1, 32)) for _ in range(2)), window=W)
+    assert not trial.should_prune()  # not before the run's own report
+    assert study.trials[-1].user_attrs[USER_ATTR] is None
 
 
 def test_pruner_warns_once_about_a_trial_past_its_due_step_without_its_report(setup):

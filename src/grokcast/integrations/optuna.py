@@ -108,6 +108,10 @@ def _check_trial(trial: Any) -> None:
     if not isinstance(trial, optuna.trial.BaseTrial):
         raise TypeError(f"trial must be an Optuna trial (the objective's argument, or "
                         f"study.ask()), got {type(trial).__name__}")
+    if isinstance(trial, optuna.trial.FrozenTrial):  # its user attrs are a local copy: lost
+        raise TypeError("trial must be a running Optuna trial (the objective's argument, or "
+                        "study.ask()), got a FrozenTrial, the record of a trial, on which a "
+                        "report would be lost")
 
 
 class TrialReporter(FeatureRecorder):
@@ -129,11 +133,21 @@ class TrialReporter(FeatureRecorder):
                  window: int | None = None, forecaster: Any = None,
                  log_schedule: LogConfig = LogConfig()) -> None:
         _check_trial(trial)
+        study = getattr(trial, "study", None)
+        if study is not None and len(study.directions) > 1:
+            # Optuna's should_prune() raises for these: the trial would train W steps, then fail.
+            raise ValueError(f"trial {trial.number} belongs to a multi-objective study "
+                             f"({len(study.directions)} directions), which Optuna cannot prune: "
+                             "use a FeatureRecorder and grokcast.integrations.p_grok in the "
+                             "objective instead")
         super().__init__(embedding, unembedding, window=window, forecaster=forecaster,
                          log_schedule=log_schedule, run_id=f"trial-{trial.number}")
         self.trial = trial
-        # Tells GrokPruner in which step units the trial reports, and when its report is due.
+        # Tells GrokPruner in which step units the trial reports, and when its report is due;
+        # and drops a report copied from another trial (RetryFailedTrialCallback and
+        # enqueue_trial(user_attrs=...) copy user attrs), which would decide before step W.
         trial.set_user_attr(DUE_ATTR, self.monitor.forecast_step)
+        trial.set_user_attr(USER_ATTR, None)
 
     def observe(self, step: int, model: Any, **metrics: float) -> bool:  # type: ignore[override]
         """Record a step; True on the call that completed the window and reported it."""

@@ -5,13 +5,18 @@ Stopping Tune trials
 A trial adds its window features to one of its results under the key ``"grokcast"``
 (:func:`features_metrics`), e.g. in a function trainable with a plain PyTorch loop::
 
+    from pathlib import Path
+
     from grokcast.integrations import FeatureRecorder
     from grokcast.integrations.ray import GrokStopper, features_metrics
+
+    # Absolute: Tune runs each trial in a working directory of its own.
+    FORECASTER = str(Path("forecaster.json").resolve())
 
     def trainable(config):
         model, opt = build(config)
         recorder = FeatureRecorder(model.embed.weight, model.unembed.weight,
-                                   forecaster="forecaster.json")        # W from the file
+                                   forecaster=FORECASTER)               # W from the file
         for step in range(n_steps + 1):
             ...                                                          # loss.backward()
             features = recorder.observe(step, model, **metrics)          # see GrokMonitor
@@ -20,7 +25,7 @@ A trial adds its window features to one of its results under the key ``"grokcast
                              **features_metrics(features, recorder.window)})
             ...                                                          # optimizer.step()
 
-    stopper = GrokStopper("forecaster.json", threshold=0.2)
+    stopper = GrokStopper(FORECASTER, threshold=0.2)
     tuner = tune.Tuner(trainable, param_space=space, run_config=tune.RunConfig(stop=stopper))
 
 :class:`GrokStopper` stops the trial on the result that carries the features when P(grok) is
@@ -127,6 +132,14 @@ class GrokStopper(Stopper):
     ----------
     p_grok : dict of str to float
         P(grok) of every trial that reported, by trial id (NaN when not finite).
+
+    Notes
+    -----
+    A stopper runs in Tune's driver, so a malformed report (another window, features missing)
+    raises there and ``tuner.fit()`` ends the whole experiment with a ``TuneError`` naming it:
+    a reporting mistake is in the trainable's code, shared by every trial. (Optuna's
+    :class:`~grokcast.integrations.optuna.GrokPruner` raises in the trial's own process, which
+    fails that trial only.)
     """
 
     def __init__(self, forecaster: Any, *, threshold: float = 0.5,
