@@ -204,6 +204,21 @@ def test_primary_threshold_single_class_does_not_crash(tmp_path: Path) -> None:
     _check_files(F.make_figures(root))
 
 
+def test_feature_figure_zooms_to_its_points_and_shows_every_one(results: Path) -> None:
+    """Figure 3's x axis began at 0.45 whatever the AUROCs: with all of them near 1 the windows'
+    markers lay on top of each other (found in a review of the paper's figures)."""
+    assert F.feature_axis_start([0.911, 0.98]) == 0.85
+    assert F.feature_axis_start([0.97]) == 0.9
+    assert F.feature_axis_start([0.52, 0.9]) == 0.5 and F.feature_axis_start([0.3]) == 0.45
+    fig = F.fig_features(F.load_results(results))
+    ax = fig.axes[0]
+    xs = np.concatenate([c.get_offsets()[:, 0] for c in ax.collections])
+    xs = xs[np.isfinite(xs)]
+    lo, hi = ax.get_xlim()
+    assert xs.size and lo <= xs.min() - 0.02 and hi >= xs.max() and 0.45 <= lo
+    F.plt.close(fig)
+
+
 def test_missing_results_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="analysis.json"):
         F.make_figures(tmp_path)

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import combinations
 from pathlib import Path
@@ -494,6 +494,14 @@ def fig_grid(res: Results) -> plt.Figure:
     return fig
 
 
+def feature_axis_start(values: Sequence[float]) -> float:
+    """Figure 3's x axis starts 0.02 below its smallest value, at a multiple of 0.05, and at
+    0.45 at the lowest (the chance line at 0.5 then shows): with every value near 1 a fixed
+    0.45 left the windows' markers on top of each other (found in review)."""
+    low = min(values, default=0.45) - 0.02
+    return max(0.45, round(math.floor(low / 0.05) * 0.05, 2))
+
+
 def fig_features(res: Results, n_top: int = N_TOP_FEATURES) -> plt.Figure:
     """Figure 3: folded AUROC of the best single features (at the primary W) in every window."""
     a = res.analysis
@@ -503,7 +511,7 @@ def fig_features(res: Results, n_top: int = N_TOP_FEATURES) -> plt.Figure:
     ref = folded_aurocs(a, th, w0)
     # Stable sort: tied features keep their defined order, as in Table 3 and the paper's text.
     ranked = sorted((n for n in ref if np.isfinite(ref[n])), key=lambda n: -ref[n])[:n_top]
-    fig, ax = plt.subplots(figsize=(FIG_WIDTH_IN, 0.3 * max(len(ranked), 4) + 0.9))
+    fig, ax = plt.subplots(figsize=(FIG_WIDTH_IN, 0.34 * max(len(ranked), 4) + 0.9))
     if not ranked:
         ax.set_axis_off()
         _note(ax, single_class_note(a, th) or "no feature has a defined AUROC")
@@ -514,16 +522,19 @@ def fig_features(res: Results, n_top: int = N_TOP_FEATURES) -> plt.Figure:
     y = np.arange(len(ranked))[::-1]
     for yy in y:
         ax.axhline(yy, color="0.9", lw=0.6, zorder=0)
-    offsets = np.linspace(0.24, -0.24, len(ws)) if len(ws) > 1 else [0.0]  # first W on top
+    offsets = np.linspace(0.3, -0.3, len(ws)) if len(ws) > 1 else [0.0]  # first W on top
+    shown = []
     for k, w in enumerate(ws):
         vals = folded_aurocs(a, th, w)
         style = WINDOW_STYLES[k % len(WINDOW_STYLES)]
-        ax.scatter([vals.get(n, np.nan) for n in ranked], y + offsets[k], s=22,
+        xs = [vals.get(n, np.nan) for n in ranked]
+        shown += [x for x in xs if np.isfinite(x)]
+        ax.scatter(xs, y + offsets[k], s=22,
                    color=style["color"], marker=style["marker"], label=f"W = {w} steps", zorder=3,
                    edgecolors="white" if style["color"] != "#000000" else "none", linewidths=0.3)
     ax.axvline(0.5, color="0.4", lw=0.8, ls=":")
     ax.set_yticks(y, names)
-    ax.set_xlim(0.45, 1.02)
+    ax.set_xlim(feature_axis_start(shown), 1.01)
     ax.set_ylim(-0.6, len(ranked) - 0.4)
     ax.set_xlabel("folded AUROC = |AUROC − 0.5| + 0.5   (0.5 = chance)")
     ax.set_title(f"Top {len(ranked)} single features, ranked at W = {w0}; "
@@ -614,7 +625,7 @@ def fig_pair(res: Results) -> plt.Figure:
                  f"\nSpearman ρ(x, y) = {rho:+.2f} over runs".replace("nan", "n/a")
                  .replace("-", "−"))
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False,
-              title=f"label: max val\nacc ≥ {float(th):g}", title_fontsize=7.5,
+              title=f"label:\nmax val acc ≥ {float(th):g}", title_fontsize=7.5,
               alignment="left")
     note = single_class_note(a, th)
     if note:
@@ -653,7 +664,10 @@ def fig_reliability(res: Results) -> plt.Figure:
             ax.annotate(f"{int(b['n'])}", (b["mean_proba"], b["frac_pos"]), fontsize=6.5,
                         xytext=(r * 0.7, -r if b["frac_pos"] > 0.85 else r * 0.7),
                         textcoords="offset points", color="0.25",
-                        va="top" if b["frac_pos"] > 0.85 else "bottom")
+                        va="top" if b["frac_pos"] > 0.85 else "bottom", zorder=4,
+                        # a backing, so a count that lands on the curve or diagonal reads
+                        bbox={"boxstyle": "square,pad=0.1", "fc": "white", "ec": "none",
+                              "alpha": 0.85})
         keep = np.isfinite(proba)
         brier = float(np.mean((proba[keep] - y[keep]) ** 2))
         ax.set_title(f"W = {w}  (Brier {brier:.3f})")

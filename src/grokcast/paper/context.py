@@ -562,7 +562,7 @@ def _captions(f: _Facts, pair: _Pair) -> dict[str, str]:
     th1, w0 = f.th1, f.w0
     return {
         "fig1": (f"Train (left) and validation (right) accuracy of all {f.n_runs} runs against "
-                 "step (symlog axis). Solid dark blue: runs that eventually grok (max val acc ≥ "
+                 "step (symlog axis). Solid blue: runs that eventually grok (max val acc ≥ "
                  f"{th1}, {f.t1['n_pos']} runs); dashed orange: the others. Grey: the first "
                  f"W = {w0} steps, the forecaster's input; dotted line: chance 1/{f.p}."),
         "fig2": ("Grokking rate over the (f, λ) grid, seeds pooled; each cell shows "
