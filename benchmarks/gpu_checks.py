@@ -5,7 +5,7 @@ benchmarks/README.md, "GPU"). Nothing is installed there: the machine's own pyth
 torch run the sources. With the device tool, from the repository root, in one call (its
 stages took, on an H100 on 2026-11-27: repeat 10 s, lookups 67 s, paper 8 s, grid at 2,000
 steps 65 s; on an H200 tests 178 s with ``tests/test_compiled.py``, whose CUDA test compiles,
-25 s without it; a machine's start took about 30-60 s):
+25 s without it on an H100; a machine's start took about 30-60 s):
 
     run(command="export PYTHONPATH=src:tests; "
                 "python3 benchmarks/gpu_checks.py --out $OUT/a --stages tests repeat paper "

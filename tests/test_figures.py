@@ -204,18 +204,29 @@ def test_primary_threshold_single_class_does_not_crash(tmp_path: Path) -> None:
     _check_files(F.make_figures(root))
 
 
-def test_feature_figure_zooms_to_its_points_and_shows_every_one(results: Path) -> None:
+def test_feature_figure_zooms_to_its_points_and_shows_every_one(tmp_path: Path) -> None:
     """Figure 3's x axis began at 0.45 whatever the AUROCs: with all of them near 1 the windows'
     markers lay on top of each other (found in a review of the paper's figures)."""
     assert F.feature_axis_start([0.911, 0.98]) == 0.85
-    assert F.feature_axis_start([0.97]) == 0.9
+    assert F.feature_axis_start([0.97]) == 0.95 and F.feature_axis_start([0.98]) == 0.95
+    assert F.feature_axis_start([float("nan"), 0.97]) == F.feature_axis_start([0.97, float("nan")])
     assert F.feature_axis_start([0.52, 0.9]) == 0.5 and F.feature_axis_start([0.3]) == 0.45
-    fig = F.fig_features(F.load_results(results))
+    assert F.feature_axis_start([]) == F.feature_axis_start([float("nan")]) == 0.45
+    # The synthetic results' AUROCs near 1 (the paper's case): the axis zooms in on them.
+    root = tmp_path / "r"
+    analysis = write_synthetic_results(root)
+    for entry in analysis["thresholds"]["0.9"]["windows"].values():
+        for name, uni in entry["univariate"].items():
+            if uni.get("folded") is not None:
+                uni["auroc"] = uni["folded"] = 0.9 + 0.09 * (sum(map(ord, name)) % 100) / 100
+    (root / "analysis.json").write_text(json.dumps(analysis))
+    fig = F.fig_features(F.load_results(root))
     ax = fig.axes[0]
     xs = np.concatenate([c.get_offsets()[:, 0] for c in ax.collections])
     xs = xs[np.isfinite(xs)]
     lo, hi = ax.get_xlim()
-    assert xs.size and lo <= xs.min() - 0.02 and hi >= xs.max() and 0.45 <= lo
+    assert xs.size and xs.min() >= 0.9 and lo == F.feature_axis_start(xs) >= 0.85
+    assert lo <= xs.min() - 0.02 and hi >= xs.max()
     F.plt.close(fig)
 
 

@@ -157,6 +157,17 @@ def test_loo_predictions_are_bitwise_those_of_one_split_per_run():
     np.testing.assert_array_equal(loo_predictions(X, y), direct)
 
 
+def test_the_predictions_and_the_fit_error_are_still_importable_from_grokcast_forecast():
+    """They were documented there before the solver moved to grokcast.logistic; fit raises the
+    error, so `except grokcast.forecast.TooFewRunsError` must still catch it."""
+    X, _ = make_data(3, 4, 2)
+    y = np.array([1, 1, 0, 0])  # two runs of each class: too few for cv=3 stratified folds
+    with pytest.raises(F.TooFewRunsError, match="C is chosen by cv=3 stratified folds"):
+        GrokForecaster().fit(X, y)
+    for name in ("loo_predictions", "group_predictions", "kfold_predictions", "MAX_CS"):
+        assert getattr(F, name) is getattr(logistic, name)
+
+
 def test_kfold_matches_sklearn_on_the_same_folds_and_is_reproducible():
     X, y = make_data(12, 40, 6)
     ours = kfold_predictions(X, y, n_splits=5, rng=np.random.default_rng(3))

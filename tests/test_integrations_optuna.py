@@ -427,6 +427,13 @@ def test_a_retried_trial_is_not_judged_by_the_report_it_inherited(setup):
     TrialReporter(trial, *(torch.nn.Parameter(torch.randn(P + 1, 32)) for _ in range(2)), window=W)
     assert not trial.should_prune()  # not before the run's own report
     assert study.trials[-1].user_attrs[USER_ATTR] is None
+    # A retry that inherited its intermediate values resumes its own run, perhaps past W: its
+    # inherited report is its own, kept (found in a review of the above).
+    study.enqueue_trial({}, user_attrs=old)
+    resumed = study.ask()
+    resumed.report(0.5, step=W + 5)  # as RetryFailedTrialCallback(inherit_intermediate_values=True)
+    TrialReporter(resumed, *(torch.nn.Parameter(torch.randn(P + 1, 32)) for _ in range(2)), window=W)
+    assert resumed.should_prune() and study.trials[-1].user_attrs[USER_ATTR] == old[USER_ATTR]
 
 
 def test_pruner_warns_once_about_a_trial_past_its_due_step_without_its_report(setup):

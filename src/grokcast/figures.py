@@ -498,8 +498,9 @@ def feature_axis_start(values: Sequence[float]) -> float:
     """Figure 3's x axis starts 0.02 below its smallest value, at a multiple of 0.05, and at
     0.45 at the lowest (the chance line at 0.5 then shows): with every value near 1 a fixed
     0.45 left the windows' markers on top of each other (found in review)."""
-    low = min(values, default=0.45) - 0.02
-    return max(0.45, round(math.floor(low / 0.05) * 0.05, 2))
+    low = min((v for v in values if math.isfinite(v)), default=0.45) - 0.02
+    # Rounded before the floor: 0.95 / 0.05 is 18.999999999999996 in floating point.
+    return max(0.45, round(math.floor(round(low / 0.05, 9)) * 0.05, 2))
 
 
 def fig_features(res: Results, n_top: int = N_TOP_FEATURES) -> plt.Figure:

@@ -31,12 +31,17 @@ from sklearn.utils.validation import check_is_fitted
 import grokcast
 from grokcast.logistic import (
     INTERCEPT_SCALING,
+    MAX_CS,
     NO_FINITE_CHECK,
+    TooFewRunsError,
     check_finite,
     check_not_huge,
     check_params,
     cv_fit,
     encode_binary,
+    group_predictions,
+    kfold_predictions,
+    loo_predictions,
     resolve_Cs,
 )
 from grokcast.validation import check_int, check_number, unique_keys
@@ -46,6 +51,14 @@ try:  # scikit-learn >= 1.6
 except ImportError:  # pragma: no cover - older scikit-learn
     def _sk_validate_data(estimator, *args, **kwargs):
         return estimator._validate_data(*args, **kwargs)
+
+__all__ = [
+    "FORMAT_NAME", "FORMAT_VERSION", "ForecasterFileError", "ForecasterMetadata", "GrokForecaster",
+    "as_forecaster", "check_window", "fitted_window",
+    # Importable from here, where they were first documented, though they live in
+    # grokcast.logistic since the solver moved there; GrokForecaster.fit raises TooFewRunsError.
+    "MAX_CS", "TooFewRunsError", "group_predictions", "kfold_predictions", "loo_predictions",
+]
 
 FORMAT_NAME = "grokcast.forecaster"
 FORMAT_VERSION = 1
@@ -110,7 +123,7 @@ class GrokForecaster(ClassifierMixin, BaseEstimator):
 
     Equivalent to ``make_pipeline(StandardScaler(), LogisticRegressionCV(Cs=Cs, cv=cv,
     solver="liblinear"))`` (accuracy scoring, first best C, refit on all rows), solved
-    exactly; see the module docstring for the few deliberate differences.
+    exactly; see :mod:`grokcast.logistic` for the few deliberate differences.
 
     Parameters
     ----------

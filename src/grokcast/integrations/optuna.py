@@ -114,6 +114,17 @@ def _check_trial(trial: Any) -> None:
                         "report would be lost")
 
 
+def _resumed(trial: Any) -> bool:
+    """Whether the trial starts with intermediate values: a retry that inherited them
+    (RetryFailedTrialCallback(inherit_intermediate_values=True)) resumes its own run, maybe
+    past W, where its inherited report is its own and would not be made again."""
+    study = getattr(trial, "study", None)
+    if study is None:
+        return False
+    running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+    return any(t.number == trial.number and t.intermediate_values for t in running)
+
+
 class TrialReporter(FeatureRecorder):
     """A :class:`~grokcast.integrations.FeatureRecorder` that reports to an Optuna trial.
 
@@ -143,11 +154,12 @@ class TrialReporter(FeatureRecorder):
         super().__init__(embedding, unembedding, window=window, forecaster=forecaster,
                          log_schedule=log_schedule, run_id=f"trial-{trial.number}")
         self.trial = trial
-        # Tells GrokPruner in which step units the trial reports, and when its report is due;
-        # and drops a report copied from another trial (RetryFailedTrialCallback and
-        # enqueue_trial(user_attrs=...) copy user attrs), which would decide before step W.
+        # Tells GrokPruner in which step units the trial reports, and when its report is due.
         trial.set_user_attr(DUE_ATTR, self.monitor.forecast_step)
-        trial.set_user_attr(USER_ATTR, None)
+        if not _resumed(trial):
+            # A report copied from another trial (RetryFailedTrialCallback and
+            # enqueue_trial(user_attrs=...) copy user attrs) would decide before step W.
+            trial.set_user_attr(USER_ATTR, None)
 
     def observe(self, step: int, model: Any, **metrics: float) -> bool:  # type: ignore[override]
         """Record a step; True on the call that completed the window and reported it."""

@@ -239,17 +239,21 @@ def _early_accuracy_claim(a: dict, claim: dict) -> list[Claim]:
 
 
 def _with_init_note(a: dict, dynamics: list[Claim]) -> list[Claim]:
-    """Claims about training dynamics, the last with their caveat: they follow the
-    initialisation, which the reference does not state. Said once (it was said under each,
-    two bullets in a row saying the same; found in review)."""
+    """Claims about training dynamics, the last with a verdict bearing their caveat: verdicts
+    follow the initialisation, which the reference does not state. Said once (it was said
+    under each, two bullets in a row saying the same; found in review), and not of a claim
+    that cannot be checked: it has no verdict."""
     init = (((a.get("sweep") or {}).get("config") or {}).get("model") or {}).get("init")
-    if not (init and dynamics):
+    judged = [i for i, (_, _, status) in enumerate(dynamics) if status in (HOLDS, CONTRADICTED)]
+    if not (init and judged):
         return dynamics
-    verdicts = "this verdict is" if len(dynamics) == 1 else "this verdict and the one before are"
-    what, text, status = dynamics[-1]
+    last = judged[-1]
+    # Two claims at most (fitting, weight decay), listed together: both judged are adjacent.
+    verdicts = "this verdict is" if len(judged) == 1 else "this verdict and the one before are"
+    what, text, status = dynamics[last]
     note = (f" The reference does not state its initialisation; {verdicts} for ours "
             f"({esc(init)}), and the dynamics may depend on it.")
-    return [*dynamics[:-1], (what, text + note, status)]
+    return [*dynamics[:last], (what, text + note, status), *dynamics[last + 1:]]
 
 
 def _fit_claim(a: dict, claim: dict) -> list[Claim]:

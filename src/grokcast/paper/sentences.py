@@ -649,7 +649,7 @@ def top_features_sentence(univariate: dict | None, window: int, k: int = 3) -> s
             f"{families_clause([n for n, _, _ in top])}.")
 
 
-INNER_FOLDS = 3  # the forecaster's internal CV for C (grokcast.forecast)
+INNER_FOLDS = 3  # the forecaster's internal CV for C (grokcast.logistic)
 
 
 def loo_small_class_sentence(n_pos: int, n_neg: int, auroc: float | None) -> str:
@@ -659,8 +659,15 @@ def loo_small_class_sentence(n_pos: int, n_neg: int, auroc: float | None) -> str
     if small >= MIN_CLASS_SIZE:
         return ""
     which = "grokking" if n_pos <= n_neg else "non-grokking"
-    others, every = {1: (f"no {which} run", "the one"), 2: (f"the other {which} run", "both")}.get(
-        small, (f"the other {small - 1} {which} runs", f"all {small}"))
+    if small == 1:  # grokcast.logistic: an outer training set of one class predicts that class
+        return (f"Under leave-one-out, the one {which} run, held out, leaves none of its class to "
+                f"learn from: it is predicted as the other class outright (P(grok) = "
+                f"{0 if which == 'grokking' else 1}, where scikit-learn's LogisticRegressionCV "
+                "would stop with an error), on the wrong side of every run of the other class, "
+                "which puts the AUROC at or near 0 by construction: it is no evidence of a "
+                "signal in either direction.")
+    others, every = ((f"the other {which} run", "both") if small == 2 else
+                     (f"the other {small - 1} {which} runs", f"all {small}"))
     text = (f"Under leave-one-out, each held-out {which} run is predicted by a model fitted on "
             f"{others}, while every other run's model sees {every}: with so few, that shift can "
             f"rank the held-out {which} runs against their label")
