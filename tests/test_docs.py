@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -33,3 +34,42 @@ def test_readme_from_python_example_runs_as_pasted(tmp_path):
     values = [float(v) for v in probs.group(1).split()]
     assert len(values) == 8 and all(0 <= v <= 1 for v in values)
     assert (tmp_path / "smoke-forecaster.json").is_file()
+
+
+def doc_table_keys(doc: str, heading: str) -> set[str]:
+    """The backquoted names in the first column of the first table after ``heading``."""
+    text = (ROOT / "docs" / doc).read_text(encoding="utf-8")
+    rows = text[text.index(f"\n{heading}\n"):].split("\n|")[2:]  # past the header and rule
+    keys: set[str] = set()
+    for row in rows:
+        if row.startswith(" ---"):
+            continue
+        keys |= set(re.findall(r"`([^`]+)`", row.split(" | ")[0]))
+        if "\n\n" in row:  # the table's last row
+            break
+    return keys
+
+
+def test_file_formats_doc_names_every_key_the_files_hold(tmp_path):
+    """docs/file-formats.md against what grokcast writes: a key added or renamed in the code
+    and not in the doc (or the reverse) fails here."""
+    import numpy as np
+    import pandas as pd
+
+    from grokcast.config import SweepConfig
+    from grokcast.early_stop import COLUMNS
+    from grokcast.features import FEATURE_NAMES
+    from grokcast.forecast import GrokForecaster
+    from grokcast.store import RUN_COLUMNS
+
+    X = pd.DataFrame(np.random.default_rng(0).normal(size=(12, 3)), columns=FEATURE_NAMES[:3])
+    y = np.array([0, 1] * 6)
+    path = tmp_path / "f.json"
+    GrokForecaster().fit(X, y).save(
+        path, window=200, threshold=0.9, sweep_hash="0" * 64, n_train_runs=12,
+        window_steps=range(200), task=SweepConfig.from_file(ROOT / "configs" / "smoke.toml").task(),
+        train_digests=["0123456789abcdef"])
+    saved = set(json.loads(path.read_text()))
+    assert doc_table_keys("file-formats.md", "## The forecaster file") == saved
+    assert doc_table_keys("file-formats.md", "## The runs table") == set(RUN_COLUMNS)
+    assert doc_table_keys("file-formats.md", "## `early_stop.json`") == set(COLUMNS)

@@ -6,7 +6,7 @@ Layout of the output directory::
     OUT/results/        analysis.json, features/curves Parquet, table1-3 .md/.tex
     OUT/results/figures the six figures, PNG and PDF
     OUT/paper.pdf       the paper; OUT/paper-src/ its Typst source, OUT/table*.tex copies
-    OUT/timings.json    wall time of each stage
+    OUT/timings.json    wall time of each stage of this call (docs/file-formats.md)
 
 With early stopping, also::
 

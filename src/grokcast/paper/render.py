@@ -18,7 +18,8 @@ Layout written by :func:`render_paper` into ``out_dir`` (default: the results di
 
     paper.pdf
     table1.tex  table2.tex  table3.tex   (copies, for LaTeX users; also the .md tables)
-    paper-src/paper.typ                  (the template; ``typst compile paper-src/paper.typ``)
+    paper-src/paper.typ                  (the template; ``typst.compile("paper-src/paper.typ")``
+                                          with the typst Python package recompiles it)
     paper-src/context.json               (every sentence and number the template prints)
     paper-src/figures/fig*.pdf
 """
