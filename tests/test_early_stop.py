@@ -305,6 +305,20 @@ def test_run_study_refuses_the_training_sweep(sweeps, tmp_path):
     assert math.isfinite(result["median"]["median_val_loss"]["saved"])
     doc = pd.read_json(tmp_path / "study" / "early_stop.json", typ="series")
     assert doc["summary"]["window"] == W
+    # What produced the numbers, checked against independent computations of each.
+    import hashlib
+    from pathlib import Path
+
+    import grokcast
+    from grokcast.analysis import sweep_hash
+
+    made = json.loads((tmp_path / "study" / "early_stop.json").read_text())["provenance"]
+    held = sweeps["heldout"]
+    assert made == {"grokcast_version": grokcast.__version__, "forecaster": str(sweeps["path"]),
+                    "forecaster_sha256": hashlib.sha256(Path(sweeps["path"]).read_bytes()).hexdigest(),
+                    "train_sweep_hash": sweep_hash(sweeps["train"].runs(), sweeps["train"].log()),
+                    "heldout_sweep": str(held.root),
+                    "heldout_sweep_hash": sweep_hash(held.runs(), held.log())}
 
 
 

@@ -50,6 +50,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+import grokcast
 from grokcast.features import feature_table, show_steps
 from grokcast.signals import first_step_reaching
 from grokcast.store import atomic_write_bytes
@@ -544,9 +545,13 @@ def _json_safe(value: Any) -> Any:
 
 def write_study(df: pd.DataFrame, out_dir: str | os.PathLike, *,
                 summary: dict[str, Any] | None = None,
-                min_recall: float = MIN_RECALL) -> list[Path]:
-    """Write the study: ``early_stop.json`` (summary and every row), ``early_stop.md``, and the
-    figure ``early_stop.png`` / ``early_stop.pdf`` (compute saved vs grokking runs kept).
+                min_recall: float = MIN_RECALL,
+                provenance: dict[str, Any] | None = None) -> list[Path]:
+    """Write the study: ``early_stop.json`` (summary, every row, and what produced them),
+    ``early_stop.md``, and the figure ``early_stop.png`` / ``early_stop.pdf`` (compute saved vs
+    grokking runs kept). ``provenance`` joins the grokcast version in the JSON's
+    ``provenance`` (:func:`run_study` gives the forecaster file's SHA-256 and both sweeps'
+    hashes).
 
     Returns
     -------
@@ -559,7 +564,8 @@ def write_study(df: pd.DataFrame, out_dir: str | os.PathLike, *,
     out.mkdir(parents=True, exist_ok=True)
     summary = summary if summary is not None else summarize(df, min_recall=min_recall)
     paths = [out / "early_stop.json", out / "early_stop.md"]
-    doc = {"summary": summary, "rows": df.to_dict(orient="records")}
+    doc = {"summary": summary, "rows": df.to_dict(orient="records"),
+           "provenance": {"grokcast_version": grokcast.__version__, **(provenance or {})}}
     # Atomic like the analysis' results: an interrupted write never leaves half a file.
     atomic_write_bytes(paths[0], (json.dumps(_json_safe(doc), indent=2, allow_nan=False) + "\n").encode())
     atomic_write_bytes(paths[1], format_markdown(df, summary).encode())
@@ -617,7 +623,12 @@ def run_study(forecaster_path: str | os.PathLike, heldout_sweep_dir: str | os.Pa
     df = simulate(runs, log, model, window=meta.window, thresholds=thresholds,
                   keep_fractions=keep_fractions, rung_factor=rung_factor, label_threshold=label)
     summary = summarize(df, min_recall=min_recall)
-    paths = write_study(df, out_dir, summary=summary)
+    from grokcast.analysis import sweep_hash
+
+    provenance = {"forecaster": str(forecaster_path), "forecaster_sha256": file_sha256(forecaster_path),
+                  "train_sweep_hash": meta.sweep_hash, "heldout_sweep": str(heldout_sweep_dir),
+                  "heldout_sweep_hash": sweep_hash(runs, log)}
+    paths = write_study(df, out_dir, summary=summary, provenance=provenance)
     return {**summary, "paths": [str(p) for p in paths]}
 
 
