@@ -110,13 +110,25 @@ def test_numbers_match_an_independent_computation(sweep, result):
     uni = cell["univariate"]["end_val_loss"]
     assert uni["auroc"] == pytest.approx(1 - cell["val_loss"]["auroc"])
     assert uni["folded"] == pytest.approx(max(uni["auroc"], 1 - uni["auroc"]))
+    # The CIs and paired tests: the plain-loop-tested stats functions (test_stats.py) on the
+    # cell's resamples (seed 3, key 0), the scores oriented as the paper says. Was checked only
+    # as lo <= estimate <= hi, which a p of 1 - p or a CI at another level passed (found in an
+    # audit of the tests, by mutation).
+    from grokcast.stats import bootstrap_ci, paired_bootstrap
+
+    scores = {"multi": standin(X, y), "val_loss": -at199["val_loss"].to_numpy(),
+              "val_acc": at199["val_acc"].to_numpy()}
+    for name, score in scores.items():
+        ci = bootstrap_ci(y, score, rng=A._rng(3, 0.9, 200, 0), n_resamples=300)
+        assert cell[name]["ci"] == pytest.approx([ci.lo, ci.hi], abs=1e-12)
     for name in ("val_loss", "val_acc"):
+        pair = paired_bootstrap(y, scores["multi"], scores[name], rng=A._rng(3, 0.9, 200, 0),
+                                n_resamples=300)
         diff = cell[f"diff_{name}"]
         assert diff["diff"] == pytest.approx(cell["multi"]["auroc"] - cell[name]["auroc"])
-        assert diff["ci"][0] <= diff["diff"] <= diff["ci"][1] and 0 <= diff["p_one_sided"] <= 1
-    for name in ("multi", "val_loss", "val_acc"):
-        lo, hi = cell[name]["ci"]
-        assert lo <= cell[name]["auroc"] <= hi
+        assert diff["ci"] == pytest.approx([pair.lo, pair.hi], abs=1e-12)
+        assert (diff["p_one_sided"], diff["ties"], diff["n_resamples"]) == (
+            pytest.approx(pair.p_one_sided), pytest.approx(pair.ties), 300)
     assert cell["max_val_acc_in_window"] == pytest.approx(log.loc[log["step"] < 200, "val_acc"].max())
 
 
@@ -248,7 +260,7 @@ def test_bad_inputs_are_refused(sweep):
 
 
 def test_default_predictor_is_the_papers_model(sweep, monkeypatch):
-    logistic = pytest.importorskip("grokcast.logistic")
+    from grokcast import logistic
     runs, log = sweep
     res = A.analyze(runs, log, None, windows=(200,), thresholds=(0.9,), n_resamples=50)
     assert res["settings"]["cv"] == "loo" and res["thresholds"]["0.9"]["cv"] == "loo"
@@ -580,7 +592,7 @@ def test_hyperparameter_baselines_match_sklearn_and_share_multis_resamples(sweep
 def test_orders_are_checked_and_a_model_too_small_to_fit_has_none(sweep):
     runs, log = sweep
     for bad in (-1, 1.5, True, A.MAX_ORDERS + 1):
-        with pytest.raises((ValueError, TypeError), match="orders"):
+        with pytest.raises((ValueError, TypeError), match=r"^orders="):
             A.analyze(runs, log, None, windows=(200,), predict_fn=standin, orders=bad)
     few = runs[runs["run_id"].isin([f"run{r:02d}" for r in range(5)])]
     res = A.analyze(few, log, None, windows=(200,), thresholds=(0.9,), n_resamples=20, orders=2)

@@ -312,7 +312,17 @@ def test_run_study_refuses_the_training_sweep(sweeps, tmp_path):
     import grokcast
     from grokcast.analysis import sweep_hash
 
-    made = json.loads((tmp_path / "study" / "early_stop.json").read_text())["provenance"]
+    # The numbers are simulate's and summarize's on the held-out sweep, at the forecaster's
+    # own label threshold and the default min_recall (only three of them were checked: a
+    # run_study that ignored min_recall passed; found in an audit of the tests).
+    model = GrokForecaster.load(sweeps["path"])
+    want = summarize(simulate(sweeps["heldout"].runs(), sweeps["heldout"].log(), model, window=W,
+                              label_threshold=model.metadata_.threshold), min_recall=0.9)
+    got = {k: v for k, v in result.items() if k != "paths"}
+    assert json.dumps(got, sort_keys=True) == json.dumps(want, sort_keys=True)
+    written = json.loads((tmp_path / "study" / "early_stop.json").read_text())
+    assert written["summary"] == json.loads(json.dumps(want).replace("NaN", "null"))
+    made = written["provenance"]
     held = sweeps["heldout"]
     assert made == {"grokcast_version": grokcast.__version__, "forecaster": str(sweeps["path"]),
                     "forecaster_sha256": hashlib.sha256(Path(sweeps["path"]).read_bytes()).hexdigest(),

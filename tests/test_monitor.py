@@ -162,7 +162,9 @@ def test_ready_waits_for_a_logged_step_at_or_past_w_minus_1():
     _train(plain, run, monitor, after_observe=lambda step: ready.append(monitor.ready))
     assert ready == [False] * 6 + [True, True]
     assert monitor.forecast_step == 6  # the first step ready, found from the schedule alone
-    assert 0 <= monitor.forecast()["p_grok"] <= 1
+    # The forecast is the model's probability on the features of steps 0..4 of the log.
+    want = monitor.forecaster.predict_proba(feature_table(monitor.log, 5))[0, 1]
+    assert monitor.forecast()["p_grok"] == pytest.approx(want, rel=1e-12)
     dense = GrokMonitor(plain.embed.weight, plain.unembed.weight, window=3,
                         forecaster=_fitted_forecaster(), log_schedule=run.log)
     assert dense.forecast_step == 3  # W itself where step W - 1 is logged
