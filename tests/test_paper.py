@@ -1195,3 +1195,25 @@ def test_wording_that_must_fit_the_grid() -> None:
     one_seed = [{"train_frac": f, "weight_decay": wd} for f in (0.3, 0.6) for wd in (1.0, 10.0)]
     assert not CTX._has_seed_siblings(one_seed)
     assert CTX._has_seed_siblings(one_seed + one_seed[:1])
+
+
+def test_the_choices_the_reference_leaves_open_are_read_from_the_config(tmp_path):
+    """The appendix lists what the reference does not specify (found unstated in a review of the
+    paper against the reference): numbers from the sweep's config and grokcast's defaults."""
+    from test_analysis import synthetic_sweep
+
+    def nanda(analysis: dict) -> None:
+        cfg = analysis["sweep"]["config"]
+        cfg["model"] = {**cfg["model"], "init": "nanda", "init_scale": 0.5}
+        cfg["optim"] = {**cfg["optim"], "eps": 1e-6}
+
+    choices = [plain(c) for c in _context_of_sweep(tmp_path, *synthetic_sweep(), edit=nanda)["choices"]]
+    split, model, optim, signals, label, forecaster, boot = choices
+    sizes = ", ".join(str(round(f * 23 * 23)) for f in (0.3, 0.6))  # p = 23: 159, 317
+    assert f"({sizes} for f ∈ {{0.3, 0.6}})" in split
+    assert "N(0, 1/fan#sub[in]), the embeddings from N(0, 1/d#sub[model]), all scaled by 0.5." \
+        in model
+    assert "*Optimiser.* ε = 1e-6, a constant learning rate" in optim
+    assert "every 100 steps after step 300" in label
+    assert "C from 10 values log-spaced" in forecaster and "(step tolerance 1e-10)" in forecaster
+    assert signals.startswith("*Signals.*") and boot.startswith("*Bootstrap.*")

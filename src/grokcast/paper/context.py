@@ -388,6 +388,64 @@ def _method(f: _Facts) -> str:
     )
 
 
+_INIT_WORDS = {
+    "torch": ("the token and positional embeddings drawn from N(0, 1) (an #raw(\"nn.Embedding\")'s "
+              "default, the positional table's by our choice), every other matrix from "
+              "U(±1/√fan#sub[in]) (a bias-free #raw(\"nn.Linear\")'s default)"),
+    "nanda": "every matrix drawn from N(0, 1/fan#sub[in]), the embeddings from N(0, 1/d#sub[model])",
+}
+
+
+def _sci(x: Any) -> str:
+    """``1e-8`` as configs write it (Python's ``g`` prints ``1e-08``)."""
+    return format(x, "g").replace("e-0", "e-").replace("e+0", "e+") if _finite(x) else NA
+
+
+def _choices(f: _Facts) -> list[str]:
+    """What the reference leaves open and this sweep chose, each from its config or the code
+    that made the numbers (found unstated in a review of the paper against the reference)."""
+    import inspect
+
+    from grokcast.data import n_train_examples
+    from grokcast.logistic import loo_predictions
+
+    cfg, p = f.cfg, f.p
+    model, optim, log = cfg.get("model", {}), cfg.get("optim", {}), cfg.get("log", {})
+    fracs = cfg.get("train_fracs", [])
+    sizes = ", ".join(fmt_int(n_train_examples(p, x)) for x in fracs) if p else NA
+    scale = model.get("init_scale", 1.0)
+    init = _INIT_WORDS.get(model.get("init"), esc(model.get("init", NA)))
+    defaults = inspect.signature(loo_predictions).parameters
+    cs, tol = defaults["Cs"].default, defaults["tol"].default
+    return [
+        (f"*Split.* round(f · p#super[2]) training pairs, a half to the even neighbour "
+         f"({esc(sizes)} for f ∈ {{{esc(', '.join(f'{x:g}' for x in fracs))}}}), the first of one "
+         f"permutation of the pairs drawn by numpy's #raw(\"default_rng\") from the split seed: "
+         "the smaller training sets are subsets of the larger."),
+        ("*Model.* A ReLU MLP, a learned positional embedding, no biases, attention scores "
+         "scaled by 1/√d#sub[head], the logits read at the = position only, over all p + 1 "
+         f"tokens. Initialisation: {init}"
+         + (f", all scaled by {esc(f'{scale:g}')}." if scale != 1 else ".")),
+        (f"*Optimiser.* ε = {esc(_sci(optim.get('eps')))}, a constant learning rate "
+         "without warmup, and the weight decay applied to every parameter, the embeddings "
+         "included."),
+        ("*Signals.* The gradient norm is that of the loss alone (AdamW's decoupled decay is "
+         "not part of it); a window's last update norm is that of the update after it "
+         "(θ#sub[W] − θ#sub[W−1]), and the window's standard deviations divide by n (ddof = 0)."),
+        (f"*Label.* The maximum validation accuracy over the logged steps (every "
+         f"{log.get('every')} steps after step {log.get('dense_until')}, the last step "
+         "included), not over every step."),
+        (f"*Forecaster.* C from {cs} values log-spaced over [10#super[−4], 10#super[4]], the "
+         "intercept penalised as liblinear does (intercept scaling 1); each fit is solved to its "
+         f"optimum by a batched Newton method (step tolerance {esc(_sci(tol))}) instead "
+         "of liblinear's own stopping rule, so where two values of C tie in CV accuracy within "
+         "liblinear's tolerance, the C chosen could differ from scikit-learn's."),
+        ("*Bootstrap.* A resample holding one class is drawn again; the CI ends are numpy's "
+         "linear-interpolation quantiles; every CI and paired test of one (threshold, W) cell "
+         "uses the same resamples."),
+    ]
+
+
 def _prior_baselines_words(f: _Facts) -> str:
     """The method's words for the baselines known before training, where some cell holds them."""
     axes = f.a["settings"].get("hyperparam_axes") or []
@@ -709,6 +767,7 @@ def build_context(res: F.Results, reference: dict | None = None) -> dict[str, An
         "figures": {k: f"figures/{name}.pdf" for k, name in
                     zip(("fig1", "fig2", "fig3", "fig4", "fig5", "fig6"), F.FIGURE_NAMES)},
         "repro": _reproduction(f, reference, claims),
+        "choices": _choices(f),
         "early_stop": early_stop_context(res.root / EARLY_STOP_DIR),
     }
 
