@@ -1217,3 +1217,21 @@ def test_the_choices_the_reference_leaves_open_are_read_from_the_config(tmp_path
     assert "every 100 steps after step 300" in label
     assert "C from 10 values log-spaced" in forecaster and "(step tolerance 1e-10)" in forecaster
     assert signals.startswith("*Signals.*") and boot.startswith("*Bootstrap.*")
+
+
+def test_the_reproduction_appendix_says_which_of_the_references_labels_it_follows(tmp_path):
+    """The reference's README labels at one threshold, its paper at another (found in a review
+    of the study against the reference): the appendix says so, and which one the sweep took."""
+    from test_analysis import synthetic_sweep
+
+    ref = CTX.load_reference()
+    readme, primary = ref["readme_label_threshold"], ref["primary_threshold"]
+    assert readme != primary  # as copied from the two documents (label_sources)
+    for thresholds, follows in (((primary, readme), "we follow the paper."),
+                                ((readme, primary), "we follow the README.")):
+        intro = plain(_context_of_sweep(tmp_path / str(thresholds[0]), *synthetic_sweep(),
+                                        thresholds=thresholds)["repro"]["intro"])
+        assert intro.endswith(f"The reference's README labels a run grokked when its maximum "
+                              f"validation accuracy reaches {readme:g}; its paper takes "
+                              f"{primary:g} as the primary label and {readme:g} as the "
+                              f"robustness check: {follows}")

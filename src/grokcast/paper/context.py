@@ -679,6 +679,20 @@ def _tables(f: _Facts) -> dict[str, Any]:
     }
 
 
+def _label_sources(reference: dict, f: _Facts) -> str:
+    """The reference's own documents disagree on the label (its README: one threshold, its
+    paper: another as primary); which this sweep's primary threshold follows."""
+    readme, primary = reference.get("readme_label_threshold"), reference.get("primary_threshold")
+    if not (_finite(readme) and _finite(primary)) or readme == primary:
+        return ""
+    ours = float(f.k1)
+    follows = ("we follow the paper." if ours == primary else "we follow the README." if
+               ours == readme else f"this sweep's primary threshold is {f.th1}.")
+    return (f" The reference's README labels a run grokked when its maximum validation accuracy "
+            f"reaches {readme:g}; its paper takes {primary:g} as the primary label and {readme:g} "
+            f"as the robustness check: {follows}")
+
+
 def _reproduction(f: _Facts, reference: dict, claims: list[Claim]) -> dict[str, Any]:
     """The appendix that puts the reference paper's numbers and claims beside ours."""
     a, n_runs, n_steps, keys = f.a, f.n_runs, f.n_steps, [k for k in (f.k1, f.k2) if k]
@@ -699,6 +713,7 @@ def _reproduction(f: _Facts, reference: dict, claims: list[Claim]) -> dict[str, 
            f"Our sweep differs from the reference's ({f.n_trained} vs {ref_n} runs, "
            f"{fmt_int(n_steps or 0)} vs {fmt_int(ref_steps or 0)} steps), so the numbers are not "
            "expected to match.")
+        + _label_sources(reference, f)
     )
     return {
         "intro": intro,
