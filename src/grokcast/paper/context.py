@@ -827,6 +827,8 @@ def _early_stop_section(s: dict[str, Any]) -> dict[str, Any] | None:
             f"W = {s['window']}. Where the forecaster keeps at least "
             f"{s['min_recall']:.0%} of the grokking runs and saves the most compute, it stops "
             f"{f['n_stopped']} runs and saves {fmt_pct(f['saved'])} of all training steps, keeping "
-            f"{fmt_pct(f['recall'])} of the grokking runs. Standard rules at the same budget, and "
-            "the median rule at its own, are listed beside it.")
+            f"{fmt_pct(f['recall'])} of the grokking runs. That threshold is chosen with these "
+            "runs' outcomes, an optimistic operating point that a threshold fixed in advance need "
+            "not reach. Standard "
+            "rules at the same budget, and the median rule at its own, are listed beside it.")
     return {"text": text, "rows": rows, "figure": "figures/early_stop.pdf"}
