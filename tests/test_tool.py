@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 from scipy.special import logit
 
+from grokcast import tool
 from grokcast.analysis import analyze, sweep_hash, window_digests
 from grokcast.config import LogConfig, ModelConfig, OptimConfig, SweepConfig
 from grokcast.features import feature_table
@@ -165,6 +166,26 @@ def test_forecast_log_round_trip(sweep, fitted, tmp_path, suffix):
         forecast_frame(model, early, W // 2)
     text = format_forecast(result)
     assert all(f"{r}: P(grok) = " in text for r in runs) and "pushed up:" in text
+    # These are the forecaster's training runs: said per run and in a note, as evaluate says it
+    # (forecast printed in-sample P(grok) unmarked; found in a review of the CLI).
+    assert result["in_training"] == runs
+    assert all(f"{r}: P(grok) = {tool._p_grok_text(p)} (a training run of the forecaster: "
+               "in-sample)" in text for r, p in zip(runs, want))
+    assert "note: 2 of the 2 runs forecast were among the forecaster's training runs" in text
+    other = early.assign(val_loss=early["val_loss"].where(early["run_id"] != runs[0],
+                                                          early["val_loss"] * 1.01))
+    other.to_csv(tmp_path / "other.csv", index=False)
+    moved = forecast_log(path, tmp_path / "other.csv", top=3)
+    assert moved["in_training"] == runs[1:]
+    assert f"{runs[0]}: P(grok) = {tool._p_grok_text(moved['runs'][0]['p_grok'])}\n" in \
+        format_forecast(moved)
+
+
+def test_p_grok_is_printed_without_a_certainty_the_model_did_not_give():
+    """P = 0.99999 printed as 1.000 and 0.00019 as 0.000 (found in a review of the CLI)."""
+    assert [tool._p_grok_text(p) for p in (0.99999, 0.9995, 0.9994, 0.5, 0.0005, 0.00049, 0.0,
+                                           float("nan"))] == [
+        "> 0.999", "> 0.999", "0.999", "0.500", "0.001", "< 0.001", "< 0.001", "nan"]
 
 
 def test_contributions_sum_to_the_log_odds(sweep, fitted, tmp_path, capsys):

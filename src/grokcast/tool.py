@@ -586,7 +586,9 @@ def forecast_log(model_path: str | os.PathLike, log_path: str | os.PathLike, *,
         ``task``: the forecaster's (p, model, optimiser), and ``task_checked``: whether the
         log's task was compared with it (a sweep directory, its ``log/``, or a chunk file in
         it; a log file records no task, though one whose run ids are all grokcast's and
-        name another p is refused).
+        name another p is refused). ``in_training``: the forecast runs the forecaster was fit
+        on (:func:`runs_in_training`; their P(grok) is in-sample), None for a file that
+        records no training runs.
 
     Raises
     ------
@@ -619,6 +621,8 @@ def forecast_log(model_path: str | os.PathLike, log_path: str | os.PathLike, *,
         "threshold": meta.threshold, "sweep_hash": meta.sweep_hash,
         "n_train_runs": meta.n_train_runs,
         "runs": forecast_frame(model, log_df, meta.window, top=top),
+        # As evaluate notes them: a forecast of a run the model saw in training is no test.
+        "in_training": runs_in_training(meta, log_df),
         "left_out": left_out,
         # A sweep's task was compared with the forecaster's; a log file records none.
         "task": meta.task, "task_checked": sweep is not None or meta.task is None,
@@ -741,13 +745,22 @@ def format_evaluation(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _p_grok_text(p: float) -> str:
+    """Three decimals, but never a certainty the model did not give: 0.99999 is "> 0.999"."""
+    if p != p:  # NaN: a diverged window
+        return "nan"
+    return "< 0.001" if p < 0.0005 else "> 0.999" if p >= 0.9995 else f"{p:.3f}"
+
+
 def format_forecast(result: dict[str, Any]) -> str:
     """A human-readable rendering of :func:`forecast_log`'s result."""
     lines = [f"forecaster {result['model']}: P(max val_acc >= {result['threshold']:g}) from steps "
              f"0..{result['window'] - 1}, fit on {result['n_train_runs']} runs "
              f"(sweep {result['sweep_hash'][:12]})"]
+    seen = set(result.get("in_training") or ())
     for run in result["runs"]:
-        lines.append(f"\n{run['run_id']}: P(grok) = {run['p_grok']:.3f}")
+        mark = " (a training run of the forecaster: in-sample)" if run["run_id"] in seen else ""
+        lines.append(f"\n{run['run_id']}: P(grok) = {_p_grok_text(run['p_grok'])}{mark}")
         for label, key in (("pushed up", "pushed_up"), ("pushed down", "pushed_down")):
             for k, e in enumerate(run[key]):
                 head = f"  {label + ':':<13}" if k == 0 else " " * 15
@@ -757,6 +770,10 @@ def format_forecast(result: dict[str, Any]) -> str:
     for status in sorted(set(left_out.values())):
         ids = sorted(r for r, s in left_out.items() if s == status)
         lines.append(f"\nno forecast for {len(ids)} {status} run(s): {', '.join(ids)}")
+    if seen:
+        lines.append(f"\nnote: {len(seen)} of the {len(result['runs'])} runs forecast were among "
+                     "the forecaster's training runs (the same log over the steps it reads): "
+                     "their P(grok) is in-sample, not a forecast")
     if not result.get("task_checked", True):
         task, model = result["task"], result["task"]["model"]
         lines.append(f"\nnote: a log file does not record its runs' task, so it was not checked: "
