@@ -181,6 +181,7 @@ def test_a_worker_killed_by_the_system_ends_the_sweep_with_a_clear_error(tmp_pat
     ({"p": "100000"}, "p=100000 is not allowed: expected an integer in [2, 1000]"),
     ({"name": '""'}, "name='' is not allowed: expected a non-empty string"),
     # Sizes that would exhaust memory are refused before anything is allocated or written.
+    ({"n_steps": "0"}, "n_steps=0 is not allowed: expected an integer >= 1"),
     ({"n_steps": "100000000000"}, "n_steps=100000000000 is not allowed: expected at most "
                                   "100,000 logged steps per run (log.dense_until=10, log.every=10)"),
     ({"model": "{d_mlp = 1000000000000}"}, "model.d_mlp=1000000000000 is not allowed: expected an "
@@ -521,7 +522,8 @@ def test_reproduce_outside_the_repository_says_where_it_looked(tmp_path, capsys,
 
 @pytest.mark.parametrize("argv, bound", [(["evaluate", "s", "--model", "m", "--seed", "-1"], 0),
                                          (["fit", "s", "--out", "f.json", "--seed", "x"], 0),
-                                         (["sweep", "--config", "c.toml", "--out", "o", "--steps", "-1"], 0),
+                                         # zero steps trained nothing and "trained 8 runs"
+                                         (["sweep", "--config", "c.toml", "--out", "o", "--steps", "0"], 1),
                                          (["fit", "s", "--out", "f.json", "--window", "1"], 2),
                                          (["analyze", "s", "--windows", "100", "1"], 2)])
 def test_integer_options_name_the_value_and_the_bound(argv, bound, capsys):

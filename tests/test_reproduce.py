@@ -135,6 +135,16 @@ def test_stages_are_numbered_in_the_order_they_run(tmp_path, monkeypatch, capsys
     announced = [line.split("] ")[1].split(":")[0] for line in lines]
     assert calls == announced == ["sweep", "analysis", "figures", "early_stopping", "paper"]
     assert [line.split("]")[0] for line in lines] == [f"[{k}/5" for k in range(1, 6)]
+    # `grokcast reproduce` prints the paper's path on stdout, with or without --quiet (it went
+    # to stderr with the progress, to stdout only under --quiet; found in a review of the CLI).
+    from grokcast.cli import main
+
+    for quiet in ([], ["--quiet"]):
+        assert main(["reproduce", "--config", str(SMOKE), "--out", str(tmp_path), *quiet]) == 0
+        out, err = capsys.readouterr()
+        assert out == f"paper: {tmp_path / 'paper.pdf'}\n"
+        assert ("[1/4] sweep" in err) == (not quiet)
+        assert not [line for line in err.splitlines() if line.startswith("paper:")]
 
 
 def test_heldout_config_has_unseen_seeds_and_the_same_grid() -> None:
@@ -190,3 +200,10 @@ def test_reproduce_refuses_bad_orders_before_training(tmp_path: Path) -> None:
         with pytest.raises((ValueError, TypeError), match=r"^orders="):
             reproduce(SMOKE, tmp_path / "out", device="cpu", orders=bad, progress=False)
     assert not (tmp_path / "out").exists()  # nothing trained, nothing written
+
+
+def test_reproduce_refuses_a_bad_device_before_its_first_stage(tmp_path: Path, capsys) -> None:
+    """`--device tpu` was refused after "[1/4] sweep: ..." was printed (found in a review)."""
+    with pytest.raises(ValueError, match=r"^device='tpu' is not allowed: expected auto, cpu or cuda"):
+        reproduce(SMOKE, tmp_path / "out", device="tpu", progress=True)
+    assert capsys.readouterr().err == "" and not (tmp_path / "out").exists()

@@ -122,8 +122,7 @@ def cmd_reproduce(args: argparse.Namespace) -> None:
     result = reproduce(args.config, args.out, device=args.device, workers=args.workers or "auto",
                        with_early_stopping=args.with_early_stopping, progress=not args.quiet,
                        **({} if args.orders is None else {"orders": args.orders}))
-    if args.quiet:  # otherwise reproduce() has printed it with the timings
-        print(f"paper: {result.paper}")
+    print(f"paper: {result.paper}")  # on stdout with or without --quiet (progress: stderr)
 
 
 def cmd_early_stop_study(args: argparse.Namespace) -> None:
@@ -189,12 +188,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--chunk-size", type=_positive_int, default=None,
                    help="runs per ensemble (default: what fits in a quarter of the device's memory, "
                    "at most 16 on CPU, and at most ceil(runs / workers))")
-    p.add_argument("--steps", type=_nonnegative_int, default=None, help="override the config's n_steps")
+    p.add_argument("--steps", type=_positive_int, default=None, help="override the config's n_steps (>= 1)")
     p.add_argument("--workers", type=_workers, default=None, help=WORKERS_HELP)
     p.add_argument("--stop-model", type=Path, default=None,
                    help="forecaster file: stop runs at its window W when P(grok) is low")
     p.add_argument("--stop-below", type=float, default=None,
-                   help="with --stop-model: stop runs whose P(grok) is below this")
+                   help="with --stop-model: stop runs whose P(grok) is below this (in [0, 1])")
     p.add_argument("--no-cuda-graphs", dest="cuda_graphs", action="store_false",
                    help="on a GPU, launch the kernels of the steps that log nothing one by one "
                    "instead of replaying them as a recorded CUDA graph (slower; the same log)")
@@ -208,15 +207,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_sweep)
 
-    p = _command(sub, "analyze", "features, AUROCs, LOO forecaster and Tables 1-3 of a sweep")
-    p.add_argument("sweep_dir", type=Path)
+    p = _command(sub, "analyze", "features, AUROCs, LOO forecaster and Tables 1-3 of a sweep "
+                 "(labels: max val acc >= 0.9, and >= 0.99 as the robustness check)")
+    p.add_argument("sweep_dir", type=Path, help="a sweep directory written by `grokcast sweep`")
     p.add_argument("--out", type=Path, default=None, help="results directory (default: SWEEP_DIR/analysis)")
     p.add_argument("--windows", type=_window_int, nargs="+", default=None,
                    help="early windows W in steps (default: 100 200 300 500)")
     p.add_argument("--resamples", type=_positive_int, default=2000,
                    help="bootstrap resamples (default: 2000)")
     p.add_argument("--seed", type=_nonnegative_int, default=0,
-                   help="seed of the bootstrap resamples and the run orders")
+                   help="seed of the bootstrap resamples and the run orders (default: 0)")
     p.add_argument("--orders", type=_nonnegative_int, default=0, metavar="K",
                    help="also score the forecaster with the runs in K random orders, on which "
                         "its internal CV's folds depend (default 0; ~0.3 s per order and cell "
@@ -225,14 +225,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_analyze)
 
     p = _command(sub, "fit", "fit a forecaster on a sweep and save it as JSON")
-    p.add_argument("sweep_dir", type=Path)
+    p.add_argument("sweep_dir", type=Path, help="a sweep directory written by `grokcast sweep`")
     p.add_argument("--window", type=_window_int, default=200,
                    help="early window W in steps (default: 200)")
     p.add_argument("--threshold", type=float, default=0.9,
                    help="grokking label: max val acc >= this (default: 0.9)")
     p.add_argument("--out", type=Path, required=True, help="forecaster file to write (.json)")
     p.add_argument("--seed", type=_nonnegative_int, default=0,
-                   help="seed of the bootstrap resamples and CV folds")
+                   help="seed of the bootstrap resamples and CV folds (default: 0)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     _partial_flag(p)
     p.set_defaults(func=cmd_fit)
@@ -250,19 +250,22 @@ def build_parser() -> argparse.ArgumentParser:
     p = _command(sub, "evaluate", "AUROC of a saved forecaster on another sweep (held out)")
     p.add_argument("sweep_dir", type=Path, help="a sweep the forecaster was not fitted on")
     p.add_argument("--model", type=Path, required=True, help="forecaster file from `grokcast fit`")
-    p.add_argument("--seed", type=_nonnegative_int, default=0, help="seed of the bootstrap resamples")
+    p.add_argument("--seed", type=_nonnegative_int, default=0,
+                   help="seed of the bootstrap resamples (default: 0)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     _partial_flag(p)
     p.set_defaults(func=cmd_evaluate)
 
     p = _command(sub, "figures", "the six figures (PNG and PDF) from a results directory")
     p.add_argument("results_dir", type=Path, help="output of `grokcast analyze`")
-    p.add_argument("--out", type=Path, default=None, help="default: RESULTS_DIR/figures")
+    p.add_argument("--out", type=Path, default=None,
+                   help="directory for the figures (default: RESULTS_DIR/figures)")
     p.set_defaults(func=cmd_figures)
 
     p = _command(sub, "paper", "render the paper (PDF) from a results directory")
     p.add_argument("results_dir", type=Path, help="output of `grokcast analyze`")
-    p.add_argument("--out", type=Path, default=None, help="default: RESULTS_DIR")
+    p.add_argument("--out", type=Path, default=None,
+                   help="directory for paper.pdf, its source and the tables (default: RESULTS_DIR)")
     p.set_defaults(func=cmd_paper)
 
     p = _command(sub, "reproduce", "sweep -> analyze -> figures -> paper, resumable")

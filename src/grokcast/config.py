@@ -172,7 +172,7 @@ class RunConfig:
             object.__setattr__(self, name, float(getattr(self, name)) + 0.0)
         _check_int("seed", self.seed, 0, MAX_SEED)
         _check_int("split_seed", self.split_seed, 0, MAX_SEED)
-        _check_int("n_steps", self.n_steps, 0)
+        _check_int("n_steps", self.n_steps, 1)  # zero steps: no training, nothing to analyse
         for name, kind in (("model", ModelConfig), ("optim", OptimConfig), ("log", LogConfig)):
             if not isinstance(getattr(self, name), kind):
                 _fail(name, getattr(self, name), f"a {kind.__name__}")

@@ -125,8 +125,10 @@ def reproduce(config_path: str | Path, out_dir: str | Path, *, device: str = "au
     from grokcast.paper import render_paper
     from grokcast.store import atomic_write_bytes
     from grokcast.sweep import run_sweep
+    from grokcast.train import resolve_device
 
     check_int("orders", orders, 0, MAX_ORDERS)  # now, not after training the sweep
+    resolve_device(device)  # now, not after the sweep stage's line is printed
     config = SweepConfig.from_file(config_path)
     if config.n_steps < max(DEFAULT_WINDOWS):  # refused now, not after training the sweep
         raise ValueError(f"n_steps={config.n_steps} is not allowed for reproduce: the analysis "
@@ -165,7 +167,7 @@ def reproduce(config_path: str | Path, out_dir: str | Path, *, device: str = "au
               "with_early_stopping": with_early_stopping, **info,
               "seconds": {k: round(v, 3) for k, v in timings.items()}}
     atomic_write_bytes(out / "timings.json", (json.dumps(record, indent=1) + "\n").encode())
-    stages.say(f"paper: {paper}\n{format_timings(timings)}")
+    stages.say(format_timings(timings))  # the paper's path is the caller's to print
     return ReproduceResult(paper=paper, results_dir=results_dir, sweep_dir=sweep_dir,
                            timings=timings)
 

@@ -650,7 +650,7 @@ def evaluate_forecaster(model_path: str | os.PathLike, sweep_dir: str | os.PathL
         predates that record), and ``notes`` (what makes the numbers weak, e.g. a class of one
         run, or some runs in-sample).
     """
-    from grokcast.analysis import runs_with_outcome, sweep_hash
+    from grokcast.analysis import _rng, runs_with_outcome, sweep_hash
     from grokcast.stats import bootstrap_ci
     from grokcast.store import SweepStore
 
@@ -683,8 +683,10 @@ def evaluate_forecaster(model_path: str | os.PathLike, sweep_dir: str | os.PathL
         "notes": [*_in_training_notes(seen, len(y), meta.window),
                   *_one_run_class_notes(min(int(y.sum()), len(y) - int(y.sum())))]}
     for name, score in scores.items():
-        ci = bootstrap_ci(y, score, rng=np.random.default_rng(seed), n_resamples=n_resamples,
-                          level=level)
+        # The analysis' generator for this (threshold, W) cell: on the same runs, seed and
+        # resamples the baselines' CIs are Table 1's (they were drawn from another stream).
+        ci = bootstrap_ci(y, score, rng=_rng(seed, meta.threshold, meta.window, 0),
+                          n_resamples=n_resamples, level=level)
         out[name] = {"auroc": float(ci.estimate), "ci": [float(ci.lo), float(ci.hi)]}
     return out
 
