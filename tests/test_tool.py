@@ -927,6 +927,10 @@ def test_analyze_cli_scores_the_forecaster_in_random_run_orders(sweep, tmp_path,
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         assert main(argv) == 0
+        # A progress bar over the (threshold, W) cells, on stderr; --quiet silences it.
+        err = capsys.readouterr().err
+        assert "analysis: 100%" in err and "1/1 [" in err
+        assert main([*argv, "--quiet"]) == 0 and capsys.readouterr().err == ""
         direct = A.analyze_sweep(sweep, tmp_path / "direct", windows=(W,), n_resamples=20,
                                  orders=2)
     written = json.loads((tmp_path / "cli" / "analysis.json").read_text())

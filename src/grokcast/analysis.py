@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from tqdm.auto import tqdm
 
 import grokcast
 from grokcast.config import SweepConfig
@@ -417,7 +418,8 @@ def analyze(runs_df: pd.DataFrame, log_df: pd.DataFrame, config: Any, *,
             windows: Sequence[int] = DEFAULT_WINDOWS,
             thresholds: Sequence[float] = (0.9, 0.99), n_resamples: int = 2000,
             level: float = 0.95, seed: int = 0, predict_fn: PredictFn | None = None,
-            orders: int = 0, sweep_dir: str | Path | None = None) -> AnalysisResult:
+            orders: int = 0, sweep_dir: str | Path | None = None,
+            progress: bool = False) -> AnalysisResult:
     """Forecasting analysis of one sweep (the content of ``analysis.json``).
 
     Parameters
@@ -459,6 +461,8 @@ def analyze(runs_df: pd.DataFrame, log_df: pd.DataFrame, config: Any, *,
         thousands of runs.
     sweep_dir : str or Path, optional
         Recorded as ``sweep.dir``.
+    progress : bool, default=False
+        A progress bar on stderr, one step per (threshold, window) cell.
 
     Returns
     -------
@@ -503,12 +507,17 @@ def analyze(runs_df: pd.DataFrame, log_df: pd.DataFrame, config: Any, *,
     ranked = hyperparameter_matrix(runs)
     # A custom predictor is fitted on the 28 features; whether it could take others is unknown.
     hyper = None if ranked is None else _Hyper(*ranked, fit=predict_fn is None)
-    by_threshold = {
-        _key(th): _threshold_entry(reaches(runs["max_val_acc"], th).astype(int), tables, max_acc,
-                                   predict, cv, threshold=th, seed=seed,
-                                   n_resamples=n_resamples, level=level, orders=permutations,
-                                   grid_cells=grid_cells, hyper=hyper)
-        for th in thresholds}
+    # One step per (threshold, W) cell, on stderr: with many resamples or run orders a cell
+    # takes seconds, and the command was silent for a minute (found in review).
+    with tqdm(total=len(thresholds) * len(windows), unit="cell", desc="analysis",
+              disable=not progress, leave=False) as bar:
+        by_threshold = {
+            _key(th): _threshold_entry(reaches(runs["max_val_acc"], th).astype(int), tables,
+                                       max_acc, predict, cv, threshold=th, seed=seed,
+                                       n_resamples=n_resamples, level=level,
+                                       orders=permutations, grid_cells=grid_cells, hyper=hyper,
+                                       done=bar.update)
+            for th in thresholds}
 
     train_seconds = None
     if {"chunk", "chunk_seconds"} <= set(all_runs.columns):
@@ -632,8 +641,10 @@ def feature_matrix(log: pd.DataFrame, run_ids: Sequence[str], window: int) -> pd
 def _threshold_entry(y: np.ndarray, tables: dict[int, pd.DataFrame], max_acc: dict[int, Any],
                      predict: _HeldOutFn, cv: str, *, threshold: float, seed: int,
                      n_resamples: int, level: float, orders: np.ndarray,
-                     grid_cells: np.ndarray | None, hyper: _Hyper | None) -> dict[str, Any]:
-    """One threshold of ``analysis.json``: its labels ``y`` and a cell per window."""
+                     grid_cells: np.ndarray | None, hyper: _Hyper | None,
+                     done: Callable[[], Any] = lambda: None) -> dict[str, Any]:
+    """One threshold of ``analysis.json``: its labels ``y`` and a cell per window (``done()``
+    after each: the progress bar)."""
     n_pos, n_neg = int(y.sum()), int(len(y) - y.sum())
     single = n_pos == 0 or n_neg == 0
     if single:
@@ -650,6 +661,7 @@ def _threshold_entry(y: np.ndarray, tables: dict[int, pd.DataFrame], max_acc: di
                           window=w, n_resamples=n_resamples, level=level, orders=orders,
                           grid_cells=grid_cells, hyper=hyper)
         cells[str(w)] = cell
+        done()
     return {"n_pos": n_pos, "n_neg": n_neg, "single_class": single, "message": message,
             "cv": None if single else _cv_label(cv, y), "labels": y.tolist(), "windows": cells}
 

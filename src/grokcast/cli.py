@@ -66,7 +66,8 @@ def cmd_analyze(args: argparse.Namespace) -> None:
     kwargs = {} if args.windows is None else {"windows": tuple(args.windows)}
     try:
         result = analyze_sweep(args.sweep_dir, args.out, n_resamples=args.resamples, seed=args.seed,
-                               orders=args.orders, partial=args.partial, **kwargs)
+                               orders=args.orders, partial=args.partial,
+                               progress=not args.quiet, **kwargs)
     except ValueError as err:  # name the option that sets W (a short sweep and the defaults)
         if "goes beyond the logged steps" not in str(err) or args.windows is not None:
             raise
@@ -221,6 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also score the forecaster with the runs in K random orders, on which "
                         "its internal CV's folds depend (default 0; ~0.3 s per order and cell "
                         "at 48 runs)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     _partial_flag(p)
     p.set_defaults(func=cmd_analyze)
 

@@ -153,7 +153,7 @@ def reproduce(config_path: str | Path, out_dir: str | Path, *, device: str = "au
         swept = run_sweep(config, sweep_dir, device=device, workers=workers, progress=progress)
         info.update(n_trained=swept.n_trained, n_skipped=swept.n_skipped)
     with stages.stage("analysis", str(results_dir)):
-        analyze_sweep(sweep_dir, results_dir, orders=orders)
+        analyze_sweep(sweep_dir, results_dir, orders=orders, progress=progress)
     with stages.stage("figures", str(results_dir / "figures")):
         make_figures(results_dir, results_dir / "figures")
     if with_early_stopping:  # before the paper, which gets a section from it
