@@ -525,6 +525,7 @@ def test_reproduce_outside_the_repository_says_where_it_looked(tmp_path, capsys,
                                          # zero steps trained nothing and "trained 8 runs"
                                          (["sweep", "--config", "c.toml", "--out", "o", "--steps", "0"], 1),
                                          (["fit", "s", "--out", "f.json", "--window", "1"], 2),
+                                         (["forecast", "log.csv", "--model", "m", "--top", "-1"], 0),
                                          (["analyze", "s", "--windows", "100", "1"], 2)])
 def test_integer_options_name_the_value_and_the_bound(argv, bound, capsys):
     with pytest.raises(SystemExit) as info:

@@ -243,7 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("log", type=Path, help="the run's log with the sweep log's column names, or a "
                    "sweep directory (every run of it)")
     p.add_argument("--model", type=Path, required=True, help="forecaster file from `grokcast fit`")
-    p.add_argument("--top", type=int, default=3, metavar="N",
+    p.add_argument("--top", type=_nonnegative_int, default=3, metavar="N",
                    help="features to list each way, by contribution to the log-odds (default 3; "
                         "28 lists them all)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
