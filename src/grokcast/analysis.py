@@ -707,8 +707,11 @@ def analyze_sweep(sweep_dir: str | Path, out_dir: str | Path | None = None, *,
 
     store = SweepStore(sweep_dir)
     store.check_finished(partial=partial)
+    out = Path(out_dir) if out_dir is not None else Path(sweep_dir) / "analysis"
+    if out.exists() and not out.is_dir():  # refused now, not after minutes of analysis
+        raise FileExistsError(17, "File exists", str(out))
     result = analyze(store.runs(), store.log(), store.read_config(), sweep_dir=sweep_dir, **kwargs)
-    write_results(result, Path(out_dir) if out_dir is not None else Path(sweep_dir) / "analysis")
+    write_results(result, out)
     return result
 
 
