@@ -327,6 +327,21 @@ def test_run_study_refuses_the_training_sweep(sweeps, tmp_path):
     written = json.loads((tmp_path / "study" / "early_stop.json").read_text())
     assert written["summary"] == json.loads(json.dumps(want).replace("NaN", "null"))
     made = written["provenance"]
+    assert got["tau"] == "chosen on outcomes"
+    # A τ fixed in advance: simulated besides the others and reported as is, whatever it keeps
+    # (the chosen τ reads the outcomes; found in a review of the CLI).
+    fixed = run_study(sweeps["path"], sweeps["heldout"].root, tmp_path / "fixed", threshold=0.5)
+    df = simulate(sweeps["heldout"].runs(), sweeps["heldout"].log(), model, window=W,
+                  label_threshold=model.metadata_.threshold, also=(0.5,))
+    row = df[(df["policy"] == "forecaster") & (df["param"] == 0.5)].iloc[0]
+    assert fixed["tau"] == "fixed" and fixed["forecaster"]["param"] == 0.5
+    assert fixed["forecaster"]["saved"] == row["saved"] and fixed["forecaster"]["recall"] == row["recall"]
+    assert "forecaster, τ = 0.5 (fixed in advance): saves" in format_summary(fixed)
+    with pytest.raises(ValueError, match="threshold=0.3 is not allowed: it is not among the "
+                                         "simulated thresholds"):
+        summarize(df, threshold=0.3)
+    with pytest.raises(ValueError, match=r"^threshold=1.5 is not allowed"):
+        run_study(sweeps["path"], sweeps["heldout"].root, tmp_path / "bad", threshold=1.5)
     held = sweeps["heldout"]
     assert made == {"grokcast_version": grokcast.__version__, "forecaster": str(sweeps["path"]),
                     "forecaster_sha256": hashlib.sha256(Path(sweeps["path"]).read_bytes()).hexdigest(),

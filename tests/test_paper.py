@@ -991,6 +991,13 @@ def test_early_stop_section_only_when_the_study_ran(tmp_path):
     assert ctx["rows"][0] == ("forecaster, P(grok) below 0.4989", "67.7%", "100.0%", "0")
     assert ctx["rows"][1] == ("successive halving (ASHA-style) on val loss", "66.6%", "87.5%", "1")
     assert len(ctx["rows"]) == 3
+    # A τ chosen on the outcomes is called optimistic; one fixed in advance is said to be.
+    assert "chosen with these runs' outcomes, an optimistic operating point" in ctx["text"]
+    (tmp_path / "early_stop" / "early_stop.json").write_text(json.dumps(
+        {"summary": {**summary, "tau": "fixed"}}))
+    fixed = early_stop_context(tmp_path / "early_stop")["text"]
+    assert ("At a threshold fixed in advance, P(grok) below 0.4989, the forecaster stops 33 runs "
+            "and saves 67.7% of all training steps") in fixed and "optimistic" not in fixed
 
 
 # ---------------------------------------------------------------------------- degenerate sweeps

@@ -129,7 +129,9 @@ def cmd_reproduce(args: argparse.Namespace) -> None:
 def cmd_early_stop_study(args: argparse.Namespace) -> None:
     from grokcast.early_stop import format_summary, run_study
 
-    result = run_study(args.model, args.heldout_sweep, args.out, partial=args.partial)
+    recall = {} if args.min_recall is None else {"min_recall": args.min_recall}
+    result = run_study(args.model, args.heldout_sweep, args.out, partial=args.partial,
+                       threshold=args.threshold, **recall)
     print(format_summary(result))
 
 
@@ -291,6 +293,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("heldout_sweep", type=Path, help="a sweep the forecaster was not fitted on")
     p.add_argument("--model", type=Path, required=True, help="forecaster file from `grokcast fit`")
     p.add_argument("--out", type=Path, required=True, help="directory for the table and figure")
+    p.add_argument("--threshold", type=float, default=None, metavar="TAU",
+                   help="a P(grok) threshold fixed in advance, reported as the forecaster's "
+                        "point (default: the τ saving the most while keeping --min-recall of "
+                        "the grokking runs, chosen on these runs' outcomes: optimistic)")
+    p.add_argument("--min-recall", type=float, default=None,
+                   help="share of grokking runs the chosen τ must keep (default: 0.9, "
+                        "grokcast.early_stop.MIN_RECALL)")
     _partial_flag(p)
     p.set_defaults(func=cmd_early_stop_study)
     return parser

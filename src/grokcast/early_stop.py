@@ -273,7 +273,7 @@ def simulate(runs_df: pd.DataFrame, log_df: pd.DataFrame, forecaster: Any, *, wi
              thresholds: Sequence[float] | None = None,
              keep_fractions: Sequence[float] = DEFAULT_KEEP_FRACTIONS,
              rung_factor: float = DEFAULT_RUNG_FACTOR, label_threshold: float = 0.9,
-             ) -> pd.DataFrame:
+             also: Sequence[float] = ()) -> pd.DataFrame:
     """Simulate every stopping policy on a held-out sweep.
 
     Parameters
@@ -288,6 +288,8 @@ def simulate(runs_df: pd.DataFrame, log_df: pd.DataFrame, forecaster: Any, *, wi
         P(grok) thresholds of the forecaster policy (a run is stopped when P < threshold).
         Default: every achievable operating point, i.e. each distinct held-out P(grok) and
         one just above the largest.
+    also : sequence of float, optional
+        Thresholds simulated besides ``thresholds`` (a τ fixed in advance, :func:`summarize`).
     keep_fractions : sequence of float in (0, 1]
         Successive halving's fraction kept per rung.
     rung_factor : float, default=2.0
@@ -320,6 +322,9 @@ def simulate(runs_df: pd.DataFrame, log_df: pd.DataFrame, forecaster: Any, *, wi
         # probabilities within a hair of 0.5, where a grid of 0.01 steps would see nothing
         p = np.unique(data.p_grok[np.isfinite(data.p_grok)])
         thresholds = [*p.tolist(), float(np.nextafter(p.max(), np.inf))] if p.size else [0.5]
+    if also:
+        _check_grid("also", also, lo_open=False)
+        thresholds = sorted({*map(float, thresholds), *map(float, also)})
     return simulate_held_out(data, window=window, thresholds=thresholds,
                              keep_fractions=keep_fractions, rung_factor=rung_factor,
                              label_threshold=label_threshold)
@@ -388,11 +393,16 @@ def _entry(row: pd.Series) -> dict[str, Any]:
             "n_stopped": int(row["n_stopped"]), "n_wrongly_stopped": int(row["n_wrongly_stopped"])}
 
 
-def summarize(df: pd.DataFrame, *, min_recall: float = MIN_RECALL) -> dict[str, Any]:
-    """The study's headline: the forecaster's best saving that keeps ``min_recall`` of grokkers.
+def summarize(df: pd.DataFrame, *, min_recall: float = MIN_RECALL,
+              threshold: float | None = None) -> dict[str, Any]:
+    """The study's headline: the forecaster's best saving that keeps ``min_recall`` of grokkers,
+    or, with ``threshold``, the forecaster at that τ fixed in advance.
 
     The forecaster's operating point is the row with the most compute saved among those with
-    ``recall >= min_recall``; of equal savings, the smallest threshold. The baselines are
+    ``recall >= min_recall``; of equal savings, the smallest threshold. That choice reads the
+    runs' outcomes, so its saving is optimistic for a τ set before seeing them; ``threshold``
+    (simulated: :func:`simulate`'s ``also``) reports that τ instead, whatever it keeps.
+    ``tau`` in the result says which: ``"chosen on outcomes"`` or ``"fixed"``. The baselines are
     given at the same budget: the percentile rules stopping as many runs at W (exactly the
     same compute), and successive halving at the keep fraction whose saving is closest
     (``saved`` tells how close). The median rules have one budget each and are given as is.
@@ -420,11 +430,19 @@ def summarize(df: pd.DataFrame, *, min_recall: float = MIN_RECALL) -> dict[str, 
         "forecaster": None, "same_budget": None,
         "median": {p: _entry(df[df["policy"] == p].iloc[0])
                    for p in ("median_val_loss", "median_val_acc")},
+        "tau": "chosen on outcomes" if threshold is None else "fixed",
     }
-    fc = df[(df["policy"] == "forecaster") & (df["recall"] >= min_recall - 1e-12)]
-    if fc.empty:
-        return out
-    best = fc.sort_values(["saved", "param"], ascending=[False, True], kind="stable").iloc[0]
+    if threshold is not None:
+        fixed = df[(df["policy"] == "forecaster") & (df["param"] == float(threshold))]
+        if fixed.empty:
+            raise ValueError(f"threshold={threshold!r} is not allowed: it is not among the "
+                             "simulated thresholds (pass it to simulate's also=)")
+        best = fixed.iloc[0]
+    else:
+        fc = df[(df["policy"] == "forecaster") & (df["recall"] >= min_recall - 1e-12)]
+        if fc.empty:
+            return out
+        best = fc.sort_values(["saved", "param"], ascending=[False, True], kind="stable").iloc[0]
     out["forecaster"] = _entry(best)
     same: dict[str, Any] = {}
     for signal in ("val_loss", "val_acc"):
@@ -460,10 +478,12 @@ def format_summary(summary: dict[str, Any]) -> str:
     if fc is None:
         lines.append(f"no forecaster threshold keeps {s['min_recall']:.0%} of grokking runs")
     else:
-        # τ is picked with these runs' outcomes: say so where the number is read.
-        lines.append(f"forecaster, τ = {fc['param']:g} (chosen on these runs' outcomes as the "
-                     f"most saved keeping >= {s['min_recall']:.0%} of grokking runs: an "
-                     f"optimistic operating point): saves {fc['saved']:.1%} of steps, keeps "
+        # τ picked with these runs' outcomes is optimistic: say so where the number is read.
+        how = ("fixed in advance" if s.get("tau") == "fixed" else
+               f"chosen on these runs' outcomes as the most saved keeping >= "
+               f"{s['min_recall']:.0%} of grokking runs: an optimistic operating point")
+        lines.append(f"forecaster, τ = {fc['param']:g} ({how}): saves {fc['saved']:.1%} of steps, "
+                     "keeps "
                      f"{fc['recall']:.1%} of grokking runs "
                      f"({fc['n_wrongly_stopped']} wrongly stopped)")
         for key, e in s["same_budget"].items():
@@ -500,9 +520,11 @@ def format_markdown(df: pd.DataFrame, summary: dict[str, Any]) -> str:
         f"{s['n_runs']} runs, {s['n_grok']} of them grok (val_acc >= {s['label_threshold']:g})"
         + (f"; {s['n_excluded']} diverged or unfinished run(s) left out" if s["n_excluded"] else "")
         + ". Saved: fraction of all training steps not trained. Kept: fraction of grokking runs "
-          "not stopped before they grokked. The summary's τ is chosen on these runs' outcomes "
-          f"(the most saved keeping >= {s['min_recall']:.0%} of grokking runs): an optimistic "
-          "operating point, which a τ fixed in advance need not reach; the rows list every τ.",
+          "not stopped before they grokked. "
+        + ("The summary's τ was fixed in advance; the rows list every τ." if s.get("tau") == "fixed"
+           else "The summary's τ is chosen on these runs' outcomes (the most saved keeping >= "
+                f"{s['min_recall']:.0%} of grokking runs): an optimistic operating point, which a "
+                "τ fixed in advance need not reach; the rows list every τ."),
         "",
         "## Same budget: stop the same number of runs at W",
         "",
@@ -584,7 +606,7 @@ def run_study(forecaster_path: str | os.PathLike, heldout_sweep_dir: str | os.Pa
               keep_fractions: Sequence[float] = DEFAULT_KEEP_FRACTIONS,
               rung_factor: float = DEFAULT_RUNG_FACTOR, label_threshold: float | None = None,
               min_recall: float = MIN_RECALL, allow_same_sweep: bool = False,
-              partial: bool = False) -> dict[str, Any]:
+              partial: bool = False, threshold: float | None = None) -> dict[str, Any]:
     """Run the study for a saved forecaster on a held-out sweep and write its files.
 
     Parameters
@@ -607,6 +629,9 @@ def run_study(forecaster_path: str | os.PathLike, heldout_sweep_dir: str | os.Pa
         partly or wholly in-sample, not held out.
     partial : bool, default=False
         Allow an unfinished sweep (:meth:`grokcast.store.SweepStore.check_finished`).
+    threshold : float, optional
+        A P(grok) threshold τ fixed in advance: the summary reports it, not the τ chosen on
+        the held-out runs' outcomes (:func:`summarize`).
 
     Returns
     -------
@@ -625,9 +650,12 @@ def run_study(forecaster_path: str | os.PathLike, heldout_sweep_dir: str | os.Pa
     if not allow_same_sweep:
         _check_held_out(meta, runs, log, str(heldout_sweep_dir))
     label = meta.threshold if label_threshold is None else label_threshold
+    if threshold is not None:
+        threshold = check_number("threshold", threshold, 0, 1, closed="both")
     df = simulate(runs, log, model, window=meta.window, thresholds=thresholds,
-                  keep_fractions=keep_fractions, rung_factor=rung_factor, label_threshold=label)
-    summary = summarize(df, min_recall=min_recall)
+                  keep_fractions=keep_fractions, rung_factor=rung_factor, label_threshold=label,
+                  also=() if threshold is None else (threshold,))
+    summary = summarize(df, min_recall=min_recall, threshold=threshold)
     from grokcast.analysis import sweep_hash
 
     provenance = {"forecaster": str(forecaster_path), "forecaster_sha256": file_sha256(forecaster_path),

@@ -824,11 +824,16 @@ def _early_stop_section(s: dict[str, Any]) -> dict[str, Any] | None:
                          str(r["n_wrongly_stopped"])))
     text = (f"On a held-out sweep of {s['n_runs']} runs with unseen seeds ({s['n_grok']} of them "
             f"grok at val acc ≥ {s['label_threshold']:g}), we simulate stopping at "
-            f"W = {s['window']}. Where the forecaster keeps at least "
-            f"{s['min_recall']:.0%} of the grokking runs and saves the most compute, it stops "
-            f"{f['n_stopped']} runs and saves {fmt_pct(f['saved'])} of all training steps, keeping "
-            f"{fmt_pct(f['recall'])} of the grokking runs. That threshold is chosen with these "
-            "runs' outcomes, an optimistic operating point that a threshold fixed in advance need "
-            "not reach. Standard "
-            "rules at the same budget, and the median rule at its own, are listed beside it.")
+            f"W = {s['window']}. "
+            + (f"At a threshold fixed in advance, P(grok) below {f['param']:.4g}, the forecaster "
+               if s.get("tau") == "fixed" else
+               f"Where the forecaster keeps at least {s['min_recall']:.0%} of the grokking runs "
+               "and saves the most compute, it ")
+            + f"stops {f['n_stopped']} runs and saves {fmt_pct(f['saved'])} of all training "
+            f"steps, keeping {fmt_pct(f['recall'])} of the grokking runs. "
+            + ("" if s.get("tau") == "fixed" else
+               "That threshold is chosen with these runs' outcomes, an optimistic operating point "
+               "that a threshold fixed in advance need not reach. ")
+            + "Standard rules at the same budget, and the median rule at its own, are listed "
+              "beside it.")
     return {"text": text, "rows": rows, "figure": "figures/early_stop.pdf"}
