@@ -342,6 +342,11 @@ def test_run_study_refuses_the_training_sweep(sweeps, tmp_path):
         summarize(df, threshold=0.3)
     with pytest.raises(ValueError, match=r"^threshold=1.5 is not allowed"):
         run_study(sweeps["path"], sweeps["heldout"].root, tmp_path / "bad", threshold=1.5)
+    from grokcast.cli import main  # --min-recall would be silently ignored beside --threshold
+
+    assert main(["early-stop-study", str(sweeps["heldout"].root), "--model", str(sweeps["path"]),
+                 "--out", str(tmp_path / "both"), "--threshold", "0.5", "--min-recall", "0.8"]) == 2
+    assert not (tmp_path / "both").exists()
     held = sweeps["heldout"]
     assert made == {"grokcast_version": grokcast.__version__, "forecaster": str(sweeps["path"]),
                     "forecaster_sha256": hashlib.sha256(Path(sweeps["path"]).read_bytes()).hexdigest(),

@@ -1214,7 +1214,8 @@ def test_the_choices_the_reference_leaves_open_are_read_from_the_config(tmp_path
         cfg["model"] = {**cfg["model"], "init": "nanda", "init_scale": 0.5}
         cfg["optim"] = {**cfg["optim"], "eps": 1e-6}
 
-    choices = [plain(c) for c in _context_of_sweep(tmp_path, *synthetic_sweep(), edit=nanda)["choices"]]
+    choices = [plain(c) for c in _context_of_sweep(tmp_path / "a", *synthetic_sweep(), edit=nanda,
+                                                   predict_fn=None)["choices"]]
     split, model, optim, signals, label, forecaster, boot = choices
     sizes = ", ".join(str(round(f * 23 * 23)) for f in (0.3, 0.6))  # p = 23: 159, 317
     assert f"({sizes} for f ∈ {{0.3, 0.6}})" in split
@@ -1224,6 +1225,16 @@ def test_the_choices_the_reference_leaves_open_are_read_from_the_config(tmp_path
     assert "every 100 steps after step 300" in label
     assert "C from 10 values log-spaced" in forecaster and "(step tolerance 1e-10)" in forecaster
     assert signals.startswith("*Signals.*") and boot.startswith("*Bootstrap.*")
+    # No config recorded, a custom predictor: only what holds whatever the config and model
+    # (it printed "every None steps after step None" and the paper model's C grid; found in review).
+
+    def no_config(analysis: dict) -> None:
+        analysis["sweep"]["config"] = None
+
+    bare = [plain(c) for c in _context_of_sweep(tmp_path / "b", *synthetic_sweep(),
+                                                edit=no_config)["choices"]]
+    assert [c.split(".*")[0] for c in bare] == ["*Model", "*Signals", "*Bootstrap"]
+    assert "Initialisation" not in bare[0] and "None" not in " ".join(bare)
 
 
 def test_the_reproduction_appendix_says_which_of_the_references_labels_it_follows(tmp_path):

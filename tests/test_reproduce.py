@@ -17,6 +17,7 @@ from grokcast.config import SweepConfig
 from grokcast.reproduce import ORDERS, STAGES, heldout_config, reproduce
 
 SMOKE = Path(__file__).resolve().parents[1] / "configs" / "smoke.toml"
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -135,6 +136,15 @@ def test_stages_are_numbered_in_the_order_they_run(tmp_path, monkeypatch, capsys
     announced = [line.split("] ")[1].split(":")[0] for line in lines]
     assert calls == announced == ["sweep", "analysis", "figures", "early_stopping", "paper"]
     assert [line.split("]")[0] for line in lines] == [f"[{k}/5" for k in range(1, 6)]
+    # timings.json holds what docs/file-formats.md lists (it named a stage early_stop and left
+    # out the held-out counts; found in review).
+    from test_docs import doc_table_keys
+
+    record = json.loads((tmp_path / "timings.json").read_text())
+    assert doc_table_keys("file-formats.md", "## `timings.json`") == set(record)
+    doc = (ROOT / "docs" / "file-formats.md").read_text(encoding="utf-8")
+    seconds_row = next(line for line in doc.splitlines() if line.startswith("| `seconds` |"))
+    assert all(f"`{stage}`" in seconds_row for stage in record["seconds"])
     # `grokcast reproduce` prints the paper's path on stdout, with or without --quiet (it went
     # to stderr with the progress, to stdout only under --quiet; found in a review of the CLI).
     from grokcast.cli import main

@@ -181,6 +181,14 @@ def test_forecast_log_round_trip(sweep, fitted, tmp_path, suffix):
     other = early.assign(val_loss=early["val_loss"].where(early["run_id"] != runs[0],
                                                           early["val_loss"] * 1.01))
     other.to_csv(tmp_path / "other.csv", index=False)
+    # A forecaster file without the record cannot tell: the output says so.
+    model.save(tmp_path / "old.json", window=W, threshold=THRESHOLD,
+               sweep_hash=model.metadata_.sweep_hash, n_train_runs=8,
+               window_steps=model.metadata_.window_steps)
+    old = forecast_log(tmp_path / "old.json", log_path, top=3)
+    assert old["in_training"] is None
+    assert "note: this forecaster file records no training runs" in format_forecast(old)
+    assert "records no training runs" not in text
     moved = forecast_log(path, tmp_path / "other.csv", top=3)
     assert moved["in_training"] == runs[1:]
     assert f"{runs[0]}: P(grok) = {tool._p_grok_text(moved['runs'][0]['p_grok'])}\n" in \

@@ -129,6 +129,9 @@ def cmd_reproduce(args: argparse.Namespace) -> None:
 def cmd_early_stop_study(args: argparse.Namespace) -> None:
     from grokcast.early_stop import format_summary, run_study
 
+    if args.threshold is not None and args.min_recall is not None:
+        raise ValueError("--min-recall is for the τ chosen on the runs' outcomes; --threshold "
+                         "fixes τ in advance: give one of them")
     recall = {} if args.min_recall is None else {"min_recall": args.min_recall}
     result = run_study(args.model, args.heldout_sweep, args.out, partial=args.partial,
                        threshold=args.threshold, **recall)

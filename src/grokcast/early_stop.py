@@ -521,10 +521,11 @@ def format_markdown(df: pd.DataFrame, summary: dict[str, Any]) -> str:
         + (f"; {s['n_excluded']} diverged or unfinished run(s) left out" if s["n_excluded"] else "")
         + ". Saved: fraction of all training steps not trained. Kept: fraction of grokking runs "
           "not stopped before they grokked. "
-        + ("The summary's τ was fixed in advance; the rows list every τ." if s.get("tau") == "fixed"
-           else "The summary's τ is chosen on these runs' outcomes (the most saved keeping >= "
-                f"{s['min_recall']:.0%} of grokking runs): an optimistic operating point, which a "
-                "τ fixed in advance need not reach; the rows list every τ."),
+        + ("The summary's τ was fixed in advance; early_stop.json lists every τ."
+           if s.get("tau") == "fixed" else
+           "The summary's τ is chosen on these runs' outcomes (the most saved keeping >= "
+           f"{s['min_recall']:.0%} of grokking runs): an optimistic operating point, which a "
+           "τ fixed in advance need not reach; early_stop.json lists every τ."),
         "",
         "## Same budget: stop the same number of runs at W",
         "",

@@ -772,6 +772,9 @@ def format_forecast(result: dict[str, Any]) -> str:
     for status in sorted(set(left_out.values())):
         ids = sorted(r for r, s in left_out.items() if s == status)
         lines.append(f"\nno forecast for {len(ids)} {status} run(s): {', '.join(ids)}")
+    if result.get("in_training", []) is None:
+        lines.append("\nnote: this forecaster file records no training runs (written before "
+                     "grokcast recorded them), so a run it was fit on cannot be told from a new one")
     if seen:
         lines.append(f"\nnote: {len(seen)} of the {len(result['runs'])} runs forecast were among "
                      "the forecaster's training runs (the same log over the steps it reads): "

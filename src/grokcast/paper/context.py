@@ -403,47 +403,59 @@ def _sci(x: Any) -> str:
 
 def _choices(f: _Facts) -> list[str]:
     """What the reference leaves open and this sweep chose, each from its config or the code
-    that made the numbers (found unstated in a review of the paper against the reference)."""
+    that made the numbers (found unstated in a review of the paper against the reference); an
+    item whose config values an analysis does not record is left out."""
     import inspect
 
     from grokcast.data import n_train_examples
     from grokcast.logistic import loo_predictions
 
     cfg, p = f.cfg, f.p
-    model, optim, log = cfg.get("model", {}), cfg.get("optim", {}), cfg.get("log", {})
-    fracs = cfg.get("train_fracs", [])
-    sizes = ", ".join(fmt_int(n_train_examples(p, x)) for x in fracs) if p else NA
+    model, optim, log = cfg.get("model") or {}, cfg.get("optim") or {}, cfg.get("log") or {}
+    fracs = cfg.get("train_fracs") or []
+    items = []
+    if p and fracs:
+        sizes = ", ".join(fmt_int(n_train_examples(p, x)) for x in fracs)
+        items.append(
+            f"*Split.* round(f · p#super[2]) training pairs, a half to the even neighbour "
+            f"({esc(sizes)} for f ∈ {{{esc(', '.join(f'{x:g}' for x in fracs))}}}), the first of "
+            f"one permutation of the pairs drawn by numpy's #raw(\"default_rng\") from the split "
+            "seed: the smaller training sets are subsets of the larger.")
+    init = _INIT_WORDS.get(model.get("init"))
     scale = model.get("init_scale", 1.0)
-    init = _INIT_WORDS.get(model.get("init"), esc(model.get("init", NA)))
-    defaults = inspect.signature(loo_predictions).parameters
-    cs, tol = defaults["Cs"].default, defaults["tol"].default
-    return [
-        (f"*Split.* round(f · p#super[2]) training pairs, a half to the even neighbour "
-         f"({esc(sizes)} for f ∈ {{{esc(', '.join(f'{x:g}' for x in fracs))}}}), the first of one "
-         f"permutation of the pairs drawn by numpy's #raw(\"default_rng\") from the split seed: "
-         "the smaller training sets are subsets of the larger."),
-        ("*Model.* A ReLU MLP, a learned positional embedding, no biases, attention scores "
-         "scaled by 1/√d#sub[head], the logits read at the = position only, over all p + 1 "
-         f"tokens. Initialisation: {init}"
-         + (f", all scaled by {esc(f'{scale:g}')}." if scale != 1 else ".")),
-        (f"*Optimiser.* ε = {esc(_sci(optim.get('eps')))}, a constant learning rate "
-         "without warmup, and the weight decay applied to every parameter, the embeddings "
-         "included."),
-        ("*Signals.* The gradient norm is that of the loss alone (AdamW's decoupled decay is "
-         "not part of it); a window's last update norm is that of the update after it "
-         "(θ#sub[W] − θ#sub[W−1]), and the window's standard deviations divide by n (ddof = 0)."),
-        (f"*Label.* The maximum validation accuracy over the logged steps (every "
-         f"{log.get('every')} steps after step {log.get('dense_until')}, the last step "
-         "included), not over every step."),
-        (f"*Forecaster.* C from {cs} values log-spaced over [10#super[−4], 10#super[4]], the "
-         "intercept penalised as liblinear does (intercept scaling 1); each fit is solved to its "
-         f"optimum by a batched Newton method (step tolerance {esc(_sci(tol))}) instead "
-         "of liblinear's own stopping rule, so where two values of C tie in CV accuracy within "
-         "liblinear's tolerance, the C chosen could differ from scikit-learn's."),
-        ("*Bootstrap.* A resample holding one class is drawn again; the CI ends are numpy's "
-         "linear-interpolation quantiles; every CI and paired test of one (threshold, W) cell "
-         "uses the same resamples."),
-    ]
+    items.append(
+        "*Model.* A ReLU MLP, a learned positional embedding, no biases, attention scores "
+        "scaled by 1/√d#sub[head], the logits read at the = position only, over all p + 1 "
+        "tokens." + (f" Initialisation: {init}" + (f", all scaled by {esc(f'{scale:g}')}."
+                                                   if scale != 1 else ".") if init else ""))
+    if _finite(optim.get("eps")):
+        items.append(
+            f"*Optimiser.* ε = {esc(_sci(optim['eps']))}, a constant learning rate without "
+            "warmup, and the weight decay applied to every parameter, the embeddings included.")
+    items.append(
+        "*Signals.* The gradient norm is that of the loss alone (AdamW's decoupled decay is "
+        "not part of it); a window's last update norm is that of the update after its last "
+        "logged step (θ#sub[W] − θ#sub[W−1] where step W − 1 is logged), and the window's "
+        "standard deviations divide by n (ddof = 0).")
+    if log.get("every") is not None and log.get("dense_until") is not None:
+        items.append(
+            f"*Label.* The maximum validation accuracy over the logged steps (every "
+            f"{log['every']} steps after step {log['dense_until']}, the last step included), "
+            "not over every step.")
+    if custom_predictor(f.cv) is None:  # the paper's model: grokcast.logistic's defaults
+        defaults = inspect.signature(loo_predictions).parameters
+        items.append(
+            f"*Forecaster.* C from {defaults['Cs'].default} values log-spaced over "
+            "[10#super[−4], 10#super[4]], the intercept penalised as liblinear does (intercept "
+            "scaling 1); each fit is solved to its optimum by a batched Newton method (step "
+            f"tolerance {esc(_sci(defaults['tol'].default))}) instead of liblinear's own "
+            "stopping rule, so where two values of C tie in CV accuracy within liblinear's "
+            "tolerance, the C chosen could differ from scikit-learn's.")
+    items.append(
+        "*Bootstrap.* A resample holding one class is drawn again; the CI ends are numpy's "
+        "linear-interpolation quantiles; every CI and paired test of one (threshold, W) cell "
+        "uses the same resamples.")
+    return items
 
 
 def _prior_baselines_words(f: _Facts) -> str:
