@@ -347,6 +347,14 @@ def test_run_study_refuses_the_training_sweep(sweeps, tmp_path):
     assert main(["early-stop-study", str(sweeps["heldout"].root), "--model", str(sweeps["path"]),
                  "--out", str(tmp_path / "both"), "--threshold", "0.5", "--min-recall", "0.8"]) == 2
     assert not (tmp_path / "both").exists()
+    import contextlib
+    import io
+
+    with contextlib.redirect_stdout(io.StringIO()) as out:  # --json: the result, as run_study's
+        assert main(["early-stop-study", str(sweeps["heldout"].root), "--model", str(sweeps["path"]),
+                     "--out", str(tmp_path / "js"), "--threshold", "0.5", "--json"]) == 0
+    printed = json.loads(out.getvalue())
+    assert printed["tau"] == "fixed" and printed["forecaster"] == fixed["forecaster"]
     held = sweeps["heldout"]
     assert made == {"grokcast_version": grokcast.__version__, "forecaster": str(sweeps["path"]),
                     "forecaster_sha256": hashlib.sha256(Path(sweeps["path"]).read_bytes()).hexdigest(),

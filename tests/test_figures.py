@@ -233,6 +233,9 @@ def test_feature_figure_zooms_to_its_points_and_shows_every_one(tmp_path: Path) 
 def test_missing_results_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="analysis.json"):
         F.make_figures(tmp_path)
+    # A path that does not exist is said so (it was "not a results directory: missing ...").
+    with pytest.raises(FileNotFoundError, match=r"^results directory '.*nowhere' does not exist"):
+        F.make_figures(tmp_path / "nowhere")
 
 
 def test_pair_rule_takes_best_weakly_correlated_pair() -> None:

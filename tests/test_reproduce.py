@@ -212,6 +212,17 @@ def test_reproduce_refuses_bad_orders_before_training(tmp_path: Path) -> None:
     assert not (tmp_path / "out").exists()  # nothing trained, nothing written
 
 
+def test_reproduce_names_an_output_path_that_is_a_file(tmp_path: Path, capsys) -> None:
+    """`--out FILE` was refused naming 'FILE/sweep' (found in a review of the CLI)."""
+    from grokcast.cli import main
+
+    (tmp_path / "a_file").write_text("")
+    assert main(["reproduce", "--config", str(SMOKE), "--out", str(tmp_path / "a_file")]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"grokcast reproduce: error: {str(tmp_path / 'a_file')!r}: exists and is not a "
+                   "directory (an output directory was expected)\n")
+
+
 def test_reproduce_refuses_a_bad_device_before_its_first_stage(tmp_path: Path, capsys) -> None:
     """`--device tpu` was refused after "[1/4] sweep: ..." was printed (found in a review)."""
     with pytest.raises(ValueError, match=r"^device='tpu' is not allowed: expected auto, cpu or cuda"):

@@ -135,7 +135,7 @@ def cmd_early_stop_study(args: argparse.Namespace) -> None:
     recall = {} if args.min_recall is None else {"min_recall": args.min_recall}
     result = run_study(args.model, args.heldout_sweep, args.out, partial=args.partial,
                        threshold=args.threshold, **recall)
-    print(format_summary(result))
+    print(json.dumps(result, indent=2) if args.json else format_summary(result))
 
 
 def _partial_flag(p: argparse.ArgumentParser) -> None:
@@ -303,6 +303,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-recall", type=float, default=None,
                    help="share of grokking runs the chosen τ must keep (default: 0.9, "
                         "grokcast.early_stop.MIN_RECALL)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
     _partial_flag(p)
     p.set_defaults(func=cmd_early_stop_study)
     return parser

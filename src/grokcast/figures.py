@@ -121,6 +121,9 @@ class Results:
 def load_results(results_dir: str | Path) -> Results:
     """Read ``analysis.json``, ``features.parquet`` and ``curves.parquet`` from ``results_dir``."""
     root = Path(results_dir)
+    if not root.exists():
+        raise FileNotFoundError(f"results directory {str(root)!r} does not exist (write one with: "
+                                "grokcast analyze SWEEP_DIR --out RESULTS_DIR)")
     missing = [n for n in ("analysis.json", "features.parquet", "curves.parquet")
                if not (root / n).is_file()]
     if missing:

@@ -143,6 +143,8 @@ def reproduce(config_path: str | Path, out_dir: str | Path, *, device: str = "au
                          "step from the start (a larger log.dense_until) or more often (a smaller "
                          "log.every)")
     out = Path(out_dir)
+    if out.exists() and not out.is_dir():  # named as given, not as the derived OUT/sweep
+        raise FileExistsError(17, "File exists", str(out))
     sweep_dir, results_dir = out / "sweep", out / "results"
     stages = _Stages(stage_names(with_early_stopping), progress)
     t_start = time.perf_counter()
