@@ -482,6 +482,11 @@ def test_written_files_get_the_umask_mode_and_os_errors_are_one_line(tmp_path, c
     assert err.startswith("grokcast analyze: error:") and len(err.splitlines()) == 1
     assert "Errno" not in err and str(a_file) in err
     assert "exists and is not a directory" in err
+    # A folder the output path needs that is a file: refused before the analysis too.
+    assert main(["analyze", str(out), "--out", str(a_file / "results"), "--windows", "10"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (f"grokcast analyze: error: {str(a_file)!r}: exists and is not a directory (an "
+                   "output directory was expected)")
     assert main(["analyze", str(tmp_path / "nowhere")]) == 2
     assert "not a sweep directory" in capsys.readouterr().err
     # A sweep shorter than the default windows: the error names the option that sets them.

@@ -708,8 +708,10 @@ def analyze_sweep(sweep_dir: str | Path, out_dir: str | Path | None = None, *,
     store = SweepStore(sweep_dir)
     store.check_finished(partial=partial)
     out = Path(out_dir) if out_dir is not None else Path(sweep_dir) / "analysis"
-    if out.exists() and not out.is_dir():  # refused now, not after minutes of analysis
-        raise FileExistsError(17, "File exists", str(out))
+    # Refused now, not after minutes of analysis: the path, or a folder it needs, is a file.
+    blocking = next((d for d in (out, *out.parents) if d.exists() and not d.is_dir()), None)
+    if blocking is not None:
+        raise FileExistsError(17, "File exists", str(blocking))
     result = analyze(store.runs(), store.log(), store.read_config(), sweep_dir=sweep_dir, **kwargs)
     write_results(result, out)
     return result
