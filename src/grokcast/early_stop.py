@@ -639,6 +639,7 @@ def run_study(forecaster_path: str | os.PathLike, heldout_sweep_dir: str | os.Pa
     dict
         :func:`summarize`'s result plus ``paths`` (the written files, as strings).
     """
+    from grokcast.analysis import sweep_hash
     from grokcast.forecast import GrokForecaster
     from grokcast.store import SweepStore
 
@@ -648,8 +649,9 @@ def run_study(forecaster_path: str | os.PathLike, heldout_sweep_dir: str | os.Pa
     store.check_finished(partial=partial)
     meta.check_task(store.read_config().task(), f"the sweep {str(heldout_sweep_dir)!r}")
     runs, log = store.runs(), store.log()
+    heldout_hash = sweep_hash(runs, log)  # one pass over the log: the check and the record
     if not allow_same_sweep:
-        _check_held_out(meta, runs, log, str(heldout_sweep_dir))
+        _check_held_out(meta, heldout_hash, runs, log, str(heldout_sweep_dir))
     label = meta.threshold if label_threshold is None else label_threshold
     if threshold is not None:
         threshold = check_number("threshold", threshold, 0, 1, closed="both")
@@ -657,21 +659,20 @@ def run_study(forecaster_path: str | os.PathLike, heldout_sweep_dir: str | os.Pa
                   keep_fractions=keep_fractions, rung_factor=rung_factor, label_threshold=label,
                   also=() if threshold is None else (threshold,))
     summary = summarize(df, min_recall=min_recall, threshold=threshold)
-    from grokcast.analysis import sweep_hash
-
     provenance = {"forecaster": str(forecaster_path), "forecaster_sha256": file_sha256(forecaster_path),
                   "train_sweep_hash": meta.sweep_hash, "heldout_sweep": str(heldout_sweep_dir),
-                  "heldout_sweep_hash": sweep_hash(runs, log)}
+                  "heldout_sweep_hash": heldout_hash}
     paths = write_study(df, out_dir, summary=summary, provenance=provenance)
     return {**summary, "paths": [str(p) for p in paths]}
 
 
-def _check_held_out(meta: Any, runs: pd.DataFrame, log: pd.DataFrame, where: str) -> None:
-    """Refuse a sweep that is, or holds runs of, the one the forecaster was fit on."""
-    from grokcast.analysis import sweep_hash
+def _check_held_out(meta: Any, heldout_hash: str, runs: pd.DataFrame, log: pd.DataFrame,
+                    where: str) -> None:
+    """Refuse a sweep (its ``sweep_hash``: ``heldout_hash``) that is, or holds runs of, the one
+    the forecaster was fit on."""
     from grokcast.tool import runs_in_training
 
-    if sweep_hash(runs, log) == meta.sweep_hash:
+    if heldout_hash == meta.sweep_hash:
         raise ValueError(f"{where!r} is the sweep the forecaster was fit on: the study needs "
                          "held-out runs (a sweep with other seeds)")
     seen = runs_in_training(meta, log) or []

@@ -31,6 +31,7 @@ from grokcast.paper.formatting import (
     fmt_int,
     fmt_p,
     fmt_pct,
+    fmt_sci,
     fmt_signed,
     fmt_threshold,
 )
@@ -396,11 +397,6 @@ _INIT_WORDS = {
 }
 
 
-def _sci(x: Any) -> str:
-    """``1e-8`` as configs write it (Python's ``g`` prints ``1e-08``)."""
-    return format(x, "g").replace("e-0", "e-").replace("e+0", "e+") if _finite(x) else NA
-
-
 def _choices(f: _Facts) -> list[str]:
     """What the reference leaves open and this sweep chose, each from its config or the code
     that made the numbers (found unstated in a review of the paper against the reference); an
@@ -430,7 +426,7 @@ def _choices(f: _Facts) -> list[str]:
                                                    if scale != 1 else ".") if init else ""))
     if _finite(optim.get("eps")):
         items.append(
-            f"*Optimiser.* ε = {esc(_sci(optim['eps']))}, a constant learning rate without "
+            f"*Optimiser.* ε = {esc(fmt_sci(optim['eps']))}, a constant learning rate without "
             "warmup, and the weight decay applied to every parameter, the embeddings included.")
     items.append(
         "*Signals.* The gradient norm is that of the loss alone (AdamW's decoupled decay is "
@@ -448,7 +444,7 @@ def _choices(f: _Facts) -> list[str]:
             f"*Forecaster.* C from {defaults['Cs'].default} values log-spaced over "
             "[10#super[−4], 10#super[4]], the intercept penalised as liblinear does (intercept "
             "scaling 1); each fit is solved to its optimum by a batched Newton method (step "
-            f"tolerance {esc(_sci(defaults['tol'].default))}) instead of liblinear's own "
+            f"tolerance {esc(fmt_sci(defaults['tol'].default))}) instead of liblinear's own "
             "stopping rule, so where two values of C tie in CV accuracy within liblinear's "
             "tolerance, the C chosen could differ from scikit-learn's.")
     items.append(

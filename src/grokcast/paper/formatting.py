@@ -65,6 +65,11 @@ def p_clause(diff: dict) -> str:
     return f"p₁ {_p_text(diff.get('p_one_sided'), diff.get('n_resamples'))}"
 
 
+def fmt_sci(x: Any) -> str:
+    """``1e-8`` as configs write it (Python's ``g`` prints ``1e-08``); NA if not finite."""
+    return format(x, "g").replace("e-0", "e-").replace("e+0", "e+") if _finite(x) else NA
+
+
 def fmt_pct(x: float | None, digits: int = 1) -> str:
     """A fraction as a percentage: 0.123 -> ``12.3%``."""
     return NA if not _finite(x) else f"{100 * float(x):.{digits}f}%"
