@@ -537,3 +537,16 @@ def test_integer_options_name_the_value_and_the_bound(argv, bound, capsys):
         main(argv)
     assert info.value.code == 2
     assert f"{argv[-1]!r} is not allowed: expected an integer >= {bound}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, option, bounds", [
+    (["analyze", "s", "--orders", "100000"], "--orders", "[0, 10000]"),
+    (["reproduce", "--out", "o", "--orders", "10001"], "--orders", "[0, 10000]"),
+    (["analyze", "s", "--resamples", "1000001"], "--resamples", "[1, 1000000]")])
+def test_bounded_options_are_refused_by_their_option_name(argv, option, bounds, capsys):
+    # Refused while parsing, as the option (the library's check named its parameter, orders=).
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument {option}: {argv[-1]!r} is not allowed: expected an integer in {bounds}" in err

@@ -322,6 +322,7 @@ def test_run_study_refuses_the_training_sweep(sweeps, tmp_path):
     model = GrokForecaster.load(sweeps["path"])
     want = summarize(simulate(sweeps["heldout"].runs(), sweeps["heldout"].log(), model, window=W,
                               label_threshold=model.metadata_.threshold), min_recall=0.9)
+    want["notes"] = []  # a file without label_steps: no horizon to compare
     got = {k: v for k, v in result.items() if k != "paths"}
     assert json.dumps(got, sort_keys=True) == json.dumps(want, sort_keys=True)
     written = json.loads((tmp_path / "study" / "early_stop.json").read_text())
@@ -359,8 +360,9 @@ def test_run_study_refuses_the_training_sweep(sweeps, tmp_path):
     assert made == {"grokcast_version": grokcast.__version__, "forecaster": str(sweeps["path"]),
                     "forecaster_sha256": hashlib.sha256(Path(sweeps["path"]).read_bytes()).hexdigest(),
                     "train_sweep_hash": sweep_hash(sweeps["train"].runs(), sweeps["train"].log()),
-                    "heldout_sweep": str(held.root),
-                    "heldout_sweep_hash": sweep_hash(held.runs(), held.log())}
+                    "label_steps": None, "heldout_sweep": str(held.root),
+                    "heldout_sweep_hash": sweep_hash(held.runs(), held.log()),
+                    "heldout_n_steps": held.read_config().n_steps}
 
 
 

@@ -374,6 +374,29 @@ def test_a_damaged_analysis_json_is_named(results: Path, tmp_path: Path, text: s
     assert what in str(err.value)
 
 
+@pytest.mark.parametrize("edit, what", [
+    (lambda d: d["thresholds"]["0.9"]["windows"]["200"]["multi"].update(auroc="0.98"),
+     "thresholds.0.9.windows.200.multi.auroc is '0.98', not a number"),
+    (lambda d: d["thresholds"]["0.99"]["windows"]["100"]["loo_proba"].__setitem__(3, True),
+     "thresholds.0.99.windows.100.loo_proba[3] is True, not a number"),
+    (lambda d: d["runs"][5].update(weight_decay="1.0"), "runs[5].weight_decay is '1.0', not a number"),
+])
+def test_a_string_for_a_number_in_analysis_json_is_named(results: Path, tmp_path: Path, edit,
+                                                          what: str) -> None:
+    """A hand-edited "0.98" for an AUROC ended `grokcast paper` in a numpy traceback."""
+    for name in ("features.parquet", "curves.parquet"):
+        (tmp_path / name).write_bytes((results / name).read_bytes())
+    doc = json.loads((results / "analysis.json").read_text())
+    F.load_results(results)  # as written: read
+    edit(doc)
+    (tmp_path / "analysis.json").write_text(json.dumps(doc))
+    with pytest.raises(ValueError) as err:
+        F.load_results(tmp_path)
+    assert str(err.value).startswith(f"{str(tmp_path / 'analysis.json')!r} is not an "
+                                     "analysis.json written by grokcast analyze: ")
+    assert what in str(err.value)
+
+
 def test_files_of_two_analyses_are_refused(results: Path, tmp_path: Path) -> None:
     """A re-analysis into the same directory cut short between its files left analysis.json of
     one sweep beside the Parquet files of another: figure 5 then said the sweep had 0 runs."""

@@ -406,6 +406,51 @@ def test_evaluate_and_the_study_name_the_runs_a_forecaster_was_fit_on(sweep, fit
     assert result["in_training"] == old  # the extended sweep logs every step below W
 
 
+def test_a_forecaster_records_its_label_horizon_and_notes_another(sweep, fitted, tmp_path, capsys):
+    """A forecaster's labels say "grokked within the training sweep's n_steps": the file records
+    that budget, forecast prints it, and evaluate and the study note a sweep of another."""
+    from grokcast.early_stop import format_summary, run_study
+
+    config = SweepStore(sweep).read_config()
+    model = GrokForecaster.load(fitted[0])
+    assert model.metadata_.label_steps == config.n_steps == 30
+    log = tmp_path / "run.csv"
+    _log(sweep).query("run_id == @config.runs()[0].run_id").to_csv(log, index=False)
+    assert "P(max val_acc >= 0.09 within 30 steps) from steps 0..19" in format_forecast(
+        forecast_log(fitted[0], log))
+    same = evaluate_forecaster(fitted[0], sweep, n_resamples=100)["notes"]
+    assert not any("the forecaster's training runs for" in n for n in same)
+
+    longer = tmp_path / "longer"  # the same runs trained on: max_val_acc can only grow
+    run_sweep(dataclasses.replace(config, n_steps=45), longer, device="cpu", progress=False)
+    said = ("this sweep trained its runs for 45 steps, the forecaster's training runs for 30: its "
+            "P(grok) means grokking within 30 steps, these labels within 45")
+    result = evaluate_forecaster(fitted[0], longer, n_resamples=100)
+    assert result["notes"][-1] == said and f"note: {said}" in format_evaluation(result)
+    study = run_study(fitted[0], longer, tmp_path / "study", allow_same_sweep=True)
+    assert study["notes"] == [said.replace("this sweep", "the held-out sweep")]
+    assert f"note: {study['notes'][0]}" in format_summary(study)
+    written = json.loads((tmp_path / "study" / "early_stop.json").read_text())
+    assert written["summary"]["notes"] == study["notes"]
+    assert (written["provenance"]["label_steps"], written["provenance"]["heldout_n_steps"]) == (30, 45)
+    assert study["notes"][0] in (tmp_path / "study" / "early_stop.md").read_text()
+
+    doc = json.loads(Path(fitted[0]).read_text())
+    for bad in (0, "30", 1.5, True):
+        (tmp_path / "b.json").write_text(json.dumps({**doc, "label_steps": bad}))
+        with pytest.raises(ForecasterFileError, match=r"label_steps=.* is not allowed"):
+            GrokForecaster.load(tmp_path / "b.json")
+    with pytest.raises(ValueError, match=r"label_steps=0 is not allowed"):
+        model.save(tmp_path / "c.json", window=W, threshold=THRESHOLD, sweep_hash="0" * 64,
+                   n_train_runs=8, label_steps=0)
+    del doc["label_steps"]  # an older file: no horizon to print or compare
+    (tmp_path / "old.json").write_text(json.dumps(doc))
+    assert GrokForecaster.load(tmp_path / "old.json").metadata_.label_steps is None
+    assert "P(max val_acc >= 0.09) from" in format_forecast(forecast_log(tmp_path / "old.json", log))
+    assert not any("training runs for" in n for n in
+                   evaluate_forecaster(tmp_path / "old.json", longer, n_resamples=100)["notes"])
+
+
 def test_bad_model_file_and_bad_fit_arguments(sweep, tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
@@ -954,5 +999,5 @@ def test_analyze_cli_scores_the_forecaster_in_random_run_orders(sweep, tmp_path,
     with pytest.raises(SystemExit) as info:
         main(["analyze", str(sweep), "--orders", "-1"])
     assert info.value.code == 2
-    assert "argument --orders: '-1' is not allowed: expected an integer >= 0" in \
+    assert "argument --orders: '-1' is not allowed: expected an integer in [0, 10000]" in \
         capsys.readouterr().err

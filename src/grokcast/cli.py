@@ -143,20 +143,37 @@ def _partial_flag(p: argparse.ArgumentParser) -> None:
                    help="use an unfinished sweep's stored runs (refused otherwise)")
 
 
-def _int_at_least(minimum: int) -> Callable[[str], int]:
+def _int_at_least(minimum: int, maximum: Callable[[], int] | None = None) -> Callable[[str], int]:
+    """An argparse type: an integer >= ``minimum`` (and <= ``maximum()``, read when an option
+    is parsed, so that the module holding the bound is not imported for every command)."""
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
             value = minimum - 1
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"{text!r} is not allowed: expected an integer >= {minimum}")
+        most = None if maximum is None else maximum()
+        if value < minimum or (most is not None and value > most):
+            allowed = f">= {minimum}" if most is None else f"in [{minimum}, {most}]"
+            raise argparse.ArgumentTypeError(f"{text!r} is not allowed: expected an integer {allowed}")
         return value
 
     return parse
 
 
+def _max_orders() -> int:
+    from grokcast.analysis import MAX_ORDERS
+
+    return MAX_ORDERS
+
+
+def _max_resamples() -> int:
+    from grokcast.stats import MAX_RESAMPLES
+
+    return MAX_RESAMPLES
+
+
 _positive_int, _nonnegative_int, _window_int = _int_at_least(1), _int_at_least(0), _int_at_least(2)
+_orders, _resamples = _int_at_least(0, _max_orders), _int_at_least(1, _max_resamples)
 
 
 def _workers(text: str) -> int | str:
@@ -219,11 +236,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=None, help="results directory (default: SWEEP_DIR/analysis)")
     p.add_argument("--windows", type=_window_int, nargs="+", default=None,
                    help="early windows W in steps (default: 100 200 300 500)")
-    p.add_argument("--resamples", type=_positive_int, default=2000,
+    p.add_argument("--resamples", type=_resamples, default=2000,
                    help="bootstrap resamples (default: 2000)")
     p.add_argument("--seed", type=_nonnegative_int, default=0,
                    help="seed of the bootstrap resamples and the run orders (default: 0)")
-    p.add_argument("--orders", type=_nonnegative_int, default=0, metavar="K",
+    p.add_argument("--orders", type=_orders, default=0, metavar="K",
                    help="also score the forecaster with the runs in K random orders, on which "
                         "its internal CV's folds depend (default 0; ~0.3 s per order and cell "
                         "at 48 runs)")
@@ -282,7 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="output directory: sweep/, results/, paper.pdf (resumable)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N] (default: auto)")
     p.add_argument("--workers", type=_workers, default=None, help=WORKERS_HELP)
-    p.add_argument("--orders", type=_nonnegative_int, default=None, metavar="K",
+    p.add_argument("--orders", type=_orders, default=None, metavar="K",
                    help="random run orders the analysis also scores the forecaster in, for the "
                         "paper (default 20, grokcast.reproduce.ORDERS; see grokcast analyze "
                         "--orders)")

@@ -491,6 +491,7 @@ def format_summary(summary: dict[str, Any]) -> str:
                          f"{e['saved']:.1%}, keeps {e['recall']:.1%}")
     for key, e in s["median"].items():
         lines.append(f"{POLICY_LABELS[key]}: saves {e['saved']:.1%}, keeps {e['recall']:.1%}")
+    lines += [f"note: {note}" for note in s.get("notes", [])]
     return "\n".join(lines)
 
 
@@ -526,6 +527,7 @@ def format_markdown(df: pd.DataFrame, summary: dict[str, Any]) -> str:
            "The summary's τ is chosen on these runs' outcomes (the most saved keeping >= "
            f"{s['min_recall']:.0%} of grokking runs): an optimistic operating point, which a "
            "τ fixed in advance need not reach; early_stop.json lists every τ."),
+        *[f"\nNote: {note}." for note in s.get("notes", [])],
         "",
         "## Same budget: stop the same number of runs at W",
         "",
@@ -637,7 +639,9 @@ def run_study(forecaster_path: str | os.PathLike, heldout_sweep_dir: str | os.Pa
     Returns
     -------
     dict
-        :func:`summarize`'s result plus ``paths`` (the written files, as strings).
+        :func:`summarize`'s result plus ``notes`` (a held-out sweep trained for another
+        number of steps than the forecaster's training runs: its labels mean something else)
+        and ``paths`` (the written files, as strings).
     """
     from grokcast.analysis import sweep_hash
     from grokcast.forecast import GrokForecaster
@@ -647,7 +651,8 @@ def run_study(forecaster_path: str | os.PathLike, heldout_sweep_dir: str | os.Pa
     meta = model.metadata_
     store = SweepStore(heldout_sweep_dir)
     store.check_finished(partial=partial)
-    meta.check_task(store.read_config().task(), f"the sweep {str(heldout_sweep_dir)!r}")
+    config = store.read_config()
+    meta.check_task(config.task(), f"the sweep {str(heldout_sweep_dir)!r}")
     runs, log = store.runs(), store.log()
     heldout_hash = sweep_hash(runs, log)  # one pass over the log: the check and the record
     if not allow_same_sweep:
@@ -659,9 +664,11 @@ def run_study(forecaster_path: str | os.PathLike, heldout_sweep_dir: str | os.Pa
                   keep_fractions=keep_fractions, rung_factor=rung_factor, label_threshold=label,
                   also=() if threshold is None else (threshold,))
     summary = summarize(df, min_recall=min_recall, threshold=threshold)
+    summary["notes"] = list(filter(None, [meta.horizon_note(config.n_steps, "the held-out sweep")]))
     provenance = {"forecaster": str(forecaster_path), "forecaster_sha256": file_sha256(forecaster_path),
-                  "train_sweep_hash": meta.sweep_hash, "heldout_sweep": str(heldout_sweep_dir),
-                  "heldout_sweep_hash": heldout_hash}
+                  "train_sweep_hash": meta.sweep_hash, "label_steps": meta.label_steps,
+                  "heldout_sweep": str(heldout_sweep_dir), "heldout_sweep_hash": heldout_hash,
+                  "heldout_n_steps": config.n_steps}
     paths = write_study(df, out_dir, summary=summary, provenance=provenance)
     return {**summary, "paths": [str(p) for p in paths]}
 

@@ -195,7 +195,34 @@ def read_analysis(path: Path) -> dict:
         if len(entry["labels"]) != len(doc["runs"]):
             raise bad(f"threshold {key!r} has {len(entry['labels'])} labels for "
                       f"{len(doc['runs'])} runs")
+        where = _first_non_number(entry["windows"], f"thresholds.{key}.windows")
+        if where is not None:
+            raise bad(f"{where[0]} is {where[1]!r}, not a number")
+    for k, run in enumerate(doc["runs"]):
+        numbers = {n: v for n, v in run.items() if n != "run_id"} if isinstance(run, dict) else run
+        where = _first_non_number(numbers, f"runs[{k}]")
+        if where is not None:
+            raise bad(f"{where[0]} is {where[1]!r}, not a number")
     return doc
+
+
+def _first_non_number(tree: object, path: str) -> tuple[str, object] | None:
+    """The path and value of the first leaf of ``tree`` (JSON objects and arrays) that is neither
+    a number nor null, or None: every statistic of a window's cell and every run's field but its
+    name is one, and a hand-edited "0.98" would fail deep inside numpy or the paper."""
+    if isinstance(tree, dict):
+        items = ((f"{path}.{k}", v) for k, v in tree.items())
+    elif isinstance(tree, list):
+        items = ((f"{path}[{i}]", v) for i, v in enumerate(tree))
+    elif tree is None or (isinstance(tree, (int, float)) and not isinstance(tree, bool)):
+        return None
+    else:
+        return path, tree
+    for sub, value in items:
+        found = _first_non_number(value, sub)
+        if found is not None:
+            return found
+    return None
 
 
 # ---------------------------------------------------------------------------------------------

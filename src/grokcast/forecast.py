@@ -85,6 +85,18 @@ class ForecasterMetadata:
     # The training runs' window digests (grokcast.analysis.window_digests), sorted; None in
     # older files and where save() was not given them.
     train_digests: tuple[str, ...] | None = None
+    # The steps the training runs trained for: "groks" in their labels means within them.
+    # None in older files and where save() was not given it.
+    label_steps: int | None = None
+
+    def horizon_note(self, n_steps: int, where: str) -> str | None:
+        """What to say when runs of ``n_steps`` steps are scored against this forecaster's
+        labels, observed within :attr:`label_steps` (None when they agree or it is unknown)."""
+        if self.label_steps is None or n_steps == self.label_steps:
+            return None
+        return (f"{where} trained its runs for {n_steps:,} steps, the forecaster's training runs "
+                f"for {self.label_steps:,}: its P(grok) means grokking within "
+                f"{self.label_steps:,} steps, these labels within {n_steps:,}")
 
     def check_task(self, task: dict[str, Any], where: str) -> None:
         """Refuse runs of another task than the forecaster's training runs (where recorded):
@@ -289,6 +301,7 @@ class GrokForecaster(ClassifierMixin, BaseEstimator):
              n_train_runs: int, window_steps: Sequence[int] | None = None,
              task: dict[str, Any] | None = None,
              train_digests: Iterable[str] | None = None,
+             label_steps: int | None = None,
              known_features: Sequence[str] | None = None) -> None:
         """Write the fitted forecaster as one JSON file (atomically: whole file or none).
 
@@ -314,6 +327,10 @@ class GrokForecaster(ClassifierMixin, BaseEstimator):
             The training runs' :func:`grokcast.analysis.window_digests` (the values); saved
             sorted as ``train_window_digests``, so that ``evaluate`` and ``early-stop-study``
             recognise a training run in another sweep.
+        label_steps : int, optional
+            The steps the training runs trained for (their sweep's ``n_steps``): a label says
+            whether a run grokked within them. ``evaluate`` and ``early-stop-study`` note a
+            sweep trained for another number of steps.
         known_features : sequence of str, optional
             Allowed feature names; defaults to ``grokcast.features.FEATURE_NAMES``.
         """
@@ -341,6 +358,8 @@ class GrokForecaster(ClassifierMixin, BaseEstimator):
                 raise ValueError(f"train_digests={train_digests!r} is not allowed: expected the "
                                  "training runs' window digests (grokcast.analysis.window_digests)")
             meta["train_window_digests"] = list(_check_digests(digests, ValueError))
+        if label_steps is not None:
+            meta["label_steps"] = check_int("label_steps", label_steps, 1)
         doc = {
             "format": FORMAT_NAME,
             "format_version": FORMAT_VERSION,
@@ -503,6 +522,8 @@ class GrokForecaster(ClassifierMixin, BaseEstimator):
             task=None if doc.get("task") is None else _check_task(doc["task"], fail),
             train_digests=None if doc.get("train_window_digests") is None
             else _check_digests(doc["train_window_digests"], fail),
+            label_steps=None if doc.get("label_steps") is None
+            else check_int("label_steps", doc["label_steps"], 1, error=fail),
         )
         return model
 

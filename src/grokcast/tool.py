@@ -97,6 +97,7 @@ def fit_forecaster(sweep_dir: str | os.PathLike, *, window: int = 200, threshold
     out = _check_fit_out(Path(out), Path(sweep_dir))
     store = SweepStore(sweep_dir)
     store.check_finished(partial=partial)
+    config = store.read_config()
     all_runs, log = store.runs(), store.log()
     runs, n_diverged, n_stopped = runs_with_outcome(all_runs)
     if len(runs) < 2:
@@ -132,8 +133,8 @@ def fit_forecaster(sweep_dir: str | os.PathLike, *, window: int = 200, threshold
     step = log_used["step"].to_numpy()
     steps_below = np.unique(step[step < window])
     model.save(out, window=window, threshold=threshold, sweep_hash=digest, n_train_runs=len(y),
-               window_steps=steps_below.tolist(), task=store.read_config().task(),
-               train_digests=window_digests(log_used, window).values())
+               window_steps=steps_below.tolist(), task=config.task(),
+               train_digests=window_digests(log_used, window).values(), label_steps=config.n_steps)
     coef = model.coef_[0]
     order = np.argsort(-np.abs(coef), kind="stable")[:TOP_COEFFICIENTS]
     return {
@@ -578,8 +579,9 @@ def forecast_log(model_path: str | os.PathLike, log_path: str | os.PathLike, *,
     Returns
     -------
     dict
-        ``model``, ``log``, ``window``, ``threshold``, ``sweep_hash``, ``n_train_runs``,
-        ``runs``: one :func:`explain` entry per run, sorted by run_id, and ``left_out``: for
+        ``model``, ``log``, ``window``, ``threshold``, ``label_steps`` (P(grok) is of
+        reaching ``threshold`` within that many steps; None for an older file),
+        ``sweep_hash``, ``n_train_runs``, ``runs``: one :func:`explain` entry per run, sorted by run_id, and ``left_out``: for
         a sweep directory (or its ``log/``, or a chunk file in it), the runs of the log
         without a forecast (they diverged, or were stopped, before the window's steps were
         all logged) and their status, by run_id; empty for a log file elsewhere.
@@ -618,7 +620,7 @@ def forecast_log(model_path: str | os.PathLike, log_path: str | os.PathLike, *,
                            f"{len(left_out)} diverged or were stopped before W={meta.window}")
     return {
         "model": str(model_path), "log": str(log_path), "window": meta.window,
-        "threshold": meta.threshold, "sweep_hash": meta.sweep_hash,
+        "threshold": meta.threshold, "label_steps": meta.label_steps, "sweep_hash": meta.sweep_hash,
         "n_train_runs": meta.n_train_runs,
         "runs": forecast_frame(model, log_df, meta.window, top=top),
         # As evaluate notes them: a forecast of a run the model saw in training is no test.
@@ -660,7 +662,8 @@ def evaluate_forecaster(model_path: str | os.PathLike, sweep_dir: str | os.PathL
     meta = model.metadata_
     store = SweepStore(sweep_dir)
     store.check_finished(partial=partial)
-    meta.check_task(store.read_config().task(), f"the sweep {str(sweep_dir)!r}")
+    config = store.read_config()
+    meta.check_task(config.task(), f"the sweep {str(sweep_dir)!r}")
     runs, log_df = store.runs(), store.log()
     runs, n_diverged, n_stopped = runs_with_outcome(runs)
     runs = runs.sort_values("run_id")
@@ -681,7 +684,8 @@ def evaluate_forecaster(model_path: str | os.PathLike, sweep_dir: str | os.PathL
         "n_pos": int(y.sum()), "n_diverged": n_diverged, "n_stopped": n_stopped,
         "level": level, "n_resamples": n_resamples, "seed": seed, "in_training": seen,
         "notes": [*_in_training_notes(seen, len(y), meta.window),
-                  *_one_run_class_notes(min(int(y.sum()), len(y) - int(y.sum())))]}
+                  *_one_run_class_notes(min(int(y.sum()), len(y) - int(y.sum()))),
+                  *filter(None, [meta.horizon_note(config.n_steps, "this sweep")])]}
     for name, score in scores.items():
         # The analysis' generator for this (threshold, W) cell: on the same runs, seed and
         # resamples the baselines' CIs are Table 1's (they were drawn from another stream).
@@ -756,8 +760,9 @@ def _p_grok_text(p: float) -> str:
 
 def format_forecast(result: dict[str, Any]) -> str:
     """A human-readable rendering of :func:`forecast_log`'s result."""
-    lines = [f"forecaster {result['model']}: P(max val_acc >= {result['threshold']:g}) from steps "
-             f"0..{result['window'] - 1}, fit on {result['n_train_runs']} runs "
+    within = "" if result.get("label_steps") is None else f" within {result['label_steps']:,} steps"
+    lines = [f"forecaster {result['model']}: P(max val_acc >= {result['threshold']:g}{within}) from "
+             f"steps 0..{result['window'] - 1}, fit on {result['n_train_runs']} runs "
              f"(sweep {result['sweep_hash'][:12]})"]
     seen = set(result.get("in_training") or ())
     for run in result["runs"]:
