@@ -68,7 +68,8 @@ def test_file_formats_doc_names_every_key_the_files_hold(tmp_path):
     GrokForecaster().fit(X, y).save(
         path, window=200, threshold=0.9, sweep_hash="0" * 64, n_train_runs=12,
         window_steps=range(200), task=SweepConfig.from_file(ROOT / "configs" / "smoke.toml").task(),
-        train_digests=["0123456789abcdef"], label_steps=1000)
+        train_digests=["0123456789abcdef"], label_steps=1000,
+        train_heldout=([0.2, 0.9] * 6, y))
     saved = set(json.loads(path.read_text()))
     assert doc_table_keys("file-formats.md", "## The forecaster file") == saved
     assert doc_table_keys("file-formats.md", "## The runs table") == set(RUN_COLUMNS)

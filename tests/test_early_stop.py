@@ -29,10 +29,11 @@ from grokcast.early_stop import (
     score,
     simulate,
     summarize,
+    training_threshold,
     write_study,
 )
 from grokcast.features import feature_table
-from grokcast.forecast import GrokForecaster
+from grokcast.forecast import ForecasterFileError, GrokForecaster
 from grokcast.signals import SIGNAL_NAMES
 from grokcast.store import SweepStore
 from grokcast.train import EnsembleLog
@@ -322,7 +323,10 @@ def test_run_study_refuses_the_training_sweep(sweeps, tmp_path):
     model = GrokForecaster.load(sweeps["path"])
     want = summarize(simulate(sweeps["heldout"].runs(), sweeps["heldout"].log(), model, window=W,
                               label_threshold=model.metadata_.threshold), min_recall=0.9)
-    want["notes"] = []  # a file without label_steps: no horizon to compare
+    # A file without train_heldout: τ on the outcomes, said so; without label_steps: no horizon.
+    want["notes"] = ["the forecaster file records no held-out P(grok) of its training runs "
+                     "(train_heldout: an older file), so τ was chosen on these runs' outcomes; "
+                     "grokcast fit records them"]
     got = {k: v for k, v in result.items() if k != "paths"}
     assert json.dumps(got, sort_keys=True) == json.dumps(want, sort_keys=True)
     written = json.loads((tmp_path / "study" / "early_stop.json").read_text())
@@ -774,3 +778,68 @@ def test_live_hook_stops_a_diverged_run_and_keeps_the_offline_decisions_of_the_r
         feed([0], rows=lambda v: v.T)
     with pytest.raises(ValueError, match="needs the runs of the ensemble it will see, got none"):
         StopRule.from_file(sweeps["path"], 0.5).hook([])
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_training_threshold_is_the_largest_that_keeps_the_share(seed):
+    """Checked by brute force over every candidate τ (and one closed-form case below)."""
+    rng = np.random.default_rng(seed)
+    pairs = [(float(p), int(y)) for p, y in zip(rng.random(30).round(2), rng.integers(0, 2, 30))]
+    grok = np.array([p for p, y in pairs if y == 1])
+    for share in (0.0, 0.3, 0.5, 0.9, 1.0):
+        tau = training_threshold(pairs, share)
+        assert (grok >= tau).mean() >= share
+        assert all((grok >= t).mean() < share for t in np.unique(grok) if t > tau)
+    closed = [(0.9, 1), (0.8, 1), (0.3, 1), (0.1, 1), (0.95, 0)]
+    assert [training_threshold(closed, r) for r in (1.0, 0.9, 0.75, 0.5, 0.25, 0.0)] == \
+        [0.1, 0.1, 0.3, 0.8, 0.9, 1.0]
+
+
+def test_run_study_chooses_tau_on_the_training_runs_when_the_file_has_them(sweeps, tmp_path):
+    """The default τ used to be chosen on the held-out runs' outcomes (optimistic); with the
+    training runs' held-out P(grok) in the file it is chosen before those runs are seen, and the
+    optimistic one is reported beside it."""
+    model = GrokForecaster.load(sweeps["path"])
+    train = sweeps["train"]
+    runs, log = train.runs(), train.log()
+    X = feature_table(log, W).reindex(runs["run_id"])
+    y = (runs["max_val_acc"] >= 0.9).to_numpy().astype(int)
+    proba = model.predict_proba(X)[:, 1]  # stand-ins for held-out predictions: any P will do
+    path = tmp_path / "with.json"
+    model.save(path, window=W, threshold=0.9, sweep_hash=model.metadata_.sweep_hash,
+               n_train_runs=len(y), train_heldout=(proba, y))
+    assert GrokForecaster.load(path).metadata_.train_heldout == tuple(sorted(zip(proba, y)))
+    for share in (0.9, 0.5):
+        result = run_study(path, sweeps["heldout"].root, tmp_path / f"s{share}", min_recall=share)
+        tau = training_threshold(list(zip(proba, y)), share)
+        held = sweeps["heldout"]
+        df = simulate(held.runs(), held.log(), model, window=W, label_threshold=0.9, also=(tau,))
+        row = df[(df["policy"] == "forecaster") & (df["param"] == tau)].iloc[0]
+        assert result["tau"] == "chosen on training runs" and result["notes"] == []
+        assert result["forecaster"]["param"] == tau
+        got = result["forecaster"]
+        assert (got["saved"], got["recall"]) == (row["saved"], row["recall"])
+        assert result["on_outcomes"] == summarize(df, min_recall=share)["forecaster"]
+        text = format_summary(result)
+        assert f"forecaster, τ = {tau:g} (chosen before these runs were seen" in text
+        assert f"for comparison, τ = {result['on_outcomes']['param']:g} chosen on these runs' " \
+               "outcomes" in text
+        md = (tmp_path / f"s{share}" / "early_stop.md").read_text()
+        assert "*(on outcomes)*" in md and "**(summary)**" in md
+    # Another label threshold than the file's labels: the training P(grok) do not apply.
+    other = run_study(path, sweeps["heldout"].root, tmp_path / "other", label_threshold=0.5)
+    assert other["tau"] == "chosen on outcomes" and "labelled at 0.9" in other["notes"][0]
+    doc = json.loads(path.read_text())
+    pairs = doc["train_heldout"]
+    for bad in (pairs[:-1], pairs[::-1], [[p, 1] for p, _ in pairs], [[1.5, y] for _, y in pairs],
+                [[p, True] for p, _ in pairs], "x"):
+        (tmp_path / "b.json").write_text(json.dumps({**doc, "train_heldout": bad}))
+        with pytest.raises(ForecasterFileError, match=r"train_heldout=.* is not allowed"):
+            GrokForecaster.load(tmp_path / "b.json")
+    with pytest.raises(ValueError, match=rf"train_heldout=\({len(y)} probabilities, {len(y) - 1} "
+                                         r"labels\) is not allowed"):
+        model.save(tmp_path / "c.json", window=W, threshold=0.9, sweep_hash="0" * 64,
+                   n_train_runs=len(y), train_heldout=(proba, y[:-1]))
+    with pytest.raises(ValueError, match=r"train_heldout=.* is not allowed"):  # was truncated to 0
+        model.save(tmp_path / "c.json", window=W, threshold=0.9, sweep_hash="0" * 64,
+                   n_train_runs=len(y), train_heldout=(proba, np.where(y == 1, 1, 0.5)))

@@ -998,6 +998,17 @@ def test_early_stop_section_only_when_the_study_ran(tmp_path):
     fixed = early_stop_context(tmp_path / "early_stop")["text"]
     assert ("At a threshold fixed in advance, P(grok) below 0.4989, the forecaster stops 33 runs "
             "and saves 67.7% of all training steps") in fixed and "optimistic" not in fixed
+    # Chosen on the training runs (the study's default): said so, the optimistic τ beside it.
+    (tmp_path / "early_stop" / "early_stop.json").write_text(json.dumps(
+        {"summary": {**summary, "tau": "chosen on training runs",
+                     "on_outcomes": {**policy, "param_name": "threshold", "param": 0.1303,
+                                     "saved": 0.674, "n_stopped": 33}}}))
+    trained = early_stop_context(tmp_path / "early_stop")["text"]
+    assert ("At the threshold chosen before these runs were seen, the largest that keeps 90% of "
+            "the training runs' grokkers by their cross-validated P(grok) (below 0.4989), the "
+            "forecaster stops 33 runs") in trained
+    assert ("Chosen with these runs' outcomes instead, an optimistic operating point, the "
+            "threshold (P(grok) below 0.1303) would save 67.4% and keep 100.0%.") in trained
 
 
 # ---------------------------------------------------------------------------- degenerate sweeps

@@ -178,8 +178,11 @@ def test_reproduce_with_early_stopping_adds_the_study_and_its_section(tmp_path, 
     assert announced == [f"[{k}/5" for k in range(1, 6)], announced
     study = json.loads((result.results_dir / "early_stop" / "early_stop.json").read_text())
     assert study["summary"]["n_runs"] == len(heldout_config(SweepConfig.from_file(SMOKE)).runs())
+    # τ chosen on the forecaster's training runs (their held-out P(grok) are in its file).
+    assert study["summary"]["tau"] == "chosen on training runs", study["summary"]
     text = "".join(page.extract_text() for page in PdfReader(result.paper).pages)
     assert "Early stopping" in text and "held-out sweep" in text
+    assert "chosen before these runs were seen" in " ".join(text.split())
 
 
 def test_a_config_too_short_for_the_analysis_windows_is_refused_before_training(tmp_path):

@@ -92,6 +92,14 @@ def test_fit_saves_a_forecaster_of_the_sweep(sweep, fitted):
     assert model.C_ == float(np.ravel(ref[-1].C_)[0])
     np.testing.assert_allclose(model.predict_proba(X)[:, 1], ref.predict_proba(X.to_numpy())[:, 1],
                                atol=1e-6)
+    # The training runs' held-out P(grok), saved for early-stop-study's τ, are those the fit
+    # scored: their AUROC (scikit-learn's) is the one it reported.
+    from sklearn.metrics import roc_auc_score
+
+    pairs = model.metadata_.train_heldout
+    assert len(pairs) == 8 and sorted(label for _, label in pairs) == sorted(y.tolist())
+    assert roc_auc_score([q[1] for q in pairs], [q[0] for q in pairs]) == pytest.approx(
+        result["heldout_auroc"], abs=1e-12)
     json.dumps(result)  # the CLI's --json output
     assert len(result["notes"]) == 1 and "internal folds" in result["notes"][0]  # 2 positives
     text = format_fit(result)

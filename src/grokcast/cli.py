@@ -130,7 +130,7 @@ def cmd_early_stop_study(args: argparse.Namespace) -> None:
     from grokcast.early_stop import format_summary, run_study
 
     if args.threshold is not None and args.min_recall is not None:
-        raise ValueError("--min-recall is for the τ chosen on the runs' outcomes; --threshold "
+        raise ValueError("--min-recall sets the share of grokkers the chosen τ keeps; --threshold "
                          "fixes τ in advance: give one of them")
     recall = {} if args.min_recall is None else {"min_recall": args.min_recall}
     result = run_study(args.model, args.heldout_sweep, args.out, partial=args.partial,
@@ -315,8 +315,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="directory for the table and figure")
     p.add_argument("--threshold", type=float, default=None, metavar="TAU",
                    help="a P(grok) threshold fixed in advance, reported as the forecaster's "
-                        "point (default: the τ saving the most while keeping --min-recall of "
-                        "the grokking runs, chosen on these runs' outcomes: optimistic)")
+                        "point (default: the largest τ keeping --min-recall of the "
+                        "forecaster's training grokkers by their held-out P(grok), which the "
+                        "file records; an older file's τ is chosen on these runs' outcomes: "
+                        "optimistic)")
     p.add_argument("--min-recall", type=float, default=None,
                    help="share of grokking runs the chosen τ must keep (default: 0.9, "
                         "grokcast.early_stop.MIN_RECALL)")

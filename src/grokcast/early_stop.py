@@ -64,6 +64,23 @@ PARAM_NAMES = {"forecaster": "threshold", "percentile": "fraction_stopped",
 DEFAULT_KEEP_FRACTIONS = tuple(round(k, 2) for k in np.arange(0.02, 1.0, 0.02))
 DEFAULT_RUNG_FACTOR = 2.0  # rungs W, 2W, 4W, ...: halving's (ASHA with eta = 2) spacing
 MIN_RECALL = 0.9  # the summary's operating point: keep at least 90% of grokking runs
+# How the summary's τ was chosen: on the held-out forecasts of the forecaster's own training
+# runs (run_study's default), fixed in advance, or on the simulated runs' outcomes (optimistic).
+TAU_CHOICES = ("chosen on training runs", "fixed", "chosen on outcomes")
+
+
+def training_threshold(train_heldout: Sequence[tuple[float, int]], min_recall: float) -> float:
+    """The largest τ that keeps ``min_recall`` of the training runs' grokkers, judged by their
+    held-out P(grok) (``ForecasterMetadata.train_heldout``: each from a model fit without the
+    run), so that τ is chosen before the study's runs are seen. Stopping where P < τ keeps the
+    grokkers with P >= τ; every training grokker counts, including one that grokked before W,
+    which the study's recall would not count as lost (so τ errs towards keeping)."""
+    min_recall = check_number("min_recall", min_recall, 0, 1, closed="both")
+    grokkers = sorted((p for p, y in train_heldout if y == 1), reverse=True)
+    if not grokkers:
+        raise ValueError("train_heldout holds no grokking run: no threshold can keep one")
+    k = math.ceil(min_recall * len(grokkers) - 1e-9)  # grokkers to keep
+    return 1.0 if k == 0 else float(grokkers[k - 1])
 COLUMNS = ("policy", "signal", "param_name", "param", "window", "label_threshold", "n_runs",
            "n_grok", "n_excluded", "n_stopped", "n_wrongly_stopped", "steps_used",
            "steps_total", "saved", "recall")
@@ -394,15 +411,18 @@ def _entry(row: pd.Series) -> dict[str, Any]:
 
 
 def summarize(df: pd.DataFrame, *, min_recall: float = MIN_RECALL,
-              threshold: float | None = None) -> dict[str, Any]:
+              threshold: float | None = None, tau: str | None = None) -> dict[str, Any]:
     """The study's headline: the forecaster's best saving that keeps ``min_recall`` of grokkers,
-    or, with ``threshold``, the forecaster at that τ fixed in advance.
+    or, with ``threshold``, the forecaster at that τ, chosen as ``tau`` says (default "fixed":
+    in advance; :func:`run_study` passes "chosen on training runs", see
+    :func:`training_threshold`).
 
     The forecaster's operating point is the row with the most compute saved among those with
     ``recall >= min_recall``; of equal savings, the smallest threshold. That choice reads the
     runs' outcomes, so its saving is optimistic for a τ set before seeing them; ``threshold``
     (simulated: :func:`simulate`'s ``also``) reports that τ instead, whatever it keeps.
-    ``tau`` in the result says which: ``"chosen on outcomes"`` or ``"fixed"``. The baselines are
+    ``tau`` in the result says which (:data:`TAU_CHOICES`), and ``on_outcomes`` holds the row
+    chosen on the outcomes in either case, for comparison. The baselines are
     given at the same budget: the percentile rules stopping as many runs at W (exactly the
     same compute), and successive halving at the keep fraction whose saving is closest
     (``saved`` tells how close). The median rules have one budget each and are given as is.
@@ -411,13 +431,18 @@ def summarize(df: pd.DataFrame, *, min_recall: float = MIN_RECALL,
     -------
     dict
         ``window``, ``label_threshold``, ``min_recall``, ``n_runs``, ``n_grok``,
-        ``n_excluded``, ``forecaster`` (or None when no threshold keeps ``min_recall``),
+        ``n_excluded``, ``tau``, ``forecaster`` (or None when no threshold keeps
+        ``min_recall``), ``on_outcomes`` (None likewise),
         ``same_budget`` (``percentile_val_loss``, ``percentile_val_acc``, ``asha_val_loss``,
         ``asha_val_acc``; None without a forecaster point) and ``median`` (``median_val_loss``,
         ``median_val_acc``). Each entry has ``param_name``, ``param``, ``saved``, ``recall``,
         ``n_stopped`` and ``n_wrongly_stopped``.
     """
     min_recall = check_number("min_recall", min_recall, 0, 1, closed="both")
+    tau = tau or ("chosen on outcomes" if threshold is None else "fixed")
+    if tau not in TAU_CHOICES or (tau == "chosen on outcomes") != (threshold is None):
+        raise ValueError(f"tau={tau!r} is not allowed: expected one of {TAU_CHOICES[:2]} with a "
+                         "threshold, or 'chosen on outcomes' without one")
     missing = [c for c in COLUMNS if c not in getattr(df, "columns", ())]
     if missing or df.empty:
         raise ValueError("summarize needs simulate's table (one row per policy and parameter): "
@@ -430,19 +455,23 @@ def summarize(df: pd.DataFrame, *, min_recall: float = MIN_RECALL,
         "forecaster": None, "same_budget": None,
         "median": {p: _entry(df[df["policy"] == p].iloc[0])
                    for p in ("median_val_loss", "median_val_acc")},
-        "tau": "chosen on outcomes" if threshold is None else "fixed",
+        "tau": tau, "on_outcomes": None,
     }
+    fc = df[(df["policy"] == "forecaster") & (df["recall"] >= min_recall - 1e-12)]
+    if not fc.empty:
+        out["on_outcomes"] = _entry(fc.sort_values(["saved", "param"], ascending=[False, True],
+                                                   kind="stable").iloc[0])
     if threshold is not None:
-        fixed = df[(df["policy"] == "forecaster") & (df["param"] == float(threshold))]
-        if fixed.empty:
+        given = df[(df["policy"] == "forecaster") & (df["param"] == float(threshold))]
+        if given.empty:
             raise ValueError(f"threshold={threshold!r} is not allowed: it is not among the "
                              "simulated thresholds (pass it to simulate's also=)")
-        best = fixed.iloc[0]
+        best = given.iloc[0]
+    elif fc.empty:
+        return out
     else:
-        fc = df[(df["policy"] == "forecaster") & (df["recall"] >= min_recall - 1e-12)]
-        if fc.empty:
-            return out
-        best = fc.sort_values(["saved", "param"], ascending=[False, True], kind="stable").iloc[0]
+        best = df.loc[fc.sort_values(["saved", "param"], ascending=[False, True],
+                                     kind="stable").index[0]]
     out["forecaster"] = _entry(best)
     same: dict[str, Any] = {}
     for signal in ("val_loss", "val_acc"):
@@ -478,21 +507,33 @@ def format_summary(summary: dict[str, Any]) -> str:
     if fc is None:
         lines.append(f"no forecaster threshold keeps {s['min_recall']:.0%} of grokking runs")
     else:
-        # τ picked with these runs' outcomes is optimistic: say so where the number is read.
-        how = ("fixed in advance" if s.get("tau") == "fixed" else
-               f"chosen on these runs' outcomes as the most saved keeping >= "
-               f"{s['min_recall']:.0%} of grokking runs: an optimistic operating point")
-        lines.append(f"forecaster, τ = {fc['param']:g} ({how}): saves {fc['saved']:.1%} of steps, "
-                     "keeps "
-                     f"{fc['recall']:.1%} of grokking runs "
+        lines.append(f"forecaster, τ = {fc['param']:g} ({_tau_how(s)}): saves {fc['saved']:.1%} "
+                     f"of steps, keeps {fc['recall']:.1%} of grokking runs "
                      f"({fc['n_wrongly_stopped']} wrongly stopped)")
         for key, e in s["same_budget"].items():
             lines.append(f"  {POLICY_LABELS[key]} ({e['param_name']} {e['param']:.2f}): saves "
                          f"{e['saved']:.1%}, keeps {e['recall']:.1%}")
     for key, e in s["median"].items():
         lines.append(f"{POLICY_LABELS[key]}: saves {e['saved']:.1%}, keeps {e['recall']:.1%}")
+    best = s.get("on_outcomes")
+    if best is not None and s.get("tau") != "chosen on outcomes":
+        lines.append(f"for comparison, τ = {best['param']:g} chosen on these runs' outcomes (the "
+                     f"most saved keeping >= {s['min_recall']:.0%} of grokking runs, an optimistic "
+                     f"operating point): saves {best['saved']:.1%}, keeps {best['recall']:.1%}")
     lines += [f"note: {note}" for note in s.get("notes", [])]
     return "\n".join(lines)
+
+
+def _tau_how(s: dict[str, Any]) -> str:
+    """How the summary's τ was chosen, in words (τ picked with these runs' outcomes is
+    optimistic: said where the number is read)."""
+    if s.get("tau") == "fixed":
+        return "fixed in advance"
+    if s.get("tau") == "chosen on training runs":
+        return (f"chosen before these runs were seen, to keep >= {s['min_recall']:.0%} of the "
+                "training runs' grokkers by their held-out P(grok)")
+    return (f"chosen on these runs' outcomes as the most saved keeping >= {s['min_recall']:.0%} "
+            "of grokking runs: an optimistic operating point")
 
 
 # Thresholds and keep fractions shown in the Markdown tables (the JSON holds every row).
@@ -508,8 +549,9 @@ def format_markdown(df: pd.DataFrame, summary: dict[str, Any]) -> str:
     # values: τ = t stops the runs with P < t, as the smallest threshold at or above t does.
     params = np.sort(fc["param"].unique())
     shown = {params[i] for i in np.searchsorted(params, TABLE_THRESHOLDS) if i < len(params)}
-    if s["forecaster"] is not None:
-        shown.add(s["forecaster"]["param"])
+    for key in ("forecaster", "on_outcomes"):
+        if s.get(key) is not None:
+            shown.add(s[key]["param"])
     fc = fc[fc["param"].isin(shown)]
 
     def pct(x: float) -> str:
@@ -522,11 +564,12 @@ def format_markdown(df: pd.DataFrame, summary: dict[str, Any]) -> str:
         + (f"; {s['n_excluded']} diverged or unfinished run(s) left out" if s["n_excluded"] else "")
         + ". Saved: fraction of all training steps not trained. Kept: fraction of grokking runs "
           "not stopped before they grokked. "
-        + ("The summary's τ was fixed in advance; early_stop.json lists every τ."
-           if s.get("tau") == "fixed" else
-           "The summary's τ is chosen on these runs' outcomes (the most saved keeping >= "
-           f"{s['min_recall']:.0%} of grokking runs): an optimistic operating point, which a "
-           "τ fixed in advance need not reach; early_stop.json lists every τ."),
+        + f"The summary's τ was {_tau_how(s)}"
+        + ("" if s.get("tau") == "chosen on outcomes" or s.get("on_outcomes") is None else
+           "; the τ marked *(on outcomes)* is the most saved keeping >= "
+           f"{s['min_recall']:.0%} of these runs' grokkers, chosen with their outcomes: an "
+           "optimistic operating point")
+        + ". early_stop.json lists every τ.",
         *[f"\nNote: {note}." for note in s.get("notes", [])],
         "",
         "## Same budget: stop the same number of runs at W",
@@ -545,6 +588,9 @@ def format_markdown(df: pd.DataFrame, summary: dict[str, Any]) -> str:
                 for sig in ("val_loss", "val_acc")}
         mark = " **(summary)**" if (s["forecaster"] is not None
                                     and row["param"] == s["forecaster"]["param"]) else ""
+        if (s.get("tau") != "chosen on outcomes" and s.get("on_outcomes") is not None
+                and row["param"] == s["on_outcomes"]["param"]):
+            mark += " *(on outcomes)*"
         lines.append(f"| {row['param']:g}{mark} | {row['n_stopped']} | {pct(row['saved'])} | "
                      f"{pct(row['recall'])} | {pct(same['val_loss']['recall'])} | "
                      f"{pct(same['val_acc']['recall'])} | {row['n_wrongly_stopped']} |")
@@ -625,7 +671,12 @@ def run_study(forecaster_path: str | os.PathLike, heldout_sweep_dir: str | os.Pa
     label_threshold : float, optional
         Default: the threshold the forecaster's labels used.
     min_recall : float
-        The share of grokkers the summary's operating point must keep (:func:`summarize`).
+        The share of grokkers the summary's τ must keep: by default τ is chosen on the
+        forecaster file's held-out P(grok) of its training runs (:func:`training_threshold`),
+        before the held-out runs are seen; for a file without them (or another
+        ``label_threshold``), on the held-out runs' outcomes (:func:`summarize`), an optimistic
+        choice that the summary's ``notes`` and ``tau`` name. The summary's ``on_outcomes`` is
+        that optimistic τ in either case, for comparison.
     allow_same_sweep : bool, default=False
         Allow the sweep the forecaster was fit on (its hash is in the file), or a sweep holding
         any of its training runs (:func:`grokcast.tool.runs_in_training`); the numbers are then
@@ -633,8 +684,8 @@ def run_study(forecaster_path: str | os.PathLike, heldout_sweep_dir: str | os.Pa
     partial : bool, default=False
         Allow an unfinished sweep (:meth:`grokcast.store.SweepStore.check_finished`).
     threshold : float, optional
-        A P(grok) threshold τ fixed in advance: the summary reports it, not the τ chosen on
-        the held-out runs' outcomes (:func:`summarize`).
+        A P(grok) threshold τ fixed in advance: the summary reports it instead of the τ
+        chosen by ``min_recall``.
 
     Returns
     -------
@@ -658,13 +709,23 @@ def run_study(forecaster_path: str | os.PathLike, heldout_sweep_dir: str | os.Pa
     if not allow_same_sweep:
         _check_held_out(meta, heldout_hash, runs, log, str(heldout_sweep_dir))
     label = meta.threshold if label_threshold is None else label_threshold
+    notes = [meta.horizon_note(config.n_steps, "the held-out sweep")]
+    tau = None
     if threshold is not None:
         threshold = check_number("threshold", threshold, 0, 1, closed="both")
+    elif meta.train_heldout is not None and label == meta.threshold:
+        threshold, tau = training_threshold(meta.train_heldout, min_recall), "chosen on training runs"
+    else:
+        notes.append("the forecaster file records no held-out P(grok) of its training runs "
+                     "(train_heldout: an older file), so τ was chosen on these runs' outcomes; "
+                     "grokcast fit records them" if meta.train_heldout is None else
+                     f"τ was chosen on these runs' outcomes: the training runs' held-out P(grok) "
+                     f"are labelled at {meta.threshold:g}, not at label_threshold={label:g}")
     df = simulate(runs, log, model, window=meta.window, thresholds=thresholds,
                   keep_fractions=keep_fractions, rung_factor=rung_factor, label_threshold=label,
                   also=() if threshold is None else (threshold,))
-    summary = summarize(df, min_recall=min_recall, threshold=threshold)
-    summary["notes"] = list(filter(None, [meta.horizon_note(config.n_steps, "the held-out sweep")]))
+    summary = summarize(df, min_recall=min_recall, threshold=threshold, tau=tau)
+    summary["notes"] = [note for note in notes if note]
     provenance = {"forecaster": str(forecaster_path), "forecaster_sha256": file_sha256(forecaster_path),
                   "train_sweep_hash": meta.sweep_hash, "label_steps": meta.label_steps,
                   "heldout_sweep": str(heldout_sweep_dir), "heldout_sweep_hash": heldout_hash,

@@ -88,6 +88,10 @@ class ForecasterMetadata:
     # The steps the training runs trained for: "groks" in their labels means within them.
     # None in older files and where save() was not given it.
     label_steps: int | None = None
+    # The training runs' held-out P(grok) (the fit's leave-one-out or k-fold predictions) and
+    # labels, as (P, label) pairs sorted: what a stopping threshold can be chosen on without
+    # the outcomes of the runs it will stop. None in older files and where save() was not given them.
+    train_heldout: tuple[tuple[float, int], ...] | None = None
 
     def horizon_note(self, n_steps: int, where: str) -> str | None:
         """What to say when runs of ``n_steps`` steps are scored against this forecaster's
@@ -302,6 +306,7 @@ class GrokForecaster(ClassifierMixin, BaseEstimator):
              task: dict[str, Any] | None = None,
              train_digests: Iterable[str] | None = None,
              label_steps: int | None = None,
+             train_heldout: tuple[Sequence[float], Sequence[int]] | None = None,
              known_features: Sequence[str] | None = None) -> None:
         """Write the fitted forecaster as one JSON file (atomically: whole file or none).
 
@@ -331,6 +336,11 @@ class GrokForecaster(ClassifierMixin, BaseEstimator):
             The steps the training runs trained for (their sweep's ``n_steps``): a label says
             whether a run grokked within them. ``evaluate`` and ``early-stop-study`` note a
             sweep trained for another number of steps.
+        train_heldout : (probabilities, labels), optional
+            The training runs' held-out P(grok) (predicted by models fit without them, as
+            ``grokcast fit``'s leave-one-out) and their labels; saved as sorted
+            ``[P, label]`` pairs, not keyed by run. ``early-stop-study`` chooses its threshold
+            on them.
         known_features : sequence of str, optional
             Allowed feature names; defaults to ``grokcast.features.FEATURE_NAMES``.
         """
@@ -360,6 +370,9 @@ class GrokForecaster(ClassifierMixin, BaseEstimator):
             meta["train_window_digests"] = list(_check_digests(digests, ValueError))
         if label_steps is not None:
             meta["label_steps"] = check_int("label_steps", label_steps, 1)
+        if train_heldout is not None:
+            meta["train_heldout"] = [list(pair) for pair in _heldout_pairs(
+                train_heldout, meta["n_train_runs"])]
         doc = {
             "format": FORMAT_NAME,
             "format_version": FORMAT_VERSION,
@@ -524,6 +537,8 @@ class GrokForecaster(ClassifierMixin, BaseEstimator):
             else _check_digests(doc["train_window_digests"], fail),
             label_steps=None if doc.get("label_steps") is None
             else check_int("label_steps", doc["label_steps"], 1, error=fail),
+            train_heldout=None if doc.get("train_heldout") is None
+            else _check_heldout_pairs(doc["train_heldout"], meta["n_train_runs"], fail),
         )
         return model
 
@@ -623,6 +638,38 @@ def _check_metadata(meta: dict[str, Any], error: type[Exception]) -> None:
     if not (isinstance(meta["sweep_hash"], str) and meta["sweep_hash"]):
         raise error(f"sweep_hash={meta['sweep_hash']!r} is not allowed: expected a non-empty string")
     check_int("n_train_runs", meta["n_train_runs"], 2, error=error)
+
+
+def _heldout_pairs(heldout: Any, n_runs: int) -> tuple[tuple[float, int], ...]:
+    """``save``'s (probabilities, labels) as the file's sorted (P, label) pairs, validated."""
+    try:
+        proba, labels = heldout
+        # Labels 0 and 1 as ints (numpy's too); anything else is kept, for the check to refuse.
+        pairs = sorted(zip([float(p) for p in proba], [int(y) if y in (0, 1) else y for y in labels],
+                           strict=True))
+    except (TypeError, ValueError):
+        try:
+            got = f"({len(heldout[0])} probabilities, {len(heldout[1])} labels)"
+        except (TypeError, IndexError, KeyError):
+            got = f"{heldout!r:.100}"
+        raise ValueError(f"train_heldout={got} is not allowed: expected (probabilities, labels) "
+                         "of equal length, numbers and 0/1") from None
+    return _check_heldout_pairs([list(p) for p in pairs], n_runs, ValueError)
+
+
+def _check_heldout_pairs(pairs: Any, n_runs: int, error: type[Exception],
+                         ) -> tuple[tuple[float, int], ...]:
+    def is_p(x: Any) -> bool:
+        return isinstance(x, (int, float)) and not isinstance(x, bool) and 0 <= x <= 1
+
+    ok = (isinstance(pairs, list) and len(pairs) == n_runs
+          and all(isinstance(q, list) and len(q) == 2 and is_p(q[0]) and q[1] in (0, 1)
+                  and not isinstance(q[1], bool) for q in pairs))
+    if not ok or pairs != sorted(pairs) or {q[1] for q in pairs} != {0, 1}:
+        shown = pairs if not isinstance(pairs, list) or len(pairs) <= 3 else f"{pairs[:3]}..."
+        raise error(f"train_heldout={shown!r} is not allowed: expected n_train_runs={n_runs} "
+                    "sorted [P, label] pairs, P in [0, 1], label 0 or 1, both labels present")
+    return tuple((float(p), int(y)) for p, y in pairs)
 
 
 def _check_digests(digests: Any, error: type[Exception]) -> tuple[str, ...]:

@@ -134,7 +134,8 @@ def fit_forecaster(sweep_dir: str | os.PathLike, *, window: int = 200, threshold
     steps_below = np.unique(step[step < window])
     model.save(out, window=window, threshold=threshold, sweep_hash=digest, n_train_runs=len(y),
                window_steps=steps_below.tolist(), task=config.task(),
-               train_digests=window_digests(log_used, window).values(), label_steps=config.n_steps)
+               train_digests=window_digests(log_used, window).values(), label_steps=config.n_steps,
+               train_heldout=(heldout, y))
     coef = model.coef_[0]
     order = np.argsort(-np.abs(coef), kind="stable")[:TOP_COEFFICIENTS]
     return {
@@ -581,7 +582,8 @@ def forecast_log(model_path: str | os.PathLike, log_path: str | os.PathLike, *,
     dict
         ``model``, ``log``, ``window``, ``threshold``, ``label_steps`` (P(grok) is of
         reaching ``threshold`` within that many steps; None for an older file),
-        ``sweep_hash``, ``n_train_runs``, ``runs``: one :func:`explain` entry per run, sorted by run_id, and ``left_out``: for
+        ``sweep_hash``, ``n_train_runs``, ``runs``: one :func:`explain` entry per run, sorted
+        by run_id, and ``left_out``: for
         a sweep directory (or its ``log/``, or a chunk file in it), the runs of the log
         without a forecast (they diverged, or were stopped, before the window's steps were
         all logged) and their status, by run_id; empty for a log file elsewhere.
