@@ -349,9 +349,12 @@ def test_run_study_refuses_the_training_sweep(sweeps, tmp_path):
         run_study(sweeps["path"], sweeps["heldout"].root, tmp_path / "bad", threshold=1.5)
     from grokcast.cli import main  # --min-recall would be silently ignored beside --threshold
 
+    # With --threshold, --min-recall sets the τ chosen on the outcomes shown beside it.
     assert main(["early-stop-study", str(sweeps["heldout"].root), "--model", str(sweeps["path"]),
-                 "--out", str(tmp_path / "both"), "--threshold", "0.5", "--min-recall", "0.8"]) == 2
-    assert not (tmp_path / "both").exists()
+                 "--out", str(tmp_path / "both"), "--threshold", "0.5", "--min-recall", "0.5"]) == 0
+    both = json.loads((tmp_path / "both" / "early_stop.json").read_text())["summary"]
+    assert both["forecaster"]["param"] == 0.5 and both["min_recall"] == 0.5
+    assert both["on_outcomes"] == summarize(df, min_recall=0.5)["on_outcomes"]
     import contextlib
     import io
 
@@ -785,14 +788,20 @@ def test_training_threshold_is_the_largest_that_keeps_the_share(seed):
     """Checked by brute force over every candidate τ (and one closed-form case below)."""
     rng = np.random.default_rng(seed)
     pairs = [(float(p), int(y)) for p, y in zip(rng.random(30).round(2), rng.integers(0, 2, 30))]
+    every = np.array([p for p, _ in pairs])
     grok = np.array([p for p, y in pairs if y == 1])
     for share in (0.0, 0.3, 0.5, 0.9, 1.0):
         tau = training_threshold(pairs, share)
+        kept = grok[grok >= tau]
         assert (grok >= tau).mean() >= share
-        assert all((grok >= t).mean() < share for t in np.unique(grok) if t > tau)
-    closed = [(0.9, 1), (0.8, 1), (0.3, 1), (0.1, 1), (0.95, 0)]
+        if share > 0:  # the largest: keeping one grokker fewer falls below the share
+            assert all((grok >= t).mean() < share for t in np.unique(grok) if t > kept.min())
+            # midway between the last grokker kept and the next training run below it
+            below = every[every < kept.min()]
+            assert tau == pytest.approx((kept.min() + (below.max() if below.size else 0)) / 2)
+    closed = [(0.9, 1), (0.8, 1), (0.3, 1), (0.1, 1), (0.95, 0), (0.5, 0)]
     assert [training_threshold(closed, r) for r in (1.0, 0.9, 0.75, 0.5, 0.25, 0.0)] == \
-        [0.1, 0.1, 0.3, 0.8, 0.9, 1.0]
+        pytest.approx([0.05, 0.05, 0.2, 0.65, 0.85, 1.0])
 
 
 def test_run_study_chooses_tau_on_the_training_runs_when_the_file_has_them(sweeps, tmp_path):
@@ -831,15 +840,20 @@ def test_run_study_chooses_tau_on_the_training_runs_when_the_file_has_them(sweep
     assert other["tau"] == "chosen on outcomes" and "labelled at 0.9" in other["notes"][0]
     doc = json.loads(path.read_text())
     pairs = doc["train_heldout"]
-    for bad in (pairs[:-1], pairs[::-1], [[p, 1] for p, _ in pairs], [[1.5, y] for _, y in pairs],
-                [[p, True] for p, _ in pairs], "x"):
+    n = len(pairs)
+    for bad, what in ((pairs[:-1], f"it holds {n - 1} pairs"), (pairs[::-1], "not sorted"),
+                      ([[p, 1] for p, _ in pairs], "every label is 1"),
+                      (pairs[:4] + [[1.5, 0]] + pairs[5:], "pair 4 is [1.5, 0]"),
+                      (pairs[:2] + [[pairs[2][0], True]] + pairs[3:], "pair 2 is"),
+                      ("x", "it is 'x', not a list")):
         (tmp_path / "b.json").write_text(json.dumps({**doc, "train_heldout": bad}))
-        with pytest.raises(ForecasterFileError, match=r"train_heldout=.* is not allowed"):
+        with pytest.raises(ForecasterFileError, match=r"train_heldout is not allowed: ") as err:
             GrokForecaster.load(tmp_path / "b.json")
+        assert what in str(err.value)
     with pytest.raises(ValueError, match=rf"train_heldout=\({len(y)} probabilities, {len(y) - 1} "
                                          r"labels\) is not allowed"):
         model.save(tmp_path / "c.json", window=W, threshold=0.9, sweep_hash="0" * 64,
                    n_train_runs=len(y), train_heldout=(proba, y[:-1]))
-    with pytest.raises(ValueError, match=r"train_heldout=.* is not allowed"):  # was truncated to 0
+    with pytest.raises(ValueError, match=r"train_heldout is not allowed: pair"):  # was made 0
         model.save(tmp_path / "c.json", window=W, threshold=0.9, sweep_hash="0" * 64,
                    n_train_runs=len(y), train_heldout=(proba, np.where(y == 1, 1, 0.5)))

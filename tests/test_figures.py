@@ -380,6 +380,8 @@ def test_a_damaged_analysis_json_is_named(results: Path, tmp_path: Path, text: s
     (lambda d: d["thresholds"]["0.99"]["windows"]["100"]["loo_proba"].__setitem__(3, True),
      "thresholds.0.99.windows.100.loo_proba[3] is True, not a number"),
     (lambda d: d["runs"][5].update(weight_decay="1.0"), "runs[5].weight_decay is '1.0', not a number"),
+    (lambda d: d["thresholds"]["0.9"]["windows"]["300"].update(multi_note=3),
+     "thresholds.0.9.windows.300.multi_note is 3, not a text"),
 ])
 def test_a_string_for_a_number_in_analysis_json_is_named(results: Path, tmp_path: Path, edit,
                                                           what: str) -> None:
@@ -388,6 +390,11 @@ def test_a_string_for_a_number_in_analysis_json_is_named(results: Path, tmp_path
         (tmp_path / name).write_bytes((results / name).read_bytes())
     doc = json.loads((results / "analysis.json").read_text())
     F.load_results(results)  # as written: read
+    # A tiny sweep's cells carry a text, multi_note (refused by the first version of the check).
+    noted = json.loads(json.dumps(doc))
+    noted["thresholds"]["0.9"]["windows"]["200"]["multi_note"] = "too few runs for the model"
+    (tmp_path / "analysis.json").write_text(json.dumps(noted))
+    F.load_results(tmp_path)
     edit(doc)
     (tmp_path / "analysis.json").write_text(json.dumps(doc))
     with pytest.raises(ValueError) as err:

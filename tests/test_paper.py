@@ -1004,9 +1004,9 @@ def test_early_stop_section_only_when_the_study_ran(tmp_path):
                      "on_outcomes": {**policy, "param_name": "threshold", "param": 0.1303,
                                      "saved": 0.674, "n_stopped": 33}}}))
     trained = early_stop_context(tmp_path / "early_stop")["text"]
-    assert ("At the threshold chosen before these runs were seen, the largest that keeps 90% of "
-            "the training runs' grokkers by their cross-validated P(grok) (below 0.4989), the "
-            "forecaster stops 33 runs") in trained
+    assert ("At a threshold chosen before these runs were seen, from the training runs' "
+            "cross-validated P(grok) so as to keep 90% of their grokkers, P(grok) below 0.4989, "
+            "the forecaster stops 33 runs") in trained
     assert ("Chosen with these runs' outcomes instead, an optimistic operating point, the "
             "threshold (P(grok) below 0.1303) would save 67.4% and keep 100.0%.") in trained
 

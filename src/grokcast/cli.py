@@ -129,9 +129,6 @@ def cmd_reproduce(args: argparse.Namespace) -> None:
 def cmd_early_stop_study(args: argparse.Namespace) -> None:
     from grokcast.early_stop import format_summary, run_study
 
-    if args.threshold is not None and args.min_recall is not None:
-        raise ValueError("--min-recall sets the share of grokkers the chosen τ keeps; --threshold "
-                         "fixes τ in advance: give one of them")
     recall = {} if args.min_recall is None else {"min_recall": args.min_recall}
     result = run_study(args.model, args.heldout_sweep, args.out, partial=args.partial,
                        threshold=args.threshold, **recall)
@@ -320,7 +317,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "file records; an older file's τ is chosen on these runs' outcomes: "
                         "optimistic)")
     p.add_argument("--min-recall", type=float, default=None,
-                   help="share of grokking runs the chosen τ must keep (default: 0.9, "
+                   help="share of grokking runs a chosen τ keeps: of the forecaster's training "
+                        "runs for the summary's τ, of these runs for the τ chosen on their "
+                        "outcomes that is printed for comparison (default: 0.9, "
                         "grokcast.early_stop.MIN_RECALL)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     _partial_flag(p)

@@ -69,22 +69,34 @@ MIN_RECALL = 0.9  # the summary's operating point: keep at least 90% of grokking
 TAU_CHOICES = ("chosen on training runs", "fixed", "chosen on outcomes")
 
 
+COLUMNS = ("policy", "signal", "param_name", "param", "window", "label_threshold", "n_runs",
+           "n_grok", "n_excluded", "n_stopped", "n_wrongly_stopped", "steps_used",
+           "steps_total", "saved", "recall")
+_HIGHER_IS_BETTER = {"val_loss": False, "val_acc": True}
+
+
 def training_threshold(train_heldout: Sequence[tuple[float, int]], min_recall: float) -> float:
-    """The largest τ that keeps ``min_recall`` of the training runs' grokkers, judged by their
-    held-out P(grok) (``ForecasterMetadata.train_heldout``: each from a model fit without the
-    run), so that τ is chosen before the study's runs are seen. Stopping where P < τ keeps the
-    grokkers with P >= τ; every training grokker counts, including one that grokked before W,
-    which the study's recall would not count as lost (so τ errs towards keeping)."""
+    """A τ chosen before the study's runs are seen: the largest that keeps ``min_recall`` of the
+    training runs' grokkers, judged by their held-out P(grok) (``ForecasterMetadata.
+    train_heldout``: each from a model fit without the run).
+
+    Stopping where P < τ keeps the grokkers with P >= τ. τ sits midway between the last
+    grokker kept and the training run just below it (as a decision tree places a split), not
+    on a training run's P: the held-out predictions are those of the CV's models, not of the
+    final one, so a τ on the boundary would keep or lose a new run by the smallest margin.
+    Every training grokker counts, also one that grokked before W, which the study's recall
+    would not count as lost: τ errs towards keeping.
+    """
     min_recall = check_number("min_recall", min_recall, 0, 1, closed="both")
     grokkers = sorted((p for p, y in train_heldout if y == 1), reverse=True)
     if not grokkers:
         raise ValueError("train_heldout holds no grokking run: no threshold can keep one")
     k = math.ceil(min_recall * len(grokkers) - 1e-9)  # grokkers to keep
-    return 1.0 if k == 0 else float(grokkers[k - 1])
-COLUMNS = ("policy", "signal", "param_name", "param", "window", "label_threshold", "n_runs",
-           "n_grok", "n_excluded", "n_stopped", "n_wrongly_stopped", "steps_used",
-           "steps_total", "saved", "recall")
-_HIGHER_IS_BETTER = {"val_loss": False, "val_acc": True}
+    if k == 0:
+        return 1.0
+    last = grokkers[k - 1]
+    below = [p for p, _ in train_heldout if p < last]
+    return float((last + max(below, default=0.0)) / 2)
 
 
 @dataclass(frozen=True)
@@ -458,20 +470,19 @@ def summarize(df: pd.DataFrame, *, min_recall: float = MIN_RECALL,
         "tau": tau, "on_outcomes": None,
     }
     fc = df[(df["policy"] == "forecaster") & (df["recall"] >= min_recall - 1e-12)]
-    if not fc.empty:
-        out["on_outcomes"] = _entry(fc.sort_values(["saved", "param"], ascending=[False, True],
-                                                   kind="stable").iloc[0])
+    on_outcomes = None if fc.empty else fc.sort_values(["saved", "param"], ascending=[False, True],
+                                                       kind="stable").iloc[0]
+    out["on_outcomes"] = None if on_outcomes is None else _entry(on_outcomes)
     if threshold is not None:
         given = df[(df["policy"] == "forecaster") & (df["param"] == float(threshold))]
         if given.empty:
             raise ValueError(f"threshold={threshold!r} is not allowed: it is not among the "
                              "simulated thresholds (pass it to simulate's also=)")
         best = given.iloc[0]
-    elif fc.empty:
+    elif on_outcomes is None:
         return out
     else:
-        best = df.loc[fc.sort_values(["saved", "param"], ascending=[False, True],
-                                     kind="stable").index[0]]
+        best = on_outcomes
     out["forecaster"] = _entry(best)
     same: dict[str, Any] = {}
     for signal in ("val_loss", "val_acc"):
@@ -507,9 +518,12 @@ def format_summary(summary: dict[str, Any]) -> str:
     if fc is None:
         lines.append(f"no forecaster threshold keeps {s['min_recall']:.0%} of grokking runs")
     else:
+        short = (f", fewer than the {s['min_recall']:.0%} it was chosen to keep"
+                 if s.get("tau") == "chosen on training runs" and fc["recall"] < s["min_recall"]
+                 else "")
         lines.append(f"forecaster, τ = {fc['param']:g} ({_tau_how(s)}): saves {fc['saved']:.1%} "
                      f"of steps, keeps {fc['recall']:.1%} of grokking runs "
-                     f"({fc['n_wrongly_stopped']} wrongly stopped)")
+                     f"({fc['n_wrongly_stopped']} wrongly stopped{short})")
         for key, e in s["same_budget"].items():
             lines.append(f"  {POLICY_LABELS[key]} ({e['param_name']} {e['param']:.2f}): saves "
                          f"{e['saved']:.1%}, keeps {e['recall']:.1%}")
@@ -576,7 +590,8 @@ def format_markdown(df: pd.DataFrame, summary: dict[str, Any]) -> str:
         "",
         "Rows: the forecaster thresholds that stop the same runs as τ = "
         + ", ".join(f"{t:g}" for t in TABLE_THRESHOLDS)
-        + " (the smallest tried at or above each), and the summary's.",
+        + " (the smallest tried at or above each), the summary's, and the one chosen on the "
+          "outcomes.",
         "",
         "| τ | stopped at W | saved | kept: forecaster | kept: worst val loss "
         "| kept: worst val acc | wrongly stopped: forecaster |",
@@ -709,18 +724,8 @@ def run_study(forecaster_path: str | os.PathLike, heldout_sweep_dir: str | os.Pa
     if not allow_same_sweep:
         _check_held_out(meta, heldout_hash, runs, log, str(heldout_sweep_dir))
     label = meta.threshold if label_threshold is None else label_threshold
-    notes = [meta.horizon_note(config.n_steps, "the held-out sweep")]
-    tau = None
-    if threshold is not None:
-        threshold = check_number("threshold", threshold, 0, 1, closed="both")
-    elif meta.train_heldout is not None and label == meta.threshold:
-        threshold, tau = training_threshold(meta.train_heldout, min_recall), "chosen on training runs"
-    else:
-        notes.append("the forecaster file records no held-out P(grok) of its training runs "
-                     "(train_heldout: an older file), so τ was chosen on these runs' outcomes; "
-                     "grokcast fit records them" if meta.train_heldout is None else
-                     f"τ was chosen on these runs' outcomes: the training runs' held-out P(grok) "
-                     f"are labelled at {meta.threshold:g}, not at label_threshold={label:g}")
+    threshold, tau, why = _choose_tau(meta, label, min_recall, threshold)
+    notes = [meta.horizon_note(config.n_steps, "the held-out sweep"), why]
     df = simulate(runs, log, model, window=meta.window, thresholds=thresholds,
                   keep_fractions=keep_fractions, rung_factor=rung_factor, label_threshold=label,
                   also=() if threshold is None else (threshold,))
@@ -732,6 +737,23 @@ def run_study(forecaster_path: str | os.PathLike, heldout_sweep_dir: str | os.Pa
                   "heldout_n_steps": config.n_steps}
     paths = write_study(df, out_dir, summary=summary, provenance=provenance)
     return {**summary, "paths": [str(p) for p in paths]}
+
+
+def _choose_tau(meta: Any, label: float, min_recall: float, threshold: float | None,
+                ) -> tuple[float | None, str | None, str | None]:
+    """The summary's τ for :func:`summarize` (None: chosen there, on the outcomes), how it was
+    chosen (``tau``) and, where it falls back to the outcomes, why."""
+    if threshold is not None:
+        return check_number("threshold", threshold, 0, 1, closed="both"), "fixed", None
+    if meta.train_heldout is None:
+        return None, None, ("the forecaster file records no held-out P(grok) of its training runs "
+                            "(train_heldout: an older file), so τ was chosen on these runs' "
+                            "outcomes; grokcast fit records them")
+    if label != meta.threshold:
+        return None, None, (f"τ was chosen on these runs' outcomes: the training runs' held-out "
+                            f"P(grok) are labelled at {meta.threshold:g}, not at "
+                            f"label_threshold={label:g}")
+    return training_threshold(meta.train_heldout, min_recall), "chosen on training runs", None
 
 
 def _check_held_out(meta: Any, heldout_hash: str, runs: pd.DataFrame, log: pd.DataFrame,

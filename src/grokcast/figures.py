@@ -165,6 +165,8 @@ _ANALYSIS_KEYS = {"sweep": dict, "settings": dict, "features": list, "runs": lis
                   "thresholds": dict}
 _SETTINGS_KEYS = ("windows", "thresholds", "n_resamples", "level")
 _THRESHOLD_KEYS = ("n_pos", "n_neg", "single_class", "labels", "windows")
+# The one text of a window's cell (a sweep too small for the model's CV); the rest are numbers.
+_CELL_TEXT = "multi_note"
 
 
 def read_analysis(path: Path) -> dict:
@@ -195,9 +197,15 @@ def read_analysis(path: Path) -> dict:
         if len(entry["labels"]) != len(doc["runs"]):
             raise bad(f"threshold {key!r} has {len(entry['labels'])} labels for "
                       f"{len(doc['runs'])} runs")
-        where = _first_non_number(entry["windows"], f"thresholds.{key}.windows")
-        if where is not None:
-            raise bad(f"{where[0]} is {where[1]!r}, not a number")
+        for w, cell in entry["windows"].items():
+            at = f"thresholds.{key}.windows.{w}"
+            note = cell.get(_CELL_TEXT) if isinstance(cell, dict) else None
+            if note is not None and not isinstance(note, str):
+                raise bad(f"{at}.{_CELL_TEXT} is {note!r}, not a text")
+            numbers = {k: v for k, v in cell.items() if k != _CELL_TEXT} if isinstance(cell, dict) else cell
+            where = _first_non_number(numbers, at)
+            if where is not None:
+                raise bad(f"{where[0]} is {where[1]!r}, not a number")
     for k, run in enumerate(doc["runs"]):
         numbers = {n: v for n, v in run.items() if n != "run_id"} if isinstance(run, dict) else run
         where = _first_non_number(numbers, f"runs[{k}]")

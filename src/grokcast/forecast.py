@@ -659,16 +659,27 @@ def _heldout_pairs(heldout: Any, n_runs: int) -> tuple[tuple[float, int], ...]:
 
 def _check_heldout_pairs(pairs: Any, n_runs: int, error: type[Exception],
                          ) -> tuple[tuple[float, int], ...]:
-    def is_p(x: Any) -> bool:
-        return isinstance(x, (int, float)) and not isinstance(x, bool) and 0 <= x <= 1
+    """The file's ``train_heldout``, refused with what is wrong in it."""
+    def is_pair(q: Any) -> bool:  # [P in [0, 1], label 0 or 1]
+        return (isinstance(q, list) and len(q) == 2 and isinstance(q[0], (int, float))
+                and not isinstance(q[0], bool) and 0 <= q[0] <= 1
+                and q[1] in (0, 1) and not isinstance(q[1], (bool, float)))
 
-    ok = (isinstance(pairs, list) and len(pairs) == n_runs
-          and all(isinstance(q, list) and len(q) == 2 and is_p(q[0]) and q[1] in (0, 1)
-                  and not isinstance(q[1], bool) for q in pairs))
-    if not ok or pairs != sorted(pairs) or {q[1] for q in pairs} != {0, 1}:
-        shown = pairs if not isinstance(pairs, list) or len(pairs) <= 3 else f"{pairs[:3]}..."
-        raise error(f"train_heldout={shown!r} is not allowed: expected n_train_runs={n_runs} "
-                    "sorted [P, label] pairs, P in [0, 1], label 0 or 1, both labels present")
+    def fail(what: str) -> Exception:
+        return error(f"train_heldout is not allowed: {what}; expected n_train_runs={n_runs} "
+                     "[P, label] pairs sorted, P in [0, 1], label 0 or 1, both labels present")
+
+    if not isinstance(pairs, list):
+        raise fail(f"it is {pairs!r:.60}, not a list")
+    if len(pairs) != n_runs:
+        raise fail(f"it holds {len(pairs)} pairs")
+    bad = next((k for k, q in enumerate(pairs) if not is_pair(q)), None)
+    if bad is not None:
+        raise fail(f"pair {bad} is {pairs[bad]!r:.60}")
+    if pairs != sorted(pairs):
+        raise fail("its pairs are not sorted")
+    if {q[1] for q in pairs} != {0, 1}:
+        raise fail(f"every label is {pairs[0][1]}")
     return tuple((float(p), int(y)) for p, y in pairs)
 
 

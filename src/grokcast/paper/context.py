@@ -847,16 +847,17 @@ def _early_stop_tau(s: dict[str, Any], f: dict[str, Any]) -> str:
     if s.get("tau") == "fixed":
         return f"At a threshold fixed in advance, P(grok) below {f['param']:.4g}, the forecaster "
     if s.get("tau") == "chosen on training runs":
-        return (f"At the threshold chosen before these runs were seen, the largest that keeps "
-                f"{s['min_recall']:.0%} of the training runs' grokkers by their cross-validated "
-                f"P(grok) (below {f['param']:.4g}), the forecaster ")
+        return (f"At a threshold chosen before these runs were seen, from the training runs' "
+                f"cross-validated P(grok) so as to keep {s['min_recall']:.0%} of their grokkers, "
+                f"P(grok) below {f['param']:.4g}, the forecaster ")
     return (f"Where the forecaster keeps at least {s['min_recall']:.0%} of the grokking runs "
             "and saves the most compute, it ")
 
 
 def _early_stop_caveat(s: dict[str, Any]) -> str:
     """What the reader must know about τ: an optimistic choice, or the optimistic one beside it."""
-    if s.get("tau", "chosen on outcomes") == "chosen on outcomes":  # files before "tau": so
+    # A summary written before grokcast recorded "tau" was always chosen on the outcomes.
+    if s.get("tau", "chosen on outcomes") == "chosen on outcomes":
         return ("That threshold is chosen with these runs' outcomes, an optimistic operating point "
                 "that a threshold fixed in advance need not reach. ")
     best = s.get("on_outcomes")
