@@ -1009,3 +1009,31 @@ def test_analyze_cli_scores_the_forecaster_in_random_run_orders(sweep, tmp_path,
     assert info.value.code == 2
     assert "argument --orders: '-1' is not allowed: expected an integer in [0, 10000]" in \
         capsys.readouterr().err
+    # --json prints what analysis.json holds (timing aside) instead of Table 1.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        assert main([*argv[:3], str(tmp_path / "js"), *argv[4:], "--quiet", "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    on_disk = json.loads((tmp_path / "js" / "analysis.json").read_text())
+    assert {k: v for k, v in printed.items() if k != "timing"} == \
+        {k: v for k, v in on_disk.items() if k != "timing"}
+    assert printed["thresholds"] == written["thresholds"]  # the same analysis as above
+
+
+def test_fit_and_evaluate_cli_take_the_bootstrap_resamples(sweep, fitted, tmp_path, capsys):
+    """Only analyze took --resamples; fit and evaluate print CIs from 2,000 resamples fixed."""
+    from grokcast.cli import main
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # 2 positives: fewer than cv=3 folds
+        assert main(["fit", str(sweep), "--out", str(tmp_path / "f.json"), "--window", str(W),
+                     "--threshold", str(THRESHOLD), "--resamples", "37", "--json"]) == 0
+    fit = json.loads(capsys.readouterr().out)
+    direct = fit_forecaster(sweep, window=W, threshold=THRESHOLD, out=tmp_path / "g.json",
+                            n_resamples=37)
+    assert fit["n_resamples"] == 37 and fit["heldout_ci"] == direct["heldout_ci"]
+    assert main(["evaluate", str(sweep), "--model", str(fitted[0]), "--resamples", "41",
+                 "--json"]) == 0
+    scored = json.loads(capsys.readouterr().out)
+    assert scored["n_resamples"] == 41
+    assert scored["forecaster"] == evaluate_forecaster(fitted[0], sweep, n_resamples=41)["forecaster"]

@@ -72,6 +72,9 @@ def cmd_analyze(args: argparse.Namespace) -> None:
         if "goes beyond the logged steps" not in str(err) or args.windows is not None:
             raise
         raise ValueError(f"{err}; set the windows with --windows") from None
+    if args.json:  # what analysis.json holds
+        print(json.dumps(dict(result), indent=1, allow_nan=False))
+        return
     print(format_table1(result))
     seconds = result["timing"]["analysis_seconds"]
     print(f"\nanalysis took {seconds:.1f} s -> {args.out or args.sweep_dir / 'analysis'}")
@@ -81,7 +84,8 @@ def cmd_fit(args: argparse.Namespace) -> None:
     from grokcast.tool import fit_forecaster, format_fit
 
     result = fit_forecaster(args.sweep_dir, window=args.window, threshold=args.threshold,
-                            out=args.out, seed=args.seed, partial=args.partial)
+                            out=args.out, seed=args.seed, n_resamples=args.resamples,
+                            partial=args.partial)
     print(json.dumps(result, indent=2) if args.json else format_fit(result))
 
 
@@ -95,7 +99,8 @@ def cmd_forecast(args: argparse.Namespace) -> None:
 def cmd_evaluate(args: argparse.Namespace) -> None:
     from grokcast.tool import evaluate_forecaster, format_evaluation
 
-    result = evaluate_forecaster(args.model, args.sweep_dir, seed=args.seed, partial=args.partial)
+    result = evaluate_forecaster(args.model, args.sweep_dir, seed=args.seed,
+                                 n_resamples=args.resamples, partial=args.partial)
     print(json.dumps(result, indent=2) if args.json else format_evaluation(result))
 
 
@@ -242,6 +247,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "its internal CV's folds depend (default 0; ~0.3 s per order and cell "
                         "at 48 runs)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--json", action="store_true",
+                   help="print the analysis (analysis.json's content) instead of Table 1")
     _partial_flag(p)
     p.set_defaults(func=cmd_analyze)
 
@@ -254,6 +261,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="forecaster file to write (.json)")
     p.add_argument("--seed", type=_nonnegative_int, default=0,
                    help="seed of the bootstrap resamples and CV folds (default: 0)")
+    p.add_argument("--resamples", type=_resamples, default=2000,
+                   help="bootstrap resamples of the held-out AUROC's CI (default: 2000)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     _partial_flag(p)
     p.set_defaults(func=cmd_fit)
@@ -273,6 +282,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", type=Path, required=True, help="forecaster file from `grokcast fit`")
     p.add_argument("--seed", type=_nonnegative_int, default=0,
                    help="seed of the bootstrap resamples (default: 0)")
+    p.add_argument("--resamples", type=_resamples, default=2000,
+                   help="bootstrap resamples of the AUROCs' CIs (default: 2000)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     _partial_flag(p)
     p.set_defaults(func=cmd_evaluate)
