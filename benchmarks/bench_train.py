@@ -7,12 +7,18 @@ one run after another, no logging. grokcast's side includes its full signal logg
 
     python benchmarks/bench_train.py --runs 48 --steps 1000 --plain-runs 4 \\
         --threads 1 --workers 2 --dense-until 0 [--json out.json]
+
+``--plain-layout processes`` runs the plain loop the way grokcast's side runs: its runs dealt
+over ``--workers`` processes of ``--threads`` threads each, a stronger baseline on a small
+machine (two single-threaded loops outrun one two-threaded loop over tiny ops).
 """
 
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import dataclasses
+import multiprocessing
 import json
 import platform
 import resource
@@ -52,6 +58,29 @@ def plain_loop(runs, steps: int, device: torch.device) -> float:
             opt.step()
     _sync(device)
     return time.perf_counter() - start
+
+
+def _plain_worker(runs, steps: int, threads: int, warm_steps: int) -> float:
+    """One process's share of the plain loop: its own warm-up, then the timed loop."""
+    torch.set_num_threads(threads)
+    tune_allocator()
+    plain_loop([dataclasses.replace(r, n_steps=warm_steps) for r in runs], warm_steps,
+               torch.device("cpu"))
+    return plain_loop(runs, steps, torch.device("cpu"))
+
+
+def plain_in_processes(runs, steps: int, workers: int, threads: int, warm_steps: int) -> float:
+    """The plain loop with its runs dealt over ``workers`` processes (largest train split first,
+    each to the least loaded process), each timed after its own warm-up; the slowest process's
+    seconds, which leaves the processes' start-up out in the plain loop's favour."""
+    shares: list[list] = [[] for _ in range(workers)]
+    for run in sorted(runs, key=lambda r: -r.train_frac):
+        min(shares, key=lambda share: sum(r.train_frac for r in share)).append(run)
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
+        times = pool.map(_plain_worker, [s for s in shares if s], [steps] * workers,
+                         [threads] * workers, [warm_steps] * workers)
+        return max(times)
 
 
 def ensemble(runs, device: torch.device, chunk_size: int, workers: int, cuda_graphs: bool = True,
@@ -134,8 +163,14 @@ def main() -> None:
                          "timed repeat includes its workers' loading of the compiled code from "
                          "inductor's on-disk cache, where the warm-up puts it when --threads is "
                          "the workers' 1 (the thread count is part of the compiled code)")
+    ap.add_argument("--plain-layout", choices=["threads", "processes"], default="threads",
+                    help="threads (default): the plain loop in this process with threads x "
+                         "workers threads, one run after another; processes: its runs dealt "
+                         "over --workers processes of --threads threads, as grokcast's side")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
+    if args.plain_layout == "processes" and args.device != "cpu":
+        ap.error("--plain-layout processes is for --device cpu")
 
     tune_allocator()
     torch.set_num_threads(args.threads)
@@ -151,7 +186,7 @@ def main() -> None:
 
     # The plain loop, and the matmul peak, get every thread the grokcast side used:
     # --workers 2 --threads 1 compares against a 2-thread plain loop on the same 2 cores.
-    plain_threads = args.threads * args.workers
+    plain_threads = args.threads * (args.workers if args.plain_layout == "threads" else 1)
     warm = [dataclasses.replace(r, n_steps=min(args.steps, 20)) for r in runs]
     # First calls in a process pay one-off costs (kernel selection, allocator growth) that a
     # long sweep never sees again; on this 2-core machine they halve a short plain loop's rate.
@@ -164,10 +199,16 @@ def main() -> None:
         t_ens_all.append(ensemble(runs, device, args.chunk_size, args.workers, args.cuda_graphs,
                                   args.compiled))
         torch.set_num_threads(plain_threads)
-        t_plain_all.append(plain_loop(runs[:n_plain], args.steps, device) * len(runs) / n_plain)
+        if args.plain_layout == "processes":
+            t_plain = plain_in_processes(runs[:n_plain], args.steps, args.workers, args.threads,
+                                         min(args.steps, 20))
+        else:
+            t_plain = plain_loop(runs[:n_plain], args.steps, device)
+        t_plain_all.append(t_plain * len(runs) / n_plain)
     t_ens, t_plain = statistics.median(t_ens_all), statistics.median(t_plain_all)
     run_steps = len(runs) * args.steps
     flops = sum(flops_per_run_step(round(r.train_frac * r.p**2)) for r in runs) * args.steps
+    torch.set_num_threads(args.threads * args.workers)  # the peak of every thread used
     peak = sgemm_gflops(device)
     peak_mib = (torch.cuda.max_memory_allocated(device) if device.type == "cuda"
                 else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024) / 2**20
@@ -177,6 +218,7 @@ def main() -> None:
         "precision": args.precision, "compiled": args.compiled, "threads": args.threads,
         "workers": args.workers,
         "cuda_graphs": args.cuda_graphs and device.type == "cuda",
+        "plain_layout": args.plain_layout,
         "plain_threads": plain_threads, "runs": len(runs), "repeats": args.repeats,
         "steps": args.steps, "dense_until": args.dense_until,
         "plain_runs_timed": n_plain,
