@@ -18,8 +18,8 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import dataclasses
-import multiprocessing
 import json
+import multiprocessing
 import platform
 import resource
 import statistics
