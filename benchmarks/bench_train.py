@@ -9,8 +9,8 @@ one run after another, no logging. grokcast's side includes its full signal logg
         --threads 1 --workers 2 --dense-until 0 [--json out.json]
 
 ``--plain-layout processes`` runs the plain loop the way grokcast's side runs: its runs dealt
-over ``--workers`` processes of ``--threads`` threads each, a stronger baseline on a small
-machine (two single-threaded loops outrun one two-threaded loop over tiny ops).
+over ``--workers`` one-thread processes, a stronger baseline on a small machine (two
+single-threaded loops outrun one two-threaded loop over tiny ops).
 """
 
 from __future__ import annotations
@@ -69,18 +69,22 @@ def _plain_worker(runs, steps: int, threads: int, warm_steps: int) -> float:
     return plain_loop(runs, steps, torch.device("cpu"))
 
 
-def plain_in_processes(runs, steps: int, workers: int, threads: int, warm_steps: int) -> float:
-    """The plain loop with its runs dealt over ``workers`` processes (largest train split first,
-    each to the least loaded process), each timed after its own warm-up; the slowest process's
-    seconds, which leaves the processes' start-up out in the plain loop's favour."""
+def plain_in_processes(runs, steps: int, workers: int, warm_steps: int) -> float:
+    """The plain loop with its runs dealt over ``workers`` one-thread processes (as grokcast's
+    sweep workers run), the same number each, dealt back and forth in order of train split so
+    the shares' sizes match; each is timed after its own warm-up, and the slowest process's
+    seconds count, which leaves the processes' start-up out in the plain loop's favour."""
+    if len(runs) % workers:
+        raise ValueError(f"{len(runs)} plain runs cannot be shared evenly by {workers} processes: "
+                         "give --plain-runs a multiple of --workers")
     shares: list[list] = [[] for _ in range(workers)]
-    for run in sorted(runs, key=lambda r: -r.train_frac):
-        min(shares, key=lambda share: sum(r.train_frac for r in share)).append(run)
+    for i, run in enumerate(sorted(runs, key=lambda r: -r.train_frac)):
+        turn, k = divmod(i, workers)
+        shares[k if turn % 2 == 0 else workers - 1 - k].append(run)
     context = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
-        times = pool.map(_plain_worker, [s for s in shares if s], [steps] * workers,
-                         [threads] * workers, [warm_steps] * workers)
-        return max(times)
+        return max(pool.map(_plain_worker, shares, [steps] * workers, [1] * workers,
+                            [warm_steps] * workers))
 
 
 def ensemble(runs, device: torch.device, chunk_size: int, workers: int, cuda_graphs: bool = True,
@@ -147,8 +151,9 @@ def main() -> None:
                     help="grokcast logs every step below this (paper: 300); 0 times the regime "
                          "of the other 97%% of a 10,000-step sweep (a log row every 100 steps)")
     ap.add_argument("--workers", type=int, default=1,
-                    help="grokcast side: chunks in this many processes, --threads each; the "
-                         "plain loop then gets threads x workers threads")
+                    help="grokcast side: chunks in this many processes of one thread each "
+                         "(grokcast's sweep workers; above 1 --threads sets only the plain "
+                         "loop's threads per worker); the plain loop gets threads x workers")
     ap.add_argument("--repeats", type=int, default=3,
                     help="time each side this many times, alternating, after one short "
                          "untimed warm-up of each; the medians are reported")
@@ -166,11 +171,13 @@ def main() -> None:
     ap.add_argument("--plain-layout", choices=["threads", "processes"], default="threads",
                     help="threads (default): the plain loop in this process with threads x "
                          "workers threads, one run after another; processes: its runs dealt "
-                         "over --workers processes of --threads threads, as grokcast's side")
+                         "over --workers one-thread processes, as grokcast's sweep workers run "
+                         "(needs --threads 1)")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
-    if args.plain_layout == "processes" and args.device != "cpu":
-        ap.error("--plain-layout processes is for --device cpu")
+    if args.plain_layout == "processes" and (args.device != "cpu" or args.threads != 1):
+        ap.error("--plain-layout processes is for --device cpu --threads 1 (grokcast's sweep "
+                 "workers run one thread each)")
 
     tune_allocator()
     torch.set_num_threads(args.threads)
@@ -183,16 +190,22 @@ def main() -> None:
     # Interleave the grid so a prefix of runs covers every train fraction.
     runs = sorted(runs, key=lambda r: (r.seed, r.weight_decay, r.train_frac))
     n_plain = args.plain_runs or len(runs)
+    if args.plain_layout == "processes" and n_plain % args.workers:
+        ap.error(f"--plain-layout processes shares the plain loop's {n_plain} runs evenly over "
+                 f"{args.workers} processes: give --plain-runs a multiple of --workers")
 
     # The plain loop, and the matmul peak, get every thread the grokcast side used:
-    # --workers 2 --threads 1 compares against a 2-thread plain loop on the same 2 cores.
+    # --workers 2 --threads 1 compares against a 2-thread plain loop on the same 2 cores (or,
+    # --plain-layout processes, two one-thread plain loops).
     plain_threads = args.threads * (args.workers if args.plain_layout == "threads" else 1)
+    plain_processes = args.workers if args.plain_layout == "processes" else 1
     warm = [dataclasses.replace(r, n_steps=min(args.steps, 20)) for r in runs]
     # First calls in a process pay one-off costs (kernel selection, allocator growth) that a
     # long sweep never sees again; on this 2-core machine they halve a short plain loop's rate.
     ensemble(warm, device, args.chunk_size, 1, args.cuda_graphs, args.compiled)
-    torch.set_num_threads(plain_threads)
-    plain_loop(warm[:n_plain], min(args.steps, 20), device)
+    if plain_processes == 1:  # the processes warm themselves up
+        torch.set_num_threads(plain_threads)
+        plain_loop(warm[:n_plain], min(args.steps, 20), device)
     t_ens_all, t_plain_all = [], []
     for _ in range(args.repeats):
         torch.set_num_threads(args.threads)
@@ -200,7 +213,7 @@ def main() -> None:
                                   args.compiled))
         torch.set_num_threads(plain_threads)
         if args.plain_layout == "processes":
-            t_plain = plain_in_processes(runs[:n_plain], args.steps, args.workers, args.threads,
+            t_plain = plain_in_processes(runs[:n_plain], args.steps, args.workers,
                                          min(args.steps, 20))
         else:
             t_plain = plain_loop(runs[:n_plain], args.steps, device)
@@ -218,7 +231,7 @@ def main() -> None:
         "precision": args.precision, "compiled": args.compiled, "threads": args.threads,
         "workers": args.workers,
         "cuda_graphs": args.cuda_graphs and device.type == "cuda",
-        "plain_layout": args.plain_layout,
+        "plain_layout": args.plain_layout, "plain_processes": plain_processes,
         "plain_threads": plain_threads, "runs": len(runs), "repeats": args.repeats,
         "steps": args.steps, "dense_until": args.dense_until,
         "plain_runs_timed": n_plain,
