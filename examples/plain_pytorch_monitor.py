@@ -125,16 +125,21 @@ def main() -> None:
 
     log = monitor.log
     max_acc = log["val_acc"].max()
-    hit = log.loc[log["val_acc"] >= 0.9, "step"]
+    meta = getattr(monitor.forecaster, "metadata_", None)
+    threshold = getattr(meta, "threshold", 0.9)
+    hit = log.loc[log["val_acc"] >= threshold, "step"]
     print(f"step {args.steps}: val_acc {log['val_acc'].iloc[-1]:.3f} at the last logged step "
           f"({int(log['step'].iloc[-1])}), "
           f"max val_acc {max_acc:.3f}"
-          + (f" (first >= 0.9 at step {int(hit.iloc[0])})" if len(hit) else ""))
+          + (f" (first >= {threshold:g} at step {int(hit.iloc[0])})" if len(hit) else ""))
     if monitor.forecaster is not None:
-        threshold = getattr(getattr(monitor.forecaster, "metadata_", None), "threshold", 0.9)
         grokked = max_acc >= threshold
         print(f"outcome: {'grokked' if grokked else 'did not grok'} "
               f"(max val_acc {'>=' if grokked else '<'} {threshold:g})")
+        # P(grok) is of grokking within the forecaster's training runs' steps, not these.
+        note = meta.horizon_note(args.steps, "this run") if meta is not None else None
+        if note:
+            print(f"note: {note}")
     if args.save_log:
         log.to_csv(args.save_log, index=False)
         print(f"wrote the log ({len(log)} rows) to {args.save_log}")

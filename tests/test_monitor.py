@@ -426,3 +426,24 @@ def test_example_script_runs_short_without_a_forecaster(tmp_path):
                            "--save-log", str(log)], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert list(pd.read_csv(log)["step"]) == [0, 1, 2, 3, 4, 5]
+
+
+def test_example_script_notes_a_forecast_horizon_other_than_its_run(tmp_path):
+    """P(grok) is of grokking within the forecaster's training runs' steps: the example's
+    outcome line, over its own --steps, now says when the two differ."""
+    from grokcast.config import SweepConfig
+    from grokcast.features import FEATURE_NAMES
+    from grokcast.forecast import GrokForecaster
+
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame(rng.normal(size=(12, len(FEATURE_NAMES))), columns=list(FEATURE_NAMES))
+    model = GrokForecaster().fit(X, np.array([0, 1] * 6))
+    path = tmp_path / "f.json"
+    model.save(path, window=20, threshold=0.9, sweep_hash="0" * 64, n_train_runs=12,
+               task=SweepConfig.from_file(EXAMPLE.parents[1] / "configs" / "paper.toml").task(),
+               label_steps=10_000)
+    done = subprocess.run([sys.executable, str(EXAMPLE), "--steps", "25", "--device", "cpu",
+                           "--forecaster", str(path)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert ("note: this run trained for 25 steps, the forecaster's training runs for 10,000: its "
+            "P(grok) means grokking within 10,000 steps, the outcomes here within 25") in done.stdout

@@ -431,12 +431,12 @@ def test_a_forecaster_records_its_label_horizon_and_notes_another(sweep, fitted,
 
     longer = tmp_path / "longer"  # the same runs trained on: max_val_acc can only grow
     run_sweep(dataclasses.replace(config, n_steps=45), longer, device="cpu", progress=False)
-    said = ("this sweep trained its runs for 45 steps, the forecaster's training runs for 30: its "
-            "P(grok) means grokking within 30 steps, these labels within 45")
+    said = ("this sweep's runs trained for 45 steps, the forecaster's training runs for 30: its "
+            "P(grok) means grokking within 30 steps, the outcomes here within 45")
     result = evaluate_forecaster(fitted[0], longer, n_resamples=100)
     assert result["notes"][-1] == said and f"note: {said}" in format_evaluation(result)
     study = run_study(fitted[0], longer, tmp_path / "study", allow_same_sweep=True)
-    assert study["notes"] == [said.replace("this sweep", "the held-out sweep")]
+    assert study["notes"] == [said.replace("this sweep's", "the held-out sweep's")]
     assert f"note: {study['notes'][0]}" in format_summary(study)
     written = json.loads((tmp_path / "study" / "early_stop.json").read_text())
     assert written["summary"]["notes"] == study["notes"]

@@ -443,10 +443,11 @@ def summarize(df: pd.DataFrame, *, min_recall: float = MIN_RECALL,
     -------
     dict
         ``window``, ``label_threshold``, ``min_recall``, ``n_runs``, ``n_grok``,
-        ``n_excluded``, ``tau``, ``forecaster`` (or None when no threshold keeps
-        ``min_recall``), ``on_outcomes`` (None likewise),
+        ``n_excluded``, ``tau``, ``forecaster`` (None only when τ is chosen on the outcomes
+        and no threshold keeps ``min_recall``), ``on_outcomes`` (None when no threshold keeps
+        ``min_recall``),
         ``same_budget`` (``percentile_val_loss``, ``percentile_val_acc``, ``asha_val_loss``,
-        ``asha_val_acc``; None without a forecaster point) and ``median`` (``median_val_loss``,
+        ``asha_val_acc``; None where ``forecaster`` is) and ``median`` (``median_val_loss``,
         ``median_val_acc``). Each entry has ``param_name``, ``param``, ``saved``, ``recall``,
         ``n_stopped`` and ``n_wrongly_stopped``.
     """
@@ -725,7 +726,7 @@ def run_study(forecaster_path: str | os.PathLike, heldout_sweep_dir: str | os.Pa
         _check_held_out(meta, heldout_hash, runs, log, str(heldout_sweep_dir))
     label = meta.threshold if label_threshold is None else label_threshold
     threshold, tau, why = _choose_tau(meta, label, min_recall, threshold)
-    notes = [meta.horizon_note(config.n_steps, "the held-out sweep"), why]
+    notes = [meta.horizon_note(config.n_steps, "the held-out sweep's runs"), why]
     df = simulate(runs, log, model, window=meta.window, thresholds=thresholds,
                   keep_fractions=keep_fractions, rung_factor=rung_factor, label_threshold=label,
                   also=() if threshold is None else (threshold,))
@@ -747,8 +748,8 @@ def _choose_tau(meta: Any, label: float, min_recall: float, threshold: float | N
         return check_number("threshold", threshold, 0, 1, closed="both"), "fixed", None
     if meta.train_heldout is None:
         return None, None, ("the forecaster file records no held-out P(grok) of its training runs "
-                            "(train_heldout: an older file), so τ was chosen on these runs' "
-                            "outcomes; grokcast fit records them")
+                            "(train_heldout: an older file, or one saved without it), so τ was "
+                            "chosen on these runs' outcomes; grokcast fit records them")
     if label != meta.threshold:
         return None, None, (f"τ was chosen on these runs' outcomes: the training runs' held-out "
                             f"P(grok) are labelled at {meta.threshold:g}, not at "

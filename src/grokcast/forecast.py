@@ -98,9 +98,9 @@ class ForecasterMetadata:
         labels, observed within :attr:`label_steps` (None when they agree or it is unknown)."""
         if self.label_steps is None or n_steps == self.label_steps:
             return None
-        return (f"{where} trained its runs for {n_steps:,} steps, the forecaster's training runs "
-                f"for {self.label_steps:,}: its P(grok) means grokking within "
-                f"{self.label_steps:,} steps, these labels within {n_steps:,}")
+        return (f"{where} trained for {n_steps:,} steps, the forecaster's training runs for "
+                f"{self.label_steps:,}: its P(grok) means grokking within "
+                f"{self.label_steps:,} steps, the outcomes here within {n_steps:,}")
 
     def check_task(self, task: dict[str, Any], where: str) -> None:
         """Refuse runs of another task than the forecaster's training runs (where recorded):

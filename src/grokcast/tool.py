@@ -687,7 +687,7 @@ def evaluate_forecaster(model_path: str | os.PathLike, sweep_dir: str | os.PathL
         "level": level, "n_resamples": n_resamples, "seed": seed, "in_training": seen,
         "notes": [*_in_training_notes(seen, len(y), meta.window),
                   *_one_run_class_notes(min(int(y.sum()), len(y) - int(y.sum()))),
-                  *filter(None, [meta.horizon_note(config.n_steps, "this sweep")])]}
+                  *filter(None, [meta.horizon_note(config.n_steps, "this sweep's runs")])]}
     for name, score in scores.items():
         # The analysis' generator for this (threshold, W) cell: on the same runs, seed and
         # resamples the baselines' CIs are Table 1's (they were drawn from another stream).

@@ -837,8 +837,8 @@ def _early_stop_section(s: dict[str, Any]) -> dict[str, Any] | None:
             + f"stops {f['n_stopped']} runs and saves {fmt_pct(f['saved'])} of all training "
             f"steps, keeping {fmt_pct(f['recall'])} of the grokking runs. "
             + _early_stop_caveat(s)
-            + "Standard rules at the same budget, and the median rule at its own, are listed "
-              "beside it.")
+            + "Standard rules at the budget of the forecaster's threshold, and the median rule at "
+              "its own, are listed beside it.")
     return {"text": text, "rows": rows, "figure": "figures/early_stop.pdf"}
 
 
