@@ -67,8 +67,6 @@ MIN_RECALL = 0.9  # the summary's operating point: keep at least 90% of grokking
 # How the summary's τ was chosen: on the held-out forecasts of the forecaster's own training
 # runs (run_study's default), fixed in advance, or on the simulated runs' outcomes (optimistic).
 TAU_CHOICES = ("chosen on training runs", "fixed", "chosen on outcomes")
-
-
 COLUMNS = ("policy", "signal", "param_name", "param", "window", "label_threshold", "n_runs",
            "n_grok", "n_excluded", "n_stopped", "n_wrongly_stopped", "steps_used",
            "steps_total", "saved", "recall")
