@@ -31,8 +31,11 @@ test: $(BIN)/grokcast
 test-slow: $(BIN)/grokcast
 	$(BIN)/python -m pytest -q -m slow
 
+# Against the plain loop on 2 threads (the issue's), then dealt over 2 one-thread processes
+# as grokcast's side is (the stronger baseline on this machine); about 3 minutes each.
 bench: $(BIN)/grokcast
 	$(BIN)/python benchmarks/bench_train.py --runs 48 --steps 1000 --plain-runs 4 --threads 1 --workers 2 --dense-until 0
+	$(BIN)/python benchmarks/bench_train.py --runs 48 --steps 1000 --plain-runs 4 --threads 1 --workers 2 --dense-until 0 --plain-layout processes
 
 clean:
 	rm -rf $(VENV) out
