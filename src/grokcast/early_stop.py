@@ -528,13 +528,19 @@ def format_summary(summary: dict[str, Any]) -> str:
                          f"{e['saved']:.1%}, keeps {e['recall']:.1%}")
     for key, e in s["median"].items():
         lines.append(f"{POLICY_LABELS[key]}: saves {e['saved']:.1%}, keeps {e['recall']:.1%}")
-    best = s.get("on_outcomes")
-    if best is not None and s.get("tau") != "chosen on outcomes":
+    best = _beside(s)
+    if best is not None:
         lines.append(f"for comparison, τ = {best['param']:g} chosen on these runs' outcomes (the "
                      f"most saved keeping >= {s['min_recall']:.0%} of grokking runs, an optimistic "
                      f"operating point): saves {best['saved']:.1%}, keeps {best['recall']:.1%}")
     lines += [f"note: {note}" for note in s.get("notes", [])]
     return "\n".join(lines)
+
+
+def _beside(s: dict[str, Any]) -> dict[str, Any] | None:
+    """The row of the τ chosen on the outcomes where the summary's τ was chosen otherwise (it
+    is shown beside it, for comparison); None where it is the summary's, or there is none."""
+    return None if s.get("tau") == "chosen on outcomes" else s.get("on_outcomes")
 
 
 def _tau_how(s: dict[str, Any]) -> str:
@@ -578,7 +584,7 @@ def format_markdown(df: pd.DataFrame, summary: dict[str, Any]) -> str:
         + ". Saved: fraction of all training steps not trained. Kept: fraction of grokking runs "
           "not stopped before they grokked. "
         + f"The summary's τ was {_tau_how(s)}"
-        + ("" if s.get("tau") == "chosen on outcomes" or s.get("on_outcomes") is None else
+        + ("" if _beside(s) is None else
            "; the τ marked *(on outcomes)* is the most saved keeping >= "
            f"{s['min_recall']:.0%} of these runs' grokkers, chosen with their outcomes: an "
            "optimistic operating point")
@@ -602,8 +608,7 @@ def format_markdown(df: pd.DataFrame, summary: dict[str, Any]) -> str:
                 for sig in ("val_loss", "val_acc")}
         mark = " **(summary)**" if (s["forecaster"] is not None
                                     and row["param"] == s["forecaster"]["param"]) else ""
-        if (s.get("tau") != "chosen on outcomes" and s.get("on_outcomes") is not None
-                and row["param"] == s["on_outcomes"]["param"]):
+        if _beside(s) is not None and row["param"] == s["on_outcomes"]["param"]:
             mark += " *(on outcomes)*"
         lines.append(f"| {row['param']:g}{mark} | {row['n_stopped']} | {pct(row['saved'])} | "
                      f"{pct(row['recall'])} | {pct(same['val_loss']['recall'])} | "
@@ -705,8 +710,9 @@ def run_study(forecaster_path: str | os.PathLike, heldout_sweep_dir: str | os.Pa
     -------
     dict
         :func:`summarize`'s result plus ``notes`` (a held-out sweep trained for another
-        number of steps than the forecaster's training runs: its labels mean something else)
-        and ``paths`` (the written files, as strings).
+        number of steps than the forecaster's training runs, whose labels then mean something
+        else; a τ chosen on the outcomes for want of the training runs' held-out P(grok)) and
+        ``paths`` (the written files, as strings).
     """
     from grokcast.analysis import sweep_hash
     from grokcast.forecast import GrokForecaster
