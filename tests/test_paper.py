@@ -882,6 +882,34 @@ def test_render_paper_page_count_and_structure(rendered: tuple) -> None:
     assert "Reproduction" in "".join(pages[start:])
 
 
+def test_figure_3_names_the_univariate_table_by_its_number_in_the_paper(tmp_path: Path) -> None:
+    """With the early-stopping study, its table is Table 3 and the univariate one Table 4:
+    figure 3's caption named the latter 'Table 3' (its file's name, table3.md)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    write_synthetic_results(tmp_path)
+    study = tmp_path / "early_stop"
+    study.mkdir()
+    policy = {"param_name": "fraction_stopped", "param": 0.5, "saved": 0.49, "recall": 1.0,
+              "n_stopped": 24, "n_wrongly_stopped": 0}
+    summary = {"window": 200, "label_threshold": 0.9, "min_recall": 0.9, "n_runs": 48, "n_grok": 8,
+               "forecaster": {**policy, "param_name": "threshold", "param": 0.4989},
+               "median": {"median_val_loss": policy}}
+    (study / "early_stop.json").write_text(json.dumps({"summary": summary}))
+    fig, ax = plt.subplots(figsize=(4, 2))
+    fig.savefig(study / "early_stop.pdf")
+    plt.close(fig)
+    pages = [p.extract_text() for p in PdfReader(R.render_paper(tmp_path, tmp_path / "out")).pages]
+    text = canon("\n".join(pages))
+    numbers = {caption: re.findall(r"Table(\d+):" + canon(caption), text)
+               for caption in ("Stopping policies", "Per-feature AUROC and folded AUROC")}
+    assert numbers == {"Stopping policies": ["3"], "Per-feature AUROC and folded AUROC": ["4"]}
+    assert canon("goes to the feature listed first in Table 4)") in text
+
+
 def test_render_paper_prints_the_numbers_of_analysis_json(rendered: tuple) -> None:
     analysis, pdf, pages = rendered
     text = canon("\n".join(pages))
@@ -988,6 +1016,9 @@ def test_early_stop_section_only_when_the_study_ran(tmp_path):
     (tmp_path / "early_stop" / "early_stop.json").write_text(json.dumps({"summary": summary}))
     ctx = early_stop_context(tmp_path / "early_stop")
     assert "saves 67.7% of all training steps" in ctx["text"] and "8 of them" in ctx["text"]
+    # ASHA's saving is the nearest its keep fractions reach, not the forecaster's: not called equal.
+    assert ("successive halving at the keep fraction whose saving is closest to it"
+            in ctx["text"]) and "at the budget of the forecaster" not in ctx["text"]
     assert ctx["rows"][0] == ("forecaster, P(grok) below 0.4989", "67.7%", "100.0%", "0")
     assert ctx["rows"][1] == ("successive halving (ASHA-style) on val loss", "66.6%", "87.5%", "1")
     assert len(ctx["rows"]) == 3

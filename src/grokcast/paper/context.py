@@ -638,7 +638,7 @@ def _captions(f: _Facts, pair: _Pair) -> dict[str, str]:
                     "were stopped early." if (F.grid_counts(f.a, f.k1)[3] == 0).any() else "")),
         "fig3": (f"Folded AUROC |AUROC − 0.5| + 0.5 of the {F.N_TOP_FEATURES} best single "
                  f"features at W = {w0}, in every window (threshold {th1}; a tie at the last place "
-                 "goes to the feature listed first in Table 3). ↓: lower values predict grokking."),
+                 "goes to the feature listed first in @tab:univariate). ↓: lower values predict grokking."),
         "fig4": (f"Multivariate forecaster ({esc(F.cv_label(f.cv))}) and the two univariate "
                  "baselines against window "
                  f"length; shaded: {f.lvl} bootstrap CIs; grey dotted line: chance."
@@ -837,8 +837,9 @@ def _early_stop_section(s: dict[str, Any]) -> dict[str, Any] | None:
             + f"stops {f['n_stopped']} runs and saves {fmt_pct(f['saved'])} of all training "
             f"steps, keeping {fmt_pct(f['recall'])} of the grokking runs. "
             + _early_stop_caveat(s)
-            + "Standard rules at the budget of the forecaster's threshold, and the median rule at "
-              "its own, are listed beside it.")
+            + "Beside it: rules that stop as many runs at W (the same budget), successive "
+              "halving at the keep fraction whose saving is closest to it, and the median rule "
+              "at its own budget.")
     return {"text": text, "rows": rows, "figure": "figures/early_stop.pdf"}
 
 

@@ -578,7 +578,7 @@ def top_features(univariate: dict | None, k: int = 3) -> list[tuple[str, float, 
     such as a loss and its log, tie exactly).
 
     Ties keep the order of ``univariate`` (analysis.json lists the features in their defined
-    order), as Table 3 and figure 3 do.
+    order), as the univariate table (``table3.md``, the paper's appendix) and figure 3 do.
     """
     if not univariate:
         return []
