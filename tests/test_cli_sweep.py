@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 import torch
 
+import grokcast
 from grokcast.cli import main
 from grokcast.config import ConfigError, SweepConfig
 from grokcast.store import SweepStore
@@ -41,6 +42,25 @@ def test_version_is_the_installed_distributions(capsys):
         main(["--version"])
     assert exit_.value.code == 0
     assert capsys.readouterr().out == f"grokcast {version('grokcast')}\n"
+
+
+def test_python_m_grokcast_runs_the_command_and_its_workers(tmp_path):
+    """`python -m grokcast` is the grokcast command, down to a sweep with worker processes
+    (they import the package's __main__ again): its log equals an in-process sweep's."""
+    version = subprocess.run([sys.executable, "-m", "grokcast", "--version"], capture_output=True,
+                             text=True, check=True)
+    assert version.stdout == f"grokcast {grokcast.__version__}\n"
+    cfg = _tiny_config(tmp_path)
+    cmd = [sys.executable, "-m", "grokcast", "sweep", "--config", str(cfg), "--out",
+           str(tmp_path / "m"), "--workers", "2", "--chunk-size", "2", "--quiet"]
+    done = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr
+    assert "trained 4 runs" in done.stdout
+    assert main(["sweep", "--config", str(cfg), "--out", str(tmp_path / "in"), "--workers", "1",
+                 "--quiet"]) == 0
+    logs = [SweepStore(tmp_path / d).log().sort_values(["run_id", "step"], ignore_index=True)
+            for d in ("m", "in")]
+    pd.testing.assert_frame_equal(*logs)
 
 
 def test_shipped_configs_parse():

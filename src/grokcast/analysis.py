@@ -28,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -418,7 +419,7 @@ def analyze(runs_df: pd.DataFrame, log_df: pd.DataFrame, config: Any, *,
             windows: Sequence[int] = DEFAULT_WINDOWS,
             thresholds: Sequence[float] = (0.9, 0.99), n_resamples: int = 2000,
             level: float = 0.95, seed: int = 0, predict_fn: PredictFn | None = None,
-            orders: int = 0, sweep_dir: str | Path | None = None,
+            orders: int = 0, sweep_dir: str | os.PathLike | None = None,
             progress: bool = False) -> AnalysisResult:
     """Forecasting analysis of one sweep (the content of ``analysis.json``).
 
@@ -695,7 +696,7 @@ def runs_with_outcome(runs: pd.DataFrame) -> tuple[pd.DataFrame, int, int]:
     return kept, n_diverged, n_stopped
 
 
-def analyze_sweep(sweep_dir: str | Path, out_dir: str | Path | None = None, *,
+def analyze_sweep(sweep_dir: str | os.PathLike, out_dir: str | os.PathLike | None = None, *,
                   partial: bool = False, **kwargs: Any) -> AnalysisResult:
     """Read a sweep directory, :func:`analyze` it, and write the results to ``out_dir``.
 
@@ -908,7 +909,7 @@ def small_class_notes(result: dict[str, Any]) -> list[str]:
 
 # ----------------------------------------------------------------------------- files
 
-def write_results(result: dict[str, Any], out_dir: str | Path) -> list[Path]:
+def write_results(result: dict[str, Any], out_dir: str | os.PathLike) -> list[Path]:
     """Write ``analysis.json``, the tables, and (for an :class:`AnalysisResult`) the Parquet files.
 
     Files: ``analysis.json``; ``features.parquet`` and ``curves.parquet`` (only when ``result``

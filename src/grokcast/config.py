@@ -10,6 +10,7 @@ import dataclasses
 import itertools
 import json
 import math
+import os
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -310,7 +311,7 @@ class SweepConfig:
         return cls(**kwargs)
 
     @classmethod
-    def from_file(cls, path: str | Path) -> SweepConfig:
+    def from_file(cls, path: str | os.PathLike) -> SweepConfig:
         """Read a ``.toml`` or ``.json`` sweep config, or a sweep directory's ``sweep.json``
         (the config it holds, beside the grokcast version that wrote it)."""
         path = Path(path)

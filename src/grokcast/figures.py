@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import combinations
@@ -118,7 +119,7 @@ class Results:
     root: Path
 
 
-def load_results(results_dir: str | Path) -> Results:
+def load_results(results_dir: str | os.PathLike) -> Results:
     """Read ``analysis.json``, ``features.parquet`` and ``curves.parquet`` from ``results_dir``."""
     root = Path(results_dir)
     if not root.exists():
@@ -763,7 +764,7 @@ FIGURES = dict(zip(FIGURE_NAMES, (fig_accuracy, fig_grid, fig_features, fig_wind
                                   fig_reliability)))
 
 
-def make_figures(results_dir: str | Path, out_dir: str | Path | None = None) -> list[Path]:
+def make_figures(results_dir: str | os.PathLike, out_dir: str | os.PathLike | None = None) -> list[Path]:
     """Draw the six figures of a results directory as PNG and PDF.
 
     Parameters

@@ -19,6 +19,7 @@ With early stopping, also::
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -97,7 +98,7 @@ def format_timings(timings: dict[str, float]) -> str:
     return "\n".join(f"{n:<{width}}  {timings[n]:8.1f} s" for n in names if n in timings)
 
 
-def reproduce(config_path: str | Path, out_dir: str | Path, *, device: str = "auto",
+def reproduce(config_path: str | os.PathLike, out_dir: str | os.PathLike, *, device: str = "auto",
               workers: int | str = 1, with_early_stopping: bool = False,
               orders: int = ORDERS, progress: bool = True) -> ReproduceResult:
     """Run the whole study: sweep -> analysis -> figures -> paper.

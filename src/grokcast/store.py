@@ -175,7 +175,7 @@ def _stop_words(stop: dict[str, Any] | None) -> str:
 class SweepStore:
     """Read and append to one sweep directory."""
 
-    def __init__(self, root: str | Path) -> None:
+    def __init__(self, root: str | os.PathLike) -> None:
         self.root = Path(root)
 
     @property

@@ -255,7 +255,7 @@ def resolve_workers(workers: int | str, device: torch.device) -> int:
     return check_int("workers", workers, 1)
 
 
-def run_sweep(config: SweepConfig, out: str | Path, *, device: str | torch.device = "auto",
+def run_sweep(config: SweepConfig, out: str | os.PathLike, *, device: str | torch.device = "auto",
               chunk_size: int | None = None, workers: int | str = 1, progress: bool = True,
               stop: Stopper | None = None, cuda_graphs: bool = True, compiled: bool = False,
               train_fn: Callable[..., EnsembleLog] = train_ensemble) -> SweepResult:

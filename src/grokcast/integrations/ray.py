@@ -46,10 +46,10 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import socket
 import time
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 try:
@@ -266,7 +266,7 @@ def _check_reachable(address: str) -> None:
                          "out for a local Ray)") from None
 
 
-def run_sweep_ray(config: SweepConfig, out: str | Path, *, address: str | None = None,
+def run_sweep_ray(config: SweepConfig, out: str | os.PathLike, *, address: str | None = None,
                   device: str = "cpu", chunk_size: int | None = None, progress: bool = True,
                   cpus_per_task: int = 1, stop: RunStopper | None = None,
                   compiled: bool = False) -> SweepResult:

@@ -26,6 +26,7 @@ Layout written by :func:`render_paper` into ``out_dir`` (default: the results di
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import warnings
 from datetime import datetime
@@ -50,7 +51,7 @@ def _timestamp(created: str | None) -> int | None:
         return None
 
 
-def render_paper(results_dir: str | Path, out_dir: str | Path | None = None) -> Path:
+def render_paper(results_dir: str | os.PathLike, out_dir: str | os.PathLike | None = None) -> Path:
     """Render ``paper.pdf`` from a results directory.
 
     Draws the figures first (into ``results_dir/figures``) unless they are newer than
