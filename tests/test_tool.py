@@ -825,6 +825,18 @@ def test_a_forecaster_refuses_a_sweep_of_another_task(sweep, fitted, tmp_path):
     older.write_text(json.dumps({k: v for k, v in doc.items() if k != "task"}))
     assert GrokForecaster.load(older).metadata_.task is None
     evaluate_forecaster(older, sweep, n_resamples=50)
+    unchecked = forecast_log(older, sweep)  # was task_checked True: no task, nothing compared
+    assert unchecked["task_checked"] is False and unchecked["task"] is None
+    assert format_forecast(unchecked).endswith(
+        "\n\nnote: this forecaster file records no task (saved without one, or written before "
+        "grokcast recorded it), so the runs' task was not checked")
+    # A misspelt optional key is refused, not read as absent (a 'Task' turned the check off).
+    for key, typo in (("task", "Task"), ("label_steps", "label_step")):
+        misspelt = tmp_path / "misspelt.json"
+        misspelt.write_text(json.dumps({(typo if k == key else k): v for k, v in doc.items()}))
+        with pytest.raises(ForecasterFileError, match=rf"unknown key\(s\) '{typo}' \(did you mean "
+                                                      rf"'{key}'\?\): allowed keys are format, "):
+            GrokForecaster.load(misspelt)
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({**doc, "task": [1, 2]}))
     with pytest.raises(ForecasterFileError, match=r"task=\[1, 2\] is not allowed: expected a JSON "

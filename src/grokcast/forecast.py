@@ -482,6 +482,15 @@ class GrokForecaster(ClassifierMixin, BaseEstimator):
         missing = [k for k in _FILE_KEYS if k not in doc]
         if missing:
             raise fail(f"missing key(s) {', '.join(map(repr, missing))}")
+        # A misspelt optional key would otherwise read as absent, and with it the check it
+        # carries (a misspelt 'task': forecasts on another task, unchecked).
+        allowed = ("format", "format_version", *_FILE_KEYS, *_OPTIONAL_KEYS)
+        unknown = [k for k in doc if k not in allowed]
+        if unknown:
+            close = difflib.get_close_matches(unknown[0], allowed, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise fail(f"unknown key(s) {', '.join(map(repr, unknown))}{hint}: allowed keys are "
+                       f"{', '.join(allowed)}")
 
         names = doc["feature_names"]
         if not isinstance(names, list) or not names or not all(isinstance(s, str) for s in names):
@@ -608,6 +617,9 @@ _FILE_KEYS = (
     "intercept", "C", "Cs", "cv", "tol", "max_iter", "window", "threshold", "sweep_hash",
     "n_train_runs",
 )
+# Keys a file may lack: older grokcast versions did not write them, and a forecaster fit
+# outside a sweep has none of them.
+_OPTIONAL_KEYS = ("window_steps", "task", "train_window_digests", "label_steps", "train_heldout")
 
 
 def _default_known_features() -> Sequence[str]:

@@ -587,10 +587,11 @@ def forecast_log(model_path: str | os.PathLike, log_path: str | os.PathLike, *,
         a sweep directory (or its ``log/``, or a chunk file in it), the runs of the log
         without a forecast (they diverged, or were stopped, before the window's steps were
         all logged) and their status, by run_id; empty for a log file elsewhere.
-        ``task``: the forecaster's (p, model, optimiser), and ``task_checked``: whether the
-        log's task was compared with it (a sweep directory, its ``log/``, or a chunk file in
-        it; a log file records no task, though one whose run ids are all grokcast's and
-        name another p is refused). ``in_training``: the forecast runs the forecaster was fit
+        ``task``: the forecaster's (p, model, optimiser; None where its file records none),
+        and ``task_checked``: whether the log's task was compared with it (a sweep directory,
+        its ``log/``, or a chunk file in it, with a forecaster that records its task; a log
+        file records no task, though one whose run ids are all grokcast's and name another p
+        is refused). ``in_training``: the forecast runs the forecaster was fit
         on (:func:`runs_in_training`; their P(grok) is in-sample), None for a file that
         records no training runs.
 
@@ -628,8 +629,9 @@ def forecast_log(model_path: str | os.PathLike, log_path: str | os.PathLike, *,
         # As evaluate notes them: a forecast of a run the model saw in training is no test.
         "in_training": runs_in_training(meta, log_df),
         "left_out": left_out,
-        # A sweep's task was compared with the forecaster's; a log file records none.
-        "task": meta.task, "task_checked": sweep is not None or meta.task is None,
+        # A sweep's task was compared with the forecaster's; a log file records none, and a
+        # forecaster file without a task has none to compare.
+        "task": meta.task, "task_checked": sweep is not None and meta.task is not None,
     }
 
 
@@ -786,7 +788,10 @@ def format_forecast(result: dict[str, Any]) -> str:
         lines.append(f"\nnote: {len(seen)} of the {len(result['runs'])} runs forecast were among "
                      "the forecaster's training runs (the same log over the steps it reads): "
                      "their P(grok) is in-sample, not a forecast")
-    if not result.get("task_checked", True):
+    if not result.get("task_checked", True) and result.get("task") is None:
+        lines.append("\nnote: this forecaster file records no task (saved without one, or written "
+                     "before grokcast recorded it), so the runs' task was not checked")
+    elif not result.get("task_checked", True):
         task, model = result["task"], result["task"]["model"]
         lines.append(f"\nnote: a log file does not record its runs' task, so it was not checked: "
                      f"the forecaster is for runs of p={task['p']}, d_model={model['d_model']}, "
