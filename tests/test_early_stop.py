@@ -700,6 +700,13 @@ def test_summary_breaks_ties_in_saving_by_the_smallest_threshold(order):
     assert s["forecaster"]["param"] == 0.4
     assert s["forecaster"]["saved"] == 0.45 and s["forecaster"]["n_stopped"] == 2
     assert s["same_budget"]["percentile_val_acc"]["n_stopped"] == 2
+    # A given τ (simulate's also=) is the smallest of its tie here: the τ chosen on the
+    # outcomes, shown beside it, is still the grid's 0.4, not the given τ named as "chosen on
+    # these runs' outcomes" (early-stop-study --threshold printed that).
+    given = pd.DataFrame(fc + [row("forecaster", 0.3, 2, 0.45, 1.0)] + rest)[list(COLUMNS)]
+    fixed = summarize(given, min_recall=0.9, threshold=0.3, tau="fixed")
+    assert fixed["forecaster"]["param"] == 0.3 and fixed["on_outcomes"]["param"] == 0.4
+    assert summarize(given, min_recall=0.9)["on_outcomes"]["param"] == 0.3  # no τ given: a tie
 
 
 def test_markdown_same_budget_table_shows_a_row_per_display_threshold():

@@ -106,6 +106,20 @@ def test_fit_saves_a_forecaster_of_the_sweep(sweep, fitted):
     assert f"wrote {path}" in text and "leave-one-out AUROC" in text and "2 of 8 runs" in text
 
 
+def test_fit_says_how_long_a_window_the_sweep_allows(sweep, tmp_path, capsys):
+    """W past the sweep's steps: said as analyze says it (it was the forecast's log check, which
+    named an update_norm at step 30 and never the largest W)."""
+    from grokcast.cli import main
+
+    out = tmp_path / "f.json"
+    with pytest.raises(ValueError, match=r"^window W=31 goes beyond the logged steps: the sweep's "
+                                         r"runs trained 30 steps, so W can be at most 30$"):
+        fit_forecaster(sweep, window=31, threshold=THRESHOLD, out=out, n_resamples=50)
+    assert main(["fit", str(sweep), "--out", str(out)]) == 2  # the default W = 200
+    assert capsys.readouterr().err.rstrip().endswith("so W can be at most 30; set it with --window")
+    assert fit_forecaster(sweep, window=30, threshold=THRESHOLD, out=out, n_resamples=50)["window"] == 30
+
+
 def test_fit_names_the_k_of_the_k_fold_it_used(sweep, tmp_path, monkeypatch):
     """Above LOO_MAX_RUNS the held-out predictions are k-fold, with fewer folds than 10 when a
     class is rarer: the result says which (it said "10-fold" for the 2 folds it used)."""

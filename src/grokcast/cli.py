@@ -83,9 +83,14 @@ def cmd_analyze(args: argparse.Namespace) -> None:
 def cmd_fit(args: argparse.Namespace) -> None:
     from grokcast.tool import fit_forecaster, format_fit
 
-    result = fit_forecaster(args.sweep_dir, window=args.window, threshold=args.threshold,
-                            out=args.out, seed=args.seed, n_resamples=args.resamples,
-                            partial=args.partial)
+    try:
+        result = fit_forecaster(args.sweep_dir, window=args.window, threshold=args.threshold,
+                                out=args.out, seed=args.seed, n_resamples=args.resamples,
+                                partial=args.partial)
+    except ValueError as err:  # name the option that sets W, as analyze does
+        if "goes beyond the logged steps" not in str(err):
+            raise
+        raise ValueError(f"{err}; set it with --window") from None
     print(json.dumps(result, indent=2) if args.json else format_fit(result))
 
 

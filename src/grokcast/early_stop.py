@@ -428,7 +428,8 @@ def summarize(df: pd.DataFrame, *, min_recall: float = MIN_RECALL,
     :func:`training_threshold`).
 
     The forecaster's operating point is the row with the most compute saved among those with
-    ``recall >= min_recall``; of equal savings, the smallest threshold. That choice reads the
+    ``recall >= min_recall``; of equal savings, the smallest threshold of the simulated grid
+    (a given ``threshold`` only where no other τ saves as much). That choice reads the
     runs' outcomes, so its saving is optimistic for a τ set before seeing them; ``threshold``
     (simulated: :func:`simulate`'s ``also``) reports that τ instead, whatever it keeps.
     ``tau`` in the result says which (:data:`TAU_CHOICES`), and ``on_outcomes`` holds the row
@@ -469,8 +470,12 @@ def summarize(df: pd.DataFrame, *, min_recall: float = MIN_RECALL,
         "tau": tau, "on_outcomes": None,
     }
     fc = df[(df["policy"] == "forecaster") & (df["recall"] >= min_recall - 1e-12)]
-    on_outcomes = None if fc.empty else fc.sort_values(["saved", "param"], ascending=[False, True],
-                                                       kind="stable").iloc[0]
+    # Of equal savings, a τ of the simulated grid before the given one: the given τ (added to
+    # the grid by simulate's also=) stops the same runs as the grid's τ of its interval, and
+    # would otherwise be named the τ chosen on the outcomes whenever it is the smaller.
+    is_given = fc["param"] == (np.nan if threshold is None else float(threshold))
+    on_outcomes = None if fc.empty else fc.assign(_given=is_given).sort_values(
+        ["saved", "_given", "param"], ascending=[False, True, True], kind="stable").iloc[0]
     out["on_outcomes"] = None if on_outcomes is None else _entry(on_outcomes)
     if threshold is not None:
         given = df[(df["policy"] == "forecaster") & (df["param"] == float(threshold))]

@@ -98,6 +98,9 @@ def fit_forecaster(sweep_dir: str | os.PathLike, *, window: int = 200, threshold
     store = SweepStore(sweep_dir)
     store.check_finished(partial=partial)
     config = store.read_config()
+    if window > config.n_steps:  # said as analyze says it, not as a forecast's log check would
+        raise ValueError(f"window W={window} goes beyond the logged steps: the sweep's runs "
+                         f"trained {config.n_steps} steps, so W can be at most {config.n_steps}")
     all_runs, log = store.runs(), store.log()
     runs, n_diverged, n_stopped = runs_with_outcome(all_runs)
     if len(runs) < 2:
