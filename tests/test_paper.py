@@ -1266,6 +1266,7 @@ def test_the_choices_the_reference_leaves_open_are_read_from_the_config(tmp_path
     assert "*Optimiser.* ε = 1e-6, a constant learning rate" in optim
     assert "every 100 steps after step 300" in label
     assert "C from 10 values log-spaced" in forecaster and "(step tolerance 1e-10)" in forecaster
+    assert "fitted on each held-out fit's training runs, not on all runs" in forecaster
     assert signals.startswith("*Signals.*") and boot.startswith("*Bootstrap.*")
     # No config recorded, a custom predictor: only what holds whatever the config and model
     # (it printed "every None steps after step None" and the paper model's C grid; found in review).

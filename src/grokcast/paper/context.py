@@ -446,7 +446,9 @@ def _choices(f: _Facts) -> list[str]:
             "scaling 1); each fit is solved to its optimum by a batched Newton method (step "
             f"tolerance {esc(fmt_sci(defaults['tol'].default))}) instead of liblinear's own "
             "stopping rule, so where two values of C tie in CV accuracy within liblinear's "
-            "tolerance, the C chosen could differ from scikit-learn's.")
+            "tolerance, the C chosen could differ from scikit-learn's. The standardisation's "
+            "means and scales are fitted on each held-out fit's training runs, not on all runs "
+            "(as a scikit-learn pipeline of scaler and model does under cross-validation).")
     items.append(
         "*Bootstrap.* A resample holding one class is drawn again; the CI ends are numpy's "
         "linear-interpolation quantiles; every CI and paired test of one (threshold, W) cell "
