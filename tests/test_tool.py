@@ -120,6 +120,31 @@ def test_fit_says_how_long_a_window_the_sweep_allows(sweep, tmp_path, capsys):
     assert fit_forecaster(sweep, window=30, threshold=THRESHOLD, out=out, n_resamples=50)["window"] == 30
 
 
+def test_a_loaded_forecaster_saves_what_its_file_recorded(fitted, tmp_path):
+    """Saved again, a loaded forecaster wrote only the arguments given: it lost its task, window
+    steps, label steps and training runs, and took a window it was not fit on (found in review)."""
+    path, _ = fitted
+    loaded = GrokForecaster.load(path)
+    loaded.save(tmp_path / "again.json")
+    assert (tmp_path / "again.json").read_bytes() == path.read_bytes()
+    loaded.save(tmp_path / "same.json", window=W, threshold=THRESHOLD)  # agreeing values pass
+    assert (tmp_path / "same.json").read_bytes() == path.read_bytes()
+    for wrong, message in (({"window": W + 1}, rf"window={W + 1} is not allowed: this forecaster was "
+                                               rf"loaded with window={W}; leave window out"),
+                           ({"threshold": 0.5}, r"threshold=0.5 is not allowed: .* threshold=0.09;"),
+                           ({"label_steps": 5}, r"label_steps=5 is not allowed: .* label_steps=30;")):
+        with pytest.raises(ValueError, match=message):
+            loaded.save(tmp_path / "wrong.json", **wrong)
+    assert not (tmp_path / "wrong.json").exists()
+    # Fit again, it is another model: what the file said no longer describes it.
+    X = pd.DataFrame(np.random.default_rng(0).normal(size=(8, len(loaded.feature_names_in_))),
+                     columns=list(loaded.feature_names_in_))
+    refit = loaded.fit(X, [0, 1] * 4)
+    assert not hasattr(refit, "metadata_")
+    with pytest.raises(ValueError, match=r"^save needs window, threshold, sweep_hash, n_train_runs: "):
+        refit.save(tmp_path / "refit.json")
+
+
 def test_fit_names_the_k_of_the_k_fold_it_used(sweep, tmp_path, monkeypatch):
     """Above LOO_MAX_RUNS the held-out predictions are k-fold, with fewer folds than 10 when a
     class is rarer: the result says which (it said "10-fold" for the 2 folds it used)."""
@@ -203,10 +228,12 @@ def test_forecast_log_round_trip(sweep, fitted, tmp_path, suffix):
     other = early.assign(val_loss=early["val_loss"].where(early["run_id"] != runs[0],
                                                           early["val_loss"] * 1.01))
     other.to_csv(tmp_path / "other.csv", index=False)
-    # A forecaster file without the record cannot tell: the output says so.
-    model.save(tmp_path / "old.json", window=W, threshold=THRESHOLD,
-               sweep_hash=model.metadata_.sweep_hash, n_train_runs=8,
-               window_steps=model.metadata_.window_steps)
+    # A forecaster file without the record cannot tell: the output says so. (The loaded model
+    # would save its file's record again: without metadata_ it saves only what it is given.)
+    meta = model.metadata_
+    del model.metadata_
+    model.save(tmp_path / "old.json", window=W, threshold=THRESHOLD, sweep_hash=meta.sweep_hash,
+               n_train_runs=8, window_steps=meta.window_steps)
     old = forecast_log(tmp_path / "old.json", log_path, top=3)
     assert old["in_training"] is None
     assert "note: this forecaster file records no training runs" in format_forecast(old)
@@ -422,6 +449,7 @@ def test_evaluate_and_the_study_name_the_runs_a_forecaster_was_fit_on(sweep, fit
     sparse = list(range(0, W, 2))  # a forecaster that read every other step
     log = _log(sweep)
     digests = window_digests(log[log["step"].isin(sparse)], W).values()
+    del model.metadata_  # another file's record: not the loaded one's
     model.save(tmp_path / "sparse.json", window=W, threshold=THRESHOLD, sweep_hash="0" * 64,
                n_train_runs=meta.n_train_runs, window_steps=sparse, train_digests=digests)
     result = evaluate_forecaster(tmp_path / "sparse.json", extended, n_resamples=100)
@@ -571,6 +599,7 @@ def test_evaluate_says_when_a_class_holds_one_run(sweep, fitted, tmp_path):
     model = GrokForecaster.load(fitted[0])
     meta = model.metadata_
     path = tmp_path / "one.json"
+    del model.metadata_  # labels at another threshold than the loaded file's
     model.save(path, window=W, threshold=(lowest + second) / 2, sweep_hash=meta.sweep_hash,
                n_train_runs=meta.n_train_runs, window_steps=meta.window_steps,
                train_digests=meta.train_digests)

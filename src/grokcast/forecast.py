@@ -173,7 +173,7 @@ class GrokForecaster(ClassifierMixin, BaseEstimator):
     feature_names_in_ : ndarray of shape (n_features,)
         Only when fit on a DataFrame with string column names.
     metadata_ : ForecasterMetadata
-        Only on a forecaster returned by :meth:`load`.
+        Only on a forecaster returned by :meth:`load` (fitting it again removes it).
 
     Examples
     --------
@@ -228,6 +228,8 @@ class GrokForecaster(ClassifierMixin, BaseEstimator):
         X_arr, y_arr = _sk_validate_data(self, X, y, dtype=np.float64, **NO_FINITE_CHECK)
         check_finite(X_arr, self._feature_names())
         check_not_huge(X_arr, self._feature_names())
+        # A loaded forecaster fit again: what its file recorded describes the old fit.
+        self.__dict__.pop("metadata_", None)
         self.classes_, y01 = encode_binary(y_arr)
 
         fit = cv_fit(X_arr, y01, [np.arange(len(y01))], Cs, cv=int(self.cv), tol=self.tol,
@@ -301,14 +303,21 @@ class GrokForecaster(ClassifierMixin, BaseEstimator):
 
     # ------------------------------------------------------------------------- files
 
-    def save(self, path: str | os.PathLike, *, window: int, threshold: float, sweep_hash: str,
-             n_train_runs: int, window_steps: Sequence[int] | None = None,
+    def save(self, path: str | os.PathLike, *, window: int | None = None,
+             threshold: float | None = None, sweep_hash: str | None = None,
+             n_train_runs: int | None = None, window_steps: Sequence[int] | None = None,
              task: dict[str, Any] | None = None,
              train_digests: Iterable[str] | None = None,
              label_steps: int | None = None,
              train_heldout: tuple[Sequence[float], Sequence[int]] | None = None,
              known_features: Sequence[str] | None = None) -> None:
         """Write the fitted forecaster as one JSON file (atomically: whole file or none).
+
+        A forecaster returned by :meth:`load` saves what its file recorded (``metadata_``): an
+        argument left out is taken from there, and one given must agree with it (a window
+        other than the one the model was fit on would have it read other features). A refit
+        forecaster has no ``metadata_``: ``window``, ``threshold``, ``sweep_hash`` and
+        ``n_train_runs`` are then required.
 
         Parameters
         ----------
@@ -350,29 +359,10 @@ class GrokForecaster(ClassifierMixin, BaseEstimator):
             raise ValueError("cannot save a forecaster fit without feature names: fit it on a "
                              "DataFrame whose columns are the feature names")
         _check_feature_names(names, known_features, ValueError)
-        meta = {"window": window, "threshold": threshold, "sweep_hash": sweep_hash,
-                "n_train_runs": n_train_runs}
-        _check_metadata(meta, ValueError)
-        meta = {"window": int(window), "threshold": float(threshold), "sweep_hash": sweep_hash,
-                "n_train_runs": int(n_train_runs)}
-        if window_steps is not None:
-            meta["window_steps"] = [int(t) for t in _check_window_steps(
-                list(window_steps), meta["window"], ValueError)]
-        if task is not None:
-            meta["task"] = _check_task(json.loads(json.dumps(task)), ValueError)
-        if train_digests is not None:
-            digests = [] if isinstance(train_digests, str | bytes) else list(train_digests)
-            if digests and all(isinstance(d, str) for d in digests):
-                digests = sorted(set(digests))  # any order in, one order saved
-            if not digests:
-                raise ValueError(f"train_digests={train_digests!r} is not allowed: expected the "
-                                 "training runs' window digests (grokcast.analysis.window_digests)")
-            meta["train_window_digests"] = list(_check_digests(digests, ValueError))
-        if label_steps is not None:
-            meta["label_steps"] = check_int("label_steps", label_steps, 1)
-        if train_heldout is not None:
-            meta["train_heldout"] = [list(pair) for pair in _heldout_pairs(
-                train_heldout, meta["n_train_runs"])]
+        meta = self._metadata_to_save(dict(
+            window=window, threshold=threshold, sweep_hash=sweep_hash, n_train_runs=n_train_runs,
+            window_steps=window_steps, task=task, train_digests=train_digests,
+            label_steps=label_steps, train_heldout=train_heldout))
         doc = {
             "format": FORMAT_NAME,
             "format_version": FORMAT_VERSION,
@@ -398,6 +388,39 @@ class GrokForecaster(ClassifierMixin, BaseEstimator):
             raise ValueError(f"path {str(path)!r} is a directory: expected the name of the "
                              "forecaster's JSON file")
         atomic_write_bytes(Path(path), text.encode("utf-8"))
+
+    def _metadata_to_save(self, given: dict[str, Any]) -> dict[str, Any]:
+        """The file's metadata keys from ``save``'s arguments and, on a loaded forecaster, its
+        ``metadata_`` (which fills what is left out, and which what is given must match)."""
+        meta = getattr(self, "metadata_", None)
+        args = {k: v for k, v in given.items() if v is not None}
+        if meta is None:
+            missing = [k for k in ("window", "threshold", "sweep_hash", "n_train_runs") if k not in args]
+            if missing:
+                raise ValueError(f"save needs {', '.join(missing)}: this forecaster was not loaded "
+                                 "from a file (no metadata_ to take them from)")
+            return _metadata_document(**args)
+        heldout = meta.train_heldout
+        recorded = {"window": meta.window, "threshold": meta.threshold, "sweep_hash": meta.sweep_hash,
+                    "n_train_runs": meta.n_train_runs, "window_steps": meta.window_steps,
+                    "task": meta.task, "train_digests": meta.train_digests,
+                    "label_steps": meta.label_steps,
+                    "train_heldout": None if heldout is None else tuple(zip(*heldout, strict=True))}
+        ours = _metadata_document(**recorded)
+
+        def differs(name: str, key: str, value: Any) -> ValueError:
+            return ValueError(f"{name}={given[name]!r:.200} is not allowed: this forecaster was "
+                              f"loaded with {key}={value!r:.200}; leave {name} out to keep it")
+
+        # The window first: the recorded steps below it would not fit another one.
+        if "window" in args and args["window"] != meta.window:
+            raise differs("window", "window", meta.window)
+        theirs = _metadata_document(**{**recorded, **args})
+        for key in ours.keys() & theirs.keys():
+            if ours[key] != theirs[key]:
+                name = "train_digests" if key == "train_window_digests" else key
+                raise differs(name, key, ours[key])
+        return theirs
 
     @classmethod
     def load(cls, path: str | os.PathLike, *,
@@ -550,6 +573,36 @@ class GrokForecaster(ClassifierMixin, BaseEstimator):
             else _check_heldout_pairs(doc["train_heldout"], meta["n_train_runs"], fail),
         )
         return model
+
+
+def _metadata_document(window: Any, threshold: Any, sweep_hash: Any, n_train_runs: Any,
+                       window_steps: Any = None, task: Any = None, train_digests: Any = None,
+                       label_steps: Any = None, train_heldout: Any = None) -> dict[str, Any]:
+    """``save``'s metadata arguments as the file's keys, validated and normalised."""
+    meta = {"window": window, "threshold": threshold, "sweep_hash": sweep_hash,
+            "n_train_runs": n_train_runs}
+    _check_metadata(meta, ValueError)
+    meta = {"window": int(window), "threshold": float(threshold), "sweep_hash": sweep_hash,
+            "n_train_runs": int(n_train_runs)}
+    if window_steps is not None:
+        meta["window_steps"] = [int(t) for t in _check_window_steps(
+            list(window_steps), meta["window"], ValueError)]
+    if task is not None:
+        meta["task"] = _check_task(json.loads(json.dumps(task)), ValueError)
+    if train_digests is not None:
+        digests = [] if isinstance(train_digests, str | bytes) else list(train_digests)
+        if digests and all(isinstance(d, str) for d in digests):
+            digests = sorted(set(digests))  # any order in, one order saved
+        if not digests:
+            raise ValueError(f"train_digests={train_digests!r} is not allowed: expected the "
+                             "training runs' window digests (grokcast.analysis.window_digests)")
+        meta["train_window_digests"] = list(_check_digests(digests, ValueError))
+    if label_steps is not None:
+        meta["label_steps"] = check_int("label_steps", label_steps, 1)
+    if train_heldout is not None:
+        meta["train_heldout"] = [list(pair) for pair in _heldout_pairs(
+            train_heldout, meta["n_train_runs"])]
+    return meta
 
 
 def _check_task(task: Any, error: type[Exception]) -> dict[str, Any]:
