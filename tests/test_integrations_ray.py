@@ -168,6 +168,8 @@ def test_ray_executor_trains_compiled_as_the_local_executor_does(tmp_path):
     assert not SweepStore(tmp_path / "eager").log().equals(SweepStore(tmp_path / "ray").log())
     with pytest.raises(ValueError, match="compiled='yes' is not allowed"):
         run_sweep_ray(config, tmp_path / "bad", compiled="yes", progress=False)
+    with pytest.raises(ValueError, match="progress='no' is not allowed: expected True or False"):
+        run_sweep_ray(config, tmp_path / "bad", progress="no")
     assert not (tmp_path / "bad").exists()
 
 

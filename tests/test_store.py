@@ -447,3 +447,44 @@ def test_a_finished_sweep_in_a_read_only_directory_reruns_as_a_no_op(tmp_path, m
     (out / S.LOCK_NAME).unlink()  # no lock file to fall back on: the error stands
     with pytest.raises(PermissionError):
         run_sweep(cfg, out, device="cpu", chunk_size=2, progress=False)
+
+
+def test_atomic_writes_go_through_a_symlink_and_never_replace_a_special_file(tmp_path):
+    """Renaming onto a symlink replaced the link (its file kept the old contents), and onto a
+    device or FIFO replaced it by a file: as root, GrokForecaster.save("/dev/null") turned the
+    machine's /dev/null into a file (found in a review of the Python API)."""
+    import os
+    import stat
+
+    from grokcast.store import atomic_write_bytes, atomic_write_parquet
+
+    target = tmp_path / "real.json"
+    target.write_text("{}")
+    link = tmp_path / "link.json"
+    link.symlink_to(target)
+    atomic_write_bytes(link, b"[1]")
+    assert link.is_symlink() and target.read_text() == "[1]"
+    atomic_write_parquet(link, pd.DataFrame({"a": [1, 2]}))
+    assert link.is_symlink() and pd.read_parquet(target)["a"].tolist() == [1, 2]
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    for write in (lambda p: atomic_write_bytes(p, b"x"),
+                  lambda p: atomic_write_parquet(p, pd.DataFrame({"a": [1]}))):
+        with pytest.raises(ValueError, match=r"'.*fifo' exists and is not a regular file \(a device, "
+                                             r"FIFO or socket\)"):
+            write(fifo)
+        assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fifo", "link.json", "real.json"]
+
+
+def test_log_columns_are_checked_by_name(tmp_path):
+    """An unknown column gave pyarrow's 20-line ArrowInvalid, and a string was read letter by
+    letter (found in a review of the Python API)."""
+    _, _, store = _sweep(tmp_path)
+    full = store.log()
+    pd.testing.assert_frame_equal(store.log(columns="val_acc"), full[["run_id", "step", "val_acc"]])
+    pd.testing.assert_frame_equal(store.log(columns=["val_loss", "step"]),
+                                  full[["run_id", "step", "val_loss"]])
+    with pytest.raises(ValueError, match=r"^columns=\['val_acc', 'nope'\] is not allowed: 'nope' is not "
+                                         r"a log column \(the log's: run_id, step, "):
+        store.log(columns=["val_acc", "nope"])

@@ -520,3 +520,20 @@ def test_the_memory_limit_of_a_nested_cgroup_is_found(tmp_path, proc, files, lim
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text(text)
     assert sweep_module.cgroup_memory_limit(tmp_path, tmp_path / "cgroup") == limit
+
+
+def test_progress_must_be_a_bool(tmp_path):
+    """progress="no" trained the whole sweep with its bar on (found in a review of the Python
+    API); it is refused before anything is written, as the other flags are."""
+    from grokcast.analysis import analyze
+    from grokcast.reproduce import reproduce
+
+    config = SweepConfig(train_fracs=(0.3,), weight_decays=(1.0,), seeds=(0,), n_steps=5)
+    with pytest.raises(ValueError, match=r"^progress='no' is not allowed: expected True or False"):
+        run_sweep(config, tmp_path / "s", device="cpu", progress="no")
+    with pytest.raises(ValueError, match=r"^progress=1 is not allowed: expected True or False"):
+        reproduce(os.path.join(os.path.dirname(__file__), "..", "configs", "paper.toml"),
+                  tmp_path / "r", progress=1)
+    with pytest.raises(ValueError, match=r"^progress='yes' is not allowed: expected True or False"):
+        analyze(None, None, None, progress="yes")
+    assert list(tmp_path.iterdir()) == []

@@ -58,7 +58,7 @@ from grokcast.stats import (
     format_p,
     paired_bootstrap,
 )
-from grokcast.validation import check_int, check_list, check_number
+from grokcast.validation import check_bool, check_int, check_list, check_number
 
 # Leave-one-out refits the model n times; above 200 runs 10-fold CV costs n/10 times less, and
 # with 180+ training runs per fold its pessimism relative to LOO (training on 90% instead of
@@ -483,6 +483,7 @@ def analyze(runs_df: pd.DataFrame, log_df: pd.DataFrame, config: Any, *,
                         f"got {type(config).__name__}")
     windows, thresholds = _check_args(windows, thresholds, n_resamples, level, seed)
     check_int("orders", orders, 0, MAX_ORDERS)
+    check_bool("progress", progress)
     all_runs, runs, log, (n_diverged, n_stopped) = _runs_and_log(runs_df, log_df)
     run_ids = runs["run_id"].astype(str).to_numpy()
     tables = {w: feature_matrix(log, run_ids, w) for w in windows}  # rows in `runs` order

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from grokcast.config import SweepConfig
-from grokcast.validation import check_int
+from grokcast.validation import check_bool, check_int
 
 STAGES = ("sweep", "analysis", "figures", "paper")
 # Run orders the paper's analysis scores the forecaster in: enough for its spread and median
@@ -129,6 +129,7 @@ def reproduce(config_path: str | os.PathLike, out_dir: str | os.PathLike, *, dev
     from grokcast.train import resolve_device
 
     check_int("orders", orders, 0, MAX_ORDERS)  # now, not after training the sweep
+    check_bool("progress", progress)
     resolve_device(device)  # now, not after the sweep stage's line is printed
     config = SweepConfig.from_file(config_path)
     if config.n_steps < max(DEFAULT_WINDOWS):  # refused now, not after training the sweep

@@ -81,8 +81,20 @@ def _temp_file(path: Path) -> tuple[int, str]:
         raise OSError(err.errno, err.strerror, str(path)) from None
 
 
+def _write_target(path: Path) -> Path:
+    """The file an atomic write replaces: a symlink's target (renaming onto the link would
+    replace the link and leave its file as it was), and only ever a regular file (renaming
+    onto a device such as /dev/null, a FIFO or a socket would replace it by a file)."""
+    target = path.resolve() if path.is_symlink() else path
+    if target.exists() and not target.is_file() and not target.is_dir():
+        raise ValueError(f"{str(path)!r} exists and is not a regular file (a device, FIFO or "
+                         "socket): grokcast writes a file by replacing it, so name a file")
+    return target
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write via a temp file in the same directory, then rename: readers never see half a file."""
+    path = _write_target(path)
     fd, tmp = _temp_file(path)
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -97,6 +109,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 def atomic_write_parquet(path: Path, df: pd.DataFrame) -> None:
     """As :func:`atomic_write_bytes`; an error names ``path`` (pyarrow's names no file)."""
+    path = _write_target(path)
     fd, tmp = _temp_file(path)
     os.close(fd)
     try:
@@ -487,5 +500,11 @@ class SweepStore:
         """The log table, sorted by (run_id, step); ``columns``: those signals only (``run_id``
         and ``step`` always come with them)."""
         if columns is not None:
-            columns = ["run_id", "step", *(c for c in columns if c not in ("run_id", "step"))]
+            allowed = ("run_id", "step", *SIGNAL_NAMES)
+            given = [columns] if isinstance(columns, str) else list(columns)  # one name, not letters
+            unknown = [c for c in given if c not in allowed]
+            if unknown:
+                raise ValueError(f"columns={columns!r} is not allowed: {unknown[0]!r} is not a log "
+                                 f"column (the log's: {', '.join(allowed)})")
+            columns = ["run_id", "step", *(c for c in given if c not in ("run_id", "step"))]
         return self._read("log", columns).sort_values(["run_id", "step"], ignore_index=True)

@@ -291,6 +291,7 @@ def run_sweep(config: SweepConfig, out: str | os.PathLike, *, device: str | torc
         check_int("chunk_size", chunk_size, 1)
     check_stopper(stop, config)
     check_bool("cuda_graphs", cuda_graphs)
+    check_bool("progress", progress)
     if check_bool("compiled", compiled):
         check_compilable(dev)
     workers = resolve_workers(workers, dev)

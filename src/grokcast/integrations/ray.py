@@ -312,6 +312,7 @@ def run_sweep_ray(config: SweepConfig, out: str | os.PathLike, *, address: str |
     _check_device(device)
     check_stopper(stop, config)
     check_bool("compiled", compiled)
+    check_bool("progress", progress)
     if address is not None and not ray.is_initialized():
         _check_reachable(address)
     store = SweepStore(out)
