@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
+from sklearn.exceptions import NotFittedError
 
 optuna = pytest.importorskip("optuna")
 
@@ -241,6 +242,9 @@ def test_errors_name_the_problem(setup, tmp_path):
         GrokPruner(model, window=W, threshold=1.5)
     with pytest.raises(TypeError, match="then must be an Optuna pruner"):
         GrokPruner(model, window=W, then="median")
+    # An unfitted forecaster: refused when the pruner is made, not at step W of a trial.
+    with pytest.raises(NotFittedError, match="This GrokForecaster instance is not fitted yet"):
+        GrokPruner(GrokForecaster(), window=W)
     path = tmp_path / "f.json"
     model.save(path, window=W, threshold=0.9, sweep_hash="x", n_train_runs=8)
     assert resolve_forecaster(path, None)[1] == W

@@ -393,6 +393,20 @@ def test_run_sweep_takes_any_stopper_and_resumes_only_under_the_same_one(tmp_pat
             run_sweep(config, out, device="cpu", progress=False, stop=other)
 
 
+def test_a_stopper_record_json_cannot_write_is_refused_before_anything_is_written(tmp_path):
+    """A numpy number in record() failed in json after sweep.json and the lock were written,
+    and left them behind (found in a review of the Python API)."""
+    class NumpyBound(StopWeightDecayAbove):
+        def record(self):
+            return {**super().record(), "bound": np.float32(self.bound)}
+
+    config = SweepConfig(name="t", p=7, train_fracs=(0.5,), weight_decays=(1.0,), seeds=(0,), n_steps=3)
+    with pytest.raises(TypeError, match=r"^stop.record\(\) returned \{.*\}, which is not allowed: "
+                                        r"expected a dict of JSON values .*float32"):
+        run_sweep(config, tmp_path / "s", device="cpu", progress=False, stop=NumpyBound(0.5))
+    assert not (tmp_path / "s").exists()
+
+
 @pytest.mark.parametrize("chunk_size", [0, -1, 2.5, True])
 def test_a_bad_chunk_size_is_named_before_anything_is_written(tmp_path, chunk_size):
     config = SweepConfig(name="t", p=7, train_fracs=(0.5,), weight_decays=(1.0,), seeds=(0,), n_steps=3)

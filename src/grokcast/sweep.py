@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import json
 import multiprocessing
 import os
 import queue
@@ -348,6 +349,15 @@ def check_stopper(stop: Any, config: SweepConfig) -> None:
                         "record() methods (grokcast.early_stop.stop_rule builds one)")
     if hasattr(stop, "check"):
         stop.check(config)
+    record = stop.record()  # written to stop.json: a value json cannot write would fail after
+    try:                    # sweep.json and the lock were, and leave them behind
+        if not isinstance(record, dict):
+            raise TypeError(f"a {type(record).__name__}")
+        json.dumps(record, allow_nan=False)
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"stop.record() returned {record!r:.200}, which is not allowed: expected a "
+                        f"dict of JSON values (str, int, float, bool, None, lists and dicts of "
+                        f"them; not numpy numbers, not NaN): {err}") from None
 
 
 def _train_here(chunks: list[list[RunConfig]], store: SweepStore, bar: tqdm, n_done: int,
