@@ -249,6 +249,16 @@ def test_fit_errors_name_the_problem():
         GrokForecaster(cv=1).fit(X, y)
     with pytest.raises(ValueError, match="Cs="):
         GrokForecaster(Cs=[1.0, -2.0]).fit(X, y)
+    for Cs in ([1, "a"], ["1", "2"], [1.0, None]):  # numpy's error named no argument, or read '1'
+        with pytest.raises(ValueError, match=r"^Cs=.* is not allowed: expected an integer >= 1 "):
+            GrokForecaster(Cs=Cs).fit(X, y)
+    named = pd.DataFrame(X, columns=["end_val_loss", "slope_val_acc", "end_val_acc"])
+    with pytest.raises(ValueError, match=r"^feature 'slope_val_acc' is not allowed: its values must "
+                                         r"be numbers \(could not convert string to float: 'a'\)"):
+        GrokForecaster().fit(named.assign(slope_val_acc="a"), y)
+    model = GrokForecaster().fit(named, y)
+    with pytest.raises(ValueError, match=r"^feature 'end_val_acc' is not allowed: its values must be"):
+        model.predict_proba(named.assign(end_val_acc="a"))
     for method in ("predict_proba", "predict", "decision_function"):
         with pytest.raises(NotFittedError):
             getattr(GrokForecaster(), method)(X)
@@ -417,6 +427,8 @@ def test_save_validates_its_inputs(tmp_path):
         named.save(tmp_path / "f.json", **{**META, "threshold": 1.5}, known_features=NAMES)
     with pytest.raises(NotFittedError):
         GrokForecaster().save(tmp_path / "f.json", **META)
+    with pytest.raises(TypeError, match=r"^path must be a str or os.PathLike .*, got bytes$"):
+        named.save(str(tmp_path / "f.json").encode(), **META, known_features=NAMES)
     assert not (tmp_path / "f.json").exists()
     # A directory: the atomic rename failed with an IsADirectoryError naming its temp file.
     with pytest.raises(ValueError, match=rf"path {re.escape(repr(str(tmp_path)))} is a directory"):

@@ -60,6 +60,40 @@ __all__ = [
     "MAX_CS", "TooFewRunsError", "group_predictions", "kfold_predictions", "loo_predictions",
 ]
 
+
+
+def _numeric_data(estimator: Any, X: Any, *args: Any, **kwargs: Any) -> Any:
+    """scikit-learn's ``validate_data``, naming the feature whose values are not numbers
+    (numpy's error names only the value: "could not convert string to float: 'a'")."""
+    try:
+        return _sk_validate_data(estimator, X, *args, **kwargs)
+    except (TypeError, ValueError) as err:
+        column = _first_non_numeric(X)
+        if column is None:
+            raise
+        # The same type: scikit-learn's estimator checks expect a TypeError for a dict value.
+        raise type(err)(f"feature {column!r} is not allowed: its values must be numbers ({err})") from None
+
+
+def _first_non_numeric(X: Any) -> Any:
+    """The name (a DataFrame's) or index of the first column that does not read as floats."""
+    columns = list(X.columns) if hasattr(X, "columns") else None  # a DataFrame's names
+    try:
+        values = np.asarray(X, dtype=object)
+    except (TypeError, ValueError):
+        return None
+    if values.ndim != 2:
+        return None
+    for j in range(values.shape[1]):
+        try:
+            if any(isinstance(v, str | bytes) for v in values[:, j]):
+                raise ValueError
+            values[:, j].astype(np.float64)
+        except (TypeError, ValueError):
+            return columns[j] if columns is not None else j
+    return None
+
+
 FORMAT_NAME = "grokcast.forecaster"
 FORMAT_VERSION = 1
 
@@ -221,11 +255,12 @@ class GrokForecaster(ClassifierMixin, BaseEstimator):
         Raises
         ------
         grokcast.logistic.TooFewRunsError
-            A class with fewer runs than ``cv``, too few for the stratified folds that choose C.
+            Both classes with fewer runs than ``cv``, too few for the stratified folds that
+            choose C (one class smaller than ``cv`` is fit, as scikit-learn's folds allow).
         """
         Cs = resolve_Cs(self.Cs)
         check_params(self.cv, self.tol, self.max_iter)
-        X_arr, y_arr = _sk_validate_data(self, X, y, dtype=np.float64, **NO_FINITE_CHECK)
+        X_arr, y_arr = _numeric_data(self, X, y, dtype=np.float64, **NO_FINITE_CHECK)
         check_finite(X_arr, self._feature_names())
         check_not_huge(X_arr, self._feature_names())
         # A loaded forecaster fit again: what its file recorded describes the old fit.
@@ -259,7 +294,7 @@ class GrokForecaster(ClassifierMixin, BaseEstimator):
         ndarray of shape (n_runs,)
         """
         check_is_fitted(self)
-        X_arr = _sk_validate_data(self, X, reset=False, dtype=np.float64, **NO_FINITE_CHECK)
+        X_arr = _numeric_data(self, X, reset=False, dtype=np.float64, **NO_FINITE_CHECK)
         check_finite(X_arr, self._feature_names())
         Z = (X_arr - self.scaler_mean_) / self.scaler_scale_
         with np.errstate(over="ignore", invalid="ignore"):  # refused below, by run
@@ -353,6 +388,9 @@ class GrokForecaster(ClassifierMixin, BaseEstimator):
         known_features : sequence of str, optional
             Allowed feature names; defaults to ``grokcast.features.FEATURE_NAMES``.
         """
+        if not isinstance(path, str | os.PathLike):  # as load refuses it
+            raise TypeError(f"path must be a str or os.PathLike naming the forecaster's JSON file, "
+                            f"got {type(path).__name__}")
         check_is_fitted(self)
         names = self._feature_names()
         if names is None:

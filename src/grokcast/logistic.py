@@ -78,7 +78,14 @@ def resolve_Cs(Cs: int | Sequence[float]) -> np.ndarray:
             raise ValueError(f"Cs={Cs!r} is not allowed: expected an integer in [1, {MAX_CS}] or "
                              "a list of C > 0")
         return np.logspace(-4, 4, int(Cs))
-    grid = np.asarray(Cs, dtype=float)
+    iterable = hasattr(Cs, "__iter__") and not isinstance(Cs, str | bytes)
+    values = list(Cs) if iterable else []
+    try:  # numbers only: numpy would read '1' as 1.0, and fail on 'a' naming no argument
+        if any(isinstance(c, str | bytes | bool | np.bool_) for c in values):
+            raise TypeError
+        grid = np.asarray(values, dtype=float)
+    except (TypeError, ValueError):
+        grid = np.empty(0)
     if grid.ndim != 1 or grid.size == 0 or not np.all(np.isfinite(grid)) or np.any(grid <= 0):
         raise ValueError(f"Cs={Cs!r} is not allowed: expected an integer >= 1 or a list of C > 0")
     return grid
