@@ -259,6 +259,10 @@ def test_fit_errors_name_the_problem():
     model = GrokForecaster().fit(named, y)
     with pytest.raises(ValueError, match=r"^feature 'end_val_acc' is not allowed: its values must be"):
         model.predict_proba(named.assign(end_val_acc="a"))
+    # One complex column makes the whole frame complex as one array: the right one is named.
+    with pytest.raises(ValueError, match=r"^feature 'end_val_acc' is not allowed: .*\(Complex data "
+                                         r"not supported\)$"):
+        model.predict_proba(named.assign(end_val_acc=named["end_val_acc"] + 1j))
     for method in ("predict_proba", "predict", "decision_function"):
         with pytest.raises(NotFittedError):
             getattr(GrokForecaster(), method)(X)

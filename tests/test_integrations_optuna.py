@@ -245,6 +245,17 @@ def test_errors_name_the_problem(setup, tmp_path):
     # An unfitted forecaster: refused when the pruner is made, not at step W of a trial.
     with pytest.raises(NotFittedError, match="This GrokForecaster instance is not fitted yet"):
         GrokPruner(GrokForecaster(), window=W)
+
+    class Constant:  # another library's model: anything with predict_proba is taken as it is
+        feature_names_in_ = np.array(FEATURE_NAMES, dtype=object)
+
+        def fit(self, X, y):
+            return self
+
+        def predict_proba(self, X):
+            return np.tile([0.25, 0.75], (len(X), 1))
+
+    assert GrokPruner(Constant(), window=W).window == W
     path = tmp_path / "f.json"
     model.save(path, window=W, threshold=0.9, sweep_hash="x", n_train_runs=8)
     assert resolve_forecaster(path, None)[1] == W

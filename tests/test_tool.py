@@ -135,7 +135,19 @@ def test_a_loaded_forecaster_saves_what_its_file_recorded(fitted, tmp_path):
                            ({"label_steps": 5}, r"label_steps=5 is not allowed: .* label_steps=30;")):
         with pytest.raises(ValueError, match=message):
             loaded.save(tmp_path / "wrong.json", **wrong)
+    with pytest.raises(ValueError, match=r"^n_train_runs=7 is not allowed: this forecaster was loaded "
+                                         r"with n_train_runs=8;"):  # (it blamed train_heldout)
+        loaded.save(tmp_path / "wrong.json", n_train_runs=7)
+    with pytest.raises(ValueError, match=rf"^window='{W}' is not allowed: expected an integer"):
+        loaded.save(tmp_path / "wrong.json", window=str(W))
     assert not (tmp_path / "wrong.json").exists()
+    loaded.save(tmp_path / "f32.json", threshold=np.float32(THRESHOLD))  # read as 0.09, as configs are
+    assert (tmp_path / "f32.json").read_bytes() == path.read_bytes()
+    # A refit that fails leaves the model and its record as they were.
+    X1 = pd.DataFrame(np.ones((4, len(loaded.feature_names_in_))), columns=list(loaded.feature_names_in_))
+    with pytest.raises(ValueError, match="only one class"):
+        loaded.fit(X1, [1, 1, 1, 1])
+    assert loaded.metadata_.window == W
     # Fit again, it is another model: what the file said no longer describes it.
     X = pd.DataFrame(np.random.default_rng(0).normal(size=(8, len(loaded.feature_names_in_))),
                      columns=list(loaded.feature_names_in_))
@@ -408,6 +420,7 @@ def test_train_window_digests_in_a_forecaster_file_are_validated(fitted, tmp_pat
         with pytest.raises(ForecasterFileError, match="train_window_digests=.* is not allowed"):
             GrokForecaster.load(tmp_path / "b.json")
     model = GrokForecaster.load(path)
+    del model.metadata_  # save's own checks, not the loaded file's record
     for bad in ([], "0" * 16, [3]):
         with pytest.raises(ValueError, match="train_digests|train_window_digests"):
             model.save(tmp_path / "c.json", window=W, threshold=THRESHOLD, sweep_hash="0" * 64,
@@ -490,6 +503,7 @@ def test_a_forecaster_records_its_label_horizon_and_notes_another(sweep, fitted,
         (tmp_path / "b.json").write_text(json.dumps({**doc, "label_steps": bad}))
         with pytest.raises(ForecasterFileError, match=r"label_steps=.* is not allowed"):
             GrokForecaster.load(tmp_path / "b.json")
+    del model.metadata_  # save's own check, not the loaded file's record
     with pytest.raises(ValueError, match=r"label_steps=0 is not allowed"):
         model.save(tmp_path / "c.json", window=W, threshold=THRESHOLD, sweep_hash="0" * 64,
                    n_train_runs=8, label_steps=0)

@@ -428,8 +428,9 @@ def summarize(df: pd.DataFrame, *, min_recall: float = MIN_RECALL,
     :func:`training_threshold`).
 
     The forecaster's operating point is the row with the most compute saved among those with
-    ``recall >= min_recall``; of equal savings, the smallest threshold of the simulated grid
-    (a given ``threshold`` only where no other τ saves as much). That choice reads the
+    ``recall >= min_recall``; of equal savings, the smallest threshold, a given ``threshold``
+    last (added to the grid, it would otherwise stand for the grid's τ of its interval). That
+    choice reads the
     runs' outcomes, so its saving is optimistic for a τ set before seeing them; ``threshold``
     (simulated: :func:`simulate`'s ``also``) reports that τ instead, whatever it keeps.
     ``tau`` in the result says which (:data:`TAU_CHOICES`), and ``on_outcomes`` holds the row

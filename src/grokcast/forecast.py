@@ -72,25 +72,29 @@ def _numeric_data(estimator: Any, X: Any, *args: Any, **kwargs: Any) -> Any:
         if column is None:
             raise
         # The same type: scikit-learn's estimator checks expect a TypeError for a dict value.
-        raise type(err)(f"feature {column!r} is not allowed: its values must be numbers ({err})") from None
+        why = str(err).splitlines()[0]  # scikit-learn's complex-data error goes on with the data
+        raise type(err)(f"feature {column!r} is not allowed: its values must be numbers ({why})") from None
 
 
 def _first_non_numeric(X: Any) -> Any:
     """The name (a DataFrame's) or index of the first column that does not read as floats."""
-    columns = list(X.columns) if hasattr(X, "columns") else None  # a DataFrame's names
-    try:
-        values = np.asarray(X, dtype=object)
-    except (TypeError, ValueError):
-        return None
-    if values.ndim != 2:
-        return None
-    for j in range(values.shape[1]):
+    if hasattr(X, "columns"):  # column by column: as one array, one complex column makes all so
+        named = [(name, np.asarray(X.iloc[:, j], dtype=object)) for j, name in enumerate(X.columns)]
+    else:
         try:
-            if any(isinstance(v, str | bytes) for v in values[:, j]):
-                raise ValueError
-            values[:, j].astype(np.float64)
+            values = np.asarray(X, dtype=object)
         except (TypeError, ValueError):
-            return columns[j] if columns is not None else j
+            return None
+        if values.ndim != 2:
+            return None
+        named = [(j, values[:, j]) for j in range(values.shape[1])]
+    for name, column in named:
+        try:
+            if any(isinstance(v, str | bytes | complex | np.complexfloating) for v in column):
+                raise ValueError
+            column.astype(np.float64)
+        except (TypeError, ValueError):
+            return name
     return None
 
 
@@ -263,8 +267,6 @@ class GrokForecaster(ClassifierMixin, BaseEstimator):
         X_arr, y_arr = _numeric_data(self, X, y, dtype=np.float64, **NO_FINITE_CHECK)
         check_finite(X_arr, self._feature_names())
         check_not_huge(X_arr, self._feature_names())
-        # A loaded forecaster fit again: what its file recorded describes the old fit.
-        self.__dict__.pop("metadata_", None)
         self.classes_, y01 = encode_binary(y_arr)
 
         fit = cv_fit(X_arr, y01, [np.arange(len(y01))], Cs, cv=int(self.cv), tol=self.tol,
@@ -280,6 +282,8 @@ class GrokForecaster(ClassifierMixin, BaseEstimator):
         self.C_ = float(Cs[fit.best[0]])
         self.scores_ = fit.scores[0]
         self.n_iter_ = fit.n_iter.copy()  # (1,)
+        # A loaded forecaster fit again: what its file recorded describes the old fit.
+        self.__dict__.pop("metadata_", None)
         return self
 
     def decision_function(self, X: Any) -> np.ndarray:
@@ -357,7 +361,7 @@ class GrokForecaster(ClassifierMixin, BaseEstimator):
         Parameters
         ----------
         path : path-like
-        window : int
+        window : int, optional on a loaded forecaster (as are the three below)
             Early-training window (steps) the features were computed on.
         threshold : float
             max val_acc threshold that defined the labels, in (0, 1].
@@ -450,9 +454,15 @@ class GrokForecaster(ClassifierMixin, BaseEstimator):
             return ValueError(f"{name}={given[name]!r:.200} is not allowed: this forecaster was "
                               f"loaded with {key}={value!r:.200}; leave {name} out to keep it")
 
-        # The window first: the recorded steps below it would not fit another one.
-        if "window" in args and args["window"] != meta.window:
-            raise differs("window", "window", meta.window)
+        # The single values first, each checked on its own and read as the file would hold it
+        # (a window's recorded steps, or the training runs' count, would otherwise be blamed).
+        scalars = ("window", "threshold", "sweep_hash", "n_train_runs", "label_steps")
+        plain = {k: recorded[k] for k in scalars}
+        for name in scalars:
+            if name in args:
+                value = _metadata_document(**{**plain, name: args[name]}).get(name)
+                if value != ours.get(name):
+                    raise differs(name, name, ours.get(name))
         theirs = _metadata_document(**{**recorded, **args})
         for key in ours.keys() & theirs.keys():
             if ours[key] != theirs[key]:
@@ -481,8 +491,9 @@ class GrokForecaster(ClassifierMixin, BaseEstimator):
         Raises
         ------
         ForecasterFileError
-            The file is not JSON, is truncated, lacks a key, has a value of the wrong type or
-            length, was written by an incompatible format version, or names an unknown feature.
+            The file is not JSON, is truncated, lacks a key or has one it does not know, has a
+            value of the wrong type or length, was written by an incompatible format version,
+            or names an unknown feature.
         """
         if not isinstance(path, (str, os.PathLike)):
             raise TypeError(f"path must be a str or os.PathLike naming a forecaster JSON file, got "
@@ -620,8 +631,10 @@ def _metadata_document(window: Any, threshold: Any, sweep_hash: Any, n_train_run
     meta = {"window": window, "threshold": threshold, "sweep_hash": sweep_hash,
             "n_train_runs": n_train_runs}
     _check_metadata(meta, ValueError)
-    meta = {"window": int(window), "threshold": float(threshold), "sweep_hash": sweep_hash,
-            "n_train_runs": int(n_train_runs)}
+    meta = {"window": int(window), "sweep_hash": sweep_hash, "n_train_runs": int(n_train_runs),
+            # As the project reads numbers: numpy's float32(0.9) is 0.9, not 0.8999999761581421.
+            "threshold": check_number("threshold", threshold, 0, 1, closed="hi")}
+    meta = {k: meta[k] for k in ("window", "threshold", "sweep_hash", "n_train_runs")}  # file order
     if window_steps is not None:
         meta["window_steps"] = [int(t) for t in _check_window_steps(
             list(window_steps), meta["window"], ValueError)]

@@ -85,7 +85,15 @@ def _write_target(path: Path) -> Path:
     """The file an atomic write replaces: a symlink's target (renaming onto the link would
     replace the link and leave its file as it was), and only ever a regular file (renaming
     onto a device such as /dev/null, a FIFO or a socket would replace it by a file)."""
-    target = path.resolve() if path.is_symlink() else path
+    target = path
+    if path.is_symlink():
+        try:
+            target = path.resolve()
+        except (OSError, RuntimeError):  # a loop (RuntimeError before Python 3.13)
+            raise ValueError(f"{str(path)!r} is a symbolic link that loops: name a file") from None
+        if not target.parent.is_dir():  # not created for a link that points nowhere
+            raise ValueError(f"{str(path)!r} is a symbolic link to {str(target)!r}, whose directory "
+                             "does not exist")
     if target.exists() and not target.is_file() and not target.is_dir():
         raise ValueError(f"{str(path)!r} exists and is not a regular file (a device, FIFO or "
                          "socket): grokcast writes a file by replacing it, so name a file")

@@ -142,12 +142,15 @@ def resolve_forecaster(forecaster: Any, window: int | None) -> tuple[Any, int]:
         W. Default: the window recorded in the forecaster file; required for a forecaster
         that was not loaded from a file. Must equal the recorded one when both are known.
     """
+    from sklearn.base import BaseEstimator
     from sklearn.utils.validation import check_is_fitted
 
     from grokcast.forecast import as_forecaster, check_window, fitted_window
 
     forecaster = as_forecaster(forecaster)
-    if hasattr(forecaster, "fit"):  # refused now, not at step W of the first trial
+    # Refused now, not at step W of the first trial; a model of another library (anything
+    # with predict_proba passes as_forecaster) is taken at its word.
+    if isinstance(forecaster, BaseEstimator):
         check_is_fitted(forecaster)
     if window is None:
         fitted = fitted_window(forecaster)
