@@ -143,6 +143,12 @@ def test_a_loaded_forecaster_saves_what_its_file_recorded(fitted, tmp_path):
     assert not (tmp_path / "wrong.json").exists()
     loaded.save(tmp_path / "f32.json", threshold=np.float32(THRESHOLD))  # read as 0.09, as configs are
     assert (tmp_path / "f32.json").read_bytes() == path.read_bytes()
+    # A record the file lacks (an older file) is added by what is given.
+    older = tmp_path / "older.json"
+    older.write_text(json.dumps({k: v for k, v in json.loads(path.read_text()).items()
+                                 if k != "label_steps"}))
+    GrokForecaster.load(older).save(tmp_path / "added.json", label_steps=30)
+    assert (tmp_path / "added.json").read_bytes() == path.read_bytes()
     # A refit that fails leaves the model and its record as they were.
     X1 = pd.DataFrame(np.ones((4, len(loaded.feature_names_in_))), columns=list(loaded.feature_names_in_))
     with pytest.raises(ValueError, match="only one class"):

@@ -459,10 +459,9 @@ class GrokForecaster(ClassifierMixin, BaseEstimator):
         scalars = ("window", "threshold", "sweep_hash", "n_train_runs", "label_steps")
         plain = {k: recorded[k] for k in scalars}
         for name in scalars:
-            if name in args:
-                value = _metadata_document(**{**plain, name: args[name]}).get(name)
-                if value != ours.get(name):
-                    raise differs(name, name, ours.get(name))
+            if name in args and name in ours:  # one the file lacks is added
+                if _metadata_document(**{**plain, name: args[name]})[name] != ours[name]:
+                    raise differs(name, name, ours[name])
         theirs = _metadata_document(**{**recorded, **args})
         for key in ours.keys() & theirs.keys():
             if ours[key] != theirs[key]:
