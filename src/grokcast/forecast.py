@@ -630,10 +630,9 @@ def _metadata_document(window: Any, threshold: Any, sweep_hash: Any, n_train_run
     meta = {"window": window, "threshold": threshold, "sweep_hash": sweep_hash,
             "n_train_runs": n_train_runs}
     _check_metadata(meta, ValueError)
-    meta = {"window": int(window), "sweep_hash": sweep_hash, "n_train_runs": int(n_train_runs),
-            # As the project reads numbers: numpy's float32(0.9) is 0.9, not 0.8999999761581421.
-            "threshold": check_number("threshold", threshold, 0, 1, closed="hi")}
-    meta = {k: meta[k] for k in ("window", "threshold", "sweep_hash", "n_train_runs")}  # file order
+    # The threshold as the project reads numbers: numpy's float32(0.9) is 0.9, not 0.89999997...
+    meta = {"window": int(window), "threshold": check_number("threshold", threshold, 0, 1, closed="hi"),
+            "sweep_hash": sweep_hash, "n_train_runs": int(n_train_runs)}
     if window_steps is not None:
         meta["window_steps"] = [int(t) for t in _check_window_steps(
             list(window_steps), meta["window"], ValueError)]
