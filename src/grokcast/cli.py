@@ -7,7 +7,8 @@ import json
 import os
 import select
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from grokcast import __version__
@@ -60,18 +61,26 @@ def cmd_sweep(args: argparse.Namespace) -> None:
               f"early by the forecaster (status 'stopped'; NaN log rows after their stop)")
 
 
+@contextmanager
+def _naming_the_window_option(hint: str, applies: bool = True) -> Iterator[None]:
+    """Add ``hint`` (the option that sets W) to a window-past-the-log error, where ``applies``."""
+    try:
+        yield
+    except ValueError as err:
+        if not applies or "goes beyond the logged steps" not in str(err):
+            raise
+        raise ValueError(f"{err}; {hint}") from None
+
+
 def cmd_analyze(args: argparse.Namespace) -> None:
     from grokcast.analysis import analyze_sweep, format_table1
 
     kwargs = {} if args.windows is None else {"windows": tuple(args.windows)}
-    try:
+    # A short sweep and the default windows: the error names the option that sets them.
+    with _naming_the_window_option("set the windows with --windows", args.windows is None):
         result = analyze_sweep(args.sweep_dir, args.out, n_resamples=args.resamples, seed=args.seed,
                                orders=args.orders, partial=args.partial,
                                progress=not args.quiet, **kwargs)
-    except ValueError as err:  # name the option that sets W (a short sweep and the defaults)
-        if "goes beyond the logged steps" not in str(err) or args.windows is not None:
-            raise
-        raise ValueError(f"{err}; set the windows with --windows") from None
     if args.json:  # what analysis.json holds
         print(json.dumps(dict(result), indent=1, allow_nan=False))
         return
@@ -83,14 +92,10 @@ def cmd_analyze(args: argparse.Namespace) -> None:
 def cmd_fit(args: argparse.Namespace) -> None:
     from grokcast.tool import fit_forecaster, format_fit
 
-    try:
+    with _naming_the_window_option("set it with --window"):
         result = fit_forecaster(args.sweep_dir, window=args.window, threshold=args.threshold,
                                 out=args.out, seed=args.seed, n_resamples=args.resamples,
                                 partial=args.partial)
-    except ValueError as err:  # name the option that sets W, as analyze does
-        if "goes beyond the logged steps" not in str(err):
-            raise
-        raise ValueError(f"{err}; set it with --window") from None
     print(json.dumps(result, indent=2) if args.json else format_fit(result))
 
 

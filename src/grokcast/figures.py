@@ -177,6 +177,14 @@ def read_analysis(path: Path) -> dict:
                           f"{what}; write it again with grokcast analyze SWEEP_DIR --out "
                           f"{str(path.parent)!r}")
 
+    def all_numbers(tree: object, at: str, *, besides: str) -> None:
+        """Every leaf of ``tree`` but its key ``besides`` is a number or null."""
+        if isinstance(tree, dict):
+            tree = {k: v for k, v in tree.items() if k != besides}
+        where = _first_non_number(tree, at)
+        if where is not None:
+            raise bad(f"{where[0]} is {where[1]!r}, not a number")
+
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, ValueError) as err:
@@ -203,15 +211,9 @@ def read_analysis(path: Path) -> dict:
             note = cell.get(_CELL_TEXT) if isinstance(cell, dict) else None
             if note is not None and not isinstance(note, str):
                 raise bad(f"{at}.{_CELL_TEXT} is {note!r}, not a text")
-            numbers = {k: v for k, v in cell.items() if k != _CELL_TEXT} if isinstance(cell, dict) else cell
-            where = _first_non_number(numbers, at)
-            if where is not None:
-                raise bad(f"{where[0]} is {where[1]!r}, not a number")
+            all_numbers(cell, at, besides=_CELL_TEXT)
     for k, run in enumerate(doc["runs"]):
-        numbers = {n: v for n, v in run.items() if n != "run_id"} if isinstance(run, dict) else run
-        where = _first_non_number(numbers, f"runs[{k}]")
-        if where is not None:
-            raise bad(f"{where[0]} is {where[1]!r}, not a number")
+        all_numbers(run, f"runs[{k}]", besides="run_id")
     return doc
 
 

@@ -791,11 +791,12 @@ def format_forecast(result: dict[str, Any]) -> str:
         lines.append(f"\nnote: {len(seen)} of the {len(result['runs'])} runs forecast were among "
                      "the forecaster's training runs (the same log over the steps it reads): "
                      "their P(grok) is in-sample, not a forecast")
-    if not result.get("task_checked", True) and result.get("task") is None:
+    task = result.get("task")
+    if not result.get("task_checked", True) and task is None:
         lines.append("\nnote: this forecaster file records no task (saved without one, or written "
                      "before grokcast recorded it), so the runs' task was not checked")
     elif not result.get("task_checked", True):
-        task, model = result["task"], result["task"]["model"]
+        model = task["model"]
         lines.append(f"\nnote: a log file does not record its runs' task, so it was not checked: "
                      f"the forecaster is for runs of p={task['p']}, d_model={model['d_model']}, "
                      f"n_heads={model['n_heads']}, d_mlp={model['d_mlp']} (its file's task has the rest)")
