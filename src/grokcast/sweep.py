@@ -290,7 +290,7 @@ def run_sweep(config: SweepConfig, out: str | os.PathLike, *, device: str | torc
     check_fits(dev, config)
     if chunk_size is not None:
         check_int("chunk_size", chunk_size, 1)
-    check_stopper(stop, config)
+    record = check_stopper(stop, config)
     check_bool("cuda_graphs", cuda_graphs)
     check_bool("progress", progress)
     if check_bool("compiled", compiled):
@@ -311,7 +311,7 @@ def run_sweep(config: SweepConfig, out: str | os.PathLike, *, device: str | torc
         tune_allocator()  # the in-process chunks are trained here
     store = SweepStore(out)
     with store.lock():  # a second sweep into the same directory is refused meanwhile
-        done = store.resume(config, None if stop is None else stop.record())
+        done = store.resume(config, record)
         todo = [r for r in config.runs() if r.run_id not in done]
         chunks = plan_chunks(todo, chunk_size or balanced_chunk_size(len(todo), workers, dev, config),
                              pack_splits=dev.type == "cuda")
@@ -339,11 +339,11 @@ def check_sweep_config(config: Any) -> None:
         raise TypeError(f"config must be a SweepConfig, got {type(config).__name__}{hint}")
 
 
-def check_stopper(stop: Any, config: SweepConfig) -> None:
+def check_stopper(stop: Any, config: SweepConfig) -> dict[str, Any] | None:
     """Refuse, before anything is written, a ``stop`` that is not a :class:`Stopper` or (by
-    its optional ``check``) cannot apply to the sweep."""
+    its optional ``check``) cannot apply to the sweep; its ``record()`` (None without one)."""
     if stop is None:
-        return
+        return None
     if not all(callable(getattr(stop, m, None)) for m in ("hook", "record")):
         raise TypeError(f"stop={stop!r:.80} is not allowed: expected a rule with hook(chunk) and "
                         "record() methods (grokcast.early_stop.stop_rule builds one)")
@@ -358,6 +358,7 @@ def check_stopper(stop: Any, config: SweepConfig) -> None:
         raise TypeError(f"stop.record() returned {record!r:.200}, which is not allowed: expected a "
                         f"dict of JSON values (str, int, float, bool, None, lists and dicts of "
                         f"them; not numpy numbers, not NaN): {err}") from None
+    return record
 
 
 def _train_here(chunks: list[list[RunConfig]], store: SweepStore, bar: tqdm, n_done: int,

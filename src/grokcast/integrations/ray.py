@@ -310,13 +310,12 @@ def run_sweep_ray(config: SweepConfig, out: str | os.PathLike, *, address: str |
     if chunk_size is not None:
         chunk_size = check_int("chunk_size", chunk_size, 1)
     _check_device(device)
-    check_stopper(stop, config)
+    record = check_stopper(stop, config)
     check_bool("compiled", compiled)
     check_bool("progress", progress)
     if address is not None and not ray.is_initialized():
         _check_reachable(address)
     store = SweepStore(out)
-    record = None if stop is None else stop.record()
     if _all_stored(store, config):
         with store.lock():
             return SweepResult(n_trained=0, n_skipped=len(store.resume(config, record)), seconds=0.0)
@@ -336,7 +335,7 @@ def run_sweep_ray(config: SweepConfig, out: str | os.PathLike, *, address: str |
             raise ValueError(refusal)
         with store.lock():  # a second sweep into the same directory is refused meanwhile
             return _train_on_ray(config, store, dev, chunk_size, progress, cpus_per_task, stop,
-                                 compiled)
+                                 record, compiled)
     finally:
         if started:
             ray.shutdown()
@@ -344,9 +343,10 @@ def run_sweep_ray(config: SweepConfig, out: str | os.PathLike, *, address: str |
 
 def _train_on_ray(config: SweepConfig, store: SweepStore, dev: str, chunk_size: int | None,
                   progress: bool, cpus_per_task: int, stop: RunStopper | None,
-                  compiled: bool) -> SweepResult:
-    """:func:`run_sweep_ray` once Ray is up and the directory held: resume, train, store."""
-    done = store.resume(config, None if stop is None else stop.record())
+                  record: dict[str, Any] | None, compiled: bool) -> SweepResult:
+    """:func:`run_sweep_ray` once Ray is up and the directory held: resume, train, store
+    (``record``: the stopper's, as :func:`grokcast.sweep.check_stopper` returned it)."""
+    done = store.resume(config, record)
     todo = [r for r in config.runs() if r.run_id not in done]
     start = time.perf_counter()
     if not todo:
