@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import math
 import re
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -90,6 +91,8 @@ def main() -> None:
         parser.error(f"--device {args.device!r} is not allowed: expected cpu or cuda[:N]")
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         parser.error(f"--device {args.device!r}, but torch.cuda.is_available() is False")
+    if args.save_log and not Path(args.save_log).resolve().parent.is_dir():  # now, not after training
+        parser.error(f"--save-log {args.save_log!r}: its directory does not exist")
 
     torch.manual_seed(args.seed)
     device = torch.device(args.device)

@@ -3,6 +3,7 @@ computation, the summary's operating point, and the written files."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from fractions import Fraction
@@ -736,7 +737,8 @@ def test_markdown_same_budget_table_shows_a_row_per_display_threshold():
             assert n == int((p < tau).sum())
 
 
-def test_live_hook_stops_a_diverged_run_and_keeps_the_offline_decisions_of_the_rest(sweeps):
+def test_live_hook_stops_a_diverged_run_and_keeps_the_offline_decisions_of_the_rest(sweeps,
+                                                                                     tmp_path):
     """A run whose log turns NaN before the decision has no finite features: it is stopped,
     at any threshold, 0 included; the others are stopped exactly where their offline P(grok) is."""
     from grokcast.early_stop import StopRule
@@ -788,6 +790,15 @@ def test_live_hook_stops_a_diverged_run_and_keeps_the_offline_decisions_of_the_r
         feed([0], rows=lambda v: v.T)
     with pytest.raises(ValueError, match="needs the runs of the ensemble it will see, got none"):
         StopRule.from_file(sweeps["path"], 0.5).hook([])
+    # Given to train_ensemble directly (not through run_sweep, which checks the sweep's task),
+    # the hook refuses runs of another task (was: P(grok) of p = 29 runs from a p = 23 model).
+    with_task = tmp_path / "with-task.json"
+    GrokForecaster.load(sweeps["path"]).save(with_task, task=runs[0].task())
+    assert StopRule.from_file(with_task, 0.5).hook(runs)  # its own task
+    other = [dataclasses.replace(r, p=29) for r in runs[:2]]
+    with pytest.raises(ValueError, match=r"^this ensemble holds runs of another task than the "
+                                         r"forecaster was fit on: p 29 \(the forecaster's: 23\)"):
+        StopRule.from_file(with_task, 0.5).hook(other)
 
 
 @pytest.mark.parametrize("seed", range(5))

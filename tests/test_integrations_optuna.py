@@ -296,6 +296,8 @@ def test_errors_name_the_problem(setup, tmp_path):
         report_features(trial, feats, 20.7)
     with pytest.raises(TypeError, match="features must be a mapping of feature name to value"):
         report_features(trial, None, W)
+    with pytest.raises(TypeError, match=r"^features must be a mapping .*, got list$"):
+        p_grok(model, [1.0, 2.0])  # was: "the reported features lack [...]"
     with pytest.raises(TypeError, match=r"feature 'end_val_acc'='high' is not allowed: expected a number"):
         report_features(trial, {**feats, "end_val_acc": "high"}, W)
     with pytest.raises(TypeError, match="trial must be an Optuna trial .* got Study"):
@@ -315,6 +317,15 @@ def test_errors_name_the_problem(setup, tmp_path):
     with pytest.raises(ValueError, match=r"multi-objective study \(2 directions\), which Optuna "
                                          "cannot prune"):
         TrialReporter(two, *emb, window=W)
+    # In a study pruned by a GrokPruner the reporter takes the pruner's forecaster, and another
+    # window is refused when it is made (was: the trial failed at step W, in should_prune()).
+    reporter = TrialReporter(study.ask(), *emb)
+    assert reporter.window == W and reporter.monitor.forecaster is pruner.forecaster
+    in_memory = GrokPruner(model, window=W)
+    with pytest.raises(ValueError, match=rf"^window={W + 5} is not allowed: trial \d+'s study is "
+                                         rf"pruned by a GrokPruner of window W={W}"):
+        TrialReporter(optuna.create_study(pruner=in_memory).ask(), *emb, window=W + 5)
+    assert TrialReporter(optuna.create_study().ask(), *emb, window=W + 5).window == W + 5
     from grokcast.integrations import decode_features
 
     with pytest.raises(ValueError, match="a grokcast report's feature 'end_val_acc' is True: "

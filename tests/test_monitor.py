@@ -244,6 +244,31 @@ def test_weights_of_another_task_than_the_forecasters_are_refused_up_front(tmp_p
     with pytest.raises(ValueError, match=r"^embedding has shape \(64, 24\)"):  # transposed
         GrokMonitor(torch.nn.Parameter(plain.embed.weight.detach().T.clone()), plain.unembed.weight,
                     forecaster=path)
+    # A wider MLP keeps the embedding's shape: its parameter count gives it away at the first
+    # observe (was: norms of a 150,720-parameter model read as the 52,416 the task has).
+    for wide in (PlainTransformer(P, d_mlp=1024), _with_an_extra_parameter(PlainTransformer(P))):
+        monitor = _monitor_of(wide, forecaster=path)
+        n = sum(p.numel() for p in wide.parameters())
+        with pytest.raises(ValueError, match=rf"^the model has {n:,} parameters, but the forecaster "
+                                             rf"was fit on a model of {M.n_params(SweepConfig().model, P):,} "
+                                             rf"\(p={P}, d_model=64, d_mlp=256"):
+            _observe_without_training(monitor, wide, 0, **METRICS)
+    _observe_without_training(_monitor_of(plain, forecaster=path), plain, 0, **METRICS)
+
+
+def _with_an_extra_parameter(plain: PlainTransformer) -> PlainTransformer:
+    """The model with one parameter more (a bias the loss does not reach): another count."""
+    plain.extra = torch.nn.Parameter(torch.zeros(1))
+    return plain
+
+
+def test_a_schedule_with_fewer_than_two_steps_below_w_is_refused_up_front():
+    """Was: accepted without a forecaster, failing only after W steps of training."""
+    plain = PlainTransformer(P)
+    with pytest.raises(ValueError, match=r"logs 1 step\(s\) below W=200 \(\[0\]\): the window's "
+                                         r"slopes need at least 2"):
+        _monitor_of(plain, window=200, log_schedule=LogConfig(dense_until=0, every=1000))
+    assert _monitor_of(plain, window=200, log_schedule=LogConfig(dense_until=0, every=199))
 
 
 def test_a_denser_schedule_is_cut_to_the_forecasters_steps(tmp_path):
@@ -413,6 +438,9 @@ def test_logit_stats_against_torch():
     (["--device", "cudafoo"], "--device 'cudafoo' is not allowed"),
     (["--steps", "-1"], "--steps -1 is not allowed: expected an integer >= 0"),
     (["--p", "1"], "--p 1 is not allowed: expected an integer >= 2"),  # was a reshape traceback
+    # Was: the whole run trained, then its log lost to pandas' error.
+    (["--save-log", "/nonexistent/x.csv"], "--save-log '/nonexistent/x.csv': its directory does "
+                                           "not exist"),
 ])
 def test_example_script_refuses_bad_arguments_in_one_line(args, needle):
     done = subprocess.run([sys.executable, str(EXAMPLE), *args], capture_output=True, text=True,

@@ -198,6 +198,12 @@ class RunConfig:
         match = _RUN_ID.fullmatch(run_id)
         return int(match.group(1)) if match else None
 
+    def task(self) -> dict[str, Any]:
+        """What the run's early signals depend on besides its grid values: p, the model and
+        the optimiser (a forecaster file records its training runs' task)."""
+        return {"p": self.p, "model": dataclasses.asdict(self.model),
+                "optim": dataclasses.asdict(self.optim)}
+
     @property
     def split_key(self) -> tuple[int, float, int]:
         """Runs with equal split keys see the same train/val split."""
@@ -280,8 +286,7 @@ class SweepConfig:
         """What the runs' early signals depend on besides the grid: p, the model and the
         optimiser. A forecaster file records it, and refuses runs of another task, whose
         features it would read on another scale."""
-        d = self.to_dict()
-        return {"p": d["p"], "model": d["model"], "optim": d["optim"]}
+        return self._run(self.train_fracs[0], self.weight_decays[0], self.seeds[0]).task()
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)

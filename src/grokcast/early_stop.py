@@ -830,9 +830,8 @@ class StopRule:
 
         if not isinstance(config, SweepConfig):
             raise TypeError(f"config must be the sweep's SweepConfig, got {type(config).__name__}")
-        meta = GrokForecaster.load(self.model).metadata_
+        GrokForecaster.load(self.model).metadata_.check_task(config.task(), "this sweep")
         forecast_hook(self, config.runs()[:1])  # builds the hook once
-        meta.check_task(config.task(), "this sweep")
 
     def record(self) -> dict[str, Any]:
         """The forecaster file by content (``model`` is only where it was: a moved copy
@@ -871,6 +870,9 @@ def forecast_hook(rule: StopRule, runs: Sequence[Any]) -> LogHook:
                          f"SHA-256 was {rule.model_sha256[:12]}): the runs stored so far were "
                          "stopped by the old one; restore it, or train into a new --out")
     model = GrokForecaster.load(rule.model)
+    # run_sweep checks the sweep's task first (StopRule.check); a hook given to
+    # train_ensemble directly is checked here.
+    model.metadata_.check_task(runs[0].task(), "this ensemble")
     window = model.metadata_.window
     logged = [s for s in runs[0].log.steps(runs[0].n_steps) if s < window]
     if window > runs[0].n_steps or not logged:

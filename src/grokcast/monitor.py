@@ -47,7 +47,7 @@ import torch
 from torch import Tensor
 
 from grokcast import signals as S
-from grokcast.config import LogConfig
+from grokcast.config import LogConfig, ModelConfig
 from grokcast.features import show_steps
 from grokcast.validation import check_int
 
@@ -157,7 +157,8 @@ class GrokMonitor:
         self.forecaster = _load_forecaster(forecaster)
         self.window = _resolve_window(window, self.forecaster)
         _check_schedule(log_schedule, self.window, self.forecaster)
-        _check_shapes(embedding, unembedding, self.forecaster)
+        # The parameter count the forecaster's task implies (None: no task to check against).
+        self._task_params = _check_shapes(embedding, unembedding, self.forecaster)
         self.log_schedule = log_schedule
         self.run_id = run_id
         self._steps: list[int] = []
@@ -236,6 +237,15 @@ class GrokMonitor:
                 example = "model.embed.weight" if name == "embedding" else "model.unembed.weight"
                 raise ValueError(f"the {name} tensor given to GrokMonitor is not a parameter of "
                                  f"the model passed to observe(); pass e.g. {example}")
+        count = sum(p.numel() for p in params)
+        if self._task_params is not None and count != self._task_params:
+            task = self.forecaster.metadata_.task
+            raise ValueError(
+                f"the model has {count:,} parameters, but the forecaster was fit on a model of "
+                f"{self._task_params:,} (p={task['p']}, d_model={task['model']['d_model']}, "
+                f"d_mlp={task['model']['d_mlp']}: grokcast's one-layer transformer, without "
+                "biases or LayerNorm): the norms would be read on another scale; fit a "
+                "forecaster on a sweep of this model")
         if all(p.grad is None for p in params):
             raise ValueError("no parameter has a gradient: call observe() after loss.backward() "
                              "and before optimizer.step() / optimizer.zero_grad()")
@@ -357,7 +367,13 @@ def _load_forecaster(forecaster: Any) -> Any:
 
 
 def _check_schedule(schedule: LogConfig, window: int, forecaster: Any) -> None:
-    """Refuse, before training starts, a schedule that skips steps the forecaster reads."""
+    """Refuse, before training starts, a schedule that skips steps the forecaster reads, or
+    (with or without a forecaster) logs fewer than the two steps below W a slope needs."""
+    logged = [s for s in schedule.steps(window) if s < window]
+    if len(logged) < 2:
+        raise ValueError(f"log_schedule={schedule!r} logs {len(logged)} step(s) below W={window} "
+                         f"({show_steps(logged)}): the window's slopes need at least 2 (log "
+                         "densely below W, e.g. LogConfig(), the paper's schedule)")
     meta = getattr(forecaster, "metadata_", None)
     if meta is None:
         return
@@ -371,14 +387,19 @@ def _check_schedule(schedule: LogConfig, window: int, forecaster: Any) -> None:
                          f"{meta.steps_hint()}")
 
 
-def _check_shapes(embedding: Tensor, unembedding: Tensor, forecaster: Any) -> None:
+def _check_shapes(embedding: Tensor, unembedding: Tensor, forecaster: Any) -> int | None:
     """Refuse, before training starts, weights of another task than the forecaster's (where
     its file records one): the effective ranks and norms would be read on another scale, as
     ``grokcast forecast`` refuses another task's sweep. Its vocabulary is p + 1 tokens (the
-    numbers and '='), the embedding (V, d_model), the unembedding either way round."""
+    numbers and '='), the embedding (V, d_model), the unembedding either way round.
+
+    Returns the task's parameter count, which ``observe`` checks the model against (d_mlp
+    shows only there), or None without a task."""
+    from grokcast.model import n_params
+
     task = getattr(getattr(forecaster, "metadata_", None), "task", None)
     if not task:
-        return
+        return None
     want = (int(task["p"]) + 1, int(task["model"]["d_model"]))
     for name, t in (("embedding", embedding), ("unembedding", unembedding)):
         shape = tuple(t.shape)
@@ -388,6 +409,8 @@ def _check_shapes(embedding: Tensor, unembedding: Tensor, forecaster: Any) -> No
                 f"(V = p + 1 = {want[0]} tokens) with d_model={want[1]}: its {name} is "
                 f"{want}{' or its transpose' if name == 'unembedding' else ''}; fit a forecaster "
                 "on a sweep of this task")
+    shape = {k: int(task["model"][k]) for k in ("d_model", "n_heads", "d_mlp")}
+    return n_params(ModelConfig(**shape), int(task["p"]))
 
 
 def _resolve_window(window: int | None, forecaster: Any) -> int:

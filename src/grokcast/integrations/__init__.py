@@ -97,15 +97,19 @@ def encode_features(features: Mapping[str, float], window: int) -> dict[str, Any
     and Ray's result files both serialise reports as JSON).
     """
     window = check_int("window", window, 2)  # 200.7 is not a window (int() made it 200)
-    if not isinstance(features, Mapping):
-        raise TypeError(f"features must be a mapping of feature name to value (window_features' "
-                        f"result), got {type(features).__name__}")
+    _check_mapping(features)
     for name, value in features.items():
         if not _is_real(value):
             raise TypeError(f"feature {name!r}={value!r} is not allowed: expected a number")
     return {"window": window,
             "features": {str(k): (float(v) if math.isfinite(v) else None)
                          for k, v in features.items()}}
+
+
+def _check_mapping(features: Any) -> None:
+    if not isinstance(features, Mapping):
+        raise TypeError(f"features must be a mapping of feature name to value (window_features' "
+                        f"result), got {type(features).__name__}")
 
 
 def decode_features(report: Any) -> tuple[int, dict[str, float]]:
@@ -180,6 +184,7 @@ def p_grok(forecaster: Any, features: Mapping[str, float]) -> float:
     -------
     float
     """
+    _check_mapping(features)
     names = getattr(forecaster, "feature_names_in_", None)
     names = [str(s) for s in names] if names is not None else list(FEATURE_NAMES)
     missing = [s for s in names if s not in features]

@@ -137,7 +137,9 @@ class TrialReporter(FeatureRecorder):
     trial : optuna.trial.Trial
     embedding, unembedding, window, forecaster, log_schedule
         As for :class:`~grokcast.integrations.FeatureRecorder`; ``run_id`` is
-        ``"trial-<number>"``.
+        ``"trial-<number>"``. In a study pruned by a :class:`GrokPruner`, the forecaster
+        defaults to the pruner's, and a window other than the pruner's is refused here
+        rather than when the trial reaches it.
     """
 
     def __init__(self, trial: optuna.trial.Trial, embedding: Tensor, unembedding: Tensor, *,
@@ -151,8 +153,16 @@ class TrialReporter(FeatureRecorder):
                              f"({len(study.directions)} directions), which Optuna cannot prune: "
                              "use a FeatureRecorder and grokcast.integrations.p_grok in the "
                              "objective instead")
+        pruner = getattr(study, "pruner", None)
+        if isinstance(pruner, GrokPruner) and forecaster is None:
+            # Its schedule and task are then checked now, and the features cut to its steps.
+            forecaster = pruner.forecaster
         super().__init__(embedding, unembedding, window=window, forecaster=forecaster,
                          log_schedule=log_schedule, run_id=f"trial-{trial.number}")
+        if isinstance(pruner, GrokPruner) and self.window != pruner.window:
+            raise ValueError(f"window={self.window} is not allowed: trial {trial.number}'s study "
+                             f"is pruned by a GrokPruner of window W={pruner.window}, which "
+                             "would refuse the report (leave window out to use the pruner's)")
         self.trial = trial
         # Tells GrokPruner in which step units the trial reports, and when its report is due.
         trial.set_user_attr(DUE_ATTR, self.monitor.forecast_step)

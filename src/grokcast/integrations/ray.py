@@ -138,8 +138,9 @@ class GrokStopper(Stopper):
     A stopper runs in Tune's driver, so a malformed report (another window, features missing)
     raises there and ``tuner.fit()`` ends the whole experiment with a ``TuneError`` naming it:
     a reporting mistake is in the trainable's code, shared by every trial. (Optuna's
-    :class:`~grokcast.integrations.optuna.GrokPruner` raises in the trial's own process, which
-    fails that trial only.)
+    :class:`~grokcast.integrations.optuna.GrokPruner` raises in the trial's own process, in
+    ``trial.should_prune()``: the trial fails, and ``study.optimize`` re-raises the error
+    unless its ``catch`` names it.)
     """
 
     def __init__(self, forecaster: Any, *, threshold: float = 0.5,
