@@ -195,6 +195,9 @@ def test_a_worker_killed_by_the_system_ends_the_sweep_with_a_clear_error(tmp_pat
     ({"colour": '"red"'}, "unknown config key 'colour'"),
     ({"train_fracs": "[[0.3], [0.6]]"}, "a flat list of numbers"),
     ({"train_fracs": "[0.3, 0.3000001]"}, "0.3 and 0.3000001 are both '0.3'"),
+    # Was accepted: two names for the same runs (one split permutation, 159 examples each).
+    ({"train_fracs": "[0.3, 0.3005]"}, "0.3 and 0.3005 both give round(f * p * p) = 159 of the "
+                                       "p * p = 529 examples"),
     ({"weight_decays": "[1.0, 1.0000001]"}, "weight_decays=(1.0, 1.0000001) is not allowed"),
     ({"seeds": "[18446744073709551616]"}, "seed=18446744073709551616 is not allowed: expected an "
                                           "integer in [0, 9223372036854775807]"),
@@ -570,3 +573,15 @@ def test_bounded_options_are_refused_by_their_option_name(argv, option, bounds, 
     assert info.value.code == 2
     err = capsys.readouterr().err
     assert f"argument {option}: {argv[-1]!r} is not allowed: expected an integer in {bounds}" in err
+
+
+def test_ctrl_c_in_the_imports_before_a_command_starts_is_one_line(monkeypatch, capsys):
+    """Was: a traceback through torch's imports (a second or more after the command is typed)."""
+    from grokcast import cli
+
+    def interrupted(argv):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "_main", interrupted)
+    assert cli.main(["sweep"]) == 130
+    assert capsys.readouterr().err == "grokcast: interrupted\n"

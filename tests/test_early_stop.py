@@ -424,6 +424,9 @@ def test_cli_sweep_with_stop_model_stops_the_low_runs_and_counts_them(tmp_path, 
             ("s1", ["--stop-model", str(tmp_path / "f.json"), "--stop-below", "0.6"],
              "--stop-below 0.5, not with --stop-model"),
             ("s1", [], "--stop-below 0.5, not without --stop-model"),
+            # Was "--stop-below 0.5, not with ... --stop-below 0.5": thresholds printed to %g.
+            ("s1", ["--stop-model", str(tmp_path / "f.json"), "--stop-below", "0.50000001"],
+             "--stop-below 0.50000001: resume with the same"),
             ("s0", ["--stop-model", str(tmp_path / "f.json"), "--stop-below", "0.5"],
              "was trained without --stop-model, not with")):
         capsys.readouterr()

@@ -14,7 +14,7 @@ import pytest
 
 from grokcast.config import LogConfig, ModelConfig, RunConfig, SweepConfig
 from grokcast.store import StoreError, SweepStore
-from grokcast.sweep import plan_chunks, resolve_workers, run_sweep
+from grokcast.sweep import plan_chunks, remaining_chunks, resolve_workers, run_sweep
 
 
 def _grid(seeds: int, split_seeds: list[int]) -> list:
@@ -64,6 +64,27 @@ def test_packed_chunks_cover_every_run_once_in_train_size_order(max_runs):
 
 def test_no_runs_left_means_no_chunks():  # a finished sweep resumed
     assert plan_chunks([], 8) == [] == plan_chunks([], 8, pack_splits=True)
+
+
+def test_a_resumed_gpu_plan_trains_each_unfinished_chunk_as_an_uninterrupted_sweep_does():
+    """Was: the unfinished runs planned afresh, which on a GPU put a run beside other runs
+    (other padding of its train set) than an uninterrupted sweep does: another log."""
+    raw = SweepConfig.from_file("configs/paper.toml").to_dict()
+    config = SweepConfig.from_dict({**raw, "train_fracs": [0.3, 0.4, 0.5], "weight_decays": [1.0]})
+    full = plan_chunks(config.runs(), 2, pack_splits=True)  # chunk sizes 2, 2, 1, 2, 2
+    for finished in ([0], [0, 3], [1, 2, 3, 4]):
+        done = {r.run_id for k in finished for r in full[k]}
+        rest = [c for k, c in enumerate(full) if k not in finished]
+        assert remaining_chunks(config, done, lambda n: 2, pack_splits=True) == rest
+    # Split by split (the CPU, where a run's log does not depend on its chunk), the unfinished
+    # runs are planned afresh, as evenly as the cap allows for their number.
+    done = {r.run_id for r in full[0]}
+    chunks = remaining_chunks(config, done, lambda n: -(-n // 2), pack_splits=False)
+    assert sorted(r.run_id for c in chunks for r in c) == sorted(
+        r.run_id for r in config.runs() if r.run_id not in done)
+    assert chunks == plan_chunks([r for r in config.runs() if r.run_id not in done], 4)
+    assert remaining_chunks(config, {r.run_id for r in config.runs()}, lambda n: 2,
+                            pack_splits=True) == []
 
 
 def test_paper_grid_packs_into_one_ensemble_on_the_gpu_plan():

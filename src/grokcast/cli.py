@@ -361,6 +361,9 @@ def main(argv: list[str] | None = None) -> int:
         # nowhere, so the interpreter's last flush does not raise again.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_BROKEN_PIPE
+    except KeyboardInterrupt:  # before the command started: in its imports (torch's take seconds)
+        print("grokcast: interrupted", file=sys.stderr)
+        return 130
 
 
 def _stdout_closed_by_reader() -> bool:

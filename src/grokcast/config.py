@@ -95,6 +95,9 @@ class ModelConfig:
         if self.init not in INIT_SCHEMES:
             _fail("model.init", self.init, f"one of {INIT_SCHEMES}")
         _check_real("model.init_scale", self.init_scale, lo=0.0, lo_open=True)
+        # A TOML 1 is an int: the runs table would get an integer column beside other chunks'
+        # floats (a resume with 1.0 is the same config).
+        object.__setattr__(self, "init_scale", float(self.init_scale))
         if self.precision not in PRECISIONS:
             _fail("model.precision", self.precision, f"one of {PRECISIONS}")
 
@@ -114,6 +117,8 @@ class OptimConfig:
         _check_real("optim.beta1", self.beta1, lo=0.0, hi=1.0)
         _check_real("optim.beta2", self.beta2, lo=0.0, hi=1.0)
         _check_real("optim.eps", self.eps, lo=0.0, lo_open=True)
+        for name in ("lr", "beta1", "beta2", "eps"):  # as init_scale: a TOML 1 is an int
+            object.__setattr__(self, name, float(getattr(self, name)))
 
 
 @dataclass(frozen=True)
@@ -257,6 +262,19 @@ class SweepConfig:
         for name in ("train_fracs", "weight_decays"):  # as RunConfig stores them (0 -> 0.0)
             object.__setattr__(self, name, tuple(float(v) + 0.0 for v in getattr(self, name)))
         self._check_run_ids_unique()
+        self._check_train_sets_differ()
+
+    def _check_train_sets_differ(self) -> None:
+        # Fractions that round to one train-set size draw the same examples from one split
+        # permutation: the same runs twice, under two names.
+        by_size: dict[int, float] = {}
+        for f in self.train_fracs:
+            n = round(f * self.p**2)  # as data.n_train_examples (this module does not load torch)
+            if n in by_size:
+                _fail("train_fracs", self.train_fracs,
+                      f"fractions that give different train sets: {by_size[n]!r} and {f!r} both "
+                      f"give round(f * p * p) = {n} of the p * p = {self.p**2} examples")
+            by_size[n] = f
 
     def _check_run_ids_unique(self) -> None:
         # Run ids print the grid values to 6 significant digits (%g): two values that agree

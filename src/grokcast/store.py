@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 import warnings
 from collections.abc import Callable, Iterator
@@ -38,6 +39,7 @@ from grokcast.train import EnsembleLog
 from grokcast.validation import check_bool
 
 LOCK_NAME = ".lock"  # held by the sweep writing the directory (SweepStore.lock)
+_CHUNK_NAME = re.compile(r"chunk-\d{5,}\.parquet")  # write_chunk's names
 # The files whose temp files (_temp_file) a writer killed mid-write leaves, by subdirectory.
 WRITTEN = {".": ("sweep.json", "stop.json"), "log": ("chunk-*.parquet",),
            "runs": ("chunk-*.parquet",)}
@@ -121,7 +123,9 @@ def atomic_write_parquet(path: Path, df: pd.DataFrame) -> None:
     fd, tmp = _temp_file(path)
     os.close(fd)
     try:
-        df.to_parquet(tmp, index=False)
+        # Page checksums (CRC-32): a flipped bit in a stored chunk is an error when it is read
+        # (SweepStore verifies them), not wrong numbers.
+        df.to_parquet(tmp, index=False, write_page_checksum=True)
         _publish(tmp, path)
     except OSError as err:
         Path(tmp).unlink(missing_ok=True)
@@ -189,7 +193,7 @@ def _stop_words(stop: dict[str, Any] | None) -> str:
         return "without --stop-model"
     if {"model", "model_sha256", "below"} <= stop.keys():  # grokcast's StopRule
         return (f"with --stop-model {stop['model']} (sha256 {str(stop['model_sha256'])[:12]}) "
-                f"--stop-below {stop['below']:g}")
+                f"--stop-below {stop['below']!r}")
     return f"with the stop rule {json.dumps(stop, sort_keys=True)}"
 
 
@@ -355,7 +359,12 @@ class SweepStore:
             raise StoreError(f"{str(self.config_path)!r} is corrupt: {err}") from None
 
     def _chunks(self, table: str) -> list[Path]:
-        return sorted((self.root / table).glob("chunk-*.parquet"))
+        paths = sorted((self.root / table).glob("chunk-*.parquet"))
+        stray = next((p for p in paths if not _CHUNK_NAME.fullmatch(p.name)), None)
+        if stray is not None:  # it would be read as a chunk, and its name is not a number
+            raise StoreError(f"{str(stray)!r} is not a file grokcast writes (its chunks are "
+                             "chunk-NNNNN.parquet): move it out of the sweep directory")
+        return paths
 
     def finished_run_ids(self) -> set[str]:
         return set(self.runs()["run_id"]) if self._chunks("runs") else set()
@@ -395,7 +404,8 @@ class SweepStore:
         frames = []
         for path in files:
             try:
-                frames.append(pd.read_parquet(path, columns=columns))
+                frames.append(pd.read_parquet(path, columns=columns,
+                                              page_checksum_verification=True))
             except MemoryError:  # pyarrow's ArrowMemoryError too: the machine's limit, not the file's
                 raise
             except Exception:  # pyarrow raises several types for damaged files
@@ -429,7 +439,8 @@ class SweepStore:
         while its data is not (:meth:`verify` reads footers only)."""
         import pyarrow.parquet as pq
 
-        self._parquet(pq.read_table, path)  # a damaged footer fails here too
+        # A damaged footer fails here too; a file written without checksums reads unchecked.
+        self._parquet(lambda p: pq.read_table(p, page_checksum_verification=True), path)
 
     def _footer_rows(self, path: Path, columns: tuple[str, ...]) -> int:
         """The file's row count from its footer, which must list ``columns``."""

@@ -11,7 +11,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
@@ -93,6 +93,24 @@ def plan_chunks(runs: list[RunConfig], max_runs: int, *, pack_splits: bool = Fal
         bounds = [round(i * len(g) / n_chunks) for i in range(n_chunks + 1)]
         chunks += [g[a:b] for a, b in zip(bounds, bounds[1:])]
     return chunks
+
+
+def remaining_chunks(config: SweepConfig, done: Collection[str], cap_for: Callable[[int], int],
+                     *, pack_splits: bool) -> list[list[RunConfig]]:
+    """The chunks a sweep still has to train, ``done`` (run ids) being stored already.
+
+    ``cap_for(n)`` is the chunk cap for ``n`` runs. Split by split (the CPU), a run's log does
+    not depend on its chunk, so the unfinished runs are planned afresh, as evenly as they now
+    allow. Packed (a GPU), a run's log depends on the runs beside it, whose train sets pad
+    its own: the whole grid is planned as an uninterrupted sweep plans it, and the finished
+    runs taken out, so that a resumed sweep (same chunk size and device) trains every
+    unfinished chunk as it would have been trained.
+    """
+    runs = config.runs()
+    if not pack_splits:
+        runs = [r for r in runs if r.run_id not in done]
+    chunks = plan_chunks(runs, cap_for(len(runs)), pack_splits=pack_splits)
+    return [kept for chunk in chunks if (kept := [r for r in chunk if r.run_id not in done])]
 
 
 def run_bytes(config: SweepConfig, device: torch.device | None = None) -> int:
@@ -312,21 +330,22 @@ def run_sweep(config: SweepConfig, out: str | os.PathLike, *, device: str | torc
     store = SweepStore(out)
     with store.lock():  # a second sweep into the same directory is refused meanwhile
         done = store.resume(config, record)
-        todo = [r for r in config.runs() if r.run_id not in done]
-        chunks = plan_chunks(todo, chunk_size or balanced_chunk_size(len(todo), workers, dev, config),
-                             pack_splits=dev.type == "cuda")
-        total = sum(len(c) for c in chunks) * config.n_steps
+        chunks = remaining_chunks(
+            config, done, lambda n: chunk_size or balanced_chunk_size(n, workers, dev, config),
+            pack_splits=dev.type == "cuda")
+        n_todo = sum(len(c) for c in chunks)
+        total = n_todo * config.n_steps
         start = time.perf_counter()
         with tqdm(total=total, unit="run-step", unit_scale=True, disable=not progress,
                   desc=f"sweep {config.name}", dynamic_ncols=True) as bar:
-            n_all = len(done) + len(todo)
+            n_all = len(done) + n_todo
             bar.set_postfix(runs=f"{len(done)}/{n_all}")
             if workers == 1:
                 _train_here(chunks, store, bar, len(done), n_all, dev, stop, train_fn,
                             cuda_graphs=cuda_graphs, compiled=compiled)
             else:
                 _train_in_workers(chunks, store, bar, len(done), n_all, dev, workers, stop, compiled)
-        return SweepResult(n_trained=len(todo), n_skipped=len(done),
+        return SweepResult(n_trained=n_todo, n_skipped=len(done),
                            seconds=time.perf_counter() - start)
 
 

@@ -79,7 +79,7 @@ from grokcast.sweep import (
     check_stopper,
     check_sweep_config,
     default_chunk_size,
-    plan_chunks,
+    remaining_chunks,
     reraise_training_error,
     tune_allocator,
 )
@@ -348,15 +348,16 @@ def _train_on_ray(config: SweepConfig, store: SweepStore, dev: str, chunk_size: 
     """:func:`run_sweep_ray` once Ray is up and the directory held: resume, train, store
     (``record``: the stopper's, as :func:`grokcast.sweep.check_stopper` returned it)."""
     done = store.resume(config, record)
-    todo = [r for r in config.runs() if r.run_id not in done]
     start = time.perf_counter()
-    if not todo:
+    if len(done) == len(config.runs()):
         return SweepResult(n_trained=0, n_skipped=len(done), seconds=0.0)
-    size = chunk_size or _chunk_size(dev, config, len(todo), cpus_per_task)
+    chunks = remaining_chunks(
+        config, done, lambda n: chunk_size or _chunk_size(dev, config, n, cpus_per_task),
+        pack_splits=dev == "cuda")
+    todo = [r for chunk in chunks for r in chunk]
     counter = ray.remote(num_cpus=0)(_StepCounter).remote()
     task = ray.remote(_train_chunk).options(num_cpus=cpus_per_task,
                                             num_gpus=1 if dev == "cuda" else 0)
-    chunks = plan_chunks(todo, size, pack_splits=dev == "cuda")
     pending = {task.remote(chunk, dev, counter, stop, compiled): chunk for chunk in chunks}
     n_all, n_done = len(done) + len(todo), len(done)
     try:
