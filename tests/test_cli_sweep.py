@@ -205,6 +205,9 @@ def test_a_worker_killed_by_the_system_ends_the_sweep_with_a_clear_error(tmp_pat
     ({"name": '""'}, "name='' is not allowed: expected a non-empty string"),
     # Sizes that would exhaust memory are refused before anything is allocated or written.
     ({"n_steps": "0"}, "n_steps=0 is not allowed: expected an integer >= 1"),
+    # Was accepted: a sweep trained for nothing, every window refused by analyze afterwards.
+    ({"n_steps": "1"}, "n_steps=1 is not allowed: expected a run that logs at least two steps "
+                       "before its last (log.dense_until=10, log.every=10 log [0] below it)"),
     ({"n_steps": "100000000000"}, "n_steps=100000000000 is not allowed: expected at most "
                                   "100,000 logged steps per run (log.dense_until=10, log.every=10)"),
     ({"model": "{d_mlp = 1000000000000}"}, "model.d_mlp=1000000000000 is not allowed: expected an "
@@ -287,7 +290,7 @@ def test_api_objects_of_the_wrong_type_are_named(tmp_path):
         run_sweep({"p": 5}, out)
     with pytest.raises(TypeError, match=r"stop=<object object .*> is not allowed: expected a rule "
                                         r"with hook\(chunk\) and record\(\) methods"):
-        run_sweep(SweepConfig(n_steps=1), out, stop=object())
+        run_sweep(SweepConfig(n_steps=2), out, stop=object())
     assert not out.exists()
     from grokcast.analysis import analyze
     from grokcast.early_stop import StopRule
@@ -585,3 +588,15 @@ def test_ctrl_c_in_the_imports_before_a_command_starts_is_one_line(monkeypatch, 
     monkeypatch.setattr(cli, "_main", interrupted)
     assert cli.main(["sweep"]) == 130
     assert capsys.readouterr().err == "grokcast: interrupted\n"
+
+
+def test_a_schedule_no_window_can_read_is_refused_before_training():
+    """Found in review: 300 steps logged every 1,000 trained, then every W was refused."""
+    from grokcast.config import ConfigError, LogConfig, SweepConfig
+
+    with pytest.raises(ConfigError, match=r"^n_steps=300 is not allowed: expected a run that logs at "
+                                          r"least two steps before its last \(log.dense_until=0, "
+                                          r"log.every=1000 log \[0\] below it\)"):
+        SweepConfig(n_steps=300, log=LogConfig(dense_until=0, every=1000))
+    assert SweepConfig(n_steps=300, log=LogConfig(dense_until=0, every=299)).n_steps == 300
+    assert SweepConfig(n_steps=2, log=LogConfig(dense_until=0, every=1)).n_steps == 2

@@ -306,6 +306,11 @@ def test_write_study_files(sweeps, tmp_path):
 def test_run_study_refuses_the_training_sweep(sweeps, tmp_path):
     with pytest.raises(ValueError, match="the sweep the forecaster was fit on"):
         run_study(sweeps["path"], sweeps["train"].root, tmp_path / "x")
+    # A bad number is named before the sweep's checks (was: the training-sweep error above).
+    with pytest.raises(ValueError, match=r"^min_recall=2 is not allowed"):
+        run_study(sweeps["path"], sweeps["train"].root, tmp_path / "x", min_recall=2)
+    with pytest.raises(ValueError, match=r"^threshold=-0.1 is not allowed"):
+        run_study(sweeps["path"], sweeps["train"].root, tmp_path / "x", threshold=-0.1)
     result = run_study(sweeps["path"], sweeps["heldout"].root, tmp_path / "study")
     assert result["window"] == W and result["n_runs"] == 12 and len(result["paths"]) == 4
     assert math.isfinite(result["median"]["median_val_loss"]["saved"])

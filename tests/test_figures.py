@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import matplotlib as mpl
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
@@ -182,6 +184,25 @@ def test_make_figures_writes_twelve_valid_files(results: Path) -> None:
     paths = F.make_figures(results)
     assert all(p.parent == results / "figures" for p in paths)
     _check_files(paths)
+
+
+def test_one_window_draws_each_ci_as_an_error_bar(results: Path) -> None:
+    """Was: fill_between over one W, a band of no width: the CIs drawn nowhere, under a y
+    label saying they were shaded."""
+    res = F.load_results(results)
+    a = json.loads(json.dumps(res.analysis))
+    a["settings"]["windows"] = [200]
+    for entry in a["thresholds"].values():
+        entry["windows"] = {"200": entry["windows"]["200"]}
+    fig = F.fig_windows(F.Results(a, res.features[res.features["window"] == 200], res.curves,
+                                  results))
+    for ax, th in zip(fig.axes, F.threshold_keys(a)):
+        bars = [c for c in ax.containers if isinstance(c, mpl.container.ErrorbarContainer)]
+        want = sorted(tuple(a["thresholds"][th]["windows"]["200"][s]["ci"]) for s in F.SERIES)
+        drawn = sorted(tuple(np.asarray(b.lines[2][0].get_segments()[0])[:, 1]) for b in bars)
+        assert np.allclose(drawn, want)
+    assert fig.axes[0].get_ylabel().startswith("AUROC (bars: 95% bootstrap CI")
+    plt.close(fig)
 
 
 def test_single_class_threshold_draws_a_note(tmp_path: Path) -> None:
@@ -382,6 +403,22 @@ def test_a_damaged_analysis_json_is_named(results: Path, tmp_path: Path, text: s
     (lambda d: d["runs"][5].update(weight_decay="1.0"), "runs[5].weight_decay is '1.0', not a number"),
     (lambda d: d["thresholds"]["0.9"]["windows"]["300"].update(multi_note=3),
      "thresholds.0.9.windows.300.multi_note is 3, not a text"),
+    # Found in review: each of these ended `grokcast figures` in a traceback (KeyError,
+    # AttributeError, IndexError, TypeError), or, labels as text, in a grid of "101/3" cells.
+    (lambda d: d["thresholds"]["0.9"]["windows"].pop("200"),
+     "thresholds.0.9.windows has cells ['100', '300', '500'], not one for each of "
+     "settings.windows [100, 200, 300, 500]"),
+    (lambda d: d["thresholds"]["0.9"]["windows"].update({"200": None}),
+     "thresholds.0.9.windows.200 is None, not a JSON object"),
+    (lambda d: d["thresholds"]["0.9"]["windows"]["200"]["univariate"].update(end_val_loss=None),
+     "thresholds.0.9.windows.200.univariate is not an object of per-feature objects"),
+    (lambda d: d["thresholds"]["0.9"]["windows"]["200"]["multi"].update(ci=[0.5]),
+     "thresholds.0.9.windows.200.multi.ci is [0.5], not a [low, high] pair"),
+    (lambda d: d["thresholds"].clear(), "'thresholds' is empty"),
+    (lambda d: d["sweep"].pop("config"), "sweep.config (the sweep's settings) is missing"),
+    (lambda d: d["thresholds"]["0.9"].update(n_pos="ten"), "thresholds.0.9.n_pos is 'ten', not a count"),
+    (lambda d: d["thresholds"]["0.9"].update(labels=[str(v) for v in d["thresholds"]["0.9"]["labels"]]),
+     "thresholds.0.9.labels holds '"),
 ])
 def test_a_string_for_a_number_in_analysis_json_is_named(results: Path, tmp_path: Path, edit,
                                                           what: str) -> None:
@@ -402,6 +439,18 @@ def test_a_string_for_a_number_in_analysis_json_is_named(results: Path, tmp_path
     assert str(err.value).startswith(f"{str(tmp_path / 'analysis.json')!r} is not an "
                                      "analysis.json written by grokcast analyze: ")
     assert what in str(err.value)
+
+
+def test_a_parquet_file_without_a_column_the_figures_read_is_named(results: Path,
+                                                                   tmp_path: Path) -> None:
+    """Was: KeyError: 'val_acc' from inside figure 1."""
+    for name in ("analysis.json", "features.parquet"):
+        (tmp_path / name).write_bytes((results / name).read_bytes())
+    pd.read_parquet(results / "curves.parquet").drop(columns="val_acc").to_parquet(
+        tmp_path / "curves.parquet")
+    with pytest.raises(ValueError, match=r"curves.parquet' lacks column\(s\) val_acc: write it "
+                                         r"again with grokcast analyze"):
+        F.load_results(tmp_path)
 
 
 def test_files_of_two_analyses_are_refused(results: Path, tmp_path: Path) -> None:

@@ -104,6 +104,19 @@ def test_tied_scores_take_the_first_best_C_like_sklearn():
     assert ours.C_ == float(np.ravel(sklearn_reference().fit(X, y)[-1].C_)[0])
 
 
+def test_a_fold_whose_optimum_is_exactly_zero_predicts_the_first_class_like_liblinear():
+    """Balanced classes whose feature sums agree (a discrete feature, found in review): the
+    optimum is w = 0, which liblinear returns, predicting classes[0] for every run. Newton's
+    rounding noise of ~1e-17 decided the predictions instead: fold scores that varied with C,
+    C = 21.5 where scikit-learn chose 1e-4, P(x = 2) 0.649 instead of 0.500."""
+    X = np.array([1, -1, -1, 2, 0, 1, -2, -1, 2, -2, -1, -1, 1, 1, 1, 0, -1, -1], float)[:, None]
+    y = np.array([1, 1, 0, 1, 1, 0, 1, 1, 1, 0, 1, 0, 1, 0, 0, 0, 0, 0])
+    ours, ref = GrokForecaster().fit(X, y), sklearn_reference().fit(X, y)
+    np.testing.assert_array_equal(ours.scores_, reference_scores(ref[-1]))
+    assert ours.C_ == float(np.ravel(ref[-1].C_)[0])
+    np.testing.assert_allclose(ours.predict_proba(X), ref.predict_proba(X), rtol=0, atol=1e-6)
+
+
 def test_solutions_are_stationary_points_of_the_liblinear_objective():
     # Separable data and C up to 1e4: the hardest case for Newton's method.
     X, y = make_data(7, 40, 28, noise=0.0)

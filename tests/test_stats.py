@@ -95,6 +95,9 @@ def test_weighted_auroc_equals_auroc_of_repeated_runs():
     ([0, 1, 2], [0.1, 0.2, 0.3], "0/1 labels"),
     ([0, 1], [0.1, np.nan], "NaN"),
     ([0, 1, 1], [0.1, 0.2], "shape"),
+    # Were scored: the imaginary part dropped with a ComplexWarning, the text parsed.
+    ([0, 1, 0, 1], [0.1, 0.2 + 5j, 0.3, 0.4], "score must hold real numbers, got dtype complex128"),
+    ([0, 1, 0, 1], ["0.1", "0.2", "0.3", "0.4"], "score must hold real numbers, got dtype <U3"),
 ])
 def test_auroc_errors_say_what_was_wrong(y, score, match):
     with pytest.raises(ValueError, match=match):

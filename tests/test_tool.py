@@ -561,6 +561,17 @@ def test_fit_never_overwrites_the_sweep_or_a_file_that_is_not_a_forecaster(sweep
     with pytest.raises(ValueError, match="is inside the sweep directory"):
         fit_forecaster(sweep, window=W, threshold=THRESHOLD, out=sweep / "new.json")
     assert (sweep / "sweep.json").read_bytes() == before
+    # Nor does analyze write into the log's or the runs' Parquet dataset (was: read_parquet
+    # of SWEEP/log then failed on analysis.json).
+    from grokcast.analysis import analyze_sweep
+
+    with pytest.raises(ValueError, match=r"out_dir='.*/log/a' is not allowed: it is inside the "
+                                         r"sweep's log/ folder"):
+        analyze_sweep(sweep, sweep / "log" / "a")
+    assert not (sweep / "log" / "a").exists()
+    # A directory that is no sweep is named so (was: "out ... is inside the sweep directory").
+    with pytest.raises(StoreError, match=r"is not a sweep directory: no sweep.json"):
+        fit_forecaster(tmp_path, window=W, threshold=THRESHOLD, out=tmp_path / "f.json")
     notes = tmp_path / "notes.json"
     notes.write_text('{"todo": 1}')
     with pytest.raises(ValueError, match="exists and is not a forecaster, so it is not overwritten"):

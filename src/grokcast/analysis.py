@@ -710,6 +710,11 @@ def analyze_sweep(sweep_dir: str | os.PathLike, out_dir: str | os.PathLike | Non
     store = SweepStore(sweep_dir)
     store.check_finished(partial=partial)
     out = Path(out_dir) if out_dir is not None else Path(sweep_dir) / "analysis"
+    for table in ("log", "runs"):  # each one Parquet dataset: its readers would meet our files
+        if out.resolve().is_relative_to((Path(sweep_dir) / table).resolve()):
+            raise ValueError(f"out_dir={str(out)!r} is not allowed: it is inside the sweep's "
+                             f"{table}/ folder, which pandas.read_parquet reads as one table; "
+                             f"write it elsewhere (the default is {str(Path(sweep_dir) / 'analysis')!r})")
     # Refused now, not after minutes of analysis: the path, or a folder it needs, is a file.
     blocking = next((d for d in (out, *out.parents) if d.exists() and not d.is_dir()), None)
     if blocking is not None:

@@ -263,6 +263,18 @@ class SweepConfig:
             object.__setattr__(self, name, tuple(float(v) + 0.0 for v in getattr(self, name)))
         self._check_run_ids_unique()
         self._check_train_sets_differ()
+        self._check_some_window_fits()
+
+    def _check_some_window_fits(self) -> None:
+        # The smallest window, W = 2, reads two logged steps below W <= n_steps: a schedule
+        # logging fewer below n_steps gives a sweep that no analysis can read, after training it.
+        below = [s for s in self.log.steps(min(self.n_steps, self.log.dense_until + self.log.every))
+                 if s < self.n_steps]
+        if len(below) < 2:
+            _fail("n_steps", self.n_steps,
+                  f"a run that logs at least two steps before its last (log.dense_until="
+                  f"{self.log.dense_until}, log.every={self.log.every} log {below} below it): "
+                  "a window's slopes need two, so no analysis could read this sweep")
 
     def _check_train_sets_differ(self) -> None:
         # Fractions that round to one train-set size draw the same examples from one split

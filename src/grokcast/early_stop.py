@@ -724,6 +724,10 @@ def run_study(forecaster_path: str | os.PathLike, heldout_sweep_dir: str | os.Pa
     from grokcast.forecast import GrokForecaster
     from grokcast.store import SweepStore
 
+    # The numbers first: the sweep's checks read its whole log.
+    min_recall = check_number("min_recall", min_recall, 0, 1, closed="both")
+    if threshold is not None:
+        threshold = check_number("threshold", threshold, 0, 1, closed="both")
     model = GrokForecaster.load(forecaster_path)
     meta = model.metadata_
     store = SweepStore(heldout_sweep_dir)

@@ -134,6 +134,12 @@ def load_results(results_dir: str | os.PathLike) -> Results:
     analysis = read_analysis(root / "analysis.json")
     features = pd.read_parquet(root / "features.parquet")
     curves = pd.read_parquet(root / "curves.parquet")
+    for name, table, need in (("features.parquet", features, ("run_id", "window")),
+                              ("curves.parquet", curves, CURVE_COLUMNS)):
+        missing = [c for c in need if c not in table.columns]
+        if missing:
+            raise ValueError(f"{str(root / name)!r} lacks column(s) {', '.join(missing)}: write it "
+                             f"again with grokcast analyze SWEEP_DIR --out {str(root)!r}")
     _check_same_analysis(root, analysis, features, curves)
     return Results(analysis, features, curves, root)
 
@@ -160,6 +166,7 @@ def _check_same_analysis(root: Path, analysis: dict, features: pd.DataFrame,
                          f"write them again with grokcast analyze SWEEP_DIR --out {str(root)!r}")
 
 
+CURVE_COLUMNS = ("run_id", "step", "train_acc", "val_acc", "train_loss", "val_loss")
 # What the figures and the paper read, checked up front: a damaged file is named, not met as
 # a KeyError deep inside a plot.
 _ANALYSIS_KEYS = {"sweep": dict, "settings": dict, "features": list, "runs": list,
@@ -200,21 +207,60 @@ def read_analysis(path: Path) -> dict:
     windows = doc["settings"]["windows"]
     if not (isinstance(windows, list) and windows and all(isinstance(w, int) for w in windows)):
         raise bad(f"settings.windows is {windows!r}, not a list of window lengths")
+    # null where analyze was given no config (grokcast.analysis.analyze(config=None))
+    if "config" not in doc["sweep"] or not isinstance(doc["sweep"]["config"], dict | None):
+        raise bad("sweep.config (the sweep's settings) is missing or not a JSON object")
+    if not doc["thresholds"]:
+        raise bad("'thresholds' is empty")
     for key, entry in doc["thresholds"].items():
         if not isinstance(entry, dict) or any(k not in entry for k in _THRESHOLD_KEYS):
             raise bad(f"threshold {key!r} lacks one of {list(_THRESHOLD_KEYS)}")
-        if len(entry["labels"]) != len(doc["runs"]):
-            raise bad(f"threshold {key!r} has {len(entry['labels'])} labels for "
-                      f"{len(doc['runs'])} runs")
+        _check_threshold_entry(bad, f"thresholds.{key}", entry, len(doc["runs"]), windows)
         for w, cell in entry["windows"].items():
             at = f"thresholds.{key}.windows.{w}"
-            note = cell.get(_CELL_TEXT) if isinstance(cell, dict) else None
+            note = cell.get(_CELL_TEXT)
             if note is not None and not isinstance(note, str):
                 raise bad(f"{at}.{_CELL_TEXT} is {note!r}, not a text")
             all_numbers(cell, at, besides=_CELL_TEXT)
+            _check_cell_shape(bad, at, cell)
     for k, run in enumerate(doc["runs"]):
         all_numbers(run, f"runs[{k}]", besides="run_id")
     return doc
+
+
+def _check_threshold_entry(bad: Callable[[str], ValueError], at: str, entry: dict, n_runs: int,
+                           windows: list[int]) -> None:
+    """A threshold's counts and labels, and a cell (an object) for each analysed window."""
+    for name in ("n_pos", "n_neg"):
+        if isinstance(entry[name], bool) or not isinstance(entry[name], int) or entry[name] < 0:
+            raise bad(f"{at}.{name} is {entry[name]!r}, not a count")
+    labels = entry["labels"]
+    if not isinstance(labels, list) or len(labels) != n_runs:
+        raise bad(f"{at}.labels holds {len(labels) if isinstance(labels, list) else labels!r} "
+                  f"labels for {n_runs} runs")
+    wrong = [v for v in labels if isinstance(v, bool) or not isinstance(v, int) or v not in (0, 1)]
+    if wrong:
+        raise bad(f"{at}.labels holds {wrong[0]!r}: a label is 0 or 1")
+    cells = entry["windows"]
+    if not isinstance(cells, dict) or set(cells) != {str(w) for w in windows}:
+        have = sorted(cells, key=str) if isinstance(cells, dict) else cells
+        raise bad(f"{at}.windows has cells {have!r}, not one for each of settings.windows "
+                  f"{windows}")
+    bad_cell = next((w for w, cell in cells.items() if not isinstance(cell, dict)), None)
+    if bad_cell is not None:
+        raise bad(f"{at}.windows.{bad_cell} is {cells[bad_cell]!r}, not a JSON object")
+
+
+def _check_cell_shape(bad: Callable[[str], ValueError], at: str, cell: dict) -> None:
+    """Where a cell's numbers sit: every ``ci`` a pair (or null), every univariate entry an
+    object. (Its other statistics may be null: a sweep too small for the model has none.)"""
+    uni = cell.get("univariate", {})
+    if not isinstance(uni, dict) or any(not isinstance(v, dict) for v in uni.values()):
+        raise bad(f"{at}.univariate is not an object of per-feature objects")
+    for name, stat in cell.items():
+        ci = stat.get("ci") if isinstance(stat, dict) else None
+        if ci is not None and (not isinstance(ci, list) or len(ci) != 2):
+            raise bad(f"{at}.{name}.ci is {ci!r}, not a [low, high] pair")
 
 
 def _first_non_number(tree: object, path: str) -> tuple[str, object] | None:
@@ -443,7 +489,7 @@ def fig_accuracy(res: Results) -> plt.Figure:
     th = primary_threshold_key(a)
     labels = labels_by_run(a, th)
     n_pos, n_neg = _class_counts(labels)
-    p = a["sweep"]["config"].get("p")
+    p = (a["sweep"]["config"] or {}).get("p")
     w = primary_window(a)
     fig, axes = plt.subplots(1, 2, figsize=(FIG_WIDTH_IN, 2.5), sharey=True)
     groups = {rid: g.sort_values("step") for rid, g in res.curves.groupby("run_id", sort=False)}
@@ -618,14 +664,19 @@ def fig_windows(res: Results) -> plt.Figure:
                 continue
             drawn = True
             lowest = min(lowest, np.nanmin(np.r_[auc, ci[:, 0]]) - 0.03)
-            ax.fill_between(ws, ci[:, 0], ci[:, 1], color=style["color"], alpha=0.15, lw=0)
+            if len(ws) > 1:
+                ax.fill_between(ws, ci[:, 0], ci[:, 1], color=style["color"], alpha=0.15, lw=0)
+            else:  # a band over one W has no width: the CI as an error bar
+                ax.errorbar(ws, auc, yerr=np.abs(ci - auc[:, None]).T, fmt="none",
+                            ecolor=style["color"], elinewidth=1, capsize=3)
             ax.plot(ws, auc, color=style["color"], ls=style["linestyle"], marker=style["marker"],
                     ms=4, label=style["label"].format(n=len(a["features"]),
                                                       cv=cv_label(entry.get("cv")
                                                                   or a["settings"].get("cv"))))
         if entry.get("single_class"):
             _note(ax, "one class only:\nAUROC undefined")
-    axes[0][0].set_ylabel(f"AUROC (shaded: {level:.0%} bootstrap CI)")
+    axes[0][0].set_ylabel(f"AUROC ({'shaded' if len(ws) > 1 else 'bars'}: {level:.0%} "
+                          "bootstrap CI)")
     axes[0][0].set_ylim(lowest, 1.02)
     if drawn:
         handles, names = next(ax for ax in axes[0] if ax.lines[1:]).get_legend_handles_labels()

@@ -18,7 +18,10 @@ What differs from scikit-learn, and why:
 
 * Solutions are the exact optimum (Newton step below ``tol`` relative to ‖w̃‖∞), where
   liblinear stops at its own ``tol``; with ``tol=1e-10`` given to liblinear the two agree to
-  ~1e-6 in the coefficients, and the chosen C agrees because the accuracy scores do.
+  ~1e-6 in the coefficients, and the chosen C agrees because the accuracy scores do. Where
+  the optimum is w̃ = 0 to within the rounding of the gradient there (balanced classes whose
+  features sum alike: discrete features in a small fold), the solution is exactly 0, as
+  liblinear's is, not rounding noise whose signs would decide the predictions.
 * An inner training fold holding a single class (the outer training set has just one member
   of that class) makes ``LogisticRegressionCV`` raise. Here that fold's model is the constant
   predictor of its one class, which is what the liblinear library itself returns for
@@ -177,7 +180,8 @@ def _scaler_stats(X: np.ndarray, train: np.ndarray) -> tuple[np.ndarray, np.ndar
     correction = centred.sum(axis=1)
     var = ((centred**2).sum(axis=1) - correction**2 / count) / count
     # sklearn's _is_constant_feature: a variance within roundoff of zero means a constant
-    # column, whose scale is set to 1 so the column maps to ~0 instead of to noise.
+    # column, whose scale is set to 1 so the column maps to x - mean, 0 up to the rounding of
+    # the mean, instead of to noise (as with sklearn, that rounding is large for |x| >~ 1e16).
     eps = np.finfo(np.float64).eps
     constant = var <= count * eps * var + (count * mean * eps) ** 2
     scale = np.where(constant, 1.0, np.sqrt(var))
@@ -315,9 +319,25 @@ def _solve_l2_logistic(designs: np.ndarray, group: np.ndarray, y01: np.ndarray,
     with threadpool_limits(limits=1, user_api="blas"):
         for lo in range(0, len(group), chunk):
             sl = slice(lo, lo + chunk)
+            X = designs[group[sl]]
             w[sl], n_iter[sl], converged[sl] = _newton_chunk(
-                designs[group[sl]], y, cm[sl], w0[sl], tol=tol, max_iter=max_iter)
+                X, y, cm[sl], w0[sl], tol=tol, max_iter=max_iter)
+            w[sl][_optimum_is_zero(X, y, cm[sl])] = 0.0
     return w, n_iter, converged
+
+
+def _optimum_is_zero(X: np.ndarray, y: np.ndarray, cm: np.ndarray) -> np.ndarray:
+    """Whether each problem's gradient at w̃ = 0 vanishes to within its rounding: (B,) bool.
+
+    It does exactly when the classes are balanced and every feature sums alike over both
+    (discrete features in a small fold). The optimum is then w̃ = 0, every decision 0 and every
+    prediction ``classes[0]``, which is what liblinear returns; Newton's answer would be
+    rounding noise of ~1e-17 whose signs decide the predictions, and with them the fold
+    accuracies and the chosen C.
+    """
+    terms = 0.5 * (cm * y)[:, :, None] * X  # (b, n, p): the gradient at 0 is minus their sum
+    bound = 4 * X.shape[1] * np.finfo(np.float64).eps * np.abs(terms).sum(axis=1)
+    return (np.abs(terms.sum(axis=1)) <= bound).all(axis=1)
 
 
 @dataclass(frozen=True)

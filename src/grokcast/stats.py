@@ -93,7 +93,10 @@ def _check_two_classes(y: np.ndarray) -> None:
 
 
 def _check_score(score: object, n: int, name: str = "score") -> np.ndarray:
-    arr = np.asarray(score, dtype=float)
+    raw = np.asarray(score)
+    if raw.dtype.kind not in "biuf":  # float() would drop an imaginary part, or parse text
+        raise ValueError(f"{name} must hold real numbers, got dtype {raw.dtype}")
+    arr = raw.astype(float)
     if arr.shape[-1:] != (n,) or arr.ndim not in (1, 2):
         raise ValueError(f"{name} must have shape ({n},) or (k, {n}) to match y, got {arr.shape}")
     if np.isnan(arr).any():

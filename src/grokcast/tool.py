@@ -94,9 +94,9 @@ def fit_forecaster(sweep_dir: str | os.PathLike, *, window: int = 200, threshold
     from grokcast.store import SweepStore
 
     window, threshold = _check_fit_args(window, threshold, seed, n_resamples)
-    out = _check_fit_out(Path(out), Path(sweep_dir))
     store = SweepStore(sweep_dir)
-    store.check_finished(partial=partial)
+    store.check_finished(partial=partial)  # first: a directory that is no sweep is named so
+    out = _check_fit_out(Path(out), Path(sweep_dir))
     config = store.read_config()
     if window > config.n_steps:  # said as analyze says it, not as a forecast's log check would
         raise ValueError(f"window W={window} goes beyond the logged steps: the sweep's runs "
