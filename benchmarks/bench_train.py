@@ -36,7 +36,7 @@ from reference_model import PlainTransformer  # noqa: E402
 
 from grokcast import model as M  # noqa: E402
 from grokcast.config import SweepConfig  # noqa: E402
-from grokcast.data import all_examples, split_indices  # noqa: E402
+from grokcast.data import all_examples, n_train_examples, split_indices  # noqa: E402
 from grokcast.sweep import plan_chunks, train_in_processes, tune_allocator  # noqa: E402
 from grokcast.train import resolve_device, train_ensemble  # noqa: E402
 
@@ -220,7 +220,7 @@ def main() -> None:
         t_plain_all.append(t_plain * len(runs) / n_plain)
     t_ens, t_plain = statistics.median(t_ens_all), statistics.median(t_plain_all)
     run_steps = len(runs) * args.steps
-    flops = sum(flops_per_run_step(round(r.train_frac * r.p**2)) for r in runs) * args.steps
+    flops = sum(flops_per_run_step(n_train_examples(r.p, r.train_frac)) for r in runs) * args.steps
     torch.set_num_threads(args.threads * args.workers)  # the peak of every thread used
     peak = sgemm_gflops(device)
     peak_mib = (torch.cuda.max_memory_allocated(device) if device.type == "cuda"

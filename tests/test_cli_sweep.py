@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import signal
 import subprocess
@@ -590,13 +591,39 @@ def test_ctrl_c_in_the_imports_before_a_command_starts_is_one_line(monkeypatch, 
     assert capsys.readouterr().err == "grokcast: interrupted\n"
 
 
-def test_a_schedule_no_window_can_read_is_refused_before_training():
-    """Found in review: 300 steps logged every 1,000 trained, then every W was refused."""
+def test_a_schedule_no_window_can_read_is_refused_before_training(tmp_path):
+    """Found in review: 300 steps logged every 1,000 trained, then every W was refused. The
+    check is the new sweep's: a config is still read as it was stored (an older grokcast's
+    sweep opens, a forecaster file of p = 3, whose task reads as a default grid, loads)."""
     from grokcast.config import ConfigError, LogConfig, SweepConfig
+    from grokcast.forecast import _check_task
+    from grokcast.store import SweepStore
+    from grokcast.sweep import run_sweep
 
+    sparse = SweepConfig(n_steps=300, log=LogConfig(dense_until=0, every=1000))
     with pytest.raises(ConfigError, match=r"^n_steps=300 is not allowed: expected a run that logs at "
                                           r"least two steps before its last \(log.dense_until=0, "
                                           r"log.every=1000 log \[0\] below it\)"):
-        SweepConfig(n_steps=300, log=LogConfig(dense_until=0, every=1000))
-    assert SweepConfig(n_steps=300, log=LogConfig(dense_until=0, every=299)).n_steps == 300
-    assert SweepConfig(n_steps=2, log=LogConfig(dense_until=0, every=1)).n_steps == 2
+        run_sweep(sparse, tmp_path / "s", progress=False)
+    assert not (tmp_path / "s").exists()
+    SweepConfig(n_steps=300, log=LogConfig(dense_until=0, every=299)).check_trainable()
+    SweepConfig(n_steps=2, log=LogConfig(dense_until=0, every=1)).check_trainable()
+    stored = tmp_path / "old"  # as an older grokcast wrote it, before the check
+    stored.mkdir()
+    (stored / "sweep.json").write_text(json.dumps({"grokcast_version": "0.1.0",
+                                                   "config": sparse.to_dict()}))
+    assert SweepStore(stored).read_config() == sparse
+    task = SweepConfig(p=3, train_fracs=[0.5]).task()
+    assert _check_task(task, ValueError) == task  # was: the default fractions collide at p = 3
+
+
+@pytest.mark.parametrize("dense_until, every", [(0, 1), (0, 7), (5, 3), (6, 3), (300, 100), (10, 1000)])
+def test_the_first_steps_below_n_are_those_the_schedule_lists(dense_until, every):
+    from grokcast.config import LogConfig
+
+    log = LogConfig(dense_until=dense_until, every=every)
+    for n in (1, 2, 3, 7, 12, 301, 2500):
+        for limit in (1, 2, 5):
+            want = [s for s in log.steps(n) if s < n][:limit]
+            assert log.steps_below(n, limit=limit) == want, (n, limit)
+    assert log.steps_below(10**12, limit=2) == [s for s in log.steps(2000) if s < 2000][:2]

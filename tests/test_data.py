@@ -38,3 +38,17 @@ def test_split_is_disjoint_covers_every_pair_and_depends_only_on_its_seed(split_
     # A larger fraction with the same seed extends the smaller one's train set (one permutation).
     larger, _ = split_indices(23, 0.6, split_seed)
     assert set(train.tolist()) <= set(larger.tolist())
+
+
+def test_the_config_checks_the_split_size_the_data_draws():
+    """Was: round(f * p**2) in the config's check, round(f * p * p) in the split, which round
+    some fractions differently: a run with no train (or no val) example was accepted and
+    trained on NaN losses, and a run the split gives one example was refused."""
+    from grokcast.config import ConfigError, RunConfig
+
+    for p, frac in ((13, 0.002958579881656805), (10, 0.9949999999999999)):
+        assert n_train_examples(p, frac) in (0, p * p)
+        with pytest.raises(ConfigError, match="a fraction leaving at least one train and one val"):
+            RunConfig(p=p, train_frac=frac)
+    frac = 0.010204081632653062
+    assert len(split_indices(7, frac, 0)[0]) == 1 and RunConfig(p=7, train_frac=frac).p == 7

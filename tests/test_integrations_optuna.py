@@ -322,6 +322,7 @@ def test_errors_name_the_problem(setup, tmp_path):
     reporter = TrialReporter(study.ask(), *emb)
     assert reporter.window == W and reporter.monitor.forecaster is pruner.forecaster
     in_memory = GrokPruner(model, window=W)
+    assert TrialReporter(optuna.create_study(pruner=in_memory).ask(), *emb).window == W
     with pytest.raises(ValueError, match=rf"^window={W + 5} is not allowed: trial \d+'s study is "
                                          rf"pruned by a GrokPruner of window W={W}"):
         TrialReporter(optuna.create_study(pruner=in_memory).ask(), *emb, window=W + 5)

@@ -48,10 +48,12 @@ def test_init_scales():
     assert torch_init["W_in"].abs().max().item() <= 1 / math.sqrt(64)
     assert torch_init["W_out"].abs().max().item() <= 1 / math.sqrt(256)
     nanda = M.init_params(ModelConfig(init="nanda"), P, list(range(8)))
-    # N(0, 1/fan_in) for every matrix, the embeddings N(0, 1/d_model) (d_model = 64, d_mlp = 256).
-    for name, fan_in in (("W_E", 64), ("W_pos", 64), ("W_Q", 64), ("W_in", 64), ("W_U", 64),
-                         ("W_out", 256)):
-        assert nanda[name].std().item() == pytest.approx(1 / math.sqrt(fan_in), rel=0.05), name
+    # Nanda et al.'s code: randn / sqrt(d_model) for every matrix (W_out too, whose fan-in is
+    # d_mlp = 256: a fan-in rule gave it 1/16, found in review), the unembedding randn /
+    # sqrt(d_vocab), d_vocab = p + 1 = 24 (a fan-in rule gave it 1/8).
+    for name, scale in (("W_E", 64), ("W_pos", 64), ("W_Q", 64), ("W_K", 64), ("W_V", 64),
+                        ("W_O", 64), ("W_in", 64), ("W_out", 64), ("W_U", P + 1)):
+        assert nanda[name].std().item() == pytest.approx(1 / math.sqrt(scale), rel=0.05), name
     scaled = M.init_params(ModelConfig(init="nanda", init_scale=0.5), P, list(range(8)))
     assert torch.allclose(scaled["W_U"], 0.5 * nanda["W_U"])
 

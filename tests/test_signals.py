@@ -19,6 +19,7 @@ def test_effective_rank_closed_forms():
     entropy = -(0.75 * math.log(0.75) + 0.25 * math.log(0.25))
     torch.testing.assert_close(got, torch.tensor([1.0, 3.0, math.exp(entropy)]), atol=1e-4, rtol=0)
     assert abs(S.effective_rank(eye[None])[0].item() - 7) < 1e-4
+    assert S.effective_rank(torch.zeros(1, 4, 3)).tolist() == [1.0]  # the documented convention
 
 
 def test_effective_rank_of_a_diverged_matrix_is_nan_and_leaves_the_others_alone():

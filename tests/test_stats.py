@@ -104,6 +104,15 @@ def test_auroc_errors_say_what_was_wrong(y, score, match):
         auroc(y, score)
 
 
+def test_auroc_reads_an_object_array_of_real_numbers():
+    from fractions import Fraction
+
+    y = [0, 1, 0, 1]
+    for score in (np.array([0.1, 0.2, 0.3, 1], dtype=object),
+                  [Fraction(1, 10), Fraction(2, 10), Fraction(3, 10), Fraction(4, 10)]):
+        assert auroc(y, score) == roc_auc_score(y, np.asarray(score, dtype=float)) == 0.75
+
+
 def test_folded_auroc():
     assert folded_auroc(0.2) == pytest.approx(0.8)
     assert folded_auroc(0.7) == pytest.approx(0.7)

@@ -133,6 +133,14 @@ class LogConfig:
         _check_int("log.dense_until", self.dense_until, 0)
         _check_int("log.every", self.every, 1)
 
+    def steps_below(self, n: int, *, limit: int) -> list[int]:
+        """The first ``limit`` (or fewer) logged steps below ``n``, without listing the rest
+        (``n`` can be 10**12)."""
+        first = itertools.islice(itertools.chain(
+            range(min(self.dense_until, n)),
+            range(-(-self.dense_until // self.every) * self.every, n, self.every)), limit)
+        return list(first)
+
     def count(self, n_steps: int) -> int:
         """``len(steps(n_steps))``, without listing them (the size check of 10^11 steps)."""
         start = -(-self.dense_until // self.every) * self.every
@@ -147,6 +155,14 @@ class LogConfig:
         start = -(-self.dense_until // self.every) * self.every  # first multiple of every >= dense_until
         sparse = range(start, n_steps + 1, self.every)
         return sorted(set(dense) | set(sparse) | {n_steps})
+
+
+def n_train_examples(p: int, train_frac: float) -> int:
+    """The train split's size, ``round(train_frac * p * p)``: Python's rounding, a half to the
+    even neighbour (p = 23, f = 0.5: 264.5 -> 264), after the products' float rounding. The one
+    place it is computed: ``p**2`` instead of ``p * p`` rounds differently for some fractions
+    (p = 13, f = 1/338: 1 example against 0)."""
+    return round(train_frac * p * p)
 
 
 _RUN_ID = re.compile(r"p(\d+)-f.+-wd.+-s\d+-ss\d+")  # RunConfig.run_id's form
@@ -186,7 +202,7 @@ class RunConfig:
             _fail("n_steps", self.n_steps, f"at most {MAX_LOGGED_STEPS:,} logged steps per run "
                   f"(log.dense_until={self.log.dense_until}, log.every={self.log.every}): fewer "
                   "steps, or a larger log.every")
-        n_train = round(self.train_frac * self.p**2)
+        n_train = n_train_examples(self.p, self.train_frac)
         if not 1 <= n_train < self.p**2:
             _fail("train_frac", self.train_frac,
                   f"a fraction leaving at least one train and one val example of p*p={self.p**2}")
@@ -262,14 +278,18 @@ class SweepConfig:
         for name in ("train_fracs", "weight_decays"):  # as RunConfig stores them (0 -> 0.0)
             object.__setattr__(self, name, tuple(float(v) + 0.0 for v in getattr(self, name)))
         self._check_run_ids_unique()
+
+    def check_trainable(self) -> None:
+        """Refuse, before a new sweep trains, a grid that would waste its training: fractions
+        giving one train set (the same runs under two names), or a schedule that logs fewer
+        than two steps before the last (no window could be analysed). Not checked when a
+        config is read, so a sweep stored by an older grokcast still opens."""
         self._check_train_sets_differ()
         self._check_some_window_fits()
 
     def _check_some_window_fits(self) -> None:
-        # The smallest window, W = 2, reads two logged steps below W <= n_steps: a schedule
-        # logging fewer below n_steps gives a sweep that no analysis can read, after training it.
-        below = [s for s in self.log.steps(min(self.n_steps, self.log.dense_until + self.log.every))
-                 if s < self.n_steps]
+        # The smallest window, W = 2, reads two logged steps below W <= n_steps.
+        below = self.log.steps_below(self.n_steps, limit=2)
         if len(below) < 2:
             _fail("n_steps", self.n_steps,
                   f"a run that logs at least two steps before its last (log.dense_until="
@@ -281,7 +301,7 @@ class SweepConfig:
         # permutation: the same runs twice, under two names.
         by_size: dict[int, float] = {}
         for f in self.train_fracs:
-            n = round(f * self.p**2)  # as data.n_train_examples (this module does not load torch)
+            n = n_train_examples(self.p, f)
             if n in by_size:
                 _fail("train_fracs", self.train_fracs,
                       f"fractions that give different train sets: {by_size[n]!r} and {f!r} both "

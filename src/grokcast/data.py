@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from grokcast.config import n_train_examples
+
 SEQ_LEN = 3  # [a, b, =]
 
 
@@ -25,12 +27,6 @@ def all_examples(p: int) -> tuple[torch.Tensor, torch.Tensor]:
     a, b = a.reshape(-1), b.reshape(-1)
     tokens = torch.stack([a, b, torch.full_like(a, p)], dim=1)
     return tokens, (a + b) % p
-
-
-def n_train_examples(p: int, train_frac: float) -> int:
-    """``round(train_frac * p * p)``: Python's rounding, a half to the even neighbour (p = 23,
-    f = 0.5: 264.5 -> 264), after the product's float rounding."""
-    return round(train_frac * p * p)
 
 
 def split_indices(p: int, train_frac: float, split_seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -131,8 +131,10 @@ def _init_one(name: str, shape: tuple[int, ...], cfg: ModelConfig, gen: torch.Ge
             return torch.randn(shape, generator=gen)
         bound = 1.0 / math.sqrt(fan_in)
         return torch.empty(shape).uniform_(-bound, bound, generator=gen)
-    # "nanda": N(0, 1/fan_in); embeddings scaled by 1/sqrt(d_model) as in Nanda et al.'s code.
-    std = 1.0 / math.sqrt(cfg.d_model if is_embedding else fan_in)
+    # "nanda", as Nanda et al.'s code (progress-measures-paper, transformers.py) draws it:
+    # randn / sqrt(d_model) for every matrix but the unembedding, randn / sqrt(d_vocab) for it.
+    # Not by fan-in: its W_out (d_model x d_mlp) is also scaled by 1/sqrt(d_model).
+    std = 1.0 / math.sqrt(shape[1] if name == "W_U" else cfg.d_model)
     return torch.randn(shape, generator=gen) * std
 
 

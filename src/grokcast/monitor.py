@@ -369,7 +369,7 @@ def _load_forecaster(forecaster: Any) -> Any:
 def _check_schedule(schedule: LogConfig, window: int, forecaster: Any) -> None:
     """Refuse, before training starts, a schedule that skips steps the forecaster reads, or
     (with or without a forecaster) logs fewer than the two steps below W a slope needs."""
-    logged = [s for s in schedule.steps(window) if s < window]
+    logged = schedule.steps_below(window, limit=2)
     if len(logged) < 2:
         raise ValueError(f"log_schedule={schedule!r} logs {len(logged)} step(s) below W={window} "
                          f"({show_steps(logged)}): the window's slopes need at least 2 (log "

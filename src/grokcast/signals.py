@@ -49,7 +49,9 @@ def effective_rank(mats: Tensor) -> Tensor:
     Returns
     -------
     Tensor of shape (R,), float32 (float64 for float64 input); 1 for a rank-1 matrix, n for
-    an n x n identity; NaN for a matrix with non-finite entries (a diverged run).
+    an n x n identity; NaN for a matrix with non-finite entries (a diverged run); 1 for an
+    all-zero matrix, whose singular values have no distribution (a convention: the entropy
+    of "no spread", as a rank-1 matrix has).
 
     The singular values are the square roots of the eigenvalues of the smaller Gram matrix,
     formed in float64. Why not ``torch.linalg.svdvals``: on CUDA, PyTorch decomposes a batch of

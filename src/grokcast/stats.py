@@ -15,6 +15,7 @@ runs take about a millisecond).
 from __future__ import annotations
 
 import math
+import numbers
 from decimal import ROUND_HALF_UP, Decimal
 from typing import NamedTuple
 
@@ -94,7 +95,11 @@ def _check_two_classes(y: np.ndarray) -> None:
 
 def _check_score(score: object, n: int, name: str = "score") -> np.ndarray:
     raw = np.asarray(score)
-    if raw.dtype.kind not in "biuf":  # float() would drop an imaginary part, or parse text
+    # float() would drop an imaginary part, or parse text; an object array of real numbers
+    # (Fractions, a mixed DataFrame's row) is read as the numbers it holds.
+    real = raw.dtype.kind in "biuf" or (raw.dtype.kind == "O" and all(
+        isinstance(v, numbers.Real) and not isinstance(v, bool) for v in raw.flat))
+    if not real:
         raise ValueError(f"{name} must hold real numbers, got dtype {raw.dtype}")
     arr = raw.astype(float)
     if arr.shape[-1:] != (n,) or arr.ndim not in (1, 2):

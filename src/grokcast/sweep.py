@@ -350,12 +350,14 @@ def run_sweep(config: SweepConfig, out: str | os.PathLike, *, device: str | torc
 
 
 def check_sweep_config(config: Any) -> None:
-    """Refuse anything but a :class:`SweepConfig`, with the way to build one."""
+    """Refuse anything but a :class:`SweepConfig`, with the way to build one, and a grid that
+    would waste its training (:meth:`SweepConfig.check_trainable`)."""
     if not isinstance(config, SweepConfig):
         hint = (": a grid of one run is SweepConfig(train_fracs=[f], weight_decays=[wd], seeds=[s])"
                 if isinstance(config, RunConfig) else
                 " (SweepConfig.from_file(path), or SweepConfig.from_dict(settings))")
         raise TypeError(f"config must be a SweepConfig, got {type(config).__name__}{hint}")
+    config.check_trainable()
 
 
 def check_stopper(stop: Any, config: SweepConfig) -> dict[str, Any] | None:

@@ -137,9 +137,9 @@ class TrialReporter(FeatureRecorder):
     trial : optuna.trial.Trial
     embedding, unembedding, window, forecaster, log_schedule
         As for :class:`~grokcast.integrations.FeatureRecorder`; ``run_id`` is
-        ``"trial-<number>"``. In a study pruned by a :class:`GrokPruner`, the forecaster
-        defaults to the pruner's, and a window other than the pruner's is refused here
-        rather than when the trial reaches it.
+        ``"trial-<number>"``. In a study pruned by a :class:`GrokPruner` (itself, not
+        wrapped in another pruner), the forecaster and the window default to the pruner's,
+        and another window is refused here rather than when the trial reaches it.
     """
 
     def __init__(self, trial: optuna.trial.Trial, embedding: Tensor, unembedding: Tensor, *,
@@ -155,8 +155,9 @@ class TrialReporter(FeatureRecorder):
                              "objective instead")
         pruner = getattr(study, "pruner", None)
         if isinstance(pruner, GrokPruner) and forecaster is None:
-            # Its schedule and task are then checked now, and the features cut to its steps.
-            forecaster = pruner.forecaster
+            # Its schedule and task are then checked now, and the features cut to its steps;
+            # its window too (an in-memory forecaster records none).
+            forecaster, window = pruner.forecaster, pruner.window if window is None else window
         super().__init__(embedding, unembedding, window=window, forecaster=forecaster,
                          log_schedule=log_schedule, run_id=f"trial-{trial.number}")
         if isinstance(pruner, GrokPruner) and self.window != pruner.window:
