@@ -1261,7 +1261,7 @@ def test_the_choices_the_reference_leaves_open_are_read_from_the_config(tmp_path
     split, model, optim, signals, label, forecaster, boot = choices
     sizes = ", ".join(str(round(f * 23 * 23)) for f in (0.3, 0.6))  # p = 23: 159, 317
     assert f"({sizes} for f ∈ {{0.3, 0.6}})" in split
-    assert ("N(0, 1/d#sub[model]), the unembedding from N(0, 1/V) (Nanda et al.'s code), all "
+    assert ("N(0, 1/d#sub[model]), the unembedding from N(0, 1/(p + 1)) (Nanda et al.'s code), all "
             "scaled by 0.5.") in model
     assert "*Optimiser.* ε = 1e-6, a constant learning rate" in optim
     assert "every 100 steps after step 300" in label

@@ -208,6 +208,17 @@ def test_a_log_schedule_too_sparse_for_the_analysis_windows_is_refused_before_tr
     assert not (tmp_path / "out").exists()
 
 
+def test_a_grid_of_one_train_set_twice_is_refused_before_the_first_stage(tmp_path, capsys):
+    """Found in review: refused only after the sweep stage's line was printed."""
+    config = tmp_path / "twice.toml"
+    config.write_text(SMOKE.read_text().replace("train_fracs = [0.3, 0.6]",
+                                                "train_fracs = [0.3, 0.3005]"))
+    with pytest.raises(ValueError, match=r"0.3 and 0.3005 both give round\(f \* p \* p\) = 159"):
+        reproduce(config, tmp_path / "out", device="cpu", progress=True)
+    said = capsys.readouterr()
+    assert "[1/" not in said.out + said.err and not (tmp_path / "out").exists()
+
+
 def test_reproduce_refuses_bad_orders_before_training(tmp_path: Path) -> None:
     for bad in (-1, 10_001, 2.5):
         with pytest.raises((ValueError, TypeError), match=r"^orders="):

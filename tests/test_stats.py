@@ -111,6 +111,10 @@ def test_auroc_reads_an_object_array_of_real_numbers():
     for score in (np.array([0.1, 0.2, 0.3, 1], dtype=object),
                   [Fraction(1, 10), Fraction(2, 10), Fraction(3, 10), Fraction(4, 10)]):
         assert auroc(y, score) == roc_auc_score(y, np.asarray(score, dtype=float)) == 0.75
+    for bad, match in (([0.1, None, 0.3, 0.4], "got a NoneType: None"),
+                       ([10**400, 1, 2, 3], "holds a number too large for a float")):
+        with pytest.raises(ValueError, match=match):
+            auroc(y, np.array(bad, dtype=object))
 
 
 def test_folded_auroc():

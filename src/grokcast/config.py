@@ -161,7 +161,7 @@ def n_train_examples(p: int, train_frac: float) -> int:
     """The train split's size, ``round(train_frac * p * p)``: Python's rounding, a half to the
     even neighbour (p = 23, f = 0.5: 264.5 -> 264), after the products' float rounding. The one
     place it is computed: ``p**2`` instead of ``p * p`` rounds differently for some fractions
-    (p = 13, f = 1/338: 1 example against 0)."""
+    (p = 13, f = 0.002958579881656805, the float above 1/338: 1 example against 0)."""
     return round(train_frac * p * p)
 
 

@@ -132,6 +132,7 @@ def reproduce(config_path: str | os.PathLike, out_dir: str | os.PathLike, *, dev
     check_bool("progress", progress)
     resolve_device(device)  # now, not after the sweep stage's line is printed
     config = SweepConfig.from_file(config_path)
+    config.check_trainable()  # now, not after the sweep stage's line is printed
     if config.n_steps < max(DEFAULT_WINDOWS):  # refused now, not after training the sweep
         raise ValueError(f"n_steps={config.n_steps} is not allowed for reproduce: the analysis "
                          f"reads windows of up to W={max(DEFAULT_WINDOWS)} steps; for shorter "

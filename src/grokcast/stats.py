@@ -97,11 +97,17 @@ def _check_score(score: object, n: int, name: str = "score") -> np.ndarray:
     raw = np.asarray(score)
     # float() would drop an imaginary part, or parse text; an object array of real numbers
     # (Fractions, a mixed DataFrame's row) is read as the numbers it holds.
-    real = raw.dtype.kind in "biuf" or (raw.dtype.kind == "O" and all(
-        isinstance(v, numbers.Real) and not isinstance(v, bool) for v in raw.flat))
-    if not real:
+    if raw.dtype.kind == "O":
+        other = [v for v in raw.flat if not isinstance(v, numbers.Real | np.bool_)][:1]
+        if other:
+            raise ValueError(f"{name} must hold real numbers, got a {type(other[0]).__name__}: "
+                             f"{other[0]!r:.40}")
+    elif raw.dtype.kind not in "biuf":
         raise ValueError(f"{name} must hold real numbers, got dtype {raw.dtype}")
-    arr = raw.astype(float)
+    try:
+        arr = raw.astype(float)
+    except OverflowError:  # a 400-digit int or a huge Fraction in an object array
+        raise ValueError(f"{name} holds a number too large for a float") from None
     if arr.shape[-1:] != (n,) or arr.ndim not in (1, 2):
         raise ValueError(f"{name} must have shape ({n},) or (k, {n}) to match y, got {arr.shape}")
     if np.isnan(arr).any():

@@ -393,7 +393,7 @@ _INIT_WORDS = {
     "torch": ("the token and positional embeddings drawn from N(0, 1) (an #raw(\"nn.Embedding\")'s "
               "default, the positional table's by our choice), every other matrix from "
               "U(±1/√fan#sub[in]) (a bias-free #raw(\"nn.Linear\")'s default)"),
-    "nanda": ("every matrix drawn from N(0, 1/d#sub[model]), the unembedding from N(0, 1/V) "
+    "nanda": ("every matrix drawn from N(0, 1/d#sub[model]), the unembedding from N(0, 1/(p + 1)) "
               "(Nanda et al.'s code)"),
 }
 
