@@ -18,8 +18,11 @@ Policies, all deciding at step W (the forecaster's window) or at later rungs:
     stop at W when P(grok) from steps [0, W) is below ``threshold`` (one row per threshold).
 ``percentile_val_loss``, ``percentile_val_acc``
     stop at W the k runs with the worst val loss (highest) / val acc (lowest) at W, for every
-    k = 0..n_runs (Optuna's PercentilePruner at one step; ties by run_id). Stopping as many
-    runs at W as the forecaster does costs exactly its budget: the same-budget comparison.
+    k = 0..n_runs (Optuna's PercentilePruner at one step; ties by run_id, the earlier stopped
+    first, where a percentile would stop or keep tied runs together: val acc takes few values,
+    and on the paper's held-out sweep the tie order moves some rows' recall by 1/8, not the
+    same-budget row's). Stopping as many runs at W as the forecaster does costs exactly its
+    budget: the same-budget comparison.
 ``median_val_loss``, ``median_val_acc``
     the median stopping rule at W: stop a run whose metric is worse than the median at W of
     the runs where it is finite (a NaN is worse than any value).
@@ -206,7 +209,10 @@ def rungs(window: int, n_steps: int, factor: float) -> list[int]:
 
 def halving_stops(data: HeldOut, signal: str, keep_fraction: float, rung_steps: Sequence[int],
                   ) -> np.ndarray:
-    """Successive halving: at each rung keep the best ceil(keep_fraction * alive) -> (R,)."""
+    """Successive halving: at each rung keep the best ceil(keep_fraction * alive) -> (R,).
+
+    Ties keep the earlier run (a stable sort, best first), as the percentile rule's stop the
+    earlier run first: each rule's own order; neither is a property of the runs."""
     stop_at = data.n_steps.copy()
     alive = np.ones(len(stop_at), dtype=bool)
     for r in rung_steps:
