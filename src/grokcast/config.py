@@ -133,17 +133,22 @@ class LogConfig:
         _check_int("log.dense_until", self.dense_until, 0)
         _check_int("log.every", self.every, 1)
 
+    @property
+    def _first_sparse(self) -> int:
+        """The first multiple of ``every`` at or past ``dense_until``."""
+        return -(-self.dense_until // self.every) * self.every
+
     def steps_below(self, n: int, *, limit: int) -> list[int]:
         """The first ``limit`` (or fewer) logged steps below ``n``, without listing the rest
         (``n`` can be 10**12)."""
         first = itertools.islice(itertools.chain(
             range(min(self.dense_until, n)),
-            range(-(-self.dense_until // self.every) * self.every, n, self.every)), limit)
+            range(self._first_sparse, n, self.every)), limit)
         return list(first)
 
     def count(self, n_steps: int) -> int:
         """``len(steps(n_steps))``, without listing them (the size check of 10^11 steps)."""
-        start = -(-self.dense_until // self.every) * self.every
+        start = self._first_sparse
         sparse = (n_steps - start) // self.every + 1 if n_steps >= start else 0
         last_listed = n_steps < self.dense_until or (n_steps >= start and
                                                      (n_steps - start) % self.every == 0)
@@ -152,8 +157,7 @@ class LogConfig:
     def steps(self, n_steps: int) -> list[int]:
         """Logged steps in ``[0, n_steps]``; the final model (step ``n_steps``) is always logged."""
         dense = range(min(self.dense_until, n_steps + 1))
-        start = -(-self.dense_until // self.every) * self.every  # first multiple of every >= dense_until
-        sparse = range(start, n_steps + 1, self.every)
+        sparse = range(self._first_sparse, n_steps + 1, self.every)
         return sorted(set(dense) | set(sparse) | {n_steps})
 
 

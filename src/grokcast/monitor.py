@@ -157,8 +157,9 @@ class GrokMonitor:
         self.forecaster = _load_forecaster(forecaster)
         self.window = _resolve_window(window, self.forecaster)
         _check_schedule(log_schedule, self.window, self.forecaster)
+        _check_shapes(embedding, unembedding, self.forecaster)
         # The parameter count the forecaster's task implies (None: no task to check against).
-        self._task_params = _check_shapes(embedding, unembedding, self.forecaster)
+        self._task_params = _task_param_count(self.forecaster)
         self.log_schedule = log_schedule
         self.run_id = run_id
         self._steps: list[int] = []
@@ -387,19 +388,14 @@ def _check_schedule(schedule: LogConfig, window: int, forecaster: Any) -> None:
                          f"{meta.steps_hint()}")
 
 
-def _check_shapes(embedding: Tensor, unembedding: Tensor, forecaster: Any) -> int | None:
+def _check_shapes(embedding: Tensor, unembedding: Tensor, forecaster: Any) -> None:
     """Refuse, before training starts, weights of another task than the forecaster's (where
     its file records one): the effective ranks and norms would be read on another scale, as
     ``grokcast forecast`` refuses another task's sweep. Its vocabulary is p + 1 tokens (the
-    numbers and '='), the embedding (V, d_model), the unembedding either way round.
-
-    Returns the task's parameter count, which ``observe`` checks the model against (d_mlp
-    shows only there), or None without a task."""
-    from grokcast.model import n_params
-
+    numbers and '='), the embedding (V, d_model), the unembedding either way round."""
     task = getattr(getattr(forecaster, "metadata_", None), "task", None)
     if not task:
-        return None
+        return
     want = (int(task["p"]) + 1, int(task["model"]["d_model"]))
     for name, t in (("embedding", embedding), ("unembedding", unembedding)):
         shape = tuple(t.shape)
@@ -409,6 +405,16 @@ def _check_shapes(embedding: Tensor, unembedding: Tensor, forecaster: Any) -> in
                 f"(V = p + 1 = {want[0]} tokens) with d_model={want[1]}: its {name} is "
                 f"{want}{' or its transpose' if name == 'unembedding' else ''}; fit a forecaster "
                 "on a sweep of this task")
+
+
+def _task_param_count(forecaster: Any) -> int | None:
+    """The parameter count of the forecaster's task (where its file records one), which
+    ``observe`` checks the model against: d_mlp shows nowhere else."""
+    from grokcast.model import n_params
+
+    task = getattr(getattr(forecaster, "metadata_", None), "task", None)
+    if not task:
+        return None
     shape = {k: int(task["model"][k]) for k in ("d_model", "n_heads", "d_mlp")}
     return n_params(ModelConfig(**shape), int(task["p"]))
 

@@ -98,10 +98,10 @@ def _check_score(score: object, n: int, name: str = "score") -> np.ndarray:
     # float() would drop an imaginary part, or parse text; an object array of real numbers
     # (Fractions, a mixed DataFrame's row) is read as the numbers it holds.
     if raw.dtype.kind == "O":
-        other = [v for v in raw.flat if not isinstance(v, numbers.Real | np.bool_)][:1]
-        if other:
-            raise ValueError(f"{name} must hold real numbers, got a {type(other[0]).__name__}: "
-                             f"{other[0]!r:.40}")
+        for v in raw.flat:
+            if not isinstance(v, numbers.Real | np.bool_):
+                raise ValueError(f"{name} must hold real numbers, got a {type(v).__name__}: "
+                                 f"{v!r:.40}")
     elif raw.dtype.kind not in "biuf":
         raise ValueError(f"{name} must hold real numbers, got dtype {raw.dtype}")
     try:
