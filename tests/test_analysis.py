@@ -258,6 +258,13 @@ def test_bad_inputs_are_refused(sweep):
     with pytest.raises(ValueError, match="no log rows"):
         A.analyze(runs, log[log["run_id"] != "run03"], None, predict_fn=standin)
 
+    def holes(X: np.ndarray, y: np.ndarray) -> np.ndarray:
+        return np.where(np.arange(len(y)) == 3, np.nan, standin(X, y))
+
+    with pytest.raises(ValueError, match=r"predictor returned non-finite probabilities for runs at "
+                                         r"rows \[3\] \(threshold 0.9, W = 100\)"):
+        A.analyze(runs, log, None, windows=(100,), predict_fn=holes)
+
 
 def test_default_predictor_is_the_papers_model(sweep, monkeypatch):
     from grokcast import logistic

@@ -84,6 +84,11 @@ def test_rungs_are_geometric_below_n_steps():
     assert rungs(10, 30, 1.05)[:3] == [10, 11, 12]  # rounded rungs stay distinct
     with pytest.raises(ValueError, match="rung_factor=1"):
         rungs(200, 10_000, 1)
+    # Was: loops of ln(50) / ln(factor) multiplications, 13 minutes at 1 + 1e-9.
+    with pytest.raises(ValueError, match=r"rung_factor=1.000000001 .* more than 10000 rungs to reach "
+                                         r"step 10000; expected a number >= 1.000392"):
+        rungs(200, 10_000, 1 + 1e-9)
+    assert rungs(200, 10_000, 1.000392)[:3] == [200, 201, 202]
 
 
 def test_halving_worked_example():

@@ -152,6 +152,10 @@ def test_malformed_logs_are_refused():
     with pytest.raises(ValueError, match=r"whole numbers of optimizer steps, got .*7.5"):
         feature_table(half, 100)
     assert feature_table(log.astype({"step": float}), 100).equals(feature_table(log, 100))
+    texts = log.astype({"grad_norm": object})
+    texts.loc[texts["step"] == 7, "grad_norm"] = "x"  # was numpy's error, naming no column
+    with pytest.raises(ValueError, match=r"log column 'grad_norm' must hold numbers .*'x'"):
+        feature_table(texts, 100)
 
 
 def test_docs_table_lists_the_registry():

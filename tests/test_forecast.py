@@ -154,6 +154,10 @@ def test_group_predictions_match_sklearn_leaving_each_group_out():
     # NaN labels are one group (NaN != NaN would have left them in training).
     nan_groups = np.where(groups == 3, np.nan, groups.astype(float))
     np.testing.assert_array_equal(group_predictions(X, y, nan_groups), ours)
+    # Labels of mixed types group by equality, with no order among them (numpy's unique sorts).
+    mixed = np.array([str(g) if g % 2 else g for g in groups], dtype=object)
+    mixed[groups == 3] = None
+    np.testing.assert_array_equal(group_predictions(X, y, mixed), ours)
     with pytest.raises(ValueError, match=r"groups of shape \(29,\) are not allowed"):
         group_predictions(X, y, groups[:-1])
     with pytest.raises(ValueError, match="1 distinct label"):

@@ -195,6 +195,32 @@ def test_plain_pytorch_trial_reports_at_step_w(setup, threshold):
         assert trial.state == optuna.trial.TrialState.COMPLETE and "pruned_at" not in record
 
 
+def test_a_pruner_holding_a_scikit_learn_pipeline_gives_the_reporter_its_window(setup):
+    """Was: TrialReporter took the pruner's pipeline and refused it as one it cannot explain,
+    though it only reports features and the pruner takes such a model at its word."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X = feature_table(setup["log"], W)
+    runs = setup["trial_runs"]
+    y = [r.weight_decay > 1 for r in runs]
+    pipeline = make_pipeline(StandardScaler(), LogisticRegression()).fit(X.loc[[r.run_id for r in runs]], y)
+    run = runs[0]
+    study = optuna.create_study(pruner=GrokPruner(pipeline, window=W, threshold=0.0))
+    record: dict = {}
+
+    def objective(trial: optuna.Trial) -> float:
+        make = lambda m: TrialReporter(trial, m.embed.weight, m.unembed.weight, log_schedule=LOG)  # noqa: E731
+        plain_loop(run, make, lambda step, reported: record.setdefault("at", step) if reported else None)
+        return 0.0
+
+    study.optimize(objective, n_trials=1)
+    assert record["at"] == W and study.trials[0].state == optuna.trial.TrialState.COMPLETE
+    want = float(pipeline.predict_proba(X.loc[[run.run_id]])[0, 1])
+    assert study.pruner.p_grok(study.trials[0]) == pytest.approx(want, abs=1e-3)
+
+
 def test_report_survives_database_storage_and_nan_features_prune(setup, tmp_path):
     log = setup["log"]
     run = setup["trial_runs"][0]
@@ -300,6 +326,13 @@ def test_errors_name_the_problem(setup, tmp_path):
         p_grok(model, [1.0, 2.0])  # was: "the reported features lack [...]"
     with pytest.raises(TypeError, match=r"feature 'end_val_acc'='high' is not allowed: expected a number"):
         report_features(trial, {**feats, "end_val_acc": "high"}, W)
+    # Were numpy's "could not convert string to float", naming no feature, and an
+    # AttributeError for the path; a log passed as a dict had no columns.
+    with pytest.raises(TypeError, match=r"feature 'end_val_acc'='high' is not allowed: expected a number"):
+        p_grok(model, {**feats, "end_val_acc": "high"})
+    assert p_grok(path, feats) == p_grok(model, feats)
+    with pytest.raises(TypeError, match=r"^log_df must be a pandas DataFrame .*, got dict$"):
+        window_features(one.to_dict(), W)
     with pytest.raises(TypeError, match="trial must be an Optuna trial .* got Study"):
         report_features(study, feats, W)
     with pytest.raises(TypeError, match="trial must be an Optuna trial .* got Study"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import stats as sps
 from sklearn.metrics import roc_auc_score
@@ -93,6 +94,9 @@ def test_weighted_auroc_equals_auroc_of_repeated_runs():
 @pytest.mark.parametrize("y, score, match", [
     ([1, 1, 1], [0.1, 0.2, 0.3], "only one class"),
     ([0, 1, 2], [0.1, 0.2, 0.3], "0/1 labels"),
+    # Were numpy's TypeError from sorting the labels.
+    (np.array([0, 1, None], dtype=object), [0.1, 0.2, 0.3], r"0/1 labels, got values \[0, 1, None\]"),
+    (pd.array([True, None, False], dtype="boolean"), [0.1, 0.2, 0.3], "0/1 labels"),
     ([0, 1], [0.1, np.nan], "NaN"),
     ([0, 1, 1], [0.1, 0.2], "shape"),
     # Were scored: the imaginary part dropped with a ComplexWarning, the text parsed.

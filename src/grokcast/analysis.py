@@ -321,6 +321,11 @@ def _cell(X: np.ndarray, y: np.ndarray, predict: _HeldOutFn, *, seed: int, thres
         cell["multi_note"] = f"too few runs for the 28-feature model ({err})"
     if proba is not None and proba.shape != y.shape:
         raise ValueError(f"the predictor returned shape {proba.shape} for {len(y)} runs")
+    if proba is not None and not np.isfinite(proba).all():
+        bad = np.flatnonzero(~np.isfinite(proba))
+        raise ValueError(f"the predictor returned non-finite probabilities for runs at rows "
+                         f"{bad[:10].tolist()} (threshold {threshold}, W = {window}): "
+                         "P(grok) must be a finite number per run")
     scores = {"multi": proba,
               "val_loss": -X[:, FEATURE_NAMES.index("end_val_loss")],  # lower loss -> grokking
               "val_acc": X[:, FEATURE_NAMES.index("end_val_acc")]}

@@ -226,7 +226,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=_positive_int, default=None, help="override the config's n_steps (>= 1)")
     p.add_argument("--workers", type=_workers, default=None, help=WORKERS_HELP)
     p.add_argument("--stop-model", type=Path, default=None,
-                   help="forecaster file: stop runs at its window W when P(grok) is low")
+                   help="forecaster file: stop runs whose P(grok) from their first W steps "
+                   "(its window) is low, at the last logged step below W")
     p.add_argument("--stop-below", type=float, default=None,
                    help="with --stop-model: stop runs whose P(grok) is below this (in [0, 1])")
     p.add_argument("--no-cuda-graphs", dest="cuda_graphs", action="store_false",

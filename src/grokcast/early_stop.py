@@ -199,6 +199,12 @@ def rungs(window: int, n_steps: int, factor: float) -> list[int]:
     """
     if factor <= 1:
         raise ValueError(f"rung_factor={factor!r} is not allowed: expected a number > 1")
+    # More factors than steps would repeat rounded rungs (and, near 1, loop for hours).
+    least = (n_steps / window) ** (1 / n_steps) if n_steps > window else 1.0
+    if factor < least:
+        raise ValueError(f"rung_factor={factor!r} is not allowed: from W={window} it would take more "
+                         f"than {n_steps} rungs to reach step {n_steps}; expected a number >= "
+                         f"{math.ceil(least * 1e6) / 1e6}")
     out, r = [], float(window)
     while round(r) < n_steps:
         if not out or round(r) > out[-1]:
@@ -804,7 +810,9 @@ def file_sha256(path: str | os.PathLike) -> str:
 
 @dataclass(frozen=True)
 class StopRule:
-    """Stop a live run at step W when a saved forecaster gives it P(grok) below ``below``.
+    """Stop a live run when a saved forecaster gives it P(grok) below ``below`` from its first
+    W steps: at the last logged step below W that the forecaster reads (W - 1 on a dense
+    schedule), once that row's update columns are known.
 
     A :class:`grokcast.sweep.Stopper`: ``run_sweep(..., stop=rule)`` applies it to every chunk.
     """

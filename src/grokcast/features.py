@@ -245,9 +245,16 @@ def make_window(log_df: pd.DataFrame, window: int) -> Window:
     if n_steps < 2:
         raise ValueError(f"window W={window} holds only {n_steps} logged step ({steps.tolist()}); "
                          "slopes need at least 2")
-    signals = {s: log_df[s].to_numpy(dtype=float)[sel].reshape(n_runs, n_steps)
-               for s in WINDOW_SIGNALS}
+    signals = {s: _numbers(log_df[s], s)[sel].reshape(n_runs, n_steps) for s in WINDOW_SIGNALS}
     return Window(window=window, run_ids=run_ids, steps=steps.astype(float), signals=signals)
+
+
+def _numbers(column: pd.Series, name: str) -> np.ndarray:
+    try:
+        return column.to_numpy(dtype=float)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"log column {name!r} must hold numbers (NaN where a step has none): "
+                         f"{err}") from None
 
 
 def feature_table(log_df: pd.DataFrame, window: int) -> pd.DataFrame:

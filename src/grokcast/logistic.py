@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from scipy.special import expit
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import StratifiedKFold
@@ -538,13 +539,14 @@ def group_predictions(X: Any, y: Any, groups: Any, *, Cs: int | Sequence[float] 
     if groups.shape != y01.shape:
         raise ValueError(f"groups of shape {groups.shape} are not allowed: expected one label "
                          f"per run, shape {y01.shape}")
-    # Integer codes, so that NaN labels (never equal to themselves) form one group too.
-    _, first, codes = np.unique(groups, return_index=True, return_inverse=True)
-    if len(first) < 2:
-        raise ValueError(f"groups holding {len(first)} distinct label(s) are not allowed: leaving "
+    # Integer codes in order of first appearance, by hashing: labels of mixed types need no
+    # order, and missing ones (NaN, never equal to itself, or None) form one group.
+    codes, labels = pd.factorize(groups, use_na_sentinel=False)
+    if len(labels) < 2:
+        raise ValueError(f"groups holding {len(labels)} distinct label(s) are not allowed: leaving "
                          "out one group at a time needs at least 2")
     rows = np.arange(len(y01))
-    splits = [(rows[codes != codes[i]], rows[codes == codes[i]]) for i in np.sort(first)]
+    splits = [(rows[codes != c], rows[codes == c]) for c in range(len(labels))]
     return _outer_predictions(X_arr, y01, splits, Cs, cv=cv, tol=tol, max_iter=max_iter)
 
 

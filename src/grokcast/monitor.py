@@ -49,7 +49,7 @@ from torch import Tensor
 from grokcast import signals as S
 from grokcast.config import LogConfig, ModelConfig
 from grokcast.features import show_steps
-from grokcast.validation import check_int
+from grokcast.validation import check_bool, check_int
 
 # Supplied by the caller at logged steps; the other signals the monitor computes itself.
 METRIC_NAMES = ("train_loss", "val_loss", "train_acc", "val_acc", "train_margin")
@@ -134,11 +134,16 @@ class GrokMonitor:
         (the paper's: every step below 300, then every 100).
     run_id : str, default="monitor"
         Value of the ``run_id`` column.
+    explain : bool, default=True
+        Refuse now, not after W steps, a forecaster :meth:`forecast` cannot explain (one
+        without a GrokForecaster's scaler and coefficients, e.g. a scikit-learn pipeline).
+        False where only the features are wanted (:class:`~grokcast.integrations.FeatureRecorder`
+        for a tuner's pruner, which takes such a model at its word).
     """
 
     def __init__(self, embedding: Tensor, unembedding: Tensor, *, window: int | None = None,
                  forecaster: Any = None, log_schedule: LogConfig = LogConfig(),
-                 run_id: str = "monitor") -> None:
+                 run_id: str = "monitor", explain: bool = True) -> None:
         for name, t in (("embedding", embedding), ("unembedding", unembedding)):
             if not isinstance(t, Tensor) or t.dim() != 2:
                 shape = tuple(t.shape) if isinstance(t, Tensor) else type(t).__name__
@@ -154,7 +159,7 @@ class GrokMonitor:
         if not isinstance(run_id, str) or not run_id:
             raise ValueError(f"run_id={run_id!r} is not allowed: expected a non-empty string")
         self.embedding, self.unembedding = embedding, unembedding
-        self.forecaster = _load_forecaster(forecaster)
+        self.forecaster = _load_forecaster(forecaster, check_bool("explain", explain))
         self.window = _resolve_window(window, self.forecaster)
         _check_schedule(log_schedule, self.window, self.forecaster)
         _check_shapes(embedding, unembedding, self.forecaster)
@@ -356,14 +361,15 @@ def _check_metrics(metrics: dict[str, Any], step: int) -> dict[str, float]:
     return out
 
 
-def _load_forecaster(forecaster: Any) -> Any:
+def _load_forecaster(forecaster: Any, explain: bool) -> Any:
     if forecaster is None:
         return None
     from grokcast.forecast import as_forecaster  # scikit-learn loads only when a model is used
     from grokcast.tool import check_explainable
 
     forecaster = as_forecaster(forecaster)
-    check_explainable(forecaster)  # now, not after W steps of training: forecast() explains
+    if explain:
+        check_explainable(forecaster)  # now, not after W steps of training: forecast() explains
     return forecaster
 
 

@@ -79,8 +79,13 @@ def _check_labels(y: object) -> np.ndarray:
         raise ValueError(f"y must have shape (n,) with n >= 1, got shape {arr.shape}")
     if arr.dtype == bool:
         return arr
-    values = np.unique(arr)
-    if not np.isin(values, [0, 1]).all():
+    try:  # an object array may hold None or pandas' NA, which neither sort nor compare
+        values = np.unique(arr)
+        labels = np.isin(values, [0, 1]).all()
+    except (TypeError, ValueError):
+        labels = False
+        values = np.asarray(list(dict.fromkeys(arr.tolist())), dtype=object)
+    if not labels:
         raise ValueError(f"y must hold 0/1 labels, got values {values[:10].tolist()!r}")
     return arr.astype(bool)
 

@@ -280,9 +280,9 @@ def run_sweep(config: SweepConfig, out: str | os.PathLike, *, device: str | torc
               train_fn: Callable[..., EnsembleLog] = train_ensemble) -> SweepResult:
     """Train every unfinished run of ``config`` into the sweep directory ``out``.
 
-    ``stop`` stops runs as they train (a :class:`~grokcast.early_stop.StopRule`: at the
-    forecaster's window W, those whose P(grok) is below its threshold): they leave their
-    ensemble and are stored with status ``stopped``.
+    ``stop`` stops runs as they train (a :class:`~grokcast.early_stop.StopRule`: once their
+    first W steps are logged, W the forecaster's window, those whose P(grok) is below its
+    threshold): they leave their ensemble and are stored with status ``stopped``.
 
     ``workers > 1`` (CPU only) trains that many chunks at once in separate processes with one
     torch thread each: on small matrices, processes scale better than intra-op threads. At most

@@ -74,6 +74,9 @@ def window_features(log_df: pd.DataFrame, window: int, forecaster: Any = None) -
     """
     from grokcast.tool import checked_window
 
+    if not isinstance(log_df, pd.DataFrame):
+        raise TypeError(f"log_df must be a pandas DataFrame (one run's log, e.g. GrokMonitor.log), "
+                        f"got {type(log_df).__name__}")
     if "run_id" in log_df.columns:
         run_ids = pd.unique(log_df["run_id"])
         if len(run_ids) > 1:
@@ -175,15 +178,19 @@ def p_grok(forecaster: Any, features: Mapping[str, float]) -> float:
 
     Parameters
     ----------
-    forecaster : GrokForecaster
-        Fitted; its ``feature_names_in_`` (or, without names, all 28 features in registry
-        order) must be among ``features``.
+    forecaster : GrokForecaster or path
+        Fitted (or the file ``grokcast fit`` wrote, loaded on every call); its
+        ``feature_names_in_`` (or, without names, all 28 features in registry order) must be
+        among ``features``.
     features : mapping of str to float
 
     Returns
     -------
     float
     """
+    from grokcast.forecast import as_forecaster
+
+    forecaster = as_forecaster(forecaster)  # a path is loaded (on every call: load it once)
     _check_mapping(features)
     names = getattr(forecaster, "feature_names_in_", None)
     names = [str(s) for s in names] if names is not None else list(FEATURE_NAMES)
@@ -192,6 +199,10 @@ def p_grok(forecaster: Any, features: Mapping[str, float]) -> float:
         more = " ..." if len(missing) > 5 else ""
         raise ValueError(f"the reported features lack {missing[:5]}{more} that the forecaster "
                          "uses: report all of grokcast.features.FEATURE_NAMES")
+    bad = next((s for s in names if not _is_real(features[s])), None)
+    if bad is not None:
+        raise TypeError(f"feature {bad!r}={features[bad]!r} is not allowed: expected a number "
+                        "(NaN where it is not computable)")
     row = np.array([[features[s] for s in names]], dtype=float)  # (1, n_features)
     if not np.isfinite(row).all():
         return math.nan
@@ -224,7 +235,9 @@ class FeatureRecorder:
         For W, for ``self.monitor.forecast()``, and for the steps its features were computed
         on: the schedule must log them (checked when the recorder is made) and the features
         are computed on them alone. Give the recorder the forecaster the pruner or stopper
-        uses; without one, the features come from every logged step below W.
+        uses; without one, the features come from every logged step below W. Any model
+        the pruner takes will do (a scikit-learn pipeline too); ``self.monitor.forecast()``
+        explains its P(grok), and so needs a GrokForecaster.
     log_schedule : LogConfig, default=LogConfig()
         Use the schedule of the sweep the forecaster was fit on.
     run_id : str, default="monitor"
@@ -233,8 +246,10 @@ class FeatureRecorder:
     def __init__(self, embedding: Tensor, unembedding: Tensor, *, window: int | None = None,
                  forecaster: Any = None, log_schedule: LogConfig = LogConfig(),
                  run_id: str = "monitor") -> None:
+        # explain=False: a tuner's pruner takes any model that gives P(grok) (a scikit-learn
+        # pipeline too), and the recorder only computes the features it reads.
         self.monitor = GrokMonitor(embedding, unembedding, window=window, forecaster=forecaster,
-                                   log_schedule=log_schedule, run_id=run_id)
+                                   log_schedule=log_schedule, run_id=run_id, explain=False)
         self.features: dict[str, float] | None = None
 
     @property
