@@ -262,6 +262,30 @@ def test_forecast_log_round_trip(sweep, fitted, tmp_path, suffix):
         format_forecast(moved)
 
 
+def test_a_log_is_read_as_written_whatever_the_types_of_its_ids_and_steps(sweep, fitted, tmp_path):
+    """Were: CSV ids "007" and "1e3" forecast as runs 7 and 1000.0 ("001" and "01" merged); a
+    pyarrow-backed step column a NotImplementedError from deep in pandas; text steps refused."""
+    path, _ = fitted
+    log = _log(sweep)
+    first = sorted(log["run_id"].unique())[:2]
+    early = log[log["run_id"].isin(first) & (log["step"] <= W + 3)].sort_values(["run_id", "step"])
+    want = GrokForecaster.load(path).predict_proba(feature_table(early, W))[:, 1]
+    renamed = early.assign(run_id=early["run_id"].map(dict(zip(first, ["007", "1e3"]))))
+    renamed.to_csv(tmp_path / "ids.csv", index=False)
+    got = forecast_log(path, tmp_path / "ids.csv")["runs"]
+    assert [r["run_id"] for r in got] == ["007", "1e3"]
+    np.testing.assert_allclose([r["p_grok"] for r in got], want, rtol=1e-9)
+    for name, step in [("arrow", early["step"].astype("int64[pyarrow]")),
+                       ("text", early["step"].astype(str))]:
+        early.assign(step=step).to_parquet(tmp_path / f"{name}.parquet", index=False)
+        got = forecast_log(path, tmp_path / f"{name}.parquet")["runs"]
+        np.testing.assert_allclose([r["p_grok"] for r in got], want, rtol=1e-9)
+    twice = pd.concat([early, early.assign(step=early["step"].astype(float))])
+    twice.assign(step=twice["step"].astype(str)).to_parquet(tmp_path / "twice.parquet", index=False)
+    with pytest.raises(LogError, match=f"run '{first[0]}' logs step 0 twice"):  # "0" and "0.0"
+        forecast_log(path, tmp_path / "twice.parquet")
+
+
 def test_p_grok_is_printed_without_a_certainty_the_model_did_not_give():
     """P = 0.99999 printed as 1.000 and 0.00019 as 0.000 (found in a review of the CLI)."""
     assert [tool._p_grok_text(p) for p in (0.99999, 0.9995, 0.9994, 0.5, 0.0005, 0.00049, 0.0,

@@ -310,8 +310,8 @@ def read_log(path: str | os.PathLike) -> pd.DataFrame:
         raise LogError(f"log {str(path)!r} is a directory without .parquet files: expected a .csv "
                        "or .parquet file, or a Parquet dataset directory")
     try:
-        if suffix == ".csv":
-            return pd.read_csv(path)
+        if suffix == ".csv":  # run ids as written: "007" is not run 7, nor "1e3" run 1000.0
+            return pd.read_csv(path, dtype={"run_id": str})
         if suffix in (".parquet", ".pq") or path.is_dir():
             return pd.read_parquet(path)
     except (OSError, ValueError) as err:  # pyarrow and the CSV parser raise subclasses of these
@@ -330,7 +330,7 @@ def check_log(log_df: pd.DataFrame, window: int) -> None:
     without it is too short. Whether the steps the forecaster reads are all there is
     :func:`window_log`'s check; :func:`checked_window` checks the values of those steps only.
     """
-    _check_shape(log_df, window)
+    log_df = _check_shape(log_df, window)
     _check_values(log_df, window, _last_steps(log_df))
 
 
@@ -342,7 +342,7 @@ def checked_window(forecaster: Any, log_df: pd.DataFrame, window: int, *,
     lets NaN and inf through (a run diverging in the window, whose features a tuner reads as
     NaN and stops); values no run can log (an accuracy of 3.79) are refused either way."""
     window = check_window(window, forecaster, minimum=2)
-    _check_shape(log_df, window)
+    log_df = _check_shape(log_df, window)
     cut = window_log(forecaster, log_df, window)
     _check_values(cut, window, _last_steps(log_df), finite=finite)
     return cut
@@ -353,8 +353,9 @@ def _last_steps(log_df: pd.DataFrame) -> pd.Series:
     return pd.to_numeric(log_df["step"]).groupby(log_df["run_id"]).max()
 
 
-def _check_shape(log_df: pd.DataFrame, window: int) -> None:
-    """:func:`check_log`'s checks of the columns, run ids and steps."""
+def _check_shape(log_df: pd.DataFrame, window: int) -> pd.DataFrame:
+    """:func:`check_log`'s checks of the columns, run ids and steps; the log with its steps
+    as int64 (they may come as floats, text, or a pyarrow-backed column, which has no ``%``)."""
     missing = [c for c in LOG_COLUMNS if c not in log_df.columns]
     if missing:
         # One column whose name holds the others: a CSV written with another separator.
@@ -369,11 +370,13 @@ def _check_shape(log_df: pd.DataFrame, window: int) -> None:
     if no_id.any():
         raise LogError(f"column run_id is empty on {int(no_id.sum())} row(s), the first at step "
                        f"{log_df['step'][no_id].iloc[0]}: every row names its run")
-    step = pd.to_numeric(log_df["step"], errors="coerce")
+    step = pd.Series(pd.to_numeric(log_df["step"], errors="coerce").to_numpy(dtype=float, na_value=np.nan),
+                     index=log_df.index)
     if step.isna().any() or (step % 1 != 0).any():
         bad = log_df["step"][step.isna() | (step % 1 != 0)].iloc[0]
         shown = repr(bad) if isinstance(bad, str) else str(bad)  # not "np.float64(0.5)"
         raise LogError(f"column step must hold whole numbers of optimizer steps, got {shown}")
+    log_df = log_df.assign(step=step.astype(np.int64))
     dup = log_df.duplicated(["run_id", "step"])
     if dup.any():
         row = log_df[dup].iloc[0]
@@ -389,6 +392,7 @@ def _check_shape(log_df: pd.DataFrame, window: int) -> None:
         raise LogError(f"the log of run {short.index[0]!r}{more} ends at step "
                        f"{int(short['max'].iloc[0])}, but a forecast with the window W={window} "
                        f"needs a log that reaches step {window - 1}")
+    return log_df
 
 
 def _check_values(log_df: pd.DataFrame, window: int, last_steps: pd.Series, *,
