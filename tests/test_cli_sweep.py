@@ -211,6 +211,12 @@ def test_a_worker_killed_by_the_system_ends_the_sweep_with_a_clear_error(tmp_pat
                        "before its last (log.dense_until=10, log.every=10 log [0] below it)"),
     ({"n_steps": "100000000000"}, "n_steps=100000000000 is not allowed: expected at most "
                                   "100,000 logged steps per run (log.dense_until=10, log.every=10)"),
+    # Were accepted: 0 in float32, every run's update 0/0 (stored as diverged), or inf.
+    ({"optim": "{eps = 1e-50}"}, "optim.eps=1e-50 is not allowed: expected a number float32 holds, "
+                                 "between 1.175e-38 and 3.403e+38 in size"),
+    ({"weight_decays": "[0.0, 1e39]"}, "weight_decay=1e+39 is not allowed: expected 0 or a number "
+                                       "float32 holds"),
+    ({"model": "{init_scale = 1e-45}"}, "model.init_scale=1e-45 is not allowed"),
     ({"model": "{d_mlp = 1000000000000}"}, "model.d_mlp=1000000000000 is not allowed: expected an "
                                            "integer in [1, 65536]"),
     ({"model": "{d_model = 32768, d_mlp = 65536}"}, "one run of this model needs about 640.6 GiB "
@@ -400,7 +406,10 @@ def test_integers_too_large_for_a_float_are_refused_by_name(tmp_path):
     path.write_text(f"weight_decays = [{huge}]\n")
     with pytest.raises(ConfigError, match=r"weight_decay=1000+ is not allowed"):
         SweepConfig.from_file(path)
-    assert SweepConfig(weight_decays=[10**300]).weight_decays == (1e300,)
+    assert SweepConfig(weight_decays=[10**38]).weight_decays == (1e38,)
+    with pytest.raises(ConfigError, match=r"^weight_decay=10+ is not allowed: expected 0 or a number "
+                                          r"float32 holds"):
+        SweepConfig(weight_decays=[10**300])  # a float, but inf in float32
 
 
 def test_config_errors_name_value_and_allowed():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import warnings
 from fractions import Fraction
 
 import numpy as np
@@ -282,6 +283,9 @@ def test_resume_removes_uncommitted_log_chunks_and_edited_grids_are_refused(tmp_
     store.config_path.write_text(json.dumps(raw))
     with pytest.raises(StoreError, match=r"sweep.json' is corrupt: it lacks the key 'config'"):
         store.read_config()
+    store.config_path.write_bytes(b"\xff\xfe")  # was the codec's error, naming no file
+    with pytest.raises(StoreError, match=r"sweep.json' is corrupt: 'utf-8' codec can't decode"):
+        store.read_config()
 
 
 def test_rerunning_after_deleting_a_damaged_first_chunk_adds_a_chunk(tmp_path):
@@ -438,6 +442,34 @@ def test_resuming_a_sweep_of_another_grokcast_version_warns(tmp_path):
     raw["grokcast_version"] = "0.0.9"
     store.config_path.write_text(json.dumps(raw))
     with pytest.warns(RuntimeWarning, match="started by grokcast 0.0.9 and is resumed by"):
+        run_sweep(cfg, out, device="cpu", progress=False)
+
+
+def test_resuming_with_another_build_warns(tmp_path):
+    """Was silent: a sweep started eagerly and resumed with --compile (or on another device, or
+    by another torch) mixed runs that round differently, which training amplifies."""
+    import torch
+
+    from grokcast.config import SweepConfig
+    from grokcast.sweep import run_sweep
+
+    cfg, out, store = _sweep(tmp_path)
+    raw = json.loads(store.config_path.read_text())
+    assert raw["build"] == {"torch": torch.__version__.split("+")[0], "device": "cpu", "compiled": False}
+    assert SweepConfig.from_file(store.config_path) == cfg  # still read as a config file
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        run_sweep(cfg, out, device="cpu", progress=False)  # the same build: no warning
+    raw["build"] |= {"compiled": True, "device": "cuda"}
+    store.config_path.write_text(json.dumps(raw))
+    with pytest.warns(RuntimeWarning, match=r"started with another build than it is resumed with "
+                                            r"\(device 'cuda' then, 'cpu' now, compiled True then, "
+                                            r"False now\)"):
+        run_sweep(cfg, out, device="cpu", progress=False)
+    del raw["build"]  # a sweep of a version before the record: nothing to compare
+    store.config_path.write_text(json.dumps(raw))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
         run_sweep(cfg, out, device="cpu", progress=False)
 
 

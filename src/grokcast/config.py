@@ -59,8 +59,14 @@ def _check_int(name: str, value: Any, minimum: int, maximum: int | None = None) 
               else f"an integer in [{minimum}, {maximum}]")
 
 
+# The smallest normal and the largest float32: training runs in float32, where a setting below
+# the first rounds to 0 or loses digits (eps = 1e-50 made every run's update 0/0) and one
+# above the second is inf.
+FLOAT32_RANGE = (1.1754943508222875e-38, 3.4028234663852886e38)
+
+
 def _check_real(name: str, value: Any, *, lo: float, hi: float = math.inf,
-                lo_open: bool = False, hi_open: bool = True) -> None:
+                lo_open: bool = False, hi_open: bool = True, float32: bool = False) -> None:
     ok = isinstance(value, (int, float)) and not isinstance(value, bool)
     # An int is finite, but one too large for a float (a 400-digit TOML integer) is refused
     # here: math.isfinite, and every float() after this check, would raise OverflowError.
@@ -70,6 +76,10 @@ def _check_real(name: str, value: Any, *, lo: float, hi: float = math.inf,
     if not ok:
         left, right = "(" if lo_open else "[", ")" if hi_open else "]"
         _fail(name, value, f"a finite number in {left}{lo}, {hi}{right}")
+    if float32 and value != 0 and not FLOAT32_RANGE[0] <= abs(value) <= FLOAT32_RANGE[1]:
+        zero = "" if lo_open else "0 or "
+        _fail(name, value, f"{zero}a number float32 holds, between {FLOAT32_RANGE[0]:.4g} and "
+                           f"{FLOAT32_RANGE[1]:.4g} in size (training runs in float32)")
 
 
 @dataclass(frozen=True)
@@ -94,7 +104,7 @@ class ModelConfig:
             _fail("model.n_heads", self.n_heads, f"a divisor of d_model={self.d_model}")
         if self.init not in INIT_SCHEMES:
             _fail("model.init", self.init, f"one of {INIT_SCHEMES}")
-        _check_real("model.init_scale", self.init_scale, lo=0.0, lo_open=True)
+        _check_real("model.init_scale", self.init_scale, lo=0.0, lo_open=True, float32=True)
         # A TOML 1 is an int: the runs table would get an integer column beside other chunks'
         # floats (a resume with 1.0 is the same config).
         object.__setattr__(self, "init_scale", float(self.init_scale))
@@ -113,10 +123,10 @@ class OptimConfig:
 
     def __post_init__(self) -> None:
         _plain_numbers(self)
-        _check_real("optim.lr", self.lr, lo=0.0, lo_open=True)
+        _check_real("optim.lr", self.lr, lo=0.0, lo_open=True, float32=True)
         _check_real("optim.beta1", self.beta1, lo=0.0, hi=1.0)
         _check_real("optim.beta2", self.beta2, lo=0.0, hi=1.0)
-        _check_real("optim.eps", self.eps, lo=0.0, lo_open=True)
+        _check_real("optim.eps", self.eps, lo=0.0, lo_open=True, float32=True)
         for name in ("lr", "beta1", "beta2", "eps"):  # as init_scale: a TOML 1 is an int
             object.__setattr__(self, name, float(getattr(self, name)))
 
@@ -190,7 +200,7 @@ class RunConfig:
         _plain_numbers(self)
         _check_int("p", self.p, 2, MAX_P)
         _check_real("train_frac", self.train_frac, lo=0.0, hi=1.0, lo_open=True, hi_open=True)
-        _check_real("weight_decay", self.weight_decay, lo=0.0)
+        _check_real("weight_decay", self.weight_decay, lo=0.0, float32=True)
         # A TOML 0 is an int: stored as it came, a chunk of weight_decay 0 runs would write an
         # integer column beside other chunks' floats, and one Parquet dataset cannot hold both.
         # And -0.0 as 0.0: equal numbers, but their run ids would differ ("wd-0").
@@ -391,7 +401,7 @@ class SweepConfig:
             raise ConfigError(f"config file {str(path)!r} is not valid: {err}") from None
         except RecursionError:
             raise ConfigError(f"config file {str(path)!r} is not valid: nested too deeply") from None
-        if isinstance(raw, dict) and set(raw) == {"grokcast_version", "config"}:  # a sweep.json
+        if isinstance(raw, dict) and set(raw) - {"build"} == {"grokcast_version", "config"}:  # a sweep.json
             raw = raw["config"]
         return cls.from_dict(raw)
 

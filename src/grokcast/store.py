@@ -117,6 +117,14 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
+def _fsync(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def atomic_write_parquet(path: Path, df: pd.DataFrame) -> None:
     """As :func:`atomic_write_bytes`; an error names ``path`` (pyarrow's names no file)."""
     path = _write_target(path)
@@ -126,6 +134,7 @@ def atomic_write_parquet(path: Path, df: pd.DataFrame) -> None:
         # Page checksums (CRC-32): a flipped bit in a stored chunk is an error when it is read
         # (SweepStore verifies them), not wrong numbers.
         df.to_parquet(tmp, index=False, write_page_checksum=True)
+        _fsync(tmp)  # as atomic_write_bytes: after a power cut the new name holds the whole file
         _publish(tmp, path)
     except OSError as err:
         Path(tmp).unlink(missing_ok=True)
@@ -207,18 +216,32 @@ class SweepStore:
     def config_path(self) -> Path:
         return self.root / "sweep.json"
 
-    def init(self, config: SweepConfig) -> None:
-        """Create the directory for ``config``, or check that it already holds the same sweep."""
+    def init(self, config: SweepConfig, build: dict[str, Any] | None = None) -> None:
+        """Create the directory for ``config``, or check that it already holds the same sweep.
+
+        ``build``: how its runs are trained (``{"torch": version, "device": "cpu", "compiled":
+        False}``, :func:`grokcast.sweep.training_build`), recorded when the directory is made;
+        resuming with another warns, as another grokcast version does: each build rounds
+        differently, and training amplifies rounding into other logs and labels."""
         if self.root.exists() and not self.root.is_dir():
             raise StoreError(f"{str(self.root)!r} exists and is not a directory")
         if self.config_path.exists():
             existing = self.read_config()
-            started = json.loads(self.config_path.read_text()).get("grokcast_version")
+            raw = json.loads(self.config_path.read_text())
+            started = raw.get("grokcast_version")
             if started != __version__:
                 warnings.warn(f"{str(self.root)!r} was started by grokcast {started} and is resumed "
                               f"by {__version__}: where the builds train differently, its runs "
                               "mix the two (use a new --out to keep them apart)", RuntimeWarning,
                               stacklevel=3)
+            stored = raw.get("build")
+            changed = {k: (stored[k], v) for k, v in (build or {}).items()
+                       if isinstance(stored, dict) and k in stored and stored[k] != v}
+            if changed:
+                what = ", ".join(f"{k} {a!r} then, {b!r} now" for k, (a, b) in changed.items())
+                warnings.warn(f"{str(self.root)!r} was started with another build than it is resumed "
+                              f"with ({what}): its runs mix the two, which round differently (use a "
+                              "new --out to keep them apart)", RuntimeWarning, stacklevel=3)
             if existing != config:
                 old, new = existing.to_dict(), config.to_dict()
                 diff = ", ".join(f"{k}: {old[k]!r} there, {new[k]!r} here"
@@ -228,7 +251,8 @@ class SweepStore:
                     "use a new --out directory or the same config to resume")
             return
         self._refuse_foreign()
-        payload = {"grokcast_version": __version__, "config": config.to_dict()}
+        payload = {"grokcast_version": __version__, "config": config.to_dict(),
+                   **({} if build is None else {"build": build})}
         atomic_write_bytes(self.config_path, json.dumps(payload, indent=2).encode())
 
     def _leftovers(self) -> list[Path]:
@@ -287,12 +311,13 @@ class SweepStore:
                 raise
             return open(path)
 
-    def resume(self, config: SweepConfig, stop: dict[str, Any] | None = None) -> set[str]:
-        """Open the directory to train ``config`` into: :meth:`init`, drop the log of a chunk
+    def resume(self, config: SweepConfig, stop: dict[str, Any] | None = None,
+               build: dict[str, Any] | None = None) -> set[str]:
+        """Open the directory to train ``config`` into: :meth:`init` (with ``build``), drop the log of a chunk
         cut short by a kill (its runs are trained again), :meth:`verify` the stored chunks,
         and check the stopping rule (:meth:`check_stop`). Returns the ids of the runs already
         finished."""
-        self.init(config)
+        self.init(config, build)
         self.remove_uncommitted()
         self.verify()
         if self._chunks("runs"):  # runs outside the grid: refused, or the grid's would train again
@@ -355,7 +380,7 @@ class SweepStore:
             if not isinstance(raw, dict) or "config" not in raw:
                 raise ConfigError("it lacks the key 'config' (the sweep's settings)")
             return SweepConfig.from_dict(raw["config"])
-        except (json.JSONDecodeError, KeyError, TypeError, ConfigError) as err:
+        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ConfigError) as err:
             raise StoreError(f"{str(self.config_path)!r} is corrupt: {err}") from None
 
     def _chunks(self, table: str) -> list[Path]:

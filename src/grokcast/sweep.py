@@ -329,7 +329,7 @@ def run_sweep(config: SweepConfig, out: str | os.PathLike, *, device: str | torc
         tune_allocator()  # the in-process chunks are trained here
     store = SweepStore(out)
     with store.lock():  # a second sweep into the same directory is refused meanwhile
-        done = store.resume(config, record)
+        done = store.resume(config, record, training_build(dev, compiled))
         chunks = remaining_chunks(
             config, done, lambda n: chunk_size or balanced_chunk_size(n, workers, dev, config),
             pack_splits=dev.type == "cuda")
@@ -347,6 +347,14 @@ def run_sweep(config: SweepConfig, out: str | os.PathLike, *, device: str | torc
                 _train_in_workers(chunks, store, bar, len(done), n_all, dev, workers, stop, compiled)
         return SweepResult(n_trained=n_todo, n_skipped=len(done),
                            seconds=time.perf_counter() - start)
+
+
+def training_build(device: torch.device | str, compiled: bool) -> dict[str, Any]:
+    """What a sweep directory records of how its runs are trained (``sweep.json``'s
+    ``build``), beside the config: the same config trained by another torch, on another
+    device type or with the compiled step rounds differently (README, "Performance")."""
+    return {"torch": torch.__version__.split("+")[0], "device": torch.device(device).type,
+            "compiled": bool(compiled)}
 
 
 def check_sweep_config(config: Any) -> None:

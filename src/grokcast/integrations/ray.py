@@ -81,6 +81,7 @@ from grokcast.sweep import (
     default_chunk_size,
     remaining_chunks,
     reraise_training_error,
+    training_build,
     tune_allocator,
 )
 from grokcast.sweep import Stopper as RunStopper  # Tune's Stopper is GrokStopper's base
@@ -347,7 +348,7 @@ def _train_on_ray(config: SweepConfig, store: SweepStore, dev: str, chunk_size: 
                   record: dict[str, Any] | None, compiled: bool) -> SweepResult:
     """:func:`run_sweep_ray` once Ray is up and the directory held: resume, train, store
     (``record``: the stopper's, as :func:`grokcast.sweep.check_stopper` returned it)."""
-    done = store.resume(config, record)
+    done = store.resume(config, record, training_build(dev, compiled))
     start = time.perf_counter()
     if len(done) == len(config.runs()):
         return SweepResult(n_trained=0, n_skipped=len(done), seconds=0.0)
