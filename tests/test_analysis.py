@@ -248,6 +248,9 @@ def test_bad_inputs_are_refused(sweep):
         A.analyze(runs.drop(columns="max_val_acc"), log, None, predict_fn=standin)
     with pytest.raises(ValueError, match="of 21 runs, 21 diverged and 0 were stopped early"):
         A.analyze(runs.assign(status="diverged"), log, None, predict_fn=standin)
+    with pytest.raises(ValueError, match=r"status='failed' \(on 21 run\(s\)\) is not allowed: "
+                                         "expected 'finished', 'diverged' or 'stopped'"):
+        A.analyze(runs.assign(status="failed"), log, None, predict_fn=standin)
     with pytest.raises(ValueError) as err:
         A.analyze(runs, log, None, thresholds=(0.9, 1.5), predict_fn=standin)
     assert str(err.value) == ("thresholds=[0.9, 1.5] is not allowed: threshold=1.5 is not allowed: "

@@ -694,6 +694,10 @@ def runs_with_outcome(runs: pd.DataFrame) -> tuple[pd.DataFrame, int, int]:
         No run is left.
     """
     status = runs["status"]
+    unknown = status[~status.isin(["finished", "diverged", "stopped"])]
+    if len(unknown):  # a hand-made table's "failed" would be analysed as a finished run
+        raise ValueError(f"status={unknown.iloc[0]!r} (on {len(unknown)} run(s)) is not allowed: "
+                         "expected 'finished', 'diverged' or 'stopped', as a sweep stores them")
     n_diverged, n_stopped = int((status == "diverged").sum()), int((status == "stopped").sum())
     kept = runs[~status.isin(["diverged", "stopped"])].reset_index(drop=True)
     if kept.empty:
