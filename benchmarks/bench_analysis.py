@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from grokcast.analysis import analyze_sweep
-from grokcast.store import SweepStore
+from grokcast.store import StoreError, SweepStore
 
 
 def replicate(src: Path, dst: Path, copies: int, seed: int = 0) -> int:
@@ -70,4 +70,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except (StoreError, ValueError) as err:  # not a finished sweep, or too short for the windows
+        raise SystemExit(f"bench_analysis.py: error: {err}") from None

@@ -81,4 +81,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except ValueError as err:  # too few runs for the CV, a bad size: one line, not a trace
+        raise SystemExit(f"bench_forecast.py: error: {err}") from None

@@ -11,6 +11,11 @@ one run after another, no logging. grokcast's side includes its full signal logg
 ``--plain-layout processes`` runs the plain loop the way grokcast's side runs: its runs dealt
 over ``--workers`` one-thread processes, a stronger baseline on a small machine (two
 single-threaded loops outrun one two-threaded loop over tiny ops).
+
+Each side is timed after its own warm-up in the process that trains: worker processes (either
+side's) are started and warmed before their clocks start, and the slowest worker's seconds
+count, so neither side's process start-up is timed (a sweep pays its workers' about once:
+~2 s on an idle 2-core machine).
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ from reference_model import PlainTransformer  # noqa: E402
 from grokcast import model as M  # noqa: E402
 from grokcast.config import SweepConfig  # noqa: E402
 from grokcast.data import all_examples, n_train_examples, split_indices  # noqa: E402
-from grokcast.sweep import plan_chunks, train_in_processes, tune_allocator  # noqa: E402
+from grokcast.sweep import plan_chunks, tune_allocator  # noqa: E402
 from grokcast.train import resolve_device, train_ensemble  # noqa: E402
 
 
@@ -87,21 +92,48 @@ def plain_in_processes(runs, steps: int, workers: int, warm_steps: int) -> float
                             [warm_steps] * workers))
 
 
-def ensemble(runs, device: torch.device, chunk_size: int, workers: int, cuda_graphs: bool = True,
+def ensemble(runs, device: torch.device, chunk_size: int, cuda_graphs: bool = True,
              compiled: bool = False) -> float:
+    """grokcast's chunks trained in this process, one after another."""
     start = time.perf_counter()
-    chunks = plan_chunks(runs, chunk_size, pack_splits=device.type == "cuda")
-    if workers > 1:
-        from tqdm import tqdm
-
-        with tqdm(disable=True) as bar:
-            for _ in train_in_processes(chunks, workers, bar, compiled=compiled):
-                pass
-    else:
-        for chunk in chunks:
-            train_ensemble(chunk, device, cuda_graphs=cuda_graphs, compiled=compiled)
+    for chunk in plan_chunks(runs, chunk_size, pack_splits=device.type == "cuda"):
+        train_ensemble(chunk, device, cuda_graphs=cuda_graphs, compiled=compiled)
     _sync(device)
     return time.perf_counter() - start
+
+
+def _ensemble_worker(chunks, warm_steps: int, compiled: bool) -> tuple[float, int]:
+    """One sweep worker's share of grokcast's chunks, on one thread as `grokcast sweep`'s
+    workers train: its own warm-up (and, with ``compiled``, the loading of the compiled step),
+    then the timed chunks. Returns the seconds and the process's peak RSS in bytes."""
+    torch.set_num_threads(1)
+    tune_allocator()
+    for chunk in chunks:
+        train_ensemble([dataclasses.replace(r, n_steps=warm_steps) for r in chunk], "cpu",
+                       compiled=compiled)
+    start = time.perf_counter()
+    for chunk in chunks:
+        train_ensemble(chunk, "cpu", compiled=compiled)
+    return time.perf_counter() - start, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def ensemble_in_processes(runs, chunk_size: int, workers: int, warm_steps: int,
+                          compiled: bool) -> tuple[float, int]:
+    """grokcast's chunks dealt over ``workers`` one-thread processes as a sweep's queue hands
+    them out (biggest first, each to the worker with the least work so far), each timed after
+    its own warm-up; the slowest worker's seconds and the largest peak RSS."""
+    shares: list[list] = [[] for _ in range(workers)]
+    load = [0] * workers
+    for chunk in sorted(plan_chunks(runs, chunk_size), key=lambda c: -len(c) * c[0].train_frac):
+        k = load.index(min(load))
+        shares[k].append(chunk)
+        load[k] += len(chunk) * n_train_examples(chunk[0].p, chunk[0].train_frac)
+    shares = [s for s in shares if s]
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(len(shares), mp_context=context) as pool:
+        out = list(pool.map(_ensemble_worker, shares, [warm_steps] * len(shares),
+                            [compiled] * len(shares)))
+    return max(t for t, _ in out), max(rss for _, rss in out)
 
 
 def flops_per_run_step(n_train: int, d: int = 64, d_mlp: int = 256, vocab: int = 24,
@@ -140,7 +172,9 @@ def _sync(device: torch.device) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--runs", type=int, default=48, help="first N runs of configs/paper.toml")
+    ap.add_argument("--runs", type=int, default=48,
+                    help="the first N runs of configs/paper.toml, ordered by seed, weight decay "
+                         "and train fraction (so that 4 runs hold one of each train fraction)")
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--plain-runs", type=int, default=None,
                     help="time the plain loop on fewer runs and scale (it is slow)")
@@ -164,10 +198,9 @@ def main() -> None:
                     help="CUDA: launch the unlogged steps' kernels one by one instead of "
                          "replaying them as a recorded graph (grokcast's default)")
     ap.add_argument("--compile", dest="compiled", action="store_true",
-                    help="grokcast side: the torch.compile build of the training step; every "
-                         "timed repeat includes its workers' loading of the compiled code from "
-                         "inductor's on-disk cache, where the warm-up puts it when --threads is "
-                         "the workers' 1 (the thread count is part of the compiled code)")
+                    help="grokcast side: the torch.compile build of the training step, compiled "
+                         "(or loaded from inductor's on-disk cache) in each process's untimed "
+                         "warm-up")
     ap.add_argument("--plain-layout", choices=["threads", "processes"], default="threads",
                     help="threads (default): the plain loop in this process with threads x "
                          "workers threads, one run after another; processes: its runs dealt "
@@ -175,9 +208,16 @@ def main() -> None:
                          "(needs --threads 1)")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
+    for name in ("runs", "steps", "threads", "chunk_size", "workers", "repeats"):
+        if getattr(args, name) < 1:
+            ap.error(f"--{name.replace('_', '-')} {getattr(args, name)}: expected an integer >= 1")
+    if args.dense_until < 0:
+        ap.error(f"--dense-until {args.dense_until}: expected an integer >= 0")
     if args.plain_layout == "processes" and (args.device != "cpu" or args.threads != 1):
         ap.error("--plain-layout processes is for --device cpu --threads 1 (grokcast's sweep "
                  "workers run one thread each)")
+    if args.workers > 1 and args.device != "cpu":
+        ap.error(f"--workers {args.workers} is for --device cpu (a sweep trains in-process on a GPU)")
 
     tune_allocator()
     torch.set_num_threads(args.threads)
@@ -186,10 +226,16 @@ def main() -> None:
     raw = {**grid.to_dict(), "n_steps": args.steps,
            "model": {**grid.to_dict()["model"], "precision": args.precision},
            "log": {"dense_until": args.dense_until, "every": 100}}
-    runs = SweepConfig.from_dict(raw).runs()[: args.runs]
-    # Interleave the grid so a prefix of runs covers every train fraction.
-    runs = sorted(runs, key=lambda r: (r.seed, r.weight_decay, r.train_frac))
-    n_plain = args.plain_runs or len(runs)
+    # The grid interleaved, so that a prefix of runs covers every train fraction.
+    runs = sorted(SweepConfig.from_dict(raw).runs(), key=lambda r: (r.seed, r.weight_decay, r.train_frac))
+    runs = runs[: args.runs]
+    n_plain = len(runs) if args.plain_runs is None else args.plain_runs
+    n_fracs = len({r.train_frac for r in runs})
+    if not 1 <= n_plain <= len(runs) or n_plain % n_fracs:
+        # A prefix of another length over-weights the cheap small train fractions, and the
+        # plain loop's scaled time would come out short.
+        ap.error(f"--plain-runs {n_plain}: expected a multiple of the {n_fracs} train fractions "
+                 f"among the runs, at most --runs ({len(runs)})")
     if args.plain_layout == "processes" and n_plain % args.workers:
         ap.error(f"--plain-layout processes shares the plain loop's {n_plain} runs evenly over "
                  f"{args.workers} processes: give --plain-runs a multiple of --workers")
@@ -199,18 +245,26 @@ def main() -> None:
     # --plain-layout processes, two one-thread plain loops).
     plain_threads = args.threads * (args.workers if args.plain_layout == "threads" else 1)
     plain_processes = args.workers if args.plain_layout == "processes" else 1
-    warm = [dataclasses.replace(r, n_steps=min(args.steps, 20)) for r in runs]
+    warm_steps = min(args.steps, 20)
+    warm = [dataclasses.replace(r, n_steps=warm_steps) for r in runs]
     # First calls in a process pay one-off costs (kernel selection, allocator growth) that a
     # long sweep never sees again; on this 2-core machine they halve a short plain loop's rate.
-    ensemble(warm, device, args.chunk_size, 1, args.cuda_graphs, args.compiled)
-    if plain_processes == 1:  # the processes warm themselves up
+    # Worker processes, either side's, warm themselves up.
+    if args.workers == 1:
+        ensemble(warm, device, args.chunk_size, args.cuda_graphs, args.compiled)
+    if plain_processes == 1:
         torch.set_num_threads(plain_threads)
-        plain_loop(warm[:n_plain], min(args.steps, 20), device)
-    t_ens_all, t_plain_all = [], []
+        plain_loop(warm[:n_plain], warm_steps, device)
+    t_ens_all, t_plain_all, worker_rss = [], [], 0
     for _ in range(args.repeats):
         torch.set_num_threads(args.threads)
-        t_ens_all.append(ensemble(runs, device, args.chunk_size, args.workers, args.cuda_graphs,
-                                  args.compiled))
+        if args.workers > 1:
+            t_ens, rss = ensemble_in_processes(runs, args.chunk_size, args.workers, warm_steps,
+                                               args.compiled)
+            worker_rss = max(worker_rss, rss)
+        else:
+            t_ens = ensemble(runs, device, args.chunk_size, args.cuda_graphs, args.compiled)
+        t_ens_all.append(t_ens)
         torch.set_num_threads(plain_threads)
         if args.plain_layout == "processes":
             t_plain = plain_in_processes(runs[:n_plain], args.steps, args.workers,
@@ -223,8 +277,10 @@ def main() -> None:
     flops = sum(flops_per_run_step(n_train_examples(r.p, r.train_frac)) for r in runs) * args.steps
     torch.set_num_threads(args.threads * args.workers)  # the peak of every thread used
     peak = sgemm_gflops(device)
+    # grokcast's: its largest worker's peak RSS, or (in-process) this process's, which also
+    # ran the plain loop; on a GPU the most memory torch allocated there.
     peak_mib = (torch.cuda.max_memory_allocated(device) if device.type == "cuda"
-                else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024) / 2**20
+                else worker_rss or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024) / 2**20
     result = {
         "device": torch.cuda.get_device_name(device) if device.type == "cuda"
         else f"{platform.processor() or platform.machine()} cpu",
@@ -239,7 +295,6 @@ def main() -> None:
         "ensemble_run_steps_per_s": run_steps / t_ens,
         "ensemble_ms_per_run_step": 1e3 * t_ens / run_steps,
         "speedup": t_plain / t_ens,
-        "speedup_range": [min(t_plain_all) / max(t_ens_all), max(t_plain_all) / min(t_ens_all)],
         # Each repeat's plain-over-grokcast ratio, the two timed back to back: the machine's
         # drift over minutes moves both sides of a pair alike, less so the medians above.
         "speedup_paired": sorted(p / e for p, e in zip(t_plain_all, t_ens_all)),
@@ -253,7 +308,7 @@ def main() -> None:
         if key in ("plain_seconds", "ensemble_seconds"):
             continue  # in --json only
         if isinstance(value, list):
-            value = (" to " if key == "speedup_range" else ", ").join(f"{v:.4g}" for v in value)
+            value = ", ".join(f"{v:.4g}" for v in value)
         print(f"{key:>26}: {value:.4g}" if isinstance(value, float) else f"{key:>26}: {value}")
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))

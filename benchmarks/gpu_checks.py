@@ -219,7 +219,7 @@ def stage_bench(args: argparse.Namespace) -> dict[str, Any]:
                         ("bf16", ["--precision", "bf16"])]:
         out = args.out / f"bench_{name}.json"
         cmd = [sys.executable, "benchmarks/bench_train.py", "--device", args.device, "--runs", "48",
-               "--steps", str(args.bench_steps), "--plain-runs", "2", "--repeats", "1",
+               "--steps", str(args.bench_steps), "--plain-runs", "4", "--repeats", "1",
                "--dense-until", "0", *extra, "--json", str(out)]
         done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
         results[name] = (json.loads(out.read_text()) if done.returncode == 0
