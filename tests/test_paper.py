@@ -280,6 +280,10 @@ def test_hyperparameter_sentence_scores_the_grid_axes_as_predictors() -> None:
     one_f = [{**r, "train_frac": 0.5} for r in runs]  # an axis that does not vary is left out
     assert "training fraction" not in hyper(one_f, labels, "0.9")
     assert hyper(runs, [0] * 6, "0.9") == ""  # one class: no AUROC
+    # Was "already rank the runs" at chance too.
+    assert hyper(runs, [1, 0, 0, 1, 0, 1], "0.9") == (
+        "The hyperparameters alone, known before training, rank the runs little better than "
+        "chance: as scores at threshold 0.9, weight decay 0.500 and the training fraction 0.667 (AUROC).")
 
 
 def test_prior_baselines_sentence_compares_the_forecaster_with_them() -> None:
@@ -530,6 +534,12 @@ def test_delay_sentence_compares_fitting_and_generalising_steps() -> None:
     one_now = plain(S.delay_sentence(_runs([100], [100]), "0.9"))
     assert one_now.startswith("The run that groks reaches a validation accuracy of 0.9 no later "
                               "than a train accuracy of 99% (as logged): it generalises as it fits")
+    # Was "The run that groks" where others grok without fitting.
+    one_of_three = plain(S.delay_sentence(_runs([100, -1, -1], [100, 300, 400]), "0.9"))
+    assert one_of_three.startswith("The one run that fits of the 3 that grok reaches a validation "
+                                   "accuracy of 0.9 no later than a train accuracy of 99%")
+    assert plain(S.delay_sentence(_runs([100, -1], [450, 300]), "0.9")).startswith(
+        "The one run that fits of the 2 that grok reaches a train accuracy of 99% first")
     same_late = plain(S.delay_sentence(_runs([100, 100, 100], [100, 450, 450]), "0.9"))
     assert same_late.endswith("In the other 2 the delay is 350 steps.")
     assert S.delay_sentence(_runs([100], [-1]), "0.9") == ""
@@ -643,8 +653,16 @@ def test_reference_claims_hold_or_not_by_our_numbers() -> None:
         "data rule out 1: every run fitting by step 100; 3 are neither shown nor ruled out (our "
         "numbers allow both the claim and its negation): the forecaster's standing against "
         "the val-accuracy baseline at threshold 0.9, which single feature is strongest and how "
-        "many runs grok at threshold 0.99; 1 cannot be checked with this sweep's class sizes: "
-        "the forecaster's standing against the val-loss baseline at threshold 0.99.")
+        "many runs grok at threshold 0.99; 1 cannot be checked with this sweep (@sec:repro says "
+        "why): the forecaster's standing against the val-loss baseline at threshold 0.99.")
+    # Was: "Holds" for the strongest feature and a verdict on weight decay from one or two
+    # grokkers at the primary threshold, whose few positives tie many features at the top.
+    few = _claims_analysis(2)
+    few["thresholds"]["0.9"] |= {"n_pos": 2, "n_neg": 10}
+    verdicts = {w: (plain(s), h) for w, s, h in CL.reference_claims(few, ref, 200)}
+    for what in ("which single feature is strongest", "grokking at moderate weight decay"):
+        assert verdicts[what][1] == CL.UNCHECKED
+        assert verdicts[what][0].endswith("with only 2 runs in a class: too few to compare.")
     assert CL.claims_summary([("x", "s", CL.HOLDS)]) == ("Of the 1 claim of the reference paper "
                                                         "that @sec:repro checks, 1 holds in our sweep.")
     # Our CI [−0.05, +0.05] excludes their +0.16, not Δ > 0: the size is ruled out, the sign not.
@@ -727,8 +745,8 @@ def test_best_single_claim_tests_the_gap_between_two_features() -> None:
         for e in uni.values():
             e["folded"] = abs(e["auroc"] - 0.5) + 0.5
         a = {"runs": runs, "settings": {"seed": 0, "n_resamples": 500, "level": 0.95},
-             "thresholds": {"0.9": {"labels": y.tolist(), "single_class": False,
-                                    "windows": {"200": {"univariate": uni}}}}}
+             "thresholds": {"0.9": {"labels": y.tolist(), "single_class": False, "n_pos": 6,
+                                    "n_neg": 6, "windows": {"200": {"univariate": uni}}}}}
         claim = {"threshold": "0.9", "window": 200, "feature": "end_val_acc", "folded": 0.845}
         ((_, text, status),) = CL._best_single_claim(a, claim, feats, 0.95)
         assert status == expected, plain(text)
@@ -1026,9 +1044,17 @@ def test_early_stop_section_only_when_the_study_ran(tmp_path):
     assert "chosen with these runs' outcomes, an optimistic operating point" in ctx["text"]
     (tmp_path / "early_stop" / "early_stop.json").write_text(json.dumps(
         {"summary": {**summary, "tau": "fixed"}}))
-    fixed = early_stop_context(tmp_path / "early_stop")["text"]
+    fixed_ctx = early_stop_context(tmp_path / "early_stop")
+    fixed = fixed_ctx["text"]
     assert ("At a threshold fixed in advance, P(grok) below 0.4989, the forecaster stops 33 runs "
             "and saves 67.7% of all training steps") in fixed and "optimistic" not in fixed
+    # Was one caption for every τ: "the threshold was chosen to keep" a fixed one too.
+    assert fixed_ctx["caption"].endswith(
+        "The dotted line is the share of grokkers (90%) that the operating point chosen with "
+        "these runs' outcomes keeps (see the text); the labelled point is the forecaster at the "
+        "fixed threshold τ.")
+    assert "was chosen to keep; the labelled point is the forecaster at that threshold τ." in \
+        ctx["caption"]
     # Chosen on the training runs (the study's default): said so, the optimistic τ beside it.
     (tmp_path / "early_stop" / "early_stop.json").write_text(json.dumps(
         {"summary": {**summary, "tau": "chosen on training runs",
@@ -1279,6 +1305,15 @@ def test_the_choices_the_reference_leaves_open_are_read_from_the_config(tmp_path
     assert [c.split(".*")[0] for c in bare] == ["*Model", "*Signals", "*Bootstrap"]
     assert "Initialisation" not in bare[0] and "None" not in " ".join(bare)
 
+    # Every step logged: was "every 100 steps after step 20000" of a 10,000-step run.
+    def dense(analysis: dict) -> None:
+        analysis["sweep"]["config"]["log"] = {"dense_until": 20000, "every": 100}
+
+    ctx = _context_of_sweep(tmp_path / "c", *synthetic_sweep(), edit=dense)
+    assert [plain(c) for c in ctx["choices"] if c.startswith("*Label")] == [
+        "*Label.* The maximum validation accuracy over every step (each is logged)."]
+    assert plain(ctx["setup"]["signals"]).startswith("Logged every step: train and validation")
+
 
 def test_the_reproduction_appendix_says_which_of_the_references_labels_it_follows(tmp_path):
     """The reference's README labels at one threshold, its paper at another (found in a review
@@ -1296,3 +1331,16 @@ def test_the_reproduction_appendix_says_which_of_the_references_labels_it_follow
                               f"validation accuracy reaches {readme:g}; its paper takes "
                               f"{primary:g} as the primary label and {readme:g} as the "
                               f"robustness check: {follows}")
+
+
+def test_a_missing_typst_is_named_before_the_study_trains(monkeypatch, tmp_path):
+    """Was: an ImportError's traceback, from `grokcast reproduce` only after the sweep trained."""
+    import sys
+
+    from grokcast.reproduce import reproduce
+
+    monkeypatch.setitem(sys.modules, "typst", None)  # `import typst` raises ImportError
+    with pytest.raises(ValueError, match=r"needs the typst package, .*pip install 'typst>=0.12'"):
+        reproduce(Path(__file__).parents[1] / "configs" / "smoke.toml", tmp_path / "out",
+                  progress=False)
+    assert not (tmp_path / "out").exists()

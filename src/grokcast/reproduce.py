@@ -124,6 +124,7 @@ def reproduce(config_path: str | os.PathLike, out_dir: str | os.PathLike, *, dev
     from grokcast.analysis import DEFAULT_WINDOWS, MAX_ORDERS, analyze_sweep
     from grokcast.figures import make_figures
     from grokcast.paper import render_paper
+    from grokcast.paper.render import import_typst
     from grokcast.store import atomic_write_bytes
     from grokcast.sweep import run_sweep
     from grokcast.train import resolve_device
@@ -131,6 +132,7 @@ def reproduce(config_path: str | os.PathLike, out_dir: str | os.PathLike, *, dev
     check_int("orders", orders, 0, MAX_ORDERS)  # now, not after training the sweep
     check_bool("progress", progress)
     resolve_device(device)  # now, not after the sweep stage's line is printed
+    import_typst()  # now, not after the sweep has trained
     config = SweepConfig.from_file(config_path)
     config.check_trainable()  # now, not after the sweep stage's line is printed
     if config.n_steps < max(DEFAULT_WINDOWS):  # refused now, not after training the sweep

@@ -153,15 +153,13 @@ def _comparison_claims(a: dict, reference: dict, window: int, level: float) -> l
         ours = t["windows"][str(window)].get(f"diff_{name}")
         theirs = _reference_diff(ref_cell, name)
         ref_s, our_s = _standing(theirs, level), _standing(ours, level)
-        small = min(t["n_pos"], t["n_neg"])
-        tiny = t.get("single_class") or small < MIN_CLASS_SIZE
+        small, tiny = _small_class(t)
         defined = bool(ours) and _finite(ours.get("diff"))
         status = UNCHECKED if tiny or not defined else comparison_status(theirs, ours, level)
         if not defined:
             ours_text = _why_undefined(t, window) + "."
         elif tiny:  # no verdict word: the numbers support none
-            ours_text = (f"ours is {esc(_diff_numbers(ours, level))}, with only {small} "
-                         f"run{'s' if small != 1 else ''} in a class: too few to compare.")
+            ours_text = f"ours is {esc(_diff_numbers(ours, level))}, {_too_few(small)}."
         else:
             ours_text = (f"ours is {_STANDING[our_s]} it ({esc(_diff_numbers(ours, level))})"
                          + _versus_theirs(theirs, ours, status))
@@ -171,6 +169,16 @@ def _comparison_claims(a: dict, reference: dict, window: int, level: float) -> l
             f"the {base} baseline ({esc(_diff_numbers(theirs, level))}); {ours_text}",
             status))
     return out
+
+
+def _small_class(entry: dict) -> tuple[int, bool]:
+    """A threshold's smaller class size, and whether it is too small for a verdict."""
+    small = min(entry["n_pos"], entry["n_neg"])
+    return small, bool(entry.get("single_class")) or small < MIN_CLASS_SIZE
+
+
+def _too_few(small: int) -> str:
+    return f"with only {small} run{'s' if small != 1 else ''} in a class: too few to compare"
 
 
 def _why_undefined(entry: dict, window: int) -> str:
@@ -195,6 +203,9 @@ def _best_single_claim(a: dict, claim: dict, features: Any, level: float) -> lis
             f"(folded AUROC {esc(fmt(claim['folded']))}); ours is "
             f"{_and_list([code(n) for n, _, _ in top])} ({esc(fmt(top[0][2]))}), and "
             f"{code(claim['feature'])} has {esc(fmt(mine))}")
+    small, tiny = _small_class(a["thresholds"][th])
+    if tiny:  # a handful of positives ties many features at the top
+        return [("which single feature is strongest", f"{text}; {_too_few(small)}.", UNCHECKED)]
     if claim["feature"] in [n for n, _, _ in top]:
         return [("which single feature is strongest", text + ".", HOLDS)]
     try:
@@ -283,7 +294,8 @@ def _fit_claim(a: dict, claim: dict) -> list[Claim]:
 
 
 def _weight_decay_claim(a: dict) -> list[Claim]:
-    labels = a["thresholds"][F.threshold_keys(a)[0]]["labels"]
+    entry = a["thresholds"][F.threshold_keys(a)[0]]
+    labels = entry["labels"]
     groups: dict[float, list[int]] = {}
     for run, y in zip(a["runs"], labels, strict=True):
         groups.setdefault(float(run["weight_decay"]), []).append(int(y))
@@ -295,6 +307,11 @@ def _weight_decay_claim(a: dict) -> list[Claim]:
     counts = (f" ({esc(', '.join(f'{sum(groups[v])}/{len(groups[v])}' for v in lams))} at "
               f"λ = {esc(', '.join(f'{v:g}' for v in lams))})")
     intro = "The reference finds grokking concentrated at moderate weight decay; ours "
+    small, tiny = _small_class(entry)
+    if tiny:
+        where = esc(_and_list([f"{v:g}" for v in best]))
+        return [("grokking at moderate weight decay",
+                 f"{intro}groks most at λ = {where}{counts}, {_too_few(small)}.", UNCHECKED)]
     if len(best) == len(lams):
         return [("grokking at moderate weight decay",
                  f"{intro}groks at the same rate at every λ{counts}.", CONTRADICTED)]
@@ -384,6 +401,6 @@ def claims_summary(claims: Sequence[Claim]) -> str:
         text += (f"; {len(open_)} {'is' if len(open_) == 1 else 'are'} neither shown nor ruled "
                  f"out (our numbers allow both the claim and its negation): {_and_list(open_)}")
     if unknown:
-        text += (f"; {len(unknown)} cannot be checked with this sweep's class sizes: "
+        text += (f"; {len(unknown)} cannot be checked with this sweep (@sec:repro says why): "
                  f"{_and_list(unknown)}")
     return text + "."

@@ -74,7 +74,7 @@ SIGNIFICANCE_NOTE = ("We call a difference significant when its two-sided {level
 
 def load_reference() -> dict[str, Any]:
     """The reference paper's published numbers (for the Reproduction appendix only)."""
-    return json.loads(files("grokcast").joinpath("paper/reference_paper.json").read_text())
+    return json.loads(files("grokcast").joinpath("paper/reference_paper.json").read_text(encoding="utf-8"))
 
 
 def _fmt_diff_p(diff: dict | None) -> str:
@@ -331,8 +331,9 @@ def _setup(f: _Facts) -> dict[str, str]:
                      "Training all of them took "
                      f"{esc(f.train_time)} summed over the ensemble chunks (chunks trained in "
                      f"parallel worker processes take less wall time).{div_note}"),
-        "signals": (f"Logged every step below step {log.get('dense_until')} and every "
-                    f"{log.get('every')} steps after: train and validation loss and accuracy, "
+        "signals": (("Logged every step" if _all_logged(log, n_steps) else
+                     f"Logged every step below step {log.get('dense_until')} and every "
+                     f"{log.get('every')} steps after") + ": train and validation loss and accuracy, "
                     "parameter and gradient L#sub[2] norms, the effective rank of the embedding "
                     "W#sub[E] and unembedding W#sub[U], the train logit margin, and the norm and "
                     "cosine alignment of consecutive parameter updates."),
@@ -398,6 +399,12 @@ _INIT_WORDS = {
 }
 
 
+def _all_logged(log: dict, n_steps: int | None) -> bool:
+    """Whether the schedule logs every step of the run (dense through its last)."""
+    dense = log.get("dense_until")
+    return n_steps is not None and dense is not None and dense >= n_steps  # n_steps is logged too
+
+
 def _choices(f: _Facts) -> list[str]:
     """What the reference leaves open and this sweep chose, each from its config or the code
     that made the numbers (found unstated in a review of the paper against the reference); an
@@ -434,7 +441,9 @@ def _choices(f: _Facts) -> list[str]:
         "not part of it); a window's last update norm is that of the update after its last "
         "logged step (θ#sub[W] − θ#sub[W−1] where step W − 1 is logged), and the window's "
         "standard deviations divide by n (ddof = 0).")
-    if log.get("every") is not None and log.get("dense_until") is not None:
+    if _all_logged(log, f.n_steps):
+        items.append("*Label.* The maximum validation accuracy over every step (each is logged).")
+    elif log.get("every") is not None and log.get("dense_until") is not None:
         items.append(
             f"*Label.* The maximum validation accuracy over the logged steps (every "
             f"{log['every']} steps after step {log['dense_until']}, the last step included), "
@@ -644,7 +653,8 @@ def _captions(f: _Facts, pair: _Pair) -> dict[str, str]:
                  "goes to the feature listed first in @tab:univariate). ↓: lower values predict grokking."),
         "fig4": (f"Multivariate forecaster ({esc(F.cv_label(f.cv))}) and the two univariate "
                  "baselines against window "
-                 f"length; shaded: {f.lvl} bootstrap CIs; grey dotted line: chance."
+                 f"length; {'shaded' if len(f.ws) > 1 else 'bars'}: {f.lvl} bootstrap CIs; grey "
+                 "dotted line: chance."
                  + (f" Left: threshold {th1}; right: the {f.word2} threshold {f.th2}"
                     + (" (too few runs in a class for a conclusion, see §6)."
                        if small_sample_sentence(f.t2["n_pos"], f.t2["n_neg"], f.k2) else ".")
@@ -843,7 +853,22 @@ def _early_stop_section(s: dict[str, Any]) -> dict[str, Any] | None:
             + "Beside it: rules that stop as many runs at W (the same budget), successive "
               "halving at the keep fraction whose saving is closest to it, and the median rule "
               "at its own budget.")
-    return {"text": text, "rows": rows, "figure": "figures/early_stop.pdf"}
+    return {"text": text, "rows": rows, "figure": "figures/early_stop.pdf",
+            "caption": _early_stop_caption(s)}
+
+
+def _early_stop_caption(s: dict[str, Any]) -> str:
+    """The figure's caption: what its dotted line (the study's ``min_recall``) and labelled
+    point (the forecaster at its threshold τ) are, by how τ was chosen."""
+    kept = esc(f"{s['min_recall']:.0%}")
+    line = {"fixed": f"the share of grokkers ({kept}) that the operating point chosen with these "
+                     "runs' outcomes keeps (see the text)",
+            "chosen on training runs": f"the share of the training runs' grokkers ({kept}) the "
+                                       "threshold was chosen to keep"}.get(
+        s.get("tau"), f"the share of grokkers ({kept}) the forecaster's threshold was chosen to keep")
+    point = "the fixed threshold τ" if s.get("tau") == "fixed" else "that threshold τ"
+    return (f"Compute saved against grokking runs kept, per stopping policy. The dotted line is "
+            f"{line}; the labelled point is the forecaster at {point}.")
 
 
 def _early_stop_tau(s: dict[str, Any], f: dict[str, Any]) -> str:

@@ -31,6 +31,7 @@ import shutil
 import warnings
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from grokcast import figures as F
 from grokcast.paper.context import EARLY_STOP_DIR, build_context
@@ -51,6 +52,17 @@ def _timestamp(created: str | None) -> int | None:
         return None
 
 
+def import_typst() -> Any:
+    """The typst compiler's module, or an error that says how to install it (it is one of
+    grokcast's dependencies: only an odd install lacks it)."""
+    try:
+        import typst
+    except ImportError as err:
+        raise ValueError(f"rendering the paper needs the typst package, which is not importable "
+                         f"({err}): pip install 'typst>=0.12'") from None
+    return typst
+
+
 def render_paper(results_dir: str | os.PathLike, out_dir: str | os.PathLike | None = None) -> Path:
     """Render ``paper.pdf`` from a results directory.
 
@@ -67,8 +79,7 @@ def render_paper(results_dir: str | os.PathLike, out_dir: str | os.PathLike | No
     -------
     Path of the PDF.
     """
-    import typst
-
+    typst = import_typst()
     from grokcast.store import atomic_write_bytes
 
     res = F.load_results(results_dir)
@@ -90,7 +101,8 @@ def render_paper(results_dir: str | os.PathLike, out_dir: str | os.PathLike | No
     if study_fig.is_file():
         shutil.copyfile(study_fig, src / "figures" / "early_stop.pdf")
     context = build_context(res)
-    (src / "context.json").write_text(json.dumps(context, indent=1, ensure_ascii=False) + "\n")
+    (src / "context.json").write_text(json.dumps(context, indent=1, ensure_ascii=False) + "\n",
+                                      encoding="utf-8")  # λ, ≈: not the locale's codec
     pdf, warns = typst.compile_with_warnings(
         str(src / TEMPLATE), root=str(src), ignore_system_fonts=True,
         timestamp=_timestamp(res.analysis.get("created")))

@@ -524,11 +524,22 @@ def generalisation_delays(runs: Sequence[dict], threshold: str) -> list[int]:
     return out
 
 
+def _n_grokkers(runs: Sequence[dict], threshold: str) -> int:
+    hits = [(r.get("step_val_acc") or {}).get(threshold) for r in runs]
+    return sum(h is not None and h >= 0 for h in hits)
+
+
 def _grokkers(n_delays: int, runs: Sequence[dict], threshold: str) -> str:
     """``10 runs that grok``, or ``9 runs that grok and fit`` where some grokker never fits."""
-    hits = [(r.get("step_val_acc") or {}).get(threshold) for r in runs]
-    n_grok = sum(h is not None and h >= 0 for h in hits)
+    n_grok = _n_grokkers(runs, threshold)
     return f"{n_delays} runs that grok" + ("" if n_delays == n_grok else " and fit")
+
+
+def _one_grokker(runs: Sequence[dict], threshold: str) -> str:
+    """The subject for the one grokker that fits: ``The run that groks`` where it is the only
+    grokker, else ``The one run that fits of the 3 that grok``."""
+    n_grok = _n_grokkers(runs, threshold)
+    return "The run that groks" if n_grok == 1 else f"The one run that fits of the {n_grok} that grok"
 
 
 def _steps_span(x: np.ndarray) -> str:
@@ -547,7 +558,7 @@ def no_delay_sentence(runs: Sequence[dict], threshold: str) -> str:
         return ""
     level, fit = esc(fmt_threshold(threshold)), esc("99%")
     if delays.size == 1:
-        return (f"The run that groks reaches a validation accuracy of {level} no later than a "
+        return (f"{_one_grokker(runs, threshold)} reaches a validation accuracy of {level} no later than a "
                 f"train accuracy of {fit} (as logged): it generalises as it fits, without the "
                 "delay that defines grokking.")
     return (f"In {n_now} of the {_grokkers(delays.size, runs, threshold)}, validation accuracy "
@@ -562,7 +573,7 @@ def delay_sentence(runs: Sequence[dict], threshold: str) -> str:
         return ""
     late = delays[delays > 0]
     if late.size == delays.size:
-        who = ("The run that groks" if late.size == 1 else
+        who = (_one_grokker(runs, threshold) if late.size == 1 else
                f"Each of the {_grokkers(delays.size, runs, threshold)}")
         return (f"{who} reaches a train accuracy of {esc('99%')} first, and a validation accuracy "
                 f"of {esc(fmt_threshold(threshold))} {_steps_span(late)} later.")
@@ -833,6 +844,11 @@ def below_chance_sentence(entry: dict, windows: Sequence[int]) -> str:
             "forecaster's difference from it there says little.")
 
 
+# The folded AUROC (either direction) from which an axis is said to rank the runs: below
+# it, the sentence says they rank them little better than chance.
+HYPERPARAMETERS_RANK = 0.7
+
+
 def hyperparameter_sentence(runs: Sequence[dict], labels: Sequence[int], threshold: str) -> str:
     """How well the hyperparameters alone, known before training, rank the runs: the AUROC of
     weight decay and of the training fraction as scores. Empty where they do not vary or the
@@ -840,17 +856,23 @@ def hyperparameter_sentence(runs: Sequence[dict], labels: Sequence[int], thresho
     y = np.asarray(labels, dtype=int)
     if len(y) == 0 or y.min() == y.max():
         return ""
-    parts = []
+    parts, folded = [], []
     for key in ("weight_decay", "train_frac"):
         name = _AXIS_WORDS[key]
         x = np.array([float(r[key]) for r in runs])
         if np.ptp(x) > 0:
-            parts.append(f"{name} {esc(fmt(float(auroc(y, x))))}")
+            a = float(auroc(y, x))
+            parts.append(f"{name} {esc(fmt(a))}")
+            folded.append(max(a, 1 - a))
     if not parts:
         return ""
-    return (f"The hyperparameters alone, known before training, already rank the runs: as "
-            f"scores at threshold {esc(fmt_threshold(threshold))}, {_and_list(parts)} (AUROC), "
-            "so part of what the early signals carry is which cell of the grid a run is in.")
+    scores = f"as scores at threshold {esc(fmt_threshold(threshold))}, {_and_list(parts)} (AUROC)"
+    if max(folded) < HYPERPARAMETERS_RANK:
+        return (f"The hyperparameters alone, known before training, rank the runs little better "
+                f"than chance: {scores}.")
+    return (f"The hyperparameters alone, known before training, already rank the runs: "
+            f"{scores}, so part of what the early signals carry is which cell of the grid a run "
+            "is in.")
 
 
 def max_accuracy_sentence(entry: dict, windows: Sequence[int]) -> str:
