@@ -227,21 +227,7 @@ class SweepStore:
             raise StoreError(f"{str(self.root)!r} exists and is not a directory")
         if self.config_path.exists():
             existing = self.read_config()
-            raw = json.loads(self.config_path.read_text())
-            started = raw.get("grokcast_version")
-            if started != __version__:
-                warnings.warn(f"{str(self.root)!r} was started by grokcast {started} and is resumed "
-                              f"by {__version__}: where the builds train differently, its runs "
-                              "mix the two (use a new --out to keep them apart)", RuntimeWarning,
-                              stacklevel=3)
-            stored = raw.get("build")
-            changed = {k: (stored[k], v) for k, v in (build or {}).items()
-                       if isinstance(stored, dict) and k in stored and stored[k] != v}
-            if changed:
-                what = ", ".join(f"{k} {a!r} then, {b!r} now" for k, (a, b) in changed.items())
-                warnings.warn(f"{str(self.root)!r} was started with another build than it is resumed "
-                              f"with ({what}): its runs mix the two, which round differently (use a "
-                              "new --out to keep them apart)", RuntimeWarning, stacklevel=3)
+            self._warn_other_build(json.loads(self.config_path.read_text()), build)
             if existing != config:
                 old, new = existing.to_dict(), config.to_dict()
                 diff = ", ".join(f"{k}: {old[k]!r} there, {new[k]!r} here"
@@ -254,6 +240,24 @@ class SweepStore:
         payload = {"grokcast_version": __version__, "config": config.to_dict(),
                    **({} if build is None else {"build": build})}
         atomic_write_bytes(self.config_path, json.dumps(payload, indent=2).encode())
+
+    def _warn_other_build(self, stored: dict[str, Any], build: dict[str, Any] | None) -> None:
+        """Warn where the sweep.json ``stored`` was written by another grokcast version, or
+        records another ``build``, than the one resuming it."""
+        started = stored.get("grokcast_version")
+        if started != __version__:
+            warnings.warn(f"{str(self.root)!r} was started by grokcast {started} and is resumed "
+                          f"by {__version__}: where the builds train differently, its runs "
+                          "mix the two (use a new --out to keep them apart)", RuntimeWarning,
+                          stacklevel=4)
+        then = stored.get("build")
+        changed = {k: (then[k], v) for k, v in (build or {}).items()
+                   if isinstance(then, dict) and k in then and then[k] != v}
+        if changed:
+            what = ", ".join(f"{k} {a!r} then, {b!r} now" for k, (a, b) in changed.items())
+            warnings.warn(f"{str(self.root)!r} was started with another build than it is resumed "
+                          f"with ({what}): its runs mix the two, which round differently (use a "
+                          "new --out to keep them apart)", RuntimeWarning, stacklevel=4)
 
     def _leftovers(self) -> list[Path]:
         """Temp files left by a writer killed mid-write (of the files :data:`WRITTEN`)."""
