@@ -419,6 +419,22 @@ def test_a_damaged_analysis_json_is_named(results: Path, tmp_path: Path, text: s
     (lambda d: d["thresholds"]["0.9"].update(n_pos="ten"), "thresholds.0.9.n_pos is 'ten', not a count"),
     (lambda d: d["thresholds"]["0.9"].update(labels=[str(v) for v in d["thresholds"]["0.9"]["labels"]]),
      "thresholds.0.9.labels holds '"),
+    # Found in review: KeyError, TypeError and AttributeError tracebacks from the figures or
+    # the paper.
+    (lambda d: d["runs"][2].pop("train_frac"), "runs[2] is not an object holding ['run_id', "
+                                               "'train_frac', 'weight_decay', 'seed']"),
+    (lambda d: d["settings"].update(level=None), "settings.level is None, not a CI level in (0, 1)"),
+    (lambda d: d["settings"].update(level="95%"), "settings.level is '95%', not a CI level"),
+    (lambda d: d["settings"].update(n_resamples=None), "settings.n_resamples is None, not a count"),
+    (lambda d: d["thresholds"]["0.9"]["windows"]["200"].update(multi=0.9),
+     "thresholds.0.9.windows.200.multi is 0.9, not a JSON object"),
+    (lambda d: d["thresholds"]["0.9"]["windows"]["200"]["diff_val_loss"].update(ci=None),
+     "thresholds.0.9.windows.200.diff_val_loss.ci is None, not a [low, high] pair"),
+    (lambda d: d.update(created=20261128), "created is 20261128, not a text"),
+    (lambda d: d["sweep"].update(hash=7), "sweep.hash is 7, not a text"),
+    (lambda d: d.update(features=["end_val_loss"]), "'features' holds an entry that is not an object"),
+    (lambda d: d["sweep"].update(config={**(d["sweep"]["config"] or {}), "p": "23"}),
+     "sweep.config is not a sweep config: p='23' is not allowed"),
 ])
 def test_a_string_for_a_number_in_analysis_json_is_named(results: Path, tmp_path: Path, edit,
                                                           what: str) -> None:

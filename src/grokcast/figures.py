@@ -44,6 +44,7 @@ from matplotlib.collections import LineCollection  # noqa: E402
 from scipy.stats import spearmanr  # noqa: E402
 
 from grokcast.analysis import primary_window as analysis_primary_window  # noqa: E402
+from grokcast.config import ConfigError, SweepConfig  # noqa: E402
 
 # Okabe & Ito (2008), "Color Universal Design": distinguishable under the common colour-vision
 # deficiencies. Grokked runs get the dark blue and others the light orange so the two classes
@@ -175,6 +176,11 @@ _SETTINGS_KEYS = ("windows", "thresholds", "n_resamples", "level")
 _THRESHOLD_KEYS = ("n_pos", "n_neg", "single_class", "labels", "windows")
 # The one text of a window's cell (a sweep too small for the model's CV); the rest are numbers.
 _CELL_TEXT = "multi_note"
+# A cell's statistics that are JSON objects (or null, where not computed).
+_CELL_OBJECTS = ("multi", "val_loss", "val_acc", "diff_val_loss", "diff_val_acc", "axis_scores",
+                 "hyperparams", "diff_hyperparams", "multi_cell_out")
+# What every run records, which the figures and the paper read.
+_RUN_KEYS = ("run_id", "train_frac", "weight_decay", "seed")
 
 
 def read_analysis(path: Path) -> dict:
@@ -207,9 +213,15 @@ def read_analysis(path: Path) -> dict:
     windows = doc["settings"]["windows"]
     if not (isinstance(windows, list) and windows and all(isinstance(w, int) for w in windows)):
         raise bad(f"settings.windows is {windows!r}, not a list of window lengths")
+    _check_settings_and_names(bad, doc)
     # null where analyze was given no config (grokcast.analysis.analyze(config=None))
     if "config" not in doc["sweep"] or not isinstance(doc["sweep"]["config"], dict | None):
         raise bad("sweep.config (the sweep's settings) is missing or not a JSON object")
+    if doc["sweep"]["config"] is not None:
+        try:
+            SweepConfig.from_dict(doc["sweep"]["config"])
+        except ConfigError as err:
+            raise bad(f"sweep.config is not a sweep config: {err}") from None
     if not doc["thresholds"]:
         raise bad("'thresholds' is empty")
     for key, entry in doc["thresholds"].items():
@@ -224,8 +236,25 @@ def read_analysis(path: Path) -> dict:
             all_numbers(cell, at, besides=_CELL_TEXT)
             _check_cell_shape(bad, at, cell)
     for k, run in enumerate(doc["runs"]):
+        if not isinstance(run, dict) or any(key not in run for key in _RUN_KEYS):
+            raise bad(f"runs[{k}] is not an object holding {list(_RUN_KEYS)}")
         all_numbers(run, f"runs[{k}]", besides="run_id")
     return doc
+
+
+def _check_settings_and_names(bad: Callable[[str], ValueError], doc: dict) -> None:
+    """The settings the text prints (the CI level, the resamples), the features' entries, and
+    the texts that name the analysis (its time, its sweep's hash)."""
+    level, n = doc["settings"]["level"], doc["settings"]["n_resamples"]
+    if isinstance(level, bool) or not isinstance(level, int | float) or not 0 < level < 1:
+        raise bad(f"settings.level is {level!r}, not a CI level in (0, 1)")
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise bad(f"settings.n_resamples is {n!r}, not a count")
+    if not all(isinstance(f, dict) and isinstance(f.get("name"), str) for f in doc["features"]):
+        raise bad("'features' holds an entry that is not an object with a name")
+    for at, value in (("created", doc.get("created")), ("sweep.hash", doc["sweep"].get("hash"))):
+        if not isinstance(value, str | None):
+            raise bad(f"{at} is {value!r}, not a text")
 
 
 def _check_threshold_entry(bad: Callable[[str], ValueError], at: str, entry: dict, n_runs: int,
@@ -258,9 +287,11 @@ def _check_cell_shape(bad: Callable[[str], ValueError], at: str, cell: dict) -> 
     if not isinstance(uni, dict) or any(not isinstance(v, dict) for v in uni.values()):
         raise bad(f"{at}.univariate is not an object of per-feature objects")
     for name, stat in cell.items():
-        ci = stat.get("ci") if isinstance(stat, dict) else None
-        if ci is not None and (not isinstance(ci, list) or len(ci) != 2):
-            raise bad(f"{at}.{name}.ci is {ci!r}, not a [low, high] pair")
+        if name in _CELL_OBJECTS and not isinstance(stat, dict | None):
+            raise bad(f"{at}.{name} is {stat!r}, not a JSON object")
+        if isinstance(stat, dict) and "ci" in stat and (
+                not isinstance(stat["ci"], list) or len(stat["ci"]) != 2):
+            raise bad(f"{at}.{name}.ci is {stat['ci']!r}, not a [low, high] pair")
 
 
 def _first_non_number(tree: object, path: str) -> tuple[str, object] | None:
