@@ -74,18 +74,30 @@ def _plain_worker(runs, steps: int, threads: int, warm_steps: int) -> float:
     return plain_loop(runs, steps, torch.device("cpu"))
 
 
+def deal(items, workers: int, cost) -> list[list]:
+    """``items`` shared over ``workers`` as a sweep's queue hands them out: the costliest first,
+    each to the share with the least cost so far (empty shares dropped)."""
+    shares: list[list] = [[] for _ in range(workers)]
+    load = [0] * workers
+    for item in sorted(items, key=cost, reverse=True):
+        k = load.index(min(load))
+        shares[k].append(item)
+        load[k] += cost(item)
+    return [s for s in shares if s]
+
+
+def _train_size(run) -> int:
+    return n_train_examples(run.p, run.train_frac)
+
+
 def plain_in_processes(runs, steps: int, workers: int, warm_steps: int) -> float:
     """The plain loop with its runs dealt over ``workers`` one-thread processes (as grokcast's
-    sweep workers run), the same number each, dealt back and forth in order of train split so
-    the shares' sizes match; each is timed after its own warm-up, and the slowest process's
-    seconds count, which leaves the processes' start-up out in the plain loop's favour."""
+    sweep workers run), by :func:`deal` on train-set size; each is timed
+    after its own warm-up, and the slowest process's seconds count."""
     if len(runs) % workers:
         raise ValueError(f"{len(runs)} plain runs cannot be shared evenly by {workers} processes: "
                          "give --plain-runs a multiple of --workers")
-    shares: list[list] = [[] for _ in range(workers)]
-    for i, run in enumerate(sorted(runs, key=lambda r: -r.train_frac)):
-        turn, k = divmod(i, workers)
-        shares[k if turn % 2 == 0 else workers - 1 - k].append(run)
+    shares = deal(runs, workers, _train_size)
     context = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
         return max(pool.map(_plain_worker, shares, [steps] * workers, [1] * workers,
@@ -119,16 +131,10 @@ def _ensemble_worker(chunks, warm_steps: int, compiled: bool) -> tuple[float, in
 
 def ensemble_in_processes(runs, chunk_size: int, workers: int, warm_steps: int,
                           compiled: bool) -> tuple[float, int]:
-    """grokcast's chunks dealt over ``workers`` one-thread processes as a sweep's queue hands
-    them out (biggest first, each to the worker with the least work so far), each timed after
-    its own warm-up; the slowest worker's seconds and the largest peak RSS."""
-    shares: list[list] = [[] for _ in range(workers)]
-    load = [0] * workers
-    for chunk in sorted(plan_chunks(runs, chunk_size), key=lambda c: -len(c) * c[0].train_frac):
-        k = load.index(min(load))
-        shares[k].append(chunk)
-        load[k] += len(chunk) * n_train_examples(chunk[0].p, chunk[0].train_frac)
-    shares = [s for s in shares if s]
+    """grokcast's chunks dealt over ``workers`` one-thread processes (:func:`deal` by
+    examples), each timed after its own warm-up; the slowest worker's seconds and the largest
+    peak RSS."""
+    shares = deal(plan_chunks(runs, chunk_size), workers, lambda c: len(c) * _train_size(c[0]))
     context = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(len(shares), mp_context=context) as pool:
         out = list(pool.map(_ensemble_worker, shares, [warm_steps] * len(shares),

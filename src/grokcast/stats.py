@@ -81,11 +81,11 @@ def _check_labels(y: object) -> np.ndarray:
         return arr
     try:  # an object array may hold None or pandas' NA, which neither sort nor compare
         values = np.unique(arr)
-        labels = np.isin(values, [0, 1]).all()
+        ok = np.isin(values, [0, 1]).all()
     except (TypeError, ValueError):
-        labels = False
+        ok = False
         values = np.asarray(list(dict.fromkeys(arr.tolist())), dtype=object)
-    if not labels:
+    if not ok:
         raise ValueError(f"y must hold 0/1 labels, got values {values[:10].tolist()!r}")
     return arr.astype(bool)
 

@@ -226,8 +226,8 @@ class SweepStore:
         if self.root.exists() and not self.root.is_dir():
             raise StoreError(f"{str(self.root)!r} exists and is not a directory")
         if self.config_path.exists():
-            existing = self.read_config()
-            self._warn_other_build(json.loads(self.config_path.read_text()), build)
+            stored, existing = self._read_document()
+            self._warn_other_build(stored, build)
             if existing != config:
                 old, new = existing.to_dict(), config.to_dict()
                 diff = ", ".join(f"{k}: {old[k]!r} there, {new[k]!r} here"
@@ -377,13 +377,17 @@ class SweepStore:
             atomic_write_bytes(self.stop_path, json.dumps(stop, indent=2).encode())
 
     def read_config(self) -> SweepConfig:
+        return self._read_document()[1]
+
+    def _read_document(self) -> tuple[dict[str, Any], SweepConfig]:
+        """sweep.json as read, and the config it holds."""
         if not self.config_path.is_file():
             raise StoreError(f"{str(self.root)!r} is not a sweep directory: no sweep.json")
         try:
             raw = json.loads(self.config_path.read_text())
             if not isinstance(raw, dict) or "config" not in raw:
                 raise ConfigError("it lacks the key 'config' (the sweep's settings)")
-            return SweepConfig.from_dict(raw["config"])
+            return raw, SweepConfig.from_dict(raw["config"])
         except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ConfigError) as err:
             raise StoreError(f"{str(self.config_path)!r} is corrupt: {err}") from None
 

@@ -349,8 +349,8 @@ def checked_window(forecaster: Any, log_df: pd.DataFrame, window: int, *,
 
 
 def _last_steps(log_df: pd.DataFrame) -> pd.Series:
-    """Each run's last logged step, by run_id."""
-    return pd.to_numeric(log_df["step"]).groupby(log_df["run_id"]).max()
+    """Each run's last logged step, by run_id (of a log whose shape is checked: int steps)."""
+    return log_df.groupby("run_id")["step"].max()
 
 
 def _check_shape(log_df: pd.DataFrame, window: int) -> pd.DataFrame:
@@ -400,8 +400,7 @@ def _check_values(log_df: pd.DataFrame, window: int, last_steps: pd.Series, *,
     """:func:`check_log`'s checks of the values below W, on a log whose shape is checked;
     ``last_steps``: each run's last step in the whole log, which may hold more rows;
     ``finite=False``: NaN and inf allowed, except a NaN accuracy (a logged step has one)."""
-    step = pd.to_numeric(log_df["step"])
-    inside = log_df.assign(step=step)[step < window].sort_values(["run_id", "step"])
+    inside = log_df[log_df["step"] < window].sort_values(["run_id", "step"])
     for column in SIGNAL_NAMES:
         as_number = pd.to_numeric(inside[column], errors="coerce")
         text = as_number.isna() & inside[column].notna()

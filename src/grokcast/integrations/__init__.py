@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -101,12 +101,18 @@ def encode_features(features: Mapping[str, float], window: int) -> dict[str, Any
     """
     window = check_int("window", window, 2)  # 200.7 is not a window (int() made it 200)
     _check_mapping(features)
-    for name, value in features.items():
-        if not _is_real(value):
-            raise TypeError(f"feature {name!r}={value!r} is not allowed: expected a number")
+    _check_numbers(features, features)
     return {"window": window,
             "features": {str(k): (float(v) if math.isfinite(v) else None)
                          for k, v in features.items()}}
+
+
+def _check_numbers(features: Mapping[str, Any], names: Iterable[str]) -> None:
+    """Refuse, by name, the first of ``names`` whose value in ``features`` is not a number."""
+    bad = next((s for s in names if not _is_real(features[s])), None)
+    if bad is not None:
+        raise TypeError(f"feature {bad!r}={features[bad]!r} is not allowed: expected a number "
+                        "(NaN where it is not computable)")
 
 
 def _check_mapping(features: Any) -> None:
@@ -199,10 +205,7 @@ def p_grok(forecaster: Any, features: Mapping[str, float]) -> float:
         more = " ..." if len(missing) > 5 else ""
         raise ValueError(f"the reported features lack {missing[:5]}{more} that the forecaster "
                          "uses: report all of grokcast.features.FEATURE_NAMES")
-    bad = next((s for s in names if not _is_real(features[s])), None)
-    if bad is not None:
-        raise TypeError(f"feature {bad!r}={features[bad]!r} is not allowed: expected a number "
-                        "(NaN where it is not computable)")
+    _check_numbers(features, names)
     row = np.array([[features[s] for s in names]], dtype=float)  # (1, n_features)
     if not np.isfinite(row).all():
         return math.nan
