@@ -1139,6 +1139,24 @@ def test_a_sweep_with_a_diverged_run_is_counted_as_trained_and_its_grid_named(tm
     assert "1 diverged run(s) were left out" in plain(ctx["setup"]["training"])
 
 
+def test_a_sweep_without_its_config_has_no_step_budget_in_common_with_a_reference_without_one(
+        tmp_path):
+    """Two step budgets not recorded were read as the same: the appendix said the sweep had the
+    reference's, then failed on formatting the missing one (TypeError; found by mypy)."""
+    from test_analysis import N_RUNS, synthetic_sweep
+
+    from grokcast import figures as F
+
+    def no_config(analysis: dict) -> None:
+        analysis["sweep"]["config"] = None
+
+    _context_of_sweep(tmp_path, *synthetic_sweep(), edit=no_config)
+    reference = {k: v for k, v in CTX.load_reference().items() if k != "n_steps"}
+    reference["n_runs"] = N_RUNS + 1  # the sweep's size, its diverged run included
+    intro = plain(CTX.build_context(F.load_results(tmp_path), reference)["repro"]["intro"])
+    assert f"Our sweep differs from the reference's ({N_RUNS + 1} vs {N_RUNS + 1} runs" in intro
+
+
 def test_a_sweep_where_no_run_groks_claims_no_cis_and_no_informative_features(tmp_path):
     from test_analysis import synthetic_sweep
 

@@ -725,17 +725,17 @@ def _reproduction(f: _Facts, reference: dict, claims: list[Claim]) -> dict[str, 
                            f"{a['thresholds'][key]['n_pos']}/{n_runs}"])
     ref_t1 = reference.get("tables", {}).get(f.k1, {}).get(str(f.w0), {})
     ref_steps = reference.get("n_steps")
-    same_setup = f.n_trained == ref_n and n_steps == ref_steps
-    intro = (
-        "The reference paper's published values (copied into "
-        "grokcast/paper/reference\\_paper.json, used only here) beside ours. "
-        + ("Our sweep has the reference's size and step budget "
-           f"({ref_n} runs, {fmt_int(ref_steps)} steps)." if same_setup else
-           f"Our sweep differs from the reference's ({f.n_trained} vs {ref_n} runs, "
-           f"{fmt_int(n_steps or 0)} vs {fmt_int(ref_steps or 0)} steps), so the numbers are not "
-           "expected to match.")
-        + _label_sources(reference, f)
-    )
+    # Two budgets not recorded (no config; a reference without one) are not the same budget.
+    if f.n_trained == ref_n and n_steps is not None and n_steps == ref_steps:
+        setup = (f"Our sweep has the reference's size and step budget ({ref_n} runs, "
+                 f"{fmt_int(n_steps)} steps).")
+    else:
+        setup = (f"Our sweep differs from the reference's ({f.n_trained} vs {ref_n} runs, "
+                 f"{fmt_int(n_steps or 0)} vs {fmt_int(ref_steps or 0)} steps), so the numbers are "
+                 "not expected to match.")
+    intro = ("The reference paper's published values (copied into "
+             "grokcast/paper/reference\\_paper.json, used only here) beside ours. "
+             + setup + _label_sources(reference, f))
     return {
         "intro": intro,
         "sentences": [
