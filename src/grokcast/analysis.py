@@ -34,7 +34,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -159,8 +159,12 @@ def run_orders(n_runs: int, n_orders: int, seed: int) -> np.ndarray:
                     ).reshape(n_orders, n_runs)
 
 
-def _in_order(predict: _HeldOutFn, X: np.ndarray, y: np.ndarray, order: np.ndarray,
-              rng: np.random.Generator | None) -> np.ndarray:
+# A held-out predictor's rng: a generator, or None for one that draws nothing.
+_Rng = TypeVar("_Rng", np.random.Generator, None)
+
+
+def _in_order(predict: Callable[[np.ndarray, np.ndarray, _Rng], np.ndarray], X: np.ndarray,
+              y: np.ndarray, order: np.ndarray, rng: _Rng) -> np.ndarray:
     """Held-out probabilities with the runs given to ``predict`` in ``order``, returned in the
     runs' own order."""
     proba = np.empty(len(y))
@@ -329,7 +333,7 @@ def _cell(X: np.ndarray, y: np.ndarray, predict: _HeldOutFn, *, seed: int, thres
     scores = {"multi": proba,
               "val_loss": -X[:, FEATURE_NAMES.index("end_val_loss")],  # lower loss -> grokking
               "val_acc": X[:, FEATURE_NAMES.index("end_val_acc")]}
-    boot = dict(n_resamples=n_resamples, level=level)
+    boot: dict[str, Any] = dict(n_resamples=n_resamples, level=level)
     # A fresh generator with the same key for every call: all CIs and paired tests of the
     # cell see the same resamples.
     for name, score in scores.items():
@@ -358,7 +362,7 @@ def _cell(X: np.ndarray, y: np.ndarray, predict: _HeldOutFn, *, seed: int, thres
             by_order = [_cell_out_proba(X, y, grid_cells, o) for o in orders]
             cell["multi_cell_out_by_order"] = [None if p is None else _float(auroc(y, p))
                                                for p in by_order]
-    uni = auroc(y, X.T)
+    uni = np.asarray(auroc(y, X.T))  # already an array: a 2-D score gets one AUROC per row
     cell["univariate"] = {f: {"auroc": _float(a), "folded": _float(folded_auroc(a))}
                           for f, a in zip(FEATURE_NAMES, uni)}
     return cell
@@ -759,7 +763,7 @@ def _fmt_p(entry: dict[str, Any] | None) -> str:
 def table_rows(result: dict[str, Any], threshold: float | str) -> list[tuple[str, ...]]:
     """Rows of Table 1/2 for one threshold: W, multi, val loss, val acc, Δ, p₁, Δ, p₁."""
     entry = result["thresholds"][threshold if isinstance(threshold, str) else _key(threshold)]
-    rows = []
+    rows: list[tuple[str, ...]] = []
     for w, cell in entry["windows"].items():
         rows.append((w, _fmt_ci(cell.get("multi")), _fmt_ci(cell.get("val_loss")),
                      _fmt_ci(cell.get("val_acc")),
@@ -805,7 +809,7 @@ def table3_order(result: dict[str, Any], key: str, window: int | str) -> list[st
     uni = result["thresholds"][key]["windows"][str(window)].get("univariate") or {}
     names = [f["name"] for f in result["features"]]
     folded = {n: (uni.get(n) or {}).get("folded") for n in names}
-    return sorted(names, key=lambda n: -(folded[n] if folded[n] is not None else -1))
+    return sorted(names, key=lambda n: -(f if (f := folded[n]) is not None else -1))
 
 
 def table3_rows(result: dict[str, Any]) -> list[tuple[str, str, str]]:
@@ -813,12 +817,13 @@ def table3_rows(result: dict[str, Any]) -> list[tuple[str, str, str]]:
     AUROC, best first."""
     key, window = _key(result["settings"]["thresholds"][0]), _table3_window(result)
     uni = result["thresholds"][key]["windows"][window].get("univariate") or {}
-    return [(f, *(NA if (uni.get(f) or {}).get(k) is None else f"{uni[f][k]:.3f}"
-                  for k in ("auroc", "folded")))
-            for f in table3_order(result, key, window)]
+
+    def value(f: str, k: str) -> str:
+        return NA if (uni.get(f) or {}).get(k) is None else f"{uni[f][k]:.3f}"
+    return [(f, value(f, "auroc"), value(f, "folded")) for f in table3_order(result, key, window)]
 
 
-def _markdown(title: str, caption: str, header: Sequence[str], rows: list[tuple[str, ...]],
+def _markdown(title: str, caption: str, header: Sequence[str], rows: Sequence[tuple[str, ...]],
               align: str) -> str:
     lines = [f"**{title}.** {caption}", "", "| " + " | ".join(header) + " |",
              "|" + "|".join("---:" if a == "r" else ":---" for a in align) + "|"]
@@ -842,7 +847,7 @@ def _tex_cell(cell: str) -> str:
     return cell.replace("-", "$-$") if not any(ch.isalpha() for ch in cell) else cell
 
 
-def _latex(caption: str, label: str, header: Sequence[str], rows: list[tuple[str, ...]],
+def _latex(caption: str, label: str, header: Sequence[str], rows: Sequence[tuple[str, ...]],
            align: str, first_col_tt: bool = False) -> str:
     body = []
     for r in rows:
@@ -890,7 +895,7 @@ def format_table3(result: dict[str, Any], *, fmt: str = "md") -> str:
     raise ValueError(f"fmt={fmt!r} is not allowed: expected one of 'md', 'tex', 'text'")
 
 
-def _text(caption: str, header: Sequence[str], rows: list[tuple[str, ...]], align: str) -> str:
+def _text(caption: str, header: Sequence[str], rows: Sequence[tuple[str, ...]], align: str) -> str:
     widths = [max(len(x) for x in col) for col in zip(header, *rows)]
 
     def line(cells: Sequence[str]) -> str:

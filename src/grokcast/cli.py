@@ -381,16 +381,17 @@ def _main(argv: list[str] | None) -> int:
     from grokcast.config import ConfigError
     from grokcast.store import StoreError
 
+    typst_error: type[Exception]
     try:
-        from typst import TypstError
+        from typst import TypstError as typst_error
     except ImportError:  # typst is a dependency; this only guards odd installs
-        TypstError = RuntimeError  # noqa: N806
+        typst_error = RuntimeError
 
     args = build_parser().parse_args(argv)
     handler: Callable[[argparse.Namespace], None] = args.func
     try:
         handler(args)
-    except (ConfigError, StoreError, ValueError, OSError, TypstError) as err:
+    except (ConfigError, StoreError, ValueError, OSError, typst_error) as err:
         if isinstance(err, BrokenPipeError) and _stdout_closed_by_reader():
             raise  # not an error of ours: main's to end quietly
         message = str(err)

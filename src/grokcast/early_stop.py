@@ -205,7 +205,8 @@ def rungs(window: int, n_steps: int, factor: float) -> list[int]:
         raise ValueError(f"rung_factor={factor!r} is not allowed: from W={window} it would take more "
                          f"than {n_steps} rungs to reach step {n_steps}; expected a number >= "
                          f"{math.ceil(least * 1e6) / 1e6}")
-    out, r = [], float(window)
+    out: list[int] = []
+    r = float(window)
     while round(r) < n_steps:
         if not out or round(r) > out[-1]:
             out.append(round(r))
@@ -905,7 +906,8 @@ def forecast_hook(rule: StopRule, runs: Sequence[Any]) -> LogHook:
         raise ValueError(f"the sweep's log schedule skips step(s) {show_steps(missing)} below "
                          f"W={window} that the stop model's features were computed on: log with "
                          f"the schedule of the sweep it was fit on{model.metadata_.steps_hint()}")
-    decide_at, run_ids, rows, seen = max(needed), [r.run_id for r in runs], [], []
+    decide_at, run_ids, rows = max(needed), [r.run_id for r in runs], []
+    seen: list[int] = []
 
     def hook(step: int, values: np.ndarray) -> np.ndarray | None:
         # train_ensemble calls it so; a caller of its own gets an error, not a P(grok) of

@@ -24,6 +24,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -108,9 +109,9 @@ def _floored(loss: np.ndarray) -> np.ndarray:
 
 def _registry() -> tuple[Feature, ...]:
     feats = [Feature(f"end_{s}", "end", f"{d} at the last logged step below W",
-                     lambda w, s=s: w.end(s)) for s, d in _TRACKED]
+                     partial(Window.end, name=s)) for s, d in _TRACKED]
     feats += [Feature(f"slope_{s}", "slope", f"least-squares slope of {d} against step over the window",
-                      lambda w, s=s: w.slope(s)) for s, d in _TRACKED]
+                      partial(Window.slope, name=s)) for s, d in _TRACKED]
     feats += [
         Feature("end_loss_gap", "gap", "end validation loss minus end train loss",
                 lambda w: w.end("val_loss") - w.end("train_loss")),

@@ -28,9 +28,10 @@ import math
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from itertools import combinations
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import matplotlib
 
@@ -45,6 +46,10 @@ from scipy.stats import spearmanr  # noqa: E402
 
 from grokcast.analysis import primary_window as analysis_primary_window  # noqa: E402
 from grokcast.config import ConfigError, SweepConfig  # noqa: E402
+
+if TYPE_CHECKING:
+    from matplotlib.artist import Artist
+    from matplotlib.typing import RcKeyType
 
 # Okabe & Ito (2008), "Color Universal Design": distinguishable under the common colour-vision
 # deficiencies. Grokked runs get the dark blue and others the light orange so the two classes
@@ -84,7 +89,7 @@ MAX_ABS_RHO = 0.5  # fig5: "weakly correlated" means |Spearman rho| below this
 N_TOP_FEATURES = 10  # fig3 rows
 N_RELIABILITY_BINS = 5  # ~10 runs per bin for 48 runs
 
-STYLE = {
+STYLE: dict[RcKeyType, Any] = {
     "font.size": 8, "axes.titlesize": 8.5, "axes.labelsize": 8, "legend.fontsize": 7.5,
     "xtick.labelsize": 7.5, "ytick.labelsize": 7.5, "figure.titlesize": 9,
     "axes.spines.top": False, "axes.spines.right": False, "pdf.fonttype": 42,
@@ -547,7 +552,8 @@ def fig_accuracy(res: Results) -> plt.Figure:
         ax.set_title(f"{title} accuracy")
     axes[0].set_ylabel("accuracy (fraction correct)")
     present = [(s, n) for s, n in ((GROK, n_pos), (NO_GROK, n_neg)) if n]
-    handles = [plt.Line2D([], [], color=s["color"], ls=s["linestyle"], lw=1.2) for s, _ in present]
+    handles: list[Artist] = [plt.Line2D([], [], color=s["color"], ls=s["linestyle"], lw=1.2)
+                             for s, _ in present]
     handles.append(matplotlib.patches.Patch(color=WINDOW_SHADE))
     names = [f"{s['label']} (max val acc ≥ {float(th):g}): {_runs(n)}" if s is GROK
              else f"{s['label']}: {_runs(n)}" for s, n in present]
@@ -810,7 +816,7 @@ def fig_early_stop(df: pd.DataFrame, summary: dict[str, Any], labels: dict[str, 
     c = OKABE_ITO
     # Colour, line style and marker all differ, so the curves survive greyscale and
     # colour-vision deficiencies (Okabe-Ito palette).
-    styles = {
+    styles: dict[str, dict[str, Any]] = {
         "forecaster": dict(color=c["blue"], linestyle="-", marker="o", markersize=3.5, zorder=5),
         "percentile_val_loss": dict(color=c["vermillion"], linestyle="--", marker="s",
                                     markersize=2.5),
@@ -864,7 +870,7 @@ def make_figures(results_dir: str | os.PathLike, out_dir: str | os.PathLike | No
     out = Path(out_dir) if out_dir is not None else res.root / "figures"
     out.mkdir(parents=True, exist_ok=True)
     return [path for name, draw in FIGURES.items()
-            for path in save_figure(lambda draw=draw: draw(res), out, name)]
+            for path in save_figure(partial(draw, res), out, name)]
 
 
 def save_figure(draw: Callable[[], plt.Figure], out_dir: Path, name: str) -> list[Path]:

@@ -348,7 +348,7 @@ class GrokForecaster(ClassifierMixin, BaseEstimator):
              task: dict[str, Any] | None = None,
              train_digests: Iterable[str] | None = None,
              label_steps: int | None = None,
-             train_heldout: tuple[Sequence[float], Sequence[int]] | None = None,
+             train_heldout: tuple[Sequence[float] | np.ndarray, Sequence[int] | np.ndarray] | None = None,
              known_features: Sequence[str] | None = None) -> None:
         """Write the fitted forecaster as one JSON file (atomically: whole file or none).
 

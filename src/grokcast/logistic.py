@@ -82,8 +82,8 @@ def resolve_Cs(Cs: int | Sequence[float]) -> np.ndarray:
             raise ValueError(f"Cs={Cs!r} is not allowed: expected an integer in [1, {MAX_CS}] or "
                              "a list of C > 0")
         return np.logspace(-4, 4, int(Cs))
-    iterable = hasattr(Cs, "__iter__") and not isinstance(Cs, str | bytes)
-    values = list(Cs) if iterable else []
+    # bool excluded for the type checker only: a bool has no __iter__.
+    values = list(Cs) if hasattr(Cs, "__iter__") and not isinstance(Cs, str | bytes | bool) else []
     try:  # numbers only: numpy would read '1' as 1.0, and fail on 'a' naming no argument
         if any(isinstance(c, str | bytes | bool | np.bool_) for c in values):
             raise TypeError
@@ -392,7 +392,7 @@ def cv_fit(X: np.ndarray, y01: np.ndarray, train_sets: Sequence[np.ndarray], Cs:
     # One problem per (group, fold), solved along the C grid in increasing order, each C
     # starting from the previous C's optimum: about a third fewer Newton steps than cold starts.
     group = np.repeat(np.arange(n_groups), cv)
-    w_inner = np.empty((n_groups * cv, n_cs, designs.shape[2]))
+    w_inner: np.ndarray = np.empty((n_groups * cv, n_cs, designs.shape[2]))
     converged = np.ones((n_groups * cv, n_cs), dtype=bool)
     w_prev = None
     for j in np.argsort(Cs, kind="stable"):

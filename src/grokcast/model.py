@@ -328,8 +328,8 @@ class _Compiled:
         # On CUDA inductor picks among kernel configurations by timing them, and they can sum in
         # different orders: the same config would not always give the same log. The CPU's
         # default build has no such choice (and is what benchmarks/README.md measured).
-        options = {"deterministic": True} if device_type == "cuda" else None
-        fn = torch.compile(_loss_and_grads, dynamic=False, fullgraph=True, options=options)
+        fn = torch.compile(_loss_and_grads, dynamic=False, fullgraph=True,
+                           options={"deterministic": True} if device_type == "cuda" else None)
         self.fns[device_type] = fn
         return fn
 

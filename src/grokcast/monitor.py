@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -203,11 +204,11 @@ class GrokMonitor:
         if not isinstance(model, torch.nn.Module):
             raise TypeError(f"model must be the torch.nn.Module being trained, got "
                             f"{type(model).__name__}")
-        metrics = {"train_loss": train_loss, "val_loss": val_loss, "train_acc": train_acc,
-                   "val_acc": val_acc, "train_margin": train_margin}
         logged = self.wants(step)
-        if logged:  # checked before any state changes, so a corrected call can follow
-            metrics = _check_metrics(metrics, step)
+        # Checked before any state changes, so a corrected call can follow; unused unless logged.
+        metrics = _check_metrics({"train_loss": train_loss, "val_loss": val_loss,
+                                  "train_acc": train_acc, "val_acc": val_acc,
+                                  "train_margin": train_margin}, step) if logged else {}
         params = list(model.parameters())
         self._check_params(params)
         current = [p.detach()[None] for p in params]  # each (1, ...): an ensemble of one run
@@ -237,7 +238,7 @@ class GrokMonitor:
                     f"observe every step: the last observed step was {self._last_step}")
             raise ValueError(f"step={step} is not allowed: expected {expected}; {what}")
 
-    def _check_params(self, params: list[Tensor]) -> None:
+    def _check_params(self, params: Sequence[Tensor]) -> None:
         for name, t in (("embedding", self.embedding), ("unembedding", self.unembedding)):
             if not any(p is t for p in params):
                 example = "model.embed.weight" if name == "embedding" else "model.unembed.weight"
@@ -256,7 +257,7 @@ class GrokMonitor:
             raise ValueError("no parameter has a gradient: call observe() after loss.backward() "
                              "and before optimizer.step() / optimizer.zero_grad()")
 
-    def _row(self, params: list[Tensor], current: list[Tensor],
+    def _row(self, params: Sequence[Tensor], current: list[Tensor],
              metrics: dict[str, float]) -> np.ndarray:
         """Row ``step`` without its update columns (filled in by the next call)."""
         # A parameter the loss does not reach has no .grad: its gradient is zero.
@@ -421,8 +422,10 @@ def _task_param_count(forecaster: Any) -> int | None:
     task = getattr(getattr(forecaster, "metadata_", None), "task", None)
     if not task:
         return None
-    shape = {k: int(task["model"][k]) for k in ("d_model", "n_heads", "d_mlp")}
-    return n_params(ModelConfig(**shape), int(task["p"]))
+    model = task["model"]
+    cfg = ModelConfig(d_model=int(model["d_model"]), n_heads=int(model["n_heads"]),
+                      d_mlp=int(model["d_mlp"]))
+    return n_params(cfg, int(task["p"]))
 
 
 def _resolve_window(window: int | None, forecaster: Any) -> int:

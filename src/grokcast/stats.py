@@ -81,7 +81,7 @@ def _check_labels(y: object) -> np.ndarray:
         return arr
     try:  # an object array may hold None or pandas' NA, which neither sort nor compare
         values = np.unique(arr)
-        ok = np.isin(values, [0, 1]).all()
+        ok = bool(np.isin(values, [0, 1]).all())
     except (TypeError, ValueError):
         ok = False
         values = np.asarray(list(dict.fromkeys(arr.tolist())), dtype=object)
@@ -336,7 +336,8 @@ def bootstrap_ci(y: object, score: object, *, rng: np.random.Generator,
     _check_bootstrap_args(rng, n_resamples, level)
     estimate = auroc(y, score)  # validates y and score
     boot = auroc_weighted(y, score, resample_counts(y, rng=rng, n_resamples=n_resamples))
-    return BootstrapCI(estimate, *_interval(boot, level))
+    # A float: auroc_weighted has refused a 2-D score, for which auroc gives an array.
+    return BootstrapCI(float(estimate), *_interval(boot, level))
 
 
 def paired_bootstrap(y: object, score_a: object, score_b: object, *, rng: np.random.Generator,
@@ -379,5 +380,5 @@ def paired_bootstrap(y: object, score_a: object, score_b: object, *, rng: np.ran
     diff = auroc(y, score_a) - auroc(y, score_b)
     counts = resample_counts(y, rng=rng, n_resamples=n_resamples)
     boot = auroc_weighted(y, score_a, counts) - auroc_weighted(y, score_b, counts)
-    return PairedBootstrap(diff, *_interval(boot, level), float(np.mean(boot <= 0)),
+    return PairedBootstrap(float(diff), *_interval(boot, level), float(np.mean(boot <= 0)),
                            float(np.mean(boot == 0)))

@@ -252,9 +252,9 @@ def _check_run_ids_task(meta: Any, log_df: pd.DataFrame, where: str) -> None:
     from grokcast.config import RunConfig
 
     found = {RunConfig.p_of_run_id(str(v)) for v in log_df["run_id"].unique()}
-    if None in found or not found:
+    ps = sorted(p for p in found if p is not None)
+    if not ps or len(ps) < len(found):  # no id, or one not grokcast's
         return
-    ps = sorted(found)
     if ps != [meta.task["p"]]:
         raise LogError(f"{where} holds runs of another task than the forecaster was fit on: its "
                        f"run ids name p={', '.join(map(str, ps))} (the forecaster's: p="
@@ -795,12 +795,14 @@ def format_forecast(result: dict[str, Any]) -> str:
                      "the forecaster's training runs (the same log over the steps it reads): "
                      "their P(grok) is in-sample, not a forecast")
     task = result.get("task")
-    if not result.get("task_checked", True) and task is None:
-        lines.append("\nnote: this forecaster file records no task (saved without one, or written "
-                     "before grokcast recorded it), so the runs' task was not checked")
-    elif not result.get("task_checked", True):
-        model = task["model"]
-        lines.append(f"\nnote: a log file does not record its runs' task, so it was not checked: "
-                     f"the forecaster is for runs of p={task['p']}, d_model={model['d_model']}, "
-                     f"n_heads={model['n_heads']}, d_mlp={model['d_mlp']} (its file's task has the rest)")
+    if not result.get("task_checked", True):
+        if task is None:
+            lines.append("\nnote: this forecaster file records no task (saved without one, or "
+                         "written before grokcast recorded it), so the runs' task was not checked")
+        else:
+            model = task["model"]
+            lines.append(f"\nnote: a log file does not record its runs' task, so it was not checked: "
+                         f"the forecaster is for runs of p={task['p']}, d_model={model['d_model']}, "
+                         f"n_heads={model['n_heads']}, d_mlp={model['d_mlp']} (its file's task has "
+                         "the rest)")
     return "\n".join(lines)

@@ -203,7 +203,8 @@ def _gpu_chunk_size(config: SweepConfig) -> int:
     return default_chunk_size(torch.device("cuda"), config)
 
 
-def _refusal(config: SweepConfig, device: str, compiled: bool = False) -> str | None:
+# No default for compiled: ray's stubs would type the remote function as one of two arguments.
+def _refusal(config: SweepConfig, device: str, compiled: bool) -> str | None:
     """Ray task on a worker of the tasks' kind: :func:`~grokcast.sweep.check_fits`'s refusal
     there as text (an exception would come back wrapped in Ray's traceback), None if one run
     fits (and, ``compiled``, if torch.compile can build there: :func:`check_compilable`)."""
@@ -327,8 +328,10 @@ def run_sweep_ray(config: SweepConfig, out: str | os.PathLike, *, address: str |
     if started:
         # A local Ray needs no dashboard; a cluster keeps whatever it was started with. Without
         # a progress bar (--quiet), Ray's own start-up lines and task output stay quiet too.
-        quiet = {} if progress else {"logging_level": logging.ERROR, "log_to_driver": False}
-        ray.init(address=address, **({"include_dashboard": False} if address is None else {}), **quiet)
+        quiet: dict[str, Any] = {} if progress else {"logging_level": logging.ERROR,
+                                                     "log_to_driver": False}
+        dashboard: dict[str, Any] = {"include_dashboard": False} if address is None else {}
+        ray.init(address=address, **dashboard, **quiet)
     try:
         dev = _task_device(device)
         gpus = 1 if dev == "cuda" else 0
@@ -368,7 +371,10 @@ def _train_on_ray(config: SweepConfig, store: SweepStore, dev: str, chunk_size: 
             bar.set_postfix(runs=f"{n_done}/{n_all}")
             while pending:
                 ready, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
-                bar.update(min(ray.get(counter.take.remote()), bar.total - bar.n))
+                # ray's stubs type an actor handle's methods as the class's plain functions,
+                # without .remote, unless each is decorated with @ray.method.
+                taken = ray.get(counter.take.remote())  # type: ignore[attr-defined]
+                bar.update(min(taken, bar.total - bar.n))
                 for ref in ready:
                     chunk = pending.pop(ref)
                     try:

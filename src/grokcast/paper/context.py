@@ -298,8 +298,8 @@ def _setup(f: _Facts) -> dict[str, str]:
 
     cfg, p, sweep = f.cfg, f.p, f.a["sweep"]
     model, optim, log = cfg.get("model", {}), cfg.get("optim", {}), cfg.get("log", {})
-    try:
-        n_par = fmt_int(n_params(ModelConfig(**model), p))
+    try:  # n/a without p (no config recorded), as for a model config it cannot build
+        n_par = NA if p is None else fmt_int(n_params(ModelConfig(**model), p))
     except (TypeError, ValueError):
         n_par = NA
     diverged, stopped = sweep.get("n_diverged") or 0, sweep.get("n_stopped") or 0
@@ -425,7 +425,7 @@ def _choices(f: _Facts) -> list[str]:
             f"({esc(sizes)} for f ∈ {{{esc(', '.join(f'{x:g}' for x in fracs))}}}), the first of "
             f"one permutation of the pairs drawn by numpy's #raw(\"default_rng\") from the split "
             "seed: the smaller training sets are subsets of the larger.")
-    init = _INIT_WORDS.get(model.get("init"))
+    init = _INIT_WORDS.get(model.get("init", ""))
     scale = model.get("init_scale", 1.0)
     items.append(
         "*Model.* A ReLU MLP, a learned positional embedding, no biases, attention scores "
@@ -658,7 +658,7 @@ def _captions(f: _Facts, pair: _Pair) -> dict[str, str]:
                  + (f" Left: threshold {th1}; right: the {f.word2} threshold {f.th2}"
                     + (" (too few runs in a class for a conclusion, see §6)."
                        if small_sample_sentence(f.t2["n_pos"], f.t2["n_neg"], f.k2) else ".")
-                    if f.t2 else "")),
+                    if f.t2 and f.k2 else "")),
         "fig5": (f"Two features at W = {w0}: {pair.text}. Rule: among "
                  f"pairs with |Spearman ρ| < {F.MAX_ABS_RHO} over runs, the pair whose weaker "
                  "member has the highest folded AUROC (ties: the higher sum); if there is none, the "
@@ -686,7 +686,7 @@ def _tables(f: _Facts) -> dict[str, Any]:
                              "advance (lower loss, higher accuracy scores higher; not "
                              "folded). Δ: paired-bootstrap "
                              "difference; p#sub[1]: one-sided p-value.")},
-        "robust": None if not f.k2 else {
+        "robust": None if not f.k2 or t2 is None else {
             "rows": _table_rows(a, f.k2),
             "caption": (f"Robustness: the same analysis at max val acc ≥ {f.th2} "
                         f"({f.grok2} runs positive)."
@@ -865,7 +865,7 @@ def _early_stop_caption(s: dict[str, Any]) -> str:
                      "runs' outcomes keeps (see the text)",
             "chosen on training runs": f"the share of the training runs' grokkers ({kept}) the "
                                        "threshold was chosen to keep"}.get(
-        s.get("tau"), f"the share of grokkers ({kept}) the forecaster's threshold was chosen to keep")
+        s.get("tau", ""), f"the share of grokkers ({kept}) the forecaster's threshold was chosen to keep")
     point = "the fixed threshold τ" if s.get("tau") == "fixed" else "that threshold τ"
     return (f"Compute saved against grokking runs kept, per stopping policy. The dotted line is "
             f"{line}; the labelled point is the forecaster at {point}.")

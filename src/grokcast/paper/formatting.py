@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeGuard
 
 from grokcast.stats import format_p
 
@@ -14,7 +14,7 @@ NA = "n/a"
 _TYPST_SPECIAL = set("\\#$*_`<>@[]~/=+-'\"")
 
 
-def _finite(x: Any) -> bool:
+def _finite(x: Any) -> TypeGuard[float]:
     return x is not None and math.isfinite(float(x))
 
 

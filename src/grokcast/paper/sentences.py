@@ -8,6 +8,7 @@ never written for one particular outcome.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TypeGuard, TypeVar
 
 import numpy as np
 
@@ -28,6 +29,8 @@ from grokcast.paper.formatting import (
 )
 from grokcast.signals import reaches
 from grokcast.stats import auroc
+
+_T = TypeVar("_T")
 
 BETTER, WEAK, AHEAD, NOT_BETTER, WORSE, UNDEFINED = (
     "better", "weak", "ahead", "not_better", "worse", "undefined")
@@ -75,7 +78,7 @@ def comparison_sentence(diff: dict | None, baseline: str, level: float = 0.95, *
     """
     v = verdict(diff, level)
     base = f"the {esc(baseline)} baseline"
-    if v == UNDEFINED:
+    if diff is None or v == UNDEFINED:
         return f"cannot be compared with {base}: {why}"
     nums = esc(_diff_numbers(diff, level))
     return {
@@ -182,18 +185,19 @@ def window_accuracy_sentence(max_acc: float | None, window: int, threshold: str,
     """
     if not _finite(max_acc):
         return f"The validation accuracy before step {window} was not logged."
-    if last_logged is not None:  # the statement covers the logged steps only
-        window = f"{window} (at the logged steps, the last at step {last_logged})"
+    # The statement covers the logged steps only.
+    step = window if last_logged is None else (
+        f"{window} (at the logged steps, the last at step {last_logged})")
     acc = esc(fmt_pct(max_acc))
     if not reaches(max_acc, float(threshold)):
         chance = (f" (chance is 1/{p} ≈ {fmt_pct(1 / p)}; this is {max_acc * p:.1f} times "
                   "chance)") if p else ""
         begun = (", though some run's validation accuracy is already above chance"
                  if p and max_acc * p >= ABOVE_CHANCE else "")
-        return (f"Before step {window} the largest validation accuracy of any run is {acc}"
+        return (f"Before step {step} the largest validation accuracy of any run is {acc}"
                 f"{esc(chance)}, so no run has yet reached the label threshold "
                 f"{esc(fmt_threshold(threshold))}: the label is not yet observed{begun}.")
-    return (f"Before step {window} some run already reaches a validation accuracy of {acc}, at or "
+    return (f"Before step {step} some run already reaches a validation accuracy of {acc}, at or "
             f"above the label threshold {esc(fmt_threshold(threshold))}, so at this window the "
             "label is partly observed rather than forecast.")
 
@@ -483,12 +487,17 @@ def grid_sentence(runs: Sequence[dict], labels: Sequence[int]) -> str:
 FIT_STEP_KEY = "step_train_acc_0.99"  # written by grokcast.analysis (FIT_ACC)
 
 
+def _all_known(steps: list[_T | None]) -> TypeGuard[list[_T]]:
+    """Whether every step is recorded (analysis.json's older files lack them)."""
+    return all(s is not None for s in steps)
+
+
 def dynamics_sentence(runs: Sequence[dict], threshold: str) -> str:
     """When the runs fit their train sets and when the grokkers reach the label threshold,
     from the first logged steps in analysis.json ('' for a file without them)."""
     fit = [r.get(FIT_STEP_KEY) for r in runs]
     hit = [(r.get("step_val_acc") or {}).get(threshold) for r in runs]
-    if any(s is None for s in fit + hit):
+    if not (_all_known(fit) and _all_known(hit)):
         return ""
     reached = np.array([s for s in fit if s >= 0])
     text = ""
@@ -780,7 +789,7 @@ def observed_label_sentence(runs: Sequence[dict], windows: Sequence[int], thresh
     """How many runs have already reached the label threshold inside each window (as logged):
     where any has, the window's AUROC partly measures an outcome it can see."""
     hit = [(r.get("step_val_acc") or {}).get(threshold) for r in runs]
-    if not windows or any(s is None for s in hit):
+    if not windows or not _all_known(hit):
         return ""
     seen = [sum(0 <= s < w for s in hit) for w in windows]
     level = esc(fmt_threshold(threshold))
