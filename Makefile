@@ -1,4 +1,4 @@
-# Two commands: `make reproduce` (environment + the whole study) and `make test`.
+# Two commands: `make reproduce` (environment + the whole study) and `make test` (lint first).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -10,7 +10,7 @@ WORKERS ?= auto
 # build); TORCH_INDEX=https://download.pytorch.org/whl/cpu gets the small CPU build there.
 TORCH_INDEX ?=
 
-.PHONY: install reproduce test test-slow bench clean
+.PHONY: install reproduce lint test test-slow bench clean
 
 $(BIN)/grokcast: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,7 +25,12 @@ install: $(BIN)/grokcast
 reproduce: $(BIN)/grokcast
 	$(BIN)/grokcast reproduce --config configs/paper.toml --out $(OUT) --workers $(WORKERS)
 
-test: $(BIN)/grokcast
+# ruff with pyproject's rules; mypy on src/grokcast with pyproject's [tool.mypy].
+lint: $(BIN)/grokcast
+	$(BIN)/ruff check src tests benchmarks examples
+	$(BIN)/python -m mypy
+
+test: $(BIN)/grokcast lint
 	$(BIN)/python -m pytest -q
 
 test-slow: $(BIN)/grokcast
