@@ -1157,6 +1157,36 @@ def test_a_sweep_without_its_config_has_no_step_budget_in_common_with_a_referenc
     assert f"Our sweep differs from the reference's ({N_RUNS + 1} vs {N_RUNS + 1} runs" in intro
 
 
+def _strings(x) -> list[str]:
+    """Every string in a nested dict/list, for checks of the whole context."""
+    if isinstance(x, str):
+        return [x]
+    items = x.values() if isinstance(x, dict) else x if isinstance(x, list) else []
+    return [s for item in items for s in _strings(item)]
+
+
+def test_a_sweep_without_its_config_is_described_without_the_settings_it_does_not_know(tmp_path):
+    """analysis.json with sweep.config null (analyze(config=None)) printed "addition modulo
+    None", "d_model = None, None heads", "β1 = None", "chance 1/None", "the 0-step budget" and
+    "0 vs 10,000 steps" (found in review)."""
+    from test_analysis import synthetic_sweep
+
+    def no_config(analysis: dict) -> None:
+        analysis["sweep"]["config"] = None
+
+    ctx = _context_of_sweep(tmp_path, *synthetic_sweep(), edit=no_config)
+    text = " ".join(plain(s) for s in _strings(ctx))
+    for unknown in ("None", "f ∈ {}", "seeds {}", "chance 1/"):
+        assert unknown not in text, unknown
+    assert not re.search(r"(?<![\d,])0(-step| vs)", text)  # an unknown step count as 0
+    assert "one-layer transformer on modular addition, " in plain(ctx["abstract"])
+    assert plain(ctx["setup"]["task"]).startswith("Modular addition; the modulus, split and "
+                                                  "training fractions are not recorded")
+    assert "21 runs" in plain(ctx["setup"]["training"])
+    assert "the step budgets not both recorded" in plain(ctx["repro"]["intro"])
+    assert "The regime is small: one modulus," in plain(" ".join(ctx["limitations"]))
+
+
 def test_a_sweep_where_no_run_groks_claims_no_cis_and_no_informative_features(tmp_path):
     from test_analysis import synthetic_sweep
 
