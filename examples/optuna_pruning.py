@@ -5,7 +5,7 @@
 Each trial trains the plain PyTorch transformer of ``plain_pytorch_monitor.py`` (same
 directory) on (a + b) mod p with a suggested train fraction and weight decay. A
 ``TrialReporter`` records the sweep log's signals as it trains; at step W, ``GrokPruner``
-prunes the trial if the forecaster's P(grok) is below ``--threshold``. A trial that is not
+prunes the trial if the forecaster's P(grok) is below ``--stop-below``. A trial that is not
 pruned trains to the end and returns its max val accuracy (at logged steps). Needs the
 optuna extra (``pip install -e '.[optuna]'``). The forecaster (``grokcast fit``) should come
 from a sweep trained like these runs: same task, model shape, optimiser and log schedule.
@@ -69,7 +69,7 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=12, help="trials (default 12)")
     parser.add_argument("--steps", type=int, default=10_000,
                         help="optimizer steps of a trial that is not pruned (default 10000)")
-    parser.add_argument("--threshold", type=float, default=0.1,
+    parser.add_argument("--stop-below", "--threshold", dest="threshold", type=float, default=0.1,
                         help="prune when P(grok) < this (default 0.1; `grokcast early-stop-study` "
                              "shows what each threshold saves and loses on held-out runs)")
     parser.add_argument("--p", type=int, default=23)

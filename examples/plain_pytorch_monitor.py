@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import nn
+from tqdm.auto import tqdm
 
 from grokcast.monitor import GrokMonitor, logit_stats
 
@@ -106,7 +107,8 @@ def main() -> None:
         parser.error(f"--steps {args.steps} is too short for the forecast window "
                      f"W={monitor.window}: its forecast comes at step {monitor.forecast_step}")
 
-    for step in range(args.steps + 1):
+    # A bar on stderr (gone when done): 10,000 steps take minutes on a CPU, silent after W.
+    for step in tqdm(range(args.steps + 1), desc="training", unit="step", leave=False):
         optimizer.zero_grad()
         logits = model(x_tr)
         F.cross_entropy(logits, y_tr).backward()
@@ -115,13 +117,13 @@ def main() -> None:
         monitor.observe(step, model, **metrics)  # after backward, before optimizer.step()
         if step == monitor.forecast_step:  # W, or the first logged step past W - 1
             seen = monitor.log[monitor.log["step"] < monitor.window]  # what the forecast reads
-            print(f"step {int(seen['step'].iloc[-1])}: train_acc {seen['train_acc'].iloc[-1]:.3f}, "
+            tqdm.write(f"step {int(seen['step'].iloc[-1])}: train_acc {seen['train_acc'].iloc[-1]:.3f}, "
                   f"max val_acc so far {seen['val_acc'].max():.3f}")
             if monitor.forecaster is not None:
                 fc = monitor.forecast()
                 up = ", ".join(e["feature"] for e in fc["pushed_up"]) or "-"
                 down = ", ".join(e["feature"] for e in fc["pushed_down"]) or "-"
-                print(f"  forecast from steps 0..{monitor.window - 1}: P(grok) = {fc['p_grok']:.3f}"
+                tqdm.write(f"  forecast from steps 0..{monitor.window - 1}: P(grok) = {fc['p_grok']:.3f}"
                       f"\n  pushed up by {up}; pushed down by {down}")
         if step < args.steps:
             optimizer.step()

@@ -652,3 +652,13 @@ def test_multi_cell_out_leaves_out_whole_grid_cells_as_sklearn_does(sweep):
                  runs.assign(train_frac=0.3, weight_decay=1.0)):  # one cell
         other = A.analyze(grid, log, None, windows=(200,), thresholds=(0.9,), n_resamples=30)
         assert "multi_cell_out" not in other["thresholds"]["0.9"]["windows"]["200"]
+
+
+def test_analyze_sweep_names_a_misspelt_option_as_its_own_before_reading_the_sweep(tmp_path):
+    """The CLI's --resamples is n_resamples in Python: analyze_sweep(resamples=...) said
+    "analyze() got an unexpected keyword argument", a function the user never called, after
+    reading the whole sweep (found in review)."""
+    with pytest.raises(TypeError, match=r"^analyze_sweep\(\) got unexpected keyword argument\(s\) "
+                                        r"resamples: it takes partial and windows, thresholds, "
+                                        r"n_resamples, level, seed, predict_fn, orders, progress$"):
+        A.analyze_sweep(tmp_path / "no-sweep-here", resamples=100)

@@ -145,10 +145,11 @@ def test_interrupted_worker_sweep_stops_its_workers_at_once(tmp_path, sig):
         time.sleep(0.1)
     assert not _session_pids(proc.pid)
     assert rc == (130 if sig == signal.SIGINT else -signal.SIGKILL)
-    if sig == signal.SIGINT:
-        assert "interrupted; finished runs are stored" in proc.stderr.read()
     finished = SweepStore(out).finished_run_ids()
     assert 1 <= len(finished) < 6, "the signal should land mid-sweep"
+    if sig == signal.SIGINT:  # how far it got and how to go on (was: "finished runs are stored")
+        assert (f"interrupted: {len(finished)} of 6 runs are stored; the same command resumes"
+                in proc.stderr.read())
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
@@ -237,8 +238,13 @@ def test_directory_of_another_sweep_is_refused_untouched(tmp_path, capsys):
     snapshot = {p: p.stat().st_mtime_ns for p in out.rglob("*")}
     other = _tiny_config(tmp_path, weight_decays="[3.0]")
     assert main(["sweep", "--config", str(other), "--out", str(out), "--quiet"]) == 2
-    assert "different sweep" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "different sweep" in err
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*")} == snapshot
+    # The hint resumes it (was "use ... the same config", after a --steps override the user had).
+    hint = f"resume it with the config it holds: --config {str(out / 'sweep.json')!r}"
+    assert hint in err
+    assert main(["sweep", "--config", str(out / "sweep.json"), "--out", str(out), "--quiet"]) == 0
 
 
 @pytest.mark.parametrize("args, needle", [

@@ -371,7 +371,7 @@ def test_run_study_refuses_the_training_sweep(sweeps, tmp_path):
 
     with contextlib.redirect_stdout(io.StringIO()) as out:  # --json: the result, as run_study's
         assert main(["early-stop-study", str(sweeps["heldout"].root), "--model", str(sweeps["path"]),
-                     "--out", str(tmp_path / "js"), "--threshold", "0.5", "--json"]) == 0
+                     "--out", str(tmp_path / "js"), "--stop-below", "0.5", "--json"]) == 0
     printed = json.loads(out.getvalue())
     assert printed["tau"] == "fixed" and printed["forecaster"] == fixed["forecaster"]
     held = sweeps["heldout"]

@@ -257,6 +257,12 @@ def test_missing_results_file_is_named(tmp_path: Path) -> None:
     # A path that does not exist is said so (it was "not a results directory: missing ...").
     with pytest.raises(FileNotFoundError, match=r"^results directory '.*nowhere' does not exist"):
         F.make_figures(tmp_path / "nowhere")
+    # A sweep directory holding `grokcast analyze`'s default output names it (was: "write one
+    # with grokcast analyze", which the user had just run; found in review).
+    (tmp_path / "analysis").mkdir()
+    (tmp_path / "analysis" / "analysis.json").write_text("{}")
+    with pytest.raises(FileNotFoundError, match=r"its results are in '.*/analysis'\)$"):
+        F.make_figures(tmp_path)
 
 
 def test_pair_rule_takes_best_weakly_correlated_pair() -> None:

@@ -26,6 +26,7 @@ Method (paper §5-6), per label threshold and window W:
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import math
 import os
@@ -720,6 +721,13 @@ def analyze_sweep(sweep_dir: str | os.PathLike, out_dir: str | os.PathLike | Non
     """
     from grokcast.store import SweepStore
 
+    # Named before the sweep is read, and as this function's (Python would name analyze()).
+    allowed = [name for name, par in inspect.signature(analyze).parameters.items()
+               if par.kind is par.KEYWORD_ONLY and name != "sweep_dir"]
+    unknown = sorted(set(kwargs) - set(allowed))
+    if unknown:
+        raise TypeError(f"analyze_sweep() got unexpected keyword argument(s) {', '.join(unknown)}: "
+                        f"it takes partial and {', '.join(allowed)}")
     store = SweepStore(sweep_dir)
     store.check_finished(partial=partial)
     out = Path(out_dir) if out_dir is not None else Path(sweep_dir) / "analysis"

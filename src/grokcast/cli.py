@@ -271,7 +271,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="grokking label: max val acc >= this (default: 0.9)")
     p.add_argument("--out", type=Path, required=True, help="forecaster file to write (.json)")
     p.add_argument("--seed", type=_nonnegative_int, default=0,
-                   help="seed of the bootstrap resamples and CV folds (default: 0)")
+                   help="seed of the held-out evaluation: its bootstrap resamples, and its "
+                        "10-fold split above 200 runs (LOO below); the fitted forecaster does "
+                        "not depend on it (default: 0)")
     p.add_argument("--resamples", type=_resamples, default=2000,
                    help="bootstrap resamples of the held-out AUROC's CI (default: 2000)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
@@ -332,9 +334,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("heldout_sweep", type=Path, help="a sweep the forecaster was not fitted on")
     p.add_argument("--model", type=Path, required=True, help="forecaster file from `grokcast fit`")
     p.add_argument("--out", type=Path, required=True, help="directory for the table and figure")
-    p.add_argument("--threshold", type=float, default=None, metavar="TAU",
+    # --stop-below as `grokcast sweep` names the same cut-off; --threshold, its first name here,
+    # reads like fit's and analyze's label threshold (a review passed 0.9 meaning the label).
+    p.add_argument("--stop-below", "--threshold", dest="threshold", type=float, default=None,
+                   metavar="TAU",
                    help="a P(grok) threshold fixed in advance, reported as the forecaster's "
-                        "point (default: the largest τ keeping --min-recall of the "
+                        "point; not the label threshold, which the forecaster file records "
+                        "(default: the largest τ keeping --min-recall of the "
                         "forecaster's training grokkers by their held-out P(grok), which the "
                         "file records; an older file's τ is chosen on these runs' outcomes: "
                         "optimistic)")
@@ -377,6 +383,20 @@ def _stdout_closed_by_reader() -> bool:
         return False
 
 
+def _stored_runs(args: argparse.Namespace) -> str:
+    """``: 12 of 48 runs are stored; the same command resumes`` after a sweep's Ctrl-C."""
+    if args.command not in ("sweep", "reproduce"):
+        return ""
+    from grokcast.store import StoreError, SweepStore
+
+    store = SweepStore(args.out / "sweep" if args.command == "reproduce" else args.out)
+    try:
+        done, total = len(store.finished_run_ids()), len(store.read_config().runs())
+    except (OSError, ValueError, StoreError):  # interrupted before sweep.json was written
+        return ""
+    return f": {done} of {total} runs are stored; the same command resumes"
+
+
 def _main(argv: list[str] | None) -> int:
     from grokcast.config import ConfigError
     from grokcast.store import StoreError
@@ -409,8 +429,7 @@ def _main(argv: list[str] | None) -> int:
               "less (fewer runs, resamples or workers)", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        stored = "; finished runs are stored" if args.command in ("sweep", "reproduce") else ""
-        print(f"grokcast {args.command}: interrupted{stored}", file=sys.stderr)
+        print(f"grokcast {args.command}: interrupted{_stored_runs(args)}", file=sys.stderr)
         return 130
     return 0
 

@@ -134,9 +134,13 @@ def load_results(results_dir: str | os.PathLike) -> Results:
     missing = [n for n in ("analysis.json", "features.parquet", "curves.parquet")
                if not (root / n).is_file()]
     if missing:
+        # A sweep directory given for its results: `grokcast analyze`'s default output is
+        # inside it (`reproduce` writes OUT/results beside OUT/sweep instead).
+        inside = [d for d in (root / "analysis", root / "results") if (d / "analysis.json").is_file()]
+        hint = (f"its results are in {str(inside[0])!r}" if inside else
+                "write one with: grokcast analyze SWEEP_DIR --out RESULTS_DIR")
         raise FileNotFoundError(
-            f"{str(root)!r} is not a results directory: missing {', '.join(missing)} "
-            "(write one with: grokcast analyze SWEEP_DIR --out RESULTS_DIR)")
+            f"{str(root)!r} is not a results directory: missing {', '.join(missing)} ({hint})")
     analysis = read_analysis(root / "analysis.json")
     features = pd.read_parquet(root / "features.parquet")
     curves = pd.read_parquet(root / "curves.parquet")

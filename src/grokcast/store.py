@@ -232,9 +232,12 @@ class SweepStore:
                 old, new = existing.to_dict(), config.to_dict()
                 diff = ", ".join(f"{k}: {old[k]!r} there, {new[k]!r} here"
                                  for k in old if old[k] != new.get(k))
+                # Its own sweep.json is a config: the hint resumes it whatever made it
+                # (another file, or the same one with --steps).
                 raise StoreError(
-                    f"{str(self.root)!r} holds a different sweep ({diff}); "
-                    "use a new --out directory or the same config to resume")
+                    f"{str(self.root)!r} holds a different sweep ({diff}); use a new --out "
+                    f"directory, or resume it with the config it holds: --config "
+                    f"{str(self.config_path)!r}")
             return
         self._refuse_foreign()
         payload = {"grokcast_version": __version__, "config": config.to_dict(),

@@ -628,7 +628,8 @@ def _sigint_ignored() -> Iterator[None]:
 
 @contextmanager
 def _sigint_deferred() -> Iterator[Callable[[], bool]]:
-    """Within: Ctrl-C only sets a flag, which the caller checks at points safe to stop at.
+    """Within: Ctrl-C only sets a flag, which the caller checks at points safe to stop at; one
+    it did not act on is raised as KeyboardInterrupt when the block ends without an error.
 
     Python raises KeyboardInterrupt wherever the main thread happens to be. Inside
     concurrent.futures it can leave a future's lock held, and the pool's manager thread then
@@ -647,3 +648,7 @@ def _sigint_deferred() -> Iterator[Callable[[], bool]]:
         yield lambda: bool(hits)
     finally:
         signal.signal(signal.SIGINT, previous)
+    # A Ctrl-C after the caller's last check (seen: while the pool shut down after its last
+    # chunk, and `grokcast reproduce` went on to analyse) is not lost.
+    if hits:
+        raise KeyboardInterrupt
