@@ -303,16 +303,18 @@ def _setup(f: _Facts) -> dict[str, str]:
     from grokcast.model import n_params
 
     cfg, p, sweep = f.cfg, f.p, f.a["sweep"]
-    model, optim, log = cfg.get("model", {}), cfg.get("optim", {}), cfg.get("log", {})
-    try:  # n/a without p (no config recorded), as for a model config it cannot build
-        n_par = NA if p is None else fmt_int(n_params(ModelConfig(**model), p))
-    except (TypeError, ValueError):
-        n_par = NA
     diverged, stopped = sweep.get("n_diverged") or 0, sweep.get("n_stopped") or 0
     div_note = (f" {diverged} diverged run(s) were left out of the analysis." if diverged else "")
     if stopped:
         div_note += (f" {stopped} run(s) stopped early were left out of the analysis: their "
                      "outcome is unknown.")
+    if not cfg:
+        return _setup_unrecorded(f, div_note)
+    model, optim, log = cfg.get("model", {}), cfg.get("optim", {}), cfg.get("log", {})
+    try:  # n/a without p, as for a model config it cannot build
+        n_par = NA if p is None else fmt_int(n_params(ModelConfig(**model), p))
+    except (TypeError, ValueError):
+        n_par = NA
     fracs = ", ".join(f"{x:g}" for x in cfg.get("train_fracs", []))
     wds = ", ".join(f"{w:g}" for w in cfg.get("weight_decays", []))
     seeds = ", ".join(str(s) for s in cfg.get("seeds", []))
@@ -320,8 +322,6 @@ def _setup(f: _Facts) -> dict[str, str]:
     products = ("in fp32" if model.get("precision", "fp32") == "fp32" else
                 "with bfloat16 operands (parameters, optimiser state and signals in fp32)")
     n_steps = f.n_steps
-    if not cfg:
-        return _setup_unrecorded(f, div_note)
     return {
         "task": (f"Addition modulo p = {p}. Each input is the token sequence [a, b, =] and the "
                  f"target is (a + b) mod {p}; the {fmt_int(p * p) if p else NA} pairs are split "
