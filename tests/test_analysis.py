@@ -662,3 +662,25 @@ def test_analyze_sweep_names_a_misspelt_option_as_its_own_before_reading_the_swe
                                         r"resamples: it takes partial and windows, thresholds, "
                                         r"n_resamples, level, seed, predict_fn, orders, progress$"):
         A.analyze_sweep(tmp_path / "no-sweep-here", resamples=100)
+
+
+def test_the_analysis_reads_the_features_by_name_not_by_registry_position(monkeypatch):
+    """The baselines and univariate AUROCs were taken by position in the registry as this
+    module imported it: a registry changed afterwards (a researcher's added feature) gave a
+    val-loss baseline of 0.047 instead of 0.979 and AUROCs under other features' names, with
+    no error (found in review). The registry reversed must give the same numbers by name."""
+    import grokcast.features as feats
+
+    runs, log = synthetic_sweep()
+    kw = dict(windows=(100,), thresholds=(0.9,), n_resamples=50, seed=0, predict_fn=standin)
+    base = A.analyze(runs, log, None, **kw)
+    monkeypatch.setattr(feats, "FEATURES", feats.FEATURES[::-1])
+    flipped = A.analyze(runs, log, None, **kw)
+    (cell,), (fcell,) = ([w for t in r["thresholds"].values() for w in t["windows"].values()]
+                         for r in (base, flipped))
+    assert fcell["val_loss"] == cell["val_loss"] and fcell["val_acc"] == cell["val_acc"]
+    assert fcell["univariate"] == cell["univariate"] and len(cell["univariate"]) == 28
+    names = [f["name"] for f in base["features"]]
+    assert [f["name"] for f in flipped["features"]] == names[::-1]
+    assert list(flipped.features.columns[2:]) == names[::-1]
+    pd.testing.assert_frame_equal(flipped.features[["run_id", "window", *names]], base.features)

@@ -42,8 +42,9 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 import grokcast
+import grokcast.features as features_module
 from grokcast.config import SweepConfig
-from grokcast.features import FEATURE_NAMES, FEATURES, feature_table
+from grokcast.features import feature_table
 from grokcast.logistic import (
     TooFewRunsError,
     group_predictions,
@@ -304,12 +305,13 @@ def _paired(res: Any, n_resamples: int) -> dict[str, Any]:
 
 # ----------------------------------------------------------------------------- analysis
 
-def _cell(X: np.ndarray, y: np.ndarray, predict: _HeldOutFn, *, seed: int, threshold: float,
-          window: int, n_resamples: int, level: float, orders: np.ndarray,
+def _cell(X: np.ndarray, names: Sequence[str], y: np.ndarray, predict: _HeldOutFn, *, seed: int,
+          threshold: float, window: int, n_resamples: int, level: float, orders: np.ndarray,
           grid_cells: np.ndarray | None, hyper: _Hyper | None) -> dict[str, Any]:
     """Model, baselines, paired tests and univariate AUROCs of one (threshold, window) cell.
 
-    X has shape (n_runs, 28) in registry order; y shape (n_runs,) holding both classes. Where
+    X has shape (n_runs, n_features), its columns the features ``names`` (the baselines and
+    univariate AUROCs are read by name, not position); y shape (n_runs,) holding both classes. Where
     the sweep is too small for the model's internal CV (a handful of runs), the baselines and
     univariate AUROCs are still computed; ``multi``, the paired tests and ``loo_proba`` are
     None and ``multi_note`` says why. ``orders`` (n_orders, n_runs): permutations of the runs
@@ -323,7 +325,7 @@ def _cell(X: np.ndarray, y: np.ndarray, predict: _HeldOutFn, *, seed: int, thres
         proba = np.asarray(predict(X, y, _rng(seed, threshold, window, 1)), dtype=float)
     except TooFewRunsError as err:
         proba = None
-        cell["multi_note"] = f"too few runs for the 28-feature model ({err})"
+        cell["multi_note"] = f"too few runs for the {len(names)}-feature model ({err})"
     if proba is not None and proba.shape != y.shape:
         raise ValueError(f"the predictor returned shape {proba.shape} for {len(y)} runs")
     if proba is not None and not np.isfinite(proba).all():
@@ -332,8 +334,8 @@ def _cell(X: np.ndarray, y: np.ndarray, predict: _HeldOutFn, *, seed: int, thres
                          f"{bad[:10].tolist()} (threshold {threshold}, W = {window}): "
                          "P(grok) must be a finite number per run")
     scores = {"multi": proba,
-              "val_loss": -X[:, FEATURE_NAMES.index("end_val_loss")],  # lower loss -> grokking
-              "val_acc": X[:, FEATURE_NAMES.index("end_val_acc")]}
+              "val_loss": -X[:, list(names).index("end_val_loss")],  # lower loss -> grokking
+              "val_acc": X[:, list(names).index("end_val_acc")]}
     boot: dict[str, Any] = dict(n_resamples=n_resamples, level=level)
     # A fresh generator with the same key for every call: all CIs and paired tests of the
     # cell see the same resamples.
@@ -365,7 +367,7 @@ def _cell(X: np.ndarray, y: np.ndarray, predict: _HeldOutFn, *, seed: int, thres
                                                for p in by_order]
     uni = np.asarray(auroc(y, X.T))  # already an array: a 2-D score gets one AUROC per row
     cell["univariate"] = {f: {"auroc": _float(a), "folded": _float(folded_auroc(a))}
-                          for f, a in zip(FEATURE_NAMES, uni)}
+                          for f, a in zip(names, uni, strict=True)}
     return cell
 
 
@@ -497,6 +499,10 @@ def analyze(runs_df: pd.DataFrame, log_df: pd.DataFrame, config: Any, *,
     all_runs, runs, log, (n_diverged, n_stopped) = _runs_and_log(runs_df, log_df)
     run_ids = runs["run_id"].astype(str).to_numpy()
     tables = {w: feature_matrix(log, run_ids, w) for w in windows}  # rows in `runs` order
+    # Everything below reads the features by the names feature_table gave its columns, and
+    # describes them from the registry as it is now, not as this module imported it.
+    names = list(tables[windows[0]].columns)
+    registry = {f.name: f for f in features_module.FEATURES}
     logged = log[log["val_acc"].notna()]
     max_acc = {w: _float(logged.loc[logged["step"] < w, "val_acc"].max()) for w in windows}
     fit_step = first_logged_step(logged, "train_acc", FIT_ACC, run_ids)
@@ -549,7 +555,7 @@ def analyze(runs_df: pd.DataFrame, log_df: pd.DataFrame, config: Any, *,
                      "level": float(level), "seed": int(seed), "cv": cv, "orders": int(orders),
                      "hyperparam_axes": [] if hyper is None else hyper.axes},
         "features": [{"name": f.name, "group": f.group, "description": f.description}
-                     for f in FEATURES],
+                     for f in (registry[n] for n in names)],
         "runs": [{"run_id": str(r.run_id), "train_frac": float(r.train_frac),
                   "weight_decay": float(r.weight_decay), "seed": int(r.seed),
                   "max_val_acc": _float(r.max_val_acc),
@@ -559,7 +565,7 @@ def analyze(runs_df: pd.DataFrame, log_df: pd.DataFrame, config: Any, *,
         "thresholds": by_threshold,
     }
     features = pd.concat([t.reset_index().assign(window=w) for w, t in tables.items()],
-                         ignore_index=True)[["run_id", "window", *FEATURE_NAMES]]
+                         ignore_index=True)[["run_id", "window", *names]]
     curves = logged[["run_id", "step", *CURVE_COLUMNS]].sort_values(
         ["run_id", "step"], ignore_index=True)
     content["timing"] = {"analysis_seconds": time.perf_counter() - t0}
@@ -669,9 +675,9 @@ def _threshold_entry(y: np.ndarray, tables: dict[int, pd.DataFrame], max_acc: di
     for w, table in tables.items():
         cell: dict[str, Any] = {"max_val_acc_in_window": max_acc[w]}
         if not single:
-            cell |= _cell(table.to_numpy(), y, predict, seed=seed, threshold=threshold,
-                          window=w, n_resamples=n_resamples, level=level, orders=orders,
-                          grid_cells=grid_cells, hyper=hyper)
+            cell |= _cell(table.to_numpy(), list(table.columns), y, predict, seed=seed,
+                          threshold=threshold, window=w, n_resamples=n_resamples, level=level,
+                          orders=orders, grid_cells=grid_cells, hyper=hyper)
         cells[str(w)] = cell
         done()
     return {"n_pos": n_pos, "n_neg": n_neg, "single_class": single, "message": message,
@@ -789,7 +795,7 @@ def _caption(result: dict[str, Any], key: str) -> str:
     cv_name = entry["cv"] or s["cv"]
     custom = custom_predictor(cv_name)
     multi = (f"custom predictor {custom}, its held-out predictions" if custom is not None else
-             "28-feature logistic regression, "
+             f"{len(result['features'])}-feature logistic regression, "
              + {"loo": "leave-one-out CV"}.get(cv_name, f"{cv_name} CV"))
     text = (f"AUROC [{s['level']:.0%} bootstrap CI] for predicting max val_acc ≥ {key} "
             f"({entry['n_pos']}/{n} runs positive"

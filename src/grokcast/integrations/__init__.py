@@ -90,7 +90,7 @@ def window_features(log_df: pd.DataFrame, window: int, forecaster: Any = None) -
     # its tuner stops it.
     log_df = checked_window(forecaster, log_df, window, finite=False)
     table = feature_table(log_df[list(LOG_COLUMNS)], window)
-    return {name: float(table[name].iloc[0]) for name in FEATURE_NAMES}
+    return {name: float(table[name].iloc[0]) for name in table.columns}
 
 
 def encode_features(features: Mapping[str, float], window: int) -> dict[str, Any]:
