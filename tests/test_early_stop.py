@@ -92,8 +92,9 @@ def test_rungs_are_geometric_below_n_steps():
 
 
 def test_halving_worked_example():
-    # 4 runs, rungs 10 and 20 (logged at 0, 10, 20); keep half at each rung.
-    steps = [0, 10, 20]
+    # 4 runs, rungs 10 and 20 (logged at 0, 9, 19: a rung reads the last logged step below
+    # it); keep half at each rung.
+    steps = [0, 9, 19]
     loss = [[5, 4, 1], [5, 3, 3], [5, 2, 4], [5, 1, 2]]  # after rung 10: runs 3, 2 survive
     data = _held_out(loss, np.zeros((4, 3)), steps, [-1, -1, -1, -1], n_steps=40)
     # rung 10: keep the 2 lowest losses (runs 3, 2); rung 20: keep 1 of {2: 4, 3: 2} -> run 3.
@@ -101,6 +102,9 @@ def test_halving_worked_example():
     # keep_fraction 1 never stops; a rung between logged steps uses the last logged value.
     assert halving_stops(data, "val_loss", 1.0, [10, 20]).tolist() == [40] * 4
     assert halving_stops(data, "val_loss", 0.25, [15]).tolist() == [15, 15, 15, 40]
+    # A rung at a logged step does not read that step (it would keep run 0, loss 1 there):
+    # stopped at 19, a run has read its rows below 19, as the forecaster reads those below W.
+    assert halving_stops(data, "val_loss", 0.25, [19]).tolist() == [19, 19, 19, 40]
 
 
 def test_score_counts_a_grokker_stopped_after_it_grokked_as_kept():
@@ -509,13 +513,14 @@ def test_stop_model_fit_on_sparser_steps_reads_only_those_in_a_dense_sweep(tmp_p
 # ----------------------------------------------------------------------------- plain-loop references
 
 def _plain_score(stop_at, n_steps, grok_step) -> dict:
-    """score() by a loop: a grokker is kept unless stopped before its first grokking step."""
+    """score() by a loop: a grokker is kept unless stopped at or before its first grokking
+    step (stopped at r, a run has read its rows below r)."""
     n_grok = sum(g >= 0 for g in grok_step)
     kept = stopped = used = 0
     for stop, n, g in zip(stop_at, n_steps, grok_step):
         used += min(stop, n)
         stopped += stop < n
-        if g >= 0 and (stop >= n or g <= stop):
+        if g >= 0 and (stop >= n or g < stop):
             kept += 1
     return {"n_stopped": stopped, "n_wrongly_stopped": n_grok - kept, "steps_used": used,
             "steps_total": sum(n_steps), "saved": 1 - used / sum(n_steps),
@@ -523,10 +528,10 @@ def _plain_score(stop_at, n_steps, grok_step) -> dict:
 
 
 def _value_at(steps, row, step) -> float:
-    """The value at the last logged step <= step."""
+    """The value at the last logged step below step."""
     value = None
     for s, v in zip(steps, row):
-        if s <= step:
+        if s < step:
             value = v
     return value
 
@@ -633,14 +638,18 @@ def test_simulate_held_out_rows_match_plain_loops_on_a_hand_made_sweep():
     # The two signals rank differently: the percentile rows must not coincide.
     by = {s: df[df["policy"] == f"percentile_{s}"]["recall"].tolist() for s in higher}
     assert by["val_loss"] != by["val_acc"]
-    # Run 2 groks exactly at W and is stopped there by τ = 0.35: it was seen to grok.
+    # Run 2 groks exactly at W and is stopped there by τ = 0.35: stopped at W, it has read its
+    # rows below W only, so it was not seen to grok (as the live stop rule, which decides at
+    # step W - 1, would have lost it).
     fc = df[(df["policy"] == "forecaster") & (df["param"] == 0.35)].iloc[0]
-    assert fc["n_stopped"] == 4 and fc["n_wrongly_stopped"] == 0 and fc["recall"] == 1.0
+    assert fc["n_stopped"] == 4 and fc["n_wrongly_stopped"] == 1 and fc["recall"] == 0.75
 
 
-def test_held_out_grok_step_is_the_first_crossing_and_a_run_grokking_at_w_is_kept(sweeps):
+def test_held_out_grok_step_is_the_first_crossing_and_a_run_grokking_before_w_is_kept(sweeps):
     """Val acc that crosses the threshold, dips and crosses again: the first logged crossing is
-    the grok step; a run stopped at W that grokked exactly at W (or before) is kept."""
+    the grok step; a run stopped at W that grokked before W is kept, one that grokked exactly at
+    W is not: stopped at W, it has read the rows below W (was: kept, where the live stop rule,
+    deciding at W - 1, loses it)."""
     store, model = sweeps["heldout"], sweeps["forecaster"]
     runs, log = store.runs(), store.log().copy()
     ids = sorted(runs["run_id"])
@@ -675,12 +684,12 @@ def test_held_out_grok_step_is_the_first_crossing_and_a_run_grokking_at_w_is_kep
 
     data = held_out(runs, log, model, window=W)
     assert dict(zip(data.run_ids, data.grok_step.tolist())) == first
-    # τ = 1 stops every run at W: kept are exactly the runs that grokked at a step <= W.
+    # τ = 1 stops every run at W: kept are exactly the runs that grokked at a step < W.
     df = simulate(runs, log, model, window=W, thresholds=[0.0, 1.0])
     every = df[(df["policy"] == "forecaster") & (df["param"] == 1.0)].iloc[0]
     n_steps = runs.set_index("run_id").loc[list(data.run_ids), "n_steps"].tolist()
     want = _plain_score([W] * len(ids), n_steps, [first[r] for r in data.run_ids])
-    assert want["recall"] == 2 / sum(s >= 0 for s in first.values())  # runs a and b
+    assert want["recall"] == 1 / sum(s >= 0 for s in first.values())  # run b, not a
     for key, value in want.items():
         assert every[key] == pytest.approx(value, rel=1e-12), key
 

@@ -7,9 +7,9 @@ full ``n_steps``. Per policy and parameter the study reports
 * ``saved``: the fraction of all training steps not trained, ``1 - sum(used) / sum(n_steps)``,
   where a run stopped at step r used r steps;
 * ``recall``: the fraction of grokking runs kept, where a grokking run (one whose val_acc
-  reaches ``label_threshold`` at some logged step) counts as kept unless it was stopped
-  before the first logged step at which it did (a run that grokked before being stopped was
-  seen to grok);
+  reaches ``label_threshold`` at some logged step) counts as kept unless it was stopped at
+  or before the first logged step at which it did (a run that grokked at a step below its
+  stop was seen to grok);
 * ``n_wrongly_stopped``: the grokking runs not kept.
 
 Policies, all deciding at step W (the forecaster's window) or at later rungs:
@@ -32,8 +32,11 @@ Policies, all deciding at step W (the forecaster's window) or at later rungs:
     keep fractions (1/f is the textbook ASHA; with every run started at once, ASHA's
     promotions are synchronous successive halving).
 
-A metric "at step r" is its value at the last logged step <= r, the run having trained r
-steps; the forecaster's features use the steps below W. A NaN metric ranks worst.
+Every policy stopping a run at step r reads its log rows of the steps below r, as the
+forecaster's features read the steps below W (and as the live stop rule,
+:func:`forecast_hook`, decides at the last of them): a metric "at step r" is its value at the
+last logged step below r. With the paper's log schedule that is step 199 at W = 200, and
+step 400 at W = 500 for every policy alike. A NaN metric ranks worst.
 
 Pure computation (:func:`simulate`, :func:`summarize`, :func:`format_markdown`) is separate
 from I/O (:func:`write_study`, :func:`run_study`).
@@ -135,10 +138,11 @@ class HeldOut:
         return self.grok_step >= 0
 
     def metric_at(self, signal: str, step: int) -> np.ndarray:
-        """``signal`` at the last logged step <= ``step`` -> (R,)."""
-        j = int(np.searchsorted(self.steps, step, side="right")) - 1
+        """``signal`` at the last logged step below ``step``, what a policy stopping there
+        has read -> (R,)."""
+        j = int(np.searchsorted(self.steps, step, side="left")) - 1
         if j < 0:
-            raise ValueError(f"no logged step <= {step}")
+            raise ValueError(f"no logged step below {step}")
         return getattr(self, signal)[:, j]
 
 
@@ -238,7 +242,7 @@ def score(stop_at: np.ndarray, data: HeldOut) -> dict[str, Any]:
     """Compute saved and grokking runs kept, for runs stopped at ``stop_at`` (R,)."""
     used = np.minimum(stop_at, data.n_steps)
     stopped = stop_at < data.n_steps
-    kept = data.grok & (~stopped | (data.grok_step <= stop_at))
+    kept = data.grok & (~stopped | (data.grok_step < stop_at))  # seen: the rows below stop_at
     n_grok = int(data.grok.sum())
     return {
         "n_stopped": int(stopped.sum()),

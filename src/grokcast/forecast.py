@@ -165,9 +165,9 @@ class ForecasterMetadata:
         """What to add to an error about missing steps: why a file without steps needs all."""
         if self.window_steps is not None:
             return ""
-        return ("; this forecaster file predates the record of the steps its features came from "
-                "(window_steps), so it needs every step below W: refit it with grokcast fit to "
-                "record them")
+        return ("; this forecaster file does not record the steps its features came from "
+                "(window_steps: older files, and a save() without them), so it needs every step "
+                "below W: refit it with grokcast fit, or save it with window_steps=, to record them")
 
 
 # ----------------------------------------------------------------------------- the estimator

@@ -3,7 +3,10 @@
 The only module that touches the device. Runs in one ensemble share p, the model shape,
 the optimiser settings, the number of steps and the logging schedule; they may differ in
 seed, weight decay, train fraction and split seed. Runs with different splits are padded to
-the largest train set and masked, so each run's loss is the mean over its own examples.
+the largest train set and masked, so each run's loss is the mean over its own examples; its
+sums then run over more rows in another order, so a padded run's log differs from its log in
+an ensemble of its own split by rounding (which training amplifies). `grokcast sweep` trains
+each split in chunks of its own, where a run's log does not depend on its chunk.
 """
 
 from __future__ import annotations
