@@ -242,7 +242,8 @@ def test_directory_of_another_sweep_is_refused_untouched(tmp_path, capsys):
     assert "different sweep" in err
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*")} == snapshot
     # The hint resumes it (was "use ... the same config", after a --steps override the user had).
-    hint = f"resume it with the config it holds: --config {str(out / 'sweep.json')!r}"
+    hint = (f"resume it with the config it holds: grokcast sweep --config "
+            f"{str(out / 'sweep.json')!r} --out {str(out)!r}")
     assert hint in err
     assert main(["sweep", "--config", str(out / "sweep.json"), "--out", str(out), "--quiet"]) == 0
 
@@ -642,3 +643,27 @@ def test_the_first_steps_below_n_are_those_the_schedule_lists(dense_until, every
             want = [s for s in log.steps(n) if s < n][:limit]
             assert log.steps_below(n, limit=limit) == want, (n, limit)
     assert log.steps_below(10**12, limit=2) == [s for s in log.steps(2000) if s < 2000][:2]
+
+
+def test_an_interrupted_reproduce_counts_the_runs_of_each_sweep_it_began(tmp_path):
+    """Was: a Ctrl-C during reproduce's held-out sweep (--with-early-stopping) said "48 of 48
+    runs are stored", the main sweep's count (found in review)."""
+    import argparse
+
+    from grokcast.cli import _stored_runs
+
+    config = SweepConfig.from_file(_tiny_config(tmp_path))  # 4 runs
+    out = tmp_path / "out"
+    SweepStore(out / "sweep").init(config)
+    SweepStore(out / "sweep").write_chunk(train_ensemble(config.runs()[:2]), 1.0)  # one split's
+    reproduce = argparse.Namespace(command="reproduce", out=out)
+    assert _stored_runs(reproduce) == (f": stored 2 of 4 runs in {str(out / 'sweep')!r}; the same "
+                                       "command resumes")
+    SweepStore(out / "heldout-sweep").init(dataclasses.replace(config, seeds=(5,)))
+    assert _stored_runs(reproduce) == (f": stored 2 of 4 runs in {str(out / 'sweep')!r}, 0 of 2 "
+                                       f"runs in {str(out / 'heldout-sweep')!r}; the same command "
+                                       "resumes")
+    sweep = argparse.Namespace(command="sweep", out=out / "sweep")
+    assert _stored_runs(sweep) == ": 2 of 4 runs are stored; the same command resumes"
+    assert _stored_runs(argparse.Namespace(command="sweep", out=tmp_path / "none")) == ""
+    assert _stored_runs(argparse.Namespace(command="analyze")) == ""

@@ -112,6 +112,8 @@ def test_score_counts_a_grokker_stopped_after_it_grokked_as_kept():
     s = score(np.array([40, 40, 40, 100]), data)  # run 0 grokked at 30 < 40: seen; run 1 lost
     assert s == {"n_stopped": 3, "n_wrongly_stopped": 1, "steps_used": 220, "steps_total": 400,
                  "saved": 1 - 220 / 400, "recall": 0.5}
+    # Stopped exactly at its grok step, a run has read its rows below it only: lost (was kept).
+    assert score(np.array([30, 100, 40, 100]), data)["recall"] == 0.5
 
 
 # ----------------------------------------------------------------------------- a synthetic sweep

@@ -354,6 +354,35 @@ def test_ctrl_c_still_yields_the_chunks_that_finished_training(monkeypatch):
     assert sorted(got) == [0, 1] and entered == [True]
 
 
+@pytest.mark.usefixtures("sigint_at_default")
+def test_ctrl_c_while_the_pool_shuts_down_after_the_last_chunk_is_raised(monkeypatch):
+    """Was: a Ctrl-C after the last chunk was yielded, while the pool shut down, was lost:
+    `grokcast reproduce` exited 0 and went on to analyse (found in review). Every chunk is
+    still yielded, then KeyboardInterrupt."""
+    import signal
+    from concurrent.futures import ProcessPoolExecutor
+
+    from tqdm import tqdm
+
+    from grokcast.sweep import train_in_processes
+
+    real = ProcessPoolExecutor.shutdown
+
+    def interrupted_shutdown(self, wait=True, **kwargs):
+        if wait:  # the normal end, not the error path's shutdown(wait=False)
+            os.kill(os.getpid(), signal.SIGINT)
+        return real(self, wait=wait, **kwargs)
+
+    monkeypatch.setattr(ProcessPoolExecutor, "shutdown", interrupted_shutdown)
+    runs = [RunConfig(p=7, train_frac=0.5, seed=s, n_steps=3, log=LogConfig(dense_until=4),
+                      model=ModelConfig(d_model=8, n_heads=2, d_mlp=8)) for s in (0, 1)]
+    got = []
+    with pytest.raises(KeyboardInterrupt):
+        for log, _ in train_in_processes([runs[:1], runs[1:]], 1, tqdm(disable=True)):
+            got.append(log.runs[0].seed)
+    assert sorted(got) == [0, 1]
+
+
 def test_workers_from_an_unguarded_script_top_level_are_refused_before_anything_is_written(
         tmp_path):
     """Spawned workers import the main script again: an unguarded top-level call would make

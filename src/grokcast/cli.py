@@ -384,17 +384,26 @@ def _stdout_closed_by_reader() -> bool:
 
 
 def _stored_runs(args: argparse.Namespace) -> str:
-    """``: 12 of 48 runs are stored; the same command resumes`` after a sweep's Ctrl-C."""
+    """``: 12 of 48 runs are stored; the same command resumes`` after a sweep's Ctrl-C; for
+    reproduce, per sweep directory it has begun (with early stopping, a held-out one too)."""
     if args.command not in ("sweep", "reproduce"):
         return ""
     from grokcast.store import StoreError, SweepStore
 
-    store = SweepStore(args.out / "sweep" if args.command == "reproduce" else args.out)
-    try:
-        done, total = len(store.finished_run_ids()), len(store.read_config().runs())
-    except (OSError, ValueError, StoreError):  # interrupted before sweep.json was written
+    roots = [args.out] if args.command == "sweep" else [args.out / "sweep", args.out / "heldout-sweep"]
+    counts = []
+    for root in roots:
+        store = SweepStore(root)
+        try:
+            counts.append((root, len(store.finished_run_ids()), len(store.read_config().runs())))
+        except (OSError, ValueError, StoreError):  # not begun, or before sweep.json was written
+            continue
+    if not counts:
         return ""
-    return f": {done} of {total} runs are stored; the same command resumes"
+    if args.command == "sweep":
+        return f": {counts[0][1]} of {counts[0][2]} runs are stored; the same command resumes"
+    stored = ", ".join(f"{done} of {total} runs in {str(root)!r}" for root, done, total in counts)
+    return f": stored {stored}; the same command resumes"
 
 
 def _main(argv: list[str] | None) -> int:

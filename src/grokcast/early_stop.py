@@ -605,7 +605,7 @@ def format_markdown(df: pd.DataFrame, summary: dict[str, Any]) -> str:
         f"{s['n_runs']} runs, {s['n_grok']} of them grok (val_acc >= {s['label_threshold']:g})"
         + (f"; {s['n_excluded']} diverged or unfinished run(s) left out" if s["n_excluded"] else "")
         + ". Saved: fraction of all training steps not trained. Kept: fraction of grokking runs "
-          "not stopped before they grokked. "
+          "not stopped at or before the first logged step they grokked at. "
         + f"The summary's τ was {_tau_how(s)}"
         + ("" if _beside(s) is None else
            "; the τ marked *(on outcomes)* is the most saved keeping >= "

@@ -233,11 +233,11 @@ class SweepStore:
                 diff = ", ".join(f"{k}: {old[k]!r} there, {new[k]!r} here"
                                  for k in old if old[k] != new.get(k))
                 # Its own sweep.json is a config: the hint resumes it whatever made it
-                # (another file, or the same one with --steps).
+                # (another file, the same one with --steps, reproduce's held-out sweep).
                 raise StoreError(
-                    f"{str(self.root)!r} holds a different sweep ({diff}); use a new --out "
-                    f"directory, or resume it with the config it holds: --config "
-                    f"{str(self.config_path)!r}")
+                    f"{str(self.root)!r} holds a different sweep ({diff}); use a new output "
+                    f"directory, or resume it with the config it holds: grokcast sweep --config "
+                    f"{str(self.config_path)!r} --out {str(self.root)!r}")
             return
         self._refuse_foreign()
         payload = {"grokcast_version": __version__, "config": config.to_dict(),

@@ -520,8 +520,9 @@ def train_in_processes(chunks: list[list[RunConfig]], workers: int, bar: tqdm,
     Leaving the iteration early (an error, Ctrl-C, the caller stopping) terminates the
     workers at once: the chunks they were training are lost, the ones yielded are the
     caller's to keep. After a Ctrl-C, the chunks whose results are back when it is handled
-    are still yielded before ``KeyboardInterrupt`` is raised. A worker that dies (the OOM killer)
-    raises ``BrokenProcessPool``.
+    are still yielded before ``KeyboardInterrupt`` is raised; one after the last chunk was
+    yielded (while the pool shuts down) raises it from the final ``next()``. A worker that dies
+    (the OOM killer) raises ``BrokenProcessPool``.
     """
     check_main_guard("train_in_processes")
     ctx = multiprocessing.get_context("spawn")  # fork after torch's thread pools can deadlock
@@ -629,7 +630,9 @@ def _sigint_ignored() -> Iterator[None]:
 @contextmanager
 def _sigint_deferred() -> Iterator[Callable[[], bool]]:
     """Within: Ctrl-C only sets a flag, which the caller checks at points safe to stop at; one
-    it did not act on is raised as KeyboardInterrupt when the block ends without an error.
+    that came is raised as KeyboardInterrupt when the block ends without an error (a caller
+    that acted on it has raised already); one that came before a generator holding the block
+    was closed early is dropped with it.
 
     Python raises KeyboardInterrupt wherever the main thread happens to be. Inside
     concurrent.futures it can leave a future's lock held, and the pool's manager thread then
