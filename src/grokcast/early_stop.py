@@ -603,7 +603,8 @@ def format_markdown(df: pd.DataFrame, summary: dict[str, Any]) -> str:
         f"# Early stopping at W = {s['window']} on a held-out sweep",
         "",
         f"{s['n_runs']} runs, {s['n_grok']} of them grok (val_acc >= {s['label_threshold']:g})"
-        + (f"; {s['n_excluded']} diverged or unfinished run(s) left out" if s["n_excluded"] else "")
+        + (f"; {s['n_excluded']} diverged or early-stopped run(s) left out (no known outcome)"
+           if s["n_excluded"] else "")
         + ". Saved: fraction of all training steps not trained. Kept: fraction of grokking runs "
           "not stopped at or before the first logged step they grokked at. "
         + f"The summary's τ was {_tau_how(s)}"
