@@ -320,6 +320,12 @@ def test_workers_are_started_ignoring_ctrl_c():
         assert signal.getsignal(signal.SIGINT) is before
 
 
+def _two_tiny_runs() -> list[RunConfig]:
+    """Two runs of a few milliseconds, for tests of the worker processes' plumbing."""
+    return [RunConfig(p=7, train_frac=0.5, seed=s, n_steps=3, log=LogConfig(dense_until=4),
+                      model=ModelConfig(d_model=8, n_heads=2, d_mlp=8)) for s in (0, 1)]
+
+
 @pytest.mark.usefixtures("sigint_at_default")
 def test_ctrl_c_still_yields_the_chunks_that_finished_training(monkeypatch):
     """Was: a Ctrl-C while a finished chunk waited to be stored (its worker done, the sweep
@@ -340,8 +346,7 @@ def test_ctrl_c_still_yields_the_chunks_that_finished_training(monkeypatch):
         return real()
 
     monkeypatch.setattr(S, "_sigint_ignored", spy)
-    runs = [RunConfig(p=7, train_frac=0.5, seed=s, n_steps=3, log=LogConfig(dense_until=4),
-                      model=ModelConfig(d_model=8, n_heads=2, d_mlp=8)) for s in (0, 1)]
+    runs = _two_tiny_runs()
     got = []
     with pytest.raises(KeyboardInterrupt):
         # One worker trains the chunks one after the other: the second has long finished
@@ -374,8 +379,7 @@ def test_ctrl_c_while_the_pool_shuts_down_after_the_last_chunk_is_raised(monkeyp
         return real(self, wait=wait, **kwargs)
 
     monkeypatch.setattr(ProcessPoolExecutor, "shutdown", interrupted_shutdown)
-    runs = [RunConfig(p=7, train_frac=0.5, seed=s, n_steps=3, log=LogConfig(dense_until=4),
-                      model=ModelConfig(d_model=8, n_heads=2, d_mlp=8)) for s in (0, 1)]
+    runs = _two_tiny_runs()
     got = []
     with pytest.raises(KeyboardInterrupt):
         for log, _ in train_in_processes([runs[:1], runs[1:]], 1, tqdm(disable=True)):
