@@ -202,7 +202,19 @@ def test_a_worker_killed_by_the_system_ends_the_sweep_with_a_clear_error(tmp_pat
                                        "p * p = 529 examples"),
     ({"weight_decays": "[1.0, 1.0000001]"}, "weight_decays=(1.0, 1.0000001) is not allowed"),
     ({"seeds": "[18446744073709551616]"}, "seed=18446744073709551616 is not allowed: expected an "
-                                          "integer in [0, 9223372036854775807]"),
+                                          "integer in [0, 4294967295]"),
+    # Were accepted: torch's generator keeps a seed's low 32 bits, so these trained one run
+    # twice under two names (found in review).
+    ({"seeds": "[0, 4294967296]"}, "seed=4294967296 is not allowed: expected an integer in "
+                                   "[0, 4294967295] (an entry of seeds)"),
+    # Were accepted: AdamW's factor 1 - lr * λ rounds in float32 (as torch.optim.AdamW's on
+    # float32 weights): 1e-5 trained as λ = 0, 4e-5 as 5e-5.
+    ({"weight_decays": "[0.0, 1e-5]"}, "weight_decay=1e-05 is not allowed: expected 0, or a decay "
+                                       "float32 can apply at optim.lr=0.001: the factor 1 - lr * "
+                                       "weight_decay rounds to 1 in float32 (no decay at all), so "
+                                       "a weight_decay above 2.98e-05"),
+    ({"weight_decays": "[4e-5, 5e-5]"}, "4e-05 and 5e-05 give the same float32 factor 1 - lr * "
+                                        "weight_decay = 0.9999999403953552 at optim.lr=0.001"),
     ({"p": "100000"}, "p=100000 is not allowed: expected an integer in [2, 1000]"),
     ({"name": '""'}, "name='' is not allowed: expected a non-empty string"),
     # Sizes that would exhaust memory are refused before anything is allocated or written.

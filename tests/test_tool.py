@@ -364,6 +364,13 @@ def test_short_or_incomplete_logs_are_refused(sweep, fitted, tmp_path):
         forecast(text)
     with pytest.raises(LogError, match="val_loss = nan at step 5 [(]did the run diverge"):
         forecast(one.assign(val_loss=np.where(one["step"] == 5, np.nan, one["val_loss"])))
+    # A learning rate of 0 at step 0 (a warm-up from 0): the next cosine is 0/0, which was
+    # called a divergence (found in review).
+    warm = one.assign(update_norm=np.where(one["step"] == 0, 0.0, one["update_norm"]),
+                      update_cos=np.where(one["step"] == 1, np.nan, one["update_cos"]))
+    with pytest.raises(LogError, match=r"update_cos = nan at step 1: an update of length 0 next to "
+                                       r"it \(a learning rate of 0, as a warm-up from 0 gives"):
+        forecast(warm)
     with pytest.raises(LogError, match="expected a .csv or .parquet file"):
         forecast(one, "log.txt")
     with pytest.raises(FileNotFoundError, match="does not exist"):

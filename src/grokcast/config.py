@@ -25,6 +25,9 @@ INIT_SCHEMES = ("torch", "nanda")
 PRECISIONS = ("fp32", "bf16")
 MAX_P = 1000  # the task has p * p examples, each trained on full-batch: p = 1000 is 10^6 of them
 MAX_SEED = 2**63 - 1  # seeds are stored as int64
+# A run's seed seeds torch.Generator, whose Mersenne Twister keeps its low 32 bits: seeds equal
+# mod 2**32 would train the same run under two names. (split_seed goes to numpy: all 64.)
+MAX_RUN_SEED = 2**32 - 1
 MAX_WIDTH = 1 << 16  # d_model, d_mlp: one 65,536-wide square matrix is already 16 GiB per run
 # Rows of one run's log held in memory while it trains (13 signals each); with the default
 # schedule (every 100 steps) that allows 10^7 steps.
@@ -182,6 +185,13 @@ def n_train_examples(p: int, train_frac: float) -> int:
 _RUN_ID = re.compile(r"p(\d+)-f.+-wd.+-s\d+-ss\d+")  # RunConfig.run_id's form
 
 
+def decay_factor(lr: float, weight_decay: float) -> float:
+    """AdamW's per-step weight factor ``1 - lr * weight_decay`` as the trainer computes it, in
+    float32 (:class:`grokcast.train._AdamW`; torch.optim.AdamW rounds so on float32 weights)."""
+    one, lr32, wd32 = np.float32(1), np.float32(lr), np.float32(weight_decay)
+    return float(one - lr32 * wd32)
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """Everything that determines one training run, and so its log."""
@@ -206,8 +216,9 @@ class RunConfig:
         # And -0.0 as 0.0: equal numbers, but their run ids would differ ("wd-0").
         for name in ("train_frac", "weight_decay"):
             object.__setattr__(self, name, float(getattr(self, name)) + 0.0)
-        _check_int("seed", self.seed, 0, MAX_SEED)
+        _check_int("seed", self.seed, 0, MAX_RUN_SEED)
         _check_int("split_seed", self.split_seed, 0, MAX_SEED)
+        self._check_decay()
         _check_int("n_steps", self.n_steps, 1)  # zero steps: no training, nothing to analyse
         for name, kind in (("model", ModelConfig), ("optim", OptimConfig), ("log", LogConfig)):
             if not isinstance(getattr(self, name), kind):
@@ -220,6 +231,17 @@ class RunConfig:
         if not 1 <= n_train < self.p**2:
             _fail("train_frac", self.train_frac,
                   f"a fraction leaving at least one train and one val example of p*p={self.p**2}")
+
+    def _check_decay(self) -> None:
+        # AdamW multiplies the weights by 1 - lr * λ in float32, as torch.optim.AdamW does on
+        # float32 parameters: a λ too small for that product is no decay at all. (One at or
+        # past 1 / lr zeroes or flips the weights every step; the tests use it to make a run
+        # diverge, and a run that does is stored as diverged.)
+        lr, wd = self.optim.lr, self.weight_decay
+        if wd > 0 and decay_factor(lr, wd) == 1.0:
+            _fail("weight_decay", wd, f"0, or a decay float32 can apply at optim.lr={lr:g}: the "
+                                      "factor 1 - lr * weight_decay rounds to 1 in float32 (no "
+                                      f"decay at all), so a weight_decay above {2**-25 / lr:.3g}")
 
     @property
     def run_id(self) -> str:
@@ -299,7 +321,20 @@ class SweepConfig:
         than two steps before the last (no window could be analysed). Not checked when a
         config is read, so a sweep stored by an older grokcast still opens."""
         self._check_train_sets_differ()
+        self._check_decays_differ()
         self._check_some_window_fits()
+
+    def _check_decays_differ(self) -> None:
+        # Weight decays whose float32 factors 1 - lr * λ are equal train the same runs twice.
+        by_factor: dict[float, float] = {}
+        for wd in self.weight_decays:
+            factor = decay_factor(self.optim.lr, wd)
+            if factor in by_factor:
+                _fail("weight_decays", self.weight_decays,
+                      f"weight decays that train differently: {by_factor[factor]!r} and {wd!r} "
+                      f"give the same float32 factor 1 - lr * weight_decay = {factor!r} at "
+                      f"optim.lr={self.optim.lr:g}")
+            by_factor[factor] = wd
 
     def _check_some_window_fits(self) -> None:
         # The smallest window, W = 2, reads two logged steps below W <= n_steps.

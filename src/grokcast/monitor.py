@@ -190,6 +190,10 @@ class GrokMonitor:
                 val_acc: float | None = None, train_margin: float | None = None) -> None:
         """Record step ``step``: call after ``loss.backward()`` and before ``optimizer.step()``.
 
+        The gradient read is the one in ``.grad``: with a ``torch.amp.GradScaler`` call
+        ``scaler.unscale_(optimizer)`` first (the scaled gradient's norm is the scale times
+        too large), and clip gradients after this call (the norm would be the clipped one).
+
         Parameters
         ----------
         step : int
@@ -211,7 +215,9 @@ class GrokMonitor:
                                   "train_margin": train_margin}, step) if logged else {}
         params = list(model.parameters())
         self._check_params(params)
-        current = [p.detach()[None] for p in params]  # each (1, ...): an ensemble of one run
+        # Each (1, ...): an ensemble of one run. At least float32: an update of a bf16 model
+        # differenced in bf16 loses digits its norm and cosine keep in the trainer's fp32.
+        current = [p.detach()[None].to(torch.promote_types(p.dtype, torch.float32)) for p in params]
         delta = None
         if self._snapshot is not None:  # theta_{t-1} was kept: the update t-1 -> t is known now
             delta = [c - s for c, s in zip(current, self._snapshot)]
@@ -263,6 +269,8 @@ class GrokMonitor:
         # A parameter the loss does not reach has no .grad: its gradient is zero.
         grads = [(p.grad if p.grad is not None else torch.zeros_like(p)).detach()[None]
                  for p in params]
+        # A sparse gradient (nn.Embedding(sparse=True)) has the same norm as its dense form.
+        grads = [g.to_dense() if g.is_sparse else g for g in grads]
         row = np.full(len(S.SIGNAL_NAMES), math.nan)
         for name, value in metrics.items():
             row[_COL[name]] = value
@@ -325,8 +333,8 @@ class GrokMonitor:
         if not self.ready:
             seen = "no step" if self._last_step is None else f"up to step {self._last_step}"
             raise LogError(f"forecast needs steps 0..{self.window - 1} and the update after step "
-                           f"{self.window - 1}: observe through step {self.window} (and a logged "
-                           f"step >= {self.window - 1}) first (observed {seen})")
+                           f"{self.window - 1}: observe through step {self.forecast_step} (its "
+                           f"forecast_step) first (observed {seen})")
         return forecast_frame(self.forecaster, self.log, self.window, top=top)[0]
 
 

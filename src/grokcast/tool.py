@@ -395,6 +395,14 @@ def _check_shape(log_df: pd.DataFrame, window: int) -> pd.DataFrame:
     return log_df
 
 
+def _zero_update_before(inside: pd.DataFrame, values: np.ndarray, i: int) -> bool:
+    """Whether row ``i``'s update, or its run's previous logged one, has norm 0: the pair
+    whose cosine row ``i`` holds."""
+    norm = values[:, SIGNAL_NAMES.index("update_norm")]
+    same_run = i > 0 and inside["run_id"].iloc[i - 1] == inside["run_id"].iloc[i]
+    return bool(norm[i] == 0 or (same_run and norm[i - 1] == 0))
+
+
 def _check_values(log_df: pd.DataFrame, window: int, last_steps: pd.Series, *,
                   finite: bool = True) -> None:
     """:func:`check_log`'s checks of the values below W, on a log whose shape is checked;
@@ -424,6 +432,10 @@ def _check_values(log_df: pd.DataFrame, window: int, last_steps: pd.Series, *,
                     f"step {window - 1}")
         elif column in ("train_acc", "val_acc") and np.isnan(values[i, j]):
             hint = ": a logged step needs its accuracy (a number in [0, 1] even for a diverged model)"
+        elif column == "update_cos" and _zero_update_before(inside, values, i):
+            hint = (": an update of length 0 next to it (a learning rate of 0, as a warm-up from "
+                    "0 gives, or an optimizer step skipped) has no direction; the features need "
+                    "a nonzero update at every logged step below W")
         else:
             hint = " (did the run diverge?)"
         raise LogError(f"run {run_id!r} has {column} = {values[i, j]} at step {step}{hint}")
