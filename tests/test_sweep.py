@@ -610,3 +610,37 @@ def test_progress_must_be_a_bool(tmp_path):
     with pytest.raises(ValueError, match=r"^progress='yes' is not allowed: expected True or False"):
         analyze(None, None, None, progress="yes")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_workers_and_chunks_that_the_memory_cannot_hold_together_are_refused(monkeypatch, tmp_path):
+    """Was: `--workers auto` gave 2 workers for runs of 14.1 GiB each (p = 1000) on 23.5 GiB,
+    and an explicit --chunk-size or --workers was never weighed against memory: the OS kills a
+    worker part-way (found in review). Now auto trains one at a time, and an explicit plan
+    that cannot fit is refused before anything is written."""
+    import os
+
+    import torch
+
+    import grokcast.sweep as S
+
+    gib = 2**30
+    config = SweepConfig(name="big", p=7, train_fracs=(0.5,), weight_decays=(1.0,), seeds=(0, 1),
+                         n_steps=3, model=ModelConfig(d_model=8, n_heads=2, d_mlp=8),
+                         log=LogConfig(dense_until=4))
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    monkeypatch.setattr(S, "cgroup_cpu_quota", lambda: None)
+    monkeypatch.setattr(S, "device_bytes", lambda device: int(23.5 * gib))
+    monkeypatch.setattr(S, "run_bytes", lambda config, device=None: int(14.1 * gib))
+    cpu = torch.device("cpu")
+    assert resolve_workers("auto", cpu) == 2  # without the config: the cores and WORKER_BYTES
+    assert resolve_workers("auto", cpu, config) == 1
+    out = tmp_path / "s"
+    with pytest.raises(ValueError, match=r"^workers=2 with chunks of 1 run\(s\) is not allowed: "
+                                         r"they need about 29.2 GiB at once \(14.1 GiB per run\), "
+                                         r"more than the 23.5 GiB of cpu: use fewer --workers"):
+        run_sweep(config, out, device="cpu", workers=2, progress=False)
+    monkeypatch.setattr(S, "run_bytes", lambda config, device=None: int(10 * gib))
+    with pytest.raises(ValueError, match=r"^workers=1 with chunks of 3 run\(s\) is not allowed"):
+        run_sweep(config, out, device="cpu", workers=1, chunk_size=3, progress=False)
+    assert not out.exists()
+    run_sweep(config, out, device="cpu", workers=1, chunk_size=2, progress=False)  # 20 GiB: fits

@@ -215,6 +215,22 @@ def check_fits(device: torch.device, config: SweepConfig) -> None:
                          f"more than the {have / gib:,.1f} GiB of {device}: use a smaller model or p")
 
 
+def check_memory(device: torch.device, config: SweepConfig, workers: int,
+                 chunk_size: int | None) -> None:
+    """Refuse, before anything is written, ``workers`` processes each training a chunk of
+    ``chunk_size`` runs (default: the smallest, 1) that the CPU's memory cannot hold together:
+    the OS would kill a worker part-way. The default chunk size fits by construction."""
+    chunk, one = chunk_size or 1, run_bytes(config, device)
+    need = workers * (chunk * one + (WORKER_BYTES if workers > 1 else 0))
+    have = device_bytes(device)
+    if need > have:
+        gib = 2**30
+        raise ValueError(f"workers={workers} with chunks of {chunk} run(s) is not allowed: they "
+                         f"need about {need / gib:,.1f} GiB at once ({one / gib:,.1f} GiB per run), "
+                         f"more than the {have / gib:,.1f} GiB of {device}: use fewer --workers "
+                         "or a smaller --chunk-size")
+
+
 # What a worker process holds beside its chunk (the interpreter, torch, the chunk's log):
 # measured, the sweep process and two workers training chunks of 16 summed to 1,066-1,070 MiB.
 WORKER_BYTES = 512 * 2**20
@@ -256,9 +272,11 @@ def max_workers() -> int:
     return max(2, usable_cores())
 
 
-def resolve_workers(workers: int | str, device: torch.device) -> int:
+def resolve_workers(workers: int | str, device: torch.device,
+                    config: SweepConfig | None = None) -> int:
     """``workers="auto"``: one single-threaded process per usable core on the CPU, 1 on a GPU;
-    no more than half the machine's memory holds at :data:`WORKER_BYTES` each.
+    no more than half the machine's memory holds at :data:`WORKER_BYTES` each, nor, given the
+    sweep's ``config``, more than the memory holds each training one of its runs.
 
     Each worker process trains on one thread, and on the CPU a run's log does not depend on
     its chunk, so the logs are the same for any number of worker processes: on the CPU
@@ -269,7 +287,9 @@ def resolve_workers(workers: int | str, device: torch.device) -> int:
     if workers == "auto":
         if device.type != "cpu":
             return 1
-        return max(1, min(usable_cores(), int(device_bytes(device) * 0.5 // WORKER_BYTES)))
+        have = device_bytes(device)
+        each = WORKER_BYTES + (run_bytes(config, device) if config is not None else 0)
+        return max(1, min(usable_cores(), int(have * 0.5 // WORKER_BYTES), have // each))
     if isinstance(workers, str):
         raise ValueError(f"workers={workers!r} is not allowed: expected an integer >= 1 or 'auto'")
     return check_int("workers", workers, 1)
@@ -314,13 +334,15 @@ def run_sweep(config: SweepConfig, out: str | os.PathLike, *, device: str | torc
     check_bool("progress", progress)
     if check_bool("compiled", compiled):
         check_compilable(dev)
-    workers = resolve_workers(workers, dev)
+    workers = resolve_workers(workers, dev, config)
     if workers > 1 and dev.type != "cpu":
         raise ValueError(f"workers={workers} is not allowed: expected 1, or >= 1 on the CPU")
     if workers > max_workers():
         raise ValueError(f"workers={workers} is not allowed: expected an integer in [1, "
                          f"{max_workers()}] (the CPU cores this process may use, at least 2): "
                          "single-threaded workers beyond the cores only compete for them")
+    if dev.type == "cpu":
+        check_memory(dev, config, workers, chunk_size)
     if workers > 1:
         check_main_guard("run_sweep(..., workers>1)")
     if workers > 1 and train_fn is not train_ensemble:
