@@ -476,19 +476,21 @@ def test_resuming_with_another_build_warns(tmp_path):
 def test_a_failed_chunk_write_says_what_is_stored_and_a_rerun_resumes(tmp_path, monkeypatch):
     """A full disk surfaced as pyarrow's "[Errno 28] Error writing bytes to file", naming no
     file and not saying that the finished chunks were kept (found in review)."""
+    import pyarrow.parquet as pq
+
     from grokcast.store import StoreError, SweepStore
     from grokcast.sweep import run_sweep
 
     cfg, _, whole = _sweep(tmp_path / "whole")
-    real, calls = pd.DataFrame.to_parquet, []
+    real, calls = pq.write_table, []
 
-    def full_disk(self, path, *args, **kwargs):
-        calls.append(path)
+    def full_disk(table, where, *args, **kwargs):
+        calls.append(where)
         if len(calls) == 3:  # the second chunk's log file
             raise OSError(28, "Error writing bytes to file. Detail: [errno 28] No space left on device")
-        return real(self, path, *args, **kwargs)
+        return real(table, where, *args, **kwargs)
 
-    monkeypatch.setattr(pd.DataFrame, "to_parquet", full_disk)
+    monkeypatch.setattr(pq, "write_table", full_disk)
     out = tmp_path / "s"
     with pytest.raises(StoreError) as err:
         run_sweep(cfg, out, device="cpu", chunk_size=2, progress=False)
@@ -580,3 +582,39 @@ def test_log_columns_are_checked_by_name(tmp_path):
     with pytest.raises(ValueError, match=r"^columns=\['val_acc', 'nope'\] is not allowed: 'nope' is not "
                                          r"a log column \(the log's: run_id, step, "):
         store.log(columns=["val_acc", "nope"])
+
+
+def test_a_chunk_trained_under_another_config_than_sweep_json_now_holds_is_refused(tmp_path):
+    """Was: sweep.json edited by hand (lr 1e-3 -> 1e-2, more seeds) and resumed trained the new
+    runs at the new lr beside the old ones, "12 already finished", the runs table showing no lr
+    (found in review); an edited n_steps was called a damaged chunk, to be deleted."""
+    import json
+
+    from grokcast.config import LogConfig, ModelConfig, OptimConfig, SweepConfig
+    from grokcast.store import StoreError, SweepStore
+    from grokcast.sweep import run_sweep
+
+    config = SweepConfig(name="e", p=7, train_fracs=(0.5,), weight_decays=(1.0,), seeds=(0, 1),
+                         n_steps=6, model=ModelConfig(d_model=8, n_heads=2, d_mlp=8),
+                         log=LogConfig(dense_until=4, every=2))
+    out = tmp_path / "s"
+    run_sweep(config, out, device="cpu", progress=False)
+    path = out / "sweep.json"
+    original = path.read_text()
+    document = json.loads(original)
+    document["config"]["optim"]["lr"] = 0.01
+    document["config"]["seeds"] = [0, 1, 2]
+    path.write_text(json.dumps(document))
+    edited = SweepConfig.from_dict(document["config"])
+    assert edited.optim == OptimConfig(lr=0.01)
+    with pytest.raises(StoreError, match=r"chunk-00000.parquet' was trained under another config "
+                                         r"than .*sweep.json' holds now \(.*optim: .*'lr': 0.001.* in "
+                                         r"the chunk, .*'lr': 0.01.* now.*\): sweep.json was edited"):
+        run_sweep(edited, out, device="cpu", progress=False)
+    assert len(SweepStore(out).runs()) == 2  # nothing trained
+    path.write_text(original)  # restored: resumes (and trains nothing)
+    assert run_sweep(config, out, device="cpu", progress=False).n_trained == 0
+    # A grid grown by hand, every run's settings as before: the stored runs are its runs.
+    grown = dataclasses.replace(config, seeds=(0, 1, 2))
+    path.write_text(json.dumps({**json.loads(original), "config": grown.to_dict()}))
+    assert run_sweep(grown, out, device="cpu", progress=False).n_trained == 1

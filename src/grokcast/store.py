@@ -19,6 +19,7 @@ Runs table columns: see :data:`RUN_COLUMNS`.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -125,15 +126,23 @@ def _fsync(path: str) -> None:
         os.close(fd)
 
 
-def atomic_write_parquet(path: Path, df: pd.DataFrame) -> None:
-    """As :func:`atomic_write_bytes`; an error names ``path`` (pyarrow's names no file)."""
+def atomic_write_parquet(path: Path, df: pd.DataFrame, metadata: dict[str, str] | None = None,
+                         ) -> None:
+    """As :func:`atomic_write_bytes`; an error names ``path`` (pyarrow's names no file).
+    ``metadata``: key-value pairs added to the file's footer."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     path = _write_target(path)
     fd, tmp = _temp_file(path)
     os.close(fd)
     try:
+        table = pa.Table.from_pandas(df, preserve_index=False)
+        if metadata:
+            table = table.replace_schema_metadata({**(table.schema.metadata or {}), **metadata})
         # Page checksums (CRC-32): a flipped bit in a stored chunk is an error when it is read
         # (SweepStore verifies them), not wrong numbers.
-        df.to_parquet(tmp, index=False, write_page_checksum=True)
+        pq.write_table(table, tmp, write_page_checksum=True)
         _fsync(tmp)  # as atomic_write_bytes: after a power cut the new name holds the whole file
         _publish(tmp, path)
     except OSError as err:
@@ -190,6 +199,17 @@ def run_frame(log: EnsembleLog, chunk: str, chunk_seconds: float) -> pd.DataFram
 STOP_LOCATION_KEYS = ("model",)
 
 
+# The footer key of a runs chunk holding the config it was trained under (JSON).
+CHUNK_CONFIG_KEY = "grokcast.config"
+
+
+def _config_diff(a: SweepConfig, b: SweepConfig, where: tuple[str, str] = ("there", "here")) -> str:
+    """``n_steps: 300 there, 600 here`` for each top-level key where two configs differ."""
+    old, new = a.to_dict(), b.to_dict()
+    return ", ".join(f"{k}: {old[k]!r} {where[0]}, {new[k]!r} {where[1]}"
+                     for k in old if old[k] != new.get(k))
+
+
 def _same_stop_rule(a: dict[str, Any] | None, b: dict[str, Any] | None) -> bool:
     if a is None or b is None:
         return a is b
@@ -229,9 +249,7 @@ class SweepStore:
             stored, existing = self._read_document()
             self._warn_other_build(stored, build)
             if existing != config:
-                old, new = existing.to_dict(), config.to_dict()
-                diff = ", ".join(f"{k}: {old[k]!r} there, {new[k]!r} here"
-                                 for k in old if old[k] != new.get(k))
+                diff = _config_diff(existing, config)
                 # Its own sweep.json is a config: the hint resumes it whatever made it
                 # (another file, the same one with --steps, reproduce's held-out sweep).
                 raise StoreError(
@@ -412,7 +430,9 @@ class SweepStore:
         try:
             atomic_write_parquet(self.root / "log" / name, log_frame(log))
             runs = run_frame(log, name.removesuffix(".parquet"), seconds)
-            atomic_write_parquet(self.root / "runs" / name, runs)
+            # The config the chunk was trained under: a resume checks it against sweep.json.
+            config = json.dumps(self.read_config().to_dict(), sort_keys=True)
+            atomic_write_parquet(self.root / "runs" / name, runs, {CHUNK_CONFIG_KEY: config})
         except OSError as err:  # a full disk, a lost permission: what to do, not only what failed
             raise StoreError(
                 f"could not write {str(err.filename)!r} ({(err.strerror or str(err)).lower()}): "
@@ -464,8 +484,10 @@ class SweepStore:
             log_path = self.root / "log" / runs_path.name
             if not log_path.is_file():
                 raise self._damaged(log_path, "missing")
-            n_runs, n_rows = (self._footer_rows(p, need) for p, need in
-                              ((runs_path, RUN_COLUMNS), (log_path, ("run_id", "step", *SIGNAL_NAMES))))
+            runs_meta, log_meta = (self._footer(p, need) for p, need in
+                                   ((runs_path, RUN_COLUMNS), (log_path, ("run_id", "step", *SIGNAL_NAMES))))
+            self._check_chunk_config(runs_path, runs_meta.metadata or {}, cfg)
+            n_runs, n_rows = runs_meta.num_rows, log_meta.num_rows
             if n_rows != n_runs * n_steps:
                 raise self._damaged(log_path, f"{n_rows} rows, expected {n_runs} runs x "
                                               f"{n_steps} logged steps")
@@ -478,15 +500,37 @@ class SweepStore:
         # A damaged footer fails here too; a file written without checksums reads unchecked.
         self._parquet(lambda p: pq.read_table(p, page_checksum_verification=True), path)
 
-    def _footer_rows(self, path: Path, columns: tuple[str, ...]) -> int:
-        """The file's row count from its footer, which must list ``columns``."""
+    def _footer(self, path: Path, columns: tuple[str, ...]) -> Any:
+        """The file's footer (pyarrow's FileMetaData), which must list ``columns``."""
         import pyarrow.parquet as pq
 
         meta = self._parquet(pq.read_metadata, path)
         missing = [c for c in columns if c not in meta.schema.names]
         if missing:
             raise self._damaged(path, f"lacks column(s) {', '.join(missing)}")
-        return meta.num_rows
+        return meta
+
+    def _check_chunk_config(self, path: Path, footer: dict[bytes, bytes], config: SweepConfig,
+                            ) -> None:
+        """Refuse a chunk trained under settings other than sweep.json holds now: sweep.json
+        edited by hand, after which a resume mixed runs of two settings (an lr, say, which
+        the runs table does not show). Chunks written before grokcast recorded it pass."""
+        raw = footer.get(CHUNK_CONFIG_KEY.encode())
+        if raw is None:
+            return
+        try:
+            trained = SweepConfig.from_dict(json.loads(raw))
+        except (json.JSONDecodeError, UnicodeDecodeError, TypeError, ConfigError) as err:
+            raise self._damaged(path, f"its recorded config does not read: {err}") from None
+        # The grid's lists and the name say which runs there are, not how each trains: a grid
+        # grown by hand keeps its stored runs (one it shrank is refused by _check_in_grid).
+        grid = {k: getattr(config, k) for k in ("name", "train_fracs", "weight_decays", "seeds")}
+        if dataclasses.replace(trained, **grid) != config:
+            raise StoreError(
+                f"{str(path)!r} was trained under another config than {str(self.config_path)!r} "
+                f"holds now ({_config_diff(trained, config, ('in the chunk', 'now'))}): sweep.json "
+                "was edited after the chunk was written, and a resume would mix runs of two "
+                "settings; restore it, or train into a new directory")
 
     def _parquet(self, read: Callable[[Path], Any], path: Path) -> Any:
         """``read(path)``, a failure named as :meth:`_damaged`, but for running out of memory
