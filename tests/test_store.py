@@ -179,7 +179,9 @@ def test_damaged_log_chunks_are_named_with_the_remedy(tmp_path):
             check()
         assert remedy in str(err.value)
     log1.unlink()  # deleted: a resumed sweep used to call its runs finished
-    with pytest.raises(StoreError, match=r"chunk-00001.parquet' is damaged \(missing\)"):
+    # Only its runs file is left to delete (the remedy also named the missing log file).
+    with pytest.raises(StoreError, match=r"chunk-00001.parquet' is damaged \(missing\): delete "
+                                         r"'[^']*runs/chunk-00001.parquet', then rerun"):
         run_sweep(cfg, out, device="cpu", progress=False)
     # Whole but short: one run's rows of the chunk's two (steps 0-9, 10, 20, 30).
     pd.read_parquet(pd.io.common.BytesIO(whole)).iloc[:13].to_parquet(log1, index=False)

@@ -441,12 +441,14 @@ class SweepStore:
                 "--out to resume") from None
 
     def _damaged(self, path: Path, why: object) -> StoreError:
-        name = path.name
         why = " ".join(str(why).split())  # pyarrow's messages can end in a line break
+        # Only what is there to delete (a missing log file leaves its runs file).
+        present = [p for p in (self.root / "log" / path.name, self.root / "runs" / path.name)
+                   if p.exists()]
         return StoreError(
-            f"{str(path)!r} is damaged ({why}): delete {str(self.root / 'log' / name)!r} and "
-            f"{str(self.root / 'runs' / name)!r}, then rerun grokcast sweep with the same --config "
-            "and --out to train that chunk's runs again")
+            f"{str(path)!r} is damaged ({why}): delete {' and '.join(repr(str(p)) for p in present)}, "
+            "then rerun grokcast sweep with the same --config and --out to train that chunk's "
+            "runs again")
 
     def _read(self, table: str, columns: list[str] | None = None) -> pd.DataFrame:
         if not self.config_path.is_file():
