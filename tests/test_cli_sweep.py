@@ -392,6 +392,11 @@ def test_float32_settings_are_the_decimals_they_print_as_and_minus_zero_is_zero(
     assert str(RunConfig(weight_decay=-0.0).weight_decay) == "0.0"
     with pytest.raises(ConfigError, match="expected a list without repeated values"):
         SweepConfig(weight_decays=[0.0, -0.0])
+    # The repeated value is named: the tuple alone printed two equal-looking entries.
+    with pytest.raises(ConfigError, match=r"weight_decays=\(0.0001, 0.0001\) is not allowed: "
+                                          r"expected a list without repeated values \(0.0001 is "
+                                          r"there twice\)$"):
+        SweepConfig(weight_decays=[1e-4, 0.0001])
 
 
 def test_json_configs_refuse_repeated_keys_and_deep_nesting_as_toml_does(tmp_path):

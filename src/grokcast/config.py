@@ -299,8 +299,9 @@ class SweepConfig:
                 _fail(name, given, "a non-empty list")
             if any(isinstance(v, (list, tuple, dict, np.ndarray)) for v in values):
                 _fail(name, values, "a flat list of numbers")
-            if len(set(values)) != len(values):
-                _fail(name, values, "a list without repeated values")
+            if len(set(values)) != len(values):  # 1e-4 and 0.0001 print alike: name the value
+                twice = next(v for k, v in enumerate(values) if v in values[:k])
+                _fail(name, values, f"a list without repeated values ({twice!r} is there twice)")
         # Validate every field once through RunConfig so errors name the bad value, and the
         # list it came from (the config's key is the plural).
         lists = {"train_frac": "train_fracs", "weight_decay": "weight_decays", "seed": "seeds"}
