@@ -13,6 +13,7 @@ import math
 import os
 import re
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -185,9 +186,20 @@ def n_train_examples(p: int, train_frac: float) -> int:
 _RUN_ID = re.compile(r"p(\d+)-f.+-wd.+-s\d+-ss\d+")  # RunConfig.run_id's form
 
 
+def _collision(values: tuple[Any, ...], key: Callable[[Any], Any]) -> tuple[Any, Any, Any] | None:
+    """The first two ``values`` with equal ``key(value)``, and that key; None if all differ."""
+    seen: dict[Any, Any] = {}
+    for v in values:
+        k = key(v)
+        if k in seen:
+            return seen[k], v, k
+        seen[k] = v
+    return None
+
+
 def decay_factor(lr: float, weight_decay: float) -> float:
-    """AdamW's per-step weight factor ``1 - lr * weight_decay`` as the trainer computes it, in
-    float32 (:class:`grokcast.train._AdamW`; torch.optim.AdamW rounds so on float32 weights)."""
+    """AdamW's per-step weight factor ``1 - lr * weight_decay`` in float32, the trainer's
+    (:class:`grokcast.train._AdamW`; torch.optim.AdamW rounds so on float32 weights)."""
     one, lr32, wd32 = np.float32(1), np.float32(lr), np.float32(weight_decay)
     return float(one - lr32 * wd32)
 
@@ -299,9 +311,9 @@ class SweepConfig:
                 _fail(name, given, "a non-empty list")
             if any(isinstance(v, (list, tuple, dict, np.ndarray)) for v in values):
                 _fail(name, values, "a flat list of numbers")
-            if len(set(values)) != len(values):  # 1e-4 and 0.0001 print alike: name the value
-                twice = next(v for k, v in enumerate(values) if v in values[:k])
-                _fail(name, values, f"a list without repeated values ({twice!r} is there twice)")
+            if (twice := _collision(values, lambda v: v)) is not None:
+                # 1e-4 and 0.0001 print alike in the tuple: name the value.
+                _fail(name, values, f"a list without repeated values ({twice[1]!r} is there twice)")
         # Validate every field once through RunConfig so errors name the bad value, and the
         # list it came from (the config's key is the plural).
         lists = {"train_frac": "train_fracs", "weight_decay": "weight_decays", "seed": "seeds"}
@@ -327,15 +339,12 @@ class SweepConfig:
 
     def _check_decays_differ(self) -> None:
         # Weight decays whose float32 factors 1 - lr * λ are equal train the same runs twice.
-        by_factor: dict[float, float] = {}
-        for wd in self.weight_decays:
-            factor = decay_factor(self.optim.lr, wd)
-            if factor in by_factor:
-                _fail("weight_decays", self.weight_decays,
-                      f"weight decays that train differently: {by_factor[factor]!r} and {wd!r} "
-                      f"give the same float32 factor 1 - lr * weight_decay = {factor!r} at "
-                      f"optim.lr={self.optim.lr:g}")
-            by_factor[factor] = wd
+        same = _collision(self.weight_decays, lambda wd: decay_factor(self.optim.lr, wd))
+        if same is not None:
+            a, b, factor = same
+            _fail("weight_decays", self.weight_decays,
+                  f"weight decays that train differently: {a!r} and {b!r} give the same float32 "
+                  f"factor 1 - lr * weight_decay = {factor!r} at optim.lr={self.optim.lr:g}")
 
     def _check_some_window_fits(self) -> None:
         # The smallest window, W = 2, reads two logged steps below W <= n_steps.
@@ -349,28 +358,22 @@ class SweepConfig:
     def _check_train_sets_differ(self) -> None:
         # Fractions that round to one train-set size draw the same examples from one split
         # permutation: the same runs twice, under two names.
-        by_size: dict[int, float] = {}
-        for f in self.train_fracs:
-            n = n_train_examples(self.p, f)
-            if n in by_size:
-                _fail("train_fracs", self.train_fracs,
-                      f"fractions that give different train sets: {by_size[n]!r} and {f!r} both "
-                      f"give round(f * p * p) = {n} of the p * p = {self.p**2} examples")
-            by_size[n] = f
+        same = _collision(self.train_fracs, lambda f: n_train_examples(self.p, f))
+        if same is not None:
+            a, b, n = same
+            _fail("train_fracs", self.train_fracs,
+                  f"fractions that give different train sets: {a!r} and {b!r} both give "
+                  f"round(f * p * p) = {n} of the p * p = {self.p**2} examples")
 
     def _check_run_ids_unique(self) -> None:
         # Run ids print the grid values to 6 significant digits (%g): two values that agree
         # that far would share an id, and so a place in the store.
         for name in ("train_fracs", "weight_decays"):
             values = getattr(self, name)
-            by_id: dict[str, Any] = {}
-            for v in values:
-                key = f"{v:g}"
-                if key in by_id:
-                    _fail(name, values, f"values that differ in their first 6 significant digits "
-                                        f"(run ids print them so: {by_id[key]!r} and {v!r} are both "
-                                        f"{key!r})")
-                by_id[key] = v
+            if (same := _collision(values, lambda v: f"{v:g}")) is not None:
+                a, b, key = same
+                _fail(name, values, f"values that differ in their first 6 significant digits "
+                                    f"(run ids print them so: {a!r} and {b!r} are both {key!r})")
 
     def _run(self, train_frac: float, weight_decay: float, seed: int) -> RunConfig:
         return RunConfig(p=self.p, train_frac=train_frac, weight_decay=weight_decay, seed=seed,
