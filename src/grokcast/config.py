@@ -198,8 +198,9 @@ def _collision(values: tuple[Any, ...], key: Callable[[Any], Any]) -> tuple[Any,
 
 
 def decay_factor(lr: float, weight_decay: float) -> float:
-    """AdamW's per-step weight factor ``1 - lr * weight_decay`` in float32, the trainer's
-    (:class:`grokcast.train._AdamW`; torch.optim.AdamW rounds so on float32 weights)."""
+    """AdamW's per-step weight factor ``1 - lr * weight_decay`` as the trainer computes it on
+    float32 weights (:class:`grokcast.train._AdamW` computes it in the weights' dtype, in torch;
+    torch.optim.AdamW rounds so too), for the config's checks."""
     one, lr32, wd32 = np.float32(1), np.float32(lr), np.float32(weight_decay)
     return float(one - lr32 * wd32)
 

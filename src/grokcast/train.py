@@ -29,7 +29,7 @@ from torch import Tensor
 
 from grokcast import model as M
 from grokcast import signals as S
-from grokcast.config import ModelConfig, RunConfig, decay_factor
+from grokcast.config import ModelConfig, RunConfig
 from grokcast.data import all_examples, split_indices, vocab_size
 from grokcast.validation import check_bool
 
@@ -141,10 +141,8 @@ class _AdamW:
     def __init__(self, params: list[Tensor], runs: list[RunConfig]) -> None:
         opt = runs[0].optim
         self.params, self.lr, self.b1, self.b2, self.eps = params, opt.lr, opt.beta1, opt.beta2, opt.eps
-        # The factor the config validated (float32 values, so exact in the parameters' dtype).
-        decay = torch.tensor([decay_factor(self.lr, r.weight_decay) for r in runs],
-                             dtype=params[0].dtype, device=params[0].device)
-        self.decay = [decay.reshape(-1, *[1] * (p.dim() - 1)) for p in params]
+        wd = torch.tensor([r.weight_decay for r in runs], dtype=params[0].dtype, device=params[0].device)
+        self.decay = [(1 - self.lr * wd).reshape(-1, *[1] * (p.dim() - 1)) for p in params]
         self.m = [torch.zeros_like(p) for p in params]
         self.v = [torch.zeros_like(p) for p in params]
         # The fused kernel reads the step count from a float tensor per parameter.
