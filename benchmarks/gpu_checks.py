@@ -42,8 +42,9 @@ what it has):
   (with and without the CUDA graphs): where a sweep's time goes (--steps, default 200);
 - ``lookups``: ms per unlogged step of the 48 runs and of the grid's 2,400-run chunk, by way
   of reading the tables and precision, twice each, and per logged step of the large chunk;
-- ``compile``: an experiment for the 4,800-run target, not yet run on a GPU (the trainer's
-  compiled step has, below): one step's
+- ``compile``: an experiment for the 4,800-run target (on an H200 on 2026-11-28 the
+  max-autotune mode was still autotuning after 170 s, cuBLAS beating its templates in every
+  shape it had finished: benchmarks/README.md, "GPU (2026-11-28)"): one step's
   gradients (``model._loss_and_grads``) of the 2,400-run f = 0.6 chunk, eager against
   ``torch.compile`` in its ``default`` and ``max-autotune-no-cudagraphs`` modes (ms per
   call, compile seconds, largest relative gradient difference). On this project's 2-core CPU
@@ -57,6 +58,9 @@ what it has):
   --compile`` (on the CPU it gained 4-13% on whole sweeps; on an H200 on 2026-11-27 the
   4,800-run grid took 187.7 s compiled, about 220-235 s eager projected: benchmarks/README.md,
   "Compiled steps" and "GPU"; the ``tests`` stage shows whether the compiled step works on CUDA);
+- ``anatomy``: where a large ensemble's step goes, part by part (see stage_anatomy; with
+  ``--profile-seeds 300 --steps 20`` the grid's own 2,400-run chunks, 48 s on an H200 on
+  2026-11-28);
 - ``profile``: the operators that take the time of 40 logged steps of those 48 runs, and of
   10 unlogged steps of a 2,400-run ensemble (the grid's chunk) in fp32 and bf16 (the
   one-off initialisation of the 2,400 runs, ~100 ms of ``copy_`` and ``mul``, included);
@@ -69,7 +73,8 @@ what it has):
   gives issue 6's 4,800 runs, as ``configs/paper_300_seeds.toml`` does. (The issue also says
   "100 seeds per cell", which on the 4 x 4 grid is 1,600 runs; we time the larger sweep.) A
   call cut off before the stage ends keeps no figure for it, but the progress bar's last
-  lines, with the run-steps per second so far, are in the call's output.
+  lines, with the run-steps per second so far, are in the call's output. ``--precision bf16``
+  times the opt-in precision (149.2 s compiled on an H200 on 2026-11-28, fp32 203.4 s).
 
 ``--device cpu --steps 30 --seeds 2 --bench-steps 30 --profile-seeds 2`` runs the same stages
 on a CPU in a few minutes: a check of the script, not a measurement (without
@@ -95,7 +100,8 @@ import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-STAGES = ("tests", "repeat", "steps", "lookups", "compile", "profile", "bench", "paper", "grid")
+STAGES = ("tests", "repeat", "steps", "lookups", "compile", "anatomy", "profile", "bench", "paper",
+          "grid")
 
 
 def stage_tests(args: argparse.Namespace) -> dict[str, Any]:
@@ -197,6 +203,118 @@ def stage_compile(args: argparse.Namespace) -> dict[str, Any]:
             out[mode] = f"{type(err).__name__}: {err}"[:2000]
         print(f"{mode}: {out[mode]}", flush=True)
     return out
+
+
+def stage_anatomy(args: argparse.Namespace) -> dict[str, Any]:
+    """Where a large ensemble's step time goes, part by part (CUDA-graph replays, medians of 3
+    timings of --steps replays, default 20): the two chunks ``grokcast sweep`` packs a grid of
+    2 x 8 x --profile-seeds runs into on a large GPU (its runs sorted by train set, halved) and
+    the same runs split by train fraction (no padding); eager and compiled gradients; AdamW
+    with its separate decay pass and with the decay folded into torch's fused kernel per weight
+    decay (an experiment); the logged step's parts, launched one by one as the trainer does;
+    and the compiled step's 15 longest kernels."""
+    from grokcast import model as M
+    from grokcast import signals as S
+    from grokcast.train import _AdamW, _padded_examples, _record
+
+    device = torch.device(args.device)
+    runs = sorted(_grid(args, args.profile_seeds).runs(), key=lambda r: r.split_key)
+    half = len(runs) // 2
+    n = args.steps or 20
+    out: dict[str, Any] = {}
+
+    def setup(chunk: list[Any]) -> tuple[dict[str, Any], Any, Any]:
+        params = M.init_params(chunk[0].model, chunk[0].p, [r.seed for r in chunk], device)
+        return params, _padded_examples(chunk, 0, device), _padded_examples(chunk, 1, device)
+
+    def step_parts(chunk: list[Any], detail: bool) -> dict[str, Any]:
+        params, ex, val = setup(chunk)
+        plist = [params[k] for k in M.PARAM_NAMES]
+        opt = _AdamW(plist, chunk)
+        res: dict[str, Any] = {"runs": len(chunk), "examples_per_run": int(ex.tokens.shape[1]),
+                               "train_fracs": sorted({r.train_frac for r in chunk})}
+        grads = M.loss_and_grads(params, ex, 4)[2]
+        glist = [grads[k] for k in M.PARAM_NAMES]
+
+        def step(compiled: bool, precision: str = "fp32") -> None:
+            g = M.loss_and_grads(params, ex, 4, compiled=compiled, precision=precision)[2]
+            opt.step([g[k] for k in M.PARAM_NAMES])
+
+        t0 = time.perf_counter()
+        M.loss_and_grads(params, ex, 4, compiled=True)
+        _sync(args.device)
+        res["compile_s"] = round(time.perf_counter() - t0, 1)
+        res["step_compiled_ms"] = _graphed_ms(partial(step, True), n, args.device)
+        if not detail:
+            return res
+        res["step_eager_ms"] = _graphed_ms(partial(step, False), n, args.device)
+        try:  # opt-in precision: worth knowing, not worth the stage
+            res["step_compiled_bf16_ms"] = _graphed_ms(partial(step, True, "bf16"), n, args.device)
+        except Exception as err:
+            res["step_compiled_bf16_ms"] = f"{type(err).__name__}: {err}"[:500]
+        res["grads_compiled_ms"] = _graphed_ms(
+            lambda: M.loss_and_grads(params, ex, 4, compiled=True), n, args.device)
+        res["adamw_ms"] = _graphed_ms(lambda: opt.step(glist), n, args.device)
+        res["adamw_without_decay_pass_ms"] = _graphed_ms(lambda: torch._fused_adamw_(
+            opt.params, glist, opt.m, opt.v, [], opt.t, lr=opt.lr, beta1=opt.b1, beta2=opt.b2,
+            weight_decay=0.0, eps=opt.eps, amsgrad=False, maximize=False), n, args.device)
+        # The logged step's parts, as the trainer launches them (not replayed).
+        logits = M.loss_and_grads(params, ex, 4, compiled=True)[1]
+        cur = torch.empty(len(S.SIGNAL_NAMES), len(chunk), device=device)
+        col = {name: k for k, name in enumerate(S.SIGNAL_NAMES)}
+        res["logged_record_ms"] = _ms_per_call(
+            lambda: _record(cur, col, params, plist, glist, logits, ex, val, chunk[0].model),
+            5, args.device)
+        res["logged_val_forward_ms"] = _ms_per_call(lambda: M.forward(params, val, 4), 5, args.device)
+        res["logged_erank_ms"] = _ms_per_call(
+            lambda: (S.effective_rank(params["W_E"]), S.effective_rank(params["W_U"])), 5, args.device)
+
+        def update_signals() -> None:
+            before = S.flat(plist)
+            delta = [S.flat(plist) - before]
+            S.global_norm(delta), S.cosine(delta, delta)
+
+        res["logged_flat_delta_ms"] = _ms_per_call(update_signals, 5, args.device)
+        res["grads_compiled_launched_ms"] = _ms_per_call(
+            lambda: M.loss_and_grads(params, ex, 4, compiled=True), 5, args.device)
+        if args.device.startswith("cuda"):
+            from torch.profiler import ProfilerActivity, profile
+
+            with profile(activities=[ProfilerActivity.CUDA]) as prof:
+                for _ in range(5):
+                    step(True)
+                _sync(args.device)
+            events = sorted(prof.key_averages(), key=lambda e: e.self_device_time_total, reverse=True)
+            res["kernels_5_compiled_steps"] = [
+                f"{e.key[:90]}: {e.self_device_time_total / 5e3:.3f} ms/step, {e.count // 5} calls"
+                for e in events[:15]]
+        return res
+
+    for name, chunk, detail in [("packed_upper", runs[half:], True),
+                                ("packed_lower", runs[:half], False)]:
+        out[name] = step_parts(chunk, detail)
+        print(name, out[name], flush=True)
+    for f in sorted({r.train_frac for r in runs}):
+        key = f"split_f{f}"
+        out[key] = step_parts([r for r in runs if r.train_frac == f], False)
+        print(key, out[key], flush=True)
+    return out
+
+
+def _graphed_ms(fn: Any, n: int, device: str) -> float:
+    """ms per replay of ``fn`` recorded as a CUDA graph (on a CPU: per call)."""
+    if not device.startswith("cuda"):
+        return _ms_per_call(fn, n, device)
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(2):
+            fn()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        fn()
+    return _ms_per_call(graph.replay, n, device)
 
 
 def _ms_per_call(fn: Any, n: int, device: str) -> float:
@@ -314,6 +432,7 @@ def _sweep(config: Any, out: Path, device: str, chunk_size: int | None, compiled
         runs=("run_id", "size"), seconds=("chunk_seconds", "first"),
         train_fracs=("train_frac", lambda f: sorted(set(f))))
     info = {"runs": result.n_trained, "steps": config.n_steps, "compiled": compiled,
+            "precision": config.model.precision,
             "seconds": round(result.seconds, 2),
             "run_steps_per_s": round(result.n_trained * config.n_steps / result.seconds),
             "chunk_size_cap": chunk_size or default_chunk_size(torch.device(device), config),
@@ -334,6 +453,8 @@ def _grid(args: argparse.Namespace, seeds: int | None = None) -> Any:
         raw["seeds"] = list(range(seeds))
     if args.steps is not None:
         raw["n_steps"] = args.steps
+    if args.precision is not None:
+        raw["model"]["precision"] = args.precision
     return SweepConfig.from_dict(raw)
 
 
@@ -388,6 +509,8 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=None, help="sweep steps (default: the config's 10,000)")
     ap.add_argument("--chunk-size", type=int, default=None,
                     help="runs per ensemble in the sweeps (default: grokcast's, from the GPU's memory)")
+    ap.add_argument("--precision", choices=("fp32", "bf16"), default=None,
+                    help="the sweeps' model precision (default: the config's, fp32)")
     ap.add_argument("--compile", action="store_true",
                     help="the paper and grid stages train with the torch.compile build of the "
                          "step (grokcast sweep --compile), compile time included")
