@@ -1,7 +1,7 @@
 """Issue 6's GPU checks in one command, for a session whose task is lent a GPU machine.
 
-Run in three sessions (2026-11-26 and twice on 2026-11-27; results and what they say:
-benchmarks/README.md, "GPU"). Nothing is installed there: the machine's own python3 and
+Run in four sessions (2026-11-26, twice on 2026-11-27, and 2026-11-28; results and what they
+say: benchmarks/README.md, "GPU"). Nothing is installed there: the machine's own python3 and
 torch run the sources. With the device tool, from the repository root, in one call (its
 stages took, on an H100 on 2026-11-27: repeat 10 s, lookups 67 s, paper 8 s, grid at 2,000
 steps 65 s; on an H200 tests 178 s with ``tests/test_compiled.py``, whose CUDA test compiles,
