@@ -487,6 +487,24 @@ def test_top_features_keep_ties_in_feature_order() -> None:
     assert best_single({}, 100) == ""
 
 
+def test_features_whose_folded_aurocs_differ_by_float_error_tie() -> None:
+    """Folded 8/380 and 372/380 are one bit apart (the paper sweep's val loss and val accuracy
+    at W = 300): the text, Table 3 and figure 3 must call them a tie, in feature order."""
+    from grokcast.analysis import table3_order
+    from grokcast.stats import folded_auroc
+
+    low, high = 8 / 380, 372 / 380
+    assert folded_auroc(low) < folded_auroc(high)  # the float error this test is about
+    uni = {"end_val_loss": {"auroc": low, "folded": folded_auroc(low)},
+           "end_val_acc": {"auroc": high, "folded": folded_auroc(high)},
+           "x": {"auroc": 0.6, "folded": 0.6}}
+    assert [n for n, _, _ in S.top_features(uni, 1)] == ["end_val_loss", "end_val_acc"]
+    assert best_single(uni, 300).startswith("At W = 300, 2 features tie as the strongest")
+    analysis = {"features": [{"name": n} for n in uni],
+                "thresholds": {"0.9": {"windows": {"300": {"univariate": uni}}}}}
+    assert table3_order(analysis, "0.9", 300) == ["end_val_loss", "end_val_acc", "x"]
+
+
 def test_reliability_sentence_counts_runs_per_bin() -> None:
     # Five equal-width bins: [0, .2) [.2, .4) [.4, .6) [.6, .8) [.8, 1].
     proba = [0.05, 0.1, 0.15, 0.19, 0.0, 0.5, 0.45, 0.99, 1.0, None]

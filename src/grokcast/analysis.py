@@ -59,6 +59,7 @@ from grokcast.stats import (
     folded_auroc,
     format_p,
     paired_bootstrap,
+    strength_key,
 )
 from grokcast.validation import check_bool, check_int, check_list, check_number
 
@@ -823,7 +824,7 @@ def table3_order(result: dict[str, Any], key: str, window: int | str) -> list[st
     uni = result["thresholds"][key]["windows"][str(window)].get("univariate") or {}
     names = [f["name"] for f in result["features"]]
     folded = {n: (uni.get(n) or {}).get("folded") for n in names}
-    return sorted(names, key=lambda n: -(f if (f := folded[n]) is not None else -1))
+    return sorted(names, key=lambda n: -(strength_key(f) if (f := folded[n]) is not None else -1))
 
 
 def table3_rows(result: dict[str, Any]) -> list[tuple[str, str, str]]:

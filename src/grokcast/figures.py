@@ -46,6 +46,7 @@ from scipy.stats import spearmanr  # noqa: E402
 
 from grokcast.analysis import primary_window as analysis_primary_window  # noqa: E402
 from grokcast.config import ConfigError, SweepConfig  # noqa: E402
+from grokcast.stats import strength_key  # noqa: E402
 
 if TYPE_CHECKING:
     from matplotlib.artist import Artist
@@ -639,7 +640,7 @@ def fig_features(res: Results, n_top: int = N_TOP_FEATURES) -> plt.Figure:
     w0 = primary_window(a)
     ref = folded_aurocs(a, th, w0)
     # Stable sort: tied features keep their defined order, as in Table 3 and the paper's text.
-    ranked = sorted((n for n in ref if np.isfinite(ref[n])), key=lambda n: -ref[n])[:n_top]
+    ranked = sorted((n for n in ref if np.isfinite(ref[n])), key=lambda n: -strength_key(ref[n]))[:n_top]
     fig, ax = plt.subplots(figsize=(FIG_WIDTH_IN, 0.34 * max(len(ranked), 4) + 0.9))
     if not ranked:
         ax.set_axis_off()

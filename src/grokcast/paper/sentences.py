@@ -28,7 +28,7 @@ from grokcast.paper.formatting import (
     p_clause,
 )
 from grokcast.signals import reaches
-from grokcast.stats import auroc
+from grokcast.stats import auroc, strength_key
 
 _T = TypeVar("_T")
 
@@ -603,10 +603,10 @@ def top_features(univariate: dict | None, k: int = 3) -> list[tuple[str, float, 
     if not univariate:
         return []
     rows = [(n, e["auroc"], e["folded"]) for n, e in univariate.items() if _finite(e.get("folded"))]
-    rows.sort(key=lambda r: -r[2])  # stable: ties stay in feature order
+    rows.sort(key=lambda r: -strength_key(r[2]))  # stable: ties stay in feature order
     if len(rows) <= k:
         return rows
-    return [r for r in rows if r[2] >= rows[k - 1][2]]
+    return [r for r in rows if strength_key(r[2]) >= strength_key(rows[k - 1][2])]
 
 
 def _and_list(items: Sequence[str]) -> str:
