@@ -592,6 +592,14 @@ def _claims_analysis(n_pos2: int) -> dict:
                            "0.99": th(n_pos2, diff(0.2, 0.1, 0.3, 0.001))}}
 
 
+def test_the_weight_decay_claim_where_every_run_groks_names_no_small_class() -> None:
+    a = _claims_analysis(4)
+    a["thresholds"]["0.9"].update(n_pos=12, n_neg=0, single_class=True, labels=[1] * 12)
+    [(_, text, status)] = CL._weight_decay_claim(a)
+    assert status == CL.UNCHECKED
+    assert "0 runs" not in text and "with every run in one class: nothing to compare" in text
+
+
 def test_reference_claims_hold_or_not_by_our_numbers() -> None:
     ref = {"n_runs": 12, "grok_counts": {"0.9": 6, "0.99": 4},
            "tables": {k: {"200": {"diff_val_loss": [0.16, 0.04, 0.29], "p_val_loss": "< 0.001",

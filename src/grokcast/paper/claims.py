@@ -177,6 +177,8 @@ def _small_class(entry: dict) -> tuple[int, bool]:
 
 
 def _too_few(small: int) -> str:
+    if small == 0:  # every run groks (a threshold no run reaches has no claim to check)
+        return "with every run in one class: nothing to compare"
     return f"with only {small} run{'s' if small != 1 else ''} in a class: too few to compare"
 
 
