@@ -600,6 +600,16 @@ def test_the_weight_decay_claim_where_every_run_groks_names_no_small_class() -> 
     assert "0 runs" not in text and "with every run in one class: nothing to compare" in text
 
 
+def test_a_difference_the_reference_found_not_significant_is_not_said_to_be_on_our_other_side():
+    ref = {"tables": {"0.9": {"200": {"diff_val_loss": [0.05, -0.1, 0.2], "p_val_loss": "0.3",
+                                      "diff_val_acc": [0.05, -0.1, 0.2], "p_val_acc": "0.3"}}}}
+    a = _claims_analysis(5)  # ours at 0.9: Δ = +0.2, CI [+0.1, +0.3], the reference's side
+    [(_, text, status)] = CL._comparison_claims(a, ref, 200, 0.95)[:1]
+    assert status == CL.CONTRADICTED
+    assert "the side of zero the reference's difference is on" not in text
+    assert "our CI excludes zero, where the reference's difference was not significant" in text
+
+
 def test_reference_claims_hold_or_not_by_our_numbers() -> None:
     ref = {"n_runs": 12, "grok_counts": {"0.9": 6, "0.99": 4},
            "tables": {k: {"200": {"diff_val_loss": [0.16, 0.04, 0.29], "p_val_loss": "< 0.001",

@@ -124,10 +124,16 @@ def comparison_status(theirs: dict, ours: dict, level: float) -> str:
     return UNRESOLVED if lo <= theirs["diff"] <= hi else SMALLER
 
 
-def _versus_theirs(theirs: dict, ours: dict, status: str) -> str:
-    """The end of a comparison claim's sentence: how our CI stands to the reference's Δ."""
+def _versus_theirs(theirs: dict, ours: dict, status: str, ref_standing: str | None) -> str:
+    """The end of a comparison claim's sentence: how our CI stands to the reference's Δ
+    (``ref_standing``: the reference's :func:`_standing`)."""
     if status == HOLDS:
         return "."
+    if status == CONTRADICTED and ref_standing is None:
+        # The reference found no significant difference: our CI excludes zero, and may well
+        # lie on the side of its Δ.
+        return (", and our CI excludes zero, where the reference's difference was not "
+                "significant.")
     if status == CONTRADICTED:
         return ", and our CI excludes the side of zero the reference's difference is on."
     if status == SMALLER:
@@ -161,7 +167,7 @@ def _comparison_claims(a: dict, reference: dict, window: int, level: float) -> l
             ours_text = f"ours is {esc(_diff_numbers(ours, level))}, {_too_few(small)}."
         else:
             ours_text = (f"ours is {_STANDING[our_s]} it ({esc(_diff_numbers(ours, level))})"
-                         + _versus_theirs(theirs, ours, status))
+                         + _versus_theirs(theirs, ours, status, ref_s))
         out.append((
             f"the forecaster's standing against the {base} baseline at threshold {th}",
             f"At W = {window} and threshold {th} the reference's forecaster is {_STANDING[ref_s]} "
