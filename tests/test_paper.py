@@ -477,9 +477,21 @@ def test_top_features_keep_ties_in_feature_order() -> None:
     alike = best_single({"end_val_loss": {"auroc": 0.2, "folded": 0.8},
                          "end_val_acc": {"auroc": 0.2, "folded": 0.8}}, 200)
     # Equal AUROCs do not make equal rankings of the runs: the sentence claims the tie only.
+    # A folded AUROC hides the direction: val accuracy ranked the runs the other way round
+    # from its baseline (which scores end_val_acc itself), val loss its baseline's way.
     assert alike == ("At W = 200, 2 features tie as the strongest single early signal (folded "
-                     "AUROC 0.800): end_val_loss and end_val_acc, among "
-                     "them the val-loss and val-accuracy baselines themselves.")
+                     "AUROC 0.800): end_val_loss and end_val_acc, among them the val-loss "
+                     "baseline itself and the val-accuracy baseline's feature read the other "
+                     "way round (the baseline scores AUROC 0.200).")
+    both = best_single({"end_val_loss": {"auroc": 0.8, "folded": 0.8},
+                        "end_val_acc": {"auroc": 0.2, "folded": 0.8}}, 200)
+    assert both.endswith("among them the val-loss and val-accuracy baselines' features read the "
+                         "other way round (the baselines score AUROC 0.200).")
+    flipped = best_single({"end_val_acc": {"auroc": 0.15, "folded": 0.85}, "x": {"auroc": 0.6,
+                                                                             "folded": 0.6}}, 100)
+    assert flipped == ("The strongest single early signal at W = 100 is end_val_acc, with folded "
+                       "AUROC 0.850: the val-accuracy baseline's feature read the other way "
+                       "round (the baseline scores AUROC 0.150).")
     one = best_single({"end_val_loss": {"auroc": 0.1, "folded": 0.9}, "x": {"auroc": 0.6,
                                                                             "folded": 0.6}}, 100)
     assert one == ("The strongest single early signal at W = 100 is end_val_loss, with folded "

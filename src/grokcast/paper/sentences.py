@@ -614,7 +614,10 @@ def _and_list(items: Sequence[str]) -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
-BASELINE_FEATURES = {"end_val_loss": "val-loss", "end_val_acc": "val-accuracy"}
+# The baselines' features, and the sign each baseline scores its feature with (analysis:
+# val_loss scores -end_val_loss, val_acc end_val_acc). A folded AUROC hides the direction: a
+# feature is "the baseline itself" only where it ranks the runs the baseline's way round.
+BASELINE_FEATURES = {"end_val_loss": ("val-loss", -1), "end_val_acc": ("val-accuracy", 1)}
 
 
 def best_single_sentence(univariate: dict | None, window: int) -> str:
@@ -623,11 +626,9 @@ def best_single_sentence(univariate: dict | None, window: int) -> str:
     if not top:
         return ""
     folded = esc(fmt(top[0][2]))
-    base = [BASELINE_FEATURES[n] for n, _, _ in top if n in BASELINE_FEATURES]
-    which = (f"the {_and_list(base)} baselines themselves" if len(base) > 1 else
-             f"the {base[0]} baseline itself" if base else "")
-    base_note = (f", among them {which}" if base and len(top) > 1 else
-                 f": {which}" if base else "")
+    which = _baselines_among(top)
+    base_note = (f", among them {which}" if which and len(top) > 1 else
+                 f": {which}" if which else "")
     if len(top) == 1:
         return (f"The strongest single early signal at W = {window} is {code(top[0][0])}, with "
                 f"folded AUROC {folded}{base_note}.")
@@ -635,6 +636,27 @@ def best_single_sentence(univariate: dict | None, window: int) -> str:
     # Equal AUROCs do not mean equal rankings of the runs: the sentence claims the tie only.
     return (f"At W = {window}, {len(top)} features tie as the strongest single early signal "
             f"(folded AUROC {folded}): {names}{base_note}.")
+
+
+def _baselines_among(top: list[tuple[str, float, float]]) -> str:
+    """Which of the strongest features are a baseline's: ``the val-loss baseline itself``, or
+    its feature read the other way round, whose baseline scores 1 - the folded AUROC."""
+    same: list[str] = []
+    flipped: list[str] = []
+    for name, raw, _ in top:
+        if name in BASELINE_FEATURES:
+            label, sign = BASELINE_FEATURES[name]
+            (same if sign * (raw - 0.5) >= 0 else flipped).append(label)
+    parts = []
+    if same:
+        parts.append(f"the {_and_list(same)} baselines themselves" if len(same) > 1 else
+                     f"the {same[0]} baseline itself")
+    if flipped:
+        whose, score = (("baselines' features", "baselines score") if len(flipped) > 1 else
+                        ("baseline's feature", "baseline scores"))
+        parts.append(f"the {_and_list(flipped)} {whose} read the other way round (the {score} "
+                     f"AUROC {esc(fmt(1 - top[0][2]))})")
+    return _and_list(parts) if parts else ""
 
 
 def signal_family(name: str) -> str:
