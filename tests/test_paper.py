@@ -1440,3 +1440,15 @@ def test_a_missing_typst_is_named_before_the_study_trains(monkeypatch, tmp_path)
         reproduce(Path(__file__).parents[1] / "configs" / "smoke.toml", tmp_path / "out",
                   progress=False)
     assert not (tmp_path / "out").exists()
+
+
+def test_robustness_caption_of_a_single_class_threshold_is_sentences(tmp_path: Path) -> None:
+    """The analysis's message is a lower-case clause: after the caption's full stop it starts
+    a sentence of its own."""
+    from grokcast import figures as F
+    from grokcast.paper.context import build_context
+
+    write_synthetic_results(tmp_path, single_class=True)
+    caption = build_context(F.load_results(tmp_path))["tables"]["robust"]["caption"]
+    after = caption.split("runs positive). ", 1)[1]
+    assert after[:1].isupper(), caption

@@ -101,6 +101,11 @@ def _table3_rows(analysis: dict, key: str, window: int) -> list[list[str]]:
             for n in table3_order(analysis, key, window)]
 
 
+def _capitalised(text: str) -> str:
+    """An analysis message (a clause, lower case) as a sentence of a caption."""
+    return text[:1].upper() + text[1:]
+
+
 def _cv_words(cv: str | None) -> str:
     if cv in (None, "loo"):
         return "leave-one-out (LOO) cross-validation over runs"
@@ -721,7 +726,8 @@ def _tables(f: _Facts) -> dict[str, Any]:
             "rows": _table_rows(a, f.k2),
             "caption": (f"Robustness: the same analysis at max val acc ≥ {f.th2} "
                         f"({f.grok2} runs positive)."
-                        + (f" {esc(t2['message'])}." if t2.get("single_class") else ""))},
+                        + (f" {esc(_capitalised(t2['message']))}." if t2.get("single_class")
+                           else ""))},
         "univariate": {"rows": _table3_rows(a, f.k1, f.w0),
                        "caption": (f"Per-feature AUROC and folded AUROC at W = {f.w0} "
                                    f"(threshold {f.th1}), sorted by the latter. AUROC < 0.5: "

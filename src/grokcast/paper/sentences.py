@@ -7,12 +7,14 @@ never written for one particular outcome.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from typing import TypeGuard, TypeVar
 
 import numpy as np
 
 from grokcast import figures as F
+from grokcast.logistic import loo_predictions
 from grokcast.paper.formatting import (
     _finite,
     code,
@@ -691,7 +693,9 @@ def top_features_sentence(univariate: dict | None, window: int, k: int = 3) -> s
             f"{families_clause([n for n, _, _ in top])}.")
 
 
-INNER_FOLDS = 3  # the forecaster's internal CV for C (grokcast.logistic)
+# The forecaster's internal CV for C, read from the function that runs it (not a copy that
+# could drift from it).
+INNER_FOLDS = inspect.signature(loo_predictions).parameters["cv"].default
 
 
 def loo_small_class_sentence(n_pos: int, n_neg: int, auroc: float | None) -> str:
