@@ -171,6 +171,9 @@ def test_headline_sentence_branches() -> None:
     assert "p₁" not in worse
     none = headline({"multi": {"auroc": None, "ci": [None, None]}}, 200)
     assert "undefined" in none
+    # Above the baseline by less than the printed digits: printed to the digit that shows it.
+    near = headline(_cell(diff(0.00003, -0.01, 0.01, 0.3), multi=0.78103), 200)
+    assert "AUROC of 0.78103" in near and "above the validation-loss baseline's 0.78100" in near
     # One grokking run: its held-out forecast is ranked last by construction (AUROC 0), and a
     # CI of the difference that excludes zero was called "significantly below" (found in
     # review); the Results section and the windows sentence said it too.
@@ -835,6 +838,13 @@ def test_baseline_windows_and_max_accuracy_sentences() -> None:
     assert S.baseline_windows_sentence(one_worse, [200]) == (
         "The forecaster is significantly worse than the val-loss baseline at W = 200; the "
         "val-loss feature alone scores higher than the forecaster at W = 200 (0.900 against 0.700).")
+    # Higher by less than the printed digits: printed to the digit that shows it (was "0.979
+    # against 0.979"); higher by float error only (0.1 + 0.2 against 0.3): not higher.
+    close = {"windows": {"200": cell(diff(0.0, -0.1, 0.1, 0.5), 0.97891, 0.97894, 0.2),
+                         "300": cell(diff(0.0, -0.1, 0.1, 0.5), 0.3, 0.1 + 0.2, 0.2)}}
+    assert S.baseline_windows_sentence(close, [200, 300]).endswith(
+        "the val-loss feature alone scores higher than the forecaster at W = 200 (0.97894 "
+        "against 0.97891).")
     assert plain(S.max_accuracy_sentence(entry, [100, 200, 500])) == (
         "The largest validation accuracy of any run before step W is 5.0%, 26.0% and 94.0% at "
         "W = 100, 200 and 500.")

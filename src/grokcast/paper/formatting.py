@@ -25,6 +25,16 @@ def fmt(x: float | None, digits: int = 3) -> str:
     return f"{float(x):.{digits}f}".replace("-", MINUS)
 
 
+def fmt_apart(a: float, b: float, digits: int = 3) -> tuple[str, str]:
+    """``a`` and ``b`` as :func:`fmt` writes them, with as many more digits (up to 6) as it
+    takes to show that they differ: a sentence saying one is higher must not print
+    "0.979 against 0.979"."""
+    for d in range(digits, 7):
+        if fmt(a, d) != fmt(b, d):
+            break
+    return fmt(a, d), fmt(b, d)
+
+
 def fmt_signed(x: float | None, digits: int = 3) -> str:
     """``+0.137`` / ``−0.120``."""
     if not _finite(x):

@@ -20,6 +20,7 @@ from grokcast.paper.formatting import (
     code,
     esc,
     fmt,
+    fmt_apart,
     fmt_ci,
     fmt_estimate,
     fmt_int,
@@ -133,9 +134,11 @@ def headline_sentence(cell: dict, window: int, level: float = 0.95, *,
                 "same label.")
     loss = cell.get("val_loss") or {}
     v = verdict(cell.get("diff_val_loss"), level)
+    ours, theirs = (fmt_apart(multi["auroc"], loss["auroc"]) if _finite(loss.get("auroc"))
+                    else (fmt(multi["auroc"]), fmt(None)))
     lead = (f"At the {window}-step mark the multivariate forecaster reaches a held-out AUROC "
-            f"of {esc(fmt(multi['auroc']))} ({level:.0%} CI {esc(fmt_ci(multi.get('ci')))})")
-    tail = f"the validation-loss baseline's {esc(fmt(loss.get('auroc')))}"
+            f"of {esc(ours)} ({level:.0%} CI {esc(fmt_ci(multi.get('ci')))})")
+    tail = f"the validation-loss baseline's {esc(theirs)}"
     d = cell.get("diff_val_loss") or {}
     lone = lone_run_clause(n_pos, n_neg) if n_pos is not None and n_neg is not None else ""
     if lone:  # the difference's CI can exclude zero, but nothing is significant about it
@@ -428,7 +431,7 @@ def _fitted_hyperparameter_sentence(cells: dict[int, dict], headline: int, axes:
     # Only the AUROC is the same at every window: each window's CI has its own resamples.
     text += (" (the same at every window, as its inputs do not depend on W)" if same
              else f" at W = {headline} ({ci})")
-    if hp["auroc"] < best_auroc:
+    if strength_key(hp["auroc"]) < strength_key(best_auroc):  # not by float error alone
         text += f", below {esc(best_name)} alone (a difference not tested)"
     if same:
         text += f"; at W = {headline} its {ci.replace(' CI ', ' CI is ')}"
@@ -855,9 +858,12 @@ def baseline_windows_sentence(entry: dict, windows: Sequence[int], level: float 
         text = f"The forecaster is not significantly better than {base} at W = {compared[0]}"
     aurocs = {w: ((cells[w].get("val_loss") or {}).get("auroc"),
                   (cells[w].get("multi") or {}).get("auroc")) for w in compared}
-    lower = [(w, b, m) for w, (b, m) in aurocs.items() if _finite(b) and _finite(m) and b > m]
+    # Equal up to float error is equal: AUROCs are ratios of pair counts.
+    lower = [(w, b, m) for w, (b, m) in aurocs.items()
+             if _finite(b) and _finite(m) and strength_key(b) > strength_key(m)]
     if lower:
-        at = _and_list([f"W = {w} ({esc(fmt(b))} against {esc(fmt(m))})" for w, b, m in lower])
+        at = _and_list([f"W = {w} ({' against '.join(esc(x) for x in fmt_apart(b, m))})"
+                        for w, b, m in lower])
         text += f"; the val-loss feature alone scores higher than the forecaster at {at}"
     return text + "."
 
