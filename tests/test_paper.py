@@ -259,14 +259,22 @@ def test_ties_sentence_gives_the_share_of_tied_resamples_and_the_mid_p() -> None
 
 def test_below_chance_sentence_names_baselines_that_point_the_wrong_way() -> None:
     below = _plain_fn(S.below_chance_sentence)
-    t = {"windows": {"100": {"val_loss": {"auroc": 0.9}, "val_acc": {"auroc": 0.308}},
-                     "200": {"val_loss": {"auroc": 0.45}, "val_acc": {"auroc": 0.5}}}}
+    d = diff(0.1, -0.1, 0.3, 0.2)
+    t = {"windows": {"100": {"val_loss": {"auroc": 0.9}, "val_acc": {"auroc": 0.308},
+                             "diff_val_acc": d},
+                     "200": {"val_loss": {"auroc": 0.45}, "val_acc": {"auroc": 0.5},
+                             "diff_val_loss": d}}}
     assert below(t, [100, 200]) == (
         "Unfolded, the val-loss baseline's AUROC is below 0.5 at W = 200 (0.450) and the "
         "val-accuracy baseline's AUROC is below 0.5 at W = 100 (0.308): there each ranks the "
         "grokking runs mostly below the others, a score that points the wrong way, so the "
         "forecaster's difference from it there says little.")
     assert below(t, [100, 200]).count("W = ") == 2  # 0.5 itself is not below chance
+    # The forecaster not evaluated (too few runs for its CV): no difference from it to discount.
+    alone = {"windows": {"200": {"val_loss": {"auroc": 0.45}, "diff_val_loss": None}}}
+    assert below(alone, [200]) == (
+        "Unfolded, the val-loss baseline's AUROC is below 0.5 at W = 200 (0.450): there it ranks "
+        "the grokking runs mostly below the others, a score that points the wrong way.")
     assert below({"windows": {"100": {"val_acc": None}}}, [100]) == ""
 
 

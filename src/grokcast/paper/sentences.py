@@ -871,18 +871,20 @@ def baseline_windows_sentence(entry: dict, windows: Sequence[int], level: float 
 def below_chance_sentence(entry: dict, windows: Sequence[int]) -> str:
     """Where a baseline's (unfolded) AUROC is below 0.5: a comparison with it there is one
     with a score that ranks the runs the wrong way round."""
-    parts = []
+    parts, compared = [], False
     for key, name in (("val_loss", "val-loss"), ("val_acc", "val-accuracy")):
         low = [(w, a) for w in windows
                if _finite(a := (entry["windows"][str(w)].get(key) or {}).get("auroc")) and a < 0.5]
         if low:
             at = _and_list([f"W = {w} ({esc(fmt(a))})" for w, a in low])
             parts.append(f"the {name} baseline's AUROC is below 0.5 at {at}")
+            compared |= any(entry["windows"][str(w)].get(f"diff_{key}") for w, _ in low)
     if not parts:
         return ""
+    # Where the forecaster was not evaluated there is no difference from it to discount.
     return (f"Unfolded, {_and_list(parts)}: there {'it ranks' if len(parts) == 1 else 'each ranks'} "
-            "the grokking runs mostly below the others, a score that points the wrong way, so the "
-            "forecaster's difference from it there says little.")
+            "the grokking runs mostly below the others, a score that points the wrong way"
+            + (", so the forecaster's difference from it there says little." if compared else "."))
 
 
 # The folded AUROC (either direction) from which an axis is said to rank the runs: below
