@@ -1132,6 +1132,17 @@ def test_early_stop_section_only_when_the_study_ran(tmp_path):
             "the forecaster stops 33 runs") in trained
     assert ("Chosen with these runs' outcomes instead, an optimistic operating point, the "
             "threshold (P(grok) below 0.1303) would save 67.4% and keep 100.0%.") in trained
+    assert "left out" not in trained and "fewer than" not in trained
+    # Fewer grokkers kept than τ was chosen to keep, and runs without an outcome: both said
+    # (as format_summary says them; the paper left them out).
+    (tmp_path / "early_stop" / "early_stop.json").write_text(json.dumps(
+        {"summary": {**summary, "tau": "chosen on training runs", "n_excluded": 2,
+                     "forecaster": {**summary["forecaster"], "recall": 0.75}}}))
+    short = early_stop_context(tmp_path / "early_stop")["text"]
+    assert "(8 of them grok at val acc ≥ 0.9; 2 more, diverged or stopped early, have no " \
+           "known outcome and are left out)" in short
+    assert "keeping 75.0% of the grokking runs, fewer than the 90% it was chosen to keep." \
+        in plain(short)
 
 
 # ---------------------------------------------------------------------------- degenerate sweeps

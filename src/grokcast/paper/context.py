@@ -882,12 +882,18 @@ def _early_stop_section(s: dict[str, Any]) -> dict[str, Any] | None:
         for key, r in (s.get(group) or {}).items():
             rows.append((_POLICY_NAMES.get(key, key), fmt_pct(r["saved"]), fmt_pct(r["recall"]),
                          str(r["n_wrongly_stopped"])))
+    excluded = s.get("n_excluded") or 0  # diverged or stopped runs: no known outcome
+    left_out = (f"; {excluded} more, diverged or stopped early, have no known outcome and are "
+                "left out" if excluded else "")
+    # τ chosen on the training runs promised a share of grokkers it may not keep on new runs.
+    short = (f", fewer than the {s['min_recall']:.0%} it was chosen to keep"
+             if s.get("tau") == "chosen on training runs" and f["recall"] < s["min_recall"] else "")
     text = (f"On a held-out sweep of {s['n_runs']} runs with unseen seeds ({s['n_grok']} of them "
-            f"grok at val acc ≥ {s['label_threshold']:g}), we simulate stopping at "
+            f"grok at val acc ≥ {s['label_threshold']:g}{left_out}), we simulate stopping at "
             f"W = {s['window']}. "
             + _early_stop_tau(s, f)
             + f"stops {f['n_stopped']} runs and saves {fmt_pct(f['saved'])} of all training "
-            f"steps, keeping {fmt_pct(f['recall'])} of the grokking runs. "
+            f"steps, keeping {fmt_pct(f['recall'])} of the grokking runs{esc(short)}. "
             + _early_stop_caveat(s)
             + "Beside it: rules that stop as many runs at W (the same budget), successive "
               "halving at the keep fraction whose saving is closest to it, and the median rule "
