@@ -292,6 +292,20 @@ def test_small_class_notes_flag_thresholds_with_few_runs_in_a_class():
     assert len(notes) == 1 and "threshold 0.9 only 1 run(s)" in notes[0]
 
 
+def test_a_table_with_few_runs_in_a_class_says_so_in_its_caption(result):
+    """The terminal's small-class note, in the table file's caption too (table2.md of the
+    paper sweep: 2 of 48 runs reach 0.99, and its multi AUROCs of 0.08-0.29 said nothing of it)."""
+    import copy
+
+    few = copy.deepcopy(result)
+    entry = few["thresholds"]["0.9"]
+    assert not A.small_class_notes(result) and "say little" not in A.format_table(result, 0.9)
+    entry["n_pos"], entry["n_neg"] = 2, entry["n_pos"] + entry["n_neg"] - 2
+    for fmt in ("md", "tex", "text"):
+        assert ("With 2 runs in one class, multi's held-out predictions of that class come "
+                "from models that saw (almost) none of it") in A.format_table(few, 0.9, fmt=fmt)
+
+
 def test_first_steps_per_run_against_a_plain_loop(sweep, result):
     """step_train_acc_0.99 and step_val_acc: the first logged step reaching each level."""
     _, log = sweep

@@ -811,6 +811,11 @@ def _caption(result: dict[str, Any], key: str) -> str:
     notes = {c["multi_note"] for c in entry["windows"].values() if c.get("multi_note")}
     if notes:  # the same for every window: it depends on the labels only
         text += f" multi not computed: {sorted(notes)[0]}."
+    elif not entry["single_class"] and 0 < (n_small := min(entry["n_pos"], entry["n_neg"])) \
+            < MIN_CLASS_RUNS:  # the terminal's note (small_class_notes), where the table goes
+        text += (f" With {n_small} run{'s' if n_small > 1 else ''} in one class, multi's "
+                 "held-out predictions of that class come from models that saw (almost) none "
+                 "of it: its AUROC and CIs say little about the method.")
     return text
 
 
