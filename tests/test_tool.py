@@ -861,6 +861,25 @@ def test_a_log_with_impossible_values_is_refused(sweep, fitted, tmp_path, column
         forecast_log(fitted[0], path)
 
 
+@pytest.mark.parametrize("value", [0.0, 1.0, -1.0])
+def test_a_log_with_an_update_cos_at_step_0_is_refused(sweep, fitted, tmp_path, value):
+    """No update precedes step 0, so a sweep's log holds NaN there; a 0 there (fillna(0), or
+    F.cosine_similarity against a zero previous update) was read as a measured cosine and
+    moved P(grok) without a word (on the paper's forecaster, a run's 0.036 became 0.63)."""
+    log = _log(sweep)
+    run_id = log["run_id"].iloc[0]
+    one = log[log["run_id"] == run_id]
+    path = tmp_path / "log.csv"
+    one.assign(update_cos=np.where(one["step"] == 0, value, one["update_cos"])).to_csv(path, index=False)
+    with pytest.raises(LogError, match=rf"^run '{run_id}' has update_cos = {value} at step 0: there "
+                                       "is no update before step 0"):
+        forecast_log(fitted[0], path)
+    # The tuners' features take NaN and inf (a diverging trial), but not this either.
+    from grokcast.integrations import window_features
+    with pytest.raises(LogError, match="update_cos = .* at step 0"):
+        window_features(pd.read_csv(path), W, fitted[0])
+
+
 @pytest.mark.parametrize("column, value", [
     ("erank_we", float(np.float32(1 - 1e-7))), ("update_cos", float(np.nextafter(np.float32(1),
                                                                             np.float32(2)))),

@@ -417,6 +417,7 @@ def _check_values(log_df: pd.DataFrame, window: int, last_steps: pd.Series, *,
             raise LogError(f"column {column} must hold numbers, but run {row['run_id']!r} has "
                            f"{row[column]!r} at step {int(row['step'])}")
     values = inside[list(SIGNAL_NAMES)].to_numpy(dtype=float)
+    _check_first_cosine(inside, values)
     bad = ~np.isfinite(values)
     bad[:, SIGNAL_NAMES.index("update_cos")] &= inside["step"].to_numpy() != 0
     if not finite:  # a NaN accuracy only: the features would read its row as not logged
@@ -449,6 +450,20 @@ def _check_values(log_df: pd.DataFrame, window: int, last_steps: pd.Series, *,
                            f"{values[i, cols[j]]} at step {int(inside['step'].iloc[i])}: {what}")
 
 
+def _check_first_cosine(inside: pd.DataFrame, values: np.ndarray) -> None:
+    """Refuse an ``update_cos`` at step 0: no update comes before the first, so the cosine is
+    undefined there and a sweep's log holds NaN. A number (0 from ``fillna(0)``, or from
+    ``F.cosine_similarity`` against a zero "previous update") would enter the mean and min
+    of the cosines as if measured, and move P(grok) without a word."""
+    at_zero = (inside["step"].to_numpy() == 0) & ~np.isnan(values[:, _COSINE])
+    if at_zero.any():
+        i = int(np.flatnonzero(at_zero)[0])
+        raise LogError(f"run {inside['run_id'].iloc[i]!r} has update_cos = {values[i, _COSINE]} at "
+                       "step 0: there is no update before step 0, so its cosine is undefined; "
+                       "leave it NaN (an empty CSV cell), as a sweep's log does")
+
+
+_COSINE = SIGNAL_NAMES.index("update_cos")
 # What a logged signal can be (up to float32 rounding): a value outside is not a grokcast log.
 _SIGNAL_RANGES = (
     (("train_acc", "val_acc"), 0.0, 1.0, "an accuracy lies in [0, 1]"),
