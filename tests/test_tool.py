@@ -354,6 +354,14 @@ def test_short_or_incomplete_logs_are_refused(sweep, fitted, tmp_path):
     one.to_csv(tmp_path / "semicolons.csv", index=False, sep=";")
     with pytest.raises(LogError, match="its one column's name holds ';': a CSV must be comma-separated[)]$"):
         forecast_log(path, tmp_path / "semicolons.csv")
+    # ", " between fields, or names typed by hand: the error named as missing columns the
+    # file visibly held (" step"), without saying why.
+    (tmp_path / "spaces.csv").write_text(one.to_csv(index=False).replace(",", ", "))
+    with pytest.raises(LogError, match=r"lacks column[(]s[)] step, .* [(]it has ' step', ' train_loss', .*: "
+                                       r"column names must match exactly, without spaces or capitals[)]$"):
+        forecast_log(path, tmp_path / "spaces.csv")
+    with pytest.raises(LogError, match=r"lacks column[(]s[)] step; .* [(]it has 'Step': column names"):
+        forecast(one.rename(columns={"step": "Step"}))
     with pytest.raises(LogError, match="starts at step 1"):
         forecast(one[one["step"] >= 1])
     with pytest.raises(LogError, match="logs step 3 twice"):

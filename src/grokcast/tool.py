@@ -361,7 +361,8 @@ def _check_shape(log_df: pd.DataFrame, window: int) -> pd.DataFrame:
         # One column whose name holds the others: a CSV written with another separator.
         other = len(log_df.columns) == 1 and next(
             (sep for sep in (";", "\t", "|") if sep in str(log_df.columns[0])), None)
-        hint = f" (its one column's name holds {other!r}: a CSV must be comma-separated)" if other else ""
+        hint = (f" (its one column's name holds {other!r}: a CSV must be comma-separated)" if other
+                else _near_names_hint(log_df.columns, missing))
         raise LogError(f"the log lacks column(s) {', '.join(missing)}; a log has the columns "
                        f"{', '.join(LOG_COLUMNS)}{hint}")
     if log_df.empty:
@@ -393,6 +394,18 @@ def _check_shape(log_df: pd.DataFrame, window: int) -> pd.DataFrame:
                        f"{int(short['max'].iloc[0])}, but a forecast with the window W={window} "
                        f"needs a log that reaches step {window - 1}")
     return log_df
+
+
+def _near_names_hint(columns: Any, missing: list[str]) -> str:
+    """The log's columns that are missing ones but for spaces or capitals (a CSV written with
+    ", " between fields, or by hand): the error would otherwise name as missing a column the
+    file visibly holds."""
+    near = [c for c in columns if isinstance(c, str) and c not in LOG_COLUMNS
+            and c.strip().lower() in missing]
+    if not near:
+        return ""
+    return (f" (it has {', '.join(map(repr, near))}: column names must match exactly, "
+            "without spaces or capitals)")
 
 
 def _zero_update_before(inside: pd.DataFrame, values: np.ndarray, i: int) -> bool:
