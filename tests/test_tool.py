@@ -370,7 +370,9 @@ def test_short_or_incomplete_logs_are_refused(sweep, fitted, tmp_path):
     text.loc[text["step"] == 4, "val_acc"] = "oops"
     with pytest.raises(LogError, match="column val_acc must hold numbers, but run .* has 'oops' at step 4"):
         forecast(text)
-    with pytest.raises(LogError, match="val_loss = nan at step 5 [(]did the run diverge"):
+    # A run a stop rule stopped logs NaN too: the hint names both (was "did the run diverge?").
+    with pytest.raises(LogError, match=r"val_loss = nan at step 5 [(]did the run diverge, or stop "
+                                       r"before step \d+\?[)]"):
         forecast(one.assign(val_loss=np.where(one["step"] == 5, np.nan, one["val_loss"])))
     # A learning rate of 0 at step 0 (a warm-up from 0): the next cosine is 0/0, which was
     # called a divergence (found in review).

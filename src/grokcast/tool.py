@@ -451,7 +451,8 @@ def _check_values(log_df: pd.DataFrame, window: int, last_steps: pd.Series, *,
                     "0 gives, or an optimizer step skipped) has no direction; the features need "
                     "a nonzero update at every logged step below W")
         else:
-            hint = " (did the run diverge?)"
+            # A stopped run (a stop rule's, or a sweep's hook) logs NaN after its stop too.
+            hint = f" (did the run diverge, or stop before step {window}?)"
         raise LogError(f"run {run_id!r} has {column} = {values[i, j]} at step {step}{hint}")
     for columns, lo, hi, what in _SIGNAL_RANGES:
         cols = [SIGNAL_NAMES.index(c) for c in columns]
