@@ -501,3 +501,31 @@ def test_files_of_two_analyses_are_refused(results: Path, tmp_path: Path) -> Non
     curves.assign(run_id="another-run").to_parquet(tmp_path / "curves.parquet")
     with pytest.raises(ValueError, match=r"curves.parquet's run_ids differ"):
         F.load_results(tmp_path)
+
+
+def _without_multi(analysis: dict, th_key: str) -> None:
+    """The threshold's cells as ``analyze`` writes them on a sweep too small for the model's
+    internal CV: baselines kept, ``multi`` and its paired tests null, ``multi_note`` set."""
+    for cell in analysis["thresholds"][th_key]["windows"].values():
+        cell.update(multi=None, diff_val_loss=None, diff_val_acc=None, loo_proba=None,
+                    multi_note="too few runs for the 28-feature model (cv=3 folds)")
+
+
+def test_window_figure_legend_names_every_series_any_panel_draws(tmp_path: Path) -> None:
+    """Was: the legend copied the first panel with a series; with the model not computed at
+    the primary threshold (a small sweep: 3 of 5 runs grok at 0.9, 1 at 0.99) but computed at
+    the second, the second panel's solid blue line had no legend entry."""
+    root = tmp_path / "r"
+    analysis = write_synthetic_results(root)
+    _without_multi(analysis, "0.9")
+    (root / "analysis.json").write_text(json.dumps(analysis))
+    fig = F.fig_windows(F.load_results(root))
+    drawn = {line.get_label() for ax in fig.axes for line in ax.lines
+             if not line.get_label().startswith("_")}
+    named = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert drawn == set(named) and len(named) == 3
+    assert named[0].startswith("multivariate")  # the series' order, whichever panel drew it
+    # The panel without the model says so, beside the baselines it does draw.
+    assert "not computed" in fig.axes[0].get_title()
+    assert "not computed" not in fig.axes[1].get_title()
+    plt.close(fig)

@@ -688,42 +688,49 @@ def fig_windows(res: Results) -> plt.Figure:
     level = a["settings"].get("level", 0.95)
     fig, axes = plt.subplots(1, len(keys), figsize=(FIG_WIDTH_IN * (0.55 if len(keys) == 1 else 1),
                                                     2.6), sharey=True, squeeze=False)
-    drawn = False
+    # One legend entry per series label, in SERIES order, from whichever panel draws it: a
+    # series can be missing from one panel only (the model not computed at one threshold).
+    legend: dict[tuple[int, str], Artist] = {}
     lowest = 0.3  # the y axis starts here unless a value or CI end lies lower
     for ax, th in zip(axes[0], keys):
         entry = a["thresholds"][th]
-        ax.set_title(f"max val acc ≥ {float(th):g}  ({entry['n_pos']}/"
-                     f"{entry['n_pos'] + entry['n_neg']} grokked)")
+        title = (f"max val acc ≥ {float(th):g}  ({entry['n_pos']}/"
+                 f"{entry['n_pos'] + entry['n_neg']} grokked)")
         ax.axhline(0.5, color="0.4", lw=0.8, ls=(0, (1, 2)))
         ax.text(ws[-1], 0.49, "chance", ha="right", va="top", fontsize=7, color="0.3")
         ax.set_xlabel("window length W (steps)")
         ax.set_xticks(ws)
-        for name, style in SERIES.items():
+        for k, (name, style) in enumerate(SERIES.items()):
             pts = [window_entry(a, th, w).get(name) or {} for w in ws]
             auc = np.array([_num(p.get("auroc")) for p in pts])
             ci = np.array([[_num(c) for c in (p.get("ci") or [None, None])] for p in pts])
             if not np.isfinite(auc).any():
+                if name == "multi" and any(window_entry(a, th, w).get(_CELL_TEXT) for w in ws):
+                    # analyze's multi_note: a sweep too small for the model's internal CV
+                    title += "\nmultivariate not computed: too few runs"
                 continue
-            drawn = True
             lowest = min(lowest, np.nanmin(np.r_[auc, ci[:, 0]]) - 0.03)
             if len(ws) > 1:
                 ax.fill_between(ws, ci[:, 0], ci[:, 1], color=style["color"], alpha=0.15, lw=0)
             else:  # a band over one W has no width: the CI as an error bar
                 ax.errorbar(ws, auc, yerr=np.abs(ci - auc[:, None]).T, fmt="none",
                             ecolor=style["color"], elinewidth=1, capsize=3)
-            ax.plot(ws, auc, color=style["color"], ls=style["linestyle"], marker=style["marker"],
-                    ms=4, label=style["label"].format(n=len(a["features"]),
-                                                      cv=cv_label(entry.get("cv")
-                                                                  or a["settings"].get("cv"))))
+            (line,) = ax.plot(ws, auc, color=style["color"], ls=style["linestyle"],
+                              marker=style["marker"], ms=4,
+                              label=style["label"].format(n=len(a["features"]),
+                                                          cv=cv_label(entry.get("cv")
+                                                                      or a["settings"].get("cv"))))
+            legend.setdefault((k, line.get_label()), line)
+        ax.set_title(title)
         if entry.get("single_class"):
             _note(ax, "one class only:\nAUROC undefined")
     axes[0][0].set_ylabel(f"AUROC ({'shaded' if len(ws) > 1 else 'bars'}: {level:.0%} "
                           "bootstrap CI)")
     axes[0][0].set_ylim(lowest, 1.02)
-    if drawn:
-        handles, names = next(ax for ax in axes[0] if ax.lines[1:]).get_legend_handles_labels()
-        fig.legend(handles, names, loc="lower center", ncol=3, frameon=False,
-                   bbox_to_anchor=(0.5, -0.02))
+    if legend:
+        items = sorted(legend.items(), key=lambda item: item[0][0])  # stable: panel order within
+        fig.legend([h for _, h in items], [label for (_, label), _ in items], loc="lower center",
+                   ncol=3, frameon=False, bbox_to_anchor=(0.5, -0.02))
     fig.tight_layout(rect=(0, 0.08, 1, 1))
     return fig
 
