@@ -529,3 +529,28 @@ def test_window_figure_legend_names_every_series_any_panel_draws(tmp_path: Path)
     assert "not computed" in fig.axes[0].get_title()
     assert "not computed" not in fig.axes[1].get_title()
     plt.close(fig)
+
+
+def test_one_window_error_bars_stand_side_by_side(results: Path) -> None:
+    """Was: with one W the three series' error bars and markers were drawn at the same x, so
+    overlapping CIs (the paper sweep at W = 200: multi [0.95, 1], val loss [0.94, 1]) hid each
+    other and one could not tell which bar was whose."""
+    res = F.load_results(results)
+    a = json.loads(json.dumps(res.analysis))
+    a["settings"]["windows"] = [200]
+    for entry in a["thresholds"].values():
+        entry["windows"] = {"200": entry["windows"]["200"]}
+    fig = F.fig_windows(F.Results(a, res.features[res.features["window"] == 200], res.curves,
+                                  results))
+    fig.canvas.draw()
+    for ax in fig.axes:
+        bars = [c for c in ax.containers if isinstance(c, mpl.container.ErrorbarContainer)]
+        bar_x = [c.lines[2][0].get_transform().transform(c.lines[2][0].get_segments()[0])[0, 0]
+                 for c in bars]
+        dot_x = [line.get_transform().transform(line.get_xydata())[0, 0] for line in ax.lines
+                 if not line.get_label().startswith("_")]
+        assert len(bar_x) == len(dot_x) == 3
+        assert min(np.diff(sorted(bar_x))) > 5 and np.allclose(bar_x, dot_x)  # pixels
+        box = ax.get_window_extent()
+        assert box.x0 + 20 < min(bar_x) and max(bar_x) < box.x1 - 20  # all inside the panel
+    plt.close(fig)

@@ -42,6 +42,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.collections import LineCollection  # noqa: E402
+from matplotlib.transforms import offset_copy  # noqa: E402
 from scipy.stats import spearmanr  # noqa: E402
 
 from grokcast.analysis import primary_window as analysis_primary_window  # noqa: E402
@@ -700,6 +701,8 @@ def fig_windows(res: Results) -> plt.Figure:
         ax.text(ws[-1], 0.49, "chance", ha="right", va="top", fontsize=7, color="0.3")
         ax.set_xlabel("window length W (steps)")
         ax.set_xticks(ws)
+        if len(ws) == 1:  # the bars below are offset in points, which autoscaling ignores
+            ax.set_xlim(ws[0] - 1, ws[0] + 1)
         for k, (name, style) in enumerate(SERIES.items()):
             pts = [window_entry(a, th, w).get(name) or {} for w in ws]
             auc = np.array([_num(p.get("auroc")) for p in pts])
@@ -710,13 +713,16 @@ def fig_windows(res: Results) -> plt.Figure:
                     title += "\nmultivariate not computed: too few runs"
                 continue
             lowest = min(lowest, np.nanmin(np.r_[auc, ci[:, 0]]) - 0.03)
+            at = ax.transData
             if len(ws) > 1:
                 ax.fill_between(ws, ci[:, 0], ci[:, 1], color=style["color"], alpha=0.15, lw=0)
-            else:  # a band over one W has no width: the CI as an error bar
+            else:  # a band over one W has no width: the CI as an error bar, the series side
+                # by side (at one x their bars and markers hid each other)
+                at = offset_copy(ax.transData, fig=fig, x=7 * (k - 1), units="points")
                 ax.errorbar(ws, auc, yerr=np.abs(ci - auc[:, None]).T, fmt="none",
-                            ecolor=style["color"], elinewidth=1, capsize=3)
+                            ecolor=style["color"], elinewidth=1, capsize=3, transform=at)
             (line,) = ax.plot(ws, auc, color=style["color"], ls=style["linestyle"],
-                              marker=style["marker"], ms=4,
+                              marker=style["marker"], ms=4, transform=at,
                               label=style["label"].format(n=len(a["features"]),
                                                           cv=cv_label(entry.get("cv")
                                                                       or a["settings"].get("cv"))))
