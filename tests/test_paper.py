@@ -1214,6 +1214,12 @@ def test_a_sweep_with_a_diverged_run_is_counted_as_trained_and_its_grid_named(tm
     assert f"{n_pos} of the {N_RUNS} runs with a known outcome reach" in abstract
     assert f": {N_RUNS + 1} runs, matrix products" in plain(ctx["setup"]["training"])
     assert "1 diverged run(s) were left out" in plain(ctx["setup"]["training"])
+    # Figure 1 draws the analysed runs only: was "all 20 runs" of a 21-run sweep.
+    known = f"the {N_RUNS} runs with a known outcome (of {N_RUNS + 1} trained)"
+    assert plain(ctx["captions"]["fig1"]).startswith(
+        f"Train (left) and validation (right) accuracy of {known} against step")
+    assert f"train and validation accuracy of {known}, and" in plain(ctx["phase"])
+    assert f"Out of those, {n_pos} grokked" in plain(ctx["phase"])
 
 
 def test_a_sweep_without_its_config_has_no_step_budget_in_common_with_a_reference_without_one(

@@ -251,6 +251,14 @@ def _varied_clause(cfg: dict) -> str:
     return f", varying the {_and_list(varied)}" if varied else ", all with one setting"
 
 
+def _all_runs(f: _Facts) -> str:
+    """``all 48 runs``, or ``the 47 runs with a known outcome (of 48 trained)``: the figures
+    draw only those, and "all 47" of a 48-run sweep miscounts it."""
+    if f.n_runs == f.n_trained:
+        return f"all {f.n_runs} runs"
+    return f"the {f.n_runs} runs with a known outcome (of {f.n_trained} trained)"
+
+
 def _grok_count(f: _Facts) -> str:
     """``9/48 runs``, or ``3 of the 15 runs with a known outcome`` when diverged or stopped runs
     were left out."""
@@ -354,8 +362,9 @@ def _setup(f: _Facts) -> dict[str, str]:
 def _phase(f: _Facts) -> str:
     t1, t2 = f.t1, f.t2
     return (
-        f"@fig:accuracy shows the train and validation accuracy of all {f.n_runs} runs, and "
-        f"@fig:grid the grokking rate over the (f, λ) grid. Out of {f.n_runs} runs, "
+        f"@fig:accuracy shows the train and validation accuracy of {_all_runs(f)}, and "
+        f"@fig:grid the grokking rate over the (f, λ) grid. Out of "
+        + (f"{f.n_runs} runs, " if f.n_runs == f.n_trained else "those, ") +
         f"{t1['n_pos']} grokked at threshold {f.th1}"
         + (f" and {t2['n_pos']} at {f.th2}. " if t2 else ". ")
         + grid_sentence(f.a["runs"], t1["labels"])
@@ -674,7 +683,7 @@ def _uncertainty_limit(f: _Facts) -> str:
 def _captions(f: _Facts, pair: _Pair) -> dict[str, str]:
     th1, w0 = f.th1, f.w0
     return {
-        "fig1": (f"Train (left) and validation (right) accuracy of all {f.n_runs} runs against "
+        "fig1": (f"Train (left) and validation (right) accuracy of {_all_runs(f)} against "
                  "step (symlog axis). Solid blue: runs that eventually grok (max val acc ≥ "
                  f"{th1}, {f.t1['n_pos']} runs); dashed orange: the others. Grey: the first "
                  f"W = {w0} steps, the forecaster's input"
