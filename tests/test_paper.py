@@ -1487,3 +1487,26 @@ def test_robustness_caption_of_a_single_class_threshold_is_sentences(tmp_path: P
     caption = build_context(F.load_results(tmp_path))["tables"]["robust"]["caption"]
     after = caption.split("runs positive). ", 1)[1]
     assert after[:1].isupper(), caption
+
+
+def test_figure_2_caption_says_why_a_cell_has_no_run(tmp_path):
+    """A cell marked — was always explained as diverged or stopped runs; in a partial sweep
+    (``analyze --partial``) its runs may simply not have been trained yet."""
+    from test_analysis import synthetic_sweep
+
+    def empty_cell(analysis: dict) -> None:  # a weight decay in the grid with no stored run
+        analysis["sweep"]["config"]["weight_decays"] = [1.0, 3.0]
+
+    partial = _context_of_sweep(tmp_path / "a", *synthetic_sweep(), edit=empty_cell)
+    assert plain(partial["captions"]["fig2"]).endswith(
+        "A cell marked — holds no run with a known outcome: its runs diverged, were stopped "
+        "early or were not trained (a partial sweep).")
+
+    def all_trained(analysis: dict) -> None:  # as if the grid's 44 runs were all trained
+        empty_cell(analysis)
+        analysis["sweep"]["n_runs"] = 2 * 2 * 11
+
+    whole = _context_of_sweep(tmp_path / "b", *synthetic_sweep(), edit=all_trained)
+    assert plain(whole["captions"]["fig2"]).endswith(
+        "A cell marked — holds no run with a known outcome: its runs diverged or were stopped "
+        "early.")

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
@@ -249,6 +250,13 @@ def _varied_clause(cfg: dict) -> str:
         ("training fraction", "train_fracs"), ("weight decay", "weight_decays"), ("seed", "seeds"))]
     varied = [name for name, values in axes if len(values) > 1]
     return f", varying the {_and_list(varied)}" if varied else ", all with one setting"
+
+
+def _partial(f: _Facts) -> bool:
+    """Whether the sweep stored fewer runs than its recorded grid holds (``analyze --partial``)."""
+    cfg = f.cfg or {}
+    sizes = [len(cfg.get(k) or ()) for k in ("train_fracs", "weight_decays", "seeds")]
+    return all(sizes) and f.n_trained < math.prod(sizes)
 
 
 def _all_runs(f: _Facts) -> str:
@@ -691,8 +699,10 @@ def _captions(f: _Facts, pair: _Pair) -> dict[str, str]:
         "fig2": ("Grokking rate over the (f, λ) grid, seeds pooled; each cell shows "
                  "(grokked runs)/(runs)" + (f", at thresholds {th1} (left) and {f.th2} "
                                             "(right)." if f.t2 else f" at threshold {th1}.")
-                 + (" A cell marked — holds no run with a known outcome: its runs diverged or "
-                    "were stopped early." if (F.grid_counts(f.a, f.k1)[3] == 0).any() else "")),
+                 + (" A cell marked — holds no run with a known outcome: its runs diverged"
+                    + (", were stopped early or were not trained (a partial sweep)." if _partial(f)
+                       else " or were stopped early.")
+                    if (F.grid_counts(f.a, f.k1)[3] == 0).any() else "")),
         "fig3": (f"Folded AUROC |AUROC − 0.5| + 0.5 of the {F.N_TOP_FEATURES} best single "
                  f"features at W = {w0}, in every window (threshold {th1}; a tie at the last place "
                  "goes to the feature listed first in @tab:univariate). ↓: lower values predict grokking."),
