@@ -783,7 +783,8 @@ def fig_pair(res: Results) -> plt.Figure:
 
 
 def fig_reliability(res: Results) -> plt.Figure:
-    """Figure 6: reliability diagram of the LOO probabilities, one panel per window."""
+    """Figure 6: reliability diagram of the held-out (leave-one-out or k-fold) probabilities,
+    one panel per window."""
     a = res.analysis
     th = primary_threshold_key(a)
     ws = windows(a)
@@ -800,7 +801,7 @@ def fig_reliability(res: Results) -> plt.Figure:
         proba = np.array([_num(v) for v in (window_entry(a, th, w).get("loo_proba") or [])])
         if proba.size != y.size or not np.isfinite(proba).any():
             ax.set_title(f"W = {w}")
-            _note(ax, "no LOO\npredictions")
+            _note(ax, "no held-out\npredictions")
             continue
         bins = reliability_bins(proba, y)
         ax.plot(bins["mean_proba"], bins["frac_pos"], color=GROK["color"], lw=1.0, zorder=2)
