@@ -288,6 +288,12 @@ def test_summary_takes_the_largest_saving_that_keeps_min_recall(sweeps):
     assert none["forecaster"] is None and none["same_budget"] is None
     assert set(none["median"]) == {"median_val_loss", "median_val_acc"}
     assert "no forecaster threshold keeps" in format_summary(none)
+    # The Markdown says so too. Was: "The summary's τ was chosen on these runs' outcomes as the
+    # most saved keeping >= 100% of grokking runs", of a summary without a τ (found in review:
+    # run_study(thresholds=[0.9, 0.95]) on a held-out sweep with grokkers below P = 0.9).
+    text = format_markdown(df[(df["policy"] != "forecaster") | (df["param"] > 0.999)], none)
+    assert "No τ tried keeps >= 100% of grokking runs, so the summary has no τ" in text
+    assert "The summary's τ was" not in text
     # Was: min_recall=-1 picked a point keeping no grokker; an empty table an IndexError.
     for bad in (-1, 2, float("nan")):
         with pytest.raises(ValueError, match=rf"^min_recall={bad!r} is not allowed: expected a "

@@ -607,7 +607,11 @@ def format_markdown(df: pd.DataFrame, summary: dict[str, Any]) -> str:
            if s["n_excluded"] else "")
         + ". Saved: fraction of all training steps not trained. Kept: fraction of grokking runs "
           "not stopped at or before the first logged step they grokked at. "
-        + f"The summary's τ was {_tau_how(s)}"
+        # Without a forecaster row (τ chosen on the outcomes, none keeping min_recall) no τ
+        # was chosen: format_summary says so, and so does the table's text.
+        + (f"The summary's τ was {_tau_how(s)}" if s["forecaster"] is not None else
+           f"No τ tried keeps >= {s['min_recall']:.0%} of grokking runs, so the summary has "
+           "no τ")
         + ("" if _beside(s) is None else
            "; the τ marked *(on outcomes)* is the most saved keeping >= "
            f"{s['min_recall']:.0%} of these runs' grokkers, chosen with their outcomes: an "
