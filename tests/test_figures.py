@@ -186,9 +186,8 @@ def test_make_figures_writes_twelve_valid_files(results: Path) -> None:
     _check_files(paths)
 
 
-def test_one_window_draws_each_ci_as_an_error_bar(results: Path) -> None:
-    """Was: fill_between over one W, a band of no width: the CIs drawn nowhere, under a y
-    label saying they were shaded."""
+def _one_window_figure(results: Path) -> tuple[plt.Figure, dict]:
+    """Figure 4 of the results analysed at W = 200 alone, and that analysis."""
     res = F.load_results(results)
     a = json.loads(json.dumps(res.analysis))
     a["settings"]["windows"] = [200]
@@ -196,6 +195,13 @@ def test_one_window_draws_each_ci_as_an_error_bar(results: Path) -> None:
         entry["windows"] = {"200": entry["windows"]["200"]}
     fig = F.fig_windows(F.Results(a, res.features[res.features["window"] == 200], res.curves,
                                   results))
+    return fig, a
+
+
+def test_one_window_draws_each_ci_as_an_error_bar(results: Path) -> None:
+    """Was: fill_between over one W, a band of no width: the CIs drawn nowhere, under a y
+    label saying they were shaded."""
+    fig, a = _one_window_figure(results)
     for ax, th in zip(fig.axes, F.threshold_keys(a)):
         bars = [c for c in ax.containers if isinstance(c, mpl.container.ErrorbarContainer)]
         want = sorted(tuple(a["thresholds"][th]["windows"]["200"][s]["ci"]) for s in F.SERIES)
@@ -535,13 +541,7 @@ def test_one_window_error_bars_stand_side_by_side(results: Path) -> None:
     """Was: with one W the three series' error bars and markers were drawn at the same x, so
     overlapping CIs (the paper sweep at W = 200: multi [0.95, 1], val loss [0.94, 1]) hid each
     other and one could not tell which bar was whose."""
-    res = F.load_results(results)
-    a = json.loads(json.dumps(res.analysis))
-    a["settings"]["windows"] = [200]
-    for entry in a["thresholds"].values():
-        entry["windows"] = {"200": entry["windows"]["200"]}
-    fig = F.fig_windows(F.Results(a, res.features[res.features["window"] == 200], res.curves,
-                                  results))
+    fig, _ = _one_window_figure(results)
     fig.canvas.draw()
     for ax in fig.axes:
         bars = [c for c in ax.containers if isinstance(c, mpl.container.ErrorbarContainer)]
