@@ -478,6 +478,7 @@ def _check_first_cosine(inside: pd.DataFrame, values: np.ndarray) -> None:
 
 
 _COSINE = SIGNAL_NAMES.index("update_cos")
+
 # What a logged signal can be (up to float32 rounding): a value outside is not a grokcast log.
 _SIGNAL_RANGES = (
     (("train_acc", "val_acc"), 0.0, 1.0, "an accuracy lies in [0, 1]"),
