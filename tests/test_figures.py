@@ -554,3 +554,39 @@ def test_one_window_error_bars_stand_side_by_side(results: Path) -> None:
         box = ax.get_window_extent()
         assert box.x0 + 20 < min(bar_x) and max(bar_x) < box.x1 - 20  # all inside the panel
     plt.close(fig)
+
+
+def test_figures_say_which_runs_they_leave_out_and_when_a_class_is_too_small(tmp_path: Path) -> None:
+    """Figures 1 and 2 left diverged runs out without a word (the legend said "did not grok:
+    37 runs" of a 48-run sweep), and figure 4's panel of a threshold with 2 runs in a class
+    (the paper sweep at 0.99: multi AUROCs 0.08-0.29) did not say how little it shows."""
+    import matplotlib.pyplot as plt
+
+    write_synthetic_results(tmp_path)
+    res = F.load_results(tmp_path)
+    a = res.analysis
+    assert F.runs_left_out(a) == 0
+    drop = {0, 1}  # as if two runs had diverged: the sweep still counts them
+    a["sweep"]["n_runs"] = len(a["runs"])
+    a["runs"] = [r for i, r in enumerate(a["runs"]) if i not in drop]
+    for t in a["thresholds"].values():
+        t["labels"] = [y for i, y in enumerate(t["labels"]) if i not in drop]
+    assert F.runs_left_out(a) == 2
+    fig1, fig2 = F.fig_accuracy(res), F.fig_grid(res)
+    try:
+        assert any("not shown: 2 runs without an outcome (diverged or stopped early)"
+                   in t.get_text() for t in fig1.texts)
+        titles = [ax.get_title() for ax in fig2.axes if ax.get_title()]
+        assert titles and all(t.endswith("\n(2 runs without an outcome left out)") for t in titles)
+    finally:
+        plt.close(fig1), plt.close(fig2)
+    fresh = F.load_results(tmp_path)  # 10 of 48 runs grok at 0.9, 1 at 0.99
+    counts = [(t["n_pos"], t["n_neg"]) for t in fresh.analysis["thresholds"].values()]
+    assert counts == [(10, 38), (1, 47)]
+    fig4 = F.fig_windows(fresh)
+    try:
+        titles = [ax.get_title() for ax in fig4.axes[:2]]
+        assert "too few" not in titles[0]
+        assert titles[1].endswith("\nfew runs in a class: says little")
+    finally:
+        plt.close(fig4)

@@ -45,6 +45,7 @@ from matplotlib.collections import LineCollection  # noqa: E402
 from matplotlib.transforms import offset_copy  # noqa: E402
 from scipy.stats import spearmanr  # noqa: E402
 
+from grokcast.analysis import MIN_CLASS_RUNS  # noqa: E402
 from grokcast.analysis import primary_window as analysis_primary_window  # noqa: E402
 from grokcast.config import ConfigError, SweepConfig  # noqa: E402
 from grokcast.stats import strength_key  # noqa: E402
@@ -520,6 +521,12 @@ def _runs(n: int) -> str:
     return f"{n} run" if n == 1 else f"{n} runs"
 
 
+def runs_left_out(analysis: dict) -> int:
+    """Runs of the sweep without a known outcome (diverged, stopped early): the analysis, and
+    so every figure, leaves them out."""
+    return int((analysis["sweep"].get("n_runs") or len(analysis["runs"])) - len(analysis["runs"]))
+
+
 def _class_counts(labels: dict[str, int]) -> tuple[int, int]:
     n_pos = sum(labels.values())
     return n_pos, len(labels) - n_pos
@@ -566,7 +573,10 @@ def fig_accuracy(res: Results) -> plt.Figure:
     names.append(f"first W = {w} steps (forecast input)")
     fig.legend(handles, names, loc="lower center", ncol=3, frameon=False,
                bbox_to_anchor=(0.5, 0.0))
-    note = single_class_note(a, th)
+    left_out = runs_left_out(a)
+    shown = (f"not shown: {_runs(left_out)} without an outcome (diverged or stopped early)"
+             if left_out else None)
+    note = " · ".join(filter(None, [single_class_note(a, th), shown]))
     fig.tight_layout(rect=(0, 0.07, 1, 0.94 if note else 1))
     if note:
         fig.text(0.5, 0.99, note, ha="center", va="top", fontsize=7.5)
@@ -616,7 +626,9 @@ def fig_grid(res: Results) -> plt.Figure:
         ax.set_xlabel("training fraction f")
         if i_ax == 0:
             ax.set_ylabel("weight decay λ")
-        ax.set_title(f"max val acc ≥ {float(th):g}: {int(k.sum())}/{int(n.sum())} runs grokked")
+        left_out = runs_left_out(a)
+        ax.set_title(f"max val acc ≥ {float(th):g}: {int(k.sum())}/{int(n.sum())} runs grokked"
+                     + (f"\n({_runs(left_out)} without an outcome left out)" if left_out else ""))
         for s in ax.spines.values():
             s.set_visible(False)
     fig.colorbar(im, ax=axes[0].tolist(), label="grokking rate (fraction of seeds)",
@@ -710,7 +722,7 @@ def fig_windows(res: Results) -> plt.Figure:
             if not np.isfinite(auc).any():
                 if name == "multi" and any(window_entry(a, th, w).get(_CELL_TEXT) for w in ws):
                     # analyze's multi_note: a sweep too small for the model's internal CV
-                    title += "\nmultivariate not computed: too few runs"
+                    title += "\nmodel not computed: few runs"  # no wider than the line above
                 continue
             lowest = min(lowest, np.nanmin(np.r_[auc, ci[:, 0]]) - 0.03)
             at = ax.transData
@@ -727,6 +739,8 @@ def fig_windows(res: Results) -> plt.Figure:
                                                           cv=cv_label(entry.get("cv")
                                                                       or a["settings"].get("cv"))))
             legend.setdefault((k, line.get_label()), line)
+        if 0 < min(entry["n_pos"], entry["n_neg"]) < MIN_CLASS_RUNS and "not computed" not in title:
+            title += "\nfew runs in a class: says little"  # as the tables' captions say
         ax.set_title(title)
         if entry.get("single_class"):
             _note(ax, "one class only:\nAUROC undefined")
