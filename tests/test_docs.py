@@ -85,3 +85,61 @@ def test_file_formats_doc_names_every_key_the_files_hold(tmp_path):
     assert doc_table_keys("file-formats.md", "## The forecaster file") == saved
     assert doc_table_keys("file-formats.md", "## The runs table") == set(RUN_COLUMNS)
     assert doc_table_keys("file-formats.md", "## `early_stop.json`") == set(COLUMNS)
+
+
+def literal_blocks(text: str) -> list[str]:
+    """The reST literal blocks (``::`` then an indented block) of a docstring, dedented."""
+    import textwrap
+
+    blocks, lines = [], text.splitlines()
+    for i, line in enumerate(lines):
+        if not line.rstrip().endswith("::"):
+            continue
+        body = []
+        for nxt in lines[i + 1:]:
+            if nxt.strip() and not nxt.startswith(" "):
+                break
+            body.append(nxt)
+        blocks.append(textwrap.dedent("\n".join(body)).strip("\n"))
+    return blocks
+
+
+def free_names(code: str) -> set[str]:
+    """Names a snippet reads but neither imports nor binds (scopes merged), builtins aside."""
+    import ast
+    import builtins
+
+    tree = ast.parse(code)
+    read, bound = set(), set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name):
+            (read if isinstance(node.ctx, ast.Load) else bound).add(node.id)
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            bound |= {(a.asname or a.name).split(".")[0] for a in node.names}
+        elif isinstance(node, ast.FunctionDef | ast.ClassDef):
+            bound.add(node.name)
+        elif isinstance(node, ast.arg):
+            bound.add(node.arg)
+    return read - bound - set(dir(builtins))
+
+
+# What each tuner snippet leaves to the user (its text says so); every other name it reads
+# must be imported or defined in it, so that it runs once these are.
+USER_NAMES = {
+    "optuna": {"build", "evaluate", "n_steps", "x_train", "y_train", "x_val", "y_val"},
+    "ray": {"build", "n_steps", "metrics", "space"},  # metrics: the loop's, as in the Optuna one
+}
+
+
+def test_tuner_snippets_import_what_they_use():
+    """Found in review: the Ray snippet used ``tune`` without importing it (NameError when
+    pasted)."""
+    import ast
+
+    for name, user in USER_NAMES.items():
+        path = ROOT / "src" / "grokcast" / "integrations" / f"{name}.py"
+        doc = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8")))
+        blocks = literal_blocks(doc or "")
+        assert blocks, f"no code block in {path.name}'s docstring"
+        missing = free_names(blocks[0]) - user
+        assert not missing, f"{path.name}'s snippet reads {sorted(missing)} without importing them"

@@ -7,6 +7,8 @@ A trial adds its window features to one of its results under the key ``"grokcast
 
     from pathlib import Path
 
+    from ray import tune
+
     from grokcast.integrations import FeatureRecorder
     from grokcast.integrations.ray import GrokStopper, features_metrics
 
