@@ -360,6 +360,15 @@ def test_errors_name_the_problem(setup, tmp_path):
                                          rf"pruned by a GrokPruner of window W={W}"):
         TrialReporter(optuna.create_study(pruner=in_memory).ask(), *emb, window=W + 5)
     assert TrialReporter(optuna.create_study().ask(), *emb, window=W + 5).window == W + 5
+    # Found in review: a forecaster file of another window, window left out, was refused as
+    # "window=25 is not allowed ... (leave window out ...)", naming an argument not given.
+    other = tmp_path / "f25.json"
+    model.save(other, window=W + 5, threshold=0.9, sweep_hash="x", n_train_runs=8)
+    with pytest.raises(ValueError, match=rf"^forecaster=.*f25\.json'\) \(window W={W + 5}\) is not "
+                                         rf"allowed: trial \d+'s study is pruned by a GrokPruner of "
+                                         rf"window W={W}, .* \(leave forecaster out to use the "
+                                         r"pruner's\)$"):
+        TrialReporter(optuna.create_study(pruner=in_memory).ask(), *emb, forecaster=other)
     from grokcast.integrations import decode_features
 
     with pytest.raises(ValueError, match="a grokcast report's feature 'end_val_acc' is True: "

@@ -154,6 +154,7 @@ class TrialReporter(FeatureRecorder):
                              "use a FeatureRecorder and grokcast.integrations.p_grok in the "
                              "objective instead")
         pruner = getattr(study, "pruner", None)
+        own = forecaster  # the caller's forecaster, named if its window is not the pruner's
         if isinstance(pruner, GrokPruner) and forecaster is None:
             # Its schedule and task are then checked now, and the features cut to its steps;
             # its window too (an in-memory forecaster records none).
@@ -161,9 +162,13 @@ class TrialReporter(FeatureRecorder):
         super().__init__(embedding, unembedding, window=window, forecaster=forecaster,
                          log_schedule=log_schedule, run_id=f"trial-{trial.number}")
         if isinstance(pruner, GrokPruner) and self.window != pruner.window:
-            raise ValueError(f"window={self.window} is not allowed: trial {trial.number}'s study "
-                             f"is pruned by a GrokPruner of window W={pruner.window}, which "
-                             "would refuse the report (leave window out to use the pruner's)")
+            # window= given, or the window of the forecaster= given (window left out): name it.
+            bad = (f"window={self.window}" if window is not None or own is None else
+                   f"forecaster={own!r:.200} (window W={self.window})")
+            left = "window" if window is not None or own is None else "forecaster"
+            raise ValueError(f"{bad} is not allowed: trial {trial.number}'s study is pruned by a "
+                             f"GrokPruner of window W={pruner.window}, which would refuse the "
+                             f"report (leave {left} out to use the pruner's)")
         self.trial = trial
         # Tells GrokPruner in which step units the trial reports, and when its report is due.
         trial.set_user_attr(DUE_ATTR, self.monitor.forecast_step)
