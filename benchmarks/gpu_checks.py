@@ -230,18 +230,18 @@ def stage_anatomy(args: argparse.Namespace) -> dict[str, Any]:
     def step_parts(chunk: list[Any], detail: bool) -> dict[str, Any]:
         params, ex, val = setup(chunk)
         plist = [params[k] for k in M.PARAM_NAMES]
-        opt = _AdamW(plist, chunk)
+        opt, heads = _AdamW(plist, chunk), chunk[0].model.n_heads
         res: dict[str, Any] = {"runs": len(chunk), "examples_per_run": int(ex.tokens.shape[1]),
                                "train_fracs": sorted({r.train_frac for r in chunk})}
-        grads = M.loss_and_grads(params, ex, 4)[2]
+        grads = M.loss_and_grads(params, ex, heads)[2]
         glist = [grads[k] for k in M.PARAM_NAMES]
 
         def step(compiled: bool, precision: str = "fp32") -> None:
-            g = M.loss_and_grads(params, ex, 4, compiled=compiled, precision=precision)[2]
+            g = M.loss_and_grads(params, ex, heads, compiled=compiled, precision=precision)[2]
             opt.step([g[k] for k in M.PARAM_NAMES])
 
         t0 = time.perf_counter()
-        M.loss_and_grads(params, ex, 4, compiled=True)
+        M.loss_and_grads(params, ex, heads, compiled=True)
         _sync(args.device)
         res["compile_s"] = round(time.perf_counter() - t0, 1)
         res["step_compiled_ms"] = _graphed_ms(partial(step, True), n, args.device)
@@ -253,19 +253,19 @@ def stage_anatomy(args: argparse.Namespace) -> dict[str, Any]:
         except Exception as err:
             res["step_compiled_bf16_ms"] = f"{type(err).__name__}: {err}"[:500]
         res["grads_compiled_ms"] = _graphed_ms(
-            lambda: M.loss_and_grads(params, ex, 4, compiled=True), n, args.device)
+            lambda: M.loss_and_grads(params, ex, heads, compiled=True), n, args.device)
         res["adamw_ms"] = _graphed_ms(lambda: opt.step(glist), n, args.device)
         res["adamw_without_decay_pass_ms"] = _graphed_ms(lambda: torch._fused_adamw_(
             opt.params, glist, opt.m, opt.v, [], opt.t, lr=opt.lr, beta1=opt.b1, beta2=opt.b2,
             weight_decay=0.0, eps=opt.eps, amsgrad=False, maximize=False), n, args.device)
         # The logged step's parts, as the trainer launches them (not replayed).
-        logits = M.loss_and_grads(params, ex, 4, compiled=True)[1]
+        logits = M.loss_and_grads(params, ex, heads, compiled=True)[1]
         cur = torch.empty(len(S.SIGNAL_NAMES), len(chunk), device=device)
         col = {name: k for k, name in enumerate(S.SIGNAL_NAMES)}
         res["logged_record_ms"] = _ms_per_call(
             lambda: _record(cur, col, params, plist, glist, logits, ex, val, chunk[0].model),
             5, args.device)
-        res["logged_val_forward_ms"] = _ms_per_call(lambda: M.forward(params, val, 4), 5, args.device)
+        res["logged_val_forward_ms"] = _ms_per_call(lambda: M.forward(params, val, heads), 5, args.device)
         res["logged_erank_ms"] = _ms_per_call(
             lambda: (S.effective_rank(params["W_E"]), S.effective_rank(params["W_U"])), 5, args.device)
 
@@ -276,7 +276,7 @@ def stage_anatomy(args: argparse.Namespace) -> dict[str, Any]:
 
         res["logged_flat_delta_ms"] = _ms_per_call(update_signals, 5, args.device)
         res["grads_compiled_launched_ms"] = _ms_per_call(
-            lambda: M.loss_and_grads(params, ex, 4, compiled=True), 5, args.device)
+            lambda: M.loss_and_grads(params, ex, heads, compiled=True), 5, args.device)
         if args.device.startswith("cuda"):
             from torch.profiler import ProfilerActivity, profile
 

@@ -811,8 +811,7 @@ def _caption(result: dict[str, Any], key: str) -> str:
     notes = {c["multi_note"] for c in entry["windows"].values() if c.get("multi_note")}
     if notes:  # the same for every window: it depends on the labels only
         text += f" multi not computed: {sorted(notes)[0]}."
-    elif not entry["single_class"] and 0 < (n_small := min(entry["n_pos"], entry["n_neg"])) \
-            < MIN_CLASS_RUNS:  # the terminal's note (small_class_notes), where the table goes
+    elif n_small := few_in_a_class(entry):  # the terminal's note, where the table goes
         text += (f" With {n_small} run{'s' if n_small > 1 else ''} in one class, multi's "
                  "held-out predictions of that class come from models that saw (almost) none "
                  "of it: its AUROC and CIs say little about the method.")
@@ -936,12 +935,18 @@ def format_table1(result: dict[str, Any]) -> str:
 MIN_CLASS_RUNS = 3
 
 
+def few_in_a_class(entry: dict[str, Any]) -> int:
+    """The size of a threshold's smaller class where it holds fewer than MIN_CLASS_RUNS runs
+    (but some), else 0: leave-one-out numbers of such a class say little."""
+    n_small = min(entry.get("n_pos") or 0, entry.get("n_neg") or 0)
+    return n_small if 0 < n_small < MIN_CLASS_RUNS else 0
+
+
 def small_class_notes(result: dict[str, Any]) -> list[str]:
     """One warning line per threshold whose smaller class has fewer than MIN_CLASS_RUNS runs."""
     notes = []
     for key, entry in result["thresholds"].items():
-        n_small = min(entry.get("n_pos") or 0, entry.get("n_neg") or 0)
-        if 0 < n_small < MIN_CLASS_RUNS:
+        if n_small := few_in_a_class(entry):
             notes.append(f"note: at threshold {key} only {n_small} run(s) are in one class; "
                          "its multivariate AUROC and CIs say little")
     return notes

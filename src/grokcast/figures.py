@@ -45,7 +45,7 @@ from matplotlib.collections import LineCollection  # noqa: E402
 from matplotlib.transforms import offset_copy  # noqa: E402
 from scipy.stats import spearmanr  # noqa: E402
 
-from grokcast.analysis import MIN_CLASS_RUNS  # noqa: E402
+from grokcast.analysis import few_in_a_class  # noqa: E402
 from grokcast.analysis import primary_window as analysis_primary_window  # noqa: E402
 from grokcast.config import ConfigError, SweepConfig  # noqa: E402
 from grokcast.stats import strength_key  # noqa: E402
@@ -609,6 +609,7 @@ def fig_grid(res: Results) -> plt.Figure:
     cmap = plt.get_cmap("cividis")  # monotone lightness: reads the same in greyscale
     fig, axes = plt.subplots(1, len(keys), figsize=(FIG_WIDTH_IN * (0.5 if len(keys) == 1 else 1),
                                                     2.6), squeeze=False, layout="constrained")
+    left_out = runs_left_out(a)
     for i_ax, (ax, th) in enumerate(zip(axes[0], keys)):
         fracs, wds, k, n = grid_counts(a, th)
         rate = np.divide(k, n, out=np.full(k.shape, np.nan), where=n > 0)
@@ -626,7 +627,6 @@ def fig_grid(res: Results) -> plt.Figure:
         ax.set_xlabel("training fraction f")
         if i_ax == 0:
             ax.set_ylabel("weight decay λ")
-        left_out = runs_left_out(a)
         ax.set_title(f"max val acc ≥ {float(th):g}: {int(k.sum())}/{int(n.sum())} runs grokked"
                      + (f"\n({_runs(left_out)} without an outcome left out)" if left_out else ""))
         for s in ax.spines.values():
@@ -739,7 +739,7 @@ def fig_windows(res: Results) -> plt.Figure:
                                                           cv=cv_label(entry.get("cv")
                                                                       or a["settings"].get("cv"))))
             legend.setdefault((k, line.get_label()), line)
-        if 0 < min(entry["n_pos"], entry["n_neg"]) < MIN_CLASS_RUNS and "not computed" not in title:
+        if few_in_a_class(entry) and "not computed" not in title:
             title += "\nfew runs in a class: says little"  # as the tables' captions say
         ax.set_title(title)
         if entry.get("single_class"):

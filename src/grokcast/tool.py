@@ -432,7 +432,7 @@ def _check_values(log_df: pd.DataFrame, window: int, last_steps: pd.Series, *,
     values = inside[list(SIGNAL_NAMES)].to_numpy(dtype=float)
     _check_first_cosine(inside, values)
     bad = ~np.isfinite(values)
-    bad[:, SIGNAL_NAMES.index("update_cos")] &= inside["step"].to_numpy() != 0
+    bad[:, _COSINE] &= inside["step"].to_numpy() != 0
     if not finite:  # a NaN accuracy only: the features would read its row as not logged
         accuracy = np.isin(SIGNAL_NAMES, ("train_acc", "val_acc"))  # (n_signals,)
         bad = accuracy & np.isnan(values)
