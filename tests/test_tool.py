@@ -823,6 +823,21 @@ def test_runs_stopped_early_are_left_out_of_fit_and_evaluate(sweep, tmp_path):
         fit_forecaster(few, out=tmp_path / "c.json", **kw)
 
 
+@pytest.mark.parametrize("value", [np.nan, 1.5])
+def test_a_finished_run_without_an_accuracy_in_0_1_is_refused_not_labelled(sweep, fitted,
+                                                                           tmp_path, value):
+    """max_val_acc NaN was labelled a non-grokker by fit and evaluate (analyze refused it)."""
+    first = sorted(SweepStore(sweep).runs()["run_id"])[0]
+    damaged = _copy_sweep(sweep, tmp_path / "damaged", lambda df: df.assign(
+        max_val_acc=df["max_val_acc"].where(df["run_id"] != first, value)))
+    match = re.escape(f"max_val_acc={value!r} (run {first!r}, on 1 run(s)) is not allowed: "
+                      "expected an accuracy in [0, 1]")
+    with pytest.raises(ValueError, match=match):
+        fit_forecaster(damaged, window=W, threshold=THRESHOLD, out=tmp_path / "a.json")
+    with pytest.raises(ValueError, match=match):
+        evaluate_forecaster(fitted[0], damaged, n_resamples=10)
+
+
 def test_analyze_refuses_an_unfinished_sweep_unless_partial(sweep, fitted, tmp_path):
     from grokcast.analysis import analyze_sweep
 

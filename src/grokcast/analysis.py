@@ -61,7 +61,7 @@ from grokcast.stats import (
     paired_bootstrap,
     strength_key,
 )
-from grokcast.validation import check_bool, check_int, check_list, check_number
+from grokcast.validation import check_bool, check_int, check_list, check_number, plain_number
 
 # Leave-one-out refits the model n times; above 200 runs 10-fold CV costs n/10 times less, and
 # with 180+ training runs per fold its pessimism relative to LOO (training on 90% instead of
@@ -632,9 +632,6 @@ def _runs_and_log(runs_df: pd.DataFrame, log_df: pd.DataFrame,
         raise ValueError(f"the runs table lists run {dup!r} more than once")
     all_runs = runs_df.sort_values("run_id", kind="stable", ignore_index=True)
     runs, n_diverged, n_stopped = runs_with_outcome(all_runs)
-    if runs["max_val_acc"].isna().any():
-        bad = runs.loc[runs["max_val_acc"].isna(), "run_id"].iloc[0]
-        raise ValueError(f"run {bad!r} has no max_val_acc but is not marked diverged")
     run_ids = set(runs["run_id"])
     log = log_df[log_df["run_id"].isin(run_ids)]
     absent = sorted(run_ids - set(log["run_id"].unique()))
@@ -715,6 +712,15 @@ def runs_with_outcome(runs: pd.DataFrame) -> tuple[pd.DataFrame, int, int]:
     if kept.empty:
         raise ValueError(f"no runs with a known outcome: of {len(runs)} runs, {n_diverged} "
                          f"diverged and {n_stopped} were stopped early")
+    # The label is max_val_acc >= threshold: a NaN would silently be a non-grokker (fit and
+    # evaluate read this too), a value past 1 a grokker at every threshold.
+    acc = pd.to_numeric(kept["max_val_acc"], errors="coerce")
+    bad = kept[~acc.between(0.0, 1.0)]
+    if len(bad):
+        value = plain_number(bad["max_val_acc"].iloc[0])
+        raise ValueError(f"max_val_acc={value!r} (run {bad['run_id'].iloc[0]!r}, "
+                         f"on {len(bad)} run(s)) is not allowed: expected an accuracy in [0, 1] "
+                         "(a run without one is marked diverged)")
     return kept, n_diverged, n_stopped
 
 
