@@ -481,6 +481,21 @@ def test_a_parquet_file_without_a_column_the_figures_read_is_named(results: Path
         F.load_results(tmp_path)
 
 
+def test_an_empty_or_unreadable_parquet_file_is_named(results: Path, tmp_path: Path) -> None:
+    """Was: 'Axis limits cannot be NaN or Inf' from figure 1 (curves.parquet of no rows), and
+    pyarrow's error alone (a file of 0 bytes)."""
+    for name in ("analysis.json", "features.parquet"):
+        (tmp_path / name).write_bytes((results / name).read_bytes())
+    pd.read_parquet(results / "curves.parquet").iloc[:0].to_parquet(tmp_path / "curves.parquet")
+    with pytest.raises(ValueError, match=r"curves.parquet' holds no rows, but analysis.json has "
+                                         r"\d+ runs: write it again with grokcast analyze"):
+        F.make_figures(tmp_path)
+    (tmp_path / "features.parquet").write_bytes(b"")
+    with pytest.raises(ValueError, match=r"features.parquet' is not a Parquet table \(.*\): write "
+                                         r"it again with grokcast analyze"):
+        F.make_figures(tmp_path)
+
+
 def test_files_of_two_analyses_are_refused(results: Path, tmp_path: Path) -> None:
     """A re-analysis into the same directory cut short between its files left analysis.json of
     one sweep beside the Parquet files of another: figure 5 then said the sweep had 0 runs."""

@@ -145,16 +145,33 @@ def load_results(results_dir: str | os.PathLike) -> Results:
         raise FileNotFoundError(
             f"{str(root)!r} is not a results directory: missing {', '.join(missing)} ({hint})")
     analysis = read_analysis(root / "analysis.json")
-    features = pd.read_parquet(root / "features.parquet")
-    curves = pd.read_parquet(root / "curves.parquet")
+    features = _read_parquet(root, "features.parquet")
+    curves = _read_parquet(root, "curves.parquet")
     for name, table, need in (("features.parquet", features, ("run_id", "window")),
                               ("curves.parquet", curves, CURVE_COLUMNS)):
         missing = [c for c in need if c not in table.columns]
         if missing:
             raise ValueError(f"{str(root / name)!r} lacks column(s) {', '.join(missing)}: write it "
                              f"again with grokcast analyze SWEEP_DIR --out {str(root)!r}")
+    if curves.empty and analysis["runs"]:  # every analysed run logged val acc below W
+        raise ValueError(f"{str(root / 'curves.parquet')!r} holds no rows, but analysis.json has "
+                         f"{len(analysis['runs'])} runs: write it again with grokcast analyze "
+                         f"SWEEP_DIR --out {str(root)!r}")
     _check_same_analysis(root, analysis, features, curves)
     return Results(analysis, features, curves, root)
+
+
+def _read_parquet(root: Path, name: str) -> pd.DataFrame:
+    """``root / name``, a file Parquet cannot read (empty, cut short) named with the command
+    that writes it again, not pyarrow's error alone."""
+    try:
+        return pd.read_parquet(root / name)
+    except MemoryError:
+        raise
+    except Exception as err:  # pyarrow raises several types for damaged files
+        why = " ".join(str(err).split())
+        raise ValueError(f"{str(root / name)!r} is not a Parquet table ({why}): write it again "
+                         f"with grokcast analyze SWEEP_DIR --out {str(root)!r}") from None
 
 
 def _check_same_analysis(root: Path, analysis: dict, features: pd.DataFrame,
