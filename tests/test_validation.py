@@ -93,3 +93,42 @@ def test_running_out_of_memory_is_one_line(monkeypatch, capsys, tmp_path):
     assert cli.main(["analyze", str(tmp_path)]) == cli.EXIT_USAGE
     assert capsys.readouterr().err == ("grokcast analyze: error: out of memory (MemoryError): ask "
                                        "for less (fewer runs, resamples or workers)\n")
+
+
+def _entry_points():
+    """A path argument of each public function given something else, and its name there."""
+    import pandas as pd
+
+    from grokcast import tool
+    from grokcast.analysis import analyze_sweep
+    from grokcast.config import SweepConfig
+    from grokcast.early_stop import run_study
+    from grokcast.figures import make_figures
+    from grokcast.paper import render_paper
+    from grokcast.sweep import run_sweep
+
+    config = SweepConfig(p=7, train_fracs=(0.5,), weight_decays=(1.0,), seeds=(0,), n_steps=5)
+    log = pd.DataFrame({"run_id": ["a"], "step": [0]})
+    return [
+        ("log_path", "DataFrame", lambda: tool.forecast_log("f.json", log)),
+        ("model_path", "NoneType", lambda: tool.forecast_log(None, "log.csv")),
+        ("sweep_dir", "NoneType", lambda: tool.fit_forecaster(None, out="f.json")),
+        ("out", "NoneType", lambda: tool.fit_forecaster("sweep", out=None)),
+        ("sweep_dir", "NoneType", lambda: tool.evaluate_forecaster("f.json", None)),
+        ("sweep_dir", "int", lambda: analyze_sweep(5)),
+        ("out_dir", "int", lambda: analyze_sweep("sweep", 5)),
+        ("out", "NoneType", lambda: run_sweep(config, None)),
+        ("out_dir", "NoneType", lambda: run_study("f.json", "sweep", None)),
+        ("results_dir", "NoneType", lambda: make_figures(None)),
+        ("results_dir", "NoneType", lambda: render_paper(None)),
+        ("path", "NoneType", lambda: SweepConfig.from_file(None)),
+    ]
+
+
+def test_a_path_argument_of_another_type_is_named():
+    """Was: 'expected str, bytes or os.PathLike object, not DataFrame' from Path(), naming
+    neither the argument nor what it is for."""
+    for name, got, call in _entry_points():
+        with pytest.raises(TypeError, match=rf"^{name} must be a path \(a str or os.PathLike\) "
+                                            rf"to .*, got {got}$"):
+            call()

@@ -61,7 +61,14 @@ from grokcast.stats import (
     paired_bootstrap,
     strength_key,
 )
-from grokcast.validation import check_bool, check_int, check_list, check_number, plain_number
+from grokcast.validation import (
+    check_bool,
+    check_int,
+    check_list,
+    check_number,
+    check_path,
+    plain_number,
+)
 
 # Leave-one-out refits the model n times; above 200 runs 10-fold CV costs n/10 times less, and
 # with 180+ training runs per fold its pessimism relative to LOO (training on 90% instead of
@@ -741,6 +748,9 @@ def analyze_sweep(sweep_dir: str | os.PathLike, out_dir: str | os.PathLike | Non
     if unknown:
         raise TypeError(f"analyze_sweep() got unexpected keyword argument(s) {', '.join(unknown)}: "
                         f"it takes partial and {', '.join(allowed)}")
+    check_path("sweep_dir", sweep_dir, "a sweep directory (grokcast sweep --out)")
+    if out_dir is not None:
+        check_path("out_dir", out_dir, "the results directory to write")
     store = SweepStore(sweep_dir)
     store.check_finished(partial=partial)
     out = Path(out_dir) if out_dir is not None else Path(sweep_dir) / "analysis"

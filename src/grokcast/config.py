@@ -15,12 +15,11 @@ import re
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from grokcast.validation import MAX_FLOAT_INT, plain_number, unique_keys
+from grokcast.validation import MAX_FLOAT_INT, check_path, plain_number, unique_keys
 
 INIT_SCHEMES = ("torch", "nanda")
 PRECISIONS = ("fp32", "bf16")
@@ -423,7 +422,7 @@ class SweepConfig:
     def from_file(cls, path: str | os.PathLike) -> SweepConfig:
         """Read a ``.toml`` or ``.json`` sweep config, or a sweep directory's ``sweep.json``
         (the config it holds, beside the grokcast version that wrote it)."""
-        path = Path(path)
+        path = check_path("path", path, "a sweep config (.toml or .json)")
         if not path.is_file():
             what = "is a directory" if path.is_dir() else "does not exist"
             raise ConfigError(f"config file {str(path)!r} {what}")

@@ -61,7 +61,7 @@ from grokcast.features import feature_table, show_steps
 from grokcast.signals import first_step_reaching
 from grokcast.store import atomic_write_bytes
 from grokcast.train import LogHook
-from grokcast.validation import check_int, check_list, check_number
+from grokcast.validation import check_int, check_list, check_number, check_path
 
 POLICIES = ("forecaster", "percentile_val_loss", "percentile_val_acc", "median_val_loss",
             "median_val_acc", "asha_val_loss", "asha_val_acc")
@@ -750,6 +750,9 @@ def run_study(forecaster_path: str | os.PathLike, heldout_sweep_dir: str | os.Pa
     min_recall = check_number("min_recall", min_recall, 0, 1, closed="both")
     if threshold is not None:
         threshold = check_number("threshold", threshold, 0, 1, closed="both")
+    check_path("forecaster_path", forecaster_path, "a forecaster file (grokcast fit --out)")
+    check_path("heldout_sweep_dir", heldout_sweep_dir, "a sweep directory (grokcast sweep --out)")
+    check_path("out_dir", out_dir, "the directory for the study's table and figure")
     model = GrokForecaster.load(forecaster_path)
     meta = model.metadata_
     store = SweepStore(heldout_sweep_dir)

@@ -49,6 +49,7 @@ from grokcast.analysis import few_in_a_class  # noqa: E402
 from grokcast.analysis import primary_window as analysis_primary_window  # noqa: E402
 from grokcast.config import ConfigError, SweepConfig  # noqa: E402
 from grokcast.stats import strength_key  # noqa: E402
+from grokcast.validation import check_path  # noqa: E402
 
 if TYPE_CHECKING:
     from matplotlib.artist import Artist
@@ -916,6 +917,9 @@ def make_figures(results_dir: str | os.PathLike, out_dir: str | os.PathLike | No
     -------
     The 12 written paths, ``fig1_accuracy.png``, ``fig1_accuracy.pdf``, ... in figure order.
     """
+    check_path("results_dir", results_dir, "a results directory (grokcast analyze --out)")
+    if out_dir is not None:
+        check_path("out_dir", out_dir, "the directory for the figures")
     res = load_results(results_dir)
     out = Path(out_dir) if out_dir is not None else res.root / "figures"
     out.mkdir(parents=True, exist_ok=True)

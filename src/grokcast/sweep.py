@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from grokcast.config import RunConfig, SweepConfig
 from grokcast.store import SweepStore
 from grokcast.train import EnsembleLog, LogHook, check_compilable, resolve_device, train_ensemble
-from grokcast.validation import check_bool, check_int
+from grokcast.validation import check_bool, check_int, check_path
 
 # Runs per CPU ensemble, capped. Bigger ensembles share each op's fixed cost among more runs
 # (what small train sets need), but past about 16 runs they ran slower, probably because
@@ -325,6 +325,7 @@ def run_sweep(config: SweepConfig, out: str | os.PathLike, *, device: str | torc
     """
     # Before anything is written: a bad argument leaves no sweep directory behind.
     check_sweep_config(config)
+    check_path("out", out, "the sweep directory to create or resume")
     dev = resolve_device(str(device))  # a torch.device too
     check_fits(dev, config)
     if chunk_size is not None:

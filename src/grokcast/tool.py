@@ -27,7 +27,7 @@ from grokcast.forecast import GrokForecaster, check_window
 from grokcast.logistic import TooFewRunsError
 from grokcast.signals import LOG_COLUMNS, SIGNAL_NAMES, reaches
 from grokcast.stats import MAX_RESAMPLES
-from grokcast.validation import check_int, check_number
+from grokcast.validation import check_int, check_number, check_path
 
 TOP_COEFFICIENTS = 5  # how many of the fitted coefficients the fit report lists
 
@@ -94,6 +94,8 @@ def fit_forecaster(sweep_dir: str | os.PathLike, *, window: int = 200, threshold
     from grokcast.store import SweepStore
 
     window, threshold = _check_fit_args(window, threshold, seed, n_resamples)
+    check_path("sweep_dir", sweep_dir, "a sweep directory (grokcast sweep --out)")
+    check_path("out", out, "the forecaster file to write (.json)")
     store = SweepStore(sweep_dir)
     store.check_finished(partial=partial)  # first: a directory that is no sweep is named so
     out = _check_fit_out(Path(out), Path(sweep_dir))
@@ -653,6 +655,9 @@ def forecast_log(model_path: str | os.PathLike, log_path: str | os.PathLike, *,
     ValueError
         The log is in a sweep of another task than the forecaster's.
     """
+    check_path("model_path", model_path, "a forecaster file (grokcast fit --out)")
+    check_path("log_path", log_path, "a .csv or .parquet log, or a sweep directory (a log in a "
+               "DataFrame: grokcast.tool.forecast_frame)")
     model = GrokForecaster.load(model_path)
     meta = model.metadata_
     log_df = read_log(log_path)
@@ -710,6 +715,8 @@ def evaluate_forecaster(model_path: str | os.PathLike, sweep_dir: str | os.PathL
 
     check_int("seed", seed, 0)
     check_int("n_resamples", n_resamples, 1, MAX_RESAMPLES)
+    check_path("model_path", model_path, "a forecaster file (grokcast fit --out)")
+    check_path("sweep_dir", sweep_dir, "a sweep directory (grokcast sweep --out)")
     model = GrokForecaster.load(model_path)
     meta = model.metadata_
     store = SweepStore(sweep_dir)

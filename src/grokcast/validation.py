@@ -9,7 +9,9 @@ their own checks, which raise :class:`grokcast.config.ConfigError` naming the TO
 from __future__ import annotations
 
 import numbers
+import os
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -64,6 +66,16 @@ def check_list(name: str, values: Any) -> list[Any]:
         raise ValueError(f"{name}={values!r} is not allowed: expected a non-empty list of "
                          f"numbers{hint}")
     return list(values)
+
+
+def check_path(name: str, value: Any, expected: str) -> Path:
+    """``value`` as a Path, refused unless it is a str or os.PathLike: ``None``, or a DataFrame
+    given for a log file, named (``Path(value)`` says only "expected str, bytes or os.PathLike
+    object, not NoneType", naming neither the argument nor what it is for)."""
+    if not isinstance(value, str | os.PathLike):
+        raise TypeError(f"{name} must be a path (a str or os.PathLike) to {expected}, got "
+                        f"{type(value).__name__}")
+    return Path(value)
 
 
 def plain_number(value: Any) -> Any:

@@ -35,6 +35,7 @@ from typing import Any
 
 from grokcast import figures as F
 from grokcast.paper.context import EARLY_STOP_DIR, build_context
+from grokcast.validation import check_path
 
 TEMPLATE_DIR = Path(__file__).resolve().parent
 TEMPLATE = "paper.typ"
@@ -82,6 +83,9 @@ def render_paper(results_dir: str | os.PathLike, out_dir: str | os.PathLike | No
     typst = import_typst()
     from grokcast.store import atomic_write_bytes
 
+    check_path("results_dir", results_dir, "a results directory (grokcast analyze --out)")
+    if out_dir is not None:
+        check_path("out_dir", out_dir, "the directory for paper.pdf")
     res = F.load_results(results_dir)
     out = Path(out_dir) if out_dir is not None else res.root
     if out.exists() and not out.is_dir():
