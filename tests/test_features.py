@@ -151,6 +151,14 @@ def test_malformed_logs_are_refused():
     half.loc[half["step"] == 7, "step"] = 7.5  # was truncated to 7 without a word
     with pytest.raises(ValueError, match=r"whole numbers of optimizer steps, got .*7.5"):
         feature_table(half, 100)
+    half.loc[half["step"] == 7.5, "step"] = 1e22  # was cast to -2**63: "different steps ..."
+    with pytest.raises(ValueError, match=r"step counts below 2\*\*63 \(int64\), got 1e\+22"):
+        feature_table(half, 100)
+    huge = log.astype({"step": np.uint64})
+    huge.loc[huge["step"] == 7, "step"] = np.uint64(2**64 - 1)
+    with pytest.raises(ValueError, match=r"below 2\*\*63 \(int64\), got 18446744073709551615"):
+        feature_table(huge, 100)
+    assert feature_table(log.astype({"step": np.uint64}), 100).equals(feature_table(log, 100))
     assert feature_table(log.astype({"step": float}), 100).equals(feature_table(log, 100))
     texts = log.astype({"grad_norm": object})
     texts.loc[texts["step"] == 7, "grad_norm"] = "x"  # was numpy's error, naming no column

@@ -393,6 +393,10 @@ def test_short_or_incomplete_logs_are_refused(sweep, fitted, tmp_path):
     half.loc[half["step"] == 2, "step"] = 2.5
     with pytest.raises(LogError, match=r"whole numbers of optimizer steps, got 2.5$"):
         forecast(half)
+    half.loc[half["step"] == 2.5, "step"] = 1e22  # was "run ... logs step -9223372036854775808 twice"
+    with pytest.raises(LogError, match=r"^column step must hold step counts below 2\*\*63 \(int64\), "
+                                       r"got 1e\+22$"):
+        forecast(half)
     (tmp_path / "empty").mkdir()  # was "the log lacks column(s) run_id, step, ..."
     with pytest.raises(LogError, match="is a directory without .parquet files"):
         forecast_log(path, tmp_path / "empty")

@@ -197,6 +197,12 @@ def make_window(log_df: pd.DataFrame, window: int) -> Window:
     if not_whole.any():
         raise ValueError(f"column step must hold whole numbers of optimizer steps, got "
                          f"{raw[not_whole][0]!r} (dtype {raw.dtype})")
+    # Past int64 the cast below wraps (to -2**63: 'logged at different steps ... [-922...]').
+    huge = (np.abs(raw) >= 2.0**63 if raw.dtype.kind == "f" else
+            raw > np.iinfo(np.int64).max if raw.dtype.kind == "u" else np.zeros(raw.shape, bool))
+    if huge.any():
+        raise ValueError(f"column step must hold step counts below 2**63 (int64), got "
+                         f"{raw[huge][0]} (dtype {raw.dtype})")
     step = raw.astype(np.int64)
     logged = ~np.isnan(log_df["val_acc"].to_numpy(dtype=float))
     last = pd.Series(step[logged]).groupby(codes[logged]).max().reindex(range(run_ids.size))

@@ -379,6 +379,9 @@ def _check_shape(log_df: pd.DataFrame, window: int) -> pd.DataFrame:
         bad = log_df["step"][step.isna() | (step % 1 != 0)].iloc[0]
         shown = repr(bad) if isinstance(bad, str) else str(bad)  # not "np.float64(0.5)"
         raise LogError(f"column step must hold whole numbers of optimizer steps, got {shown}")
+    if (huge := step.abs() >= 2.0**63).any():  # int64 would wrap it (to -2**63, shown as such)
+        raise LogError(f"column step must hold step counts below 2**63 (int64), got "
+                       f"{log_df['step'][huge].iloc[0]}")
     log_df = log_df.assign(step=step.astype(np.int64))
     dup = log_df.duplicated(["run_id", "step"])
     if dup.any():
