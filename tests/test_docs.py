@@ -1,4 +1,4 @@
-"""The README's Python example, run as a user pastes it."""
+"""The README's Python examples, run as a user pastes them, and the docs against the files."""
 
 from __future__ import annotations
 
@@ -45,6 +45,22 @@ def test_readme_from_python_example_runs_as_pasted(tmp_path):
     z = (X[doc["feature_names"]].to_numpy() - doc["scaler_mean"]) / doc["scaler_scale"]
     p = 1 / (1 + np.exp(-(doc["intercept"] + z @ np.array(doc["coef"]))))
     np.testing.assert_allclose(values, p, atol=5e-4 + 1e-9)  # printed to 3 decimals
+
+
+def test_readme_train_ensemble_example_runs_as_pasted(tmp_path):
+    """The README's second Python block (an ensemble without a sweep directory)."""
+    from grokcast.config import SweepConfig
+
+    (tmp_path / "configs").mkdir()
+    shutil.copy(ROOT / "configs" / "smoke.toml", tmp_path / "configs")
+    (tmp_path / "ensemble.py").write_text(readme_block("its result out as the sweep's log table:"))
+    done = subprocess.run([sys.executable, "ensemble.py"], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    printed = dict(re.findall(r"^(p\S+)\s+([0-9.]+)$", done.stdout, re.M))
+    runs = SweepConfig.from_file(ROOT / "configs" / "smoke.toml").runs()[:2]
+    assert sorted(printed) == sorted(r.run_id for r in runs), done.stdout
+    assert all(0 <= float(v) <= 1 for v in printed.values())
 
 
 def doc_table_keys(doc: str, heading: str) -> set[str]:

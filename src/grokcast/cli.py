@@ -199,8 +199,8 @@ def _workers(text: str) -> int | str:
 
 
 WORKERS_HELP = ("train this many chunks at once, each in its own single-threaded process (CPU only), "
-                "at most one per core; 1: in this process with all of torch's threads; auto (the "
-                "default): one per core on the CPU, 1 on a GPU")
+                "at most one per core (2 allowed on one core); 1: in this process with all of "
+                "torch's threads; auto (the default): one per core on the CPU, 1 on a GPU")
 DEFAULT_CONFIG = Path("configs/paper.toml")
 
 
