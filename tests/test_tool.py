@@ -685,6 +685,22 @@ def test_evaluate_says_when_a_class_holds_one_run(sweep, fitted, tmp_path):
     assert "note: only 1 run of one class" in format_evaluation(result)
 
 
+def test_evaluate_on_a_sweep_where_no_run_groks_says_what_to_try(sweep, fitted, tmp_path):
+    """Was only 'every run ... has label 0 ...: an AUROC needs both classes', for a held-out
+    sweep shortened for a quick try (found in review): now with its best accuracy and steps."""
+    best = SweepStore(sweep).runs()["max_val_acc"].max()
+    model = GrokForecaster.load(fitted[0])
+    meta = model.metadata_
+    path = tmp_path / "above.json"
+    del model.metadata_  # labels at a threshold above every run's accuracy
+    model.save(path, window=W, threshold=(best + 1) / 2, sweep_hash=meta.sweep_hash,
+               n_train_runs=meta.n_train_runs, window_steps=meta.window_steps,
+               train_digests=meta.train_digests)
+    with pytest.raises(ValueError, match=f"has label 0 at threshold .*: an AUROC needs both "
+                       f"classes; its runs' best val acc is {best:.3f} in 30 steps"):
+        evaluate_forecaster(path, sweep, n_resamples=200)
+
+
 def test_evaluate_and_explain_read_the_features_a_forecaster_was_fit_on(sweep, fitted, tmp_path):
     """A forecaster fit on three of the 28 features, in another order than the table's, is
     scored on those columns (the table's full width was refused by scikit-learn)."""

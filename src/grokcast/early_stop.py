@@ -282,8 +282,11 @@ def held_out(runs_df: pd.DataFrame, log_df: pd.DataFrame, forecaster: Any, *, wi
         raise ValueError(f"run {run_ids[np.isnan(val_acc).all(axis=1)][0]!r} has no log rows")
     grok_step = first_step_reaching(steps, val_acc, label_threshold)  # NaN (after a stop): never
     if not (grok_step >= 0).any():
+        from grokcast.tool import too_short_hint
+
         raise ValueError(f"no finished run reaches val_acc >= {label_threshold:g}: the fraction "
-                         "of grokking runs kept is undefined")
+                         "of grokking runs kept is undefined; "
+                         + too_short_hint(float(np.nanmax(val_acc)), int(n_steps.max())))
 
     from grokcast.analysis import feature_matrix
     from grokcast.tool import checked_window, model_inputs

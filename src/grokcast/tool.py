@@ -193,6 +193,13 @@ def _is_forecaster_file(path: Path) -> bool:
     return isinstance(doc, dict) and {"grokcast_version", "coef", "feature_names"} <= doc.keys()
 
 
+def too_short_hint(best_acc: float, n_steps: int) -> str:
+    """What to try when no run of a sweep groks: a sweep shortened for a quick try often
+    stops before any run does."""
+    return (f"its runs' best val acc is {best_acc:.3f} in {n_steps} steps: grokking can take "
+            "thousands of steps, so use a sweep trained as long as the forecaster's")
+
+
 def _check_fit_args(window: Any, threshold: Any, seed: Any, n_resamples: Any,
                     ) -> tuple[int, float]:
     """The window and threshold as plain numbers (np.float32(0.9) as 0.9), once checked."""
@@ -735,8 +742,9 @@ def evaluate_forecaster(model_path: str | os.PathLike, sweep_dir: str | os.PathL
     X = feature_table(log_df[list(LOG_COLUMNS)], meta.window).loc[runs["run_id"]]
     y = reaches(runs["max_val_acc"], meta.threshold).astype(int)
     if y.min() == y.max():
+        hint = "" if y[0] else "; " + too_short_hint(float(runs["max_val_acc"].max()), config.n_steps)
         raise ValueError(f"every run of {str(sweep_dir)!r} has label {y[0]} at threshold "
-                         f"{meta.threshold:g}: an AUROC needs both classes")
+                         f"{meta.threshold:g}: an AUROC needs both classes{hint}")
     scores = {"forecaster": model.predict_proba(model_inputs(model, X))[:, 1],
               "val_loss": -X["end_val_loss"].to_numpy(), "val_acc": X["end_val_acc"].to_numpy()}
     out: dict[str, Any] = {
