@@ -224,6 +224,22 @@ def test_damaged_log_chunks_are_named_with_the_remedy(tmp_path):
     assert "damaged" not in str(err.value) and "no_such_column" in str(err.value)
 
 
+def test_a_missing_log_file_is_named_by_the_reader(tmp_path):
+    """Was: with a finished chunk's log file gone (its runs file kept), SweepStore.log()
+    returned the other chunks' rows alone, while runs() listed every run: a table short of
+    runs, read without an error, by anyone reading the store without check_finished."""
+    from grokcast.store import StoreError
+
+    cfg, out, store = _sweep(tmp_path)
+    (out / "log" / "chunk-00001.parquet").unlink()
+    assert len(store.runs()) == 4
+    with pytest.raises(StoreError, match=r"log/chunk-00001.parquet' is damaged \(missing\): "
+                                         r"delete '[^']*runs/chunk-00001.parquet', then rerun"):
+        store.log()
+    (out / "runs" / "chunk-00001.parquet").unlink()  # as the remedy says: two runs left
+    assert store.log()["run_id"].nunique() == 2
+
+
 def test_a_flipped_bit_in_a_stored_chunk_is_named_not_read_as_numbers(tmp_path):
     """Was: 12 of 15 single-byte flips in a log chunk's data read back as other numbers, with
     no error from a resume, check_finished or the reader. Its pages carry checksums now."""

@@ -457,6 +457,10 @@ class SweepStore:
         if table == "log":  # a log chunk without its runs file is an unfinished chunk
             committed = {p.name for p in self._chunks("runs")}
             files = [p for p in files if p.name in committed]
+            # A finished chunk without its log: named, not left out of the table (runs() has it).
+            lost = sorted(committed - {p.name for p in files})
+            if lost:
+                raise self._damaged(self.root / "log" / lost[0], "missing")
         if not files:
             raise StoreError(f"{str(self.root)!r} holds no finished runs yet")
         frames = []
