@@ -306,6 +306,23 @@ def test_resume_removes_uncommitted_log_chunks_and_edited_grids_are_refused(tmp_
         store.read_config()
 
 
+def test_a_truncated_sweep_json_is_named_with_what_to_do(tmp_path):
+    """Was: "sweep.json' is corrupt: Expecting value: line 6 column 20 (char 100)", and no
+    word of what to do, unlike a damaged chunk or stop.json."""
+    from grokcast.store import StoreError
+    from grokcast.sweep import run_sweep
+
+    cfg, out, store = _sweep(tmp_path)
+    whole = store.config_path.read_bytes()
+    store.config_path.write_bytes(whole[:100])
+    for check in (store.read_config, lambda: run_sweep(cfg, out, device="cpu", progress=False)):
+        with pytest.raises(StoreError, match=r"sweep.json' is corrupt: Expecting .*: restore it, "
+                                             r"or train into a new --out"):
+            check()
+    store.config_path.write_bytes(whole)  # restored: resumes
+    assert run_sweep(cfg, out, device="cpu", progress=False).n_skipped == 4
+
+
 def test_rerunning_after_deleting_a_damaged_first_chunk_adds_a_chunk(tmp_path):
     """As the damaged-chunk message says: delete chunk 0's two files and rerun. Its runs train
     into a new chunk; the stored ones are left as they were."""

@@ -410,7 +410,8 @@ class SweepStore:
                 raise ConfigError("it lacks the key 'config' (the sweep's settings)")
             return raw, SweepConfig.from_dict(raw["config"])
         except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ConfigError) as err:
-            raise StoreError(f"{str(self.config_path)!r} is corrupt: {err}") from None
+            raise StoreError(f"{str(self.config_path)!r} is corrupt: {err}: restore it, or train "
+                             "into a new --out") from None
 
     def _chunks(self, table: str) -> list[Path]:
         paths = sorted((self.root / table).glob("chunk-*.parquet"))
