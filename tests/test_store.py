@@ -240,6 +240,38 @@ def test_a_missing_log_file_is_named_by_the_reader(tmp_path):
     assert store.log()["run_id"].nunique() == 2
 
 
+def test_a_chunk_whose_footer_renames_a_column_is_named_by_the_reader(tmp_path):
+    """Was: a flipped bit in a log chunk's footer renamed a column ('train_loss' -> 'train_losc'),
+    and SweepStore.log() read that chunk's train losses as NaN, with an extra column."""
+    from grokcast.store import StoreError
+
+    cfg, out, store = _sweep(tmp_path)
+    log1 = out / "log" / "chunk-00001.parquet"
+    pd.read_parquet(log1).rename(columns={"train_loss": "train_losc"}).to_parquet(log1, index=False)
+    for check in (store.log, store.verify):
+        with pytest.raises(StoreError, match=r"chunk-00001.parquet' is damaged \(lacks column\(s\) "
+                                             r"train_loss\): delete"):
+            check()
+
+
+def test_a_sweep_logged_with_fewer_signals_is_not_called_damaged(tmp_path):
+    """A sweep trained before a signal was added to grokcast.signals.SIGNAL_NAMES lacks it in
+    every chunk. Was: '... chunk-00000.parquet is damaged: delete it and rerun', one chunk at a
+    time, for chunks that are whole."""
+    from grokcast.store import StoreError
+    from grokcast.sweep import run_sweep
+
+    cfg, out, store = _sweep(tmp_path)
+    for path in (out / "log").glob("chunk-*.parquet"):  # as a grokcast without update_cos wrote it
+        pd.read_parquet(path).drop(columns="update_cos").to_parquet(path, index=False)
+    for check in (store.verify, store.log, store.check_finished,
+                  lambda: run_sweep(cfg, out, device="cpu", progress=False)):
+        with pytest.raises(StoreError, match=r"lacks signal\(s\) update_cos in every chunk: it was "
+                                             r"trained by a grokcast that did not log them") as err:
+            check()
+        assert "damaged" not in str(err.value) and "new --out" in str(err.value)
+
+
 def test_a_flipped_bit_in_a_stored_chunk_is_named_not_read_as_numbers(tmp_path):
     """Was: 12 of 15 single-byte flips in a log chunk's data read back as other numbers, with
     no error from a resume, check_finished or the reader. Its pages carry checksums now."""

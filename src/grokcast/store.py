@@ -474,7 +474,35 @@ class SweepStore:
             except Exception:  # pyarrow raises several types for damaged files
                 self._check_whole(path)  # a damaged file is named here with what to do;
                 raise  # an intact one failed to read for another reason (threads, a bad column)
+        if columns is None:  # a chunk without a column would read as NaN in its rows
+            self._check_columns(table, [(p, list(f.columns)) for p, f in zip(files, frames)])
         return pd.concat(frames, ignore_index=True)
+
+    def _check_columns(self, table: str, found: list[tuple[Path, list[str]]]) -> None:
+        """Refuse chunk files that lack a column of ``table``.
+
+        A column is lacking from one chunk when its file is damaged (a flipped bit in the
+        footer renames it) or was edited: that chunk is named, to train again. A sweep whose
+        every log chunk lacks the same signals, and has no column this grokcast does not
+        know, was trained by a grokcast that logged fewer signals (one extended since, or an
+        older one): its chunks are not damaged, and deleting them one by one is not the way.
+        """
+        need = ("run_id", "step", *SIGNAL_NAMES) if table == "log" else RUN_COLUMNS
+        lacking = [(p, [c for c in need if c not in names]) for p, names in found]
+        bad = [(p, missing) for p, missing in lacking if missing]
+        if not bad:
+            return
+        path, missing = bad[0]
+        same = all(names == found[0][1] for _, names in found)
+        if (table == "log" and len(bad) == len(found) and same
+                and set(missing) <= set(SIGNAL_NAMES) and set(found[0][1]) <= set(need)):
+            raise StoreError(
+                f"the log of {str(self.root)!r} lacks signal(s) {', '.join(missing)} in every "
+                "chunk: it was trained by a grokcast that did not log them, and this one does "
+                "(grokcast.signals.SIGNAL_NAMES); read it with the grokcast that trained it, or "
+                "train the sweep again into a new --out (a resume cannot add a signal to "
+                "stored runs)")
+        raise self._damaged(path, f"lacks column(s) {', '.join(missing)}")
 
     def verify(self) -> None:
         """Check every finished chunk's files from their Parquet footers alone: present, whole,
@@ -487,12 +515,17 @@ class SweepStore:
         """
         cfg = self.read_config()
         n_steps = len(cfg.log.steps(cfg.n_steps))
+        chunks = []
         for runs_path in self._chunks("runs"):
             log_path = self.root / "log" / runs_path.name
             if not log_path.is_file():
                 raise self._damaged(log_path, "missing")
-            runs_meta, log_meta = (self._footer(p, need) for p, need in
-                                   ((runs_path, RUN_COLUMNS), (log_path, ("run_id", "step", *SIGNAL_NAMES))))
+            chunks.append((runs_path, log_path, self._footer(runs_path, RUN_COLUMNS),
+                           self._footer(log_path, ())))
+        # Checked over all chunks at once: a sweep logged with other signals lacks them in each.
+        self._check_columns("log", [(log_path, list(log_meta.schema.names))
+                                    for _, log_path, _, log_meta in chunks])
+        for runs_path, log_path, runs_meta, log_meta in chunks:
             self._check_chunk_config(runs_path, runs_meta.metadata or {}, cfg)
             n_runs, n_rows = runs_meta.num_rows, log_meta.num_rows
             if n_rows != n_runs * n_steps:
