@@ -466,3 +466,24 @@ def test_feature_registry_is_the_default_list_of_known_names(tmp_path):
     rewrite(tmp_path / "f.json", lambda d: d["feature_names"].__setitem__(0, "f0"))
     with pytest.raises(ForecasterFileError, match="unknown feature name.*'f0'"):
         GrokForecaster.load(tmp_path / "f.json")
+
+
+def test_a_file_naming_a_feature_this_registry_lacks_is_not_sent_to_a_close_name(tmp_path):
+    """A forecaster fit where a feature was added to the registry (slope_log_grad_norm), loaded
+    by a grokcast without it. Was: "(did you mean 'slope_grad_norm'?)", another quantity: a
+    file renamed that way would forecast from the wrong feature."""
+    from grokcast.features import FEATURE_NAMES as registry
+    X, y = make_data(3, 30, 3)
+    model = GrokForecaster().fit(pd.DataFrame(X, columns=list(registry[:3])), y)
+    model.save(tmp_path / "f.json", **META)
+    rewrite(tmp_path / "f.json", lambda d: d["feature_names"].__setitem__(0, "slope_log_grad_norm"))
+    with pytest.raises(ForecasterFileError) as err:
+        GrokForecaster.load(tmp_path / "f.json")
+    assert "did you mean" not in str(err.value)
+    assert (f"unknown feature name(s) ['slope_log_grad_norm']: not among the {len(registry)} "
+            "features of this grokcast's registry (grokcast.features.FEATURES); the forecaster "
+            "was fit by a grokcast whose registry has them") in str(err.value)
+    # A name given in Python keeps its hint: there a close name is likely a typo.
+    named = GrokForecaster().fit(pd.DataFrame(X, columns=["slope_grad_norn", *registry[1:3]]), y)
+    with pytest.raises(ValueError, match=r"did you mean 'slope_grad_norm'"):
+        named.save(tmp_path / "g.json", **META)

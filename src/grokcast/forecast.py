@@ -566,7 +566,7 @@ class GrokForecaster(ClassifierMixin, BaseEstimator):
         names = doc["feature_names"]
         if not isinstance(names, list) or not names or not all(isinstance(s, str) for s in names):
             raise fail("'feature_names' must be a non-empty list of strings")
-        _check_feature_names(names, known_features, fail)
+        _check_feature_names(names, known_features, fail, in_file=True)
         d = len(names)
         mean = _float_list(doc, "scaler_mean", d)
         scale = _float_list(doc, "scaler_scale", d)
@@ -732,13 +732,22 @@ def _default_known_features() -> Sequence[str]:
 
 
 def _check_feature_names(names: Sequence[str], known: Sequence[str] | None,
-                         error: type[Exception]) -> None:
+                         error: type[Exception], *, in_file: bool = False) -> None:
     if len(set(names)) != len(names):
         dupes = sorted({s for s in names if list(names).count(s) > 1})
         raise error(f"feature names repeat: {dupes!r}")
+    registry = known is None
     if known is None:
         known = _default_known_features()
     unknown = [s for s in names if s not in set(known)]
+    if unknown and in_file and registry:
+        # A file grokcast wrote names the features of the registry it was fit with: a name
+        # this registry lacks is a feature added there, not a typo to correct (a close name,
+        # slope_grad_norm for slope_log_grad_norm, is another quantity).
+        raise error(f"unknown feature name(s) {unknown!r}: not among the {len(known)} features "
+                    "of this grokcast's registry (grokcast.features.FEATURES); the forecaster "
+                    "was fit by a grokcast whose registry has them: load it with that one, or "
+                    "add them to this one's (docs/features.md, 'Adding a feature')")
     if unknown:
         close = difflib.get_close_matches(unknown[0], known, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
