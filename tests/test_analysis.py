@@ -150,7 +150,7 @@ def test_write_results_writes_every_file(result, tmp_path):
     table3 = [line for line in (tmp_path / "table3.md").read_text().splitlines()
               if line.startswith("| ") and "_" in line]
     folded = [float(line.split("|")[3]) for line in table3]
-    assert len(table3) == 28 and folded == sorted(folded, reverse=True)
+    assert len(table3) == len(FEATURE_NAMES) and folded == sorted(folded, reverse=True)
     text = A.format_table1(result)
     assert "p₁" in text and any(line.startswith("100") for line in text.splitlines())
 
@@ -460,15 +460,16 @@ def test_a_sweep_too_small_for_the_models_internal_cv_keeps_its_baselines(sweep)
     assert (entry["n_pos"], entry["n_neg"], entry["single_class"]) == (2, 2, False)
     cell = entry["windows"]["200"]
     assert cell["multi"] is None and cell["loo_proba"] is None and cell["diff_val_loss"] is None
-    assert cell["multi_note"].startswith("too few runs for the 28-feature model (C is chosen by "
-                                         "cv=3 stratified folds, which need at least 3 runs")
+    assert cell["multi_note"].startswith(f"too few runs for the {len(FEATURE_NAMES)}-feature model "
+                                         "(C is chosen by cv=3 stratified folds, which need at "
+                                         "least 3 runs")
     y = np.array(entry["labels"])
     at199 = log[log["run_id"].isin(keep) & (log["step"] == 199)].sort_values("run_id")
     assert cell["val_loss"]["auroc"] == pytest.approx(roc_auc_score(y, -at199["val_loss"]))
     assert cell["univariate"]["end_val_loss"]["auroc"] == pytest.approx(
         1 - cell["val_loss"]["auroc"])
     assert "multi not computed: too few runs" in A.format_table(result, 0.9)
-    assert "not evaluated: too few runs for the 28" in headline_sentence(cell, 200)
+    assert f"not evaluated: too few runs for the {len(FEATURE_NAMES)}" in headline_sentence(cell, 200)
 
 
 def test_table_p_values_show_the_resolution_of_the_resamples(result):
@@ -693,8 +694,24 @@ def test_the_analysis_reads_the_features_by_name_not_by_registry_position(monkey
     (cell,), (fcell,) = ([w for t in r["thresholds"].values() for w in t["windows"].values()]
                          for r in (base, flipped))
     assert fcell["val_loss"] == cell["val_loss"] and fcell["val_acc"] == cell["val_acc"]
-    assert fcell["univariate"] == cell["univariate"] and len(cell["univariate"]) == 28
+    assert fcell["univariate"] == cell["univariate"] and len(cell["univariate"]) == len(FEATURE_NAMES)
     names = [f["name"] for f in base["features"]]
     assert [f["name"] for f in flipped["features"]] == names[::-1]
     assert list(flipped.features.columns[2:]) == names[::-1]
     pd.testing.assert_frame_equal(flipped.features[["run_id", "window", *names]], base.features)
+
+
+def test_window_digests_do_not_move_when_a_signal_is_added(monkeypatch):
+    """A researcher's new signal appended to SIGNAL_NAMES (logged by the trainer, so in every
+    new sweep's log) changed every run's window digest: a forecaster file fit before it no
+    longer recognised its training runs in evaluate and early-stop-study, silently."""
+    import grokcast.signals as S
+
+    _, log = synthetic_sweep()
+    assert A.DIGEST_SIGNALS == S.SIGNAL_NAMES  # today's digests are those files already hold
+    before = A.window_digests(log, 200)
+    extended = (*S.SIGNAL_NAMES, "norm_w_in")
+    monkeypatch.setattr(S, "SIGNAL_NAMES", extended)
+    monkeypatch.setattr(A, "SIGNAL_NAMES", extended, raising=False)
+    grown = log.assign(norm_w_in=np.linspace(1.0, 2.0, len(log)))
+    assert A.window_digests(grown, 200) == before

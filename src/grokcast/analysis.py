@@ -51,7 +51,7 @@ from grokcast.logistic import (
     kfold_predictions,
     loo_predictions,
 )
-from grokcast.signals import SIGNAL_NAMES, reaches
+from grokcast.signals import reaches
 from grokcast.stats import (
     MAX_RESAMPLES,
     auroc,
@@ -224,12 +224,21 @@ def sweep_hash(runs_df: pd.DataFrame, log_df: pd.DataFrame) -> str:
 
 
 WINDOW_DIGEST_HEX = 16  # 64 bits: a chance collision among a million runs has odds ~3e-8
+# The signals a window digest hashes: the log's columns when the digest was defined, fixed
+# so that a signal added to SIGNAL_NAMES later does not change every run's digest (a
+# forecaster file fit before it would no longer recognise its training runs, silently).
+DIGEST_SIGNALS = (
+    "train_loss", "val_loss", "train_acc", "val_acc",
+    "param_norm", "grad_norm", "erank_we", "erank_wu", "train_margin",
+    "update_norm", "update_cos",
+)
 
 
 def window_digests(log_df: pd.DataFrame, window: int) -> dict[str, str]:
     """Each run's fingerprint of what a forecaster reads from it: SHA-256 (its first
     :data:`WINDOW_DIGEST_HEX` hex digits) of the run's log rows with ``step < window``, sorted
-    by step, the step and the signals (:data:`~grokcast.signals.SIGNAL_NAMES`, in that order) as
+    by step, the step and the signals (:data:`DIGEST_SIGNALS`, in that order: the
+    :data:`~grokcast.signals.SIGNAL_NAMES` of this file format, not those added since) as
     little-endian float64 with one NaN bit pattern; not its run id.
 
     Two runs share it when their early logs are bitwise equal, which for grokcast's
@@ -242,7 +251,7 @@ def window_digests(log_df: pd.DataFrame, window: int) -> dict[str, str]:
     dict
         run_id -> digest, for every run with a row below ``window``.
     """
-    cols = ["step", *SIGNAL_NAMES]
+    cols = ["step", *DIGEST_SIGNALS]
     rows = log_df.loc[log_df["step"] < window, ["run_id", *cols]]
     rows = rows.sort_values(["run_id", "step"], kind="stable", ignore_index=True)
     values = _canonical_f8(rows[cols].to_numpy(dtype=float))
