@@ -44,9 +44,18 @@ def test_init_is_per_run_and_independent_of_ensemble(init):
 
 def test_init_scales():
     torch_init = M.init_params(ModelConfig(init="torch"), P, list(range(8)))
-    assert torch_init["W_E"].std().item() == pytest.approx(1.0, rel=0.05)
-    assert torch_init["W_in"].abs().max().item() <= 1 / math.sqrt(64)
-    assert torch_init["W_out"].abs().max().item() <= 1 / math.sqrt(256)
+    # What a plain PyTorch model draws (README, "Initialisation"): nn.Embedding and the
+    # randn positional table N(0, 1); a bias-free nn.Linear U(-1/sqrt(fan_in), 1/sqrt(fan_in)),
+    # fan_in the input width: d_model = 64, or d_mlp = 256 for W_out. Each matrix is checked:
+    # a W_pos drawn uniform, like a Linear, passed a check of W_E alone (mutation testing).
+    for name in ("W_E", "W_pos"):
+        assert torch_init[name].std().item() == pytest.approx(1.0, rel=0.05), name
+        assert torch_init[name].abs().max().item() > 2.5, name  # a normal's tails, not a bound
+    for name, fan_in in (("W_Q", 64), ("W_K", 64), ("W_V", 64), ("W_O", 64), ("W_in", 64),
+                         ("W_out", 256), ("W_U", 64)):
+        bound = 1 / math.sqrt(fan_in)
+        assert torch_init[name].abs().max().item() <= bound, name
+        assert torch_init[name].std().item() == pytest.approx(bound / math.sqrt(3), rel=0.05), name
     nanda = M.init_params(ModelConfig(init="nanda"), P, list(range(8)))
     # Nanda et al.'s code: randn / sqrt(d_model) for every matrix (W_out too, whose fan-in is
     # d_mlp = 256: a fan-in rule gave it 1/16, found in review), the unembedding randn /
