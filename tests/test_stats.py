@@ -129,13 +129,23 @@ def test_folded_auroc():
 
 # ----------------------------------------------------------------------------- bootstrap
 
-def test_resample_counts_redraws_single_class_resamples():
-    y = np.zeros(30, dtype=int)
-    y[7] = 1  # a resample misses the one positive with probability (29/30)^30 ~ 0.36
+@pytest.mark.parametrize("rare", [1, 0])
+def test_resample_counts_redraws_single_class_resamples(rare):
+    # One run of the rare class: a resample misses it with probability (29/30)^30 ~ 0.36.
+    # Both ways round: a redraw of only the all-negative resamples left all-positive ones in,
+    # whose AUROC is NaN, and with it the interval's ends (mutation testing).
+    y = np.full(30, 1 - rare)
+    y[7] = rare
     counts = resample_counts(y, rng=np.random.default_rng(0), n_resamples=500)
     assert counts.shape == (500, 30)
     assert (counts.sum(1) == 30).all()
-    assert (counts[:, 7] > 0).all() and (counts[:, y == 0].sum(1) > 0).all()
+    assert (counts[:, 7] > 0).all() and (counts[:, y != rare].sum(1) > 0).all()
+    # The loop spelling of the documented draw gives the same resamples, and so finite ends.
+    idx = draw_like_documented(y, np.random.default_rng(0), 500)
+    np.testing.assert_array_equal(counts, [np.bincount(row, minlength=30) for row in idx])
+    s = np.arange(30.0)
+    ci = bootstrap_ci(y, s, rng=np.random.default_rng(0), n_resamples=500)
+    assert np.isfinite([ci.lo, ci.hi]).all()
 
 
 @pytest.mark.parametrize("seed, n, n_pos", [(0, 48, 10), (1, 12, 1), (2, 30, 15)])
