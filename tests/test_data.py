@@ -3,6 +3,7 @@ functions, so a wrong label or a leaking split would pass unnoticed there."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from grokcast.data import all_examples, n_train_examples, split_indices, vocab_size
@@ -52,3 +53,20 @@ def test_the_config_checks_the_split_size_the_data_draws():
             RunConfig(p=p, train_frac=frac)
     frac = 0.010204081632653062
     assert len(split_indices(7, frac, 0)[0]) == 1 and RunConfig(p=7, train_frac=frac).p == 7
+
+
+@pytest.mark.parametrize("p, frac, split_seed", [(23, 0.3, 0), (23, 0.5, 7), (5, 0.5, 1)])
+def test_split_is_the_first_n_train_of_numpys_permutation_in_row_major_order(p, frac, split_seed):
+    """The draw every stored sweep and the paper's runs were split by, spelled out: numpy's
+    default_rng(split_seed).permutation of the p*p pairs; the first n_train train, the rest
+    val, each in all_examples' (a, b) row-major order. A draw from another stream (the seed
+    shifted) or the same sets in permuted order (which reorders every sum of the train loss)
+    passed the tests above: they check the sets' properties, not which sets (mutation testing)."""
+    perm = np.random.default_rng(split_seed).permutation(p * p).tolist()
+    n = n_train_examples(p, frac)
+    train, val = split_indices(p, frac, split_seed)
+    assert train.tolist() == sorted(perm[:n]) and val.tolist() == sorted(perm[n:])
+    # Spelled as pairs: train row i is the pair (i // p, i % p) of all_examples.
+    tokens, _ = all_examples(p)
+    assert [tuple(t[:2]) for t in tokens[train].tolist()] == sorted((i // p, i % p) for i in perm[:n])
+
