@@ -117,6 +117,49 @@ def test_a_fold_whose_optimum_is_exactly_zero_predicts_the_first_class_like_libl
     np.testing.assert_allclose(ours.predict_proba(X), ref.predict_proba(X), rtol=0, atol=1e-6)
 
 
+
+def test_an_inner_fold_whose_optimum_is_zero_scores_as_predicting_the_first_class():
+    """Inner fold 0's training runs are balanced with equal feature sums, so its optimum is
+    w = 0 and every decision exactly 0: LogisticRegressionCV (predict: classes[1] where the
+    decision is > 0) scores it as predicting classes[0]. Read as >= 0 the fold scored 2/3
+    instead of 1/3 at every C, which left C unchanged and so passed every other test
+    (mutation testing)."""
+    X = np.array([-2, -1, 1, 0, -1, -2, 1, 0, -1, 1, -2, 2, -2, -1, 1, -2, -2, -1], float)[:, None]
+    y = np.array([1, 1, 0, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, 0, 1])
+    train, test = next(StratifiedKFold(3).split(X, y))
+    assert y[train].sum() * 2 == len(train) and X[train][y[train] == 1].sum() == X[train][y[train] == 0].sum()
+    ours, ref = GrokForecaster().fit(X, y), sklearn_reference().fit(X, y)
+    np.testing.assert_array_equal(ours.scores_, reference_scores(ref[-1]))
+    np.testing.assert_array_equal(ours.scores_[0], np.mean(y[test] == 0))
+
+
+def test_a_single_class_inner_fold_is_scored_as_the_constant_predictor_of_its_class():
+    """One positive: the inner fold that tests it trains on negatives only, where
+    LogisticRegressionCV raises; the documented rule scores it as the constant predictor of
+    its one class, at every C. Scored as the other class, C was unchanged (a constant shift)
+    and only scores_ showed it (mutation testing). Every fold against plain sklearn pieces."""
+    rng = np.random.default_rng(21)
+    X = rng.normal(size=(24, 3))
+    y = np.zeros(24, dtype=int)
+    y[5] = 1
+    X[y == 1] += 1.5
+    Cs = np.logspace(-4, 4, 10)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # StratifiedKFold: class smaller than cv
+        ours = GrokForecaster().fit(X, y)
+        folds = list(StratifiedKFold(3).split(X, y))
+    Z = StandardScaler().fit_transform(X)
+    expected = np.empty((3, len(Cs)))
+    for k, (train, test) in enumerate(folds):
+        for j, C in enumerate(Cs):
+            if len(np.unique(y[train])) == 1:
+                expected[k, j] = np.mean(y[test] == y[train][0])
+            else:
+                lr = LogisticRegression(C=C, solver="liblinear", tol=1e-10, max_iter=10000)
+                expected[k, j] = lr.fit(Z[train], y[train]).score(Z[test], y[test])
+    assert any(len(np.unique(y[train])) == 1 for train, _ in folds)
+    np.testing.assert_array_equal(ours.scores_, expected)
+
 def test_solutions_are_stationary_points_of_the_liblinear_objective():
     # Separable data and C up to 1e4: the hardest case for Newton's method.
     X, y = make_data(7, 40, 28, noise=0.0)
