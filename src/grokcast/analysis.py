@@ -45,6 +45,7 @@ import grokcast
 import grokcast.features as features_module
 from grokcast.config import SweepConfig
 from grokcast.features import feature_table
+from grokcast.forecast import WINDOW_DIGEST_HEX
 from grokcast.logistic import (
     TooFewRunsError,
     group_predictions,
@@ -223,7 +224,6 @@ def sweep_hash(runs_df: pd.DataFrame, log_df: pd.DataFrame) -> str:
     return h.hexdigest()
 
 
-WINDOW_DIGEST_HEX = 16  # 64 bits: a chance collision among a million runs has odds ~3e-8
 # The signals a window digest hashes: the log's columns when the digest was defined, fixed
 # so that a signal added to SIGNAL_NAMES later does not change every run's digest (a
 # forecaster file fit before it would no longer recognise its training runs, silently).

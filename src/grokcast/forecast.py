@@ -46,6 +46,10 @@ from grokcast.logistic import (
 )
 from grokcast.validation import check_int, check_number, unique_keys
 
+# Hex digits of a training run's window digest in the file (grokcast.analysis.window_digests
+# computes them): 64 bits, so a chance collision among a million runs has odds ~3e-8.
+WINDOW_DIGEST_HEX = 16
+
 try:  # scikit-learn >= 1.6
     from sklearn.utils.validation import validate_data as _sk_validate_data
 except ImportError:  # pragma: no cover - older scikit-learn
@@ -807,8 +811,6 @@ def _check_heldout_pairs(pairs: Any, n_runs: int, error: type[Exception],
 
 
 def _check_digests(digests: Any, error: type[Exception]) -> tuple[str, ...]:
-    from grokcast.analysis import WINDOW_DIGEST_HEX
-
     pattern = re.compile(f"[0-9a-f]{{{WINDOW_DIGEST_HEX}}}")
     ok = isinstance(digests, list) and bool(digests) and all(
         isinstance(d, str) and pattern.fullmatch(d) for d in digests)
