@@ -21,13 +21,20 @@ def readme_block(heading: str) -> str:
     return match.group(1)
 
 
-def test_readme_from_python_example_runs_as_pasted(tmp_path):
-    (tmp_path / "configs").mkdir()
-    shutil.copy(ROOT / "configs" / "smoke.toml", tmp_path / "configs")
-    (tmp_path / "my_study.py").write_text(readme_block("### From Python"))
-    done = subprocess.run([sys.executable, "my_study.py"], cwd=tmp_path, capture_output=True,
+def run_readme_block(heading: str, cwd: Path) -> subprocess.CompletedProcess:
+    """Run the README's block after ``heading`` as a script in ``cwd``, beside the smoke
+    config it reads, as a user who pasted it would; it must exit 0."""
+    (cwd / "configs").mkdir()
+    shutil.copy(ROOT / "configs" / "smoke.toml", cwd / "configs")
+    (cwd / "pasted.py").write_text(readme_block(heading))
+    done = subprocess.run([sys.executable, "pasted.py"], cwd=cwd, capture_output=True,
                           text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
+def test_readme_from_python_example_runs_as_pasted(tmp_path):
+    done = run_readme_block("### From Python", tmp_path)
     assert done.stdout.count(" finished ") == 8  # the runs table: every smoke run trained
     probs = re.search(r"\[([0-9. \n]+)\]\s*$", done.stdout)
     assert probs is not None, done.stdout
@@ -51,12 +58,7 @@ def test_readme_train_ensemble_example_runs_as_pasted(tmp_path):
     """The README's second Python block (an ensemble without a sweep directory)."""
     from grokcast.config import SweepConfig
 
-    (tmp_path / "configs").mkdir()
-    shutil.copy(ROOT / "configs" / "smoke.toml", tmp_path / "configs")
-    (tmp_path / "ensemble.py").write_text(readme_block("its result out as the sweep's log table:"))
-    done = subprocess.run([sys.executable, "ensemble.py"], cwd=tmp_path, capture_output=True,
-                          text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
+    done = run_readme_block("its result out as the sweep's log table:", tmp_path)
     printed = dict(re.findall(r"^(p\S+)\s+([0-9.]+)$", done.stdout, re.M))
     runs = SweepConfig.from_file(ROOT / "configs" / "smoke.toml").runs()[:2]
     assert sorted(printed) == sorted(r.run_id for r in runs), done.stdout
