@@ -137,6 +137,30 @@ def test_verdict(d: dict | None, expected: str) -> None:
     assert S.verdict(d, 0.95) == expected
 
 
+@pytest.mark.parametrize("level", [0.95, 0.9, 0.99, 0.8])
+def test_a_p_value_equal_to_the_level_is_not_significant_at_any_level(level: float) -> None:
+    # The convention p < α, with α = 1 − level worked out exactly (1 − 0.95 in floats is
+    # 0.050000000000000044, so p = 0.05, 100 of 2,000 resamples, was called significant at
+    # the 5% level, while p = 0.1 was not at the 10% level).
+    from fractions import Fraction
+
+    a = float(1 - Fraction(str(level)))
+    assert S.verdict(diff(0.1, -0.01, 0.2, a), level) == S.AHEAD
+    assert S.verdict(diff(0.1, -0.01, 0.2, a - 0.0005), level) == S.WEAK
+    text = plain(S.comparison_sentence(diff(0.1, -0.01, 0.2, a), "val-loss", level))
+    assert "one-sided test" not in text and "but not significantly" in text
+
+
+def test_a_count_claim_at_fishers_p_equal_to_the_level_is_not_significant(monkeypatch) -> None:
+    class Result:
+        pvalue = 0.05  # as scipy would return it for a table at exactly the level
+
+    monkeypatch.setattr(CL, "fisher_exact", lambda table: Result())
+    a = {"settings": {"thresholds": [0.9]}, "runs": [{}] * 12, "thresholds": {"0.9": {"n_pos": 2}}}
+    (_, text, status), = CL._count_claims(a, {"n_runs": 12, "grok_counts": {"0.9": 5}}, 0.95)
+    assert status == CL.UNRESOLVED and "p = 0.050: not significant at the 5% level" in plain(text)
+
+
 def test_comparison_sentence_claims_significance_only_when_ci_excludes_zero() -> None:
     yes = plain(S.comparison_sentence(diff(0.137, 0.031, 0.271, 0.002), "val-loss"))
     assert yes == ("significantly outperforms the val-loss baseline "

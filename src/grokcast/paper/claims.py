@@ -34,6 +34,7 @@ from grokcast.paper.sentences import (
     WORSE,
     _and_list,
     _diff_numbers,
+    alpha,
     last_logged_before,
     logged_steps,
     top_features,
@@ -349,7 +350,7 @@ def _count_claims(a: dict, reference: dict, level: float) -> list[Claim]:
                 out.append((f"how many runs grok at threshold {th}", text + ".", HOLDS))
                 continue
             p = float(fisher_exact([[n, n_runs - n], [counts[key], n_ref - counts[key]]]).pvalue)
-            status = CONTRADICTED if p < 1 - level else UNRESOLVED
+            status = CONTRADICTED if p < alpha(level) else UNRESOLVED
             # Fisher's test treats runs as independent draws; a fixed grid varies less than
             # that, so p errs high: the verdict "not ruled out" is the cautious one here.
             out.append((f"how many runs grok at threshold {th}",

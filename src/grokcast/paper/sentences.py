@@ -39,13 +39,22 @@ BETTER, WEAK, AHEAD, NOT_BETTER, WORSE, UNDEFINED = (
     "better", "weak", "ahead", "not_better", "worse", "undefined")
 
 
+def alpha(level: float) -> float:
+    """The significance level ``1 − level`` as written (0.05 for 0.95): computed in floats it is
+    0.050000000000000044 but 0.09999999999999998 for 0.9, so float error, not the convention
+    ``p < α``, decided whether a p-value of exactly 0.05 (100 of 2,000 resamples) or 0.1 was
+    significant."""
+    return round(1 - level, 12)
+
+
 def verdict(diff: dict | None, level: float = 0.95) -> str:
     """Classify a paired-bootstrap difference ``multi − baseline``.
 
     Returns
     -------
     ``"better"``: the ``level`` CI lies above zero; ``"worse"``: below zero;
-    ``"weak"``: the CI includes zero but the one-sided p-value is below ``1 − level``;
+    ``"weak"``: the CI includes zero but the one-sided p-value is below ``1 − level``
+    (:func:`alpha`; a p-value equal to it is not);
     ``"ahead"``: the estimate is positive, nothing more; ``"not_better"``: estimate <= 0 with
     a CI that includes zero; ``"undefined"``: no difference was computed (one class).
     """
@@ -56,7 +65,7 @@ def verdict(diff: dict | None, level: float = 0.95) -> str:
         return BETTER
     if _finite(hi) and hi < 0:
         return WORSE
-    if _finite(diff.get("p_one_sided")) and diff["p_one_sided"] < 1 - level:
+    if _finite(diff.get("p_one_sided")) and diff["p_one_sided"] < alpha(level):
         return WEAK
     return AHEAD if diff["diff"] > 0 else NOT_BETTER
 
