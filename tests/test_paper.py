@@ -268,6 +268,42 @@ def test_trend_sentence_with_the_medians_over_run_orders() -> None:
     assert trend(up, {100: 0.9, 200: None, 500: None}) == trend(up)  # one median: no trend
 
 
+def test_trend_of_medians_equal_but_for_float_error_is_not_called_a_fall() -> None:
+    # Medians over 20 orders average two AUROCs: (300/380 + 312/380) / 2 is one bit above
+    # 306/380, the same ratio; exactly, the medians below rise and then stay level.
+    from fractions import Fraction
+
+    medians = {100: 0.79, 200: float(np.median([300 / 380, 312 / 380])), 300: 306 / 380}
+    assert medians[200] != medians[300]  # the float error this test is about
+    assert Fraction(300 + 312, 2 * 380) == Fraction(306, 380)
+    text = trend({100: 0.8, 200: 0.9, 300: 0.95}, medians)
+    assert "its median over the random orders does not decrease with the window" in text
+    assert trend(medians).startswith("The multivariate AUROC does not decrease with the window")
+
+
+def test_a_tie_with_the_val_loss_baseline_is_printed_to_three_decimals() -> None:
+    # Equal AUROCs: no digit can show a difference, and six digits read as if one were there.
+    tie = headline(_cell(diff(0.0, -0.02, 0.02, 0.55), multi=0.781), 200)
+    assert "AUROC of 0.781 (" in tie and "the validation-loss baseline's 0.781." in tie
+    assert FMT.fmt_apart(0.9789473684210527, 0.9789473684210526) == ("0.979", "0.979")
+    assert FMT.fmt_apart(0.78103, 0.781) == ("0.78103", "0.78100")
+
+
+def test_the_mid_p_is_rounded_half_up_as_the_p_values_are() -> None:
+    # p = 31/2000 and ties = 20/2000: the mid-p is exactly 21/2000 = 0.0105, which rounds half
+    # up to 0.011 as format_p rounds a p-value; the float difference 0.010499... gave 0.010.
+    from decimal import ROUND_HALF_UP, Decimal
+    from fractions import Fraction
+
+    exact = Fraction(31, 2000) - Fraction(20, 2000) / 2
+    expected = (Decimal(exact.numerator) / Decimal(exact.denominator)).quantize(
+        Decimal("0.001"), rounding=ROUND_HALF_UP)
+    d = {"diff": 0.01, "ci": [-0.01, 0.03], "p_one_sided": 31 / 2000, "ties": 20 / 2000,
+         "n_resamples": 2000}
+    text = plain(S.ties_sentence(d, "val-loss", 200))
+    assert text.endswith(f"counting them half (the mid-p) gives {expected}.") and str(expected) == "0.011"
+
+
 def test_ties_sentence_gives_the_share_of_tied_resamples_and_the_mid_p() -> None:
     ties = _plain_fn(S.ties_sentence)
     d = {"diff": 0.005, "ci": [-0.016, 0.04], "p_one_sided": 0.2055, "ties": 0.173,

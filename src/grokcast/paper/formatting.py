@@ -7,7 +7,7 @@ import math
 from collections.abc import Sequence
 from typing import Any, TypeGuard
 
-from grokcast.stats import format_p
+from grokcast.stats import format_p, strength_key
 
 MINUS = "\u2212"  # typographic minus; the tables and text print negative numbers with it
 NA = "n/a"
@@ -28,7 +28,10 @@ def fmt(x: float | None, digits: int = 3) -> str:
 def fmt_apart(a: float, b: float, digits: int = 3) -> tuple[str, str]:
     """``a`` and ``b`` as :func:`fmt` writes them, with as many more digits (up to 6) as it
     takes to show that they differ: a sentence saying one is higher must not print
-    "0.979 against 0.979"."""
+    "0.979 against 0.979". Equal values (up to float error) keep ``digits``: there is no
+    difference to show, and more digits only made a tie read "0.978947 against 0.978947"."""
+    if strength_key(a) == strength_key(b):
+        return fmt(a, digits), fmt(b, digits)
     for d in range(digits, 7):
         if fmt(a, d) != fmt(b, d):
             break

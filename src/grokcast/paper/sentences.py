@@ -111,6 +111,9 @@ def ties_sentence(diff: dict | None, baseline: str, window: int) -> str:
     ``p₁ = P(Δ* ≤ 0)`` counts the resamples where both get the same AUROC against the
     forecaster; where they are many, the mid-p (``p₁ − ties / 2``) says what counting them
     half would give. Silent below 1% of the resamples or where no ``ties`` were recorded.
+    The mid-p is rounded to 12 decimals before it is printed: both are counts over the
+    resamples, and their float difference (0.0045 − 0.002 / 2 = 0.0034999...) rounded down
+    where :func:`~grokcast.stats.format_p` rounds the count's value half up.
     """
     ties, p = (diff or {}).get("ties"), (diff or {}).get("p_one_sided")
     if not (_finite(ties) and _finite(p)) or ties < 0.01:
@@ -119,7 +122,7 @@ def ties_sentence(diff: dict | None, baseline: str, window: int) -> str:
     return (f"In {esc(fmt_pct(ties))} of the bootstrap resamples at W = {window} the forecaster "
             f"and the {esc(baseline)} baseline get equal AUROCs (Δ\\* = 0); p₁ counts these "
             f"ties against the forecaster, and counting them half (the mid-p) gives "
-            f"{esc(fmt_p(max(p - ties / 2, 0.0), n))}.")
+            f"{esc(fmt_p(max(round(p - ties / 2, 12), 0.0), n))}.")
 
 
 def lone_run_clause(n_pos: int, n_neg: int) -> str:
@@ -233,7 +236,9 @@ def small_sample_sentence(n_pos: int, n_neg: int, threshold: str) -> str:
 def _trend(pts: Sequence[tuple[int, float]]) -> str:
     """``"does not decrease with the window"``, ``"does not increase ..."`` or ``"is not
     monotone in the window"``."""
-    diffs = np.diff([a for _, a in pts])
+    # Equal up to float error is equal: a median over an even number of orders averages two
+    # AUROCs, and (k1/n + k2/n)/2 can land one bit off the same ratio read directly.
+    diffs = np.diff([strength_key(a) for _, a in pts])
     if (diffs >= 0).all():
         return "does not decrease with the window"
     if (diffs <= 0).all():
@@ -256,7 +261,7 @@ def trend_sentence(aurocs: dict[int, float | None],
     span = (f"from {esc(fmt(first[1]))} at W = {first[0]} to {esc(fmt(last[1]))} at "
             f"W = {last[0]}")
     kind = _trend(pts)
-    best = pts[int(np.argmax([a for _, a in pts]))]
+    best = pts[int(np.argmax([strength_key(a) for _, a in pts]))]
     text = (f"it goes {span}, with its maximum {esc(fmt(best[1]))} at W = {best[0]}"
             if kind.startswith("is not monotone") else f"it goes {span}")
     med = [(w, a) for w, a in sorted((medians or {}).items()) if _finite(a)]
