@@ -657,6 +657,18 @@ def test_reference_comparison_sentence_branches() -> None:
     half = reference_comparison({"auroc": 0.9, "ci": [0.88, 0.92]},
                                            [0.957, 0.812, 1.0], 200)
     assert "not the reverse" in half
+    # The reference's numbers have 3 decimals: ours are compared as printed beside them, where
+    # 0.8466 and 0.9565 print as its 0.847 and 0.957 (they were said to lie outside them).
+    touching = reference_comparison({"auroc": 0.8466, "ci": [0.80, 0.89]},
+                                    [0.9, 0.847, 0.95], 200)
+    assert "0.847 [0.800, 0.890] against the reference's 0.900 [0.847, 0.950]" in touching
+    assert "one estimate lies inside the other's CI but not the reverse" in touching
+    assert "each estimate lies inside the other's CI" in reference_comparison(
+        {"auroc": 0.9, "ci": [0.80, 0.9565]}, [0.957, 0.85, 0.95], 200)
+    # Their Δ = +0.161 at our CI's printed upper end: inside it, not ruled out by it.
+    theirs = {"diff": 0.161, "ci": [0.043, 0.293], "p_one_sided": 0.002}
+    assert CL.comparison_status(theirs, diff(0.05, -0.02, 0.1606, 0.1), 0.95) == CL.UNRESOLVED
+    assert CL.comparison_status(theirs, diff(0.05, -0.02, 0.1604, 0.1), 0.95) == CL.SMALLER
 
 
 def _claims_analysis(n_pos2: int) -> dict:

@@ -42,6 +42,13 @@ from grokcast.paper.sentences import (
 )
 
 
+def _as_reference(x: float) -> float:
+    """One of our numbers at the reference's precision (3 decimals, as printed beside it): an
+    AUROC of 0.8466 printed "0.847" beside the reference's CI [0.847, …] was said to lie outside
+    it, so "the results disagree" stood beside numbers that touch."""
+    return round(float(x), 3)
+
+
 def reference_comparison_sentence(ours: dict | None, ref: Sequence[float] | None,
                                   window: int, what: str = "multivariate AUROC", *,
                                   why_none: str | None = None) -> str:
@@ -57,8 +64,9 @@ def reference_comparison_sentence(ours: dict | None, ref: Sequence[float] | None
         return (f"Our {esc(what)} at W = {window} is undefined, so it cannot be compared with "
                 f"the reference's {esc(fmt(ref[0]))}.")
     a, (lo, hi) = ours["auroc"], ours["ci"]
-    in_theirs = ref[1] <= a <= ref[2]
-    theirs_in_ours = _finite(lo) and _finite(hi) and lo <= ref[0] <= hi
+    in_theirs = ref[1] <= _as_reference(a) <= ref[2]
+    theirs_in_ours = (_finite(lo) and _finite(hi)
+                      and _as_reference(lo) <= ref[0] <= _as_reference(hi))
     ours_s = f"{esc(fmt_estimate(ours))}"
     ref_s = f"{esc(fmt(ref[0]))} {esc(fmt_ci(ref[1:]))}"
     if in_theirs and theirs_in_ours:
@@ -122,7 +130,8 @@ def comparison_status(theirs: dict, ours: dict, level: float) -> str:
         ruled_out = lo > 0 or hi < 0
     if ruled_out:
         return CONTRADICTED
-    return UNRESOLVED if lo <= theirs["diff"] <= hi else SMALLER
+    inside = _as_reference(lo) <= theirs["diff"] <= _as_reference(hi)
+    return UNRESOLVED if inside else SMALLER
 
 
 def _versus_theirs(theirs: dict, ours: dict, status: str, ref_standing: str | None) -> str:
