@@ -839,6 +839,13 @@ def test_comparison_status_against_the_reference(ours: dict, expected: str) -> N
     assert CL.comparison_status(level, diff(0.1, -0.1, 0.3, 0.2), 0.95) == CL.HOLDS
 
 
+def test_the_uncertainty_limitation_counts_one_positive_in_the_singular(tmp_path: Path) -> None:
+    a = write_synthetic_results(tmp_path / "res")
+    for n_pos, words in ((1, "48 runs and 1 positive, the sweep"), (2, "48 runs and 2 positives,")):
+        a["thresholds"]["0.9"]["n_pos"], a["thresholds"]["0.9"]["n_neg"] = n_pos, 48 - n_pos
+        assert words in plain(CTX._uncertainty_limit(CTX._Facts.read(a)))
+
+
 def test_count_claims_tell_seed_noise_from_a_real_difference() -> None:
     def counts(ours: int, theirs: int) -> tuple[str, str]:
         a = {"settings": {"thresholds": [0.9]}, "runs": [{}] * 12,

@@ -680,7 +680,9 @@ def _uncertainty_limit(f: _Facts) -> str:
         parts.append("that of its difference from the val-loss baseline "
                      f"{esc(fmt_ci(c0['diff_val_loss'].get('ci'), signed=True))}")
     ci_text = (": " + " and ".join(parts)) if parts else ""
-    return (f"With {f.n_runs} runs and {f.t1['n_pos']} positives, the sweep resolves differences "
+    n_pos = f.t1["n_pos"]
+    return (f"With {f.n_runs} runs and {n_pos} positive{'s' if n_pos != 1 else ''}, the sweep "
+            "resolves differences "
             f"only down to the width of its intervals{ci_text}; the bootstrap p-values have a "
             f"resolution of 1/{fmt_int(f.a['settings']['n_resamples'])}. The bootstrap resamples "
             "the forecaster's held-out predictions without refitting it, so its intervals and "
