@@ -132,3 +132,46 @@ def test_a_path_argument_of_another_type_is_named():
         with pytest.raises(TypeError, match=rf"^{name} must be a path \(a str or os.PathLike\) "
                                             rf"to .*, got {got}$"):
             call()
+
+
+def test_check_steps_is_the_one_step_check_of_feature_table_and_forecast():
+    """The log's step column is read by feature_table and by forecast's log checks, which
+    each had their own copy of this check (the text one refused by one, read by the other)."""
+    import pandas as pd
+
+    from grokcast.features import feature_table
+    from grokcast.tool import LogError, check_log
+    from grokcast.validation import check_steps
+
+    want = np.array([0, 1, 2, 7], dtype=np.int64)
+    for steps in (want, want.astype(np.int32), want.astype(np.uint64), want.astype(float),
+                  want.astype(str), pd.array(want, dtype="int64[pyarrow]"),
+                  pd.array(want, dtype="Int64")):
+        got = check_steps(pd.Series(steps))
+        assert got.dtype == np.int64 and got.tolist() == want.tolist()
+    assert check_steps(pd.Series([2**63 - 1], dtype=np.uint64)).tolist() == [2**63 - 1]
+    for steps, message in (([0.0, 2.5], "whole numbers of optimizer steps, got 2.5"),
+                           (["0", "x"], "whole numbers of optimizer steps, got 'x'"),
+                           ([0.0, np.nan], "whole numbers of optimizer steps, got nan"),
+                           ([0.0, 1e22], r"step counts below 2\*\*63 \(int64\), got 1e\+22"),
+                           (np.array([0, 2**63], dtype=np.uint64),
+                            r"step counts below 2\*\*63 \(int64\), got 9223372036854775808")):
+        with pytest.raises(ValueError, match=f"^column step must hold {message}$"):
+            check_steps(pd.Series(steps))
+        with pytest.raises(LogError, match=f"^column step must hold {message}$"):
+            check_steps(pd.Series(steps), error=LogError)
+
+    # Both readers take a log whose steps are text (a Parquet file written from strings) as
+    # the numbers they spell.
+    rng = np.random.default_rng(0)
+    log = pd.DataFrame({"run_id": "r", "step": np.arange(6), "update_cos": np.r_[np.nan, 0.5 * np.ones(5)],
+                        **{c: 0.5 + rng.random(6) / 4 for c in ("train_loss", "val_loss", "train_acc",
+                                                                  "val_acc", "param_norm", "grad_norm",
+                                                                  "erank_we", "erank_wu",
+                                                                  "train_margin", "update_norm")}})
+    log[["erank_we", "erank_wu"]] += 1  # an effective rank is >= 1
+    as_text = log.assign(step=log["step"].astype(str))
+    pd.testing.assert_frame_equal(feature_table(as_text, 5), feature_table(log, 5))
+    check_log(as_text, 5)
+    with pytest.raises(LogError, match="whole numbers of optimizer steps, got '1.5'"):
+        check_log(as_text.assign(step=["0", "1.5", "2", "3", "4", "5"]), 5)

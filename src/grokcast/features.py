@@ -29,7 +29,7 @@ from functools import partial
 import numpy as np
 import pandas as pd
 
-from grokcast.validation import check_int
+from grokcast.validation import check_int, check_steps
 
 # The signals a feature reads; every one must be a column of the log.
 WINDOW_SIGNALS = (
@@ -191,19 +191,7 @@ def make_window(log_df: pd.DataFrame, window: int) -> Window:
                          f"the first at step {first}: every row names its run")
     codes, uniques = pd.factorize(log_df["run_id"], sort=True)  # integer codes: fast for 4,800 runs
     run_ids = np.asarray(uniques, dtype=object)
-    raw = log_df["step"].to_numpy()
-    not_whole = (raw % 1 != 0 if raw.dtype.kind == "f"  # NaN included
-                 else np.full(raw.shape, raw.dtype.kind not in "iu"))
-    if not_whole.any():
-        raise ValueError(f"column step must hold whole numbers of optimizer steps, got "
-                         f"{raw[not_whole][0]!r} (dtype {raw.dtype})")
-    # Past int64 the cast below wraps (to -2**63: 'logged at different steps ... [-922...]').
-    huge = (np.abs(raw) >= 2.0**63 if raw.dtype.kind == "f" else
-            raw > np.iinfo(np.int64).max if raw.dtype.kind == "u" else np.zeros(raw.shape, bool))
-    if huge.any():
-        raise ValueError(f"column step must hold step counts below 2**63 (int64), got "
-                         f"{raw[huge][0]} (dtype {raw.dtype})")
-    step = raw.astype(np.int64)
+    step = check_steps(log_df["step"])
     logged = ~np.isnan(log_df["val_acc"].to_numpy(dtype=float))
     last = pd.Series(step[logged]).groupby(codes[logged]).max().reindex(range(run_ids.size))
     if last.isna().any():

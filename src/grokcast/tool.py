@@ -27,7 +27,7 @@ from grokcast.forecast import GrokForecaster, check_window
 from grokcast.logistic import TooFewRunsError
 from grokcast.signals import LOG_COLUMNS, SIGNAL_NAMES, reaches
 from grokcast.stats import MAX_RESAMPLES
-from grokcast.validation import check_int, check_number, check_path
+from grokcast.validation import check_int, check_number, check_path, check_steps
 
 TOP_COEFFICIENTS = 5  # how many of the fitted coefficients the fit report lists
 
@@ -380,16 +380,8 @@ def _check_shape(log_df: pd.DataFrame, window: int) -> pd.DataFrame:
     if no_id.any():
         raise LogError(f"column run_id is empty on {int(no_id.sum())} row(s), the first at step "
                        f"{log_df['step'][no_id].iloc[0]}: every row names its run")
-    step = pd.Series(pd.to_numeric(log_df["step"], errors="coerce").to_numpy(dtype=float, na_value=np.nan),
-                     index=log_df.index)
-    if step.isna().any() or (step % 1 != 0).any():
-        bad = log_df["step"][step.isna() | (step % 1 != 0)].iloc[0]
-        shown = repr(bad) if isinstance(bad, str) else str(bad)  # not "np.float64(0.5)"
-        raise LogError(f"column step must hold whole numbers of optimizer steps, got {shown}")
-    if (huge := step.abs() >= 2.0**63).any():  # int64 would wrap it (to -2**63, shown as such)
-        raise LogError(f"column step must hold step counts below 2**63 (int64), got "
-                       f"{log_df['step'][huge].iloc[0]}")
-    log_df = log_df.assign(step=step.astype(np.int64))
+    step = pd.Series(check_steps(log_df["step"], error=LogError), index=log_df.index)
+    log_df = log_df.assign(step=step)
     dup = log_df.duplicated(["run_id", "step"])
     if dup.any():
         row = log_df[dup].iloc[0]

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 ErrorType = Callable[[str], Exception]
 MAX_FLOAT_INT = int(np.finfo(np.float64).max)  # an int beyond it has no float
@@ -76,6 +77,34 @@ def check_path(name: str, value: Any, expected: str) -> Path:
         raise TypeError(f"{name} must be a path (a str or os.PathLike) to {expected}, got "
                         f"{type(value).__name__}")
     return Path(value)
+
+
+def check_steps(steps: pd.Series, *, error: ErrorType = ValueError) -> np.ndarray:
+    """A log's ``step`` column as int64 step counts, refused unless every value is a whole
+    number below 2**63 (int64).
+
+    Integer columns pass as they are. Others are read as numbers first: floats (a CSV column
+    with an empty cell, a chunk written by pandas after ``astype(float)``), text (``"12"``) and
+    pyarrow-backed columns (which have no ``%``). A bad value is named as it was written.
+    """
+    raw = steps.to_numpy()
+    if raw.dtype.kind == "i":
+        return raw.astype(np.int64, copy=False)
+    if raw.dtype.kind == "u":  # exact: a float would round 2**63 - 1 up to 2**63
+        huge = raw > np.iinfo(np.int64).max
+        number = raw
+    else:
+        number = pd.to_numeric(steps, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        not_whole = np.isnan(number) | (number % 1 != 0)
+        if not_whole.any():
+            bad = steps.iloc[int(np.flatnonzero(not_whole)[0])]
+            shown = repr(bad) if isinstance(bad, str) else str(bad)  # not "np.float64(0.5)"
+            raise error(f"column step must hold whole numbers of optimizer steps, got {shown}")
+        huge = np.abs(number) >= 2.0**63
+    if huge.any():  # int64 would wrap it (to -2**63, shown as such in later errors)
+        raise error(f"column step must hold step counts below 2**63 (int64), got "
+                    f"{steps.iloc[int(np.flatnonzero(huge)[0])]}")
+    return number.astype(np.int64)
 
 
 def plain_number(value: Any) -> Any:
