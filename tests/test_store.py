@@ -685,3 +685,33 @@ def test_a_chunk_trained_under_another_config_than_sweep_json_now_holds_is_refus
     grown = dataclasses.replace(config, seeds=(0, 1, 2))
     path.write_text(json.dumps({**json.loads(original), "config": grown.to_dict()}))
     assert run_sweep(grown, out, device="cpu", progress=False).n_trained == 1
+
+
+def test_a_log_chunk_whose_steps_are_not_int64_is_named_by_file_and_column(tmp_path):
+    """Was: a log chunk edited with step as float (whole numbers) made the whole log's steps
+    floats; analyze ran, and `grokcast fit` refused its own forecaster file's field:
+    "window_steps='[0.0, 1.0, ...]' is not allowed", naming neither the chunk nor the column."""
+    from grokcast.store import StoreError
+    from grokcast.sweep import run_sweep
+    from grokcast.tool import LogError, fit_forecaster, read_log
+
+    cfg, out, store = _sweep(tmp_path)
+    log1 = out / "log" / "chunk-00001.parquet"
+    whole = pd.read_parquet(log1)
+    assert whole["step"].dtype == np.int64
+    for edited in (whole.astype({"step": float}), whole.astype({"step": np.int32}),
+                   whole.astype({"step": str})):
+        edited.to_parquet(log1, index=False)
+        found = {np.float64: "double", np.int32: "int32"}.get(edited["step"].dtype.type, "(large_)?string")
+        message = (rf"^'{log1}' has a step column of type {found}, and a log's steps are int64 "
+                   r"\(whole step counts, as grokcast writes them\): was the file edited\? Write it "
+                   rf"back with step as int64, or delete it and '{out}/runs/chunk-00001.parquet', "
+                   "then rerun grokcast sweep")
+        for check in (store.check_finished, lambda: read_log(out),
+                      lambda: fit_forecaster(out, window=10, threshold=0.5,
+                                             out=tmp_path / "f.json", n_resamples=10),
+                      lambda: run_sweep(cfg, out, device="cpu", progress=False)):
+            with pytest.raises((StoreError, LogError), match=message):
+                check()
+    whole.to_parquet(log1, index=False)  # written back as int64: read again
+    store.check_finished()

@@ -527,10 +527,25 @@ class SweepStore:
                                     for _, log_path, _, log_meta in chunks])
         for runs_path, log_path, runs_meta, log_meta in chunks:
             self._check_chunk_config(runs_path, runs_meta.metadata or {}, cfg)
+            self._check_step_type(log_path, log_meta)
             n_runs, n_rows = runs_meta.num_rows, log_meta.num_rows
             if n_rows != n_runs * n_steps:
                 raise self._damaged(log_path, f"{n_rows} rows, expected {n_runs} runs x "
                                               f"{n_steps} logged steps")
+
+    def _check_step_type(self, path: Path, footer: Any) -> None:
+        """Refuse a log chunk whose ``step`` column is not int64, as grokcast writes it: one
+        edited by hand (``astype(float)``) turned the whole table's steps into floats, which
+        the forecaster file records, refused then as its own field ("window_steps=[0.0,
+        ...]"), naming neither the chunk nor the column."""
+        found = footer.schema.to_arrow_schema().field("step").type
+        if str(found) != "int64":
+            raise StoreError(
+                f"{str(path)!r} has a step column of type {found}, and a log's steps are int64 "
+                "(whole step counts, as grokcast writes them): was the file edited? Write it "
+                "back with step as int64, or delete it and "
+                f"{str(self.root / 'runs' / path.name)!r}, then rerun grokcast sweep with the "
+                "same --config and --out to train that chunk's runs again")
 
     def _check_whole(self, path: Path) -> None:
         """Raise :meth:`_damaged` unless every page of the file reads: its footer can be whole
