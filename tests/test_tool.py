@@ -1216,3 +1216,20 @@ def test_fit_and_evaluate_cli_take_the_bootstrap_resamples(sweep, fitted, tmp_pa
     scored = json.loads(capsys.readouterr().out)
     assert scored["n_resamples"] == 41
     assert scored["forecaster"] == evaluate_forecaster(fitted[0], sweep, n_resamples=41)["forecaster"]
+
+
+def test_fit_writes_only_to_a_json_name(sweep, tmp_path, capsys):
+    """Was: `grokcast fit SWEEP --out forecaster.txt` (or forecaster.csv, or no suffix) wrote
+    the JSON file under that name without a word, though every doc calls it a JSON file."""
+    from grokcast.cli import main
+
+    for name in ("forecaster.txt", "forecaster.csv", "forecaster", "forecaster.json.bak"):
+        with pytest.raises(ValueError, match=rf"^out='.*/{name}' is not allowed: the forecaster "
+                                             r"is saved as JSON; expected a path ending in \.json, "
+                                             r"e\.g\. '.*/forecaster(\.json)?\.json'$"):
+            fit_forecaster(sweep, window=W, threshold=THRESHOLD, out=tmp_path / name)
+        assert main(["fit", str(sweep), "--window", str(W), "--out", str(tmp_path / name)]) == 2
+        assert "ending in .json" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+    fit_forecaster(sweep, window=W, threshold=THRESHOLD, out=tmp_path / "F.JSON", n_resamples=10)
+    assert GrokForecaster.load(tmp_path / "F.JSON").metadata_.window == W

@@ -52,7 +52,7 @@ def fit_forecaster(sweep_dir: str | os.PathLike, *, window: int = 200, threshold
     threshold : float, default=0.9
         A run is labelled as grokking when its ``max_val_acc >= threshold``.
     out : path
-        The forecaster file to write; its directory must exist.
+        The forecaster file to write, named ``*.json``; its directory must exist.
     seed : int, default=0
         Root of the randomness of the held-out evaluation (bootstrap resamples, and the fold
         shuffle above :data:`grokcast.analysis.LOO_MAX_RUNS` runs), as in ``analyze``.
@@ -161,6 +161,11 @@ def _check_fit_out(out: Path, sweep_dir: Path) -> Path:
     if out.is_dir():
         raise ValueError(f"out={str(out)!r} is not allowed: it is a directory; expected the path "
                          "of the JSON file to write, e.g. forecaster.json")
+    if out.suffix.lower() != ".json":
+        # The file is JSON whatever its name; a name saying otherwise (forecaster.csv, a
+        # predictions table expected) or nothing (forecaster) misleads whoever opens it.
+        raise ValueError(f"out={str(out)!r} is not allowed: the forecaster is saved as JSON; "
+                         f"expected a path ending in .json, e.g. {str(out.with_suffix('.json'))!r}")
     if not out.parent.is_dir():
         raise ValueError(f"out={str(out)!r} is not allowed: directory {str(out.parent)!r} "
                          "does not exist")
