@@ -715,3 +715,52 @@ def test_a_log_chunk_whose_steps_are_not_int64_is_named_by_file_and_column(tmp_p
                 check()
     whole.to_parquet(log1, index=False)  # written back as int64: read again
     store.check_finished()
+
+
+def test_chunks_that_lost_their_sweep_json_are_recovered_by_a_rerun_with_their_config(tmp_path):
+    """Was: a sweep directory whose sweep.json was deleted (or not copied with its chunks) got
+    "is not a sweep directory: no sweep.json" from every reader and "is not empty and holds no
+    sweep.json" from `grokcast sweep`, with no way back but writing sweep.json by hand."""
+    from grokcast.store import StoreError
+    from grokcast.sweep import run_sweep
+    from grokcast.tool import LogError, read_log
+
+    cfg, out, store = _sweep(tmp_path)
+    log, runs = store.log(), store.runs()
+    original = json.loads((out / "sweep.json").read_text())
+    (out / "sweep.json").unlink()
+    (out / "runs" / "chunk-00001.parquet").unlink()  # one chunk unfinished: its runs train again
+    hint = (rf"^'{out}' holds a sweep's chunks but no sweep.json \(deleted, or not copied with "
+            rf"them\): restore it, or rerun grokcast sweep --config CONFIG --out '{out}' with the "
+            "config its runs were trained with; that checks CONFIG against the config each chunk "
+            "records, writes sweep.json, and trains only the runs not stored")
+    for check in (store.check_finished, store.log, store.runs, lambda: read_log(out)):
+        with pytest.raises((StoreError, LogError), match=hint):
+            check()
+    # Another config is refused, and no sweep.json is written from it.
+    other = dataclasses.replace(cfg, n_steps=20)
+    with pytest.raises(StoreError, match=r"chunk-00000.parquet' was trained under another config "
+                                         r"than --config gives \(n_steps: 30 in the chunk, 20 in "
+                                         r"--config\): rerun with the config the runs were trained"):
+        run_sweep(other, out, device="cpu", progress=False)
+    assert not (out / "sweep.json").exists()
+    result = run_sweep(cfg, out, device="cpu", progress=False)
+    assert (result.n_trained, result.n_skipped) == (2, 2)
+    store.check_finished()
+    assert json.loads((out / "sweep.json").read_text())["config"] == original["config"]
+    pd.testing.assert_frame_equal(store.log(), log)  # training is deterministic on the CPU
+    pd.testing.assert_frame_equal(store.runs().drop(columns=["chunk", "chunk_seconds"]),
+                                  runs.drop(columns=["chunk", "chunk_seconds"]))
+    # A chunk that records no config (an older grokcast's) cannot be checked: refused.
+    (out / "sweep.json").unlink()
+    runs0 = out / "runs" / "chunk-00000.parquet"
+    pd.read_parquet(runs0).to_parquet(runs0, index=False)  # the footer's config key gone
+    with pytest.raises(StoreError, match=r"holds no sweep.json, and '.*chunk-00000.parquet' does not "
+                                         r"record the config it was trained under"):
+        run_sweep(cfg, out, device="cpu", progress=False)
+    # A directory holding anything else is still no sweep of ours.
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(StoreError, match="is not empty and holds no sweep.json"):
+        run_sweep(cfg, out, device="cpu", progress=False)
+    with pytest.raises(StoreError, match="is not a sweep directory: no sweep.json"):
+        store.runs()

@@ -969,7 +969,8 @@ def test_a_forecaster_refuses_a_sweep_of_another_task(sweep, fitted, tmp_path):
     copy = tmp_path / "no-sweep-json"  # runs/ and log/ read as one dataset: "got nan" steps
     shutil.copytree(sweep, copy)
     (copy / "sweep.json").unlink()
-    with pytest.raises(LogError, match=r"looks like a sweep directory without its sweep.json"):
+    with pytest.raises(LogError, match=r"holds a sweep's chunks but no sweep.json .*; or pass its "
+                                       r"log/ to read the log alone$"):
         forecast_log(path, copy)
     assert len(forecast_log(path, copy / "log")["runs"]) == 8
     chunk_file = sorted((sweep / "log").glob("chunk-*.parquet"))[0]

@@ -258,6 +258,8 @@ class SweepStore:
                     f"{str(self.config_path)!r} --out {str(self.root)!r}")
             return
         self._refuse_foreign()
+        if self._chunks_without_config():
+            self._check_orphans_config(config)
         payload = {"grokcast_version": __version__, "config": config.to_dict(),
                    **({} if build is None else {"build": build})}
         atomic_write_bytes(self.config_path, json.dumps(payload, indent=2).encode())
@@ -291,8 +293,45 @@ class SweepStore:
         if self.config_path.exists() or not self.root.is_dir():
             return
         ours = {self.root / LOCK_NAME, *self._leftovers()}
+        if self._chunks_without_config():  # init checks them against the config to resume
+            return
         if any(p not in ours for p in self.root.iterdir()):
             raise StoreError(f"{str(self.root)!r} is not empty and holds no sweep.json")
+
+    def _chunks_without_config(self) -> bool:
+        """Whether the directory holds a sweep's stored chunks and the rest of a sweep
+        directory, but no sweep.json (deleted, or not copied with them)."""
+        if self.config_path.exists() or not (self.root / "runs").is_dir():
+            return False
+        parts = {self.root / name for name in ("log", "runs", "stop.json", LOCK_NAME)}
+        parts |= set(self._leftovers())
+        return (all(p in parts for p in self.root.iterdir())
+                and any((self.root / "runs").glob("chunk-*.parquet")))
+
+    def missing_config_error(self) -> StoreError:
+        """What a reader says of a directory whose chunks lost their sweep.json."""
+        if not self._chunks_without_config():
+            return StoreError(f"{str(self.root)!r} is not a sweep directory: no sweep.json")
+        return StoreError(
+            f"{str(self.root)!r} holds a sweep's chunks but no sweep.json (deleted, or not copied "
+            "with them): restore it, or rerun grokcast sweep --config CONFIG --out "
+            f"{str(self.root)!r} with the config its runs were trained with; that checks CONFIG "
+            "against the config each chunk records, writes sweep.json, and trains only the runs "
+            "not stored")
+
+    def _check_orphans_config(self, config: SweepConfig) -> None:
+        """Refuse to write sweep.json for chunks that lost theirs unless every chunk records
+        the config it was trained under and it is ``config`` (its grid aside, as a resume
+        allows a grown grid): runs of two settings would be analysed as one sweep."""
+        for path in self._chunks("runs"):
+            raw = (self._footer(path, RUN_COLUMNS).metadata or {}).get(CHUNK_CONFIG_KEY.encode())
+            if raw is None:
+                raise StoreError(
+                    f"{str(self.root)!r} holds no sweep.json, and {str(path)!r} does not record "
+                    "the config it was trained under (written by an older grokcast), so --config "
+                    "cannot be checked against it: restore sweep.json, or train into a new --out")
+            self._check_chunk_config(path, {CHUNK_CONFIG_KEY.encode(): raw}, config,
+                                     against="--config")
 
     @contextmanager
     def lock(self) -> Iterator[None]:
@@ -403,7 +442,7 @@ class SweepStore:
     def _read_document(self) -> tuple[dict[str, Any], SweepConfig]:
         """sweep.json as read, and the config it holds."""
         if not self.config_path.is_file():
-            raise StoreError(f"{str(self.root)!r} is not a sweep directory: no sweep.json")
+            raise self.missing_config_error()
         try:
             raw = json.loads(self.config_path.read_text())
             if not isinstance(raw, dict) or "config" not in raw:
@@ -453,7 +492,7 @@ class SweepStore:
 
     def _read(self, table: str, columns: list[str] | None = None) -> pd.DataFrame:
         if not self.config_path.is_file():
-            raise StoreError(f"{str(self.root)!r} is not a sweep directory: no sweep.json")
+            raise self.missing_config_error()
         files = self._chunks(table)
         if table == "log":  # a log chunk without its runs file is an unfinished chunk
             committed = {p.name for p in self._chunks("runs")}
@@ -566,10 +605,11 @@ class SweepStore:
         return meta
 
     def _check_chunk_config(self, path: Path, footer: dict[bytes, bytes], config: SweepConfig,
-                            ) -> None:
+                            against: str = "") -> None:
         """Refuse a chunk trained under settings other than sweep.json holds now: sweep.json
         edited by hand, after which a resume mixed runs of two settings (an lr, say, which
-        the runs table does not show). Chunks written before grokcast recorded it pass."""
+        the runs table does not show). Chunks written before grokcast recorded it pass.
+        ``against``: where ``config`` came from when there is no sweep.json (``--config``)."""
         raw = footer.get(CHUNK_CONFIG_KEY.encode())
         if raw is None:
             return
@@ -580,12 +620,19 @@ class SweepStore:
         # The grid's lists and the name say which runs there are, not how each trains: a grid
         # grown by hand keeps its stored runs (one it shrank is refused by _check_in_grid).
         grid = {k: getattr(config, k) for k in ("name", "train_fracs", "weight_decays", "seeds")}
-        if dataclasses.replace(trained, **grid) != config:
+        if dataclasses.replace(trained, **grid) == config:
+            return
+        if against:  # no sweep.json: the config given is the one to be written
             raise StoreError(
-                f"{str(path)!r} was trained under another config than {str(self.config_path)!r} "
-                f"holds now ({_config_diff(trained, config, ('in the chunk', 'now'))}): sweep.json "
-                "was edited after the chunk was written, and a resume would mix runs of two "
-                "settings; restore it, or train into a new directory")
+                f"{str(path)!r} was trained under another config than {against} gives "
+                f"({_config_diff(trained, config, ('in the chunk', 'in ' + against))}): rerun "
+                "with the config the runs were trained with (sweep.json is written from it), "
+                "or train into a new --out")
+        raise StoreError(
+            f"{str(path)!r} was trained under another config than {str(self.config_path)!r} "
+            f"holds now ({_config_diff(trained, config, ('in the chunk', 'now'))}): sweep.json "
+            "was edited after the chunk was written, and a resume would mix runs of two "
+            "settings; restore it, or train into a new directory")
 
     def _parquet(self, read: Callable[[Path], Any], path: Path) -> Any:
         """``read(path)``, a failure named as :meth:`_damaged`, but for running out of memory

@@ -317,8 +317,8 @@ def read_log(path: str | os.PathLike) -> pd.DataFrame:
                        "the sweep directory, or its log/")
     if path.is_dir() and (path / "log").is_dir() and (path / "runs").is_dir():
         # read_parquet would take runs/ and log/ as one dataset and fail on a column of NaNs.
-        raise LogError(f"{str(path)!r} looks like a sweep directory without its sweep.json (a "
-                       "damaged or half-copied sweep): pass its log/ to read the log alone")
+        raise LogError(f"{SweepStore(path).missing_config_error()}; or pass its log/ to read the "
+                       "log alone")
     suffix = path.suffix.lower()
     if path.is_dir() and not any(path.rglob("*.parquet")):
         raise LogError(f"log {str(path)!r} is a directory without .parquet files: expected a .csv "
