@@ -19,10 +19,10 @@ from grokcast.analysis import analyze, sweep_hash, window_digests
 from grokcast.config import LogConfig, ModelConfig, OptimConfig, SweepConfig
 from grokcast.features import feature_table
 from grokcast.forecast import ForecasterFileError, GrokForecaster
+from grokcast.signals import LOG_COLUMNS
 from grokcast.store import StoreError, SweepStore
 from grokcast.sweep import run_sweep
 from grokcast.tool import (
-    LOG_COLUMNS,
     LogError,
     evaluate_forecaster,
     fit_forecaster,
@@ -1234,3 +1234,32 @@ def test_fit_writes_only_to_a_json_name(sweep, tmp_path, capsys):
     assert list(tmp_path.iterdir()) == []
     fit_forecaster(sweep, window=W, threshold=THRESHOLD, out=tmp_path / "F.JSON", n_resamples=10)
     assert GrokForecaster.load(tmp_path / "F.JSON").metadata_.window == W
+
+
+def test_a_log_needs_only_the_signals_that_are_read(sweep, fitted, tmp_path, monkeypatch):
+    """A signal added to the log (appended to SIGNAL_NAMES, README "What is logged") that no
+    feature reads yet: `grokcast forecast` refused every CSV written before it ("the log lacks
+    column(s) norm_w_in"), though nothing it computes reads it."""
+    import grokcast.signals
+
+    path, _ = fitted
+    log = _log(sweep)
+    first = sorted(log["run_id"].unique())[:2]
+    early = log[log["run_id"].isin(first) & (log["step"] <= W + 3)]
+    want = GrokForecaster.load(path).predict_proba(feature_table(early, W))[:, 1]
+    # This grokcast with a 12th signal, as the README's recipe adds one.
+    grown = (*grokcast.signals.SIGNAL_NAMES, "norm_w_in")
+    for module in (grokcast.signals, tool):
+        monkeypatch.setattr(module, "SIGNAL_NAMES", grown, raising=False)
+        monkeypatch.setattr(module, "LOG_COLUMNS", ("run_id", "step", *grown), raising=False)
+    early.to_csv(tmp_path / "before.csv", index=False)  # written before the signal existed
+    early.assign(norm_w_in="n/a").to_csv(tmp_path / "junk.csv", index=False)  # not read: not checked
+    for name in ("before.csv", "junk.csv"):
+        got = forecast_log(path, tmp_path / name)
+        np.testing.assert_allclose([r["p_grok"] for r in got["runs"]], want, rtol=1e-9)
+        assert got["in_training"] == first  # the digests read the file format's 11 signals
+    # A signal the features read is still needed.
+    early.drop(columns="grad_norm").to_csv(tmp_path / "no_grad.csv", index=False)
+    with pytest.raises(LogError, match=r"^the log lacks column\(s\) grad_norm; a log needs the "
+                                       r"columns run_id, step, train_loss, .*update_cos$"):
+        forecast_log(path, tmp_path / "no_grad.csv")

@@ -16,16 +16,17 @@ from __future__ import annotations
 
 import json
 import os
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from grokcast.features import feature_table, select_window_steps
+from grokcast.features import WINDOW_SIGNALS, feature_table, select_window_steps
 from grokcast.forecast import GrokForecaster, check_window
 from grokcast.logistic import TooFewRunsError
-from grokcast.signals import LOG_COLUMNS, SIGNAL_NAMES, reaches
+from grokcast.signals import reaches
 from grokcast.stats import MAX_RESAMPLES
 from grokcast.validation import check_int, check_number, check_path, check_steps
 
@@ -34,6 +35,23 @@ TOP_COEFFICIENTS = 5  # how many of the fitted coefficients the fit report lists
 
 class LogError(ValueError):
     """A log cannot be forecast: a column is missing, or it is too short, gappy or NaN."""
+
+
+@cache
+def read_signals() -> tuple[str, ...]:
+    """The signals a log to forecast must hold: those the features read
+    (:data:`grokcast.features.WINDOW_SIGNALS`) and those a window digest hashes
+    (:data:`grokcast.analysis.DIGEST_SIGNALS`, to tell a training run), not every signal a
+    sweep logs: a CSV written before a signal was added to the log
+    (:data:`grokcast.signals.SIGNAL_NAMES`) forecasts until a feature reads it."""
+    from grokcast.analysis import DIGEST_SIGNALS  # analysis (scipy) only once a log is read
+
+    return tuple(dict.fromkeys((*WINDOW_SIGNALS, *DIGEST_SIGNALS)))
+
+
+def read_columns() -> tuple[str, ...]:
+    """``run_id``, ``step`` and :func:`read_signals`: the columns of a log that are read."""
+    return ("run_id", "step", *read_signals())
 
 
 # ----------------------------------------------------------------------------- fit
@@ -337,7 +355,7 @@ def read_log(path: str | os.PathLike) -> pd.DataFrame:
 def check_log(log_df: pd.DataFrame, window: int) -> None:
     """Raise :class:`LogError` unless every run's log covers the window completely.
 
-    A run's log must have the columns :data:`LOG_COLUMNS`, distinct steps starting at 0, a row
+    A run's log must have the columns :func:`read_columns`, distinct steps starting at 0, a row
     at step W - 1 or later (a log that ends sooner cannot be told from a run cut short, whatever
     its schedule), and finite values on its rows below W (``update_cos`` at step 0 aside).
     ``update_norm`` of step W - 1 is only known after step W, so a log that stops at W - 1
@@ -370,15 +388,15 @@ def _last_steps(log_df: pd.DataFrame) -> pd.Series:
 def _check_shape(log_df: pd.DataFrame, window: int) -> pd.DataFrame:
     """:func:`check_log`'s checks of the columns, run ids and steps; the log with its steps
     as int64 (they may come as floats, text, or a pyarrow-backed column, which has no ``%``)."""
-    missing = [c for c in LOG_COLUMNS if c not in log_df.columns]
+    missing = [c for c in read_columns() if c not in log_df.columns]
     if missing:
         # One column whose name holds the others: a CSV written with another separator.
         other = len(log_df.columns) == 1 and next(
             (sep for sep in (";", "\t", "|") if sep in str(log_df.columns[0])), None)
         hint = (f" (its one column's name holds {other!r}: a CSV must be comma-separated)" if other
                 else _near_names_hint(log_df.columns, missing))
-        raise LogError(f"the log lacks column(s) {', '.join(missing)}; a log has the columns "
-                       f"{', '.join(LOG_COLUMNS)}{hint}")
+        raise LogError(f"the log lacks column(s) {', '.join(missing)}; a log needs the columns "
+                       f"{', '.join(read_columns())}{hint}")
     if log_df.empty:
         raise LogError("the log holds no rows")
     no_id = log_df["run_id"].isna() | (log_df["run_id"].astype(str).str.strip() == "")
@@ -409,7 +427,7 @@ def _near_names_hint(columns: Any, missing: list[str]) -> str:
     """The log's columns that are missing ones but for spaces or capitals (a CSV written with
     ", " between fields, or by hand): the error would otherwise name as missing a column the
     file visibly holds."""
-    near = [c for c in columns if isinstance(c, str) and c not in LOG_COLUMNS
+    near = [c for c in columns if isinstance(c, str) and c not in read_columns()
             and c.strip().lower() in missing]
     if not near:
         return ""
@@ -420,7 +438,7 @@ def _near_names_hint(columns: Any, missing: list[str]) -> str:
 def _zero_update_before(inside: pd.DataFrame, values: np.ndarray, i: int) -> bool:
     """Whether row ``i``'s update, or its run's previous logged one, has norm 0: the pair
     whose cosine row ``i`` holds."""
-    norm = values[:, SIGNAL_NAMES.index("update_norm")]
+    norm = values[:, read_signals().index("update_norm")]
     same_run = i > 0 and inside["run_id"].iloc[i - 1] == inside["run_id"].iloc[i]
     return bool(norm[i] == 0 or (same_run and norm[i - 1] == 0))
 
@@ -430,25 +448,26 @@ def _check_values(log_df: pd.DataFrame, window: int, last_steps: pd.Series, *,
     """:func:`check_log`'s checks of the values below W, on a log whose shape is checked;
     ``last_steps``: each run's last step in the whole log, which may hold more rows;
     ``finite=False``: NaN and inf allowed, except a NaN accuracy (a logged step has one)."""
+    signals = read_signals()  # other columns are not read: whatever they hold is not checked
     inside = log_df[log_df["step"] < window].sort_values(["run_id", "step"])
-    for column in SIGNAL_NAMES:
+    for column in signals:
         as_number = pd.to_numeric(inside[column], errors="coerce")
         text = as_number.isna() & inside[column].notna()
         if text.any():
             row = inside[text].iloc[0]
             raise LogError(f"column {column} must hold numbers, but run {row['run_id']!r} has "
                            f"{row[column]!r} at step {int(row['step'])}")
-    values = inside[list(SIGNAL_NAMES)].to_numpy(dtype=float)
+    values = inside[list(signals)].to_numpy(dtype=float)
     _check_first_cosine(inside, values)
     bad = ~np.isfinite(values)
-    bad[:, _COSINE] &= inside["step"].to_numpy() != 0
+    bad[:, _cosine()] &= inside["step"].to_numpy() != 0
     if not finite:  # a NaN accuracy only: the features would read its row as not logged
-        accuracy = np.isin(SIGNAL_NAMES, ("train_acc", "val_acc"))  # (n_signals,)
+        accuracy = np.isin(signals, ("train_acc", "val_acc"))  # (n_signals,)
         bad = accuracy & np.isnan(values)
     if bad.any():
         i, j = np.argwhere(bad)[0]
         run_id, step = inside["run_id"].iloc[i], int(inside["step"].iloc[i])
-        column = SIGNAL_NAMES[j]
+        column = signals[j]
         last = int(last_steps[run_id])
         if column in ("update_norm", "update_cos") and step == last:
             hint = (f": it is known only after step {step + 1}, so the log needs a row past "
@@ -464,7 +483,7 @@ def _check_values(log_df: pd.DataFrame, window: int, last_steps: pd.Series, *,
             hint = f" (did the run diverge, or stop before step {window}?)"
         raise LogError(f"run {run_id!r} has {column} = {values[i, j]} at step {step}{hint}")
     for columns, lo, hi, what in _SIGNAL_RANGES:
-        cols = [SIGNAL_NAMES.index(c) for c in columns]
+        cols = [signals.index(c) for c in columns]
         with np.errstate(invalid="ignore"):  # update_cos is NaN at step 0
             out = (values[:, cols] < lo) | (values[:, cols] > hi)
         if out.any():
@@ -478,15 +497,18 @@ def _check_first_cosine(inside: pd.DataFrame, values: np.ndarray) -> None:
     undefined there and a sweep's log holds NaN. A number (0 from ``fillna(0)``, or from
     ``F.cosine_similarity`` against a zero "previous update") would enter the mean and min
     of the cosines as if measured, and move P(grok) without a word."""
-    at_zero = (inside["step"].to_numpy() == 0) & ~np.isnan(values[:, _COSINE])
+    cosine = _cosine()
+    at_zero = (inside["step"].to_numpy() == 0) & ~np.isnan(values[:, cosine])
     if at_zero.any():
         i = int(np.flatnonzero(at_zero)[0])
-        raise LogError(f"run {inside['run_id'].iloc[i]!r} has update_cos = {values[i, _COSINE]} at "
+        raise LogError(f"run {inside['run_id'].iloc[i]!r} has update_cos = {values[i, cosine]} at "
                        "step 0: there is no update before step 0, so its cosine is undefined; "
                        "leave it NaN (an empty CSV cell), as a sweep's log does")
 
 
-_COSINE = SIGNAL_NAMES.index("update_cos")
+def _cosine() -> int:
+    """The column of ``update_cos`` among :func:`read_signals`."""
+    return read_signals().index("update_cos")
 
 # What a logged signal can be (up to float32 rounding): a value outside is not a grokcast log.
 _SIGNAL_RANGES = (
@@ -595,7 +617,7 @@ def window_features(forecaster: Any, log_df: pd.DataFrame, window: int) -> pd.Da
     cut = checked_window(forecaster, log_df, window)
     meta = getattr(forecaster, "metadata_", None)
     read_through = window if meta is None else max(meta.required_steps()) + 1
-    return feature_table(cut[list(LOG_COLUMNS)], read_through)
+    return feature_table(cut[list(read_columns())], read_through)
 
 
 def window_log(forecaster: Any, log_df: pd.DataFrame, window: int) -> pd.DataFrame:
@@ -626,7 +648,8 @@ def forecast_log(model_path: str | os.PathLike, log_path: str | os.PathLike, *,
     model_path : path
         A file written by :func:`fit_forecaster` (``grokcast fit``).
     log_path : path
-        The log as ``.csv`` or ``.parquet`` with a sweep log's columns (:data:`LOG_COLUMNS`),
+        The log as ``.csv`` or ``.parquet`` with the sweep log's columns that are read
+        (:func:`read_columns`: the signals the features read; others may be missing),
         e.g. ``GrokMonitor.log`` saved with ``to_csv(index=False)``, or rows of a sweep's log.
         Each run needs the steps below W that the forecaster reads (every step for a
         forecaster fit on a densely logged window) and a row at step W - 1 or later, with
@@ -736,7 +759,7 @@ def evaluate_forecaster(model_path: str | os.PathLike, sweep_dir: str | os.PathL
     log_df = log_df[log_df["run_id"].isin(runs["run_id"])]
     seen = runs_in_training(meta, log_df)
     log_df = checked_window(model, log_df, meta.window)
-    X = feature_table(log_df[list(LOG_COLUMNS)], meta.window).loc[runs["run_id"]]
+    X = feature_table(log_df[list(read_columns())], meta.window).loc[runs["run_id"]]
     y = reaches(runs["max_val_acc"], meta.threshold).astype(int)
     if y.min() == y.max():
         hint = "" if y[0] else "; " + too_short_hint(float(runs["max_val_acc"].max()), config.n_steps)
