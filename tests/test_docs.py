@@ -65,6 +65,18 @@ def test_readme_train_ensemble_example_runs_as_pasted(tmp_path):
     assert all(0 <= float(v) <= 1 for v in printed.values())
 
 
+def test_commands_quoted_before_set_up_point_to_it_first():
+    """The README's findings come before its Set-up and quote commands (`make reproduce`,
+    `.venv/bin/grokcast sweep ...`) that a new user reading top to bottom cannot run yet: a
+    pointer to Set-up must come before the first of them."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    before = text[:text.index("\n## Set-up\n")]
+    command = re.search(r"`(make |\.venv/bin/|grokcast |python )", before)
+    assert command is not None  # else nothing here to point from
+    pointer = before.find("](#set-up)")
+    assert 0 <= pointer < command.start(), before[command.start() - 200:command.start() + 50]
+
+
 def doc_table_keys(doc: str, heading: str) -> set[str]:
     """The backquoted names in the first column of the first table after ``heading``."""
     text = (ROOT / "docs" / doc).read_text(encoding="utf-8")
