@@ -684,3 +684,26 @@ def test_an_interrupted_reproduce_counts_the_runs_of_each_sweep_it_began(tmp_pat
     assert _stored_runs(sweep) == ": 2 of 4 runs are stored; the same command resumes"
     assert _stored_runs(argparse.Namespace(command="sweep", out=tmp_path / "none")) == ""
     assert _stored_runs(argparse.Namespace(command="analyze")) == ""
+
+
+def test_help_names_what_each_command_reads_and_writes(capsys):
+    """From a read of every subcommand's --help: early-stop-study's summary was "compute saved
+    vs grokkers kept" and its --out "the table and figure" (it writes early_stop.json too);
+    forecast's said "of a run" though a log of many runs, or a sweep directory, is forecast;
+    --stop-model's said P(grok) "is low" without naming --stop-below."""
+    from grokcast.cli import build_parser
+
+    commands = build_parser()._subparsers._group_actions[0].choices
+    pages = {}
+    for name in commands:
+        with pytest.raises(SystemExit) as done:
+            main([name, "--help"])
+        assert done.value.code == 0
+        pages[name] = " ".join(capsys.readouterr().out.split())
+    docs = (ROOT / "docs" / "file-formats.md").read_text(encoding="utf-8")
+    row = next(line for line in docs.splitlines() if "`grokcast early-stop-study`" in line)
+    for written in ("early_stop.json", "early_stop.md"):
+        assert written in row and written in pages["early-stop-study"]
+    assert "held-out sweep" in pages["early-stop-study"].split("positional")[0]
+    assert "sweep directory" in pages["forecast"].split("positional")[0]
+    assert "below --stop-below" in pages["sweep"]

@@ -226,8 +226,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=_positive_int, default=None, help="override the config's n_steps (>= 1)")
     p.add_argument("--workers", type=_workers, default=None, help=WORKERS_HELP)
     p.add_argument("--stop-model", type=Path, default=None,
-                   help="forecaster file: stop runs whose P(grok) from their first W steps "
-                   "(its window) is low, at the last logged step below W")
+                   help="forecaster file from `grokcast fit`: at the last logged step below its "
+                   "window W, stop the runs whose P(grok) is below --stop-below")
     p.add_argument("--stop-below", type=float, default=None,
                    help="with --stop-model: stop runs whose P(grok) is below this (in [0, 1])")
     p.add_argument("--no-cuda-graphs", dest="cuda_graphs", action="store_false",
@@ -280,9 +280,10 @@ def build_parser() -> argparse.ArgumentParser:
     _partial_flag(p)
     p.set_defaults(func=cmd_fit)
 
-    p = _command(sub, "forecast", "P(grok) of a run from its early log (Parquet or CSV)")
-    p.add_argument("log", type=Path, help="the run's log with the sweep log's column names, or a "
-                   "sweep directory (every run of it)")
+    p = _command(sub, "forecast", "P(grok) of each run of an early log (CSV or Parquet) or "
+                 "sweep directory")
+    p.add_argument("log", type=Path, help="a .csv or .parquet log of one or more runs with the "
+                   "sweep log's column names, or a sweep directory (every run of it)")
     p.add_argument("--model", type=Path, required=True, help="forecaster file from `grokcast fit`")
     p.add_argument("--top", type=_nonnegative_int, default=3, metavar="N",
                    help="features to list each way, by contribution to the log-odds (default 3; "
@@ -315,7 +316,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = _command(sub, "reproduce", "sweep -> analyze -> figures -> paper, resumable")
     p.add_argument("--config", type=Path, default=DEFAULT_CONFIG,
-                   help="sweep config (default: configs/paper.toml)")
+                   help="sweep config (default: configs/paper.toml, from the current directory: "
+                        "the repository root)")
     p.add_argument("--out", type=Path, required=True,
                    help="output directory: sweep/, results/, paper.pdf (resumable)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N] (default: auto)")
@@ -330,10 +332,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_reproduce)
 
     p = _command(sub, "early-stop-study",
-                 "compute saved vs grokkers kept: forecaster vs ASHA and median stopping")
+                 "on a held-out sweep, the training steps saved and the grokking runs kept by "
+                 "stopping at W: the forecaster against ASHA-style halving and median stopping")
     p.add_argument("heldout_sweep", type=Path, help="a sweep the forecaster was not fitted on")
     p.add_argument("--model", type=Path, required=True, help="forecaster file from `grokcast fit`")
-    p.add_argument("--out", type=Path, required=True, help="directory for the table and figure")
+    p.add_argument("--out", type=Path, required=True,
+                   help="directory for early_stop.json, its table (early_stop.md) and figure")
     # --stop-below as `grokcast sweep` names the same cut-off; --threshold, its first name here,
     # reads like fit's and analyze's label threshold (a review passed 0.9 meaning the label).
     p.add_argument("--stop-below", "--threshold", dest="threshold", type=float, default=None,
