@@ -221,6 +221,26 @@ def test_a_pruner_holding_a_scikit_learn_pipeline_gives_the_reporter_its_window(
     assert study.pruner.p_grok(study.trials[0]) == pytest.approx(want, abs=1e-3)
 
 
+def test_window_features_needs_only_the_signals_that_are_read(setup, monkeypatch):
+    """A signal added to the log that no feature reads (README, "What is logged"): `grokcast
+    forecast` takes a log without it, and so must a tuner's monitor log; window_features
+    selected every logged column and failed with a KeyError."""
+    import grokcast.integrations
+    import grokcast.signals
+
+    one = setup["log"][setup["log"]["run_id"] == setup["trial_runs"][0].run_id]
+    want = feature_table(one, W)
+    grown = (*SIGNAL_NAMES, "norm_w_in")
+    for module in (grokcast.signals, grokcast.integrations):
+        monkeypatch.setattr(module, "SIGNAL_NAMES", grown, raising=False)
+        monkeypatch.setattr(module, "LOG_COLUMNS", ("run_id", "step", *grown), raising=False)
+    got = window_features(one, W)  # a log written before the signal existed
+    assert list(got) == list(want.columns)
+    np.testing.assert_array_equal(list(got.values()), want.iloc[0].to_numpy(dtype=float))
+    with pytest.raises(ValueError, match="lacks column"):
+        window_features(one.drop(columns="grad_norm"), W)  # a signal the features read
+
+
 def test_report_survives_database_storage_and_nan_features_prune(setup, tmp_path):
     log = setup["log"]
     run = setup["trial_runs"][0]

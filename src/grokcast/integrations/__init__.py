@@ -34,7 +34,6 @@ from torch import Tensor
 from grokcast.config import LogConfig
 from grokcast.features import FEATURE_NAMES, feature_table
 from grokcast.monitor import GrokMonitor
-from grokcast.signals import LOG_COLUMNS
 from grokcast.validation import check_int, check_number
 
 __all__ = ["FeatureRecorder", "decode_features", "encode_features", "p_grok",
@@ -72,7 +71,7 @@ def window_features(log_df: pd.DataFrame, window: int, forecaster: Any = None) -
         A column is missing, the log holds several runs, does not start at step 0, or does
         not cover the window.
     """
-    from grokcast.tool import checked_window
+    from grokcast.tool import checked_window, read_columns
 
     if not isinstance(log_df, pd.DataFrame):
         raise TypeError(f"log_df must be a pandas DataFrame (one run's log, e.g. GrokMonitor.log), "
@@ -89,7 +88,7 @@ def window_features(log_df: pd.DataFrame, window: int, forecaster: Any = None) -
     # not logged), but NaN and inf losses pass: a diverging trial's features are NaN, and
     # its tuner stops it.
     log_df = checked_window(forecaster, log_df, window, finite=False)
-    table = feature_table(log_df[list(LOG_COLUMNS)], window)
+    table = feature_table(log_df[list(read_columns())], window)
     return {name: float(table[name].iloc[0]) for name in table.columns}
 
 
