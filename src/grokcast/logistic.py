@@ -243,27 +243,7 @@ def _newton_chunk(X: np.ndarray, y: np.ndarray, cm: np.ndarray, w0: np.ndarray, 
         # once it is below tol relative to ‖w̃‖∞ the full step lands on the optimum.
         small = np.abs(step).max(axis=1) <= tol * np.maximum(1.0, np.abs(w).max(axis=1))
 
-        # Backtracking (Armijo) line search on the problems not yet at the optimum. A step
-        # that moves no margin by more than _QUADRATIC_DZ stays where the loss is quadratic to
-        # within that relative error, so the full step decreases f; it is taken without
-        # comparing f values, whose difference there can be below roundoff.
-        dz = np.matmul(X, step[:, :, None])[:, :, 0]  # (b, n)
-        t = np.ones(len(idx))
-        accepted = small | (np.abs(dz).max(axis=1) <= _QUADRATIC_DZ)
-        f0 = _objective(w, yz, cm)
-        slope = np.einsum("bp,bp->b", grad, step)  # −(Newton decrement)² < 0
-        for _ in range(_MAX_HALVINGS):
-            pending = np.flatnonzero(~accepted)
-            if pending.size == 0:
-                break
-            tp = t[pending]
-            f = _objective(w[pending] + tp[:, None] * step[pending],
-                           y * (z[pending] + tp[:, None] * dz[pending]), cm[pending])
-            ok = f <= f0[pending] + _ARMIJO * tp * slope[pending]
-            accepted[pending[ok]] = True
-            t[pending[~ok]] *= 0.5
-        stalled = ~accepted  # no decrease even for a 2**-40 step: roundoff, the optimum
-        t[stalled] = 0.0
+        t, stalled = _step_lengths(X, y, cm, w, z, yz, grad, step, small)
         w = w + t[:, None] * step
 
         done = small | stalled
@@ -280,6 +260,39 @@ def _newton_chunk(X: np.ndarray, y: np.ndarray, cm: np.ndarray, w0: np.ndarray, 
     else:
         w_out[idx] = w
     return w_out, n_iter, converged
+
+
+def _step_lengths(X: np.ndarray, y: np.ndarray, cm: np.ndarray, w: np.ndarray, z: np.ndarray,
+                  yz: np.ndarray, grad: np.ndarray, step: np.ndarray, small: np.ndarray,
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Backtracking (Armijo) line search along each problem's Newton ``step``: the step
+    lengths t (B,), and which problems stalled (no decrease even for a 2**-40 step: roundoff,
+    the optimum; their t is 0).
+
+    ``z`` (B, n) are the margins at ``w``, ``yz = y * z``, ``grad`` the gradient there and
+    ``small`` the problems already at the optimum (full step). A step that moves no margin by
+    more than _QUADRATIC_DZ stays where the loss is quadratic to within that relative error,
+    so the full step decreases f; it is taken without comparing f values, whose difference
+    there can be below roundoff.
+    """
+    dz = np.matmul(X, step[:, :, None])[:, :, 0]  # (b, n)
+    t = np.ones(len(w))
+    accepted = small | (np.abs(dz).max(axis=1) <= _QUADRATIC_DZ)
+    f0 = _objective(w, yz, cm)
+    slope = np.einsum("bp,bp->b", grad, step)  # −(Newton decrement)² < 0
+    for _ in range(_MAX_HALVINGS):
+        pending = np.flatnonzero(~accepted)
+        if pending.size == 0:
+            break
+        tp = t[pending]
+        f = _objective(w[pending] + tp[:, None] * step[pending],
+                       y * (z[pending] + tp[:, None] * dz[pending]), cm[pending])
+        ok = f <= f0[pending] + _ARMIJO * tp * slope[pending]
+        accepted[pending[ok]] = True
+        t[pending[~ok]] *= 0.5
+    stalled = ~accepted
+    t[stalled] = 0.0
+    return t, stalled
 
 
 def _solve_l2_logistic(designs: np.ndarray, group: np.ndarray, y01: np.ndarray,
@@ -360,60 +373,16 @@ def cv_fit(X: np.ndarray, y01: np.ndarray, train_sets: Sequence[np.ndarray], Cs:
 
     Every training set must hold both classes.
     """
-    n = len(y01)
-    n_groups, n_cs = len(train_sets), len(Cs)
+    n, n_groups = len(y01), len(train_sets)
     outer = np.zeros((n_groups, n), dtype=bool)
     for g, rows in enumerate(train_sets):
         outer[g, rows] = True
     mean, scale = _scaler_stats(X, outer)
     designs = _designs(X, mean, scale)  # (G, n, p)
 
-    inner_train = np.zeros((n_groups, cv, n), dtype=bool)
-    inner_test = np.zeros((n_groups, cv, n), dtype=bool)
-    for g, rows in enumerate(train_sets):
-        try:
-            # LogisticRegressionCV(cv=int) uses StratifiedKFold(cv) without shuffling.
-            with warnings.catch_warnings():
-                # A class smaller than cv is expected with few grokking runs; the folds that
-                # lack it are handled below, so sklearn's per-fit warning is only noise.
-                warnings.filterwarnings("ignore", message="The least populated class")
-                folds = list(StratifiedKFold(cv).split(np.zeros(len(rows)), y01[rows]))
-        except ValueError as err:  # every class smaller than cv
-            counts = np.bincount(y01[rows], minlength=2)
-            raise TooFewRunsError(
-                f"C is chosen by cv={cv} stratified folds, which need at least {cv} runs of one "
-                f"class in every training set; one has {len(rows)} runs: {counts[1]} positive, "
-                f"{counts[0]} negative"
-            ) from err
-        for k, (tr, te) in enumerate(folds):
-            inner_train[g, k, rows[tr]] = True
-            inner_test[g, k, rows[te]] = True
-
-    # One problem per (group, fold), solved along the C grid in increasing order, each C
-    # starting from the previous C's optimum: about a third fewer Newton steps than cold starts.
-    group = np.repeat(np.arange(n_groups), cv)
-    w_inner: np.ndarray = np.empty((n_groups * cv, n_cs, designs.shape[2]))
-    converged = np.ones((n_groups * cv, n_cs), dtype=bool)
-    w_prev = None
-    for j in np.argsort(Cs, kind="stable"):
-        w_prev, _, converged[:, j] = _solve_l2_logistic(
-            designs, group, y01, inner_train.reshape(-1, n), np.full(len(group), Cs[j]),
-            tol=tol, max_iter=max_iter, w0=w_prev)
-        w_inner[:, j] = w_prev
-    w_inner = w_inner.reshape(n_groups, cv, n_cs, -1)
-
-    # Accuracy on each inner test fold; predict classes[1] where the decision is > 0,
-    # as LinearClassifierMixin.predict does.
-    decision = np.einsum("gnp,gkcp->gkcn", designs, w_inner)  # (G, cv, n_Cs, n)
-    correct = (decision > 0) == y01.astype(bool)
-    n_test = inner_test.sum(axis=2)  # (G, cv)
-    scores = (correct & inner_test[:, :, None, :]).sum(axis=3) / n_test[:, :, None]
-    # A single-class inner training fold: the constant predictor of that class.
-    n_pos = (inner_train & y01.astype(bool)).sum(axis=2)
-    n_train = inner_train.sum(axis=2)
-    for g, k in zip(*np.nonzero((n_pos == 0) | (n_pos == n_train))):
-        only = int(n_pos[g, k] > 0)
-        scores[g, k, :] = np.mean(y01[inner_test[g, k]] == only)
+    inner_train, inner_test = _inner_folds(y01, train_sets, cv)
+    w_inner, converged = _fit_along_Cs(designs, y01, inner_train, Cs, tol=tol, max_iter=max_iter)
+    scores = _fold_scores(designs, y01, inner_train, inner_test, w_inner)
 
     # sklearn sums the fold scores in fold order and takes the first maximum.
     total = scores[:, 0, :].copy()
@@ -432,6 +401,74 @@ def cv_fit(X: np.ndarray, y01: np.ndarray, train_sets: Sequence[np.ndarray], Cs:
         )
     return CVFit(mean=mean, scale=scale, designs=designs, scores=scores, best=best, w=w,
                   n_iter=n_iter)
+
+
+def _inner_folds(y01: np.ndarray, train_sets: Sequence[np.ndarray], cv: int,
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """The inner CV's folds of each training set as row masks: ``inner_train`` and
+    ``inner_test``, bool (G, cv, n)."""
+    n_groups, n = len(train_sets), len(y01)
+    inner_train = np.zeros((n_groups, cv, n), dtype=bool)
+    inner_test = np.zeros((n_groups, cv, n), dtype=bool)
+    for g, rows in enumerate(train_sets):
+        try:
+            # LogisticRegressionCV(cv=int) uses StratifiedKFold(cv) without shuffling.
+            with warnings.catch_warnings():
+                # A class smaller than cv is expected with few grokking runs; the folds that
+                # lack it are handled by _fold_scores, so sklearn's per-fit warning is only noise.
+                warnings.filterwarnings("ignore", message="The least populated class")
+                folds = list(StratifiedKFold(cv).split(np.zeros(len(rows)), y01[rows]))
+        except ValueError as err:  # every class smaller than cv
+            counts = np.bincount(y01[rows], minlength=2)
+            raise TooFewRunsError(
+                f"C is chosen by cv={cv} stratified folds, which need at least {cv} runs of one "
+                f"class in every training set; one has {len(rows)} runs: {counts[1]} positive, "
+                f"{counts[0]} negative"
+            ) from err
+        for k, (tr, te) in enumerate(folds):
+            inner_train[g, k, rows[tr]] = True
+            inner_test[g, k, rows[te]] = True
+    return inner_train, inner_test
+
+
+def _fit_along_Cs(designs: np.ndarray, y01: np.ndarray, inner_train: np.ndarray, Cs: np.ndarray,
+                  *, tol: float, max_iter: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every inner fold's solution at every C: ``w_inner`` (G, cv, n_Cs, p) and ``converged``
+    (G * cv, n_Cs).
+
+    One problem per (group, fold), solved along the C grid in increasing order, each C
+    starting from the previous C's optimum: about a third fewer Newton steps than cold starts.
+    """
+    n_groups, cv, n = inner_train.shape
+    group = np.repeat(np.arange(n_groups), cv)
+    w_inner: np.ndarray = np.empty((n_groups * cv, len(Cs), designs.shape[2]))
+    converged = np.ones((n_groups * cv, len(Cs)), dtype=bool)
+    w_prev = None
+    for j in np.argsort(Cs, kind="stable"):
+        w_prev, _, converged[:, j] = _solve_l2_logistic(
+            designs, group, y01, inner_train.reshape(-1, n), np.full(len(group), Cs[j]),
+            tol=tol, max_iter=max_iter, w0=w_prev)
+        w_inner[:, j] = w_prev
+    return w_inner.reshape(n_groups, cv, len(Cs), -1), converged
+
+
+def _fold_scores(designs: np.ndarray, y01: np.ndarray, inner_train: np.ndarray,
+                 inner_test: np.ndarray, w_inner: np.ndarray) -> np.ndarray:
+    """Accuracy of each inner fold's model on its test fold at each C: (G, cv, n_Cs).
+
+    Predicts classes[1] where the decision is > 0, as LinearClassifierMixin.predict does; a
+    single-class inner training fold is the constant predictor of that class.
+    """
+    decision = np.einsum("gnp,gkcp->gkcn", designs, w_inner)  # (G, cv, n_Cs, n)
+    correct = (decision > 0) == y01.astype(bool)
+    n_test = inner_test.sum(axis=2)  # (G, cv)
+    scores = (correct & inner_test[:, :, None, :]).sum(axis=3) / n_test[:, :, None]
+    n_pos = (inner_train & y01.astype(bool)).sum(axis=2)
+    n_train = inner_train.sum(axis=2)
+    for g, k in zip(*np.nonzero((n_pos == 0) | (n_pos == n_train))):
+        only = int(n_pos[g, k] > 0)
+        scores[g, k, :] = np.mean(y01[inner_test[g, k]] == only)
+    return scores
 
 
 def _outer_predictions(X: np.ndarray, y01: np.ndarray,
