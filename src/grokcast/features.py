@@ -176,6 +176,23 @@ def make_window(log_df: pd.DataFrame, window: int) -> Window:
         different steps, or a column is missing.
     """
     window = _check_window_arg(window)
+    _check_log_frame(log_df)
+    codes, uniques = pd.factorize(log_df["run_id"], sort=True)  # integer codes: fast for 4,800 runs
+    run_ids = np.asarray(uniques, dtype=object)
+    step = check_steps(log_df["step"])
+    logged = ~np.isnan(log_df["val_acc"].to_numpy(dtype=float))
+    _check_window_fits(log_df, window, run_ids, codes, step, logged)
+    sel = np.flatnonzero(logged & (step < window))
+    sel = sel[np.lexsort((step[sel], codes[sel]))]  # rows by (run, step)
+    steps = _shared_steps(run_ids, codes[sel], step[sel], window)
+    n_runs, n_steps = run_ids.size, steps.size
+    signals = {s: _numbers(log_df[s], s)[sel].reshape(n_runs, n_steps) for s in WINDOW_SIGNALS}
+    return Window(window=window, run_ids=run_ids, steps=steps.astype(float), signals=signals)
+
+
+def _check_log_frame(log_df: object) -> None:
+    """Refuse what is not a long-format log: another type, a missing column, no rows, or a row
+    that names no run."""
     if not isinstance(log_df, pd.DataFrame):
         raise TypeError(f"log_df must be a pandas DataFrame in long format (one row per run and "
                         f"logged step, e.g. SweepStore(DIR).log()), got {type(log_df).__name__}")
@@ -189,10 +206,15 @@ def make_window(log_df: pd.DataFrame, window: int) -> Window:
         first = log_df.loc[log_df["run_id"].isna(), "step"].iloc[0]
         raise ValueError(f"column run_id is empty on {int(log_df['run_id'].isna().sum())} row(s), "
                          f"the first at step {first}: every row names its run")
-    codes, uniques = pd.factorize(log_df["run_id"], sort=True)  # integer codes: fast for 4,800 runs
-    run_ids = np.asarray(uniques, dtype=object)
-    step = check_steps(log_df["step"])
-    logged = ~np.isnan(log_df["val_acc"].to_numpy(dtype=float))
+
+
+def _check_window_fits(log_df: pd.DataFrame, window: int, run_ids: np.ndarray, codes: np.ndarray,
+                       step: np.ndarray, logged: np.ndarray) -> None:
+    """Refuse a window W past any run's last logged step whose update is known.
+
+    ``codes`` and ``step`` (rows,) are each row's run (an index into ``run_ids``) and step,
+    ``logged`` the rows with a val_acc.
+    """
     last = pd.Series(step[logged]).groupby(codes[logged]).max().reindex(range(run_ids.size))
     if last.isna().any():
         raise ValueError(f"run {run_ids[int(np.flatnonzero(last.isna())[0])]!r} has no logged "
@@ -215,9 +237,15 @@ def make_window(log_df: pd.DataFrame, window: int) -> Window:
         raise ValueError(
             f"window W={window} goes beyond the logged steps: the last logged step of run "
             f"{run_ids[k]!r}{more} is {int(last.iloc[k])}{final} {allowed}")
-    sel = np.flatnonzero(logged & (step < window))
-    sel = sel[np.lexsort((step[sel], codes[sel]))]  # rows by (run, step)
-    run_of, step_of = codes[sel], step[sel]
+
+
+def _shared_steps(run_ids: np.ndarray, run_of: np.ndarray, step_of: np.ndarray,
+                  window: int) -> np.ndarray:
+    """The one grid of at least two distinct steps below W that every run is logged at.
+
+    ``run_of`` and ``step_of`` are the window's rows sorted by (run, step); a run without a
+    row, or with rows at other steps than the others, is refused.
+    """
     sizes = np.bincount(run_of, minlength=run_ids.size)
     if (sizes == 0).any():
         absent = run_ids[int(np.flatnonzero(sizes == 0)[0])]
@@ -240,8 +268,7 @@ def make_window(log_df: pd.DataFrame, window: int) -> Window:
     if n_steps < 2:
         raise ValueError(f"window W={window} holds only {n_steps} logged step ({steps.tolist()}); "
                          "slopes need at least 2")
-    signals = {s: _numbers(log_df[s], s)[sel].reshape(n_runs, n_steps) for s in WINDOW_SIGNALS}
-    return Window(window=window, run_ids=run_ids, steps=steps.astype(float), signals=signals)
+    return steps
 
 
 def _numbers(column: pd.Series, name: str) -> np.ndarray:
