@@ -506,35 +506,7 @@ class GrokForecaster(ClassifierMixin, BaseEstimator):
             what = "is a directory" if path.is_dir() else "does not exist"
             raise ForecasterFileError(f"forecaster file {str(path)!r} {what}: expected the JSON file "
                                       "that grokcast fit (or GrokForecaster.save) writes")
-        try:
-            text = path.read_text(encoding="utf-8")
-        except UnicodeDecodeError as err:
-            raise ForecasterFileError(f"{path}: not a forecaster JSON file (not UTF-8 text)") from err
-
-        def reject_constant(name: str) -> None:
-            raise ForecasterFileError(f"{path}: {name} is not allowed in a forecaster file")
-
-        def parse_int(digits: str) -> int:  # past ~309 digits a float conversion overflows
-            if len(digits.lstrip("-")) > 300:
-                raise ForecasterFileError(f"{path}: an integer of {len(digits)} digits is not "
-                                          "allowed in a forecaster file")
-            return int(digits)
-
-        try:
-            doc = json.loads(text, parse_constant=reject_constant, parse_int=parse_int,
-                             object_pairs_hook=unique_keys)
-        except json.JSONDecodeError as err:
-            raise ForecasterFileError(
-                f"{path}: not valid JSON (truncated or corrupted?): {err.msg} (line "
-                f"{err.lineno}, column {err.colno})"
-            ) from err
-        except RecursionError:
-            raise ForecasterFileError(f"{path}: not a forecaster file: its JSON is nested too "
-                                      "deeply") from None
-        except ForecasterFileError:
-            raise  # reject_constant's and parse_int's, which name the file
-        except ValueError as err:  # unique_keys's
-            raise ForecasterFileError(f"{path}: not a forecaster file: {err}") from None
+        doc = _read_json(path)
         try:
             return cls._from_document(doc, known_features)
         except ForecasterFileError as err:
@@ -542,31 +514,10 @@ class GrokForecaster(ClassifierMixin, BaseEstimator):
 
     @classmethod
     def _from_document(cls, doc: Any, known_features: Sequence[str] | None) -> GrokForecaster:
+        """The forecaster a parsed file describes; ForecasterFileError (without the path,
+        which :meth:`load` adds) naming the first field that is wrong."""
         fail = ForecasterFileError
-        if not isinstance(doc, dict):
-            raise fail(f"expected a JSON object at the top level, got {type(doc).__name__}")
-        for key in ("format", "format_version"):
-            if key not in doc:
-                raise fail(f"missing key {key!r}: not a forecaster file")
-        if doc["format"] != FORMAT_NAME:
-            raise fail(f"'format' is {doc['format']!r}, expected {FORMAT_NAME!r}")
-        version = doc["format_version"]
-        if version != FORMAT_VERSION or isinstance(version, bool):
-            raise fail(f"format_version {version!r} is not supported: this grokcast "
-                       f"({grokcast.__version__}) reads format_version {FORMAT_VERSION}")
-        missing = [k for k in _FILE_KEYS if k not in doc]
-        if missing:
-            raise fail(f"missing key(s) {', '.join(map(repr, missing))}")
-        # A misspelt optional key would otherwise read as absent, and with it the check it
-        # carries (a misspelt 'task': forecasts on another task, unchecked).
-        allowed = ("format", "format_version", *_FILE_KEYS, *_OPTIONAL_KEYS)
-        unknown = [k for k in doc if k not in allowed]
-        if unknown:
-            close = difflib.get_close_matches(unknown[0], allowed, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise fail(f"unknown key(s) {', '.join(map(repr, unknown))}{hint}: allowed keys are "
-                       f"{', '.join(allowed)}")
-
+        _check_keys(doc)
         names = doc["feature_names"]
         if not isinstance(names, list) or not names or not all(isinstance(s, str) for s in names):
             raise fail("'feature_names' must be a non-empty list of strings")
@@ -582,14 +533,7 @@ class GrokForecaster(ClassifierMixin, BaseEstimator):
         C = _float(doc, "C")
         if np.any(Cs <= 0) or C <= 0:
             raise fail("'C' and 'Cs' must be positive")
-        classes = doc["classes"]
-        if (not isinstance(classes, list) or len(classes) != 2
-                or not all(isinstance(c, (str, int, float)) for c in classes)
-                or type(classes[0]) is not type(classes[1]) or not classes[0] < classes[1]):
-            # Sorted, as fit() stores them: P(grok) is the probability of classes[1], so a
-            # reversed pair would turn every forecast around.
-            raise fail(f"'classes' must be two distinct labels of one type in increasing order, "
-                       f"got {classes!r}")
+        classes = _check_classes(doc["classes"])
         if not isinstance(doc["grokcast_version"], str):
             raise fail("'grokcast_version' must be a string")
         meta = {k: doc[k] for k in ("window", "threshold", "sweep_hash", "n_train_runs")}
@@ -610,21 +554,103 @@ class GrokForecaster(ClassifierMixin, BaseEstimator):
         model.intercept_ = np.array([intercept])
         model.C_ = C
         model.Cs_ = Cs
-        steps = doc.get("window_steps")  # optional: older files lack it
-        model.metadata_ = ForecasterMetadata(
-            window=meta["window"], threshold=float(meta["threshold"]),
-            sweep_hash=meta["sweep_hash"], n_train_runs=meta["n_train_runs"],
-            grokcast_version=doc["grokcast_version"],
-            window_steps=None if steps is None else _check_window_steps(steps, meta["window"], fail),
-            task=None if doc.get("task") is None else _check_task(doc["task"], fail),
-            train_digests=None if doc.get("train_window_digests") is None
-            else _check_digests(doc["train_window_digests"], fail),
-            label_steps=None if doc.get("label_steps") is None
-            else check_int("label_steps", doc["label_steps"], 1, error=fail),
-            train_heldout=None if doc.get("train_heldout") is None
-            else _check_heldout_pairs(doc["train_heldout"], meta["n_train_runs"], fail),
-        )
+        model.metadata_ = _file_metadata(doc)
         return model
+
+
+def _read_json(path: Path) -> Any:
+    """A forecaster file's JSON, parsed strictly: no NaN or Infinity, no integer of more than
+    300 digits, no key twice; ForecasterFileError naming ``path`` otherwise."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise ForecasterFileError(f"{path}: not a forecaster JSON file (not UTF-8 text)") from err
+
+    def reject_constant(name: str) -> None:
+        raise ForecasterFileError(f"{path}: {name} is not allowed in a forecaster file")
+
+    def parse_int(digits: str) -> int:  # past ~309 digits a float conversion overflows
+        if len(digits.lstrip("-")) > 300:
+            raise ForecasterFileError(f"{path}: an integer of {len(digits)} digits is not "
+                                      "allowed in a forecaster file")
+        return int(digits)
+
+    try:
+        return json.loads(text, parse_constant=reject_constant, parse_int=parse_int,
+                          object_pairs_hook=unique_keys)
+    except json.JSONDecodeError as err:
+        raise ForecasterFileError(
+            f"{path}: not valid JSON (truncated or corrupted?): {err.msg} (line "
+            f"{err.lineno}, column {err.colno})"
+        ) from err
+    except RecursionError:
+        raise ForecasterFileError(f"{path}: not a forecaster file: its JSON is nested too "
+                                  "deeply") from None
+    except ForecasterFileError:
+        raise  # reject_constant's and parse_int's, which name the file
+    except ValueError as err:  # unique_keys's
+        raise ForecasterFileError(f"{path}: not a forecaster file: {err}") from None
+
+
+def _check_keys(doc: Any) -> None:
+    """Refuse a document that is not a forecaster file of this format version, or that lacks
+    a key or has one the format does not know."""
+    fail = ForecasterFileError
+    if not isinstance(doc, dict):
+        raise fail(f"expected a JSON object at the top level, got {type(doc).__name__}")
+    for key in ("format", "format_version"):
+        if key not in doc:
+            raise fail(f"missing key {key!r}: not a forecaster file")
+    if doc["format"] != FORMAT_NAME:
+        raise fail(f"'format' is {doc['format']!r}, expected {FORMAT_NAME!r}")
+    version = doc["format_version"]
+    if version != FORMAT_VERSION or isinstance(version, bool):
+        raise fail(f"format_version {version!r} is not supported: this grokcast "
+                   f"({grokcast.__version__}) reads format_version {FORMAT_VERSION}")
+    missing = [k for k in _FILE_KEYS if k not in doc]
+    if missing:
+        raise fail(f"missing key(s) {', '.join(map(repr, missing))}")
+    # A misspelt optional key would otherwise read as absent, and with it the check it
+    # carries (a misspelt 'task': forecasts on another task, unchecked).
+    allowed = ("format", "format_version", *_FILE_KEYS, *_OPTIONAL_KEYS)
+    unknown = [k for k in doc if k not in allowed]
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], allowed, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise fail(f"unknown key(s) {', '.join(map(repr, unknown))}{hint}: allowed keys are "
+                   f"{', '.join(allowed)}")
+
+
+def _check_classes(classes: Any) -> list[Any]:
+    """A file's ``classes``: two labels of one type, sorted as fit() stores them (P(grok) is
+    the probability of classes[1], so a reversed pair would turn every forecast around)."""
+    if (not isinstance(classes, list) or len(classes) != 2
+            or not all(isinstance(c, (str, int, float)) for c in classes)
+            or type(classes[0]) is not type(classes[1]) or not classes[0] < classes[1]):
+        raise ForecasterFileError(f"'classes' must be two distinct labels of one type in "
+                                  f"increasing order, got {classes!r}")
+    return classes
+
+
+def _file_metadata(doc: dict[str, Any]) -> ForecasterMetadata:
+    """What a file records of the forecaster's training (its required keys already checked by
+    ``_check_metadata``), each optional key validated where present (older files lack them)."""
+    fail = ForecasterFileError
+    window, n_train_runs = doc["window"], doc["n_train_runs"]
+    steps = doc.get("window_steps")
+    return ForecasterMetadata(
+        window=window, threshold=float(doc["threshold"]),
+        sweep_hash=doc["sweep_hash"], n_train_runs=n_train_runs,
+        grokcast_version=doc["grokcast_version"],
+        window_steps=None if steps is None else _check_window_steps(steps, window, fail),
+        task=None if doc.get("task") is None else _check_task(doc["task"], fail),
+        train_digests=None if doc.get("train_window_digests") is None
+        else _check_digests(doc["train_window_digests"], fail),
+        label_steps=None if doc.get("label_steps") is None
+        else check_int("label_steps", doc["label_steps"], 1, error=fail),
+        train_heldout=None if doc.get("train_heldout") is None
+        else _check_heldout_pairs(doc["train_heldout"], n_train_runs, fail),
+    )
 
 
 def _metadata_document(window: Any, threshold: Any, sweep_hash: Any, n_train_runs: Any,
