@@ -337,19 +337,15 @@ def _cell(X: np.ndarray, names: Sequence[str], y: np.ndarray, predict: _HeldOutF
     predictor, whose way of holding runs out grokcast does not know. ``hyper``: the grid axes
     that vary and the runs' ranks on them (:func:`hyperparameter_matrix`), or None.
     """
+    def rng(stream: int) -> np.random.Generator:  # the cell's generator of a stream (_rng)
+        return _rng(seed, threshold, window, stream)
+
     cell: dict[str, Any] = {}
     try:
-        proba = np.asarray(predict(X, y, _rng(seed, threshold, window, 1)), dtype=float)
+        proba = _held_out_proba(predict, X, y, rng(1), threshold=threshold, window=window)
     except TooFewRunsError as err:
         proba = None
         cell["multi_note"] = f"too few runs for the {len(names)}-feature model ({err})"
-    if proba is not None and proba.shape != y.shape:
-        raise ValueError(f"the predictor returned shape {proba.shape} for {len(y)} runs")
-    if proba is not None and not np.isfinite(proba).all():
-        bad = np.flatnonzero(~np.isfinite(proba))
-        raise ValueError(f"the predictor returned non-finite probabilities for runs at rows "
-                         f"{bad[:10].tolist()} (threshold {threshold}, W = {window}): "
-                         "P(grok) must be a finite number per run")
     scores = {"multi": proba,
               "val_loss": -X[:, list(names).index("end_val_loss")],  # lower loss -> grokking
               "val_acc": X[:, list(names).index("end_val_acc")]}
@@ -357,35 +353,57 @@ def _cell(X: np.ndarray, names: Sequence[str], y: np.ndarray, predict: _HeldOutF
     # A fresh generator with the same key for every call: all CIs and paired tests of the
     # cell see the same resamples.
     for name, score in scores.items():
-        cell[name] = None if score is None else _ci(bootstrap_ci(
-            y, score, rng=_rng(seed, threshold, window, 0), **boot))
+        cell[name] = None if score is None else _ci(bootstrap_ci(y, score, rng=rng(0), **boot))
     for name in ("val_loss", "val_acc"):
         cell[f"diff_{name}"] = None if proba is None else _paired(paired_bootstrap(
-            y, proba, scores[name], rng=_rng(seed, threshold, window, 0), **boot), n_resamples)
+            y, proba, scores[name], rng=rng(0), **boot), n_resamples)
     cell["loo_proba"] = None if proba is None else [_float(p) for p in proba]
     if hyper is not None and proba is not None:
-        cell |= _hyperparameter_baselines(hyper, y, proba, predict, boot,
-                                          lambda stream: _rng(seed, threshold, window, stream))
+        cell |= _hyperparameter_baselines(hyper, y, proba, predict, boot, rng)
     if grid_cells is not None and proba is not None:
         out = _cell_out_proba(X, y, grid_cells, np.arange(len(y)))
         cell["multi_cell_out"] = None if out is None else _ci(bootstrap_ci(
-            y, out, rng=_rng(seed, threshold, window, 0), **boot))
+            y, out, rng=rng(0), **boot))
     if len(orders):
-        # The k-fold shuffle keeps multi's seed, but its folds are drawn by position within
-        # each class, so under another order they group other runs: for k-fold the order
-        # moves the outer folds as well as the inner ones.
-        cell["multi_by_order"] = None if proba is None else [
-            _float(auroc(y, _in_order(predict, X, y, o, _rng(seed, threshold, window, 1))))
-            for o in orders]
-        if grid_cells is not None and proba is not None:
-            # Its inner CV depends on the order just as multi's does.
-            by_order = [_cell_out_proba(X, y, grid_cells, o) for o in orders]
-            cell["multi_cell_out_by_order"] = [None if p is None else _float(auroc(y, p))
-                                               for p in by_order]
+        cell |= _by_order(X, y, predict, orders, rng, fitted=proba is not None,
+                          grid_cells=grid_cells)
     uni = np.asarray(auroc(y, X.T))  # already an array: a 2-D score gets one AUROC per row
     cell["univariate"] = {f: {"auroc": _float(a), "folded": _float(folded_auroc(a))}
                           for f, a in zip(names, uni, strict=True)}
     return cell
+
+
+def _held_out_proba(predict: _HeldOutFn, X: np.ndarray, y: np.ndarray, rng: np.random.Generator,
+                    *, threshold: float, window: int) -> np.ndarray:
+    """``predict``'s held-out P(grok) of the runs (n_runs,), refused unless one finite number
+    per run (a custom predictor's mistake would otherwise surface as a wrong AUROC)."""
+    proba = np.asarray(predict(X, y, rng), dtype=float)
+    if proba.shape != y.shape:
+        raise ValueError(f"the predictor returned shape {proba.shape} for {len(y)} runs")
+    if not np.isfinite(proba).all():
+        bad = np.flatnonzero(~np.isfinite(proba))
+        raise ValueError(f"the predictor returned non-finite probabilities for runs at rows "
+                         f"{bad[:10].tolist()} (threshold {threshold}, W = {window}): "
+                         "P(grok) must be a finite number per run")
+    return proba
+
+
+def _by_order(X: np.ndarray, y: np.ndarray, predict: _HeldOutFn, orders: np.ndarray,
+              rng: Callable[[int], np.random.Generator], *, fitted: bool,
+              grid_cells: np.ndarray | None) -> dict[str, Any]:
+    """``multi_by_order`` (None where multi could not be ``fitted``) and, with ``grid_cells``,
+    ``multi_cell_out_by_order``: the AUROCs with the runs given in each of ``orders``."""
+    # The k-fold shuffle keeps multi's seed, but its folds are drawn by position within
+    # each class, so under another order they group other runs: for k-fold the order
+    # moves the outer folds as well as the inner ones.
+    out: dict[str, Any] = {"multi_by_order": None if not fitted else [
+        _float(auroc(y, _in_order(predict, X, y, o, rng(1)))) for o in orders]}
+    if grid_cells is not None and fitted:
+        # Its inner CV depends on the order just as multi's does.
+        by_order = [_cell_out_proba(X, y, grid_cells, o) for o in orders]
+        out["multi_cell_out_by_order"] = [None if p is None else _float(auroc(y, p))
+                                          for p in by_order]
+    return out
 
 
 def _hyperparameter_baselines(hyper: _Hyper, y: np.ndarray, proba: np.ndarray,
@@ -522,23 +540,11 @@ def analyze(runs_df: pd.DataFrame, log_df: pd.DataFrame, config: Any, *,
     registry = {f.name: f for f in features_module.FEATURES}
     logged = log[log["val_acc"].notna()]
     max_acc = {w: _float(logged.loc[logged["step"] < w, "val_acc"].max()) for w in windows}
-    fit_step = first_logged_step(logged, "train_acc", FIT_ACC, run_ids)
-    hit_steps = {th: first_logged_step(logged, "val_acc", th, run_ids) for th in thresholds}
+    run_entries = _run_entries(runs, logged, run_ids, thresholds)
 
-    if predict_fn is None:
-        cv, predict = _default_predict(len(runs))
-    else:
-        cv = f"{CUSTOM_CV}{getattr(predict_fn, '__name__', type(predict_fn).__name__)}"
-        predict = lambda X, y, rng: predict_fn(X, y)  # noqa: E731
+    cv, predict = _predictor(predict_fn, len(runs))
     permutations = run_orders(len(runs), orders, seed)
-    # Leaving out a cell is leave-one-out where each cell holds one run, and impossible with
-    # one cell: computed only between those, within MAX_CELL_OUT_SIZE, for the paper's model.
-    grid_cells = pd.factorize(pd.MultiIndex.from_arrays(
-        [runs[a].astype(float) for a in HYPERPARAMETER_AXES]))[0]
-    n_cells = int(grid_cells.max()) + 1 if len(grid_cells) else 0
-    if (predict_fn is not None or not 2 <= n_cells < len(runs)
-            or n_cells * len(runs) > MAX_CELL_OUT_SIZE):
-        grid_cells = None
+    grid_cells = _cell_out_groups(runs, custom=predict_fn is not None)
     ranked = hyperparameter_matrix(runs)
     # A custom predictor is fitted on the 28 features; whether it could take others is unknown.
     hyper = None if ranked is None else _Hyper(*ranked, fit=predict_fn is None)
@@ -554,31 +560,17 @@ def analyze(runs_df: pd.DataFrame, log_df: pd.DataFrame, config: Any, *,
                                        done=bar.update)
             for th in thresholds}
 
-    train_seconds = None
-    if {"chunk", "chunk_seconds"} <= set(all_runs.columns):
-        train_seconds = _float(all_runs.groupby("chunk")["chunk_seconds"].first().sum())
     content = {
         "grokcast_version": grokcast.__version__,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "sweep": {
-            "dir": None if sweep_dir is None else str(sweep_dir),
-            "hash": sweep_hash(runs_df, log_df),
-            "name": getattr(config, "name", None),
-            "config": config.to_dict() if config is not None else None,
-            "n_runs": len(all_runs), "n_diverged": n_diverged, "n_stopped": n_stopped,
-            "train_seconds": train_seconds,
-        },
+        "sweep": _sweep_entry(runs_df, log_df, all_runs, config, sweep_dir,
+                              n_diverged=n_diverged, n_stopped=n_stopped),
         "settings": {"windows": windows, "thresholds": thresholds, "n_resamples": int(n_resamples),
                      "level": float(level), "seed": int(seed), "cv": cv, "orders": int(orders),
                      "hyperparam_axes": [] if hyper is None else hyper.axes},
         "features": [{"name": f.name, "group": f.group, "description": f.description}
                      for f in (registry[n] for n in names)],
-        "runs": [{"run_id": str(r.run_id), "train_frac": float(r.train_frac),
-                  "weight_decay": float(r.weight_decay), "seed": int(r.seed),
-                  "max_val_acc": _float(r.max_val_acc),
-                  f"step_train_acc_{FIT_ACC:g}": fit_step[str(r.run_id)],
-                  "step_val_acc": {_key(th): hit_steps[th][str(r.run_id)] for th in thresholds}}
-                 for r in runs.itertuples(index=False)],
+        "runs": run_entries,
         "thresholds": by_threshold,
     }
     features = pd.concat([t.reset_index().assign(window=w) for w, t in tables.items()],
@@ -587,6 +579,63 @@ def analyze(runs_df: pd.DataFrame, log_df: pd.DataFrame, config: Any, *,
         ["run_id", "step"], ignore_index=True)
     content["timing"] = {"analysis_seconds": time.perf_counter() - t0}
     return AnalysisResult(content, features=features, curves=curves)
+
+
+def _predictor(predict_fn: PredictFn | None, n_runs: int) -> tuple[str, _HeldOutFn]:
+    """The ``cv`` the analysis records and the held-out predictor it calls: the paper's
+    (:func:`_default_predict`), or ``predict_fn``, which draws nothing, named ``custom:NAME``."""
+    if predict_fn is None:
+        return _default_predict(n_runs)
+    name = getattr(predict_fn, "__name__", type(predict_fn).__name__)
+    return f"{CUSTOM_CV}{name}", lambda X, y, rng: predict_fn(X, y)
+
+
+def _cell_out_groups(runs: pd.DataFrame, *, custom: bool) -> np.ndarray | None:
+    """Each run's grid cell (f, λ) as an integer, for ``multi_cell_out``; None where it is not
+    computed.
+
+    Leaving out a cell is leave-one-out where each cell holds one run, and impossible with
+    one cell: computed only between those, within MAX_CELL_OUT_SIZE, for the paper's model
+    (not beside a ``custom`` predictor, whose way of holding runs out grokcast does not know).
+    """
+    grid_cells = pd.factorize(pd.MultiIndex.from_arrays(
+        [runs[a].astype(float) for a in HYPERPARAMETER_AXES]))[0]
+    n_cells = int(grid_cells.max()) + 1 if len(grid_cells) else 0
+    if custom or not 2 <= n_cells < len(runs) or n_cells * len(runs) > MAX_CELL_OUT_SIZE:
+        return None
+    return grid_cells
+
+
+def _run_entries(runs: pd.DataFrame, logged: pd.DataFrame, run_ids: Sequence[str],
+                 thresholds: Sequence[float]) -> list[dict[str, Any]]:
+    """``analysis.json``'s ``runs``: each analysed run's settings, outcome, and the first
+    logged steps at which it fits the train set and reaches each threshold."""
+    fit_step = first_logged_step(logged, "train_acc", FIT_ACC, run_ids)
+    hit_steps = {th: first_logged_step(logged, "val_acc", th, run_ids) for th in thresholds}
+    return [{"run_id": str(r.run_id), "train_frac": float(r.train_frac),
+             "weight_decay": float(r.weight_decay), "seed": int(r.seed),
+             "max_val_acc": _float(r.max_val_acc),
+             f"step_train_acc_{FIT_ACC:g}": fit_step[str(r.run_id)],
+             "step_val_acc": {_key(th): hit_steps[th][str(r.run_id)] for th in thresholds}}
+            for r in runs.itertuples(index=False)]
+
+
+def _sweep_entry(runs_df: pd.DataFrame, log_df: pd.DataFrame, all_runs: pd.DataFrame,
+                 config: SweepConfig | None, sweep_dir: str | os.PathLike | None, *,
+                 n_diverged: int, n_stopped: int) -> dict[str, Any]:
+    """``analysis.json``'s ``sweep``: where it is, its hash and config, its runs and the
+    training time its chunks recorded (None without them)."""
+    train_seconds = None
+    if {"chunk", "chunk_seconds"} <= set(all_runs.columns):
+        train_seconds = _float(all_runs.groupby("chunk")["chunk_seconds"].first().sum())
+    return {
+        "dir": None if sweep_dir is None else str(sweep_dir),
+        "hash": sweep_hash(runs_df, log_df),
+        "name": getattr(config, "name", None),
+        "config": config.to_dict() if config is not None else None,
+        "n_runs": len(all_runs), "n_diverged": n_diverged, "n_stopped": n_stopped,
+        "train_seconds": train_seconds,
+    }
 
 
 def feature_difference(analysis: dict[str, Any], features: pd.DataFrame, threshold: str,
