@@ -490,13 +490,7 @@ def summarize(df: pd.DataFrame, *, min_recall: float = MIN_RECALL,
                    for p in ("median_val_loss", "median_val_acc")},
         "tau": tau, "on_outcomes": None,
     }
-    fc = df[(df["policy"] == "forecaster") & (df["recall"] >= min_recall - 1e-12)]
-    # Of equal savings, a τ of the simulated grid before the given one: the given τ (added to
-    # the grid by simulate's also=) stops the same runs as the grid's τ of its interval, and
-    # would otherwise be named the τ chosen on the outcomes whenever it is the smaller.
-    is_given = fc["param"] == (np.nan if threshold is None else float(threshold))
-    on_outcomes = None if fc.empty else fc.assign(_given=is_given).sort_values(
-        ["saved", "_given", "param"], ascending=[False, True, True], kind="stable").iloc[0]
+    on_outcomes = _chosen_on_outcomes(df, min_recall, threshold)
     out["on_outcomes"] = None if on_outcomes is None else _entry(on_outcomes)
     if threshold is not None:
         given = df[(df["policy"] == "forecaster") & (df["param"] == float(threshold))]
@@ -509,17 +503,40 @@ def summarize(df: pd.DataFrame, *, min_recall: float = MIN_RECALL,
     else:
         best = on_outcomes
     out["forecaster"] = _entry(best)
+    out["same_budget"] = _same_budget(df, best)
+    return out
+
+
+def _chosen_on_outcomes(df: pd.DataFrame, min_recall: float,
+                        threshold: float | None) -> pd.Series | None:
+    """The forecaster row with the most saved among those keeping ``min_recall`` (None where
+    none does); of equal savings the smallest τ, a given ``threshold`` last."""
+    fc = df[(df["policy"] == "forecaster") & (df["recall"] >= min_recall - 1e-12)]
+    # Of equal savings, a τ of the simulated grid before the given one: the given τ (added to
+    # the grid by simulate's also=) stops the same runs as the grid's τ of its interval, and
+    # would otherwise be named the τ chosen on the outcomes whenever it is the smaller.
+    is_given = fc["param"] == (np.nan if threshold is None else float(threshold))
+    return None if fc.empty else fc.assign(_given=is_given).sort_values(
+        ["saved", "_given", "param"], ascending=[False, True, True], kind="stable").iloc[0]
+
+
+def _same_budget(df: pd.DataFrame, best: pd.Series) -> dict[str, Any]:
+    """The baselines at the forecaster row ``best``'s budget: the percentile rules stopping as
+    many runs at W, and successive halving at the keep fraction whose saving is closest."""
     same: dict[str, Any] = {}
     for signal in ("val_loss", "val_acc"):
-        pct = df[(df["policy"] == f"percentile_{signal}")
-                 & (df["n_stopped"] == best["n_stopped"])]
-        same[f"percentile_{signal}"] = _entry(pct.iloc[0])
+        same[f"percentile_{signal}"] = _entry(_percentile_row(df, signal, best["n_stopped"]))
     for signal in ("val_loss", "val_acc"):
         asha = df[df["policy"] == f"asha_{signal}"]
         gap = (asha["saved"] - best["saved"]).abs().to_numpy()
         same[f"asha_{signal}"] = _entry(asha.iloc[int(np.argmin(gap))])  # first of ties
-    out["same_budget"] = same
-    return out
+    return same
+
+
+def _percentile_row(df: pd.DataFrame, signal: str, n_stopped: int) -> pd.Series:
+    """The percentile rule on ``signal`` that stops ``n_stopped`` runs at W: the same compute
+    as a forecaster row that does."""
+    return df[(df["policy"] == f"percentile_{signal}") & (df["n_stopped"] == n_stopped)].iloc[0]
 
 
 POLICY_LABELS = {
@@ -589,22 +606,51 @@ TABLE_KEEP_FRACTIONS = (0.1, 0.3, 0.5, 0.7, 0.9)
 def format_markdown(df: pd.DataFrame, summary: dict[str, Any]) -> str:
     """The study as Markdown: forecaster vs percentile rules at equal budgets, then the others."""
     s = summary
-    fc = df[df["policy"] == "forecaster"]
-    # The default thresholds are the held-out P(grok) values, which never equal the display
-    # values: τ = t stops the runs with P < t, as the smallest threshold at or above t does.
-    params = np.sort(fc["param"].unique())
-    shown = {params[i] for i in np.searchsorted(params, TABLE_THRESHOLDS) if i < len(params)}
-    for key in ("forecaster", "on_outcomes"):
-        if s.get(key) is not None:
-            shown.add(s[key]["param"])
-    fc = fc[fc["param"].isin(shown)]
-
-    def pct(x: float) -> str:
-        return f"{100 * x:.1f}%"
-
     lines = [
         f"# Early stopping at W = {s['window']} on a held-out sweep",
         "",
+        _markdown_intro(s),
+        *[f"\nNote: {note}." for note in s.get("notes", [])],
+        "",
+        "## Same budget: stop the same number of runs at W",
+        "",
+        "Rows: the forecaster thresholds that stop the same runs as τ = "
+        + ", ".join(f"{t:g}" for t in TABLE_THRESHOLDS)
+        + " (the smallest tried at or above each), the summary's, and the one chosen on the "
+          "outcomes.",
+        "",
+        "| τ | stopped at W | saved | kept: forecaster | kept: worst val loss "
+        "| kept: worst val acc | wrongly stopped: forecaster |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for _, row in _shown_forecaster_rows(df, s).iterrows():
+        same = {sig: _percentile_row(df, sig, row["n_stopped"]) for sig in ("val_loss", "val_acc")}
+        mark = " **(summary)**" if (s["forecaster"] is not None
+                                    and row["param"] == s["forecaster"]["param"]) else ""
+        if _beside(s) is not None and row["param"] == s["on_outcomes"]["param"]:
+            mark += " *(on outcomes)*"
+        lines.append(f"| {row['param']:g}{mark} | {row['n_stopped']} | {_pct(row['saved'])} | "
+                     f"{_pct(row['recall'])} | {_pct(same['val_loss']['recall'])} | "
+                     f"{_pct(same['val_acc']['recall'])} | {row['n_wrongly_stopped']} |")
+    lines += ["", "## Other rules", "",
+              "| rule | parameter | saved | kept | wrongly stopped |", "|---|---|---|---|---|"]
+    others = df[df["policy"].str.startswith(("median", "asha"))]
+    for _, row in others.iterrows():
+        if row["policy"].startswith("asha") and round(row["param"], 6) not in TABLE_KEEP_FRACTIONS:
+            continue
+        lines.append(f"| {POLICY_LABELS[row['policy']]} | {row['param_name']} {row['param']:.2f} | "
+                     f"{_pct(row['saved'])} | {_pct(row['recall'])} | {row['n_wrongly_stopped']} |")
+    return "\n".join(lines) + "\n"
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+def _markdown_intro(s: dict[str, Any]) -> str:
+    """The Markdown's first paragraph: the runs, what saved and kept mean, and how the
+    summary's τ was chosen."""
+    return (
         f"{s['n_runs']} runs, {s['n_grok']} of them grok (val_acc >= {s['label_threshold']:g})"
         + (f"; {s['n_excluded']} diverged or early-stopped run(s) left out (no known outcome)"
            if s["n_excluded"] else "")
@@ -619,40 +665,21 @@ def format_markdown(df: pd.DataFrame, summary: dict[str, Any]) -> str:
            "; the τ marked *(on outcomes)* is the most saved keeping >= "
            f"{s['min_recall']:.0%} of these runs' grokkers, chosen with their outcomes: an "
            "optimistic operating point")
-        + ". early_stop.json lists every τ.",
-        *[f"\nNote: {note}." for note in s.get("notes", [])],
-        "",
-        "## Same budget: stop the same number of runs at W",
-        "",
-        "Rows: the forecaster thresholds that stop the same runs as τ = "
-        + ", ".join(f"{t:g}" for t in TABLE_THRESHOLDS)
-        + " (the smallest tried at or above each), the summary's, and the one chosen on the "
-          "outcomes.",
-        "",
-        "| τ | stopped at W | saved | kept: forecaster | kept: worst val loss "
-        "| kept: worst val acc | wrongly stopped: forecaster |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for _, row in fc.iterrows():
-        same = {sig: df[(df["policy"] == f"percentile_{sig}")
-                        & (df["n_stopped"] == row["n_stopped"])].iloc[0]
-                for sig in ("val_loss", "val_acc")}
-        mark = " **(summary)**" if (s["forecaster"] is not None
-                                    and row["param"] == s["forecaster"]["param"]) else ""
-        if _beside(s) is not None and row["param"] == s["on_outcomes"]["param"]:
-            mark += " *(on outcomes)*"
-        lines.append(f"| {row['param']:g}{mark} | {row['n_stopped']} | {pct(row['saved'])} | "
-                     f"{pct(row['recall'])} | {pct(same['val_loss']['recall'])} | "
-                     f"{pct(same['val_acc']['recall'])} | {row['n_wrongly_stopped']} |")
-    lines += ["", "## Other rules", "",
-              "| rule | parameter | saved | kept | wrongly stopped |", "|---|---|---|---|---|"]
-    others = df[df["policy"].str.startswith(("median", "asha"))]
-    for _, row in others.iterrows():
-        if row["policy"].startswith("asha") and round(row["param"], 6) not in TABLE_KEEP_FRACTIONS:
-            continue
-        lines.append(f"| {POLICY_LABELS[row['policy']]} | {row['param_name']} {row['param']:.2f} | "
-                     f"{pct(row['saved'])} | {pct(row['recall'])} | {row['n_wrongly_stopped']} |")
-    return "\n".join(lines) + "\n"
+        + ". early_stop.json lists every τ.")
+
+
+def _shown_forecaster_rows(df: pd.DataFrame, s: dict[str, Any]) -> pd.DataFrame:
+    """The forecaster rows the Markdown shows: those of :data:`TABLE_THRESHOLDS`, the
+    summary's and the one chosen on the outcomes."""
+    fc = df[df["policy"] == "forecaster"]
+    # The default thresholds are the held-out P(grok) values, which never equal the display
+    # values: τ = t stops the runs with P < t, as the smallest threshold at or above t does.
+    params = np.sort(fc["param"].unique())
+    shown = {params[i] for i in np.searchsorted(params, TABLE_THRESHOLDS) if i < len(params)}
+    for key in ("forecaster", "on_outcomes"):
+        if s.get(key) is not None:
+            shown.add(s[key]["param"])
+    return fc[fc["param"].isin(shown)]
 
 
 # ----------------------------------------------------------------------------- I/O
@@ -894,33 +921,9 @@ def forecast_hook(rule: StopRule, runs: Sequence[Any]) -> LogHook:
     own sweep did, and stops those it scores below the threshold. Runs whose features are
     not finite (diverged) are stopped too.
     """
-    from grokcast.forecast import GrokForecaster
     from grokcast.signals import SIGNAL_NAMES
 
-    if not runs:
-        raise ValueError("forecast_hook needs the runs of the ensemble it will see, got none")
-    if file_sha256(rule.model) != rule.model_sha256:
-        raise ValueError(f"the forecaster file {rule.model} changed during the sweep (its "
-                         f"SHA-256 was {rule.model_sha256[:12]}): the runs stored so far were "
-                         "stopped by the old one; restore it, or train into a new --out")
-    model = GrokForecaster.load(rule.model)
-    # run_sweep checks the sweep's task first (StopRule.check); a hook given to
-    # train_ensemble directly is checked here.
-    model.metadata_.check_task(runs[0].task(), "this ensemble")
-    window = model.metadata_.window
-    logged = [s for s in runs[0].log.steps(runs[0].n_steps) if s < window]
-    if window > runs[0].n_steps or not logged:
-        raise ValueError(f"the forecaster's window W={window} does not fit runs of "
-                         f"{runs[0].n_steps} steps")
-    # The features are computed on the steps the forecaster's training runs logged, no more,
-    # so the decision falls on the last of them (the trainer's rows do not depend on which
-    # other steps it logs).
-    needed = set(model.metadata_.required_steps())
-    missing = model.metadata_.missing_steps(logged)
-    if missing:
-        raise ValueError(f"the sweep's log schedule skips step(s) {show_steps(missing)} below "
-                         f"W={window} that the stop model's features were computed on: log with "
-                         f"the schedule of the sweep it was fit on{model.metadata_.steps_hint()}")
+    model, needed = _stop_model(rule, runs)
     decide_at, run_ids, rows = max(needed), [r.run_id for r in runs], []
     seen: list[int] = []
 
@@ -953,6 +956,39 @@ def forecast_hook(rule: StopRule, runs: Sequence[Any]) -> LogHook:
         return np.isnan(p) | (p < rule.below)
 
     return hook
+
+
+def _stop_model(rule: StopRule, runs: Sequence[Any]) -> tuple[Any, set[int]]:
+    """The rule's forecaster, checked against the ensemble's ``runs`` (the file unchanged, the
+    task the same, the window within the runs, its steps logged), and the steps its features
+    read (all below W)."""
+    from grokcast.forecast import GrokForecaster
+
+    if not runs:
+        raise ValueError("forecast_hook needs the runs of the ensemble it will see, got none")
+    if file_sha256(rule.model) != rule.model_sha256:
+        raise ValueError(f"the forecaster file {rule.model} changed during the sweep (its "
+                         f"SHA-256 was {rule.model_sha256[:12]}): the runs stored so far were "
+                         "stopped by the old one; restore it, or train into a new --out")
+    model = GrokForecaster.load(rule.model)
+    # run_sweep checks the sweep's task first (StopRule.check); a hook given to
+    # train_ensemble directly is checked here.
+    model.metadata_.check_task(runs[0].task(), "this ensemble")
+    window = model.metadata_.window
+    logged = [s for s in runs[0].log.steps(runs[0].n_steps) if s < window]
+    if window > runs[0].n_steps or not logged:
+        raise ValueError(f"the forecaster's window W={window} does not fit runs of "
+                         f"{runs[0].n_steps} steps")
+    # The features are computed on the steps the forecaster's training runs logged, no more,
+    # so the decision falls on the last of them (the trainer's rows do not depend on which
+    # other steps it logs).
+    needed = set(model.metadata_.required_steps())
+    missing = model.metadata_.missing_steps(logged)
+    if missing:
+        raise ValueError(f"the sweep's log schedule skips step(s) {show_steps(missing)} below "
+                         f"W={window} that the stop model's features were computed on: log with "
+                         f"the schedule of the sweep it was fit on{model.metadata_.steps_hint()}")
+    return model, needed
 
 
 def _p_grok(model: Any, log: pd.DataFrame, run_ids: list[str], window: int) -> np.ndarray:
