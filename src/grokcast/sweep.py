@@ -324,31 +324,9 @@ def run_sweep(config: SweepConfig, out: str | os.PathLike, *, device: str | torc
     a chunk fail); it is called in this process, so only with ``workers=1``.
     """
     # Before anything is written: a bad argument leaves no sweep directory behind.
-    check_sweep_config(config)
-    check_path("out", out, "the sweep directory to create or resume")
-    dev = resolve_device(str(device))  # a torch.device too
-    check_fits(dev, config)
-    if chunk_size is not None:
-        check_int("chunk_size", chunk_size, 1)
-    record = check_stopper(stop, config)
-    check_bool("cuda_graphs", cuda_graphs)
-    check_bool("progress", progress)
-    if check_bool("compiled", compiled):
-        check_compilable(dev)
-    workers = resolve_workers(workers, dev, config)
-    if workers > 1 and dev.type != "cpu":
-        raise ValueError(f"workers={workers} is not allowed: expected 1, or >= 1 on the CPU")
-    if workers > max_workers():
-        raise ValueError(f"workers={workers} is not allowed: expected an integer in [1, "
-                         f"{max_workers()}] (the CPU cores this process may use, at least 2): "
-                         "single-threaded workers beyond the cores only compete for them")
-    if dev.type == "cpu":
-        check_memory(dev, config, workers, chunk_size)
-    if workers > 1:
-        check_main_guard("run_sweep(..., workers>1)")
-    if workers > 1 and train_fn is not train_ensemble:
-        raise ValueError(f"train_fn={getattr(train_fn, '__name__', train_fn)!r} is not allowed with "
-                         f"workers={workers}: the worker processes train with train_ensemble")
+    dev, record, workers = _checked_arguments(
+        config, out, device=device, chunk_size=chunk_size, workers=workers, progress=progress,
+        stop=stop, cuda_graphs=cuda_graphs, compiled=compiled, train_fn=train_fn)
     if dev.type == "cpu":
         tune_allocator()  # the in-process chunks are trained here
     store = SweepStore(out)
@@ -371,6 +349,41 @@ def run_sweep(config: SweepConfig, out: str | os.PathLike, *, device: str | torc
                 _train_in_workers(chunks, store, bar, len(done), n_all, dev, workers, stop, compiled)
         return SweepResult(n_trained=n_todo, n_skipped=len(done),
                            seconds=time.perf_counter() - start)
+
+
+def _checked_arguments(config: SweepConfig, out: str | os.PathLike, *, device: str | torch.device,
+                       chunk_size: int | None, workers: int | str, progress: bool,
+                       stop: Stopper | None, cuda_graphs: bool, compiled: bool,
+                       train_fn: Callable[..., EnsembleLog],
+                       ) -> tuple[torch.device, dict[str, Any] | None, int]:
+    """:func:`run_sweep`'s arguments checked, in that order: the device, the stop rule's
+    ``record()`` (None without one) and the number of workers."""
+    check_sweep_config(config)
+    check_path("out", out, "the sweep directory to create or resume")
+    dev = resolve_device(str(device))  # a torch.device too
+    check_fits(dev, config)
+    if chunk_size is not None:
+        check_int("chunk_size", chunk_size, 1)
+    record = check_stopper(stop, config)
+    check_bool("cuda_graphs", cuda_graphs)
+    check_bool("progress", progress)
+    if check_bool("compiled", compiled):
+        check_compilable(dev)
+    n_workers = resolve_workers(workers, dev, config)
+    if n_workers > 1 and dev.type != "cpu":
+        raise ValueError(f"workers={n_workers} is not allowed: expected 1, or >= 1 on the CPU")
+    if n_workers > max_workers():
+        raise ValueError(f"workers={n_workers} is not allowed: expected an integer in [1, "
+                         f"{max_workers()}] (the CPU cores this process may use, at least 2): "
+                         "single-threaded workers beyond the cores only compete for them")
+    if dev.type == "cpu":
+        check_memory(dev, config, n_workers, chunk_size)
+    if n_workers > 1:
+        check_main_guard("run_sweep(..., workers>1)")
+    if n_workers > 1 and train_fn is not train_ensemble:
+        raise ValueError(f"train_fn={getattr(train_fn, '__name__', train_fn)!r} is not allowed with "
+                         f"workers={n_workers}: the worker processes train with train_ensemble")
+    return dev, record, n_workers
 
 
 def training_build(device: torch.device | str, compiled: bool) -> dict[str, Any]:
