@@ -773,8 +773,7 @@ def run_study(forecaster_path: str | os.PathLike, heldout_sweep_dir: str | os.Pa
         ``paths`` (the written files, as strings).
     """
     from grokcast.analysis import sweep_hash
-    from grokcast.forecast import GrokForecaster
-    from grokcast.store import SweepStore
+    from grokcast.tool import open_scored_sweep
 
     # The numbers first: the sweep's checks read its whole log.
     min_recall = check_number("min_recall", min_recall, 0, 1, closed="both")
@@ -783,13 +782,9 @@ def run_study(forecaster_path: str | os.PathLike, heldout_sweep_dir: str | os.Pa
     check_path("forecaster_path", forecaster_path, "a forecaster file (grokcast fit --out)")
     check_path("heldout_sweep_dir", heldout_sweep_dir, "a sweep directory (grokcast sweep --out)")
     check_path("out_dir", out_dir, "the directory for the study's table and figure")
-    model = GrokForecaster.load(forecaster_path)
+    model, config, runs, log = open_scored_sweep(forecaster_path, heldout_sweep_dir,
+                                                 partial=partial)
     meta = model.metadata_
-    store = SweepStore(heldout_sweep_dir)
-    store.check_finished(partial=partial)
-    config = store.read_config()
-    meta.check_task(config.task(), f"the sweep {str(heldout_sweep_dir)!r}")
-    runs, log = store.runs(), store.log()
     heldout_hash = sweep_hash(runs, log)  # one pass over the log: the check and the record
     if not allow_same_sweep:
         _check_held_out(meta, heldout_hash, runs, log, str(heldout_sweep_dir))

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from grokcast.config import SweepConfig
 from grokcast.features import WINDOW_SIGNALS, feature_table, select_window_steps
 from grokcast.forecast import GrokForecaster, check_window
 from grokcast.logistic import TooFewRunsError
@@ -718,6 +719,22 @@ def forecast_log(model_path: str | os.PathLike, log_path: str | os.PathLike, *,
     }
 
 
+def open_scored_sweep(model_path: str | os.PathLike, sweep_dir: str | os.PathLike, *,
+                      partial: bool,
+                      ) -> tuple[GrokForecaster, SweepConfig, pd.DataFrame, pd.DataFrame]:
+    """The forecaster and the sweep it is to be scored on (``evaluate``, ``early-stop-study``):
+    the model, the sweep's config, runs and log, once the sweep is finished (or ``partial``)
+    and of the forecaster's task; paths checked by the caller."""
+    from grokcast.store import SweepStore
+
+    model = GrokForecaster.load(model_path)
+    store = SweepStore(sweep_dir)
+    store.check_finished(partial=partial)
+    config = store.read_config()
+    model.metadata_.check_task(config.task(), f"the sweep {str(sweep_dir)!r}")
+    return model, config, store.runs(), store.log()
+
+
 def evaluate_forecaster(model_path: str | os.PathLike, sweep_dir: str | os.PathLike, *,
                         seed: int = 0, n_resamples: int = 2000,
                         level: float = 0.95, partial: bool = False) -> dict[str, Any]:
@@ -741,22 +758,16 @@ def evaluate_forecaster(model_path: str | os.PathLike, sweep_dir: str | os.PathL
     """
     from grokcast.analysis import _rng, runs_with_outcome, sweep_hash
     from grokcast.stats import bootstrap_ci
-    from grokcast.store import SweepStore
 
     check_int("seed", seed, 0)
     check_int("n_resamples", n_resamples, 1, MAX_RESAMPLES)
     check_path("model_path", model_path, "a forecaster file (grokcast fit --out)")
     check_path("sweep_dir", sweep_dir, "a sweep directory (grokcast sweep --out)")
-    model = GrokForecaster.load(model_path)
+    model, config, all_runs, all_log = open_scored_sweep(model_path, sweep_dir, partial=partial)
     meta = model.metadata_
-    store = SweepStore(sweep_dir)
-    store.check_finished(partial=partial)
-    config = store.read_config()
-    meta.check_task(config.task(), f"the sweep {str(sweep_dir)!r}")
-    runs, log_df = store.runs(), store.log()
-    runs, n_diverged, n_stopped = runs_with_outcome(runs)
+    runs, n_diverged, n_stopped = runs_with_outcome(all_runs)
     runs = runs.sort_values("run_id")
-    log_df = log_df[log_df["run_id"].isin(runs["run_id"])]
+    log_df = all_log[all_log["run_id"].isin(runs["run_id"])]
     seen = runs_in_training(meta, log_df)
     log_df = checked_window(model, log_df, meta.window)
     X = feature_table(log_df[list(read_columns())], meta.window).loc[runs["run_id"]]
@@ -769,7 +780,7 @@ def evaluate_forecaster(model_path: str | os.PathLike, sweep_dir: str | os.PathL
               "val_loss": -X["end_val_loss"].to_numpy(), "val_acc": X["end_val_acc"].to_numpy()}
     out: dict[str, Any] = {
         "model": str(model_path), "sweep_dir": str(sweep_dir),
-        "sweep_hash": sweep_hash(store.runs(), store.log()), "trained_on": meta.sweep_hash,
+        "sweep_hash": sweep_hash(all_runs, all_log), "trained_on": meta.sweep_hash,
         "window": meta.window, "threshold": meta.threshold, "n_runs": int(len(y)),
         "n_pos": int(y.sum()), "n_diverged": n_diverged, "n_stopped": n_stopped,
         "level": level, "n_resamples": n_resamples, "seed": seed, "in_training": seen,
