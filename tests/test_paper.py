@@ -235,18 +235,21 @@ def _runs(fit: list[int], hit: list[int]) -> list[dict]:
 
 def test_dynamics_sentence_branches() -> None:
     many = dynamics(_runs([80, 100, 123, 1_500_000, -1], [-1, 400, 500, 1_200_001, -1]), "0.9")
+    # Both first steps are the log's, so both say so (the fitting steps did not; found in review).
     assert many.startswith("4 of 5 runs reach a train accuracy of 99% between steps 80 and "
-                           "1,500,000 (median 112), and 1 never does.")
+                           "1,500,000 (median 112; steps as logged), and 1 never does.")
     assert "The 3 runs that grok first reach a validation accuracy of 0.9 between steps 400 and " \
            "1,200,001 (median 500; steps as logged)" in many
     one = dynamics(_runs([90, 95], [-1, 300]), "0.9")
     assert "The one run that groks first reaches a validation accuracy of 0.9 at step 300" in one
     none = dynamics(_runs([90, 95], [-1, -1]), "0.9")
-    assert none == "The runs reach a train accuracy of 99% between steps 90 and 95 (median 92)."
+    assert none == ("The runs reach a train accuracy of 99% between steps 90 and 95 (median 92; "
+                    "steps as logged).")
     assert dynamics(_runs([90, -1], [-1, -1]), "0.9").startswith(
-        "1 of 2 runs reaches a train accuracy of 99% at step 90, and 1 never does.")
+        "1 of 2 runs reaches a train accuracy of 99% at step 90 (as logged), and 1 never does.")
     assert dynamics(_runs([90, -1, -1], [-1, -1, -1]), "0.9").endswith("and 2 never do.")
-    assert dynamics(_runs([90], [-1]), "0.9") == "The run reaches a train accuracy of 99% at step 90."
+    assert dynamics(_runs([90], [-1]), "0.9") == ("The run reaches a train accuracy of 99% at "
+                                                  "step 90 (as logged).")
     assert dynamics([{"run_id": "old file", "max_val_acc": 0.5}], "0.9") == ""
 
 

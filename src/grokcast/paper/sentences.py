@@ -522,9 +522,11 @@ def dynamics_sentence(runs: Sequence[dict], threshold: str) -> str:
     text = ""
     if reached.size:
         never = len(fit) - reached.size
-        when = (f"at step {fmt_int(reached[0])}" if reached.min() == reached.max() else
-                f"between steps {fmt_int(reached.min())} and {fmt_int(reached.max())} (median "
-                f"{fmt_int(round(float(np.median(reached))))})")
+        # "As logged", as the grokking steps are: past the log's dense part a first logged
+        # step can lie up to a logging interval after the step the run got there.
+        when = (f"at step {fmt_int(reached[0])} (as logged)" if reached.min() == reached.max()
+                else f"between steps {fmt_int(reached.min())} and {fmt_int(reached.max())} "
+                f"(median {fmt_int(round(float(np.median(reached))))}; steps as logged)")
         who = (f"{reached.size} of {len(fit)} runs reach{'es' if reached.size == 1 else ''}"
                if never else "The run reaches" if reached.size == 1 else "The runs reach")
         text = (f"{who} a train accuracy of {esc('99%')} {when}"
