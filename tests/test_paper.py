@@ -1497,11 +1497,15 @@ def test_the_choices_the_reference_leaves_open_are_read_from_the_config(tmp_path
 
     choices = [plain(c) for c in _context_of_sweep(tmp_path / "a", *synthetic_sweep(), edit=nanda,
                                                    predict_fn=None)["choices"]]
-    split, model, optim, signals, label, forecaster, boot = choices
+    split, model, loss, optim, signals, label, forecaster, boot = choices
     sizes = ", ".join(str(round(f * 23 * 23)) for f in (0.3, 0.6))  # p = 23: 159, 317
     assert f"({sizes} for f ∈ {{0.3, 0.6}})" in split
     assert ("N(0, 1/d#sub[model]), the unembedding from N(0, 1/(p + 1)) (Nanda et al.'s code), all "
             "scaled by 0.5.") in model
+    # Nanda et al.'s code, the reference's model, takes the log-softmax in float64 (its
+    # cross_entropy_high_precision; docs/reference-readings.md).
+    assert loss == ("*Loss.* The mean cross-entropy at the = position, its log-softmax taken in "
+                    "float32; Nanda et al.'s code takes it in float64.")
     assert "*Optimiser.* ε = 1e-6, a constant learning rate" in optim
     assert "every 100 steps after step 300" in label
     assert "C from 10 values log-spaced" in forecaster and "(step tolerance 1e-10)" in forecaster
@@ -1515,7 +1519,7 @@ def test_the_choices_the_reference_leaves_open_are_read_from_the_config(tmp_path
 
     bare = [plain(c) for c in _context_of_sweep(tmp_path / "b", *synthetic_sweep(),
                                                 edit=no_config)["choices"]]
-    assert [c.split(".*")[0] for c in bare] == ["*Model", "*Signals", "*Bootstrap"]
+    assert [c.split(".*")[0] for c in bare] == ["*Model", "*Loss", "*Signals", "*Bootstrap"]
     assert "Initialisation" not in bare[0] and "None" not in " ".join(bare)
 
     # Every step logged: was "every 100 steps after step 20000" of a 10,000-step run.
