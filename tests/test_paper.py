@@ -1505,7 +1505,7 @@ def test_the_choices_the_reference_leaves_open_are_read_from_the_config(tmp_path
     # Nanda et al.'s code, the reference's model, takes the log-softmax in float64 (its
     # cross_entropy_high_precision; docs/reference-readings.md).
     assert loss == ("*Loss.* The mean cross-entropy at the = position, its log-softmax taken in "
-                    "float32; Nanda et al.'s code takes it in float64.")
+                    "float32 (the code of Nanda et al. takes it in float64).")
     assert "*Optimiser.* ε = 1e-6, a constant learning rate" in optim
     assert "every 100 steps after step 300" in label
     assert "C from 10 values log-spaced" in forecaster and "(step tolerance 1e-10)" in forecaster

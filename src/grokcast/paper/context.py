@@ -457,9 +457,10 @@ def _choices(f: _Facts) -> list[str]:
         "tokens." + (f" Initialisation: {init}" + (f", all scaled by {esc(f'{scale:g}')}."
                                                    if scale != 1 else ".") if init else ""))
     # grokcast.model's loss, whatever the precision of the products (their results are fp32).
+    # "Nanda et al.'s" would print an opening quote: Typst reads an apostrophe after "." so.
     items.append(
-        "*Loss.* The mean cross-entropy at the = position, its log-softmax taken in float32; "
-        "Nanda et al.'s code takes it in float64.")
+        "*Loss.* The mean cross-entropy at the = position, its log-softmax taken in float32 "
+        "(the code of Nanda et al. takes it in float64).")
     if _finite(optim.get("eps")):
         items.append(
             f"*Optimiser.* ε = {esc(fmt_sci(optim['eps']))}, a constant learning rate without "
