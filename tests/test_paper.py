@@ -905,6 +905,191 @@ def test_best_single_claim_tests_the_gap_between_two_features() -> None:
         feature_difference(a, flat, "0.9", 300, "end_val_loss", "end_val_acc")
 
 
+def _entry_ci(auroc: float | None, lo: float | None, hi: float | None) -> dict:
+    return {"auroc": auroc, "ci": [lo, hi]}
+
+
+def _cross_window_analysis(cells: dict[int, dict], n_pos: int = 5) -> dict:
+    """12 runs at one threshold, one cell per window (windows chosen apart from the reference's)."""
+    return {"settings": {"thresholds": [0.9], "windows": sorted(cells)},
+            "runs": [{}] * 12,
+            "thresholds": {"0.9": {"n_pos": n_pos, "n_neg": 12 - n_pos, "single_class": False,
+                                   "labels": [1] * n_pos + [0] * (12 - n_pos),
+                                   "windows": {str(w): c for w, c in cells.items()}}}}
+
+
+_LOSS_THEN_ACC = {"threshold": "0.9", "small_window": 50, "larger_from": 100}
+
+
+def _kinds(loss: tuple, acc: tuple) -> dict:
+    """A window's baselines (AUROC, lo, hi each) and univariate AUROCs that agree with them."""
+    return {"val_loss": _entry_ci(*loss), "val_acc": _entry_ci(*acc),
+            "univariate": {"end_val_loss": {"auroc": 1 - loss[0], "folded": loss[0]},
+                           "end_val_acc": {"auroc": acc[0], "folded": abs(acc[0] - 0.5) + 0.5}}}
+
+
+def _loss_then_acc(cells: dict[int, dict], n_pos: int = 5) -> tuple[str, str]:
+    [(what, text, status)] = CL._loss_then_accuracy_claim(_cross_window_analysis(cells, n_pos),
+                                                          _LOSS_THEN_ACC)
+    assert what == "loss-related signals leading at small W, accuracy-related ones at larger W"
+    return plain(text), status
+
+
+def test_the_loss_then_accuracy_claim_compares_the_two_baselines_cis_at_each_window() -> None:
+    """A kind of signal leads at a window only where its baseline's folded CI lies above the
+    other's (the reference: loss-related at small W, accuracy-related at larger W)."""
+    hi_loss, hi_acc = (0.95, 0.9, 1.0), (0.95, 0.9, 1.0)
+    lo_loss, lo_acc = (0.7, 0.6, 0.8), (0.7, 0.6, 0.8)
+    # Loss above at W = 50, accuracy above at both larger windows: the pattern is shown.
+    text, status = _loss_then_acc({50: _kinds(hi_loss, lo_acc), 100: _kinds(lo_loss, hi_acc),
+                                   150: _kinds(lo_loss, hi_acc)})
+    assert status == CL.HOLDS, text
+    assert text.startswith("The reference finds the strongest single signals loss-related at "
+                           "small W (W = 50) and accuracy-related at larger W (from W = 100 on); "
+                           "our strongest single features are loss-related at W = 50 and "
+                           "accuracy-related at W = 100 and 150;")
+    assert "0.950 [0.900, 1.000] against 0.700 [0.600, 0.800] at W = 50" in text
+    assert text.endswith("so our data show this pattern.")
+    # Overlapping CIs at one larger window: which kind leads there is not resolved.
+    text, status = _loss_then_acc({50: _kinds(hi_loss, lo_acc), 100: _kinds(lo_loss, hi_acc),
+                                   150: _kinds((0.9, 0.8, 0.97), (0.95, 0.9, 1.0))})
+    assert status == CL.UNRESOLVED and "at W = 150 the two CIs overlap" in text
+    assert text.endswith("so our sweep neither shows nor rules out this pattern.")
+    # Loss above at a larger window rules the pattern out, whatever the other windows show.
+    text, status = _loss_then_acc({50: _kinds(hi_loss, lo_acc), 100: _kinds(hi_loss, lo_acc),
+                                   150: _kinds(lo_loss, hi_acc)})
+    assert status == CL.CONTRADICTED, text
+    assert "at W = 100 the val-loss CI lies above the val-accuracy one" in text
+    # The val-accuracy baseline scoring below chance is strong the other way round: folded,
+    # 0.05 [0.0, 0.15] is 0.95 [0.85, 1.0], above the val-loss 0.8 [0.7, 0.84] at the small
+    # window, which rules the pattern out (unfolded, the val-loss CI would lie above).
+    text, status = _loss_then_acc({50: _kinds((0.8, 0.7, 0.84), (0.05, 0.0, 0.15)),
+                                   100: _kinds(lo_loss, hi_acc)})
+    assert status == CL.CONTRADICTED, text
+    assert "0.800 [0.700, 0.840] against 0.950 [0.850, 1.000] at W = 50" in text
+    # A CI across 0.5 folds to one starting at 0.5: 0.3 [0.1, 0.6] is 0.7 [0.5, 0.9].
+    assert CL._folded_baseline(_entry_ci(0.3, 0.1, 0.6)) == pytest.approx((0.7, 0.5, 0.9))
+    assert CL._folded_baseline(_entry_ci(0.3, None, 0.6)) is None
+    # CIs that touch as printed are not apart: 0.8504 and 0.8496 both print 0.850.
+    text, status = _loss_then_acc({50: _kinds((0.9, 0.8504, 0.95), (0.8, 0.7, 0.8496)),
+                                   100: _kinds(lo_loss, hi_acc)})
+    assert status == CL.UNRESOLVED and "at W = 50 the two CIs overlap" in text
+
+
+def test_the_loss_then_accuracy_claim_with_an_undefined_window_or_too_few_windows() -> None:
+    hi, lo = (0.95, 0.9, 1.0), (0.7, 0.6, 0.8)
+    # A NaN AUROC (null in analysis.json) at a larger window leaves that window open.
+    nan_cell = _kinds(lo, hi) | {"val_acc": _entry_ci(None, None, None)}
+    text, status = _loss_then_acc({50: _kinds(hi, lo), 100: _kinds(lo, hi), 150: nan_cell})
+    assert status == CL.UNRESOLVED, text
+    assert "(undefined at W = 150)" in text and "at W = 150 the two CIs overlap or cannot be " \
+        "compared" in text
+    # One window cannot show a change with the window: the larger ones are missing.
+    text, status = _loss_then_acc({50: _kinds(hi, lo)})
+    assert status == CL.UNCHECKED and text.endswith(
+        "our analysis has no window from W = 100 on, so it cannot be compared.")
+    text, status = _loss_then_acc({100: _kinds(lo, hi)})
+    assert status == CL.UNCHECKED and "our analysis has no W = 50," in text
+    text, status = _loss_then_acc({50: _kinds(hi, lo), 100: _kinds(lo, hi)}, n_pos=2)
+    assert status == CL.UNCHECKED and text.endswith(
+        "we check it at no window, with only 2 runs in a class: too few to compare.")
+    assert CL._loss_then_accuracy_claim(_cross_window_analysis({50: _kinds(hi, lo)}),
+                                        {**_LOSS_THEN_ACC, "threshold": "0.99"}) == []
+
+
+_SATURATING = {"threshold": "0.9", "window": 100}
+
+
+def _trend_claim(multi: dict[int, tuple | None], n_pos: int = 5,
+                 orders: dict[int, list] | None = None) -> tuple[str, str]:
+    cells = {w: {"multi": None if m is None else _entry_ci(*m),
+                 **({"multi_by_order": orders[w]} if orders else {})} for w, m in multi.items()}
+    [(what, text, status)] = CL._window_trend_claim(_cross_window_analysis(cells, n_pos),
+                                                    _SATURATING)
+    assert what == "the forecaster's AUROC rising with W and saturating by W = 100"
+    return plain(text), status
+
+
+def test_the_window_trend_claim_needs_cis_apart_to_show_or_rule_out_a_change() -> None:
+    """Monotone, saturating by W_s: holds where the CIs show a rise up to W_s larger than any
+    gain after it they allow; ruled out by a fall anywhere or a rise after W_s."""
+    # Rise of at least 0.85 - 0.70 = 0.15 up to W = 100; after it at most 0.96 - 0.85 = 0.11.
+    text, status = _trend_claim({50: (0.6, 0.5, 0.7), 100: (0.9, 0.85, 0.95),
+                                 150: (0.91, 0.86, 0.96)})
+    assert status == CL.HOLDS, text
+    assert ("ours (runs in run_id order) is 0.600 [0.500, 0.700], 0.900 [0.850, 0.950] and "
+            "0.910 [0.860, 0.960] at W = 50, 100 and 150: it does not decrease with the window, "
+            "changing by +0.300 from W = 50 to W = 100 and +0.010 from there to W = 150") in text
+    assert ("the CI at W = 50 lies below the one at W = 100 (a rise of at least 0.150), and the "
+            "CIs allow a gain of at most 0.110 after "
+            "W = 100, so our data show this pattern.") in text
+    # The same rise, but a later CI reaching higher: a gain of up to 0.15 is not below it.
+    text, status = _trend_claim({50: (0.6, 0.5, 0.7), 100: (0.9, 0.85, 0.95),
+                                 150: (0.95, 0.86, 1.0)})
+    assert status == CL.UNRESOLVED, text
+    assert "the CIs allow a gain of up to 0.150 after W = 100, no less than that" in text
+    # A later CI below an earlier one: not monotone.
+    text, status = _trend_claim({50: (0.6, 0.5, 0.7), 100: (0.9, 0.85, 0.95),
+                                 150: (0.7, 0.6, 0.8)})
+    assert status == CL.CONTRADICTED and "but the CI at W = 150 lies below the one at W = 100, " \
+        "so our data rule out a rise with the window." in text
+    # A CI after W_s above W_s's: still rising, not saturated.
+    text, status = _trend_claim({50: (0.6, 0.5, 0.7), 100: (0.75, 0.72, 0.8),
+                                 150: (0.95, 0.9, 1.0)})
+    assert status == CL.CONTRADICTED and "the CI at W = 150 lies above the one at W = 100, so " \
+        "our data rule out the saturation by W = 100." in text
+    # Every CI overlapping every other: neither shown nor ruled out, whatever the estimates do.
+    text, status = _trend_claim({50: (0.87, 0.68, 0.99), 100: (0.98, 0.95, 1.0),
+                                 150: (0.99, 0.97, 1.0)})
+    assert status == CL.UNRESOLVED, text
+    assert ("but the CI at W = 50 overlaps the one at W = 100, so the rise to W = 100 is not "
+            "shown, and "
+            "the CIs allow a gain of up to 0.050 after W = 100, so the saturation is not shown "
+            "either: our sweep neither shows nor rules out this pattern.") in text
+    text, status = _trend_claim({25: (0.85, 0.7, 0.97), 50: (0.87, 0.68, 0.99),
+                                 100: (0.98, 0.95, 1.0)})
+    assert status == CL.UNRESOLVED and ("but the CIs at W = 25 and 50 overlap the one at W = 100, "
+                                        "so the rise to W = 100 is not shown, and no window after "
+                                        "W = 100 shows whether it saturates") in text
+
+
+def test_the_window_trend_claim_with_undefined_windows_one_window_and_run_orders() -> None:
+    # A NaN AUROC at a window is left out, and said; W = 50 and 100 still show the rise, but no
+    # window after W = 100 is left to show the saturation.
+    text, status = _trend_claim({50: (0.6, 0.5, 0.7), 100: (0.9, 0.85, 0.95), 150: None})
+    assert status == CL.UNRESOLVED, text
+    assert "at W = 50 and 100 (undefined at W = 150)" in text
+    assert "but no window after W = 100 shows whether it saturates" in text
+    text, status = _trend_claim({50: (0.6, 0.5, 0.7), 100: (0.9, float("nan"), 0.95)})
+    assert status == CL.UNCHECKED and "our forecaster's AUROC at W = 100 is undefined" in text
+    text, status = _trend_claim({100: (0.9, 0.85, 0.95)})
+    assert status == CL.UNCHECKED and text.endswith(
+        "our forecaster has an AUROC at one window only (W = 100), so it cannot be compared.")
+    text, status = _trend_claim({50: (0.6, 0.5, 0.7), 150: (0.9, 0.85, 0.95)})
+    assert status == CL.UNCHECKED and "our analysis has no W = 100" in text
+    text, status = _trend_claim({50: (0.6, 0.5, 0.7), 100: (0.9, 0.85, 0.95)}, n_pos=1)
+    assert status == CL.UNCHECKED and "with only 1 run in a class: too few" in text
+    # The medians over random run orders (0.8 of [0.7, 0.8, 1.0]; an order without an AUROC
+    # left out) are said, without a verdict: a fall of the medians does not rule the claim out.
+    text, status = _trend_claim({50: (0.6, 0.5, 0.7), 100: (0.9, 0.85, 0.95),
+                                 150: (0.91, 0.86, 0.96)},
+                                orders={50: [0.7, 0.8, 1.0], 100: [0.97, None, 0.93],
+                                        150: [0.5, 0.9, 0.85]})
+    assert status == CL.HOLDS
+    assert ("(its median over the 3 random run orders, 0.800, 0.950 and 0.850, is not monotone "
+            "in the window)") in text
+
+
+
+def test_the_reference_s_cross_window_claims_are_checked_from_its_file(tmp_path: Path) -> None:
+    """Both claims of the reference's Discussion read their windows from reference_paper.json."""
+    claims = CL.reference_claims(write_synthetic_results(tmp_path), CTX.load_reference(), 200)
+    whats = [w for w, _, _ in claims]
+    assert "loss-related signals leading at small W, accuracy-related ones at larger W" in whats
+    assert any(w.startswith("the forecaster's AUROC rising with W and saturating by W = ")
+               for w in whats)
+
+
 def test_baseline_windows_and_max_accuracy_sentences() -> None:
     def cell(d: dict, multi: float, loss: float, acc: float) -> dict:
         return {"diff_val_loss": d, "multi": {"auroc": multi}, "val_loss": {"auroc": loss},

@@ -24,6 +24,7 @@ from grokcast.paper.formatting import (
     fmt_estimate,
     fmt_int,
     fmt_pct,
+    fmt_signed,
     fmt_threshold,
 )
 from grokcast.paper.sentences import (
@@ -34,12 +35,15 @@ from grokcast.paper.sentences import (
     WORSE,
     _and_list,
     _diff_numbers,
+    _trend,
     alpha,
     last_logged_before,
     logged_steps,
+    signal_family,
     top_features,
     verdict,
 )
+from grokcast.stats import folded_auroc
 
 
 def _as_reference(x: float) -> float:
@@ -243,6 +247,219 @@ def _best_single_claim(a: dict, claim: dict, features: Any, level: float) -> lis
                 "settle which is stronger."), status)]
 
 
+def _printed_apart(lo: float, hi: float) -> bool:
+    """Whether a CI whose lower end is ``lo`` lies above one whose upper end is ``hi``, as the
+    sentence prints them (3 decimals): intervals printed as touching are not called apart."""
+    return round(float(lo), 3) > round(float(hi), 3)
+
+
+def _windows_words(ws: Sequence[int]) -> str:
+    return f"W = {_and_list([str(w) for w in ws])}"
+
+
+def _folded_baseline(entry: dict | None) -> tuple[float, float, float] | None:
+    """A baseline's AUROC and CI read as predictive strength, whichever way it ranks the
+    runs: the folded AUROC and the image of the CI under folding (a CI across 0.5 folds to
+    [0.5, …]). The image holds the folded AUROC of every resample the CI held, at least the
+    level's share of them. None where the AUROC or an end of the CI is not finite."""
+    if not entry or not _finite(entry.get("auroc")):
+        return None
+    lo, hi = entry.get("ci") or (None, None)
+    if not (_finite(lo) and _finite(hi)):
+        return None
+    ends = [float(folded_auroc(lo)), float(folded_auroc(hi))]
+    low = 0.5 if lo <= 0.5 <= hi else min(ends)
+    return float(folded_auroc(entry["auroc"])), low, max(ends)
+
+
+_FAMILY_WORDS = {"loss": "loss-related", "accuracy": "accuracy-related",
+                 "other": "neither loss- nor accuracy-related"}
+
+
+def _leading_families(univariate: dict | None) -> str | None:
+    """The kind of the strongest single feature(s): ``loss-related``, or ``loss-related and
+    accuracy-related (tied)`` where features of both tie at the top."""
+    top = top_features(univariate, 1)
+    if not top:
+        return None
+    kinds = [k for k in _FAMILY_WORDS if k in {signal_family(n) for n, _, _ in top}]
+    words = [_FAMILY_WORDS[k] for k in kinds]
+    return words[0] if len(words) == 1 else f"{_and_list(words)} (tied)"
+
+
+def _loss_then_accuracy_claim(a: dict, claim: dict) -> list[Claim]:
+    """Loss-related signals lead at the reference's small window and accuracy-related ones
+    from its larger windows on. Only the two baselines (end-of-window val loss and val
+    accuracy, one signal of each kind) have CIs in analysis.json, so they decide: a kind
+    leads at a window where its folded CI lies above the other's. Where the CIs overlap the
+    data do not say which leads; the strongest features' kinds are said beside, as point
+    estimates."""
+    th = claim["threshold"]
+    entry = a["thresholds"].get(th)
+    if entry is None:
+        return []
+    small_w, from_w = claim["small_window"], claim["larger_from"]
+    what = "loss-related signals leading at small W, accuracy-related ones at larger W"
+    intro = (f"The reference finds the strongest single signals loss-related at small W "
+             f"(W = {small_w}) and accuracy-related at larger W (from W = {from_w} on)")
+    ws = F.windows(a)
+    larger = [w for w in ws if w >= from_w]
+    if small_w not in ws or not larger:
+        missing = f"W = {small_w}" if small_w not in ws else f"window from W = {from_w} on"
+        return [(what, f"{intro}; our analysis has no {missing}, so it cannot be compared.",
+                 UNCHECKED)]
+    small, tiny = _small_class(entry)
+    if tiny:
+        return [(what, f"{intro}; we check it at no window, {_too_few(small)}.", UNCHECKED)]
+    cells = {w: entry["windows"].get(str(w)) or {} for w in [small_w, *larger]}
+    kinds: dict[str, list[int]] = {}
+    for w in ws:
+        kind = _leading_families((entry["windows"].get(str(w)) or {}).get("univariate"))
+        if kind is not None:
+            kinds.setdefault(kind, []).append(w)
+    strongest = ("; our strongest single features are "
+                 + _and_list([f"{k} at {_windows_words(v)}" for k, v in kinds.items()])
+                 if kinds else "")
+    leads: dict[int, str | None] = {}
+    pairs, undefined = [], []
+    for w, cell in cells.items():
+        loss, acc = _folded_baseline(cell.get("val_loss")), _folded_baseline(cell.get("val_acc"))
+        if loss is None or acc is None:
+            undefined.append(w)
+            leads[w] = None
+            continue
+        leads[w] = ("loss" if _printed_apart(loss[1], acc[2]) else
+                    "accuracy" if _printed_apart(acc[1], loss[2]) else None)
+        pairs.append(f"{esc(fmt(loss[0]))} {esc(fmt_ci(loss[1:]))} against "
+                     f"{esc(fmt(acc[0]))} {esc(fmt_ci(acc[1:]))} at W = {w}")
+    numbers = ("" if not pairs else
+               "; only two single signals have CIs in our analysis, the val-loss and "
+               "val-accuracy baselines, whose folded AUROCs (val loss against val accuracy, "
+               "the CIs folded alike) are " + _and_list(pairs))
+    if undefined:
+        numbers += f" (undefined at {_windows_words(undefined)})"
+    small_lead = leads[small_w]
+    loss_later = [w for w in larger if leads[w] == "loss"]
+    acc_later = [w for w in larger if leads[w] == "accuracy"]
+    verdicts = []
+    if small_lead == "accuracy":
+        verdicts.append(f"at W = {small_w} the val-accuracy CI lies above the val-loss one")
+    elif small_lead == "loss":
+        verdicts.append(f"at W = {small_w} the val-loss CI lies above the val-accuracy one, as "
+                        "the reference has it")
+    else:
+        verdicts.append(f"at W = {small_w} the two CIs overlap" if small_w not in undefined
+                        else f"at W = {small_w} they cannot be compared")
+    if loss_later:
+        verdicts.append(f"at {_windows_words(loss_later)} the val-loss CI lies above the "
+                        "val-accuracy one")
+    elif len(acc_later) == len(larger):
+        verdicts.append(f"at {_windows_words(larger)} the val-accuracy CI lies above the "
+                        "val-loss one, as the reference has it")
+    else:
+        open_ = [w for w in larger if leads[w] is None]
+        verdicts.append(f"at {_windows_words(open_)} the two CIs overlap or cannot be compared"
+                        if any(w in undefined for w in open_) else
+                        f"at {_windows_words(open_)} the two CIs overlap")
+    if small_lead == "accuracy" or loss_later:
+        status, end = CONTRADICTED, "so our data rule out this pattern"
+    elif small_lead == "loss" and len(acc_later) == len(larger):
+        status, end = HOLDS, "so our data show this pattern"
+    else:
+        status, end = UNRESOLVED, "so our sweep neither shows nor rules out this pattern"
+    return [(what, f"{intro}{strongest}{numbers}: {'; '.join(verdicts)}, {end}.", status)]
+
+
+def _window_trend_claim(a: dict, claim: dict) -> list[Claim]:
+    """The forecaster's AUROC rises with the window and stops rising by the reference's
+    window W#sub[s]. analysis.json has one CI per window and no paired test across windows,
+    so a difference between two windows counts only where their CIs lie apart: a fall
+    anywhere, or a rise after W#sub[s], rules the claim out; it holds where a rise up to
+    W#sub[s] is shown and the largest gain after it the CIs allow is below the smallest gain
+    up to it they allow. Otherwise our sweep does not resolve it."""
+    th, ws_ = claim["threshold"], claim["window"]
+    entry = a["thresholds"].get(th)
+    if entry is None:
+        return []
+    what = f"the forecaster's AUROC rising with W and saturating by W = {ws_}"
+    intro = (f"The reference finds its forecaster's AUROC rising with the window and its gain "
+             f"saturating by W = {ws_}")
+    small, tiny = _small_class(entry)
+    if tiny:
+        return [(what, f"{intro}; we check it at no window, {_too_few(small)}.", UNCHECKED)]
+    ws = F.windows(a)
+    pts: dict[int, tuple[float, float, float]] = {}
+    for w in ws:
+        m = (entry["windows"].get(str(w)) or {}).get("multi") or {}
+        lo, hi = m.get("ci") or (None, None)
+        if _finite(m.get("auroc")) and _finite(lo) and _finite(hi):
+            pts[w] = (float(m["auroc"]), float(lo), float(hi))
+    undefined = [w for w in ws if w not in pts]
+    if ws_ not in pts or len(pts) < 2:
+        why = (f"our analysis has no W = {ws_}" if ws_ not in ws else
+               f"our forecaster's AUROC at W = {ws_} is undefined" if ws_ not in pts else
+               f"our forecaster has an AUROC at one window only (W = {next(iter(pts))})")
+        return [(what, f"{intro}; {why}, so it cannot be compared.", UNCHECKED)]
+    listed = _and_list([f"{esc(fmt(x))} {esc(fmt_ci(ci))}" for x, *ci in pts.values()])
+    medians = [float(np.median(v)) for w in pts if (v := [x for x in (
+        entry["windows"][str(w)].get("multi_by_order") or []) if _finite(x)])]
+    # The tables' run_id order is one of many the CV's folds depend on: its median over the
+    # random orders is said beside, without a verdict (it has no CI).
+    by_order = (f" (its median over the {len(entry['windows'][str(ws_)]['multi_by_order'])} "
+                f"random run orders, {_and_list([esc(fmt(x)) for x in medians])}, "
+                f"{_trend(list(zip(pts, medians)))})" if len(medians) == len(pts) else "")
+    text = (f"{intro}; ours (runs in run_id order) is {listed} at {_windows_words(list(pts))}"
+            + (f" (undefined at {_windows_words(undefined)})" if undefined else "") + by_order
+            + f": it {_trend(list((w, x) for w, (x, _, _) in pts.items()))}")
+    before, after = [w for w in pts if w < ws_], [w for w in pts if w > ws_]
+    _, lo_s, hi_s = pts[ws_]
+    gains = []
+    if before:
+        gains.append(f"{esc(fmt_signed(pts[ws_][0] - pts[before[0]][0]))} from W = {before[0]} "
+                     f"to W = {ws_}")
+    if after:
+        gains.append(f"{esc(fmt_signed(pts[after[-1]][0] - pts[ws_][0]))} from there to "
+                     f"W = {after[-1]}")
+    if gains:
+        text += f", changing by {_and_list(gains)}"
+    falls = [(i, j) for i in pts for j in pts if i < j and _printed_apart(pts[i][1], pts[j][2])]
+    rises_after = [j for j in after if _printed_apart(pts[j][1], hi_s)]
+    if falls:
+        i, j = falls[0]
+        return [(what, f"{text}; but the CI at W = {j} lies below the one at W = {i}, so our "
+                 "data rule out a rise with the window.", CONTRADICTED)]
+    if rises_after:
+        return [(what, f"{text}; but the CI at W = {rises_after[0]} lies above the one at "
+                 f"W = {ws_}, so our data rule out the saturation by W = {ws_}.", CONTRADICTED)]
+    shown = [i for i in before if _printed_apart(lo_s, pts[i][2])]
+    # The smallest rise up to W_s and the largest gain after it that the CIs allow.
+    rise = max((lo_s - pts[i][2] for i in shown), default=None)
+    room = max((pts[j][2] - lo_s for j in after), default=None)
+    if rise is not None and room is not None and round(room, 3) < round(rise, 3):
+        return [(what, f"{text}; the CI at W = {shown[0]} lies below the one at W = {ws_} (a "
+                 f"rise of at least {esc(fmt(rise))}), and the CIs allow a gain of at most "
+                 f"{esc(fmt(room))} after W = {ws_}, so our data show this pattern.", HOLDS)]
+    if rise is not None:
+        shown_text = (f"the CI at W = {shown[0]} lies below the one at W = {ws_} (a rise of at "
+                      f"least {esc(fmt(rise))})")
+        rest = (f"but the CIs allow a gain of up to {esc(fmt(room))} after W = {ws_}, no less "
+                "than that, so the saturation is not shown" if room is not None else
+                f"but no window after W = {ws_} shows whether it saturates")
+        verdict_text = f"{shown_text}, {rest}"
+    else:
+        # Written without "W = 100's": Typst sets an apostrophe after a digit as a prime.
+        first = (f"the {'CIs' if len(before) > 1 else 'CI'} at {_windows_words(before)} "
+                 f"overlap{'' if len(before) > 1 else 's'} the one at W = {ws_}, so the rise to "
+                 f"W = {ws_} is not shown" if before else
+                 f"no window before W = {ws_} shows a rise to it")
+        rest = (f"the CIs allow a gain of up to {esc(fmt(room))} after W = {ws_}, so the "
+                "saturation is not shown either" if room is not None else
+                f"no window after W = {ws_} shows whether it saturates")
+        verdict_text = f"but {first}, and {rest}"
+    return [(what, f"{text}; {verdict_text}: our sweep neither shows nor rules out this "
+             "pattern.", UNRESOLVED)]
+
+
 def _early_accuracy_claim(a: dict, claim: dict) -> list[Claim]:
     k1, w = F.threshold_keys(a)[0], claim["window"]
     cell = a["thresholds"][k1]["windows"].get(str(w))
@@ -383,6 +600,10 @@ def reference_claims(a: dict, reference: dict, window: int, level: float = 0.95,
     out = _comparison_claims(a, reference, window, level)
     if "best_single" in claims:
         out += _best_single_claim(a, claims["best_single"], features, level)
+    if "loss_then_accuracy" in claims:
+        out += _loss_then_accuracy_claim(a, claims["loss_then_accuracy"])
+    if "monotone_saturating" in claims:
+        out += _window_trend_claim(a, claims["monotone_saturating"])
     if "max_val_acc_before" in claims:
         out += _early_accuracy_claim(a, claims["max_val_acc_before"])
     dynamics = []
