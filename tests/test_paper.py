@@ -1685,7 +1685,9 @@ def test_the_choices_the_reference_leaves_open_are_read_from_the_config(tmp_path
     split, model, loss, optim, signals, label, forecaster, boot = choices
     sizes = ", ".join(str(round(f * 23 * 23)) for f in (0.3, 0.6))  # p = 23: 159, 317
     assert f"({sizes} for f ∈ {{0.3, 0.6}})" in split
-    assert ("N(0, 1/d#sub[model]), the unembedding from N(0, 1/(p + 1)) (Nanda et al.'s code), all "
+    # Not "Nanda et al.'s": Typst sets an apostrophe after "al." as an opening quote.
+    assert ("N(0, 1/d#sub[model]), the unembedding from N(0, 1/(p + 1)) (as the code of Nanda "
+            "et al. draws them), all "
             "scaled by 0.5.") in model
     # Nanda et al.'s code, the reference's model, takes the log-softmax in float64 (its
     # cross_entropy_high_precision; docs/reference-readings.md).

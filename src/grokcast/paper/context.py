@@ -419,7 +419,7 @@ _INIT_WORDS = {
               "default, the positional table's by our choice), every other matrix from "
               "U(±1/√fan#sub[in]) (a bias-free #raw(\"nn.Linear\")'s default)"),
     "nanda": ("every matrix drawn from N(0, 1/d#sub[model]), the unembedding from N(0, 1/(p + 1)) "
-              "(Nanda et al.'s code)"),
+              "(as the code of Nanda et al. draws them)"),
 }
 
 
