@@ -372,10 +372,10 @@ def _loss_then_accuracy_claim(a: dict, claim: dict) -> list[Claim]:
 
 def _window_trend_claim(a: dict, claim: dict) -> list[Claim]:
     """The forecaster's AUROC rises with the window and stops rising by the reference's
-    window W#sub[s]. analysis.json has one CI per window and no paired test across windows,
+    window W_s. analysis.json has one CI per window and no paired test across windows,
     so a difference between two windows counts only where their CIs lie apart: a fall
-    anywhere, or a rise after W#sub[s], rules the claim out; it holds where a rise up to
-    W#sub[s] is shown and the largest gain after it the CIs allow is below the smallest gain
+    anywhere, or a rise after W_s, rules the claim out; it holds where a rise up to
+    W_s is shown and the largest gain after it the CIs allow is below the smallest gain
     up to it they allow. Otherwise our sweep does not resolve it."""
     th, ws_ = claim["threshold"], claim["window"]
     entry = a["thresholds"].get(th)
