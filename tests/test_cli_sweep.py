@@ -234,6 +234,9 @@ def test_a_worker_killed_by_the_system_ends_the_sweep_with_a_clear_error(tmp_pat
                                            "integer in [1, 65536]"),
     ({"model": "{d_model = 32768, d_mlp = 65536}"}, "one run of this model needs about 640.6 GiB "
                                                     "while it trains"),
+    ({"model": "{d_model = 64, n_heads = 5}"}, "model.n_heads=5 is not allowed: expected a divisor of "
+                                               "d_model=64"),
+    ({"model": "3"}, "model=3 is not allowed: expected a table of settings"),
 ])
 def test_bad_config_is_one_clear_line_and_exit_2(tmp_path, capsys, override, needle):
     cfg = _tiny_config(tmp_path, **override)
@@ -241,6 +244,19 @@ def test_bad_config_is_one_clear_line_and_exit_2(tmp_path, capsys, override, nee
     err = capsys.readouterr().err.strip()
     assert needle in err and len(err.splitlines()) == 1
     assert not (tmp_path / "s").exists()
+
+
+def test_steps_overrides_the_configs_n_steps(tmp_path, capsys):
+    out = tmp_path / "s"
+    assert main(["sweep", "--config", str(_tiny_config(tmp_path)), "--out", str(out), "--quiet",
+                 "--workers", "1", "--steps", "13"]) == 0
+    store = SweepStore(out)
+    assert store.read_config().n_steps == 13  # the file says 30
+    runs, log = store.runs(), store.log()
+    assert len(runs) == 4 and (runs["n_steps"] == 13).all() and (runs["status"] == "finished").all()
+    # log.dense_until = 10, log.every = 10: every step below 10, then 10, and the final step.
+    for _, one in log.groupby("run_id"):
+        assert one["step"].tolist() == [*range(11), 13]
 
 
 def test_directory_of_another_sweep_is_refused_untouched(tmp_path, capsys):
@@ -267,6 +283,8 @@ def test_directory_of_another_sweep_is_refused_untouched(tmp_path, capsys):
     (["--executor", "ray", "--workers", "2"], "--workers is for the local executor"),
     (["--executor", "ray", "--no-cuda-graphs"], "--no-cuda-graphs is for the local executor"),
     (["--stop-model", "nothere.json", "--stop-below", "0.5"], "'nothere.json' does not exist"),
+    (["--stop-below", "0.5"], "--stop-model and --stop-below go together"),
+    (["--stop-model", "nothere.json"], "--stop-model and --stop-below go together"),
     # Above 2**31 ProcessPoolExecutor raised an OverflowError traceback after sweep.json was
     # written; any count above the cores made one-run chunks and competing processes.
     (["--workers", "99999999999999999999"], "workers=99999999999999999999 is not allowed: "

@@ -160,6 +160,15 @@ def test_malformed_logs_are_refused():
         feature_table(huge, 100)
     assert feature_table(log.astype({"step": np.uint64}), 100).equals(feature_table(log, 100))
     assert feature_table(log.astype({"step": float}), 100).equals(feature_table(log, 100))
+    with pytest.raises(ValueError, match=r"^the log holds no rows$"):
+        feature_table(log.iloc[:0], 100)
+    blank = log.copy()
+    blank.loc[blank["run_id"] == "run1", "val_acc"] = np.nan
+    with pytest.raises(ValueError, match=r"^run 'run1' has no logged step \(val_acc is NaN on every row\)$"):
+        feature_table(blank, 100)
+    late = log[(log["run_id"] != "run2") | (log["step"] >= 200)]  # run2 logged only from 200 on
+    with pytest.raises(ValueError, match=r"^run 'run2' has no logged step below W=200$"):
+        feature_table(late, 200)
     texts = log.astype({"grad_norm": object})
     texts.loc[texts["step"] == 7, "grad_norm"] = "x"  # was numpy's error, naming no column
     with pytest.raises(ValueError, match=r"log column 'grad_norm' must hold numbers .*'x'"):

@@ -425,6 +425,16 @@ def rewrite(path, edit):
     (lambda d: d.update(format="something.else"), "'format' is 'something.else'"),
     (lambda d: d["feature_names"].__setitem__(1, "end_val_loss"), "repeat"),
     (lambda d: d.update(classes=d["classes"][::-1]), "'classes' must be .* in increasing order"),
+    (lambda d: d.pop("format"), r"missing key 'format': not a forecaster file$"),
+    (lambda d: d.update(feature_names=[]), r"'feature_names' must be a non-empty list of strings$"),
+    (lambda d: d.update(feature_names=[*d["feature_names"][:-1], 7]), r"'feature_names' must be a "
+                                                                      r"non-empty list of strings$"),
+    (lambda d: d.update(C=0.0), r"'C' and 'Cs' must be positive$"),
+    (lambda d: d["Cs"].__setitem__(0, -1.0), r"'C' and 'Cs' must be positive$"),
+    (lambda d: d.update(Cs=[]), r"'Cs' must not be empty$"),
+    (lambda d: d.update(grokcast_version=1), r"'grokcast_version' must be a string$"),
+    (lambda d: d.update(sweep_hash=""), r"sweep_hash='' is not allowed: expected a non-empty string$"),
+    (lambda d: d.update(cv=1), r"cv=1 is not allowed: expected an integer >= 2$"),
 ])
 def test_malformed_files_raise_forecaster_file_error(saved, edit, message):
     _, _, path = saved
@@ -463,6 +473,9 @@ def test_truncated_or_non_json_files(saved):
     path.write_text("[" * 100_000 + "]" * 100_000)
     with pytest.raises(ForecasterFileError, match=r": not a forecaster file: its JSON is nested too "
                                                   r"deeply"):
+        GrokForecaster.load(path, known_features=NAMES)
+    path.write_text("[1, 2]")  # JSON, but not an object
+    with pytest.raises(ForecasterFileError, match=r"expected a JSON object at the top level, got list$"):
         GrokForecaster.load(path, known_features=NAMES)
     path.write_bytes(b"\x80\x04\x95 a pickle, not JSON")
     with pytest.raises(ForecasterFileError, match="not a forecaster JSON file"):

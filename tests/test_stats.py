@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -209,6 +211,21 @@ def test_weighted_auroc_refuses_weights_that_are_not_counts(bad, match):
         auroc_weighted([0, 1, 0, 1], [0.1, 0.2, 0.3, 0.4], w)
     with pytest.raises(TypeError, match="real numbers"):
         auroc_weighted([0, 1, 0, 1], [0.1, 0.2, 0.3, 0.4], [["a"] * 4])
+
+
+def test_arrays_of_the_wrong_shape_are_named_with_the_shape_expected():
+    y, s = [0, 1, 0, 1], [0.1, 0.2, 0.3, 0.4]
+    with pytest.raises(ValueError, match=r"^y must have shape \(n,\) with n >= 1, got shape \(0,\)$"):
+        auroc([], [])
+    with pytest.raises(ValueError, match=r"^y must have shape \(n,\) with n >= 1, got shape \(1, 4\)$"):
+        auroc([y], s)
+    # auroc takes k scores of the n runs at once; the weighted one, one score per run only.
+    with pytest.raises(ValueError, match=r"^score must have shape \(4,\), got \(2, 4\)$"):
+        auroc_weighted(y, [s, s], np.ones((3, 4)))
+    for w in (np.ones(4), np.ones((3, 5))):
+        with pytest.raises(ValueError, match=rf"^weights must have shape \(n_resamples, 4\), got "
+                                             rf"{re.escape(str(w.shape))}$"):
+            auroc_weighted(y, s, w)
 
 
 def test_paired_bootstrap_of_a_scorer_against_itself():

@@ -397,6 +397,12 @@ def test_short_or_incomplete_logs_are_refused(sweep, fitted, tmp_path):
     with pytest.raises(LogError, match=r"^column step must hold step counts below 2\*\*63 \(int64\), "
                                        r"got 1e\+22$"):
         forecast(half)
+    with pytest.raises(LogError, match=r"^the log holds no rows$"):
+        forecast(one.iloc[:0])  # the header alone
+    (tmp_path / "cut.parquet").write_bytes(b"PAR1 a download cut short")
+    with pytest.raises(LogError, match=rf"^log {re.escape(repr(str(tmp_path / 'cut.parquet')))} is "
+                                       r"unreadable: .*Parquet"):
+        forecast_log(path, tmp_path / "cut.parquet")
     (tmp_path / "empty").mkdir()  # was "the log lacks column(s) run_id, step, ..."
     with pytest.raises(LogError, match="is a directory without .parquet files"):
         forecast_log(path, tmp_path / "empty")
@@ -841,6 +847,13 @@ def test_runs_stopped_early_are_left_out_of_fit_and_evaluate(sweep, tmp_path):
                                          r"diverged and 5 stopped early were left out\), 2 of "
                                          r"them positive; C is chosen by cv=3"):
         fit_forecaster(few, out=tmp_path / "c.json", **kw)
+    kept = runs["run_id"].min()
+    one = _copy_sweep(sweep, tmp_path / "one", lambda df: df.assign(
+        status=df["status"].where(df["run_id"] == kept, "stopped")))
+    with pytest.raises(ValueError, match=rf"^{re.escape(repr(str(one)))} holds 1 run\(s\) with a known "
+                                         r"outcome \(0 diverged, 7 stopped early\); fitting needs at "
+                                         r"least 2$"):
+        fit_forecaster(one, out=tmp_path / "d.json", **kw)
 
 
 @pytest.mark.parametrize("value", [np.nan, 1.5])
