@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -260,6 +262,12 @@ def test_bad_inputs_are_refused(sweep):
             A.analyze(runs, log, None, thresholds=bad, predict_fn=standin)
     with pytest.raises(ValueError, match="no log rows"):
         A.analyze(runs, log[log["run_id"] != "run03"], None, predict_fn=standin)
+    for bad in ((1,), (100, 100), (100.0,), (True,), ()):
+        with pytest.raises(ValueError, match=rf"^windows={re.escape(repr(list(bad)))} is not allowed: "
+                                             r"expected distinct integers >= 2$"):
+            A.analyze(runs, log, None, windows=bad, predict_fn=standin)
+    with pytest.raises(ValueError, match=r"^the predictor returned shape \(19,\) for 20 runs$"):
+        A.analyze(runs, log, None, windows=(100,), predict_fn=lambda X, y: standin(X, y)[:-1])
 
     def holes(X: np.ndarray, y: np.ndarray) -> np.ndarray:
         return np.where(np.arange(len(y)) == 3, np.nan, standin(X, y))
@@ -444,6 +452,16 @@ def test_table3_the_figures_and_the_paper_share_one_headline_window(sweep):
     first_row = next(line for line in A.format_table3(result).splitlines() if line.startswith("| ")
                      and "_" in line)
     assert first_row.split("|")[1].strip() == best
+    # The text form (`grokcast analyze` writes md and tex only) lists the same rows in order.
+    text = A.format_table3(result, fmt="text").splitlines()
+    assert text[0].startswith("Table 3: Per-feature AUROC") and "at W = 300 for" in text[0]
+    shown = [line.split() for line in text if line.split() and line.split()[0] in cell]
+    assert [row[0] for row in shown] == sorted(cell, key=lambda f: -cell[f]["folded"])
+    assert [float(row[2]) for row in shown] == [round(cell[row[0]]["folded"], 3) for row in shown]
+    for fn in (A.format_table3, functools.partial(A.format_table, threshold=0.9)):
+        with pytest.raises(ValueError, match=r"^fmt='html' is not allowed: expected one of 'md', 'tex', "
+                                             r"'text'$"):
+            fn(result, fmt="html")
 
 
 def test_a_sweep_too_small_for_the_models_internal_cv_keeps_its_baselines(sweep):

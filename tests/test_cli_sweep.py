@@ -326,6 +326,8 @@ def test_api_objects_of_the_wrong_type_are_named(tmp_path):
     # store (after creating the directory's lock), the memory estimate, or the stop rule.
     with pytest.raises(TypeError, match=r"got one RunConfig: pass \[run\]"):
         train_ensemble(RunConfig(n_steps=1))
+    with pytest.raises(ValueError, match=r"^an ensemble needs at least one run$"):
+        train_ensemble([])
     out = tmp_path / "s"
     with pytest.raises(TypeError, match=r"config must be a SweepConfig, got RunConfig: a grid of one "
                                         r"run is SweepConfig\(train_fracs=\[f\]"):

@@ -250,6 +250,16 @@ def test_simulate_checks_its_inputs(sweeps):
         simulate(runs, pd.concat([log, log.iloc[:1]]), model, window=W, thresholds=[0.5])
     with pytest.raises(TypeError, match="the log must be a pandas DataFrame, got dict"):
         simulate(runs, {}, model, window=W, thresholds=[0.5])
+    with pytest.raises(ValueError, match=r"^the sweep holds 1 finished run\(s\); the study needs at "
+                                         r"least 2$"):
+        simulate(runs.iloc[:1], log, model, window=W, thresholds=[0.5])
+    with pytest.raises(ValueError, match=rf"^window={W} is not allowed: runs train {W} steps, so "
+                                         r"stopping at W would save nothing$"):
+        simulate(runs.assign(n_steps=np.where(runs.index == 2, W, runs["n_steps"])), log, model,
+                 window=W, thresholds=[0.5])
+    absent = str(runs["run_id"].iloc[1])
+    with pytest.raises(ValueError, match=rf"^run '{absent}' has no log rows$"):
+        simulate(runs, log[log["run_id"] != absent], model, window=W, thresholds=[0.5])
     # A diverged run has no outcome: left out and counted.
     diverged = runs.assign(status=np.where(runs.index == 0, "diverged", runs["status"]))
     df = simulate(diverged, log, model, window=W, thresholds=[0.5])

@@ -300,7 +300,12 @@ def test_observe_errors_name_the_protocol():
         _observe_without_training(monitor, plain, 1, **METRICS)
     with pytest.raises(ValueError, match="needs train_margin"):
         _observe_without_training(monitor, plain, 0, **{**METRICS, "train_margin": None})
+    assert monitor.last_step is None
     _observe_without_training(monitor, plain, 0, **METRICS)
+    assert monitor.last_step == 0
+    with pytest.raises(TypeError, match=r"^step must be an int, got float$"):
+        _observe_without_training(monitor, plain, 1.0, **METRICS)
+    assert monitor.last_step == 0  # refused before anything is kept
     with pytest.raises(ValueError, match="expected 1; observe every step"):
         _observe_without_training(monitor, plain, 2, **METRICS)
     with pytest.raises(ValueError, match="not a parameter of the model"):
@@ -309,6 +314,8 @@ def test_observe_errors_name_the_protocol():
         monitor.forecast()
     with pytest.raises(ValueError, match="2-D weight tensor"):
         GrokMonitor(plain.pos[0], plain.unembed.weight)
+    with pytest.raises(TypeError, match=r"^log_schedule must be a LogConfig, got dict$"):
+        _monitor_of(plain, log_schedule={"every": 10})
     with pytest.raises(ValueError, match="run_id=None is not allowed"):
         _monitor_of(plain, run_id=None)
     with pytest.raises(ValueError, match="window=None is not allowed for a forecaster without a "

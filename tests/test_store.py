@@ -427,6 +427,21 @@ def test_a_refused_directory_gets_no_lock_file(tmp_path):
     assert sorted(p.name for p in notes.iterdir()) == [".sweep.json.x.tmp", "notes.txt"]
 
 
+def test_a_file_for_the_directory_and_a_sweep_without_runs_are_named(tmp_path):
+    from grokcast.store import StoreError, SweepStore
+
+    cfg, _, _ = _sweep(tmp_path)
+    (tmp_path / "file").write_text("mine")
+    with pytest.raises(StoreError, match=rf"^'{tmp_path / 'file'}' exists and is not a directory$"):
+        SweepStore(tmp_path / "file").init(cfg)
+    assert (tmp_path / "file").read_text() == "mine"
+    empty = SweepStore(tmp_path / "empty")
+    empty.init(cfg)  # sweep.json written, no chunk trained yet
+    for read in (empty.log, empty.runs):
+        with pytest.raises(StoreError, match=rf"^'{tmp_path / 'empty'}' holds no finished runs yet$"):
+            read()
+
+
 def test_a_second_writer_is_refused_and_runs_stored_twice_are_named(tmp_path):
     """Two sweeps into one --out (a requeued job while the first still runs) trained the same
     runs twice; resume and check_finished accepted the result, analyze refused it later."""
