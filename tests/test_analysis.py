@@ -262,6 +262,16 @@ def test_bad_inputs_are_refused(sweep):
             A.analyze(runs, log, None, thresholds=bad, predict_fn=standin)
     with pytest.raises(ValueError, match="no log rows"):
         A.analyze(runs, log[log["run_id"] != "run03"], None, predict_fn=standin)
+    with pytest.raises(ValueError, match=r"^the log lacks column 'run_id'$"):
+        A.analyze(runs, log.drop(columns="run_id"), None, predict_fn=standin)
+    with pytest.raises(ValueError, match=r"^the runs table lists run 'run03' more than once$"):
+        A.analyze(pd.concat([runs, runs[runs["run_id"] == "run03"]]), log, None, predict_fn=standin)
+    # A finished run whose window holds a NaN is suspect, not diverged.
+    suspect = log.assign(val_loss=log["val_loss"].mask((log["run_id"] == "run03") & (log["step"] == 50)))
+    with pytest.raises(ValueError, match=r"^feature 'end_val_loss' of run 'run03' at W=51 is nan \(\d+ "
+                                         r"non-finite value\(s\) in all\); the run is not marked "
+                                         r"diverged, so its log is suspect$"):
+        A.analyze(runs, suspect, None, windows=(51,), predict_fn=standin)
     for bad in ((1,), (100, 100), (100.0,), (True,), ()):
         with pytest.raises(ValueError, match=rf"^windows={re.escape(repr(list(bad)))} is not allowed: "
                                              r"expected distinct integers >= 2$"):
@@ -275,6 +285,26 @@ def test_bad_inputs_are_refused(sweep):
     with pytest.raises(ValueError, match=r"predictor returned non-finite probabilities for runs at "
                                          r"rows \[3\] \(threshold 0.9, W = 100\)"):
         A.analyze(runs, log, None, windows=(100,), predict_fn=holes)
+
+
+def test_feature_difference_refuses_a_single_class_and_a_feature_that_is_not_finite():
+    y = np.array([0, 0, 0, 1, 1, 1])
+    runs = [{"run_id": f"r{k}"} for k in range(6)]
+    feats = pd.DataFrame({"run_id": [r["run_id"] for r in runs], "window": 200,
+                          "end_val_loss": np.arange(6.0)[::-1], "end_val_acc": np.arange(6.0)})
+    a = {"runs": runs, "settings": {"seed": 0, "n_resamples": 200, "level": 0.95},
+         "thresholds": {"0.9": {"labels": y.tolist(), "single_class": False,
+                                "windows": {"200": {}}}}}
+    # Both perfectly ordered, one each way: oriented by their AUROCs, both fold to 1.
+    assert A.feature_difference(a, feats, "0.9", 200, "end_val_loss", "end_val_acc")["diff"] == 0.0
+    with pytest.raises(ValueError, match=r"^feature 'end_val_acc' at W = 200 is not finite for every "
+                                         r"run$"):
+        A.feature_difference(a, feats.assign(end_val_acc=[0.0, 1, np.inf, 3, 4, 5]), "0.9", 200,
+                             "end_val_loss", "end_val_acc")
+    a["thresholds"]["0.9"]["single_class"] = True
+    with pytest.raises(ValueError, match=r"^threshold='0.9' has a single label class: no AUROC to "
+                                         r"compare$"):
+        A.feature_difference(a, feats, "0.9", 200, "end_val_loss", "end_val_acc")
 
 
 def test_default_predictor_is_the_papers_model(sweep, monkeypatch):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 from fractions import Fraction
 
 import numpy as np
@@ -750,6 +751,11 @@ def test_summary_breaks_ties_in_saving_by_the_smallest_threshold(order):
     fixed = summarize(given, min_recall=0.9, threshold=0.3, tau="fixed")
     assert fixed["forecaster"]["param"] == 0.3 and fixed["on_outcomes"]["param"] == 0.4
     assert summarize(given, min_recall=0.9)["on_outcomes"]["param"] == 0.3  # no τ given: a tie
+    allowed = (r" is not allowed: expected one of \('chosen on training runs', 'fixed'\) with a "
+               r"threshold, or 'chosen on outcomes' without one$")
+    for tau, threshold in (("sometimes", 0.3), ("fixed", None), ("chosen on outcomes", 0.3)):
+        with pytest.raises(ValueError, match=rf"^tau={re.escape(repr(tau))}{allowed}"):
+            summarize(given, min_recall=0.9, threshold=threshold, tau=tau)
 
 
 def test_markdown_same_budget_table_shows_a_row_per_display_threshold():
@@ -862,6 +868,9 @@ def test_training_threshold_is_the_largest_that_keeps_the_share(seed):
     closed = [(0.9, 1), (0.8, 1), (0.3, 1), (0.1, 1), (0.95, 0), (0.5, 0)]
     assert [training_threshold(closed, r) for r in (1.0, 0.9, 0.75, 0.5, 0.25, 0.0)] == \
         pytest.approx([0.05, 0.05, 0.2, 0.65, 0.85, 1.0])
+    with pytest.raises(ValueError, match=r"^train_heldout holds no grokking run: no threshold can keep "
+                                         r"one$"):
+        training_threshold([(0.9, 0), (0.2, 0)], 0.9)
 
 
 def test_run_study_chooses_tau_on_the_training_runs_when_the_file_has_them(sweeps, tmp_path):
