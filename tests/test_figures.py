@@ -186,6 +186,18 @@ def test_make_figures_writes_twelve_valid_files(results: Path) -> None:
     _check_files(paths)
 
 
+def test_the_figures_command_writes_them_where_asked(results: Path, tmp_path: Path, capsys) -> None:
+    from grokcast.cli import main
+
+    assert main(["figures", str(results), "--out", str(tmp_path / "figs")]) == 0
+    assert capsys.readouterr().out == f"wrote 12 files -> {tmp_path / 'figs'}\n"
+    _check_files(sorted((tmp_path / "figs").iterdir(), key=lambda p: (p.stem, p.suffix != ".png")))
+    assert main(["figures", str(tmp_path / "nowhere")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("grokcast figures: error: ") and str(tmp_path / "nowhere") in err
+    assert len(err.splitlines()) == 1
+
+
 def _one_window_figure(results: Path) -> tuple[plt.Figure, dict]:
     """Figure 4 of the results analysed at W = 200 alone, and that analysis."""
     res = F.load_results(results)
@@ -342,6 +354,26 @@ def test_readable_name(name: str, expected: str) -> None:
     assert F.readable_name(name) == expected
 
 
+def test_every_registry_feature_gets_the_unit_of_its_definition() -> None:
+    """Axis units, by hand from the registry's definitions: losses in nats (their natural
+    logs in log nats), accuracies as fractions, margins in logits, slopes per step; norms,
+    ranks, cosines and ratios without one."""
+    unit = {"loss": "nats", "acc": "fraction", "margin": "logits"}
+    for f in FEATURES:
+        kind = next((k for k in ("margin", "loss", "acc") if f"{k}" in f.name), None)
+        if f.name.startswith("log_"):
+            want = "log nats"
+        elif f.name == "loss_ratio" or kind is None:
+            want = ""
+        else:
+            want = unit[kind]
+        if f.name.startswith("slope_"):
+            want = f"{want or 'units'} per step"
+        assert F.feature_unit(f.name) == want, f.name
+        assert F.axis_label(f.name) == (f"{F.readable_name(f.name)} ({want})" if want
+                                        else F.readable_name(f.name))
+
+
 def test_every_registry_feature_gets_a_readable_name() -> None:
     for f in FEATURES:
         assert "_" not in F.readable_name(f.name).replace("W_E", "").replace("W_U", ""), f.name
@@ -447,6 +479,13 @@ def test_a_damaged_analysis_json_is_named(results: Path, tmp_path: Path, text: s
     (lambda d: d.update(features=["end_val_loss"]), "'features' holds an entry that is not an object"),
     (lambda d: d["sweep"].update(config={**(d["sweep"]["config"] or {}), "p": "23"}),
      "sweep.config is not a sweep config: p='23' is not allowed"),
+    (lambda d: d["thresholds"]["0.9"].pop("labels"),
+     "threshold '0.9' lacks one of ['n_pos', 'n_neg', 'single_class', 'labels', 'windows']"),
+    (lambda d: d["thresholds"].update({"0.9": [1, 0]}),
+     "threshold '0.9' lacks one of ['n_pos', 'n_neg', 'single_class', 'labels', 'windows']"),
+    (lambda d: d["thresholds"]["0.9"]["labels"].pop(), "thresholds.0.9.labels holds 47 labels for 48 runs"),
+    (lambda d: d["thresholds"]["0.9"].update(labels="1,0"), "thresholds.0.9.labels holds '1,0' labels "
+                                                            "for 48 runs"),
 ])
 def test_a_string_for_a_number_in_analysis_json_is_named(results: Path, tmp_path: Path, edit,
                                                           what: str) -> None:
