@@ -140,6 +140,20 @@ def test_a_loaded_forecaster_saves_what_its_file_recorded(fitted, tmp_path):
         loaded.save(tmp_path / "wrong.json", n_train_runs=7)
     with pytest.raises(ValueError, match=rf"^window='{W}' is not allowed: expected an integer"):
         loaded.save(tmp_path / "wrong.json", window=str(W))
+    # The records that are lists: named by the argument, the file's value shown (the digests
+    # under their file key).
+    recorded = json.loads(path.read_text())
+    steps = recorded["window_steps"][:-1]
+    with pytest.raises(ValueError, match=rf"^window_steps={re.escape(repr(steps))} is not allowed: this "
+                                         rf"forecaster was loaded with window_steps="
+                                         rf"{re.escape(repr(recorded['window_steps']))}; leave "
+                                         r"window_steps out to keep it$"):
+        loaded.save(tmp_path / "wrong.json", window_steps=steps)
+    digests = recorded["train_window_digests"][1:]
+    with pytest.raises(ValueError, match=r"^train_digests=\[.* is not allowed: this forecaster was loaded "
+                                         r"with train_window_digests=\[.*; leave train_digests out to "
+                                         r"keep it$"):
+        loaded.save(tmp_path / "wrong.json", train_digests=digests)
     assert not (tmp_path / "wrong.json").exists()
     loaded.save(tmp_path / "f32.json", threshold=np.float32(THRESHOLD))  # read as 0.09, as configs are
     assert (tmp_path / "f32.json").read_bytes() == path.read_bytes()
@@ -628,6 +642,13 @@ def test_fit_never_overwrites_the_sweep_or_a_file_that_is_not_a_forecaster(sweep
     with pytest.raises(ValueError, match="exists and is not a forecaster, so it is not overwritten"):
         fit_forecaster(sweep, window=W, threshold=THRESHOLD, out=notes)
     assert notes.read_text() == '{"todo": 1}'
+    for name, data in (("cut.json", b'{"coef": [0.1, '), ("blob.json", b"\x80\x04\x95 a pickle")):
+        (tmp_path / name).write_bytes(data)  # unreadable as JSON, or as UTF-8 text
+        with pytest.raises(ValueError, match=rf"^out={re.escape(repr(str(tmp_path / name)))} is not "
+                                             r"allowed: the file exists and is not a forecaster, so "
+                                             r"it is not overwritten; choose another path$"):
+            fit_forecaster(sweep, window=W, threshold=THRESHOLD, out=tmp_path / name)
+        assert (tmp_path / name).read_bytes() == data
     again = tmp_path / "again.json"  # a forecaster is replaced, as a refit expects
     again.write_bytes(fitted[0].read_bytes())
     inode = again.stat().st_ino
