@@ -702,6 +702,47 @@ def test_a_chunk_trained_under_another_config_than_sweep_json_now_holds_is_refus
     assert run_sweep(grown, out, device="cpu", progress=False).n_trained == 1
 
 
+def test_a_chunk_whose_recorded_config_does_not_read_is_named_damaged(tmp_path):
+    import pyarrow.parquet as pq
+
+    from grokcast.store import CHUNK_CONFIG_KEY, StoreError
+    from grokcast.sweep import run_sweep
+
+    cfg, out, _ = _sweep(tmp_path)
+    chunk = out / "runs" / "chunk-00001.parquet"
+    table = pq.read_table(chunk)
+    meta = {**table.schema.metadata, CHUNK_CONFIG_KEY.encode(): b'{"p": 23, "model": '}  # cut short
+    pq.write_table(table.replace_schema_metadata(meta), chunk)
+    with pytest.raises(StoreError, match=r"chunk-00001.parquet' is damaged \(its recorded config does "
+                                         r"not read: .*\): delete .*then rerun grokcast sweep"):
+        run_sweep(cfg, out, device="cpu", progress=False)
+
+
+def test_an_interrupted_or_refused_write_leaves_no_temp_file_and_names_the_target(tmp_path,
+                                                                                 monkeypatch):
+    from grokcast import store as S
+
+    def interrupted(tmp, path):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(S, "_publish", interrupted)
+    for write in (lambda p: S.atomic_write_bytes(p, b"data"),
+                  lambda p: S.atomic_write_parquet(p, pd.DataFrame({"a": [1]}))):
+        with pytest.raises(KeyboardInterrupt):
+            write(tmp_path / "d" / "f")
+        assert list((tmp_path / "d").iterdir()) == []  # neither the file nor its temp file
+    monkeypatch.undo()
+
+    def refused(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(tmp_path / "d" / ".f.x1y2.tmp"))
+
+    monkeypatch.setattr(S.tempfile, "mkstemp", refused)
+    with pytest.raises(PermissionError) as err:
+        S.atomic_write_bytes(tmp_path / "d" / "f", b"data")
+    # The file the caller asked for, not the temp file's random name.
+    assert (err.value.filename, err.value.strerror) == (str(tmp_path / "d" / "f"), "Permission denied")
+
+
 def test_a_log_chunk_whose_steps_are_not_int64_is_named_by_file_and_column(tmp_path):
     """Was: a log chunk edited with step as float (whole numbers) made the whole log's steps
     floats; analyze ran, and `grokcast fit` refused its own forecaster file's field:
