@@ -225,6 +225,16 @@ def test_a_chunk_out_of_gpu_memory_keeps_the_finished_ones_and_names_the_option(
                        r"--chunk-size below 2 \(the chunks"):
         run_sweep(config, tmp_path / "s", device="cpu", progress=False, train_fn=second_chunk_fails)
     assert len(SweepStore(tmp_path / "s").finished_run_ids()) == 2
+    # Any other error of a chunk is raised as it is; the chunks before it stay stored.
+
+    def second_chunk_breaks(chunk, device, **kw):
+        if chunk[0].train_frac == 0.6:
+            raise RuntimeError("shape mismatch in a custom train_fn")
+        return train_ensemble(chunk, device, **kw)
+
+    with pytest.raises(RuntimeError, match=r"^shape mismatch in a custom train_fn$"):
+        run_sweep(config, tmp_path / "t", device="cpu", progress=False, train_fn=second_chunk_breaks)
+    assert len(SweepStore(tmp_path / "t").finished_run_ids()) == 2
     # The worker processes could not call it: refused, not silently ignored.
     with pytest.raises(ValueError, match=r"^train_fn='second_chunk_fails' is not allowed with workers=2"):
         run_sweep(config, tmp_path / "s", device="cpu", progress=False, workers=2,
@@ -463,6 +473,15 @@ def test_a_stopper_record_json_cannot_write_is_refused_before_anything_is_writte
     with pytest.raises(TypeError, match=r"^stop.record\(\) returned \{.*\}, which is not allowed: "
                                         r"expected a dict of JSON values .*float32"):
         run_sweep(config, tmp_path / "s", device="cpu", progress=False, stop=NumpyBound(0.5))
+    assert not (tmp_path / "s").exists()
+
+    class ListRecord(StopWeightDecayAbove):
+        def record(self):
+            return ["weight decay above", self.bound]
+
+    with pytest.raises(TypeError, match=r"^stop.record\(\) returned \['weight decay above', 0.5\], which "
+                                        r"is not allowed: expected a dict of JSON values .*: a list$"):
+        run_sweep(config, tmp_path / "s", device="cpu", progress=False, stop=ListRecord(0.5))
     assert not (tmp_path / "s").exists()
 
 
