@@ -239,6 +239,10 @@ def test_window_features_needs_only_the_signals_that_are_read(setup, monkeypatch
     np.testing.assert_array_equal(list(got.values()), want.iloc[0].to_numpy(dtype=float))
     with pytest.raises(ValueError, match="lacks column"):
         window_features(one.drop(columns="grad_norm"), W)  # a signal the features read
+    # Without run_id the one-run check is skipped, for the column check to name it (not a KeyError).
+    with pytest.raises(ValueError, match=r"^the log lacks column\(s\) run_id; a log needs the columns "
+                                         r"run_id, step, "):
+        window_features(one.drop(columns="run_id"), W)
 
 
 def test_report_survives_database_storage_and_nan_features_prune(setup, tmp_path):
@@ -344,6 +348,13 @@ def test_errors_name_the_problem(setup, tmp_path):
         report_features(trial, None, W)
     with pytest.raises(TypeError, match=r"^features must be a mapping .*, got list$"):
         p_grok(model, [1.0, 2.0])  # was: "the reported features lack [...]"
+    uses = [str(s) for s in model.feature_names_in_]
+    for gone in (uses[:1], uses[:6]):  # more than five are cut short
+        shown = re.escape(repr(gone[:5])) + (" ..." if len(gone) > 5 else "")
+        with pytest.raises(ValueError, match=rf"^the reported features lack {shown} that the "
+                                             r"forecaster uses: report all of "
+                                             r"grokcast.features.FEATURE_NAMES$"):
+            p_grok(model, {k: v for k, v in feats.items() if k not in gone})
     with pytest.raises(TypeError, match=r"feature 'end_val_acc'='high' is not allowed: expected a number"):
         report_features(trial, {**feats, "end_val_acc": "high"}, W)
     # Were numpy's "could not convert string to float", naming no feature, and an
@@ -443,6 +454,11 @@ def test_reports_with_a_fractional_window_are_refused():
     for bad in (200.7, float("inf"), float("nan"), "200", True, np.bool_(True), np.float64(1.5)):
         with pytest.raises(ValueError, match="whole number of steps"):
             decode_features({"window": bad, "features": {}})
+    # Not a report at all (a tuner's other intermediate value, a features mapping alone).
+    for bad in (0.5, {"features": {}}, {"window": 200, "features": [1.0]}):
+        with pytest.raises(ValueError, match=rf"^a grokcast report is \{{'window': W, 'features': "
+                                             rf"\{{name: value\}}\}}, got {re.escape(repr(bad))}$"):
+            decode_features(bad)
 
 
 def _run_example(forecaster, threshold: float, steps: int) -> dict[int, tuple[float, bool]]:
