@@ -120,6 +120,30 @@ def test_ray_executor_stops_runs_as_the_local_executor_does(tmp_path):
     assert not (tmp_path / "never").exists()
 
 
+class FailsOnTheLargerSplit:
+    """A stopper whose hook fails in the task that trains the f = 0.6 chunk."""
+
+    def hook(self, chunk):
+        if chunk[0].train_frac == 0.6:
+            raise RuntimeError("the hook failed on the f = 0.6 chunk")
+        return lambda step, values: None
+
+    def record(self):
+        return {"rule": "fails on f = 0.6"}
+
+
+def test_a_tasks_own_error_is_raised_as_the_local_executor_raises_it(tmp_path):
+    """The task's exception itself, not Ray's RayTaskError wrapping it; the chunk that
+    finished is stored, one still running is cancelled."""
+    config = tiny_sweep()
+    with pytest.raises(RuntimeError, match=r"^the hook failed on the f = 0.6 chunk$"):
+        run_sweep_ray(config, tmp_path / "s", chunk_size=2, progress=False,
+                      stop=FailsOnTheLargerSplit())
+    stored = SweepStore(tmp_path / "s").finished_run_ids()
+    assert stored <= {r.run_id for r in config.runs() if r.train_frac == 0.3}
+    assert ray.is_initialized()  # the caller's session survives the error
+
+
 def test_ray_tasks_count_their_run_steps_as_they_train():
     """The executor's progress bar reads the tasks' counts (it moved only as chunks returned):
     a task reports every run-step of its chunk, in blocks, to the counter actor."""
