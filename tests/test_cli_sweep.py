@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -465,6 +466,11 @@ def test_config_errors_name_value_and_allowed():
         SweepConfig.from_dict({"model": {"init": "xavier"}})
     with pytest.raises(ConfigError, match=r"model.precision=.fp16. .*'fp32', 'bf16'"):
         SweepConfig.from_dict({"model": {"precision": "fp16"}})
+    # One value, a set (unordered) or a text where a list belongs: refused, not iterated.
+    for given in (0.3, {0.3, 0.6}, "0.3"):
+        with pytest.raises(ConfigError, match=rf"^train_fracs={re.escape(repr(given))} is not allowed: "
+                                              r"expected a non-empty list$"):
+            SweepConfig(train_fracs=given)
 
 
 @pytest.mark.parametrize("text", ["[1, 2, 3]", "null", '"p"'])

@@ -196,6 +196,10 @@ def test_the_figures_command_writes_them_where_asked(results: Path, tmp_path: Pa
     err = capsys.readouterr().err
     assert err.startswith("grokcast figures: error: ") and str(tmp_path / "nowhere") in err
     assert len(err.splitlines()) == 1
+    (tmp_path / "notes.txt").write_text("mine")  # --out under a file: the path, then the reason
+    assert main(["figures", str(results), "--out", str(tmp_path / "notes.txt" / "figs")]) == 2
+    assert capsys.readouterr().err == (f"grokcast figures: error: "
+                                       f"{str(tmp_path / 'notes.txt' / 'figs')!r}: not a directory\n")
 
 
 def _one_window_figure(results: Path) -> tuple[plt.Figure, dict]:

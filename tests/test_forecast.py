@@ -201,6 +201,9 @@ def test_group_predictions_match_sklearn_leaving_each_group_out():
     mixed = np.array([str(g) if g % 2 else g for g in groups], dtype=object)
     mixed[groups == 3] = None
     np.testing.assert_array_equal(group_predictions(X, y, mixed), ours)
+    # Grouped by class, every training part holds the other class alone: no model is fit, and
+    # each run gets the constant prediction of the class it was not trained with.
+    np.testing.assert_array_equal(group_predictions(X, y, y), 1.0 - y)
     with pytest.raises(ValueError, match=r"groups of shape \(29,\) are not allowed"):
         group_predictions(X, y, groups[:-1])
     with pytest.raises(ValueError, match="1 distinct label"):
