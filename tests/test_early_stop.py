@@ -333,6 +333,35 @@ def test_write_study_files(sweeps, tmp_path):
     assert (tmp_path / "again" / "early_stop.pdf").read_bytes() == paths[3].read_bytes()
 
 
+@pytest.mark.parametrize("signal", ["train_loss", "val_loss"])
+def test_the_stop_hook_stops_runs_with_nothing_finite_to_read_even_at_below_0(sweeps, signal):
+    """A run whose train loss is not finite has diverged (no P(grok) is computed); one whose
+    val loss is, has no finite features: each gets P(grok) NaN and is stopped, at any
+    threshold, here when every run of the chunk is so."""
+    from grokcast.early_stop import forecast_hook, stop_rule
+    from grokcast.signals import SIGNAL_NAMES
+
+    config = sweeps["heldout"].read_config()
+    runs = config.runs()
+    log = sweeps["heldout"].log().set_index(["step", "run_id"])
+    steps = sorted({t for t, _ in log.index if t < W})
+
+    def decisions(broken: bool) -> list:
+        hook = forecast_hook(stop_rule(sweeps["path"], 0.0, config), runs)
+        out = []
+        for step in steps:
+            values = log.loc[step].reindex([r.run_id for r in runs])[list(SIGNAL_NAMES)].to_numpy(copy=True)
+            if broken and step == 5:
+                values[:, list(SIGNAL_NAMES).index(signal)] = np.inf
+            out.append(hook(step, values))
+        return out
+
+    intact, broken = decisions(False), decisions(True)
+    assert all(d is None for d in intact[:-1] + broken[:-1])  # the decision is at the last step
+    assert not intact[-1].any()  # P(grok) >= 0: none below 0
+    assert broken[-1].tolist() == [True] * len(runs)
+
+
 def test_run_study_refuses_the_training_sweep(sweeps, tmp_path):
     with pytest.raises(ValueError, match="the sweep the forecaster was fit on"):
         run_study(sweeps["path"], sweeps["train"].root, tmp_path / "x")

@@ -435,6 +435,17 @@ def test_fit_records_the_window_steps_and_forecast_refuses_a_log_without_them(sw
         sparse.to_csv(tmp_path / "sparse.csv", index=False)
         with pytest.raises(LogError, match=f"lacks step[(]s[)] .*{gap[-1]}.* below W={W}"):
             forecast_log(path, tmp_path / "sparse.csv")
+    # A file without window_steps (older files) needs every step below W, and says why.
+    older = tmp_path / "older.json"
+    older.write_text(json.dumps({k: v for k, v in json.loads(path.read_text()).items()
+                                 if k != "window_steps"}))
+    one[one["step"] != 7].to_csv(tmp_path / "sparse.csv", index=False)
+    with pytest.raises(LogError, match=r"lacks step\(s\) .*7.* below W=.*; this forecaster file does not "
+                                       r"record the steps its features came from \(window_steps: "
+                                       r"older files, .*\), so it needs every step below W: refit it "
+                                       r"with grokcast fit, or save it with window_steps=, to record "
+                                       r"them$"):
+        forecast_log(older, tmp_path / "sparse.csv")
 
 
 def test_a_denser_log_is_cut_to_the_forecasters_steps(sweep, tmp_path):
