@@ -715,6 +715,16 @@ def test_multi_cell_out_leaves_out_whole_grid_cells_as_sklearn_does(sweep):
                  runs.assign(train_frac=0.3, weight_decay=1.0)):  # one cell
         other = A.analyze(grid, log, None, windows=(200,), thresholds=(0.9,), n_resamples=30)
         assert "multi_cell_out" not in other["thresholds"]["0.9"]["windows"]["200"]
+    # Seven runs in two cells (f = 0.3: 4 runs, f = 0.6: 3 runs, one grokking): every leave-one-out
+    # training set holds cv=3 runs of a class, but the 0.6 cell alone, left to train on when
+    # the 0.3 cell is out, holds fewer of each: multi is scored, cell-out is not.
+    seven = [f"run{r:02d}" for r in range(7)]
+    few = A.analyze(runs[runs["run_id"].isin(seven)].assign(weight_decay=1.0),
+                    log[log["run_id"].isin(seven)], None, windows=(200,), thresholds=(0.9,),
+                    n_resamples=30, orders=2)
+    cell = few["thresholds"]["0.9"]["windows"]["200"]
+    assert cell["multi"] is not None and cell["multi_cell_out"] is None
+    assert cell["multi_cell_out_by_order"] == [None, None]
 
 
 def test_analyze_sweep_names_a_misspelt_option_as_its_own_before_reading_the_sweep(tmp_path):
