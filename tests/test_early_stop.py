@@ -108,6 +108,16 @@ def test_halving_worked_example():
     assert halving_stops(data, "val_loss", 0.25, [19]).tolist() == [19, 19, 19, 40]
 
 
+def test_metric_at_reads_the_last_logged_step_below_it():
+    loss = np.array([[3.0, 2.0, 1.0], [4.0, 5.0, 6.0]])
+    data = _held_out(loss, np.zeros((2, 3)), [0, 10, 30], [-1, -1])
+    for step, column in ((1, 0), (10, 0), (11, 1), (30, 1), (31, 2), (10**6, 2)):
+        assert data.metric_at("val_loss", step).tolist() == loss[:, column].tolist(), step
+    # A policy reading at a step no row lies below has read nothing.
+    with pytest.raises(ValueError, match=r"^no logged step below 0$"):
+        data.metric_at("val_loss", 0)
+
+
 def test_score_counts_a_grokker_stopped_after_it_grokked_as_kept():
     data = _held_out(np.zeros((4, 2)), np.zeros((4, 2)), [0, 50], grok_step=[30, 60, -1, -1])
     s = score(np.array([40, 40, 40, 100]), data)  # run 0 grokked at 30 < 40: seen; run 1 lost

@@ -144,6 +144,20 @@ def test_a_tasks_own_error_is_raised_as_the_local_executor_raises_it(tmp_path):
     assert ray.is_initialized()  # the caller's session survives the error
 
 
+def test_a_damaged_store_is_named_as_the_local_executor_names_it(tmp_path):
+    """The check whether every run is stored (to skip Ray) reads the store; a damaged chunk
+    there is left to resume, which names it, here as for run_sweep."""
+    config = tiny_sweep()
+    run_sweep(config, tmp_path / "s", device="cpu", chunk_size=2, progress=False)
+    (tmp_path / "s" / "runs" / "chunk-00001.parquet").write_bytes(b"PAR1 cut short")
+    with pytest.raises(StoreError) as local:
+        run_sweep(config, tmp_path / "s", device="cpu", chunk_size=2, progress=False)
+    with pytest.raises(StoreError) as on_ray:
+        run_sweep_ray(config, tmp_path / "s", chunk_size=2, progress=False)
+    assert str(on_ray.value) == str(local.value)
+    assert "chunk-00001.parquet' is damaged" in str(on_ray.value)
+
+
 def test_ray_tasks_count_their_run_steps_as_they_train():
     """The executor's progress bar reads the tasks' counts (it moved only as chunks returned):
     a task reports every run-step of its chunk, in blocks, to the counter actor."""

@@ -413,11 +413,14 @@ def test_workers_from_an_unguarded_script_top_level_are_refused_before_anything_
                        ("pkg/__main__.py", body + call)):  # `python -m pkg`: not run again
         (tmp_path / name).parent.mkdir(exist_ok=True)
         (tmp_path / name).write_text(text)
-    done = subprocess.run([sys.executable, "bad.py"], cwd=tmp_path, capture_output=True,
-                          text=True, timeout=300)
-    assert done.returncode == 1
-    assert "bad.py (line 4), outside `if __name__ == \"__main__\":`" in done.stderr
-    assert "start a new process" not in done.stderr and not (tmp_path / "out").exists()
+    # Under another `if` (a test that is no comparison, or another comparison): unguarded too.
+    (tmp_path / "bad_if.py").write_text(body + "if True:\n    pass\nif len('x') == 1:\n    " + call)
+    for name, line in (("bad.py", 4), ("bad_if.py", 7)):
+        done = subprocess.run([sys.executable, name], cwd=tmp_path, capture_output=True,
+                              text=True, timeout=300)
+        assert done.returncode == 1
+        assert f"{name} (line {line}), outside `if __name__ == \"__main__\":`" in done.stderr
+        assert "start a new process" not in done.stderr and not (tmp_path / "out").exists()
     for args in (["good.py"], ["good_and.py"], ["-m", "pkg"]):
         shutil.rmtree(tmp_path / "out", ignore_errors=True)
         done = subprocess.run([sys.executable, *args], cwd=tmp_path, capture_output=True,
