@@ -410,6 +410,16 @@ def test_save_load_round_trip_is_exact(saved):
     assert loaded.get_params()["Cs"] == list(model.Cs_)
 
 
+def test_save_names_train_heldout_that_is_not_probabilities_and_labels(saved, tmp_path):
+    model, _, _ = saved
+    allowed = "is not allowed: expected (probabilities, labels) of equal length, numbers and 0/1"
+    for heldout, got in ((5, "5"), (([0.1, 0.2], [0]), "(2 probabilities, 1 labels)"),
+                         ((["a"] * 40, [0] * 40), "(40 probabilities, 40 labels)")):
+        with pytest.raises(ValueError, match=rf"^train_heldout={re.escape(got)} {re.escape(allowed)}$"):
+            model.save(tmp_path / "f.json", **META, train_heldout=heldout)
+    assert not (tmp_path / "f.json").exists()
+
+
 def rewrite(path, edit):
     doc = json.loads(path.read_text())
     edit(doc)

@@ -448,6 +448,17 @@ def test_fit_records_the_window_steps_and_forecast_refuses_a_log_without_them(sw
         forecast_log(older, tmp_path / "sparse.csv")
 
 
+def test_model_inputs_are_the_forecasters_columns_in_its_order(sweep, fitted):
+    model = GrokForecaster.load(fitted[0])
+    table = feature_table(_log(sweep), W)
+    names = [str(s) for s in model.feature_names_in_]
+    shuffled = table[names[::-1]]
+    pd.testing.assert_frame_equal(tool.model_inputs(model, shuffled), table[names])
+    with pytest.raises(ValueError, match=rf"^the feature table lacks the forecaster's feature\(s\) "
+                                         rf"{re.escape(repr(names[1:3]))}$"):
+        tool.model_inputs(model, table.drop(columns=names[1:3]))
+
+
 def test_a_denser_log_is_cut_to_the_forecasters_steps(sweep, tmp_path):
     """A forecaster fit on every other step reads those steps of a dense log, and only those."""
     log = _log(sweep)

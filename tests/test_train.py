@@ -160,13 +160,14 @@ def test_cuda_graphs_change_the_speed_not_the_log():
     np.testing.assert_allclose(graphed.values, eager.values, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("recording", ["works", "raises", "is_empty"])
+@pytest.mark.parametrize("recording", ["works", "warns", "raises", "is_empty"])
 def test_replayed_steps_warm_up_record_once_replay_and_fall_back(monkeypatch, recording):
     """``train._Replayed``'s control flow, with torch.cuda's graph API faked (no GPU here; the
     real thing is the CUDA-only test above): every call must run the step exactly once, as an
     eager warm-up, a recording followed by its replay, or a replay; a recording that raises
     or comes out empty (PyTorch only warns) must warn and leave every later call eager, even
-    after :meth:`forget`; and the stream current before a recording is current after it."""
+    after :meth:`forget`; another warning of a recording that works reaches the caller as it
+    is; and the stream current before a recording is current after it."""
     import contextlib
     import warnings
 
@@ -193,6 +194,8 @@ def test_replayed_steps_warm_up_record_once_replay_and_fall_back(monkeypatch, re
         yield  # a real recording runs nothing: the replay that follows it does
         if recording == "raises":
             raise RuntimeError("operation not permitted when stream is capturing")
+        if recording == "warns":
+            warnings.warn("a note of the recording, not about it failing", UserWarning, stacklevel=2)
         if recording == "is_empty":
             warnings.warn("The CUDA Graph is empty. This usually means that the graph was "
                           "attempted to be captured on wrong device or stream.", stacklevel=2)
@@ -216,8 +219,9 @@ def test_replayed_steps_warm_up_record_once_replay_and_fall_back(monkeypatch, re
     warm = [call(), call()]
     assert warm == [["step"], ["step"]]
     third = call()
-    if recording == "works":
-        assert third == ["record", "step", "restored", "replay"]
+    if recording in ("works", "warns"):
+        note = ["warned: a note of the recording, not about it failing"] if recording == "warns" else []
+        assert third == ["record", "step", "restored", "replay", *note]
         assert call() == ["replay"]
         step.forget()  # the runs changed: warm up and record again
         assert [call(), call(), call(), call()] == [["step"], ["step"], third, ["replay"]]
