@@ -260,8 +260,10 @@ def test_bad_inputs_are_refused(sweep):
     for bad in ((0.9, 0.9), (), 0.9, "0.9"):
         with pytest.raises(ValueError, match=r"thresholds=.* is not allowed"):
             A.analyze(runs, log, None, thresholds=bad, predict_fn=standin)
-    with pytest.raises(ValueError, match="no log rows"):
+    with pytest.raises(ValueError, match=r"^run 'run03' has no log rows$"):
         A.analyze(runs, log[log["run_id"] != "run03"], None, predict_fn=standin)
+    with pytest.raises(ValueError, match=r"^run 'run03' \(and 1 other run\(s\)\) has no log rows$"):
+        A.analyze(runs, log[~log["run_id"].isin(["run03", "run07"])], None, predict_fn=standin)
     with pytest.raises(ValueError, match=r"^the log lacks column 'run_id'$"):
         A.analyze(runs, log.drop(columns="run_id"), None, predict_fn=standin)
     with pytest.raises(ValueError, match=r"^the runs table lists run 'run03' more than once$"):

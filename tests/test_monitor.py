@@ -303,7 +303,8 @@ def test_observe_errors_name_the_protocol():
     assert monitor.last_step is None
     _observe_without_training(monitor, plain, 0, **METRICS)
     assert monitor.last_step == 0
-    with pytest.raises(TypeError, match=r"^step must be an int, got float$"):
+    with pytest.raises(TypeError, match=r"^step=1\.0 is not allowed: expected an int \(the count "
+                                        r"of optimizer steps taken\), got float$"):
         _observe_without_training(monitor, plain, 1.0, **METRICS)
     assert monitor.last_step == 0  # refused before anything is kept
     with pytest.raises(ValueError, match="expected 1; observe every step"):

@@ -701,7 +701,8 @@ def _runs_and_log(runs_df: pd.DataFrame, log_df: pd.DataFrame,
     log = log_df[log_df["run_id"].isin(run_ids)]
     absent = sorted(run_ids - set(log["run_id"].unique()))
     if absent:
-        raise ValueError(f"run {absent[0]!r} (and {len(absent) - 1} other(s)) has no log rows")
+        more = f" (and {len(absent) - 1} other run(s))" if len(absent) > 1 else ""
+        raise ValueError(f"run {absent[0]!r}{more} has no log rows")
     return all_runs, runs, log, (n_diverged, n_stopped)
 
 

@@ -236,7 +236,8 @@ class GrokMonitor:
 
     def _check_step(self, step: int) -> None:
         if isinstance(step, bool) or not isinstance(step, (int, np.integer)):
-            raise TypeError(f"step must be an int, got {type(step).__name__}")
+            raise TypeError(f"step={step!r} is not allowed: expected an int (the count of "
+                            f"optimizer steps taken), got {type(step).__name__}")
         expected = 0 if self._last_step is None else self._last_step + 1
         if step != expected:
             what = ("the first observed step must be 0 (the initial model, before any "

@@ -676,8 +676,10 @@ class SweepStore:
         twice = runs[runs["run_id"].duplicated(keep=False)]
         if len(twice):
             chunks = sorted(twice.loc[twice["run_id"] == twice["run_id"].iloc[0], "chunk"])
-            raise StoreError(f"{str(self.root)!r} stores run {twice['run_id'].iloc[0]!r} (and "
-                             f"{twice['run_id'].nunique() - 1} other(s)) more than once, in chunks "
+            n_more = twice["run_id"].nunique() - 1
+            more = f" (and {n_more} other run(s))" if n_more else ""
+            raise StoreError(f"{str(self.root)!r} stores run {twice['run_id'].iloc[0]!r}{more} "
+                             f"more than once, in chunks "
                              f"{chunks}: two sweeps wrote into it at once. Delete the later chunks' "
                              "log and runs files, or train into a new --out directory")
         stored = set(runs["run_id"])
