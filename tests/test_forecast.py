@@ -414,7 +414,9 @@ def test_save_names_train_heldout_that_is_not_probabilities_and_labels(saved, tm
     model, _, _ = saved
     allowed = "is not allowed: expected (probabilities, labels) of equal length, numbers and 0/1"
     for heldout, got in ((5, "5"), (([0.1, 0.2], [0]), "(2 probabilities, 1 labels)"),
-                         ((["a"] * 40, [0] * 40), "(40 probabilities, 40 labels)")):
+                         ((["a"] * 40, [0] * 40), "(40 probabilities, 40 labels)"),
+                         # a text as given: counting its characters said "(1 probabilities, 1 labels)"
+                         ("0.1,0.2", "'0.1,0.2'"), ((0.1, 1), "(0.1, 1)")):
         with pytest.raises(ValueError, match=rf"^train_heldout={re.escape(got)} {re.escape(allowed)}$"):
             model.save(tmp_path / "f.json", **META, train_heldout=heldout)
     assert not (tmp_path / "f.json").exists()

@@ -801,10 +801,11 @@ def _heldout_pairs(heldout: Any, n_runs: int) -> tuple[tuple[float, int], ...]:
         pairs = sorted(zip([float(p) for p in proba], [int(y) if y in (0, 1) else y for y in labels],
                            strict=True))
     except (TypeError, ValueError):
-        try:
+        got = f"{heldout!r:.100}"
+        # Counts describe a pair of sequences; of a text ("0.1,0.2") they would count characters.
+        if (isinstance(heldout, (tuple, list)) and len(heldout) == 2
+                and all(hasattr(x, "__len__") and not isinstance(x, (str, bytes)) for x in heldout)):
             got = f"({len(heldout[0])} probabilities, {len(heldout[1])} labels)"
-        except (TypeError, IndexError, KeyError):
-            got = f"{heldout!r:.100}"
         raise ValueError(f"train_heldout={got} is not allowed: expected (probabilities, labels) "
                          "of equal length, numbers and 0/1") from None
     return _check_heldout_pairs([list(p) for p in pairs], n_runs, ValueError)
