@@ -1693,7 +1693,10 @@ def test_the_choices_the_reference_leaves_open_are_read_from_the_config(tmp_path
     # cross_entropy_high_precision; docs/reference-readings.md).
     assert loss == ("*Loss.* The mean cross-entropy at the = position, its log-softmax taken in "
                     "float32 (the code of Nanda et al. takes it in float64).")
-    assert "*Optimiser.* ε = 1e-6, a constant learning rate" in optim
+    # Nanda et al.'s LambdaLR(min(step / 10, 1)) (docs/reference-readings.md).
+    assert optim == ("*Optimiser.* ε = 1e-6, a constant learning rate without warmup (the code "
+                     "of Nanda et al. warms up linearly over its first 10 steps), and the weight "
+                     "decay applied to every parameter, the embeddings included.")
     assert "every 100 steps after step 300" in label
     assert "C from 10 values log-spaced" in forecaster and "(step tolerance 1e-10)" in forecaster
     assert "fitted on each held-out fit's training runs, not on all runs" in forecaster

@@ -464,7 +464,8 @@ def _choices(f: _Facts) -> list[str]:
     if _finite(optim.get("eps")):
         items.append(
             f"*Optimiser.* ε = {esc(fmt_sci(optim['eps']))}, a constant learning rate without "
-            "warmup, and the weight decay applied to every parameter, the embeddings included.")
+            "warmup (the code of Nanda et al. warms up linearly over its first 10 steps), and "
+            "the weight decay applied to every parameter, the embeddings included.")
     items.append(
         "*Signals.* The gradient norm is that of the loss alone (AdamW's decoupled decay is "
         "not part of it); a window's last update norm is that of the update after its last "
