@@ -820,3 +820,24 @@ def test_chunks_that_lost_their_sweep_json_are_recovered_by_a_rerun_with_their_c
         run_sweep(cfg, out, device="cpu", progress=False)
     with pytest.raises(StoreError, match="is not a sweep directory: no sweep.json"):
         store.runs()
+
+
+def test_chunks_without_sweep_json_and_a_config_whose_grid_lacks_their_runs_write_no_sweep_json(
+        tmp_path):
+    """Was: rerunning chunks that lost their sweep.json with a config whose grid leaves out
+    stored runs (one seed fewer) wrote sweep.json from that config before the grid check
+    refused it; the rerun with the right config was then told the directory 'holds a
+    different sweep' and to resume it with the wrong one."""
+    from grokcast.store import StoreError
+    from grokcast.sweep import run_sweep
+
+    cfg, out, store = _sweep(tmp_path)
+    (out / "sweep.json").unlink()
+    fewer = dataclasses.replace(cfg, seeds=(0,))
+    with pytest.raises(StoreError, match=r"holds no sweep.json, and its chunks store 2 run\(s\) "
+                                         r"outside the grid of --config \('p23-f0.3-wd1-s1-ss0', \.\.\.\): "
+                                         r"rerun with the config the runs were trained with"):
+        run_sweep(fewer, out, device="cpu", progress=False)
+    assert not (out / "sweep.json").exists()
+    result = run_sweep(cfg, out, device="cpu", progress=False)  # the right config still resumes
+    assert (result.n_trained, result.n_skipped) == (0, 4)

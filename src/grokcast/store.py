@@ -332,6 +332,18 @@ class SweepStore:
                     "cannot be checked against it: restore sweep.json, or train into a new --out")
             self._check_chunk_config(path, {CHUNK_CONFIG_KEY.encode(): raw}, config,
                                      against="--config")
+        # Checked before sweep.json is written (resume's _check_in_grid comes after it): a
+        # sweep.json of a grid without the stored runs sent the rerun with the right config
+        # to "holds a different sweep ...; resume it with the config it holds".
+        stored = {run_id for path in self._chunks("runs") for run_id in self._parquet(
+            lambda p: pd.read_parquet(p, columns=["run_id"])["run_id"], path)}
+        extra = sorted(stored - {r.run_id for r in config.runs()})
+        if extra:
+            raise StoreError(
+                f"{str(self.root)!r} holds no sweep.json, and its chunks store {len(extra)} "
+                f"run(s) outside the grid of --config ({extra[0]!r}, ...): rerun with the config "
+                "the runs were trained with (its grid may add runs, not leave out stored ones), "
+                "or train into a new --out")
 
     @contextmanager
     def lock(self) -> Iterator[None]:
