@@ -175,3 +175,34 @@ def test_check_steps_is_the_one_step_check_of_feature_table_and_forecast():
     check_log(as_text, 5)
     with pytest.raises(LogError, match="whole numbers of optimizer steps, got '1.5'"):
         check_log(as_text.assign(step=["0", "1.5", "2", "3", "4", "5"]), 5)
+
+
+def test_check_steps_refuses_what_is_no_step_count_and_reads_text_integers_exactly():
+    """Was: booleans (True read as step 1), dates and durations (their nanoseconds) and
+    negative steps passed as step counts, which make_window had refused for booleans and
+    times before it used check_steps, and took negative steps into every window; text and
+    object integers went through float64, which refused 2**63 - 1 (rounded up to 2**63);
+    an inf step warned 'invalid value encountered in remainder' beside its error."""
+    import warnings
+
+    import pandas as pd
+
+    from grokcast.validation import check_steps
+
+    for steps, message in (
+            (pd.Series([False, True]), r"got False \(a column of boolean values\)"),
+            (pd.Series([False, True], dtype="boolean"), r"got False \(a column of boolean values\)"),
+            (pd.Series([True, False], dtype=object), r"got True \(a column of boolean values\)"),
+            (pd.Series(pd.to_datetime([0, 1])), r"\(a column of datetime64 values\)"),
+            (pd.Series(pd.to_timedelta([0, 1], unit="s")), r"\(a column of timedelta64 values\)"),
+            (pd.Series([0, -1]), "step counts from 0, got -1"),
+            (pd.Series([0.0, -2.0]), r"step counts from 0, got -2\.0"),
+            (pd.Series(["0", "-3"]), "step counts from 0, got -3"),
+            (pd.Series([0.0, np.inf]), "whole numbers of optimizer steps, got inf")):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            with pytest.raises(ValueError, match=f"^column step must hold .*{message}$"):
+                check_steps(steps)
+    big = 2**63 - 1  # the largest int64, as numpy writes it
+    for steps in (pd.Series([str(big)]), pd.Series([big], dtype=object)):
+        assert check_steps(steps).tolist() == [big]

@@ -81,30 +81,44 @@ def check_path(name: str, value: Any, expected: str) -> Path:
 
 def check_steps(steps: pd.Series, *, error: ErrorType = ValueError) -> np.ndarray:
     """A log's ``step`` column as int64 step counts, refused unless every value is a whole
-    number below 2**63 (int64).
+    number from 0 to 2**63 - 1 (int64).
 
     Integer columns pass as they are. Others are read as numbers first: floats (a CSV column
     with an empty cell, a chunk written by pandas after ``astype(float)``), text (``"12"``) and
-    pyarrow-backed columns (which have no ``%``). A bad value is named as it was written.
+    pyarrow-backed columns (which have no ``%``). Booleans, times and complex numbers are
+    refused, not read as the numbers numpy casts them to (True as step 1, a date as its
+    nanoseconds). A bad value is named as it was written.
     """
-    raw = steps.to_numpy()
-    if raw.dtype.kind == "i":
-        return raw.astype(np.int64, copy=False)
-    if raw.dtype.kind == "u":  # exact: a float would round 2**63 - 1 up to 2**63
-        huge = raw > np.iinfo(np.int64).max
-        number = raw
+    kind = pd.api.types.infer_dtype(steps, skipna=True)
+    if kind in ("boolean", "complex", "datetime64", "datetime", "date", "timedelta64",
+                "timedelta", "time", "period", "interval"):
+        raise error(f"column step must hold whole numbers of optimizer steps, got "
+                    f"{_as_written(steps.iloc[0])} (a column of {kind} values)")
+    number = pd.to_numeric(steps, errors="coerce")
+    raw = number.to_numpy()
+    if raw.dtype.kind in "iu":  # exact: a float would round 2**63 - 1 up to 2**63
+        huge = raw > np.iinfo(np.int64).max if raw.dtype.kind == "u" else np.zeros(raw.shape, bool)
     else:
-        number = pd.to_numeric(steps, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-        not_whole = np.isnan(number) | (number % 1 != 0)
+        raw = number.to_numpy(dtype=float, na_value=np.nan)
+        with np.errstate(invalid="ignore"):  # inf % 1 is NaN: refused below as not whole
+            not_whole = ~np.isfinite(raw) | (raw % 1 != 0)
         if not_whole.any():
-            bad = steps.iloc[int(np.flatnonzero(not_whole)[0])]
-            shown = repr(bad) if isinstance(bad, str) else str(bad)  # not "np.float64(0.5)"
-            raise error(f"column step must hold whole numbers of optimizer steps, got {shown}")
-        huge = np.abs(number) >= 2.0**63
+            raise error(f"column step must hold whole numbers of optimizer steps, got "
+                        f"{_as_written(steps.iloc[int(np.flatnonzero(not_whole)[0])])}")
+        huge = raw >= 2.0**63
     if huge.any():  # int64 would wrap it (to -2**63, shown as such in later errors)
         raise error(f"column step must hold step counts below 2**63 (int64), got "
                     f"{steps.iloc[int(np.flatnonzero(huge)[0])]}")
-    return number.astype(np.int64)
+    if (raw < 0).any():  # steps count the optimizer's updates: a window W reads steps 0..W-1
+        raise error(f"column step must hold step counts from 0, got "
+                    f"{steps.iloc[int(np.flatnonzero(raw < 0)[0])]}")
+    return raw.astype(np.int64)
+
+
+def _as_written(value: Any) -> str:
+    """A value of a column as its file shows it: text quoted, numbers as they print (not
+    "np.float64(0.5)" or "np.True_")."""
+    return repr(value) if isinstance(value, str) else str(value)
 
 
 def plain_number(value: Any) -> Any:
