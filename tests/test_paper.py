@@ -982,8 +982,24 @@ def test_the_loss_then_accuracy_claim_with_an_undefined_window_or_too_few_window
     nan_cell = _kinds(lo, hi) | {"val_acc": _entry_ci(None, None, None)}
     text, status = _loss_then_acc({50: _kinds(hi, lo), 100: _kinds(lo, hi), 150: nan_cell})
     assert status == CL.UNRESOLVED, text
-    assert "(undefined at W = 150)" in text and "at W = 150 the two CIs overlap or cannot be " \
-        "compared" in text
+    assert "(undefined at W = 150)" in text and text.endswith(
+        "at W = 100 the val-accuracy CI lies above the val-loss one, as the reference has it; at "
+        "W = 150 they cannot be compared, so our sweep neither shows nor rules out this pattern.")
+    # Was: a larger window where accuracy leads went unsaid beside one where the CIs overlap.
+    text, status = _loss_then_acc({50: _kinds(hi, lo), 100: _kinds(lo, hi), 150: _kinds(hi, hi)})
+    assert status == CL.UNRESOLVED and text.endswith(
+        "at W = 100 the val-accuracy CI lies above the val-loss one, as the reference has it; at "
+        "W = 150 the two CIs overlap, so our sweep neither shows nor rules out this pattern.")
+    # Was: with no baseline defined anywhere, "(from W = 100 on) (undefined at W = 50 and 100)".
+    none = {"val_loss": _entry_ci(None, None, None), "val_acc": _entry_ci(None, None, None)}
+    text, status = _loss_then_acc({50: none, 100: none})
+    assert status == CL.UNRESOLVED and text == (
+        "The reference finds the strongest single signals loss-related at small W (W = 50) and "
+        "accuracy-related at larger W (from W = 100 on); only two single signals have CIs in our "
+        "analysis, the val-loss and val-accuracy baselines, whose folded AUROCs (val loss "
+        "against val accuracy, the CIs folded alike) are undefined at W = 50 and 100: at W = 50 "
+        "they cannot be compared; at W = 100 they cannot be compared, so our sweep neither shows "
+        "nor rules out this pattern.")
     # One window cannot show a change with the window: the larger ones are missing.
     text, status = _loss_then_acc({50: _kinds(hi, lo)})
     assert status == CL.UNCHECKED and text.endswith(

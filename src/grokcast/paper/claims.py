@@ -332,12 +332,14 @@ def _loss_then_accuracy_claim(a: dict, claim: dict) -> list[Claim]:
                     "accuracy" if _printed_apart(acc[1], loss[2]) else None)
         pairs.append(f"{esc(fmt(loss[0]))} {esc(fmt_ci(loss[1:]))} against "
                      f"{esc(fmt(acc[0]))} {esc(fmt_ci(acc[1:]))} at W = {w}")
-    numbers = ("" if not pairs else
-               "; only two single signals have CIs in our analysis, the val-loss and "
+    numbers = ("; only two single signals have CIs in our analysis, the val-loss and "
                "val-accuracy baselines, whose folded AUROCs (val loss against val accuracy, "
-               "the CIs folded alike) are " + _and_list(pairs))
-    if undefined:
-        numbers += f" (undefined at {_windows_words(undefined)})"
+               "the CIs folded alike) are ")
+    if not pairs:  # "(undefined at ...)" after the reference's "(from W = ... on)" said nothing
+        numbers += f"undefined at {_windows_words(undefined)}"
+    else:
+        numbers += _and_list(pairs) + (f" (undefined at {_windows_words(undefined)})"
+                                       if undefined else "")
     small_lead = leads[small_w]
     loss_later = [w for w in larger if leads[w] == "loss"]
     acc_later = [w for w in larger if leads[w] == "accuracy"]
@@ -353,14 +355,14 @@ def _loss_then_accuracy_claim(a: dict, claim: dict) -> list[Claim]:
     if loss_later:
         verdicts.append(f"at {_windows_words(loss_later)} the val-loss CI lies above the "
                         "val-accuracy one")
-    elif len(acc_later) == len(larger):
-        verdicts.append(f"at {_windows_words(larger)} the val-accuracy CI lies above the "
-                        "val-loss one, as the reference has it")
-    else:
-        open_ = [w for w in larger if leads[w] is None]
-        verdicts.append(f"at {_windows_words(open_)} the two CIs overlap or cannot be compared"
-                        if any(w in undefined for w in open_) else
-                        f"at {_windows_words(open_)} the two CIs overlap")
+    else:  # each larger window said as it stands: one agreeing was left out beside one open
+        overlap = [w for w in larger if leads[w] is None and w not in undefined]
+        no_ci = [w for w in larger if w in undefined]
+        agree = "the val-accuracy CI lies above the val-loss one, as the reference has it"
+        for group, words in ((acc_later, agree), (overlap, "the two CIs overlap"),
+                             (no_ci, "they cannot be compared")):
+            if group:
+                verdicts.append(f"at {_windows_words(group)} {words}")
     if small_lead == "accuracy" or loss_later:
         status, end = CONTRADICTED, "so our data rule out this pattern"
     elif small_lead == "loss" and len(acc_later) == len(larger):
