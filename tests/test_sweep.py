@@ -666,3 +666,73 @@ def test_workers_and_chunks_that_the_memory_cannot_hold_together_are_refused(mon
         run_sweep(config, out, device="cpu", workers=1, chunk_size=3, progress=False)
     assert not out.exists()
     run_sweep(config, out, device="cpu", workers=1, chunk_size=2, progress=False)  # 20 GiB: fits
+
+
+class FailOnSeed:
+    """A user's stop rule whose hook raises a RuntimeError (not a memory error) in the chunk of
+    run ``seed``; with ``after`` (a sweep directory), only once that sweep has stored a run, so
+    that a test knows which chunk finished first. Module level: pickled into the workers."""
+
+    def __init__(self, seed: int, after=None) -> None:
+        self.seed, self.after = seed, after
+
+    def hook(self, chunk):
+        if chunk[0].seed != self.seed:
+            return None
+
+        def fail(step, values):
+            import time
+
+            deadline = time.monotonic() + 240
+            while self.after is not None and time.monotonic() < deadline:
+                if (self.after / "sweep.json").exists() and SweepStore(self.after).finished_run_ids():
+                    break
+                time.sleep(0.1)
+            raise RuntimeError(f"rule failed on seed {self.seed} at step {step}")
+
+        return fail
+
+    def record(self):
+        return {"rule": "fails on seed", "seed": self.seed}
+
+
+def test_a_worker_error_that_is_not_memory_is_raised_as_it_is_and_the_finished_chunks_stay(tmp_path):
+    """The worker path of run_sweep's `except RuntimeError` (the in-process one is tested
+    above): the error comes back from the worker process with its own type and message (the
+    worker's traceback as its cause), not as an out-of-memory or died-worker message; the
+    chunk that finished before it is stored."""
+    config = SweepConfig(name="t", p=7, train_fracs=(0.5,), weight_decays=(1.0,), seeds=(0, 1),
+                         n_steps=3, model=ModelConfig(d_model=8, n_heads=2, d_mlp=8),
+                         log=LogConfig(dense_until=4))
+    out = tmp_path / "s"
+    with pytest.raises(RuntimeError, match=r"^rule failed on seed 1 at step 0$") as info:
+        run_sweep(config, out, device="cpu", progress=False, workers=2, chunk_size=1,
+                  stop=FailOnSeed(1, after=out))
+    assert "in fail" in str(info.value.__cause__)  # the worker's traceback, where it failed
+    runs = SweepStore(out).runs()
+    assert list(runs["seed"]) == [0] and list(runs["status"]) == ["finished"]
+
+
+def test_a_chunk_that_finished_beside_a_failed_one_is_still_yielded(monkeypatch):
+    """Was: when one wait() returned a failed chunk and a finished one together, the set's
+    order decided whether the finished one was yielded before the error or thrown away
+    (its training lost, the rerun trained it again). The finished ones now come first."""
+    from concurrent.futures import ALL_COMPLETED
+    from concurrent.futures import wait as real_wait
+
+    from tqdm import tqdm
+
+    from grokcast import sweep as S
+
+    def both_done_failed_first(fs, timeout=None, return_when=None):
+        done, _ = real_wait(fs, return_when=ALL_COMPLETED)
+        return sorted(done, key=lambda f: f.exception() is None), set()
+
+    monkeypatch.setattr(S, "wait", both_done_failed_first)
+    runs = _two_tiny_runs()
+    got = []
+    with pytest.raises(RuntimeError, match=r"^rule failed on seed 1 at step 0$"):
+        for log, _ in S.train_in_processes([runs[:1], runs[1:]], 2, tqdm(disable=True),
+                                           FailOnSeed(1)):
+            got.append(log.runs[0].seed)
+    assert got == [0]

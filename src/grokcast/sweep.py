@@ -582,7 +582,9 @@ def train_in_processes(chunks: list[list[RunConfig]], workers: int, bar: tqdm,
             while pending and not interrupted():
                 finished, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
                 drain()
-                for future in finished:  # the caller stores each, a Ctrl-C meanwhile or not
+                # The caller stores each, a Ctrl-C meanwhile or not; a failed one last, so
+                # that its error does not throw away the others that finished beside it.
+                for future in sorted(finished, key=lambda f: f.exception() is not None):
                     yield future.result()
             if interrupted():  # what finished training meanwhile is stored too
                 for future in pending:
