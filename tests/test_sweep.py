@@ -736,3 +736,61 @@ def test_a_chunk_that_finished_beside_a_failed_one_is_still_yielded(monkeypatch)
                                            FailOnSeed(1)):
             got.append(log.runs[0].seed)
     assert got == [0]
+
+
+def test_workers_from_python_c_or_a_compiled_script_start_and_from_stdin_are_refused(tmp_path):
+    """check_main_guard's scripts it cannot read. `python -c` has no main file: the workers run
+    nothing again, and the sweep trains. A .pyc run directly is no source to parse: let be (a
+    guarded one trains). A script piped to python ("<stdin>") was let be too, and its workers
+    died starting (they run the main file again, and there is none): reported as workers
+    killed "perhaps for lack of memory"; now refused before anything is written."""
+    import py_compile
+
+    body = ("from grokcast.config import LogConfig, ModelConfig, SweepConfig\n"
+            "from grokcast.sweep import run_sweep\n"
+            "config = SweepConfig(name='t', p=7, train_fracs=(0.5,), weight_decays=(1.0,), "
+            "seeds=(0, 1), n_steps=3, model=ModelConfig(d_model=8, n_heads=2, d_mlp=8), "
+            "log=LogConfig(dense_until=4))\n")
+    call = "run_sweep(config, 'out', workers=2, progress=False, chunk_size=1)\n"
+    (tmp_path / "guarded.py").write_text(body + "if __name__ == '__main__':\n    " + call)
+    py_compile.compile(str(tmp_path / "guarded.py"), cfile=str(tmp_path / "guarded.pyc"))
+    for args, stdin in ((["-c", body + call], None), (["guarded.pyc"], None),
+                        (["-"], body + call)):
+        shutil.rmtree(tmp_path / "out", ignore_errors=True)
+        done = subprocess.run([sys.executable, *args], cwd=tmp_path, capture_output=True,
+                              text=True, timeout=300, input=stdin)
+        if stdin is None:
+            assert done.returncode == 0, (args, done.stderr)
+            assert sorted(SweepStore(tmp_path / "out").runs()["seed"]) == [0, 1]
+            continue
+        assert done.returncode == 1 and not (tmp_path / "out").exists()
+        assert done.stderr.splitlines()[-1] == (
+            "ValueError: run_sweep(..., workers>1) cannot start worker processes from the main "
+            "script <stdin>: they run it again when they start, and it cannot be read (No such "
+            "file or directory); run the script from a file (or train with workers=1)")
+
+
+def test_run_sweep_with_workers_trains_from_a_thread_that_is_not_the_main_one(tmp_path):
+    """Signal handlers can only be set in the main thread: from another, the sweep leaves
+    Ctrl-C alone (not: signal.signal's ValueError), and still trains in its workers."""
+    import signal
+    import threading
+
+    config = SweepConfig(name="t", p=7, train_fracs=(0.5,), weight_decays=(1.0,), seeds=(0, 1),
+                         n_steps=3, model=ModelConfig(d_model=8, n_heads=2, d_mlp=8),
+                         log=LogConfig(dense_until=4))
+    before, errors, results = signal.getsignal(signal.SIGINT), [], []
+
+    def sweep():
+        try:
+            results.append(run_sweep(config, tmp_path / "s", device="cpu", progress=False,
+                                     workers=2, chunk_size=1))
+        except BaseException as err:  # noqa: BLE001 - the thread's error, for the assertion
+            errors.append(err)
+
+    thread = threading.Thread(target=sweep)
+    thread.start()
+    thread.join(timeout=300)
+    assert not thread.is_alive() and errors == [] and results[0].n_trained == 2
+    assert sorted(SweepStore(tmp_path / "s").runs()["seed"]) == [0, 1]
+    assert signal.getsignal(signal.SIGINT) is before

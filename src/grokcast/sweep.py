@@ -607,7 +607,8 @@ def check_main_guard(caller: str) -> None:
     ``if __name__ == "__main__":``, would start workers from every worker: multiprocessing
     stops them, the pool breaks, and the sweep would report workers that died. Found by reading
     the script's syntax tree at the line being run; interactive sessions and notebooks have
-    no script and pass.
+    no script and pass. A main script that cannot be read (piped to python) is refused: the
+    workers cannot run it again.
     """
     main = sys.modules.get("__main__")
     path = getattr(main, "__file__", None)
@@ -616,15 +617,26 @@ def check_main_guard(caller: str) -> None:
     name = getattr(getattr(main, "__spec__", None), "name", None) or ""
     if name == "__main__" or name.endswith(".__main__"):
         return
+    if path is None:
+        return
+    try:
+        source = Path(path).read_bytes()
+    except OSError as err:
+        # The workers could not run it either, and would die starting: seen with a script
+        # piped to python (its __file__ is "<stdin>") reported as workers that died.
+        raise ValueError(
+            f"{caller} cannot start worker processes from the main script {path}: they run it "
+            f"again when they start, and it cannot be read ({err.strerror or err}); run the "
+            "script from a file (or train with workers=1)") from None
     frame: FrameType | None = sys._getframe(1)
     while frame is not None and not (frame.f_globals is getattr(main, "__dict__", None)
                                      and frame.f_code.co_name == "<module>"):
         frame = frame.f_back
-    if path is None or frame is None:
+    if frame is None:
         return
     try:
-        tree = ast.parse(Path(path).read_bytes())
-    except (OSError, SyntaxError, ValueError):  # not a readable Python file: let it be
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):  # not Python source (a .pyc run directly): let it be
         return
     line = frame.f_lineno
     if any(isinstance(node, ast.If) and _is_main_test(node.test)
