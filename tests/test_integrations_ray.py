@@ -313,3 +313,33 @@ def test_stopper_reads_nested_and_flattened_results():
     assert not stopper.stop_all()
     with pytest.raises(ValueError, match="reported features of window W=30"):
         stopper("d", features_metrics(low, 30))
+
+
+def test_grokcast_sweep_executor_ray_starts_and_stops_its_own_ray_and_logs_as_the_local_sweep(
+        tmp_path):
+    """`grokcast sweep --executor ray` end to end, in a process with no Ray running: it starts a
+    local Ray, trains, shuts it down; its store equals `grokcast sweep`'s bit for bit (less
+    which chunk file a run landed in, and the wall time)."""
+    import subprocess
+
+    from grokcast.cli import main
+
+    cfg = tmp_path / "tiny.toml"
+    cfg.write_text(f'name = "tiny"\np = {P}\ntrain_fracs = [0.3, 0.6]\nweight_decays = [1.0, 3.0]\n'
+                   f"seeds = [0]\nn_steps = {N_STEPS}\n"
+                   f"[model]\nd_model = {MODEL.d_model}\nn_heads = {MODEL.n_heads}\nd_mlp = {MODEL.d_mlp}\n"
+                   f"[log]\ndense_until = {LOG.dense_until}\nevery = {LOG.every}\n")
+    assert SweepConfig.from_file(cfg) == tiny_sweep()
+    script = ("import sys, ray\nfrom grokcast.cli import main\ncode = main(sys.argv[1:])\n"
+              "print('ray still initialized:', ray.is_initialized())\nsys.exit(code)\n")
+    done = subprocess.run([sys.executable, "-c", script, "sweep", "--config", str(cfg), "--out",
+                           str(tmp_path / "ray"), "--executor", "ray", "--quiet"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("trained 4 runs (0 already finished) in ") and lines[0].endswith(
+        f" s -> {tmp_path / 'ray'}")
+    assert lines[1:] == ["ray still initialized: False"]
+    assert main(["sweep", "--config", str(cfg), "--out", str(tmp_path / "local"), "--workers", "1",
+                 "--quiet"]) == 0
+    assert_same_store(SweepStore(tmp_path / "local"), SweepStore(tmp_path / "ray"))
