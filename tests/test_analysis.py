@@ -538,6 +538,12 @@ def test_table_p_values_show_the_resolution_of_the_resamples(result):
             p = diff["p_one_sided"]
             assert text == ("< 0.0034" if p == 0 else f"{p:.3f}")
     assert rows[0][5] == "< 0.0034"
+    # The TeX table sets it in math mode (a bare < is an inverted exclamation mark in T1 text).
+    tex_row = next(line for line in A.format_table(result, 0.9, fmt="tex").splitlines()
+                   if line.startswith(f"{rows[0][0]} & "))
+    cells = tex_row.removesuffix(r" \\").split(" & ")
+    assert cells[5] == "$<0.0034$" and len(cells) == len(rows[0])
+    assert cells[7] == ("$<0.0034$" if rows[0][7] == "< 0.0034" else rows[0][7])
 
 
 def test_threshold_keys_keep_the_thresholds_digits(sweep):
@@ -775,3 +781,19 @@ def test_window_digests_do_not_move_when_a_signal_is_added(monkeypatch):
     monkeypatch.setattr(A, "SIGNAL_NAMES", extended, raising=False)
     grown = log.assign(norm_w_in=np.linspace(1.0, 2.0, len(log)))
     assert A.window_digests(grown, 200) == before
+
+
+def test_a_runs_table_without_chunk_columns_has_no_training_time_and_nothing_else_changes(sweep):
+    """Runs from elsewhere than a SweepStore (no chunk bookkeeping): train_seconds is None,
+    not a sum over a missing column; the rest of the analysis is the one with the columns."""
+    runs, log = sweep
+    kwargs = dict(windows=(100,), n_resamples=50, seed=1, predict_fn=standin)
+    with_chunks = A.analyze(runs, log, None, **kwargs)
+    assert with_chunks["sweep"]["train_seconds"] == pytest.approx(
+        runs.drop_duplicates("chunk")["chunk_seconds"].sum())
+    for dropped in (["chunk", "chunk_seconds"], ["chunk_seconds"]):
+        without = A.analyze(runs.drop(columns=dropped), log, None, **kwargs)
+        assert without["sweep"].pop("train_seconds") is None
+        with_chunks["sweep"].pop("train_seconds", None)
+        without.pop("timing"), with_chunks.pop("timing", None)
+        assert without == with_chunks

@@ -648,3 +648,63 @@ def test_figures_say_which_runs_they_leave_out_and_when_a_class_is_too_small(tmp
         assert titles[1].endswith("\nfew runs in a class: says little")
     finally:
         plt.close(fig4)
+
+
+def test_threshold_key_is_none_for_a_threshold_not_analysed() -> None:
+    a = {"thresholds": {"0.9": {}, "0.99": {}}, "settings": {"thresholds": [0.99, 0.95, 0.9]}}
+    assert [F.threshold_key(a, t) for t in (0.9, 0.99, 0.95, 0.999)] == ["0.9", "0.99", None, None]
+    assert F.threshold_keys(a) == ["0.99", "0.9"]  # settings' order, less the one not stored
+    a["settings"]["thresholds"] = [0.5]  # none of them stored: the stored keys as they are
+    assert F.threshold_keys(a) == ["0.9", "0.99"]
+
+
+def test_pair_figure_puts_a_feature_spanning_orders_of_magnitude_on_a_log_axis(results: Path) -> None:
+    """Both features of figure 5 made positive and spanning 10^5 by an increasing map (which
+    leaves the pair rule's ranks, and so its pair, unchanged): both axes are log; shifted
+    to go below zero, or spanning 10^1.9 only, they stay linear."""
+    res = F.load_results(results)
+    w = F.primary_window(res.analysis)
+    at_w = res.features[res.features["window"] == w].set_index("run_id").drop(columns="window")
+    fx, fy, _ = F.choose_feature_pair(at_w, F.folded_aurocs(res.analysis, "0.9", w))
+
+    def spread(v: pd.Series, decades: float, shift: float = 0.0) -> pd.Series:
+        return 10 ** (decades * (v - v.min()) / (v.max() - v.min())) + shift
+
+    for decades, shift, scale in ((5, 0.0, "log"), (5, -2.0, "linear"), (1.9, 0.0, "linear")):
+        features = res.features[res.features["window"] == w].copy()  # the figure's W alone
+        for name in (fx, fy):
+            features[name] = spread(features[name], decades, shift)
+        fig = F.fig_pair(F.Results(res.analysis, features, res.curves, res.root))
+        ax = fig.axes[0]
+        assert (ax.get_xlabel(), ax.get_ylabel()) == (F.axis_label(fx), F.axis_label(fy))
+        assert (ax.get_xscale(), ax.get_yscale()) == (scale, scale)
+        plt.close(fig)
+
+
+def test_early_stop_figure_marks_the_forecasters_tau_only_where_the_summary_has_one() -> None:
+    df = pd.DataFrame({"policy": ["forecaster"] * 3 + ["median_val_loss"],
+                       "param": [0.2, 0.5, 0.8, None], "saved": [0.1, 0.5, 0.8, 0.4],
+                       "recall": [1.0, 0.9, 0.5, 0.8]})
+    labels = {"forecaster": "forecaster", "median_val_loss": "median"}
+    summary = {"min_recall": 0.9, "window": 100, "n_runs": 10, "n_grok": 4,
+               "forecaster": {"param": 0.5, "saved": 0.5, "recall": 0.9}}
+    for fc, texts in ((summary["forecaster"], ["τ = 0.5"]), (None, [])):
+        fig = F.fig_early_stop(df, {**summary, "forecaster": fc}, labels)
+        ax = fig.axes[0]
+        assert [t.get_text() for t in ax.texts] == texts
+        if fc is not None:
+            assert tuple(ax.texts[0].xy) == (0.5, 0.9)
+        assert [line.get_label() for line in ax.lines][:2] == ["forecaster", "median"]
+        assert ax.get_title() == "Early stopping at W = 100: 10 held-out runs, 4 grok"
+        plt.close(fig)
+
+
+def test_a_memory_error_reading_a_results_table_is_not_named_as_a_damaged_file(
+        results: Path, monkeypatch) -> None:
+    """Running out of memory says nothing about the file: it is raised as it is."""
+    def no_memory(*args, **kwargs):
+        raise MemoryError
+
+    monkeypatch.setattr(pd, "read_parquet", no_memory)
+    with pytest.raises(MemoryError):
+        F.load_results(results)

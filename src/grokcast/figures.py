@@ -487,8 +487,7 @@ def choose_feature_pair(values: pd.DataFrame, folded: dict[str, float], *,
     else:
         top = usable[:5]
         a, b = min(combinations(top, 2), key=lambda p: (abs(rho[idx[p[0]], idx[p[1]]]), key(p)))
-    if score[b] > score[a]:
-        a, b = b, a
+    # combinations keep usable's order, best score first: score[a] >= score[b] already.
     return a, b, float(rho[idx[a], idx[b]])
 
 
