@@ -1319,3 +1319,24 @@ def test_a_log_needs_only_the_signals_that_are_read(sweep, fitted, tmp_path, mon
     with pytest.raises(LogError, match=r"^the log lacks column\(s\) grad_norm; a log needs the "
                                        r"columns run_id, step, train_loss, .*update_cos$"):
         forecast_log(path, tmp_path / "no_grad.csv")
+
+
+def test_a_fit_with_enough_runs_of_each_class_has_no_note(sweep, tmp_path):
+    """The notes warn of a class too small for the internal folds; a label splitting the
+    runs so that each class fills every fold has none, and the report prints none."""
+    acc = np.sort(SweepStore(sweep).runs()["max_val_acc"].to_numpy())
+    n_folds = GrokForecaster().cv
+    # The lowest threshold leaving at least n_folds runs below it, and at least n_folds above.
+    threshold = float(next(t for t in np.unique(acc) if n_folds <= (acc < t).sum() <= len(acc) - n_folds))
+    result = fit_forecaster(sweep, window=W, threshold=threshold, out=tmp_path / "f.json",
+                            seed=0, n_resamples=100)
+    n_pos = int((acc >= threshold).sum())
+    assert result["n_pos"] == n_pos and min(n_pos, len(acc) - n_pos) >= n_folds
+    assert result["notes"] == []
+    assert not any(line.startswith("note: ") for line in format_fit(result).splitlines())
+    # One run of a class: its note says why the held-out AUROC is meaningless.
+    from grokcast.tool import _small_class_notes
+
+    assert _small_class_notes(1, n_folds) == [
+        "only 1 run of one class: holding it out leaves none of its class to learn from, so the "
+        "held-out AUROC says nothing about the model"]
