@@ -397,16 +397,20 @@ def test_ctrl_c_while_the_pool_shuts_down_after_the_last_chunk_is_raised(monkeyp
     assert sorted(got) == [0, 1]
 
 
+# A tiny sweep as a user's script holds it: its settings, then the call that starts workers.
+_SCRIPT_BODY = ("from grokcast.config import LogConfig, ModelConfig, SweepConfig\n"
+                "from grokcast.sweep import run_sweep\n"
+                "config = SweepConfig(name='t', p=7, train_fracs=(0.5,), weight_decays=(1.0,), "
+                "seeds=(0, 1), n_steps=3, model=ModelConfig(d_model=8, n_heads=2, d_mlp=8), "
+                "log=LogConfig(dense_until=4))\n")
+_SCRIPT_CALL = "run_sweep(config, 'out', workers=2, progress=False, chunk_size=1)\n"
+
+
 def test_workers_from_an_unguarded_script_top_level_are_refused_before_anything_is_written(
         tmp_path):
     """Spawned workers import the main script again: an unguarded top-level call would make
     them start workers too. It was reported as "a worker process died (... lack of memory)"."""
-    body = ("from grokcast.config import LogConfig, ModelConfig, SweepConfig\n"
-            "from grokcast.sweep import run_sweep\n"
-            "config = SweepConfig(name='t', p=7, train_fracs=(0.5,), weight_decays=(1.0,), "
-            "seeds=(0, 1), n_steps=3, model=ModelConfig(d_model=8, n_heads=2, d_mlp=8), "
-            "log=LogConfig(dense_until=4))\n")
-    call = "run_sweep(config, 'out', workers=2, progress=False, chunk_size=1)\n"
+    body, call = _SCRIPT_BODY, _SCRIPT_CALL
     for name, text in (("bad.py", body + call),
                        ("good.py", body + "if __name__ == '__main__':\n    " + call),
                        ("good_and.py", body + "if __name__ == '__main__' and True:\n    " + call),
@@ -746,12 +750,7 @@ def test_workers_from_python_c_or_a_compiled_script_start_and_from_stdin_are_ref
     killed "perhaps for lack of memory"; now refused before anything is written."""
     import py_compile
 
-    body = ("from grokcast.config import LogConfig, ModelConfig, SweepConfig\n"
-            "from grokcast.sweep import run_sweep\n"
-            "config = SweepConfig(name='t', p=7, train_fracs=(0.5,), weight_decays=(1.0,), "
-            "seeds=(0, 1), n_steps=3, model=ModelConfig(d_model=8, n_heads=2, d_mlp=8), "
-            "log=LogConfig(dense_until=4))\n")
-    call = "run_sweep(config, 'out', workers=2, progress=False, chunk_size=1)\n"
+    body, call = _SCRIPT_BODY, _SCRIPT_CALL
     (tmp_path / "guarded.py").write_text(body + "if __name__ == '__main__':\n    " + call)
     py_compile.compile(str(tmp_path / "guarded.py"), cfile=str(tmp_path / "guarded.pyc"))
     for args, stdin in ((["-c", body + call], None), (["guarded.pyc"], None),
