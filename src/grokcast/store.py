@@ -323,6 +323,7 @@ class SweepStore:
         """Refuse to write sweep.json for chunks that lost theirs unless every chunk records
         the config it was trained under and it is ``config`` (its grid aside, as a resume
         allows a grown grid): runs of two settings would be analysed as one sweep."""
+        stored: set[str] = set()
         for path in self._chunks("runs"):
             raw = (self._footer(path, RUN_COLUMNS).metadata or {}).get(CHUNK_CONFIG_KEY.encode())
             if raw is None:
@@ -332,11 +333,11 @@ class SweepStore:
                     "cannot be checked against it: restore sweep.json, or train into a new --out")
             self._check_chunk_config(path, {CHUNK_CONFIG_KEY.encode(): raw}, config,
                                      against="--config")
+            stored.update(self._parquet(
+                lambda p: pd.read_parquet(p, columns=["run_id"])["run_id"], path))
         # Checked before sweep.json is written (resume's _check_in_grid comes after it): a
         # sweep.json of a grid without the stored runs sent the rerun with the right config
         # to "holds a different sweep ...; resume it with the config it holds".
-        stored = {run_id for path in self._chunks("runs") for run_id in self._parquet(
-            lambda p: pd.read_parquet(p, columns=["run_id"])["run_id"], path)}
         extra = sorted(stored - {r.run_id for r in config.runs()})
         if extra:
             raise StoreError(
