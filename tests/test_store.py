@@ -508,7 +508,7 @@ def test_a_sweep_stored_with_weight_decay_minus_zero_is_refused_by_name(tmp_path
             frame = pd.read_parquet(path)
             frame["run_id"] = frame["run_id"].str.replace("-wd0-", "-wd-0-")
             frame.to_parquet(path, index=False)
-    want = r"stores run\(s\) of weight decay -0.0 \('p23-f0.5-wd-0-s0-ss0', ...\), which grokcast now reads"
+    want = r"stores run\(s\) of weight decay -0.0 \('p23-f0.5-wd-0-s0-ss0'\), which grokcast now reads"
     with pytest.raises(StoreError, match=want):
         SweepStore(out).check_finished()
     with pytest.raises(StoreError, match=want):
@@ -822,6 +822,29 @@ def test_chunks_that_lost_their_sweep_json_are_recovered_by_a_rerun_with_their_c
         store.runs()
 
 
+def test_a_lone_run_outside_the_grid_is_named_without_an_ellipsis(tmp_path):
+    """Was "('p23-f0.5-wd0.3-s1-ss0', ...)" for exactly one run: read as the first of several."""
+    from grokcast.config import SweepConfig
+    from grokcast.store import StoreError, SweepStore
+    from grokcast.sweep import run_sweep
+
+    cfg = SweepConfig(name="two", train_fracs=(0.5,), weight_decays=(0.3,), seeds=(0, 1),
+                      n_steps=3)
+    out = tmp_path / "s"
+    run_sweep(cfg, out, device="cpu", chunk_size=1, progress=False)
+    (out / "sweep.json").unlink()
+    with pytest.raises(StoreError, match=r"store 1 run\(s\) outside the grid of --config "
+                                         r"\('p23-f0.5-wd0.3-s1-ss0'\): rerun"):
+        run_sweep(dataclasses.replace(cfg, seeds=(0,)), out, device="cpu", progress=False)
+    run_sweep(cfg, out, device="cpu", progress=False)  # sweep.json back; nothing to train
+    raw = json.loads((out / "sweep.json").read_text())
+    raw["config"]["seeds"] = [0]
+    (out / "sweep.json").write_text(json.dumps(raw))
+    with pytest.raises(StoreError, match=r"stores 1 run\(s\) outside the grid of its sweep.json "
+                                         r"\('p23-f0.5-wd0.3-s1-ss0'\): was sweep.json edited"):
+        SweepStore(out).check_finished()
+
+
 def test_chunks_without_sweep_json_and_a_config_whose_grid_lacks_their_runs_write_no_sweep_json(
         tmp_path):
     """Was: rerunning chunks that lost their sweep.json with a config whose grid leaves out
@@ -835,9 +858,15 @@ def test_chunks_without_sweep_json_and_a_config_whose_grid_lacks_their_runs_writ
     (out / "sweep.json").unlink()
     fewer = dataclasses.replace(cfg, seeds=(0,))
     with pytest.raises(StoreError, match=r"holds no sweep.json, and its chunks store 2 run\(s\) "
-                                         r"outside the grid of --config \('p23-f0.3-wd1-s1-ss0', \.\.\.\): "
+                                         r"outside the grid of --config \('p23-f0.3-wd1-s1-ss0', "
+                                         r"'p23-f0.6-wd1-s1-ss0'\): "
                                          r"rerun with the config the runs were trained with"):
         run_sweep(fewer, out, device="cpu", progress=False)
+    other = dataclasses.replace(cfg, train_fracs=(0.9,))  # all 4 outside: 3 named, then "..."
+    with pytest.raises(StoreError, match=r"store 4 run\(s\) outside the grid of --config "
+                                         r"\('p23-f0.3-wd1-s0-ss0', 'p23-f0.3-wd1-s1-ss0', "
+                                         r"'p23-f0.6-wd1-s0-ss0', \.\.\.\): rerun"):
+        run_sweep(other, out, device="cpu", progress=False)
     assert not (out / "sweep.json").exists()
     result = run_sweep(cfg, out, device="cpu", progress=False)  # the right config still resumes
     assert (result.n_trained, result.n_skipped) == (0, 4)

@@ -210,6 +210,12 @@ def _config_diff(a: SweepConfig, b: SweepConfig, where: tuple[str, str] = ("ther
                      for k in old if old[k] != new.get(k))
 
 
+def _some(run_ids: list[str]) -> str:
+    """Up to three of ``run_ids`` for an error, with an ellipsis only when some are left out: a
+    lone run written as "('a', ...)" read as the first of several."""
+    return ", ".join(map(repr, run_ids[:3])) + (", ..." if len(run_ids) > 3 else "")
+
+
 def _same_stop_rule(a: dict[str, Any] | None, b: dict[str, Any] | None) -> bool:
     if a is None or b is None:
         return a is b
@@ -342,7 +348,7 @@ class SweepStore:
         if extra:
             raise StoreError(
                 f"{str(self.root)!r} holds no sweep.json, and its chunks store {len(extra)} "
-                f"run(s) outside the grid of --config ({extra[0]!r}, ...): rerun with the config "
+                f"run(s) outside the grid of --config ({_some(extra)}): rerun with the config "
                 "the runs were trained with (its grid may add runs, not leave out stored ones), "
                 "or train into a new --out")
 
@@ -700,11 +706,11 @@ class SweepStore:
         minus_zero = [r for r in extra if "-wd-0-" in r]  # written before -0.0 became 0.0
         if minus_zero:
             raise StoreError(f"{str(self.root)!r} stores run(s) of weight decay -0.0 "
-                             f"({minus_zero[0]!r}, ...), which grokcast now reads as 0.0, run id "
+                             f"({_some(minus_zero)}), which grokcast now reads as 0.0, run id "
                              "'wd0': train the sweep into a new --out directory")
         if extra:
             raise StoreError(f"{str(self.root)!r} stores {len(extra)} run(s) outside the grid of its "
-                             f"sweep.json ({extra[0]!r}, ...): was sweep.json edited? Restore it, "
+                             f"sweep.json ({_some(extra)}): was sweep.json edited? Restore it, "
                              "or train the edited grid into a new --out directory")
         return stored
 
