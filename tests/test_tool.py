@@ -962,6 +962,23 @@ def test_a_log_with_impossible_values_is_refused(sweep, fitted, tmp_path, column
         forecast_log(fitted[0], path)
 
 
+def test_a_ranged_signal_the_log_no_longer_holds_fails_at_import():
+    """Was: with erank_wu dropped from the logged signals, every log check failed as
+    "tuple.index(x): x not in tuple", which the CLI printed as the user's error."""
+    import subprocess
+    import sys
+
+    script = ("import grokcast.signals as s; "
+              "s.SIGNAL_NAMES = tuple(n for n in s.SIGNAL_NAMES if n != 'erank_wu'); "
+              "import grokcast.tool")
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines()[-1].startswith(
+        "RuntimeError: _SIGNAL_RANGES ranges ['erank_wu'], which the log does not hold: ranged "
+        "signals must be among SIGNAL_NAMES ['train_loss', ")
+
+
 @pytest.mark.parametrize("value", [0.0, 1.0, -1.0])
 def test_a_log_with_an_update_cos_at_step_0_is_refused(sweep, fitted, tmp_path, value):
     """No update precedes step 0, so a sweep's log holds NaN there; a 0 there (fillna(0), or

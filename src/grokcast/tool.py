@@ -27,7 +27,7 @@ from grokcast.config import SweepConfig
 from grokcast.features import WINDOW_SIGNALS, feature_table, select_window_steps
 from grokcast.forecast import GrokForecaster, check_window
 from grokcast.logistic import TooFewRunsError
-from grokcast.signals import reaches
+from grokcast.signals import SIGNAL_NAMES, reaches
 from grokcast.stats import MAX_RESAMPLES
 from grokcast.validation import check_int, check_number, check_path, check_steps
 
@@ -519,6 +519,14 @@ _SIGNAL_RANGES = (
     (("erank_we", "erank_wu"), 1.0 - 1e-4, np.inf, "an effective rank is >= 1"),
     (("update_cos",), -1.0 - 1e-4, 1.0 + 1e-4, "a cosine lies in [-1, 1]"),
 )
+# A ranged signal dropped from the log failed every log check as "tuple.index(x): x not in
+# tuple" (which the CLI shows as the user's error). Checked against SIGNAL_NAMES, not
+# read_signals(), so that importing tool does not import analysis; the digests read every
+# logged signal, so the two hold the same names.
+_UNLOGGED = [c for columns, *_ in _SIGNAL_RANGES for c in columns if c not in SIGNAL_NAMES]
+if _UNLOGGED:
+    raise RuntimeError(f"_SIGNAL_RANGES ranges {_UNLOGGED}, which the log does not hold: "
+                       f"ranged signals must be among SIGNAL_NAMES {list(SIGNAL_NAMES)}")
 
 
 EXPLAINED_ATTRIBUTES = ("feature_names_in_", "scaler_mean_", "scaler_scale_", "coef_", "intercept_")
