@@ -1085,15 +1085,26 @@ def test_the_window_trend_claim_with_undefined_windows_one_window_and_run_orders
     assert status == CL.UNCHECKED and "our analysis has no W = 100" in text
     text, status = _trend_claim({50: (0.6, 0.5, 0.7), 100: (0.9, 0.85, 0.95)}, n_pos=1)
     assert status == CL.UNCHECKED and "with only 1 run in a class: too few" in text
-    # The medians over random run orders (0.8 of [0.7, 0.8, 1.0]; an order without an AUROC
-    # left out) are said, without a verdict: a fall of the medians does not rule the claim out.
-    text, status = _trend_claim({50: (0.6, 0.5, 0.7), 100: (0.9, 0.85, 0.95),
-                                 150: (0.91, 0.86, 0.96)},
-                                orders={50: [0.7, 0.8, 1.0], 100: [0.97, None, 0.93],
-                                        150: [0.5, 0.9, 0.85]})
+    # The medians over random run orders (0.8 of [0.7, 0.8, 1.0]) are said, without a verdict:
+    # a fall of the medians does not rule the claim out.
+    multi = {50: (0.6, 0.5, 0.7), 100: (0.9, 0.85, 0.95), 150: (0.91, 0.86, 0.96)}
+    text, status = _trend_claim(multi, orders={50: [0.7, 0.8, 1.0], 100: [0.97, 0.9, 0.93],
+                                               150: [0.5, 0.9, 0.85]})
     assert status == CL.HOLDS
-    assert ("(its median over the 3 random run orders, 0.800, 0.950 and 0.850, is not monotone "
+    assert ("(its median over the 3 random run orders, 0.800, 0.930 and 0.850, is not monotone "
             "in the window)") in text
+    # An order without an AUROC is left out of its median, and of the count (was "the 3 random
+    # run orders" for a median of 2 at W = 100).
+    text, status = _trend_claim(multi, orders={50: [0.7, 0.8, 1.0], 100: [0.97, None, 0.93],
+                                               150: [0.5, 0.9, 0.85]})
+    assert ("(its median over the 3, 2 and 3 random run orders that have an AUROC, 0.800, 0.950 "
+            "and 0.850, is not monotone in the window)") in text
+    text, status = _trend_claim(multi, orders={50: [0.7, None, 1.0], 100: [float("nan"), 0.9, 0.93],
+                                               150: [0.5, 0.9, None]})
+    assert ("(its median over the 2 random run orders that have an AUROC, 0.850, 0.915 and "
+            "0.700, is not monotone in the window)") in text
+    text, status = _trend_claim(multi, orders={50: [0.7, 0.8], 100: [None, None], 150: [0.5, 0.9]})
+    assert "random run orders" not in text  # no median at W = 100: none is said
 
 
 

@@ -403,13 +403,19 @@ def _window_trend_claim(a: dict, claim: dict) -> list[Claim]:
                f"our forecaster has an AUROC at one window only (W = {next(iter(pts))})")
         return [(what, f"{intro}; {why}, so it cannot be compared.", UNCHECKED)]
     listed = _and_list([f"{esc(fmt(x))} {esc(fmt_ci(ci))}" for x, *ci in pts.values()])
-    medians = [float(np.median(v)) for w in pts if (v := [x for x in (
-        entry["windows"][str(w)].get("multi_by_order") or []) if _finite(x)])]
     # The tables' run_id order is one of many the CV's folds depend on: its median over the
     # random orders is said beside, without a verdict (it has no CI).
-    by_order = (f" (its median over the {len(entry['windows'][str(ws_)]['multi_by_order'])} "
-                f"random run orders, {_and_list([esc(fmt(x)) for x in medians])}, "
-                f"{_trend(list(zip(pts, medians)))})" if len(medians) == len(pts) else "")
+    orders = [entry["windows"][str(w)].get("multi_by_order") or [] for w in pts]
+    used = [[x for x in v if _finite(x)] for v in orders]
+    counts = [len(u) for u in used]  # the orders each median is of: an order's AUROC may be null
+    by_order = ""
+    if all(counts):
+        medians = [float(np.median(u)) for u in used]
+        n = str(counts[0]) if len(set(counts)) == 1 else _and_list([str(c) for c in counts])
+        some = " that have an AUROC" if any(len(u) < len(v) for u, v in zip(used, orders)) else ""
+        by_order = (f" (its median over the {n} random run orders{some}, "
+                    f"{_and_list([esc(fmt(x)) for x in medians])}, "
+                    f"{_trend(list(zip(pts, medians)))})")
     text = (f"{intro}; ours (runs in run_id order) is {listed} at {_windows_words(list(pts))}"
             + (f" (undefined at {_windows_words(undefined)})" if undefined else "") + by_order
             + f": it {_trend(list((w, x) for w, (x, _, _) in pts.items()))}")
