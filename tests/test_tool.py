@@ -1297,16 +1297,23 @@ def test_fit_writes_only_to_a_json_name(sweep, tmp_path, capsys):
     the JSON file under that name without a word, though every doc calls it a JSON file."""
     from grokcast.cli import main
 
-    for name in ("forecaster.txt", "forecaster.csv", "forecaster", "forecaster.json.bak"):
-        with pytest.raises(ValueError, match=rf"^out='.*/{name}' is not allowed: the forecaster "
-                                             r"is saved as JSON; expected a path ending in \.json, "
-                                             r"e\.g\. '.*/forecaster(\.json)?\.json'$"):
+    # Each name with the one suggested (was x.json.json for x.json.bak, x..json for x.).
+    for name, suggested in [("forecaster.txt", "forecaster.json"), ("forecaster.csv", "forecaster.json"),
+                            ("forecaster", "forecaster.json"), ("x.json.bak", "x.json"),
+                            ("x.json ", "x.json"), ("x.json.", "x.json"), ("x.", "x.json"),
+                            ("x.JSON.old", "x.JSON"), ("...", "forecaster.json")]:
+        with pytest.raises(ValueError) as err:
             fit_forecaster(sweep, window=W, threshold=THRESHOLD, out=tmp_path / name)
+        assert str(err.value) == (f"out={str(tmp_path / name)!r} is not allowed: the forecaster is "
+                                  "saved as JSON; expected a path ending in .json, e.g. "
+                                  f"{str(tmp_path / suggested)!r}")
         assert main(["fit", str(sweep), "--window", str(W), "--out", str(tmp_path / name)]) == 2
         assert "ending in .json" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
-    fit_forecaster(sweep, window=W, threshold=THRESHOLD, out=tmp_path / "F.JSON", n_resamples=10)
-    assert GrokForecaster.load(tmp_path / "F.JSON").metadata_.window == W
+    # Any case, and a name that is the suffix alone (was refused: Path('.json').suffix is '').
+    for name in ("F.JSON", ".json"):
+        fit_forecaster(sweep, window=W, threshold=THRESHOLD, out=tmp_path / name, n_resamples=10)
+        assert GrokForecaster.load(tmp_path / name).metadata_.window == W
 
 
 def test_a_log_needs_only_the_signals_that_are_read(sweep, fitted, tmp_path, monkeypatch):

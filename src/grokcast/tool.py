@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import string
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -71,7 +72,7 @@ def fit_forecaster(sweep_dir: str | os.PathLike, *, window: int = 200, threshold
     threshold : float, default=0.9
         A run is labelled as grokking when its ``max_val_acc >= threshold``.
     out : path
-        The forecaster file to write, named ``*.json``; its directory must exist.
+        The forecaster file to write, named ``*.json`` (any case); its directory must exist.
     seed : int, default=0
         Root of the randomness of the held-out evaluation (bootstrap resamples, and the fold
         shuffle above :data:`grokcast.analysis.LOO_MAX_RUNS` runs), as in ``analyze``.
@@ -180,11 +181,11 @@ def _check_fit_out(out: Path, sweep_dir: Path) -> Path:
     if out.is_dir():
         raise ValueError(f"out={str(out)!r} is not allowed: it is a directory; expected the path "
                          "of the JSON file to write, e.g. forecaster.json")
-    if out.suffix.lower() != ".json":
+    if not out.name.lower().endswith(".json"):  # any case: F.JSON is a JSON name too
         # The file is JSON whatever its name; a name saying otherwise (forecaster.csv, a
         # predictions table expected) or nothing (forecaster) misleads whoever opens it.
         raise ValueError(f"out={str(out)!r} is not allowed: the forecaster is saved as JSON; "
-                         f"expected a path ending in .json, e.g. {str(out.with_suffix('.json'))!r}")
+                         f"expected a path ending in .json, e.g. {str(_json_name(out))!r}")
     if not out.parent.is_dir():
         raise ValueError(f"out={str(out)!r} is not allowed: directory {str(out.parent)!r} "
                          "does not exist")
@@ -195,6 +196,18 @@ def _check_fit_out(out: Path, sweep_dir: Path) -> Path:
         raise ValueError(f"out={str(out)!r} is not allowed: the file exists and is not a "
                          "forecaster, so it is not overwritten; choose another path")
     return out
+
+
+def _json_name(out: Path) -> Path:
+    """A name ending in .json for the error refusing ``out``: trailing spaces and dots dropped
+    (``x.json `` -> ``x.json``), then a last suffix after .json dropped (``x.json.bak`` ->
+    ``x.json``; ``with_suffix`` gave ``x.json.json``) or replaced (``x.csv`` -> ``x.json``)."""
+    name = out.name.rstrip(string.whitespace + ".")
+    stem = os.path.splitext(name)[0]
+    for candidate in (name, stem):
+        if candidate.lower().endswith(".json"):
+            return out.with_name(candidate)
+    return out.with_name(f"{stem or 'forecaster'}.json")  # stem "": out was all dots
 
 
 def _small_class_notes(n_minority: int, inner_folds: int) -> list[str]:
