@@ -205,6 +205,8 @@ def train_ensemble(runs: list[RunConfig], device: str | torch.device = "cpu", *,
 
     quiet_step = _quiet_steps(update, device, cuda_graphs)
 
+    # Left only by a break (coverage calls the loop's own exit never taken): at the final step,
+    # or at a logged step where the hook has stopped every run.
     for t in range(n_steps + 1):
         if t not in logged and t + 1 not in logged:  # neither records this step nor the next
             quiet_step()
