@@ -419,6 +419,13 @@ def test_prior_baselines_sentence_compares_the_forecaster_with_them() -> None:
             "them.")
     one["windows"]["200"]["multi_by_order"] = [0.95] * 4  # too few orders
     assert prior(one, [200], 200, ["weight_decay"]).endswith("p₁ = 0.003).")
+    # The count is of the orders that have an AUROC, and says so where one has none.
+    one["windows"]["200"]["multi_by_order"] = [0.95, 0.96, None, 0.92, 0.99, float("nan"), 0.97]
+    assert prior(one, [200], 200, ["weight_decay"]).endswith(
+        "p₁ = 0.003). Over the 5 random run orders that have an AUROC the forecaster's AUROC at "
+        "W = 200 (0.920–0.990) is above weight decay's 0.911 in all of them.")
+    one["windows"]["200"]["multi_by_order"] = [0.95, 0.96, None, 0.92, 0.99, None]  # 4: too few
+    assert prior(one, [200], 200, ["weight_decay"]).endswith("p₁ = 0.003).")
 
 
 def test_cell_out_sentence_sets_leaving_out_cells_beside_loo() -> None:
@@ -441,6 +448,24 @@ def test_cell_out_sentence_sets_leaving_out_cells_beside_loo() -> None:
     assert cells(t, [100, 200], 200).endswith(
         "[0.920, 1.000]); over the 5 random run orders its median is 0.960 and 0.960, against "
         "leave-one-out's 0.970 and 0.990.")
+    # Each median is of the orders that have an AUROC, and its count says so (was "the 6
+    # random run orders" for a median of 5 at W = 200): cell-out 0.96 of [0.9, 0.95, 0.96,
+    # 0.96, 0.97, 0.99] and of [0.95, 0.96, 0.96, 0.97, 0.98]; LOO 0.97 and 0.99 of six.
+    t["windows"]["100"] |= {"multi_cell_out_by_order": [0.9, 0.95, 0.96, 0.97, 0.99, 0.96],
+                            "multi_by_order": [0.97] * 6}
+    t["windows"]["200"] |= {"multi_cell_out_by_order": [0.96, None, 0.96, 0.97, 0.95, 0.98],
+                            "multi_by_order": [0.98, 0.99, 0.99, 0.99, 1.0, 0.99]}
+    assert cells(t, [100, 200], 200).endswith(
+        "[0.920, 1.000]); over the 6 and 5 random run orders that have an AUROC its median is "
+        "0.960 and 0.960, against leave-one-out's 0.970 and 0.990 over the 6 random run orders.")
+    t["windows"]["100"]["multi_by_order"] = [0.97] * 5 + [float("nan")]
+    t["windows"]["200"]["multi_by_order"] = [0.98, None, 0.99, 0.99, 1.0, 0.99]
+    t["windows"]["100"]["multi_cell_out_by_order"] = [0.9, 0.95, None, 0.97, 0.99, 0.96]
+    assert cells(t, [100, 200], 200).endswith(
+        "[0.920, 1.000]); over the 5 random run orders that have an AUROC its median is "
+        "0.960 and 0.960, against leave-one-out's 0.970 and 0.990.")
+    t["windows"]["200"]["multi_cell_out_by_order"] = [0.96, None, 0.96, None, 0.95, 0.98]
+    assert "median" not in cells(t, [100, 200], 200)  # 4 orders with an AUROC: too few
     t["windows"]["200"]["multi_cell_out_by_order"] = [0.96] * 4  # too few orders for a median
     assert "median" not in cells(t, [100, 200], 200)
     assert cells({**t, "n_pos": 2}, [100, 200], 200) == ""  # tiny class
@@ -469,8 +494,25 @@ def test_order_sentence_gives_the_spread_and_the_largest_lead_over_val_loss() ->
     assert order(t, [100, 200], "0.99").startswith("At threshold 0.99, with the runs in 6 random")
     custom = order(t, [100, 200], custom=True)
     assert "folds" not in custom and "in 6 random orders instead of run_id order, the" in custom
+    # The spans and medians are of the orders with an AUROC, and where that is fewer than the
+    # orders run the count is said (was "in 7 random orders" beside a median of 5 at W = 100):
+    # 0.75 of [0.6, 0.7, 0.75, 0.8, 0.9]; 0.93 of [0.9, 0.91, 0.92, 0.93, 0.95, 0.97, 0.99].
+    nan = float("nan")
+    t = _order_cells({100: [0.9, None, 0.7, nan, 0.8, 0.6, 0.75],
+                      200: [0.9, 0.95, 0.92, 0.97, 0.99, 0.93, 0.91]}, {100: None, 200: None})
+    assert order(t, [100, 200]) == (
+        "With the runs in 7 random orders instead of run_id order (the cross-validation's folds "
+        "change with the order), the forecaster's AUROC at W = 100 and 200 (defined in 5 and 7 "
+        "of them) ranges over 0.600–0.900 (median 0.750) and 0.900–0.990 (median 0.930).")
+    # A median of fewer than MIN_ORDERS (5) orders with an AUROC is not said, where another
+    # window's is (was "(median 0.750)" of the 4 at W = 100).
+    t = _order_cells({100: [0.9, None, 0.7, nan, 0.8, 0.6], 200: six}, {100: None, 200: None})
+    assert order(t, [100, 200]).endswith(
+        "the forecaster's AUROC at W = 100 and 200 (defined in 4 and 6 of them) ranges over "
+        "0.600–0.900 and 0.800–0.950 (median 0.900).")
     few = order(_order_cells({200: [0.9, None]}, {200: 0.95}), [200])
     assert "in 2 random orders" in few and "0.900–0.900," in few  # NaN: not in the spread
+    assert "W = 200 (defined in 1 of them) ranges" in few
     assert "median" not in few  # under MIN_ORDERS orders: a range only
     assert few.endswith("It leads that baseline in no order at any window.")
     assert order(_order_cells({200: [0.9, 0.8]}, {200: None}), [200]).endswith(

@@ -272,7 +272,10 @@ def trend_sentence(aurocs: dict[int, float | None],
             f"at W = {_and_list([str(w) for w, _ in med])}).")
 
 
-# Fewer random run orders than this give a range but no median worth a sentence.
+# Fewer random run orders than this give a range but no median worth a sentence. The rule
+# for every median over the orders the paper prints (:func:`_order_median`): it is of this
+# many orders or more that have an AUROC, and the count said beside it is of those
+# (:func:`orders_words`), not of the orders run.
 MIN_ORDERS = 5
 
 
@@ -282,8 +285,9 @@ def order_sentence(t: dict, ws: Sequence[int], threshold: str | None = None, *,
 
     ``threshold`` names the threshold where it is not the one the paragraph is about;
     ``custom``: the held-out predictions came from a custom predictor, whose folds (if any)
-    grokcast does not know. Silent where a class has fewer than :data:`MIN_CLASS_SIZE` runs:
-    there the AUROCs themselves are degenerate.
+    grokcast does not know. The spans are of the orders that have an AUROC, with a median
+    where those are :data:`MIN_ORDERS` or more. Silent where a class has fewer than
+    :data:`MIN_CLASS_SIZE` runs: there the AUROCs themselves are degenerate.
     """
     if min(t.get("n_pos", 0), t.get("n_neg", 0)) < MIN_CLASS_SIZE:
         return ""
@@ -298,13 +302,17 @@ def order_sentence(t: dict, ws: Sequence[int], threshold: str | None = None, *,
     if not rows:
         return ""
     spans = _and_list([f"{esc(fmt(min(a)))}–{esc(fmt(max(a)))}" + (
-        f" (median {esc(fmt(float(np.median(a))))})" if n >= MIN_ORDERS else "")
+        f" (median {esc(fmt(m))})" if (m := _order_median(a)) is not None else "")
         for _, a, _, _ in rows])
+    # n is the orders the runs were put in; an order's AUROC may be null, and the spans and
+    # medians are of the orders that have one, so where that is fewer their count is said.
+    defined = [len(a) for _, a, _, _ in rows]
+    some = f" (defined in {_counts_words(defined)} of them)" if min(defined) < n else ""
     at = f"At threshold {esc(fmt_threshold(threshold))}, with" if threshold else "With"
     why = "" if custom else " (the cross-validation's folds change with the order)"
     text = (f"{at} the runs in {n} random order{'s' if n > 1 else ''} instead of run_id "
             f"order{why}, the forecaster's AUROC at W = "
-            f"{_and_list([str(w) for w, *_ in rows])} ranges over {spans}")
+            f"{_and_list([str(w) for w, *_ in rows])}{some} ranges over {spans}")
     losses = [(a, v) for _, a, v, _ in rows if _finite(v)]
     if losses:
         text += (f", against the val-loss baseline's {_and_list([esc(fmt(v)) for _, v in losses])}"
@@ -330,12 +338,28 @@ def _order_median(values: Sequence[float | None] | None) -> float | None:
     return float(np.median(finite)) if len(finite) >= MIN_ORDERS else None
 
 
+def _counts_words(counts: Sequence[int]) -> str:
+    """``"5"`` where every count is 5, else each in turn: ``"5, 4 and 5"``."""
+    return str(counts[0]) if len(set(counts)) == 1 else _and_list([str(c) for c in counts])
+
+
+def orders_words(values: Sequence[Sequence[float | None] | None]) -> str:
+    """``"20 random run orders"``: how many orders a number taken over the finite AUROCs of
+    ``values`` (one list per window, None or NaN for an order without one) is of, one count
+    where every window has the same; ``"... that have an AUROC"`` where some order has none."""
+    used = [sum(_finite(a) for a in v or []) for v in values]
+    many = any(c != 1 for c in used)
+    some = any(c < len(v or []) for c, v in zip(used, values))
+    return (f"{_counts_words(used)} random run order{'s' if many else ''}"
+            + (f" that {'have' if many else 'has'} an AUROC" if some else ""))
+
+
 def cell_out_sentence(t: dict, ws: Sequence[int], headline: int, level: float = 0.95,
                       held_out: str = "leave-one-out") -> str:
     """The forecaster's AUROC leaving out a whole grid cell at a time (``multi_cell_out``)
     beside the tables' (``held_out`` names how they held runs out), in run_id order and, with
-    :data:`MIN_ORDERS` run orders or more, as medians over the orders, since both depend on
-    the order. Silent where it was not computed or a class is tiny."""
+    :data:`MIN_ORDERS` run orders or more that have an AUROC, as medians over those orders,
+    since both depend on the order. Silent where it was not computed or a class is tiny."""
     if min(t.get("n_pos", 0), t.get("n_neg", 0)) < MIN_CLASS_SIZE:
         return ""
     cells = [(w, t["windows"][str(w)]) for w in ws]
@@ -358,10 +382,14 @@ def cell_out_sentence(t: dict, ws: Sequence[int], headline: int, level: float = 
                 _order_median(c.get("multi_by_order")))
                for *_, c in rows]
     if all(_finite(a) and _finite(b) for a, b in medians):
-        n = len(rows[0][3].get("multi_cell_out_by_order") or [])
-        text += (f"; over the {n} random run orders its median is "
+        # Each median is of the orders that have an AUROC, which need not be the same orders
+        # (nor as many) for the two models.
+        out = orders_words([c.get("multi_cell_out_by_order") for *_, c in rows])
+        loo = orders_words([c.get("multi_by_order") for *_, c in rows])
+        text += (f"; over the {out} its median is "
                  f"{_and_list([esc(fmt(a)) for a, _ in medians])}, against {held_out}'s "
-                 f"{_and_list([esc(fmt(b)) for _, b in medians])}")
+                 f"{_and_list([esc(fmt(b)) for _, b in medians])}"
+                 + ("" if loo == out else f" over the {loo}"))
     return text + "."
 
 
@@ -417,11 +445,12 @@ def _axis_score_sentence(cells: dict[int, dict], headline: int, scores: dict[str
                  f"{_and_list([str(w) for w, _ in others])} {'are' if len(others) > 1 else 'is'} "
                  f"{_and_list([esc(fmt_signed(d)) for _, d in others])}")
     # The test above is of run_id order; the axis' score does not depend on the order.
-    orders = [a for a in cells[headline].get("multi_by_order") or [] if _finite(a)]
+    given = cells[headline].get("multi_by_order") or []
+    orders = [a for a in given if _finite(a)]
     if len(orders) >= MIN_ORDERS:
         above = sum(a > scores[best]["auroc"] for a in orders)
         count = ("all" if above == len(orders) else "none" if above == 0 else str(above))
-        text += (f". Over the {len(orders)} random run orders the forecaster's AUROC at "
+        text += (f". Over the {orders_words([given])} the forecaster's AUROC at "
                  f"W = {headline} ({esc(fmt(min(orders)))}–{esc(fmt(max(orders)))}) is above "
                  f"{esc(name)}'s {esc(fmt(scores[best]['auroc']))} in {count} of them")
     return text + "."
