@@ -1127,24 +1127,34 @@ def test_the_window_trend_claim_with_undefined_windows_one_window_and_run_orders
     assert status == CL.UNCHECKED and "our analysis has no W = 100" in text
     text, status = _trend_claim({50: (0.6, 0.5, 0.7), 100: (0.9, 0.85, 0.95)}, n_pos=1)
     assert status == CL.UNCHECKED and "with only 1 run in a class: too few" in text
-    # The medians over random run orders (0.8 of [0.7, 0.8, 1.0]) are said, without a verdict:
-    # a fall of the medians does not rule the claim out.
+    # The medians over random run orders (0.8 of [0.7, 0.75, 0.8, 0.9, 1.0]) are said, without
+    # a verdict: a fall of the medians does not rule the claim out.
     multi = {50: (0.6, 0.5, 0.7), 100: (0.9, 0.85, 0.95), 150: (0.91, 0.86, 0.96)}
-    text, status = _trend_claim(multi, orders={50: [0.7, 0.8, 1.0], 100: [0.97, 0.9, 0.93],
-                                               150: [0.5, 0.9, 0.85]})
+    text, status = _trend_claim(multi, orders={50: [0.7, 0.8, 1.0, 0.75, 0.9],
+                                               100: [0.97, 0.9, 0.93, 0.95, 0.92],
+                                               150: [0.5, 0.9, 0.85, 0.6, 0.88]})
     assert status == CL.HOLDS
-    assert ("(its median over the 3 random run orders, 0.800, 0.930 and 0.850, is not monotone "
+    assert ("(its median over the 5 random run orders, 0.800, 0.930 and 0.850, is not monotone "
             "in the window)") in text
-    # An order without an AUROC is left out of its median, and of the count (was "the 3 random
-    # run orders" for a median of 2 at W = 100).
-    text, status = _trend_claim(multi, orders={50: [0.7, 0.8, 1.0], 100: [0.97, None, 0.93],
-                                               150: [0.5, 0.9, 0.85]})
-    assert ("(its median over the 3, 2 and 3 random run orders that have an AUROC, 0.800, 0.950 "
-            "and 0.850, is not monotone in the window)") in text
-    text, status = _trend_claim(multi, orders={50: [0.7, None, 1.0], 100: [float("nan"), 0.9, 0.93],
-                                               150: [0.5, 0.9, None]})
-    assert ("(its median over the 2 random run orders that have an AUROC, 0.850, 0.915 and "
-            "0.700, is not monotone in the window)") in text
+    # An order without an AUROC is left out of its median, and of the count (was "the 6 random
+    # run orders" for a median of 5 at W = 100): (0.8 + 0.84) / 2, 0.95, (0.71 + 0.85) / 2.
+    text, status = _trend_claim(multi, orders={50: [0.7, 0.8, 1.0, 0.75, 0.9, 0.84],
+                                               100: [0.97, None, 0.93, 0.95, 0.92, 0.99],
+                                               150: [0.5, 0.9, 0.85, 0.6, 0.88, 0.71]})
+    assert ("(its median over the 6, 5 and 6 random run orders that have an AUROC, 0.820, 0.950 "
+            "and 0.780, is not monotone in the window)") in text
+    five = [0.7, None, 1.0, 0.8, float("nan"), 0.9, 0.6]  # median 0.8 of the 5 with an AUROC
+    text, status = _trend_claim(multi, orders={50: five, 100: five, 150: five})
+    assert ("(its median over the 5 random run orders that have an AUROC, 0.800, 0.800 and "
+            "0.800, does not decrease with the window)") in text
+    # Under MIN_ORDERS (5) orders with an AUROC at any window, no median is said, as in the
+    # results' sentences (was a median of 4 at W = 100, of 2 below).
+    text, status = _trend_claim(multi, orders={50: [0.7, 0.8, 1.0, 0.75, 0.9],
+                                               100: [0.97, None, 0.93, 0.95, 0.92],
+                                               150: [0.5, 0.9, 0.85, 0.6, 0.88]})
+    assert "random run orders" not in text and "median" not in text
+    text, status = _trend_claim(multi, orders={50: [0.7, 0.8], 100: [0.9, 0.8], 150: [0.5, 0.9]})
+    assert "random run orders" not in text and "median" not in text
     text, status = _trend_claim(multi, orders={50: [0.7, 0.8], 100: [None, None], 150: [0.5, 0.9]})
     assert "random run orders" not in text  # no median at W = 100: none is said
 

@@ -35,10 +35,12 @@ from grokcast.paper.sentences import (
     WORSE,
     _and_list,
     _diff_numbers,
+    _order_median,
     _trend,
     alpha,
     last_logged_before,
     logged_steps,
+    orders_words,
     signal_family,
     top_features,
     verdict,
@@ -405,15 +407,12 @@ def _window_trend_claim(a: dict, claim: dict) -> list[Claim]:
     listed = _and_list([f"{esc(fmt(x))} {esc(fmt_ci(ci))}" for x, *ci in pts.values()])
     # The tables' run_id order is one of many the CV's folds depend on: its median over the
     # random orders is said beside, without a verdict (it has no CI).
-    orders = [entry["windows"][str(w)].get("multi_by_order") or [] for w in pts]
-    used = [[x for x in v if _finite(x)] for v in orders]
-    counts = [len(u) for u in used]  # the orders each median is of: an order's AUROC may be null
+    orders = [entry["windows"][str(w)].get("multi_by_order") for w in pts]
+    # None under MIN_ORDERS orders with an AUROC, as every median over the orders the paper says.
+    medians = [m for v in orders if (m := _order_median(v)) is not None]
     by_order = ""
-    if all(counts):
-        medians = [float(np.median(u)) for u in used]
-        n = str(counts[0]) if len(set(counts)) == 1 else _and_list([str(c) for c in counts])
-        some = " that have an AUROC" if any(len(u) < len(v) for u, v in zip(used, orders)) else ""
-        by_order = (f" (its median over the {n} random run orders{some}, "
+    if len(medians) == len(pts):
+        by_order = (f" (its median over the {orders_words(orders)}, "
                     f"{_and_list([esc(fmt(x)) for x in medians])}, "
                     f"{_trend(list(zip(pts, medians)))})")
     text = (f"{intro}; ours (runs in run_id order) is {listed} at {_windows_words(list(pts))}"
