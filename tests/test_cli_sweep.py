@@ -284,8 +284,11 @@ def test_directory_of_another_sweep_is_refused_untouched(tmp_path, capsys):
     (["--executor", "ray", "--workers", "2"], "--workers is for the local executor"),
     (["--executor", "ray", "--no-cuda-graphs"], "--no-cuda-graphs is for the local executor"),
     (["--stop-model", "nothere.json", "--stop-below", "0.5"], "'nothere.json' does not exist"),
-    (["--stop-below", "0.5"], "--stop-model and --stop-below go together"),
-    (["--stop-model", "nothere.json"], "--stop-model and --stop-below go together"),
+    # Was "--stop-model and --stop-below go together" alone: now it names the one missing.
+    (["--stop-below", "0.5"], "--stop-below needs --stop-model FILE (a forecaster file from "
+                              "grokcast fit): --stop-model and --stop-below go together"),
+    (["--stop-model", "nothere.json"], "--stop-model needs --stop-below P (stop the runs whose "
+                                       "P(grok) at W is below P, a number in [0, 1])"),
     # Above 2**31 ProcessPoolExecutor raised an OverflowError traceback after sweep.json was
     # written; any count above the cores made one-run chunks and competing processes.
     (["--workers", "99999999999999999999"], "workers=99999999999999999999 is not allowed: "

@@ -966,3 +966,28 @@ def test_run_study_chooses_tau_on_the_training_runs_when_the_file_has_them(sweep
     with pytest.raises(ValueError, match=r"train_heldout is not allowed: pair"):  # was made 0
         model.save(tmp_path / "c.json", window=W, threshold=0.9, sweep_hash="0" * 64,
                    n_train_runs=len(y), train_heldout=(proba, np.where(y == 1, 1, 0.5)))
+
+
+@pytest.mark.parametrize("command, option, value", [
+    ("early-stop-study", "--stop-below", "2"),
+    ("early-stop-study", "--threshold", "nan"),
+    ("early-stop-study", "--min-recall", "1.5"),
+    ("sweep", "--stop-below", "-0.1"),
+])
+def test_cli_cut_offs_out_of_range_name_the_option_typed(tmp_path, capsys, command, option, value):
+    """Found walking the README: ``early-stop-study --stop-below 2`` said ``threshold=2.0 is
+    not allowed``, the name of the label threshold that `fit --threshold` sets, not of the
+    option typed. Refused as the option is parsed, before any file is read."""
+    from grokcast.cli import main
+
+    args = {"early-stop-study": ["early-stop-study", str(tmp_path / "heldout"), "--model",
+                                 str(tmp_path / "f.json"), "--out", str(tmp_path / "es")],
+            "sweep": ["sweep", "--config", str(tmp_path / "c.toml"), "--out", str(tmp_path / "s"),
+                      "--stop-model", str(tmp_path / "f.json")]}[command]
+    with pytest.raises(SystemExit) as exit_:
+        main([*args, option, value])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument {option}" in err.replace("--stop-below/--threshold", option), err
+    assert f"{value!r} is not allowed: expected a number in [0, 1]" in err
+    assert not list(tmp_path.iterdir())

@@ -29,7 +29,10 @@ def cmd_sweep(args: argparse.Namespace) -> None:
     stop = None
     if args.stop_model is not None or args.stop_below is not None:
         if args.stop_model is None or args.stop_below is None:
-            raise ValueError("--stop-model and --stop-below go together")
+            given, needs = (("--stop-model", "--stop-below P (stop the runs whose P(grok) at W is "
+                             "below P, a number in [0, 1])") if args.stop_below is None else
+                            ("--stop-below", "--stop-model FILE (a forecaster file from grokcast fit)"))
+            raise ValueError(f"{given} needs {needs}: --stop-model and --stop-below go together")
         from grokcast.early_stop import stop_rule
 
         stop = stop_rule(args.stop_model, args.stop_below, config)
@@ -188,6 +191,19 @@ _positive_int, _nonnegative_int, _window_int = _int_at_least(1), _int_at_least(0
 _orders, _resamples = _int_at_least(0, _max_orders), _int_at_least(1, _max_resamples)
 
 
+def _fraction(text: str) -> float:
+    """An argparse type: a number in [0, 1] (a P(grok) cut-off, a share of runs). Checked here
+    so that the error names the option typed: early-stop-study's run_study calls its cut-off
+    ``threshold``, which reads like the label threshold of fit and analyze."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 <= value <= 1:  # NaN fails too
+        raise argparse.ArgumentTypeError(f"{text!r} is not allowed: expected a number in [0, 1]")
+    return value
+
+
 def _workers(text: str) -> int | str:
     if text == "auto":
         return text
@@ -228,7 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stop-model", type=Path, default=None,
                    help="forecaster file from `grokcast fit`: at the last logged step below its "
                    "window W, stop the runs whose P(grok) is below --stop-below")
-    p.add_argument("--stop-below", type=float, default=None,
+    p.add_argument("--stop-below", type=_fraction, default=None,
                    help="with --stop-model: stop runs whose P(grok) is below this (in [0, 1])")
     p.add_argument("--no-cuda-graphs", dest="cuda_graphs", action="store_false",
                    help="on a GPU, launch the kernels of the steps that log nothing one by one "
@@ -340,7 +356,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="directory for early_stop.json, its table (early_stop.md) and figure")
     # --stop-below as `grokcast sweep` names the same cut-off; --threshold, its first name here,
     # reads like fit's and analyze's label threshold (a review passed 0.9 meaning the label).
-    p.add_argument("--stop-below", "--threshold", dest="threshold", type=float, default=None,
+    p.add_argument("--stop-below", "--threshold", dest="threshold", type=_fraction, default=None,
                    metavar="TAU",
                    help="a P(grok) threshold fixed in advance, reported as the forecaster's "
                         "point; not the label threshold, which the forecaster file records "
@@ -348,7 +364,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "forecaster's training grokkers by their held-out P(grok), which the "
                         "file records; an older file's τ is chosen on these runs' outcomes: "
                         "optimistic)")
-    p.add_argument("--min-recall", type=float, default=None,
+    p.add_argument("--min-recall", type=_fraction, default=None,
                    help="share of grokking runs a chosen τ keeps: of the forecaster's training "
                         "runs for the summary's τ, of these runs for the τ chosen on their "
                         "outcomes that is printed for comparison (default: 0.9, "
