@@ -79,6 +79,8 @@ def main() -> None:
         parser.error(f"--trials {args.trials} is not allowed: expected an integer >= 1")
     if args.p < 2:
         parser.error(f"--p {args.p} is not allowed: expected an integer >= 2")
+    if not 0 <= args.threshold <= 1:  # here, not as GrokPruner's threshold=, the name typed
+        parser.error(f"--stop-below {args.threshold:g} is not allowed: expected a number in [0, 1]")
     pruner = GrokPruner(args.forecaster, threshold=args.threshold)
     # A trial reports at W, or, where the schedule logs no step W - 1, at the first logged step
     # past it: the step a monitor of the trials' model forecasts at.

@@ -518,6 +518,20 @@ def test_example_study_refuses_a_window_longer_than_the_trials(setup, tmp_path):
     assert "is too short for the forecast window W=350: a trial reports at step 400" in done.stderr
 
 
+@pytest.mark.parametrize("value", ["2", "-0.5", "nan"])
+def test_example_study_names_a_stop_below_out_of_range(setup, tmp_path, value):
+    """Found walking the docs: `--stop-below 2` was refused as "threshold=2.0", GrokPruner's
+    name for it, not the option typed."""
+    path = tmp_path / "f.json"
+    setup["forecaster"].save(path, window=W, threshold=0.9, sweep_hash="0" * 64, n_train_runs=8,
+                             window_steps=list(range(W)))
+    done = subprocess.run([sys.executable, str(EXAMPLE), "--forecaster", str(path),
+                           "--stop-below", value], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2
+    assert (f"--stop-below {float(value):g} is not allowed: expected a number in [0, 1]"
+            in done.stderr), done.stderr
+
+
 def test_a_retried_trial_is_not_judged_by_the_report_it_inherited(setup):
     """RetryFailedTrialCallback and enqueue_trial(user_attrs=...) copy a trial's user attrs to
     the new trial: its copied report decided should_prune() before the new run reached step W
