@@ -173,6 +173,13 @@ def main() -> None:
         print(f"{w:>9}" + "".join(f"{v:>9.3f}" for v in values))
 
     print_fits(features, names, orders | random_orders, labels, window, heldout)
+    # The task and schedule were checked equal above, so a shared run_id is the same run (same
+    # fraction, weight decay and seeds), whose window every fit was trained on.
+    shared = sorted(set(heldout[0].index) & set(runs["run_id"])) if heldout is not None else []
+    if shared:
+        print(f"note: {len(shared)} of the {len(heldout[1])} held-out runs (e.g. {shared[0]!r}) "
+              "are runs of the analysed sweep, which every fit was trained on: their AUROC and "
+              "P(grok) are in-sample, not held out (train the grid with other seeds)")
 
 
 if __name__ == "__main__":

@@ -74,6 +74,16 @@ def test_held_out_scores_match_grokcast_fit_and_evaluate(tmp_path: Path) -> None
     held = evaluate_forecaster(tmp_path / "f.json", sweep, n_resamples=20)
     assert float(c_line.split()[2]) == float(f"{fit['C']:.4g}")
     assert f"AUROC {held['forecaster']['auroc']:.3f}," in c_line
+    # Found walking the docs: the analysed sweep passed as --heldout scored its own runs, in
+    # sample, without a word (grokcast evaluate notes it); runs of other seeds get no note.
+    assert out[-1].startswith("note: 8 of the 8 held-out runs (e.g. 'p11-f0.3-wd1-s0-ss0') are "
+                              "runs of the analysed sweep"), out[-1]
+    unseen = tmp_path / "unseen"
+    run_sweep(dataclasses.replace(config, seeds=(4, 5)), unseen, device="cpu", progress=False)
+    out = subprocess.run([sys.executable, str(SCRIPT), str(tmp_path / "results"), "--orders", "0",
+                          "--heldout", str(unseen)], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "held out: AUROC" in out.stdout and "note:" not in out.stdout, out.stdout
     # The same task logged on another schedule: its window features read other steps.
     sparse = tmp_path / "sparse"
     run_sweep(dataclasses.replace(config, log=LogConfig(dense_until=10, every=5)), sparse,
