@@ -286,6 +286,29 @@ def test_simulate_checks_its_inputs(sweeps):
     simulate(runs, suspect, model, window=W, thresholds=[0.5])  # a finite value is fine
 
 
+def test_simulate_reads_any_iterable_of_numbers_once(sweeps):
+    """Was: a generator for thresholds or keep_fractions was spent by its check, leaving no
+    forecaster (or ASHA) rows and a summary without a τ; an array or Series for ``also`` raised
+    numpy's "truth value of an array ... is ambiguous"."""
+    store, model = sweeps["heldout"], sweeps["forecaster"]
+    runs, log = store.runs(), store.log()
+    want = simulate(runs, log, model, window=W, thresholds=[0.3, 0.5], keep_fractions=[0.5, 1.0],
+                    also=[0.1, 0.2])
+    assert want[want["policy"] == "forecaster"]["param"].tolist() == [0.1, 0.2, 0.3, 0.5]
+    assert want[want["policy"] == "asha_val_acc"]["param"].tolist() == [0.5, 1.0]
+    for kwargs in [dict(thresholds=(t for t in (0.3, 0.5)), keep_fractions=iter([0.5, 1.0]),
+                        also=(t for t in (0.1, 0.2))),
+                   dict(thresholds=np.array([0.3, 0.5]), keep_fractions=pd.Series([0.5, 1.0]),
+                        also=np.array([0.1, 0.2])),
+                   dict(thresholds=[0.3, 0.5], keep_fractions=[0.5, 1.0], also=pd.Series([0.2, 0.1]))]:
+        pd.testing.assert_frame_equal(simulate(runs, log, model, window=W, **kwargs), want)
+    # An empty array adds nothing, as the default () does.
+    pd.testing.assert_frame_equal(
+        simulate(runs, log, model, window=W, thresholds=[0.5], keep_fractions=[1.0],
+                 also=np.array([])),
+        simulate(runs, log, model, window=W, thresholds=[0.5], keep_fractions=[1.0]))
+
+
 def test_summary_takes_the_largest_saving_that_keeps_min_recall(sweeps):
     store, model = sweeps["heldout"], sweeps["forecaster"]
     df = simulate(store.runs(), store.log(), model, window=W)

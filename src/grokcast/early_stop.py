@@ -361,17 +361,19 @@ def simulate(runs_df: pd.DataFrame, log_df: pd.DataFrame, forecaster: Any, *, wi
     if fitted is not None and fitted != window:
         raise ValueError(f"window={window} is not allowed: the forecaster was fit on "
                          f"window={fitted}")
+    # Read once, as lists: a generator would be spent by its check, and an array has no truth
+    # value for `if also`.
     if thresholds is not None:
-        _check_grid("thresholds", thresholds, lo_open=False)
-    _check_grid("keep_fractions", keep_fractions, lo_open=True)
+        thresholds = _check_grid("thresholds", thresholds, lo_open=False)
+    keep_fractions = _check_grid("keep_fractions", keep_fractions, lo_open=True)
+    also = check_list("also", also)
     data = held_out(runs_df, log_df, forecaster, window=window, label_threshold=label_threshold)
     if thresholds is None:  # not a fixed grid: a strongly regularised forecaster puts all its
         # probabilities within a hair of 0.5, where a grid of 0.01 steps would see nothing
         p = np.unique(data.p_grok[np.isfinite(data.p_grok)])
         thresholds = [*p.tolist(), float(np.nextafter(p.max(), np.inf))] if p.size else [0.5]
     if also:
-        _check_grid("also", also, lo_open=False)
-        thresholds = sorted({*map(float, thresholds), *map(float, also)})
+        thresholds = sorted({*map(float, thresholds), *_check_grid("also", also, lo_open=False)})
     return simulate_held_out(data, window=window, thresholds=thresholds,
                              keep_fractions=keep_fractions, rung_factor=rung_factor,
                              label_threshold=label_threshold)
@@ -419,7 +421,9 @@ def simulate_held_out(data: HeldOut, *, window: int, thresholds: Sequence[float]
     return df[list(COLUMNS)]
 
 
-def _check_grid(name: str, values: Sequence[float], *, lo_open: bool) -> None:
+def _check_grid(name: str, values: Sequence[float], *, lo_open: bool) -> list[float]:
+    """``values`` as a list of floats, refused unless non-empty and within [0, 1] (``lo_open``:
+    (0, 1])."""
     values = check_list(name, values)
     try:
         arr = np.asarray(values, dtype=float)
@@ -430,6 +434,7 @@ def _check_grid(name: str, values: Sequence[float], *, lo_open: bool) -> None:
         interval = "(0, 1]" if lo_open else "[0, 1]"
         raise ValueError(f"{name}={list(values)!r} is not allowed: expected a non-empty list of "
                          f"numbers in {interval}")
+    return arr.tolist()
 
 
 # ----------------------------------------------------------------------------- summary
