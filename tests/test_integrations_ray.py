@@ -144,6 +144,34 @@ def test_a_tasks_own_error_is_raised_as_the_local_executor_raises_it(tmp_path):
     assert ray.is_initialized()  # the caller's session survives the error
 
 
+def test_a_chunk_that_finished_beside_a_failed_one_is_stored(tmp_path, monkeypatch):
+    """Was: when the failed chunk's result was taken first, a chunk that had finished beside
+    it was cancelled unstored and trained again on the rerun (the local executor stores it).
+    Ray's wait is made to return once every task is done, the failed one first: what it may
+    return when the driver was busy storing another chunk meanwhile."""
+    real_wait = ray.wait
+
+    def failed(ref) -> bool:
+        try:
+            ray.get(ref)
+        except ray.exceptions.RayTaskError:
+            return True
+        return False
+
+    def every_task_done_the_failed_first(refs, *, num_returns=1, timeout=None):
+        done, _ = real_wait(refs, num_returns=len(refs))
+        done = sorted(done, key=lambda ref: not failed(ref))
+        return done[:num_returns], done[num_returns:]
+
+    monkeypatch.setattr(ray, "wait", every_task_done_the_failed_first)
+    config = tiny_sweep()
+    with pytest.raises(RuntimeError, match=r"^the hook failed on the f = 0.6 chunk$"):
+        run_sweep_ray(config, tmp_path / "s", chunk_size=2, progress=False,
+                      stop=FailsOnTheLargerSplit())
+    assert SweepStore(tmp_path / "s").finished_run_ids() == {
+        r.run_id for r in config.runs() if r.train_frac == 0.3}
+
+
 def test_a_damaged_store_is_named_as_the_local_executor_names_it(tmp_path):
     """The check whether every run is stored (to skip Ray) reads the store; a damaged chunk
     there is left to resume, which names it, here as for run_sweep."""

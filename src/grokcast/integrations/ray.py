@@ -388,7 +388,30 @@ def _train_on_ray(config: SweepConfig, store: SweepStore, dev: str, chunk_size: 
                     n_done += len(chunk)
                     bar.set_postfix(runs=f"{n_done}/{n_all}")
             bar.update(bar.total - bar.n)  # counts still on their way when the last chunk returned
+    except BaseException:
+        # As the local executor does: the chunks that finished beside a failed one (or before a
+        # Ctrl-C) but were not yet taken are stored, not trained again on the rerun.
+        _store_finished(pending, store)
+        raise
     finally:
         for ref in pending:  # an error or Ctrl-C: finished chunks are stored, the rest rerun
             ray.cancel(ref, force=True)
     return SweepResult(n_trained=len(todo), n_skipped=len(done), seconds=time.perf_counter() - start)
+
+
+def _store_finished(pending: dict[Any, list[RunConfig]], store: SweepStore) -> None:
+    """Store the chunks of ``pending`` whose tasks have finished without an error, taking them
+    out of it; the others are left for the rerun."""
+    if not pending:
+        return
+    ready, _ = ray.wait(list(pending), num_returns=len(pending), timeout=0)
+    for ref in ready:
+        try:
+            log, seconds = ray.get(ref)
+        except ray.exceptions.RayError:  # the failed chunk (or a lost one) trains again
+            continue
+        try:
+            store.write_chunk(log, seconds=seconds)
+        except Exception:  # noqa: BLE001 - the error being raised says what failed; this chunk reruns
+            return
+        pending.pop(ref)
