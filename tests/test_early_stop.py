@@ -933,6 +933,10 @@ def test_training_threshold_is_the_largest_that_keeps_the_share(seed):
     with pytest.raises(ValueError, match=r"^train_heldout holds no grokking run: no threshold can keep "
                                          r"one$"):
         training_threshold([(0.9, 0), (0.2, 0)], 0.9)
+    # Any iterable of pairs (was: a generator was spent finding the grokkers, so the run below
+    # the last one kept went unseen: 0.15, half the last P kept, where the midway point is 0.2).
+    assert training_threshold(iter(closed), 0.75) == pytest.approx(0.2)
+    assert training_threshold(np.array(closed), 0.75) == pytest.approx(0.2)
 
 
 def test_run_study_chooses_tau_on_the_training_runs_when_the_file_has_them(sweeps, tmp_path):

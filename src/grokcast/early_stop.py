@@ -92,6 +92,7 @@ def training_threshold(train_heldout: Sequence[tuple[float, int]], min_recall: f
     would not count as lost: τ errs towards keeping.
     """
     min_recall = check_number("min_recall", min_recall, 0, 1, closed="both")
+    train_heldout = list(train_heldout)  # read twice below: a generator would be spent
     grokkers = sorted((p for p, y in train_heldout if y == 1), reverse=True)
     if not grokkers:
         raise ValueError("train_heldout holds no grokking run: no threshold can keep one")
