@@ -367,7 +367,7 @@ def simulate(runs_df: pd.DataFrame, log_df: pd.DataFrame, forecaster: Any, *, wi
     if thresholds is not None:
         thresholds = _check_grid("thresholds", thresholds, lo_open=False)
     keep_fractions = _check_grid("keep_fractions", keep_fractions, lo_open=True)
-    also = check_list("also", also)
+    also = [] if also is None else check_list("also", also)
     data = held_out(runs_df, log_df, forecaster, window=window, label_threshold=label_threshold)
     if thresholds is None:  # not a fixed grid: a strongly regularised forecaster puts all its
         # probabilities within a hair of 0.5, where a grid of 0.01 steps would see nothing
