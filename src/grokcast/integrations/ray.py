@@ -412,6 +412,6 @@ def _store_finished(pending: dict[Any, list[RunConfig]], store: SweepStore) -> N
             continue
         try:
             store.write_chunk(log, seconds=seconds)
-        except Exception:  # noqa: BLE001 - the error being raised says what failed; this chunk reruns
+        except Exception:  # the error being raised says what failed; this chunk reruns
             return
         pending.pop(ref)
