@@ -286,6 +286,22 @@ def test_simulate_checks_its_inputs(sweeps):
     simulate(runs, suspect, model, window=W, thresholds=[0.5])  # a finite value is fine
 
 
+def test_simulate_refuses_runs_logged_at_steps_the_others_are_not(sweeps):
+    """Was: a run without a row at a step the others log (two sweeps' logs on other schedules
+    put together) was read as NaN there by the baselines, ranked worst and stopped."""
+    store, model = sweeps["heldout"], sweeps["forecaster"]
+    runs, log = store.runs(), store.log()
+    run_id = str(runs["run_id"].iloc[2])
+    gap = log[~((log["run_id"] == run_id) & (log["step"] == 150))]
+    # Successive halving's rung at 4W = 160 reads the rows at step 150: without its own, the run
+    # was read as NaN there, though it logged step 100 below it like the others.
+    assert sorted(set(log["step"]) - set(gap.loc[gap["run_id"] == run_id, "step"])) == [150]
+    assert 160 in rungs(W, N_STEPS, 2.0)
+    with pytest.raises(ValueError, match=rf"^run '{run_id}' has no val_acc at step 150, which "
+                                         r"other runs log: .* expected runs logged on one schedule"):
+        simulate(runs, gap, model, window=W, thresholds=[0.5])
+
+
 def test_simulate_reads_any_iterable_of_numbers_once(sweeps):
     """Was: a generator for thresholds or keep_fractions was spent by its check, leaving no
     forecaster (or ASHA) rows and a summary without a τ; an array or Series for ``also`` raised

@@ -281,6 +281,15 @@ def held_out(runs_df: pd.DataFrame, log_df: pd.DataFrame, forecaster: Any, *, wi
     val_acc = wide["val_acc"].to_numpy(dtype=float)
     if np.isnan(val_acc).all(axis=1).any():
         raise ValueError(f"run {run_ids[np.isnan(val_acc).all(axis=1)][0]!r} has no log rows")
+    # The policies compare runs at shared steps (a logged row always has its val_acc): a run
+    # without a row that others log would be read as NaN there, ranked worst, and stopped for a
+    # gap in its log.
+    gap = np.isnan(val_acc) & (steps <= n_steps[:, None])
+    if gap.any():
+        r, j = np.argwhere(gap)[0]
+        raise ValueError(f"run {run_ids[r]!r} has no val_acc at step {steps[j]}, which other runs "
+                         "log: the policies compare runs at the same logged steps; expected runs "
+                         "logged on one schedule (one sweep's), each row with its val_acc")
     grok_step = first_step_reaching(steps, val_acc, label_threshold)  # NaN (after a stop): never
     if not (grok_step >= 0).any():
         from grokcast.tool import too_short_hint
