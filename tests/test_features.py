@@ -91,6 +91,12 @@ def test_end_is_the_last_logged_step_below_w():
     assert feature_table(log, 500)["end_val_loss"].iloc[0] == val[400]  # sparse logging
 
 
+def test_the_table_records_its_window_for_the_forecaster_to_check():
+    log = synthetic_log(1)
+    assert feature_table(log, 200).attrs["window"] == 200
+    assert feature_table(log, 500)[["end_val_loss"]].attrs["window"] == 500  # kept by a selection
+
+
 def test_row_order_does_not_matter_and_one_run_matches_the_table():
     log = synthetic_log(4, seed=1)
     ref = feature_table(log, 250)

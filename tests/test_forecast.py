@@ -410,6 +410,41 @@ def test_save_load_round_trip_is_exact(saved):
     assert loaded.get_params()["Cs"] == list(model.Cs_)
 
 
+def test_a_feature_table_of_another_window_is_refused(saved):
+    """The features have the same names at every W: a W = 200 forecaster given a W = 100 table
+    predicted from it without a word. The table records its W (feature_table sets it)."""
+    model, X, path = saved
+    loaded = GrokForecaster.load(path, known_features=NAMES)
+    df = pd.DataFrame(X, columns=NAMES)
+    expected = loaded.predict_proba(df)  # a table that records no window: nothing to check
+    df.attrs["window"] = 100
+    for predict in (loaded.predict_proba, loaded.predict, loaded.decision_function):
+        with pytest.raises(ValueError, match=r"window=100 is not allowed: the forecaster was fit "
+                                             r"on window=200 \(its features read steps up to "
+                                             r"199\); make the table with "
+                                             r"feature_table\(log, 200\)"):
+            predict(df)
+    df.attrs["window"] = 200
+    np.testing.assert_array_equal(loaded.predict_proba(df), expected)
+    # W = 40 on a log whose steps below it end at 30: a table of window 31 to 40 reads the
+    # same rows (the stop rule computes them at 31); 30 leaves step 30 out, 41 reads step 40.
+    path_40 = path.with_name("w40.json")
+    model.save(path_40, **{**META, "window": 40}, window_steps=[0, 10, 20, 30],
+               known_features=NAMES)
+    sparse = GrokForecaster.load(path_40, known_features=NAMES)
+    for made, ok in ((30, False), (31, True), (40, True), (41, False)):
+        df.attrs["window"] = made
+        if ok:
+            np.testing.assert_array_equal(sparse.predict_proba(df), expected)
+        else:
+            with pytest.raises(ValueError, match=rf"window={made} is not allowed: .* window=40 "
+                                                 r"\(its features read steps up to 30\)"):
+                sparse.predict_proba(df)
+    # A forecaster that records no window (fit here, not loaded) reads any table.
+    df.attrs["window"] = 100
+    assert model.predict_proba(df).shape == (len(X), 2)
+
+
 def test_save_names_train_heldout_that_is_not_probabilities_and_labels(saved, tmp_path):
     model, _, _ = saved
     allowed = "is not allowed: expected (probabilities, labels) of equal length, numbers and 0/1"

@@ -293,7 +293,8 @@ def feature_table(log_df: pd.DataFrame, window: int) -> pd.DataFrame:
     Returns
     -------
     DataFrame of shape (n_runs, 28)
-        Index ``run_id`` (sorted); columns :data:`FEATURE_NAMES` in registry order.
+        Index ``run_id`` (sorted); columns :data:`FEATURE_NAMES` in registry order;
+        ``attrs["window"]`` is ``window``.
 
     Examples
     --------
@@ -307,7 +308,11 @@ def feature_table(log_df: pd.DataFrame, window: int) -> pd.DataFrame:
     w = make_window(log_df, window)
     with np.errstate(divide="ignore", invalid="ignore"):
         columns = {f.name: f.fn(w) for f in FEATURES}
-    return pd.DataFrame(columns, index=pd.Index(w.run_ids, name="run_id"))
+    table = pd.DataFrame(columns, index=pd.Index(w.run_ids, name="run_id"))
+    # The same 28 names at every W: a forecaster fit at one W reads another W's table without
+    # complaint, so the table says its W (GrokForecaster.decision_function checks it).
+    table.attrs["window"] = int(window)
+    return table
 
 
 def select_window_steps(log_df: pd.DataFrame, window: int, steps: tuple[int, ...]) -> pd.DataFrame:

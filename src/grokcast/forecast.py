@@ -302,6 +302,7 @@ class GrokForecaster(ClassifierMixin, BaseEstimator):
         ndarray of shape (n_runs,)
         """
         check_is_fitted(self)
+        _check_table_window(X, getattr(self, "metadata_", None))
         X_arr = _numeric_data(self, X, reset=False, dtype=np.float64, **NO_FINITE_CHECK)
         check_finite(X_arr, self._feature_names())
         Z = (X_arr - self.scaler_mean_) / self.scaler_scale_
@@ -732,6 +733,25 @@ def fitted_window(forecaster: Any) -> int | None:
     """The window W a forecaster was fit on, where it records one (``metadata_``), else None."""
     window = getattr(getattr(forecaster, "metadata_", None), "window", None)
     return None if window is None else int(window)
+
+
+def _check_table_window(X: Any, meta: ForecasterMetadata | None) -> None:
+    """Refuse a feature table made at a window where the forecaster's features read other
+    steps: they have the same names at every W, so nothing else tells them apart. A table of
+    window W' reads the logged steps below W'; it is the forecaster's own where W' is at most
+    W and above every step its features read (W' = W, or, where W falls between logged steps,
+    one past the last logged step below it, as the stop rule computes them). Checked where
+    both are known: ``feature_table`` records W' in ``attrs``, a loaded forecaster its file's.
+    """
+    table = getattr(X, "attrs", None)
+    made = table.get("window") if isinstance(table, dict) else None
+    if meta is None or made is None:
+        return
+    last = max(meta.required_steps())
+    if not last < made <= meta.window:
+        raise ValueError(f"a feature table of window={made} is not allowed: the forecaster was "
+                         f"fit on window={meta.window} (its features read steps up to {last}); "
+                         f"make the table with feature_table(log, {meta.window})")
 
 
 def check_window(window: Any, forecaster: Any, *, minimum: int) -> int:
