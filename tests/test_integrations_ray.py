@@ -144,10 +144,8 @@ def test_a_tasks_own_error_is_raised_as_the_local_executor_raises_it(tmp_path):
     assert ray.is_initialized()  # the caller's session survives the error
 
 
-def test_a_chunk_that_finished_beside_a_failed_one_is_stored(tmp_path, monkeypatch):
-    """Was: when the failed chunk's result was taken first, a chunk that had finished beside
-    it was cancelled unstored and trained again on the rerun (the local executor stores it).
-    Ray's wait is made to return once every task is done, the failed one first: what it may
+def wait_for_every_task_the_failed_first(monkeypatch):
+    """Make Ray's wait return once every task is done, the failed one first: what it may
     return when the driver was busy storing another chunk meanwhile."""
     real_wait = ray.wait
 
@@ -164,12 +162,58 @@ def test_a_chunk_that_finished_beside_a_failed_one_is_stored(tmp_path, monkeypat
         return done[:num_returns], done[num_returns:]
 
     monkeypatch.setattr(ray, "wait", every_task_done_the_failed_first)
+
+
+def test_a_chunk_that_finished_beside_a_failed_one_is_stored(tmp_path, monkeypatch):
+    """Was: when the failed chunk's result was taken first, a chunk that had finished beside
+    it was cancelled unstored and trained again on the rerun (the local executor stores it)."""
+    wait_for_every_task_the_failed_first(monkeypatch)
     config = tiny_sweep()
     with pytest.raises(RuntimeError, match=r"^the hook failed on the f = 0.6 chunk$"):
         run_sweep_ray(config, tmp_path / "s", chunk_size=2, progress=False,
                       stop=FailsOnTheLargerSplit())
     assert SweepStore(tmp_path / "s").finished_run_ids() == {
         r.run_id for r in config.runs() if r.train_frac == 0.3}
+
+
+class RunsOutOfMemoryOnTheLargerSplit(FailsOnTheLargerSplit):
+    def hook(self, chunk):
+        if chunk[0].train_frac == 0.6:  # the CPU allocator's error, as torch raises it
+            raise RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to "
+                               "allocate 1024 bytes")
+        return lambda step, values: None
+
+
+def test_running_out_of_memory_counts_the_chunk_stored_beside_it(tmp_path, monkeypatch):
+    """Was "the 0 finished runs are stored" with the f = 0.3 chunk's 2 runs stored: the
+    chunks that finished beside the failed one were stored after its error was worded (the
+    local executor stores them first)."""
+    wait_for_every_task_the_failed_first(monkeypatch)
+    config = tiny_sweep()
+    with pytest.raises(ValueError, match=r"^cpu ran out of memory \(DefaultCPUAllocator: can't "
+                                         r"allocate memory: .*\) in a chunk of 2 runs; the 2 "
+                                         r"finished runs are stored: rerun with --chunk-size "
+                                         r"below 2"):
+        run_sweep_ray(config, tmp_path / "s", chunk_size=2, progress=False,
+                      stop=RunsOutOfMemoryOnTheLargerSplit())
+    assert SweepStore(tmp_path / "s").finished_run_ids() == {
+        r.run_id for r in config.runs() if r.train_frac == 0.3}
+
+
+def test_storing_the_finished_chunks_never_hides_the_error_being_raised(tmp_path, monkeypatch):
+    """Ray failing too as the finished chunks are gathered (its wait raising) raised Ray's
+    error in place of the task's own."""
+    real_wait = ray.wait
+
+    def fails_when_gathering(refs, *, num_returns=1, timeout=None):
+        if timeout == 0:  # the gathering's: every pending task, without waiting
+            raise ray.exceptions.RaySystemError("the raylet went away")
+        return real_wait(refs, num_returns=num_returns, timeout=timeout)
+
+    monkeypatch.setattr(ray, "wait", fails_when_gathering)
+    with pytest.raises(RuntimeError, match=r"^the hook failed on the f = 0.6 chunk$"):
+        run_sweep_ray(tiny_sweep(), tmp_path / "s", chunk_size=2, progress=False,
+                      stop=FailsOnTheLargerSplit())
 
 
 def test_a_damaged_store_is_named_as_the_local_executor_names_it(tmp_path):

@@ -382,6 +382,10 @@ def _train_on_ray(config: SweepConfig, store: SweepStore, dev: str, chunk_size: 
                     try:
                         log, seconds = ray.get(ref)
                     except ray.exceptions.RayTaskError as err:  # the task's own error, as locally
+                        # The chunks that finished beside it are stored before it is raised, as
+                        # the local executor stores a failed chunk's batch first: its error's
+                        # count of stored runs (out of memory) then includes them.
+                        n_done += _store_finished(pending, store)
                         cause = getattr(err, "cause", None) or err
                         reraise_training_error(cause, len(chunk), torch.device(dev), n_done)
                     store.write_chunk(log, seconds=seconds)
@@ -399,12 +403,19 @@ def _train_on_ray(config: SweepConfig, store: SweepStore, dev: str, chunk_size: 
     return SweepResult(n_trained=len(todo), n_skipped=len(done), seconds=time.perf_counter() - start)
 
 
-def _store_finished(pending: dict[Any, list[RunConfig]], store: SweepStore) -> None:
+def _store_finished(pending: dict[Any, list[RunConfig]], store: SweepStore) -> int:
     """Store the chunks of ``pending`` whose tasks have finished without an error, taking them
-    out of it; the others are left for the rerun."""
+    out of it; the others are left for the rerun. Returns the runs stored.
+
+    Called while an error is being raised: one of its own (Ray or the store failing too) ends
+    it quietly, so that it never takes the place of the error being raised."""
+    stored = 0
     if not pending:
-        return
-    ready, _ = ray.wait(list(pending), num_returns=len(pending), timeout=0)
+        return stored
+    try:
+        ready, _ = ray.wait(list(pending), num_returns=len(pending), timeout=0)
+    except Exception:
+        return stored
     for ref in ready:
         try:
             log, seconds = ray.get(ref)
@@ -412,6 +423,7 @@ def _store_finished(pending: dict[Any, list[RunConfig]], store: SweepStore) -> N
             continue
         try:
             store.write_chunk(log, seconds=seconds)
-        except Exception:  # the error being raised says what failed; this chunk reruns
-            return
-        pending.pop(ref)
+        except Exception:  # this chunk, and those after it, rerun
+            return stored
+        stored += len(pending.pop(ref))
+    return stored
