@@ -426,6 +426,16 @@ def test_a_feature_table_of_another_window_is_refused(saved):
             predict(df)
     df.attrs["window"] = 200
     np.testing.assert_array_equal(loaded.predict_proba(df), expected)
+    # A "window" attrs that feature_table did not write (not an int) is not a W: the table is
+    # scored as before W was recorded (was a TypeError comparing the steps with it).
+    for theirs in ("hann", (0, 200), [100], 200.5, True):
+        df.attrs["window"] = theirs
+        np.testing.assert_array_equal(loaded.predict_proba(df), expected)
+    df.attrs["window"] = np.int64(200)  # an integer of numpy's is one
+    np.testing.assert_array_equal(loaded.predict_proba(df), expected)
+    df.attrs["window"] = np.int64(100)
+    with pytest.raises(ValueError, match=r"window=100 is not allowed"):
+        loaded.predict_proba(df)
     # W = 40 on a log whose steps below it end at 30: a table of window 31 to 40 reads the
     # same rows (the stop rule computes them at 31); 30 leaves step 30 out, 41 reads step 40.
     path_40 = path.with_name("w40.json")

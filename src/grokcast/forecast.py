@@ -16,6 +16,7 @@ from __future__ import annotations
 import difflib
 import json
 import math
+import numbers
 import os
 import re
 from collections.abc import Iterable, Sequence
@@ -745,9 +746,11 @@ def _check_table_window(X: Any, meta: ForecasterMetadata | None) -> None:
     """
     table = getattr(X, "attrs", None)
     made = table.get("window") if isinstance(table, dict) else None
-    if meta is None or made is None:
+    # feature_table's record is an int; a "window" attrs of the user's own or another
+    # library's (a name, a pair) is not a W, and such a table was scored before W was recorded.
+    if meta is None or not isinstance(made, numbers.Integral) or isinstance(made, bool):
         return
-    last = max(meta.required_steps())
+    made, last = int(made), max(meta.required_steps())
     if not last < made <= meta.window:
         raise ValueError(f"a feature table of window={made} is not allowed: the forecaster was "
                          f"fit on window={meta.window} (its features read steps up to {last}); "
