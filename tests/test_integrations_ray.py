@@ -200,6 +200,26 @@ def test_running_out_of_memory_counts_the_chunk_stored_beside_it(tmp_path, monke
         r.run_id for r in config.runs() if r.train_frac == 0.3}
 
 
+def test_a_ctrl_c_while_a_chunk_is_stored_stores_the_others_that_finished(tmp_path, monkeypatch):
+    """The other path to the gathering: an error of the driver's own (here Ctrl-C while the
+    first chunk is written), not a task's; the chunk that finished beside it is stored."""
+    wait_for_every_task_the_failed_first(monkeypatch)  # no task fails: every task done
+    real_write = SweepStore.write_chunk
+    calls = []
+
+    def interrupted_first(self, log, **kwargs):
+        calls.append(len(log.runs))
+        if len(calls) == 1:
+            raise KeyboardInterrupt
+        return real_write(self, log, **kwargs)
+
+    monkeypatch.setattr(SweepStore, "write_chunk", interrupted_first)
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep_ray(tiny_sweep(), tmp_path / "s", chunk_size=2, progress=False)
+    assert calls == [2, 2]
+    assert len(SweepStore(tmp_path / "s").finished_run_ids()) == 2
+
+
 def test_storing_the_finished_chunks_never_hides_the_error_being_raised(tmp_path, monkeypatch):
     """Ray failing too as the finished chunks are gathered (its wait raising) raised Ray's
     error in place of the task's own."""
