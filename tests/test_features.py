@@ -97,6 +97,14 @@ def test_the_table_records_its_window_for_the_forecaster_to_check():
     assert feature_table(log, 500)[["end_val_loss"]].attrs["window"] == 500  # kept by a selection
 
 
+def test_the_recorded_window_survives_a_parquet_round_trip(tmp_path):
+    """As the README says; pandas writes attrs as JSON, which has no numpy integer (a W read
+    from an array would fail to_parquet, unless the table records it as an int)."""
+    table = feature_table(synthetic_log(2), np.int64(200))
+    table.reindex(table.index[::-1]).to_parquet(tmp_path / "x.parquet")
+    assert pd.read_parquet(tmp_path / "x.parquet").attrs == {"window": 200}
+
+
 def test_row_order_does_not_matter_and_one_run_matches_the_table():
     log = synthetic_log(4, seed=1)
     ref = feature_table(log, 250)
