@@ -247,6 +247,39 @@ def test_primary_threshold_single_class_does_not_crash(tmp_path: Path) -> None:
     _check_files(F.make_figures(root))
 
 
+def _one_run_results(root: Path) -> dict:
+    """The synthetic results cut to their first run, as ``analyze`` writes a one-run sweep's:
+    each threshold a single class, so every cell holds only max_val_acc_in_window."""
+    analysis = write_synthetic_results(root)
+    run = analysis["runs"][0]
+    analysis["runs"] = [run]
+    analysis["sweep"]["n_runs"] = 1
+    for entry in analysis["thresholds"].values():
+        label = entry["labels"][0]
+        entry.update(single_class=True, n_pos=label, n_neg=1 - label, labels=[label], cv=None)
+        entry["windows"] = {w: {"max_val_acc_in_window": cell["max_val_acc_in_window"]}
+                            for w, cell in entry["windows"].items()}
+    (root / "analysis.json").write_text(json.dumps(analysis))
+    for name in ("features", "curves"):
+        table = pd.read_parquet(root / f"{name}.parquet")
+        table[table["run_id"] == run["run_id"]].to_parquet(root / f"{name}.parquet", index=False)
+    return analysis
+
+
+def test_a_one_run_sweep_draws_every_figure_and_the_pair_as_a_note(tmp_path: Path) -> None:
+    """Was: figure 5 raised 'only 0 do(es)' after figures 1-4 were written, so `grokcast
+    figures`, `grokcast paper` and `reproduce` stopped there, though the paper's text has
+    a sentence for this case (no two features vary)."""
+    _one_run_results(tmp_path / "r")
+    _check_files(F.make_figures(tmp_path / "r"))
+    fig = F.fig_pair(F.load_results(tmp_path / "r"))
+    (ax,) = fig.axes
+    assert not ax.axison and not ax.collections  # no scatter of a pair that does not exist
+    assert [t.get_text() for t in ax.texts] == [
+        "no two features vary over the 1 run at W = 200:\nno pair to plot"]
+    plt.close(fig)
+
+
 def test_feature_figure_zooms_to_its_points_and_shows_every_one(tmp_path: Path) -> None:
     """Figure 3's x axis began at 0.45 whatever the AUROCs: with all of them near 1 the windows'
     markers lay on top of each other (found in a review of the paper's figures)."""

@@ -18,7 +18,8 @@ per feature) and ``curves.parquet`` (``run_id``, ``step``, ``train_acc``, ``val_
 
 Colours are the Okabe–Ito palette, and every pair of classes also differs in line style or
 marker and in lightness, so the figures survive greyscale printing and colour-blind readers.
-A threshold at which every run is in one class draws a note instead of failing.
+A threshold at which every run is in one class, or a sweep of one run (figure 5 has no
+pair), draws a note instead of failing.
 """
 
 from __future__ import annotations
@@ -773,7 +774,8 @@ def fig_windows(res: Results) -> plt.Figure:
 
 
 def fig_pair(res: Results) -> plt.Figure:
-    """Figure 5: the pair of features :func:`choose_feature_pair` picks, at the primary W."""
+    """Figure 5: the pair of features :func:`choose_feature_pair` picks, at the primary W (a
+    note where it has none: fewer than two features vary over the runs)."""
     a = res.analysis
     th = primary_threshold_key(a)
     w = primary_window(a)
@@ -783,8 +785,14 @@ def fig_pair(res: Results) -> plt.Figure:
     at_w = at_w.loc[[r["run_id"] for r in a["runs"] if r["run_id"] in at_w.index],
                     [n for n in names if n in at_w.columns]]
     folded = folded_aurocs(a, th, w)
-    fx, fy, rho = choose_feature_pair(at_w, folded)
     fig, ax = plt.subplots(figsize=(FIG_WIDTH_IN * 0.75, 3.0))
+    try:
+        fx, fy, rho = choose_feature_pair(at_w, folded)
+    except ValueError:  # a single run, say: a note, as the paper's text says (no two vary)
+        ax.set_axis_off()
+        _note(ax, f"no two features vary over the {_runs(len(at_w))} at W = {w}:\n"
+              "no pair to plot")
+        return fig
     y = np.array([labels[r] for r in at_w.index])
     for cls, style in ((0, NO_GROK), (1, GROK)):
         m = y == cls
