@@ -280,6 +280,43 @@ def test_a_one_run_sweep_draws_every_figure_and_the_pair_as_a_note(tmp_path: Pat
     plt.close(fig)
 
 
+class _FailsToDrawAPdf(mpl.artist.Artist):
+    """An artist whose drawing into a PDF fails, as a Ctrl-C stops savefig midway: the PNG,
+    written first, is drawn, and so is the PDF's first pass (the tight bounding box's)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pdf_draws = 0
+
+    def draw(self, renderer: object) -> None:
+        if type(renderer).__name__ == "MixedModeRenderer":  # the PDF backend's
+            self.pdf_draws += 1
+            if self.pdf_draws == 2:
+                raise RuntimeError("stopped mid-draw")
+
+
+def test_a_figure_that_fails_mid_draw_leaves_the_files_as_they_were(tmp_path: Path) -> None:
+    """Was: savefig opens a PDF before drawing, so a failed draw left a cut-short PDF, newer
+    than analysis.json: render_paper took the figures for current and embedded it as an
+    empty figure, exiting 0."""
+    def broken() -> plt.Figure:
+        fig, ax = plt.subplots()
+        ax.plot([0, 1], [0, 1])
+        ax.add_artist(_FailsToDrawAPdf())
+        return fig
+
+    with pytest.raises(RuntimeError, match="stopped mid-draw"):
+        F.save_figure(broken, tmp_path, "fig3_features")
+    # The PNG, drawn before, is whole; of the PDF there is neither a file nor a temp file.
+    assert [p.name for p in tmp_path.iterdir()] == ["fig3_features.png"]
+    assert (tmp_path / "fig3_features.png").read_bytes().startswith(PNG_MAGIC)
+    (tmp_path / "fig3_features.pdf").write_bytes(b"%PDF-1.4 the last good figure")
+    with pytest.raises(RuntimeError, match="stopped mid-draw"):
+        F.save_figure(broken, tmp_path, "fig3_features")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fig3_features.pdf", "fig3_features.png"]
+    assert (tmp_path / "fig3_features.pdf").read_bytes() == b"%PDF-1.4 the last good figure"
+
+
 def test_feature_figure_zooms_to_its_points_and_shows_every_one(tmp_path: Path) -> None:
     """Figure 3's x axis began at 0.45 whatever the AUROCs: with all of them near 1 the windows'
     markers lay on top of each other (found in a review of the paper's figures)."""

@@ -24,6 +24,7 @@ pair), draws a note instead of failing.
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -935,7 +936,10 @@ def make_figures(results_dir: str | os.PathLike, out_dir: str | os.PathLike | No
 
 
 def save_figure(draw: Callable[[], plt.Figure], out_dir: Path, name: str) -> list[Path]:
-    """Draw a figure in the house style and write it as ``name.png`` (200 dpi) and ``name.pdf``."""
+    """Draw a figure in the house style and write it as ``name.png`` (200 dpi) and ``name.pdf``,
+    each atomically (whole or not at all)."""
+    from grokcast.store import atomic_write_bytes
+
     written = []
     with plt.rc_context(STYLE):
         fig = draw()
@@ -944,7 +948,12 @@ def save_figure(draw: Callable[[], plt.Figure], out_dir: Path, name: str) -> lis
                 path = out_dir / f"{name}.{ext}"
                 # Fixed metadata: the same results give byte-identical PDFs.
                 meta = {"CreationDate": None} if ext == "pdf" else {}
-                fig.savefig(path, dpi=DPI, metadata=meta)
+                # Rendered in memory first: savefig opens a PDF before drawing, so an error or
+                # Ctrl-C mid-draw left a cut-short file, newer than analysis.json, which the
+                # paper took for current and embedded as an empty figure.
+                buffer = io.BytesIO()
+                fig.savefig(buffer, format=ext, dpi=DPI, metadata=meta)
+                atomic_write_bytes(path, buffer.getvalue())
                 written.append(path)
         finally:
             plt.close(fig)
