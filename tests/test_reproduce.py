@@ -226,6 +226,18 @@ def test_reproduce_refuses_bad_orders_before_training(tmp_path: Path) -> None:
     assert not (tmp_path / "out").exists()  # nothing trained, nothing written
 
 
+def test_reproduce_refuses_a_with_early_stopping_that_is_not_a_bool(tmp_path: Path,
+                                                                   capsys) -> None:
+    """Was: with_early_stopping="no" (a value read from a config file or an environment
+    variable) was truthy, so the sweep and a second, held-out sweep were trained."""
+    for bad in ("no", "false", 0, None):
+        with pytest.raises(ValueError, match=rf"^with_early_stopping={bad!r} is not allowed: "
+                                             "expected True or False$"):
+            reproduce(SMOKE, tmp_path / "out", device="cpu", with_early_stopping=bad,
+                      progress=True)
+    assert capsys.readouterr().err == "" and not (tmp_path / "out").exists()
+
+
 def test_reproduce_names_an_output_path_that_is_a_file(tmp_path: Path, capsys) -> None:
     """`--out FILE` was refused naming 'FILE/sweep' (found in a review of the CLI)."""
     from grokcast.cli import main

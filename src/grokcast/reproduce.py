@@ -131,6 +131,8 @@ def reproduce(config_path: str | os.PathLike, out_dir: str | os.PathLike, *, dev
 
     check_int("orders", orders, 0, MAX_ORDERS)  # now, not after training the sweep
     check_bool("progress", progress)
+    # Refused, not read as truthy: "no" would train a second, held-out sweep.
+    check_bool("with_early_stopping", with_early_stopping)
     resolve_device(device)  # now, not after the sweep stage's line is printed
     import_typst()  # now, not after the sweep has trained
     config = SweepConfig.from_file(config_path)
