@@ -343,6 +343,28 @@ def test_feature_figure_zooms_to_its_points_and_shows_every_one(tmp_path: Path) 
     F.plt.close(fig)
 
 
+def test_feature_figure_tells_eight_windows_apart_within_the_page(results: Path) -> None:
+    """Was: the six window styles repeated, so at eight windows (``analyze --windows`` of
+    eight) W = 800 and 900 were drawn exactly as W = 100 and 200, and their one-row legend
+    widened the figure past the page."""
+    res = F.load_results(results)
+    a = json.loads(json.dumps(res.analysis))
+    extra = [600, 700, 800, 900]
+    a["settings"]["windows"] = [*a["settings"]["windows"], *extra]
+    for entry in a["thresholds"].values():
+        for w in extra:
+            entry["windows"][str(w)] = entry["windows"]["500"]
+    with plt.rc_context(F.STYLE):  # as save_figure draws it
+        fig = F.fig_features(F.Results(a, res.features, res.curves, results))
+        fig.canvas.draw()
+    ax = fig.axes[0]
+    looks = {(c.get_facecolor().tobytes(), c.get_edgecolor().tobytes(),
+              c.get_paths()[0].vertices.tobytes()) for c in ax.collections}
+    assert len(ax.collections) == len(looks) == 8
+    assert ax.get_legend().get_window_extent().width <= fig.bbox.width
+    plt.close(fig)
+
+
 def test_missing_results_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="analysis.json"):
         F.make_figures(tmp_path)

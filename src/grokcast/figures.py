@@ -689,19 +689,25 @@ def fig_features(res: Results, n_top: int = N_TOP_FEATURES) -> plt.Figure:
     for k, w in enumerate(ws):
         vals = folded_aurocs(a, th, w)
         style = WINDOW_STYLES[k % len(WINDOW_STYLES)]
+        # Past the styles, the same markers hollow: a seventh window was the first's twin.
+        hollow = k // len(WINDOW_STYLES) % 2 == 1
+        edge = style["color"] if hollow else "white" if style["color"] != "#000000" else "none"
         xs = [vals.get(n, np.nan) for n in ranked]
         shown += [x for x in xs if np.isfinite(x)]
-        ax.scatter(xs, y + offsets[k], s=22,
-                   color=style["color"], marker=style["marker"], label=f"W = {w} steps", zorder=3,
-                   edgecolors="white" if style["color"] != "#000000" else "none", linewidths=0.3)
+        ax.scatter(xs, y + offsets[k], s=22, facecolors="none" if hollow else style["color"],
+                   marker=style["marker"], label=f"W = {w} steps", zorder=3,
+                   edgecolors=edge, linewidths=0.9 if hollow else 0.3)
     ax.axvline(0.5, color="0.4", lw=0.8, ls=":")
     ax.set_yticks(y, names)
     ax.set_xlim(feature_axis_start(shown), 1.01)
     ax.set_ylim(-0.6, len(ranked) - 0.4)
     ax.set_xlabel("folded AUROC = |AUROC − 0.5| + 0.5   (0.5 = chance)")
+    # Four a row, the paper's windows: one row of eight widened the figure past the page.
+    ncol = min(len(ws), 4)
+    rows = -(-len(ws) // ncol)
     ax.set_title(f"Top {len(ranked)} single features, ranked at W = {w0}; "
-                 "↓ marks features whose lower values predict grokking", pad=18)
-    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=len(ws), frameon=False,
+                 "↓ marks features whose lower values predict grokking", pad=18 + 11 * (rows - 1))
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=ncol, frameon=False,
               handletextpad=0.2, columnspacing=1.5)
     fig.tight_layout()
     return fig
