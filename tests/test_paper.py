@@ -1646,6 +1646,33 @@ def test_a_damaged_early_stop_json_is_named(tmp_path):
             early_stop_context(tmp_path / "early_stop")
 
 
+def test_a_study_of_a_forecaster_fit_on_another_sweep_is_refused(tmp_path):
+    """Was: a results directory analysed again from another sweep (or a reproduce output whose
+    sweep was deleted and trained anew) kept its early_stop/ from the old sweep, and the paper
+    described that study as this sweep's, exit 0."""
+    from grokcast import figures as F
+
+    analysis = write_synthetic_results(tmp_path)
+    policy = {"param_name": "threshold", "param": 0.5, "saved": 0.5, "recall": 1.0,
+              "n_stopped": 24, "n_wrongly_stopped": 0}
+    summary = {"window": 200, "label_threshold": 0.9, "min_recall": 0.9, "n_runs": 48,
+               "n_grok": 8, "forecaster": policy, "same_budget": {}, "median": {}}
+    F.save_figure(lambda: F.plt.figure(), tmp_path / "early_stop", "early_stop")
+    path = tmp_path / "early_stop" / "early_stop.json"
+    own = analysis["sweep"]["hash"]
+    for fit_on in (own, None):  # this sweep's study, and one that predates the record: drawn
+        provenance = {} if fit_on is None else {"train_sweep_hash": fit_on}
+        path.write_text(json.dumps({"summary": summary, "provenance": provenance}))
+        assert CTX.build_context(F.load_results(tmp_path))["early_stop"] is not None
+    other = "f" * 64
+    path.write_text(json.dumps({"summary": summary, "provenance": {"train_sweep_hash": other}}))
+    with pytest.raises(ValueError, match=(
+            rf"early_stop.json' is a study of a forecaster fit on another sweep \(hash ffffffffffff\) "
+            rf"than the one analysed here \({own[:12]}\): run it again")):
+        R.render_paper(tmp_path)
+    assert not (tmp_path / "paper.pdf").exists()
+
+
 def test_an_out_that_is_a_file_is_named(tmp_path):
     """Was "'<file>/paper-src/figures': not a directory"."""
     write_synthetic_results(tmp_path / "r")

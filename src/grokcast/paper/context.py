@@ -870,7 +870,7 @@ def build_context(res: F.Results, reference: dict | None = None) -> dict[str, An
                     zip(("fig1", "fig2", "fig3", "fig4", "fig5", "fig6"), F.FIGURE_NAMES)},
         "repro": _reproduction(f, reference, claims),
         "choices": _choices(f),
-        "early_stop": early_stop_context(res.root / EARLY_STOP_DIR),
+        "early_stop": early_stop_context(res.root / EARLY_STOP_DIR, a["sweep"].get("hash")),
     }
 
 
@@ -885,18 +885,30 @@ _POLICY_NAMES = {
 }
 
 
-def early_stop_context(study_dir: Path) -> dict[str, Any] | None:
-    """The early-stopping section, from ``early_stop.json`` when the study was run; else None."""
+def early_stop_context(study_dir: Path, sweep_hash: str | None = None) -> dict[str, Any] | None:
+    """The early-stopping section, from ``early_stop.json`` when the study was run; else None.
+
+    ``sweep_hash``: the analysed sweep's (``analysis.json``'s ``sweep.hash``); a study whose
+    forecaster was fit on another sweep is refused (a results directory analysed again from
+    another sweep keeps the old study, which the section would describe as this sweep's)."""
     path = study_dir / "early_stop.json"
     if not path.is_file():
         return None
     try:
-        return _early_stop_section(json.loads(path.read_text(encoding="utf-8"))["summary"])
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        section = _early_stop_section(doc["summary"])
+        fit_on = (doc.get("provenance") or {}).get("train_sweep_hash")
     except (UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError) as err:
         # A damaged file is named here, not met as a KeyError deep in the renderer.
         raise ValueError(f"{str(path)!r} is not an early_stop.json written by grokcast "
                          f"early-stop-study ({type(err).__name__}: {err}); run the study again "
                          "or remove the file") from None
+    if section is not None and sweep_hash and isinstance(fit_on, str) and fit_on != sweep_hash:
+        raise ValueError(f"{str(path)!r} is a study of a forecaster fit on another sweep (hash "
+                         f"{fit_on[:12]}) than the one analysed here ({sweep_hash[:12]}): run it "
+                         "again with a forecaster fit on this sweep (grokcast fit, then grokcast "
+                         "early-stop-study), or remove the file")
+    return section
 
 
 def _early_stop_section(s: dict[str, Any]) -> dict[str, Any] | None:
