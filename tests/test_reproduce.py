@@ -238,6 +238,27 @@ def test_reproduce_refuses_a_with_early_stopping_that_is_not_a_bool(tmp_path: Pa
     assert capsys.readouterr().err == "" and not (tmp_path / "out").exists()
 
 
+def test_an_early_stopping_study_without_grokkers_names_what_reproduce_set(tmp_path: Path) -> None:
+    """Was 'threshold=0.9 is not allowed for this sweep', from the fit of the study's
+    forecaster, to a reproduce caller who set no threshold; nor was the held-out sweep begun."""
+    from grokcast.config import LogConfig, ModelConfig, OptimConfig
+    from grokcast.reproduce import _early_stopping_study
+    from grokcast.sweep import run_sweep
+
+    config = SweepConfig(name="no-grok", p=11, train_fracs=(0.3,), weight_decays=(1.0,),
+                         seeds=(0, 1, 2), n_steps=201, model=ModelConfig(d_model=16, n_heads=2,
+                                                                         d_mlp=32),
+                         optim=OptimConfig(lr=1e-4), log=LogConfig(dense_until=202))
+    run_sweep(config, tmp_path / "sweep", device="cpu", progress=False)
+    with pytest.raises(ValueError, match=(
+            r"^the early-stopping study \(with_early_stopping\) fits the forecaster on '.*sweep' at "
+            r"W=200 with the label threshold 0.9, which failed: threshold=0.9 is not allowed for "
+            r"this sweep: 0 of 3 runs reach .*; without the study, reproduce renders the paper "
+            r"alone$")):
+        _early_stopping_study(config, tmp_path, "cpu", 1, False)
+    assert not (tmp_path / "heldout-sweep").exists() and not (tmp_path / "forecaster.json").exists()
+
+
 def test_reproduce_names_an_output_path_that_is_a_file(tmp_path: Path, capsys) -> None:
     """`--out FILE` was refused naming 'FILE/sweep' (found in a review of the CLI)."""
     from grokcast.cli import main

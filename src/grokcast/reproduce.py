@@ -188,8 +188,14 @@ def _early_stopping_study(config: SweepConfig, out: Path, device: str, workers: 
     from grokcast.sweep import run_sweep
     from grokcast.tool import fit_forecaster
 
-    fit_forecaster(out / "sweep", window=FORECAST_WINDOW, threshold=FORECAST_THRESHOLD,
-                   out=out / "forecaster.json")
+    try:
+        fit_forecaster(out / "sweep", window=FORECAST_WINDOW, threshold=FORECAST_THRESHOLD,
+                       out=out / "forecaster.json")
+    except ValueError as err:  # said as reproduce's, whose caller set no threshold or window
+        raise ValueError(f"the early-stopping study (with_early_stopping) fits the forecaster on "
+                         f"{str(out / 'sweep')!r} at W={FORECAST_WINDOW} with the label threshold "
+                         f"{FORECAST_THRESHOLD:g}, which failed: {err}; without the study, "
+                         "reproduce renders the paper alone") from None
     held = run_sweep(heldout_config(config), out / "heldout-sweep", device=device,
                      workers=workers, progress=progress)
     run_study(out / "forecaster.json", out / "heldout-sweep", out / "results" / "early_stop")
