@@ -750,6 +750,32 @@ def test_evaluate_on_a_sweep_where_no_run_groks_says_what_to_try(sweep, fitted, 
         evaluate_forecaster(path, sweep, n_resamples=200)
 
 
+def test_evaluate_on_a_sweep_as_long_as_the_forecasters_where_no_run_groks(sweep, fitted,
+                                                                           tmp_path):
+    """Was told to 'use a sweep trained as long as the forecaster's' (an unfinished sweep,
+    evaluated with --partial, whose grokkers were not stored yet), which it was."""
+    best = SweepStore(sweep).runs()["max_val_acc"].max()
+    model = GrokForecaster.load(fitted[0])
+    meta = model.metadata_
+    assert meta.label_steps == 30  # the sweep's own length
+    path = tmp_path / "above.json"
+    del model.metadata_  # labels at a threshold above every run's accuracy
+    model.save(path, window=W, threshold=(best + 1) / 2, sweep_hash=meta.sweep_hash,
+               n_train_runs=meta.n_train_runs, window_steps=meta.window_steps,
+               train_digests=meta.train_digests, label_steps=30)
+    with pytest.raises(ValueError, match=f"has label 0 at threshold .*: an AUROC needs both "
+                       f"classes; its runs' best val acc is {best:.3f} in 30 steps, as many as "
+                       "the forecaster's training runs had$"):
+        evaluate_forecaster(path, sweep, n_resamples=200)
+    # A forecaster of longer runs still gets the advice.
+    model.save(path, window=W, threshold=(best + 1) / 2, sweep_hash=meta.sweep_hash,
+               n_train_runs=meta.n_train_runs, window_steps=meta.window_steps,
+               train_digests=meta.train_digests, label_steps=31)
+    with pytest.raises(ValueError, match="in 30 steps: grokking can take thousands of steps, so "
+                                         "use a sweep trained as long as the forecaster's$"):
+        evaluate_forecaster(path, sweep, n_resamples=200)
+
+
 def test_evaluate_and_explain_read_the_features_a_forecaster_was_fit_on(sweep, fitted, tmp_path):
     """A forecaster fit on three of the 28 features, in another order than the table's, is
     scored on those columns (the table's full width was refused by scikit-learn)."""

@@ -230,11 +230,15 @@ def _is_forecaster_file(path: Path) -> bool:
     return isinstance(doc, dict) and {"grokcast_version", "coef", "feature_names"} <= doc.keys()
 
 
-def too_short_hint(best_acc: float, n_steps: int) -> str:
+def too_short_hint(best_acc: float, n_steps: int, label_steps: int | None = None) -> str:
     """What to try when no run of a sweep groks: a sweep shortened for a quick try often
-    stops before any run does."""
-    return (f"its runs' best val acc is {best_acc:.3f} in {n_steps} steps: grokking can take "
-            "thousands of steps, so use a sweep trained as long as the forecaster's")
+    stops before any run does. ``label_steps``: the forecaster's training runs' length, where
+    known; a sweep at least as long is not told to train as long."""
+    best = f"its runs' best val acc is {best_acc:.3f} in {n_steps} steps"
+    if label_steps is not None and n_steps >= label_steps:
+        return f"{best}, as many as the forecaster's training runs had"
+    return (f"{best}: grokking can take thousands of steps, so use a sweep trained as long as "
+            "the forecaster's")
 
 
 def _check_fit_args(window: Any, threshold: Any, seed: Any, n_resamples: Any,
@@ -794,7 +798,8 @@ def evaluate_forecaster(model_path: str | os.PathLike, sweep_dir: str | os.PathL
     X = feature_table(log_df[list(read_columns())], meta.window).loc[runs["run_id"]]
     y = reaches(runs["max_val_acc"], meta.threshold).astype(int)
     if y.min() == y.max():
-        hint = "" if y[0] else "; " + too_short_hint(float(runs["max_val_acc"].max()), config.n_steps)
+        hint = "" if y[0] else "; " + too_short_hint(float(runs["max_val_acc"].max()),
+                                                     config.n_steps, meta.label_steps)
         raise ValueError(f"every run of {str(sweep_dir)!r} has label {y[0]} at threshold "
                          f"{meta.threshold:g}: an AUROC needs both classes{hint}")
     scores = {"forecaster": model.predict_proba(model_inputs(model, X))[:, 1],
