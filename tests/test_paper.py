@@ -161,6 +161,34 @@ def test_a_count_claim_at_fishers_p_equal_to_the_level_is_not_significant(monkey
     assert status == CL.UNRESOLVED and "p = 0.050: not significant at the 5% level" in plain(text)
 
 
+@pytest.mark.parametrize("level, p, printed", [
+    (0.95, 99 / 2000, "0.0495"),  # 3 decimals, rounded half up: "0.050"
+    (0.95, 0.04996, "0.04996"),   # 4 decimals: "0.0500"
+    (0.9, 199 / 2000, "0.0995"),
+])
+def test_a_p_value_below_the_level_is_not_printed_as_the_level(level, p, printed) -> None:
+    """Found in review: p₁ = 99/2000 was printed "0.050" beside "only a one-sided test at the
+    5% level would call it significant", and Fisher's p of a count likewise beside
+    "significant at the 5% level": the printed value read as the opposite of the verdict."""
+    text = plain(S.comparison_sentence(diff(0.031, -0.004, 0.07, p), "val-loss", level))
+    assert f"p₁ = {printed}); only a one-sided test at the {1 - level:.0%} level" in text
+    cell = {"multi": {"auroc": 0.971, "ci": [0.93, 1.0]}, "val_loss": {"auroc": 0.94, "ci": [0.88, 0.99]},
+            "diff_val_loss": diff(0.031, -0.004, 0.07, p)}
+    assert f"includes zero (p₁ = {printed})." in headline(cell, 200, level)
+    # The same value where no verdict compares it with the level: the tables' 3 decimals.
+    assert FMT.fmt_p(p) == f"{1 - level:.3f}"
+
+
+def test_a_count_claim_at_fishers_p_just_below_the_level_prints_it_below(monkeypatch) -> None:
+    class Result:
+        pvalue = 0.04967  # a 2 × 2 table's p just below 0.05
+
+    monkeypatch.setattr(CL, "fisher_exact", lambda table: Result())
+    a = {"settings": {"thresholds": [0.9]}, "runs": [{}] * 12, "thresholds": {"0.9": {"n_pos": 2}}}
+    (_, text, status), = CL._count_claims(a, {"n_runs": 12, "grok_counts": {"0.9": 5}}, 0.95)
+    assert status == CL.CONTRADICTED and "p = 0.0497: significant at the 5% level" in plain(text)
+
+
 def test_comparison_sentence_claims_significance_only_when_ci_excludes_zero() -> None:
     yes = plain(S.comparison_sentence(diff(0.137, 0.031, 0.271, 0.002), "val-loss"))
     assert yes == ("significantly outperforms the val-loss baseline "

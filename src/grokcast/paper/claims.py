@@ -587,7 +587,8 @@ def _count_claims(a: dict, reference: dict, level: float) -> list[Claim]:
             # Fisher's test treats runs as independent draws; a fixed grid varies less than
             # that, so p errs high: the verdict "not ruled out" is the cautious one here.
             out.append((f"how many runs grok at threshold {th}",
-                        f"{text} (Fisher's exact test, two-sided p {esc(_p_text(p))}: "
+                        f"{text} (Fisher's exact test, two-sided p "
+                        f"{esc(_p_text(p, alpha=alpha(level)))}: "
                         + ("significant at the " if status == CONTRADICTED else
                            "not significant at the ") + f"{1 - level:.0%} level).", status))
     return out

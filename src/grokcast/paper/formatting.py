@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, TypeGuard
 
 from grokcast.stats import format_p, strength_key
@@ -60,22 +61,37 @@ def fmt_estimate(entry: dict | None, key: str = "auroc", *, signed: bool = False
     return f"{f(entry[key])} {fmt_ci(entry.get('ci'), signed=signed)}"
 
 
-def fmt_p(p: float | None, n_resamples: int | None = None) -> str:
-    """One-sided bootstrap p-value: ``0.002``, ``< 0.001``; see :func:`grokcast.stats.format_p`."""
+def fmt_p(p: float | None, n_resamples: int | None = None, alpha: float | None = None) -> str:
+    """One-sided bootstrap p-value: ``0.002``, ``< 0.001``; see :func:`grokcast.stats.format_p`.
+
+    ``alpha``: the significance level a sentence beside it judges ``p`` by (``p < alpha``). A
+    p-value below it that rounds up to it (99 of 2,000 resamples: 0.0495, "0.050") is printed
+    with the digits that show it below: "0.050" beside "significant at the 5% level" read as
+    the opposite of the verdict.
+    """
     if not _finite(p):
         return NA
-    return format_p(p, n_resamples)
+    text = format_p(p, n_resamples)
+    if alpha is None or not p < alpha or text.startswith("<"):
+        return text
+    digits = 3
+    while float(text) >= alpha and digits < 6:
+        digits += 1
+        text = str(Decimal(repr(float(p))).quantize(Decimal(1).scaleb(-digits),
+                                                    rounding=ROUND_HALF_UP))
+    return text
 
 
-def _p_text(p: float | None, n_resamples: int | None = None) -> str:
-    """``= 0.002`` or ``< 0.001``: what follows a p-value's name."""
-    text = fmt_p(p, n_resamples)
+def _p_text(p: float | None, n_resamples: int | None = None, alpha: float | None = None) -> str:
+    """``= 0.002`` or ``< 0.001``: what follows a p-value's name (``alpha``: :func:`fmt_p`)."""
+    text = fmt_p(p, n_resamples, alpha)
     return text if text.startswith("<") else f"= {text}"
 
 
-def p_clause(diff: dict) -> str:
-    """``p₁ = 0.002`` or ``p₁ < 0.001`` for a paired difference of ``analysis.json``."""
-    return f"p₁ {_p_text(diff.get('p_one_sided'), diff.get('n_resamples'))}"
+def p_clause(diff: dict, alpha: float | None = None) -> str:
+    """``p₁ = 0.002`` or ``p₁ < 0.001`` for a paired difference of ``analysis.json``
+    (``alpha``: the level a verdict beside it uses, :func:`fmt_p`)."""
+    return f"p₁ {_p_text(diff.get('p_one_sided'), diff.get('n_resamples'), alpha)}"
 
 
 def fmt_sci(x: Any) -> str:

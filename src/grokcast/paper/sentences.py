@@ -77,7 +77,7 @@ def _diff_numbers(diff: dict, level: float) -> str:
     text = f"Δ = {fmt_signed(diff['diff'])}, {level:.0%} CI {fmt_ci(diff['ci'], signed=True)}"
     if verdict(diff, level) == WORSE:
         return text
-    return f"{text}, {p_clause(diff)}"
+    return f"{text}, {p_clause(diff, alpha(level))}"
 
 
 def comparison_sentence(diff: dict | None, baseline: str, level: float = 0.95, *,
@@ -156,13 +156,13 @@ def headline_sentence(cell: dict, window: int, level: float = 0.95, *,
     if lone:  # the difference's CI can exclude zero, but nothing is significant about it
         return f"{lead}, against {tail}; {lone}."
     if v == BETTER:
-        return f"{lead}, significantly above {tail} ({esc(p_clause(d))})."
+        return f"{lead}, significantly above {tail} ({esc(p_clause(d, alpha(level)))})."
     if v == WORSE:
         return (f"{lead}, significantly below {tail} (difference {level:.0%} CI "
                 f"{esc(fmt_ci(d.get('ci'), signed=True))}).")
     if v in (WEAK, AHEAD):
         return (f"{lead}, above {tail}, but the {level:.0%} CI of the difference includes zero "
-                f"({esc(p_clause(d))}).")
+                f"({esc(p_clause(d, alpha(level)))}).")
     if v == NOT_BETTER:
         return f"{lead}, which does not exceed {tail}."
     return f"{lead}."
