@@ -189,6 +189,21 @@ def test_a_count_claim_at_fishers_p_just_below_the_level_prints_it_below(monkeyp
     assert status == CL.CONTRADICTED and "p = 0.0497: significant at the 5% level" in plain(text)
 
 
+@pytest.mark.parametrize("d, ci_text", [
+    (diff(0.06, 0.0004, 0.12, 0.01), "95% CI [+0.0004, +0.120]"),
+    (diff(-0.06, -0.12, -0.00038, 0.99), f"95% CI [{M}0.120, {M}0.0004]"),
+])
+def test_a_ci_end_that_decides_significance_is_not_printed_as_zero(d, ci_text) -> None:
+    """A CI end of 0.0004 (percentile ends interpolate between resamples, so they can fall
+    this close to zero) printed "+0.000" beside "significantly", a CI that seemed to touch
+    zero."""
+    text = plain(S.comparison_sentence(d, "val-loss"))
+    assert "significantly" in text and ci_text in text
+    assert FMT.fmt_signed(0.00004) == "+0.00004" and FMT.fmt_signed(-0.0000001) == f"{M}0.000000"
+    # Zero, and zero but for float error, stay three decimals with no sign of their own.
+    assert FMT.fmt_signed(0.0) == FMT.fmt_signed(-0.0) == FMT.fmt_signed(-1e-17) == "+0.000"
+
+
 def test_comparison_sentence_claims_significance_only_when_ci_excludes_zero() -> None:
     yes = plain(S.comparison_sentence(diff(0.137, 0.031, 0.271, 0.002), "val-loss"))
     assert yes == ("significantly outperforms the val-loss baseline "

@@ -40,10 +40,18 @@ def fmt_apart(a: float, b: float, digits: int = 3) -> tuple[str, str]:
 
 
 def fmt_signed(x: float | None, digits: int = 3) -> str:
-    """``+0.137`` / ``−0.120``."""
+    """``+0.137`` / ``−0.120``; a difference that is not zero with as many more digits (up to
+    6) as it takes to show it: a CI end of 0.0004 printed "+0.000" beside "significantly"
+    read as a CI that touches zero. Zero up to float error prints ``+0.000``."""
     if not _finite(x):
         return NA
-    return f"{float(x):+.{digits}f}".replace("-", MINUS)
+    x = float(x)
+    if round(x, 12) == 0:  # AUROC differences are ratios of pair counts: this is zero
+        return f"{0.0:+.{digits}f}"
+    d = digits
+    while d < 6 and float(f"{x:.{d}f}") == 0:
+        d += 1
+    return f"{x:+.{d}f}".replace("-", MINUS)
 
 
 def fmt_ci(ci: Sequence[float | None] | None, *, signed: bool = False) -> str:
