@@ -1677,6 +1677,27 @@ def test_a_sweep_where_no_run_groks_claims_no_cis_and_no_informative_features(tm
     assert "0 runs in a class" not in text
 
 
+def test_an_undefined_auroc_with_both_classes_is_not_blamed_on_a_single_label_class(tmp_path):
+    """An analysis.json whose forecaster AUROC (and so its differences) is null at the headline
+    window while both classes are present: the abstract and results said "every run has the
+    same label" beside their own count of grokking runs."""
+    from test_analysis import synthetic_sweep
+
+    def undefined(a: dict) -> None:
+        cell = a["thresholds"]["0.9"]["windows"]["200"]
+        cell["multi"] = {"auroc": None, "ci": [None, None]}
+        for name in ("diff_val_loss", "diff_val_acc"):
+            cell[name] = {"diff": None, "ci": [None, None], "p_one_sided": None}
+
+    ctx = _context_of_sweep(tmp_path, *synthetic_sweep(), edit=undefined)
+    abstract, results = plain(ctx["abstract"]), plain(ctx["main_result"])
+    assert "At W = 200 the forecaster's AUROC is undefined. " in abstract
+    assert ("At W = 200 the multivariate forecaster cannot be compared with the val-loss "
+            "baseline: the difference is undefined, and it cannot be compared with the "
+            "val-accuracy baseline: the difference is undefined.") in results
+    assert "same label" not in abstract + results and "single class" not in results
+
+
 def test_a_damaged_early_stop_json_is_named(tmp_path):
     from grokcast.paper.context import early_stop_context
 

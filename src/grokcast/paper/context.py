@@ -516,7 +516,8 @@ def _results(f: _Facts, pair: _Pair) -> dict[str, str]:
     """The main result, figure 5's pair, the univariate ranking, calibration, robustness."""
     c0, t1, t2, w0, ws = f.c0, f.t1, f.t2, f.w0, f.ws
     why = ("the sweep has too few runs for its internal cross-validation"
-           if c0.get("multi_note") else "the label has a single class")
+           if c0.get("multi_note") else "the label has a single class" if t1["single_class"]
+           else "the difference is undefined")
     cmp_loss = comparison_sentence(c0.get("diff_val_loss"), "val-loss", f.level, why=why)
     cmp_acc = comparison_sentence(c0.get("diff_val_acc"), "val-accuracy", f.level, why=why)
     small = small_sample_sentence(t1["n_pos"], t1["n_neg"], f.k1)

@@ -142,8 +142,10 @@ def headline_sentence(cell: dict, window: int, level: float = 0.95, *,
     if cell.get("multi_note"):
         return f"At W = {window} the forecaster was not evaluated: {esc(cell['multi_note'])}."
     if not multi or not _finite(multi.get("auroc")):
-        return (f"At W = {window} the forecaster's AUROC is undefined because every run has the "
-                "same label.")
+        # The reason only where the counts show it: beside "10/48 runs" it contradicted them.
+        one_class = n_pos is not None and n_neg is not None and min(n_pos, n_neg) == 0
+        return (f"At W = {window} the forecaster's AUROC is undefined"
+                + (" because every run has the same label." if one_class else "."))
     loss = cell.get("val_loss") or {}
     v = verdict(cell.get("diff_val_loss"), level)
     ours, theirs = (fmt_apart(multi["auroc"], loss["auroc"]) if _finite(loss.get("auroc"))
