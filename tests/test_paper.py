@@ -701,6 +701,9 @@ def test_observed_label_sentence_counts_runs_that_reached_the_threshold() -> Non
     clean = observed(_runs([100] * 2, [-1, 700]), [100, 200], "0.9")
     assert clean.startswith("No run reaches a validation accuracy of 0.9 inside any window")
     assert observed([{"run_id": "old"}], [100], "0.9") == ""
+    # Every run groks: a single label class has no AUROC to say anything of.
+    assert observed(_runs([100] * 2, [600, 150]), [100, 200], "0.9").endswith(
+        "0 and 1 at W = 100 and 200. At W = 200 the label is partly observed.")
 
 
 def test_delay_sentence_compares_fitting_and_generalising_steps() -> None:

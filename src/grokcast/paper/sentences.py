@@ -875,10 +875,11 @@ def observed_label_sentence(runs: Sequence[dict], windows: Sequence[int], thresh
     ws = _and_list([str(w) for w in windows])
     partly = [str(w) for w, n in zip(windows, seen) if n]
     these = "those AUROCs partly measure" if len(partly) > 1 else "its AUROC partly measures"
+    # Every run groks: one label class, no AUROC for the observed label to inflate.
+    scored = "" if min(hit) >= 0 else f", so {these} an outcome the forecaster can see"
     return (f"Runs that already reach a validation accuracy of {level} inside the window (log "
             f"rows with step < W): {_and_list([str(n) for n in seen])} at W = {ws}. At "
-            f"W = {_and_list(partly)} the label is partly observed, so {these} an outcome the "
-            "forecaster can see.")
+            f"W = {_and_list(partly)} the label is partly observed{scored}.")
 
 
 def baseline_windows_sentence(entry: dict, windows: Sequence[int], level: float = 0.95) -> str:
