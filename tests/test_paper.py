@@ -382,6 +382,9 @@ def test_below_chance_sentence_names_baselines_that_point_the_wrong_way() -> Non
         "Unfolded, the val-loss baseline's AUROC is below 0.5 at W = 200 (0.450): there it ranks "
         "the grokking runs mostly below the others, a score that points the wrong way.")
     assert below({"windows": {"100": {"val_acc": None}}}, [100]) == ""
+    # Below 0.5 by less than the third decimal (1249.5 of 2,500 pairs): printed to show it.
+    assert "below 0.5 at W = 100 (0.4998)" in below(
+        {"windows": {"100": {"val_acc": {"auroc": 1249.5 / 2500}}}}, [100])
 
 
 def test_hyperparameter_sentence_scores_the_grid_axes_as_predictors() -> None:
@@ -1311,6 +1314,10 @@ def test_calibration_sentence_compares_with_base_rate() -> None:
     assert "0.010" in good and ", below the 0.188" in good  # 0.25 * 0.75, computed
     bad = calibration([0.1, 0.9, 0.9, 0.9], [1, 0, 0, 0], 200)
     assert "not below" in bad
+    # Brier (0.5² + 0.4999²) / 2 = 0.249950005 against the base rate's 0.5 · 0.5 = 0.25: below
+    # it, and both were printed "0.250" beside "below".
+    near = calibration([0.5, 0.4999], [1, 0], 200)
+    assert "is 0.24995, below the 0.25000 of always predicting the base rate 0.500." in near
 
 
 # ---------------------------------------------------------------------------- the PDF

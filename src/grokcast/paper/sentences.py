@@ -836,8 +836,9 @@ def calibration_sentence(proba: Sequence[float | None] | None, labels: Sequence[
     base = float(y[keep].mean())
     ref = base * (1 - base)  # Brier score of always predicting the base rate
     cmp = "below" if brier < ref else "not below"
+    ours, theirs = fmt_apart(brier, ref)  # "below" is not said of two numbers printed alike
     return (f"At W = {window} the Brier score of the held-out probabilities is "
-            f"{esc(fmt(brier))}, {cmp} the {esc(fmt(ref))} of always predicting the base rate "
+            f"{esc(ours)}, {cmp} the {esc(theirs)} of always predicting the base rate "
             f"{esc(fmt(base))}.")
 
 
@@ -924,7 +925,8 @@ def below_chance_sentence(entry: dict, windows: Sequence[int]) -> str:
         low = [(w, a) for w in windows
                if _finite(a := (entry["windows"][str(w)].get(key) or {}).get("auroc")) and a < 0.5]
         if low:
-            at = _and_list([f"W = {w} ({esc(fmt(a))})" for w, a in low])
+            # fmt_apart: 0.4998 (a 50 × 50 sweep's step) printed "0.500" beside "below 0.5".
+            at = _and_list([f"W = {w} ({esc(fmt_apart(a, 0.5)[0])})" for w, a in low])
             parts.append(f"the {name} baseline's AUROC is below 0.5 at {at}")
             compared |= any(entry["windows"][str(w)].get(f"diff_{key}") for w, _ in low)
     if not parts:
