@@ -102,7 +102,8 @@ def test_the_recorded_window_survives_a_parquet_round_trip(tmp_path):
     from an array would fail to_parquet, unless the table records it as an int)."""
     table = feature_table(synthetic_log(2), np.int64(200))
     table.reindex(table.index[::-1]).to_parquet(tmp_path / "x.parquet")
-    assert pd.read_parquet(tmp_path / "x.parquet").attrs == {"window": 200}
+    steps = list(range(200))  # the logged steps below W, which the forecaster checks too
+    assert pd.read_parquet(tmp_path / "x.parquet").attrs == {"window": 200, "window_steps": steps}
 
 
 def test_row_order_does_not_matter_and_one_run_matches_the_table():

@@ -455,6 +455,66 @@ def test_a_feature_table_of_another_window_is_refused(saved):
     assert model.predict_proba(df).shape == (len(X), 2)
 
 
+def test_a_feature_table_of_other_logged_steps_is_refused(tmp_path):
+    """A forecaster fit at W = 500 on the paper's schedule (steps 0-299, 300, 400) was given
+    feature_table(log, 500) of a run logged at every step and scored it without a word, though
+    its end values read step 499 instead of 400 and its slopes and spreads 500 steps instead
+    of 302 (on six paper runs trained densely, P(grok) moved by up to 0.08). The table
+    records the steps it read, and a forecaster that records its own refuses other ones."""
+    from grokcast.features import FEATURE_NAMES, WINDOW_SIGNALS, feature_table, select_window_steps
+
+    rng = np.random.default_rng(0)
+    dense = np.arange(1001)
+    schedule = np.r_[np.arange(300), np.arange(300, 1001, 100)]
+    frames = []
+    for r in range(12):
+        # Values each signal can hold (accuracies in [0, 1], ranks >= 1), drifting in the
+        # runs labelled 1.
+        cols = {s: rng.uniform(1.0, 3.0, dense.size) + (r % 2) * dense / 500 for s in WINDOW_SIGNALS}
+        cols["train_acc"], cols["val_acc"] = rng.uniform(0, 1, (2, dense.size))
+        cols["update_cos"] = rng.uniform(-1, 1, dense.size)
+        cols["update_cos"][0] = np.nan
+        frames.append(pd.DataFrame({"run_id": f"run{r:02d}", "step": dense, **cols}))
+    dense_log = pd.concat(frames, ignore_index=True)
+    sparse_log = dense_log[dense_log["step"].isin(schedule)]
+    steps = [int(t) for t in schedule[schedule < 500]]
+    X = feature_table(sparse_log, 500)
+    model = GrokForecaster().fit(X, np.arange(12) % 2)
+    path = tmp_path / "w500.json"
+    model.save(path, **{**META, "n_train_runs": 12, "window": 500}, window_steps=steps)
+    loaded = GrokForecaster.load(path)
+    expected = loaded.predict_proba(X)
+
+    dense_table = feature_table(dense_log, 500)
+    by_run = dense_log.set_index(["run_id", "step"])["val_loss"]
+    assert dense_table.loc["run03", "end_val_loss"] == by_run["run03", 499]  # not step 400's
+    with pytest.raises(ValueError, match=r"a feature table of steps \[0, 1, 2, \.\.\., 499\] "
+                                         r"\(500 steps\) is not allowed: the forecaster's features "
+                                         r"read steps \[0, 1, 2, \.\.\., 400\] \(302 steps\)"):
+        loaded.predict_proba(dense_table)
+    # The log cut to the forecaster's steps gives its own table, scored as the sparse one.
+    cut = feature_table(select_window_steps(dense_log, 500, tuple(steps)), 500)
+    np.testing.assert_array_equal(loaded.predict_proba(cut), expected)
+    from grokcast.tool import window_features  # the README's way, as grokcast forecast cuts it
+
+    np.testing.assert_array_equal(loaded.predict_proba(window_features(loaded, dense_log, 500)),
+                                  expected)
+    # W = 401 reads the same steps, so the stop rule's table of window 401 is scored too.
+    np.testing.assert_array_equal(loaded.predict_proba(feature_table(sparse_log, 401)), expected)
+    # A table that records no steps (a Parquet file of an older grokcast, a frame of one's
+    # own), or a forecaster that records none, checks the window alone, as before.
+    for theirs in ("0-499", [0.0, 1.0], [True, False]):  # not feature_table's record
+        dense_table.attrs["window_steps"] = theirs
+        assert loaded.predict_proba(dense_table).shape == (12, 2)
+    del dense_table.attrs["window_steps"]
+    assert loaded.predict_proba(dense_table).shape == (12, 2)
+    model.save(tmp_path / "old.json", **{**META, "n_train_runs": 12, "window": 500})  # no steps
+    old = GrokForecaster.load(tmp_path / "old.json")
+    assert old.predict_proba(feature_table(dense_log, 500)).shape == (12, 2)
+    assert model.predict_proba(feature_table(dense_log, 500)).shape == (12, 2)
+    assert list(X.columns) == list(FEATURE_NAMES)
+
+
 def test_save_names_train_heldout_that_is_not_probabilities_and_labels(saved, tmp_path):
     model, _, _ = saved
     allowed = "is not allowed: expected (probabilities, labels) of equal length, numbers and 0/1"

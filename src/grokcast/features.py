@@ -294,7 +294,8 @@ def feature_table(log_df: pd.DataFrame, window: int) -> pd.DataFrame:
     -------
     DataFrame of shape (n_runs, 28)
         Index ``run_id`` (sorted); columns :data:`FEATURE_NAMES` in registry order;
-        ``attrs["window"]`` is ``window``.
+        ``attrs["window"]`` is ``window`` and ``attrs["window_steps"]`` the logged steps below
+        it that the features read (a list of int).
 
     Examples
     --------
@@ -312,6 +313,9 @@ def feature_table(log_df: pd.DataFrame, window: int) -> pd.DataFrame:
     # The same 28 names at every W: a forecaster fit at one W reads another W's table without
     # complaint, so the table says its W (GrokForecaster.decision_function checks it).
     table.attrs["window"] = int(window)
+    # The features depend on which steps the window holds, not on W alone: a densely logged
+    # run's table of W = 500 reads 500 steps where the paper schedule's reads 302.
+    table.attrs["window_steps"] = [int(t) for t in w.steps]
     return table
 
 

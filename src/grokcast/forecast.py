@@ -743,9 +743,13 @@ def _check_table_window(X: Any, meta: ForecasterMetadata | None) -> None:
     W and above every step its features read (W' = W, or, where W falls between logged steps,
     one past the last logged step below it, as the stop rule computes them). Checked where
     both are known: ``feature_table`` records W' in ``attrs``, a loaded forecaster its file's.
+    A log of another schedule reads other steps at the same W', so ``feature_table`` also
+    records the steps it read (``attrs["window_steps"]``), which must then be the ones the
+    file records (its ``window_steps``, where it has them).
     """
     table = getattr(X, "attrs", None)
-    made = table.get("window") if isinstance(table, dict) else None
+    table = table if isinstance(table, dict) else {}
+    made = table.get("window")
     # feature_table's record is an int; a "window" attrs of the user's own or another
     # library's (a name, a pair) is not a W, and such a table was scored before W was recorded.
     if meta is None or not isinstance(made, numbers.Integral) or isinstance(made, bool):
@@ -755,6 +759,19 @@ def _check_table_window(X: Any, meta: ForecasterMetadata | None) -> None:
         raise ValueError(f"a feature table of window={made} is not allowed: the forecaster was "
                          f"fit on window={meta.window} (its features read steps up to {last}); "
                          f"make the table with feature_table(log, {meta.window})")
+    # The same W on a log of another schedule (every step, where the forecaster's runs logged
+    # every 100 past 300) reads other steps, and its slopes, spreads and end values differ.
+    steps = table.get("window_steps")
+    if (meta.window_steps is None or not isinstance(steps, list)
+            or not all(isinstance(t, numbers.Integral) and not isinstance(t, bool) for t in steps)):
+        return
+    if [int(t) for t in steps] != list(meta.window_steps):
+        from grokcast.features import show_steps
+
+        raise ValueError(f"a feature table of steps {show_steps(steps)} is not allowed: the "
+                         f"forecaster's features read steps {show_steps(meta.window_steps)}; cut "
+                         "the log to them first: grokcast.tool.window_features(forecaster, log, "
+                         f"{meta.window}) does, as grokcast forecast does")
 
 
 def check_window(window: Any, forecaster: Any, *, minimum: int) -> int:
