@@ -666,6 +666,35 @@ def test_log_columns_are_checked_by_name(tmp_path):
         store.log(columns=["val_acc", "nope"])
 
 
+def test_log_columns_missing_from_the_chunks_or_given_twice_are_handled_as_log_does(tmp_path):
+    """Was: log(columns=[a signal]) of a sweep whose chunks lack it (one damaged, or all of an
+    older grokcast's) raised pyarrow's ArrowInvalid with the file's schema, where log() names
+    the chunk or the grokcast; and a name given twice came back as two columns, so that
+    log[name] was a DataFrame."""
+    import pyarrow.parquet as pq
+
+    from grokcast.store import StoreError
+
+    _, out, store = _sweep(tmp_path)
+    files = sorted((out / "log").glob("chunk-*.parquet"))
+    plain = pd.concat([pd.read_parquet(f) for f in files]).sort_values(["run_id", "step"])
+    twice = store.log(columns=["val_loss", "val_loss"])
+    assert list(twice.columns) == ["run_id", "step", "val_loss"]
+    np.testing.assert_array_equal(twice["val_loss"].to_numpy(), plain["val_loss"].to_numpy())
+
+    log1 = files[1]
+    pd.read_parquet(log1).rename(columns={"train_loss": "train_losc"}).to_parquet(log1, index=False)
+    with pytest.raises(StoreError, match=r"chunk-00001.parquet' is damaged \(lacks column\(s\) "
+                                         r"train_loss\): delete"):
+        store.log(columns=["train_loss"])
+    pd.read_parquet(log1).rename(columns={"train_losc": "train_loss"}).to_parquet(log1, index=False)
+    for path in files:  # as a grokcast without update_cos wrote them
+        pq.write_table(pq.read_table(path).drop_columns("update_cos"), path)
+    with pytest.raises(StoreError, match=r"lacks signal\(s\) update_cos in every chunk: it was "
+                                         r"trained by a grokcast that did not log them"):
+        store.log(columns=["update_cos"])
+
+
 def test_a_chunk_trained_under_another_config_than_sweep_json_now_holds_is_refused(tmp_path):
     """Was: sweep.json edited by hand (lr 1e-3 -> 1e-2, more seeds) and resumed trained the new
     runs at the new lr beside the old ones, "12 already finished", the runs table showing no lr

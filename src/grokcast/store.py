@@ -531,7 +531,10 @@ class SweepStore:
                 raise
             except Exception:  # pyarrow raises several types for damaged files
                 self._check_whole(path)  # a damaged file is named here with what to do;
-                raise  # an intact one failed to read for another reason (threads, a bad column)
+                if columns is not None:  # a chunk without an asked-for column, as log() names it
+                    self._check_columns(table, [(p, list(self._footer(p, ()).schema.names))
+                                                for p in files])
+                raise  # an intact one failed to read for another reason (threads)
         if columns is None:  # a chunk without a column would read as NaN in its rows
             self._check_columns(table, [(p, list(f.columns)) for p, f in zip(files, frames)])
         return pd.concat(frames, ignore_index=True)
@@ -728,5 +731,6 @@ class SweepStore:
             if unknown:
                 raise ValueError(f"columns={columns!r} is not allowed: {unknown[0]!r} is not a log "
                                  f"column (the log's: {', '.join(allowed)})")
-            columns = ["run_id", "step", *(c for c in given if c not in ("run_id", "step"))]
+            # Each once: a name given twice gave two columns, and log[name] a DataFrame.
+            columns = ["run_id", "step", *dict.fromkeys(c for c in given if c not in ("run_id", "step"))]
         return self._read("log", columns).sort_values(["run_id", "step"], ignore_index=True)
