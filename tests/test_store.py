@@ -465,6 +465,12 @@ def test_a_second_writer_is_refused_and_runs_stored_twice_are_named(tmp_path):
     with pytest.raises(StoreError, match=r"stores run .* more than once, in chunks "
                                          r"\['chunk-00000', 'chunk-00002'\]"):
         store.check_finished()
+    # A chunk copied in under another name (merging two directories by hand) records the
+    # name it was written under: the files are named, not that.
+    runs.to_parquet(out / "runs" / "chunk-00002.parquet", index=False)
+    with pytest.raises(StoreError, match=r"stores run .* more than once, in chunks "
+                                         r"\['chunk-00000', 'chunk-00002'\]"):
+        store.check_finished()
 
 
 def test_a_grid_of_whole_numbers_stores_one_float_column(tmp_path):

@@ -697,13 +697,19 @@ class SweepStore:
         runs = self.runs()
         twice = runs[runs["run_id"].duplicated(keep=False)]
         if len(twice):
-            chunks = sorted(twice.loc[twice["run_id"] == twice["run_id"].iloc[0], "chunk"])
+            # The files holding it, not its rows' chunk column: a chunk file copied in under
+            # another name records the name it was written under ("in chunks ['chunk-00000',
+            # 'chunk-00000']" named one file twice and the copy not at all).
+            first = twice["run_id"].iloc[0]
+            chunks = [p.stem for p in self._chunks("runs") if first in set(self._parquet(
+                lambda q: pd.read_parquet(q, columns=["run_id"])["run_id"], p))]
             n_more = twice["run_id"].nunique() - 1
             more = f" (and {n_more} other run(s))" if n_more else ""
             raise StoreError(f"{str(self.root)!r} stores run {twice['run_id'].iloc[0]!r}{more} "
                              f"more than once, in chunks "
-                             f"{chunks}: two sweeps wrote into it at once. Delete the later chunks' "
-                             "log and runs files, or train into a new --out directory")
+                             f"{chunks}: two sweeps wrote into it at once, or chunks were copied in. "
+                             "Delete the later chunks' log and runs files, or train into a new "
+                             "--out directory")
         stored = set(runs["run_id"])
         extra = sorted(stored - set(grid))
         minus_zero = [r for r in extra if "-wd-0-" in r]  # written before -0.0 became 0.0
