@@ -21,7 +21,10 @@ What differs from scikit-learn, and why:
   ~1e-6 in the coefficients, and the chosen C agrees because the accuracy scores do. Where
   the optimum is w̃ = 0 to within the rounding of the gradient there (balanced classes whose
   features sum alike: discrete features in a small fold), the solution is exactly 0, as
-  liblinear's is, not rounding noise whose signs would decide the predictions.
+  liblinear's is, not rounding noise whose signs would decide the predictions. Likewise a
+  decision that is exactly 0 at a nonzero optimum (a run at the centre of a fold symmetric
+  but for its labels: grid ranks, discrete features) counts as 0, i.e. ``classes[0]``, in
+  the internal CV's accuracies, where its rounding noise, liblinear's too, picked either class.
 * An inner training fold holding a single class (the outer training set has just one member
   of that class) makes ``LogisticRegressionCV`` raise. Here that fold's model is the constant
   predictor of its one class, which is what the liblinear library itself returns for
@@ -382,7 +385,7 @@ def cv_fit(X: np.ndarray, y01: np.ndarray, train_sets: Sequence[np.ndarray], Cs:
 
     inner_train, inner_test = _inner_folds(y01, train_sets, cv)
     w_inner, converged = _fit_along_Cs(designs, y01, inner_train, Cs, tol=tol, max_iter=max_iter)
-    scores = _fold_scores(designs, y01, inner_train, inner_test, w_inner)
+    scores = _fold_scores(designs, y01, inner_train, inner_test, w_inner, Cs)
 
     # sklearn sums the fold scores in fold order and takes the first maximum.
     total = scores[:, 0, :].copy()
@@ -453,14 +456,16 @@ def _fit_along_Cs(designs: np.ndarray, y01: np.ndarray, inner_train: np.ndarray,
 
 
 def _fold_scores(designs: np.ndarray, y01: np.ndarray, inner_train: np.ndarray,
-                 inner_test: np.ndarray, w_inner: np.ndarray) -> np.ndarray:
+                 inner_test: np.ndarray, w_inner: np.ndarray, Cs: np.ndarray) -> np.ndarray:
     """Accuracy of each inner fold's model on its test fold at each C: (G, cv, n_Cs).
 
-    Predicts classes[1] where the decision is > 0, as LinearClassifierMixin.predict does; a
+    Predicts classes[1] where the decision is > 0, as LinearClassifierMixin.predict does,
+    counting a decision within its rounding of 0 (:func:`_decision_rounding`) as 0; a
     single-class inner training fold is the constant predictor of that class.
     """
     decision = np.einsum("gnp,gkcp->gkcn", designs, w_inner)  # (G, cv, n_Cs, n)
-    correct = (decision > 0) == y01.astype(bool)
+    rounding = _decision_rounding(designs, y01, inner_train, w_inner, Cs, decision)
+    correct = (decision > rounding) == y01.astype(bool)
     n_test = inner_test.sum(axis=2)  # (G, cv)
     scores = (correct & inner_test[:, :, None, :]).sum(axis=3) / n_test[:, :, None]
     n_pos = (inner_train & y01.astype(bool)).sum(axis=2)
@@ -469,6 +474,38 @@ def _fold_scores(designs: np.ndarray, y01: np.ndarray, inner_train: np.ndarray,
         only = int(n_pos[g, k] > 0)
         scores[g, k, :] = np.mean(y01[inner_test[g, k]] == only)
     return scores
+
+
+def _decision_rounding(designs: np.ndarray, y01: np.ndarray, inner_train: np.ndarray,
+                       w_inner: np.ndarray, Cs: np.ndarray, decision: np.ndarray) -> np.ndarray:
+    """How far each computed decision can be from the exact optimum's: (G, cv, n_Cs, n).
+
+    A decision that is exactly 0 at a nonzero optimum (a run at the centre of a fold that is
+    symmetric but for its labels: grid ranks, discrete features) comes out as rounding noise
+    of either sign, and that sign picked classes[1] or classes[0], so the fold accuracies,
+    and with them C, changed with C's rounding and not with the data (liblinear's answer is
+    noise too). The objective is 1-strongly convex, so ‖w̃ − w̃*‖₂ <= ‖∇f(w̃)‖₂, which is at
+    most the computed gradient plus the rounding of its n-term sums (margins and expit
+    included, bounded generously); a decision within ‖x̃‖₂ times that (and its own rounding)
+    of 0 has no sign the data decide, and is read as the exact 0 it is in those cases.
+    """
+    n_groups, cv, n_cs, n = decision.shape
+    p = designs.shape[2]
+    eps = np.finfo(np.float64).eps
+    y = 2.0 * y01 - 1.0
+    cm = Cs[None, None, :, None] * inner_train[:, :, None, :]  # (G, cv, n_Cs, n)
+    s = expit(-y * decision)  # P(wrong label) at the training rows
+    abs_designs = np.abs(designs)  # (G, n, p)
+    spread = np.matmul(np.abs(w_inner).reshape(n_groups, -1, p),
+                       abs_designs.transpose(0, 2, 1)).reshape(decision.shape)  # Σ_j |x̃_j w̃_j|
+    rows = (cm * y * s).reshape(n_groups, -1, n)
+    grad = w_inner - np.matmul(rows, designs).reshape(w_inner.shape)  # (G, cv, n_Cs, p)
+    weight = (cm * s * (1.0 + spread)).reshape(n_groups, -1, n)
+    grad_rounding = 4 * (n + p) * eps * (
+        np.abs(w_inner) + np.matmul(weight, abs_designs).reshape(w_inner.shape))
+    radius = np.linalg.norm(grad, axis=-1) + np.linalg.norm(grad_rounding, axis=-1)
+    row_norm = np.linalg.norm(designs, axis=2)  # (G, n)
+    return radius[..., None] * row_norm[:, None, None, :] + 4 * p * eps * spread
 
 
 def _outer_predictions(X: np.ndarray, y01: np.ndarray,
