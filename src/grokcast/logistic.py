@@ -484,10 +484,11 @@ def _decision_rounding(designs: np.ndarray, y01: np.ndarray, inner_train: np.nda
     symmetric but for its labels: grid ranks, discrete features) comes out as rounding noise
     of either sign, and that sign picked classes[1] or classes[0], so the fold accuracies,
     and with them C, changed with C's rounding and not with the data (liblinear's answer is
-    noise too). The objective is 1-strongly convex, so ‖w̃ − w̃*‖₂ <= ‖∇f(w̃)‖₂, which is at
-    most the computed gradient plus the rounding of its n-term sums (margins and expit
+    noise too). The objective is 1-strongly convex, so ‖w̃ − w̃*‖₂ <= ‖∇f(w̃)‖₂, which at a
+    converged solution is the rounding of the gradient's n-term sums (margins and expit
     included, bounded generously); a decision within ‖x̃‖₂ times that (and its own rounding)
-    of 0 has no sign the data decide, and is read as the exact 0 it is in those cases.
+    of 0 has no sign the data decide, and is read as the exact 0 it is in those cases. A fit
+    stopped by max_iter (warned about) keeps its decisions as computed.
     """
     n_groups, cv, n_cs, n = decision.shape
     p = designs.shape[2]
@@ -498,12 +499,10 @@ def _decision_rounding(designs: np.ndarray, y01: np.ndarray, inner_train: np.nda
     abs_designs = np.abs(designs)  # (G, n, p)
     spread = np.matmul(np.abs(w_inner).reshape(n_groups, -1, p),
                        abs_designs.transpose(0, 2, 1)).reshape(decision.shape)  # Σ_j |x̃_j w̃_j|
-    rows = (cm * y * s).reshape(n_groups, -1, n)
-    grad = w_inner - np.matmul(rows, designs).reshape(w_inner.shape)  # (G, cv, n_Cs, p)
     weight = (cm * s * (1.0 + spread)).reshape(n_groups, -1, n)
     grad_rounding = 4 * (n + p) * eps * (
         np.abs(w_inner) + np.matmul(weight, abs_designs).reshape(w_inner.shape))
-    radius = np.linalg.norm(grad, axis=-1) + np.linalg.norm(grad_rounding, axis=-1)
+    radius = np.linalg.norm(grad_rounding, axis=-1)  # (G, cv, n_Cs)
     row_norm = np.linalg.norm(designs, axis=2)  # (G, n)
     return radius[..., None] * row_norm[:, None, None, :] + 4 * p * eps * spread
 
