@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -173,3 +174,55 @@ def test_tuner_snippets_import_what_they_use():
         assert blocks, f"no code block in {path.name}'s docstring"
         missing = free_names(blocks[0]) - user
         assert not missing, f"{path.name}'s snippet reads {sorted(missing)} without importing them"
+
+
+# The reference's text is not part of this repository; where a checkout has it beside the
+# repository (or GROKCAST_REFERENCE_DIR names its folder), the quotes are checked against it.
+REFERENCE_DIR = Path(os.environ.get("GROKCAST_REFERENCE_DIR", ROOT.parent / "shared" / "reference"))
+# The paper's text keeps its LaTeX math; these macros print as the word or letter the docs use.
+_MACROS = {"bmod": "mod", "beta": "β", "lambda": "λ", "theta": "θ", "Delta": "Δ", "max": "max"}
+
+
+def quote_words(text: str) -> list[str]:
+    """Words and numbers of ``text``, punctuation, markup and math typesetting aside: the
+    docs' "mod p = 23" and "β₁ = 0.9" match the paper's "mod $p=23$" and "$\\beta_1=0.9$"."""
+    import unicodedata
+
+    text = re.sub(r"\\([A-Za-z]+)", lambda m: f" {_MACROS.get(m.group(1), '')} ", text)
+    return re.findall(r"[^\W\d_]+|\d+", unicodedata.normalize("NFKC", text).lower())
+
+
+def test_quote_words_sees_a_dropped_word():
+    paper = quote_words(r"the target is $(a + b) \bmod p$ with $\beta_1=0.9$, learning rate 10^{-3}")
+    assert quote_words("the target is (a + b) mod p with β₁ = 0.9, learning rate 10⁻³") == paper
+    assert quote_words("the target (a + b) mod p with β₁ = 0.9, learning rate 10⁻³") != paper
+
+
+def test_reference_readings_quote_the_reference_word_for_word():
+    """Found in an audit: four quotes in docs/reference-readings.md had dropped words without
+    an ellipsis ("target (a + b) mod p" for "the target is (a + b) mod p", "seeds {0, 1, 2},
+    48 runs" for "..., giving 48 runs total", "(`LogisticRegressionCV`, `liblinear`)" for
+    "(scikit-learn's `LogisticRegressionCV`, `liblinear` solver)", "… the univariate baselines"
+    for "are the corresponding univariate baselines"). Every "..." in a reference column must
+    be the reference's words in order, each part between ellipses found in its paper or
+    README."""
+    import pytest
+
+    texts = [REFERENCE_DIR / name for name in ("paper.txt", "original-readme.txt")]
+    if not all(p.is_file() for p in texts):
+        pytest.skip(f"the reference's text is not at {REFERENCE_DIR} (GROKCAST_REFERENCE_DIR)")
+    sources = [" ".join(quote_words(p.read_text(encoding="utf-8"))) for p in texts]
+    doc = (ROOT / "docs" / "reference-readings.md").read_text(encoding="utf-8")
+    checked, wrong = 0, []
+    for row in re.findall(r"^\| (.*) \|$", doc, re.M):
+        cells = row.split(" | ")
+        if len(cells) < 3 or cells[0] in ("detail", "figure") or set(cells[0]) <= {"-", " "}:
+            continue
+        for quote in re.findall(r"\"([^\"]+)\"", cells[1]):  # the reference column
+            for part in quote.replace("\\|", "|").split("…"):
+                words = " ".join(quote_words(part))
+                checked += 1
+                if words and not any(f" {words} " in f" {s} " for s in sources):
+                    wrong.append(part.strip())
+    assert checked >= 25, checked  # else the table was not read
+    assert not wrong, f"not in the reference as quoted: {wrong}"
