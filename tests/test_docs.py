@@ -226,3 +226,82 @@ def test_reference_readings_quote_the_reference_word_for_word():
                     wrong.append(part.strip())
     assert checked >= 25, checked  # else the table was not read
     assert not wrong, f"not in the reference as quoted: {wrong}"
+
+
+def schema_text() -> str:
+    return (ROOT / "docs" / "analysis-schema.md").read_text(encoding="utf-8")
+
+
+def schema_doc_paths() -> set[tuple[str, ...]]:
+    """Every key path of the document in docs/analysis-schema.md ("<threshold>", "<W>" and
+    the other placeholders as "*"; a list's entries under the list's key)."""
+    text = schema_text()
+    block = text[text.index("\n## Document\n"):]
+    block = block[block.index("```text\n") + len("```text\n"):]
+    block = re.sub(r"#[^\n]*", "", block[:block.index("```")])  # the comments
+    paths: set[tuple[str, ...]] = set()
+    stack: list[str | None] = []
+    last: str | None = None
+    for token in re.finditer(r'"([^"]+)"\s*:|[{}\[\]]', block):
+        if token.group(1) is not None:
+            last = "*" if token.group(1).startswith("<") else token.group(1)
+            paths.add((*(k for k in stack if k), last))
+        elif token.group() in "{[":
+            stack.append(last)
+            last = None
+        else:
+            stack.pop()
+    return paths
+
+
+# The document's maps keyed by value (threshold, W, run threshold, feature, axis).
+SCHEMA_MAPS = {("thresholds",), ("thresholds", "*", "windows"), ("runs", "step_val_acc"),
+               ("thresholds", "*", "windows", "*", "univariate"),
+               ("thresholds", "*", "windows", "*", "axis_scores")}
+
+
+def json_key_paths(doc: object, prefix: tuple[str, ...] = ()) -> set[tuple[str, ...]]:
+    """Every key path of a JSON document, as :func:`schema_doc_paths` writes them (the sweep's
+    config, SweepConfig.to_dict(), not descended into)."""
+    out: set[tuple[str, ...]] = set()
+    if isinstance(doc, dict):
+        for k, v in doc.items():
+            path = (*prefix, "*" if prefix in SCHEMA_MAPS else k)
+            out.add(path)
+            if path != ("sweep", "config"):
+                out |= json_key_paths(v, path)
+    elif isinstance(doc, list):
+        for v in doc:
+            out |= json_key_paths(v, prefix)
+    return out
+
+
+def test_analysis_schema_doc_names_every_key_analyze_writes():
+    """docs/analysis-schema.md's document against what analyze() returns, key path by key
+    path, both ways: a key added, renamed or moved in the code and not in the doc (or the
+    reverse) fails here. Two analyses cover every key: the paper's model with run orders on a
+    grid with several runs per cell, and a sweep too small for its internal CV (multi_note)."""
+    from test_analysis import synthetic_sweep
+
+    from grokcast.analysis import analyze
+    from grokcast.config import SweepConfig
+    from grokcast.features import FEATURE_NAMES
+
+    runs, log = synthetic_sweep()
+    full = analyze(runs, log, SweepConfig(name="synthetic"), windows=(200,), thresholds=(0.9, 0.99),
+                   n_resamples=50, orders=1, sweep_dir="sweep")
+    few = ["run00", "run01", "run02", "run03", "run04"]  # 2 grok: a fold holds 2 of each class
+    tiny = analyze(runs[runs["run_id"].isin(few)], log[log["run_id"].isin(few)], None,
+                   windows=(200,), thresholds=(0.9,), n_resamples=50)
+    cell = full["thresholds"]["0.9"]["windows"]["200"]
+    assert {"hyperparams", "multi_cell_out_by_order"} <= set(cell)  # else a key goes unchecked
+    assert "multi_note" in tiny["thresholds"]["0.9"]["windows"]["200"]
+    written = json_key_paths(json.loads(json.dumps(full))) | json_key_paths(tiny)
+    documented = schema_doc_paths()
+    assert written - documented == set(), "written but not in docs/analysis-schema.md"
+    assert documented - written == set(), "in docs/analysis-schema.md but not written"
+    # The two tables the doc's file list spells out column by column.
+    rows = dict(re.findall(r"^\| `(\w+\.parquet)` \| (.*) \|$", schema_text(), re.M))
+    assert list(full.curves.columns) == re.findall(r"`(\w+)`", rows["curves.parquet"])
+    assert list(full.features.columns) == [*re.findall(r"`(\w+)`", rows["features.parquet"]),
+                                           *FEATURE_NAMES]
