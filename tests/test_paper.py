@@ -1747,6 +1747,14 @@ def test_a_study_of_a_forecaster_fit_on_another_sweep_is_refused(tmp_path):
     assert not (tmp_path / "paper.pdf").exists()
 
 
+def test_render_paper_refuses_an_early_stop_that_is_not_a_bool(tmp_path):
+    """A string such as "no" is truthy: it would give the paper the section it declines."""
+    write_synthetic_results(tmp_path)
+    with pytest.raises(ValueError, match=r"^early_stop='no' is not allowed: expected True or False$"):
+        R.render_paper(tmp_path, early_stop="no")
+    assert not (tmp_path / "paper.pdf").exists()
+
+
 def test_an_out_that_is_a_file_is_named(tmp_path):
     """Was "'<file>/paper-src/figures': not a directory"."""
     write_synthetic_results(tmp_path / "r")

@@ -109,6 +109,42 @@ def test_reproduce_again_reuses_the_sweep_and_gives_the_same_numbers(smoke) -> N
     assert after == before
 
 
+@pytest.mark.parametrize("study_of", ["this sweep", "a replaced sweep"])
+def test_reproduce_without_early_stopping_leaves_an_earlier_calls_study_out_of_the_paper(
+        smoke, tmp_path: Path, study_of: str) -> None:
+    """Was: a reproduce without with_early_stopping into an output directory where an earlier
+    call had run the study (results/early_stop/ stays) gave its paper the "Early stopping"
+    section, while timings.json said with_early_stopping false; and where that study's sweep
+    had since been deleted and trained anew, it failed its last stage, refusing the study it
+    had not been asked for. A clean run without the flag has no section."""
+    import shutil
+
+    from grokcast import figures as F
+
+    _, clean = smoke
+    out = tmp_path / "out"
+    shutil.copytree(clean, out)
+    analysis = json.loads((out / "results" / "analysis.json").read_text())
+    fit_on = analysis["sweep"]["hash"] if study_of == "this sweep" else "f" * 64
+    policy = {"param_name": "threshold", "param": 0.5, "saved": 0.5, "recall": 1.0,
+              "n_stopped": 4, "n_wrongly_stopped": 0}
+    summary = {"window": 200, "label_threshold": 0.9, "min_recall": 0.9, "n_runs": 8,
+               "n_grok": 1, "forecaster": policy, "same_budget": {}, "median": {}}
+    study = out / "results" / "early_stop"
+    F.save_figure(lambda: F.plt.figure(), study, "early_stop")
+    (study / "early_stop.json").write_text(json.dumps(
+        {"summary": summary, "provenance": {"train_sweep_hash": fit_on}}))
+    if study_of == "this sweep":  # the earlier call's render copied its figure too
+        shutil.copyfile(study / "early_stop.pdf", out / "paper-src" / "figures" / "early_stop.pdf")
+    result = reproduce(SMOKE, out, device="cpu", orders=0, progress=False)
+    assert json.loads((out / "paper-src" / "context.json").read_text())["early_stop"] is None
+    text = " ".join(page.extract_text() for page in PdfReader(result.paper).pages)
+    assert "Early stopping" not in text and "held-out sweep" not in text
+    assert sorted(p.name for p in (out / "paper-src" / "figures").iterdir()) == sorted(
+        p.name for p in (clean / "paper-src" / "figures").iterdir())
+    assert (study / "early_stop.json").is_file()  # the earlier study is left as it was
+
+
 def test_stages_are_numbered_in_the_order_they_run(tmp_path, monkeypatch, capsys) -> None:
     """Every stage stubbed out: the "[k/5] name" lines must follow the calls' order."""
     import grokcast.analysis

@@ -170,7 +170,10 @@ def reproduce(config_path: str | os.PathLike, out_dir: str | os.PathLike, *, dev
             info["early_stopping"] = _early_stopping_study(config, out, device, workers,
                                                            progress)
     with stages.stage("paper", str(out / "paper.pdf")):
-        paper = render_paper(results_dir, out)
+        # Only with the study of this call: an earlier call's early_stop/ stays in results/,
+        # and without the flag it gave the paper a section, or (its sweep since replaced)
+        # failed this last stage.
+        paper = render_paper(results_dir, out, early_stop=with_early_stopping)
     timings = {**stages.timings, "total": time.perf_counter() - t_start}
     record = {"config": str(config_path), "device": device,
               "with_early_stopping": with_early_stopping, **info,

@@ -835,8 +835,10 @@ def _reproducibility(f: _Facts) -> str:
         f"{a['settings'].get('seed')}.")
 
 
-def build_context(res: F.Results, reference: dict | None = None) -> dict[str, Any]:
-    """Every sentence, number and table cell the template prints, as a JSON-able dict."""
+def build_context(res: F.Results, reference: dict | None = None, *,
+                  early_stop: bool = True) -> dict[str, Any]:
+    """Every sentence, number and table cell the template prints, as a JSON-able dict;
+    ``early_stop=False``: no early-stopping section, whatever ``res.root/early_stop`` holds."""
     a = res.analysis
     reference = reference if reference is not None else load_reference()
     f = _Facts.read(a)
@@ -871,7 +873,8 @@ def build_context(res: F.Results, reference: dict | None = None) -> dict[str, An
                     zip(("fig1", "fig2", "fig3", "fig4", "fig5", "fig6"), F.FIGURE_NAMES)},
         "repro": _reproduction(f, reference, claims),
         "choices": _choices(f),
-        "early_stop": early_stop_context(res.root / EARLY_STOP_DIR, a["sweep"].get("hash")),
+        "early_stop": (early_stop_context(res.root / EARLY_STOP_DIR, a["sweep"].get("hash"))
+                       if early_stop else None),
     }
 
 

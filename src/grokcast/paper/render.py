@@ -35,7 +35,7 @@ from typing import Any
 
 from grokcast import figures as F
 from grokcast.paper.context import EARLY_STOP_DIR, build_context
-from grokcast.validation import check_path
+from grokcast.validation import check_bool, check_path
 
 TEMPLATE_DIR = Path(__file__).resolve().parent
 TEMPLATE = "paper.typ"
@@ -64,7 +64,8 @@ def import_typst() -> Any:
     return typst
 
 
-def render_paper(results_dir: str | os.PathLike, out_dir: str | os.PathLike | None = None) -> Path:
+def render_paper(results_dir: str | os.PathLike, out_dir: str | os.PathLike | None = None, *,
+                 early_stop: bool = True) -> Path:
     """Render ``paper.pdf`` from a results directory.
 
     Draws the figures first (into ``results_dir/figures``) unless they are newer than
@@ -75,6 +76,9 @@ def render_paper(results_dir: str | os.PathLike, out_dir: str | os.PathLike | No
     ----------
     results_dir : directory written by :func:`grokcast.analysis.write_results`
     out_dir : where the PDF goes; default ``results_dir``
+    early_stop : give the paper an "Early stopping" section when ``results_dir/early_stop``
+        holds a study (``grokcast early-stop-study``); False leaves it out, and that directory
+        unread, whatever it holds
 
     Returns
     -------
@@ -86,6 +90,7 @@ def render_paper(results_dir: str | os.PathLike, out_dir: str | os.PathLike | No
     check_path("results_dir", results_dir, "a results directory (grokcast analyze --out)")
     if out_dir is not None:
         check_path("out_dir", out_dir, "the directory for paper.pdf")
+    check_bool("early_stop", early_stop)
     res = F.load_results(results_dir)
     out = Path(out_dir) if out_dir is not None else res.root
     if out.exists() and not out.is_dir():
@@ -102,9 +107,11 @@ def render_paper(results_dir: str | os.PathLike, out_dir: str | os.PathLike | No
         for tpl in TEMPLATE_DIR.glob(pattern):
             shutil.copyfile(tpl, src / tpl.name)
     study_fig = res.root / EARLY_STOP_DIR / "early_stop.pdf"
-    if study_fig.is_file():
+    if early_stop and study_fig.is_file():
         shutil.copyfile(study_fig, src / "figures" / "early_stop.pdf")
-    context = build_context(res)
+    else:  # an earlier render's copy: paper-src is as a render without the study writes it
+        (src / "figures" / "early_stop.pdf").unlink(missing_ok=True)
+    context = build_context(res, early_stop=early_stop)
     (src / "context.json").write_text(json.dumps(context, indent=1, ensure_ascii=False) + "\n",
                                       encoding="utf-8")  # λ, ≈: not the locale's codec
     pdf, warns = typst.compile_with_warnings(
