@@ -221,6 +221,31 @@ def test_reproduce_with_early_stopping_adds_the_study_and_its_section(tmp_path, 
     assert "chosen before these runs were seen" in " ".join(text.split())
 
 
+def test_a_heldout_sweep_of_another_config_is_refused_before_training(tmp_path, capsys) -> None:
+    """Was: with early stopping into an output directory whose sweep/ had been deleted to change
+    the config, the earlier call's heldout-sweep/ was refused only in the fourth stage, after
+    the new sweep had trained, with a hint to resume it alone."""
+    from grokcast.store import StoreError, SweepStore
+
+    earlier = heldout_config(SweepConfig.from_file(SMOKE))
+    changed = tmp_path / "changed.toml"
+    changed.write_text(SMOKE.read_text().replace('name = "smoke"', 'name = "smoke-b"')
+                       .replace("seeds = [0, 1]", "seeds = [5, 6]"))
+    SweepStore(tmp_path / "out" / "heldout-sweep").init(earlier)  # its sweep.json alone
+    with pytest.raises(StoreError, match=(
+            r"^'.*heldout-sweep' holds the held-out sweep of another config than this one's "
+            r"\(name: 'smoke-heldout' there, 'smoke-b-heldout' here, seeds: \[2, 3\] there, "
+            r"\[7, 8\] here\): an earlier reproduce with early stopping trained it; remove it, "
+            r"or use a new output directory$")):
+        reproduce(changed, tmp_path / "out", device="cpu", with_early_stopping=True, progress=True)
+    assert capsys.readouterr().err == ""
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["heldout-sweep"]
+    # Its own held-out sweep, begun by an earlier call of the same config, is resumed.
+    from grokcast.reproduce import _check_heldout_dir
+
+    _check_heldout_dir(earlier, tmp_path / "out" / "heldout-sweep")
+
+
 def test_a_config_too_short_for_the_analysis_windows_is_refused_before_training(tmp_path):
     """It trained the whole sweep, then failed in the analysis at W = 100 > n_steps."""
     config = tmp_path / "short.toml"

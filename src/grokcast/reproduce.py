@@ -153,6 +153,8 @@ def reproduce(config_path: str | os.PathLike, out_dir: str | os.PathLike, *, dev
     if out.exists() and not out.is_dir():  # named as given, not as the derived OUT/sweep
         raise FileExistsError(17, "File exists", str(out))
     sweep_dir, results_dir = out / "sweep", out / "results"
+    if with_early_stopping:  # refused now, not once the sweep, analysis and figures are done
+        _check_heldout_dir(heldout_config(config), out / "heldout-sweep")
     stages = _Stages(stage_names(with_early_stopping), progress)
     t_start = time.perf_counter()
     info: dict[str, Any] = {}
@@ -182,6 +184,23 @@ def reproduce(config_path: str | os.PathLike, out_dir: str | os.PathLike, *, dev
     stages.say(format_timings(timings))  # the paper's path is the caller's to print
     return ReproduceResult(paper=paper, results_dir=results_dir, sweep_dir=sweep_dir,
                            timings=timings)
+
+
+def _check_heldout_dir(held: SweepConfig, heldout_dir: Path) -> None:
+    """Refuse a held-out sweep directory that holds another config's runs (an earlier call's,
+    whose sweep/ was since deleted to change the config): the study's sweep refused it only
+    after every stage before it, with a hint to resume it on its own."""
+    from grokcast.store import StoreError, SweepStore, _config_diff
+
+    store = SweepStore(heldout_dir)
+    if not store.config_path.is_file():  # not begun: the study's sweep starts it
+        return
+    existing = store.read_config()
+    if existing != held:
+        raise StoreError(f"{str(heldout_dir)!r} holds the held-out sweep of another config than "
+                         f"this one's ({_config_diff(existing, held)}): an earlier reproduce "
+                         "with early stopping trained it; remove it, or use a new output "
+                         "directory")
 
 
 def _early_stopping_study(config: SweepConfig, out: Path, device: str, workers: int | str,
