@@ -542,6 +542,71 @@ def test_a_feature_table_of_other_logged_steps_is_refused(tmp_path):
     assert list(X.columns) == list(FEATURE_NAMES)
 
 
+def test_save_refuses_a_window_other_than_the_fit_tables(tmp_path):
+    """A forecaster fit on feature_table(log, 200) could be saved as window=300: the file then
+    claimed W = 300 features, and its loaded forecaster scored W = 300 tables with the W = 200
+    coefficients while refusing the very table it was fit on. A table that records its window
+    makes it the default and refuses another; one without the record is saved as before."""
+    from grokcast.features import WINDOW_SIGNALS, feature_table
+
+    rng = np.random.default_rng(1)
+    schedule = np.r_[np.arange(300), np.arange(300, 1001, 100)]
+    frames = []
+    for r in range(12):
+        cols = {s: rng.uniform(1.0, 3.0, schedule.size) + (r % 2) * schedule / 500
+                for s in WINDOW_SIGNALS}
+        cols["train_acc"], cols["val_acc"] = rng.uniform(0, 1, (2, schedule.size))
+        cols["update_cos"] = rng.uniform(-1, 1, schedule.size)
+        cols["update_cos"][0] = np.nan
+        frames.append(pd.DataFrame({"run_id": f"run{r:02d}", "step": schedule, **cols}))
+    log = pd.concat(frames, ignore_index=True)
+    y = np.arange(12) % 2
+    meta = dict(threshold=0.9, sweep_hash="abc123", n_train_runs=12)
+    X = feature_table(log, 200)
+    model = GrokForecaster().fit(X, y)
+    path = tmp_path / "f.json"
+    for window in (300, 199, 201):
+        with pytest.raises(ValueError, match=rf"^window={window} is not allowed: this forecaster "
+                                             r"was fit on a feature table of window=200 "
+                                             r"\(feature_table\(log, 200\)\); save it with "
+                                             r"window=200, or leave window out to use it$"):
+            model.save(path, window=window, **meta)
+        assert not path.exists()
+    model.save(path, **meta)  # the table's window is the default
+    loaded = GrokForecaster.load(path)
+    assert loaded.metadata_.window == 200
+    np.testing.assert_array_equal(loaded.predict_proba(X), model.predict_proba(X))
+    model.save(path, window=200, **meta)
+    assert GrokForecaster.load(path).metadata_.window == 200
+    # Steps the table did not read are refused too; its own steps are saved.
+    steps = list(range(200))
+    with pytest.raises(ValueError, match=r"^window_steps=\[0, 1, 2, \.\.\., 198\] \(199 steps\) is "
+                                         r"not allowed: this forecaster was fit on a feature table "
+                                         r"of steps \[0, 1, 2, \.\.\., 199\] \(200 steps\)"):
+        model.save(path, window_steps=steps[:-1], **meta)
+    model.save(path, window_steps=steps, **meta)
+    assert GrokForecaster.load(path).metadata_.window_steps == tuple(steps)
+    # On the paper's schedule W = 500 reads the steps W = 401 does (0-299, 300, 400), so a
+    # table of window 401 is that forecaster's own, as its loaded form accepts it; without the
+    # steps, the file says every step below 500 was read, and 401 is refused.
+    X401 = feature_table(log, 401)
+    model = GrokForecaster().fit(X401, y)
+    below_500 = [int(t) for t in schedule[schedule < 500]]
+    model.save(path, window=500, window_steps=below_500, **meta)
+    np.testing.assert_array_equal(GrokForecaster.load(path).predict_proba(X401),
+                                  model.predict_proba(X401))
+    with pytest.raises(ValueError, match=r"^window=500 is not allowed: .* window=401 "):
+        model.save(path, window=500, **meta)
+    # A table without the record (a frame of one's own), and a refit on one after a table
+    # that had it: window is required and any is saved, as before.
+    plain = pd.DataFrame(X.to_numpy(), columns=X.columns)
+    for model in (GrokForecaster().fit(plain, y), GrokForecaster().fit(X, y).fit(plain, y)):
+        with pytest.raises(ValueError, match=r"^save needs window: "):
+            model.save(path, **meta)
+        model.save(path, window=300, **meta)
+        assert GrokForecaster.load(path).metadata_.window == 300
+
+
 def test_save_names_train_heldout_that_is_not_probabilities_and_labels(saved, tmp_path):
     model, _, _ = saved
     allowed = "is not allowed: expected (probabilities, labels) of equal length, numbers and 0/1"

@@ -289,6 +289,9 @@ class GrokForecaster(ClassifierMixin, BaseEstimator):
         self.n_iter_ = fit.n_iter.copy()  # (1,)
         # A loaded forecaster fit again: what its file recorded describes the old fit.
         self.__dict__.pop("metadata_", None)
+        # The features have the same names at every W: the table's own record of its W is
+        # what lets save() refuse a window this fit did not read (None: a table without one).
+        self._fit_table = _table_record(X)
         return self
 
     def decision_function(self, X: Any) -> np.ndarray:
@@ -362,13 +365,17 @@ class GrokForecaster(ClassifierMixin, BaseEstimator):
         argument left out is taken from there, and one given must agree with it (a window
         other than the one the model was fit on would have it read other features). A refit
         forecaster has no ``metadata_``: ``window``, ``threshold``, ``sweep_hash`` and
-        ``n_train_runs`` are then required.
+        ``n_train_runs`` are then required, except ``window`` where it was fit on a table that
+        records its window (:func:`grokcast.features.feature_table`'s ``attrs``): that window is
+        then the default, and a ``window`` (or ``window_steps``) whose features are not the
+        table's is refused.
 
         Parameters
         ----------
         path : path-like
         window : int, optional on a loaded forecaster (as are the three below)
-            Early-training window (steps) the features were computed on.
+            Early-training window (steps) the features were computed on; optional, too, after
+            a fit on a table that records it.
         threshold : float
             max val_acc threshold that defined the labels, in (0, 1].
         sweep_hash : str
@@ -443,11 +450,17 @@ class GrokForecaster(ClassifierMixin, BaseEstimator):
         meta = getattr(self, "metadata_", None)
         args = {k: v for k, v in given.items() if v is not None}
         if meta is None:
+            record = getattr(self, "_fit_table", None)
+            if record is not None:
+                args.setdefault("window", record[0])
             missing = [k for k in ("window", "threshold", "sweep_hash", "n_train_runs") if k not in args]
             if missing:
                 raise ValueError(f"save needs {', '.join(missing)}: this forecaster was not loaded "
                                  "from a file (no metadata_ to take them from)")
-            return _metadata_document(**args)
+            doc = _metadata_document(**args)
+            if record is not None:
+                _check_saved_window(record, doc)
+            return doc
         heldout = meta.train_heldout
         recorded = {"window": meta.window, "threshold": meta.threshold, "sweep_hash": meta.sweep_hash,
                     "n_train_runs": meta.n_train_runs, "window_steps": meta.window_steps,
@@ -736,6 +749,43 @@ def fitted_window(forecaster: Any) -> int | None:
     return None if window is None else int(window)
 
 
+def _table_record(X: Any) -> tuple[int, list[int] | None] | None:
+    """The window W and logged steps a feature table records it was made at (``feature_table``'s
+    ``attrs``): (W, steps), steps None where not recorded; None where W is not recorded."""
+    table = getattr(X, "attrs", None)
+    table = table if isinstance(table, dict) else {}
+    made, steps = table.get("window"), table.get("window_steps")
+    # feature_table's record is an int; a "window" attrs of the user's own or another
+    # library's (a name, a pair) is not a W, and such a table was scored before W was recorded.
+    if not isinstance(made, numbers.Integral) or isinstance(made, bool):
+        return None
+    if (not isinstance(steps, list)
+            or not all(isinstance(t, numbers.Integral) and not isinstance(t, bool) for t in steps)):
+        return int(made), None
+    return int(made), [int(t) for t in steps]
+
+
+def _check_saved_window(record: tuple[int, list[int] | None], doc: dict[str, Any]) -> None:
+    """Refuse to save, as a forecaster's ``window`` and ``window_steps``, others than those of the
+    feature table it was fit on (``record``, see :func:`_table_record`): the file would claim
+    features it was not fit on, and the loaded forecaster would score another window's tables
+    with this one's coefficients. What passes is what the loaded forecaster would accept as its
+    own table (:func:`_check_table_window`)."""
+    made, steps = record
+    window, saved_steps = doc["window"], doc.get("window_steps")
+    last = max(saved_steps) if saved_steps is not None else window - 1
+    if not last < made <= window:
+        raise ValueError(f"window={window} is not allowed: this forecaster was fit on a feature "
+                         f"table of window={made} (feature_table(log, {made})); save it with "
+                         f"window={made}, or leave window out to use it")
+    if saved_steps is not None and steps is not None and steps != saved_steps:
+        from grokcast.features import show_steps
+
+        raise ValueError(f"window_steps={show_steps(saved_steps)} is not allowed: this "
+                         f"forecaster was fit on a feature table of steps {show_steps(steps)}; "
+                         "save it with those")
+
+
 def _check_table_window(X: Any, meta: ForecasterMetadata | None) -> None:
     """Refuse a feature table made at a window where the forecaster's features read other
     steps: they have the same names at every W, so nothing else tells them apart. A table of
@@ -747,25 +797,20 @@ def _check_table_window(X: Any, meta: ForecasterMetadata | None) -> None:
     records the steps it read (``attrs["window_steps"]``), which must then be the ones the
     file records (its ``window_steps``, where it has them).
     """
-    table = getattr(X, "attrs", None)
-    table = table if isinstance(table, dict) else {}
-    made = table.get("window")
-    # feature_table's record is an int; a "window" attrs of the user's own or another
-    # library's (a name, a pair) is not a W, and such a table was scored before W was recorded.
-    if meta is None or not isinstance(made, numbers.Integral) or isinstance(made, bool):
+    record = _table_record(X)
+    if meta is None or record is None:
         return
-    made, last = int(made), max(meta.required_steps())
+    made, steps = record
+    last = max(meta.required_steps())
     if not last < made <= meta.window:
         raise ValueError(f"a feature table of window={made} is not allowed: the forecaster was "
                          f"fit on window={meta.window} (its features read steps up to {last}); "
                          f"make the table with feature_table(log, {meta.window})")
     # The same W on a log of another schedule (every step, where the forecaster's runs logged
     # every 100 past 300) reads other steps, and its slopes, spreads and end values differ.
-    steps = table.get("window_steps")
-    if (meta.window_steps is None or not isinstance(steps, list)
-            or not all(isinstance(t, numbers.Integral) and not isinstance(t, bool) for t in steps)):
+    if meta.window_steps is None or steps is None:
         return
-    if [int(t) for t in steps] != list(meta.window_steps):
+    if steps != list(meta.window_steps):
         from grokcast.features import show_steps
 
         raise ValueError(f"a feature table of steps {show_steps(steps)} is not allowed: the "
