@@ -155,6 +155,10 @@ def test_write_results_writes_every_file(result, tmp_path):
     assert len(table3) == len(FEATURE_NAMES) and folded == sorted(folded, reverse=True)
     text = A.format_table1(result)
     assert "p₁" in text and any(line.startswith("100") for line in text.splitlines())
+    assert "AUROC [95% bootstrap CI]" in text
+    # Was "[98% bootstrap CI]" (:.0%).
+    assert "AUROC [97.5% bootstrap CI]" in A.format_table1(
+        {**result, "settings": {**result["settings"], "level": 0.975}})
 
 
 def test_write_results_from_a_plain_dict_skips_the_parquet_files(result, tmp_path):

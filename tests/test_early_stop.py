@@ -345,6 +345,7 @@ def test_summary_takes_the_largest_saving_that_keeps_min_recall(sweeps):
     assert (f"forecaster, τ = {s['forecaster']['param']:g} (chosen on these runs' outcomes as "
             "the most saved keeping >= 90% of grokking runs: an optimistic operating point): "
             "saves") in format_summary(s)
+    assert "keeping >= 97.5% of grokking runs" in format_summary({**s, "min_recall": 0.975})
     # Unreachable recall: no operating point, the rest still reported.
     none = summarize(df[(df["policy"] != "forecaster") | (df["param"] > 0.999)], min_recall=1.0)
     assert none["forecaster"] is None and none["same_budget"] is None

@@ -225,6 +225,11 @@ def test_one_window_draws_each_ci_as_an_error_bar(results: Path) -> None:
         assert np.allclose(drawn, want)
     assert fig.axes[0].get_ylabel().startswith("AUROC (bars: 95% bootstrap CI")
     plt.close(fig)
+    res = F.load_results(results)  # a 0.999 CI was labelled "100%"
+    res.analysis["settings"]["level"] = 0.999
+    fig = F.fig_windows(res)
+    assert fig.axes[0].get_ylabel().startswith("AUROC (shaded: 99.9% bootstrap CI")
+    plt.close(fig)
 
 
 def test_single_class_threshold_draws_a_note(tmp_path: Path) -> None:

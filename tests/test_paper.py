@@ -6,6 +6,7 @@ formatted independently here (3 decimals, U+2212 for minus, ``< 0.001`` for tiny
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import re
@@ -149,6 +150,25 @@ def test_a_p_value_equal_to_the_level_is_not_significant_at_any_level(level: flo
     assert S.verdict(diff(0.1, -0.01, 0.2, a - 0.0005), level) == S.WEAK
     text = plain(S.comparison_sentence(diff(0.1, -0.01, 0.2, a), "val-loss", level))
     assert "one-sided test" not in text and "but not significantly" in text
+
+
+def test_a_level_is_printed_with_the_digits_it_needs(tmp_path: Path, monkeypatch) -> None:
+    """``:.0%`` printed a 0.999 CI as "100% CI", its 0.1% significance level as "0%" and 0.975
+    as "98%"; the sentences, the claims and the paper's own wording print 99.9%, 0.1%, 97.5%."""
+    text = plain(S.comparison_sentence(diff(0.031, -0.004, 0.07, 0.0004), "val-loss", 0.999))
+    assert "the 99.9% CI of the difference" in text and "at the 0.1% level" in text
+    assert "the 97.5% CI of the difference" in plain(
+        S.comparison_sentence(diff(0.031, -0.004, 0.07, 0.2), "val-loss", 0.975))
+
+    class Result:
+        pvalue = 0.0005
+
+    monkeypatch.setattr(CL, "fisher_exact", lambda table: Result())
+    a = {"settings": {"thresholds": [0.9]}, "runs": [{}] * 12, "thresholds": {"0.9": {"n_pos": 2}}}
+    (_, text, _), = CL._count_claims(a, {"n_runs": 12, "grok_counts": {"0.9": 5}}, 0.999)
+    assert "significant at the 0.1% level" in plain(text)
+    facts = CTX._Facts.read(write_synthetic_results(tmp_path))
+    assert dataclasses.replace(facts, level=0.975).lvl == "97.5%"
 
 
 def test_a_count_claim_at_fishers_p_equal_to_the_level_is_not_significant(monkeypatch) -> None:

@@ -16,6 +16,7 @@ from grokcast.stats import (
     bootstrap_ci,
     folded_auroc,
     format_p,
+    format_percent,
     paired_bootstrap,
     resample_counts,
 )
@@ -275,3 +276,18 @@ def test_format_p_rounds_counts_over_resamples_half_up():
                     .quantize(Decimal("0.001"), rounding=ROUND_HALF_UP)))
         assert format_p(p) == want, k
     assert format_p(np.nextafter(0.001, 0)) == "< 0.001"
+
+
+@pytest.mark.parametrize("fraction, printed", [
+    (0.999, "99.9%"), (0.975, "97.5%"), (0.9999, "99.99%"), (1 - 0.999, "0.1%"),
+    (1 - 0.975, "2.5%"), (1 - 0.95, "5%"), (0.5, "50%"), (1.0, "100%"), (0.0, "0%"),
+])
+def test_format_percent_prints_the_digits_a_level_needs(fraction, printed):
+    """``:.0%`` printed a 0.999 CI as "100%" and 0.975 as "98%" (and 1 - 0.999 as "0%")."""
+    assert format_percent(fraction) == printed
+
+
+@pytest.mark.parametrize("fraction", [0.95, 0.9, 0.99, 0.8, 1 - 0.95, 1 - 0.9, 1 - 0.99, 1.0])
+def test_format_percent_keeps_whole_percents_as_they_were_printed(fraction):
+    # The rendered paper and tables of the usual levels must not change by a byte.
+    assert format_percent(fraction) == f"{fraction:.0%}"

@@ -104,6 +104,7 @@ def test_fit_saves_a_forecaster_of_the_sweep(sweep, fitted):
     assert len(result["notes"]) == 1 and "internal folds" in result["notes"][0]  # 2 positives
     text = format_fit(result)
     assert f"wrote {path}" in text and "leave-one-out AUROC" in text and "2 of 8 runs" in text
+    assert "(99.9% bootstrap CI," in format_fit({**result, "level": 0.999})  # was "100%"
 
 
 def test_fit_says_how_long_a_window_the_sweep_allows(sweep, tmp_path, capsys):
@@ -537,6 +538,7 @@ def test_evaluate_and_the_study_name_the_runs_a_forecaster_was_fit_on(sweep, fit
                                          "training runs (the same log over steps 0..19: ")
     text = format_evaluation(result)
     assert "note: 8 of the 12 runs" in text and "not out of sample!" not in text
+    assert "AUROC [97.5% bootstrap CI," in format_evaluation({**result, "level": 0.975})
     with pytest.raises(ValueError, match=r"8 of the 12 runs of .* are among the forecaster's "
                                          r"training runs"):
         run_study(fitted[0], extended, tmp_path / "study")

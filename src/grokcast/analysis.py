@@ -59,6 +59,7 @@ from grokcast.stats import (
     bootstrap_ci,
     folded_auroc,
     format_p,
+    format_percent,
     paired_bootstrap,
     strength_key,
 )
@@ -873,7 +874,7 @@ def _caption(result: dict[str, Any], key: str) -> str:
     multi = (f"custom predictor {custom}, its held-out predictions" if custom is not None else
              f"{len(result['features'])}-feature logistic regression, "
              + {"loo": "leave-one-out CV"}.get(cv_name, f"{cv_name} CV"))
-    text = (f"AUROC [{s['level']:.0%} bootstrap CI] for predicting max val_acc ≥ {key} "
+    text = (f"AUROC [{format_percent(s['level'])} bootstrap CI] for predicting max val_acc ≥ {key} "
             f"({entry['n_pos']}/{n} runs positive"
             + (f"; {sweep['n_diverged']} diverged run(s) left out" if sweep["n_diverged"] else "")
             + (f"; {sweep['n_stopped']} run(s) stopped early left out (no known outcome)"

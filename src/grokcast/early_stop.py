@@ -59,6 +59,7 @@ import pandas as pd
 import grokcast
 from grokcast.features import feature_table, show_steps
 from grokcast.signals import first_step_reaching
+from grokcast.stats import format_percent
 from grokcast.store import atomic_write_bytes
 from grokcast.train import LogHook
 from grokcast.validation import check_int, check_list, check_number, check_path
@@ -573,9 +574,9 @@ def format_summary(summary: dict[str, Any]) -> str:
              f"{s['label_threshold']:g}){left_out}; stopping at W={s['window']}"]
     fc = s["forecaster"]
     if fc is None:
-        lines.append(f"no forecaster threshold keeps {s['min_recall']:.0%} of grokking runs")
+        lines.append(f"no forecaster threshold keeps {format_percent(s['min_recall'])} of grokking runs")
     else:
-        short = (f", fewer than the {s['min_recall']:.0%} it was chosen to keep"
+        short = (f", fewer than the {format_percent(s['min_recall'])} it was chosen to keep"
                  if s.get("tau") == "chosen on training runs" and fc["recall"] < s["min_recall"]
                  else "")
         lines.append(f"forecaster, τ = {fc['param']:g} ({_tau_how(s)}): saves {fc['saved']:.1%} "
@@ -589,8 +590,8 @@ def format_summary(summary: dict[str, Any]) -> str:
     best = _beside(s)
     if best is not None:
         lines.append(f"for comparison, τ = {best['param']:g} chosen on these runs' outcomes (the "
-                     f"most saved keeping >= {s['min_recall']:.0%} of grokking runs, an optimistic "
-                     f"operating point): saves {best['saved']:.1%}, keeps {best['recall']:.1%}")
+                     f"most saved keeping >= {format_percent(s['min_recall'])} of grokking runs, an "
+                     f"optimistic operating point): saves {best['saved']:.1%}, keeps {best['recall']:.1%}")
     lines += [f"note: {note}" for note in s.get("notes", [])]
     return "\n".join(lines)
 
@@ -607,9 +608,9 @@ def _tau_how(s: dict[str, Any]) -> str:
     if s.get("tau") == "fixed":
         return "fixed in advance"
     if s.get("tau") == "chosen on training runs":
-        return (f"chosen before these runs were seen, to keep >= {s['min_recall']:.0%} of the "
+        return (f"chosen before these runs were seen, to keep >= {format_percent(s['min_recall'])} of the "
                 "training runs' grokkers by their held-out P(grok)")
-    return (f"chosen on these runs' outcomes as the most saved keeping >= {s['min_recall']:.0%} "
+    return (f"chosen on these runs' outcomes as the most saved keeping >= {format_percent(s['min_recall'])} "
             "of grokking runs: an optimistic operating point")
 
 
@@ -674,11 +675,11 @@ def _markdown_intro(s: dict[str, Any]) -> str:
         # Without a forecaster row (τ chosen on the outcomes, none keeping min_recall) no τ
         # was chosen: format_summary says so, and so does the table's text.
         + (f"The summary's τ was {_tau_how(s)}" if s["forecaster"] is not None else
-           f"No τ tried keeps >= {s['min_recall']:.0%} of grokking runs, so the summary has "
+           f"No τ tried keeps >= {format_percent(s['min_recall'])} of grokking runs, so the summary has "
            "no τ")
         + ("" if _beside(s) is None else
            "; the τ marked *(on outcomes)* is the most saved keeping >= "
-           f"{s['min_recall']:.0%} of these runs' grokkers, chosen with their outcomes: an "
+           f"{format_percent(s['min_recall'])} of these runs' grokkers, chosen with their outcomes: an "
            "optimistic operating point")
         + ". early_stop.json lists every τ.")
 

@@ -50,7 +50,7 @@ from scipy.stats import spearmanr  # noqa: E402
 from grokcast.analysis import few_in_a_class  # noqa: E402
 from grokcast.analysis import primary_window as analysis_primary_window  # noqa: E402
 from grokcast.config import ConfigError, SweepConfig  # noqa: E402
-from grokcast.stats import strength_key  # noqa: E402
+from grokcast.stats import format_percent, strength_key  # noqa: E402
 from grokcast.validation import check_path  # noqa: E402
 
 if TYPE_CHECKING:
@@ -769,7 +769,7 @@ def fig_windows(res: Results) -> plt.Figure:
         ax.set_title(title)
         if entry.get("single_class"):
             _note(ax, "one class only:\nAUROC undefined")
-    axes[0][0].set_ylabel(f"AUROC ({'shaded' if len(ws) > 1 else 'bars'}: {level:.0%} "
+    axes[0][0].set_ylabel(f"AUROC ({'shaded' if len(ws) > 1 else 'bars'}: {format_percent(level)} "
                           "bootstrap CI)")
     axes[0][0].set_ylim(lowest, 1.02)
     if legend:

@@ -70,6 +70,19 @@ def format_p(p: float, n_resamples: int | None = None) -> str:
     return str(Decimal(repr(float(p))).quantize(Decimal("0.001"), rounding=ROUND_HALF_UP))
 
 
+def format_percent(fraction: float) -> str:
+    """A fraction (a confidence level, a recall) as a percentage with the digits it needs.
+
+    ``f"{level:.0%}"`` printed a 0.999 confidence level as "100%" and 0.975 as "98%". Ten
+    significant digits at most, so that float error (1 - 0.95 is 0.050000000000000044) does
+    not show.
+
+    >>> format_percent(0.95), format_percent(0.999), format_percent(0.975), format_percent(1 - 0.95)
+    ('95%', '99.9%', '97.5%', '5%')
+    """
+    return f"{Decimal(f'{100 * float(fraction):.10g}').normalize():f}%"
+
+
 # ----------------------------------------------------------------------------- validation
 
 def _check_labels(y: object) -> np.ndarray:

@@ -29,7 +29,7 @@ from grokcast.features import WINDOW_SIGNALS, feature_table, select_window_steps
 from grokcast.forecast import GrokForecaster, check_window
 from grokcast.logistic import TooFewRunsError
 from grokcast.signals import SIGNAL_NAMES, reaches
-from grokcast.stats import MAX_RESAMPLES
+from grokcast.stats import MAX_RESAMPLES, format_percent
 from grokcast.validation import check_int, check_number, check_path, check_steps
 
 TOP_COEFFICIENTS = 5  # how many of the fitted coefficients the fit report lists
@@ -270,7 +270,7 @@ def format_fit(result: dict[str, Any]) -> str:
         f"label: max val_acc >= {result['threshold']:g} ({result['n_pos']} of {result['n_runs']} "
         f"runs); features: steps 0..{result['window'] - 1} (W={result['window']})",
         f"{cv} AUROC {result['heldout_auroc']:.3f} [{lo:.3f}, {hi:.3f}] "
-        f"({result['level']:.0%} bootstrap CI, {result['n_resamples']} resamples)",
+        f"({format_percent(result['level'])} bootstrap CI, {result['n_resamples']} resamples)",
         *(f"note: {note}" for note in result["notes"]),
         f"C = {result['C']:.4g}; largest coefficients (log-odds per standard deviation):",
         *(f"  {c['feature']:<20} {c['coef']:+.3g}" for c in result["top_coefficients"]),
@@ -870,7 +870,7 @@ def format_evaluation(result: dict[str, Any]) -> str:
              f"{result['n_pos']} of {result['n_runs']} runs reach max val_acc >= "
              f"{result['threshold']:g}; features from steps 0..{result['window'] - 1}"
              + _left_out(result),
-             f"AUROC [{result['level']:.0%} bootstrap CI, {result['n_resamples']} resamples]:"]
+             f"AUROC [{format_percent(result['level'])} bootstrap CI, {result['n_resamples']} resamples]:"]
     for name in ("forecaster", "val_loss", "val_acc"):
         r = result[name]
         lines.append(f"  {name:<11} {r['auroc']:.3f} [{r['ci'][0]:.3f}, {r['ci'][1]:.3f}]")

@@ -45,7 +45,7 @@ from grokcast.paper.sentences import (
     top_features,
     verdict,
 )
-from grokcast.stats import folded_auroc
+from grokcast.stats import folded_auroc, format_percent
 
 
 def _as_reference(x: float) -> float:
@@ -590,7 +590,7 @@ def _count_claims(a: dict, reference: dict, level: float) -> list[Claim]:
                         f"{text} (Fisher's exact test, two-sided p "
                         f"{esc(_p_text(p, alpha=alpha(level)))}: "
                         + ("significant at the " if status == CONTRADICTED else
-                           "not significant at the ") + f"{1 - level:.0%} level).", status))
+                           "not significant at the ") + f"{format_percent(1 - level)} level).", status))
     return out
 
 

@@ -68,6 +68,7 @@ from grokcast.paper.sentences import (
     trend_sentence,
     window_accuracy_sentence,
 )
+from grokcast.stats import format_percent
 
 SIGNIFICANCE_NOTE = ("We call a difference significant when its two-sided {level} bootstrap "
                      "CI excludes zero.")
@@ -205,7 +206,7 @@ class _Facts:
 
     @property
     def lvl(self) -> str:
-        return f"{self.level:.0%}"
+        return format_percent(self.level)
 
     @property
     def th1(self) -> str:
@@ -929,7 +930,7 @@ def _early_stop_section(s: dict[str, Any]) -> dict[str, Any] | None:
     left_out = (f"; {excluded} more, diverged or stopped early, have no known outcome and are "
                 "left out" if excluded else "")
     # τ chosen on the training runs promised a share of grokkers it may not keep on new runs.
-    short = (f", fewer than the {s['min_recall']:.0%} it was chosen to keep"
+    short = (f", fewer than the {format_percent(s['min_recall'])} it was chosen to keep"
              if s.get("tau") == "chosen on training runs" and f["recall"] < s["min_recall"] else "")
     text = (f"On a held-out sweep of {s['n_runs']} runs with unseen seeds ({s['n_grok']} of them "
             f"grok at val acc ≥ {s['label_threshold']:g}{left_out}), we simulate stopping at "
@@ -948,7 +949,7 @@ def _early_stop_section(s: dict[str, Any]) -> dict[str, Any] | None:
 def _early_stop_caption(s: dict[str, Any]) -> str:
     """The figure's caption: what its dotted line (the study's ``min_recall``) and labelled
     point (the forecaster at its threshold τ) are, by how τ was chosen."""
-    kept = esc(f"{s['min_recall']:.0%}")
+    kept = esc(f"{format_percent(s['min_recall'])}")
     line = {"fixed": f"the share of grokkers ({kept}) that the operating point chosen with these "
                      "runs' outcomes keeps (see the text)",
             "chosen on training runs": f"the share of the training runs' grokkers ({kept}) the "
@@ -965,9 +966,9 @@ def _early_stop_tau(s: dict[str, Any], f: dict[str, Any]) -> str:
         return f"At a threshold fixed in advance, P(grok) below {f['param']:.4g}, the forecaster "
     if s.get("tau") == "chosen on training runs":
         return (f"At a threshold chosen before these runs were seen, from the training runs' "
-                f"cross-validated P(grok) so as to keep {s['min_recall']:.0%} of their grokkers, "
+                f"cross-validated P(grok) so as to keep {format_percent(s['min_recall'])} of their grokkers, "
                 f"P(grok) below {f['param']:.4g}, the forecaster ")
-    return (f"Where the forecaster keeps at least {s['min_recall']:.0%} of the grokking runs "
+    return (f"Where the forecaster keeps at least {format_percent(s['min_recall'])} of the grokking runs "
             "and saves the most compute, it ")
 
 

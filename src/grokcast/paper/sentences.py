@@ -31,7 +31,7 @@ from grokcast.paper.formatting import (
     p_clause,
 )
 from grokcast.signals import reaches
-from grokcast.stats import auroc, strength_key
+from grokcast.stats import auroc, format_percent, strength_key
 
 _T = TypeVar("_T")
 
@@ -74,7 +74,7 @@ def _diff_numbers(diff: dict, level: float) -> str:
     """``Δ = +0.137, 95% CI [+0.031, +0.271], p₁ = 0.002``; without p₁ for a difference
     significantly below zero: p₁ = P(Δ* ≤ 0) tests "better", and its value near 1 printed
     beside "worse" would read as the opposite of what it means."""
-    text = f"Δ = {fmt_signed(diff['diff'])}, {level:.0%} CI {fmt_ci(diff['ci'], signed=True)}"
+    text = f"Δ = {fmt_signed(diff['diff'])}, {format_percent(level)} CI {fmt_ci(diff['ci'], signed=True)}"
     if verdict(diff, level) == WORSE:
         return text
     return f"{text}, {p_clause(diff, alpha(level))}"
@@ -96,10 +96,10 @@ def comparison_sentence(diff: dict | None, baseline: str, level: float = 0.95, *
     return {
         BETTER: f"significantly outperforms {base} ({nums})",
         WORSE: f"is significantly worse than {base} ({nums})",
-        WEAK: (f"is ahead of {base}, but the {level:.0%} CI of the difference includes zero "
-               f"({nums}); only a one-sided test at the {1 - level:.0%} level would call it "
+        WEAK: (f"is ahead of {base}, but the {format_percent(level)} CI of the difference includes zero "
+               f"({nums}); only a one-sided test at the {format_percent(1 - level)} level would call it "
                "significant"),
-        AHEAD: (f"is ahead of {base}, but not significantly: the {level:.0%} CI of the "
+        AHEAD: (f"is ahead of {base}, but not significantly: the {format_percent(level)} CI of the "
                 f"difference includes zero ({nums})"),
         NOT_BETTER: f"does not outperform {base} ({nums})",
     }[v]
@@ -151,7 +151,7 @@ def headline_sentence(cell: dict, window: int, level: float = 0.95, *,
     ours, theirs = (fmt_apart(multi["auroc"], loss["auroc"]) if _finite(loss.get("auroc"))
                     else (fmt(multi["auroc"]), fmt(None)))
     lead = (f"At the {window}-step mark the multivariate forecaster reaches a held-out AUROC "
-            f"of {esc(ours)} ({level:.0%} CI {esc(fmt_ci(multi.get('ci')))})")
+            f"of {esc(ours)} ({format_percent(level)} CI {esc(fmt_ci(multi.get('ci')))})")
     tail = f"the validation-loss baseline's {esc(theirs)}"
     d = cell.get("diff_val_loss") or {}
     lone = lone_run_clause(n_pos, n_neg) if n_pos is not None and n_neg is not None else ""
@@ -160,10 +160,10 @@ def headline_sentence(cell: dict, window: int, level: float = 0.95, *,
     if v == BETTER:
         return f"{lead}, significantly above {tail} ({esc(p_clause(d, alpha(level)))})."
     if v == WORSE:
-        return (f"{lead}, significantly below {tail} (difference {level:.0%} CI "
+        return (f"{lead}, significantly below {tail} (difference {format_percent(level)} CI "
                 f"{esc(fmt_ci(d.get('ci'), signed=True))}).")
     if v in (WEAK, AHEAD):
-        return (f"{lead}, above {tail}, but the {level:.0%} CI of the difference includes zero "
+        return (f"{lead}, above {tail}, but the {format_percent(level)} CI of the difference includes zero "
                 f"({esc(p_clause(d, alpha(level)))}).")
     if v == NOT_BETTER:
         return f"{lead}, which does not exceed {tail}."
@@ -378,7 +378,7 @@ def cell_out_sentence(t: dict, ws: Sequence[int], headline: int, level: float = 
             f"tables' {_and_list([esc(fmt(m)) for _, _, m, _ in rows])}")
     top = next((out for w, out, _, _ in rows if w == headline), None)
     if top is not None:
-        text += f" ({level:.0%} CI at W = {headline}: {esc(fmt_ci(top.get('ci')))})"
+        text += f" ({format_percent(level)} CI at W = {headline}: {esc(fmt_ci(top.get('ci')))})"
 
     medians = [(_order_median(c.get("multi_cell_out_by_order")),
                 _order_median(c.get("multi_by_order")))
@@ -469,7 +469,7 @@ def _fitted_hyperparameter_sentence(cells: dict[int, dict], headline: int, axes:
     # Under LOO its predictions are the same at every window; under k-fold the folds differ.
     same = len(cells) > 1 and len({(c.get("hyperparams") or {}).get("auroc")
                                    for c in cells.values()}) == 1
-    ci = f"{level:.0%} CI {esc(fmt_ci(hp.get('ci')))}"
+    ci = f"{format_percent(level)} CI {esc(fmt_ci(hp.get('ci')))}"
     text = (f"The same logistic regression as the forecaster's, fitted and held out the same way "
             f"on the runs' ranks of {_and_list(_axis_symbols(axes))}, "
             f"has an AUROC of {esc(fmt(hp['auroc']))}")
