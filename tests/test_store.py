@@ -753,6 +753,48 @@ def test_a_chunk_whose_recorded_config_does_not_read_is_named_damaged(tmp_path):
         run_sweep(cfg, out, device="cpu", progress=False)
 
 
+def test_the_chunks_recorded_config_is_read_once_per_check_not_once_per_chunk(tmp_path,
+                                                                           monkeypatch):
+    """Each chunk's recorded config was read and compared by building the whole SweepConfig
+    twice (its checks build every run of the grid): 0.1 s a chunk on the 4,800-run grid, 30 s
+    added to each resume and check_finished of its 300-chunk sweep. The chunks of a sweep
+    record the same config: it is read once, and a chunk recording another is still refused."""
+    import pyarrow.parquet as pq
+
+    from grokcast.config import SweepConfig
+    from grokcast.store import CHUNK_CONFIG_KEY, StoreError, SweepStore
+    from grokcast.sweep import run_sweep
+
+    cfg = SweepConfig(name="tiny", train_fracs=(0.3, 0.6), weight_decays=(1.0,), seeds=(0, 1),
+                      n_steps=30, log=LogConfig(dense_until=10, every=10))
+    out = tmp_path / "s"
+    run_sweep(cfg, out, device="cpu", chunk_size=1, progress=False)
+    store = SweepStore(out)
+    assert len(store._chunks("runs")) == 4
+    built = []
+    check = SweepConfig.__post_init__
+
+    def counted(self):
+        built.append(self)
+        check(self)
+
+    monkeypatch.setattr(SweepConfig, "__post_init__", counted)
+    # sweep.json's config, and one chunk's record read and set beside it (was 1 + 2 x 4).
+    for call in (store.verify, store.check_finished, lambda: store.resume(cfg)):
+        built.clear()
+        call()
+        assert len(built) == 3
+    # The last chunk trained under another lr: named, though the three before it passed.
+    path = out / "runs" / "chunk-00003.parquet"
+    table = pq.read_table(path)
+    other = dataclasses.replace(cfg, optim=dataclasses.replace(cfg.optim, lr=0.01))
+    meta = {**table.schema.metadata,
+            CHUNK_CONFIG_KEY.encode(): json.dumps(other.to_dict(), sort_keys=True).encode()}
+    pq.write_table(table.replace_schema_metadata(meta), path)
+    with pytest.raises(StoreError, match=r"chunk-00003.parquet' was trained under another config"):
+        store.verify()
+
+
 def test_an_interrupted_or_refused_write_leaves_no_temp_file_and_names_the_target(tmp_path,
                                                                                  monkeypatch):
     from grokcast import store as S
