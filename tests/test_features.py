@@ -115,6 +115,19 @@ def test_row_order_does_not_matter_and_one_run_matches_the_table():
     assert one == pytest.approx(ref.loc["run2"].to_dict())
 
 
+def test_a_categorical_run_id_gives_the_table_sorted_by_run_id():
+    """Was: the index in the categories' order (pd.factorize's sort=True sorts a Categorical
+    by its codes), not sorted by run_id as documented; a category no row uses is no run."""
+    log = synthetic_log(4, seed=2)
+    ids = log["run_id"].to_numpy()
+    by_run = {r: by_hand(log[ids == r], 250) for r in sorted(set(ids))}
+    categories = ["run3", "run1", "unused", "run0", "run2"]
+    table = feature_table(log.assign(run_id=pd.Categorical(ids, categories=categories)), 250)
+    assert table.index.tolist() == ["run0", "run1", "run2", "run3"]
+    for r, features in by_run.items():
+        assert table.loc[r].to_dict() == pytest.approx(features, rel=1e-9)
+
+
 def test_window_beyond_the_log_names_w_and_the_last_step():
     log = synthetic_log()
     log.loc[log["step"] == 1000, "update_norm"] = 1.0  # a run stopped at 1000: its update is known

@@ -177,7 +177,10 @@ def make_window(log_df: pd.DataFrame, window: int) -> Window:
     """
     window = _check_window_arg(window)
     _check_log_frame(log_df)
-    codes, uniques = pd.factorize(log_df["run_id"], sort=True)  # integer codes: fast for 4,800 runs
+    run_id = log_df["run_id"]
+    if isinstance(run_id.dtype, pd.CategoricalDtype):  # factorize would keep its categories' order
+        run_id = run_id.astype(object)
+    codes, uniques = pd.factorize(run_id, sort=True)  # integer codes: fast for 4,800 runs
     run_ids = np.asarray(uniques, dtype=object)
     step = check_steps(log_df["step"])
     logged = ~np.isnan(log_df["val_acc"].to_numpy(dtype=float))
