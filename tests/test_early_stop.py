@@ -564,8 +564,13 @@ def test_cli_sweep_with_stop_model_stops_the_low_runs_and_counts_them(tmp_path, 
     with pytest.raises(ValueError, match="changed during the sweep"):
         forecast_hook(rule, SweepConfig.from_file(cfg).runs())
     if dense_until == 15:  # a model fit on every step below W cannot read this sparse log
-        model.save(tmp_path / "dense.json", window=W, threshold=0.9, n_train_runs=len(y),
-                   sweep_hash=sweep_hash(runs, log), window_steps=list(range(W)))
+        # Its coefficients stand in for such a model's: fit on the values alone, as save()
+        # refuses steps other than those of a feature table that records them.
+        values = X.copy()
+        values.attrs = {}
+        GrokForecaster(Cs=[1.0]).fit(values, y).save(
+            tmp_path / "dense.json", window=W, threshold=0.9, n_train_runs=len(y),
+            sweep_hash=sweep_hash(runs, log), window_steps=list(range(W)))
         assert main(["sweep", "--config", str(cfg), "--out", str(tmp_path / "s2"), "--quiet",
                      "--stop-model", str(tmp_path / "dense.json"), "--stop-below", "0.5"]) == 2
         assert "skips step(s) [16, 17, 18" in capsys.readouterr().err
