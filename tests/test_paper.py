@@ -207,6 +207,13 @@ def test_a_count_claim_at_fishers_p_just_below_the_level_prints_it_below(monkeyp
     a = {"settings": {"thresholds": [0.9]}, "runs": [{}] * 12, "thresholds": {"0.9": {"n_pos": 2}}}
     (_, text, status), = CL._count_claims(a, {"n_runs": 12, "grok_counts": {"0.9": 5}}, 0.95)
     assert status == CL.CONTRADICTED and "p = 0.0497: significant at the 5% level" in plain(text)
+    # Closer below the level than six decimals show (found in review: "0.050000"), and at it.
+    Result.pvalue = 0.05 - 3e-7
+    (_, text, status), = CL._count_claims(a, {"n_runs": 12, "grok_counts": {"0.9": 5}}, 0.95)
+    assert status == CL.CONTRADICTED and "p < 0.05: significant at the 5% level" in plain(text)
+    Result.pvalue = 0.05
+    (_, text, status), = CL._count_claims(a, {"n_runs": 12, "grok_counts": {"0.9": 5}}, 0.95)
+    assert status == CL.UNRESOLVED and "p = 0.050: not significant at the 5% level" in plain(text)
 
 
 @pytest.mark.parametrize("d, ci_text", [

@@ -74,8 +74,8 @@ def fmt_p(p: float | None, n_resamples: int | None = None, alpha: float | None =
 
     ``alpha``: the significance level a sentence beside it judges ``p`` by (``p < alpha``). A
     p-value below it that rounds up to it (99 of 2,000 resamples: 0.0495, "0.050") is printed
-    with the digits that show it below: "0.050" beside "significant at the 5% level" read as
-    the opposite of the verdict.
+    with the digits that show it below (up to 6, then ``< 0.05``): "0.050" beside "significant
+    at the 5% level" read as the opposite of the verdict.
     """
     if not _finite(p):
         return NA
@@ -87,7 +87,8 @@ def fmt_p(p: float | None, n_resamples: int | None = None, alpha: float | None =
         digits += 1
         text = str(Decimal(repr(float(p))).quantize(Decimal(1).scaleb(-digits),
                                                     rounding=ROUND_HALF_UP))
-    return text
+    # Within 5e-7 below it (a Fisher p, not a count over resamples) six digits round up too.
+    return text if float(text) < alpha else f"< {alpha:g}"
 
 
 def _p_text(p: float | None, n_resamples: int | None = None, alpha: float | None = None) -> str:
