@@ -232,16 +232,13 @@ def _newton_chunk(X: np.ndarray, y: np.ndarray, cm: np.ndarray, w0: np.ndarray, 
     converged = np.zeros(n_problems, dtype=bool)
     idx = np.arange(n_problems)  # problems still iterating, compacted as they finish
     w = w0.copy()
-    diag = np.arange(p)
     for it in range(max_iter):
         z = np.matmul(X, w[:, :, None])[:, :, 0]  # (b, n)
         yz = y * z
         s = expit(-yz)  # P(wrong label)
         grad = w - np.matmul((cm * y * s)[:, None, :], X)[:, 0, :]  # (b, p)
         h = cm * s * expit(yz)  # both factors from expit: no cancellation in 1 - s
-        H = np.matmul(X.transpose(0, 2, 1) * h[:, None, :], X)  # (b, p, p)
-        H[:, diag, diag] += 1.0
-        step = np.linalg.solve(H, -grad[:, :, None])[:, :, 0]  # (b, p)
+        step = np.linalg.solve(_hessian(X, h), -grad[:, :, None])[:, :, 0]  # (b, p)
         # H ⪰ I, so the Newton step bounds the distance to the optimum (to second order):
         # once it is below tol relative to ‖w̃‖∞ the full step lands on the optimum.
         small = np.abs(step).max(axis=1) <= tol * np.maximum(1.0, np.abs(w).max(axis=1))
@@ -263,6 +260,15 @@ def _newton_chunk(X: np.ndarray, y: np.ndarray, cm: np.ndarray, w0: np.ndarray, 
     else:
         w_out[idx] = w
     return w_out, n_iter, converged
+
+
+def _hessian(X: np.ndarray, h: np.ndarray) -> np.ndarray:
+    """The liblinear objective's Hessian X̃ᵀ diag(h) X̃ + I for a stack of problems: X (b, n, p),
+    h (b, n) the rows' weights C·s·(1 − s); (b, p, p)."""
+    H = np.matmul(X.transpose(0, 2, 1) * h[:, None, :], X)
+    diag = np.arange(X.shape[2])
+    H[:, diag, diag] += 1.0
+    return H
 
 
 def _step_lengths(X: np.ndarray, y: np.ndarray, cm: np.ndarray, w: np.ndarray, z: np.ndarray,
@@ -513,10 +519,11 @@ def _decision_rounding(designs: np.ndarray, y01: np.ndarray, inner_train: np.nda
     # building every fit's Hessian made a 48-run leave-one-out 13% slower.
     near = ((np.abs(decision) <= radius[..., None] * reach + own)
             & ~inner_train[:, :, None, :]).any(axis=-1)
-    h = cm * s * expit(y * decision)  # the Hessian's row weights, as _newton_chunk's
-    for g, k, j in zip(*np.nonzero(near)):
-        H = np.matmul(designs[g].T * h[g, k, j], designs[g]) + np.eye(p)
-        reach[g, k, j] = np.linalg.norm(np.linalg.solve(H, designs[g].T), axis=0)
+    g, k, j = np.nonzero(near)
+    if g.size:
+        X = designs[g]  # (m, n, p), one per fit near 0
+        H = _hessian(X, (cm * s * expit(y * decision))[g, k, j])
+        reach[g, k, j] = np.linalg.norm(np.linalg.solve(H, X.transpose(0, 2, 1)), axis=1)
     return radius[..., None] * reach + own
 
 

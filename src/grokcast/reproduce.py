@@ -190,7 +190,7 @@ def _check_heldout_dir(held: SweepConfig, heldout_dir: Path) -> None:
     """Refuse a held-out sweep directory that holds another config's runs (an earlier call's,
     whose sweep/ was since deleted to change the config): the study's sweep refused it only
     after every stage before it, with a hint to resume it on its own."""
-    from grokcast.store import StoreError, SweepStore, _config_diff
+    from grokcast.store import StoreError, SweepStore, config_diff
 
     store = SweepStore(heldout_dir)
     if not store.config_path.is_file():  # not begun: the study's sweep starts it
@@ -198,7 +198,7 @@ def _check_heldout_dir(held: SweepConfig, heldout_dir: Path) -> None:
     existing = store.read_config()
     if existing != held:
         raise StoreError(f"{str(heldout_dir)!r} holds the held-out sweep of another config than "
-                         f"this one's ({_config_diff(existing, held)}): an earlier reproduce "
+                         f"this one's ({config_diff(existing, held)}): an earlier reproduce "
                          "with early stopping trained it; remove it, or use a new output "
                          "directory")
 

@@ -203,7 +203,7 @@ STOP_LOCATION_KEYS = ("model",)
 CHUNK_CONFIG_KEY = "grokcast.config"
 
 
-def _config_diff(a: SweepConfig, b: SweepConfig, where: tuple[str, str] = ("there", "here")) -> str:
+def config_diff(a: SweepConfig, b: SweepConfig, where: tuple[str, str] = ("there", "here")) -> str:
     """``n_steps: 300 there, 600 here`` for each top-level key where two configs differ."""
     old, new = a.to_dict(), b.to_dict()
     return ", ".join(f"{k}: {old[k]!r} {where[0]}, {new[k]!r} {where[1]}"
@@ -255,7 +255,7 @@ class SweepStore:
             stored, existing = self._read_document()
             self._warn_other_build(stored, build)
             if existing != config:
-                diff = _config_diff(existing, config)
+                diff = config_diff(existing, config)
                 # Its own sweep.json is a config: the hint resumes it whatever made it
                 # (another file, the same one with --steps, reproduce's held-out sweep).
                 raise StoreError(
@@ -658,12 +658,12 @@ class SweepStore:
         if against:  # no sweep.json: the config given is the one to be written
             raise StoreError(
                 f"{str(path)!r} was trained under another config than {against} gives "
-                f"({_config_diff(trained, config, ('in the chunk', 'in ' + against))}): rerun "
+                f"({config_diff(trained, config, ('in the chunk', 'in ' + against))}): rerun "
                 "with the config the runs were trained with (sweep.json is written from it), "
                 "or train into a new --out")
         raise StoreError(
             f"{str(path)!r} was trained under another config than {str(self.config_path)!r} "
-            f"holds now ({_config_diff(trained, config, ('in the chunk', 'now'))}): sweep.json "
+            f"holds now ({config_diff(trained, config, ('in the chunk', 'now'))}): sweep.json "
             "was edited after the chunk was written, and a resume would mix runs of two "
             "settings; restore it, or train into a new directory")
 
