@@ -949,7 +949,7 @@ def _early_stop_section(s: dict[str, Any]) -> dict[str, Any] | None:
 def _early_stop_caption(s: dict[str, Any]) -> str:
     """The figure's caption: what its dotted line (the study's ``min_recall``) and labelled
     point (the forecaster at its threshold τ) are, by how τ was chosen."""
-    kept = esc(f"{format_percent(s['min_recall'])}")
+    kept = esc(format_percent(s["min_recall"]))
     line = {"fixed": f"the share of grokkers ({kept}) that the operating point chosen with these "
                      "runs' outcomes keeps (see the text)",
             "chosen on training runs": f"the share of the training runs' grokkers ({kept}) the "
