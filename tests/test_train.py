@@ -306,6 +306,20 @@ def test_on_cpu_a_run_of_one_split_logs_the_same_bits_in_any_chunk():
     np.testing.assert_array_equal(train_ensemble(runs[1:3]).values, together.values[1:3])
 
 
+@pytest.mark.parametrize("p, model", [
+    (23, ModelConfig(d_model=64, n_heads=1, d_mlp=256)),
+    (13, ModelConfig(d_model=128, n_heads=1, d_mlp=512)),
+])
+def test_on_cpu_a_run_of_one_head_logs_the_same_bits_in_any_chunk(p, model):
+    """The promise of the test above with one head, whose score products are (M, d) @ (d, 1):
+    MKL's matrix-vector kernel rounded a run's scores alone otherwise than in a batch of three
+    (found in review: their logs differed from step 0, val losses 0.08 apart by step 300)."""
+    runs = [_run(p=p, train_frac=0.5, seed=s, n_steps=3, model=model) for s in range(3)]
+    together = train_ensemble(runs).values
+    for i, run in enumerate(runs):
+        np.testing.assert_array_equal(train_ensemble([run]).values[0], together[i])
+
+
 def test_diverging_run_does_not_disturb_the_others():
     # 1 - lr * wd = -999: that run's weights blow up to inf/NaN within a few steps.
     runs = [_run(seed=0, n_steps=40), _run(seed=0, weight_decay=1e6, n_steps=40)]

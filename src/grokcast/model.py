@@ -234,7 +234,7 @@ def _forward(params: dict[str, Tensor], ex: Examples, n_heads: int, precision: s
     q = bmm(emb[:, -1:], params["W_Q"]).reshape(R, 1, H, dh) / math.sqrt(dh)
     # One query: the scores are emb @ wkq, with q folded into W_K per head: (R, d, H).
     wkq = (params["W_K"].reshape(R, d, H, dh) * q).sum(-1)
-    s_tab = bmm(emb, wkq)  # (R, M, H)
+    s_tab = _score_table(bmm, emb, wkq)  # (R, M, H)
     v_tab = bmm(emb, params["W_V"])  # (R, M, d)
     # The causal mask is a no-op for the last query: it attends to every position.
     attn = torch.softmax(_rows(s_tab, ex), dim=2)  # (R, N, T, H)
@@ -395,6 +395,17 @@ def _loss_and_grads(params: dict[str, Tensor], ex: Examples, n_heads: int, preci
     g["W_E"][:, ex.query_token] += demb[:, -1]
     g["W_pos"] = torch.cat([keys.sum(2), demb[:, -1:]], dim=1)
     return loss, logits, g
+
+
+def _score_table(bmm: Product, emb: Tensor, wkq: Tensor) -> Tensor:
+    """``bmm(emb, wkq)``, the score table (R, M, H). With one head that is a matrix-vector
+    product, for which MKL takes a kernel whose rounding on the CPU depends on the batch: a
+    run's table alone and in a chunk of three differed (found in review; a run's val loss
+    0.08 apart after 300 steps). Two equal columns keep it a matrix product, whose rounding
+    does not."""
+    if wkq.shape[2] > 1:
+        return bmm(emb, wkq)
+    return bmm(emb, wkq.expand(-1, -1, 2))[..., :1]
 
 
 def _rows(tables: Tensor, ex: Examples) -> Tensor:

@@ -35,9 +35,10 @@ from grokcast.validation import check_bool, check_int, check_path
 # chunks of 16 took 49.5-58.1 s at f = 0.3 and 83.4-94.4 s at f = 0.6 against 53.9-55.5 s
 # and 95.8-99.6 s for chunks of 64 (4 A/B pairs each; 16 faster in 7 of 8); with one
 # 2-thread process, no clear difference. Chunks of 6 instead of whole 12-run split groups
-# were at least 10% slower at f = 0.3 and 0.4. On the CPU a run's log does not depend on
-# its chunk when it trains on one thread (bitwise equal at chunk sizes 1, 12, 16 and 64), so
-# the cap changes speed only (README: the one exception, in-process on several threads).
+# were at least 10% slower at f = 0.3 and 0.4. At the paper's shapes a CPU run's log does not
+# depend on its chunk when it trains on one thread (bitwise equal at chunk sizes 1, 12, 16
+# and 64), so the cap changes speed only; at some other shapes it rounds differently (README,
+# "Train a sweep").
 DEFAULT_CPU_CHUNK = 16
 
 
@@ -100,16 +101,15 @@ def remaining_chunks(config: SweepConfig, done: Collection[str], cap_for: Callab
                      *, pack_splits: bool) -> list[list[RunConfig]]:
     """The chunks a sweep still has to train, ``done`` (run ids) being stored already.
 
-    ``cap_for(n)`` is the chunk cap for ``n`` runs. Split by split (the CPU), a run's log does
-    not depend on its chunk, so the unfinished runs are planned afresh, as evenly as they now
-    allow. Packed (a GPU), a run's log depends on the runs beside it, whose train sets pad
-    its own: the whole grid is planned as an uninterrupted sweep plans it, and the finished
-    runs taken out, so that a resumed sweep (same chunk size and device) trains every
-    unfinished chunk as it would have been trained.
+    ``cap_for(n)`` is the chunk cap for ``n`` runs. The whole grid is planned as an
+    uninterrupted sweep plans it, and the finished runs taken out, so that a resumed sweep
+    (same chunk size, workers and device) trains every unfinished chunk as it would have been
+    trained: a run's log can depend on the runs beside it. Packed (a GPU), they pad its train
+    set; split by split (the CPU), MKL's products round a run's block by where it starts in
+    memory at some model shapes (README, "Train a sweep"). Replanning the unfinished runs
+    afresh would balance them better over the workers, but give such runs other logs.
     """
     runs = config.runs()
-    if not pack_splits:
-        runs = [r for r in runs if r.run_id not in done]
     chunks = plan_chunks(runs, cap_for(len(runs)), pack_splits=pack_splits)
     return [kept for chunk in chunks if (kept := [r for r in chunk if r.run_id not in done])]
 
@@ -198,8 +198,8 @@ def balanced_chunk_size(n_runs: int, workers: int, device: torch.device, config:
     2-core machine, a 12-run grid of one split (f = 0.5, 1,000 steps) trained as one chunk of
     12 in 14.6-15.1 s, one core idle, and as two of 6 in 8.7-8.8 s (three sweeps each; in the
     paper grid, chunks of 6 ran as fast per run-step as chunks of 12). On the CPU a run's log
-    does not depend on its chunk (the two logs were equal), so this changes the speed only;
-    a GPU trains with one worker, whose plan it leaves alone.
+    does not depend on its chunk at the paper's shapes (the two logs were equal), so this
+    changes the speed only there; a GPU trains with one worker, whose plan it leaves alone.
     """
     return max(1, min(default_chunk_size(device, config, workers), -(-n_runs // workers)))
 
