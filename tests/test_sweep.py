@@ -2,6 +2,7 @@
 packed), running out of memory, Ctrl-C, and starting worker processes safely."""
 
 import contextlib
+import dataclasses
 import functools
 import os
 import shutil
@@ -666,10 +667,41 @@ def test_workers_and_chunks_that_the_memory_cannot_hold_together_are_refused(mon
                                          r"more than the 23.5 GiB of cpu: use fewer --workers"):
         run_sweep(config, out, device="cpu", workers=2, progress=False)
     monkeypatch.setattr(S, "run_bytes", lambda config, device=None: int(10 * gib))
+    three = dataclasses.replace(config, seeds=(0, 1, 2))
     with pytest.raises(ValueError, match=r"^workers=1 with chunks of 3 run\(s\) is not allowed"):
-        run_sweep(config, out, device="cpu", workers=1, chunk_size=3, progress=False)
+        run_sweep(three, out, device="cpu", workers=1, chunk_size=3, progress=False)
     assert not out.exists()
-    run_sweep(config, out, device="cpu", workers=1, chunk_size=2, progress=False)  # 20 GiB: fits
+    # A cap past the grid's 2 runs trains one chunk of 2 (20 GiB), not of the cap: it fits.
+    run_sweep(config, out, device="cpu", workers=1, chunk_size=1000, progress=False)
+
+
+@pytest.mark.parametrize("cap", [1, 2, 5, 7, 12, 13, 2000])
+def test_the_memory_check_counts_the_chunks_the_plan_makes(cap):
+    """check_memory sizes a chunk as plan_chunks lays the grid out (a chunk holds one split's
+    runs), not as the --chunk-size cap: --chunk-size 2000 on the paper grid trains chunks of 12,
+    and was refused as 2 x 2,000 runs needing 25.5 GiB on a 23.5 GiB machine."""
+    from grokcast.sweep import largest_chunk
+
+    config = SweepConfig(weight_decays=(0.3, 1.0, 3.0, 10.0), seeds=(0, 1, 2), n_steps=5,
+                         log=LogConfig(dense_until=5, every=5))
+    planned = max(len(chunk) for chunk in plan_chunks(config.runs(), cap))
+    assert largest_chunk(config, cap) == planned
+
+
+def test_a_chunk_size_beyond_the_grid_is_not_refused_for_memory(tmp_path, monkeypatch):
+    import torch
+
+    import grokcast.sweep as S
+
+    monkeypatch.setattr(S, "device_bytes", lambda device: 23 * 2**30)
+    monkeypatch.setattr(S, "run_bytes", lambda config, device=None: 2**30)
+    config = SweepConfig(name="small", p=7, train_fracs=(0.4, 0.6), weight_decays=(1.0,),
+                         seeds=(0, 1), n_steps=3, model=ModelConfig(d_model=8, n_heads=2, d_mlp=8),
+                         log=LogConfig(dense_until=4))
+    S.check_memory(torch.device("cpu"), config, 2, 2000)  # chunks of 2: 2 x (2 + 0.5) GiB
+    with pytest.raises(ValueError, match=r"^workers=2 with chunks of 12 run\(s\) is not allowed"):
+        S.check_memory(torch.device("cpu"), dataclasses.replace(config, seeds=tuple(range(12))),
+                       2, 2000)
 
 
 class FailOnSeed:

@@ -220,7 +220,7 @@ def check_memory(device: torch.device, config: SweepConfig, workers: int,
     """Refuse, before anything is written, ``workers`` processes each training a chunk of
     ``chunk_size`` runs (default: the smallest, 1) that the CPU's memory cannot hold together:
     the OS would kill a worker part-way. The default chunk size fits by construction."""
-    chunk, one = chunk_size or 1, run_bytes(config, device)
+    chunk, one = largest_chunk(config, chunk_size or 1), run_bytes(config, device)
     need = workers * (chunk * one + (WORKER_BYTES if workers > 1 else 0))
     have = device_bytes(device)
     if need > have:
@@ -229,6 +229,14 @@ def check_memory(device: torch.device, config: SweepConfig, workers: int,
                          f"need about {need / gib:,.1f} GiB at once ({one / gib:,.1f} GiB per run), "
                          f"more than the {have / gib:,.1f} GiB of {device}: use fewer --workers "
                          "or a smaller --chunk-size")
+
+
+def largest_chunk(config: SweepConfig, chunk_size: int) -> int:
+    """The most runs one chunk of :func:`plan_chunks` holds on the CPU with cap ``chunk_size``:
+    a chunk holds runs of one split, so a cap beyond a split's runs (``--chunk-size 2000`` on
+    the paper grid's 12) trains chunks of that split's size, not of the cap."""
+    group = len(config.weight_decays) * len(config.seeds)  # one split per train fraction
+    return -(-group // -(-group // chunk_size))
 
 
 # What a worker process holds beside its chunk (the interpreter, torch, the chunk's log):
