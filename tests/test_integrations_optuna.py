@@ -450,6 +450,38 @@ def test_window_features_cut_to_the_forecasters_steps(setup, tmp_path):
         window_features(one[one["step"] != 2], W, path)
 
 
+def test_window_features_are_the_feature_tables_row_read_once(setup, monkeypatch):
+    """The run's row of its feature table, as floats in registry order (NaN where the run
+    diverged), read without a copy of the table's attrs per feature: pandas deep-copies them
+    on every column or row it hands out, and attrs["window_steps"] holds up to W ints (read
+    per column, ~40 ms a call at a dense W = 10,000)."""
+    import grokcast.integrations
+
+    copies = []
+
+    class Probe:
+        def __deepcopy__(self, memo):
+            copies.append(1)
+            return self
+
+    def probed(log_df, window):
+        table = feature_table(log_df, window)
+        table.attrs["probe"] = Probe()
+        return table
+
+    one = setup["log"][setup["log"]["run_id"] == setup["trial_runs"][0].run_id]
+    diverged = one.assign(train_loss=one["train_loss"].where(one["step"] < 10, np.inf))
+    monkeypatch.setattr(grokcast.integrations, "feature_table", probed)
+    for log in (one, diverged):
+        copies.clear()
+        got = window_features(log, W)
+        assert len(copies) <= 1
+        want = feature_table(log, W).loc[setup["trial_runs"][0].run_id]
+        assert list(got) == list(FEATURE_NAMES) and all(type(v) is float for v in got.values())
+        np.testing.assert_array_equal(np.array(list(got.values())), want.to_numpy(dtype=float))
+    assert math.isnan(got["slope_train_loss"])
+
+
 def test_reports_with_a_fractional_window_are_refused():
     from grokcast.integrations import decode_features
 

@@ -89,7 +89,10 @@ def window_features(log_df: pd.DataFrame, window: int, forecaster: Any = None) -
     # its tuner stops it.
     log_df = checked_window(forecaster, log_df, window, finite=False)
     table = feature_table(log_df[list(read_columns())], window)
-    return {name: float(table[name].iloc[0]) for name in table.columns}
+    # One row read off the numpy values: pandas deep-copies a frame's attrs (its window_steps,
+    # W ints) on every column or row it hands out, ~40 ms a call at W = 10,000 read per column.
+    row = table.to_numpy(dtype=float)[0]
+    return dict(zip(map(str, table.columns), map(float, row), strict=True))
 
 
 def encode_features(features: Mapping[str, float], window: int) -> dict[str, Any]:
