@@ -576,7 +576,11 @@ def test_a_feature_table_of_other_logged_steps_is_refused(tmp_path):
         assert loaded.predict_proba(dense_table).shape == (12, 2)
     del dense_table.attrs["window_steps"]
     assert loaded.predict_proba(dense_table).shape == (12, 2)
-    model.save(tmp_path / "old.json", **{**META, "n_train_runs": 12, "window": 500})  # no steps
+    # A file of an older grokcast, saved before the fit table's steps were its default.
+    model.save(tmp_path / "old.json", **{**META, "n_train_runs": 12, "window": 500})
+    doc = json.loads((tmp_path / "old.json").read_text())
+    del doc["window_steps"]
+    (tmp_path / "old.json").write_text(json.dumps(doc))
     old = GrokForecaster.load(tmp_path / "old.json")
     assert old.predict_proba(feature_table(dense_log, 500)).shape == (12, 2)
     assert model.predict_proba(feature_table(dense_log, 500)).shape == (12, 2)
@@ -646,6 +650,52 @@ def test_save_refuses_a_window_other_than_the_fit_tables(tmp_path):
             model.save(path, **meta)
         model.save(path, window=300, **meta)
         assert GrokForecaster.load(path).metadata_.window == 300
+
+
+def test_save_records_the_fit_tables_steps_by_default(tmp_path):
+    """A forecaster fit on the feature table of a log logged at every other step was saved
+    without its steps unless given them, and its loaded form then scored a table of every
+    step at the same W without a word. The steps the table read are now the default; a file
+    without them (an older grokcast's) still loads and checks the window alone."""
+    from grokcast.features import WINDOW_SIGNALS, feature_table
+
+    rng = np.random.default_rng(2)
+    dense = np.arange(41)
+    frames = []
+    for r in range(12):
+        cols = {s: rng.uniform(1.0, 3.0, dense.size) + (r % 2) * dense / 20 for s in WINDOW_SIGNALS}
+        cols["train_acc"], cols["val_acc"] = rng.uniform(0, 1, (2, dense.size))
+        cols["update_cos"] = rng.uniform(-1, 1, dense.size)
+        cols["update_cos"][0] = np.nan
+        frames.append(pd.DataFrame({"run_id": f"run{r:02d}", "step": dense, **cols}))
+    dense_log = pd.concat(frames, ignore_index=True)
+    sparse_log = dense_log[dense_log["step"] % 2 == 0]
+    X = feature_table(sparse_log, 20)
+    model = GrokForecaster().fit(X, np.arange(12) % 2)
+    path = tmp_path / "f.json"
+    model.save(path, threshold=0.9, sweep_hash="abc123", n_train_runs=12)
+    assert json.loads(path.read_text())["window_steps"] == list(range(0, 20, 2))
+    loaded = GrokForecaster.load(path)
+    with pytest.raises(ValueError, match=r"^a feature table of steps \[0, 1, 2, \.\.\., 19\] "
+                                         r"\(20 steps\) is not allowed: the forecaster's features "
+                                         r"read steps \[0, 2, 4, \.\.\., 18\] \(10 steps\)"):
+        loaded.predict_proba(feature_table(dense_log, 20))
+    np.testing.assert_array_equal(loaded.predict_proba(X), model.predict_proba(X))
+    # An older file, without the key: it loads, and checks the window alone.
+    doc = json.loads(path.read_text())
+    del doc["window_steps"]
+    path.write_text(json.dumps(doc))
+    old = GrokForecaster.load(path)
+    assert old.metadata_.window_steps is None
+    assert old.predict_proba(feature_table(dense_log, 20)).shape == (12, 2)
+    with pytest.raises(ValueError, match=r"^a feature table of window=30 is not allowed"):
+        old.predict_proba(feature_table(dense_log, 30))
+    # Steps a file cannot hold (a log that does not start at step 0) are left out, as before.
+    late = dense_log[dense_log["step"] >= 1]
+    GrokForecaster().fit(feature_table(late, 20), np.arange(12) % 2).save(
+        path, threshold=0.9, sweep_hash="abc123", n_train_runs=12)
+    assert "window_steps" not in json.loads(path.read_text())
+    assert GrokForecaster.load(path).metadata_.window == 20
 
 
 def test_save_names_train_heldout_that_is_not_probabilities_and_labels(saved, tmp_path):

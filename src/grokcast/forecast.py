@@ -366,9 +366,9 @@ class GrokForecaster(ClassifierMixin, BaseEstimator):
         other than the one the model was fit on would have it read other features). A refit
         forecaster has no ``metadata_``: ``window``, ``threshold``, ``sweep_hash`` and
         ``n_train_runs`` are then required, except ``window`` where it was fit on a table that
-        records its window (:func:`grokcast.features.feature_table`'s ``attrs``): that window is
-        then the default, and a ``window`` (or ``window_steps``) whose features are not the
-        table's is refused.
+        records its window (:func:`grokcast.features.feature_table`'s ``attrs``): that window,
+        and the logged steps the table read, are then the defaults, and a ``window`` (or
+        ``window_steps``) whose features are not the table's is refused.
 
         Parameters
         ----------
@@ -386,6 +386,8 @@ class GrokForecaster(ClassifierMixin, BaseEstimator):
             The logged steps below ``window`` the features were computed on (increasing, from
             0). Logs forecast later must hold them (``GrokForecaster.load`` reads them into
             ``metadata_.window_steps``); without them, every step below ``window`` is required.
+            Defaults to those of the feature table the forecaster was fit on, where it records
+            them (starting at step 0) and ``window`` is its own.
         task : dict, optional
             The training sweep's :meth:`grokcast.config.SweepConfig.task`; sweeps of another
             task are then refused by ``evaluate``, ``early-stop-study`` and ``--stop-model``.
@@ -460,6 +462,13 @@ class GrokForecaster(ClassifierMixin, BaseEstimator):
             doc = _metadata_document(**args)
             if record is not None:
                 _check_saved_window(record, doc)
+                # Without steps given, the window is the table's own (checked above): its steps
+                # go in too, so that the loaded forecaster refuses a table of another schedule
+                # at the same W. Steps a file cannot hold (a log not starting at step 0) stay
+                # out, and the file keeps the window-alone check, as before.
+                steps = record[1]
+                if "window_steps" not in doc and _valid_window_steps(steps, doc["window"]):
+                    doc = _metadata_document(**args, window_steps=steps)
             return doc
         heldout = meta.train_heldout
         recorded = {"window": meta.window, "threshold": meta.threshold, "sweep_hash": meta.sweep_hash,
@@ -933,12 +942,14 @@ def _check_digests(digests: Any, error: type[Exception]) -> tuple[str, ...]:
     return tuple(digests)
 
 
-def _check_window_steps(steps: Any, window: int, error: type[Exception]) -> tuple[int, ...]:
+def _valid_window_steps(steps: Any, window: int) -> bool:
     ok = (isinstance(steps, list) and len(steps) >= 2
           and all(isinstance(t, (int, np.integer)) and not isinstance(t, bool) for t in steps))
-    if ok:
-        ok = steps[0] == 0 and steps[-1] < window and all(a < b for a, b in zip(steps, steps[1:]))
-    if not ok:
+    return ok and steps[0] == 0 and steps[-1] < window and all(a < b for a, b in zip(steps, steps[1:]))
+
+
+def _check_window_steps(steps: Any, window: int, error: type[Exception]) -> tuple[int, ...]:
+    if not _valid_window_steps(steps, window):
         shown = steps if not isinstance(steps, list) or len(steps) <= 6 else f"{steps[:6]}..."
         raise error(f"window_steps={shown!r} is not allowed: expected at least two increasing "
                     f"integer steps from 0, below window={window}")
