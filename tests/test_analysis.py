@@ -191,16 +191,12 @@ def test_sweep_hash_is_stable_and_sensitive(sweep):
     assert A.sweep_hash(runs, changed) != h
 
 
-def test_sweep_hash_follows_the_recipe_in_the_schema(sweep):
-    """docs/analysis-schema.md's byte recipe, written out in plain Python, gives the hash."""
+def recipe_hash(runs: pd.DataFrame, log: pd.DataFrame) -> str:
+    """docs/analysis-schema.md's byte recipe, written out in plain Python."""
     import hashlib
     import math
     import struct
 
-    runs, log = sweep
-    runs = runs.assign(status=["finished"] * (len(runs) - 1) + [None], chunk="c")  # a missing text
-    log = log.copy()
-    log.loc[3, "val_loss"] = float("nan")
     h = hashlib.sha256()
     for label, table, keys in (("runs", runs, ["run_id"]), ("log", log, ["run_id", "step"])):
         rows = sorted(table.to_dict("records"), key=lambda r: tuple(r[k] for k in keys))
@@ -217,7 +213,30 @@ def test_sweep_hash_follows_the_recipe_in_the_schema(sweep):
                                   else struct.pack("<d", float(v)) for v in values))
             else:
                 h.update("\x1f".join("" if v is None or v != v else str(v) for v in values).encode())
-    assert A.sweep_hash(runs, log) == h.hexdigest()
+    return h.hexdigest()
+
+
+def test_sweep_hash_follows_the_recipe_in_the_schema(sweep):
+    """docs/analysis-schema.md's byte recipe, written out in plain Python, gives the hash."""
+    runs, log = sweep
+    runs = runs.assign(status=["finished"] * (len(runs) - 1) + [None], chunk="c")  # a missing text
+    log = log.copy()
+    log.loc[3, "val_loss"] = float("nan")
+    assert A.sweep_hash(runs, log) == recipe_hash(runs, log)
+
+
+def test_a_categorical_run_id_hashes_as_its_values(sweep):
+    """Was: a Categorical run_id (a Parquet dictionary column) sorted the rows, and coded the
+    log's ids, in its categories' order, so the same sweep hashed differently with categories
+    not in sorted order; the recipe sorts by the run ids' values."""
+    runs, log = sweep
+    ids = sorted(runs["run_id"])
+    categories = [*ids[::-1], "unused"]
+    as_category = {"run_id": lambda t: pd.Categorical(t["run_id"], categories=categories)}
+    want = recipe_hash(runs, log)
+    assert A.sweep_hash(runs.assign(**as_category), log) == want
+    assert A.sweep_hash(runs, log.assign(**as_category)) == want
+    assert A.sweep_hash(runs.assign(**as_category), log.assign(**as_category)) == want
 
 
 def test_runs_stopped_early_are_left_out_like_absent_runs(sweep):

@@ -347,6 +347,23 @@ def test_explain_lists_a_zero_contribution_in_neither_direction(fitted):
     assert names[0] not in {e["feature"] for e in got["pushed_up"] + got["pushed_down"]}
 
 
+def test_a_categorical_run_id_names_the_first_bad_run_by_its_id(sweep):
+    """Was: a Categorical run_id (a Parquet dictionary column) named the first of the runs
+    that start late, or end short, in its categories' order; the plain text's error names
+    the smallest run id, and so must the same ids as a Categorical."""
+    log = _log(sweep)
+    ids = sorted(set(log["run_id"]))
+    first, last = ids[0], ids[-1]
+    late = log[~(log["run_id"].isin([first, last]) & (log["step"] == 0))]
+    short = log[~(log["run_id"].isin([first, last]) & (log["step"] > W - 3))]
+    categories = [*ids[::-1], "unused"]
+    for df, needle in ((late, rf"^the log of run {first!r} starts at step "),
+                       (short, rf"^the log of run {first!r} \(and 1 other run\(s\)\) ends at step ")):
+        for run_id in (df["run_id"].astype(str), pd.Categorical(df["run_id"], categories=categories)):
+            with pytest.raises(LogError, match=needle):
+                tool.checked_window(None, df.assign(run_id=run_id), W)
+
+
 def test_short_or_incomplete_logs_are_refused(sweep, fitted, tmp_path):
     path, _ = fitted
     log = _log(sweep)

@@ -44,7 +44,7 @@ from tqdm.auto import tqdm
 import grokcast
 import grokcast.features as features_module
 from grokcast.config import SweepConfig
-from grokcast.features import feature_table
+from grokcast.features import feature_table, run_id_values
 from grokcast.forecast import WINDOW_DIGEST_HEX
 from grokcast.logistic import (
     TooFewRunsError,
@@ -210,8 +210,12 @@ def sweep_hash(runs_df: pd.DataFrame, log_df: pd.DataFrame) -> str:
         64 hex digits.
     """
     h = hashlib.sha256()
-    runs = runs_df.sort_values("run_id", kind="stable", ignore_index=True)
-    log = log_df.sort_values(["run_id", "step"], kind="stable", ignore_index=True)
+    # By the run ids' values: a Categorical column would sort by its categories' order, and
+    # the same data would hash differently.
+    runs = runs_df.assign(run_id=run_id_values(runs_df["run_id"]))
+    runs = runs.sort_values("run_id", kind="stable", ignore_index=True)
+    log = log_df.assign(run_id=run_id_values(log_df["run_id"]))
+    log = log.sort_values(["run_id", "step"], kind="stable", ignore_index=True)
     for label, table in (("runs", runs), ("log", log)):
         h.update(f"[{label} {len(table)}]".encode())
         for col in sorted(c for c in table.columns if c not in _BOOKKEEPING):

@@ -177,10 +177,7 @@ def make_window(log_df: pd.DataFrame, window: int) -> Window:
     """
     window = _check_window_arg(window)
     _check_log_frame(log_df)
-    run_id = log_df["run_id"]
-    if isinstance(run_id.dtype, pd.CategoricalDtype):  # factorize would keep its categories' order
-        run_id = run_id.astype(object)
-    codes, uniques = pd.factorize(run_id, sort=True)  # integer codes: fast for 4,800 runs
+    codes, uniques = pd.factorize(run_id_values(log_df["run_id"]), sort=True)  # fast for 4,800 runs
     run_ids = np.asarray(uniques, dtype=object)
     step = check_steps(log_df["step"])
     logged = ~np.isnan(log_df["val_acc"].to_numpy(dtype=float))
@@ -191,6 +188,15 @@ def make_window(log_df: pd.DataFrame, window: int) -> Window:
     n_runs, n_steps = run_ids.size, steps.size
     signals = {s: _numbers(log_df[s], s)[sel].reshape(n_runs, n_steps) for s in WINDOW_SIGNALS}
     return Window(window=window, run_ids=run_ids, steps=steps.astype(float), signals=signals)
+
+
+def run_id_values(run_id: pd.Series) -> pd.Series:
+    """A ``run_id`` column that sorts, groups and factorizes by the run ids' values: a
+    Categorical one (a Parquet file's dictionary column, a frame of one's own) would do so in
+    its categories' order, and give another run order than the same ids as plain text."""
+    if isinstance(run_id.dtype, pd.CategoricalDtype):
+        return run_id.astype(object)
+    return run_id
 
 
 def _check_log_frame(log_df: object) -> None:

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from grokcast.config import SweepConfig
-from grokcast.features import WINDOW_SIGNALS, feature_table, select_window_steps
+from grokcast.features import WINDOW_SIGNALS, feature_table, run_id_values, select_window_steps
 from grokcast.forecast import GrokForecaster, check_window
 from grokcast.logistic import TooFewRunsError
 from grokcast.signals import SIGNAL_NAMES, reaches
@@ -427,7 +427,7 @@ def _check_shape(log_df: pd.DataFrame, window: int) -> pd.DataFrame:
     if dup.any():
         row = log_df[dup].iloc[0]
         raise LogError(f"run {row['run_id']!r} logs step {int(row['step'])} twice")
-    span = step.groupby(log_df["run_id"], sort=True).agg(["min", "max"])
+    span = step.groupby(run_id_values(log_df["run_id"]), sort=True).agg(["min", "max"])
     late = span[span["min"] != 0]
     if len(late):
         raise LogError(f"the log of run {late.index[0]!r} starts at step "
