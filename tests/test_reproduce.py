@@ -336,3 +336,41 @@ def test_reproduce_refuses_a_bad_device_before_its_first_stage(tmp_path: Path, c
     with pytest.raises(ValueError, match=r"^device='tpu' is not allowed: expected auto, cpu or cuda"):
         reproduce(SMOKE, tmp_path / "out", device="tpu", progress=True)
     assert capsys.readouterr().err == "" and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("name, make, what", [
+    ("results", lambda p: p.write_text(""), "exists and is not a directory (an output directory "
+                                            "was expected)"),
+    ("paper-src", lambda p: p.write_text(""), "exists and is not a directory (an output directory "
+                                              "was expected)"),
+    ("paper.pdf", lambda p: p.mkdir(), "is a directory, where reproduce writes a file: remove it, "
+                                       "or use a new output directory"),
+    ("timings.json", lambda p: p.mkdir(), "is a directory, where reproduce writes a file: remove "
+                                          "it, or use a new output directory"),
+])
+def test_an_output_path_of_the_wrong_kind_is_refused_before_the_first_stage(tmp_path, capsys, name,
+                                                                            make, what) -> None:
+    """`results` as a file was refused by the analysis, and `paper.pdf` as a directory by the
+    paper stage (naming its temp file), both only after the sweep had trained."""
+    from grokcast.cli import main
+
+    out = tmp_path / "out"
+    out.mkdir()
+    make(out / name)
+    assert main(["reproduce", "--config", str(SMOKE), "--out", str(out)]) == 2
+    assert capsys.readouterr().err == f"grokcast reproduce: error: {str(out / name)!r}: {what}\n"
+    assert sorted(p.name for p in out.iterdir()) == [name]  # no sweep begun
+
+
+def test_a_failed_call_leaves_no_timings_json(tmp_path, monkeypatch) -> None:
+    """A call that failed left the previous call's timings.json, which read as its own."""
+    import grokcast.sweep
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("training failed")
+
+    (tmp_path / "timings.json").write_text('{"seconds": {"total": 1.0}}\n')
+    monkeypatch.setattr(grokcast.sweep, "run_sweep", fail)
+    with pytest.raises(RuntimeError, match="training failed"):
+        reproduce(SMOKE, tmp_path, device="cpu", progress=False)
+    assert not (tmp_path / "timings.json").exists()

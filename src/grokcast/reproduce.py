@@ -6,7 +6,8 @@ Layout of the output directory::
     OUT/results/        analysis.json, features/curves Parquet, table1-3 .md/.tex
     OUT/results/figures the six figures, PNG and PDF
     OUT/paper.pdf       the paper; OUT/paper-src/ its Typst source, OUT/table*.md/.tex copies
-    OUT/timings.json    wall time of each stage of this call (docs/file-formats.md)
+    OUT/timings.json    wall time of each stage of this call (docs/file-formats.md); removed
+                        when a call starts, so that a failed call leaves none
 
 With early stopping, also::
 
@@ -18,6 +19,7 @@ With early stopping, also::
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import sys
@@ -153,8 +155,11 @@ def reproduce(config_path: str | os.PathLike, out_dir: str | os.PathLike, *, dev
     if out.exists() and not out.is_dir():  # named as given, not as the derived OUT/sweep
         raise FileExistsError(17, "File exists", str(out))
     sweep_dir, results_dir = out / "sweep", out / "results"
+    _check_output_paths(out)
     if with_early_stopping:  # refused now, not once the sweep, analysis and figures are done
         _check_heldout_dir(heldout_config(config), out / "heldout-sweep")
+    # An earlier call's record would otherwise outlive a call that fails, read as this one's.
+    (out / "timings.json").unlink(missing_ok=True)
     stages = _Stages(stage_names(with_early_stopping), progress)
     t_start = time.perf_counter()
     info: dict[str, Any] = {}
@@ -184,6 +189,23 @@ def reproduce(config_path: str | os.PathLike, out_dir: str | os.PathLike, *, dev
     stages.say(format_timings(timings))  # the paper's path is the caller's to print
     return ReproduceResult(paper=paper, results_dir=results_dir, sweep_dir=sweep_dir,
                            timings=timings)
+
+
+def _check_output_paths(out: Path) -> None:
+    """Refuse, before the first stage, an output the later stages could not write: a file
+    where a directory goes (``results/``, ``paper-src/``), or a directory where a file goes
+    (``paper.pdf``, ``timings.json``, the table copies). The analysis, or the paper, refused
+    it only after the sweep had trained."""
+    for name in ("results", "paper-src"):
+        path = out / name
+        if path.exists() and not path.is_dir():
+            raise FileExistsError(errno.EEXIST, "File exists", str(path))
+    tables = [f"table{k}.{ext}" for k in (1, 2, 3) for ext in ("md", "tex")]
+    for name in ("paper.pdf", "timings.json", *tables):
+        path = out / name
+        if path.is_dir():
+            raise IsADirectoryError(errno.EISDIR, "is a directory, where reproduce writes a file: "
+                                    "remove it, or use a new output directory", str(path))
 
 
 def _check_heldout_dir(held: SweepConfig, heldout_dir: Path) -> None:
