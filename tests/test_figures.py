@@ -8,6 +8,8 @@ not need a sweep.
 from __future__ import annotations
 
 import json
+from fractions import Fraction
+from itertools import combinations
 from pathlib import Path
 
 import matplotlib as mpl
@@ -414,6 +416,30 @@ def test_pair_rule_falls_back_to_least_correlated_top_pair() -> None:
     least = min(pairs, key=lambda pq: rho.loc[pq[0], pq[1]])
     assert {first, second} == set(least)
     assert folded[first] >= folded[second]
+
+
+def test_pair_rule_breaks_a_tie_by_its_rule_not_by_a_bit_of_float_error() -> None:
+    # 10 grokkers and 38 others, as in the paper's sweep: AUROCs 8/380 and 372/380 are equally
+    # strong, but folded in floating point they come out one bit apart.
+    y = np.r_[np.ones(10), np.zeros(38)].astype(int)
+    b_tie = np.r_[29.5, 38.0 + np.arange(9), np.arange(38.0)]  # one grokker below 8 others
+    rng = np.random.default_rng(0)
+    values = pd.DataFrame({"strong": rng.normal(size=48), "a_tie": -b_tie, "b_tie": b_tie})
+    aurocs = {"a_tie": _auroc(y, values["a_tie"].to_numpy()),
+              "b_tie": _auroc(y, values["b_tie"].to_numpy())}
+    assert aurocs == {"a_tie": 8 / 380, "b_tie": 372 / 380}
+    folded = {"strong": 0.99, **{n: abs(a - 0.5) + 0.5 for n, a in aurocs.items()}}
+    assert folded["a_tie"] != folded["b_tie"]  # the float error the rule must not see
+    # The rule in a plain loop, on exact strengths: the weaker member's strength, then the
+    # sum, then the names.
+    exact = {"strong": Fraction(99, 100), "a_tie": Fraction(372, 380), "b_tie": Fraction(372, 380)}
+    rho = values.corr(method="spearman")
+    weak = [(a, b) for a, b in combinations(sorted(values), 2) if abs(rho.loc[a, b]) < F.MAX_ABS_RHO]
+    assert len(weak) == 2  # strong with each tied feature; the tied two are rank-opposite
+    want = min(weak, key=lambda p: (-min(exact[p[0]], exact[p[1]]), -(exact[p[0]] + exact[p[1]]),
+                                    sorted(p)))
+    first, second, _ = F.choose_feature_pair(values, folded)
+    assert {first, second} == set(want) == {"strong", "a_tie"}
 
 
 def test_pair_rule_on_one_run_names_the_cause() -> None:

@@ -461,7 +461,7 @@ def choose_feature_pair(values: pd.DataFrame, folded: dict[str, float], *,
 
     Returns
     -------
-    (first, second, rho) with ``folded[first] >= folded[second]``.
+    (first, second, rho) with ``first`` at least as strong as ``second`` (folded AUROC).
     """
     usable = [n for n, a in folded.items()
               if n in values and np.isfinite(a) and values[n].notna().all()
@@ -473,15 +473,17 @@ def choose_feature_pair(values: pd.DataFrame, folded: dict[str, float], *,
             raise ValueError(f"figure 5 plots two features that vary over the runs, but over "
                              f"these {len(values)} run(s) only {len(usable)} do(es) "
                              f"({', '.join(usable) or 'none'}): the sweep has too few runs")
-    usable.sort(key=lambda n: (-np.nan_to_num(folded[n], nan=0.0), n))
+    # Compared as strengths (strength_key): AUROCs 8/380 and 372/380 fold one bit apart, and
+    # that bit, not the rule's tie-breaks, chose the pair.
+    score = {n: strength_key(np.nan_to_num(folded[n], nan=0.0)) for n in usable}
+    usable.sort(key=lambda n: (-score[n], n))
     rho = spearmanr(values[usable].to_numpy(float)).statistic
     rho = np.atleast_2d(rho) if len(usable) > 2 else np.array([[1.0, rho], [rho, 1.0]])
     idx = {n: k for k, n in enumerate(usable)}
-    score = {n: np.nan_to_num(folded[n], nan=0.0) for n in usable}
 
     def key(pair: tuple[str, str]) -> tuple:
         a, b = pair
-        return (-min(score[a], score[b]), -(score[a] + score[b]), a, b)
+        return (-min(score[a], score[b]), -strength_key(score[a] + score[b]), a, b)
 
     pairs = [p for p in combinations(usable, 2) if abs(rho[idx[p[0]], idx[p[1]]]) < max_abs_rho]
     if pairs:
