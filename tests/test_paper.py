@@ -967,6 +967,19 @@ def test_the_uncertainty_limitation_counts_one_positive_in_the_singular(tmp_path
         assert words in plain(CTX._uncertainty_limit(CTX._Facts.read(a)))
 
 
+def test_figure_1_caption_counts_one_run_in_the_singular(tmp_path: Path) -> None:
+    a = write_synthetic_results(tmp_path / "res")
+    pair = CTX._Pair("a pair", True, True)
+    for n_pos, words in ((1, "max val acc ≥ 0.9, 1 run);"), (2, "max val acc ≥ 0.9, 2 runs);")):
+        a["thresholds"]["0.9"]["n_pos"], a["thresholds"]["0.9"]["n_neg"] = n_pos, 48 - n_pos
+        assert words in plain(CTX._captions(CTX._Facts.read(a), pair)["fig1"])
+    a["runs"], a["sweep"]["n_runs"] = a["runs"][:1], 1  # a one-run sweep: figures 1-2 draw it
+    for entry in a["thresholds"].values():
+        entry["labels"] = entry["labels"][:1]
+    assert "accuracy of the run against step" in plain(CTX._captions(CTX._Facts.read(a),
+                                                                     pair)["fig1"])
+
+
 def test_count_claims_tell_seed_noise_from_a_real_difference() -> None:
     def counts(ours: int, theirs: int) -> tuple[str, str]:
         a = {"settings": {"thresholds": [0.9]}, "runs": [{}] * 12,

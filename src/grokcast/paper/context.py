@@ -264,8 +264,9 @@ def _all_runs(f: _Facts) -> str:
     """``all 48 runs``, or ``the 47 runs with a known outcome (of 48 trained)``: the figures
     draw only those, and "all 47" of a 48-run sweep miscounts it."""
     if f.n_runs == f.n_trained:
-        return f"all {f.n_runs} runs"
-    return f"the {f.n_runs} runs with a known outcome (of {f.n_trained} trained)"
+        return "the run" if f.n_runs == 1 else f"all {f.n_runs} runs"
+    known = "run" if f.n_runs == 1 else f"{f.n_runs} runs"
+    return f"the {known} with a known outcome (of {f.n_trained} trained)"
 
 
 def _grok_count(f: _Facts) -> str:
@@ -699,12 +700,12 @@ def _uncertainty_limit(f: _Facts) -> str:
 
 
 def _captions(f: _Facts, pair: _Pair) -> dict[str, str]:
-    th1, w0 = f.th1, f.w0
+    th1, w0, n_pos = f.th1, f.w0, f.t1["n_pos"]
     return {
         "fig1": (f"Train (left) and validation (right) accuracy of {_all_runs(f)} against "
                  "step (symlog axis). Solid blue: runs that eventually grok (max val acc ≥ "
-                 f"{th1}, {f.t1['n_pos']} runs); dashed orange: the others. Grey: the first "
-                 f"W = {w0} steps, the forecaster's input"
+                 f"{th1}, {n_pos} run{'s' if n_pos != 1 else ''}); dashed orange: the others. "
+                 f"Grey: the first W = {w0} steps, the forecaster's input"
                  + (f"; dotted line: chance 1/{f.p}." if f.p else ".")),
         "fig2": ("Grokking rate over the (f, λ) grid, seeds pooled; each cell shows "
                  "(grokked runs)/(runs)" + (f", at thresholds {th1} (left) and {f.th2} "
