@@ -442,6 +442,29 @@ def test_pair_rule_breaks_a_tie_by_its_rule_not_by_a_bit_of_float_error() -> Non
     assert {first, second} == set(want) == {"strong", "a_tie"}
 
 
+def test_pair_rule_does_not_take_a_correlation_of_exactly_the_bound_for_one_below_it() -> None:
+    # Five runs, no ties: Spearman's rho is 1 - 6 sum(d^2) / (n (n^2 - 1)), exactly 1/2 for
+    # a and b (scipy computes 0.49999999999999994), -1/10 for a and c, 1/5 for b and c.
+    ranks = {"a": [0, 1, 2, 3, 4], "b": [0, 3, 1, 4, 2], "c": [2, 4, 0, 1, 3]}
+    values = pd.DataFrame(ranks, dtype=float)
+    folded = {"a": 0.9, "b": 0.85, "c": 0.6}
+    n = len(values)
+
+    def exact_rho(u: str, v: str) -> Fraction:
+        d2 = sum((x - y) ** 2 for x, y in zip(ranks[u], ranks[v], strict=True))
+        return 1 - Fraction(6 * d2, n * (n * n - 1))
+
+    assert exact_rho("a", "b") == Fraction(1, 2)
+    # The rule in a plain loop: the pairs with |rho| below the bound, the weaker member's
+    # strength, then the sum.
+    weak = [p for p in combinations("abc", 2) if abs(exact_rho(*p)) < Fraction(F.MAX_ABS_RHO)]
+    want = min(weak, key=lambda p: (-min(folded[p[0]], folded[p[1]]),
+                                    -(folded[p[0]] + folded[p[1]])))
+    first, second, rho = F.choose_feature_pair(values, folded)
+    assert (first, second) == want == ("a", "c")
+    assert rho == pytest.approx(float(exact_rho("a", "c")))
+
+
 def test_pair_rule_on_one_run_names_the_cause() -> None:
     one_run = pd.DataFrame({"p": [1.0], "q": [2.0]})
     with pytest.raises(ValueError, match="over these 1 run[(]s[)] only 0 do[(]es[)] [(]none[)]: the "

@@ -479,6 +479,9 @@ def choose_feature_pair(values: pd.DataFrame, folded: dict[str, float], *,
     usable.sort(key=lambda n: (-score[n], n))
     rho = spearmanr(values[usable].to_numpy(float)).statistic
     rho = np.atleast_2d(rho) if len(usable) > 2 else np.array([[1.0, rho], [rho, 1.0]])
+    # A rank correlation is a ratio of integer sums, as an AUROC is (strength_key): an exact
+    # 1/2 came out 0.49999999999999994 and passed for one below the bound.
+    rho = np.round(rho, 12)
     idx = {n: k for k, n in enumerate(usable)}
 
     def key(pair: tuple[str, str]) -> tuple:
