@@ -495,6 +495,20 @@ def test_reliability_bins_counts_and_means() -> None:
     assert bins["frac_pos"].tolist() == pytest.approx([0.0, 0.5, 1.0])
 
 
+@pytest.mark.parametrize("n_bins", [5, 10])
+def test_a_probability_on_a_bin_edge_is_in_the_bin_that_starts_there(n_bins: int) -> None:
+    # np.linspace(0, 1, 6)[3] is 0.6000000000000001, which put P(grok) = 0.6 in [0.4, 0.6).
+    proba = np.arange(n_bins + 1) / n_bins  # every edge, 0 and 1 included
+    labels = np.arange(n_bins + 1) % 2
+    bins = F.reliability_bins(proba, labels, n_bins=n_bins)
+    # A plain loop over half-open bins [k/n, (k+1)/n), the last one closed.
+    want = [sum(k / n_bins <= p < (k + 1) / n_bins or (k == n_bins - 1 and p == 1.0)
+                for p in proba) for k in range(n_bins)]
+    assert want == [1] * (n_bins - 1) + [2]
+    assert bins["n"].tolist() == want
+    assert bins["lo"].tolist() == [k / n_bins for k in range(n_bins)]
+
+
 @pytest.mark.parametrize("name, expected", [
     ("end_val_loss", "val loss at W"), ("slope_val_acc", "slope of val acc"),
     ("log_end_train_loss", "log train loss at W"), ("std_update_norm", "std of update norm"),

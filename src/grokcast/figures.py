@@ -511,7 +511,9 @@ def reliability_bins(proba: np.ndarray, labels: np.ndarray, n_bins: int = N_RELI
     labels = np.asarray(labels, float)
     keep = np.isfinite(proba)
     proba, labels = proba[keep], labels[keep]
-    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    # k / n_bins, the nearest floats to the edges: linspace's 0.6000000000000001 put P = 0.6 in
+    # the bin below.
+    edges = np.arange(n_bins + 1) / n_bins
     which = np.clip(np.digitize(proba, edges[1:-1], right=False), 0, n_bins - 1)
     rows = []
     for k in range(n_bins):
