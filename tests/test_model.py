@@ -129,6 +129,35 @@ def test_training_matches_plain_adamw_loop(device, dtype, init, atol):
             torch.testing.assert_close(got, want, atol=atol, rtol=0, msg=f"run {r} {name}")
 
 
+def test_unaligned_blocks_train_as_a_plain_adamw_loop():
+    """At d_model = 62 and p = 5 no per-run block is a multiple of 16 bytes, so the products
+    and the AdamW step place each run's blocks themselves (model._aligned_products,
+    train._padded_copy): 10 float64 steps against one torch.optim.AdamW per run."""
+    p, model, opt_cfg = 5, ModelConfig(d_model=62, n_heads=2, d_mlp=64), OptimConfig()
+    runs = [RunConfig(p=p, train_frac=0.6, weight_decay=wd, seed=s, n_steps=10, model=model)
+            for s, wd in [(0, 1.0), (1, 0.3), (2, 10.0)]]
+    params = {n: x.double() for n, x in M.init_params(model, p, [r.seed for r in runs]).items()}
+    plains = [PlainTransformer(p, 62, 2, 64).double().load_ensemble_run(params, r) for r in range(3)]
+    opt = _AdamW([params[n] for n in M.PARAM_NAMES], runs)
+    train = _padded_examples(runs, 0, torch.device("cpu"))
+    for _ in range(10):
+        _, _, grads = M.loss_and_grads(params, train, 2)
+        opt.step([grads[n] for n in M.PARAM_NAMES])
+    for r, (run, plain) in enumerate(zip(runs, plains)):
+        n = int(train.mask[r].sum())
+        torch_opt = torch.optim.AdamW(plain.parameters(), lr=opt_cfg.lr,
+                                      betas=(opt_cfg.beta1, opt_cfg.beta2),
+                                      weight_decay=run.weight_decay)
+        for _ in range(10):
+            torch_opt.zero_grad()
+            logits = plain(train.tokens[r, :n])[:, -1]
+            torch.nn.functional.cross_entropy(logits, train.labels[r, :n]).backward()
+            torch_opt.step()
+        expected = PlainTransformer(p, 62, 2, 64).double().load_ensemble_run(params, r)
+        for (name, got), want in zip(expected.named_parameters(), plain.parameters()):
+            torch.testing.assert_close(got, want, atol=1e-10, rtol=0, msg=f"run {r} {name}")
+
+
 @pytest.mark.parametrize("device, lookup", WAYS)
 def test_hand_written_backward_equals_autograd_in_float64(device, lookup):
     runs = _mixed_runs()

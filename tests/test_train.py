@@ -320,6 +320,36 @@ def test_on_cpu_a_run_of_one_head_logs_the_same_bits_in_any_chunk(p, model):
         np.testing.assert_array_equal(train_ensemble([run]).values[0], together[i])
 
 
+@pytest.mark.parametrize("model, n_steps", [
+    # N V = 15 x 6 logits per run, not a multiple of 4 floats: MKL rounded the (N, V) products'
+    # results by where each run's block starts (16-byte alignment); a run differed from step 1.
+    (ModelConfig(d_model=64, n_heads=4, d_mlp=256), 3),
+    # d_model = 62: the one-row products (q, dq W_Q^T) read and write 62-float blocks, and
+    # AdamW's fused kernel rounds a tensor's tail otherwise (W_pos: 3 x 62 floats per run).
+    (ModelConfig(d_model=62, n_heads=2, d_mlp=64), 20),
+])
+def test_on_cpu_a_run_logs_the_same_bits_in_any_chunk_where_its_blocks_are_unaligned(model, n_steps):
+    """The promise of the tests above where a run's per-run blocks are not 16-byte multiples
+    (found in review: a run alone and in a chunk of three differed from step 0 to 10)."""
+    runs = [_run(p=5, train_frac=0.6, seed=s, n_steps=n_steps, model=model,
+                 log=LogConfig(dense_until=n_steps + 1, every=1)) for s in range(3)]
+    together = train_ensemble(runs).values
+    for i, run in enumerate(runs):
+        np.testing.assert_array_equal(train_ensemble([run]).values[0], together[i])
+
+
+def test_at_the_paper_shapes_no_run_block_is_realigned(monkeypatch):
+    """Every per-run block of the paper's shapes is 16-byte sized: the products and the AdamW
+    step run as they always did, untouched by the realignment of other shapes."""
+    def refuse(*args, **kwargs):
+        raise AssertionError("a run's blocks were realigned at the paper's shapes")
+
+    monkeypatch.setattr(M, "_aligned_products", refuse)
+    monkeypatch.setattr("grokcast.train._padded_copy", refuse)
+    for f in (0.3, 0.4, 0.5, 0.6):  # the paper's splits: 159 to 317 train examples
+        train_ensemble([_run(p=23, train_frac=f, seed=s, n_steps=2) for s in (0, 1)])
+
+
 def test_diverging_run_does_not_disturb_the_others():
     # 1 - lr * wd = -999: that run's weights blow up to inf/NaN within a few steps.
     runs = [_run(seed=0, n_steps=40), _run(seed=0, weight_decay=1e6, n_steps=40)]

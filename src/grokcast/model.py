@@ -179,16 +179,19 @@ def _ieee_fp32() -> Iterator[None]:
         flags.fp32_precision = "none" if inherited else before
 
 
-def products(precision: str) -> tuple[Product, Product]:
+def products(precision: str, *, aligned: bool = False) -> tuple[Product, Product]:
     """``bmm(a, b) = a @ b`` and ``baddbmm(c, a, b) = c + a @ b`` in a model precision.
 
     ``"bf16"`` rounds both operands to bfloat16; PyTorch's kernel accumulates in fp32 and
     rounds its result to bfloat16 once, which is then carried on in fp32: about 3 significant
     digits. Where the hardware has bf16 units the products run faster (2.4-3.1x for the MLP's
     shapes on an AVX512-BF16 CPU).
+
+    ``aligned`` (fp32 only): every run's block of the operands and the result starts on a
+    16-byte boundary, see :func:`_aligned_products`.
     """
     if precision == "fp32":
-        return torch.bmm, torch.baddbmm
+        return _aligned_products() if aligned else (torch.bmm, torch.baddbmm)
     if precision != "bf16":
         raise ValueError(f"precision={precision!r} is not allowed: expected one of {PRECISIONS}")
 
@@ -197,6 +200,72 @@ def products(precision: str) -> tuple[Product, Product]:
 
     def baddbmm(c: Tensor, a: Tensor, b: Tensor) -> Tensor:
         return bmm(a, b).add_(c)
+
+    return bmm, baddbmm
+
+
+# Floats per 16 bytes. MKL's kernels for some small products on the CPU round a run's block by
+# where it starts in memory modulo 16 bytes: the result of a product a few columns wide (V = 6
+# at p = 5, the score table's 8 heads) and every operand of a one-row product (the query's
+# q and its gradient's dq W_Q^T). In a batch, run r's block starts r times its per-run size
+# after run 0's, so where that size is not a multiple of 4 floats a run's bits depended on its
+# place in the chunk (README, "Train a sweep").
+_ALIGN = 4
+
+
+@functools.cache  # asked for on every step: the answer once per ensemble shape
+def _aligned_blocks(n: int, m: int, v: int, d: int, h: int, d_mlp: int) -> bool:
+    """Whether every per-run block the step's products read or write is a multiple of
+    :data:`_ALIGN` floats, for n examples and m table rows: then a run's blocks start on
+    16-byte boundaries at any place in the chunk, as alone. The blocks: (n, V), (n, d),
+    (n, d_mlp), (m, d), (m, H) (one head is read as two, :func:`_score_table`), (1, d), and
+    the weights' (d, d), (d, H), (d, d_mlp), (d, V), (d_mlp, V)."""
+    blocks = (n * v, n * d, n * d_mlp, m * d, m * max(h, 2), d, d * d, d * h, d * d_mlp, d * v,
+              d_mlp * v)
+    return all(b % _ALIGN == 0 for b in blocks)
+
+
+def _align_here(ex: Examples, d: int, h: int, d_mlp: int, precision: str) -> bool:
+    """Whether the step's products must place each run's blocks themselves: on the CPU, in
+    fp32, eagerly (a compiled step's logs depend on the thread count anyway, and inductor
+    lays out its own buffers), where some per-run block is not 16-byte sized."""
+    _, n, t = ex.tokens.shape
+    return (not ex.tokens.is_cuda and precision == "fp32" and not torch.compiler.is_compiling()
+            and not _aligned_blocks(n, table_rows(t, ex.vocab), ex.vocab, d, h, d_mlp))
+
+
+def _padded(shape: tuple[int, int, int], like: Tensor) -> Tensor:
+    """An empty (R, m, n) tensor whose runs' blocks start every m * n floats rounded up to a
+    multiple of :data:`_ALIGN`."""
+    r, m, n = shape
+    block = -(-m * n // _ALIGN) * _ALIGN
+    return like.new_empty(r, block)[:, : m * n].view(r, m, n)
+
+
+def _aligned(x: Tensor) -> Tensor:
+    """``x`` (R, m, n), or a copy of it whose runs' blocks start on 16-byte boundaries where
+    its per-run stride would not, each block laid out as before (row- or column-major:
+    a transposed operand takes another kernel)."""
+    if x.stride(0) % _ALIGN == 0:
+        return x
+    r, m, n = x.shape
+    if x.stride(1) == 1 and x.stride(2) != 1:
+        return _padded((r, n, m), x).transpose(1, 2).copy_(x)
+    return _padded((r, m, n), x).copy_(x)
+
+
+@functools.cache
+def _aligned_products() -> tuple[Product, Product]:
+    """fp32 ``bmm`` and ``baddbmm`` that read and write every run's block at a 16-byte
+    boundary (:data:`_ALIGN`), so that a run's bits do not depend on its place in the batch."""
+
+    def bmm(a: Tensor, b: Tensor) -> Tensor:
+        out = _padded((a.shape[0], a.shape[1], b.shape[2]), a)
+        return torch.bmm(_aligned(a), _aligned(b), out=out)
+
+    def baddbmm(c: Tensor, a: Tensor, b: Tensor) -> Tensor:
+        out = _padded((a.shape[0], a.shape[1], b.shape[2]), a)
+        return torch.baddbmm(c, _aligned(a), _aligned(b), out=out)
 
     return bmm, baddbmm
 
@@ -223,11 +292,12 @@ def forward(params: dict[str, Tensor], examples: Examples, n_heads: int, *,
 def _forward(params: dict[str, Tensor], ex: Examples, n_heads: int, precision: str,
              ) -> dict[str, Tensor]:
     """The forward pass, keeping the intermediates that :func:`loss_and_grads` needs."""
-    bmm, baddbmm = products(precision)
     W_E, W_pos = params["W_E"], params["W_pos"]
     R, N, T = ex.tokens.shape
     V, d = W_E.shape[1:]
     H, dh = n_heads, d // n_heads
+    bmm, baddbmm = products(precision, aligned=_align_here(ex, d, H, params["W_in"].shape[2],
+                                                           precision))
     # The embedding of every (position, token) a key can hold: (R, M, d), the query's last.
     emb = torch.cat([(W_pos[:, :-1, None, :] + W_E[:, None, :, :]).reshape(R, (T - 1) * V, d),
                      (W_pos[:, -1] + W_E[:, ex.query_token]).unsqueeze(1)], dim=1)
@@ -343,10 +413,11 @@ def _compiled() -> _Compiled:
 def _loss_and_grads(params: dict[str, Tensor], ex: Examples, n_heads: int, precision: str,
                     ) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
     f = _forward(params, ex, n_heads, precision)
-    bmm, baddbmm = products(precision)
     R, N, T = ex.tokens.shape
     V, d = params["W_E"].shape[1:]
     H, dh = n_heads, d // n_heads
+    bmm, baddbmm = products(precision, aligned=_align_here(ex, d, H, params["W_in"].shape[2],
+                                                           precision))
     logits, hidden, resid = f["logits"], f["hidden"], f["resid"]
     W_U = params["W_U"]
     t = lambda x: x.transpose(1, 2)  # noqa: E731

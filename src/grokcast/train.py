@@ -131,12 +131,39 @@ def _padded_examples(runs: list[RunConfig], which: int, device: torch.device,
                             lookup=lookup)
 
 
+# Floats a run's block of each parameter is padded to a multiple of in the CPU's AdamW step.
+# PyTorch's fused AdamW rounds the second moment of a tensor's last elements, past its last
+# whole vector, otherwise than the rest's (measured: torch 2.13 CPU); where a parameter's
+# per-run size is not a multiple of the vector, a run's block meets that tail at another place
+# alone than in a chunk, and its log depended on its chunk (W_pos is 3 d_model floats:
+# d_model = 62, 63, 66). A multiple of 8 floats was enough; 16, AVX-512's vector, for margin.
+_ADAM_BLOCK = 16
+
+
+def _adam_block(p: Tensor) -> int | None:
+    """The padded per-run size of parameter ``p`` (R, ...) in the AdamW step; None where it
+    needs none (on CUDA: its kernel is another, and no chunk promise is made there)."""
+    size = p[0].numel()
+    if p.is_cuda or size % _ADAM_BLOCK == 0:
+        return None
+    return -(-size // _ADAM_BLOCK) * _ADAM_BLOCK
+
+
+def _padded_copy(x: Tensor, block: int) -> Tensor:
+    """``x`` (R, ...) as an (R, block) matrix, each run's values first and zeros after."""
+    out = x.new_zeros(x.shape[0], block)
+    out[:, : x[0].numel()] = x.reshape(x.shape[0], -1)
+    return out
+
+
 class _AdamW:
     """Full-batch AdamW matching ``torch.optim.AdamW`` with a per-run weight decay.
 
     The decay is applied first, as AdamW does, as one multiply by a per-run factor; the Adam
     update itself is PyTorch's fused kernel (one pass over the parameters instead of nine,
-    on CPU and CUDA alike).
+    on CPU and CUDA alike). On the CPU, a parameter whose per-run size is not a multiple of
+    :data:`_ADAM_BLOCK` floats is stepped in a padded copy (its moments kept padded), so that a
+    run's update does not depend on its place in the chunk.
     """
 
     def __init__(self, params: list[Tensor], runs: list[RunConfig]) -> None:
@@ -144,8 +171,10 @@ class _AdamW:
         self.params, self.lr, self.b1, self.b2, self.eps = params, opt.lr, opt.beta1, opt.beta2, opt.eps
         wd = torch.tensor([r.weight_decay for r in runs], dtype=params[0].dtype, device=params[0].device)
         self.decay = [(1 - self.lr * wd).reshape(-1, *[1] * (p.dim() - 1)) for p in params]
-        self.m = [torch.zeros_like(p) for p in params]
-        self.v = [torch.zeros_like(p) for p in params]
+        self.blocks = [_adam_block(p) for p in params]
+        self.m = [torch.zeros_like(p) if b is None else p.new_zeros(p.shape[0], b)
+                  for p, b in zip(params, self.blocks, strict=True)]
+        self.v = [torch.zeros_like(m) for m in self.m]
         # The fused kernel reads the step count from a float tensor per parameter.
         self.t = [torch.zeros((), dtype=torch.float32, device=params[0].device) for _ in params]
 
@@ -158,8 +187,16 @@ class _AdamW:
     def step(self, grads: list[Tensor]) -> None:
         torch._foreach_mul_(self.params, self.decay)
         torch._foreach_add_(self.t, 1.0)
-        torch._fused_adamw_(self.params, grads, self.m, self.v, [], self.t, lr=self.lr, beta1=self.b1,
+        params = self.params
+        if any(b is not None for b in self.blocks):
+            blocks = self.blocks
+            params = [p if b is None else _padded_copy(p, b) for p, b in zip(params, blocks, strict=True)]
+            grads = [g if b is None else _padded_copy(g, b) for g, b in zip(grads, blocks, strict=True)]
+        torch._fused_adamw_(params, grads, self.m, self.v, [], self.t, lr=self.lr, beta1=self.b1,
                             beta2=self.b2, weight_decay=0.0, eps=self.eps, amsgrad=False, maximize=False)
+        for p, padded in zip(self.params, params, strict=True):
+            if padded is not p:
+                p.copy_(padded[:, : p[0].numel()].view_as(p))
 
 
 def train_ensemble(runs: list[RunConfig], device: str | torch.device = "cpu", *,
