@@ -105,9 +105,10 @@ def remaining_chunks(config: SweepConfig, done: Collection[str], cap_for: Callab
     uninterrupted sweep plans it, and the finished runs taken out, so that a resumed sweep
     (same chunk size, workers and device) trains every unfinished chunk as it would have been
     trained: a run's log can depend on the runs beside it. Packed (a GPU), they pad its train
-    set; split by split (the CPU), MKL's products round a run's block by where it starts in
-    memory at some model shapes (README, "Train a sweep"). Replanning the unfinished runs
-    afresh would balance them better over the workers, but give such runs other logs.
+    set; split by split (the CPU), a run's log is its own at the shapes tested, but not where
+    in-process threads split its products (README, "Train a sweep"). Replanning the
+    unfinished runs afresh would balance them better over the workers, but give such runs
+    other logs.
     """
     runs = config.runs()
     chunks = plan_chunks(runs, cap_for(len(runs)), pack_splits=pack_splits)

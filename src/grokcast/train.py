@@ -6,8 +6,9 @@ seed, weight decay, train fraction and split seed. Runs with different splits ar
 the largest train set and masked, so each run's loss is the mean over its own examples; its
 sums then run over more rows in another order, so a padded run's log differs from its log in
 an ensemble of its own split by rounding (which training amplifies). `grokcast sweep` trains
-each split in chunks of its own, where a run's log does not depend on its chunk at the
-paper's shapes (not at every shape: README, "Train a sweep").
+each split in chunks of its own, where a run's log does not depend on its chunk (on the CPU:
+the products and the AdamW step place each run's blocks on aligned boundaries, see
+:data:`_ADAM_BLOCK` and ``model._ALIGN``; README, "Train a sweep").
 """
 
 from __future__ import annotations
