@@ -286,6 +286,28 @@ def test_simulate_checks_its_inputs(sweeps):
     simulate(runs, suspect, model, window=W, thresholds=[0.5])  # a finite value is fine
 
 
+def test_simulate_on_a_sweep_as_long_as_the_forecasters_where_no_run_groks(sweeps, tmp_path):
+    """Was told to 'use a sweep trained as long as the forecaster's' whatever the forecaster's
+    step budget (the study did not pass it, `evaluate` does): a held-out sweep of the paper's
+    10,000 steps where no run groks got the advice to train 10,000 steps."""
+    store, model = sweeps["heldout"], sweeps["forecaster"]
+    runs, log = store.runs(), store.log()
+    never = log.assign(val_acc=log["val_acc"].clip(upper=0.5))
+    meta = model.metadata_
+    for label_steps, tail in [(N_STEPS, f"in {N_STEPS} steps, as many as the forecaster's "
+                                         "training runs had$"),
+                              (N_STEPS + 1, f"in {N_STEPS} steps: grokking can take thousands of "
+                                             "steps, so use a sweep trained as long as the "
+                                             "forecaster's$")]:
+        path = tmp_path / f"budget{label_steps}.json"
+        GrokForecaster.load(sweeps["path"]).save(
+            path, window=W, threshold=0.9, sweep_hash=meta.sweep_hash,
+            n_train_runs=meta.n_train_runs, label_steps=label_steps)
+        with pytest.raises(ValueError, match=r"^no finished run reaches val_acc >= 0.9: .* best "
+                                             r"val acc is 0.500 " + tail):
+            simulate(runs, never, path, window=W)
+
+
 def test_simulate_refuses_runs_logged_at_steps_the_others_are_not(sweeps):
     """Was: a run without a row at a step the others log (two sweeps' logs on other schedules
     put together) was read as NaN there by the baselines, ranked worst and stopped."""

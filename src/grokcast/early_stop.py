@@ -295,9 +295,13 @@ def held_out(runs_df: pd.DataFrame, log_df: pd.DataFrame, forecaster: Any, *, wi
     if not (grok_step >= 0).any():
         from grokcast.tool import too_short_hint
 
+        # The forecaster's own step budget, as `evaluate` passes it: a sweep as long is not
+        # told to train as long.
+        label_steps = getattr(getattr(forecaster, "metadata_", None), "label_steps", None)
         raise ValueError(f"no finished run reaches val_acc >= {label_threshold:g}: the fraction "
                          "of grokking runs kept is undefined; "
-                         + too_short_hint(float(np.nanmax(val_acc)), int(n_steps.max())))
+                         + too_short_hint(float(np.nanmax(val_acc)), int(n_steps.max()),
+                                          label_steps))
 
     from grokcast.analysis import feature_matrix
     from grokcast.tool import checked_window, model_inputs
