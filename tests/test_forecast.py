@@ -523,27 +523,32 @@ def test_a_feature_table_of_another_window_is_refused(saved):
     assert model.predict_proba(df).shape == (len(X), 2)
 
 
+
+def _drifting_log(rng: np.random.Generator, steps: np.ndarray, scale: float) -> pd.DataFrame:
+    """A 12-run log at ``steps``: values each signal can hold (accuracies in [0, 1], ranks
+    >= 1), drifting by step / scale in the odd runs (those labelled 1)."""
+    from grokcast.features import WINDOW_SIGNALS
+
+    frames = []
+    for r in range(12):
+        cols = {s: rng.uniform(1.0, 3.0, steps.size) + (r % 2) * steps / scale
+                for s in WINDOW_SIGNALS}
+        cols["train_acc"], cols["val_acc"] = rng.uniform(0, 1, (2, steps.size))
+        cols["update_cos"] = rng.uniform(-1, 1, steps.size)
+        cols["update_cos"][0] = np.nan
+        frames.append(pd.DataFrame({"run_id": f"run{r:02d}", "step": steps, **cols}))
+    return pd.concat(frames, ignore_index=True)
+
 def test_a_feature_table_of_other_logged_steps_is_refused(tmp_path):
     """A forecaster fit at W = 500 on the paper's schedule (steps 0-299, 300, 400) was given
     feature_table(log, 500) of a run logged at every step and scored it without a word, though
     its end values read step 499 instead of 400 and its slopes and spreads 500 steps instead
     of 302 (on six paper runs trained densely, P(grok) moved by up to 0.08). The table
     records the steps it read, and a forecaster that records its own refuses other ones."""
-    from grokcast.features import FEATURE_NAMES, WINDOW_SIGNALS, feature_table, select_window_steps
+    from grokcast.features import FEATURE_NAMES, feature_table, select_window_steps
 
-    rng = np.random.default_rng(0)
-    dense = np.arange(1001)
     schedule = np.r_[np.arange(300), np.arange(300, 1001, 100)]
-    frames = []
-    for r in range(12):
-        # Values each signal can hold (accuracies in [0, 1], ranks >= 1), drifting in the
-        # runs labelled 1.
-        cols = {s: rng.uniform(1.0, 3.0, dense.size) + (r % 2) * dense / 500 for s in WINDOW_SIGNALS}
-        cols["train_acc"], cols["val_acc"] = rng.uniform(0, 1, (2, dense.size))
-        cols["update_cos"] = rng.uniform(-1, 1, dense.size)
-        cols["update_cos"][0] = np.nan
-        frames.append(pd.DataFrame({"run_id": f"run{r:02d}", "step": dense, **cols}))
-    dense_log = pd.concat(frames, ignore_index=True)
+    dense_log = _drifting_log(np.random.default_rng(0), np.arange(1001), 500)
     sparse_log = dense_log[dense_log["step"].isin(schedule)]
     steps = [int(t) for t in schedule[schedule < 500]]
     X = feature_table(sparse_log, 500)
@@ -592,19 +597,10 @@ def test_save_refuses_a_window_other_than_the_fit_tables(tmp_path):
     claimed W = 300 features, and its loaded forecaster scored W = 300 tables with the W = 200
     coefficients while refusing the very table it was fit on. A table that records its window
     makes it the default and refuses another; one without the record is saved as before."""
-    from grokcast.features import WINDOW_SIGNALS, feature_table
+    from grokcast.features import feature_table
 
-    rng = np.random.default_rng(1)
     schedule = np.r_[np.arange(300), np.arange(300, 1001, 100)]
-    frames = []
-    for r in range(12):
-        cols = {s: rng.uniform(1.0, 3.0, schedule.size) + (r % 2) * schedule / 500
-                for s in WINDOW_SIGNALS}
-        cols["train_acc"], cols["val_acc"] = rng.uniform(0, 1, (2, schedule.size))
-        cols["update_cos"] = rng.uniform(-1, 1, schedule.size)
-        cols["update_cos"][0] = np.nan
-        frames.append(pd.DataFrame({"run_id": f"run{r:02d}", "step": schedule, **cols}))
-    log = pd.concat(frames, ignore_index=True)
+    log = _drifting_log(np.random.default_rng(1), schedule, 500)
     y = np.arange(12) % 2
     meta = dict(threshold=0.9, sweep_hash="abc123", n_train_runs=12)
     X = feature_table(log, 200)
@@ -657,18 +653,9 @@ def test_save_records_the_fit_tables_steps_by_default(tmp_path):
     without its steps unless given them, and its loaded form then scored a table of every
     step at the same W without a word. The steps the table read are now the default; a file
     without them (an older grokcast's) still loads and checks the window alone."""
-    from grokcast.features import WINDOW_SIGNALS, feature_table
+    from grokcast.features import feature_table
 
-    rng = np.random.default_rng(2)
-    dense = np.arange(41)
-    frames = []
-    for r in range(12):
-        cols = {s: rng.uniform(1.0, 3.0, dense.size) + (r % 2) * dense / 20 for s in WINDOW_SIGNALS}
-        cols["train_acc"], cols["val_acc"] = rng.uniform(0, 1, (2, dense.size))
-        cols["update_cos"] = rng.uniform(-1, 1, dense.size)
-        cols["update_cos"][0] = np.nan
-        frames.append(pd.DataFrame({"run_id": f"run{r:02d}", "step": dense, **cols}))
-    dense_log = pd.concat(frames, ignore_index=True)
+    dense_log = _drifting_log(np.random.default_rng(2), np.arange(41), 20)
     sparse_log = dense_log[dense_log["step"] % 2 == 0]
     X = feature_table(sparse_log, 20)
     model = GrokForecaster().fit(X, np.arange(12) % 2)
