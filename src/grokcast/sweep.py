@@ -35,10 +35,10 @@ from grokcast.validation import check_bool, check_int, check_path
 # chunks of 16 took 49.5-58.1 s at f = 0.3 and 83.4-94.4 s at f = 0.6 against 53.9-55.5 s
 # and 95.8-99.6 s for chunks of 64 (4 A/B pairs each; 16 faster in 7 of 8); with one
 # 2-thread process, no clear difference. Chunks of 6 instead of whole 12-run split groups
-# were at least 10% slower at f = 0.3 and 0.4. At the paper's shapes a CPU run's log does not
-# depend on its chunk when it trains on one thread (bitwise equal at chunk sizes 1, 12, 16
-# and 64), so the cap changes speed only; at some other shapes it rounds differently (README,
-# "Train a sweep").
+# were at least 10% slower at f = 0.3 and 0.4. On the CPU a run's log does not depend on
+# its chunk when it trains on one thread (bitwise equal at chunk sizes 1, 12, 16 and 64; at
+# other shapes, by aligning each run's blocks: README, "Train a sweep"), so the cap changes
+# speed only (README: the one exception, in-process on several threads).
 DEFAULT_CPU_CHUNK = 16
 
 
@@ -199,8 +199,8 @@ def balanced_chunk_size(n_runs: int, workers: int, device: torch.device, config:
     2-core machine, a 12-run grid of one split (f = 0.5, 1,000 steps) trained as one chunk of
     12 in 14.6-15.1 s, one core idle, and as two of 6 in 8.7-8.8 s (three sweeps each; in the
     paper grid, chunks of 6 ran as fast per run-step as chunks of 12). On the CPU a run's log
-    does not depend on its chunk at the paper's shapes (the two logs were equal), so this
-    changes the speed only there; a GPU trains with one worker, whose plan it leaves alone.
+    does not depend on its chunk (the two logs were equal; README, "Train a sweep"), so this
+    changes the speed only; a GPU trains with one worker, whose plan it leaves alone.
     """
     return max(1, min(default_chunk_size(device, config, workers), -(-n_runs // workers)))
 
