@@ -980,6 +980,46 @@ def test_figure_1_caption_counts_one_run_in_the_singular(tmp_path: Path) -> None
                                                                      pair)["fig1"])
 
 
+def test_figure_1_caption_counts_none_and_one_known_outcome_right(tmp_path: Path) -> None:
+    """The plural of none is "runs", and one run with a known outcome out of several trained
+    is "the run", not "the 1 runs"."""
+    a = write_synthetic_results(tmp_path / "res")
+    pair = CTX._Pair("a pair", True, True)
+    a["thresholds"]["0.9"]["n_pos"], a["thresholds"]["0.9"]["n_neg"] = 0, 48
+    assert "max val acc ≥ 0.9, 0 runs);" in plain(CTX._captions(CTX._Facts.read(a), pair)["fig1"])
+    a["runs"], a["sweep"]["n_runs"] = a["runs"][:1], 3  # two of three trained runs left out
+    for entry in a["thresholds"].values():
+        entry["labels"] = entry["labels"][:1]
+    caption = plain(CTX._captions(CTX._Facts.read(a), pair)["fig1"])
+    assert "accuracy of the run with a known outcome (of 3 trained) against step" in caption
+
+
+def test_a_one_run_sweep_is_counted_in_the_singular_in_the_text(tmp_path: Path) -> None:
+    """Was: figure 1's caption said "the run", but the abstract, setup, phase text and
+    limitations of the same paper said "a sweep of 1 runs", "Out of 1 runs" and "With 1 runs"."""
+    a = write_synthetic_results(tmp_path / "res")
+    a["runs"], a["sweep"]["n_runs"] = a["runs"][:1], 1
+    for entry in a["thresholds"].values():
+        entry["labels"] = entry["labels"][:1]
+        entry["n_pos"] = entry["labels"][0]
+        entry["n_neg"], entry["single_class"] = 1 - entry["n_pos"], True
+    f = CTX._Facts.read(a)
+    n_pos = a["thresholds"]["0.9"]["n_pos"]
+    parts = {"abstract": CTX._abstract(f), "phase": CTX._phase(f),
+             "setup": " ".join(CTX._setup(f).values()),
+             "limitations": " ".join(CTX._limitations(f)), "uncertainty": CTX._uncertainty_limit(f)}
+    text = {k: plain(v) for k, v in parts.items()}
+    assert "On a sweep of 1 run of a one-layer transformer" in text["abstract"]
+    assert f"Out of 1 run, {n_pos} grokked at threshold 0.9" in text["phase"]
+    assert ": 1 run, matrix products" in text["setup"]
+    assert "With 1 run, all of one class at threshold 0.9" in text["limitations"]
+    assert "With 1 run and " in text["uncertainty"]
+    for name, words in text.items():
+        assert not re.search(r"(?<![/\d])1 runs", words), (name, words)
+    a["sweep"]["n_runs"] = 3  # one known outcome of three trained runs
+    assert f"{n_pos} of the 1 run with a known outcome" in plain(CTX._grok_count(CTX._Facts.read(a)))
+
+
 def test_count_claims_tell_seed_noise_from_a_real_difference() -> None:
     def counts(ours: int, theirs: int) -> tuple[str, str]:
         a = {"settings": {"thresholds": [0.9]}, "runs": [{}] * 12,

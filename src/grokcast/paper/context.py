@@ -269,12 +269,17 @@ def _all_runs(f: _Facts) -> str:
     return f"the {known} with a known outcome (of {f.n_trained} trained)"
 
 
+def _n_runs(n: int) -> str:
+    """``48 runs``, ``1 run``: a one-run sweep renders a paper too."""
+    return f"{n} run{'s' if n != 1 else ''}"
+
+
 def _grok_count(f: _Facts) -> str:
     """``9/48 runs``, or ``3 of the 15 runs with a known outcome`` when diverged or stopped runs
     were left out."""
     if f.n_runs == f.n_trained:
         return f"{f.grok1} runs"
-    return f"{f.t1['n_pos']} of the {f.n_runs} runs with a known outcome"
+    return f"{f.t1['n_pos']} of the {_n_runs(f.n_runs)} with a known outcome"
 
 
 def _abstract(f: _Facts) -> str:
@@ -289,7 +294,7 @@ def _abstract(f: _Facts) -> str:
         "Grokking — validation accuracy jumping from chance to near-perfect long after the "
         "training loss has converged — is usually studied after it happens. Following a "
         "published study, we ask whether it can be forecast from the first few hundred steps "
-        f"of training. On a sweep of {f.n_trained} runs of a one-layer transformer on "
+        f"of training. On a sweep of {_n_runs(f.n_trained)} of a one-layer transformer on "
         f"{_task_words(f.p)}{_varied_clause(f.cfg)}, {_grok_count(f)} "
         f"reach a maximum validation accuracy of at least {f.th1}. We summarise each run's "
         f"first W steps by {f.n_feat} features and predict the label with "
@@ -358,7 +363,7 @@ def _setup(f: _Facts) -> dict[str, str]:
         "training": (f"Full-batch AdamW, learning rate {esc(lr)}, "
                      f"β#sub[1] = {optim.get('beta1')}, β#sub[2] = {optim.get('beta2')}, weight "
                      f"decay λ ∈ {{{esc(wds)}}}, {fmt_int(n_steps) if n_steps else NA} steps, "
-                     f"seeds {{{esc(seeds)}}}: {f.n_trained} runs, matrix products {products}. "
+                     f"seeds {{{esc(seeds)}}}: {_n_runs(f.n_trained)}, matrix products {products}. "
                      "Training all of them took "
                      f"{esc(f.train_time)} summed over the ensemble chunks (chunks trained in "
                      f"parallel worker processes take less wall time).{div_note}"),
@@ -374,7 +379,7 @@ def _phase(f: _Facts) -> str:
     return (
         f"@fig:accuracy shows the train and validation accuracy of {_all_runs(f)}, and "
         f"@fig:grid the grokking rate over the (f, λ) grid. Out of "
-        + (f"{f.n_runs} runs, " if f.n_runs == f.n_trained else "those, ") +
+        + (f"{_n_runs(f.n_runs)}, " if f.n_runs == f.n_trained else "those, ") +
         f"{t1['n_pos']} grokked at threshold {f.th1}"
         + (f" and {t2['n_pos']} at {f.th2}. " if t2 else ". ")
         + grid_sentence(f.a["runs"], t1["labels"])
@@ -639,7 +644,7 @@ def _setup_unrecorded(f: _Facts, div_note: str) -> dict[str, str]:
     return {
         "task": f"Modular addition; the modulus, split and training fractions are {unknown}.",
         "model": f"A one-layer decoder-only transformer without LayerNorm; its sizes are {unknown}.",
-        "training": (f"Full-batch AdamW, settings {unknown}: {f.n_trained} runs. Training all of "
+        "training": (f"Full-batch AdamW, settings {unknown}: {_n_runs(f.n_trained)}. Training all of "
                      f"them took {esc(f.train_time)} summed over the ensemble chunks.{div_note}"),
         "signals": "At the steps of the sweep's log" + _SIGNALS,
         "label": _label(f),
@@ -662,7 +667,7 @@ def _limitations(f: _Facts) -> list[str]:
         prior_baselines_sentence(f.t1, f.ws, f.w0, f.a["settings"].get("hyperparam_axes") or [],
                                  f.level),
         (_uncertainty_limit(f) if not f.t1["single_class"] else
-         f"With {f.n_runs} runs, all of one class at threshold {f.th1}, no AUROC, CI or p-value "
+         f"With {_n_runs(f.n_runs)}, all of one class at threshold {f.th1}, no AUROC, CI or p-value "
          "exists at that threshold: a larger or more varied sweep is needed."),
         (f"The {budget} budget can label late grokkers as negatives"
          + (f", which the relaxed primary threshold {f.th1} lessens (the strict {f.th2} is "
@@ -690,7 +695,7 @@ def _uncertainty_limit(f: _Facts) -> str:
                      f"{esc(fmt_ci(c0['diff_val_loss'].get('ci'), signed=True))}")
     ci_text = (": " + " and ".join(parts)) if parts else ""
     n_pos = f.t1["n_pos"]
-    return (f"With {f.n_runs} runs and {n_pos} positive{'s' if n_pos != 1 else ''}, the sweep "
+    return (f"With {_n_runs(f.n_runs)} and {n_pos} positive{'s' if n_pos != 1 else ''}, the sweep "
             "resolves differences "
             f"only down to the width of its intervals{ci_text}; the bootstrap p-values have a "
             f"resolution of 1/{fmt_int(f.a['settings']['n_resamples'])}. The bootstrap resamples "
