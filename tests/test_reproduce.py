@@ -347,6 +347,10 @@ def test_reproduce_refuses_a_bad_device_before_its_first_stage(tmp_path: Path, c
                                        "or use a new output directory"),
     ("timings.json", lambda p: p.mkdir(), "is a directory, where reproduce writes a file: remove "
                                           "it, or use a new output directory"),
+    # The paper stage copies every table, .md and .tex, to OUT/.
+    *[(f"table{k}.{ext}", lambda p: p.mkdir(), "is a directory, where reproduce writes a file: "
+                                               "remove it, or use a new output directory")
+      for k in (1, 2, 3) for ext in ("md", "tex")],
 ])
 def test_an_output_path_of_the_wrong_kind_is_refused_before_the_first_stage(tmp_path, capsys, name,
                                                                             make, what) -> None:
@@ -358,6 +362,27 @@ def test_an_output_path_of_the_wrong_kind_is_refused_before_the_first_stage(tmp_
     out.mkdir()
     make(out / name)
     assert main(["reproduce", "--config", str(SMOKE), "--out", str(out)]) == 2
+    assert capsys.readouterr().err == f"grokcast reproduce: error: {str(out / name)!r}: {what}\n"
+    assert sorted(p.name for p in out.iterdir()) == [name]  # no sweep begun
+
+
+@pytest.mark.parametrize("name, make, what", [
+    ("heldout-sweep", lambda p: p.write_text(""), "exists and is not a directory (an output "
+                                                  "directory was expected)"),
+    ("forecaster.json", lambda p: p.mkdir(), "is a directory, where reproduce writes a file: "
+                                             "remove it, or use a new output directory"),
+])
+def test_an_early_stopping_output_of_the_wrong_kind_is_refused_before_the_first_stage(
+        tmp_path, capsys, name, make, what) -> None:
+    """Was: with early stopping, a forecaster.json directory or a heldout-sweep file was
+    refused only in the study's stage, after the sweep had trained."""
+    from grokcast.cli import main
+
+    out = tmp_path / "out"
+    out.mkdir()
+    make(out / name)
+    argv = ["reproduce", "--config", str(SMOKE), "--out", str(out), "--with-early-stopping"]
+    assert main(argv) == 2
     assert capsys.readouterr().err == f"grokcast reproduce: error: {str(out / name)!r}: {what}\n"
     assert sorted(p.name for p in out.iterdir()) == [name]  # no sweep begun
 

@@ -155,7 +155,7 @@ def reproduce(config_path: str | os.PathLike, out_dir: str | os.PathLike, *, dev
     if out.exists() and not out.is_dir():  # named as given, not as the derived OUT/sweep
         raise FileExistsError(17, "File exists", str(out))
     sweep_dir, results_dir = out / "sweep", out / "results"
-    _check_output_paths(out)
+    _check_output_paths(out, with_early_stopping)
     if with_early_stopping:  # refused now, not once the sweep, analysis and figures are done
         _check_heldout_dir(heldout_config(config), out / "heldout-sweep")
     # An earlier call's record would otherwise outlive a call that fails, read as this one's.
@@ -191,17 +191,19 @@ def reproduce(config_path: str | os.PathLike, out_dir: str | os.PathLike, *, dev
                            timings=timings)
 
 
-def _check_output_paths(out: Path) -> None:
+def _check_output_paths(out: Path, with_early_stopping: bool) -> None:
     """Refuse, before the first stage, an output the later stages could not write: a file
-    where a directory goes (``results/``, ``paper-src/``), or a directory where a file goes
-    (``paper.pdf``, ``timings.json``, the table copies). The analysis, or the paper, refused
-    it only after the sweep had trained."""
-    for name in ("results", "paper-src"):
+    where a directory goes (``results/``, ``paper-src/``, with early stopping
+    ``heldout-sweep/``), or a directory where a file goes (``paper.pdf``, ``timings.json``,
+    the table copies, with early stopping ``forecaster.json``). The analysis, the study or the
+    paper refused it only after the sweep had trained."""
+    for name in ("results", "paper-src", *(("heldout-sweep",) if with_early_stopping else ())):
         path = out / name
         if path.exists() and not path.is_dir():
             raise FileExistsError(errno.EEXIST, "File exists", str(path))
     tables = [f"table{k}.{ext}" for k in (1, 2, 3) for ext in ("md", "tex")]
-    for name in ("paper.pdf", "timings.json", *tables):
+    forecaster = ("forecaster.json",) if with_early_stopping else ()
+    for name in ("paper.pdf", "timings.json", *tables, *forecaster):
         path = out / name
         if path.is_dir():
             raise IsADirectoryError(errno.EISDIR, "is a directory, where reproduce writes a file: "
