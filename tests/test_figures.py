@@ -465,6 +465,27 @@ def test_pair_rule_does_not_take_a_correlation_of_exactly_the_bound_for_one_belo
     assert rho == pytest.approx(float(exact_rho("a", "c")))
 
 
+def test_pair_rule_ranks_a_pair_by_its_weaker_member_then_by_the_sum() -> None:
+    # "a" is the strongest feature but correlates with "b" and "c" (it is their sum), so the
+    # only weakly correlated pair it is in is with the weak "e". "d" copies "b" up to noise.
+    # The rule takes (d, c): its weaker member, c, ties with that of (b, c), and its sum is
+    # higher. By the stronger member it would take (a, e); by names after the minimum, (b, c).
+    rng = np.random.default_rng(3)
+    y, z, w = rng.normal(size=(3, 200))
+    values = pd.DataFrame({"a": y + z, "b": y, "c": z, "d": y + 0.1 * rng.normal(size=200),
+                           "e": w})
+    folded = {"a": 0.99, "b": 0.90, "c": 0.88, "d": 0.95, "e": 0.55}
+    # The rule in a plain loop, on pandas' Spearman correlations.
+    rho = values.corr(method="spearman")
+    weak = [(u, v) for u, v in combinations(sorted(values), 2) if abs(rho.loc[u, v]) < F.MAX_ABS_RHO]
+    assert ("a", "e") in weak and ("a", "b") not in weak and ("b", "d") not in weak
+    want = min(weak, key=lambda p: (-min(folded[p[0]], folded[p[1]]),
+                                    -(folded[p[0]] + folded[p[1]]), p))
+    first, second, got_rho = F.choose_feature_pair(values, folded)
+    assert (first, second) == ("d", "c") and {first, second} == set(want)
+    assert got_rho == pytest.approx(rho.loc["c", "d"])
+
+
 def test_pair_rule_on_one_run_names_the_cause() -> None:
     one_run = pd.DataFrame({"p": [1.0], "q": [2.0]})
     with pytest.raises(ValueError, match="over these 1 run[(]s[)] only 0 do[(]es[)] [(]none[)]: the "

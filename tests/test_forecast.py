@@ -685,6 +685,36 @@ def test_save_records_the_fit_tables_steps_by_default(tmp_path):
     assert GrokForecaster.load(path).metadata_.window == 20
 
 
+@pytest.mark.parametrize("steps, ok", [
+    ([0, 199], True), ([0, 1], True), ([0, 200], False), ([0], False), ([0, 0, 2], False),
+    ([0, 3, 2], False), ([1, 2], False), ([0, 2.0], False), ([True, 2], False), ([], False),
+])
+def test_window_steps_must_be_two_or_more_increasing_integers_from_0_below_the_window(
+        tmp_path, steps, ok):
+    """The rule, written out: at least two integer steps, the first 0, each above the one
+    before, the last below W (feature_table reads steps < W; slopes need two)."""
+    X, y = make_data(2, 40, 4)
+    model = GrokForecaster().fit(pd.DataFrame(X, columns=NAMES), y)  # no table record
+    want = (len(steps) >= 2 and all(type(t) is int for t in steps) and steps[0] == 0
+            and all(steps[k] < steps[k + 1] for k in range(len(steps) - 1)) and steps[-1] < 200)
+    assert want == ok
+    path = tmp_path / "f.json"
+    if ok:
+        model.save(path, window_steps=steps, **META)
+        assert GrokForecaster.load(path).metadata_.window_steps == tuple(steps)
+        return
+    with pytest.raises(ValueError, match=re.escape(
+            f"window_steps={steps!r} is not allowed: expected at least two increasing integer "
+            "steps from 0, below window=200")):
+        model.save(path, window_steps=steps, **META)
+    model.save(path, **META)  # the same refusal when a file holds them
+    doc = json.loads(path.read_text())
+    path.write_text(json.dumps({**doc, "window_steps": steps}))
+    with pytest.raises(ValueError, match=r"window_steps=.* is not allowed: expected at least two "
+                                         r"increasing integer steps from 0, below window=200"):
+        GrokForecaster.load(path)
+
+
 def test_save_names_train_heldout_that_is_not_probabilities_and_labels(saved, tmp_path):
     model, _, _ = saved
     allowed = "is not allowed: expected (probabilities, labels) of equal length, numbers and 0/1"

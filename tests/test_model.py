@@ -201,6 +201,32 @@ def test_gradients_equal_the_plain_models_in_float64(device, lookup):
                                        msg=f"run {r} {name}")
 
 
+@pytest.mark.parametrize("n_heads", [1, 2])
+def test_fewer_heads_match_the_plain_model_in_logits_and_gradients(n_heads):
+    """The tests above train 4 heads; one head takes its own score product (model._score_table,
+    two equal columns), and 2 heads are the width that product pads one head to."""
+    runs = _mixed_runs()
+    params = {k: v.double() for k, v in M.init_params(runs[0].model, P, [r.seed for r in runs]).items()}
+    train = _padded_examples(runs, 0, torch.device("cpu"))
+    logits = M.forward(params, train, n_heads=n_heads)
+    got_loss, _, grads = M.loss_and_grads(params, train, n_heads)
+    linear = {"W_Q": "q", "W_K": "k", "W_V": "v", "W_O": "o", "W_in": "mlp_in", "W_out": "mlp_out",
+              "W_U": "unembed"}
+    for r in range(len(runs)):
+        plain = PlainTransformer(P, n_heads=n_heads).double().load_ensemble_run(params, r)
+        n = int(train.mask[r].sum())
+        want_logits = plain(train.tokens[r, :n])[:, -1]
+        torch.testing.assert_close(logits[r, :n], want_logits.detach(), rtol=1e-12, atol=1e-12)
+        loss = torch.nn.functional.cross_entropy(want_logits, train.labels[r, :n])
+        loss.backward()
+        torch.testing.assert_close(got_loss[r], loss.detach(), rtol=1e-12, atol=0)
+        want = {"W_E": plain.embed.weight.grad, "W_pos": plain.pos.grad,
+                **{name: getattr(plain, attr).weight.grad.T for name, attr in linear.items()}}
+        for name in M.PARAM_NAMES:
+            torch.testing.assert_close(grads[name][r], want[name], rtol=1e-9, atol=1e-12,
+                                       msg=f"run {r} {name}")
+
+
 def _tables(ex: M.Examples, C: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     R, _, T = ex.tokens.shape
     gen = torch.Generator().manual_seed(0)

@@ -688,6 +688,40 @@ def test_the_memory_check_counts_the_chunks_the_plan_makes(cap):
     assert largest_chunk(config, cap) == planned
 
 
+@pytest.mark.parametrize("n_decays, n_seeds, cap", [(5, 2, 4), (7, 1, 3), (1, 11, 2), (3, 3, 2)])
+def test_the_memory_check_counts_the_largest_of_uneven_chunks(n_decays, n_seeds, cap):
+    """A split's runs that the cap does not divide go into chunks one run apart (10 at most 4:
+    3 + 4 + 3), and the largest is what the memory must hold; the 12-run grid above splits
+    evenly under every cap it tries."""
+    from grokcast.sweep import largest_chunk
+
+    config = SweepConfig(weight_decays=tuple(float(k + 1) for k in range(n_decays)),
+                         seeds=tuple(range(n_seeds)), n_steps=5, log=LogConfig(dense_until=5, every=5))
+    sizes = [len(chunk) for chunk in plan_chunks(config.runs(), cap)]
+    assert max(sizes) - min(sizes) == 1  # uneven, as the test means
+    assert largest_chunk(config, cap) == max(sizes)
+
+
+def test_the_memory_check_allows_exactly_the_memory_there_is(monkeypatch):
+    """Refused only where the chunks need more than the memory: 2 workers with chunks of 3
+    at 1 GiB a run need 2 x (3 + 0.5) GiB."""
+    import torch
+
+    import grokcast.sweep as S
+
+    config = SweepConfig(name="small", p=7, train_fracs=(0.4,), weight_decays=(1.0,),
+                         seeds=(0, 1, 2), n_steps=3, model=ModelConfig(d_model=8, n_heads=2, d_mlp=8),
+                         log=LogConfig(dense_until=4))
+    need = 2 * (3 * 2**30 + S.WORKER_BYTES)
+    monkeypatch.setattr(S, "run_bytes", lambda config, device=None: 2**30)
+    monkeypatch.setattr(S, "device_bytes", lambda device: need)
+    S.check_memory(torch.device("cpu"), config, 2, 3)
+    monkeypatch.setattr(S, "device_bytes", lambda device: need - 1)
+    with pytest.raises(ValueError, match=r"^workers=2 with chunks of 3 run\(s\) is not allowed: "
+                                         r"they need about 7\.0 GiB at once"):
+        S.check_memory(torch.device("cpu"), config, 2, 3)
+
+
 def test_a_chunk_size_beyond_the_grid_is_not_refused_for_memory(tmp_path, monkeypatch):
     import torch
 

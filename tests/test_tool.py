@@ -357,8 +357,12 @@ def test_a_categorical_run_id_names_the_first_bad_run_by_its_id(sweep):
     late = log[~(log["run_id"].isin([first, last]) & (log["step"] == 0))]
     short = log[~(log["run_id"].isin([first, last]) & (log["step"] > W - 3))]
     categories = [*ids[::-1], "unused"]
+    # The rows last run first too: the smallest id is named, not the first one in the file.
     for df, needle in ((late, rf"^the log of run {first!r} starts at step "),
-                       (short, rf"^the log of run {first!r} \(and 1 other run\(s\)\) ends at step ")):
+                       (short, rf"^the log of run {first!r} \(and 1 other run\(s\)\) ends at step "),
+                       (late.iloc[::-1], rf"^the log of run {first!r} starts at step "),
+                       (short.iloc[::-1], rf"^the log of run {first!r} \(and 1 other run\(s\)\) "
+                                          "ends at step ")):
         for run_id in (df["run_id"].astype(str), pd.Categorical(df["run_id"], categories=categories)):
             with pytest.raises(LogError, match=needle):
                 tool.checked_window(None, df.assign(run_id=run_id), W)
