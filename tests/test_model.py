@@ -201,15 +201,19 @@ def test_gradients_equal_the_plain_models_in_float64(device, lookup):
                                        msg=f"run {r} {name}")
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("n_heads", [1, 2])
-def test_fewer_heads_match_the_plain_model_in_logits_and_gradients(n_heads):
+def test_fewer_heads_match_the_plain_model_in_logits_and_gradients(n_heads, device):
     """The tests above train 4 heads; one head takes its own score product (model._score_table,
     two equal columns), and 2 heads are the width that product pads one head to."""
     runs = _mixed_runs()
     params = {k: v.double() for k, v in M.init_params(runs[0].model, P, [r.seed for r in runs]).items()}
     train = _padded_examples(runs, 0, torch.device("cpu"))
-    logits = M.forward(params, train, n_heads=n_heads)
-    got_loss, _, grads = M.loss_and_grads(params, train, n_heads)
+    on_device = {k: v.to(device) for k, v in params.items()}
+    examples = _padded_examples(runs, 0, torch.device(device))
+    logits = M.forward(on_device, examples, n_heads=n_heads).cpu()
+    got_loss, _, grads = M.loss_and_grads(on_device, examples, n_heads)
+    got_loss, grads = got_loss.cpu(), {k: v.cpu() for k, v in grads.items()}
     linear = {"W_Q": "q", "W_K": "k", "W_V": "v", "W_O": "o", "W_in": "mlp_in", "W_out": "mlp_out",
               "W_U": "unembed"}
     for r in range(len(runs)):
