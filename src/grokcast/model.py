@@ -225,13 +225,17 @@ def _aligned_blocks(n: int, m: int, v: int, d: int, h: int, d_mlp: int) -> bool:
     return all(b % _ALIGN == 0 for b in blocks)
 
 
-def _align_here(ex: Examples, d: int, h: int, d_mlp: int, precision: str) -> bool:
-    """Whether the step's products must place each run's blocks themselves: on the CPU, in
-    fp32, eagerly (a compiled step's logs depend on the thread count anyway, and inductor
-    lays out its own buffers), where some per-run block is not 16-byte sized."""
+def _step_products(params: dict[str, Tensor], ex: Examples, n_heads: int, precision: str,
+                   ) -> tuple[Product, Product]:
+    """:func:`products` for a step on ``ex``, aligned where the step's products must place
+    each run's blocks themselves: on the CPU, in fp32, eagerly (a compiled step's logs depend
+    on the thread count anyway, and inductor lays out its own buffers), where some per-run
+    block is not 16-byte sized."""
     _, n, t = ex.tokens.shape
-    return (not ex.tokens.is_cuda and precision == "fp32" and not torch.compiler.is_compiling()
-            and not _aligned_blocks(n, table_rows(t, ex.vocab), ex.vocab, d, h, d_mlp))
+    d, d_mlp = params["W_in"].shape[1:]
+    aligned = (not ex.tokens.is_cuda and precision == "fp32" and not torch.compiler.is_compiling()
+               and not _aligned_blocks(n, table_rows(t, ex.vocab), ex.vocab, d, n_heads, d_mlp))
+    return products(precision, aligned=aligned)
 
 
 def _padded(shape: tuple[int, int, int], like: Tensor) -> Tensor:
@@ -296,8 +300,7 @@ def _forward(params: dict[str, Tensor], ex: Examples, n_heads: int, precision: s
     R, N, T = ex.tokens.shape
     V, d = W_E.shape[1:]
     H, dh = n_heads, d // n_heads
-    bmm, baddbmm = products(precision, aligned=_align_here(ex, d, H, params["W_in"].shape[2],
-                                                           precision))
+    bmm, baddbmm = _step_products(params, ex, n_heads, precision)
     # The embedding of every (position, token) a key can hold: (R, M, d), the query's last.
     emb = torch.cat([(W_pos[:, :-1, None, :] + W_E[:, None, :, :]).reshape(R, (T - 1) * V, d),
                      (W_pos[:, -1] + W_E[:, ex.query_token]).unsqueeze(1)], dim=1)
@@ -416,8 +419,7 @@ def _loss_and_grads(params: dict[str, Tensor], ex: Examples, n_heads: int, preci
     R, N, T = ex.tokens.shape
     V, d = params["W_E"].shape[1:]
     H, dh = n_heads, d // n_heads
-    bmm, baddbmm = products(precision, aligned=_align_here(ex, d, H, params["W_in"].shape[2],
-                                                           precision))
+    bmm, baddbmm = _step_products(params, ex, n_heads, precision)
     logits, hidden, resid = f["logits"], f["hidden"], f["resid"]
     W_U = params["W_U"]
     t = lambda x: x.transpose(1, 2)  # noqa: E731
