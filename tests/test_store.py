@@ -947,3 +947,109 @@ def test_chunks_without_sweep_json_and_a_config_whose_grid_lacks_their_runs_writ
     assert not (out / "sweep.json").exists()
     result = run_sweep(cfg, out, device="cpu", progress=False)  # the right config still resumes
     assert (result.n_trained, result.n_skipped) == (0, 4)
+
+
+def _other_lr_sweep(tmp_path, cfg):
+    """The same grid trained at twice the learning rate: other numbers under the same run ids."""
+    from grokcast.sweep import run_sweep
+
+    other = dataclasses.replace(cfg, optim=dataclasses.replace(cfg.optim, lr=2 * cfg.optim.lr))
+    run_sweep(other, tmp_path / "other", device="cpu", chunk_size=2, progress=False)
+    return tmp_path / "other"
+
+
+def test_a_log_file_of_another_chunk_or_sweep_is_named_not_read_as_its_runs(tmp_path):
+    """Was: log and runs files were paired by row count alone. A log file copied over another
+    chunk's of the same size read as the runs of both (one chunk's twice, the other's not at
+    all), and one of another sweep with the same run ids read as this sweep's numbers; verify,
+    check_finished and a resume (which trained nothing) all passed."""
+    import shutil
+
+    from grokcast.store import StoreError
+    from grokcast.sweep import run_sweep
+
+    cfg, out, store = _sweep(tmp_path)
+    other = _other_lr_sweep(tmp_path, cfg)
+    log1, whole = out / "log" / "chunk-00001.parquet", (out / "log" / "chunk-00001.parquet").read_bytes()
+    assert len(pd.read_parquet(log1)) == len(pd.read_parquet(out / "log" / "chunk-00000.parquet"))
+    calls = []
+    for source in (out / "log" / "chunk-00000.parquet", other / "log" / "chunk-00001.parquet"):
+        shutil.copy(source, log1)
+        for check in (store.verify, store.log, store.check_finished,
+                      lambda: run_sweep(cfg, out, device="cpu", progress=False,
+                                        train_fn=lambda *a, **k: calls.append(a))):
+            with pytest.raises(StoreError, match=rf"log/chunk-00001.parquet' is damaged \(it is not "
+                                                 rf"the log of the runs in '{out}/runs/chunk-00001"
+                                                 r".parquet'.*\): delete") as err:
+                check()
+            assert "\n" not in str(err.value)
+    assert calls == []  # nothing trained, nothing lost: both files are still there
+    log1.write_bytes(whole)
+    store.check_finished()
+    # Chunks of a grokcast that recorded no digest: paired by the range of their run ids.
+    for table in ("log", "runs"):
+        for path in (out / table).glob("chunk-*.parquet"):
+            pd.read_parquet(path).to_parquet(path, index=False)  # the footer's own keys dropped
+    store.verify()
+    shutil.copy(out / "log" / "chunk-00000.parquet", log1)
+    ids = {t: sorted(pd.read_parquet(out / t / "chunk-00001.parquet")["run_id"]) for t in ("log", "runs")}
+    with pytest.raises(StoreError, match=rf"it logs runs '{ids['log'][0]}' to '{ids['log'][-1]}', "
+                                         rf"and '[^']*runs/chunk-00001.parquet' lists "
+                                         rf"'{ids['runs'][0]}' to '{ids['runs'][-1]}'"):
+        store.log()
+
+
+def test_the_readers_refuse_runs_stored_twice_short_logs_and_another_sweeps_chunk(tmp_path):
+    """Was: runs() and log() (read without check_finished, as the API allows) returned a chunk
+    copied in twice as duplicate rows, a log file without rows as runs missing from the log,
+    and another sweep's chunk pair as this sweep's runs, all without an error."""
+    import shutil
+
+    from grokcast.store import StoreError
+
+    cfg, out, store = _sweep(tmp_path)
+    other = _other_lr_sweep(tmp_path, cfg)
+    saved = {p: p.read_bytes() for p in out.rglob("chunk-*.parquet")}
+    for table in ("log", "runs"):
+        shutil.copy(out / table / "chunk-00000.parquet", out / table / "chunk-00002.parquet")
+    for read in (store.runs, store.log):
+        with pytest.raises(StoreError, match=r"stores run .* \(and 1 other run\(s\)\) more than "
+                                             r"once, in chunks \['chunk-00000', 'chunk-00002'\]"):
+            read()
+    for table in ("log", "runs"):
+        (out / table / "chunk-00002.parquet").unlink()
+    log1 = out / "log" / "chunk-00001.parquet"
+    pd.read_parquet(log1).iloc[:0].to_parquet(log1, index=False)
+    with pytest.raises(StoreError, match=r"log/chunk-00001.parquet' is damaged \(0 rows, expected "
+                                         r"2 runs x 13 logged steps\)"):
+        store.log()
+    for table in ("log", "runs"):
+        shutil.copy(other / table / "chunk-00001.parquet", out / table / "chunk-00001.parquet")
+    with pytest.raises(StoreError, match=r"runs/chunk-00001.parquet' was trained under another "
+                                         r"config .*or the chunk was copied in from another sweep"):
+        store.log()
+    for path, data in saved.items():
+        path.write_bytes(data)
+    # sweep.json edited (n_steps): its chunks are not called damaged, whose remedy deletes them.
+    raw = json.loads(store.config_path.read_text())
+    raw["config"]["n_steps"] = 20
+    store.config_path.write_text(json.dumps(raw))
+    with pytest.raises(StoreError, match=r"trained under another config .*n_steps: 30 in the "
+                                         r"chunk, 20 now") as err:
+        store.log()
+    assert "damaged" not in str(err.value)
+
+
+def test_temp_files_of_a_write_cut_short_are_never_read(tmp_path):
+    """A Ctrl-C between mkstemp and the write's cleanup leaves a .chunk-*.tmp file (removed by
+    the next resume, under the lock): until then no reader takes it for a chunk."""
+    import shutil
+
+    cfg, out, store = _sweep(tmp_path)
+    whole = store.log()
+    for table in ("log", "runs"):
+        shutil.copy(out / table / "chunk-00000.parquet", out / table / ".chunk-00002.parquet.k1.tmp")
+    store.check_finished()
+    pd.testing.assert_frame_equal(store.log(), whole)
+    assert len(store.runs()) == 4
+    assert len(pd.read_parquet(out / "log")) == len(whole)  # pandas' own reader skips dot files

@@ -20,6 +20,7 @@ Runs table columns: see :data:`RUN_COLUMNS`.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import re
@@ -201,6 +202,15 @@ STOP_LOCATION_KEYS = ("model",)
 
 # The footer key of a runs chunk holding the config it was trained under (JSON).
 CHUNK_CONFIG_KEY = "grokcast.config"
+# The footer key, in both files of a chunk, of the SHA-256 of its config and run ids
+# (chunk_digest): pairs a log file with its runs file from the footers alone.
+CHUNK_DIGEST_KEY = "grokcast.chunk_sha256"
+
+
+def chunk_digest(config_json: str, run_ids: list[str]) -> str:
+    """What both files of a chunk record under :data:`CHUNK_DIGEST_KEY`: the hex SHA-256 of
+    its config (as :data:`CHUNK_CONFIG_KEY` holds it) and its run ids, in order."""
+    return hashlib.sha256("\n".join([config_json, *run_ids]).encode()).hexdigest()
 
 
 def config_diff(a: SweepConfig, b: SweepConfig, where: tuple[str, str] = ("there", "here")) -> str:
@@ -230,6 +240,19 @@ def _stop_words(stop: dict[str, Any] | None) -> str:
         return (f"with --stop-model {stop['model']} (sha256 {str(stop['model_sha256'])[:12]}) "
                 f"--stop-below {stop['below']!r}")
     return f"with the stop rule {json.dumps(stop, sort_keys=True)}"
+
+
+def _run_id_range(footer: Any) -> tuple[str, str] | None:
+    """The least and greatest run id of a Parquet file from its footer's statistics (None
+    where it has none: no rows, or a writer that kept none). Two chunks of a sweep hold
+    disjoint runs, so the least of each differs."""
+    if "run_id" not in footer.schema.names:
+        return None
+    col = footer.schema.names.index("run_id")
+    stats = [footer.row_group(g).column(col).statistics for g in range(footer.num_row_groups)]
+    if not stats or any(s is None or not s.has_min_max for s in stats):
+        return None
+    return min(s.min for s in stats), max(s.max for s in stats)
 
 
 class SweepStore:
@@ -487,12 +510,15 @@ class SweepStore:
         """Store one finished ensemble: its log first, then its run rows (the commit point)."""
         used = [int(p.stem.split("-")[1]) for p in self._chunks("log") + self._chunks("runs")]
         name = f"chunk-{max(used, default=-1) + 1:05d}.parquet"
+        # The config the chunk was trained under: a resume checks it against sweep.json.
+        config = json.dumps(self.read_config().to_dict(), sort_keys=True)
+        # Deterministic, not random: a sweep trained twice writes the same files.
+        digest = {CHUNK_DIGEST_KEY: chunk_digest(config, [r.run_id for r in log.runs])}
         try:
-            atomic_write_parquet(self.root / "log" / name, log_frame(log))
+            atomic_write_parquet(self.root / "log" / name, log_frame(log), digest)
             runs = run_frame(log, name.removesuffix(".parquet"), seconds)
-            # The config the chunk was trained under: a resume checks it against sweep.json.
-            config = json.dumps(self.read_config().to_dict(), sort_keys=True)
-            atomic_write_parquet(self.root / "runs" / name, runs, {CHUNK_CONFIG_KEY: config})
+            atomic_write_parquet(self.root / "runs" / name, runs,
+                                 {CHUNK_CONFIG_KEY: config, **digest})
         except OSError as err:  # a full disk, a lost permission: what to do, not only what failed
             raise StoreError(
                 f"could not write {str(err.filename)!r} ({(err.strerror or str(err)).lower()}): "
@@ -517,10 +543,10 @@ class SweepStore:
         if table == "log":  # a log chunk without its runs file is an unfinished chunk
             committed = {p.name for p in self._chunks("runs")}
             files = [p for p in files if p.name in committed]
-            # A finished chunk without its log: named, not left out of the table (runs() has it).
-            lost = sorted(committed - {p.name for p in files})
-            if lost:
-                raise self._damaged(self.root / "log" / lost[0], "missing")
+            # From the footers, a fifth of the reading time: a finished chunk without its log,
+            # a log file that is not its runs file's (another chunk's, another sweep's) or is
+            # short of rows read as other runs' numbers, or as fewer runs, without an error.
+            self._verify(self.read_config())
         if not files:
             raise StoreError(f"{str(self.root)!r} holds no finished runs yet")
         frames = []
@@ -594,10 +620,35 @@ class SweepStore:
         for runs_path, log_path, runs_meta, log_meta in chunks:
             self._check_chunk_config(runs_path, runs_meta.metadata or {}, cfg, passed=passed)
             self._check_step_type(log_path, log_meta)
-            n_runs, n_rows = runs_meta.num_rows, log_meta.num_rows
-            if n_rows != n_runs * n_steps:
-                raise self._damaged(log_path, f"{n_rows} rows, expected {n_runs} runs x "
-                                              f"{n_steps} logged steps")
+            self._check_pair(runs_path, runs_meta, log_path, log_meta, n_steps)
+
+    def _check_pair(self, runs_path: Path, runs_meta: Any, log_path: Path, log_meta: Any,
+                    n_steps: int) -> None:
+        """Refuse, from the two footers, a log without a row per run and logged step, and a
+        log file that is not its runs file's: the digests they record (:data:`CHUNK_DIGEST_KEY`)
+        differ, or, where one lacks it (a chunk written before grokcast recorded it, or
+        rewritten by hand), the range of their run ids.
+
+        Row counts alone passed a log file copied over another chunk's of the same size: its
+        runs were read twice and the runs file's not at all, and a resume called them trained.
+        """
+        n_runs, n_rows = runs_meta.num_rows, log_meta.num_rows
+        if n_rows != n_runs * n_steps:
+            raise self._damaged(log_path, f"{n_rows} rows, expected {n_runs} runs x "
+                                          f"{n_steps} logged steps")
+        key = CHUNK_DIGEST_KEY.encode()
+        ours, theirs = (log_meta.metadata or {}).get(key), (runs_meta.metadata or {}).get(key)
+        if ours is not None and theirs is not None:
+            if ours != theirs:
+                raise self._damaged(log_path, f"it is not the log of the runs in "
+                                              f"{str(runs_path)!r}: the two record other runs or "
+                                              "configs (copied from another chunk or sweep?)")
+        else:
+            found, listed = _run_id_range(log_meta), _run_id_range(runs_meta)
+            if found is not None and listed is not None and found != listed:
+                raise self._damaged(log_path, f"it logs runs {found[0]!r} to {found[1]!r}, and "
+                                              f"{str(runs_path)!r} lists {listed[0]!r} to "
+                                              f"{listed[1]!r} (copied from another chunk?)")
 
     def _check_step_type(self, path: Path, footer: Any) -> None:
         """Refuse a log chunk whose ``step`` column is not int64, as grokcast writes it: one
@@ -664,8 +715,10 @@ class SweepStore:
         raise StoreError(
             f"{str(path)!r} was trained under another config than {str(self.config_path)!r} "
             f"holds now ({config_diff(trained, config, ('in the chunk', 'now'))}): sweep.json "
-            "was edited after the chunk was written, and a resume would mix runs of two "
-            "settings; restore it, or train into a new directory")
+            "was edited after the chunk was written, or the chunk was copied in from another "
+            "sweep, and a resume would mix runs of two settings; restore sweep.json, or delete "
+            f"{str(path)!r} and {str(self.root / 'log' / path.name)!r} if it was copied in, or "
+            "train into a new directory")
 
     def _parquet(self, read: Callable[[Path], Any], path: Path) -> Any:
         """``read(path)``, a failure named as :meth:`_damaged`, but for running out of memory
@@ -706,23 +759,7 @@ class SweepStore:
 
     def _check_in_grid(self, grid: list[str]) -> set[str]:
         """Refuse stored runs stored twice or outside ``grid`` (run ids); the stored ids."""
-        runs = self.runs()
-        twice = runs[runs["run_id"].duplicated(keep=False)]
-        if len(twice):
-            # The files holding it, not its rows' chunk column: a chunk file copied in under
-            # another name records the name it was written under ("in chunks ['chunk-00000',
-            # 'chunk-00000']" named one file twice and the copy not at all).
-            first = twice["run_id"].iloc[0]
-            chunks = [p.stem for p in self._chunks("runs") if first in set(self._parquet(
-                lambda q: pd.read_parquet(q, columns=["run_id"])["run_id"], p))]
-            n_more = twice["run_id"].nunique() - 1
-            more = f" (and {n_more} other run(s))" if n_more else ""
-            raise StoreError(f"{str(self.root)!r} stores run {twice['run_id'].iloc[0]!r}{more} "
-                             f"more than once, in chunks "
-                             f"{chunks}: two sweeps wrote into it at once, or chunks were copied in. "
-                             "Delete the later chunks' log and runs files, or train into a new "
-                             "--out directory")
-        stored = set(runs["run_id"])
+        stored = set(self.runs()["run_id"])  # runs() refuses a run stored twice
         extra = sorted(stored - set(grid))
         minus_zero = [r for r in extra if "-wd-0-" in r]  # written before -0.0 became 0.0
         if minus_zero:
@@ -735,9 +772,29 @@ class SweepStore:
                              "or train the edited grid into a new --out directory")
         return stored
 
+    def _stored_twice(self, table: str, twice: list[str]) -> StoreError:
+        """What a reader says of the runs ``twice`` (ids) found in more than one of ``table``'s
+        chunks: two writers at once, or chunks copied in."""
+        first = twice[0]
+        committed = {p.name for p in self._chunks("runs")}
+        # The files holding it, not its rows' chunk column: a chunk file copied in under
+        # another name records the name it was written under ("in chunks ['chunk-00000',
+        # 'chunk-00000']" named one file twice and the copy not at all).
+        chunks = [p.stem for p in self._chunks(table) if p.name in committed and first in set(
+            self._parquet(lambda q: pd.read_parquet(q, columns=["run_id"])["run_id"], p))]
+        more = f" (and {len(twice) - 1} other run(s))" if len(twice) > 1 else ""
+        return StoreError(f"{str(self.root)!r} stores run {first!r}{more} more than once, in "
+                          f"chunks {chunks}: two sweeps wrote into it at once, or chunks were "
+                          "copied in. Delete the later chunks' log and runs files, or train into "
+                          "a new --out directory")
+
     def runs(self) -> pd.DataFrame:
         """The runs table, sorted by run_id."""
-        return self._read("runs").sort_values("run_id", ignore_index=True)
+        runs = self._read("runs").sort_values("run_id", ignore_index=True)
+        twice = runs["run_id"][runs["run_id"].duplicated()]
+        if len(twice):
+            raise self._stored_twice("runs", sorted(set(twice)))
+        return runs
 
     def log(self, columns: list[str] | None = None) -> pd.DataFrame:
         """The log table, sorted by (run_id, step); ``columns``: those signals only (``run_id``
@@ -751,4 +808,14 @@ class SweepStore:
                                  f"column (the log's: {', '.join(allowed)})")
             # Each once: a name given twice gave two columns, and log[name] a DataFrame.
             columns = ["run_id", "step", *dict.fromkeys(c for c in given if c not in ("run_id", "step"))]
-        return self._read("log", columns).sort_values(["run_id", "step"], ignore_index=True)
+        log = self._read("log", columns).sort_values(["run_id", "step"], ignore_index=True)
+        # A run's steps increase, so only a run stored in two chunks repeats a step between
+        # neighbouring rows: compared as integers, the ids only there.
+        steps = log["step"].to_numpy()
+        at = np.flatnonzero(steps[1:] == steps[:-1])
+        if len(at):
+            ids = log["run_id"].to_numpy()
+            twice = ids[at][ids[at] == ids[at + 1]]
+            if len(twice):
+                raise self._stored_twice("log", sorted(set(twice)))
+        return log
