@@ -118,6 +118,20 @@ def test_metric_at_reads_the_last_logged_step_below_it():
         data.metric_at("val_loss", 0)
 
 
+def test_decision_step_is_the_given_logged_step_else_the_last_below_w():
+    data = _held_out(np.zeros((2, 4)), np.zeros((2, 4)), [0, 10, 20, 30], [-1, -1])
+    assert [data.stop_step(w) for w in (1, 11, 20, 21, 31, 10**6)] == [1, 11, 11, 21, 31, 31]
+    with pytest.raises(ValueError, match=r"^no logged step below W=0$"):
+        data.stop_step(0)
+    given = dataclasses.replace(data, decide_step=10)  # a forecaster reading steps 0 and 10
+    assert (given.decision_step(31), given.stop_step(31)) == (10, 11)
+    for bad, w in ((15, 31), (30, 30)):  # not logged; not below W
+        with pytest.raises(ValueError, match=rf"^decide_step={bad} is not allowed with W={w}: "
+                                             r"expected a logged step below W \(logged: "
+                                             r"\[0, 10, 20, 30\]\)$"):
+            dataclasses.replace(data, decide_step=bad).stop_step(w)
+
+
 def test_score_counts_a_grokker_stopped_after_it_grokked_as_kept():
     data = _held_out(np.zeros((4, 2)), np.zeros((4, 2)), [0, 50], grok_step=[30, 60, -1, -1])
     s = score(np.array([40, 40, 40, 100]), data)  # run 0 grokked at 30 < 40: seen; run 1 lost
@@ -129,13 +143,14 @@ def test_score_counts_a_grokker_stopped_after_it_grokked_as_kept():
 
 # ----------------------------------------------------------------------------- a synthetic sweep
 
-def _synthetic_store(root, seeds=(0, 1, 2)) -> SweepStore:
+def _synthetic_store(root, seeds=(0, 1, 2), log=LOG, flip=None) -> SweepStore:
     """12 runs with made-up signals: grokkers have a lower early val loss (noisily) and jump to
-    val_acc 1 late; written through SweepStore like a real sweep."""
+    val_acc 1 late; written through SweepStore like a real sweep, logged on ``log``. ``flip``
+    (lo, hi): the val loss at steps in [lo, hi) ranks the runs the other way round."""
     rng = np.random.default_rng(sum(seeds))
-    runs = [RunConfig(p=23, train_frac=f, weight_decay=wd, seed=s, n_steps=N_STEPS, log=LOG)
+    runs = [RunConfig(p=23, train_frac=f, weight_decay=wd, seed=s, n_steps=N_STEPS, log=log)
             for f in (0.3, 0.6) for wd in (1.0, 3.0) for s in seeds]
-    steps = np.asarray(LOG.steps(N_STEPS))
+    steps = np.asarray(log.steps(N_STEPS))
     col = {n: k for k, n in enumerate(SIGNAL_NAMES)}
     values = np.empty((len(runs), len(steps), len(SIGNAL_NAMES)))
     for r, run in enumerate(runs):
@@ -144,6 +159,9 @@ def _synthetic_store(root, seeds=(0, 1, 2)) -> SweepStore:
         values[r] = base * (1 + 0.1 * rng.normal(size=(len(steps), len(SIGNAL_NAMES))) ** 2)
         early = 3.0 - 0.8 * groks + 0.4 * rng.normal()
         values[r, :, col["val_loss"]] = early * np.exp(-steps / 3000)
+        if flip is not None:
+            at = (steps >= flip[0]) & (steps < flip[1])
+            values[r, at, col["val_loss"]] = 6.0 - values[r, at, col["val_loss"]]
         grok_at = 300 + 50 * r if groks else N_STEPS + 1
         chance = 0.04 + 0.01 * rng.random(len(steps))
         values[r, :, col["val_acc"]] = np.where(steps >= grok_at, 1.0, chance)
@@ -155,7 +173,7 @@ def _synthetic_store(root, seeds=(0, 1, 2)) -> SweepStore:
     values[:, -1, [col["update_norm"], col["update_cos"]]] = np.nan
     store = SweepStore(root)
     store.init(SweepConfig(name="synthetic", p=23, train_fracs=(0.3, 0.6), weight_decays=(1.0, 3.0),
-                           seeds=tuple(seeds), n_steps=N_STEPS, log=LOG))
+                           seeds=tuple(seeds), n_steps=N_STEPS, log=log))
     store.write_chunk(EnsembleLog(runs=runs, steps=steps, values=values,
                                   stopped_at=np.full(len(runs), -1)), seconds=1.0)
     return store
@@ -671,7 +689,10 @@ def _badness_of(value, higher_is_better) -> float:
 
 # Hand-made held-out sweep: W = 20, rungs 20, 40, 80, 160 (runs of 100 or 200 steps). Run 2
 # groks exactly at W; val acc and val loss rank the runs differently, with ties and NaNs.
-HW = 20
+# W falls between logged steps (19 is not): a forecaster fit on this schedule reads steps 0
+# and 10, the live rule decides on row 10 after that step's update, and a run it stops has
+# trained H_STOP = 11 steps (was charged W = 20).
+HW, H_STOP = 20, 11
 H_STEPS = [0, 10, 20, 40, 80, 160]
 H_N_STEPS = [200, 200, 200, 200, 100, 200, 200, 100]
 H_ACC = [[0.0, 0.10, 0.30, 0.50, 0.95, 1.0],
@@ -723,7 +744,7 @@ def test_simulate_held_out_rows_match_plain_loops_on_a_hand_made_sweep():
 
     expected = []  # (policy, param, stop_at)
     for t in thresholds:
-        expected.append(("forecaster", t, [HW if (math.isnan(p) or p < t) else n
+        expected.append(("forecaster", t, [H_STOP if (math.isnan(p) or p < t) else n
                                            for p, n in zip(H_P, H_N_STEPS)]))
     for signal in ("val_loss", "val_acc"):
         bad = [_badness_of(_value_at(H_STEPS, table[signal][i], HW), higher[signal])
@@ -731,14 +752,15 @@ def test_simulate_held_out_rows_match_plain_loops_on_a_hand_made_sweep():
         worst_first = sorted(range(R), key=lambda i: (-bad[i], i))
         for k in range(R + 1):
             expected.append((f"percentile_{signal}", k / R,
-                             [HW if i in worst_first[:k] else H_N_STEPS[i] for i in range(R)]))
+                             [H_STOP if i in worst_first[:k] else H_N_STEPS[i]
+                              for i in range(R)]))
     for signal in ("val_loss", "val_acc"):
         bad = [_badness_of(_value_at(H_STEPS, table[signal][i], HW), higher[signal])
                for i in range(R)]
         finite = sorted(b for b in bad if math.isfinite(b))
         mid = len(finite) // 2
         median = finite[mid] if len(finite) % 2 else (finite[mid - 1] + finite[mid]) / 2
-        stop = [HW if b > median else n for b, n in zip(bad, H_N_STEPS)]
+        stop = [H_STOP if b > median else n for b, n in zip(bad, H_N_STEPS)]
         expected.append((f"median_{signal}", sum(s < n for s, n in zip(stop, H_N_STEPS)) / R, stop))
     rung_list = [20, 40, 80, 160]
     for signal in ("val_loss", "val_acc"):
@@ -765,9 +787,8 @@ def test_simulate_held_out_rows_match_plain_loops_on_a_hand_made_sweep():
     # The two signals rank differently: the percentile rows must not coincide.
     by = {s: df[df["policy"] == f"percentile_{s}"]["recall"].tolist() for s in higher}
     assert by["val_loss"] != by["val_acc"]
-    # Run 2 groks exactly at W and is stopped there by τ = 0.35: stopped at W, it has read its
-    # rows below W only, so it was not seen to grok (as the live stop rule, which decides at
-    # step W - 1, would have lost it).
+    # Run 2 groks exactly at W and is stopped by τ = 0.35 on its row at step 10: it was not
+    # seen to grok (as the live stop rule, deciding there, would have lost it).
     fc = df[(df["policy"] == "forecaster") & (df["param"] == 0.35)].iloc[0]
     assert fc["n_stopped"] == 4 and fc["n_wrongly_stopped"] == 1 and fc["recall"] == 0.75
 
@@ -953,6 +974,104 @@ def test_live_hook_stops_a_diverged_run_and_keeps_the_offline_decisions_of_the_r
     with pytest.raises(ValueError, match=r"^this ensemble holds runs of another task than the "
                                          r"forecaster was fit on: p 29 \(the forecaster's: 23\)"):
         StopRule.from_file(with_task, 0.5).hook(other)
+
+
+SPARSE = LogConfig(dense_until=30, every=15)  # W = 40 falls between logged steps 30 and 45
+COARSE = LogConfig(dense_until=20, every=10)  # below W = 40: steps 0..20 and 30
+
+
+@pytest.mark.parametrize(("train_log", "held_log", "decides"), [
+    (LOG, LOG, W - 1), (SPARSE, SPARSE, 30), (COARSE, LOG, 30)],
+    ids=["W-1-logged", "W-between-logged-steps", "held-out-denser"])
+def test_study_charges_and_reads_what_the_live_hook_does(tmp_path, train_log, held_log, decides):
+    """The study against a plain loop that feeds the real stop hook the held-out log row by
+    row: a run the hook stops at step t has trained t + 1 steps (train_ensemble calls it after
+    step t's update), and the baselines read the row the hook decided on, as `evaluate`'s
+    end-of-window baselines do. Was: W charged (40, where the hook stops at 30: 31 steps), and
+    on a held-out sweep logged more densely than the forecaster's, the baselines read W - 1."""
+    from sklearn.metrics import roc_auc_score
+
+    from grokcast.early_stop import StopRule
+    from grokcast.tool import evaluate_forecaster
+
+    train = _synthetic_store(tmp_path / "train", seeds=(0, 1, 2), log=train_log)
+    # Rows between the hook's step and W, which it never reads, rank the runs the other way.
+    held = _synthetic_store(tmp_path / "held", seeds=(3, 4, 5), log=held_log,
+                            flip=(decides + 1, W))
+    runs_t, log_t = train.runs(), train.log()
+    X = feature_table(log_t, W).reindex(runs_t["run_id"])
+    y = (runs_t["max_val_acc"] >= 0.9).to_numpy().astype(int)
+    path = tmp_path / "f.json"
+    GrokForecaster(Cs=[1.0]).fit(X, y).save(path, window=W, threshold=0.9, n_train_runs=len(y),
+                                            sweep_hash=sweep_hash(runs_t, log_t))
+    model = GrokForecaster.load(path)
+    runs_df, log = held.runs().sort_values("run_id", ignore_index=True), held.log()
+    ids, n_steps = runs_df["run_id"].tolist(), runs_df["n_steps"].tolist()
+    runs = [RunConfig(p=23, train_frac=f, weight_decay=wd, seed=s, n_steps=N_STEPS, log=held_log)
+            for f, wd, s in runs_df[["train_frac", "weight_decay", "seed"]].itertuples(index=False)]
+    assert [r.run_id for r in runs] == ids
+    table = log.set_index(["run_id", "step"])[list(SIGNAL_NAMES)]
+    grok = [int(table.loc[r].index[table.loc[r, "val_acc"] >= 0.9].min())
+            if (table.loc[r, "val_acc"] >= 0.9).any() else -1 for r in ids]
+    assert 0 < sum(g >= 0 for g in grok) < len(ids)
+
+    data = held_out(runs_df, log, model, window=W)
+    below = float(np.median(data.p_grok))  # picks a threshold that splits the runs, no more
+    # The plain loop: the trainer's calls of the hook, a stopped run charged its step + 1.
+    hook = StopRule.from_file(path, below).hook(runs)
+    charged, asked = list(n_steps), []
+    for step in held_log.steps(N_STEPS):
+        out = hook(step, table.xs(step, level="step").reindex(ids).to_numpy())
+        if out is not None:
+            asked.append(step)
+            charged = [min(c, step + 1) if stop else c for c, stop in zip(charged, out)]
+    assert asked == [decides]
+    assert 0 < sum(c < n for c, n in zip(charged, n_steps)) < len(ids)
+
+    df = simulate(runs_df, log, model, window=W, thresholds=[below])
+    fc = df[df["policy"] == "forecaster"].iloc[0]
+    for key, value in _plain_score(charged, n_steps, grok).items():
+        assert fc[key] == pytest.approx(value, rel=1e-12), key
+    assert data.run_ids.tolist() == ids  # run by run:
+    assert forecaster_stops(data.p_grok, below, data.stop_step(W), data.n_steps).tolist() == charged
+
+    # The baselines at the hook's row: the k worst, and the median rule, charged as it is.
+    at_d = [float(table.loc[(r, decides), "val_loss"]) for r in ids]
+    worst_first = sorted(range(len(ids)), key=lambda i: (-at_d[i], i))
+    pct = df[df["policy"] == "percentile_val_loss"]
+    for k, (_, row) in enumerate(pct.iterrows()):
+        stop = [decides + 1 if i in worst_first[:k] else n for i, n in enumerate(n_steps)]
+        for key, value in _plain_score(stop, n_steps, grok).items():
+            assert row[key] == pytest.approx(value, rel=1e-12), (k, key)
+    median = float(np.median(at_d))
+    stop = [decides + 1 if v > median else n for v, n in zip(at_d, n_steps)]
+    med = df[df["policy"] == "median_val_loss"].iloc[0]
+    for key, value in _plain_score(stop, n_steps, grok).items():
+        assert med[key] == pytest.approx(value, rel=1e-12), key
+    # `evaluate`'s val-loss baseline scores the same row.
+    labels = [g >= 0 for g in grok]
+    got = evaluate_forecaster(path, held.root, n_resamples=10)["val_loss"]["auroc"]
+    assert got == pytest.approx(roc_auc_score(labels, -np.asarray(at_d)), rel=1e-12)
+
+
+def test_a_run_the_hook_stops_at_step_t_has_trained_t_plus_1_steps():
+    """The +1 the study charges, from the trainer: stopped at logged step t, a run's row t holds
+    the update to theta_{t+1}, bitwise the unstopped run's, and no later row is logged."""
+    from grokcast.train import train_ensemble
+
+    t = 7
+    runs = [RunConfig(p=23, train_frac=0.3, weight_decay=1.0, seed=s, n_steps=12, log=LOG)
+            for s in (0, 1)]
+
+    def hook(step, values):
+        return np.array([False, True]) if step == t else None
+
+    stopped, free = train_ensemble(runs, on_log=hook), train_ensemble(runs)
+    assert stopped.stopped_at.tolist() == [-1, t]
+    update = SIGNAL_NAMES.index("update_norm")
+    assert np.isfinite(stopped.values[1, t, update])
+    np.testing.assert_array_equal(stopped.values[1, : t + 1], free.values[1, : t + 1])
+    assert np.isnan(stopped.values[1, t + 1:]).all()
 
 
 @pytest.mark.parametrize("seed", range(5))

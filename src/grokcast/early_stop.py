@@ -5,14 +5,15 @@ log alone, at which step each run would have been stopped; a run not stopped tra
 full ``n_steps``. Per policy and parameter the study reports
 
 * ``saved``: the fraction of all training steps not trained, ``1 - sum(used) / sum(n_steps)``,
-  where a run stopped at step r used r steps;
+  where a run stopped at step r used r steps (r optimizer updates; one not stopped, its
+  ``n_steps``);
 * ``recall``: the fraction of grokking runs kept, where a grokking run (one whose val_acc
   reaches ``label_threshold`` at some logged step) counts as kept unless it was stopped at
   or before the first logged step at which it did (a run that grokked at a step below its
   stop was seen to grok);
 * ``n_wrongly_stopped``: the grokking runs not kept.
 
-Policies, all deciding at step W (the forecaster's window) or at later rungs:
+Policies, all deciding at the forecaster's window W (see "at W" below) or at later rungs:
 
 ``forecaster``
     stop at W when P(grok) from steps [0, W) is below ``threshold`` (one row per threshold).
@@ -32,11 +33,22 @@ Policies, all deciding at step W (the forecaster's window) or at later rungs:
     keep fractions (1/f is the textbook ASHA; with every run started at once, ASHA's
     promotions are synchronous successive halving).
 
-Every policy stopping a run at step r reads its log rows of the steps below r, as the
-forecaster's features read the steps below W (and as the live stop rule,
-:func:`forecast_hook`, decides at the last of them): a metric "at step r" is its value at the
-last logged step below r. With the paper's log schedule that is step 199 at W = 200, and
-step 400 at W = 500 for every policy alike. A NaN metric ranks worst.
+"At W" is where the live stop rule (:func:`forecast_hook`) acts: it decides on the row of
+step d, the last of the steps the forecaster's features read (its training sweep's logged
+steps below W), and ``train_ensemble`` calls it after step d's update, so a run it stops has
+trained d + 1 steps. The forecaster, percentile and median rules all read the rows through d
+(the baselines' metric "at W" is its value at d, as ``grokcast evaluate``'s end-of-window
+baselines read it) and a run they stop is charged d + 1 steps (:meth:`HeldOut.stop_step`). On
+a schedule logging step W - 1 that is W: at W = 200 on the paper's, d = 199. Where W falls
+between logged steps it is less (W = 350 or 400 on the paper's: d = 300, 301 steps charged),
+and on a held-out sweep logged more densely than the forecaster's training sweep the rows
+between d and W are never read.
+
+Successive halving keeps its own rungs: stopping a run at rung r, it has read its rows
+below r (a metric "at r" is its value at the last logged step below r) and is charged r
+steps, whether or not r - 1 is logged: the rule's own convention, ASHA being none of
+grokcast's live rules (on the paper's schedule its rung 400 reads step 300 and costs 400).
+A NaN metric ranks worst.
 
 Pure computation (:func:`simulate`, :func:`summarize`, :func:`format_markdown`) is separate
 from I/O (:func:`write_study`, :func:`run_study`).
@@ -124,6 +136,10 @@ class HeldOut:
         features; a HeldOut built by hand may hold NaN, which the forecaster policy stops.
     n_excluded : int
         Runs of the sweep left out (diverged or stopped early: no known outcome).
+    decide_step : int, optional
+        The step whose row the live stop rule decides on: the last of the steps the
+        forecaster's features read (:func:`held_out` sets it). Default: the last of ``steps``
+        below W, where a forecaster fit on this schedule decides.
     """
 
     run_ids: np.ndarray
@@ -134,6 +150,7 @@ class HeldOut:
     val_acc: np.ndarray
     p_grok: np.ndarray
     n_excluded: int
+    decide_step: int | None = None
 
     @property
     def grok(self) -> np.ndarray:
@@ -147,6 +164,23 @@ class HeldOut:
             raise ValueError(f"no logged step below {step}")
         return getattr(self, signal)[:, j]
 
+    def decision_step(self, window: int) -> int:
+        """The step d whose row the policies deciding at W read, as the live stop rule does."""
+        if self.decide_step is None:
+            below = self.steps[self.steps < window]
+            if below.size == 0:
+                raise ValueError(f"no logged step below W={window}")
+            return int(below[-1])
+        if self.decide_step >= window or self.decide_step not in self.steps:
+            raise ValueError(f"decide_step={self.decide_step!r} is not allowed with W={window}: "
+                             f"expected a logged step below W (logged: {show_steps(self.steps)})")
+        return int(self.decide_step)
+
+    def stop_step(self, window: int) -> int:
+        """Steps trained by a run stopped at W: d + 1, the trainer calling the live rule's hook
+        after step d's update (:func:`grokcast.train.train_ensemble`)."""
+        return self.decision_step(window) + 1
+
 
 # ----------------------------------------------------------------------------- policies
 
@@ -156,9 +190,10 @@ def _badness(values: np.ndarray, higher_is_better: bool) -> np.ndarray:
     return np.where(np.isnan(bad), np.inf, bad)
 
 
-def forecaster_stops(p: np.ndarray, threshold: float, window: int,
+def forecaster_stops(p: np.ndarray, threshold: float, stop_step: int,
                      n_steps: np.ndarray) -> np.ndarray:
-    """Stop step of each run: W where P(grok) < threshold (or NaN), else its n_steps -> (R,).
+    """Steps each run trains: ``stop_step`` (:meth:`HeldOut.stop_step`, W where W - 1 is
+    logged) where P(grok) < threshold (or NaN), else its n_steps -> (R,).
 
     Examples
     --------
@@ -166,12 +201,13 @@ def forecaster_stops(p: np.ndarray, threshold: float, window: int,
     [200, 10000, 200]
     """
     stop = np.isnan(p) | (p < threshold)
-    return np.where(stop, window, n_steps)
+    return np.where(stop, stop_step, n_steps)
 
 
-def percentile_stops(values: np.ndarray, n_stop: int, window: int, n_steps: np.ndarray, *,
+def percentile_stops(values: np.ndarray, n_stop: int, stop_step: int, n_steps: np.ndarray, *,
                      higher_is_better: bool) -> np.ndarray:
-    """Stop the ``n_stop`` runs with the worst metric at W (ties: earlier run first) -> (R,).
+    """Stop at ``stop_step`` the ``n_stop`` runs with the worst metric at W (ties: earlier run
+    first) -> (R,).
 
     Examples
     --------
@@ -182,17 +218,17 @@ def percentile_stops(values: np.ndarray, n_stop: int, window: int, n_steps: np.n
     order = np.argsort(-_badness(values, higher_is_better), kind="stable")  # worst first
     stop = np.zeros(len(values), dtype=bool)
     stop[order[:n_stop]] = True
-    return np.where(stop, window, n_steps)
+    return np.where(stop, stop_step, n_steps)
 
 
-def median_stops(values: np.ndarray, window: int, n_steps: np.ndarray, *,
+def median_stops(values: np.ndarray, stop_step: int, n_steps: np.ndarray, *,
                  higher_is_better: bool) -> np.ndarray:
-    """Stop at W the runs whose metric is worse than the median at W of the runs where it is
-    finite (a NaN counts as worse) -> (R,)."""
+    """Stop at ``stop_step`` the runs whose metric is worse than the median at W of the runs
+    where it is finite (a NaN counts as worse) -> (R,)."""
     bad = _badness(values, higher_is_better)
     finite = bad[np.isfinite(bad)]
     median = np.median(finite) if finite.size else np.inf
-    return np.where(bad > median, window, n_steps)
+    return np.where(bad > median, stop_step, n_steps)
 
 
 def rungs(window: int, n_steps: int, factor: float) -> list[int]:
@@ -311,9 +347,13 @@ def held_out(runs_df: pd.DataFrame, log_df: pd.DataFrame, forecaster: Any, *, wi
     # rather than scored NaN and counted as stopped (a wrong stop of a grokker).
     table = feature_matrix(checked_window(forecaster, log, window), run_ids, window)
     p = forecaster.predict_proba(model_inputs(forecaster, table))[:, 1]
+    # The live rule decides on the last step the features read (forecast_hook), which on a
+    # sweep logged more densely than the forecaster's is below this sweep's last step under W.
+    meta = getattr(forecaster, "metadata_", None)
+    decide = None if meta is None else int(max(meta.required_steps()))
     return HeldOut(run_ids=run_ids, n_steps=n_steps, grok_step=grok_step.astype(np.int64),
                    steps=steps, val_loss=wide["val_loss"].to_numpy(dtype=float), val_acc=val_acc,
-                   p_grok=p, n_excluded=int(len(runs_df) - len(finished)))
+                   p_grok=p, n_excluded=int(len(runs_df) - len(finished)), decide_step=decide)
 
 
 def _check_table(what: str, df: pd.DataFrame, columns: Sequence[str], key: Sequence[str]) -> None:
@@ -406,16 +446,19 @@ def simulate_held_out(data: HeldOut, *, window: int, thresholds: Sequence[float]
                      "param_name": PARAM_NAMES[policy.split("_")[0]], "param": float(param),
                      **score(stop_at, data)})
 
+    # Where the live rule stops (the module docstring, "at W"): the baselines read the same
+    # row and cost the same, so stopping as many runs costs exactly the forecaster's budget.
+    stop_step = data.stop_step(window)
     for t in sorted(thresholds):
-        add("forecaster", "p_grok", t, forecaster_stops(data.p_grok, t, window, data.n_steps))
+        add("forecaster", "p_grok", t, forecaster_stops(data.p_grok, t, stop_step, data.n_steps))
     for signal in ("val_loss", "val_acc"):
-        at_w = data.metric_at(signal, window)
+        at_w = data.metric_at(signal, stop_step)  # the row of step stop_step - 1 = d
         for k in range(n_runs + 1):
             add(f"percentile_{signal}", signal, k / n_runs,
-                percentile_stops(at_w, k, window, data.n_steps,
+                percentile_stops(at_w, k, stop_step, data.n_steps,
                                  higher_is_better=_HIGHER_IS_BETTER[signal]))
     for signal in ("val_loss", "val_acc"):
-        stop = median_stops(data.metric_at(signal, window), window, data.n_steps,
+        stop = median_stops(data.metric_at(signal, stop_step), stop_step, data.n_steps,
                             higher_is_better=_HIGHER_IS_BETTER[signal])
         rows.append({"policy": f"median_{signal}", "signal": signal,
                      "param_name": "fraction_stopped",
