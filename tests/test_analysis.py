@@ -322,6 +322,15 @@ def test_feature_difference_refuses_a_single_class_and_a_feature_that_is_not_fin
                                 "windows": {"200": {}}}}}
     # Both perfectly ordered, one each way: oriented by their AUROCs, both fold to 1.
     assert A.feature_difference(a, feats, "0.9", 200, "end_val_loss", "end_val_acc")["diff"] == 0.0
+    # The threshold as a number, as table_rows takes it: np.float32(0.9) is the "0.9" cell (was a
+    # KeyError, for 0.9 too), with the same resamples.
+    feats2 = feats.assign(end_val_acc=[0.0, 4, 2, 3, 1, 5])
+    by_key = A.feature_difference(a, feats2, "0.9", 200, "end_val_loss", "end_val_acc")
+    for t in (0.9, np.float32(0.9)):
+        assert A.feature_difference(a, feats2, t, 200, "end_val_loss", "end_val_acc") == by_key
+    with pytest.raises(ValueError, match=r"^threshold=0.99 is not allowed: expected one of the "
+                                         r"analysed thresholds \[0.9\]"):
+        A.feature_difference(a, feats, 0.99, 200, "end_val_loss", "end_val_acc")
     with pytest.raises(ValueError, match=r"^feature 'end_val_acc' at W = 200 is not finite for every "
                                          r"run$"):
         A.feature_difference(a, feats.assign(end_val_acc=[0.0, 1, np.inf, 3, 4, 5]), "0.9", 200,
@@ -367,6 +376,24 @@ def test_a_table_with_few_runs_in_a_class_says_so_in_its_caption(result):
     for fmt in ("md", "tex", "text"):
         assert ("With 2 runs in one class, multi's held-out predictions of that class come "
                 "from models that saw (almost) none of it") in A.format_table(few, 0.9, fmt=fmt)
+
+
+def test_tables_take_a_threshold_read_back_from_float32(result):
+    """Was: table_rows and format_table looked np.float32(0.9) up as the key "0.899999976158"
+    (12 digits of its exact value) and failed with a KeyError, as did a threshold not
+    analysed; 0.9 up to float32 rounding is the "0.9" a plain 0.9 finds."""
+    plain = A.table_rows(result, 0.9)
+    assert plain == A.table_rows(result, "0.9")
+    for t in (np.float32(0.9), float(np.float32(0.9)), np.float64(0.9)):
+        assert A.table_rows(result, t) == plain
+        for fmt in ("md", "tex", "text"):
+            assert A.format_table(result, t, fmt=fmt) == A.format_table(result, 0.9, fmt=fmt)
+    keys = list(result["thresholds"])
+    for bad in (0.9 * (1 + 2e-6), 0.5, "0.90", True):
+        with pytest.raises(ValueError, match=rf"^threshold={re.escape(repr(bad))} is not allowed: "
+                                             rf"expected one of the analysed thresholds "
+                                             rf"{re.escape(str([float(k) for k in keys]))}"):
+            A.format_table(result, bad)
 
 
 def test_first_steps_per_run_against_a_plain_loop(sweep, result):

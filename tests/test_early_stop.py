@@ -1158,6 +1158,48 @@ def test_run_study_chooses_tau_on_the_training_runs_when_the_file_has_them(sweep
                    n_train_runs=len(y), train_heldout=(proba, np.where(y == 1, 1, 0.5)))
 
 
+def _with_train_heldout(sweeps, path, threshold):
+    """A forecaster of the training sweep saved with the training runs' P(grok) (any will do)
+    and labels, its labels said to be at ``threshold``."""
+    runs, log = sweeps["train"].runs(), sweeps["train"].log()
+    X = feature_table(log, W).reindex(runs["run_id"])
+    y = (runs["max_val_acc"] >= 0.9).to_numpy().astype(int)
+    model = GrokForecaster(Cs=[1.0]).fit(X, y)
+    model.save(path, window=W, threshold=threshold, sweep_hash=sweep_hash(runs, log),
+               n_train_runs=len(y), train_heldout=(model.predict_proba(X)[:, 1], y))
+    return path
+
+
+def test_run_study_takes_the_files_label_threshold_read_back_from_float32(sweeps, tmp_path):
+    """Was: label_threshold compared with the file's by ==, so 0.9 read back from a float32
+    column (0.8999999762) silently chose τ on the held-out outcomes, with a note saying the
+    labels were at 0.9, not at 0.9. Within float32 rounding it is the file's threshold, and
+    the study is the one a plain 0.9 gives."""
+    path = _with_train_heldout(sweeps, tmp_path / "f.json", 0.9)
+
+    def study(label, name):
+        result = run_study(path, sweeps["heldout"].root, tmp_path / name, label_threshold=label)
+        return {k: v for k, v in result.items() if k != "paths"}
+
+    plain = study(0.9, "plain")
+    assert plain["tau"] == "chosen on training runs" and plain["label_threshold"] == 0.9
+    for label in (np.float32(0.9), float(np.float32(0.9)), 0.9 * (1 + 5e-7)):
+        assert study(label, "f32") == plain
+    # Truly another level: τ on the outcomes, the note naming both values apart.
+    other = study(0.9 * (1 + 2e-6), "other")
+    assert other["tau"] == "chosen on outcomes"
+    assert other["notes"] == ["τ was chosen on these runs' outcomes: the training runs' "
+                              "held-out P(grok) are labelled at 0.9, not at "
+                              f"label_threshold={0.9 * (1 + 2e-6)!r}"]
+    # Six significant digits (:g) printed these two as 0.123456 and 0.123456.
+    path = _with_train_heldout(sweeps, tmp_path / "g.json", 0.1234564)
+    result = run_study(path, sweeps["heldout"].root, tmp_path / "g", label_threshold=0.1234556)
+    assert ("labelled at 0.1234564, not at label_threshold=0.1234556" in result["notes"][0])
+    with pytest.raises(ValueError, match=r"label_threshold='0.9' is not allowed: expected a "
+                                         r"number in \(0, 1\]"):
+        run_study(path, sweeps["heldout"].root, tmp_path / "s", label_threshold="0.9")
+
+
 @pytest.mark.parametrize("command, option, value", [
     ("early-stop-study", "--stop-below", "2"),
     ("early-stop-study", "--threshold", "nan"),

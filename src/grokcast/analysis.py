@@ -70,6 +70,7 @@ from grokcast.validation import (
     check_number,
     check_path,
     plain_number,
+    same_threshold,
 )
 
 # Leave-one-out refits the model n times; above 200 runs 10-fold CV costs n/10 times less, and
@@ -137,6 +138,25 @@ def _key(threshold: float) -> str:
     """JSON key of a threshold: ``format(threshold, ".12g")``, e.g. "0.9", "0.99" (not "g":
     its six digits would label 0.9999999 as "1")."""
     return format(threshold, ".12g")
+
+
+def result_key(result: dict[str, Any], threshold: float | str) -> str:
+    """The key of ``result["thresholds"]`` for ``threshold``: a key as given (``"0.9"``), or a
+    number that is an analysed threshold up to float32 rounding
+    (:func:`grokcast.validation.same_threshold`): ``np.float32(0.9)``, whose 12 digits
+    (``_key``) are 0.899999976158, is "0.9"."""
+    keys = list(result["thresholds"])
+    if isinstance(threshold, str):
+        if threshold in keys:
+            return threshold
+    elif isinstance(threshold, (int, float, np.integer, np.floating)) and not isinstance(threshold, bool):
+        if (exact := _key(plain_number(threshold))) in keys:
+            return exact
+        close = [k for k in keys if same_threshold(float(k), threshold)]
+        if len(close) == 1:
+            return close[0]
+    raise ValueError(f"threshold={threshold!r} is not allowed: expected one of the analysed "
+                     f"thresholds {[float(k) for k in keys]} (or its key, e.g. {keys[0]!r})")
 
 
 def _float(x: Any) -> float | None:
@@ -643,7 +663,7 @@ def _sweep_entry(runs_df: pd.DataFrame, log_df: pd.DataFrame, all_runs: pd.DataF
     }
 
 
-def feature_difference(analysis: dict[str, Any], features: pd.DataFrame, threshold: str,
+def feature_difference(analysis: dict[str, Any], features: pd.DataFrame, threshold: float | str,
                        window: int, a: str, b: str) -> dict[str, Any]:
     """Folded AUROC of feature ``a`` minus that of ``b`` at one (threshold, window) cell, by a
     paired bootstrap over runs: ``{"diff", "ci", "p_one_sided", "n_resamples"}`` as the cells'
@@ -658,11 +678,13 @@ def feature_difference(analysis: dict[str, Any], features: pd.DataFrame, thresho
     ----------
     analysis : the dict of ``analysis.json``
     features : the table of ``features.parquet`` (``run_id``, ``window``, one column per feature)
-    threshold : a key of ``analysis["thresholds"]``, e.g. ``"0.9"``
+    threshold : a key of ``analysis["thresholds"]``, e.g. ``"0.9"``, or the threshold
+        (:func:`result_key`)
     window : an analysed window W (an int, or its key, e.g. ``"200"``)
     a, b : feature names (:data:`grokcast.features.FEATURE_NAMES`)
     """
-    entry = analysis["thresholds"][threshold]
+    key = result_key(analysis, threshold)
+    entry = analysis["thresholds"][key]
     if str(window) not in entry["windows"]:
         raise ValueError(f"window={window!r} is not allowed: expected one of the analysed windows "
                          f"{[int(w) for w in entry['windows']]}")
@@ -680,7 +702,7 @@ def feature_difference(analysis: dict[str, Any], features: pd.DataFrame, thresho
         scores.append(x if auroc(y, x) >= 0.5 else -x)
     s = analysis["settings"]
     n = int(s["n_resamples"])
-    return _paired(paired_bootstrap(y, *scores, rng=_rng(int(s["seed"]), float(threshold), window, 2),
+    return _paired(paired_bootstrap(y, *scores, rng=_rng(int(s["seed"]), float(key), window, 2),
                                     n_resamples=n, level=float(s["level"])), n)
 
 
@@ -857,7 +879,7 @@ def _fmt_p(entry: dict[str, Any] | None) -> str:
 
 def table_rows(result: dict[str, Any], threshold: float | str) -> list[tuple[str, ...]]:
     """Rows of Table 1/2 for one threshold: W, multi, val loss, val acc, Δ, p₁, Δ, p₁."""
-    entry = result["thresholds"][threshold if isinstance(threshold, str) else _key(threshold)]
+    entry = result["thresholds"][result_key(result, threshold)]
     rows: list[tuple[str, ...]] = []
     for w, cell in entry["windows"].items():
         rows.append((w, _fmt_ci(cell.get("multi")), _fmt_ci(cell.get("val_loss")),
@@ -963,7 +985,7 @@ def _latex(caption: str, label: str, header: Sequence[str], rows: Sequence[tuple
 def format_table(result: dict[str, Any], threshold: float | str, *, fmt: str = "md",
                  title: str = "Table 1") -> str:
     """Table 1/2 for one threshold as Markdown (``fmt="md"``), LaTeX (``"tex"``) or text."""
-    key = threshold if isinstance(threshold, str) else _key(threshold)
+    key = result_key(result, threshold)
     rows, caption = table_rows(result, key), _caption(result, key)
     align = "rllllrlr"
     if fmt == "md":

@@ -74,7 +74,13 @@ from grokcast.signals import first_step_reaching
 from grokcast.stats import format_percent
 from grokcast.store import atomic_write_bytes
 from grokcast.train import LogHook
-from grokcast.validation import check_int, check_list, check_number, check_path
+from grokcast.validation import (
+    check_int,
+    check_list,
+    check_number,
+    check_path,
+    same_threshold,
+)
 
 POLICIES = ("forecaster", "percentile_val_loss", "percentile_val_acc", "median_val_loss",
             "median_val_acc", "asha_val_loss", "asha_val_acc")
@@ -809,7 +815,9 @@ def run_study(forecaster_path: str | os.PathLike, heldout_sweep_dir: str | os.Pa
     thresholds, keep_fractions, rung_factor
         The policies' settings, as in :func:`simulate`.
     label_threshold : float, optional
-        Default: the threshold the forecaster's labels used.
+        Default: the threshold the forecaster's labels used. One within
+        :data:`grokcast.validation.THRESHOLD_REL_TOL` of it (0.9 read back from float32) is
+        taken as it.
     min_recall : float
         The share of grokkers the summary's τ must keep: by default τ is chosen on the
         forecaster file's held-out P(grok) of its training runs (:func:`training_threshold`),
@@ -842,6 +850,8 @@ def run_study(forecaster_path: str | os.PathLike, heldout_sweep_dir: str | os.Pa
     min_recall = check_number("min_recall", min_recall, 0, 1, closed="both")
     if threshold is not None:
         threshold = check_number("threshold", threshold, 0, 1, closed="both")
+    if label_threshold is not None:
+        label_threshold = check_number("label_threshold", label_threshold, 0, 1, closed="hi")
     check_path("forecaster_path", forecaster_path, "a forecaster file (grokcast fit --out)")
     check_path("heldout_sweep_dir", heldout_sweep_dir, "a sweep directory (grokcast sweep --out)")
     check_path("out_dir", out_dir, "the directory for the study's table and figure")
@@ -851,7 +861,11 @@ def run_study(forecaster_path: str | os.PathLike, heldout_sweep_dir: str | os.Pa
     heldout_hash = sweep_hash(runs, log)  # one pass over the log: the check and the record
     if not allow_same_sweep:
         _check_held_out(meta, heldout_hash, runs, log, str(heldout_sweep_dir))
-    label = meta.threshold if label_threshold is None else label_threshold
+    # The file's own threshold where the given one is it up to float32 rounding: compared
+    # exactly, 0.9 read back from a float32 column (0.8999999762) chose τ on the outcomes.
+    label: float = meta.threshold
+    if label_threshold is not None and not same_threshold(label_threshold, meta.threshold):
+        label = label_threshold
     threshold, tau, why = _choose_tau(meta, label, min_recall, threshold)
     notes = [meta.horizon_note(config.n_steps, "the held-out sweep's runs"), why]
     df = simulate(runs, log, model, window=meta.window, thresholds=thresholds,
@@ -877,10 +891,11 @@ def _choose_tau(meta: Any, label: float, min_recall: float, threshold: float | N
         return None, None, ("the forecaster file records no held-out P(grok) of its training runs "
                             "(train_heldout: an older file, or one saved without it), so τ was "
                             "chosen on these runs' outcomes; grokcast fit records them")
-    if label != meta.threshold:
+    if not same_threshold(label, meta.threshold):
+        # repr, not :g, whose six digits can print two thresholds as one
         return None, None, (f"τ was chosen on these runs' outcomes: the training runs' held-out "
-                            f"P(grok) are labelled at {meta.threshold:g}, not at "
-                            f"label_threshold={label:g}")
+                            f"P(grok) are labelled at {float(meta.threshold)!r}, not at "
+                            f"label_threshold={float(label)!r}")
     return training_threshold(meta.train_heldout, min_recall), "chosen on training runs", None
 
 

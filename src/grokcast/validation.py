@@ -8,6 +8,7 @@ their own checks, which raise :class:`grokcast.config.ConfigError` naming the TO
 
 from __future__ import annotations
 
+import math
 import numbers
 import os
 from collections.abc import Callable, Iterable
@@ -19,6 +20,10 @@ import pandas as pd
 
 ErrorType = Callable[[str], Exception]
 MAX_FLOAT_INT = int(np.finfo(np.float64).max)  # an int beyond it has no float
+# Two label thresholds this close (relatively) are one level: float32 rounds 0.9 to
+# 0.8999999762 (2.6e-8 off; float32 is good to 6e-8), which a float32 Parquet or JSON column
+# hands back as a plain float; no study tells apart levels one part in a million apart.
+THRESHOLD_REL_TOL = 1e-6
 
 
 def check_int(name: str, value: Any, minimum: int, maximum: int | None = None, *,
@@ -130,6 +135,13 @@ def plain_number(value: Any) -> Any:
     if isinstance(value, np.floating) and value.dtype.itemsize < 8:
         return float(str(value))
     return value.item() if isinstance(value, np.generic) else value
+
+
+def same_threshold(a: float, b: float) -> bool:
+    """Whether ``a`` and ``b`` are the same label threshold: equal within
+    :data:`THRESHOLD_REL_TOL` (relatively), so that 0.9 read back from float32 is still 0.9."""
+    return math.isclose(float(plain_number(a)), float(plain_number(b)),
+                        rel_tol=THRESHOLD_REL_TOL, abs_tol=0.0)
 
 
 def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
