@@ -849,3 +849,22 @@ def test_a_runs_table_without_chunk_columns_has_no_training_time_and_nothing_els
         for key in ("timing", "created"):
             without.pop(key), with_chunks.pop(key, None)
         assert without == with_chunks
+
+
+def test_threshold_messages_count_one_run_in_the_singular(sweep):
+    """Was "all 1 runs have max_val_acc < 0.99" (the one-run paper's robustness caption prints
+    it) and "1 of 3 runs reach"."""
+    runs, log = sweep
+    ids = ["run00", "run01", "run02"]  # run00 alone groks (max_val_acc 0.95)
+
+    def messages(keep):
+        result = A.analyze(runs[runs["run_id"].isin(keep)], log[log["run_id"].isin(keep)], None,
+                           windows=(100,), n_resamples=20, predict_fn=standin)
+        return {k: e["message"] for k, e in result["thresholds"].items()}
+
+    assert messages(ids) == {
+        "0.9": "1 of 3 runs reaches max_val_acc >= 0.9",
+        "0.99": "all 3 runs have max_val_acc < 0.99: with a single label class AUROC is undefined, "
+                "so the predictor, baselines and univariate AUROCs are skipped at this threshold"}
+    assert messages(ids[:1])["0.99"].startswith("the one run has max_val_acc < 0.99: with a single")
+    assert messages(ids[1:])["0.9"].startswith("all 2 runs have max_val_acc < 0.9: ")

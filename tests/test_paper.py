@@ -2054,3 +2054,87 @@ def test_figure_2_caption_says_why_a_cell_has_no_run(tmp_path):
     assert plain(whole["captions"]["fig2"]).endswith(
         "A cell marked — holds no run with a known outcome: its runs diverged or were stopped "
         "early.")
+
+
+@pytest.mark.parametrize("run_id, n_pos", [("run00", 1), ("run01", 0)])
+def test_a_one_run_sweeps_fractions_and_robustness_count_one_run(tmp_path, run_id, n_pos):
+    """Was, after "1 runs" was fixed in six places: "1/1 runs reach" in the abstract, "(0/1
+    runs)" in the setup, "(0/1 runs positive)" in the robustness text and table captions,
+    "(0 of 1 runs positive)" in the robustness sentence and "All 1 runs have" in the robust
+    table's caption (analysis.json's message)."""
+    from test_analysis import synthetic_sweep
+
+    runs, log = synthetic_sweep()
+    ctx = _context_of_sweep(tmp_path, runs[runs["run_id"] == run_id], log[log["run_id"] == run_id])
+    verb = "reaches" if n_pos == 1 else "reach"
+    assert (f"and seed, {n_pos}/1 run {verb} a maximum validation accuracy of at least 0.9. "
+            in plain(ctx["abstract"]))
+    assert plain(ctx["setup"]["label"]) == (
+        f"A run groks when its maximum validation accuracy reaches 0.9 ({n_pos}/1 run). The strict "
+        "threshold 0.99 (0/1 run) is the robustness check of §6.")
+    robustness = plain(ctx["robustness"])
+    assert robustness.startswith("The same analysis at the strict threshold 0.99 (0/1 run "
+                                 "positive) is in @tab:robust. At the strict threshold 0.99 every "
+                                 "run has the same label (0 of 1 run positive), so AUROC is "
+                                 "undefined")
+    assert (f"for predicting max val acc ≥ 0.9 ({n_pos}/1 run positive) from the first W steps."
+            in plain(ctx["tables"]["main"]["caption"]))
+    assert plain(ctx["tables"]["robust"]["caption"]).startswith(
+        "Robustness: the same analysis at max val acc ≥ 0.99 (0/1 run positive). The one run has "
+        "max_val_acc < 0.99: with a single label class")
+    for words in (plain(s) for s in _strings(ctx)):
+        assert not re.search(r"(?<![\d.,])(?:\d+/)?1 (?:runs|grokkers|seeds|cells)\b", words), words
+
+
+def _strings(x):
+    if isinstance(x, str):
+        yield x
+    elif isinstance(x, dict):
+        for v in x.values():
+            yield from _strings(v)
+    elif isinstance(x, list | tuple):
+        for v in x:
+            yield from _strings(v)
+
+
+def test_one_grokker_without_delay_and_one_with_it_are_singular() -> None:
+    """Was "In 1 of the 3 runs that grok ...: they generalise as they fit" and "In the other 1
+    the delay is"; the plural forms are unchanged."""
+    one_now = plain(S.delay_sentence(_runs([100, 100, 100], [100, 450, 600]), "0.9"))
+    assert one_now == ("In 1 of the 3 runs that grok, validation accuracy reaches 0.9 no later "
+                       "than train accuracy reaches 99% (as logged): it generalises as it fits, "
+                       "without the delay that defines grokking. In the other 2 the delay is "
+                       "between 350 and 500 steps (median 425).")
+    one_late = plain(S.delay_sentence(_runs([100, 100, 100], [100, 90, 450]), "0.9"))
+    assert one_late == ("In 2 of the 3 runs that grok, validation accuracy reaches 0.9 no later "
+                        "than train accuracy reaches 99% (as logged): they generalise as they "
+                        "fit, without the delay that defines grokking. In the other one the delay "
+                        "is 350 steps.")
+
+
+def test_early_stop_section_counts_one_stopped_grokking_or_left_out_run(tmp_path):
+    """Was "stops 1 runs", "(1 of them grok" and "1 more, ... have no known outcome and are
+    left out"."""
+    from grokcast.paper.context import early_stop_context
+
+    policy = {"param_name": "threshold", "param": 0.2, "saved": 0.05, "recall": 1.0,
+              "n_stopped": 1, "n_wrongly_stopped": 0}
+    summary = {"window": 200, "label_threshold": 0.9, "min_recall": 0.9, "n_runs": 12,
+               "n_grok": 1, "n_excluded": 1, "tau": "fixed", "forecaster": policy,
+               "same_budget": {}, "median": {}}
+    (tmp_path / "early_stop").mkdir()
+    (tmp_path / "early_stop" / "early_stop.json").write_text(json.dumps({"summary": summary}))
+    text = plain(early_stop_context(tmp_path / "early_stop")["text"])
+    assert text.startswith("On a held-out sweep of 12 runs with unseen seeds (1 of them groks at "
+                           "val acc ≥ 0.9; 1 more, diverged or stopped early, has no known "
+                           "outcome and is left out), we simulate stopping at W = 200. At a "
+                           "threshold fixed in advance, P(grok) below 0.2, the forecaster stops "
+                           "1 run and saves 5.0% of all training steps")
+    one = {**summary, "n_runs": 1, "n_grok": 0, "n_excluded": 2,
+           "forecaster": {**policy, "n_stopped": 0}}
+    (tmp_path / "early_stop" / "early_stop.json").write_text(json.dumps({"summary": one}))
+    text = plain(early_stop_context(tmp_path / "early_stop")["text"])
+    assert text.startswith("On a held-out sweep of 1 run with unseen seeds (0 of them grok at "
+                           "val acc ≥ 0.9; 2 more, diverged or stopped early, have no known "
+                           "outcome and are left out)")
+    assert "the forecaster stops 0 runs and saves" in text

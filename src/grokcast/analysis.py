@@ -757,11 +757,12 @@ def _threshold_entry(y: np.ndarray, tables: dict[int, pd.DataFrame], max_acc: di
     n_pos, n_neg = int(y.sum()), int(len(y) - y.sum())
     single = n_pos == 0 or n_neg == 0
     if single:
-        message = (f"all {len(y)} runs have max_val_acc {'>=' if n_pos else '<'} {threshold:g}: "
+        every = "the one run has" if len(y) == 1 else f"all {len(y)} runs have"
+        message = (f"{every} max_val_acc {'>=' if n_pos else '<'} {threshold:g}: "
                    "with a single label class AUROC is undefined, so the predictor, "
                    "baselines and univariate AUROCs are skipped at this threshold")
     else:
-        message = f"{n_pos} of {len(y)} runs reach max_val_acc >= {threshold:g}"
+        message = f"{n_pos} of {len(y)} runs reach{'es' if n_pos == 1 else ''} max_val_acc >= {threshold:g}"
     cells: dict[str, Any] = {}
     for w, table in tables.items():
         cell: dict[str, Any] = {"max_val_acc_in_window": max_acc[w]}

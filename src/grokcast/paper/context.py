@@ -35,6 +35,7 @@ from grokcast.paper.formatting import (
     fmt_sci,
     fmt_signed,
     fmt_threshold,
+    plural,
 )
 from grokcast.paper.sentences import (
     INNER_FOLDS,
@@ -226,6 +227,11 @@ class _Facts:
         return esc(f"{self.t1['n_pos']}/{self.n_runs}")
 
     @property
+    def runs(self) -> str:
+        """The noun after :attr:`grok1` and :attr:`grok2`: ``1/1 run``, ``9/48 runs``."""
+        return plural(self.n_runs, "run")
+
+    @property
     def grok2(self) -> str:
         return esc(f"{self.t2['n_pos']}/{self.n_runs}" if self.t2 else NA)
 
@@ -271,14 +277,14 @@ def _all_runs(f: _Facts) -> str:
 
 def _n_runs(n: int) -> str:
     """``48 runs``, ``1 run``: a one-run sweep renders a paper too."""
-    return f"{n} run{'s' if n != 1 else ''}"
+    return f"{n} {plural(n, 'run')}"
 
 
 def _grok_count(f: _Facts) -> str:
     """``9/48 runs``, or ``3 of the 15 runs with a known outcome`` when diverged or stopped runs
     were left out."""
     if f.n_runs == f.n_trained:
-        return f"{f.grok1} runs"
+        return f"{f.grok1} {f.runs}"
     return f"{f.t1['n_pos']} of the {_n_runs(f.n_runs)} with a known outcome"
 
 
@@ -296,7 +302,8 @@ def _abstract(f: _Facts) -> str:
         "published study, we ask whether it can be forecast from the first few hundred steps "
         f"of training. On a sweep of {_n_runs(f.n_trained)} of a one-layer transformer on "
         f"{_task_words(f.p)}{_varied_clause(f.cfg)}, {_grok_count(f)} "
-        f"reach a maximum validation accuracy of at least {f.th1}. We summarise each run's "
+        f"{'reaches' if f.t1['n_pos'] == 1 else 'reach'} a maximum validation accuracy of at "
+        f"least {f.th1}. We summarise each run's "
         f"first W steps by {f.n_feat} features and predict the label with "
         f"{_model_words(f.cv)} evaluated by {_cv_words(f.cv)}. {headline} {small} {acc_sentence} "
         f"{best_single} {undelayed} Every number of ours in this paper is computed by grokcast "
@@ -563,7 +570,7 @@ def _results(f: _Facts, pair: _Pair) -> dict[str, str]:
             + calibration_sentence(c0.get("loo_proba"), t1["labels"], w0) + " "
             + reliability_sentence(c0.get("loo_proba"), t1["labels"])),
         "robustness": ((f"The same analysis at the {f.word2} threshold {f.th2} ({f.grok2} "
-                        f"runs positive) is in @tab:robust. " if f.k2 else "") + robustness
+                        f"{f.runs} positive) is in @tab:robust. " if f.k2 else "") + robustness
                        + (f" {order_sentence(t2, ws, f.k2, custom=custom_predictor(f.cv) is not None)}"
                           if t2 else "")),
     }
@@ -631,8 +638,8 @@ _SIGNALS = (": train and validation loss and accuracy, parameter and gradient L#
 
 
 def _label(f: _Facts) -> str:
-    return (f"A run groks when its maximum validation accuracy reaches {f.th1} ({f.grok1} runs)."
-            + (f" The {f.word2} threshold {f.th2} ({f.grok2} runs) is the robustness check of "
+    return (f"A run groks when its maximum validation accuracy reaches {f.th1} ({f.grok1} {f.runs})."
+            + (f" The {f.word2} threshold {f.th2} ({f.grok2} {f.runs}) is the robustness check of "
                "§6." if f.k2 else ""))
 
 
@@ -748,7 +755,7 @@ def _tables(f: _Facts) -> dict[str, Any]:
     return {
         "main": {"rows": _table_rows(a, f.k1),
                  "caption": (f"AUROC [{f.lvl} bootstrap CI] for predicting max val acc ≥ "
-                             f"{f.th1} ({f.grok1} runs positive) from the first W steps. "
+                             f"{f.th1} ({f.grok1} {f.runs} positive) from the first W steps. "
                              + (f"multi: {f.n_feat}-feature logistic regression, held out by "
                                 f"{'LOO' if cv in (None, 'loo') else esc(cv)}" if custom_predictor(cv) is None
                                 else f"multi: {_model_words(cv)}, its held-out predictions")
@@ -760,7 +767,7 @@ def _tables(f: _Facts) -> dict[str, Any]:
         "robust": None if not f.k2 or t2 is None else {
             "rows": _table_rows(a, f.k2),
             "caption": (f"Robustness: the same analysis at max val acc ≥ {f.th2} "
-                        f"({f.grok2} runs positive)."
+                        f"({f.grok2} {f.runs} positive)."
                         + (f" {esc(_capitalised(t2['message']))}." if t2.get("single_class")
                            else ""))},
         "univariate": {"rows": _table3_rows(a, f.k1, f.w0),
@@ -933,16 +940,18 @@ def _early_stop_section(s: dict[str, Any]) -> dict[str, Any] | None:
             rows.append((_POLICY_NAMES.get(key, key), fmt_pct(r["saved"]), fmt_pct(r["recall"]),
                          str(r["n_wrongly_stopped"])))
     excluded = s.get("n_excluded") or 0  # diverged or stopped runs: no known outcome
-    left_out = (f"; {excluded} more, diverged or stopped early, have no known outcome and are "
-                "left out" if excluded else "")
+    left_out = (("; 1 more, diverged or stopped early, has no known outcome and is left out"
+                 if excluded == 1 else f"; {excluded} more, diverged or stopped early, have no "
+                 "known outcome and are left out") if excluded else "")
     # τ chosen on the training runs promised a share of grokkers it may not keep on new runs.
     short = (f", fewer than the {format_percent(s['min_recall'])} it was chosen to keep"
              if s.get("tau") == "chosen on training runs" and f["recall"] < s["min_recall"] else "")
-    text = (f"On a held-out sweep of {s['n_runs']} runs with unseen seeds ({s['n_grok']} of them "
-            f"grok at val acc ≥ {s['label_threshold']:g}{left_out}), we simulate stopping at "
-            f"W = {s['window']}. "
+    grok = "groks" if s["n_grok"] == 1 else "grok"
+    text = (f"On a held-out sweep of {_n_runs(s['n_runs'])} with unseen seeds ({s['n_grok']} of "
+            f"them {grok} at val acc ≥ {s['label_threshold']:g}{left_out}), we simulate stopping "
+            f"at W = {s['window']}. "
             + _early_stop_tau(s, f)
-            + f"stops {f['n_stopped']} runs and saves {fmt_pct(f['saved'])} of all training "
+            + f"stops {_n_runs(f['n_stopped'])} and saves {fmt_pct(f['saved'])} of all training "
             f"steps, keeping {fmt_pct(f['recall'])} of the grokking runs{esc(short)}. "
             + _early_stop_caveat(s)
             + "Beside it: rules that stop as many runs at W (the same budget), successive "

@@ -113,6 +113,12 @@ def fmt_pct(x: float | None, digits: int = 1) -> str:
     return NA if not _finite(x) else f"{100 * float(x):.{digits}f}%"
 
 
+def plural(n: int, noun: str) -> str:
+    """``noun`` as it follows a count of ``n``: ``run`` after 1, ``runs`` after 0 or 2; a
+    fraction's noun follows its denominator (``1/1 run``, ``0/1 run``, ``9/48 runs``)."""
+    return noun if n == 1 else f"{noun}s"
+
+
 def fmt_int(n: int) -> str:
     """Thousands separated by commas: 12345 -> ``12,345``."""
     return f"{int(n):,}"

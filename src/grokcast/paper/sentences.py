@@ -29,6 +29,7 @@ from grokcast.paper.formatting import (
     fmt_signed,
     fmt_threshold,
     p_clause,
+    plural,
 )
 from grokcast.signals import reaches
 from grokcast.stats import auroc, format_percent, strength_key
@@ -622,9 +623,10 @@ def no_delay_sentence(runs: Sequence[dict], threshold: str) -> str:
         return (f"{_one_grokker(runs, threshold)} reaches a validation accuracy of {level} no later than a "
                 f"train accuracy of {fit} (as logged): it generalises as it fits, without the "
                 "delay that defines grokking.")
+    they = "it generalises as it fits" if n_now == 1 else "they generalise as they fit"
     return (f"In {n_now} of the {_grokkers(delays.size, runs, threshold)}, validation accuracy "
-            f"reaches {level} no later than train accuracy reaches {fit} (as logged): they "
-            "generalise as they fit, without the delay that defines grokking.")
+            f"reaches {level} no later than train accuracy reaches {fit} (as logged): {they}, "
+            "without the delay that defines grokking.")
 
 
 def delay_sentence(runs: Sequence[dict], threshold: str) -> str:
@@ -640,7 +642,8 @@ def delay_sentence(runs: Sequence[dict], threshold: str) -> str:
                 f"of {esc(fmt_threshold(threshold))} {_steps_span(late)} later.")
     text = no_delay_sentence(runs, threshold)
     if late.size:
-        text += f" In the other {late.size} the delay is {_steps_span(late)}."
+        other = "other one" if late.size == 1 else f"other {late.size}"
+        text += f" In the {other} the delay is {_steps_span(late)}."
     return text
 
 
@@ -796,7 +799,8 @@ def robustness_sentence(primary: dict, secondary: dict | None, window: int, key1
     n_pos, n_neg = secondary["n_pos"], secondary["n_neg"]
     if secondary.get("single_class"):
         return (f"At the {threshold_word(key1, key2)} threshold {th2} every run has the same "
-                f"label ({n_pos} of {n_pos + n_neg} runs positive), so AUROC is undefined and the "
+                f"label ({n_pos} of {n_pos + n_neg} {plural(n_pos + n_neg, 'run')} positive), so "
+                "AUROC is undefined and the "
                 "robustness check cannot be made.")
     c1 = primary["windows"][str(window)]
     c2 = secondary["windows"][str(window)]
