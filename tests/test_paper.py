@@ -2138,3 +2138,21 @@ def test_early_stop_section_counts_one_stopped_grokking_or_left_out_run(tmp_path
                            "val acc ≥ 0.9; 2 more, diverged or stopped early, have no known "
                            "outcome and are left out)")
     assert "the forecaster stops 0 runs and saves" in text
+
+
+def test_a_48_run_sweeps_fractions_keep_the_plural(tmp_path: Path) -> None:
+    """The paper sweep's sentences as its context.json has them ("10/48 runs reach", "(10/48
+    runs positive)", "(2/48 runs)"), with this sweep's counts."""
+    a = write_synthetic_results(tmp_path / "res")
+    f = CTX._Facts.read(a)
+    k1, k2 = a["thresholds"]["0.9"]["n_pos"], a["thresholds"]["0.99"]["n_pos"]
+    assert k1 > 1  # k2 is 1 here: "1/48 runs", the noun follows the denominator
+    assert (f"and seed, {k1}/48 runs reach a maximum validation accuracy of at least 0.9. "
+            in plain(CTX._abstract(f)))
+    assert plain(CTX._label(f)) == (f"A run groks when its maximum validation accuracy reaches "
+                                    f"0.9 ({k1}/48 runs). The strict threshold 0.99 ({k2}/48 runs) "
+                                    "is the robustness check of §6.")
+    tables = CTX._tables(f)
+    assert f"max val acc ≥ 0.9 ({k1}/48 runs positive) from" in plain(tables["main"]["caption"])
+    assert plain(tables["robust"]["caption"]).startswith(
+        f"Robustness: the same analysis at max val acc ≥ 0.99 ({k2}/48 runs positive).")
