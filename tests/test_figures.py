@@ -7,6 +7,7 @@ not need a sweep.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from fractions import Fraction
 from itertools import combinations
@@ -193,7 +194,9 @@ def test_the_figures_command_writes_them_where_asked(results: Path, tmp_path: Pa
 
     assert main(["figures", str(results), "--out", str(tmp_path / "figs")]) == 0
     assert capsys.readouterr().out == f"wrote 12 files -> {tmp_path / 'figs'}\n"
-    _check_files(sorted((tmp_path / "figs").iterdir(), key=lambda p: (p.stem, p.suffix != ".png")))
+    written = sorted((tmp_path / "figs").iterdir(), key=lambda p: (p.stem, p.suffix != ".png"))
+    assert [p.name for p in written].count("figures.json") == 1  # beside them, what they show
+    _check_files([p for p in written if p.name != "figures.json"])
     assert main(["figures", str(tmp_path / "nowhere")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("grokcast figures: error: ") and str(tmp_path / "nowhere") in err
@@ -202,6 +205,47 @@ def test_the_figures_command_writes_them_where_asked(results: Path, tmp_path: Pa
     assert main(["figures", str(results), "--out", str(tmp_path / "notes.txt" / "figs")]) == 2
     assert capsys.readouterr().err == (f"grokcast figures: error: "
                                        f"{str(tmp_path / 'notes.txt' / 'figs')!r}: not a directory\n")
+
+
+def test_the_manifest_names_the_inputs_and_figures_by_their_bytes(tmp_path: Path) -> None:
+    import grokcast
+
+    root = tmp_path / "r"
+    write_synthetic_results(root)
+    paths = F.make_figures(root, tmp_path / "figs")
+    doc = json.loads((tmp_path / "figs" / "figures.json").read_text())
+
+    def sha(path: Path) -> str:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+
+    assert doc["inputs"] == {n: sha(root / n)
+                             for n in ("analysis.json", "features.parquet", "curves.parquet")}
+    assert doc["figures"] == {p.name: sha(p) for p in paths}
+    assert doc["grokcast_version"] == grokcast.__version__
+    assert doc["matplotlib_version"] == mpl.__version__
+    assert len(doc["grokcast_source_sha256"]) == 64
+    assert F.figures_current(root, tmp_path / "figs")
+    assert not F.figures_current(root, root / "figures")  # nothing drawn there
+
+
+def test_figures_drawn_only_in_part_have_no_manifest(tmp_path: Path, monkeypatch) -> None:
+    """A redraw stopped midway leaves no manifest (figures of two analyses are current for
+    neither), not the last complete drawing's."""
+    root = tmp_path / "r"
+    write_synthetic_results(root)
+    F.make_figures(root)
+    save = F.save_figure
+
+    def fails_at_figure_3(draw, out_dir, name):
+        if name == "fig3_features":
+            raise KeyboardInterrupt
+        return save(draw, out_dir, name)
+
+    monkeypatch.setattr(F, "save_figure", fails_at_figure_3)
+    with pytest.raises(KeyboardInterrupt):
+        F.make_figures(root)
+    assert not (root / "figures" / "figures.json").exists()
+    assert not F.figures_current(root, root / "figures")
 
 
 def _one_window_figure(results: Path) -> tuple[plt.Figure, dict]:

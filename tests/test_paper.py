@@ -9,10 +9,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import re
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from pypdf import PdfReader
 from sklearn.metrics import roc_auc_score
@@ -1842,6 +1844,111 @@ def test_an_out_that_is_a_file_is_named(tmp_path):
     with pytest.raises(ValueError, match=r"out='.*file' is not allowed: it is a file; expected "
                                          r"the directory"):
         R.render_paper(tmp_path / "r", tmp_path / "file")
+
+
+# ------------------------------------------------------------------ figures kept or redrawn
+
+def _count_draws(monkeypatch) -> list:
+    """The calls render_paper makes to make_figures from now on (each still draws)."""
+    from grokcast import figures as F
+
+    calls: list = []
+    draw = F.make_figures
+
+    def counted(*args, **kwargs):
+        calls.append(args)
+        return draw(*args, **kwargs)
+
+    monkeypatch.setattr(F, "make_figures", counted)
+    return calls
+
+
+def _set_mtime(path: Path, t: float) -> None:
+    os.utime(path, (t, t))
+
+
+def _figure_bytes(fig_dir: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(fig_dir.glob("fig*.pdf"))}
+
+
+def test_figures_of_another_analysis_are_redrawn_whatever_their_times(tmp_path, monkeypatch):
+    """Was: render_paper redrew the figures only when one was older than analysis.json, so an
+    analysis.json copied in with an older time (cp -p, a git checkout, a restored backup) kept
+    the figures of the analysis before it, and the paper printed the new numbers beside them."""
+    from grokcast import figures as F
+
+    root = tmp_path / "r"
+    analysis = write_synthetic_results(root)
+    F.make_figures(root)
+    old = _figure_bytes(root / "figures")
+    # Figure 6 draws the held-out probabilities: another analysis of the same runs.
+    for cell in analysis["thresholds"]["0.9"]["windows"].values():
+        cell["loo_proba"] = [1 - p for p in cell["loo_proba"]]
+    (root / "analysis.json").write_text(json.dumps(analysis))
+    oldest = min(p.stat().st_mtime for p in (root / "figures").iterdir())
+    _set_mtime(root / "analysis.json", oldest - 3600)
+    F.make_figures(root, tmp_path / "fresh")  # what this analysis's figures are
+    fresh = _figure_bytes(tmp_path / "fresh")
+    assert fresh["fig6_reliability.pdf"] != old["fig6_reliability.pdf"]
+    calls = _count_draws(monkeypatch)
+    R.render_paper(root, tmp_path / "out")
+    assert len(calls) == 1
+    assert _figure_bytes(root / "figures") == fresh
+    assert _figure_bytes(tmp_path / "out" / "paper-src" / "figures") == fresh
+
+
+def test_figures_of_this_analysis_and_grokcast_are_kept_whatever_their_times(tmp_path,
+                                                                             monkeypatch):
+    """Not redrawn while what they were drawn from is unchanged, even under an analysis.json
+    newer than they are; redrawn once grokcast's version, an input file or a figure changes."""
+    import grokcast
+    from grokcast import figures as F
+
+    root = tmp_path / "r"
+    write_synthetic_results(root)
+    F.make_figures(root)
+    figs = root / "figures"
+    stamp = {p.name: p.stat().st_mtime_ns for p in figs.iterdir()}
+    newest = max(p.stat().st_mtime for p in figs.iterdir())
+    _set_mtime(root / "analysis.json", newest + 3600)
+    calls = _count_draws(monkeypatch)
+    R.render_paper(root, tmp_path / "out")
+    R.render_paper(root, tmp_path / "out")
+    assert calls == []
+    assert {p.name: p.stat().st_mtime_ns for p in figs.iterdir()} == stamp
+    monkeypatch.setattr(grokcast, "__version__", "999.0")  # another grokcast drew them
+    R.render_paper(root, tmp_path / "out")
+    assert len(calls) == 1
+    R.render_paper(root, tmp_path / "out")
+    assert len(calls) == 1
+    # curves.parquet, not only analysis.json: figure 1 draws it
+    curves = pd.read_parquet(root / "curves.parquet")
+    curves["val_acc"] = curves["val_acc"] * 0.5
+    curves.to_parquet(root / "curves.parquet", index=False)
+    R.render_paper(root, tmp_path / "out")
+    assert len(calls) == 2
+    # A figure replaced by hand (or cut short by another program) is drawn again too.
+    (figs / "fig3_features.pdf").write_bytes(b"%PDF-1.4 not the figure")
+    R.render_paper(root, tmp_path / "out")
+    assert len(calls) == 3 and (figs / "fig3_features.pdf").read_bytes() != b"%PDF-1.4 not the figure"
+
+
+def test_figures_without_a_manifest_are_redrawn(tmp_path, monkeypatch):
+    """A results directory from a grokcast before figures.json: figures newer than
+    analysis.json, which the old rule kept, whoever drew them."""
+    from grokcast import figures as F
+
+    root = tmp_path / "r"
+    write_synthetic_results(root)
+    F.make_figures(root)
+    (root / "figures" / F.MANIFEST).unlink()
+    newest = max(p.stat().st_mtime for p in (root / "figures").iterdir())
+    _set_mtime(root / "analysis.json", newest - 3600)
+    calls = _count_draws(monkeypatch)
+    R.render_paper(root, tmp_path / "out")
+    assert len(calls) == 1 and F.figures_current(root, root / "figures")
+    R.render_paper(root, tmp_path / "out")
+    assert len(calls) == 1
 
 
 def test_a_custom_predictor_is_not_described_as_the_papers_logistic_regression(tmp_path):

@@ -24,6 +24,7 @@ pair), draws a note instead of failing.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import math
@@ -47,6 +48,7 @@ from matplotlib.collections import LineCollection  # noqa: E402
 from matplotlib.transforms import offset_copy  # noqa: E402
 from scipy.stats import spearmanr  # noqa: E402
 
+import grokcast  # noqa: E402
 from grokcast.analysis import few_in_a_class  # noqa: E402
 from grokcast.analysis import primary_window as analysis_primary_window  # noqa: E402
 from grokcast.config import ConfigError, SweepConfig  # noqa: E402
@@ -926,8 +928,70 @@ FIGURES = dict(zip(FIGURE_NAMES, (fig_accuracy, fig_grid, fig_features, fig_wind
                                   fig_reliability)))
 
 
+# Written beside the figures (docs/file-formats.md): what they were drawn from, so that
+# render_paper redraws them unless that is this results directory and this grokcast. File times
+# alone kept the figures of another analysis (one copied in with an older time, `cp -p`, a git
+# checkout) and those of an older grokcast.
+MANIFEST = "figures.json"
+# What the figures read; analysis.json alone would miss curves.parquet, which figure 1 draws.
+_INPUTS = ("analysis.json", "features.parquet", "curves.parquet")
+
+
+def _sha256(path: Path) -> str | None:
+    """Hex SHA-256 of a file's bytes; None where it is not a readable file."""
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+def _source_sha256() -> str:
+    """SHA-256 of grokcast's Python sources, each file's path then its bytes: a checkout's
+    edits change the figures while ``__version__`` stays the same."""
+    root = Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0")
+        digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def figure_files() -> list[str]:
+    """The names :func:`make_figures` writes, ``fig1_accuracy.png``, ... in figure order."""
+    return [f"{name}.{ext}" for name in FIGURE_NAMES for ext in ("png", "pdf")]
+
+
+def _drawn_from(root: Path) -> dict[str, Any]:
+    """The manifest's keys that say what figures of ``root`` would be drawn from now."""
+    return {"grokcast_version": grokcast.__version__, "grokcast_source_sha256": _source_sha256(),
+            "matplotlib_version": matplotlib.__version__,
+            "inputs": {name: _sha256(root / name) for name in _INPUTS}}
+
+
+def figures_current(results_dir: str | os.PathLike, fig_dir: str | os.PathLike) -> bool:
+    """Whether ``fig_dir`` holds the figures :func:`make_figures` would draw from
+    ``results_dir`` now: its manifest (``figures.json``) names this directory's input files
+    (by SHA-256), this grokcast (its version and sources) and this matplotlib, and every
+    figure file is the one it drew. Anything else, no manifest included, is not current."""
+    fig_dir = Path(fig_dir)
+    try:
+        doc = json.loads((fig_dir / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    if not isinstance(doc, dict):
+        return False
+    want = _drawn_from(Path(results_dir))
+    if None in want["inputs"].values() or any(doc.get(k) != v for k, v in want.items()):
+        return False
+    files = doc.get("figures")
+    names = figure_files()
+    return (isinstance(files, dict) and sorted(files) == sorted(names)
+            and all(_sha256(fig_dir / name) == files[name] for name in names))
+
+
 def make_figures(results_dir: str | os.PathLike, out_dir: str | os.PathLike | None = None) -> list[Path]:
-    """Draw the six figures of a results directory as PNG and PDF.
+    """Draw the six figures of a results directory as PNG and PDF, and last ``figures.json``,
+    what they were drawn from (:func:`figures_current` reads it).
 
     Parameters
     ----------
@@ -936,16 +1000,27 @@ def make_figures(results_dir: str | os.PathLike, out_dir: str | os.PathLike | No
 
     Returns
     -------
-    The 12 written paths, ``fig1_accuracy.png``, ``fig1_accuracy.pdf``, ... in figure order.
+    The 12 written figure paths, ``fig1_accuracy.png``, ``fig1_accuracy.pdf``, ... in figure
+    order.
     """
+    from grokcast.store import atomic_write_bytes
+
     check_path("results_dir", results_dir, "a results directory (grokcast analyze --out)")
     if out_dir is not None:
         check_path("out_dir", out_dir, "the directory for the figures")
+    # Hashed before they are read: a file rewritten meanwhile leaves a manifest that no longer
+    # matches it, so the next render redraws.
+    drawn_from = _drawn_from(Path(results_dir))
     res = load_results(results_dir)
     out = Path(out_dir) if out_dir is not None else res.root / "figures"
     out.mkdir(parents=True, exist_ok=True)
-    return [path for name, draw in FIGURES.items()
-            for path in save_figure(partial(draw, res), out, name)]
+    # Figures partly redrawn are of no one analysis: no manifest until all are.
+    (out / MANIFEST).unlink(missing_ok=True)
+    paths = [path for name, draw in FIGURES.items()
+             for path in save_figure(partial(draw, res), out, name)]
+    manifest = {**drawn_from, "figures": {p.name: _sha256(p) for p in paths}}
+    atomic_write_bytes(out / MANIFEST, (json.dumps(manifest, indent=1) + "\n").encode())
+    return paths
 
 
 def save_figure(draw: Callable[[], plt.Figure], out_dir: Path, name: str) -> list[Path]:

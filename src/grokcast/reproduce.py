@@ -4,7 +4,7 @@ Layout of the output directory::
 
     OUT/sweep/          the sweep directory (resumable: a rerun trains only unfinished runs)
     OUT/results/        analysis.json, features/curves Parquet, table1-3 .md/.tex
-    OUT/results/figures the six figures, PNG and PDF
+    OUT/results/figures the six figures, PNG and PDF, and figures.json (what they show)
     OUT/paper.pdf       the paper; OUT/paper-src/ its Typst source, OUT/table*.md/.tex copies
     OUT/timings.json    wall time of each stage of this call (docs/file-formats.md); removed
                         when a call starts, so that a failed call leaves none

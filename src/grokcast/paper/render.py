@@ -41,11 +41,6 @@ TEMPLATE_DIR = Path(__file__).resolve().parent
 TEMPLATE = "paper.typ"
 
 
-def _figures_current(fig_dir: Path, analysis_path: Path) -> bool:
-    paths = [fig_dir / f"{n}.pdf" for n in F.FIGURE_NAMES]
-    return all(p.is_file() and p.stat().st_mtime >= analysis_path.stat().st_mtime for p in paths)
-
-
 def _timestamp(created: str | None) -> int | None:
     try:
         return int(datetime.fromisoformat(created).timestamp()) if created else None
@@ -68,9 +63,11 @@ def render_paper(results_dir: str | os.PathLike, out_dir: str | os.PathLike | No
                  early_stop: bool = True) -> Path:
     """Render ``paper.pdf`` from a results directory.
 
-    Draws the figures first (into ``results_dir/figures``) unless they are newer than
-    ``analysis.json``, writes the Typst source and ``context.json`` to ``out_dir/paper-src``,
-    compiles ``out_dir/paper.pdf``, and copies the LaTeX/Markdown tables next to it.
+    Draws the figures first (into ``results_dir/figures``) unless that directory's
+    ``figures.json`` says this grokcast drew them from these results
+    (:func:`grokcast.figures.figures_current`), writes the Typst source and ``context.json``
+    to ``out_dir/paper-src``, compiles ``out_dir/paper.pdf``, and copies the LaTeX/Markdown
+    tables next to it.
 
     Parameters
     ----------
@@ -98,7 +95,7 @@ def render_paper(results_dir: str | os.PathLike, out_dir: str | os.PathLike | No
                          "to write paper.pdf and paper-src/ into")
     src = out / "paper-src"
     fig_dir = res.root / "figures"
-    if not _figures_current(fig_dir, res.root / "analysis.json"):
+    if not F.figures_current(res.root, fig_dir):
         F.make_figures(res.root, fig_dir)
     (src / "figures").mkdir(parents=True, exist_ok=True)
     for name in F.FIGURE_NAMES:
