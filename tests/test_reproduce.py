@@ -87,6 +87,10 @@ def test_reproduce_paper_numbers_equal_analysis_json(smoke) -> None:
         assert canon(f"between steps {min(grok):,} and {max(grok):,}") in text
 
 
+def test_the_up_front_check_knows_every_path_reproduce_writes(smoke) -> None:
+    _check_layout_covers(smoke[1], with_early_stopping=False)
+
+
 def test_reproduce_records_stage_timings(smoke) -> None:
     result, out = smoke
     record = json.loads((out / "timings.json").read_text())
@@ -219,6 +223,7 @@ def test_reproduce_with_early_stopping_adds_the_study_and_its_section(tmp_path, 
     text = "".join(page.extract_text() for page in PdfReader(result.paper).pages)
     assert "Early stopping" in text and "held-out sweep" in text
     assert "chosen before these runs were seen" in " ".join(text.split())
+    _check_layout_covers(tmp_path, with_early_stopping=True)
 
 
 def test_a_heldout_sweep_of_another_config_is_refused_before_training(tmp_path, capsys) -> None:
@@ -385,6 +390,89 @@ def test_an_early_stopping_output_of_the_wrong_kind_is_refused_before_the_first_
     assert main(argv) == 2
     assert capsys.readouterr().err == f"grokcast reproduce: error: {str(out / name)!r}: {what}\n"
     assert sorted(p.name for p in out.iterdir()) == [name]  # no sweep begun
+
+
+def _no_sweep(monkeypatch) -> None:
+    """The sweep stage fails the test if reached: a refusal must come before it."""
+    import grokcast.sweep
+
+    def fail(*args, **kwargs):
+        raise AssertionError("the sweep stage started")
+
+    monkeypatch.setattr(grokcast.sweep, "run_sweep", fail)
+
+
+_A_FILE = "exists and is not a directory (an output directory was expected)"
+_A_DIR = "is a directory, where reproduce writes a file: remove it, or use a new output directory"
+
+
+@pytest.mark.parametrize("name, kind", [
+    ("sweep", "file"), ("sweep/log", "file"), ("sweep/runs", "file"), ("sweep/sweep.json", "dir"),
+    ("results/figures", "file"), ("results/analysis.json", "dir"),
+    ("results/features.parquet", "dir"), ("results/curves.parquet", "dir"),
+    ("results/table3.tex", "dir"), ("results/figures/fig6_reliability.pdf", "dir"),
+    ("results/figures/fig1_accuracy.png", "dir"), ("results/figures/figures.json", "dir"),
+    ("paper-src/figures", "file"), ("paper-src/paper.typ", "dir"),
+    ("paper-src/context.json", "dir"), ("paper-src/figures/fig2_grid.pdf", "dir"),
+    # a render without the study removes an earlier study's copy: a directory there stopped it
+    ("paper-src/figures/early_stop.pdf", "dir"),
+])
+def test_a_deeper_output_path_of_the_wrong_kind_is_refused_before_the_sweep(
+        tmp_path, monkeypatch, capsys, name, kind) -> None:
+    """Was: refused only by the stage that writes it (the analysis, the figures, the paper),
+    after the sweep had trained, e.g. "'OUT/results/figures': exists and is not a directory"
+    from the figures stage, minutes in."""
+    from grokcast.cli import main
+
+    _no_sweep(monkeypatch)
+    out = tmp_path / "out"
+    path = out / name
+    path.parent.mkdir(parents=True)
+    path.write_text("") if kind == "file" else path.mkdir()
+    assert main(["reproduce", "--config", str(SMOKE), "--out", str(out)]) == 2
+    what = _A_FILE if kind == "file" else _A_DIR
+    assert capsys.readouterr().err == f"grokcast reproduce: error: {str(path)!r}: {what}\n"
+
+
+@pytest.mark.parametrize("name, kind", [
+    ("results/early_stop", "file"), ("results/early_stop/early_stop.json", "dir"),
+    ("results/early_stop/early_stop.md", "dir"), ("results/early_stop/early_stop.pdf", "dir"),
+    ("heldout-sweep/log", "file"), ("heldout-sweep/runs", "file"),
+    ("heldout-sweep/sweep.json", "dir"), ("heldout-sweep/.lock", "dir"),
+])
+def test_a_deeper_early_stopping_output_of_the_wrong_kind_is_refused_before_the_sweep(
+        tmp_path, monkeypatch, capsys, name, kind) -> None:
+    """Was: refused only in the study's stage, after the sweep, analysis and figures."""
+    from grokcast.cli import main
+
+    _no_sweep(monkeypatch)
+    out = tmp_path / "out"
+    path = out / name
+    path.parent.mkdir(parents=True)
+    path.write_text("") if kind == "file" else path.mkdir()
+    argv = ["reproduce", "--config", str(SMOKE), "--out", str(out), "--with-early-stopping"]
+    assert main(argv) == 2
+    what = _A_FILE if kind == "file" else _A_DIR
+    assert capsys.readouterr().err == f"grokcast reproduce: error: {str(path)!r}: {what}\n"
+    # Without the study these paths are not reproduce's: no refusal, the sweep starts.
+    with pytest.raises(AssertionError, match="the sweep stage started"):
+        reproduce(SMOKE, out, device="cpu", progress=False)
+
+
+def _check_layout_covers(out: Path, with_early_stopping: bool) -> None:
+    """Every directory and file a finished reproduce left under ``out`` is one the up-front
+    check knows the kind of (a sweep's chunk files lie in its log/ and runs/)."""
+    from grokcast.reproduce import output_layout
+
+    dirs, files = output_layout(out, with_early_stopping)
+    chunks = {d for d in dirs if d.name in ("log", "runs")}
+    found = list(out.rglob("*"))
+    assert found
+    for path in found:
+        if path.is_dir():
+            assert path in dirs, path
+        else:
+            assert path in files or path.parent in chunks, path
 
 
 def test_a_failed_call_leaves_no_timings_json(tmp_path, monkeypatch) -> None:

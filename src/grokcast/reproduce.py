@@ -191,20 +191,54 @@ def reproduce(config_path: str | os.PathLike, out_dir: str | os.PathLike, *, dev
                            timings=timings)
 
 
+def output_layout(out: Path, with_early_stopping: bool) -> tuple[list[Path], list[Path]]:
+    """The directories and the files :func:`reproduce`'s stages write under ``out``.
+
+    Returns
+    -------
+    (directories, files), each a list of paths under ``out``: the sweeps' own (``log/``,
+    ``runs/``, ``sweep.json``, ``.lock``), ``results/`` and ``results/figures/`` with every
+    file in them, ``paper-src/`` with its template, ``context.json`` and ``figures/``,
+    ``paper.pdf``, ``timings.json`` and the table copies; with early stopping also
+    ``heldout-sweep/``, ``forecaster.json`` and ``results/early_stop/``'s files.
+    """
+    from grokcast.figures import FIGURE_NAMES, MANIFEST, figure_files
+    from grokcast.paper.context import EARLY_STOP_DIR
+    from grokcast.paper.render import template_files
+    from grokcast.store import LOCK_NAME
+
+    results, src = out / "results", out / "paper-src"
+    study = results / EARLY_STOP_DIR
+    tables = [f"table{k}.{ext}" for k in (1, 2, 3) for ext in ("md", "tex")]
+    sweeps = [out / "sweep", *((out / "heldout-sweep",) if with_early_stopping else ())]
+    dirs = [*sweeps, *(s / sub for s in sweeps for sub in ("log", "runs")),
+            results, results / "figures", src, src / "figures",
+            *((study,) if with_early_stopping else ())]
+    files = [*(s / name for s in sweeps for name in ("sweep.json", LOCK_NAME)),
+             *(results / name for name in ("analysis.json", "features.parquet", "curves.parquet",
+                                           *tables)),
+             *(results / "figures" / name for name in (*figure_files(), MANIFEST)),
+             *(src / tpl.name for tpl in template_files()), src / "context.json",
+             # early_stop.pdf too: a render without the study removes an earlier one's copy
+             *(src / "figures" / f"{name}.pdf" for name in (*FIGURE_NAMES, "early_stop")),
+             out / "paper.pdf", out / "timings.json", *(out / name for name in tables)]
+    if with_early_stopping:
+        files += [out / "forecaster.json",
+                  *(study / f"early_stop.{ext}" for ext in ("json", "md", "png", "pdf"))]
+    return dirs, files
+
+
 def _check_output_paths(out: Path, with_early_stopping: bool) -> None:
-    """Refuse, before the first stage, an output the later stages could not write: a file
-    where a directory goes (``results/``, ``paper-src/``, with early stopping
-    ``heldout-sweep/``), or a directory where a file goes (``paper.pdf``, ``timings.json``,
-    the table copies, with early stopping ``forecaster.json``). The analysis, the study or the
-    paper refused it only after the sweep had trained."""
-    for name in ("results", "paper-src", *(("heldout-sweep",) if with_early_stopping else ())):
-        path = out / name
+    """Refuse, before the first stage, an output some stage could not write
+    (:func:`output_layout`): a file where a directory goes (``results/``,
+    ``results/figures/``, ``paper-src/``, ...), or a directory where a file goes
+    (``paper.pdf``, ``results/analysis.json``, a figure, ...). Each stage refused it only
+    when it came to it, most after the sweep had trained."""
+    dirs, files = output_layout(out, with_early_stopping)
+    for path in dirs:
         if path.exists() and not path.is_dir():
             raise FileExistsError(errno.EEXIST, "File exists", str(path))
-    tables = [f"table{k}.{ext}" for k in (1, 2, 3) for ext in ("md", "tex")]
-    forecaster = ("forecaster.json",) if with_early_stopping else ()
-    for name in ("paper.pdf", "timings.json", *tables, *forecaster):
-        path = out / name
+    for path in files:
         if path.is_dir():
             raise IsADirectoryError(errno.EISDIR, "is a directory, where reproduce writes a file: "
                                     "remove it, or use a new output directory", str(path))

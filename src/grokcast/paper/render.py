@@ -41,6 +41,11 @@ TEMPLATE_DIR = Path(__file__).resolve().parent
 TEMPLATE = "paper.typ"
 
 
+def template_files() -> list[Path]:
+    """The template's files, which :func:`render_paper` copies into ``paper-src/``."""
+    return [tpl for pattern in ("*.typ", "*.yml") for tpl in sorted(TEMPLATE_DIR.glob(pattern))]
+
+
 def _timestamp(created: str | None) -> int | None:
     try:
         return int(datetime.fromisoformat(created).timestamp()) if created else None
@@ -100,9 +105,8 @@ def render_paper(results_dir: str | os.PathLike, out_dir: str | os.PathLike | No
     (src / "figures").mkdir(parents=True, exist_ok=True)
     for name in F.FIGURE_NAMES:
         shutil.copyfile(fig_dir / f"{name}.pdf", src / "figures" / f"{name}.pdf")
-    for pattern in ("*.typ", "*.yml"):
-        for tpl in TEMPLATE_DIR.glob(pattern):
-            shutil.copyfile(tpl, src / tpl.name)
+    for tpl in template_files():
+        shutil.copyfile(tpl, src / tpl.name)
     study_fig = res.root / EARLY_STOP_DIR / "early_stop.pdf"
     if early_stop and study_fig.is_file():
         shutil.copyfile(study_fig, src / "figures" / "early_stop.pdf")
