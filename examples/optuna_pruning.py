@@ -82,8 +82,8 @@ def main() -> None:
     if not 0 <= args.threshold <= 1:  # here, not as GrokPruner's threshold=, the name typed
         parser.error(f"--stop-below {args.threshold:g} is not allowed: expected a number in [0, 1]")
     pruner = GrokPruner(args.forecaster, threshold=args.threshold)
-    # A trial reports at W, or, where the schedule logs no step W - 1, at the first logged step
-    # past it: the step a monitor of the trials' model forecasts at.
+    # A trial reports one step past the last step below W the forecaster reads (W where it reads
+    # W - 1): the step a monitor of the trials' model forecasts at, and the sweep's rule decides.
     probe = Transformer(args.p)
     due = GrokMonitor(probe.embed.weight, probe.unembed.weight,
                       forecaster=args.forecaster).forecast_step

@@ -115,15 +115,15 @@ def main() -> None:
         # Logged steps need the fit statistics at these weights.
         metrics = fit_metrics(model, logits, y_tr, x_va, y_va) if monitor.wants(step) else {}
         monitor.observe(step, model, **metrics)  # after backward, before optimizer.step()
-        if step == monitor.forecast_step:  # W, or the first logged step past W - 1
-            seen = monitor.log[monitor.log["step"] < monitor.window]  # what the forecast reads
+        if step == monitor.forecast_step:  # d + 1: W where the forecaster reads step W - 1
+            seen = monitor.log[monitor.log["step"] <= monitor.last_read_step]  # what it reads
             tqdm.write(f"step {int(seen['step'].iloc[-1])}: train_acc {seen['train_acc'].iloc[-1]:.3f}, "
                   f"max val_acc so far {seen['val_acc'].max():.3f}")
             if monitor.forecaster is not None:
                 fc = monitor.forecast()
                 up = ", ".join(e["feature"] for e in fc["pushed_up"]) or "-"
                 down = ", ".join(e["feature"] for e in fc["pushed_down"]) or "-"
-                tqdm.write(f"  forecast from steps 0..{monitor.window - 1}: P(grok) = {fc['p_grok']:.3f}"
+                tqdm.write(f"  forecast from steps 0..{monitor.last_read_step}: P(grok) = {fc['p_grok']:.3f}"
                       f"\n  pushed up by {up}; pushed down by {down}")
         if step < args.steps:
             optimizer.step()

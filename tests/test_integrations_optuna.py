@@ -415,9 +415,10 @@ def test_errors_name_the_problem(setup, tmp_path):
         StopRule.from_file(tmp_path / "missing.json", 0.5)
 
 
-@pytest.mark.parametrize("window, complete_at", [(20, 20), (35, 40), (31, 31)])
+@pytest.mark.parametrize("window, complete_at", [(20, 20), (35, 31), (31, 31)])
 def test_feature_recorder_hands_over_the_features_once_the_window_is_complete(window, complete_at):
-    """Logged: every step below 30, then every 10. W = 35 needs a logged step >= 34: step 40."""
+    """Logged: every step below 30, then every 10. W = 35 reads rows up to 30, complete once
+    step 31 gives row 30's update (was: at step 40, the first logged step >= W - 1)."""
     run = tiny_run(0.6, 3.0, seed=2)
     recorders, handed = [], {}
 
@@ -455,7 +456,7 @@ def test_window_features_are_the_feature_tables_row_read_once(setup, monkeypatch
     diverged), read without a copy of the table's attrs per feature: pandas deep-copies them
     on every column or row it hands out, and attrs["window_steps"] holds up to W ints (read
     per column, ~40 ms a call at a dense W = 10,000)."""
-    import grokcast.integrations
+    import grokcast.tool
 
     copies = []
 
@@ -471,7 +472,7 @@ def test_window_features_are_the_feature_tables_row_read_once(setup, monkeypatch
 
     one = setup["log"][setup["log"]["run_id"] == setup["trial_runs"][0].run_id]
     diverged = one.assign(train_loss=one["train_loss"].where(one["step"] < 10, np.inf))
-    monkeypatch.setattr(grokcast.integrations, "feature_table", probed)
+    monkeypatch.setattr(grokcast.tool, "feature_table", probed)  # window_features' table
     for log in (one, diverged):
         copies.clear()
         got = window_features(log, W)
@@ -544,14 +545,14 @@ def test_example_study_refuses_a_window_longer_than_the_trials(setup, tmp_path):
                            "--steps", str(W - 1)], capture_output=True, text=True, timeout=300)
     assert done.returncode == 2
     assert "is too short for the forecast window W=20: a trial reports at step 20" in done.stderr
-    # W = 350 on the paper's schedule (every step below 300, then every 100): the report comes
-    # at 400, so 360 steps were accepted, trained in full and never pruned.
+    # W = 350 on the paper's schedule (every step below 300, then every 100): the features read
+    # rows up to 300, so the report comes at 301, where the sweep's stop rule decides (was 400).
     setup["forecaster"].save(path, window=350, threshold=0.9, sweep_hash="0" * 64, n_train_runs=8,
                              window_steps=list(range(301)))
     done = subprocess.run([sys.executable, str(EXAMPLE), "--forecaster", str(path),
-                           "--steps", "360"], capture_output=True, text=True, timeout=300)
+                           "--steps", "300"], capture_output=True, text=True, timeout=300)
     assert done.returncode == 2
-    assert "is too short for the forecast window W=350: a trial reports at step 400" in done.stderr
+    assert "is too short for the forecast window W=350: a trial reports at step 301" in done.stderr
 
 
 @pytest.mark.parametrize("value", ["2", "-0.5", "nan"])

@@ -151,23 +151,132 @@ def test_forecast_uses_the_first_window_steps():
     assert len(first["pushed_up"]) <= 2 and len(first["pushed_down"]) <= 2
 
 
-def test_ready_waits_for_a_logged_step_at_or_past_w_minus_1():
-    # Logged steps 0, 1, 2, 3, 6: with W=5 the window's rows are 0..3, but a log that covers
-    # steps 0..4 needs the next logged step, 6 (as the sweep's log would have it).
+def test_ready_once_the_last_row_below_w_has_its_update():
+    # Logged steps 0, 1, 2, 3, 6: with W=5 the window's rows are 0..3, complete once step 4 is
+    # observed (row 3's update). Was: not before the next logged step, 6.
     run = _run(n_steps=7)
     plain = _plain_model(run)
     monitor = GrokMonitor(plain.embed.weight, plain.unembed.weight, window=5,
                           forecaster=_fitted_forecaster(), log_schedule=run.log)
-    ready = []
-    _train(plain, run, monitor, after_observe=lambda step: ready.append(monitor.ready))
-    assert ready == [False] * 6 + [True, True]
-    assert monitor.forecast_step == 6  # the first step ready, found from the schedule alone
-    # The forecast is the model's probability on the features of steps 0..4 of the log.
+    ready, forecasts = [], {}
+
+    def record(step: int) -> None:
+        ready.append(monitor.ready)
+        if monitor.ready:
+            forecasts[step] = monitor.forecast()
+
+    _train(plain, run, monitor, after_observe=record)
+    assert ready == [False] * 4 + [True] * 4
+    assert monitor.forecast_step == 4 and monitor.last_read_step == 3
+    # The forecast is the model's probability on the features of the log's rows below W,
+    # computed on the whole log (its rows at 6 and 7 ignored).
     want = monitor.forecaster.predict_proba(feature_table(monitor.log, 5))[0, 1]
-    assert monitor.forecast()["p_grok"] == pytest.approx(want, rel=1e-12)
+    assert forecasts[4]["p_grok"] == pytest.approx(want, rel=1e-12)
+    assert all(f == forecasts[4] for f in forecasts.values())
     dense = GrokMonitor(plain.embed.weight, plain.unembed.weight, window=3,
                         forecaster=_fitted_forecaster(), log_schedule=run.log)
     assert dense.forecast_step == 3  # W itself where step W - 1 is logged
+
+
+def _saved_forecaster(path: Path, window: int, steps: list[int]) -> GrokForecaster:
+    """A forecaster file of window W whose features read ``steps`` (its sweep's below W)."""
+    _fitted_forecaster().save(path, window=window, threshold=0.9, sweep_hash="abc",
+                              n_train_runs=20, window_steps=steps, task=SweepConfig(p=P).task())
+    return GrokForecaster.load(path)
+
+
+def _p_offline(forecaster: GrokForecaster, log: pd.DataFrame, window: int) -> float:
+    """predict_proba on the features of a run's log below W, cut to the forecaster's steps."""
+    steps = forecaster.metadata_.required_steps()
+    rows = log[log["step"].isin(steps) | (log["step"] >= window)]
+    return float(forecaster.predict_proba(feature_table(rows, window))[0, 1])
+
+
+def test_monitor_decides_where_the_sweep_stop_rule_does(tmp_path):
+    """W = 5 falls between logged steps (0..3, then 6, 9): the forecaster's features read rows
+    0..3, so the sweep's stop rule decides on row 3 and a run it stops trains 4 steps. The
+    monitor's loop forecasts there too, with the same P(grok). Was: at step 6, the first
+    logged step at or past W - 1."""
+    from grokcast.early_stop import StopRule
+
+    run, W = _run(n_steps=9), 5
+    path = tmp_path / "f.json"
+    loaded = _saved_forecaster(path, W, [0, 1, 2, 3])
+    plain = _plain_model(run)
+    monitor = GrokMonitor(plain.embed.weight, plain.unembed.weight, forecaster=path,
+                          log_schedule=run.log, run_id=run.run_id)
+    forecasts = {}
+    _train(plain, run, monitor,
+           after_observe=lambda step: monitor.ready and forecasts.setdefault(step, monitor.forecast()))
+    assert min(forecasts) == monitor.forecast_step == 4
+    p = forecasts[4]["p_grok"]
+    assert p == pytest.approx(_p_offline(loaded, monitor.log, W), rel=1e-12)
+    assert all(f == forecasts[4] for f in forecasts.values())
+    # The sweep's hook fed the monitor's rows decides on row 3, as P(grok) < below.
+    table = monitor.log.set_index("step")[list(SIGNAL_NAMES)]
+    for below, stop in ((min(p + 1e-9, 1.0), True), (max(p - 1e-9, 0.0), False)):
+        hook = StopRule.from_file(path, below).hook([run])
+        decisions = [(t, out.tolist()) for t in table.index
+                     if (out := hook(int(t), table.loc[[t]].to_numpy())) is not None]
+        assert decisions == [(monitor.forecast_step - 1, [stop])]
+    # The trainer's own run, stopped by the rule: 4 steps trained, its P(grok) the monitor's
+    # but for the float32 rounding of two implementations.
+    p_trainer = _p_offline(loaded, log_frame(train_ensemble([run])), W)
+    assert p == pytest.approx(p_trainer, abs=1e-4)
+    trained = train_ensemble([run], on_log=StopRule.from_file(path, min(p + 0.01, 1.0)).hook([run]))
+    assert trained.stopped_at.tolist() == [monitor.forecast_step - 1]
+
+
+def test_a_loop_logging_more_densely_forecasts_from_the_forecasters_rows(tmp_path):
+    """Every step logged, the forecaster's sweep logged 0..3 then 6: the forecast reads rows
+    0..3 only and comes at step 4, where the sweep's rule decides (was: 5, with the same P)."""
+    run, W = _run(n_steps=7, log=LogConfig(dense_until=100)), 5
+    path = tmp_path / "f.json"
+    loaded = _saved_forecaster(path, W, [0, 1, 2, 3])
+    plain = _plain_model(run)
+    monitor = GrokMonitor(plain.embed.weight, plain.unembed.weight, forecaster=path,
+                          log_schedule=run.log)
+    forecasts = {}
+    _train(plain, run, monitor,
+           after_observe=lambda step: monitor.ready and forecasts.setdefault(step, monitor.forecast()))
+    assert min(forecasts) == monitor.forecast_step == 4
+    log = monitor.log
+    assert forecasts[4]["p_grok"] == pytest.approx(_p_offline(loaded, log, W), rel=1e-12)
+    # Row 4, which the forecaster's runs did not log, would move it: it is not read.
+    every_row = pd.DataFrame(feature_table(log, W).to_numpy(), columns=list(FEATURE_NAMES))
+    assert abs(loaded.predict_proba(every_row)[0, 1] - forecasts[4]["p_grok"]) > 1e-6
+    assert all(f == forecasts[4] for f in forecasts.values())
+
+
+def test_feature_recorder_hands_over_the_features_at_the_forecast_step(tmp_path):
+    """FeatureRecorder completes its window where the monitor forecasts (step 4, was 6), with
+    the features of the forecaster's rows."""
+    from grokcast.integrations import FeatureRecorder
+
+    run, W = _run(n_steps=9), 5
+    path = tmp_path / "f.json"
+    loaded = _saved_forecaster(path, W, [0, 1, 2, 3])
+    handed = {}
+
+    class Recorder(FeatureRecorder):
+        def observe(self, step, model, **metrics):
+            out = super().observe(step, model, **metrics)
+            if out is not None:
+                handed[step] = out
+            return out
+
+    plain = _plain_model(run)
+    recorder = Recorder(plain.embed.weight, plain.unembed.weight, forecaster=path,
+                        log_schedule=run.log)
+    _train(plain, run, recorder)
+    assert list(handed) == [4]
+    log = recorder.monitor.log
+    rows = log[log["step"].isin([0, 1, 2, 3]) | (log["step"] >= W)]
+    want = feature_table(rows, W).iloc[0]
+    np.testing.assert_array_equal(np.array(list(handed[4].values())), want.to_numpy(dtype=float))
+    assert list(handed[4]) == list(FEATURE_NAMES)
+    assert loaded.predict_proba(pd.DataFrame([handed[4]]))[0, 1] == pytest.approx(
+        _p_offline(loaded, log, W), rel=1e-12)
 
 
 def test_window_comes_from_a_saved_forecaster(tmp_path):
@@ -391,15 +500,16 @@ def test_metrics_at_their_bounds_are_taken():
     (7, LogConfig(dense_until=0, every=4)),
 ])
 def test_forecast_step_is_the_step_that_makes_the_monitor_ready(window, schedule):
-    """forecast_step is found from the schedule alone; `ready`, observed step by step, is the
-    reference."""
+    """forecast_step is found from the schedule alone: one past the trainer's last logged step
+    below W (its list of steps is the reference), the step at which `ready` turns True."""
     plain = PlainTransformer(P)
     monitor = _monitor_of(plain, window=window, log_schedule=schedule)
+    want = max(s for s in schedule.steps(10 * window) if s < window) + 1
     step = 0
     while not monitor.ready:
         _observe_without_training(monitor, plain, step, **(METRICS if monitor.wants(step) else {}))
         step += 1
-    assert monitor.forecast_step == step - 1
+    assert monitor.forecast_step == step - 1 == want
 
 
 def test_schedule_matches_the_trainer():
@@ -520,3 +630,35 @@ def test_a_bf16_models_update_and_norms_are_taken_in_float32():
     norm = math.sqrt(sum((b**2).sum().item() for b in before))
     assert log["update_norm"].iloc[0] == pytest.approx(update, rel=1e-5)
     assert log["param_norm"].iloc[0] == pytest.approx(norm, rel=1e-5)
+
+
+def test_window_features_of_a_log_that_ends_at_the_last_step_read(tmp_path):
+    """A log whose schedule is known (a monitor's, or the rows an on_log hook has at step d)
+    is read through last_row = d, not refused for stopping before W - 1; the features are those
+    of the whole run's log. A wrong last_row is refused by value."""
+    from grokcast.integrations import window_features
+    from grokcast.tool import window_features as table_of
+
+    run, W = _run(n_steps=9), 5  # logs 0, 1, 2, 3, 6, 9
+    path = tmp_path / "f.json"
+    _saved_forecaster(path, W, [0, 1, 2, 3])
+    full = log_frame(train_ensemble([run]))
+    rows = full[full["step"].isin([0, 1, 2, 3]) | (full["step"] >= W)]
+    want = feature_table(rows, W).iloc[0].to_numpy(dtype=float)
+    early = full[full["step"] <= 3]
+    got = window_features(early, W, path, last_row=3)
+    np.testing.assert_array_equal(np.array(list(got.values())), want)
+    with pytest.raises(LogError, match="ends at step 3, but a forecast with the window W=5 needs "
+                                       "a log that reaches step 4$"):
+        window_features(early, W, path)
+    with pytest.raises(ValueError, match=r"^last_row=2 is not allowed: expected 3, the last step "
+                                         "the forecaster's features read$"):
+        window_features(early, W, path, last_row=2)
+    # Without a forecaster's steps: a step below W, and no row between it and W.
+    in_memory = _fitted_forecaster()
+    np.testing.assert_array_equal(table_of(in_memory, early, W, last_row=3).to_numpy()[0], want)
+    with pytest.raises(ValueError, match=r"^last_row=5 is not allowed: expected a step below W=5$"):
+        table_of(in_memory, early, W, last_row=5)
+    dense = log_frame(train_ensemble([_run(n_steps=5, log=LogConfig(dense_until=100))]))
+    with pytest.raises(LogError, match=r"has a row at step 4, past last_row=3 and below W=5"):
+        table_of(in_memory, dense, W, last_row=3)

@@ -20,7 +20,7 @@ Protocol: call :meth:`GrokMonitor.observe` once per step, for every step from 0,
             metrics = dict(train_loss=train["loss"], train_acc=train["acc"],
                            train_margin=train["margin"], val_loss=val["loss"], val_acc=val["acc"])
         monitor.observe(step, model, **metrics)
-        if step == monitor.forecast_step:           # rows 0..W-1 are complete now
+        if step == monitor.forecast_step:           # the rows below W it reads are complete
             print(monitor.forecast())
         if step < n_steps:
             optimizer.step()
@@ -37,7 +37,6 @@ steps only (the trainer also logs the final step).
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -295,29 +294,46 @@ class GrokMonitor:
         return df
 
     @property
-    def ready(self) -> bool:
-        """Whether the window is complete: step W observed and a row at step W - 1 or later.
-
-        With a log schedule that is dense below W (the paper's, for W <= 300) that is simply
-        "step W has been observed".
+    def last_read_step(self) -> int:
+        """d, the last step below W whose row the features read: the last of the forecaster's
+        steps (``metadata_.required_steps()``), or, for a forecaster that records none (or
+        none given), the schedule's last logged step below W. W - 1 on a schedule dense below
+        W; 300 at W = 350 or 400 on the paper's (every step below 300, then every 100).
         """
-        return (self._last_step is not None and self._last_step >= self.window
-                and self._steps[-1] >= self.window - 1)
+        meta = getattr(self.forecaster, "metadata_", None)
+        if meta is not None:
+            return max(meta.required_steps())  # the schedule logs them (checked when made)
+        schedule = self.log_schedule
+        return max(min(schedule.dense_until, self.window) - 1,
+                   (self.window - 1) // schedule.every * schedule.every)
+
+    @property
+    def ready(self) -> bool:
+        """Whether the window's rows are complete: step d + 1 observed (:attr:`forecast_step`).
+
+        Unlike a log file, whose rows stop before W - 1 also when its run was cut short, the
+        monitor knows its schedule and observes every step, so no row the features read can
+        come after row d: it need not wait for a logged step at or past W - 1.
+        """
+        return self._last_step is not None and self._last_step >= self.forecast_step
 
     @property
     def forecast_step(self) -> int:
-        """The step whose :meth:`observe` makes the monitor :attr:`ready`: W, or, where the
-        schedule logs no step W - 1 (W = 350 on the paper's: 300, then 400), the first logged
-        step past it. A loop forecasts once with ``if step == monitor.forecast_step:``.
+        """The step whose :meth:`observe` makes the monitor :attr:`ready`: d + 1, d being
+        :attr:`last_read_step` (row d's update columns need theta_{d+1}). W where the
+        features read step W - 1 (on the paper's schedule, W <= 300); 301 at W = 350 or 400
+        on the paper's, as ``grokcast sweep --stop-model`` decides. A run that stops there has
+        trained d + 1 steps. A loop forecasts once with ``if step == monitor.forecast_step:``.
         """
-        first_row = next(t for t in itertools.count(self.window - 1) if self.wants(t))
-        return max(self.window, first_row)
+        return self.last_read_step + 1
 
     def forecast(self, *, top: int = 3) -> dict[str, Any]:
         """P(grok) from the first ``window`` steps, with the features that moved it most.
 
-        Available once :attr:`ready`: step ``window`` has been observed (row W-1 of the
-        window needs theta_W for its update columns).
+        Available once :attr:`ready`: step :attr:`forecast_step` has been observed (row d,
+        the last the features read, needs theta_{d+1} for its update columns). The features
+        are those of the log's rows below W, cut to the forecaster's steps, as
+        ``GrokForecaster.predict_proba`` reads them on a sweep's log of the run.
 
         Returns
         -------
@@ -333,10 +349,12 @@ class GrokMonitor:
                                "written by `grokcast fit`) or a fitted GrokForecaster")
         if not self.ready:
             seen = "no step" if self._last_step is None else f"up to step {self._last_step}"
-            raise LogError(f"forecast needs steps 0..{self.window - 1} and the update after step "
-                           f"{self.window - 1}: observe through step {self.forecast_step} (its "
+            d = self.last_read_step
+            raise LogError(f"forecast needs the rows of the logged steps up to {d} and the update "
+                           f"after step {d}: observe through step {self.forecast_step} (its "
                            f"forecast_step) first (observed {seen})")
-        return forecast_frame(self.forecaster, self.log, self.window, top=top)[0]
+        return forecast_frame(self.forecaster, self.log, self.window, top=top,
+                              last_row=self.last_read_step)[0]
 
 
 def _check_metrics(metrics: dict[str, Any], step: int) -> dict[str, float]:

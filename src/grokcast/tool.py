@@ -380,19 +380,20 @@ def check_log(log_df: pd.DataFrame, window: int) -> None:
     without it is too short. Whether the steps the forecaster reads are all there is
     :func:`window_log`'s check; :func:`checked_window` checks the values of those steps only.
     """
-    log_df = _check_shape(log_df, window)
+    log_df = _check_shape(log_df, window, window - 1)
     _check_values(log_df, window, _last_steps(log_df))
 
 
 def checked_window(forecaster: Any, log_df: pd.DataFrame, window: int, *,
-                   finite: bool = True) -> pd.DataFrame:
+                   finite: bool = True, last_row: int | None = None) -> pd.DataFrame:
     """The rows of each run that ``forecaster`` reads (:func:`window_log`), checked as by
     :func:`check_log`: its shape on the whole log, its values on the rows read. A row at a step
     the forecaster does not read is ignored, whatever values it holds. ``finite=False``
     lets NaN and inf through (a run diverging in the window, whose features a tuner reads as
-    NaN and stops); values no run can log (an accuracy of 3.79) are refused either way."""
+    NaN and stops); values no run can log (an accuracy of 3.79) are refused either way.
+    ``last_row``: see :func:`window_features`; the log must reach it instead of W - 1."""
     window = check_window(window, forecaster, minimum=2)
-    log_df = _check_shape(log_df, window)
+    log_df = _check_shape(log_df, window, window - 1 if last_row is None else last_row)
     cut = window_log(forecaster, log_df, window)
     _check_values(cut, window, _last_steps(log_df), finite=finite)
     return cut
@@ -403,9 +404,10 @@ def _last_steps(log_df: pd.DataFrame) -> pd.Series:
     return log_df.groupby("run_id")["step"].max()
 
 
-def _check_shape(log_df: pd.DataFrame, window: int) -> pd.DataFrame:
-    """:func:`check_log`'s checks of the columns, run ids and steps; the log with its steps
-    as int64 (they may come as floats, text, or a pyarrow-backed column, which has no ``%``)."""
+def _check_shape(log_df: pd.DataFrame, window: int, reach: int) -> pd.DataFrame:
+    """:func:`check_log`'s checks of the columns, run ids and steps, every run's log reaching
+    step ``reach`` (W - 1 but where the caller knows its schedule); the log with its steps as
+    int64 (they may come as floats, text, or a pyarrow-backed column, which has no ``%``)."""
     missing = [c for c in read_columns() if c not in log_df.columns]
     if missing:
         # One column whose name holds the others: a CSV written with another separator.
@@ -432,12 +434,12 @@ def _check_shape(log_df: pd.DataFrame, window: int) -> pd.DataFrame:
     if len(late):
         raise LogError(f"the log of run {late.index[0]!r} starts at step "
                        f"{int(late['min'].iloc[0])}: it must start at step 0")
-    short = span[span["max"] < window - 1]
+    short = span[span["max"] < reach]
     if len(short):
         more = f" (and {len(short) - 1} other run(s))" if len(short) > 1 else ""
         raise LogError(f"the log of run {short.index[0]!r}{more} ends at step "
                        f"{int(short['max'].iloc[0])}, but a forecast with the window W={window} "
-                       f"needs a log that reaches step {window - 1}")
+                       f"needs a log that reaches step {reach}")
     return log_df
 
 
@@ -627,22 +629,50 @@ def explain(forecaster: GrokForecaster, features: pd.DataFrame, *, top: int = 3,
 
 
 def forecast_frame(forecaster: GrokForecaster, log_df: pd.DataFrame, window: int, *,
-                   top: int = 3) -> list[dict[str, Any]]:
+                   top: int = 3, last_row: int | None = None) -> list[dict[str, Any]]:
     """:func:`explain` for every run of a log, on the rows :func:`checked_window` keeps; runs
-    sorted by run_id."""
-    return explain(forecaster, window_features(forecaster, log_df, window), top=top)
+    sorted by run_id. ``last_row``: see :func:`window_features`."""
+    return explain(forecaster, window_features(forecaster, log_df, window, last_row=last_row),
+                   top=top)
 
 
-def window_features(forecaster: Any, log_df: pd.DataFrame, window: int) -> pd.DataFrame:
+def window_features(forecaster: Any, log_df: pd.DataFrame, window: int, *, finite: bool = True,
+                    last_row: int | None = None) -> pd.DataFrame:
     """The 28 features of every run of a log, from the rows :func:`checked_window` keeps.
 
     They are computed up to one past the last step the forecaster reads, not to W: no feature
     reads W itself, and where W falls between logged steps a run stopped at that last step
     (as ``--stop-model`` stops them, and as its hook forecasts them) has no row at W − 1.
+
+    ``last_row`` is for a caller that knows the log's schedule (:class:`GrokMonitor`, which
+    observes every step of it): the last step below W whose row the features read, the last
+    of the forecaster's steps, or, for a forecaster that records none, the schedule's last
+    logged step below W. The log then needs to reach only it, with its update known. None
+    (a log file's case): the log must reach step W − 1, since one that ends sooner cannot be
+    told from a run cut short before rows below W it should hold. ``finite``: see
+    :func:`checked_window`.
     """
-    cut = checked_window(forecaster, log_df, window)
     meta = getattr(forecaster, "metadata_", None)
-    read_through = window if meta is None else max(meta.required_steps()) + 1
+    if last_row is not None:
+        window = check_window(window, forecaster, minimum=2)
+        last_row = check_int("last_row", last_row, 0)
+        last_read = window - 1 if meta is None else max(meta.required_steps())
+        if last_row > last_read if meta is None else last_row != last_read:
+            allowed = (f"a step below W={window}" if meta is None else
+                       f"{last_read}, the last step the forecaster's features read")
+            raise ValueError(f"last_row={last_row} is not allowed: expected {allowed}")
+    cut = checked_window(forecaster, log_df, window, finite=finite, last_row=last_row)
+    if meta is not None:
+        read_through = max(meta.required_steps()) + 1
+    elif last_row is None:
+        read_through = window
+    else:  # a row past it below W would be read offline: the caller's schedule is not the log's
+        late = cut[(cut["step"] > last_row) & (cut["step"] < window)]
+        if len(late):
+            raise LogError(f"run {late['run_id'].iloc[0]!r} has a row at step "
+                           f"{int(late['step'].iloc[0])}, past last_row={last_row} and below "
+                           f"W={window}: the features of W read it")
+        read_through = last_row + 1
     return feature_table(cut[list(read_columns())], read_through)
 
 

@@ -32,7 +32,7 @@ import pandas as pd
 from torch import Tensor
 
 from grokcast.config import LogConfig
-from grokcast.features import FEATURE_NAMES, feature_table
+from grokcast.features import FEATURE_NAMES
 from grokcast.monitor import GrokMonitor
 from grokcast.validation import check_int, check_number
 
@@ -40,7 +40,8 @@ __all__ = ["FeatureRecorder", "decode_features", "encode_features", "p_grok",
            "resolve_forecaster", "should_stop", "window_features"]
 
 
-def window_features(log_df: pd.DataFrame, window: int, forecaster: Any = None) -> dict[str, float]:
+def window_features(log_df: pd.DataFrame, window: int, forecaster: Any = None, *,
+                    last_row: int | None = None) -> dict[str, float]:
     """The 28 window features of one run, from its log.
 
     Pass the ``forecaster`` the features are for (a fitted one or its JSON file): the log is
@@ -54,10 +55,15 @@ def window_features(log_df: pd.DataFrame, window: int, forecaster: Any = None) -
     log_df : DataFrame
         One run's log with a sweep log's columns (``run_id``, ``step``, then
         :data:`~grokcast.signals.SIGNAL_NAMES`), starting at step 0 and reaching step W - 1
-        with its update known, i.e. step W observed (rows at and past W are ignored).
-        ``GrokMonitor.log`` is such a log once ``GrokMonitor.ready``.
+        with its update known, i.e. step W observed (rows at and past W are ignored), or
+        ``last_row`` where given.
     window : int
         W >= 2.
+    last_row : int, optional
+        For a log whose schedule is known, e.g. ``GrokMonitor.log`` once
+        ``GrokMonitor.ready``, with ``GrokMonitor.last_read_step``: the last step below W the
+        features read (see :func:`grokcast.tool.window_features`). The log need then reach
+        only it, with its update known, not W - 1.
 
     Returns
     -------
@@ -71,7 +77,7 @@ def window_features(log_df: pd.DataFrame, window: int, forecaster: Any = None) -
         A column is missing, the log holds several runs, does not start at step 0, or does
         not cover the window.
     """
-    from grokcast.tool import checked_window, read_columns
+    from grokcast.tool import window_features as tool_window_features
 
     if not isinstance(log_df, pd.DataFrame):
         raise TypeError(f"log_df must be a pandas DataFrame (one run's log, e.g. GrokMonitor.log), "
@@ -87,8 +93,7 @@ def window_features(log_df: pd.DataFrame, window: int, forecaster: Any = None) -
     # in percent, a negative loss, a NaN accuracy, which the features would read as a step
     # not logged), but NaN and inf losses pass: a diverging trial's features are NaN, and
     # its tuner stops it.
-    log_df = checked_window(forecaster, log_df, window, finite=False)
-    table = feature_table(log_df[list(read_columns())], window)
+    table = tool_window_features(forecaster, log_df, window, finite=False, last_row=last_row)
     # One row read off the numpy values: pandas deep-copies a frame's attrs (its window_steps,
     # W ints) on every column or row it hands out, ~40 ms a call at W = 10,000 read per column.
     row = table.to_numpy(dtype=float)[0]
@@ -226,9 +231,10 @@ class FeatureRecorder:
     For a plain PyTorch loop: call :meth:`observe` exactly as ``GrokMonitor.observe`` (every
     step from 0, after ``loss.backward()`` and before ``optimizer.step()``). It returns the 28
     window features on the one call that completes the window and ``None`` on every other.
-    The window is complete once step W has been observed (row W - 1's update columns need
-    theta_W) and some logged step is >= W - 1, which is step W - 1 itself whenever the log
-    schedule is dense there.
+    The window is complete at ``GrokMonitor.forecast_step``, d + 1, d being the last step
+    below W the features read (row d's update columns need theta_{d+1}): W where they read
+    step W - 1, 301 at W = 350 or 400 on the paper's schedule, the step where
+    ``grokcast sweep --stop-model`` decides.
 
     Parameters
     ----------
@@ -270,8 +276,8 @@ class FeatureRecorder:
         self.monitor.observe(step, model, **metrics)
         if self.features is not None:
             return None
-        if not self.monitor.ready:  # step W and a logged step >= W - 1 observed
+        if not self.monitor.ready:  # step d + 1 observed: row d's update is known
             return None
-        forecaster = self.monitor.forecaster
-        self.features = window_features(self.monitor.log, self.window, forecaster)
+        self.features = window_features(self.monitor.log, self.window, self.monitor.forecaster,
+                                        last_row=self.monitor.last_read_step)
         return self.features

@@ -2,7 +2,10 @@
 
 How a trial reports its signals
 -------------------------------
-At the end of the window the trial stores its 28 window features as one user attribute,
+At the end of the window (step d + 1, d the last step below W the forecaster's features read:
+W on a schedule dense below W, 301 at W = 350 or 400 on the paper's, where
+``grokcast sweep --stop-model`` decides too) the trial stores its 28 window features as one
+user attribute,
 ``trial.user_attrs["grokcast"] = {"window": W, "features": {name: value}}``
 (:func:`report_features`; non-finite values are stored as ``None``). :class:`GrokPruner`
 reads that attribute whenever the objective calls ``trial.should_prune()``: before it exists
@@ -53,7 +56,9 @@ as a log table (columns ``run_id``, ``step`` and the signals, as
 :func:`grokcast.early_stop.forecast_hook` does) and, once they reach step W - 1, call
 ``report_features(trial, window_features(rows_df, W, forecaster), W)`` with one run's rows
 and the pruner's forecaster, which cuts the rows to the steps its training runs logged
-(``from grokcast.integrations import window_features``).
+(``from grokcast.integrations import window_features``). The hook runs after the step's
+update, so it may report sooner, at d = ``max(forecaster.metadata_.required_steps())``, the
+last step the features read, with ``window_features(rows_df, W, forecaster, last_row=d)``.
 """
 
 from __future__ import annotations

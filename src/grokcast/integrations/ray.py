@@ -22,7 +22,7 @@ A trial adds its window features to one of its results under the key ``"grokcast
         for step in range(n_steps + 1):
             ...                                                          # loss.backward()
             features = recorder.observe(step, model, **metrics)          # see GrokMonitor
-            if features is not None:                                     # step W
+            if features is not None:                  # step W (d + 1: its forecast_step)
                 tune.report({"val_acc": metrics["val_acc"],
                              **features_metrics(features, recorder.window)})
             ...                                                          # optimizer.step()
