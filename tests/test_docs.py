@@ -305,3 +305,72 @@ def test_analysis_schema_doc_names_every_key_analyze_writes():
     assert list(full.curves.columns) == re.findall(r"`(\w+)`", rows["curves.parquet"])
     assert list(full.features.columns) == [*re.findall(r"`(\w+)`", rows["features.parquet"]),
                                            *FEATURE_NAMES]
+
+
+def _stated(pattern: str, text: str) -> str:
+    match = re.search(pattern, text)
+    assert match is not None, f"the reference's text no longer states {pattern!r}"
+    return match.group(1)
+
+
+def _numbers(listed: str) -> list[float]:
+    return [float(x) for x in re.findall(r"\d+(?:\.\d+)?", listed.replace(",", ""))]
+
+
+def test_the_paper_config_and_the_analysis_defaults_are_the_setup_the_reference_states():
+    """The method settings the reference's paper states (task, model size, optimiser, grid,
+    logging schedule, windows, labels, CV, bootstrap), read from its text where a checkout has
+    it, against configs/paper.toml and the defaults ``grokcast reproduce`` analyses with: a
+    setting changed in either place, or a sentence of the reference read differently, fails
+    here instead of changing every result silently."""
+    import inspect
+    import warnings
+
+    import numpy as np
+    import pytest
+
+    from grokcast.analysis import DEFAULT_WINDOWS, analyze
+    from grokcast.config import SweepConfig
+    from grokcast.logistic import loo_predictions, resolve_Cs
+    from grokcast.model import n_params
+
+    path = REFERENCE_DIR / "paper.txt"
+    if not path.is_file():
+        pytest.skip(f"the reference's text is not at {REFERENCE_DIR} (GROKCAST_REFERENCE_DIR)")
+    text = path.read_text(encoding="utf-8")
+    cfg = SweepConfig.from_file(ROOT / "configs" / "paper.toml")
+    assert cfg.p == int(_stated(r"Modular addition mod \$p=(\d+)\$", text))
+    assert list(cfg.train_fracs) == _numbers(_stated(r"fraction \$f \\in \\\{([^}]*)\\\}", text))
+    size = re.search(r"d_\{\\text\{model\}\}=(\d+)\$, (\d+) heads, MLP width (\d+)", text)
+    assert size is not None
+    assert (cfg.model.d_model, cfg.model.n_heads, cfg.model.d_mlp) == tuple(map(int, size.groups()))
+    assert n_params(cfg.model, cfg.p) == int(_stated(r"model has ([\d,]+) parameters", text).replace(",", ""))
+    assert cfg.optim.beta1 == float(_stated(r"\\beta_1=([\d.]+)", text))
+    assert cfg.optim.beta2 == float(_stated(r"\\beta_2=([\d.]+)", text))
+    assert cfg.optim.lr == 10.0 ** int(_stated(r"learning rate 10\^\{(-?\d+)\}", text))
+    assert list(cfg.weight_decays) == _numbers(_stated(r"weight decay \$\\lambda \\in \\\{([^}]*)\\\}", text))
+    assert cfg.n_steps == int(_stated(r"for ([\d,]+) steps", text).replace(",", ""))
+    assert list(cfg.seeds) == _numbers(_stated(r"with seeds \$\\\{([^}]*)\\\}", text))
+    assert len(cfg.runs()) == int(_stated(r"giving (\d+) runs total", text))
+    schedule = re.search(r"every step in \$\[0, (\d+)\)\$ and every (\d+) steps thereafter", text)
+    assert schedule is not None
+    assert (cfg.log.dense_until, cfg.log.every) == tuple(map(int, schedule.groups()))
+
+    assert list(DEFAULT_WINDOWS) == _numbers(_stated(r"window \$W \\in \\\{([^}]*)\\\}", text))
+    defaults = {k: v.default for k, v in inspect.signature(analyze).parameters.items()}
+    primary = float(_stated(r"\\geq (0\.\d+)\$ —as our primary label", text))
+    strict = float(_stated(r"strict-(0\.\d+) analysis", text))
+    assert tuple(defaults["thresholds"]) == (primary, strict)
+    assert defaults["n_resamples"] == int(_stated(r"over runs, (\d+) resamples", text))
+    assert defaults["level"] == int(_stated(r"Bootstrap (\d+)% CIs", text)) / 100
+    cv_defaults = {k: v.default for k, v in inspect.signature(loo_predictions).parameters.items()}
+    assert cv_defaults["cv"] == int(_stated(r"chosen by (\d+)-fold internal CV", text))
+    # "scikit-learn's LogisticRegressionCV": the grid of C it searches by default.
+    from sklearn.linear_model import LogisticRegressionCV
+
+    assert "LogisticRegressionCV" in text
+    X = np.r_[np.arange(6.0), np.arange(6.0) + 0.5][:, None]
+    with warnings.catch_warnings():  # scikit-learn >= 1.8 warns of its defaults' future change
+        warnings.simplefilter("ignore", FutureWarning)
+        sk = LogisticRegressionCV(cv=3, solver="liblinear").fit(X, np.r_[np.zeros(6), np.ones(6)])
+    np.testing.assert_array_equal(resolve_Cs(cv_defaults["Cs"]), sk.Cs_)
