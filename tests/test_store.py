@@ -1053,3 +1053,84 @@ def test_temp_files_of_a_write_cut_short_are_never_read(tmp_path):
     pd.testing.assert_frame_equal(store.log(), whole)
     assert len(store.runs()) == 4
     assert len(pd.read_parquet(out / "log")) == len(whole)  # pandas' own reader skips dot files
+
+
+def test_both_footers_hold_the_documented_chunk_digest(tmp_path):
+    """docs/file-formats.md: the hex SHA-256 of the runs file's config JSON and the chunk's run
+    ids in order, one per line; recomputed here with hashlib from the files themselves, on a
+    sweep whose chunks train their runs out of sorted order (seeds 1, 0)."""
+    import hashlib
+
+    import pyarrow.parquet as pq
+
+    from grokcast.config import SweepConfig
+    from grokcast.store import chunk_digest
+    from grokcast.sweep import run_sweep
+
+    cfg = SweepConfig(name="tiny", train_fracs=(0.3,), weight_decays=(1.0,), seeds=(1, 0),
+                      n_steps=30, log=LogConfig(dense_until=10, every=10))
+    out = tmp_path / "s"
+    run_sweep(cfg, out, device="cpu", chunk_size=2, progress=False)
+    runs_path, log_path = out / "runs" / "chunk-00000.parquet", out / "log" / "chunk-00000.parquet"
+    config = pq.read_metadata(runs_path).metadata[b"grokcast.config"].decode()
+    ids = pd.read_parquet(runs_path)["run_id"].tolist()
+    assert ids == ["p23-f0.3-wd1-s1-ss0", "p23-f0.3-wd1-s0-ss0"]  # as trained, not sorted
+    want = hashlib.sha256(f"{config}\n{ids[0]}\n{ids[1]}".encode()).hexdigest()
+    for path in (runs_path, log_path):
+        assert pq.read_metadata(path).metadata[b"grokcast.chunk_sha256"].decode() == want
+    # The separator keeps run ids apart: ["a", "bc"] is not ["ab", "c"].
+    assert chunk_digest("{}", ["a", "bc"]) != chunk_digest("{}", ["ab", "c"])
+
+
+def test_chunks_without_digest_are_paired_by_both_ends_of_their_run_id_range(tmp_path):
+    """A chunk written before grokcast recorded the digest (or rewritten by hand) is paired by
+    its least and greatest run id over every row group; a file that keeps no statistics is not
+    refused for it."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from grokcast.store import StoreError
+
+    cfg, out, store = _sweep(tmp_path)
+
+    def rewrite(path, frame, **kw):
+        pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path, **kw)
+
+    for table in ("log", "runs"):
+        for path in (out / table).glob("chunk-*.parquet"):
+            frame = pd.read_parquet(path)
+            # The log a row group per run (13 rows): the greatest id is in the last group only.
+            rewrite(path, frame, row_group_size=13 if table == "log" else None)
+    whole = store.log()
+    store.verify()
+    log1 = out / "log" / "chunk-00001.parquet"
+    frame = pd.read_parquet(log1)
+    last = frame["run_id"].iloc[-1]
+    # Its last run's rows relabelled (a log of other runs ending past the runs file's last id).
+    rewrite(log1, frame.assign(run_id=frame["run_id"].where(frame["run_id"] != last, last + "-x")),
+            row_group_size=13)
+    with pytest.raises(StoreError, match=rf"it logs runs '[^']*' to '{last}-x', and "):
+        store.verify()
+    # Without statistics the files cannot be paired by range, and are read as they are.
+    for table in ("log", "runs"):
+        for path in (out / table).glob("chunk-*.parquet"):
+            rewrite(path, pd.read_parquet(path), write_statistics=False)
+    rewrite(log1, whole[whole["run_id"].isin(pd.read_parquet(out / "runs" / "chunk-00001.parquet")
+                                             ["run_id"])], write_statistics=False)
+    store.verify()
+    pd.testing.assert_frame_equal(store.log(), whole)
+
+
+def test_runs_stored_twice_name_only_committed_chunks(tmp_path):
+    """A log file without its runs file (a chunk cut short) is not read, so the error naming
+    the chunks holding a run stored twice leaves it out."""
+    import shutil
+
+    from grokcast.store import StoreError
+
+    cfg, out, store = _sweep(tmp_path)
+    for table in ("log", "runs"):
+        shutil.copy(out / table / "chunk-00000.parquet", out / table / "chunk-00002.parquet")
+    shutil.copy(out / "log" / "chunk-00000.parquet", out / "log" / "chunk-00003.parquet")
+    with pytest.raises(StoreError, match=r"in chunks \['chunk-00000', 'chunk-00002'\]:"):
+        store.log()
