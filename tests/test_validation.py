@@ -206,3 +206,19 @@ def test_check_steps_refuses_what_is_no_step_count_and_reads_text_integers_exact
     big = 2**63 - 1  # the largest int64, as numpy writes it
     for steps in (pd.Series([str(big)]), pd.Series([big], dtype=object)):
         assert check_steps(steps).tolist() == [big]
+
+
+def test_same_threshold_is_float32_rounding_and_no_more():
+    """Equal up to float32 rounding (one part in 1e7 here), distinct a few parts in a
+    million off; relative, so a threshold near 0 is not equal to 0 or to a neighbour."""
+    from grokcast.validation import same_threshold
+
+    for level in (0.9, 0.99, 0.1):
+        f32 = float(np.float32(level))
+        assert abs(f32 - level) / level < 1e-7 and f32 != level
+        assert same_threshold(level, f32) and same_threshold(np.float32(level), level)
+        for rel in (3e-6, 5e-5, 1e-3):
+            assert not same_threshold(level, level * (1 + rel))
+            assert not same_threshold(level * (1 - rel), np.float64(level))
+    assert not same_threshold(0.0, 1e-7) and not same_threshold(1e-7, 2e-7)
+    assert same_threshold(0.0, 0.0)
