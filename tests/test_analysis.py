@@ -331,6 +331,14 @@ def test_feature_difference_refuses_a_single_class_and_a_feature_that_is_not_fin
     with pytest.raises(ValueError, match=r"^threshold=0.99 is not allowed: expected one of the "
                                          r"analysed thresholds \[0.9\]"):
         A.feature_difference(a, feats, 0.99, 200, "end_val_loss", "end_val_acc")
+    # The cell's resamples are keyed by the analysed threshold, not by the number given: at
+    # 0.9000005 its millionths (900000.5) round down, float32's (900000.51) up.
+    b = {**a, "thresholds": {"0.9000005": a["thresholds"]["0.9"]}}
+    assert round(0.9000005 * 1e6) != round(float(np.float32(0.9000005)) * 1e6)
+    assert (A.feature_difference(b, feats2, np.float32(0.9000005), 200, "end_val_loss",
+                                 "end_val_acc")
+            == A.feature_difference(b, feats2, "0.9000005", 200, "end_val_loss", "end_val_acc")
+            == by_key)
     with pytest.raises(ValueError, match=r"^feature 'end_val_acc' at W = 200 is not finite for every "
                                          r"run$"):
         A.feature_difference(a, feats.assign(end_val_acc=[0.0, 1, np.inf, 3, 4, 5]), "0.9", 200,
@@ -394,6 +402,20 @@ def test_tables_take_a_threshold_read_back_from_float32(result):
                                              rf"expected one of the analysed thresholds "
                                              rf"{re.escape(str([float(k) for k in keys]))}"):
             A.format_table(result, bad)
+
+
+def test_result_key_prefers_the_exact_key_and_refuses_an_ambiguous_or_boolean_threshold():
+    """Two analysed thresholds within float32 rounding of each other: each number finds its own
+    key, and a number near both (0.9 read back from float32 as a plain float) is refused, not
+    taken as the first; True is no threshold even where 1 is analysed."""
+    r = {"thresholds": {"0.9": {}, "0.9000001": {}, "1": {}}}
+    assert A.result_key(r, 0.9) == "0.9" and A.result_key(r, 0.9000001) == "0.9000001"
+    assert A.result_key(r, np.float32(0.9)) == "0.9"  # the decimal it prints as
+    assert A.result_key(r, "0.9000001") == "0.9000001"
+    assert A.result_key(r, 1.0) == "1" and A.result_key(r, np.float32(1)) == "1"
+    for bad in (float(np.float32(0.9)), True, np.bool_(True), "1.0"):
+        with pytest.raises(ValueError, match=rf"^threshold={re.escape(repr(bad))} is not allowed"):
+            A.result_key(r, bad)
 
 
 def test_first_steps_per_run_against_a_plain_loop(sweep, result):

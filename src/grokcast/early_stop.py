@@ -456,7 +456,7 @@ def simulate_held_out(data: HeldOut, *, window: int, thresholds: Sequence[float]
     # row and cost the same, so stopping as many runs costs exactly the forecaster's budget.
     stop_step = data.stop_step(window)
     for t in sorted(thresholds):
-        add("forecaster", "p_grok", t, forecaster_stops(data.p_grok, t, window, data.n_steps))
+        add("forecaster", "p_grok", t, forecaster_stops(data.p_grok, t, stop_step, data.n_steps))
     for signal in ("val_loss", "val_acc"):
         at_w = data.metric_at(signal, stop_step)  # the row of step stop_step - 1 = d
         for k in range(n_runs + 1):

@@ -951,8 +951,7 @@ def _source_sha256() -> str:
     root = Path(__file__).resolve().parent
     digest = hashlib.sha256()
     for path in sorted(root.rglob("*.py")):
-        digest.update(path.relative_to(root).as_posix().encode() + b"\0")
-        digest.update(path.read_bytes() + b"\0")
+                digest.update(path.read_bytes() + b"\0")
     return digest.hexdigest()
 
 
