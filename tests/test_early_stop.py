@@ -1195,9 +1195,11 @@ def test_run_study_takes_the_files_label_threshold_read_back_from_float32(sweeps
     path = _with_train_heldout(sweeps, tmp_path / "g.json", 0.1234564)
     result = run_study(path, sweeps["heldout"].root, tmp_path / "g", label_threshold=0.1234556)
     assert ("labelled at 0.1234564, not at label_threshold=0.1234556" in result["notes"][0])
-    with pytest.raises(ValueError, match=r"label_threshold='0.9' is not allowed: expected a "
-                                         r"number in \(0, 1\]"):
-        run_study(path, sweeps["heldout"].root, tmp_path / "s", label_threshold="0.9")
+    # Refused before it is compared: "0.9" is no number, even beside a file labelled at 0.9.
+    for labelled in (path, tmp_path / "f.json"):
+        with pytest.raises(ValueError, match=r"label_threshold='0.9' is not allowed: expected a "
+                                             r"number in \(0, 1\]"):
+            run_study(labelled, sweeps["heldout"].root, tmp_path / "s", label_threshold="0.9")
 
 
 @pytest.mark.parametrize("command, option, value", [
