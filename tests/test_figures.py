@@ -248,6 +248,26 @@ def test_figures_drawn_only_in_part_have_no_manifest(tmp_path: Path, monkeypatch
     assert not F.figures_current(root, root / "figures")
 
 
+def test_a_manifest_missing_a_figure_or_an_input_is_not_current(tmp_path: Path) -> None:
+    """figures_current reads a manifest it did not write (by hand, cut short, another tool's)
+    as not current, never as an error: one figure left out of it, or inputs recorded as
+    unreadable (null) beside a results directory that lacks them."""
+    root = tmp_path / "r"
+    write_synthetic_results(root)
+    figs = root / "figures"
+    F.make_figures(root)
+    whole = json.loads((figs / "figures.json").read_text())
+    assert F.figures_current(root, figs)
+    cut = {**whole, "figures": {k: v for k, v in whole["figures"].items()
+                                if k != "fig3_features.pdf"}}
+    (figs / "figures.json").write_text(json.dumps(cut))
+    assert not F.figures_current(root, figs)
+    (figs / "figures.json").write_text(json.dumps({**whole, "inputs": dict.fromkeys(whole["inputs"])}))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert not F.figures_current(empty, figs)
+
+
 def _one_window_figure(results: Path) -> tuple[plt.Figure, dict]:
     """Figure 4 of the results analysed at W = 200 alone, and that analysis."""
     res = F.load_results(results)
