@@ -223,7 +223,14 @@ def test_the_manifest_names_the_inputs_and_figures_by_their_bytes(tmp_path: Path
     assert doc["figures"] == {p.name: sha(p) for p in paths}
     assert doc["grokcast_version"] == grokcast.__version__
     assert doc["matplotlib_version"] == mpl.__version__
-    assert len(doc["grokcast_source_sha256"]) == 64
+    # docs/file-formats.md: over every Python source of the package, subpackages included (an
+    # edit to grokcast/paper/ is an edited checkout too), each file's path and bytes.
+    pkg = Path(grokcast.__file__).resolve().parent
+    sources = sorted(pkg.rglob("*.py"))
+    assert pkg / "paper" / "context.py" in sources
+    want = hashlib.sha256(b"".join(p.relative_to(pkg).as_posix().encode() + b"\0" + p.read_bytes()
+                                   + b"\0" for p in sources)).hexdigest()
+    assert doc["grokcast_source_sha256"] == want
     assert F.figures_current(root, tmp_path / "figs")
     assert not F.figures_current(root, root / "figures")  # nothing drawn there
 
