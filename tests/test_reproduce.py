@@ -6,6 +6,7 @@ The smoke sweep (8 runs x 600 steps) takes about a minute on two idle CPU cores.
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -416,6 +417,8 @@ _A_DIR = "is a directory, where reproduce writes a file: remove it, or use a new
     ("paper-src/context.json", "dir"), ("paper-src/figures/fig2_grid.pdf", "dir"),
     # a render without the study removes an earlier study's copy: a directory there stopped it
     ("paper-src/figures/early_stop.pdf", "dir"),
+    # neither file nor directory: no stage can make a directory of it either
+    ("results/figures", "fifo"), ("paper-src", "fifo"),
 ])
 def test_a_deeper_output_path_of_the_wrong_kind_is_refused_before_the_sweep(
         tmp_path, monkeypatch, capsys, name, kind) -> None:
@@ -428,9 +431,12 @@ def test_a_deeper_output_path_of_the_wrong_kind_is_refused_before_the_sweep(
     out = tmp_path / "out"
     path = out / name
     path.parent.mkdir(parents=True)
-    path.write_text("") if kind == "file" else path.mkdir()
+    if kind == "fifo":
+        os.mkfifo(path)
+    else:
+        path.write_text("") if kind == "file" else path.mkdir()
     assert main(["reproduce", "--config", str(SMOKE), "--out", str(out)]) == 2
-    what = _A_FILE if kind == "file" else _A_DIR
+    what = _A_DIR if kind == "dir" else _A_FILE
     assert capsys.readouterr().err == f"grokcast reproduce: error: {str(path)!r}: {what}\n"
 
 

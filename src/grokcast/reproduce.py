@@ -212,7 +212,7 @@ def output_layout(out: Path, with_early_stopping: bool) -> tuple[list[Path], lis
     tables = [f"table{k}.{ext}" for k in (1, 2, 3) for ext in ("md", "tex")]
     sweeps = [out / "sweep", *((out / "heldout-sweep",) if with_early_stopping else ())]
     dirs = [*sweeps, *(s / sub for s in sweeps for sub in ("log", "runs")),
-            results, src, src / "figures",
+            results, results / "figures", src, src / "figures",
             *((study,) if with_early_stopping else ())]
     files = [*(s / name for s in sweeps for name in ("sweep.json", LOCK_NAME)),
              *(results / name for name in ("analysis.json", "features.parquet", "curves.parquet",
