@@ -1134,3 +1134,10 @@ def test_runs_stored_twice_name_only_committed_chunks(tmp_path):
     shutil.copy(out / "log" / "chunk-00000.parquet", out / "log" / "chunk-00003.parquet")
     with pytest.raises(StoreError, match=r"in chunks \['chunk-00000', 'chunk-00002'\]:"):
         store.log()
+    # Stored three times: still the chunk's 2 runs, "1 other", counted once each.
+    for table in ("log", "runs"):
+        shutil.copy(out / table / "chunk-00000.parquet", out / table / "chunk-00004.parquet")
+    for read in (store.runs, store.log):
+        with pytest.raises(StoreError, match=r"\(and 1 other run\(s\)\) more than once, in chunks "
+                                             r"\['chunk-00000', 'chunk-00002', 'chunk-00004'\]:"):
+            read()
