@@ -5,8 +5,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import shutil
 import warnings
 from fractions import Fraction
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -393,8 +395,6 @@ def test_what_a_kill_mid_write_leaves_is_resumed_and_cleaned(tmp_path):
     """A kill during the first write of sweep.json left its temp file, and the directory was
     refused for ever ("not empty and holds no sweep.json"); a kill during a chunk's write left
     a temp file as large as the chunk, kept after the resume."""
-    import shutil
-
     from grokcast.store import LOCK_NAME
     from grokcast.sweep import run_sweep
 
@@ -445,8 +445,6 @@ def test_a_file_for_the_directory_and_a_sweep_without_runs_are_named(tmp_path):
 def test_a_second_writer_is_refused_and_runs_stored_twice_are_named(tmp_path):
     """Two sweeps into one --out (a requeued job while the first still runs) trained the same
     runs twice; resume and check_finished accepted the result, analyze refused it later."""
-    import shutil
-
     from grokcast.store import StoreError
     from grokcast.sweep import run_sweep
 
@@ -963,8 +961,6 @@ def test_a_log_file_of_another_chunk_or_sweep_is_named_not_read_as_its_runs(tmp_
     chunk's of the same size read as the runs of both (one chunk's twice, the other's not at
     all), and one of another sweep with the same run ids read as this sweep's numbers; verify,
     check_finished and a resume (which trained nothing) all passed."""
-    import shutil
-
     from grokcast.store import StoreError
     from grokcast.sweep import run_sweep
 
@@ -1003,15 +999,12 @@ def test_the_readers_refuse_runs_stored_twice_short_logs_and_another_sweeps_chun
     """Was: runs() and log() (read without check_finished, as the API allows) returned a chunk
     copied in twice as duplicate rows, a log file without rows as runs missing from the log,
     and another sweep's chunk pair as this sweep's runs, all without an error."""
-    import shutil
-
     from grokcast.store import StoreError
 
     cfg, out, store = _sweep(tmp_path)
     other = _other_lr_sweep(tmp_path, cfg)
     saved = {p: p.read_bytes() for p in out.rglob("chunk-*.parquet")}
-    for table in ("log", "runs"):
-        shutil.copy(out / table / "chunk-00000.parquet", out / table / "chunk-00002.parquet")
+    _copy_chunk(out, "chunk-00000.parquet", out, "chunk-00002.parquet")
     for read in (store.runs, store.log):
         with pytest.raises(StoreError, match=r"stores run .* \(and 1 other run\(s\)\) more than "
                                              r"once, in chunks \['chunk-00000', 'chunk-00002'\]"):
@@ -1023,8 +1016,7 @@ def test_the_readers_refuse_runs_stored_twice_short_logs_and_another_sweeps_chun
     with pytest.raises(StoreError, match=r"log/chunk-00001.parquet' is damaged \(0 rows, expected "
                                          r"2 runs x 13 logged steps\)"):
         store.log()
-    for table in ("log", "runs"):
-        shutil.copy(other / table / "chunk-00001.parquet", out / table / "chunk-00001.parquet")
+    _copy_chunk(other, "chunk-00001.parquet", out, "chunk-00001.parquet")
     with pytest.raises(StoreError, match=r"runs/chunk-00001.parquet' was trained under another "
                                          r"config .*or the chunk was copied in from another sweep"):
         store.log()
@@ -1043,8 +1035,6 @@ def test_the_readers_refuse_runs_stored_twice_short_logs_and_another_sweeps_chun
 def test_temp_files_of_a_write_cut_short_are_never_read(tmp_path):
     """A Ctrl-C between mkstemp and the write's cleanup leaves a .chunk-*.tmp file (removed by
     the next resume, under the lock): until then no reader takes it for a chunk."""
-    import shutil
-
     cfg, out, store = _sweep(tmp_path)
     whole = store.log()
     for table in ("log", "runs"):
@@ -1124,20 +1114,22 @@ def test_chunks_without_digest_are_paired_by_both_ends_of_their_run_id_range(tmp
 def test_runs_stored_twice_name_only_committed_chunks(tmp_path):
     """A log file without its runs file (a chunk cut short) is not read, so the error naming
     the chunks holding a run stored twice leaves it out."""
-    import shutil
-
     from grokcast.store import StoreError
 
     cfg, out, store = _sweep(tmp_path)
-    for table in ("log", "runs"):
-        shutil.copy(out / table / "chunk-00000.parquet", out / table / "chunk-00002.parquet")
+    _copy_chunk(out, "chunk-00000.parquet", out, "chunk-00002.parquet")
     shutil.copy(out / "log" / "chunk-00000.parquet", out / "log" / "chunk-00003.parquet")
     with pytest.raises(StoreError, match=r"in chunks \['chunk-00000', 'chunk-00002'\]:"):
         store.log()
     # Stored three times: still the chunk's 2 runs, "1 other", counted once each.
-    for table in ("log", "runs"):
-        shutil.copy(out / table / "chunk-00000.parquet", out / table / "chunk-00004.parquet")
+    _copy_chunk(out, "chunk-00000.parquet", out, "chunk-00004.parquet")
     for read in (store.runs, store.log):
         with pytest.raises(StoreError, match=r"\(and 1 other run\(s\)\) more than once, in chunks "
                                              r"\['chunk-00000', 'chunk-00002', 'chunk-00004'\]:"):
             read()
+
+
+def _copy_chunk(src_dir: Path, name: str, dst_dir: Path, as_name: str) -> None:
+    """Copy a chunk's log and runs files, as a user copying chunks between sweep dirs would."""
+    for table in ("log", "runs"):
+        shutil.copy(src_dir / table / name, dst_dir / table / as_name)
