@@ -358,6 +358,27 @@ def test_a_one_run_sweep_draws_every_figure_and_the_pair_as_a_note(tmp_path: Pat
     plt.close(fig)
 
 
+@pytest.mark.parametrize(("n_pos", "n_neg", "count"), [
+    (0, 1, "0/1 run"), (1, 0, "1/1 run"), (0, 48, "0/48 runs"), (48, 0, "48/48 runs")])
+def test_single_class_note_puts_the_noun_after_the_denominator(
+        n_pos: int, n_neg: int, count: str) -> None:
+    """Was: a one-run sweep's note said '0/1 runs grokked'."""
+    analysis = {"thresholds": {"0.9": {"single_class": True, "n_pos": n_pos, "n_neg": n_neg}}}
+    assert F.single_class_note(analysis, "0.9") == (
+        f"max val acc ≥ 0.9: {count} grokked — one class only, so AUROC is undefined")
+
+
+def test_a_one_run_sweep_s_feature_figure_counts_1_run_not_runs(tmp_path: Path) -> None:
+    analysis = _one_run_results(tmp_path / "r")
+    th = F.primary_threshold_key(analysis)
+    n_pos = analysis["thresholds"][th]["n_pos"]
+    fig = F.fig_features(F.load_results(tmp_path / "r"))
+    assert [t.get_text() for t in fig.axes[0].texts] == [
+        f"max val acc ≥ {float(th):g}: {n_pos}/1 run grokked — one class only, "
+        "so AUROC is undefined"]
+    plt.close(fig)
+
+
 class _FailsToDrawAPdf(mpl.artist.Artist):
     """An artist whose drawing into a PDF fails, as a Ctrl-C stops savefig midway: the PNG,
     written first, is drawn, and so is the PDF's first pass (the tight bounding box's)."""

@@ -532,7 +532,10 @@ def single_class_note(analysis: dict, th_key: str) -> str | None:
     if not entry.get("single_class"):
         return None
     n_pos, n = entry["n_pos"], entry["n_pos"] + entry["n_neg"]
-    return (f"max val acc ≥ {float(th_key):g}: {n_pos}/{n} runs grokked — one class only, "
+    # The noun follows the denominator ("0/1 run", "9/48 runs"), the rule of
+    # grokcast.paper.formatting.plural; importing it here would be circular (paper imports figures).
+    noun = "run" if n == 1 else "runs"
+    return (f"max val acc ≥ {float(th_key):g}: {n_pos}/{n} {noun} grokked — one class only, "
             "so AUROC is undefined")
 
 
