@@ -365,6 +365,22 @@ def test_simulate_reads_any_iterable_of_numbers_once(sweeps):
         simulate(runs, log, model, window=W, thresholds=[0.5], keep_fractions=[1.0]))
 
 
+def test_simulate_and_summarize_take_float32_settings_as_the_decimals_they_print_as(sweeps):
+    """Was: the grids went through float(), so np.float32(0.4) (read from a float32 column)
+    was 0.4000000059604645: ASHA kept ceil(0.4 * 10) = 5 runs where 0.4 keeps 4, and the
+    rows were keyed 0.4000000059604645, which summarize(threshold=0.2) did not find."""
+    store, model = sweeps["heldout"], sweeps["forecaster"]
+    runs, log = store.runs(), store.log()
+    kf, th = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0], [0.1, 0.3, 0.5, 0.7]
+    plain = simulate(runs, log, model, window=W, thresholds=th, keep_fractions=kf, also=[0.2])
+    f32 = simulate(runs, log, model, window=W, thresholds=np.array(th, np.float32),
+                   keep_fractions=np.array(kf, np.float32), also=[np.float32(0.2)])
+    pd.testing.assert_frame_equal(f32, plain)
+    assert plain[plain["policy"] == "asha_val_loss"]["param"].tolist() == kf
+    assert (summarize(plain, threshold=np.float32(0.2), tau="fixed")
+            == summarize(plain, threshold=0.2, tau="fixed"))
+
+
 def test_summary_takes_the_largest_saving_that_keeps_min_recall(sweeps):
     store, model = sweeps["heldout"], sweeps["forecaster"]
     df = simulate(store.runs(), store.log(), model, window=W)

@@ -79,6 +79,7 @@ from grokcast.validation import (
     check_list,
     check_number,
     check_path,
+    plain_number,
     same_threshold,
 )
 
@@ -487,10 +488,12 @@ def simulate_held_out(data: HeldOut, *, window: int, thresholds: Sequence[float]
 
 def _check_grid(name: str, values: Sequence[float], *, lo_open: bool) -> list[float]:
     """``values`` as a list of floats, refused unless non-empty and within [0, 1] (``lo_open``:
-    (0, 1])."""
+    (0, 1]); a float32 value is the decimal it prints as, as :func:`check_number` takes it."""
     values = check_list(name, values)
     try:
-        arr = np.asarray(values, dtype=float)
+        # float() of np.float32(0.4) is 0.4000000059604645: a keep fraction that keeps
+        # ceil(0.4 * 10) = 5 runs, not 4, and a row that summarize(threshold=0.4) cannot find.
+        arr = np.asarray([plain_number(v) for v in values], dtype=float)
     except (TypeError, ValueError, OverflowError):
         arr = np.array([np.nan])  # refused below, naming the list
     lo_ok = (arr > 0) if lo_open else (arr >= 0)
@@ -559,10 +562,12 @@ def summarize(df: pd.DataFrame, *, min_recall: float = MIN_RECALL,
                    for p in ("median_val_loss", "median_val_acc")},
         "tau": tau, "on_outcomes": None,
     }
-    on_outcomes = _chosen_on_outcomes(df, min_recall, threshold)
+    # As simulate stores it: np.float32(0.2) is the row of 0.2, not of 0.20000000298.
+    param = None if threshold is None else float(plain_number(threshold))
+    on_outcomes = _chosen_on_outcomes(df, min_recall, param)
     out["on_outcomes"] = None if on_outcomes is None else _entry(on_outcomes)
-    if threshold is not None:
-        given = df[(df["policy"] == "forecaster") & (df["param"] == float(threshold))]
+    if param is not None:
+        given = df[(df["policy"] == "forecaster") & (df["param"] == param)]
         if given.empty:
             raise ValueError(f"threshold={threshold!r} is not allowed: it is not among the "
                              "simulated thresholds (pass it to simulate's also=)")
