@@ -19,7 +19,9 @@ from sklearn.exceptions import NotFittedError
 optuna = pytest.importorskip("optuna")
 
 from reference_model import PlainTransformer  # noqa: E402
+from test_docs import literal_blocks  # noqa: E402
 
+import grokcast.train  # noqa: E402
 from grokcast import model as M  # noqa: E402
 from grokcast.config import LogConfig, ModelConfig, RunConfig  # noqa: E402
 from grokcast.data import all_examples, split_indices  # noqa: E402
@@ -134,6 +136,55 @@ def test_pruner_prunes_the_low_p_grok_trials_at_w(setup):
             assert trial.state == optuna.trial.TrialState.COMPLETE
             assert trial.user_attrs["stopped_at"] == -1
     assert seen == {(f, wd) for f in GRID["train_frac"] for wd in GRID["weight_decay"]}
+
+
+@pytest.mark.parametrize("threshold", [1.0, 0.0])
+def test_the_docstrings_on_log_recipe_reports_at_the_last_step_read_on_a_sparse_log(
+        setup, tmp_path, monkeypatch, threshold):
+    """The module docstring's train_ensemble snippet, run as written. Was: it said to report
+    once the rows reach step W - 1, which a schedule logging sparsely below W never logs."""
+    import grokcast.integrations.optuna as module
+
+    sparse, window = LogConfig(dense_until=20, every=10), 25
+    logged = sparse.steps(N_STEPS)
+    assert window - 1 not in logged  # the old recipe's step: the hook never sees it
+    d = max(t for t in logged if t < window)
+    setup["forecaster"].save(tmp_path / "forecaster.json", window=window, threshold=0.9,
+                             sweep_hash="x", n_train_runs=8, window_steps=range(d + 1))
+    monkeypatch.chdir(tmp_path)
+    stopped, train = [], grokcast.train.train_ensemble
+
+    def recorded(*args, **kwargs):
+        out = train(*args, **kwargs)
+        stopped.append(int(out.stopped_at[0]))
+        return out
+
+    monkeypatch.setattr(grokcast.train, "train_ensemble", recorded)
+
+    def make_run(weight_decay: float) -> RunConfig:
+        return RunConfig(p=P, train_frac=0.6, weight_decay=weight_decay, seed=2,
+                         n_steps=N_STEPS, model=MODEL, log=sparse)
+
+    code = literal_blocks(module.__doc__)[1]
+    assert code.count("threshold=0.2") == 1
+    val_acc = SIGNAL_NAMES.index("val_acc")
+    ns = {"make_run": make_run, "evaluate": lambda out: float(out.values[0, -1, val_acc])}
+    exec(code.replace("threshold=0.2", f"threshold={threshold}"), ns)
+    ns["study"].sampler = optuna.samplers.RandomSampler(seed=0)
+    ns["study"].optimize(ns["objective"], n_trials=2)
+
+    forecaster = GrokForecaster.load(tmp_path / "forecaster.json")
+    for trial, stopped_at in zip(ns["study"].trials, stopped, strict=True):
+        run = make_run(trial.params["weight_decay"])
+        # The reference: the whole run trained without a hook, its offline feature row.
+        X = feature_table(log_frame(train([run])), window)
+        want = float(forecaster.predict_proba(X)[0, 1])
+        assert ns["pruner"].p_grok(trial) == pytest.approx(want, abs=1e-9)
+        assert 0 < want < 1
+        pruned = threshold == 1.0  # P < 1 always, P < 0 never
+        states = optuna.trial.TrialState
+        assert trial.state == (states.PRUNED if pruned else states.COMPLETE)
+        assert stopped_at == (d if pruned else -1)  # where --stop-model decides: d = 20
 
 
 def plain_loop(run: RunConfig, make_recorder, on_observe) -> None:

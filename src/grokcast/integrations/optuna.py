@@ -50,15 +50,50 @@ complete, with a model and data)::
         return evaluate(model)
 
 With grokcast's own trainer, report from the ``on_log`` hook of
-:func:`grokcast.train.train_ensemble`. The hook gets ``(step, values)``, ``values`` an
-``(R, n_signals)`` array in the order of ``grokcast.signals.SIGNAL_NAMES``: collect the rows
-as a log table (columns ``run_id``, ``step`` and the signals, as
-:func:`grokcast.early_stop.forecast_hook` does) and, once they reach step W - 1, call
-``report_features(trial, window_features(rows_df, W, forecaster), W)`` with one run's rows
-and the pruner's forecaster, which cuts the rows to the steps its training runs logged
-(``from grokcast.integrations import window_features``). The hook runs after the step's
-update, so it may report sooner, at d = ``max(forecaster.metadata_.required_steps())``, the
-last step the features read, with ``window_features(rows_df, W, forecaster, last_row=d)``.
+:func:`grokcast.train.train_ensemble`. The trainer calls it at each logged step, after the
+step's update, with ``(step, values)``, ``values`` an ``(R, n_signals)`` array in the order of
+``grokcast.signals.SIGNAL_NAMES``: collect the rows as a log table (columns ``run_id``,
+``step`` and the signals, as :func:`grokcast.early_stop.forecast_hook` does) and report at
+d = ``max(forecaster.metadata_.required_steps())``, the last step below W the features read,
+with ``window_features(rows_df, W, forecaster, last_row=d)``: the step where the sweep's
+``grokcast sweep --stop-model`` decides (``GrokMonitor.last_read_step``), so a pruned run has
+trained d + 1 steps. Not at step W - 1: where the schedule logs sparsely below W (W = 350 on
+the paper's, which logs 300 and then 400) the hook never sees it. ``make_run`` (a
+:class:`~grokcast.config.RunConfig` on the forecaster's task and log schedule) and
+``evaluate`` are yours::
+
+    import numpy as np
+    import optuna
+    import pandas as pd
+
+    from grokcast.integrations import window_features
+    from grokcast.integrations.optuna import GrokPruner, report_features
+    from grokcast.signals import SIGNAL_NAMES
+    from grokcast.train import train_ensemble
+
+    pruner = GrokPruner("forecaster.json", threshold=0.2)
+    W, d = pruner.window, max(pruner.forecaster.metadata_.required_steps())
+
+    def objective(trial):
+        run = make_run(trial.suggest_float("weight_decay", 0.1, 10, log=True))
+        rows = []
+
+        def on_log(step, values):                   # values: (1, n_signals), after the update
+            rows.append(pd.DataFrame(values, columns=list(SIGNAL_NAMES))
+                        .assign(run_id=run.run_id, step=step))
+            if step == d:
+                features = window_features(pd.concat(rows), W, pruner.forecaster, last_row=d)
+                report_features(trial, features, W)
+                if trial.should_prune():
+                    return np.array([True])         # the trainer drops the run
+            return None
+
+        out = train_ensemble([run], on_log=on_log)
+        if out.stopped_at[0] >= 0:
+            raise optuna.TrialPruned()
+        return evaluate(out)
+
+    study = optuna.create_study(direction="maximize", pruner=pruner)
 """
 
 from __future__ import annotations
