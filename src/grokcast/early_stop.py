@@ -357,7 +357,7 @@ def held_out(runs_df: pd.DataFrame, log_df: pd.DataFrame, forecaster: Any, *, wi
     # The live rule decides on the last step the features read (forecast_hook), which on a
     # sweep logged more densely than the forecaster's is below this sweep's last step under W.
     meta = getattr(forecaster, "metadata_", None)
-    decide = None if meta is None else int(max(meta.required_steps()))
+    decide = None if meta is None else meta.last_read_step()
     return HeldOut(run_ids=run_ids, n_steps=n_steps, grok_step=grok_step.astype(np.int64),
                    steps=steps, val_loss=wide["val_loss"].to_numpy(dtype=float), val_acc=val_acc,
                    p_grok=p, n_excluded=int(len(runs_df) - len(finished)), decide_step=decide)

@@ -161,6 +161,12 @@ class ForecasterMetadata:
         or, for a file that does not record them, every step below W."""
         return self.window_steps if self.window_steps is not None else tuple(range(self.window))
 
+    def last_read_step(self) -> int:
+        """d, the last of the :meth:`required_steps`: the row the live stop rule decides on
+        (``grokcast sweep --stop-model``, ``GrokMonitor``), after which a stopped run has
+        trained d + 1 steps."""
+        return max(self.required_steps())
+
     def missing_steps(self, logged: Iterable[int]) -> list[int]:
         """The :meth:`required_steps` that a log schedule's ``logged`` steps leave out."""
         logged = set(logged)
@@ -810,7 +816,7 @@ def _check_table_window(X: Any, meta: ForecasterMetadata | None) -> None:
     if meta is None or record is None:
         return
     made, steps = record
-    last = max(meta.required_steps())
+    last = meta.last_read_step()
     if not last < made <= meta.window:
         raise ValueError(f"a feature table of window={made} is not allowed: the forecaster was "
                          f"fit on window={meta.window} (its features read steps up to {last}); "

@@ -302,7 +302,7 @@ class GrokMonitor:
         """
         meta = getattr(self.forecaster, "metadata_", None)
         if meta is not None:
-            return max(meta.required_steps())  # the schedule logs them (checked when made)
+            return meta.last_read_step()  # the schedule logs it (checked when made)
         schedule = self.log_schedule
         return max(min(schedule.dense_until, self.window) - 1,
                    (self.window - 1) // schedule.every * schedule.every)
@@ -418,7 +418,7 @@ def _check_schedule(schedule: LogConfig, window: int, forecaster: Any) -> None:
                          f"step(s) {show_steps(missing)} below W={window}, which the forecaster's "
                          "features were computed on (use the schedule of the sweep it was fit on, "
                          "or one dense "
-                         f"through them: LogConfig(dense_until={max(meta.required_steps()) + 1}))"
+                         f"through them: LogConfig(dense_until={meta.last_read_step() + 1}))"
                          f"{meta.steps_hint()}")
 
 

@@ -656,14 +656,16 @@ def window_features(forecaster: Any, log_df: pd.DataFrame, window: int, *, finit
     if last_row is not None:
         window = check_window(window, forecaster, minimum=2)
         last_row = check_int("last_row", last_row, 0)
-        last_read = window - 1 if meta is None else max(meta.required_steps())
-        if last_row > last_read if meta is None else last_row != last_read:
-            allowed = (f"a step below W={window}" if meta is None else
-                       f"{last_read}, the last step the forecaster's features read")
-            raise ValueError(f"last_row={last_row} is not allowed: expected {allowed}")
+        if meta is None and last_row >= window:
+            raise ValueError(f"last_row={last_row} is not allowed: expected a step below "
+                             f"W={window}")
+        if meta is not None and last_row != meta.last_read_step():
+            raise ValueError(f"last_row={last_row} is not allowed: expected "
+                             f"{meta.last_read_step()}, the last step the forecaster's "
+                             "features read")
     cut = checked_window(forecaster, log_df, window, finite=finite, last_row=last_row)
     if meta is not None:
-        read_through = max(meta.required_steps()) + 1
+        read_through = meta.last_read_step() + 1
     elif last_row is None:
         read_through = window
     else:  # a row past it below W would be read offline: the caller's schedule is not the log's
